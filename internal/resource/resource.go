@@ -1,0 +1,311 @@
+// Package resource defines weft's declarative objects (apiVersion weft.dev/v1alpha1):
+// the same YAML is applied with `weft apply -f`, through a site's admin API, by the
+// controller, and as CRDs in a cluster. Each CLI verb is a shortcut for one of them.
+package resource
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strconv"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// APIVersion is the group/version of every weft resource.
+const APIVersion = "weft.dev/v1alpha1"
+
+// Kinds.
+const (
+	KindSite        = "Site"
+	KindAccessToken = "AccessToken"
+	KindLink        = "Link"
+	KindListener    = "Listener"
+	KindConnector   = "Connector"
+)
+
+// Protocols a listener or connector speaks.
+const (
+	ProtocolTCP  = "tcp"
+	ProtocolHTTP = "http"
+)
+
+// ManagedByLabel marks objects owned by a controller, so that it can remove what it
+// no longer wants without touching what an operator created by hand.
+const ManagedByLabel = "weft.dev/managed-by"
+
+// Listener opens a local port at a site; a client connecting there is carried to a
+// connector for Address, wherever it is.
+type Listener struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              ListenerSpec `json:"spec"`
+}
+
+// ListenerSpec is the desired state of a Listener.
+type ListenerSpec struct {
+	Address  string `json:"address"`
+	Host     string `json:"host,omitempty"` // default 127.0.0.1
+	Port     int    `json:"port"`           // 0 picks a free port
+	Protocol string `json:"protocol,omitempty"`
+}
+
+// Connector says that Address is served at this site by Target.
+type Connector struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              ConnectorSpec `json:"spec"`
+}
+
+// ConnectorSpec is the desired state of a Connector.
+type ConnectorSpec struct {
+	Address  string `json:"address"`
+	Target   string `json:"target"` // host:port
+	Protocol string `json:"protocol,omitempty"`
+	Capacity uint32 `json:"capacity,omitempty"` // relative weight, default 1
+	// MaxConnections saturates the connector: new connections overflow elsewhere.
+	MaxConnections uint32 `json:"maxConnections,omitempty"`
+}
+
+// Link is a link to another site, made by redeeming an AccessToken issued there.
+type Link struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              LinkSpec   `json:"spec"`
+	Status            LinkStatus `json:"status,omitempty"`
+}
+
+// LinkSpec is the desired state of a Link. Token is needed only to create it.
+type LinkSpec struct {
+	Cost  uint32       `json:"cost,omitempty"` // default 1
+	Token *AccessToken `json:"token,omitempty"`
+}
+
+// LinkStatus is what a site reports about one of its links.
+type LinkStatus struct {
+	Peer     string `json:"peer,omitempty"`     // peer site ID
+	PeerName string `json:"peerName,omitempty"` // peer site name
+	State    string `json:"state,omitempty"`    // up, connecting, down
+	RTT      string `json:"rtt,omitempty"`
+	Inbound  bool   `json:"inbound,omitempty"` // the peer redeemed our token
+	Error    string `json:"error,omitempty"`
+}
+
+// AccessToken lets another site create a link to the issuer, once, before it expires.
+type AccessToken struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              AccessTokenSpec `json:"spec"`
+}
+
+// AccessTokenSpec carries what the redeemer needs to reach and trust the issuer.
+type AccessTokenSpec struct {
+	ID         string      `json:"id"`
+	Secret     string      `json:"secret"`
+	Expires    metav1.Time `json:"expires"`
+	Uses       int         `json:"uses"`
+	IssuerID   string      `json:"issuerID"`
+	IssuerName string      `json:"issuerName"`
+	Addresses  []string    `json:"addresses"`
+	CA         string      `json:"ca"` // PEM
+}
+
+var (
+	nameRE    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+	addressRE = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9._/]{0,251}[A-Za-z0-9])?$`)
+)
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid resource")
+
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+}
+
+// ValidateName checks a metadata.name (a DNS-1123 subdomain).
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return invalid("metadata.name", "%q must be lower-case letters, digits, '-' and '.', at most 253 characters", name)
+	}
+	return nil
+}
+
+// ValidateAddress checks a service or event address.
+func ValidateAddress(field, a string) error {
+	if !addressRE.MatchString(a) {
+		return invalid(field, "%q must be letters, digits, '-', '.', '_' and '/', at most 253 characters", a)
+	}
+	return nil
+}
+
+func validateProtocol(field string, p *string) error {
+	switch *p {
+	case "":
+		*p = ProtocolTCP
+	case ProtocolTCP, ProtocolHTTP:
+	default:
+		return invalid(field, "%q is not tcp or http", *p)
+	}
+	return nil
+}
+
+// Default fills defaults and validates l.
+func (l *Listener) Default() error {
+	l.APIVersion, l.Kind = APIVersion, KindListener
+	if l.Spec.Address == "" {
+		l.Spec.Address = l.Name
+	}
+	if l.Name == "" {
+		l.Name = l.Spec.Address
+	}
+	if err := ValidateName(l.Name); err != nil {
+		return err
+	}
+	if err := ValidateAddress("spec.address", l.Spec.Address); err != nil {
+		return err
+	}
+	if l.Spec.Host == "" {
+		l.Spec.Host = "127.0.0.1"
+	}
+	if net.ParseIP(l.Spec.Host) == nil && l.Spec.Host != "localhost" {
+		return invalid("spec.host", "%q is not an IP address", l.Spec.Host)
+	}
+	if l.Spec.Port < 0 || l.Spec.Port > 65535 {
+		return invalid("spec.port", "%d is not a port number", l.Spec.Port)
+	}
+	return validateProtocol("spec.protocol", &l.Spec.Protocol)
+}
+
+// Default fills defaults and validates c.
+func (c *Connector) Default() error {
+	c.APIVersion, c.Kind = APIVersion, KindConnector
+	if c.Spec.Address == "" {
+		c.Spec.Address = c.Name
+	}
+	if c.Name == "" {
+		c.Name = c.Spec.Address
+	}
+	if err := ValidateName(c.Name); err != nil {
+		return err
+	}
+	if err := ValidateAddress("spec.address", c.Spec.Address); err != nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(c.Spec.Target)
+	if err != nil || host == "" {
+		return invalid("spec.target", "%q is not host:port", c.Spec.Target)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return invalid("spec.target", "%q has no valid port", c.Spec.Target)
+	}
+	if c.Spec.Capacity == 0 {
+		c.Spec.Capacity = 1
+	}
+	return validateProtocol("spec.protocol", &c.Spec.Protocol)
+}
+
+// Default fills defaults and validates l.
+func (l *Link) Default() error {
+	l.APIVersion, l.Kind = APIVersion, KindLink
+	if l.Spec.Cost == 0 {
+		l.Spec.Cost = 1
+	}
+	if l.Name != "" {
+		if err := ValidateName(l.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Default validates t's fields as far as they can be checked without the issuer.
+func (t *AccessToken) Default() error {
+	t.APIVersion, t.Kind = APIVersion, KindAccessToken
+	switch {
+	case t.Spec.ID == "" || t.Spec.Secret == "":
+		return invalid("spec", "the token has no id or secret")
+	case len(t.Spec.Addresses) == 0:
+		return invalid("spec.addresses", "the token names no address of the issuer")
+	case t.Spec.CA == "":
+		return invalid("spec.ca", "the token carries no CA certificate")
+	}
+	return nil
+}
+
+// Decoded is one document of a multi-document YAML or JSON stream.
+type Decoded struct {
+	Kind   string
+	Object any // *Listener, *Connector, *Link or *AccessToken
+}
+
+// maxDocument bounds one document so that a huge apply body cannot exhaust memory.
+const maxDocument = 1 << 20
+
+// Decode reads every document in r (YAML separated by ---, or JSON), checks its
+// apiVersion and kind, and returns the typed, defaulted and validated objects.
+// The error names the document (1-based) that failed.
+func Decode(r io.Reader) ([]Decoded, error) {
+	rd := utilyaml.NewYAMLReader(bufio.NewReader(r))
+	var out []Decoded
+	for i := 1; ; i++ {
+		doc, err := rd.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		if len(doc) > maxDocument {
+			return nil, fmt.Errorf("document %d: %w: larger than %d bytes", i, ErrInvalid, maxDocument)
+		}
+		d, err := decodeOne(doc)
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+		if d != nil {
+			out = append(out, *d)
+		}
+	}
+}
+
+func decodeOne(doc []byte) (*Decoded, error) {
+	var tm metav1.TypeMeta
+	if err := yaml.Unmarshal(doc, &tm); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if tm.APIVersion == "" && tm.Kind == "" {
+		return nil, nil // a comment-only document
+	}
+	if tm.APIVersion != APIVersion {
+		return nil, invalid("apiVersion", "%q is not %s", tm.APIVersion, APIVersion)
+	}
+	var obj interface{ Default() error }
+	switch tm.Kind {
+	case KindListener:
+		obj = &Listener{}
+	case KindConnector:
+		obj = &Connector{}
+	case KindLink:
+		obj = &Link{}
+	case KindAccessToken:
+		obj = &AccessToken{}
+	default:
+		return nil, invalid("kind", "%q is not one of Listener, Connector, Link, AccessToken", tm.Kind)
+	}
+	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := obj.Default(); err != nil {
+		return nil, err
+	}
+	return &Decoded{Kind: tm.Kind, Object: obj}, nil
+}
