@@ -1,0 +1,147 @@
+package identity
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// ALPN protocol names. A link listener serves both on one port; the client
+// offers exactly one, and that choice decides whether a client certificate is
+// required.
+const (
+	// ALPNLink is mutual TLS with a client certificate issued by the
+	// listener's CA.
+	ALPNLink = "weft-link/1"
+	// ALPNRedeem carries token redemption; the client has no certificate yet.
+	ALPNRedeem = "weft-redeem/1"
+)
+
+// ErrWrongSite is returned (wrapped) from a client handshake when the server's
+// certificate chains to the expected CA but names a different site.
+var ErrWrongSite = errors.New("identity: peer is not the expected site")
+
+// ServerTLSConfig returns the TLS 1.3 config for a site's link listener.
+// For [ALPNLink] it requires a client certificate chained to ca, then asks
+// allowed whether the certificate's (peer, serial) is one this site issued to
+// that peer and has not revoked; allowed must not be nil and must be safe for
+// concurrent use. For [ALPNRedeem] no client certificate is asked for. A
+// client offering neither, or both, is refused.
+//
+// The caller may set fields such as Time or KeyLogWriter on the returned
+// config before use; they carry into every handshake.
+func ServerTLSConfig(ca *CA, server tls.Certificate, allowed func(peer SiteID, serial string) error) *tls.Config {
+	if ca == nil || allowed == nil {
+		panic("identity: ServerTLSConfig needs a CA and an allowed func")
+	}
+	pool := ca.Pool()
+	base := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		MaxVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{server},
+		NextProtos:   []string{ALPNLink, ALPNRedeem},
+		// Resumption would skip presenting the client certificate again;
+		// links are long-lived, so a full handshake costs little and every
+		// link re-proves its credential.
+		SessionTicketsDisabled: true,
+	}
+	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		link := slices.Contains(hello.SupportedProtos, ALPNLink)
+		redeem := slices.Contains(hello.SupportedProtos, ALPNRedeem)
+		if link == redeem {
+			return nil, fmt.Errorf("identity: client must offer exactly one of ALPN %q or %q, offered %q",
+				ALPNLink, ALPNRedeem, hello.SupportedProtos)
+		}
+		cfg := base.Clone()
+		cfg.GetConfigForClient = nil
+		if redeem {
+			cfg.NextProtos = []string{ALPNRedeem}
+			cfg.ClientAuth = tls.NoClientCert
+			return cfg, nil
+		}
+		cfg.NextProtos = []string{ALPNLink}
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		cfg.ClientCAs = pool
+		// crypto/tls has already verified the chain to ca and the
+		// ClientAuth extended key usage; what remains is whether this
+		// site still stands behind this particular certificate.
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("identity: no client certificate")
+			}
+			leaf := cs.PeerCertificates[0]
+			peer, err := PeerSiteID(leaf)
+			if err != nil {
+				return err
+			}
+			serial := CertSerial(leaf)
+			if err := allowed(peer, serial); err != nil {
+				return fmt.Errorf("identity: client certificate of site %s (serial %s) refused: %w", peer, serial, err)
+			}
+			return nil
+		}
+		return cfg, nil
+	}
+	return base
+}
+
+// ClientTLSConfig returns the TLS 1.3 config for dialing an issuer's link
+// listener with the given ALPN ([ALPNLink] or [ALPNRedeem]). The server must
+// present a certificate chaining to issuerCA whose URI SAN names issuerID.
+// Host names are deliberately not checked: the dialed address may be NATed or
+// a bare IP, and the site URI is the identity that matters. clientCert may be
+// nil for redemption; when set it is always sent, even if the server's list
+// of acceptable CAs does not match, so that the server reports the problem.
+func ClientTLSConfig(issuerCA *x509.CertPool, issuerID SiteID, clientCert *tls.Certificate, alpn string) *tls.Config {
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		MaxVersion: tls.VersionTLS13,
+		NextProtos: []string{alpn},
+		// Name checks are replaced by the VerifyConnection below, which
+		// does the chain verification itself.
+		InsecureSkipVerify: true,
+	}
+	if clientCert != nil {
+		cert := clientCert
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return cert, nil
+		}
+	}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if cs.NegotiatedProtocol != alpn {
+			return fmt.Errorf("identity: server did not agree to ALPN %q (got %q)", alpn, cs.NegotiatedProtocol)
+		}
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("identity: server sent no certificate")
+		}
+		now := time.Now()
+		if cfg.Time != nil {
+			now = cfg.Time()
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		leaf := cs.PeerCertificates[0]
+		if _, err := leaf.Verify(x509.VerifyOptions{
+			Roots:         issuerCA,
+			Intermediates: inter,
+			CurrentTime:   now,
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		}); err != nil {
+			return fmt.Errorf("identity: verify issuer %s: %w", issuerID, err)
+		}
+		got, err := PeerSiteID(leaf)
+		if err != nil {
+			return err
+		}
+		if got != issuerID {
+			return fmt.Errorf("%w: want %s, server is %s", ErrWrongSite, issuerID, got)
+		}
+		return nil
+	}
+	return cfg
+}
