@@ -218,6 +218,11 @@ func ReadRequest(r io.Reader) (*RedeemRequest, error) {
 	if err := req.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: request: %w", ErrMalformed, err)
 	}
+	// "[]" and absent mean the same; keep one form so equal messages compare
+	// equal.
+	if len(req.Addresses) == 0 {
+		req.Addresses = nil
+	}
 	return &req, nil
 }
 
@@ -231,6 +236,9 @@ func ReadResponse(r io.Reader) (*RedeemResponse, error) {
 	}
 	if err := resp.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: response: %w", ErrMalformed, err)
+	}
+	if len(resp.CertPEM) == 0 {
+		resp.CertPEM = nil
 	}
 	return &resp, nil
 }
