@@ -1,0 +1,385 @@
+package routing
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+	"unicode/utf8"
+)
+
+// Bounds on a record. A record arrives from another site, possibly a broken
+// or hostile one, and is kept in memory by every site of the network, so
+// each part is capped before anything is allocated for it.
+const (
+	MaxNameLen       = 253     // bytes of Record.Name (a DNS name fits)
+	MaxAddressLen    = 253     // bytes of Connector.Address
+	MaxProtocolLen   = 16      // bytes of Connector.Protocol
+	MaxInterestLen   = 253     // bytes of each interest pattern
+	MaxLinks         = 1024    // links per record
+	MaxConnectors    = 4096    // connectors per record
+	MaxInterests     = 4096    // interests per record
+	MaxRecordSize    = 1 << 20 // bytes of the encoded record
+	recordVersion    = 1
+	minLinkSize      = 16 + 1 + 1 // peer, cost, rtt
+	minConnectorSize = 2 + 1 + 1  // address (>= 1 byte), protocol, capacity
+	minInterestSize  = 2          // length and >= 1 byte
+)
+
+// ErrInvalidRecord is returned (wrapped, with what is wrong) by
+// [Record.Validate], [Record.MarshalBinary] and [Record.UnmarshalBinary].
+var ErrInvalidRecord = errors.New("routing: invalid record")
+
+// Link is one link a site advertises.
+type Link struct {
+	Peer SiteID
+	// Cost is what the advertising site charges for the hop towards Peer.
+	// Path computation counts a cost of 0 as 1, so every hop costs
+	// something and equal-cost ties have a single well-defined answer.
+	Cost uint32
+	// RTT is the last measured round-trip time; informational, routing
+	// does not use it.
+	RTT time.Duration
+}
+
+// Connector says that Address is served at the advertising site.
+type Connector struct {
+	Address  string
+	Protocol string // e.g. "tcp" or "http"; may be empty
+	Capacity uint32
+}
+
+// Record is a site's versioned self-description, flooded over links. A
+// Record handed to or returned by this package shares its slices; callers
+// must treat them as read-only.
+type Record struct {
+	Site       SiteID
+	Name       string
+	Seq        uint64
+	Links      []Link
+	Connectors []Connector
+	// Interests are event topic or queue patterns; the router only carries
+	// them.
+	Interests []string
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidRecord, fmt.Sprintf(format, args...))
+}
+
+// Validate reports the first way in which r breaks the bounds and rules of
+// the wire format, so a site can check its own configuration before
+// handing it to [Router.SetLocal].
+func (r *Record) Validate() error {
+	if r.Site.IsZero() {
+		return invalid("site ID is zero")
+	}
+	if err := checkString("name", r.Name, MaxNameLen, false); err != nil {
+		return err
+	}
+	if len(r.Links) > MaxLinks {
+		return invalid("%d links, limit %d", len(r.Links), MaxLinks)
+	}
+	if len(r.Connectors) > MaxConnectors {
+		return invalid("%d connectors, limit %d", len(r.Connectors), MaxConnectors)
+	}
+	if len(r.Interests) > MaxInterests {
+		return invalid("%d interests, limit %d", len(r.Interests), MaxInterests)
+	}
+	for i, l := range r.Links {
+		switch {
+		case l.Peer.IsZero():
+			return invalid("link %d: peer ID is zero", i)
+		case l.Peer == r.Site:
+			return invalid("link %d: peer is the site itself", i)
+		case l.RTT < 0:
+			return invalid("link %d: negative RTT %v", i, l.RTT)
+		}
+	}
+	if i, j, ok := duplicatePeer(r.Links); ok {
+		return invalid("links %d and %d: peer %s listed twice", i, j, r.Links[i].Peer)
+	}
+	for i, c := range r.Connectors {
+		if err := checkString(fmt.Sprintf("connector %d: address", i), c.Address, MaxAddressLen, true); err != nil {
+			return err
+		}
+		if err := checkString(fmt.Sprintf("connector %d: protocol", i), c.Protocol, MaxProtocolLen, false); err != nil {
+			return err
+		}
+	}
+	for i, s := range r.Interests {
+		if err := checkString(fmt.Sprintf("interest %d", i), s, MaxInterestLen, true); err != nil {
+			return err
+		}
+	}
+	if n := r.encodedSize(); n > MaxRecordSize {
+		return invalid("encoded size %d bytes, limit %d", n, MaxRecordSize)
+	}
+	return nil
+}
+
+func checkString(what, s string, limit int, nonEmpty bool) error {
+	switch {
+	case len(s) > limit:
+		return invalid("%s is %d bytes, limit %d", what, len(s), limit)
+	case nonEmpty && s == "":
+		return invalid("%s is empty", what)
+	case !utf8.ValidString(s):
+		return invalid("%s is not valid UTF-8", what)
+	}
+	return nil
+}
+
+// duplicatePeer finds two links to the same peer. Records usually have a
+// handful of links, where the quadratic scan beats building a map.
+func duplicatePeer(links []Link) (int, int, bool) {
+	if len(links) <= 32 {
+		for i := range links {
+			for j := i + 1; j < len(links); j++ {
+				if links[i].Peer == links[j].Peer {
+					return i, j, true
+				}
+			}
+		}
+		return 0, 0, false
+	}
+	seen := make(map[SiteID]int, len(links))
+	for j, l := range links {
+		if i, ok := seen[l.Peer]; ok {
+			return i, j, true
+		}
+		seen[l.Peer] = j
+	}
+	return 0, 0, false
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+func stringLen(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
+
+func (r *Record) encodedSize() int {
+	n := 1 + 16 + uvarintLen(r.Seq) + stringLen(r.Name)
+	n += uvarintLen(uint64(len(r.Links)))
+	for _, l := range r.Links {
+		n += 16 + uvarintLen(uint64(l.Cost)) + uvarintLen(uint64(max(l.RTT, 0)))
+	}
+	n += uvarintLen(uint64(len(r.Connectors)))
+	for _, c := range r.Connectors {
+		n += stringLen(c.Address) + stringLen(c.Protocol) + uvarintLen(uint64(c.Capacity))
+	}
+	n += uvarintLen(uint64(len(r.Interests)))
+	for _, s := range r.Interests {
+		n += stringLen(s)
+	}
+	return n
+}
+
+// MarshalBinary encodes r in the format described in spec.md. It refuses a
+// record that [Record.Validate] refuses, so a site never sends what its
+// peers would reject.
+func (r *Record) MarshalBinary() ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, r.encodedSize())
+	b = append(b, recordVersion)
+	b = append(b, r.Site[:]...)
+	b = binary.AppendUvarint(b, r.Seq)
+	b = appendString(b, r.Name)
+	b = binary.AppendUvarint(b, uint64(len(r.Links)))
+	for _, l := range r.Links {
+		b = append(b, l.Peer[:]...)
+		b = binary.AppendUvarint(b, uint64(l.Cost))
+		b = binary.AppendUvarint(b, uint64(l.RTT))
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.Connectors)))
+	for _, c := range r.Connectors {
+		b = appendString(b, c.Address)
+		b = appendString(b, c.Protocol)
+		b = binary.AppendUvarint(b, uint64(c.Capacity))
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.Interests)))
+	for _, s := range r.Interests {
+		b = appendString(b, s)
+	}
+	return b, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// UnmarshalBinary decodes a record made by [Record.MarshalBinary]. Every
+// count and length is checked against its bound before memory is set aside
+// for it, and the result must pass [Record.Validate]. On error r is left
+// unchanged.
+func (r *Record) UnmarshalBinary(b []byte) error {
+	if len(b) > MaxRecordSize {
+		return invalid("encoded size %d bytes, limit %d", len(b), MaxRecordSize)
+	}
+	d := decoder{b: b}
+	var out Record
+	if v := d.byte("version"); d.err == nil && v != recordVersion {
+		return invalid("version %d, want %d", v, recordVersion)
+	}
+	out.Site = d.id("site ID")
+	out.Seq = d.uvarint("seq", math.MaxUint64)
+	out.Name = d.string("name", MaxNameLen)
+	if n := d.count("links", MaxLinks, minLinkSize); n > 0 {
+		out.Links = make([]Link, n)
+		for i := range out.Links {
+			l := &out.Links[i]
+			d.at("link", i)
+			l.Peer = d.id("peer")
+			l.Cost = uint32(d.uvarint("cost", math.MaxUint32))
+			l.RTT = time.Duration(d.uvarint("RTT", math.MaxInt64))
+		}
+	}
+	d.at("", 0)
+	if n := d.count("connectors", MaxConnectors, minConnectorSize); n > 0 {
+		out.Connectors = make([]Connector, n)
+		for i := range out.Connectors {
+			c := &out.Connectors[i]
+			d.at("connector", i)
+			c.Address = d.string("address", MaxAddressLen)
+			c.Protocol = d.string("protocol", MaxProtocolLen)
+			c.Capacity = uint32(d.uvarint("capacity", math.MaxUint32))
+		}
+	}
+	d.at("", 0)
+	if n := d.count("interests", MaxInterests, minInterestSize); n > 0 {
+		out.Interests = make([]string, n)
+		for i := range out.Interests {
+			d.at("interest", i)
+			out.Interests[i] = d.string("pattern", MaxInterestLen)
+		}
+	}
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.b) > 0 {
+		return invalid("%d trailing bytes after interests", len(d.b))
+	}
+	if err := out.Validate(); err != nil {
+		return err
+	}
+	*r = out
+	return nil
+}
+
+// decoder reads fields until the first error, which it keeps; later reads
+// return zero values so the caller checks once at the end. The item being
+// read (kind and index) is kept apart from the field name so error text is
+// only formatted when there is an error.
+type decoder struct {
+	b    []byte
+	off  int
+	err  error
+	kind string // "link", "connector", "interest" or "" for top-level fields
+	idx  int
+}
+
+func (d *decoder) at(kind string, idx int) { d.kind, d.idx = kind, idx }
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		msg := fmt.Sprintf(format, args...)
+		if d.kind != "" {
+			msg = fmt.Sprintf("%s %d: %s", d.kind, d.idx, msg)
+		}
+		d.err = invalid("at byte %d: %s", d.off, msg)
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte(what string) byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 1 {
+		d.fail("truncated reading %s", what)
+		return 0
+	}
+	v := d.b[0]
+	d.b, d.off = d.b[1:], d.off+1
+	return v
+}
+
+func (d *decoder) id(what string) SiteID {
+	var id SiteID
+	if d.err != nil {
+		return id
+	}
+	if len(d.b) < len(id) {
+		d.fail("truncated reading %s", what)
+		return id
+	}
+	copy(id[:], d.b)
+	d.b, d.off = d.b[len(id):], d.off+len(id)
+	return id
+}
+
+func (d *decoder) uvarint(what string, limit uint64) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	switch {
+	case n == 0:
+		d.fail("truncated reading %s", what)
+		return 0
+	case n < 0:
+		d.fail("%s overflows 64 bits", what)
+		return 0
+	case v > limit:
+		d.fail("%s is %d, limit %d", what, v, limit)
+		return 0
+	}
+	d.b, d.off = d.b[n:], d.off+n
+	return v
+}
+
+func (d *decoder) string(what string, limit int) string {
+	n := d.uvarint(what+" length", math.MaxUint64)
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(limit) {
+		d.fail("%s is %d bytes, limit %d", what, n, limit)
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.fail("truncated reading %s (%d bytes, %d left)", what, n, len(d.b))
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b, d.off = d.b[n:], d.off+int(n)
+	return s
+}
+
+// count reads a number of items and refuses one that could not fit in the
+// bytes left, so a tiny input cannot make us allocate a large slice.
+func (d *decoder) count(what string, limit, minSize int) int {
+	n := d.uvarint("number of "+what, math.MaxUint64)
+	if d.err != nil {
+		return 0
+	}
+	if n > uint64(limit) {
+		d.fail("%d %s, limit %d", n, what, limit)
+		return 0
+	}
+	if n*uint64(minSize) > uint64(len(d.b)) {
+		d.fail("truncated: %d %s need at least %d bytes, %d left", n, what, n*uint64(minSize), len(d.b))
+		return 0
+	}
+	return int(n)
+}

@@ -1,0 +1,351 @@
+package routing
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// maxLost bounds the records kept after their sites became unreachable.
+const maxLost = 4096
+
+// Message is a record to send to a neighbor.
+type Message struct {
+	To     SiteID
+	Record Record
+}
+
+// Ready is what the router wants done: messages to send, and whether the
+// route table changed since the last [Router.Advance].
+type Ready struct {
+	Messages []Message
+	// TableChanged reports that [Router.Table] now returns routes or
+	// record versions different from the table of the last Advance.
+	TableChanged bool
+}
+
+// Router floods site records and computes routes. It is a pure state
+// machine: it does no I/O, starts no goroutines and reads no clock; the
+// caller feeds it link events and received records and carries out what
+// [Router.Ready] returns. A Router is not safe for concurrent use; the
+// Tables it returns are.
+type Router struct {
+	self  SiteID
+	local Record // our current record, also db[self]
+
+	// db holds the latest record of every site that was reachable at the
+	// last table computation, plus records received since. It is what we
+	// flood and what a new neighbor is sent.
+	db map[SiteID]*Record
+	// lost holds records deleted from db because their site became
+	// unreachable. Updates that race each other can make a site look
+	// unreachable for a moment (its new link's far end not heard of yet);
+	// nobody would send us its record again, so we keep it here, never
+	// send it, and restore it if the site turns out to be reachable.
+	// NeighborUp empties it: after a partition these records are stale,
+	// would resurrect sites that are gone, and the new neighbor sends us
+	// everything it has anyway. Bounded by maxLost, oldest loss first out.
+	lost      map[SiteID]lostRecord
+	lostOrder []*Record
+
+	neighbors []neighbor // sessions up, sorted by ID
+	upGen     uint64     // counts NeighborUp calls
+
+	outbox []Message
+	readyN int // messages handed out by the last Ready
+
+	dirty    bool // db changed since table was computed
+	table    *Table
+	tableGen uint64 // bumped whenever a computed table differs from the last
+	readyGen uint64 // tableGen at the last Ready
+	ackedGen uint64 // tableGen at the last Advance
+}
+
+type lostRecord struct {
+	rec *Record
+	gen uint64 // upGen when it was lost
+}
+
+type neighbor struct {
+	id  SiteID
+	gen uint64 // upGen when its session came up
+}
+
+func cmpNeighbor(n neighbor, id SiteID) int { return n.id.Compare(id) }
+
+// New returns the router of site self. seqBase must exceed every sequence
+// number self used before a restart, as far as the caller can tell (for
+// example, wall-clock seconds shifted left by 20 bits); a lower one still
+// works, because the router jumps above any older record of its own that
+// it hears about, but its first records are then ignored until it does.
+// New panics if name is not a valid record name (see [Record.Validate]).
+func New(self SiteID, name string, seqBase uint64) *Router {
+	r := &Router{
+		self:  self,
+		local: Record{Site: self, Name: name, Seq: seqBase},
+		db:    make(map[SiteID]*Record),
+		lost:  make(map[SiteID]lostRecord),
+	}
+	r.originate()
+	return r
+}
+
+// Self returns the router's own site ID.
+func (r *Router) Self() SiteID { return r.self }
+
+// Local returns a copy of the record the router currently originates.
+func (r *Router) Local() Record { return cloneRecord(&r.local) }
+
+// SetLocal originates a new record of this site with the next sequence
+// number and floods it to every neighbor. Links to the same peer are merged
+// into the cheapest; links are kept sorted by peer. The slices are copied.
+// SetLocal panics if the result fails [Record.Validate]: names, addresses
+// and counts are configuration, which the caller must check first.
+func (r *Router) SetLocal(links []Link, connectors []Connector, interests []string) {
+	ls := slices.Clone(links)
+	slices.SortStableFunc(ls, func(a, b Link) int {
+		return cmp.Or(a.Peer.Compare(b.Peer), cmp.Compare(a.Cost, b.Cost))
+	})
+	ls = slices.CompactFunc(ls, func(a, b Link) bool { return a.Peer == b.Peer })
+	r.local.Links = ls
+	r.local.Connectors = slices.Clone(connectors)
+	r.local.Interests = slices.Clone(interests)
+	r.local.Seq = inc(r.local.Seq)
+	r.originate()
+}
+
+func inc(seq uint64) uint64 {
+	// A site that reaches the top stays there; a record can then no longer
+	// supersede its predecessor, which a sane seqBase never gets near.
+	if seq == ^uint64(0) {
+		return seq
+	}
+	return seq + 1
+}
+
+// originate installs r.local as our record and floods it.
+func (r *Router) originate() {
+	if err := r.local.Validate(); err != nil {
+		panic(fmt.Sprintf("routing: own record of %s: %v", r.self, err))
+	}
+	rec := r.local
+	r.db[r.self] = &rec
+	r.dirty = true
+	r.flood(&rec, SiteID{})
+}
+
+// flood queues rec for every neighbor except the one it came from.
+func (r *Router) flood(rec *Record, from SiteID) {
+	for _, n := range r.neighbors {
+		if n.id != from {
+			r.outbox = append(r.outbox, Message{To: n.id, Record: *rec})
+		}
+	}
+}
+
+func (r *Router) isNeighbor(id SiteID) bool {
+	_, ok := slices.BinarySearchFunc(r.neighbors, id, cmpNeighbor)
+	return ok
+}
+
+// NeighborUp tells the router that a link session to peer came up. It
+// queues the whole database for peer, since peer may know nothing yet.
+// Calling it again for a peer already up counts as a new session.
+func (r *Router) NeighborUp(peer SiteID) {
+	if peer == r.self || peer.IsZero() {
+		panic(fmt.Sprintf("routing: NeighborUp(%s) on site %s", peer, r.self))
+	}
+	clear(r.lost)
+	r.lostOrder = nil
+	// Compute first so that records of sites that are gone are not sent.
+	r.refresh()
+	r.upGen++
+	n := neighbor{id: peer, gen: r.upGen}
+	if i, ok := slices.BinarySearchFunc(r.neighbors, peer, cmpNeighbor); ok {
+		r.neighbors[i] = n
+	} else {
+		r.neighbors = slices.Insert(r.neighbors, i, n)
+	}
+	for _, id := range slices.SortedFunc(maps.Keys(r.db), SiteID.Compare) {
+		r.outbox = append(r.outbox, Message{To: peer, Record: *r.db[id]})
+	}
+}
+
+// NeighborDown tells the router that the session to peer is gone: queued
+// messages for peer are dropped, including those of a Ready not yet
+// advanced. The caller should also call SetLocal without the link.
+func (r *Router) NeighborDown(peer SiteID) {
+	if i, ok := slices.BinarySearchFunc(r.neighbors, peer, cmpNeighbor); ok {
+		r.neighbors = slices.Delete(r.neighbors, i, i+1)
+	}
+	kept := r.outbox[:0:0]
+	keptReady := 0
+	for i, m := range r.outbox {
+		if m.To == peer {
+			continue
+		}
+		kept = append(kept, m)
+		if i < r.readyN {
+			keptReady++
+		}
+	}
+	r.outbox, r.readyN = kept, keptReady
+}
+
+// Step handles a record received from neighbor from. Step takes ownership
+// of rec's slices: the caller must not change them afterwards. Records that
+// fail [Record.Validate] are dropped.
+func (r *Router) Step(from SiteID, rec Record) {
+	if rec.Site == r.self {
+		r.stepSelf(from, &rec)
+		return
+	}
+	cur, ok := r.db[rec.Site]
+	if !ok {
+		cur = r.lost[rec.Site].rec
+	}
+	switch {
+	case cur == nil || rec.Seq > cur.Seq:
+		if rec.Validate() != nil {
+			return
+		}
+		delete(r.lost, rec.Site)
+		p := &rec
+		r.db[rec.Site] = p
+		r.dirty = true
+		r.flood(p, from)
+	case rec.Seq < cur.Seq:
+		// The sender is behind; bring it up to date rather than wait for
+		// the origin's next change.
+		if r.isNeighbor(from) {
+			r.outbox = append(r.outbox, Message{To: from, Record: *cur})
+		}
+	case from == rec.Site && !sameRecord(cur, &rec):
+		// The origin itself sends different content under a number we
+		// already have: it restarted and reused the number. Showing it our
+		// copy makes it jump past. Only the origin gets this answer; two
+		// other sites holding different copies would bounce them forever.
+		if r.isNeighbor(from) {
+			r.outbox = append(r.outbox, Message{To: from, Record: *cur})
+		}
+	}
+}
+
+// stepSelf handles a copy of our own record coming back.
+func (r *Router) stepSelf(from SiteID, rec *Record) {
+	switch {
+	case rec.Seq > r.local.Seq || rec.Seq == r.local.Seq && !sameRecord(rec, &r.local):
+		// A record of ours from before a restart is still around: outbid
+		// it, or the network keeps believing it.
+		r.local.Seq = inc(rec.Seq)
+		r.originate()
+	case rec.Seq < r.local.Seq:
+		if r.isNeighbor(from) {
+			r.outbox = append(r.outbox, Message{To: from, Record: r.local})
+		}
+	}
+}
+
+func sameRecord(a, b *Record) bool {
+	return a.Site == b.Site && a.Name == b.Name && a.Seq == b.Seq &&
+		slices.Equal(a.Links, b.Links) && slices.Equal(a.Connectors, b.Connectors) &&
+		slices.Equal(a.Interests, b.Interests)
+}
+
+// Ready returns the messages to send and whether the table changed. The
+// caller must send the messages (in order, per neighbor) and then call
+// [Router.Advance]; until then Ready returns them again. Computing the
+// table happens here when records changed, so callers should feed a batch
+// of received records to Step before calling Ready rather than one each.
+// The returned slices belong to the router and must not be modified.
+func (r *Router) Ready() Ready {
+	r.refresh()
+	r.readyN = len(r.outbox)
+	r.readyGen = r.tableGen
+	return Ready{Messages: r.outbox[:r.readyN:r.readyN], TableChanged: r.tableGen != r.ackedGen}
+}
+
+// Advance acknowledges the last Ready: its messages are forgotten and its
+// TableChanged is reset.
+func (r *Router) Advance() {
+	if rest := r.outbox[r.readyN:]; len(rest) > 0 {
+		// A fresh array, since the caller may still read the old one.
+		r.outbox = slices.Clone(rest)
+	} else {
+		r.outbox = nil
+	}
+	r.readyN = 0
+	r.ackedGen = r.readyGen
+}
+
+// Table returns the current routes, computing them if records changed.
+func (r *Router) Table() *Table {
+	r.refresh()
+	return r.table
+}
+
+// refresh recomputes the table if the database changed, moves records of
+// sites that became unreachable out of db and restores those that became
+// reachable again.
+func (r *Router) refresh() {
+	if !r.dirty && r.table != nil {
+		return
+	}
+	recs := make([]*Record, 0, len(r.db)+len(r.lost))
+	for _, p := range r.db {
+		recs = append(recs, p)
+	}
+	for _, l := range r.lost {
+		recs = append(recs, l.rec)
+	}
+	slices.SortFunc(recs, func(a, b *Record) int { return a.Site.Compare(b.Site) })
+	t, reach := newTable(r.self, recs)
+	for i, p := range recs {
+		_, inDB := r.db[p.Site]
+		switch {
+		case reach[i] && !inDB:
+			l := r.lost[p.Site]
+			delete(r.lost, p.Site)
+			r.db[p.Site] = p
+			// Every neighbor up since before the loss was sent the
+			// record or sent it to us; later ones were not.
+			for _, n := range r.neighbors {
+				if n.gen > l.gen {
+					r.outbox = append(r.outbox, Message{To: n.id, Record: *p})
+				}
+			}
+		case !reach[i] && inDB:
+			delete(r.db, p.Site)
+			r.lost[p.Site] = lostRecord{rec: p, gen: r.upGen}
+			r.lostOrder = append(r.lostOrder, p)
+		}
+	}
+	r.evictLost()
+	if r.table == nil || !t.sameAs(r.table) {
+		r.tableGen++
+	}
+	r.table = t
+	r.dirty = false
+}
+
+func (r *Router) evictLost() {
+	for len(r.lost) > maxLost {
+		p := r.lostOrder[0]
+		r.lostOrder = r.lostOrder[1:]
+		if r.lost[p.Site].rec == p {
+			delete(r.lost, p.Site)
+		}
+	}
+	// lostOrder also holds records since restored or superseded; drop them
+	// once they dominate so it stays proportional to lost.
+	if len(r.lostOrder) > 2*len(r.lost)+64 {
+		kept := r.lostOrder[:0:0]
+		for _, p := range r.lostOrder {
+			if r.lost[p.Site].rec == p {
+				kept = append(kept, p)
+			}
+		}
+		r.lostOrder = kept
+	}
+}

@@ -1,0 +1,334 @@
+package routing
+
+import (
+	"container/heap"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+)
+
+// sim wires routers together the way a site would: it keeps each site's
+// configured links, calls SetLocal and NeighborUp/Down on changes, and
+// delivers Ready messages until nothing is left to send.
+type sim struct {
+	t      testing.TB
+	sites  []*simSite // in the order added, which is also delivery order
+	byID   map[SiteID]*simSite
+	byName map[string]*simSite
+	// wire makes every message go through MarshalBinary/UnmarshalBinary.
+	wire bool
+	// trace, if set, is called for every delivered message.
+	trace func(from, to SiteID, rec Record)
+}
+
+type simSite struct {
+	id        SiteID
+	name      string
+	r         *Router
+	links     map[SiteID]Link
+	conns     []Connector
+	interests []string
+}
+
+func newSim(t testing.TB) *sim {
+	return &sim{t: t, byID: map[SiteID]*simSite{}, byName: map[string]*simSite{}}
+}
+
+func (s *sim) add(id SiteID, name string, seqBase uint64) *simSite {
+	if _, ok := s.byID[id]; ok {
+		s.t.Fatalf("site %s added twice", name)
+	}
+	site := &simSite{id: id, name: name, r: New(id, name, seqBase), links: map[SiteID]Link{}}
+	s.sites = append(s.sites, site)
+	s.byID[id] = site
+	s.byName[name] = site
+	return site
+}
+
+func (s *sim) site(name string) *simSite {
+	site, ok := s.byName[name]
+	if !ok {
+		s.t.Fatalf("no site %q", name)
+	}
+	return site
+}
+
+func (s *sim) name(id SiteID) string {
+	if site, ok := s.byID[id]; ok {
+		return site.name
+	}
+	return id.String()
+}
+
+// push originates the site's configured state.
+func (s *sim) push(site *simSite) {
+	links := slices.Collect(maps.Values(site.links))
+	site.r.SetLocal(links, site.conns, site.interests)
+}
+
+// link configures a link (or changes its costs) on both sides.
+func (s *sim) link(a, b *simSite, costAB, costBA uint32) {
+	_, existed := a.links[b.id]
+	a.links[b.id] = Link{Peer: b.id, Cost: costAB}
+	b.links[a.id] = Link{Peer: a.id, Cost: costBA}
+	s.push(a)
+	s.push(b)
+	if !existed {
+		a.r.NeighborUp(b.id)
+		b.r.NeighborUp(a.id)
+	}
+}
+
+func (s *sim) unlink(a, b *simSite) {
+	if _, ok := a.links[b.id]; !ok {
+		s.t.Fatalf("no link %s-%s", a.name, b.name)
+	}
+	delete(a.links, b.id)
+	delete(b.links, a.id)
+	a.r.NeighborDown(b.id)
+	b.r.NeighborDown(a.id)
+	s.push(a)
+	s.push(b)
+}
+
+// partition cuts every link of site.
+func (s *sim) partition(site *simSite) {
+	for _, peer := range slices.SortedFunc(maps.Keys(site.links), SiteID.Compare) {
+		s.unlink(site, s.byID[peer])
+	}
+}
+
+// restart replaces the site's router with a fresh one, as after a crash
+// that its neighbors noticed only as a session reset: they keep the link
+// configured, so they still hold its old record.
+func (s *sim) restart(site *simSite, seqBase uint64) {
+	site.r = New(site.id, site.name, seqBase)
+	s.push(site)
+	for _, peer := range slices.SortedFunc(maps.Keys(site.links), SiteID.Compare) {
+		p := s.byID[peer]
+		p.r.NeighborDown(site.id)
+		p.r.NeighborUp(site.id)
+		site.r.NeighborUp(peer)
+	}
+}
+
+type stabilizeStats struct {
+	rounds, messages int
+	changed          []string // sites that reported TableChanged, sorted
+}
+
+// stabilize delivers messages until a full round sends none. Each site's
+// batch is delivered right away, so one round can carry a record many hops.
+func (s *sim) stabilize() stabilizeStats {
+	var st stabilizeStats
+	changed := map[string]bool{}
+	for {
+		st.rounds++
+		if st.rounds > 10*len(s.sites)+100 {
+			s.t.Fatalf("no quiescence after %d rounds, %d messages", st.rounds, st.messages)
+		}
+		n := 0
+		for _, site := range s.sites {
+			rd := site.r.Ready()
+			if rd.TableChanged {
+				changed[site.name] = true
+			}
+			site.r.Advance()
+			for _, m := range rd.Messages {
+				if _, ok := site.links[m.To]; !ok {
+					s.t.Fatalf("%s sent to %s, which is not its neighbor", site.name, s.name(m.To))
+				}
+				rec := m.Record
+				if s.wire {
+					b, err := rec.MarshalBinary()
+					if err != nil {
+						s.t.Fatalf("%s: marshal: %v", site.name, err)
+					}
+					rec = Record{}
+					if err := rec.UnmarshalBinary(b); err != nil {
+						s.t.Fatalf("%s: unmarshal: %v", site.name, err)
+					}
+				}
+				if s.trace != nil {
+					s.trace(site.id, m.To, rec)
+				}
+				s.byID[m.To].r.Step(site.id, rec)
+				n++
+			}
+		}
+		st.messages += n
+		if n == 0 {
+			break
+		}
+	}
+	st.changed = slices.Sorted(maps.Keys(changed))
+	return st
+}
+
+// truth is the reference answer, computed from the configuration alone
+// with a separate Dijkstra: textbook container/heap, then the predecessor
+// of each site chosen afterwards as the lowest ID among those on a
+// shortest path, which is the router's documented tie-break.
+type truthRoute struct {
+	cost uint64
+	path []SiteID
+}
+
+func (s *sim) edgeCost(from, to *simSite) (uint64, bool) {
+	l, ok := from.links[to.id]
+	if !ok {
+		return 0, false
+	}
+	if _, back := to.links[from.id]; !back {
+		return 0, false
+	}
+	return uint64(max(l.Cost, 1)), true
+}
+
+func (s *sim) truth(src *simSite) map[SiteID]truthRoute {
+	dist := map[SiteID]uint64{src.id: 0}
+	pq := &distHeap{{src.id, 0}}
+	done := map[SiteID]bool{}
+	for pq.Len() > 0 {
+		it := heap.Pop(pq).(distItem)
+		if done[it.id] {
+			continue
+		}
+		done[it.id] = true
+		u := s.byID[it.id]
+		for peer := range u.links {
+			v := s.byID[peer]
+			c, ok := s.edgeCost(u, v)
+			if !ok {
+				continue
+			}
+			if d, seen := dist[peer]; !seen || it.d+c < d {
+				dist[peer] = it.d + c
+				heap.Push(pq, distItem{peer, it.d + c})
+			}
+		}
+	}
+	pred := map[SiteID]SiteID{}
+	for id, d := range dist {
+		if id == src.id {
+			continue
+		}
+		v := s.byID[id]
+		first := true
+		for peer := range v.links {
+			u := s.byID[peer]
+			c, ok := s.edgeCost(u, v)
+			du, reached := dist[peer]
+			if !ok || !reached || du+c != d {
+				continue
+			}
+			if first || peer.Compare(pred[id]) < 0 {
+				pred[id] = peer
+				first = false
+			}
+		}
+	}
+	out := map[SiteID]truthRoute{}
+	for id, d := range dist {
+		var path []SiteID
+		for cur := id; cur != src.id; cur = pred[cur] {
+			path = append(path, cur)
+			if len(path) > len(dist) {
+				s.t.Fatalf("reference predecessors loop")
+			}
+		}
+		slices.Reverse(path)
+		out[id] = truthRoute{d, path}
+	}
+	return out
+}
+
+type distItem struct {
+	id SiteID
+	d  uint64
+}
+type distHeap []distItem
+
+func (h distHeap) Len() int           { return len(h) }
+func (h distHeap) Less(i, j int) bool { return h[i].d < h[j].d }
+func (h distHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *distHeap) Push(x any)        { *h = append(*h, x.(distItem)) }
+func (h *distHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+// check compares every router with the reference and returns what differs
+// (at most a few lines per site). It also checks that paths do not repeat
+// a site and that each database holds exactly the reachable sites.
+func (s *sim) check() []string {
+	var errs []string
+	for _, site := range s.sites {
+		errs = append(errs, s.checkSite(site)...)
+	}
+	return errs
+}
+
+func (s *sim) checkSite(site *simSite) []string {
+	var errs []string
+	fail := func(format string, args ...any) {
+		if len(errs) < 5 {
+			errs = append(errs, site.name+": "+fmt.Sprintf(format, args...))
+		}
+	}
+	want := s.truth(site)
+	tab := site.r.Table()
+	if tab.Self() != site.id {
+		fail("table of %s", s.name(tab.Self()))
+	}
+	got := tab.Sites()
+	if len(got) != len(want) {
+		fail("%d sites in table, want %d", len(got), len(want))
+	}
+	for i, sr := range got {
+		if i > 0 && (got[i-1].Name > sr.Name || got[i-1].Name == sr.Name && got[i-1].ID.Compare(sr.ID) >= 0) {
+			fail("sites not sorted at %s", sr.Name)
+		}
+		w, ok := want[sr.ID]
+		if !ok {
+			fail("%s in table but unreachable", s.name(sr.ID))
+			continue
+		}
+		if sr.Cost != w.cost || !slices.Equal(sr.Path, w.path) {
+			fail("route to %s: cost %d path %s, want cost %d path %s", s.name(sr.ID), sr.Cost, s.pathString(sr.Path), w.cost, s.pathString(w.path))
+		}
+		seen := map[SiteID]bool{site.id: true}
+		for _, hop := range sr.Path {
+			if seen[hop] {
+				fail("route to %s repeats %s", s.name(sr.ID), s.name(hop))
+			}
+			seen[hop] = true
+		}
+		if sr.Name != s.name(sr.ID) {
+			fail("route to %s has name %q", s.name(sr.ID), sr.Name)
+		}
+	}
+	if len(site.r.db) != len(want) {
+		fail("database holds %d records, %d sites reachable", len(site.r.db), len(want))
+	}
+	for id, rec := range site.r.db {
+		if _, ok := want[id]; !ok {
+			fail("database holds unreachable %s", s.name(id))
+		}
+		if want := s.byID[id].r.local.Seq; rec.Seq != want {
+			fail("database holds %s seq %d, origin is at %d", s.name(id), rec.Seq, want)
+		}
+	}
+	return errs
+}
+
+func (s *sim) pathString(p []SiteID) string {
+	names := make([]string, len(p))
+	for i, id := range p {
+		names[i] = s.name(id)
+	}
+	return fmt.Sprint(names)
+}
