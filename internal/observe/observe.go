@@ -1,0 +1,72 @@
+// Package observe holds weft's logging and metrics: structured slog loggers and the
+// Prometheus collectors every site exports on its admin address.
+package observe
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// NewLogger returns a logger writing text or JSON ("json") records at level
+// ("debug", "info", "warn", "error").
+func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: use text or json", format)
+}
+
+// Metrics are the collectors of one site. Each site has its own registry so that
+// several sites can live in one process (weft demo, tests).
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	StreamsOpened  *prometheus.CounterVec // address
+	StreamsActive  *prometheus.GaugeVec   // address
+	StreamsFailed  *prometheus.CounterVec // address, reason
+	AddressBytes   *prometheus.CounterVec // address, direction
+	RoutingSites   prometheus.Gauge
+	RecordsFlooded prometheus.Counter
+}
+
+// NewMetrics registers a site's collectors in a fresh registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		StreamsOpened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_streams_opened_total", Help: "Client connections carried to an address.",
+		}, []string{"address"}),
+		StreamsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weft_streams_active", Help: "Client connections open now, by address.",
+		}, []string{"address"}),
+		StreamsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_streams_failed_total", Help: "Client connections that reached no connector.",
+		}, []string{"address", "reason"}),
+		AddressBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_address_bytes_total", Help: "Bytes carried for an address at this site's listeners.",
+		}, []string{"address", "direction"}),
+		RoutingSites: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weft_routing_sites", Help: "Sites reachable in the network, this one included.",
+		}),
+		RecordsFlooded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_routing_records_sent_total", Help: "Site records sent to neighbours.",
+		}),
+	}
+	m.Registry.MustRegister(m.StreamsOpened, m.StreamsActive,
+		m.StreamsFailed, m.AddressBytes, m.RoutingSites, m.RecordsFlooded,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

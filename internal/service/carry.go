@@ -1,0 +1,186 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"weft.dev/weft/internal/balance"
+	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/routing"
+)
+
+// carry takes one accepted client connection to a connector for address: the
+// candidates in the balancer's order, the next one whenever a target refuses or a
+// path breaks while connecting. With no candidate left the client is closed at
+// once rather than left hanging.
+func (m *Manager) carry(client net.Conn, address string) {
+	met := m.cfg.Metrics
+	met.StreamsOpened.WithLabelValues(address).Inc()
+	cands := m.cfg.Net.Table().Candidates(address)
+	if len(cands) == 0 {
+		met.StreamsFailed.WithLabelValues(address, "no-connector").Inc()
+		client.Close()
+		return
+	}
+	bcands := make([]balance.Candidate, len(cands))
+	byKey := make(map[balance.Key]routing.Candidate, len(cands))
+	for i, c := range cands {
+		k := balance.Key(c.Site.String())
+		bcands[i] = balance.Candidate{Key: k, Cost: c.Cost, Capacity: c.Capacity}
+		byKey[k] = c
+	}
+	m.mu.Lock()
+	p := m.pickerLocked(address)
+	order := p.Order(m.cfg.Now(), bcands)
+	m.mu.Unlock()
+
+	var lastErr error
+	for _, k := range order {
+		c := byKey[k]
+		m.mu.Lock()
+		p.Start(k, balance.Connection)
+		m.mu.Unlock()
+		start := m.cfg.Now()
+		far, err := m.connect(c, address)
+		took := m.cfg.Now().Sub(start)
+		if err != nil {
+			m.mu.Lock()
+			p.Done(m.cfg.Now(), k, balance.Connection, took, balance.ConnectFailure)
+			m.mu.Unlock()
+			m.cfg.Logger.Debug("candidate failed", "address", address, "site", c.SiteName, "err", err)
+			lastErr = err
+			continue
+		}
+		met.StreamsActive.WithLabelValues(address).Inc()
+		out, in := Join(client, far)
+		met.StreamsActive.WithLabelValues(address).Dec()
+		met.AddressBytes.WithLabelValues(address, "out").Add(float64(out))
+		met.AddressBytes.WithLabelValues(address, "in").Add(float64(in))
+		m.mu.Lock()
+		p.Done(m.cfg.Now(), k, balance.Connection, took, balance.Success)
+		m.mu.Unlock()
+		return
+	}
+	met.StreamsFailed.WithLabelValues(address, "all-candidates-failed").Inc()
+	m.cfg.Logger.Warn("no connector could take the connection", "address", address, "candidates", len(order), "err", lastErr)
+	client.Close()
+}
+
+// pickerLocked returns the balancer of an address, made on first use.
+func (m *Manager) pickerLocked(address string) *balance.Picker {
+	p := m.pickers[address]
+	if p == nil {
+		p = balance.NewPicker(balance.DefaultConfig(), m.cfg.Rand)
+		m.pickers[address] = p
+	}
+	return p
+}
+
+// connect reaches candidate c: the local target when c is this site, else a
+// stream along c's path.
+func (m *Manager) connect(c routing.Candidate, address string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ConnectTimeout)
+	defer cancel()
+	if c.Site == m.cfg.Self {
+		conn, _, err := m.dialLocal(ctx, address)
+		return conn, err
+	}
+	h := &link.Header{Kind: link.KindTCP, Address: address, Origin: m.cfg.Self}
+	h.Segments = make([][16]byte, len(c.Path))
+	for i, s := range c.Path {
+		h.Segments[i] = s
+	}
+	return m.cfg.Net.OpenStream(ctx, h)
+}
+
+// errSaturated says every local connector of an address is at its limit.
+var errSaturated = errors.New("every connector is at its connection limit")
+
+// dialLocal connects to the target of the least loaded local connector for address
+// that is under its connection limit. Closing the connection gives its slot back.
+// On failure the code says why, for a stream's Reject.
+func (m *Manager) dialLocal(ctx context.Context, address string) (net.Conn, uint16, error) {
+	m.mu.Lock()
+	var best *connector
+	found := false
+	for _, c := range m.connectors {
+		if c.spec.Spec.Address != address {
+			continue
+		}
+		found = true
+		if max := c.spec.Spec.MaxConnections; max > 0 && c.open >= max {
+			continue
+		}
+		// Least open connections per unit of capacity.
+		if best == nil || uint64(c.open)*uint64(best.spec.Spec.Capacity) < uint64(best.open)*uint64(c.spec.Spec.Capacity) {
+			best = c
+		}
+	}
+	if best == nil {
+		m.mu.Unlock()
+		if !found {
+			return nil, RejectNoConnector, fmt.Errorf("no connector for %q here", address)
+		}
+		return nil, RejectSaturated, errSaturated
+	}
+	best.open++
+	target := best.spec.Spec.Target
+	m.mu.Unlock()
+
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", target)
+	if err != nil {
+		m.release(best)
+		return nil, RejectRefused, fmt.Errorf("target %s: %w", target, err)
+	}
+	return &releasingConn{Conn: conn, release: func() { m.release(best) }}, 0, nil
+}
+
+func (m *Manager) release(c *connector) {
+	m.mu.Lock()
+	c.open--
+	m.mu.Unlock()
+}
+
+// ServeStream delivers a stream whose last segment is this site to a local
+// connector: it confirms the stream once the target answered, or rejects it with
+// the reason so that the ingress can try another candidate.
+func (m *Manager) ServeStream(st *link.Stream, h *link.Header) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ConnectTimeout)
+	conn, code, err := m.dialLocal(ctx, h.Address)
+	cancel()
+	if err != nil {
+		st.Reject(code, err.Error())
+		return
+	}
+	if err := st.Confirm(); err != nil {
+		conn.Close()
+		st.Close()
+		return
+	}
+	Join(st, conn)
+}
+
+// releasingConn gives back its connector's slot when closed, once: Join may close
+// it from both of its goroutines.
+type releasingConn struct {
+	net.Conn
+	release func()
+	once    sync.Once
+}
+
+func (c *releasingConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
+
+// CloseWrite keeps half-close working through the wrapper.
+func (c *releasingConn) CloseWrite() error {
+	if hc, ok := c.Conn.(halfCloser); ok {
+		return hc.CloseWrite()
+	}
+	return c.Conn.Close()
+}

@@ -1,0 +1,57 @@
+package service
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+)
+
+// halfCloser is a connection whose write side can be closed on its own, so that a
+// client's half-close travels end to end (TCP's CloseWrite, link.Stream's FIN).
+type halfCloser interface {
+	CloseWrite() error
+}
+
+// bufSize is large because the data path moves bulk transfers; the pool keeps it
+// from costing an allocation per connection.
+const bufSize = 256 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// Join copies a to b and b to a until both directions end, passing a half-close
+// from one side on to the other, then closes both. It returns the bytes copied
+// each way. An error in one direction aborts both, as a broken TCP connection would.
+func Join(a, b net.Conn) (aToB, bToA int64) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		bToA = pipe(a, b)
+	}()
+	aToB = pipe(b, a)
+	wg.Wait()
+	a.Close()
+	b.Close()
+	return aToB, bToA
+}
+
+// pipe copies src to dst, then half-closes dst. On an error other than a clean EOF it
+// closes both ends so the other direction stops too.
+func pipe(dst, src net.Conn) int64 {
+	bp := bufPool.Get().(*[]byte)
+	n, err := io.CopyBuffer(dst, src, *bp)
+	bufPool.Put(bp)
+	if err != nil && !errors.Is(err, io.EOF) {
+		dst.Close()
+		src.Close()
+		return n
+	}
+	if hc, ok := dst.(halfCloser); ok {
+		if hc.CloseWrite() == nil {
+			return n
+		}
+	}
+	dst.Close()
+	return n
+}

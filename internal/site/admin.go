@@ -1,0 +1,331 @@
+package site
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"weft.dev/weft/internal/resource"
+)
+
+// maxBody bounds every admin request body.
+const maxBody = 1 << 20
+
+// linkCreateTimeout is how long POST /v1/links waits for the link to come up.
+const linkCreateTimeout = 30 * time.Second
+
+// apiError is the one shape of every admin API error, with a stable code.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func errBadRequest(err error) *apiError {
+	return &apiError{http.StatusBadRequest, "BadRequest", err.Error()}
+}
+
+func errNotFound(format string, args ...any) *apiError {
+	return &apiError{http.StatusNotFound, "NotFound", fmt.Sprintf(format, args...)}
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) (any, error)
+
+func (s *Site) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.ctx.Err() != nil {
+			http.Error(w, "stopping", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	api := map[string]handlerFunc{
+		"GET /v1/status":               func(w http.ResponseWriter, r *http.Request) (any, error) { return s.Status(), nil },
+		"POST /v1/tokens":              s.apiIssueToken,
+		"GET /v1/links":                func(w http.ResponseWriter, r *http.Request) (any, error) { return list(s.Links()), nil },
+		"POST /v1/links":               s.apiCreateLink,
+		"DELETE /v1/links/{name}":      s.apiDeleteLink,
+		"GET /v1/listeners":            func(w http.ResponseWriter, r *http.Request) (any, error) { return list(s.Listeners()), nil },
+		"PUT /v1/listeners/{name}":     s.apiPutListener,
+		"DELETE /v1/listeners/{name}":  s.apiDeleteListener,
+		"GET /v1/connectors":           func(w http.ResponseWriter, r *http.Request) (any, error) { return list(s.Connectors()), nil },
+		"PUT /v1/connectors/{name}":    s.apiPutConnector,
+		"DELETE /v1/connectors/{name}": s.apiDeleteConnector,
+		"POST /v1/apply":               s.apiApply,
+	}
+	for pattern, h := range api {
+		mux.Handle(pattern, s.authed(h))
+	}
+	return mux
+}
+
+func list[T any](items []T) map[string][]T { return map[string][]T{"items": items} }
+
+// authed checks the bearer credential, bounds the body and writes the result or
+// the error as JSON.
+func (s *Site) authed(h handlerFunc) http.Handler {
+	want := []byte("Bearer " + s.adminToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": &apiError{Code: "Unauthorized",
+				Message: "missing or wrong bearer token: use the one in the site's admin.token file"}})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		v, err := h(w, r)
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) {
+				ae = &apiError{http.StatusInternalServerError, "Internal", err.Error()}
+			}
+			writeJSON(w, ae.Status, map[string]any{"error": ae})
+			return
+		}
+		if v == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errBadRequest(fmt.Errorf("request body: %w", err))
+	}
+	return nil
+}
+
+// TokenRequest is the body of POST /v1/tokens.
+type TokenRequest struct {
+	Expires string `json:"expires,omitempty"` // a Go duration, default 15m
+	Uses    int    `json:"uses,omitempty"`    // default 1
+}
+
+func (s *Site) apiIssueToken(w http.ResponseWriter, r *http.Request) (any, error) {
+	var req TokenRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	ttl := 15 * time.Minute
+	if req.Expires != "" {
+		d, err := time.ParseDuration(req.Expires)
+		if err != nil || d <= 0 {
+			return nil, errBadRequest(fmt.Errorf("expires: %q is not a positive duration such as 15m", req.Expires))
+		}
+		ttl = d
+	}
+	if req.Uses == 0 {
+		req.Uses = 1
+	}
+	if req.Uses < 0 {
+		return nil, errBadRequest(errors.New("uses must be at least 1"))
+	}
+	return s.IssueToken(ttl, req.Uses)
+}
+
+func (s *Site) apiCreateLink(w http.ResponseWriter, r *http.Request) (any, error) {
+	var l resource.Link
+	if err := decodeBody(r, &l); err != nil {
+		return nil, err
+	}
+	if err := l.Default(); err != nil {
+		return nil, errBadRequest(err)
+	}
+	if l.Spec.Token == nil {
+		return nil, errBadRequest(errors.New("spec.token: a link is made by redeeming an access token"))
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), linkCreateTimeout)
+	defer cancel()
+	name, err := s.CreateLink(ctx, l.Name, l.Spec.Cost, l.Spec.Token)
+	if err != nil {
+		if name == "" {
+			return nil, &apiError{http.StatusBadRequest, "LinkRefused", err.Error()}
+		}
+		return nil, &apiError{http.StatusGatewayTimeout, "LinkNotUp", err.Error()}
+	}
+	for _, v := range s.Links() {
+		if v.Name == name {
+			return v, nil
+		}
+	}
+	return nil, errNotFound("link %s vanished", name)
+}
+
+func (s *Site) apiDeleteLink(w http.ResponseWriter, r *http.Request) (any, error) {
+	if err := s.DeleteLink(r.PathValue("name")); err != nil {
+		if errors.Is(err, ErrNoLink) {
+			return nil, errNotFound("%v", err)
+		}
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (s *Site) apiPutListener(w http.ResponseWriter, r *http.Request) (any, error) {
+	var l resource.Listener
+	if err := decodeBody(r, &l); err != nil {
+		return nil, err
+	}
+	if l.Name == "" {
+		l.Name = r.PathValue("name")
+	}
+	if l.Name != r.PathValue("name") {
+		return nil, errBadRequest(fmt.Errorf("metadata.name %q does not match the path", l.Name))
+	}
+	if err := l.Default(); err != nil {
+		return nil, errBadRequest(err)
+	}
+	return s.SetListener(l)
+}
+
+func (s *Site) apiDeleteListener(w http.ResponseWriter, r *http.Request) (any, error) {
+	if !s.DeleteListener(r.PathValue("name")) {
+		return nil, errNotFound("no listener %q", r.PathValue("name"))
+	}
+	return nil, nil
+}
+
+func (s *Site) apiPutConnector(w http.ResponseWriter, r *http.Request) (any, error) {
+	var c resource.Connector
+	if err := decodeBody(r, &c); err != nil {
+		return nil, err
+	}
+	if c.Name == "" {
+		c.Name = r.PathValue("name")
+	}
+	if c.Name != r.PathValue("name") {
+		return nil, errBadRequest(fmt.Errorf("metadata.name %q does not match the path", c.Name))
+	}
+	if err := c.Default(); err != nil {
+		return nil, errBadRequest(err)
+	}
+	return s.SetConnector(c), nil
+}
+
+func (s *Site) apiDeleteConnector(w http.ResponseWriter, r *http.Request) (any, error) {
+	if !s.DeleteConnector(r.PathValue("name")) {
+		return nil, errNotFound("no connector %q", r.PathValue("name"))
+	}
+	return nil, nil
+}
+
+// ApplyResult says what apply did with one object.
+type ApplyResult struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Result string `json:"result"`
+}
+
+func (s *Site) apiApply(w http.ResponseWriter, r *http.Request) (any, error) {
+	objs, err := resource.Decode(r.Body)
+	if err != nil {
+		return nil, errBadRequest(err)
+	}
+	var out []ApplyResult
+	for _, o := range objs {
+		switch v := o.Object.(type) {
+		case *resource.Listener:
+			if _, err := s.SetListener(*v); err != nil {
+				return nil, errBadRequest(fmt.Errorf("listener %s: %w", v.Name, err))
+			}
+			out = append(out, ApplyResult{o.Kind, v.Name, "configured"})
+		case *resource.Connector:
+			s.SetConnector(*v)
+			out = append(out, ApplyResult{o.Kind, v.Name, "configured"})
+		case *resource.Link:
+			if v.Spec.Token == nil {
+				return nil, errBadRequest(fmt.Errorf("link %s: spec.token is required", v.Name))
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), linkCreateTimeout)
+			name, err := s.CreateLink(ctx, v.Name, v.Spec.Cost, v.Spec.Token)
+			cancel()
+			if err != nil {
+				return nil, &apiError{http.StatusBadRequest, "LinkRefused", fmt.Sprintf("link %s: %v", v.Name, err)}
+			}
+			out = append(out, ApplyResult{o.Kind, name, "created"})
+		default:
+			return nil, errBadRequest(fmt.Errorf("%s %T cannot be applied to a site", o.Kind, v))
+		}
+	}
+	return list(out), nil
+}
+
+// SetListener creates or replaces a listener and keeps it across restarts.
+func (s *Site) SetListener(l resource.Listener) (ListenerView, error) {
+	addr, err := s.svc.SetListener(l)
+	if err != nil {
+		return ListenerView{}, &apiError{http.StatusConflict, "ListenFailed", err.Error()}
+	}
+	s.mu.Lock()
+	s.st.Listeners = slices.DeleteFunc(s.st.Listeners, func(x resource.Listener) bool { return x.Name == l.Name })
+	s.st.Listeners = append(s.st.Listeners, l)
+	s.saveLocked()
+	s.mu.Unlock()
+	return ListenerView{Listener: l, Listen: addr.String()}, nil
+}
+
+// DeleteListener removes a listener.
+func (s *Site) DeleteListener(name string) bool {
+	s.svc.DeleteListener(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.st.Listeners)
+	s.st.Listeners = slices.DeleteFunc(s.st.Listeners, func(x resource.Listener) bool { return x.Name == name })
+	if n == len(s.st.Listeners) {
+		return false
+	}
+	s.saveLocked()
+	return true
+}
+
+// SetConnector creates or replaces a connector and announces it to the network.
+func (s *Site) SetConnector(c resource.Connector) resource.Connector {
+	s.svc.SetConnector(c)
+	s.mu.Lock()
+	s.st.Connectors = slices.DeleteFunc(s.st.Connectors, func(x resource.Connector) bool { return x.Name == c.Name })
+	s.st.Connectors = append(s.st.Connectors, c)
+	s.saveLocked()
+	s.mu.Unlock()
+	s.announce()
+	return c
+}
+
+// DeleteConnector removes a connector and withdraws it from the network.
+func (s *Site) DeleteConnector(name string) bool {
+	s.svc.DeleteConnector(name)
+	s.mu.Lock()
+	n := len(s.st.Connectors)
+	s.st.Connectors = slices.DeleteFunc(s.st.Connectors, func(x resource.Connector) bool { return x.Name == name })
+	found := n != len(s.st.Connectors)
+	if found {
+		s.saveLocked()
+	}
+	s.mu.Unlock()
+	if found {
+		s.announce()
+	}
+	return found
+}

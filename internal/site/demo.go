@@ -1,0 +1,124 @@
+package site
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"weft.dev/weft/internal/resource"
+)
+
+// DemoOptions configure Demo.
+type DemoOptions struct {
+	Dir    string // where the sites keep their data; a temporary directory if empty
+	Port   int    // the listener's port at the first site; 0 picks a free one
+	Logger *slog.Logger
+}
+
+// Demo runs a line of three sites on this host, east - transit - west, with an
+// HTTP service at west reachable through a listener at east, and tells what to
+// try. It runs until ctx ends.
+func Demo(ctx context.Context, w io.Writer, o DemoOptions) error {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Dir == "" {
+		d, err := os.MkdirTemp("", "weft-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		o.Dir = d
+	}
+	names := []string{"east", "transit", "west"}
+	sites := make([]*Site, len(names))
+	errc := make(chan error, len(names))
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	for i, n := range names {
+		s, err := New(Options{Name: n, DataDir: filepath.Join(o.Dir, n), Logger: o.Logger})
+		if err != nil {
+			return err
+		}
+		sites[i] = s
+		go func() { errc <- s.Run(runCtx) }()
+		fmt.Fprintf(w, "started site %-8s admin %s  link %s\n", n, s.AdminAddr(), s.LinkAddr())
+	}
+	for i := 0; i+1 < len(sites); i++ {
+		tok, err := sites[i+1].IssueToken(time.Minute, 1)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "linking %s -> %s ... ", names[i], names[i+1])
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err = sites[i].CreateLink(lctx, "", 1, tok)
+		cancel()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "up")
+	}
+
+	backend, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(rw, "hello from site west (you asked for %s)\n", r.URL.Path)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(backend)
+	defer srv.Close()
+
+	west, east := sites[2], sites[0]
+	c := resource.Connector{Spec: resource.ConnectorSpec{Address: "hello", Target: backend.Addr().String()}}
+	if err := c.Default(); err != nil {
+		return err
+	}
+	west.SetConnector(c)
+	l := resource.Listener{Spec: resource.ListenerSpec{Address: "hello", Port: o.Port}}
+	if err := l.Default(); err != nil {
+		return err
+	}
+	lv, err := east.SetListener(l)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "waiting for east to learn where \"hello\" is served ... ")
+	for len(east.Table().Candidates("hello")) == 0 {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	fmt.Fprintln(w, "done")
+	fmt.Fprintf(w, `
+The demo network is up: east - transit - west, with service "hello" served at west.
+Try:
+  curl http://%s/        # east's listener; the answer crosses transit from west
+  weft --site %s status
+  weft --site %s link list
+Press Ctrl-C to stop.
+`, lv.Listen, filepath.Join(o.Dir, "east"), filepath.Join(o.Dir, "transit"))
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	stop()
+	for range sites {
+		<-errc
+	}
+	return nil
+}

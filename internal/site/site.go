@@ -1,0 +1,288 @@
+// Package site assembles one weft site: its identity and state on disk, its links
+// to other sites, the router driven by their records, the services, and the admin
+// API. It is the composition root: nothing in weft imports it but cmd/weft.
+package site
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"weft.dev/weft/internal/identity"
+	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/observe"
+	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/service"
+)
+
+// Options configure a site.
+type Options struct {
+	Name    string // required on first start; must match afterwards
+	DataDir string
+	// AdminAddr and LinkListen default to loopback with a free port.
+	AdminAddr  string
+	LinkListen string
+	// Advertise are the link addresses put into tokens; default: the link
+	// listener's own address.
+	Advertise []string
+	Logger    *slog.Logger
+	Link      link.Config
+	// RTTRefresh is how often measured RTTs are checked for a change worth
+	// re-announcing in the site record.
+	RTTRefresh time.Duration
+}
+
+// Site is a running weft site.
+type Site struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *observe.Metrics
+	ca      *identity.CA
+	id      identity.SiteID
+	svc     *service.Manager
+
+	adminToken string
+	adminLn    net.Listener
+	linkLn     net.Listener
+	serverTLS  *tls.Config
+
+	// mu guards st, peers and dialers. It is never held across network I/O.
+	mu      sync.Mutex
+	st      *state
+	peers   map[identity.SiteID][]*peerConn
+	dialers map[string]*dialer // outbound link name -> its dial loop
+
+	// rmu guards router; table is its latest snapshot, read without locks on the
+	// data path. Lock order: rmu before mu is never taken; routerDo holds only rmu.
+	rmu    sync.Mutex
+	router *routing.Router
+	table  atomic.Pointer[routing.Table]
+
+	ctx    context.Context // the Run context: ends every goroutine
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New loads or creates the site in opts.DataDir and binds its admin and link
+// addresses, writing them under the data directory. Run serves them.
+func New(opts Options) (*Site, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("a site needs a data directory: pass --data")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if opts.AdminAddr == "" {
+		opts.AdminAddr = "127.0.0.1:0"
+	}
+	if opts.LinkListen == "" {
+		opts.LinkListen = "127.0.0.1:0"
+	}
+	if opts.RTTRefresh == 0 {
+		opts.RTTRefresh = 5 * time.Second
+	}
+	now := time.Now()
+	st, ca, err := loadOrInit(opts.DataDir, opts.Name, now)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := adminToken(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	id := ca.Site()
+	s := &Site{
+		opts:       opts,
+		log:        opts.Logger.With("site", st.Name),
+		metrics:    observe.NewMetrics(),
+		ca:         ca,
+		id:         id,
+		st:         st,
+		adminToken: tok,
+		peers:      map[identity.SiteID][]*peerConn{},
+		dialers:    map[string]*dialer{},
+		router:     routing.New(routing.SiteID(id), st.Name, uint64(now.UnixMilli())<<16),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.table.Store(s.router.Table())
+	s.metrics.Registry.MustRegister(linkCollector{s})
+	s.svc = service.NewManager(service.Config{
+		Self: routing.SiteID(id), Net: s, Metrics: s.metrics, Logger: s.log,
+	})
+	if s.linkLn, err = net.Listen("tcp", opts.LinkListen); err != nil {
+		return nil, fmt.Errorf("link listener: %w", err)
+	}
+	if s.adminLn, err = net.Listen("tcp", opts.AdminAddr); err != nil {
+		s.linkLn.Close()
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	if len(s.opts.Advertise) == 0 {
+		s.opts.Advertise = []string{s.linkLn.Addr().String()}
+	}
+	if err := s.initTLS(now); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	for name, a := range map[string]string{adminAddrFile: s.adminLn.Addr().String(), linkAddrFile: s.linkLn.Addr().String()} {
+		if err := writeFileAtomic(filepath.Join(opts.DataDir, name), []byte(a), 0o644); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Site) initTLS(now time.Time) error {
+	hosts := make([]string, 0, len(s.opts.Advertise))
+	for _, a := range s.opts.Advertise {
+		h, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return fmt.Errorf("advertised address %q: %w", a, err)
+		}
+		hosts = append(hosts, h)
+	}
+	cert, err := s.ca.ServerCertificate(now, hosts)
+	if err != nil {
+		return err
+	}
+	s.serverTLS = identity.ServerTLSConfig(s.ca, cert, s.allowPeer)
+	return nil
+}
+
+func (s *Site) closeListeners() {
+	s.linkLn.Close()
+	s.adminLn.Close()
+}
+
+// ID is the site's stable identifier.
+func (s *Site) ID() identity.SiteID { return s.id }
+
+// Name is the site's name.
+func (s *Site) Name() string { return s.st.Name }
+
+// AdminAddr is where the admin API listens.
+func (s *Site) AdminAddr() net.Addr { return s.adminLn.Addr() }
+
+// LinkAddr is where the site accepts links.
+func (s *Site) LinkAddr() net.Addr { return s.linkLn.Addr() }
+
+// AdminToken is the bearer credential of the admin API.
+func (s *Site) AdminToken() string { return s.adminToken }
+
+// Table is the current route table.
+func (s *Site) Table() *routing.Table { return s.table.Load() }
+
+// Run serves until ctx ends, then shuts down: listeners stop, links close.
+func (s *Site) Run(ctx context.Context) error {
+	defer s.cancel()
+	if err := s.restore(); err != nil {
+		s.closeListeners()
+		return err
+	}
+	admin := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	s.goFunc(func() {
+		if err := admin.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin API stopped", "err", err)
+		}
+	})
+	s.goFunc(s.acceptLinks)
+	s.goFunc(s.refreshLoop)
+	s.log.Info("site running", "id", s.id, "admin", s.AdminAddr(), "link", s.LinkAddr())
+
+	select {
+	case <-ctx.Done():
+	case <-s.ctx.Done():
+	}
+	s.log.Info("site stopping")
+	s.cancel()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	admin.Shutdown(shutdownCtx)
+	s.linkLn.Close()
+	s.svc.Close()
+	s.mu.Lock()
+	for _, pcs := range s.peers {
+		for _, pc := range pcs {
+			pc.sess.Close()
+		}
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Site) goFunc(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// restore brings back what the site had before a restart: its services and the
+// dial loops of its outbound links.
+func (s *Site) restore() error {
+	s.mu.Lock()
+	ls, cs, out := s.st.Listeners, s.st.Connectors, s.st.Outbound
+	s.mu.Unlock()
+	for _, c := range cs {
+		s.svc.SetConnector(c)
+	}
+	for _, l := range ls {
+		if _, err := s.svc.SetListener(l); err != nil {
+			return err
+		}
+	}
+	for _, ol := range out {
+		s.startDialer(ol)
+	}
+	s.announce()
+	return nil
+}
+
+// refreshLoop re-announces the site record when measured RTTs moved enough to
+// matter, and purges expired tokens.
+func (s *Site) refreshLoop() {
+	t := time.NewTicker(s.opts.RTTRefresh)
+	defer t.Stop()
+	announced := map[identity.SiteID]time.Duration{}
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		changed := false
+		for _, l := range s.localLinks() {
+			old := announced[identity.SiteID(l.Peer)]
+			if d := l.RTT - old; d > old/4 && d > time.Millisecond || -d > old/4 && -d > time.Millisecond {
+				announced[identity.SiteID(l.Peer)] = l.RTT
+				changed = true
+			}
+		}
+		s.mu.Lock()
+		purged := s.st.Tokens.Purge(time.Now())
+		if purged > 0 {
+			s.saveLocked()
+		}
+		s.mu.Unlock()
+		if changed {
+			s.announce()
+		}
+	}
+}
+
+func (s *Site) saveLocked() {
+	if err := s.st.save(s.opts.DataDir); err != nil {
+		s.log.Error("cannot save site state", "err", err)
+	}
+}

@@ -1,0 +1,192 @@
+package site
+
+import (
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"weft.dev/weft/internal/resource"
+)
+
+// Status is what `weft status` shows: this site, its links, the network's sites
+// and every reachable address with where it is served.
+type Status struct {
+	Site       SiteView             `json:"site"`
+	Links      []resource.Link      `json:"links"`
+	Sites      []SiteRouteView      `json:"sites"`
+	Addresses  []AddressView        `json:"addresses"`
+	Listeners  []ListenerView       `json:"listeners"`
+	Connectors []resource.Connector `json:"connectors"`
+}
+
+// SiteView identifies a site and its addresses.
+type SiteView struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Admin string `json:"admin,omitempty"`
+	Link  string `json:"link,omitempty"`
+}
+
+// SiteRouteView is a reachable site with the cost and path to it.
+type SiteRouteView struct {
+	ID   string   `json:"id"`
+	Name string   `json:"name"`
+	Cost uint64   `json:"cost"`
+	Path []string `json:"path"` // site names after this one
+}
+
+// AddressView is an address and the sites that serve it, cheapest first.
+type AddressView struct {
+	Address string            `json:"address"`
+	Sites   []AddressSiteView `json:"sites"`
+}
+
+// AddressSiteView is one site serving an address.
+type AddressSiteView struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Cost     uint64 `json:"cost"`
+	Protocol string `json:"protocol"`
+	Capacity uint32 `json:"capacity"`
+}
+
+// ListenerView is a listener with the address it actually listens on.
+type ListenerView struct {
+	resource.Listener
+	Listen string `json:"listen,omitempty"`
+}
+
+// Status reports the site's state now.
+func (s *Site) Status() Status {
+	t := s.Table()
+	names := map[[16]byte]string{}
+	st := Status{
+		Site:       SiteView{ID: s.id.String(), Name: s.st.Name, Admin: s.AdminAddr().String(), Link: s.LinkAddr().String()},
+		Links:      s.Links(),
+		Listeners:  s.Listeners(),
+		Connectors: s.Connectors(),
+	}
+	for _, r := range t.Sites() {
+		names[r.ID] = r.Name
+	}
+	for _, r := range t.Sites() {
+		v := SiteRouteView{ID: r.ID.String(), Name: r.Name, Cost: r.Cost, Path: []string{}}
+		for _, hop := range r.Path {
+			v.Path = append(v.Path, names[hop])
+		}
+		st.Sites = append(st.Sites, v)
+	}
+	for _, a := range t.Addresses() {
+		v := AddressView{Address: a.Address}
+		for _, c := range a.Candidates {
+			v.Sites = append(v.Sites, AddressSiteView{ID: c.Site.String(), Name: c.SiteName, Cost: c.Cost, Protocol: c.Protocol, Capacity: c.Capacity})
+		}
+		st.Addresses = append(st.Addresses, v)
+	}
+	return st
+}
+
+// Links lists outbound and inbound links with their state.
+func (s *Site) Links() []resource.Link {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live := map[string]*peerConn{}
+	for _, pcs := range s.peers {
+		for _, pc := range pcs {
+			live[pc.linkName] = pc
+		}
+	}
+	view := func(name, peer, peerName string, cost uint32, inbound bool) resource.Link {
+		l := resource.Link{Spec: resource.LinkSpec{Cost: cost}}
+		l.APIVersion, l.Kind, l.Name = resource.APIVersion, resource.KindLink, name
+		l.Status = resource.LinkStatus{Peer: peer, PeerName: peerName, State: "down", Inbound: inbound}
+		if pc := live[name]; pc != nil {
+			l.Status.State = "up"
+			l.Status.RTT = pc.sess.RTT().Round(time.Microsecond).String()
+			l.Spec.Cost = pc.cost
+		}
+		return l
+	}
+	var out []resource.Link
+	for _, ol := range s.st.Outbound {
+		l := view(ol.Name, ol.IssuerID, ol.IssuerName, ol.Cost, false)
+		if d := s.dialers[ol.Name]; d != nil && l.Status.State != "up" {
+			l.Status.State, l.Status.Error = "connecting", d.lastErr
+		}
+		out = append(out, l)
+	}
+	for _, il := range s.st.Inbound {
+		out = append(out, view(il.Name, il.PeerID, il.PeerName, 0, true))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Listeners lists the listeners with where they listen.
+func (s *Site) Listeners() []ListenerView {
+	s.mu.Lock()
+	ls := append([]resource.Listener(nil), s.st.Listeners...)
+	s.mu.Unlock()
+	out := make([]ListenerView, 0, len(ls))
+	for _, l := range ls {
+		v := ListenerView{Listener: l}
+		if a, ok := s.svc.ListenerAddr(l.Name); ok {
+			v.Listen = a.String()
+		}
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Connectors lists the connectors.
+func (s *Site) Connectors() []resource.Connector {
+	s.mu.Lock()
+	out := append([]resource.Connector(nil), s.st.Connectors...)
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// linkCollector exports the link sessions' own counters at scrape time, so the
+// data path keeps no Prometheus calls of its own.
+type linkCollector struct{ s *Site }
+
+var (
+	descLinksUp   = prometheus.NewDesc("weft_links_up", "Link sessions established now.", nil, nil)
+	descLinkRTT   = prometheus.NewDesc("weft_link_rtt_seconds", "Round-trip time measured by link heartbeats.", []string{"link", "peer"}, nil)
+	descLinkBytes = prometheus.NewDesc("weft_link_bytes_total", "Stream payload bytes carried by a link session.", []string{"link", "peer", "direction"}, nil)
+	descLinkStrm  = prometheus.NewDesc("weft_link_streams_total", "Streams opened over a link session.", []string{"link", "peer", "direction"}, nil)
+	descLinkFail  = prometheus.NewDesc("weft_link_streams_failed_total", "Streams rejected or reset on a link session.", []string{"link", "peer"}, nil)
+	descLinkAct   = prometheus.NewDesc("weft_link_streams_active", "Streams open now on a link session.", []string{"link", "peer"}, nil)
+)
+
+func (c linkCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLinksUp, descLinkRTT, descLinkBytes, descLinkStrm, descLinkFail, descLinkAct} {
+		ch <- d
+	}
+}
+
+func (c linkCollector) Collect(ch chan<- prometheus.Metric) {
+	c.s.mu.Lock()
+	var pcs []*peerConn
+	for _, l := range c.s.peers {
+		pcs = append(pcs, l...)
+	}
+	c.s.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(descLinksUp, prometheus.GaugeValue, float64(len(pcs)))
+	for _, pc := range pcs {
+		st := pc.sess.Stats()
+		ln, peer := pc.linkName, pc.peerName
+		ch <- prometheus.MustNewConstMetric(descLinkRTT, prometheus.GaugeValue, pc.sess.RTT().Seconds(), ln, peer)
+		ch <- prometheus.MustNewConstMetric(descLinkBytes, prometheus.CounterValue, float64(st.BytesSent), ln, peer, "out")
+		ch <- prometheus.MustNewConstMetric(descLinkBytes, prometheus.CounterValue, float64(st.BytesReceived), ln, peer, "in")
+		ch <- prometheus.MustNewConstMetric(descLinkStrm, prometheus.CounterValue, float64(st.StreamsOpened), ln, peer, "out")
+		ch <- prometheus.MustNewConstMetric(descLinkStrm, prometheus.CounterValue, float64(st.StreamsAccepted), ln, peer, "in")
+		ch <- prometheus.MustNewConstMetric(descLinkFail, prometheus.CounterValue, float64(st.StreamsFailed), ln, peer)
+		ch <- prometheus.MustNewConstMetric(descLinkAct, prometheus.GaugeValue, float64(st.StreamsActive), ln, peer)
+	}
+}
+
+var _ prometheus.Collector = linkCollector{}
