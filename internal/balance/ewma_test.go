@@ -1,6 +1,7 @@
 package balance
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -203,5 +204,40 @@ func TestUnknownLatencyPrior(t *testing.T) {
 	got := picks(p, t0, cands, nil, 6000)
 	if sh := float64(got["new"]) / 6000; sh < 0.28 || sh > 0.39 {
 		t.Fatalf("new candidate share %.3f, want about a third", sh)
+	}
+}
+
+// Failed and cancelled attempts feed the estimate only as lower bounds, so
+// a candidate that refuses fast does not attract traffic.
+func TestOutcomeSamples(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		o    Outcome
+		lat  time.Duration
+		want time.Duration // estimate after a 50ms success and this sample
+	}{
+		{Success, 10 * ms, 30 * ms}, // one half-life later: blended halfway
+		{ClientError, 10 * ms, 30 * ms},
+		{ConnectFailure, 10 * ms, 25 * ms}, // ignored: only the idle decay shows
+		{GatewayError, 10 * ms, 25 * ms},
+		{ServerError, 10 * ms, 25 * ms},
+		{Cancelled, 10 * ms, 25 * ms},
+		{Cancelled, 300 * ms, 300 * ms}, // a hedge loser still says "at least"
+		{ConnectFailure, 300 * ms, 300 * ms},
+	}
+	cands := []Candidate{{Key: "a", Cost: 1}, {Key: "b", Cost: 1}}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.o, tt.lat), func(t *testing.T) {
+			p := newPicker(Config{}, 1)
+			p.Snapshot(t0, cands)
+			p.Start("a", Request)
+			p.Done(t0, "a", Request, 50*ms, Success)
+			at := t0.Add(DefaultEWMAHalfLife)
+			p.Start("a", Request)
+			p.Done(at, "a", Request, tt.lat, tt.o)
+			if got := status(p, at, cands, "a").EWMA; got != tt.want {
+				t.Fatalf("EWMA %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
