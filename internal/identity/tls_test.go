@@ -157,6 +157,11 @@ func TestLinkHandshake(t *testing.T) {
 		{name: "wrong issuer ID", cli: ClientTLSConfig(pool, mustSiteID(t), good, ALPNLink), fails: true, srvFails: true, cliErr: ErrWrongSite},
 		{name: "issuer not in pool", cli: ClientTLSConfig(foreignCA.Pool(), is.ca.Site(), good, ALPNLink), fails: true, srvFails: true},
 		{name: "unknown ALPN", cli: ClientTLSConfig(pool, is.ca.Site(), good, "h2"), fails: true, srvFails: true},
+		{name: "both ALPNs offered", cli: func() *tls.Config {
+			c := ClientTLSConfig(pool, is.ca.Site(), good, ALPNLink)
+			c.NextProtos = []string{ALPNRedeem, ALPNLink}
+			return c
+		}(), fails: true, srvFails: true},
 		{name: "redeem without client cert", cli: ClientTLSConfig(pool, is.ca.Site(), nil, ALPNRedeem)},
 	}
 	for _, tt := range tests {

@@ -95,6 +95,8 @@ func ServerTLSConfig(ca *CA, server tls.Certificate, allowed func(peer SiteID, s
 // a bare IP, and the site URI is the identity that matters. clientCert may be
 // nil for redemption; when set it is always sent, even if the server's list
 // of acceptable CAs does not match, so that the server reports the problem.
+// Certificate validity is judged at the returned config's Time, if the caller
+// sets one, else at the current time.
 func ClientTLSConfig(issuerCA *x509.CertPool, issuerID SiteID, clientCert *tls.Certificate, alpn string) *tls.Config {
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS13,

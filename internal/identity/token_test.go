@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -194,5 +195,38 @@ func TestTokenStorePersistence(t *testing.T) {
 	// A failed load leaves the store as it was.
 	if len(back.Tokens()) != 2 {
 		t.Fatalf("failed loads changed the store: %+v", back.Tokens())
+	}
+}
+
+// Concurrent redeemers of a multi-use token: exactly uses of them win.
+func TestTokenConcurrentRedeem(t *testing.T) {
+	var s TokenStore
+	id, secret, _, err := s.Issue(t0, time.Minute, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		ok, up int
+	)
+	for i := range 10 {
+		wg.Go(func() {
+			err := s.Redeem(t0, id, secret, SiteID{byte(i + 1)})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, ErrTokenUsedUp):
+				up++
+			default:
+				t.Errorf("unexpected %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok != 3 || up != 7 {
+		t.Fatalf("%d redeemed, %d used up; want 3 and 7", ok, up)
 	}
 }
