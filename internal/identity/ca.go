@@ -225,16 +225,9 @@ func (c *CA) SignClient(now time.Time, csrDER []byte, peer SiteID, peerName stri
 	if ttl <= 0 {
 		return nil, "", fmt.Errorf("identity: sign client: ttl %v must be positive", ttl)
 	}
-	csr, err := x509.ParseCertificateRequest(csrDER)
+	pub, err := csrKey(csrDER)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %w", ErrBadCSR, err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, "", fmt.Errorf("%w: %w", ErrBadCSR, err)
-	}
-	pub, ok := csr.PublicKey.(*ecdsa.PublicKey)
-	if !ok || pub.Curve != elliptic.P256() {
-		return nil, "", fmt.Errorf("%w: key must be ECDSA P-256", ErrBadCSR)
+		return nil, "", err
 	}
 	sn, err := randomSerial()
 	if err != nil {
@@ -254,6 +247,32 @@ func (c *CA) SignClient(now time.Time, csrDER []byte, peer SiteID, peerName stri
 		return nil, "", fmt.Errorf("identity: sign client: %w", err)
 	}
 	return pemEncode("CERTIFICATE", der), serialText(sn), nil
+}
+
+// CheckCSR reports whether [CA.SignClient] would accept csrDER, wrapping
+// [ErrBadCSR] if not. An issuer should call it before [TokenStore.Redeem],
+// so that a bad request does not spend a token use.
+func CheckCSR(csrDER []byte) error {
+	_, err := csrKey(csrDER)
+	return err
+}
+
+func csrKey(csrDER []byte) (*ecdsa.PublicKey, error) {
+	if len(csrDER) > maxCSRLen {
+		return nil, fmt.Errorf("%w: %d bytes, want at most %d", ErrBadCSR, len(csrDER), maxCSRLen)
+	}
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadCSR, err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadCSR, err)
+	}
+	pub, ok := csr.PublicKey.(*ecdsa.PublicKey)
+	if !ok || pub.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("%w: key must be ECDSA P-256", ErrBadCSR)
+	}
+	return pub, nil
 }
 
 // clampNotAfter keeps a leaf from outliving the CA that vouches for it.

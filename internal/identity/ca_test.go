@@ -128,6 +128,12 @@ func TestSignClientRejectsBadCSR(t *testing.T) {
 		if _, _, err := ca.SignClient(t0, in, mustSiteID(t), "w", time.Hour); !errors.Is(err, ErrBadCSR) {
 			t.Errorf("%s: err = %v, want ErrBadCSR", name, err)
 		}
+		if err := CheckCSR(in); !errors.Is(err, ErrBadCSR) {
+			t.Errorf("CheckCSR %s: err = %v, want ErrBadCSR", name, err)
+		}
+	}
+	if err := CheckCSR(csr); err != nil {
+		t.Errorf("CheckCSR(good) = %v", err)
 	}
 	if _, _, err := ca.SignClient(t0, csr, SiteID{}, "w", time.Hour); err == nil {
 		t.Error("zero peer accepted")
