@@ -1,0 +1,106 @@
+package link
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Stream header kinds.
+const (
+	KindTCP   uint8 = 1
+	KindHTTP  uint8 = 2
+	KindEvent uint8 = 3
+)
+
+// Header limits.
+const (
+	MaxAddressLen = 253
+	MaxSegments   = 32
+	headerVersion = 1
+)
+
+// Header is what an ingress site puts in a stream's OPEN: the service
+// address and the whole path as site IDs (SRv6-like); each transit site
+// forwards to Segments[Next] after incrementing Next. Layout in spec.md.
+type Header struct {
+	Kind     uint8
+	Address  string
+	Origin   [16]byte
+	Segments [][16]byte
+	Next     uint8 // index of the segment this hop forwards to
+	Flags    uint8
+}
+
+// ErrBadHeader is returned for a stream header that does not decode or
+// breaks a limit.
+var ErrBadHeader = errors.New("link: bad stream header")
+
+func (h *Header) validate() error {
+	switch {
+	case h.Kind < KindTCP || h.Kind > KindEvent:
+		return fmt.Errorf("%w: unknown kind %d", ErrBadHeader, h.Kind)
+	case len(h.Address) > MaxAddressLen:
+		return fmt.Errorf("%w: address of %d bytes", ErrBadHeader, len(h.Address))
+	case len(h.Segments) > MaxSegments:
+		return fmt.Errorf("%w: %d segments", ErrBadHeader, len(h.Segments))
+	case int(h.Next) >= len(h.Segments):
+		return fmt.Errorf("%w: next %d of %d segments", ErrBadHeader, h.Next, len(h.Segments))
+	}
+	return nil
+}
+
+// MarshalBinary encodes h after checking the same limits UnmarshalBinary
+// enforces.
+func (h *Header) MarshalBinary() ([]byte, error) {
+	if err := h.validate(); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, 6+len(h.Address)+16+16*len(h.Segments))
+	b = append(b, headerVersion, h.Kind, h.Flags, h.Next, byte(len(h.Address)))
+	b = append(b, h.Address...)
+	b = append(b, h.Origin[:]...)
+	b = append(b, byte(len(h.Segments)))
+	for i := range h.Segments {
+		b = append(b, h.Segments[i][:]...)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes b, which must be exactly one encoded header.
+func (h *Header) UnmarshalBinary(b []byte) error {
+	if len(b) < 5 {
+		return fmt.Errorf("%w: %d bytes", ErrBadHeader, len(b))
+	}
+	if b[0] != headerVersion {
+		return fmt.Errorf("%w: version %d", ErrBadHeader, b[0])
+	}
+	var d Header
+	d.Kind, d.Flags, d.Next = b[1], b[2], b[3]
+	alen := int(b[4])
+	rest := b[5:]
+	if alen > MaxAddressLen || len(rest) < alen+16+1 {
+		return fmt.Errorf("%w: truncated", ErrBadHeader)
+	}
+	d.Address = string(rest[:alen])
+	rest = rest[alen:]
+	copy(d.Origin[:], rest)
+	nseg := int(rest[16])
+	rest = rest[17:]
+	if nseg > MaxSegments {
+		return fmt.Errorf("%w: %d segments", ErrBadHeader, nseg)
+	}
+	if len(rest) != 16*nseg {
+		return fmt.Errorf("%w: %d trailing bytes for %d segments", ErrBadHeader, len(rest), nseg)
+	}
+	if nseg > 0 {
+		d.Segments = make([][16]byte, nseg)
+		for i := range d.Segments {
+			copy(d.Segments[i][:], rest[16*i:])
+		}
+	}
+	if err := d.validate(); err != nil {
+		return err
+	}
+	*h = d
+	return nil
+}

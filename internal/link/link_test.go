@@ -1,0 +1,572 @@
+package link
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+type transport struct {
+	name string
+	pair func(t testing.TB) (net.Conn, net.Conn)
+}
+
+var transports = []transport{
+	{"pipe", func(testing.TB) (net.Conn, net.Conn) { return net.Pipe() }},
+	{"tcp", tcpPair},
+}
+
+func tcpPair(t testing.TB) (net.Conn, net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		ch <- c
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-ch
+	if b == nil {
+		t.Fatal("accept failed")
+	}
+	return a, b
+}
+
+// sessions starts a client/server pair and closes both when the test ends.
+func sessions(t testing.TB, tr transport, cc, sc Config) (*Session, *Session) {
+	a, b := tr.pair(t)
+	c, s := Client(a, cc), Server(b, sc)
+	t.Cleanup(func() {
+		c.Close()
+		s.Close()
+		<-c.Done()
+		<-s.Done()
+		c.wg.Wait()
+		s.wg.Wait()
+	})
+	return c, s
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// openPair opens a stream from c and confirms it on s.
+func openPair(t testing.TB, c, s *Session, hdr []byte) (*Stream, *Stream) {
+	t.Helper()
+	ctx := ctxT(t)
+	type res struct {
+		st  *Stream
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		st, err := s.Accept(ctx)
+		if err == nil {
+			err = st.Confirm()
+		}
+		ch <- res{st, err}
+	}()
+	a, err := c.Open(ctx, hdr)
+	if err != nil {
+		t.Fatal("open:", err)
+	}
+	r := <-ch
+	if r.err != nil {
+		t.Fatal("accept:", r.err)
+	}
+	if !bytes.Equal(r.st.Header(), hdr) {
+		t.Fatalf("header %q, want %q", r.st.Header(), hdr)
+	}
+	return a, r.st
+}
+
+func forTransports(t *testing.T, f func(t *testing.T, tr transport)) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
+	}
+}
+
+// sendRandom writes n seeded random bytes in random-sized writes and
+// returns their hash.
+func sendRandom(w io.Writer, seed uint64, n int) ([32]byte, error) {
+	var s [32]byte
+	binary.LittleEndian.PutUint64(s[:], seed)
+	src := rand.NewChaCha8(s)
+	rng := rand.New(src)
+	h := sha256.New()
+	buf := make([]byte, 64<<10)
+	for n > 0 {
+		k := min(n, 1+rng.IntN(len(buf)))
+		src.Read(buf[:k])
+		h.Write(buf[:k])
+		if _, err := w.Write(buf[:k]); err != nil {
+			return [32]byte{}, err
+		}
+		n -= k
+	}
+	return [32]byte(h.Sum(nil)), nil
+}
+
+func recvHash(r io.Reader) ([32]byte, int64, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	return [32]byte(h.Sum(nil)), n, err
+}
+
+func TestStreamsBothWays(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr transport) {
+		c, s := sessions(t, tr, Config{StreamWindow: 64 << 10}, Config{StreamWindow: 64 << 10})
+		const streams, size = 24, 300 << 10
+		var wg sync.WaitGroup
+		errs := make(chan error, 4*streams)
+		check := func(name string, want [32]byte, r io.Reader) {
+			got, n, err := recvHash(r)
+			if err != nil || got != want {
+				errs <- errors.New(name + ": checksum mismatch or error")
+				t.Errorf("%s: %d bytes, err %v, hash ok %v", name, n, err, got == want)
+			}
+		}
+		for i := range streams {
+			a, b := openPair(t, c, s, []byte{byte(i)})
+			wg.Add(2)
+			go func() { // client -> server and back
+				defer wg.Done()
+				want, _ := sendRandom(io.Discard, uint64(i), size)
+				go func() {
+					sendRandom(a, uint64(i), size)
+					a.CloseWrite()
+				}()
+				check("c->s", want, b)
+			}()
+			go func() {
+				defer wg.Done()
+				want, _ := sendRandom(io.Discard, uint64(1000+i), size)
+				go func() {
+					sendRandom(b, uint64(1000+i), size)
+					b.CloseWrite()
+				}()
+				check("s->c", want, a)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		eventually(t, 5*time.Second, "streams removed", func() bool {
+			return c.Stats().StreamsActive == 0 && s.Stats().StreamsActive == 0
+		})
+		st := c.Stats()
+		if st.StreamsOpened != streams || st.BytesSent != streams*size || st.BytesReceived != streams*size {
+			t.Errorf("client stats %+v", st)
+		}
+		if ss := s.Stats(); ss.StreamsAccepted != streams {
+			t.Errorf("server stats %+v", ss)
+		}
+	})
+}
+
+func TestStalledReaderDoesNotStallOthers(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr transport) {
+		cfg := Config{StreamWindow: 256 << 10}
+		c, s := sessions(t, tr, cfg, cfg)
+		stalledW, stalledR := openPair(t, c, s, []byte("stalled"))
+		_ = stalledR // never read
+		// Fill the stalled stream's window: the last Write blocks, shown by
+		// its deadline firing.
+		stalledW.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		n, err := stalledW.Write(make([]byte, 1<<20))
+		if !errors.Is(err, os.ErrDeadlineExceeded) || n != 256<<10 {
+			t.Fatalf("stalled write: n=%d err=%v, want window-limited timeout", n, err)
+		}
+		// Another stream moves many windows' worth meanwhile.
+		a, b := openPair(t, c, s, []byte("flowing"))
+		const size = 32 << 20
+		done := make(chan error, 1)
+		go func() {
+			_, err := sendRandom(a, 7, size)
+			a.CloseWrite()
+			done <- err
+		}()
+		want, _ := sendRandom(io.Discard, 7, size)
+		got, n64, err := recvHash(b)
+		if err != nil || got != want || n64 != size {
+			t.Fatalf("flowing stream: n=%d err=%v ok=%v", n64, err, got == want)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		// The stalled stream resumes once read.
+		buf := make([]byte, 256<<10)
+		if _, err := io.ReadFull(stalledR, buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestHalfClose(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr transport) {
+		c, s := sessions(t, tr, Config{}, Config{})
+		a, b := openPair(t, c, s, nil)
+		// Client finishes its request first, then reads the response.
+		a.Write([]byte("request"))
+		a.CloseWrite()
+		got, err := io.ReadAll(b)
+		if err != nil || string(got) != "request" {
+			t.Fatalf("server read %q %v", got, err)
+		}
+		if _, err := a.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("write after CloseWrite: %v", err)
+		}
+		b.Write([]byte("response"))
+		b.CloseWrite()
+		got, err = io.ReadAll(a)
+		if err != nil || string(got) != "response" {
+			t.Fatalf("client read %q %v", got, err)
+		}
+		eventually(t, 5*time.Second, "stream removed", func() bool {
+			return c.Stats().StreamsActive == 0 && s.Stats().StreamsActive == 0
+		})
+		a.Close()
+		b.Close()
+	})
+}
+
+func TestReset(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr transport) {
+		c, s := sessions(t, tr, Config{}, Config{})
+		a, b := openPair(t, c, s, nil)
+		readErr := make(chan error, 1)
+		go func() {
+			_, err := b.Read(make([]byte, 10))
+			readErr <- err
+		}()
+		a.Reset(42)
+		var re *ResetError
+		if err := <-readErr; !errors.As(err, &re) || re.Code != 42 || !re.Remote {
+			t.Fatalf("peer read after reset: %v", err)
+		}
+		if _, err := b.Write([]byte("x")); !errors.As(err, &re) {
+			t.Fatalf("peer write after reset: %v", err)
+		}
+		if _, err := a.Read(make([]byte, 1)); !errors.As(err, &re) || re.Remote {
+			t.Fatalf("local read after reset: %v", err)
+		}
+		eventually(t, 5*time.Second, "failed counted", func() bool {
+			return c.Stats().StreamsFailed == 1 && s.Stats().StreamsFailed == 1 && s.Stats().StreamsActive == 0
+		})
+	})
+}
+
+func TestCloseWithUnreadDataResetsPeer(t *testing.T) {
+	c, s := sessions(t, transports[1], Config{}, Config{})
+	a, b := openPair(t, c, s, nil)
+	a.Write([]byte("unread"))
+	eventually(t, 5*time.Second, "data buffered", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.rq.n > 0
+	})
+	b.Close()
+	var re *ResetError
+	eventually(t, 5*time.Second, "writer reset", func() bool {
+		_, err := a.Write([]byte("more"))
+		return errors.As(err, &re) && re.Code == CodeClosed
+	})
+}
+
+func TestReject(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr transport) {
+		c, s := sessions(t, tr, Config{}, Config{})
+		go func() {
+			st, err := s.Accept(ctxT(t))
+			if err == nil {
+				st.Reject(7, "connection refused")
+			}
+		}()
+		_, err := c.Open(ctxT(t), []byte("svc"))
+		var rj *RejectError
+		if !errors.As(err, &rj) || rj.Code != 7 || rj.Message != "connection refused" {
+			t.Fatalf("open: %v", err)
+		}
+		eventually(t, 5*time.Second, "counters", func() bool {
+			return c.Stats().StreamsFailed == 1 && c.Stats().StreamsActive == 0 && s.Stats().StreamsActive == 0
+		})
+	})
+}
+
+func TestOpenCanceled(t *testing.T) {
+	c, s := sessions(t, transports[0], Config{}, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Open(ctx, nil)
+		errc <- err
+	}()
+	st, err := s.Accept(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("open: %v", err)
+	}
+	var re *ResetError
+	eventually(t, 5*time.Second, "acceptor sees reset", func() bool {
+		return errors.As(st.Confirm(), &re) && re.Code == CodeCanceled
+	})
+	// The session survives a CONFIRM racing the cancel.
+	a, b := openPair(t, c, s, []byte("after"))
+	a.Close()
+	b.Close()
+}
+
+func TestDeadlines(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr transport) {
+		c, s := sessions(t, tr, Config{StreamWindow: 64 << 10}, Config{StreamWindow: 64 << 10})
+		a, b := openPair(t, c, s, nil)
+		a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		_, err := a.Read(make([]byte, 1))
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("read deadline: %v", err)
+		}
+		// A deadline set while blocked wakes the reader.
+		a.SetReadDeadline(time.Time{})
+		errc := make(chan error, 1)
+		go func() {
+			_, err := a.Read(make([]byte, 1))
+			errc <- err
+		}()
+		a.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if err := <-errc; !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("blocked read: %v", err)
+		}
+		// Cleared deadline: reads work again.
+		a.SetReadDeadline(time.Time{})
+		b.Write([]byte("z"))
+		if _, err := io.ReadFull(a, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		// Write deadline once the window is used up.
+		b.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		n, err := b.Write(make([]byte, 1<<20))
+		if !errors.Is(err, os.ErrDeadlineExceeded) || n != 64<<10-1 {
+			t.Fatalf("write deadline: n=%d %v", n, err)
+		}
+	})
+}
+
+func TestControlInOrder(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr transport) {
+		var mu sync.Mutex
+		var got [][]byte
+		c, _ := sessions(t, tr, Config{}, Config{OnControl: func(m []byte) {
+			mu.Lock()
+			got = append(got, m)
+			mu.Unlock()
+		}})
+		const n = 200
+		for i := range n {
+			msg := bytes.Repeat([]byte{byte(i)}, i*37)
+			if err := c.SendControl(msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		big := make([]byte, MaxControlLen)
+		if err := c.SendControl(big); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SendControl(make([]byte, MaxControlLen+1)); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("oversize control: %v", err)
+		}
+		eventually(t, 5*time.Second, "control messages", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(got) == n+1
+		})
+		for i := range n {
+			if !bytes.Equal(got[i], bytes.Repeat([]byte{byte(i)}, i*37)) {
+				t.Fatalf("message %d out of order or corrupt", i)
+			}
+		}
+	})
+}
+
+func TestHeartbeatRTT(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr transport) {
+		cfg := Config{HeartbeatInterval: 10 * time.Millisecond}
+		c, s := sessions(t, tr, cfg, cfg)
+		eventually(t, 5*time.Second, "RTT measured", func() bool {
+			return c.RTT() > 0 && s.RTT() > 0
+		})
+		if c.RTT() > time.Second {
+			t.Fatalf("implausible RTT %v", c.RTT())
+		}
+	})
+}
+
+// blackhole swallows writes once enabled, like a peer that stopped.
+type blackhole struct {
+	net.Conn
+	mu     sync.Mutex
+	on     bool
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (b *blackhole) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	on := b.on
+	b.mu.Unlock()
+	if on {
+		return len(p), nil
+	}
+	return b.Conn.Write(p)
+}
+
+func TestDeadPeer(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr transport) {
+		a, b := tr.pair(t)
+		bh := &blackhole{Conn: a}
+		cfg := Config{HeartbeatInterval: 20 * time.Millisecond, DeadAfter: 200 * time.Millisecond}
+		c, s := Client(bh, cfg), Server(b, cfg)
+		defer c.Close()
+		defer s.Close()
+		eventually(t, 5*time.Second, "RTT", func() bool { return s.RTT() > 0 })
+		bh.mu.Lock()
+		bh.on = true
+		bh.mu.Unlock()
+		start := time.Now()
+		select {
+		case <-s.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("silent peer not declared dead")
+		}
+		if el := time.Since(start); el > cfg.DeadAfter+150*time.Millisecond {
+			t.Errorf("declared dead after %v, DeadAfter %v", el, cfg.DeadAfter)
+		}
+		if !errors.Is(s.Err(), ErrPeerDead) {
+			t.Fatalf("err %v", s.Err())
+		}
+		<-c.Done() // its conn was closed under it
+		c.wg.Wait()
+		s.wg.Wait()
+	})
+}
+
+func TestLargeTransfer(t *testing.T) {
+	size := 256 << 20
+	if testing.Short() {
+		size = 32 << 20
+	}
+	c, s := sessions(t, transports[1], Config{}, Config{})
+	a, b := openPair(t, c, s, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := sendRandom(a, 99, size)
+		a.Close()
+		done <- err
+	}()
+	want, _ := sendRandom(io.Discard, 99, size)
+	got, n, err := recvHash(b)
+	if err != nil || n != int64(size) || got != want {
+		t.Fatalf("got %d bytes, err %v, checksum ok %v", n, err, got == want)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSessionClose(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr transport) {
+		c, s := sessions(t, tr, Config{}, Config{})
+		a, b := openPair(t, c, s, nil)
+		c.Close()
+		<-s.Done()
+		if !errors.Is(s.Err(), ErrSessionClosed) || errors.Is(s.Err(), ErrProtocol) {
+			t.Fatalf("peer err %v", s.Err())
+		}
+		if _, err := s.Accept(ctxT(t)); !errors.Is(err, ErrSessionClosed) {
+			t.Fatalf("accept: %v", err)
+		}
+		if _, err := c.Open(ctxT(t), nil); !errors.Is(err, ErrSessionClosed) {
+			t.Fatalf("open: %v", err)
+		}
+		if _, err := b.Read(make([]byte, 1)); !errors.Is(err, ErrSessionClosed) {
+			t.Fatalf("read: %v", err)
+		}
+		if _, err := a.Write([]byte("x")); !errors.Is(err, ErrSessionClosed) {
+			t.Fatalf("write: %v", err)
+		}
+	})
+}
+
+func TestHeaderRoundTrip(t *testing.T) {
+	h := Header{Kind: KindTCP, Address: "db.prod:5432", Origin: [16]byte{1, 2}, Segments: [][16]byte{{3}, {4}, {5}}, Next: 1, Flags: 9}
+	b, err := h.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Header
+	if err := d.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if d.Address != h.Address || d.Kind != h.Kind || d.Next != 1 || d.Flags != 9 || len(d.Segments) != 3 || d.Segments[2] != h.Segments[2] || d.Origin != h.Origin {
+		t.Fatalf("round trip %+v", d)
+	}
+	bad := []Header{
+		{Kind: 0, Segments: [][16]byte{{}}},
+		{Kind: 4, Segments: [][16]byte{{}}},
+		{Kind: KindTCP, Address: string(make([]byte, 254)), Segments: [][16]byte{{}}},
+		{Kind: KindTCP, Segments: make([][16]byte, 33)},
+		{Kind: KindTCP, Segments: [][16]byte{{}}, Next: 1},
+		{Kind: KindTCP},
+	}
+	for i, h := range bad {
+		if _, err := h.MarshalBinary(); !errors.Is(err, ErrBadHeader) {
+			t.Errorf("bad header %d marshaled: %v", i, err)
+		}
+	}
+	for _, cut := range []int{0, 1, 4, 5, len(b) - 1} {
+		if err := d.UnmarshalBinary(b[:cut]); err == nil {
+			t.Errorf("truncated to %d decoded", cut)
+		}
+	}
+	if err := d.UnmarshalBinary(append(b, 0)); err == nil {
+		t.Error("trailing byte decoded")
+	}
+}

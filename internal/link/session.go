@@ -1,0 +1,426 @@
+// Package link is weft's stream multiplexer: many independent, flow-controlled
+// streams plus an ordered control channel over one connection (mutual TLS
+// between sites in production, any net.Conn in tests), with heartbeats that
+// measure RTT and declare a silent peer dead. The wire format is in spec.md.
+//
+// Each Session runs three goroutines: a read loop that never blocks on a
+// stream (every stream buffers up to its window, so a slow reader stalls only
+// itself), a writer that drains a frame queue into a buffered writer and
+// flushes when the queue runs dry (small frames coalesce into one write), and
+// a heartbeat ticker.
+//
+// Lock order: Stream.mu, then Session.mu, then Session.wmu. wmu is a leaf.
+package link
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Buffer sizes of the connection, chosen by measurement (BENCH.md).
+const (
+	readBufSize  = 64 << 10
+	writeBufSize = 64 << 10
+)
+
+// Config tunes a Session. The zero value is usable.
+type Config struct {
+	// HeartbeatInterval is the PING cadence; RTT is an EWMA of PING->PONG.
+	// Default 500ms.
+	HeartbeatInterval time.Duration
+	// DeadAfter closes the session with ErrPeerDead when no frame at all
+	// arrived for this long. Default 2s. Keep it at least twice the peer's
+	// HeartbeatInterval.
+	DeadAfter time.Duration
+	// StreamWindow is each stream's receive window in bytes, which is also
+	// the most a slow reader buffers. Default 4 MiB; clamped to
+	// [64 KiB, 1 GiB].
+	StreamWindow uint32
+	// MaxStreams caps the streams of a session (both directions). Default
+	// 65536.
+	MaxStreams int
+	// AcceptBacklog caps streams opened by the peer and not yet taken by
+	// Accept; more are rejected with CodeBacklog. Default 256.
+	AcceptBacklog int
+	// OnControl receives control-channel messages in order, on the read
+	// loop: it must not block long, and msg is the callee's to keep.
+	OnControl func(msg []byte)
+	// Logger gets session-level events (protocol violations, dead peer).
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 500 * time.Millisecond
+	}
+	if c.DeadAfter <= 0 {
+		c.DeadAfter = 2 * time.Second
+	}
+	switch {
+	case c.StreamWindow == 0:
+		c.StreamWindow = defaultWindow
+	case c.StreamWindow < minWindow:
+		c.StreamWindow = minWindow
+	case c.StreamWindow > maxWindow:
+		c.StreamWindow = maxWindow
+	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = defaultStreams
+	}
+	if c.AcceptBacklog <= 0 {
+		c.AcceptBacklog = defaultBacklog
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Stats are cumulative counters, except StreamsActive.
+type Stats struct {
+	StreamsOpened   uint64 // opened here and confirmed by the peer
+	StreamsAccepted uint64 // opened by the peer and queued for Accept
+	StreamsActive   int64  // streams currently known to the session
+	StreamsFailed   uint64 // rejected or reset, either side
+	BytesSent       uint64 // stream payload bytes
+	BytesReceived   uint64
+}
+
+// Session is one multiplexed connection. All methods are safe for
+// concurrent use.
+type Session struct {
+	conn   net.Conn
+	cfg    Config
+	log    *slog.Logger
+	client bool
+	start  time.Time
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	acceptCh chan *Stream
+
+	// mu guards the fields below it.
+	mu      sync.Mutex
+	streams map[uint32]*Stream
+	nextID  uint64 // next ID this side opens
+	peerID  uint32 // highest ID the peer opened
+	closed  bool
+	err     error // cause of the close
+	cerr    error // what operations return after close; wraps ErrSessionClosed
+
+	// wmu guards the write queue below it; it is a leaf lock.
+	wmu     sync.Mutex
+	wprio   []*frame
+	wnormal []*frame
+	wclosed bool
+	wwake   chan struct{}
+
+	pongQueued atomic.Bool
+	lastRecv   atomic.Int64 // ns since start
+	rtt        atomic.Int64
+
+	nOpened, nAccepted, nFailed, nSent, nRecv atomic.Uint64
+	nActive                                   atomic.Int64
+}
+
+// Client starts a session on the dialing side (odd stream IDs).
+func Client(conn net.Conn, cfg Config) *Session { return newSession(conn, cfg, true) }
+
+// Server starts a session on the accepting side (even stream IDs).
+func Server(conn net.Conn, cfg Config) *Session { return newSession(conn, cfg, false) }
+
+func newSession(conn net.Conn, cfg Config, client bool) *Session {
+	cfg = cfg.withDefaults()
+	s := &Session{
+		conn:     conn,
+		cfg:      cfg,
+		client:   client,
+		start:    time.Now(),
+		done:     make(chan struct{}),
+		acceptCh: make(chan *Stream, cfg.AcceptBacklog),
+		streams:  make(map[uint32]*Stream),
+		wwake:    make(chan struct{}, 1),
+	}
+	side := "server"
+	s.nextID = 2
+	if client {
+		side = "client"
+		s.nextID = 1
+	}
+	s.log = cfg.Logger.With("link", side, "remote", addrString(conn.RemoteAddr()))
+	s.wg.Add(3)
+	go s.readLoop()
+	go s.writeLoop()
+	go s.heartbeatLoop()
+	return s
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+func (s *Session) now() int64 { return int64(time.Since(s.start)) }
+
+// Open opens a stream carrying header (at most MaxHeaderLen bytes) and
+// blocks until the peer confirms it (nil error), rejects it (*RejectError),
+// resets it (*ResetError), ctx ends, or the session closes.
+func (s *Session) Open(ctx context.Context, header []byte) (*Stream, error) {
+	if len(header) > MaxHeaderLen {
+		return nil, fmt.Errorf("%w: header of %d bytes", ErrTooLarge, len(header))
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, s.cerr
+	}
+	if len(s.streams) >= s.cfg.MaxStreams {
+		s.mu.Unlock()
+		return nil, ErrTooManyStreams
+	}
+	if s.nextID > 0xffffffff {
+		s.mu.Unlock()
+		return nil, ErrStreamIDsExhausted
+	}
+	id := uint32(s.nextID)
+	s.nextID += 2
+	st := newStream(s, id, stateOpening, append([]byte(nil), header...))
+	s.streams[id] = st
+	s.nActive.Add(1)
+	s.mu.Unlock()
+
+	f := newCtlFrame(typeOpen, id, openPrefix+len(header))
+	binary.BigEndian.PutUint32(f.payload, s.cfg.StreamWindow)
+	copy(f.payload[openPrefix:], header)
+	if err := s.enqueue(f, false); err != nil {
+		s.removeStream(st)
+		return nil, err
+	}
+	select {
+	case <-st.confirmed:
+	case <-ctx.Done():
+		st.Reset(CodeCanceled)
+		return nil, ctx.Err()
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	switch {
+	case st.state == stateOpen && st.resetErr == nil && st.sessErr == nil:
+		s.nOpened.Add(1)
+		return st, nil
+	case st.rejectErr != nil:
+		return nil, st.rejectErr
+	case st.resetErr != nil:
+		return nil, st.resetErr
+	default:
+		return nil, st.sessErr
+	}
+}
+
+// Accept returns the next stream opened by the peer, not yet confirmed: the
+// caller must Confirm or Reject it. After the session closed it returns an
+// error wrapping ErrSessionClosed.
+func (s *Session) Accept(ctx context.Context) (*Stream, error) {
+	select {
+	case <-s.done:
+		return nil, s.closedErr()
+	default:
+	}
+	select {
+	case st := <-s.acceptCh:
+		return st, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.done:
+		return nil, s.closedErr()
+	}
+}
+
+// SendControl sends msg (at most MaxControlLen bytes) on the control
+// channel; messages arrive in the order of the SendControl calls that
+// returned. It blocks until msg is handed to the connection.
+func (s *Session) SendControl(msg []byte) error {
+	if len(msg) > MaxControlLen {
+		return fmt.Errorf("%w: control message of %d bytes", ErrTooLarge, len(msg))
+	}
+	f := &frame{payload: msg, done: make(chan error, 1)}
+	putHeader(&f.hdr, typeControl, 0, len(msg))
+	if err := s.enqueue(f, false); err != nil {
+		return err
+	}
+	return <-f.done
+}
+
+// RTT is the smoothed PING->PONG round-trip time, 0 before the first PONG.
+func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) }
+
+// Done is closed when the session is closed.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err is nil while the session is open, then the cause of the close:
+// ErrSessionClosed (wrapped) for a local Close or a peer that closed,
+// ErrPeerDead, an error wrapping ErrProtocol, or an I/O error.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func (s *Session) closedErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cerr == nil {
+		return ErrSessionClosed
+	}
+	return s.cerr
+}
+
+// Close tells the peer (GOAWAY) and closes the session and all its streams.
+func (s *Session) Close() error {
+	return s.goAway(goAwayNormal, ErrSessionClosed)
+}
+
+// CloseWithError is Close with err as the session's Err.
+func (s *Session) CloseWithError(err error) error {
+	if err == nil {
+		err = ErrSessionClosed
+	}
+	return s.goAway(goAwayNormal, err)
+}
+
+// goAway sends GOAWAY, waits briefly for it to be written, then closes.
+func (s *Session) goAway(code uint32, err error) error {
+	f := newCtlFrame(typeGoAway, 0, 4)
+	binary.BigEndian.PutUint32(f.payload, code)
+	f.done = make(chan error, 1)
+	if s.enqueue(f, false) == nil {
+		t := time.NewTimer(goAwayWait)
+		select {
+		case <-f.done:
+		case <-t.C:
+		case <-s.done:
+		}
+		t.Stop()
+	}
+	s.closeWithError(err)
+	return nil
+}
+
+// goAwayWait bounds how long Close waits for GOAWAY to reach a slow conn.
+const goAwayWait = 250 * time.Millisecond
+
+// Stats returns the session's counters.
+func (s *Session) Stats() Stats {
+	return Stats{
+		StreamsOpened:   s.nOpened.Load(),
+		StreamsAccepted: s.nAccepted.Load(),
+		StreamsActive:   s.nActive.Load(),
+		StreamsFailed:   s.nFailed.Load(),
+		BytesSent:       s.nSent.Load(),
+		BytesReceived:   s.nRecv.Load(),
+	}
+}
+
+// closeWithError closes the connection and every stream; the first cause wins.
+func (s *Session) closeWithError(err error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.err = err
+	if errors.Is(err, ErrSessionClosed) {
+		s.cerr = err
+	} else {
+		s.cerr = fmt.Errorf("%w: %w", ErrSessionClosed, err)
+	}
+	streams := make([]*Stream, 0, len(s.streams))
+	for _, st := range s.streams {
+		streams = append(streams, st)
+	}
+	clear(s.streams)
+	s.nActive.Store(0)
+	cerr := s.cerr
+	s.mu.Unlock()
+
+	close(s.done)
+	s.conn.Close()
+	for _, st := range streams {
+		st.sessionClosed(cerr)
+	}
+	switch {
+	case errors.Is(err, ErrProtocol):
+		s.log.Warn("link closed: peer broke the protocol", "err", err)
+	case errors.Is(err, ErrPeerDead):
+		s.log.Warn("link closed: peer dead", "err", err)
+	default:
+		s.log.Debug("link closed", "err", err)
+	}
+}
+
+func (s *Session) removeStream(st *Stream) {
+	s.mu.Lock()
+	if s.streams[st.id] == st {
+		delete(s.streams, st.id)
+		s.nActive.Add(-1)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Session) heartbeatLoop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer tick.Stop()
+	dead := time.NewTimer(s.cfg.DeadAfter)
+	defer dead.Stop()
+	s.ping()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-tick.C:
+			s.ping()
+		case <-dead.C:
+			idle := time.Duration(s.now() - s.lastRecv.Load())
+			if idle >= s.cfg.DeadAfter {
+				s.closeWithError(fmt.Errorf("%w (silent for %v)", ErrPeerDead, idle.Round(time.Millisecond)))
+				return
+			}
+			dead.Reset(s.cfg.DeadAfter - idle)
+		}
+	}
+}
+
+func (s *Session) ping() {
+	f := newCtlFrame(typePing, 0, 8)
+	binary.BigEndian.PutUint64(f.payload, uint64(s.now()))
+	s.enqueue(f, true)
+}
+
+func (s *Session) onPong(b []byte) {
+	sent := int64(binary.BigEndian.Uint64(b))
+	now := s.now()
+	if sent < 0 || sent > now {
+		return // not one of ours
+	}
+	sample := now - sent
+	if sample == 0 {
+		sample = 1
+	}
+	old := s.rtt.Load()
+	if old == 0 {
+		s.rtt.Store(sample)
+	} else {
+		s.rtt.Store(old - old/8 + sample/8)
+	}
+}

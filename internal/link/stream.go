@@ -1,0 +1,716 @@
+package link
+
+import (
+	"bufio"
+	"encoding/binary"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+type streamState uint8
+
+const (
+	stateOpening  streamState = iota // opened here, waiting for CONFIRM
+	stateAccepted                    // opened by the peer, not yet confirmed
+	stateOpen
+	stateRejected
+)
+
+// Stream is one bidirectional byte stream of a Session. It implements
+// net.Conn; Close is CloseWrite plus stop reading. Read and Write may be
+// called concurrently with each other and with Close.
+type Stream struct {
+	s         *Session
+	id        uint32
+	header    []byte
+	confirmed chan struct{} // opener: closed once Open can return
+
+	readCh  chan struct{} // cap 1: something changed for readers
+	writeCh chan struct{} // cap 1: something changed for writers
+	wlock   sync.Mutex    // serializes writers, so frames of one Write stay together
+	wdone   chan error    // cap 2: writer acks for this stream's data frames
+	wframes [2]frame
+
+	// mu guards the fields below it.
+	mu            sync.Mutex
+	state         streamState
+	confirmClosed bool
+	rejectErr     error
+	rq            recvQueue
+	recvWindow    uint32 // bytes the peer may still send
+	recvConsumed  uint32 // read since the last WINDOW
+	readClosed    bool   // Close: incoming data is discarded, then RST
+	finRecv       bool
+	sendWindow    uint32
+	writing       bool // a Write is in progress; it sends the FIN if asked
+	writeClosed   bool
+	finQueued     bool
+	resetErr      error
+	sessErr       error
+	removed       bool
+	rdeadline     time.Time
+	wdeadline     time.Time
+	rtimer        *time.Timer
+	wtimer        *time.Timer
+}
+
+var _ net.Conn = (*Stream)(nil)
+
+func newStream(s *Session, id uint32, state streamState, header []byte) *Stream {
+	st := &Stream{
+		s:          s,
+		id:         id,
+		header:     header,
+		state:      state,
+		recvWindow: s.cfg.StreamWindow,
+		readCh:     make(chan struct{}, 1),
+		writeCh:    make(chan struct{}, 1),
+		wdone:      make(chan error, 2),
+	}
+	if state == stateOpening {
+		st.confirmed = make(chan struct{})
+	}
+	return st
+}
+
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// ID is the stream's ID on the wire.
+func (st *Stream) ID() uint32 { return st.id }
+
+// Header is the header the opener sent; callers must not modify it.
+func (st *Stream) Header() []byte { return st.header }
+
+// Session is the session the stream belongs to.
+func (st *Stream) Session() *Session { return st.s }
+
+// LocalAddr is the session connection's local address.
+func (st *Stream) LocalAddr() net.Addr { return st.s.conn.LocalAddr() }
+
+// RemoteAddr is the session connection's remote address.
+func (st *Stream) RemoteAddr() net.Addr { return st.s.conn.RemoteAddr() }
+
+// Confirm tells the opener that the far end is ready: its Open returns and
+// data may flow. An accepted stream's first Write confirms it implicitly.
+func (st *Stream) Confirm() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.confirmLocked()
+}
+
+func (st *Stream) confirmLocked() error {
+	if err := st.errLocked(); err != nil {
+		return err
+	}
+	if st.state != stateAccepted {
+		return ErrStreamState
+	}
+	st.state = stateOpen
+	f := newCtlFrame(typeConfirm, st.id, openPrefix)
+	binary.BigEndian.PutUint32(f.payload, st.s.cfg.StreamWindow)
+	return st.s.enqueue(f, false)
+}
+
+// Reject refuses an accepted, unconfirmed stream; the opener's Open returns
+// *RejectError{code, msg}. msg is cut to MaxRejectMsgLen bytes.
+func (st *Stream) Reject(code uint16, msg string) error {
+	st.mu.Lock()
+	if err := st.errLocked(); err != nil {
+		st.mu.Unlock()
+		return err
+	}
+	if st.state != stateAccepted {
+		st.mu.Unlock()
+		return ErrStreamState
+	}
+	st.state = stateRejected
+	st.rejectErr = &RejectError{Code: code, Message: msg}
+	st.resetErr = st.rejectErr
+	st.rq.reset()
+	err := st.s.enqueue(rejectFrame(st.id, code, msg), false)
+	st.s.nFailed.Add(1)
+	st.removeLocked()
+	st.mu.Unlock()
+	st.wake()
+	return err
+}
+
+// errLocked is the error that ends both directions, if any.
+func (st *Stream) errLocked() error {
+	if st.resetErr != nil {
+		return st.resetErr
+	}
+	return st.sessErr
+}
+
+func (st *Stream) wake() {
+	notify(st.readCh)
+	notify(st.writeCh)
+}
+
+// removeLocked drops the stream from the session once it needs no more
+// frames. Lock order: Stream.mu before Session.mu.
+func (st *Stream) removeLocked() {
+	if !st.removed {
+		st.removed = true
+		st.s.removeStream(st)
+	}
+}
+
+// Read reads stream data; io.EOF after the peer's FIN.
+func (st *Stream) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	st.mu.Lock()
+	for {
+		if st.readClosed {
+			st.mu.Unlock()
+			return 0, net.ErrClosed
+		}
+		if st.resetErr != nil {
+			err := st.resetErr
+			st.mu.Unlock()
+			return 0, err
+		}
+		if st.rq.n > 0 {
+			n := st.rq.read(p)
+			more := st.rq.n > 0
+			st.consumedLocked(n)
+			st.mu.Unlock()
+			if more {
+				notify(st.readCh) // for a concurrent reader
+			}
+			return n, nil
+		}
+		if st.finRecv {
+			st.mu.Unlock()
+			return 0, io.EOF
+		}
+		if st.sessErr != nil {
+			err := st.sessErr
+			st.mu.Unlock()
+			return 0, err
+		}
+		if !st.rdeadline.IsZero() && !time.Now().Before(st.rdeadline) {
+			st.mu.Unlock()
+			return 0, os.ErrDeadlineExceeded
+		}
+		st.mu.Unlock()
+		<-st.readCh
+		st.mu.Lock()
+	}
+}
+
+// WriteTo hands received buffers straight to w, saving a copy and the
+// 32 KiB steps of io.Copy.
+func (st *Stream) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	st.mu.Lock()
+	for {
+		if st.readClosed {
+			st.mu.Unlock()
+			return total, net.ErrClosed
+		}
+		if st.resetErr != nil {
+			err := st.resetErr
+			st.mu.Unlock()
+			return total, err
+		}
+		if st.rq.n > 0 {
+			b, data := st.rq.pop()
+			st.consumedLocked(len(data))
+			st.mu.Unlock()
+			n, err := w.Write(data)
+			putBuf(b)
+			total += int64(n)
+			if err != nil {
+				return total, err
+			}
+			st.mu.Lock()
+			continue
+		}
+		if st.finRecv {
+			st.mu.Unlock()
+			return total, nil
+		}
+		if st.sessErr != nil {
+			err := st.sessErr
+			st.mu.Unlock()
+			return total, err
+		}
+		if !st.rdeadline.IsZero() && !time.Now().Before(st.rdeadline) {
+			st.mu.Unlock()
+			return total, os.ErrDeadlineExceeded
+		}
+		st.mu.Unlock()
+		<-st.readCh
+		st.mu.Lock()
+	}
+}
+
+// consumedLocked returns credit to the peer once half the window is read
+// (yamux's rule: fewer WINDOW frames, and the sender never stalls while
+// the reader keeps up).
+func (st *Stream) consumedLocked(n int) {
+	st.recvConsumed += uint32(n)
+	if st.recvConsumed < st.s.cfg.StreamWindow/2 || st.finRecv || st.resetErr != nil || st.sessErr != nil {
+		return
+	}
+	inc := st.recvConsumed
+	st.recvConsumed = 0
+	st.recvWindow += inc
+	f := newCtlFrame(typeWindow, st.id, 4)
+	binary.BigEndian.PutUint32(f.payload, inc)
+	st.s.enqueue(f, true)
+}
+
+// Write writes p as DATA frames within the peer's credit. It returns once
+// the frames are handed to the connection's buffer.
+func (st *Stream) Write(p []byte) (int, error) {
+	st.wlock.Lock()
+	defer st.wlock.Unlock()
+	st.mu.Lock()
+	if st.state == stateAccepted {
+		if err := st.confirmLocked(); err != nil {
+			st.mu.Unlock()
+			return 0, err
+		}
+	}
+	st.writing = true
+	st.mu.Unlock()
+
+	total, outstanding, next := 0, 0, 0
+	var err error
+	for len(p) > 0 {
+		var n int
+		if n, err = st.takeWindow(len(p)); err != nil {
+			break
+		}
+		if outstanding == len(st.wframes) {
+			if err = <-st.wdone; err != nil {
+				outstanding--
+				break
+			}
+			outstanding--
+		}
+		f := &st.wframes[next]
+		next = (next + 1) % len(st.wframes)
+		putHeader(&f.hdr, typeData, st.id, n)
+		f.payload = p[:n]
+		f.done = st.wdone
+		if err = st.s.enqueue(f, false); err != nil {
+			break
+		}
+		outstanding++
+		st.s.nSent.Add(uint64(n))
+		total += n
+		p = p[n:]
+	}
+	for ; outstanding > 0; outstanding-- {
+		if werr := <-st.wdone; werr != nil && err == nil {
+			err = werr
+		}
+	}
+	st.endWrite()
+	return total, err
+}
+
+// takeWindow waits for credit and takes up to want bytes of it.
+func (st *Stream) takeWindow(want int) (int, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for {
+		if err := st.errLocked(); err != nil {
+			return 0, err
+		}
+		if st.writeClosed {
+			return 0, net.ErrClosed
+		}
+		if st.sendWindow > 0 {
+			break
+		}
+		if !st.wdeadline.IsZero() && !time.Now().Before(st.wdeadline) {
+			return 0, os.ErrDeadlineExceeded
+		}
+		st.mu.Unlock()
+		<-st.writeCh
+		st.mu.Lock()
+	}
+	n := min(want, int(st.sendWindow), maxPayload)
+	st.sendWindow -= uint32(n)
+	return n, nil
+}
+
+// endWrite sends the FIN that a CloseWrite during this Write deferred, so
+// it follows the Write's data.
+func (st *Stream) endWrite() {
+	st.mu.Lock()
+	st.writing = false
+	if st.writeClosed {
+		st.queueFinLocked()
+	}
+	st.mu.Unlock()
+}
+
+func (st *Stream) queueFinLocked() {
+	if st.finQueued || st.resetErr != nil || st.sessErr != nil {
+		return
+	}
+	st.finQueued = true
+	st.s.enqueue(newCtlFrame(typeFin, st.id, 0), false)
+	if st.finRecv {
+		st.removeLocked()
+	}
+}
+
+// ReadFrom reads r into pooled buffers of up to maxPayload bytes and
+// queues them without waiting for the writer, so reading r overlaps
+// writing the connection.
+func (st *Stream) ReadFrom(r io.Reader) (int64, error) {
+	st.wlock.Lock()
+	defer st.wlock.Unlock()
+	st.mu.Lock()
+	if st.state == stateAccepted {
+		if err := st.confirmLocked(); err != nil {
+			st.mu.Unlock()
+			return 0, err
+		}
+	}
+	st.writing = true
+	st.mu.Unlock()
+	defer st.endWrite()
+
+	var total int64
+	for {
+		b := getBuf(maxPayload)
+		n, rerr := r.Read(*b)
+		if n > 0 && n < maxPayload/2 {
+			// Queued frames own their buffers: a short read must not pin a
+			// full-size one.
+			small := getBuf(n)
+			copy(*small, (*b)[:n])
+			putBuf(b)
+			b = small
+		}
+		data := (*b)[:n]
+		for len(data) > 0 {
+			k, err := st.takeWindow(len(data))
+			if err != nil {
+				putBuf(b)
+				return total, err
+			}
+			f := &frame{payload: data[:k]}
+			putHeader(&f.hdr, typeData, st.id, k)
+			if k == len(data) {
+				f.owned = b
+			}
+			if k < len(data) {
+				// Split only when credit ran short: the first part must not
+				// free the buffer, so it waits for the writer.
+				f.done = st.wdone
+			}
+			if err := st.s.enqueue(f, false); err != nil {
+				if f.owned == nil {
+					putBuf(b)
+				}
+				return total, err
+			}
+			if f.done != nil {
+				if err := <-st.wdone; err != nil {
+					putBuf(b)
+					return total, err
+				}
+			}
+			st.s.nSent.Add(uint64(k))
+			total += int64(k)
+			data = data[k:]
+		}
+		if n == 0 {
+			putBuf(b)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// CloseWrite half-closes: the peer reads io.EOF after the data written so
+// far; this side may go on reading.
+func (st *Stream) CloseWrite() error {
+	st.mu.Lock()
+	if st.state == stateAccepted {
+		st.confirmLocked()
+	}
+	first := !st.writeClosed
+	st.writeClosed = true
+	if !st.writing {
+		st.queueFinLocked()
+	}
+	st.mu.Unlock()
+	if first {
+		notify(st.writeCh)
+	}
+	return nil
+}
+
+// Close is CloseWrite plus stop reading: buffered and later data is
+// discarded, and if data was unread or arrives later the peer is reset
+// (CodeClosed), as TCP does. An accepted stream never confirmed is
+// rejected instead.
+func (st *Stream) Close() error {
+	st.mu.Lock()
+	if st.state == stateAccepted && st.errLocked() == nil {
+		st.mu.Unlock()
+		return st.Reject(CodeClosed, "closed")
+	}
+	st.writeClosed = true
+	if !st.writing {
+		st.queueFinLocked()
+	}
+	if !st.readClosed {
+		st.readClosed = true
+		unread := st.rq.n > 0
+		st.rq.reset()
+		if st.errLocked() == nil && !st.finRecv && unread {
+			st.resetLocked(CodeClosed)
+		} else if st.finRecv && st.finQueued {
+			st.removeLocked()
+		}
+	}
+	st.stopTimersLocked()
+	st.mu.Unlock()
+	st.wake()
+	return nil
+}
+
+// Reset aborts both directions: the peer's Read and Write fail with
+// *ResetError{Code: code, Remote: true}.
+func (st *Stream) Reset(code uint16) error {
+	st.mu.Lock()
+	st.resetLocked(code)
+	st.mu.Unlock()
+	st.wake()
+	return nil
+}
+
+func (st *Stream) resetLocked(code uint16) {
+	if st.errLocked() != nil {
+		return
+	}
+	st.resetErr = &ResetError{Code: code}
+	st.rq.reset()
+	st.s.enqueue(rstFrame(st.id, code), false)
+	st.s.nFailed.Add(1)
+	st.wakeOpenerLocked()
+	st.removeLocked()
+}
+
+func (st *Stream) wakeOpenerLocked() {
+	if st.confirmed != nil && !st.confirmClosed {
+		st.confirmClosed = true
+		close(st.confirmed)
+	}
+}
+
+func (st *Stream) stopTimersLocked() {
+	if st.rtimer != nil {
+		st.rtimer.Stop()
+	}
+	if st.wtimer != nil {
+		st.wtimer.Stop()
+	}
+}
+
+// SetDeadline sets both deadlines.
+func (st *Stream) SetDeadline(t time.Time) error {
+	st.SetReadDeadline(t)
+	return st.SetWriteDeadline(t)
+}
+
+// SetReadDeadline makes blocked and future Reads fail with
+// os.ErrDeadlineExceeded after t; zero clears it.
+func (st *Stream) SetReadDeadline(t time.Time) error {
+	st.mu.Lock()
+	st.rdeadline = t
+	st.rtimer = armTimer(st.rtimer, t, st.readCh)
+	st.mu.Unlock()
+	notify(st.readCh)
+	return nil
+}
+
+// SetWriteDeadline makes Writes waiting for credit fail with
+// os.ErrDeadlineExceeded after t; a frame already handed to the writer
+// is still sent. Zero clears it.
+func (st *Stream) SetWriteDeadline(t time.Time) error {
+	st.mu.Lock()
+	st.wdeadline = t
+	st.wtimer = armTimer(st.wtimer, t, st.writeCh)
+	st.mu.Unlock()
+	notify(st.writeCh)
+	return nil
+}
+
+func armTimer(tm *time.Timer, t time.Time, c chan struct{}) *time.Timer {
+	if t.IsZero() {
+		if tm != nil {
+			tm.Stop()
+		}
+		return tm
+	}
+	d := time.Until(t)
+	if tm == nil {
+		return time.AfterFunc(d, func() { notify(c) })
+	}
+	tm.Reset(d)
+	return tm
+}
+
+// --- read loop side ---
+
+func (st *Stream) recvData(br *bufio.Reader, n uint32) error {
+	st.mu.Lock()
+	if st.state == stateOpening || st.state == stateAccepted {
+		st.mu.Unlock()
+		return protoErr("DATA on unconfirmed stream %d", st.id)
+	}
+	if st.finRecv {
+		st.mu.Unlock()
+		return protoErr("DATA after FIN on stream %d", st.id)
+	}
+	if n > st.recvWindow {
+		st.mu.Unlock()
+		return protoErr("DATA of %d bytes beyond window %d on stream %d", n, st.recvWindow, st.id)
+	}
+	st.recvWindow -= n
+	if st.readClosed || st.errLocked() != nil {
+		if st.readClosed && st.errLocked() == nil {
+			st.resetLocked(CodeClosed)
+		}
+		st.mu.Unlock()
+		st.wake()
+		return discard(br, n)
+	}
+	st.mu.Unlock()
+
+	b := getBuf(int(n))
+	if _, err := io.ReadFull(br, *b); err != nil {
+		putBuf(b)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	st.s.nRecv.Add(uint64(n))
+	st.mu.Lock()
+	if st.readClosed || st.errLocked() != nil {
+		putBuf(b)
+	} else {
+		st.rq.push(b)
+	}
+	st.mu.Unlock()
+	notify(st.readCh)
+	return nil
+}
+
+func (st *Stream) recvWindowUpdate(inc uint32) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if inc == 0 || uint64(st.sendWindow)+uint64(inc) > 0xffffffff {
+		return protoErr("bad WINDOW increment %d on stream %d", inc, st.id)
+	}
+	st.sendWindow += inc
+	notify(st.writeCh)
+	return nil
+}
+
+func (st *Stream) recvConfirm(window uint32) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.state != stateOpening {
+		if st.resetErr != nil {
+			return nil // canceled while the CONFIRM was in flight
+		}
+		return protoErr("CONFIRM on stream %d in state %d", st.id, st.state)
+	}
+	if window == 0 {
+		return protoErr("CONFIRM with zero window on stream %d", st.id)
+	}
+	st.state = stateOpen
+	st.sendWindow = window
+	st.wakeOpenerLocked()
+	return nil
+}
+
+func (st *Stream) recvReject(code uint16, msg string) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.state != stateOpening {
+		if st.resetErr != nil {
+			return nil
+		}
+		return protoErr("REJECT on stream %d in state %d", st.id, st.state)
+	}
+	st.state = stateRejected
+	st.rejectErr = &RejectError{Code: code, Message: msg}
+	st.resetErr = st.rejectErr
+	st.s.nFailed.Add(1)
+	st.wakeOpenerLocked()
+	st.removeLocked()
+	return nil
+}
+
+func (st *Stream) recvFin() error {
+	st.mu.Lock()
+	if st.state == stateOpening || st.state == stateAccepted {
+		st.mu.Unlock()
+		return protoErr("FIN on unconfirmed stream %d", st.id)
+	}
+	if st.finRecv {
+		st.mu.Unlock()
+		return protoErr("second FIN on stream %d", st.id)
+	}
+	st.finRecv = true
+	if st.finQueued || st.errLocked() != nil {
+		st.removeLocked()
+	}
+	st.mu.Unlock()
+	notify(st.readCh)
+	return nil
+}
+
+func (st *Stream) recvReset(code uint16) {
+	st.mu.Lock()
+	if st.errLocked() == nil {
+		st.resetErr = &ResetError{Code: code, Remote: true}
+		st.rq.reset()
+		st.s.nFailed.Add(1)
+	}
+	st.wakeOpenerLocked()
+	st.removeLocked()
+	st.mu.Unlock()
+	st.wake()
+}
+
+func (st *Stream) sessionClosed(err error) {
+	st.mu.Lock()
+	if st.sessErr == nil {
+		st.sessErr = err
+	}
+	st.removed = true
+	st.wakeOpenerLocked()
+	st.stopTimersLocked()
+	st.mu.Unlock()
+	st.wake()
+}
