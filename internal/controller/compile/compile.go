@@ -1,0 +1,167 @@
+// Package compile turns a traffic group's intents into the desired objects of
+// every target (a cluster's Kubernetes API, its weft site, a DNS server), by
+// running every registered renderer, and diffs them against what a target has.
+package compile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"weft.dev/weft/internal/controller/model"
+	"weft.dev/weft/internal/controller/render"
+)
+
+// ErrConflict is wrapped when two intents want different objects under one name.
+var ErrConflict = errors.New("conflicting objects")
+
+// ProjectLabel names the project on every object, next to the managed-by label.
+const ProjectLabel = "weft.dev/project"
+
+// Target is where desired objects are delivered; it mirrors the sync engine's
+// target so that the store can keep it without importing the engine.
+type Target struct {
+	Name       string           `json:"name"` // p1/east/kubernetes, p1/east/weft, p1/dns/shop/v1/g1/<intent>
+	Kind       string           `json:"kind"` // render.Target*
+	Cluster    string           `json:"cluster,omitempty"`
+	Kubeconfig []byte           `json:"kubeconfig,omitempty"`
+	WeftAdmin  string           `json:"weftAdmin,omitempty"`
+	WeftToken  string           `json:"weftToken,omitempty"`
+	DNS        *render.DNSServer `json:"dns,omitempty"`
+}
+
+// Ref names an object within a target.
+type Ref struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace,omitempty"`
+	Name       string `json:"name"`
+}
+
+func (r Ref) String() string {
+	if r.Namespace == "" {
+		return r.APIVersion + "/" + r.Kind + "/" + r.Name
+	}
+	return r.APIVersion + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
+}
+
+// RefOf returns u's reference.
+func RefOf(u *unstructured.Unstructured) Ref {
+	return Ref{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
+}
+
+// Object is a desired object with the hash of its canonical JSON.
+type Object struct {
+	Ref    Ref
+	Hash   string
+	Object *unstructured.Unstructured
+}
+
+// State is the desired state of one target.
+type State struct {
+	Target  Target
+	Objects []Object // sorted by Ref
+}
+
+// Hash is the hex SHA-256 of u's JSON; encoding/json sorts map keys, so equal
+// objects hash equally.
+func Hash(u *unstructured.Unstructured) string {
+	data, err := json.Marshal(u.Object)
+	if err != nil {
+		panic("compile: unstructured object does not marshal: " + err.Error()) // built from JSON
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// GroupKey names a traffic group across projects and apps.
+func GroupKey(project, app, version, group string) string {
+	return project + "/" + app + "/" + version + "/" + group
+}
+
+// Compile renders in with every registered renderer and returns the desired state
+// of each target, keyed by target name. Two placements of one object in one
+// target must be equal (shared objects such as the cross-network Gateway are).
+func Compile(in *render.Input) (map[string]*State, error) {
+	states := map[string]*State{}
+	seen := map[string]map[Ref]string{} // target -> ref -> hash
+	for _, r := range render.Registered() {
+		placements, err := r.Renderer.Render(in)
+		if err != nil {
+			return nil, fmt.Errorf("%s renderer: %w", r.Name, err)
+		}
+		for _, p := range placements {
+			t, err := target(in, p)
+			if err != nil {
+				return nil, err
+			}
+			labels := p.Object.GetLabels()
+			labels[ProjectLabel] = in.Project
+			p.Object.SetLabels(labels)
+			ref, h := RefOf(p.Object), Hash(p.Object)
+			st := states[t.Name]
+			if st == nil {
+				st = &State{Target: t}
+				states[t.Name] = st
+				seen[t.Name] = map[Ref]string{}
+			}
+			if prev, dup := seen[t.Name][ref]; dup {
+				if prev != h {
+					return nil, fmt.Errorf("%w: %s in %s is rendered twice, differently", ErrConflict, ref, t.Name)
+				}
+				continue
+			}
+			seen[t.Name][ref] = h
+			st.Objects = append(st.Objects, Object{Ref: ref, Hash: h, Object: p.Object})
+		}
+	}
+	for _, st := range states {
+		SortObjects(st.Objects)
+	}
+	return states, nil
+}
+
+// SortObjects orders objects by reference.
+func SortObjects(objs []Object) {
+	slices.SortFunc(objs, func(a, b Object) int { return strings.Compare(a.Ref.String(), b.Ref.String()) })
+}
+
+func target(in *render.Input, p render.Placement) (Target, error) {
+	switch p.Kind {
+	case render.TargetKubernetes, render.TargetWeft:
+		c := in.Clusters[p.Cluster]
+		if c == nil {
+			return Target{}, fmt.Errorf("%w: renderer placed an object in unknown cluster %q", render.ErrUnresolved, p.Cluster)
+		}
+		return ClusterTarget(in.Project, c, p.Kind), nil
+	case render.TargetRFC2136:
+		return Target{
+			Name: in.Project + "/dns/" + in.App.Metadata.Name + "/" + in.App.Spec.Version + "/" + in.Group + "/" + p.DNSKey,
+			Kind: render.TargetRFC2136, DNS: p.DNS,
+		}, nil
+	}
+	panic("compile: renderer returned unknown target kind " + p.Kind)
+}
+
+// ClusterTarget is cluster c's target of the given kind, with its current
+// credentials.
+func ClusterTarget(project string, c *model.Cluster, kind string) Target {
+	t := Target{Name: project + "/" + c.Metadata.Name + "/" + kind, Kind: kind, Cluster: c.Metadata.Name}
+	switch kind {
+	case render.TargetKubernetes:
+		if c.Spec.Kubeconfig != "" {
+			t.Kubeconfig = []byte(c.Spec.Kubeconfig)
+		}
+	case render.TargetWeft:
+		if c.Spec.Weft != nil {
+			t.WeftAdmin, t.WeftToken = c.Spec.Weft.Admin, c.Spec.Weft.Token
+		}
+	}
+	return t
+}

@@ -1,0 +1,148 @@
+package compile
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Actions of a planned change.
+const (
+	ActionCreate    = "create"
+	ActionUpdate    = "update"
+	ActionDelete    = "delete"
+	ActionUnchanged = "unchanged"
+)
+
+// FieldChange is one differing field, by JSON path.
+type FieldChange struct {
+	Path string `json:"path"`
+	Old  any    `json:"old,omitempty"`
+	New  any    `json:"new,omitempty"`
+}
+
+// Change is what a plan does to one object of a target.
+type Change struct {
+	Action string                     `json:"action"`
+	Ref    Ref                        `json:"ref"`
+	Object *unstructured.Unstructured `json:"object,omitempty"` // the desired object; nil for deletes
+	Diff   []FieldChange              `json:"diff,omitempty"`
+}
+
+// Plan compares desired objects with the ones last applied to the target.
+// Applied objects not desired are deleted only if owned (the group released
+// them before), so that a plan for one group never removes another's objects.
+func Plan(desired []Object, applied map[Ref]*unstructured.Unstructured, owned []Ref) []Change {
+	var out []Change
+	want := map[Ref]bool{}
+	for _, d := range desired {
+		want[d.Ref] = true
+		old, ok := applied[d.Ref]
+		switch {
+		case !ok:
+			out = append(out, Change{Action: ActionCreate, Ref: d.Ref, Object: d.Object})
+		default:
+			diff := Diff(old.Object, d.Object.Object)
+			action := ActionUpdate
+			if len(diff) == 0 {
+				action = ActionUnchanged
+			}
+			out = append(out, Change{Action: action, Ref: d.Ref, Object: d.Object, Diff: diff})
+		}
+	}
+	for _, r := range owned {
+		if want[r] {
+			continue
+		}
+		if old, ok := applied[r]; ok {
+			out = append(out, Change{Action: ActionDelete, Ref: r, Diff: Diff(old.Object, nil)})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Change) int {
+		if a.Ref.String() < b.Ref.String() {
+			return -1
+		}
+		if a.Ref.String() > b.Ref.String() {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Diff returns the changed leaves between two JSON-shaped values, in path order.
+// Lists are compared element by element.
+func Diff(old, new any) []FieldChange {
+	var out []FieldChange
+	diff("", old, new, &out)
+	return out
+}
+
+func diff(path string, old, new any, out *[]FieldChange) {
+	om, oOK := asMap(old)
+	nm, nOK := asMap(new)
+	if oOK && nOK {
+		keys := make([]string, 0, len(om)+len(nm))
+		for k := range om {
+			keys = append(keys, k)
+		}
+		for k := range nm {
+			if _, ok := om[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			diff(p, om[k], nm[k], out)
+		}
+		return
+	}
+	ol, oOK := old.([]any)
+	nl, nOK := new.([]any)
+	if oOK && nOK {
+		for i := range max(len(ol), len(nl)) {
+			var o, n any
+			if i < len(ol) {
+				o = ol[i]
+			}
+			if i < len(nl) {
+				n = nl[i]
+			}
+			diff(fmt.Sprintf("%s[%d]", path, i), o, n, out)
+		}
+		return
+	}
+	if !reflect.DeepEqual(normalize(old), normalize(new)) {
+		*out = append(*out, FieldChange{Path: path, Old: old, New: new})
+	}
+}
+
+func asMap(v any) (map[string]any, bool) {
+	switch m := v.(type) {
+	case map[string]any:
+		return m, true
+	case nil:
+		return nil, false
+	}
+	return nil, false
+}
+
+// normalize makes numbers comparable whether they came from JSON (float64) or
+// were built in Go (int64).
+func normalize(v any) any {
+	switch n := v.(type) {
+	case int:
+		return float64(n)
+	case int64:
+		return float64(n)
+	case int32:
+		return float64(n)
+	}
+	return v
+}

@@ -1,0 +1,224 @@
+// Package render turns a traffic group's intents into the objects each target
+// should hold. Each mesh is a Renderer registered under a name (Caddy's module
+// pattern); a new mesh is a new renderer package imported for its side effect.
+package render
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"weft.dev/weft/internal/controller/model"
+)
+
+// Target kinds: how a target's objects are delivered.
+const (
+	TargetKubernetes = "kubernetes"
+	TargetWeft       = "weft"
+	TargetRFC2136    = "rfc2136"
+)
+
+// Labels on rendered objects.
+const (
+	ManagedByLabel = "weft.dev/managed-by" // same key as resource.ManagedByLabel
+	ManagedBy      = "controller"
+	IntentLabel    = "weft.dev/intent"
+)
+
+// ErrUnresolved is wrapped when an intent names something the app or project
+// does not have (a service, a cluster, a gateway).
+var ErrUnresolved = errors.New("unresolved reference")
+
+// Error says which intent and field could not be rendered.
+type Error struct {
+	Intent  string
+	Field   string
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("intent %s: %s: %s", e.Intent, e.Field, e.Message)
+}
+
+// Unwrap makes every Error match ErrUnresolved.
+func (e *Error) Unwrap() error { return ErrUnresolved }
+
+// Errorf returns an *Error for intent in's field.
+func Errorf(in *model.Intent, field, format string, args ...any) error {
+	return &Error{Intent: in.Metadata.Name, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Input is one traffic group resolved against its project and app.
+type Input struct {
+	Project  string
+	App      *model.App
+	Group    string
+	Clusters map[string]*model.Cluster // every cluster of the project
+	Intents  []*model.Intent           // sorted by name
+}
+
+// DNSServer is an RFC 2136 server and the TSIG key to update it with.
+type DNSServer struct {
+	Server, Zone, TSIGKeyName, TSIGSecret, TSIGAlgorithm string
+}
+
+// Placement is one rendered object and where it goes: a cluster's Kubernetes API
+// or weft site, or a DNS server (DNSKey names it uniquely within the group).
+type Placement struct {
+	Kind    string // TargetKubernetes, TargetWeft or TargetRFC2136
+	Cluster string // for TargetKubernetes and TargetWeft
+	DNSKey  string // for TargetRFC2136
+	DNS     *DNSServer
+	Object  *unstructured.Unstructured
+}
+
+// Renderer renders intents for one mesh or delivery kind. Render must be pure:
+// no I/O, and the same input gives the same output, since plans are diffs.
+// It returns placements only for intents and clusters it handles.
+type Renderer interface {
+	Render(in *Input) ([]Placement, error)
+}
+
+var (
+	mu        sync.Mutex // guards renderers
+	renderers = map[string]Renderer{}
+)
+
+// Register adds a renderer under a unique name; call it from an init function.
+// It panics on a duplicate name, which is a programming error.
+func Register(name string, r Renderer) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := renderers[name]; dup {
+		panic("render: renderer registered twice: " + name)
+	}
+	renderers[name] = r
+}
+
+// Named is a registered renderer.
+type Named struct {
+	Name     string
+	Renderer Renderer
+}
+
+// Registered returns the renderers in name order, so output order is stable.
+func Registered() []Named {
+	mu.Lock()
+	defer mu.Unlock()
+	out := make([]Named, 0, len(renderers))
+	for n, r := range renderers {
+		out = append(out, Named{n, r})
+	}
+	slices.SortFunc(out, func(a, b Named) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// NewObject converts a typed object (Istio client-go types, weft resources) to
+// an unstructured one through its JSON form, which is what the Istio types'
+// protobuf-aware MarshalJSON produces and what the API server accepts.
+func NewObject(apiVersion, kind, namespace, name string, labels map[string]string, typed any) (*unstructured.Unstructured, error) {
+	data, err := json.Marshal(typed)
+	if err != nil {
+		return nil, fmt.Errorf("render %s %s: %w", kind, name, err)
+	}
+	m := map[string]any{}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("render %s %s: %w", kind, name, err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	// Metadata is rebuilt so that no zero-valued fields (creationTimestamp: null)
+	// leak into server-side apply.
+	delete(m, "metadata")
+	delete(m, "status")
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(kind)
+	u.SetName(name)
+	if namespace != "" {
+		u.SetNamespace(namespace)
+	}
+	l := map[string]string{ManagedByLabel: ManagedBy}
+	for k, v := range labels {
+		l[k] = v
+	}
+	u.SetLabels(l)
+	return u, nil
+}
+
+// ServiceHost is a service's cluster-local host name.
+func ServiceHost(s *model.Service) string {
+	return s.Name + "." + s.Namespace + ".svc.cluster.local"
+}
+
+// Principal is the SPIFFE-style identity Istio gives a service's workloads.
+func Principal(s *model.Service) string {
+	return "cluster.local/ns/" + s.Namespace + "/sa/" + s.ServiceAccount
+}
+
+// Region is the first part of a locality.
+func Region(locality string) string {
+	r, _, _ := strings.Cut(locality, "/")
+	return r
+}
+
+// Port is the intent's port, or its server's.
+func Port(in *model.Intent, server *model.Service) int {
+	if in.Spec.Port != 0 {
+		return in.Spec.Port
+	}
+	return server.Port
+}
+
+// Protocol is the intent's protocol, or its server's.
+func Protocol(in *model.Intent, server *model.Service) string {
+	if in.Spec.Protocol != "" {
+		return in.Spec.Protocol
+	}
+	return server.Protocol
+}
+
+// Server resolves the intent's server service in the app.
+func Server(in *Input, it *model.Intent) (*model.Service, error) {
+	s := in.App.ServiceByName(it.Spec.Server)
+	if s == nil {
+		return nil, Errorf(it, "spec.server", "app %s has no service %q", in.App.Metadata.Name, it.Spec.Server)
+	}
+	return s, nil
+}
+
+// Clients resolves the intent's client services in the app.
+func Clients(in *Input, it *model.Intent) ([]*model.Service, error) {
+	out := make([]*model.Service, 0, len(it.Spec.Clients))
+	for i, c := range it.Spec.Clients {
+		s := in.App.ServiceByName(c.Service)
+		if s == nil {
+			return nil, Errorf(it, fmt.Sprintf("spec.clients[%d].service", i), "app %s has no service %q", in.App.Metadata.Name, c.Service)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Clusters returns the named clusters that exist and pass keep, in order, without
+// duplicates. A service listed in a cluster the project does not have is an error.
+func Clusters(in *Input, it *model.Intent, field string, names []string, keep func(*model.Cluster) bool) ([]*model.Cluster, error) {
+	var out []*model.Cluster
+	seen := map[string]bool{}
+	for _, n := range names {
+		c, ok := in.Clusters[n]
+		if !ok {
+			return nil, Errorf(it, field, "project %s has no cluster %q", in.Project, n)
+		}
+		if !seen[n] && keep(c) {
+			out = append(out, c)
+		}
+		seen[n] = true
+	}
+	slices.SortFunc(out, func(a, b *model.Cluster) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
+	return out, nil
+}
+
