@@ -32,17 +32,23 @@ func (m *Manager) carry(client net.Conn, address string) {
 		bcands[i] = balance.Candidate{Key: k, Cost: c.Cost, Capacity: c.Capacity}
 		byKey[k] = c
 	}
-	m.mu.Lock()
-	p := m.pickerLocked(address)
-	order := p.Order(m.cfg.Now(), bcands)
-	m.mu.Unlock()
-
+	tried := map[balance.Key]bool{}
 	var lastErr error
-	for _, k := range order {
-		c := byKey[k]
+	for {
+		// Pick and Start under one lock, so that concurrent connections see
+		// each other's load.
 		m.mu.Lock()
-		p.Start(k, balance.Connection)
+		p := m.pickerLocked(address)
+		k, ok := p.Pick(m.cfg.Now(), bcands, func(k balance.Key) bool { return tried[k] })
+		if ok {
+			p.Start(k, balance.Connection)
+		}
 		m.mu.Unlock()
+		if !ok {
+			break
+		}
+		tried[k] = true
+		c := byKey[k]
 		start := m.cfg.Now()
 		far, err := m.connect(c, address)
 		took := m.cfg.Now().Sub(start)
@@ -54,18 +60,23 @@ func (m *Manager) carry(client net.Conn, address string) {
 			lastErr = err
 			continue
 		}
+		// The connect time is the latency sample; the connection's lifetime
+		// says nothing about the candidate's health.
+		m.mu.Lock()
+		p.Observe(m.cfg.Now(), k, took, balance.Success)
+		m.mu.Unlock()
 		met.StreamsActive.WithLabelValues(address).Inc()
 		out, in := Join(client, far)
 		met.StreamsActive.WithLabelValues(address).Dec()
 		met.AddressBytes.WithLabelValues(address, "out").Add(float64(out))
 		met.AddressBytes.WithLabelValues(address, "in").Add(float64(in))
 		m.mu.Lock()
-		p.Done(m.cfg.Now(), k, balance.Connection, took, balance.Success)
+		p.Done(m.cfg.Now(), k, balance.Connection, 0, balance.Cancelled)
 		m.mu.Unlock()
 		return
 	}
 	met.StreamsFailed.WithLabelValues(address, "all-candidates-failed").Inc()
-	m.cfg.Logger.Warn("no connector could take the connection", "address", address, "candidates", len(order), "err", lastErr)
+	m.cfg.Logger.Warn("no connector could take the connection", "address", address, "tried", len(tried), "err", lastErr)
 	client.Close()
 }
 

@@ -16,13 +16,6 @@ import (
 	"weft.dev/weft/internal/resource"
 )
 
-// ALPN protocols of the link listener: one TLS port serves both token redemption
-// (no client certificate yet) and links (mutual TLS).
-const (
-	alpnLink   = "weft-link/1"
-	alpnRedeem = "weft-redeem/1"
-)
-
 // clientCertTTL is long because a link's certificate is revoked by deleting the
 // link at the issuer, not by expiry.
 const clientCertTTL = 5 * 365 * 24 * time.Hour
@@ -82,9 +75,9 @@ func (s *Site) serveLinkConn(c net.Conn) {
 	}
 	cs := tc.ConnectionState()
 	switch cs.NegotiatedProtocol {
-	case alpnRedeem:
+	case identity.ALPNRedeem:
 		s.serveRedeem(tc)
-	case alpnLink:
+	case identity.ALPNLink:
 		peer, err := identity.PeerSiteID(cs.PeerCertificates[0])
 		if err != nil {
 			tc.Close()
@@ -131,7 +124,7 @@ func (s *Site) serveRedeem(c *tls.Conn) {
 	req, err := identity.ReadRequest(c)
 	if err != nil {
 		s.log.Warn("bad redemption request", "remote", c.RemoteAddr(), "err", err)
-		identity.WriteMessage(c, &identity.RedeemResponse{Code: "invalid", Message: err.Error()})
+		identity.WriteMessage(c, &identity.RedeemResponse{Code: identity.ErrorCode(err), Message: err.Error()})
 		return
 	}
 	resp := s.redeem(req)
@@ -148,14 +141,18 @@ func (s *Site) redeem(req *identity.RedeemRequest) *identity.RedeemResponse {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if req.SiteID == s.id {
-		return &identity.RedeemResponse{Code: "invalid", Message: "a site cannot link to itself"}
+		return &identity.RedeemResponse{Code: identity.CodeInvalid, Message: "a site cannot link to itself"}
+	}
+	// A bad certificate request must not spend a use of the token.
+	if err := identity.CheckCSR(req.CSR); err != nil {
+		return &identity.RedeemResponse{Code: identity.ErrorCode(err), Message: err.Error()}
 	}
 	if err := s.st.Tokens.Redeem(now, req.TokenID, req.Secret, req.SiteID); err != nil {
 		return &identity.RedeemResponse{Code: identity.ErrorCode(err), Message: err.Error()}
 	}
 	certPEM, serial, err := s.ca.SignClient(now, req.CSR, req.SiteID, req.SiteName, clientCertTTL)
 	if err != nil {
-		return &identity.RedeemResponse{Code: "invalid", Message: err.Error()}
+		return &identity.RedeemResponse{Code: identity.ErrorCode(err), Message: err.Error()}
 	}
 	il := inboundLink{Name: s.uniqueLinkNameLocked(req.SiteName), PeerID: req.SiteID.String(), PeerName: req.SiteName, Serial: serial, Created: now}
 	// A site that links again replaces its old link: one certificate per peer.
@@ -360,7 +357,7 @@ func (s *Site) dialLoop(ctx context.Context, ol outboundLink, d *dialer) {
 		s.setDialErr(d, err.Error())
 		return
 	}
-	cfg := identity.ClientTLSConfig(pool, issuer, &cert, alpnLink)
+	cfg := identity.ClientTLSConfig(pool, issuer, &cert, identity.ALPNLink)
 	backoff := minBackoff
 	for attempt := 0; ; attempt++ {
 		c, err := dialAny(ctx, ol.Addresses, cfg)
@@ -429,7 +426,7 @@ func (s *Site) CreateLink(ctx context.Context, name string, cost uint32, tok *re
 	if err != nil {
 		return "", err
 	}
-	c, err := dialAny(ctx, tok.Spec.Addresses, identity.ClientTLSConfig(pool, issuer, nil, alpnRedeem))
+	c, err := dialAny(ctx, tok.Spec.Addresses, identity.ClientTLSConfig(pool, issuer, nil, identity.ALPNRedeem))
 	if err != nil {
 		return "", fmt.Errorf("cannot reach the issuing site %s: %w", tok.Spec.IssuerName, err)
 	}

@@ -118,7 +118,7 @@ func New(opts Options) (*Site, error) {
 	s.svc = service.NewManager(service.Config{
 		Self: routing.SiteID(id), Net: s, Metrics: s.metrics, Logger: s.log,
 	})
-	if s.linkLn, err = net.Listen("tcp", opts.LinkListen); err != nil {
+	if s.linkLn, err = listenLink(opts.DataDir, opts.LinkListen); err != nil {
 		return nil, fmt.Errorf("link listener: %w", err)
 	}
 	if s.adminLn, err = net.Listen("tcp", opts.AdminAddr); err != nil {
@@ -139,6 +139,20 @@ func New(opts Options) (*Site, error) {
 		}
 	}
 	return s, nil
+}
+
+// listenLink binds the link listener. With port 0 a restarted site first tries
+// the address it had, because its peers dial the addresses in the tokens they
+// redeemed.
+func listenLink(dir, addr string) (net.Listener, error) {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+		if prev, err := os.ReadFile(filepath.Join(dir, linkAddrFile)); err == nil {
+			if ln, err := net.Listen("tcp", string(prev)); err == nil {
+				return ln, nil
+			}
+		}
+	}
+	return net.Listen("tcp", addr)
 }
 
 func (s *Site) initTLS(now time.Time) error {
