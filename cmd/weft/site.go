@@ -403,4 +403,3 @@ func readFileOrStdin(name string) ([]byte, error) {
 	}
 	return os.ReadFile(name)
 }
-

@@ -171,7 +171,7 @@ func (s *site) linkTo(issuer *site, extra ...string) string {
 }
 
 type status struct {
-	Site struct{ ID, Name string }
+	Site  struct{ ID, Name string }
 	Links []struct {
 		Metadata struct{ Name string }
 		Spec     struct{ Cost int }

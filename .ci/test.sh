@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test command of README.md: installs what the tests need on a fresh Debian
+# machine, then runs every test with the race detector. Real components only:
+# haproxy (TCP benchmark harness), etcd, kube-apiserver, PostgreSQL and BIND
+# (controller) are installed here and started by the tests themselves.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[test] %s\n' "$*" >&2; }
+
+if ! command -v go >/dev/null; then
+	log "Go is missing: install Go 1.26 (https://go.dev/dl) and run again"
+	exit 1
+fi
+
+need=()
+command -v haproxy >/dev/null || need+=(haproxy)
+if ((${#need[@]})); then
+	log "installing ${need[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [[ -x .ci/install-controller-deps.sh ]]; then
+	bash .ci/install-controller-deps.sh
+fi
+
+log "go mod download"
+go mod download
+log "go vet ./..."
+go vet ./...
+log "go test -race ./..."
+go test -race -timeout 40m ./... 2>&1
