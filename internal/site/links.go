@@ -1,6 +1,7 @@
 package site
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -249,9 +250,10 @@ func (s *Site) onControl(pc *peerConn, msg []byte, helloCh chan hello) {
 	}
 	switch msg[0] {
 	case ctlHello:
-		var h hello
-		if len(msg) > maxHello || json.Unmarshal(msg[1:], &h) != nil {
-			pc.sess.CloseWithError(errors.New("malformed hello"))
+		h, err := decodeHello(msg[1:])
+		if err != nil {
+			s.log.Warn("malformed hello; closing link", "peer", pc.peerName, "err", err)
+			pc.sess.CloseWithError(err)
 			return
 		}
 		select {
@@ -266,6 +268,33 @@ func (s *Site) onControl(pc *peerConn, msg []byte, helloCh chan hello) {
 	default:
 		// Unknown types are skipped so that newer peers can add messages.
 	}
+}
+
+// maxLinkCost keeps path sums far from overflow: 32 hops of the largest cost
+// still fit easily in the router's uint64 costs.
+const maxLinkCost = 1 << 24
+
+// decodeHello validates a peer's hello.
+func decodeHello(b []byte) (hello, error) {
+	var h hello
+	if len(b) > maxHello {
+		return h, fmt.Errorf("hello of %d bytes is over the limit of %d", len(b), maxHello)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		return h, fmt.Errorf("malformed hello: %w", err)
+	}
+	if dec.More() {
+		return h, errors.New("malformed hello: trailing data")
+	}
+	if h.Cost > maxLinkCost {
+		return h, fmt.Errorf("hello: cost %d is over the limit of %d", h.Cost, maxLinkCost)
+	}
+	if err := resource.ValidateName(h.Name); err != nil {
+		return h, fmt.Errorf("hello: %w", err)
+	}
+	return h, nil
 }
 
 func (s *Site) addPeer(pc *peerConn) {
