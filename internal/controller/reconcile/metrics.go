@@ -1,0 +1,49 @@
+package reconcile
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the engine's Prometheus series. Labels carry the target kind,
+// not the target name, to keep cardinality independent of the fleet's size;
+// per-target detail is in the recorded statuses.
+type metrics struct {
+	syncs        *prometheus.CounterVec   // kind, result
+	syncSeconds  *prometheus.HistogramVec // kind
+	ops          *prometheus.CounterVec   // kind, op, result
+	failing      prometheus.Gauge
+	sourceErrors prometheus.Counter
+	statusErrors prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_controller_target_syncs_total",
+			Help: "Passes over a target, by target kind and result.",
+		}, []string{"kind", "result"}),
+		syncSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "weft_controller_target_sync_duration_seconds",
+			Help:    "Duration of one pass over a target.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 4, 8),
+		}, []string{"kind"}),
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_controller_object_operations_total",
+			Help: "Object applies and deletes at targets, by target kind, operation and result.",
+		}, []string{"kind", "op", "result"}),
+		failing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weft_controller_failing_targets",
+			Help: "Targets whose last pass failed and that are waiting to retry.",
+		}),
+		sourceErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_controller_source_errors_total",
+			Help: "Failures to read the desired state.",
+		}),
+		statusErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_controller_status_errors_total",
+			Help: "Failures to record a status; the status is recorded again on the next pass.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.syncs, m.syncSeconds, m.ops, m.failing, m.sourceErrors, m.statusErrors)
+	}
+	return m
+}
