@@ -27,12 +27,12 @@ const ProjectLabel = "weft.dev/project"
 // Target is where desired objects are delivered; it mirrors the sync engine's
 // target so that the store can keep it without importing the engine.
 type Target struct {
-	Name       string           `json:"name"` // p1/east/kubernetes, p1/east/weft, p1/dns/shop/v1/g1/<intent>
-	Kind       string           `json:"kind"` // render.Target*
-	Cluster    string           `json:"cluster,omitempty"`
-	Kubeconfig []byte           `json:"kubeconfig,omitempty"`
-	WeftAdmin  string           `json:"weftAdmin,omitempty"`
-	WeftToken  string           `json:"weftToken,omitempty"`
+	Name       string            `json:"name"` // p1/east/kubernetes, p1/east/weft, p1/dns/shop/v1/g1/<intent>
+	Kind       string            `json:"kind"` // render.Target*
+	Cluster    string            `json:"cluster,omitempty"`
+	Kubeconfig []byte            `json:"kubeconfig,omitempty"`
+	WeftAdmin  string            `json:"weftAdmin,omitempty"`
+	WeftToken  string            `json:"weftToken,omitempty"`
 	DNS        *render.DNSServer `json:"dns,omitempty"`
 }
 
@@ -69,15 +69,17 @@ type State struct {
 	Objects []Object // sorted by Ref
 }
 
-// Hash is the hex SHA-256 of u's JSON; encoding/json sorts map keys, so equal
-// objects hash equally.
+// Hash identifies a version of an object: the first 8 bytes of the SHA-256 of its
+// JSON, in hex (encoding/json sorts map keys, so equal objects hash equally). It
+// is the sync engine's hashObject, so that the hash in a status names the
+// released body that was applied.
 func Hash(u *unstructured.Unstructured) string {
 	data, err := json.Marshal(u.Object)
 	if err != nil {
 		panic("compile: unstructured object does not marshal: " + err.Error()) // built from JSON
 	}
 	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
+	return hex.EncodeToString(sum[:8])
 }
 
 // GroupKey names a traffic group across projects and apps.

@@ -221,4 +221,3 @@ func Clusters(in *Input, it *model.Intent, field string, names []string, keep fu
 	slices.SortFunc(out, func(a, b *model.Cluster) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
 	return out, nil
 }
-
