@@ -570,3 +570,42 @@ func TestHeaderRoundTrip(t *testing.T) {
 		t.Error("trailing byte decoded")
 	}
 }
+
+// Concurrent Opens must reach the peer with increasing IDs.
+func TestConcurrentOpen(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr transport) {
+		c, s := sessions(t, tr, Config{}, Config{})
+		go func() {
+			for {
+				st, err := s.Accept(context.Background())
+				if err != nil {
+					return
+				}
+				st.Confirm()
+				st.Close()
+			}
+		}()
+		var wg sync.WaitGroup
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 10 {
+					st, err := c.Open(ctxT(t), []byte("x"))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					st.Close()
+				}
+			}()
+		}
+		wg.Wait()
+		if c.Err() != nil || s.Err() != nil {
+			t.Fatalf("session errors: %v / %v", c.Err(), s.Err())
+		}
+		if got := c.Stats().StreamsOpened; got != 640 {
+			t.Fatalf("opened %d", got)
+		}
+	})
+}

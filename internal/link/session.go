@@ -122,6 +122,7 @@ type Session struct {
 	wclosed bool
 	wwake   chan struct{}
 
+	cerrP      atomic.Pointer[error] // cerr, readable without mu
 	pongQueued atomic.Bool
 	lastRecv   atomic.Int64 // ns since start
 	rtt        atomic.Int64
@@ -194,17 +195,17 @@ func (s *Session) Open(ctx context.Context, header []byte) (*Stream, error) {
 	id := uint32(s.nextID)
 	s.nextID += 2
 	st := newStream(s, id, stateOpening, append([]byte(nil), header...))
-	s.streams[id] = st
-	s.nActive.Add(1)
-	s.mu.Unlock()
-
 	f := newCtlFrame(typeOpen, id, openPrefix+len(header))
 	binary.BigEndian.PutUint32(f.payload, s.cfg.StreamWindow)
 	copy(f.payload[openPrefix:], header)
+	// Queued under mu: the peer requires OPEN IDs to increase.
 	if err := s.enqueue(f, false); err != nil {
-		s.removeStream(st)
+		s.mu.Unlock()
 		return nil, err
 	}
+	s.streams[id] = st
+	s.nActive.Add(1)
+	s.mu.Unlock()
 	select {
 	case <-st.confirmed:
 	case <-ctx.Done():
@@ -275,13 +276,12 @@ func (s *Session) Err() error {
 	return s.err
 }
 
+// closedErr takes no lock: enqueue calls it with Session.mu held.
 func (s *Session) closedErr() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cerr == nil {
-		return ErrSessionClosed
+	if p := s.cerrP.Load(); p != nil {
+		return *p
 	}
-	return s.cerr
+	return ErrSessionClosed
 }
 
 // Close tells the peer (GOAWAY) and closes the session and all its streams.
@@ -351,6 +351,7 @@ func (s *Session) closeWithError(err error) {
 	clear(s.streams)
 	s.nActive.Store(0)
 	cerr := s.cerr
+	s.cerrP.Store(&cerr)
 	s.mu.Unlock()
 
 	close(s.done)

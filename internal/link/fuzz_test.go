@@ -1,0 +1,75 @@
+package link
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+func FuzzHeader(f *testing.F) {
+	h := Header{Kind: KindHTTP, Address: "web:80", Segments: [][16]byte{{1}, {2}}, Next: 1}
+	b, _ := h.MarshalBinary()
+	f.Add(b)
+	f.Add([]byte{headerVersion, KindTCP, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var h Header
+		if h.UnmarshalBinary(b) != nil {
+			return
+		}
+		out, err := h.MarshalBinary()
+		if err != nil {
+			t.Fatalf("decoded header does not encode: %v", err)
+		}
+		if !bytes.Equal(out, b) {
+			t.Fatalf("round trip changed bytes:\n%x\n%x", b, out)
+		}
+	})
+}
+
+func FuzzSession(f *testing.F) {
+	open := rawFrame(typeOpen, 1, be32(64<<10))
+	seed := func(frames ...[]byte) []byte { return bytes.Join(frames, nil) }
+	f.Add(seed(open, rawFrame(typeData, 1, []byte("hello")), rawFrame(typeFin, 1, nil)))
+	f.Add(seed(open, rawFrame(typeWindow, 1, be32(1000)), rawFrame(typeRst, 1, []byte{0, 3})))
+	f.Add(seed(rawFrame(typePing, 0, make([]byte, 8)), rawFrame(typePong, 0, make([]byte, 8)), rawFrame(typeControl, 0, []byte("ctl"))))
+	f.Add(seed(open, rawFrame(typeOpen, 3, be32(1)), rawFrame(typeData, 3, []byte("xy")), rawFrame(typeGoAway, 0, be32(0))))
+	f.Add(seed(rawFrame(typeConfirm, 2, be32(5)), rawFrame(typeReject, 2, []byte{0, 1, 'n'})))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		a, b := net.Pipe()
+		s := Server(a, Config{StreamWindow: 64 << 10, MaxStreams: 64, AcceptBacklog: 8})
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); io.Copy(io.Discard, b) }()
+		go func() { // accept everything and read it, like a connector site
+			defer wg.Done()
+			for {
+				st, err := s.Accept(context.Background())
+				if err != nil {
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					st.Confirm()
+					st.Write([]byte("hi"))
+					io.Copy(io.Discard, st)
+					st.Close()
+				}()
+			}
+		}()
+		b.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		b.Write(in)
+		b.Close()
+		select {
+		case <-s.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("session did not end after its peer closed")
+		}
+		s.wg.Wait()
+		wg.Wait()
+	})
+}
