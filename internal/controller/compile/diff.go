@@ -25,6 +25,7 @@ type FieldChange struct {
 
 // Change is what a plan does to one object of a target.
 type Change struct {
+	Target string                     `json:"target,omitempty"`
 	Action string                     `json:"action"`
 	Ref    Ref                        `json:"ref"`
 	Object *unstructured.Unstructured `json:"object,omitempty"` // the desired object; nil for deletes
@@ -56,8 +57,8 @@ func Plan(desired []Object, applied map[Ref]*unstructured.Unstructured, owned []
 		if want[r] {
 			continue
 		}
-		if old, ok := applied[r]; ok {
-			out = append(out, Change{Action: ActionDelete, Ref: r, Diff: Diff(old.Object, nil)})
+		if _, ok := applied[r]; ok {
+			out = append(out, Change{Action: ActionDelete, Ref: r})
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Change) int {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -391,7 +392,13 @@ func Decode(data []byte, v any) error {
 		case errors.As(err, &se):
 			return fieldErr("", "malformed JSON at offset %d: %v", se.Offset, err)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			// encoding/json names the field but not where it is.
+			var generic any
+			_ = json.Unmarshal(data, &generic)
+			f := unknownField("", generic, reflect.TypeOf(v))
+			if f == "" {
+				f = strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			}
 			return fieldErr(f, "unknown field")
 		case errors.Is(err, io.EOF):
 			return fieldErr("", "the body is empty")
@@ -414,6 +421,54 @@ func DecodeIntent(data []byte) (*Intent, error) {
 		return nil, err
 	}
 	return &in, nil
+}
+
+// unknownField returns the path of the first key in v that type t has no field for.
+func unknownField(path string, v any, t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	join := func(k string) string {
+		if path == "" {
+			return k
+		}
+		return path + "." + k
+	}
+	switch val := v.(type) {
+	case map[string]any:
+		switch t.Kind() {
+		case reflect.Map:
+			for _, k := range sortedKeys(val) {
+				if f := unknownField(join(k), val[k], t.Elem()); f != "" {
+					return f
+				}
+			}
+		case reflect.Struct:
+			fields := map[string]reflect.Type{}
+			for f := range t.Fields() {
+				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				fields[strings.ToLower(name)] = f.Type
+			}
+			for _, k := range sortedKeys(val) {
+				ft, ok := fields[strings.ToLower(k)] // encoding/json matches names case-insensitively
+				if !ok {
+					return join(k)
+				}
+				if f := unknownField(join(k), val[k], ft); f != "" {
+					return f
+				}
+			}
+		}
+	case []any:
+		if t.Kind() == reflect.Slice {
+			for i, e := range val {
+				if f := unknownField(fmt.Sprintf("%s[%d]", path, i), e, t.Elem()); f != "" {
+					return f
+				}
+			}
+		}
+	}
+	return ""
 }
 
 func sortedKeys[V any](m map[string]V) []string {

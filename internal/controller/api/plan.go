@@ -1,0 +1,269 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"time"
+
+	"weft.dev/weft/internal/controller/compile"
+	"weft.dev/weft/internal/controller/model"
+	"weft.dev/weft/internal/controller/render"
+	"weft.dev/weft/internal/controller/store"
+)
+
+// groupInput loads a group, its app, its intents and the project's clusters.
+func groupInput(ctx context.Context, st *store.Store, project, app, version, group string) (*render.Input, error) {
+	var a model.App
+	if err := st.Get(ctx, store.Ref{Kind: store.KindApp, Key: project + "/" + app + "/" + version}, &a); err != nil {
+		return nil, err
+	}
+	gkey := compile.GroupKey(project, app, version, group)
+	var g model.TrafficGroup
+	if err := st.Get(ctx, store.Ref{Kind: store.KindGroup, Key: gkey}, &g); err != nil {
+		return nil, err
+	}
+	intents, err := store.List[model.Intent](ctx, st, store.KindIntent, store.Ref{Kind: store.KindGroup, Key: gkey})
+	if err != nil {
+		return nil, err
+	}
+	clusters, err := store.List[model.Cluster](ctx, st, store.KindCluster, store.Ref{Kind: store.KindProject, Key: project})
+	if err != nil {
+		return nil, err
+	}
+	in := &render.Input{Project: project, App: &a, Group: group, Clusters: map[string]*model.Cluster{}, Intents: intents}
+	for _, c := range clusters {
+		in.Clusters[c.Metadata.Name] = c
+	}
+	return in, nil
+}
+
+func groupPath(r *http.Request) (project, app, version, group string) {
+	return r.PathValue("project"), r.PathValue("app"), r.PathValue("version"), r.PathValue("group")
+}
+
+// TargetPlan is the planned changes at one target.
+type TargetPlan struct {
+	Target  string           `json:"target"`
+	Kind    string           `json:"kind"`
+	Objects []compile.Change `json:"objects"`
+}
+
+// Plan is a group's plan: per cluster, the changes at its Kubernetes API and weft
+// site together; per DNS target, its record changes.
+type Plan struct {
+	Clusters map[string]*TargetPlan `json:"clusters"`
+	DNS      map[string]*TargetPlan `json:"dns,omitempty"`
+}
+
+// plan compiles the group's intents and diffs them against what each target
+// last had applied, deleting what the group's previous release placed there.
+func plan(ctx context.Context, st *store.Store, in *render.Input, gkey string) (*Plan, map[string]*compile.State, error) {
+	states, err := compile.Compile(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	rels, err := st.Releases(ctx, gkey)
+	if err != nil {
+		return nil, nil, err
+	}
+	prev := map[string]*compile.State{}
+	if r := rels[gkey]; r != nil {
+		prev = r.States
+	}
+	targets := map[string]compile.Target{}
+	for n, s := range states {
+		targets[n] = s.Target
+	}
+	for n, s := range prev {
+		if _, ok := targets[n]; !ok {
+			targets[n] = s.Target
+		}
+	}
+	p := &Plan{Clusters: map[string]*TargetPlan{}}
+	for _, name := range sortedKeys(targets) {
+		t := targets[name]
+		applied, err := st.Applied(ctx, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		var desired []compile.Object
+		if s := states[name]; s != nil {
+			desired = s.Objects
+		}
+		var owned []compile.Ref
+		if s := prev[name]; s != nil {
+			for _, o := range s.Objects {
+				owned = append(owned, o.Ref)
+			}
+		}
+		changes := compile.Plan(desired, applied, owned)
+		for i := range changes {
+			changes[i].Target = name
+		}
+		key, m := t.Cluster, p.Clusters
+		if t.Kind == render.TargetRFC2136 {
+			key = name
+			if p.DNS == nil {
+				p.DNS = map[string]*TargetPlan{}
+			}
+			m = p.DNS
+		}
+		tp := m[key]
+		if tp == nil {
+			tp = &TargetPlan{Target: name, Kind: t.Kind, Objects: []compile.Change{}}
+			m[key] = tp
+		} else {
+			// A cluster with both a Kubernetes API and a weft site.
+			tp.Kind = "mixed"
+		}
+		tp.Objects = append(tp.Objects, changes...)
+	}
+	return p, states, nil
+}
+
+func (s *Server) handlePlan(st *store.Store, w http.ResponseWriter, r *http.Request) error {
+	project, app, version, group := groupPath(r)
+	in, err := groupInput(r.Context(), st, project, app, version, group)
+	if err != nil {
+		return err
+	}
+	p, _, err := plan(r.Context(), st, in, compile.GroupKey(project, app, version, group))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// ApplyResult says what apply released.
+type ApplyResult struct {
+	Generation int64    `json:"generation"`
+	Targets    []string `json:"targets"`
+	Plan       *Plan    `json:"plan"`
+}
+
+// handleApply makes the group's current intents its desired state. The plan it
+// returns is relative to what the targets had before.
+func (s *Server) handleApply(st *store.Store, w http.ResponseWriter, r *http.Request) error {
+	project, app, version, group := groupPath(r)
+	in, err := groupInput(r.Context(), st, project, app, version, group)
+	if err != nil {
+		return err
+	}
+	gkey := compile.GroupKey(project, app, version, group)
+	p, states, err := plan(r.Context(), st, in, gkey)
+	if err != nil {
+		return err
+	}
+	gen, err := st.SaveRelease(r.Context(), gkey, states)
+	if err != nil {
+		return err
+	}
+	s.trigger()
+	writeJSON(w, http.StatusAccepted, ApplyResult{Generation: gen, Targets: sortedKeys(states), Plan: p})
+	return nil
+}
+
+// ResourceStatus is one object's delivery state at one target.
+type ResourceStatus struct {
+	Target string `json:"target"`
+	compile.Ref
+	State    string    `json:"state"`
+	Error    string    `json:"error,omitempty"`
+	Attempts int       `json:"attempts"`
+	At       time.Time `json:"at,omitzero"`
+}
+
+// TargetStatus is the state of every released object at a cluster or DNS target.
+type TargetStatus struct {
+	State     string           `json:"state"` // the worst of its resources
+	Resources []ResourceStatus `json:"resources"`
+}
+
+// GroupStatus is a group's delivery status since its last apply.
+type GroupStatus struct {
+	Generation int64                    `json:"generation"`
+	AppliedAt  time.Time                `json:"appliedAt,omitzero"`
+	State      string                   `json:"state"`
+	Counts     map[string]int           `json:"counts"`
+	Clusters   map[string]*TargetStatus `json:"clusters"`
+	DNS        map[string]*TargetStatus `json:"dns,omitempty"`
+}
+
+// worse orders states so that a group is as bad as its worst resource.
+var severity = []string{store.StateApplied, store.StateDeleted, store.StatePending, store.StateFailed}
+
+func worse(a, b string) string {
+	if slices.Index(severity, b) > slices.Index(severity, a) {
+		return b
+	}
+	return a
+}
+
+func (s *Server) handleStatus(st *store.Store, w http.ResponseWriter, r *http.Request) error {
+	project, app, version, group := groupPath(r)
+	gkey := compile.GroupKey(project, app, version, group)
+	var g model.TrafficGroup
+	if err := st.Get(r.Context(), store.Ref{Kind: store.KindGroup, Key: gkey}, &g); err != nil {
+		return err
+	}
+	rels, err := st.Releases(r.Context(), gkey)
+	if err != nil {
+		return err
+	}
+	out := &GroupStatus{State: store.StateApplied, Counts: map[string]int{}, Clusters: map[string]*TargetStatus{}}
+	rel := rels[gkey]
+	if rel == nil {
+		out.State = "unapplied"
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+	out.Generation, out.AppliedAt = rel.Generation, rel.At
+	for _, name := range sortedKeys(rel.States) {
+		rs := rel.States[name]
+		sts, err := st.Statuses(r.Context(), name)
+		if err != nil {
+			return err
+		}
+		key, m := rs.Target.Cluster, out.Clusters
+		if rs.Target.Kind == render.TargetRFC2136 {
+			key = name
+			if out.DNS == nil {
+				out.DNS = map[string]*TargetStatus{}
+			}
+			m = out.DNS
+		}
+		ts := m[key]
+		if ts == nil {
+			ts = &TargetStatus{State: store.StateApplied, Resources: []ResourceStatus{}}
+			m[key] = ts
+		}
+		for _, o := range rs.Objects {
+			res := ResourceStatus{Target: name, Ref: o.Ref, State: store.StatePending}
+			if s, ok := sts[o.Ref]; ok {
+				res.Attempts, res.At = s.Attempts, s.At
+				// A status about another version of the object says nothing of
+				// this one, except that delivering it keeps failing.
+				if s.Hash == o.Hash || s.State == store.StateFailed {
+					res.State, res.Error = s.State, s.Error
+				}
+			}
+			ts.State = worse(ts.State, res.State)
+			out.State = worse(out.State, res.State)
+			out.Counts[res.State]++
+			ts.Resources = append(ts.Resources, res)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
