@@ -260,7 +260,7 @@ func (e *Engine) syncTarget(ctx context.Context, name string) (err error) {
 	want := make(map[Ref]bool, len(d.Objects))
 	for _, o := range d.Objects {
 		desired = append(desired, RefOf(o))
-		want[RefOf(o)] = true
+		want[RefOf(o).unversioned()] = true
 	}
 	present, err := b.Managed(ctx, desired)
 	if err != nil {
@@ -284,7 +284,7 @@ func (e *Engine) syncTarget(ctx context.Context, name string) (err error) {
 		e.record(ctx, s)
 	}
 	for _, ref := range present {
-		if want[ref] {
+		if want[ref.unversioned()] {
 			continue
 		}
 		derr := b.Delete(ctx, ref)

@@ -14,16 +14,19 @@ package reconcile
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"weft.dev/weft/internal/resource"
 )
 
 // ManagedByLabel marks every object the controller owns at a target. Only
 // objects carrying ManagedByLabel=ManagedByValue are ever deleted, so objects
 // created by people or other tools are left alone.
 const (
-	ManagedByLabel = "weft.dev/managed-by"
+	ManagedByLabel = resource.ManagedByLabel
 	ManagedByValue = "controller"
 )
 
@@ -96,6 +99,18 @@ type StatusSink interface {
 // RefOf returns the Ref of obj.
 func RefOf(obj *unstructured.Unstructured) Ref {
 	return Ref{APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
+}
+
+// unversioned is r without its version: a target may list an object at
+// another version of its group than the one it was applied at, and it is
+// still the same object.
+func (r Ref) unversioned() Ref {
+	if i := strings.IndexByte(r.APIVersion, '/'); i >= 0 {
+		r.APIVersion = r.APIVersion[:i]
+	} else {
+		r.APIVersion = ""
+	}
+	return r
 }
 
 func (r Ref) String() string {
