@@ -609,3 +609,40 @@ func TestConcurrentOpen(t *testing.T) {
 		}
 	})
 }
+
+// A transit site splices stream to stream with io.Copy (WriteTo/ReadFrom);
+// the data must arrive intact through two sessions.
+func TestSpliceThroughTransit(t *testing.T) {
+	tr := transports[1]
+	c1, s1 := sessions(t, tr, Config{}, Config{})
+	c2, s2 := sessions(t, tr, Config{}, Config{})
+	in, transitIn := openPair(t, c1, s1, []byte("hop1"))
+	transitOut, out := openPair(t, c2, s2, []byte("hop2"))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); io.Copy(transitOut, transitIn); transitOut.CloseWrite() }()
+	go func() { defer wg.Done(); io.Copy(transitIn, transitOut); transitIn.CloseWrite() }()
+
+	const size = 24 << 20
+	var seed [32]byte
+	src := io.LimitReader(rand.NewChaCha8(seed), size) // no WriterTo: exercises ReadFrom
+	want, _, _ := recvHash(io.LimitReader(rand.NewChaCha8(seed), size))
+	errc := make(chan error, 1)
+	go func() {
+		n, err := io.Copy(in, src)
+		if err == nil && n != size {
+			err = io.ErrShortWrite
+		}
+		in.CloseWrite()
+		errc <- err
+	}()
+	go func() { io.Copy(out, out); out.CloseWrite() }() // echo at the far end
+	got, n, err := recvHash(in)
+	if err != nil || n != size || got != want {
+		t.Fatalf("echo through transit: %d bytes, err %v, checksum ok %v", n, err, got == want)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+}
