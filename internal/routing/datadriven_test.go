@@ -28,6 +28,7 @@ func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		s := newSim(t)
 		s.wire = true
+		s.eager = true
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			return runCommand(t, s, d)
 		})

@@ -33,8 +33,11 @@ func (g *graph) index(id SiteID) (int32, bool) {
 // with no repeats.
 func buildGraph(recs []*Record) *graph {
 	g := &graph{recs: recs, ids: make([]SiteID, len(recs))}
+	// A map beats binary search here: there are several links per site.
+	pos := make(map[SiteID]int32, len(recs))
 	for i, r := range recs {
 		g.ids[i] = r.Site
+		pos[r.Site] = int32(i)
 	}
 	// First the one-sided claims, each node's sorted by peer so the
 	// reverse check is a binary search.
@@ -43,7 +46,7 @@ func buildGraph(recs []*Record) *graph {
 	for i, r := range recs {
 		start := len(claims)
 		for _, l := range r.Links {
-			if j, ok := g.index(l.Peer); ok && int(j) != i {
+			if j, ok := pos[l.Peer]; ok && int(j) != i {
 				claims = append(claims, edge{to: j, cost: max(l.Cost, 1)})
 			}
 		}

@@ -20,8 +20,11 @@ type Message struct {
 // route table changed since the last [Router.Advance].
 type Ready struct {
 	Messages []Message
-	// TableChanged reports that [Router.Table] now returns routes or
-	// record versions different from the table of the last Advance.
+	// TableChanged reports that records changed since the last Advance,
+	// so [Router.Table] may return different routes or records. It can be
+	// set by a change that leaves the routes as they were (a record of an
+	// unreachable site, say): computing the table to find out is exactly
+	// the work Ready leaves to the caller's Table call.
 	TableChanged bool
 }
 
@@ -57,9 +60,10 @@ type Router struct {
 
 	dirty    bool // db changed since table was computed
 	table    *Table
-	tableGen uint64 // bumped whenever a computed table differs from the last
-	readyGen uint64 // tableGen at the last Ready
-	ackedGen uint64 // tableGen at the last Advance
+	restores int    // records brought back from lost, for tests
+	dbGen    uint64 // bumped on every change of db
+	readyGen uint64 // dbGen at the last Ready
+	ackedGen uint64 // dbGen at the last Advance
 }
 
 type lostRecord struct {
@@ -131,7 +135,7 @@ func (r *Router) originate() {
 	}
 	rec := r.local
 	r.db[r.self] = &rec
-	r.dirty = true
+	r.changed()
 	r.flood(&rec, SiteID{})
 }
 
@@ -213,7 +217,7 @@ func (r *Router) Step(from SiteID, rec Record) {
 		delete(r.lost, rec.Site)
 		p := &rec
 		r.db[rec.Site] = p
-		r.dirty = true
+		r.changed()
 		r.flood(p, from)
 	case rec.Seq < cur.Seq:
 		// The sender is behind; bring it up to date rather than wait for
@@ -247,23 +251,28 @@ func (r *Router) stepSelf(from SiteID, rec *Record) {
 	}
 }
 
+func (r *Router) changed() {
+	r.dirty = true
+	r.dbGen++
+}
+
 func sameRecord(a, b *Record) bool {
 	return a.Site == b.Site && a.Name == b.Name && a.Seq == b.Seq &&
 		slices.Equal(a.Links, b.Links) && slices.Equal(a.Connectors, b.Connectors) &&
 		slices.Equal(a.Interests, b.Interests)
 }
 
-// Ready returns the messages to send and whether the table changed. The
-// caller must send the messages (in order, per neighbor) and then call
-// [Router.Advance]; until then Ready returns them again. Computing the
-// table happens here when records changed, so callers should feed a batch
-// of received records to Step before calling Ready rather than one each.
-// The returned slices belong to the router and must not be modified.
+// Ready returns the messages to send and whether the table may have
+// changed. The caller must send the messages (in order, per neighbor) and
+// then call [Router.Advance]; until then Ready returns them again. Ready
+// does not compute routes, so it is cheap to call after every Step; a
+// caller that sees TableChanged calls [Router.Table], best after a batch
+// of Steps since each computation is a full Dijkstra. The returned slices
+// belong to the router and must not be modified.
 func (r *Router) Ready() Ready {
-	r.refresh()
 	r.readyN = len(r.outbox)
-	r.readyGen = r.tableGen
-	return Ready{Messages: r.outbox[:r.readyN:r.readyN], TableChanged: r.tableGen != r.ackedGen}
+	r.readyGen = r.dbGen
+	return Ready{Messages: r.outbox[:r.readyN:r.readyN], TableChanged: r.dbGen != r.ackedGen}
 }
 
 // Advance acknowledges the last Ready: its messages are forgotten and its
@@ -280,6 +289,7 @@ func (r *Router) Advance() {
 }
 
 // Table returns the current routes, computing them if records changed.
+// Computing also deletes the records of sites that became unreachable.
 func (r *Router) Table() *Table {
 	r.refresh()
 	return r.table
@@ -307,6 +317,7 @@ func (r *Router) refresh() {
 		case reach[i] && !inDB:
 			l := r.lost[p.Site]
 			delete(r.lost, p.Site)
+			r.restores++
 			r.db[p.Site] = p
 			// Every neighbor up since before the loss was sent the
 			// record or sent it to us; later ones were not.
@@ -322,9 +333,6 @@ func (r *Router) refresh() {
 		}
 	}
 	r.evictLost()
-	if r.table == nil || !t.sameAs(r.table) {
-		r.tableGen++
-	}
 	r.table = t
 	r.dirty = false
 }

@@ -20,6 +20,11 @@ type sim struct {
 	wire bool
 	// trace, if set, is called for every delivered message.
 	trace func(from, to SiteID, rec Record)
+	// eager makes each site compute its table whenever Ready reports a
+	// change, as a real site does; without it tables are computed only
+	// when checked, which is much cheaper for big networks but exercises
+	// fewer intermediate states.
+	eager bool
 }
 
 type simSite struct {
@@ -133,6 +138,9 @@ func (s *sim) stabilize() stabilizeStats {
 			rd := site.r.Ready()
 			if rd.TableChanged {
 				changed[site.name] = true
+				if s.eager {
+					site.r.Table()
+				}
 			}
 			site.r.Advance()
 			for _, m := range rd.Messages {
@@ -170,83 +178,111 @@ func (s *sim) stabilize() stabilizeStats {
 // with a separate Dijkstra: textbook container/heap, then the predecessor
 // of each site chosen afterwards as the lowest ID among those on a
 // shortest path, which is the router's documented tie-break.
-type truthRoute struct {
+// refGraph is the configured graph in plain arrays, for the reference.
+type refGraph struct {
+	idx map[SiteID]int
+	ids []SiteID
+	adj [][]refEdge // adj[u]: two-way links out of u with u's cost
+	in  [][]refEdge // in[v]: the same links seen from v, with the far end's cost
+}
+
+type refEdge struct {
+	to   int
 	cost uint64
-	path []SiteID
 }
 
-func (s *sim) edgeCost(from, to *simSite) (uint64, bool) {
-	l, ok := from.links[to.id]
-	if !ok {
-		return 0, false
+func (s *sim) refGraph() *refGraph {
+	g := &refGraph{idx: map[SiteID]int{}}
+	for i, site := range s.sites {
+		g.idx[site.id] = i
+		g.ids = append(g.ids, site.id)
 	}
-	if _, back := to.links[from.id]; !back {
-		return 0, false
+	g.adj = make([][]refEdge, len(s.sites))
+	g.in = make([][]refEdge, len(s.sites))
+	for u, site := range s.sites {
+		for peer, l := range site.links {
+			if _, back := s.byID[peer].links[site.id]; !back {
+				continue
+			}
+			v := g.idx[peer]
+			c := uint64(max(l.Cost, 1))
+			g.adj[u] = append(g.adj[u], refEdge{v, c})
+			g.in[v] = append(g.in[v], refEdge{u, c})
+		}
 	}
-	return uint64(max(l.Cost, 1)), true
+	return g
 }
 
-func (s *sim) truth(src *simSite) map[SiteID]truthRoute {
-	dist := map[SiteID]uint64{src.id: 0}
-	pq := &distHeap{{src.id, 0}}
-	done := map[SiteID]bool{}
+const unreached = ^uint64(0)
+
+func (g *refGraph) truth(src int) *refRoutes {
+	dist := make([]uint64, len(g.ids))
+	for i := range dist {
+		dist[i] = unreached
+	}
+	dist[src] = 0
+	pq := &distHeap{{src, 0}}
 	for pq.Len() > 0 {
 		it := heap.Pop(pq).(distItem)
-		if done[it.id] {
+		if it.d != dist[it.i] {
 			continue
 		}
-		done[it.id] = true
-		u := s.byID[it.id]
-		for peer := range u.links {
-			v := s.byID[peer]
-			c, ok := s.edgeCost(u, v)
-			if !ok {
-				continue
-			}
-			if d, seen := dist[peer]; !seen || it.d+c < d {
-				dist[peer] = it.d + c
-				heap.Push(pq, distItem{peer, it.d + c})
+		for _, e := range g.adj[it.i] {
+			if nd := it.d + e.cost; nd < dist[e.to] {
+				dist[e.to] = nd
+				heap.Push(pq, distItem{e.to, nd})
 			}
 		}
 	}
-	pred := map[SiteID]SiteID{}
-	for id, d := range dist {
-		if id == src.id {
+	pred := make([]int, len(g.ids))
+	for v, d := range dist {
+		pred[v] = -1
+		if d == unreached || v == src {
 			continue
 		}
-		v := s.byID[id]
-		first := true
-		for peer := range v.links {
-			u := s.byID[peer]
-			c, ok := s.edgeCost(u, v)
-			du, reached := dist[peer]
-			if !ok || !reached || du+c != d {
-				continue
-			}
-			if first || peer.Compare(pred[id]) < 0 {
-				pred[id] = peer
-				first = false
+		for _, e := range g.in[v] {
+			u := e.to
+			if dist[u] != unreached && dist[u]+e.cost == d && (pred[v] < 0 || g.ids[u].Compare(g.ids[pred[v]]) < 0) {
+				pred[v] = u
 			}
 		}
 	}
-	out := map[SiteID]truthRoute{}
-	for id, d := range dist {
-		var path []SiteID
-		for cur := id; cur != src.id; cur = pred[cur] {
-			path = append(path, cur)
-			if len(path) > len(dist) {
-				s.t.Fatalf("reference predecessors loop")
-			}
-		}
-		slices.Reverse(path)
-		out[id] = truthRoute{d, path}
+	return &refRoutes{g: g, src: src, dist: dist, pred: pred}
+}
+
+// refRoutes are the reference routes from src: pred[v] is the site before
+// v on its path, dist[v] is unreached if v is not reachable.
+type refRoutes struct {
+	g    *refGraph
+	src  int
+	dist []uint64
+	pred []int
+}
+
+func (w *refRoutes) path(v int) []SiteID {
+	var path []SiteID
+	for cur := v; cur != w.src; cur = w.pred[cur] {
+		path = append(path, w.g.ids[cur])
 	}
-	return out
+	slices.Reverse(path)
+	return path
+}
+
+// samePath compares p with the reference path to v without building it.
+func (w *refRoutes) samePath(v int, p []SiteID) bool {
+	k := len(p)
+	for cur := v; cur != w.src; cur = w.pred[cur] {
+		k--
+		if k < 0 || p[k] != w.g.ids[cur] {
+			return false
+		}
+	}
+	return k == 0
 }
 
 type distItem struct {
-	id SiteID
-	d  uint64
+	i int
+	d uint64
 }
 type distHeap []distItem
 
@@ -266,56 +302,71 @@ func (h *distHeap) Pop() any {
 // a site and that each database holds exactly the reachable sites.
 func (s *sim) check() []string {
 	var errs []string
-	for _, site := range s.sites {
-		errs = append(errs, s.checkSite(site)...)
+	g := s.refGraph()
+	seen := make([]int, len(s.sites)) // stamp of the last route that visited each site
+	stamp := 0
+	for i, site := range s.sites {
+		errs = append(errs, s.checkSite(site, g.truth(i), seen, &stamp)...)
 	}
 	return errs
 }
 
-func (s *sim) checkSite(site *simSite) []string {
+func (s *sim) checkSite(site *simSite, want *refRoutes, seen []int, stamp *int) []string {
 	var errs []string
 	fail := func(format string, args ...any) {
 		if len(errs) < 5 {
 			errs = append(errs, site.name+": "+fmt.Sprintf(format, args...))
 		}
 	}
-	want := s.truth(site)
+	g := want.g
+	reachable := 0
+	for _, d := range want.dist {
+		if d != unreached {
+			reachable++
+		}
+	}
 	tab := site.r.Table()
 	if tab.Self() != site.id {
 		fail("table of %s", s.name(tab.Self()))
 	}
 	got := tab.Sites()
-	if len(got) != len(want) {
-		fail("%d sites in table, want %d", len(got), len(want))
+	if len(got) != reachable {
+		fail("%d sites in table, want %d", len(got), reachable)
 	}
 	for i, sr := range got {
 		if i > 0 && (got[i-1].Name > sr.Name || got[i-1].Name == sr.Name && got[i-1].ID.Compare(sr.ID) >= 0) {
 			fail("sites not sorted at %s", sr.Name)
 		}
-		w, ok := want[sr.ID]
-		if !ok {
+		v := g.idx[sr.ID]
+		if want.dist[v] == unreached {
 			fail("%s in table but unreachable", s.name(sr.ID))
 			continue
 		}
-		if sr.Cost != w.cost || !slices.Equal(sr.Path, w.path) {
-			fail("route to %s: cost %d path %s, want cost %d path %s", s.name(sr.ID), sr.Cost, s.pathString(sr.Path), w.cost, s.pathString(w.path))
+		if sr.Cost != want.dist[v] || !want.samePath(v, sr.Path) {
+			fail("route to %s: cost %d path %s, want cost %d path %s", s.name(sr.ID), sr.Cost, s.pathString(sr.Path), want.dist[v], s.pathString(want.path(v)))
 		}
-		seen := map[SiteID]bool{site.id: true}
+		*stamp++
+		seen[want.src] = *stamp
 		for _, hop := range sr.Path {
-			if seen[hop] {
+			h, ok := g.idx[hop]
+			if !ok {
+				fail("route to %s goes through unknown %s", s.name(sr.ID), hop)
+				break
+			}
+			if seen[h] == *stamp {
 				fail("route to %s repeats %s", s.name(sr.ID), s.name(hop))
 			}
-			seen[hop] = true
+			seen[h] = *stamp
 		}
 		if sr.Name != s.name(sr.ID) {
 			fail("route to %s has name %q", s.name(sr.ID), sr.Name)
 		}
 	}
-	if len(site.r.db) != len(want) {
-		fail("database holds %d records, %d sites reachable", len(site.r.db), len(want))
+	if len(site.r.db) != reachable {
+		fail("database holds %d records, %d sites reachable", len(site.r.db), reachable)
 	}
 	for id, rec := range site.r.db {
-		if _, ok := want[id]; !ok {
+		if want.dist[g.idx[id]] == unreached {
 			fail("database holds unreachable %s", s.name(id))
 		}
 		if want := s.byID[id].r.local.Seq; rec.Seq != want {

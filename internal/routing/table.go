@@ -13,6 +13,7 @@ type Table struct {
 	g       *graph
 	cost    []uint64
 	pred    []int32
+	names   sync.Once
 	byName  []int32 // node indexes sorted by name, then ID
 	addrs   sync.Once
 	byAddr  map[string][]Candidate
@@ -86,30 +87,18 @@ func newTable(self SiteID, recs []*Record) (*Table, []bool) {
 		}
 		g.off = append(g.off, int32(len(g.adj)))
 	}
-	t.byName = make([]int32, n)
+	return t, reach
+}
+
+func (t *Table) sortNames() {
+	g := t.g
+	t.byName = make([]int32, len(g.ids))
 	for i := range t.byName {
 		t.byName[i] = int32(i)
 	}
 	slices.SortFunc(t.byName, func(a, b int32) int {
 		return cmp.Or(cmp.Compare(g.recs[a].Name, g.recs[b].Name), cmp.Compare(a, b))
 	})
-	return t, reach
-}
-
-// sameAs reports whether t and o have the same routes and the same record
-// versions, i.e. whether a caller comparing them would see no difference.
-func (t *Table) sameAs(o *Table) bool {
-	if len(t.g.ids) != len(o.g.ids) || t.self != o.self {
-		return false
-	}
-	for i := range t.g.ids {
-		// Records are immutable and replaced, never edited, so pointer
-		// equality means the same version.
-		if t.g.recs[i] != o.g.recs[i] || t.cost[i] != o.cost[i] || t.pred[i] != o.pred[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Self returns the ID of the site whose routes these are.
@@ -142,6 +131,7 @@ func (t *Table) route(i int32) SiteRoute {
 // Sites returns every reachable site, the owning one included (Cost 0, nil
 // Path), sorted by name and then ID.
 func (t *Table) Sites() []SiteRoute {
+	t.names.Do(t.sortNames)
 	out := make([]SiteRoute, len(t.byName))
 	for k, i := range t.byName {
 		out[k] = t.route(i)
