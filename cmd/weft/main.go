@@ -43,6 +43,7 @@ func newRootCmd() *cobra.Command {
 	pf.StringVar(&g.data, "data", "", "data directory")
 	root.AddCommand(newSiteCmd(), newTokenCmd(), newLinkCmd(), newConnectorCmd(), newListenerCmd(),
 		newStatusCmd(), newApplyCmd(), newDemoCmd())
+	root.AddCommand(newEventCmds()...)
 
 	return root
 }

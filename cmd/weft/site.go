@@ -44,6 +44,7 @@ func newSiteCmd() *cobra.Command {
 	f := run.Flags()
 	f.StringVar(&o.Name, "name", "", "site name (required on first start)")
 	f.StringVar(&o.AdminAddr, "admin", "127.0.0.1:0", "admin API address (port 0 picks a free port)")
+	f.StringVar(&o.EventsAddr, "events", "127.0.0.1:0", "event API address: CloudEvents over HTTP (port 0 picks a free port)")
 	f.StringVar(&o.LinkListen, "link-listen", "127.0.0.1:0", "address that accepts links from other sites")
 	f.StringSliceVar(&o.Advertise, "advertise", nil, "link addresses put into tokens (default: the link listener's)")
 	f.DurationVar(&o.Link.HeartbeatInterval, "heartbeat", 500*time.Millisecond, "link heartbeat interval")
@@ -343,7 +344,7 @@ func newStatusCmd() *cobra.Command {
 }
 
 func statusTable(w *tabwriter.Writer, st site.Status) {
-	fmt.Fprintf(w, "Site %s (%s)\tadmin %s\tlink %s\n\n", st.Site.Name, st.Site.ID, st.Site.Admin, st.Site.Link)
+	fmt.Fprintf(w, "Site %s (%s)\tadmin %s\tlink %s\tevents %s\n\n", st.Site.Name, st.Site.ID, st.Site.Admin, st.Site.Link, st.Site.Events)
 	linkTable(w, st.Links)
 	fmt.Fprintln(w, "\nSITE\tCOST\tPATH")
 	for _, s := range st.Sites {

@@ -10,8 +10,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -23,11 +27,14 @@ const APIVersion = "weft.dev/v1alpha1"
 
 // Kinds.
 const (
-	KindSite        = "Site"
-	KindAccessToken = "AccessToken"
-	KindLink        = "Link"
-	KindListener    = "Listener"
-	KindConnector   = "Connector"
+	KindSite         = "Site"
+	KindAccessToken  = "AccessToken"
+	KindLink         = "Link"
+	KindListener     = "Listener"
+	KindConnector    = "Connector"
+	KindTopic        = "Topic"
+	KindQueue        = "Queue"
+	KindSubscription = "Subscription"
 )
 
 // Protocols a listener or connector speaks.
@@ -241,7 +248,7 @@ func (t *AccessToken) Default() error {
 // Decoded is one document of a multi-document YAML or JSON stream.
 type Decoded struct {
 	Kind   string
-	Object any // *Listener, *Connector, *Link or *AccessToken
+	Object any // *Listener, *Connector, *Link, *AccessToken, *Topic, *Queue or *Subscription
 }
 
 // maxDocument bounds one document so that a huge apply body cannot exhaust memory.
@@ -298,8 +305,14 @@ func decodeOne(doc []byte) (*Decoded, error) {
 		obj = &Link{}
 	case KindAccessToken:
 		obj = &AccessToken{}
+	case KindTopic:
+		obj = &Topic{}
+	case KindQueue:
+		obj = &Queue{}
+	case KindSubscription:
+		obj = &Subscription{}
 	default:
-		return nil, invalid("kind", "%q is not one of Listener, Connector, Link, AccessToken", tm.Kind)
+		return nil, invalid("kind", "%q is not one of Listener, Connector, Link, AccessToken, Topic, Queue, Subscription", tm.Kind)
 	}
 	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -308,4 +321,128 @@ func decodeOne(doc []byte) (*Decoded, error) {
 		return nil, err
 	}
 	return &Decoded{Kind: tm.Kind, Object: obj}, nil
+}
+
+// Event delivery modes.
+const (
+	DeliveryVolatile  = "volatile"  // at most once, never stored
+	DeliveryPersisted = "persisted" // at least once, stored before it is accepted
+)
+
+// Topic is a multicast event address: every subscription anywhere gets each
+// event. Its name is the subject publishers use.
+type Topic struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              TopicSpec `json:"spec"`
+}
+
+// TopicSpec is the desired state of a Topic.
+type TopicSpec struct {
+	Delivery  string `json:"delivery,omitempty"`  // volatile (default) or persisted
+	Retention string `json:"retention,omitempty"` // a Go duration, default 24h
+}
+
+// Queue is an anycast event address: each event goes to one consumer, the
+// nearest with capacity first.
+type Queue struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              QueueSpec `json:"spec"`
+}
+
+// QueueSpec is the desired state of a Queue.
+type QueueSpec struct {
+	Delivery string `json:"delivery,omitempty"` // only volatile for now
+}
+
+// Subscription pushes the events of a topic pattern or a queue to a sink URL
+// in CloudEvents binary mode, with Knative's retry and dead-letter contract.
+type Subscription struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              SubscriptionSpec `json:"spec"`
+}
+
+// SubscriptionSpec is the desired state of a Subscription. Exactly one of
+// Topic (a pattern with '*' and '>') and Queue is set.
+type SubscriptionSpec struct {
+	Topic        string `json:"topic,omitempty"`
+	Queue        string `json:"queue,omitempty"`
+	Sink         string `json:"sink"`
+	Retry        int    `json:"retry,omitempty"`        // attempts after the first, default 3
+	Backoff      string `json:"backoff,omitempty"`      // exponential (default) or linear
+	BackoffDelay string `json:"backoffDelay,omitempty"` // a Go duration, default 500ms
+	DeadLetter   string `json:"deadLetter,omitempty"`   // sink URL for events that failed
+}
+
+func validateDelivery(field string, d *string, allowed ...string) error {
+	if *d == "" {
+		*d = DeliveryVolatile
+	}
+	if !slices.Contains(allowed, *d) {
+		return invalid(field, "%q is not one of %s", *d, strings.Join(allowed, ", "))
+	}
+	return nil
+}
+
+func validateDuration(field string, d *string, def string) error {
+	if *d == "" {
+		*d = def
+	}
+	if v, err := time.ParseDuration(*d); err != nil || v <= 0 {
+		return invalid(field, "%q is not a positive duration such as %s", *d, def)
+	}
+	return nil
+}
+
+// Default fills defaults and validates t.
+func (t *Topic) Default() error {
+	t.APIVersion, t.Kind = APIVersion, KindTopic
+	if err := ValidateName(t.Name); err != nil {
+		return err
+	}
+	if err := validateDelivery("spec.delivery", &t.Spec.Delivery, DeliveryVolatile, DeliveryPersisted); err != nil {
+		return err
+	}
+	return validateDuration("spec.retention", &t.Spec.Retention, "24h")
+}
+
+// Default fills defaults and validates q.
+func (q *Queue) Default() error {
+	q.APIVersion, q.Kind = APIVersion, KindQueue
+	if err := ValidateName(q.Name); err != nil {
+		return err
+	}
+	return validateDelivery("spec.delivery", &q.Spec.Delivery, DeliveryVolatile)
+}
+
+// Default fills defaults and validates s.
+func (s *Subscription) Default() error {
+	s.APIVersion, s.Kind = APIVersion, KindSubscription
+	if err := ValidateName(s.Name); err != nil {
+		return err
+	}
+	if (s.Spec.Topic == "") == (s.Spec.Queue == "") {
+		return invalid("spec", "set exactly one of topic and queue")
+	}
+	for field, u := range map[string]string{"spec.sink": s.Spec.Sink, "spec.deadLetter": s.Spec.DeadLetter} {
+		if u == "" && field == "spec.deadLetter" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return invalid(field, "%q is not an http(s) URL", u)
+		}
+	}
+	if s.Spec.Retry < 0 || s.Spec.Retry > 100 {
+		return invalid("spec.retry", "%d is not between 0 and 100", s.Spec.Retry)
+	}
+	switch s.Spec.Backoff {
+	case "":
+		s.Spec.Backoff = "exponential"
+	case "exponential", "linear":
+	default:
+		return invalid("spec.backoff", "%q is not exponential or linear", s.Spec.Backoff)
+	}
+	return validateDuration("spec.backoffDelay", &s.Spec.BackoffDelay, "500ms")
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -65,6 +66,7 @@ func (s *Site) adminHandler() http.Handler {
 		"DELETE /v1/connectors/{name}": s.apiDeleteConnector,
 		"POST /v1/apply":               s.apiApply,
 	}
+	maps.Copy(api, s.eventRoutes())
 	for pattern, h := range api {
 		mux.Handle(pattern, s.authed(h))
 	}
@@ -255,6 +257,11 @@ func (s *Site) apiApply(w http.ResponseWriter, r *http.Request) (any, error) {
 		case *resource.Connector:
 			s.SetConnector(*v)
 			out = append(out, ApplyResult{o.Kind, v.Name, "configured"})
+		case *resource.Topic, *resource.Queue, *resource.Subscription:
+			if err := s.applyEventObject(o.Object.(interface{ Default() error }), ""); err != nil {
+				return nil, err
+			}
+			out = append(out, ApplyResult{o.Kind, o.Object.(interface{ GetName() string }).GetName(), "configured"})
 		case *resource.Link:
 			if v.Spec.Token == nil {
 				return nil, errBadRequest(fmt.Errorf("link %s: spec.token is required", v.Name))

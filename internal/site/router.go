@@ -26,6 +26,9 @@ func (s *Site) routerDo(step func(r *routing.Router)) {
 		s.metrics.RoutingSites.Set(float64(len(t.Sites())))
 	}
 	s.rmu.Unlock()
+	if rd.TableChanged && s.events != nil {
+		s.events.TableChanged()
+	}
 	for _, m := range rd.Messages {
 		sess := s.session(identity.SiteID(m.To))
 		if sess == nil {
@@ -62,23 +65,23 @@ func (s *Site) localLinks() []routing.Link {
 
 // announce originates a new site record from the current links and connectors.
 func (s *Site) announce() {
-	links, conns := s.localLinks(), s.svc.Advertised()
-	s.routerDo(func(r *routing.Router) { r.SetLocal(links, conns, nil) })
+	links, conns, interests := s.localLinks(), s.svc.Advertised(), s.eventInterests()
+	s.routerDo(func(r *routing.Router) { r.SetLocal(links, conns, interests) })
 }
 
 func (s *Site) neighborUp(peer identity.SiteID) {
-	links, conns := s.localLinks(), s.svc.Advertised()
+	links, conns, interests := s.localLinks(), s.svc.Advertised(), s.eventInterests()
 	s.routerDo(func(r *routing.Router) {
 		r.NeighborUp(routing.SiteID(peer))
-		r.SetLocal(links, conns, nil)
+		r.SetLocal(links, conns, interests)
 	})
 }
 
 func (s *Site) neighborDown(peer identity.SiteID) {
-	links, conns := s.localLinks(), s.svc.Advertised()
+	links, conns, interests := s.localLinks(), s.svc.Advertised(), s.eventInterests()
 	s.routerDo(func(r *routing.Router) {
 		r.NeighborDown(routing.SiteID(peer))
-		r.SetLocal(links, conns, nil)
+		r.SetLocal(links, conns, interests)
 	})
 }
 
@@ -122,6 +125,8 @@ func (s *Site) handleStream(st *link.Stream) {
 		switch h.Kind {
 		case link.KindTCP:
 			s.svc.ServeStream(st, &h)
+		case link.KindEvent:
+			s.serveEventStream(st, &h)
 		default:
 			st.Reject(service.RejectNoConnector, fmt.Sprintf("stream kind %d is not served here", h.Kind))
 		}

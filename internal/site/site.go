@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"weft.dev/weft/internal/events/broker"
+	"weft.dev/weft/internal/events/store"
 	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/observe"
@@ -36,6 +38,9 @@ type Options struct {
 	Advertise []string
 	Logger    *slog.Logger
 	Link      link.Config
+	// EventsAddr is where the event API listens; default loopback with a
+	// free port.
+	EventsAddr string
 	// RTTRefresh is how often measured RTTs are checked for a change worth
 	// re-announcing in the site record.
 	RTTRefresh time.Duration
@@ -66,6 +71,12 @@ type Site struct {
 	rmu    sync.Mutex
 	router *routing.Router
 	table  atomic.Pointer[routing.Table]
+
+	// events is the event mesh; eventStore and eventsLn are its store and
+	// API listener (events*.go).
+	events     *broker.Broker
+	eventStore *store.Store
+	eventsLn   net.Listener
 
 	ctx    context.Context // the Run context: ends every goroutine
 	cancel context.CancelFunc
@@ -129,6 +140,10 @@ func New(opts Options) (*Site, error) {
 		s.opts.Advertise = []string{s.linkLn.Addr().String()}
 	}
 	if err := s.initTLS(now); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	if err := s.initEvents(); err != nil {
 		s.closeListeners()
 		return nil, err
 	}
@@ -208,9 +223,10 @@ func (s *Site) Run(ctx context.Context) error {
 			s.log.Error("admin API stopped", "err", err)
 		}
 	})
+	stopEvents := s.runEvents()
 	s.goFunc(s.acceptLinks)
 	s.goFunc(s.refreshLoop)
-	s.log.Info("site running", "id", s.id, "admin", s.AdminAddr(), "link", s.LinkAddr())
+	s.log.Info("site running", "id", s.id, "admin", s.AdminAddr(), "link", s.LinkAddr(), "events", s.EventsAddr())
 
 	select {
 	case <-ctx.Done():
@@ -230,6 +246,7 @@ func (s *Site) Run(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
+	stopEvents()
 	s.wg.Wait()
 	return nil
 }

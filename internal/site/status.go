@@ -26,6 +26,8 @@ type SiteView struct {
 	Name  string `json:"name"`
 	Admin string `json:"admin,omitempty"`
 	Link  string `json:"link,omitempty"`
+	// Events is the event API's address.
+	Events string `json:"events,omitempty"`
 }
 
 // SiteRouteView is a reachable site with the cost and path to it.
@@ -62,7 +64,7 @@ func (s *Site) Status() Status {
 	t := s.Table()
 	names := map[[16]byte]string{}
 	st := Status{
-		Site:       SiteView{ID: s.id.String(), Name: s.st.Name, Admin: s.AdminAddr().String(), Link: s.LinkAddr().String()},
+		Site:       SiteView{ID: s.id.String(), Name: s.st.Name, Admin: s.AdminAddr().String(), Link: s.LinkAddr().String(), Events: s.EventsAddr().String()},
 		Links:      s.Links(),
 		Listeners:  s.Listeners(),
 		Connectors: s.Connectors(),

@@ -1,0 +1,144 @@
+package events
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+
+	"weft.dev/weft/internal/routing"
+)
+
+func TestMatch(t *testing.T) {
+	for _, tc := range []struct {
+		p, s string
+		want bool
+	}{
+		{"a.b", "a.b", true},
+		{"a.b", "a.c", false},
+		{"a.*", "a.b", true},
+		{"a.*", "a.b.c", false},
+		{"a.*", "a", false},
+		{"a.>", "a.b.c", true},
+		{"a.>", "a", false},
+		{">", "a", true},
+		{"*.b.>", "x.b.c", true},
+		{"*.b.>", "x.c.c", false},
+		{"a.b.c", "a.b", false},
+		{"a.b", "a.b.c", false},
+	} {
+		if got := Match(tc.p, tc.s); got != tc.want {
+			t.Errorf("Match(%q, %q) = %v", tc.p, tc.s, got)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, s := range []string{"orders", "orders.eu-west.created", "a_b.C9"} {
+		if err := ValidateSubject(s); err != nil {
+			t.Errorf("ValidateSubject(%q): %v", s, err)
+		}
+	}
+	for _, s := range []string{"", "a..b", ".a", "a.", "a.*", "a b", "a.>"} {
+		if ValidateSubject(s) == nil {
+			t.Errorf("ValidateSubject(%q) accepted", s)
+		}
+	}
+	for _, p := range []string{"a.*", "a.>", ">", "*.*"} {
+		if err := ValidatePattern(p); err != nil {
+			t.Errorf("ValidatePattern(%q): %v", p, err)
+		}
+	}
+	for _, p := range []string{"a.>.b", "a*", "a.>x"} {
+		if ValidatePattern(p) == nil {
+			t.Errorf("ValidatePattern(%q) accepted", p)
+		}
+	}
+	if k, p, ok := ParseInterest(Interest(Queue, "jobs.*")); !ok || k != Queue || p != "jobs.*" {
+		t.Errorf("ParseInterest round trip: %v %q %v", k, p, ok)
+	}
+	for _, s := range []string{"", "x:a", "t:", "t:a..b", "ta"} {
+		if _, _, ok := ParseInterest(s); ok {
+			t.Errorf("ParseInterest(%q) accepted", s)
+		}
+	}
+}
+
+func id(b byte) routing.SiteID { return routing.SiteID{b} }
+
+// TestSplit: a tree from a over a-b, b-c, b-d, a-e sends one copy to b (for c
+// and d) and one to e; b delivers locally only when it is a destination.
+func TestSplit(t *testing.T) {
+	a, b, c, d, e := id(1), id(2), id(3), id(4), id(5)
+	paths := [][]routing.SiteID{{a, b, c}, {a, b, d}, {a, e}, {a}}
+	local, br := Split(a, paths)
+	want := []Branch{{Next: b, Paths: [][]routing.SiteID{{b, c}, {b, d}}}, {Next: e, Paths: [][]routing.SiteID{{e}}}}
+	if !local || !reflect.DeepEqual(br, want) {
+		t.Fatalf("at a: local %v, branches %v", local, br)
+	}
+	local, br = Split(b, br[0].Paths)
+	want = []Branch{{Next: c, Paths: [][]routing.SiteID{{c}}}, {Next: d, Paths: [][]routing.SiteID{{d}}}}
+	if local || !reflect.DeepEqual(br, want) {
+		t.Fatalf("at b: local %v, branches %v", local, br)
+	}
+	if local, br := Split(c, [][]routing.SiteID{{b, c}}); local || br != nil {
+		t.Fatalf("misrouted path was followed: %v %v", local, br)
+	}
+}
+
+func TestFrameRoundTrip(t *testing.T) {
+	for _, f := range []Frame{
+		{Type: FrameEvent, Kind: Topic, Subject: "a.b", Origin: id(1), Paths: [][]routing.SiteID{{id(2), id(3)}, {id(2)}}, Payload: []byte("{}")},
+		{Type: FrameData, Kind: Queue, Subject: "q", Origin: id(1), Offset: 1 << 40, Payload: []byte("x")},
+		{Type: FrameAck, Offset: 7},
+		{Type: FrameMark, Offset: 9},
+	} {
+		b := AppendFrame(nil, &f)
+		got, _, err := ReadFrame(bytes.NewReader(b), nil)
+		if err != nil {
+			t.Fatalf("%+v: %v", f, err)
+		}
+		if len(got.Payload) == 0 {
+			got.Payload = f.Payload
+		}
+		if !reflect.DeepEqual(got, f) {
+			t.Fatalf("round trip: got %+v, want %+v", got, f)
+		}
+	}
+}
+
+func TestFrameRefused(t *testing.T) {
+	good := AppendFrame(nil, &Frame{Type: FrameEvent, Kind: Topic, Subject: "a", Origin: id(1), Paths: [][]routing.SiteID{{id(2)}}})
+	for name, body := range map[string][]byte{
+		"empty":       {},
+		"type":        {9},
+		"kind":        {FrameEvent, 'x'},
+		"subject":     append([]byte{FrameEvent, 't', 3}, "a.*"...),
+		"truncated":   good[4 : len(good)-3],
+		"trailing":    append(append([]byte{}, good[4:]...), 0),
+		"many paths":  append(append(append([]byte{FrameEvent, 't', 1, 'a'}, make([]byte, 16)...), 0xff, 0x1f), 1),
+		"long path":   append(append(append([]byte{FrameEvent, 't', 1, 'a'}, make([]byte, 16)...), 1, 33), make([]byte, 33*16)...),
+		"ack varint":  {FrameAck, 0xff},
+		"ack missing": {FrameAck},
+	} {
+		if _, err := DecodeFrame(body); err == nil {
+			t.Errorf("%s: accepted %x", name, body)
+		}
+	}
+}
+
+// FuzzDecodeFrame drives the decoder of frames from other sites: no panics,
+// and what it accepts encodes back to the same bytes.
+func FuzzDecodeFrame(f *testing.F) {
+	f.Add(AppendFrame(nil, &Frame{Type: FrameEvent, Kind: Topic, Subject: "a.b", Origin: id(1), Paths: [][]routing.SiteID{{id(2)}}, Payload: []byte("p")})[4:])
+	f.Add(AppendFrame(nil, &Frame{Type: FrameData, Kind: Queue, Subject: "q", Offset: 5, Payload: []byte("p")})[4:])
+	f.Add(AppendFrame(nil, &Frame{Type: FrameAck, Offset: 5})[4:])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := DecodeFrame(b)
+		if err != nil {
+			return
+		}
+		if again := AppendFrame(nil, &fr)[4:]; !bytes.Equal(again, b) {
+			t.Fatalf("re-encoding differs:\n%x\n%x", b, again)
+		}
+	})
+}

@@ -1,0 +1,91 @@
+package events
+
+import (
+	"slices"
+
+	"weft.dev/weft/internal/routing"
+)
+
+// Interested returns the sites whose records hold an interest of kind k
+// matching subject, nearest first (by route cost, then site ID), with their
+// routes from t's owner. The owner is included (cost 0) when it is interested.
+func Interested(t *routing.Table, k Kind, subject string) []routing.SiteRoute {
+	var out []routing.SiteRoute
+	for _, rec := range t.Records() {
+		if !matchesAny(rec.Interests, k, subject) {
+			continue
+		}
+		if r, ok := t.Route(rec.Site); ok {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b routing.SiteRoute) int {
+		if a.Cost != b.Cost {
+			if a.Cost < b.Cost {
+				return -1
+			}
+			return 1
+		}
+		return a.ID.Compare(b.ID)
+	})
+	return out
+}
+
+// matchesAny reports whether one of a site's advertised interests of kind k
+// matches subject.
+func matchesAny(interests []string, k Kind, subject string) bool {
+	for _, s := range interests {
+		if ik, p, ok := ParseInterest(s); ok && ik == k && Match(p, subject) {
+			return true
+		}
+	}
+	return false
+}
+
+// Branch is one copy of an event leaving a site: the neighbour it goes to and
+// the paths it still has to follow, each starting with that neighbour and
+// ending at a destination site.
+type Branch struct {
+	Next  routing.SiteID
+	Paths [][]routing.SiteID
+}
+
+// Split is the multicast step at one site: given the paths an event must still
+// follow (each starting at this site, self, or empty for "deliver here"), it
+// reports whether the event is delivered at self and the branches to forward,
+// one per distinct next hop, so an event crosses each link at most once. Paths
+// whose first segment is not self are dropped: they were misrouted.
+//
+// The publishing site calls it with the route paths of the interested sites
+// prefixed by itself; together the paths form the shortest-path tree from the
+// publisher, and every transit site forwards along the publisher's tree
+// without consulting its own table, so a tree has no loops even while tables
+// disagree.
+func Split(self routing.SiteID, paths [][]routing.SiteID) (local bool, branches []Branch) {
+	for _, p := range paths {
+		if len(p) == 0 || p[0] != self {
+			continue
+		}
+		if len(p) == 1 {
+			local = true
+			continue
+		}
+		rest := p[1:]
+		i := slices.IndexFunc(branches, func(b Branch) bool { return b.Next == rest[0] })
+		if i < 0 {
+			branches = append(branches, Branch{Next: rest[0]})
+			i = len(branches) - 1
+		}
+		branches[i].Paths = append(branches[i].Paths, rest)
+	}
+	return local, branches
+}
+
+// TreePaths turns routes from self into the paths Split takes.
+func TreePaths(self routing.SiteID, routes []routing.SiteRoute) [][]routing.SiteID {
+	out := make([][]routing.SiteID, len(routes))
+	for i, r := range routes {
+		out[i] = append([]routing.SiteID{self}, r.Path...)
+	}
+	return out
+}

@@ -1,0 +1,193 @@
+package site
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"weft.dev/weft/internal/events/broker"
+	"weft.dev/weft/internal/events/store"
+	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/resource"
+	"weft.dev/weft/internal/routing"
+)
+
+// eventsAddrFile names the file in the data directory that holds the event
+// API's address, for the CLI and for tests.
+const eventsAddrFile = "events.addr"
+
+// eventNet is the broker's view of the site.
+type eventNet struct{ s *Site }
+
+var _ broker.Net = eventNet{}
+
+func (n eventNet) Table() *routing.Table { return n.s.Table() }
+
+func (n eventNet) SetInterests([]string) { n.s.announce() }
+
+func (n eventNet) Open(ctx context.Context, path []routing.SiteID, tag string) (net.Conn, error) {
+	segs := make([][16]byte, len(path))
+	for i, id := range path {
+		segs[i] = id
+	}
+	h := &link.Header{Kind: link.KindEvent, Address: tag, Origin: n.s.id, Segments: segs}
+	return n.s.OpenStream(ctx, h)
+}
+
+// initEvents opens the event store and binds the event API's address.
+func (s *Site) initEvents() error {
+	st, err := store.Open(filepath.Join(s.opts.DataDir, "events.db"))
+	if err != nil {
+		return err
+	}
+	b, err := broker.New(broker.Config{Self: routing.SiteID(s.id), Net: eventNet{s}, Store: st, Logger: s.log, Registry: s.metrics.Registry})
+	if err != nil {
+		st.Close()
+		return err
+	}
+	addr := s.opts.EventsAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("event listener: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(s.opts.DataDir, eventsAddrFile), []byte(ln.Addr().String()), 0o644); err != nil {
+		ln.Close()
+		st.Close()
+		return err
+	}
+	s.events, s.eventStore, s.eventsLn = b, st, ln
+	return nil
+}
+
+// runEvents serves the event API and runs the broker until the site stops;
+// the returned function shuts both down and closes the store.
+func (s *Site) runEvents() func() {
+	s.events.Run(s.ctx)
+	srv := &http.Server{Handler: s.events.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.goFunc(func() {
+		if err := srv.Serve(s.eventsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("event API stopped", "err", err)
+		}
+	})
+	return func() {
+		// SSE streams never end by themselves: Close, not Shutdown.
+		srv.Close()
+		s.events.Wait()
+		s.eventStore.Close()
+	}
+}
+
+// EventsAddr is where the event API listens.
+func (s *Site) EventsAddr() net.Addr { return s.eventsLn.Addr() }
+
+// eventInterests are the interests to put into the site record.
+func (s *Site) eventInterests() []string {
+	if s.events == nil {
+		return nil
+	}
+	return s.events.Interests()
+}
+
+// serveEventStream hands an event stream that ends here to the broker.
+func (s *Site) serveEventStream(st *link.Stream, h *link.Header) {
+	if err := st.Confirm(); err != nil {
+		return
+	}
+	s.events.ServeStream(st, h.Address, routing.SiteID(h.Origin))
+}
+
+// EventConfig is what GET /v1/events shows.
+type EventConfig struct {
+	Topics        []resource.Topic        `json:"topics"`
+	Queues        []resource.Queue        `json:"queues"`
+	Subscriptions []resource.Subscription `json:"subscriptions"`
+}
+
+func (s *Site) eventRoutes() map[string]handlerFunc {
+	return map[string]handlerFunc{
+		"GET /v1/events": func(w http.ResponseWriter, r *http.Request) (any, error) {
+			ts, qs, ss := s.events.Config()
+			return EventConfig{ts, qs, ss}, nil
+		},
+		"PUT /v1/topics/{name}":        s.apiPutEventObject(resource.KindTopic),
+		"PUT /v1/queues/{name}":        s.apiPutEventObject(resource.KindQueue),
+		"PUT /v1/subscriptions/{name}": s.apiPutEventObject(resource.KindSubscription),
+		"DELETE /v1/subscriptions/{name}": func(w http.ResponseWriter, r *http.Request) (any, error) {
+			found, err := s.events.DeleteSubscription(r.PathValue("name"))
+			if err != nil {
+				return nil, err
+			}
+			if !found {
+				return nil, errNotFound("no subscription %q", r.PathValue("name"))
+			}
+			return nil, nil
+		},
+	}
+}
+
+func (s *Site) apiPutEventObject(kind string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) (any, error) {
+		var obj interface{ Default() error }
+		switch kind {
+		case resource.KindTopic:
+			obj = &resource.Topic{}
+		case resource.KindQueue:
+			obj = &resource.Queue{}
+		default:
+			obj = &resource.Subscription{}
+		}
+		if err := decodeBody(r, obj); err != nil {
+			return nil, err
+		}
+		if err := s.applyEventObject(obj, r.PathValue("name")); err != nil {
+			return nil, err
+		}
+		return obj, nil
+	}
+}
+
+// applyEventObject validates and stores a Topic, Queue or Subscription; name,
+// when set, is the name from the request path and must match.
+func (s *Site) applyEventObject(obj interface{ Default() error }, name string) error {
+	var meta *string
+	switch v := obj.(type) {
+	case *resource.Topic:
+		meta = &v.Name
+	case *resource.Queue:
+		meta = &v.Name
+	case *resource.Subscription:
+		meta = &v.Name
+	default:
+		return errBadRequest(fmt.Errorf("%T is not an event object", obj))
+	}
+	if *meta == "" {
+		*meta = name
+	}
+	if name != "" && *meta != name {
+		return errBadRequest(fmt.Errorf("metadata.name %q does not match the path", *meta))
+	}
+	if err := obj.Default(); err != nil {
+		return errBadRequest(err)
+	}
+	var err error
+	switch v := obj.(type) {
+	case *resource.Topic:
+		err = s.events.PutTopic(*v)
+	case *resource.Queue:
+		err = s.events.PutQueue(*v)
+	case *resource.Subscription:
+		err = s.events.PutSubscription(*v)
+	}
+	if err != nil {
+		return errBadRequest(err)
+	}
+	return nil
+}
