@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// tlsCiphersuite is pinned on both HAProxy sides to what Go picks for weft's
+// links on a CPU with AES instructions, so that the two TLS paths do the
+// same cryptographic work per byte (OpenSSL would otherwise prefer
+// AES-256-GCM).
+const tlsCiphersuite = "TLS_AES_128_GCM_SHA256"
+
+// haproxyConfig is the configuration of one HAProxy. A has a plain TCP
+// frontend per route and a backend that connects to B over mutual TLS 1.3;
+// B terminates that TLS (requiring a client certificate from the bench CA)
+// and connects to the in-process server. Certificates are ECDSA P-256 like
+// weft's. maxconn is far above what the tests hold open (32 connections, or
+// the dialers' few in flight plus TIME_WAIT-free closes) yet low enough that
+// HAProxy's file-descriptor need fits a container's usual limit. Timeouts are
+// only there because HAProxy warns without them; they
+// are far longer than any measurement's idle time.
+var haproxyConfig = template.Must(template.New("cfg").Parse(`global
+    maxconn 4000
+    ssl-default-bind-ciphersuites {{.Suite}}
+    ssl-default-server-ciphersuites {{.Suite}}
+    ssl-default-bind-options ssl-min-ver TLSv1.3
+    ssl-default-server-options ssl-min-ver TLSv1.3
+
+defaults
+    mode tcp
+    timeout connect 10s
+    timeout client 60s
+    timeout server 60s
+{{range .Routes}}
+frontend fe_{{.Name}}
+    bind 127.0.0.1:{{.Port}}{{if $.Terminate}} ssl crt {{$.Dir}}/b.pem ca-file {{$.Dir}}/ca.pem verify required{{end}}
+    default_backend be_{{.Name}}
+
+backend be_{{.Name}}
+    server next {{.Next}}{{if not $.Terminate}} ssl verify required ca-file {{$.Dir}}/ca.pem crt {{$.Dir}}/a.pem sni str(haproxy-b) verifyhost haproxy-b{{end}}
+{{end}}`))
+
+type haproxyRoute struct {
+	Name string
+	Port int
+	Next string
+}
+
+// startHAProxy runs the two HAProxy instances of the reference path and
+// returns A's frontend addresses by route name.
+func startHAProxy(ctx context.Context, cl *cleanups, bin string, routes []route) (map[string]string, []*proc, error) {
+	dir, err := os.MkdirTemp("", "haproxy-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cl.add(func() { os.RemoveAll(dir) })
+	if err := writeCerts(dir); err != nil {
+		return nil, nil, err
+	}
+	var ra, rb []haproxyRoute
+	addrs := map[string]string{}
+	for _, r := range routes {
+		pa, err := freePort()
+		if err != nil {
+			return nil, nil, err
+		}
+		pb, err := freePort()
+		if err != nil {
+			return nil, nil, err
+		}
+		rb = append(rb, haproxyRoute{Name: r.name, Port: pb, Next: r.target})
+		ra = append(ra, haproxyRoute{Name: r.name, Port: pa, Next: fmt.Sprintf("127.0.0.1:%d", pb)})
+		addrs[r.name] = fmt.Sprintf("127.0.0.1:%d", pa)
+	}
+	var procs []*proc
+	// B first, so that A's first connections find it listening.
+	for _, inst := range []struct {
+		name      string
+		routes    []haproxyRoute
+		terminate bool
+	}{{"b", rb, true}, {"a", ra, false}} {
+		var cfg bytes.Buffer
+		err := haproxyConfig.Execute(&cfg, map[string]any{
+			"Suite": tlsCiphersuite, "Routes": inst.routes, "Terminate": inst.terminate, "Dir": dir,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		path := filepath.Join(dir, "haproxy-"+inst.name+".cfg")
+		if err := os.WriteFile(path, cfg.Bytes(), 0o600); err != nil {
+			return nil, nil, err
+		}
+		// -c checks the file first, so a bad configuration is reported with
+		// HAProxy's own message instead of as a timeout later.
+		if out, err := exec.CommandContext(ctx, bin, "-c", "-q", "-f", path).CombinedOutput(); err != nil {
+			return nil, nil, fmt.Errorf("haproxy -c %s: %v\n%s", path, err, out)
+		}
+		p, err := startProc(cl, "haproxy "+inst.name, bin, "-db", "-f", path)
+		if err != nil {
+			return nil, nil, err
+		}
+		procs = append(procs, p)
+		for _, r := range inst.routes {
+			err := poll(ctx, 10*time.Second, "haproxy "+inst.name+" to listen", func() error {
+				if p.exited() {
+					return fatal{fmt.Errorf("haproxy exited: %s", p.out.String())}
+				}
+				c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", r.Port), time.Second)
+				if err != nil {
+					return err
+				}
+				return c.Close()
+			})
+			if err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return addrs, procs, nil
+}
+
+// haproxyVersion is the first line of `haproxy -v`.
+func haproxyVersion(bin string) string {
+	out, err := exec.Command(bin, "-v").Output()
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(line)
+}
+
+// writeCerts makes a throwaway CA and the two HAProxy identities in dir:
+// ca.pem, b.pem (server, name haproxy-b) and a.pem (client), the latter two
+// as certificate followed by key, the form HAProxy's crt takes.
+func writeCerts(dir string) error {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "weft bench CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		return err
+	}
+	leaf := func(file, name string, serial int64, usage x509.ExtKeyUsage) error {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return err
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial),
+			Subject:      pkix.Name{CommonName: name},
+			DNSNames:     []string{name},
+			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+			NotBefore:    now.Add(-time.Hour),
+			NotAfter:     now.Add(24 * time.Hour),
+			KeyUsage:     x509.KeyUsageDigitalSignature,
+			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			return err
+		}
+		kb, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			return err
+		}
+		b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})...)
+		return os.WriteFile(filepath.Join(dir, file), b, 0o600)
+	}
+	if err := leaf("b.pem", "haproxy-b", 2, x509.ExtKeyUsageServerAuth); err != nil {
+		return err
+	}
+	return leaf("a.pem", "haproxy-a", 3, x509.ExtKeyUsageClientAuth)
+}
