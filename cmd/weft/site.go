@@ -217,6 +217,12 @@ func newConnectorCmd() *cobra.Command {
 	f.StringVar(&c.Spec.Protocol, "protocol", "tcp", "tcp or http")
 	f.Uint32Var(&c.Spec.Capacity, "capacity", 1, "relative weight among connectors of equal path cost")
 	f.Uint32Var(&c.Spec.MaxConnections, "max-connections", 0, "connections at which the connector is saturated (0: no limit)")
+	f.Uint32Var(&c.Spec.MaxPending, "max-pending", 0, "http: requests that may wait for one of --max-connections before the connector is saturated (0: no limit)")
+	f.Uint32Var(&c.Spec.MaxRequests, "max-requests", 0, "http: requests in flight at which the connector is saturated (0: no limit)")
+	f.IntVar(&c.Spec.Outlier.ConsecutiveErrors, "outlier-consecutive-errors", resource.DefaultOutlierConsecutiveErrors, "http: 5xx answers or connect failures in a row that eject the target (-1: never)")
+	f.DurationVar(&c.Spec.Outlier.Interval.Duration, "outlier-interval", resource.DefaultOutlierInterval, "http: healthy time that forgives one past ejection")
+	f.DurationVar(&c.Spec.Outlier.BaseEjection.Duration, "outlier-base-ejection", resource.DefaultOutlierBaseEjection, "http: duration of a first ejection; the n-th lasts n times as long")
+	f.IntVar(&c.Spec.Outlier.MaxEjectionPercent, "outlier-max-ejection-percent", resource.DefaultOutlierMaxEjectionPercent, "http: most connectors of an address ejected at once, in percent (one always may be)")
 	create.MarkFlagRequired("target")
 	create.Flags().StringVarP(&format, "output", "o", "", "output format: table, json or yaml")
 	list := listCmd("connectors", &format, func(w *tabwriter.Writer, b []byte) error {
@@ -272,6 +278,10 @@ func newListenerCmd() *cobra.Command {
 	f.IntVar(&l.Spec.Port, "port", 0, "local port (0 picks a free one)")
 	f.StringVar(&l.Spec.Host, "host", "127.0.0.1", "local IP address to listen on")
 	f.StringVar(&l.Spec.Protocol, "protocol", "tcp", "tcp or http")
+	f.StringVar(&l.Spec.Hedge, "hedge", resource.HedgeOff, "http: backup copy of idempotent requests: off, always, auto (after the recent p95) or a delay such as 50ms")
+	var retries int32
+	f.Int32Var(&retries, "retries", resource.DefaultRetries, "http: other candidates an idempotent request that failed before any answer is tried on")
+	create.PreRun = func(*cobra.Command, []string) { l.Spec.Retries = &retries }
 	create.MarkFlagRequired("port")
 	create.Flags().StringVarP(&format, "output", "o", "", "output format: table, json or yaml")
 	list := listCmd("listeners", &format, func(w *tabwriter.Writer, b []byte) error {

@@ -61,7 +61,25 @@ type ListenerSpec struct {
 	Host     string `json:"host,omitempty"` // default 127.0.0.1
 	Port     int    `json:"port"`           // 0 picks a free port
 	Protocol string `json:"protocol,omitempty"`
+	// Hedge (protocol http) is when a backup copy of an idempotent request
+	// is sent: "off" (default), "always", "auto" (after the address's
+	// recent p95 latency) or a duration such as "50ms".
+	Hedge string `json:"hedge,omitempty"`
+	// Retries (protocol http) is how many other candidates an idempotent
+	// request that failed before any byte of its answer is tried on.
+	// Default 2, Istio's default retry attempts.
+	Retries *int32 `json:"retries,omitempty"`
 }
+
+// Hedge values of ListenerSpec other than a duration.
+const (
+	HedgeOff    = "off"
+	HedgeAlways = "always"
+	HedgeAuto   = "auto"
+)
+
+// DefaultRetries is ListenerSpec.Retries when unset.
+const DefaultRetries = 2
 
 // Connector says that Address is served at this site by Target.
 type Connector struct {
@@ -77,8 +95,42 @@ type ConnectorSpec struct {
 	Protocol string `json:"protocol,omitempty"`
 	Capacity uint32 `json:"capacity,omitempty"` // relative weight, default 1
 	// MaxConnections saturates the connector: new connections overflow elsewhere.
+	// With protocol http it also bounds the pooled connections to the target.
 	MaxConnections uint32 `json:"maxConnections,omitempty"`
+	// MaxPending (protocol http) is how many requests may wait for one of
+	// MaxConnections connections before the connector is saturated; it only
+	// acts together with MaxConnections (Istio's http1MaxPendingRequests).
+	MaxPending uint32 `json:"maxPending,omitempty"`
+	// MaxRequests (protocol http) saturates the connector at this many
+	// requests in flight (Istio's http2MaxRequests).
+	MaxRequests uint32 `json:"maxRequests,omitempty"`
+	// Outlier ejects the connector's target after consecutive 5xx answers or
+	// connect failures (protocol http). Defaults are Istio's.
+	Outlier OutlierSpec `json:"outlier,omitempty"`
 }
+
+// OutlierSpec is Istio's outlierDetection, consecutive-errors flavour.
+type OutlierSpec struct {
+	// ConsecutiveErrors ejects after this many errors in a row; -1 disables
+	// ejection. Default 5.
+	ConsecutiveErrors int `json:"consecutiveErrors,omitempty"`
+	// Interval of healthy time that forgives one past ejection. Default 10s.
+	Interval metav1.Duration `json:"interval,omitempty"`
+	// BaseEjection is how long a first ejection lasts; the n-th lasts n
+	// times as long. Default 30s.
+	BaseEjection metav1.Duration `json:"baseEjection,omitempty"`
+	// MaxEjectionPercent caps the share of connectors ejected at once (one
+	// may always be). Default 10.
+	MaxEjectionPercent int `json:"maxEjectionPercent,omitempty"`
+}
+
+// Istio's outlierDetection defaults.
+const (
+	DefaultOutlierConsecutiveErrors  = 5
+	DefaultOutlierInterval           = 10 * time.Second
+	DefaultOutlierBaseEjection       = 30 * time.Second
+	DefaultOutlierMaxEjectionPercent = 10
+)
 
 // Link is a link to another site, made by redeeming an AccessToken issued there.
 type Link struct {
@@ -186,7 +238,26 @@ func (l *Listener) Default() error {
 	if l.Spec.Port < 0 || l.Spec.Port > 65535 {
 		return invalid("spec.port", "%d is not a port number", l.Spec.Port)
 	}
-	return validateProtocol("spec.protocol", &l.Spec.Protocol)
+	if err := validateProtocol("spec.protocol", &l.Spec.Protocol); err != nil {
+		return err
+	}
+	switch l.Spec.Hedge {
+	case "":
+		l.Spec.Hedge = HedgeOff
+	case HedgeOff, HedgeAlways, HedgeAuto:
+	default:
+		if d, err := time.ParseDuration(l.Spec.Hedge); err != nil || d <= 0 {
+			return invalid("spec.hedge", "%q is not off, always, auto or a positive duration", l.Spec.Hedge)
+		}
+	}
+	if l.Spec.Retries == nil {
+		r := int32(DefaultRetries)
+		l.Spec.Retries = &r
+	}
+	if *l.Spec.Retries < 0 || *l.Spec.Retries > 10 {
+		return invalid("spec.retries", "%d is not between 0 and 10", *l.Spec.Retries)
+	}
+	return nil
 }
 
 // Default fills defaults and validates c.
@@ -214,7 +285,41 @@ func (c *Connector) Default() error {
 	if c.Spec.Capacity == 0 {
 		c.Spec.Capacity = 1
 	}
-	return validateProtocol("spec.protocol", &c.Spec.Protocol)
+	if err := validateProtocol("spec.protocol", &c.Spec.Protocol); err != nil {
+		return err
+	}
+	return c.Spec.Outlier.defaults()
+}
+
+func (o *OutlierSpec) defaults() error {
+	switch {
+	case o.ConsecutiveErrors == 0:
+		o.ConsecutiveErrors = DefaultOutlierConsecutiveErrors
+	case o.ConsecutiveErrors < -1:
+		return invalid("spec.outlier.consecutiveErrors", "%d is not positive or -1 (never eject)", o.ConsecutiveErrors)
+	}
+	for _, d := range []struct {
+		field string
+		v     *metav1.Duration
+		def   time.Duration
+	}{
+		{"spec.outlier.interval", &o.Interval, DefaultOutlierInterval},
+		{"spec.outlier.baseEjection", &o.BaseEjection, DefaultOutlierBaseEjection},
+	} {
+		switch {
+		case d.v.Duration == 0:
+			d.v.Duration = d.def
+		case d.v.Duration < 0:
+			return invalid(d.field, "%v is negative", d.v.Duration)
+		}
+	}
+	switch {
+	case o.MaxEjectionPercent == 0:
+		o.MaxEjectionPercent = DefaultOutlierMaxEjectionPercent
+	case o.MaxEjectionPercent < 0 || o.MaxEjectionPercent > 100:
+		return invalid("spec.outlier.maxEjectionPercent", "%d is not between 1 and 100", o.MaxEjectionPercent)
+	}
+	return nil
 }
 
 // Default fills defaults and validates l.

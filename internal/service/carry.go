@@ -25,13 +25,7 @@ func (m *Manager) carry(client net.Conn, address string) {
 		client.Close()
 		return
 	}
-	bcands := make([]balance.Candidate, len(cands))
-	byKey := make(map[balance.Key]routing.Candidate, len(cands))
-	for i, c := range cands {
-		k := balance.Key(c.Site.String())
-		bcands[i] = balance.Candidate{Key: k, Cost: c.Cost, Capacity: c.Capacity}
-		byKey[k] = c
-	}
+	bcands, byKey := m.tcpCandidates(cands, address)
 	tried := map[balance.Key]bool{}
 	var lastErr error
 	for {
@@ -53,8 +47,15 @@ func (m *Manager) carry(client net.Conn, address string) {
 		far, err := m.connect(c, address)
 		took := m.cfg.Now().Sub(start)
 		if err != nil {
+			// A saturated connector site is full, not failing: no sample
+			// and no strike towards ejection.
+			o, lat := balance.ConnectFailure, took
+			var rej *link.RejectError
+			if errors.Is(err, errSaturated) || errors.As(err, &rej) && rej.Code == RejectSaturated {
+				o, lat = balance.Cancelled, 0
+			}
 			m.mu.Lock()
-			p.Done(m.cfg.Now(), k, balance.Connection, took, balance.ConnectFailure)
+			p.Done(m.cfg.Now(), k, balance.Connection, lat, o)
 			m.mu.Unlock()
 			m.cfg.Logger.Debug("candidate failed", "address", address, "site", c.SiteName, "err", err)
 			lastErr = err
@@ -78,6 +79,26 @@ func (m *Manager) carry(client net.Conn, address string) {
 	met.StreamsFailed.WithLabelValues(address, "all-candidates-failed").Inc()
 	m.cfg.Logger.Warn("no connector could take the connection", "address", address, "tried", len(tried), "err", lastErr)
 	client.Close()
+}
+
+// tcpCandidates are cands for the balancer. This site's own candidate
+// carries its connectors' connection limit, so that the Picker sees it
+// saturated and overflows without trying it.
+func (m *Manager) tcpCandidates(cands []routing.Candidate, address string) ([]balance.Candidate, map[balance.Key]routing.Candidate) {
+	m.mu.Lock()
+	local := balance.Limits{MaxConnections: m.localLimitsLocked(address, "").MaxConnections}
+	m.mu.Unlock()
+	bcands := make([]balance.Candidate, len(cands))
+	byKey := make(map[balance.Key]routing.Candidate, len(cands))
+	for i, c := range cands {
+		k := balance.Key(c.Site.String())
+		bcands[i] = balance.Candidate{Key: k, Cost: c.Cost, Capacity: c.Capacity}
+		if c.Site == m.cfg.Self {
+			bcands[i].Limits = local
+		}
+		byKey[k] = c
+	}
+	return bcands, byKey
 }
 
 // pickerLocked returns the balancer of an address, made on first use.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -62,6 +63,7 @@ type Manager struct {
 	listeners  map[string]*listener
 	connectors map[string]*connector // by name
 	pickers    map[string]*balance.Picker
+	http       *httpState
 }
 
 type listener struct {
@@ -91,6 +93,7 @@ func NewManager(cfg Config) *Manager {
 		listeners:  map[string]*listener{},
 		connectors: map[string]*connector{},
 		pickers:    map[string]*balance.Picker{},
+		http:       newHTTPState(),
 	}
 }
 
@@ -104,7 +107,7 @@ func (m *Manager) SetListener(l resource.Listener) (net.Addr, error) {
 	old := m.listeners[l.Name]
 	m.mu.Unlock()
 	if old != nil {
-		if old.spec.Spec == l.Spec {
+		if reflect.DeepEqual(old.spec.Spec, l.Spec) {
 			return old.ln.Addr(), nil
 		}
 		m.DeleteListener(l.Name)
@@ -117,7 +120,11 @@ func (m *Manager) SetListener(l resource.Listener) (net.Addr, error) {
 	m.mu.Lock()
 	m.listeners[l.Name] = nl
 	m.mu.Unlock()
-	go m.serve(nl)
+	if l.Spec.Protocol == resource.ProtocolHTTP {
+		go m.serveHTTP(nl)
+	} else {
+		go m.serve(nl)
+	}
 	return ln.Addr(), nil
 }
 
@@ -188,7 +195,7 @@ func (m *Manager) Advertised() []routing.Connector {
 	return out
 }
 
-// Close stops every listener.
+// Close stops every listener and the serving of HTTP streams.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	names := make([]string, 0, len(m.listeners))
@@ -199,6 +206,7 @@ func (m *Manager) Close() {
 	for _, n := range names {
 		m.DeleteListener(n)
 	}
+	m.closeHTTP()
 }
 
 func (m *Manager) serve(l *listener) {

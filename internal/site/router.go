@@ -125,6 +125,8 @@ func (s *Site) handleStream(st *link.Stream) {
 		switch h.Kind {
 		case link.KindTCP:
 			s.svc.ServeStream(st, &h)
+		case link.KindHTTP:
+			s.svc.ServeHTTPStream(st, &h)
 		case link.KindEvent:
 			s.serveEventStream(st, &h)
 		default:

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/resource"
 )
 
@@ -42,15 +43,44 @@ type SiteRouteView struct {
 type AddressView struct {
 	Address string            `json:"address"`
 	Sites   []AddressSiteView `json:"sites"`
+	// Instances are this site's own http connectors for the address, as
+	// its connector-side balancer sees them.
+	Instances []CandidateView `json:"instances,omitempty"`
 }
 
-// AddressSiteView is one site serving an address.
+// AddressSiteView is one site serving an address, with this site's
+// balancing state of it once traffic was balanced here.
 type AddressSiteView struct {
 	ID       string `json:"id"`
 	Name     string `json:"name"`
 	Cost     uint64 `json:"cost"`
 	Protocol string `json:"protocol"`
 	Capacity uint32 `json:"capacity"`
+	CandidateView
+}
+
+// CandidateView is a balancing candidate's state: ok, saturated or ejected
+// (until EjectedUntil), its latency estimate and its load.
+type CandidateView struct {
+	Connector    string     `json:"connector,omitempty"` // for instances
+	State        string     `json:"state,omitempty"`
+	EjectedUntil *time.Time `json:"ejectedUntil,omitempty"`
+	EWMA         string     `json:"ewma,omitempty"`
+	InFlight     uint32     `json:"inFlight"`
+	Connections  uint32     `json:"connections"`
+	TimesEjected int        `json:"timesEjected,omitempty"`
+}
+
+func candidateView(s balance.State) CandidateView {
+	v := CandidateView{State: s.Status, InFlight: s.InFlight, Connections: s.Connections, TimesEjected: s.TimesEjected}
+	if s.Status == balance.StatusEjected {
+		t := s.EjectedUntil.UTC()
+		v.EjectedUntil = &t
+	}
+	if s.EWMA > 0 {
+		v.EWMA = s.EWMA.Round(time.Microsecond).String()
+	}
+	return v
 }
 
 // ListenerView is a listener with the address it actually listens on.
@@ -81,8 +111,18 @@ func (s *Site) Status() Status {
 	}
 	for _, a := range t.Addresses() {
 		v := AddressView{Address: a.Address}
+		states := s.svc.CandidateStates(a.Address)
 		for _, c := range a.Candidates {
-			v.Sites = append(v.Sites, AddressSiteView{ID: c.Site.String(), Name: c.SiteName, Cost: c.Cost, Protocol: c.Protocol, Capacity: c.Capacity})
+			sv := AddressSiteView{ID: c.Site.String(), Name: c.SiteName, Cost: c.Cost, Protocol: c.Protocol, Capacity: c.Capacity}
+			if bs, ok := states[c.Site.String()]; ok {
+				sv.CandidateView = candidateView(bs)
+			}
+			v.Sites = append(v.Sites, sv)
+		}
+		for _, bs := range s.svc.InstanceStates(a.Address) {
+			iv := candidateView(bs)
+			iv.Connector = string(bs.Key)
+			v.Instances = append(v.Instances, iv)
 		}
 		st.Addresses = append(st.Addresses, v)
 	}
