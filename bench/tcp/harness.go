@@ -136,6 +136,11 @@ func run(ctx context.Context, cfg config) (rep *Report, err error) {
 				runtime.GC() // keep the previous measurement's garbage out of this one
 				cpu0, t0 := p.cpu(), time.Now()
 				vals, err := f(p)
+				if ctx.Err() != nil {
+					// Cut short by a signal: whatever f reports is a
+					// consequence, not a finding about the path.
+					return fmt.Errorf("interrupted during %s over %s: %w", key, name, ctx.Err())
+				}
 				if err != nil {
 					return fmt.Errorf("%s over %s: %w", key, name, err)
 				}
