@@ -158,6 +158,10 @@ func New(cfg Config) (*Broker, error) {
 		}
 		return nil
 	})
+	// The first record the site announces must carry the push
+	// subscriptions' interests: a record without them would make publishers
+	// drop this site's cursors.
+	b.interests = b.interestsLocked()
 	return b, err
 }
 
@@ -168,7 +172,6 @@ func (b *Broker) Run(ctx context.Context) {
 	for _, p := range b.pushes {
 		b.startPusherLocked(p)
 	}
-	b.interests = b.interestsLocked()
 	b.mu.Unlock()
 	b.goFunc(b.expireLoop)
 	b.TableChanged()
