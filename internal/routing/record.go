@@ -109,7 +109,7 @@ func (r *Record) Validate() error {
 		}
 	}
 	for i, s := range r.Interests {
-		if err := checkString(fmt.Sprintf("interest %d", i), s, MaxInterestLen, true); err != nil {
+		if err := checkString(fmt.Sprintf("interest %d: pattern", i), s, MaxInterestLen, true); err != nil {
 			return err
 		}
 	}
@@ -189,7 +189,11 @@ func (r *Record) MarshalBinary() ([]byte, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, r.encodedSize())
+	return r.appendTo(make([]byte, 0, r.encodedSize())), nil
+}
+
+// appendTo encodes r without checking it.
+func (r *Record) appendTo(b []byte) []byte {
 	b = append(b, recordVersion)
 	b = append(b, r.Site[:]...)
 	b = binary.AppendUvarint(b, r.Seq)
@@ -210,7 +214,7 @@ func (r *Record) MarshalBinary() ([]byte, error) {
 	for _, s := range r.Interests {
 		b = appendString(b, s)
 	}
-	return b, nil
+	return b
 }
 
 func appendString(b []byte, s string) []byte {
