@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"weft.dev/weft/internal/resource"
+	"weft.dev/weft/test/envtest"
 )
 
 // fakeSite implements a weft site's admin API contract for listeners and
@@ -144,5 +145,42 @@ func TestWeftBackend(t *testing.T) {
 	}
 	if _, err := newWeftBackend(Target{Name: "x", WeftAdmin: "not a url"}); err == nil {
 		t.Error("bad admin URL accepted")
+	}
+}
+
+// TestWeftBackendRealSite runs the same contract against a real weft site.
+func TestWeftBackendRealSite(t *testing.T) {
+	admin, token := envtest.StartWeftSite(t, "east")
+	target := Target{Name: "p1/east/weft", Kind: "weft", WeftAdmin: admin, WeftToken: token}
+	h := newHarness(t)
+	l := weftObj("Listener", "orders", map[string]any{"address": "orders", "port": int64(0)})
+	c := weftObj("Connector", "orders", map[string]any{"address": "orders", "target": "127.0.0.1:9"})
+	h.src.set(Desired{Target: target, Objects: []*unstructured.Unstructured{l, c}})
+	h.e.Trigger()
+	h.drain(t)
+	b, err := newWeftBackend(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs, err := b.Managed(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) != 2 {
+		t.Fatalf("site holds managed %v, statuses %+v", refs, h.sink.last())
+	}
+
+	h.src.set(Desired{Target: target, Objects: []*unstructured.Unstructured{c}})
+	h.e.Trigger()
+	h.drain(t)
+	refs, err = b.Managed(t.Context(), nil)
+	if err != nil || len(refs) != 1 || refs[0].Kind != "Connector" {
+		t.Fatalf("after pruning the listener the site holds %v, %v", refs, err)
+	}
+	h.sink.mu.Lock()
+	lastListener := h.sink.all[len(h.sink.all)-1]
+	h.sink.mu.Unlock()
+	if lastListener.Ref.Kind != "Listener" || lastListener.State != StateDeleted {
+		t.Errorf("last status = %+v, want the listener's deletion", lastListener)
 	}
 }
