@@ -72,7 +72,9 @@ func (p hedgePolicy) delay(p95 time.Duration, known bool) (time.Duration, bool) 
 	case hedgeAfter:
 		return p.after, true
 	case hedgeAuto:
-		return p95, known
+		if known {
+			return p95, true
+		}
 	}
 	return 0, false
 }
