@@ -3,7 +3,7 @@
 # by a link vs two HAProxy instances joined by mutual TLS. See bench/README.md.
 #
 #   bench/run-tcp.sh                 full run (about 2-3 minutes)
-#   bench/run-tcp.sh --quick         smoke run (about 10 seconds)
+#   bench/run-tcp.sh --quick         smoke run (about 20 seconds with the builds)
 #   bench/run-tcp.sh --head          measure weft as committed at HEAD rather
 #                                    than the working tree (others' uncommitted
 #                                    edits would otherwise be in the binary)
