@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs the HTTP hedging benchmark (bench/http): three weft sites, a Go load
+# generator through a listener at the ingress, two backends, one with a slow
+# tail; p50/p99 and backend load with hedging off, always and auto.
+# See bench/README.md, section "HTTP hedging".
+#
+#   bench/run-http.sh                 full run (3000 requests per mode)
+#   bench/run-http.sh -- -n 500 -c 8  anything after -- goes to the harness
+#                                     (go run ./bench/http -h lists its flags)
+set -euo pipefail
+
+extra=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+	--) shift; extra+=("$@"); break ;;
+	*) echo "unknown argument $1 (try --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bin="$(mktemp -d)"
+trap 'rm -rf "$bin"' EXIT
+go build -o "$bin/weft" ./cmd/weft
+go build -o "$bin/bench-http" ./bench/http
+"$bin/bench-http" -weft "$bin/weft" "${extra[@]}"
