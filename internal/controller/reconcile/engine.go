@@ -152,6 +152,11 @@ func (e *Engine) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer e.queue.Done(it)
+	if ctx.Err() != nil {
+		// Shutting down: the queue hands out what is left, but a pass now
+		// would only record "context canceled" against healthy targets.
+		return false
+	}
 	var err error
 	if it.refresh {
 		err = e.refresh(ctx)
@@ -342,10 +347,13 @@ func (e *Engine) failAll(ctx context.Context, d Desired, hashes map[Ref]string, 
 	}
 }
 
-// record sends s to the sink unless it repeats the last recorded status. A
-// sink failure is logged and counted, and since last is then not updated the
+// record sends s to the sink unless it repeats the last recorded status or
+// the engine is stopping. A sink failure is logged and counted, and since last is then not updated the
 // status is sent again on the next pass.
 func (e *Engine) record(ctx context.Context, s Status) {
+	if ctx.Err() != nil {
+		return // an interrupted pass says nothing about the target
+	}
 	e.mu.Lock()
 	ts := e.targets[s.Target]
 	var prev Status

@@ -468,7 +468,8 @@ func TestRun(t *testing.T) {
 	f := newFake(t, "t-run")
 	src.set(fakeDesired("t-run", cm("r", "1")))
 	clk := clocktesting.NewFakeClock(time.Unix(1_000_000, 0))
-	e := New(src, &sink{}, Options{Clock: clk, Resync: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	snk := &sink{}
+	e := New(src, snk, Options{Clock: clk, Resync: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- e.Run(ctx) }()
@@ -483,6 +484,12 @@ func TestRun(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	// Stopping is not a failure of the target.
+	for _, st := range snk.all {
+		if st.State == StateFailed {
+			t.Errorf("status recorded while stopping: %+v", st)
+		}
 	}
 }
 
