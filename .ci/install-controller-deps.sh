@@ -47,7 +47,7 @@ else
 	# leaves a truncated binary that later runs would take for a cached one.
 	tmp=$(mktemp "$cache_dir/.kube-apiserver-$k8s_version.XXXXXX")
 	trap 'rm -f "$tmp"' EXIT
-	(cd "$root/tools/kube-apiserver" && go build -trimpath -o "$tmp" \
+	(cd "$root/tools/kube-apiserver" && go build -trimpath -buildvcs=false -o "$tmp" \
 		-ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33" \
 		k8s.io/kubernetes/cmd/kube-apiserver)
 	chmod 0755 "$tmp"
