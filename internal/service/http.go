@@ -248,6 +248,9 @@ func (in *ingress) pickStart(p plan, tried map[balance.Key]bool) (target, bool) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	pk := m.configuredPickerLocked(m.http.ingress, in.address)
+	// Sites that stopped serving the address must not count towards the
+	// ejection cap any more.
+	pk.Forget(func(k balance.Key) bool { _, ok := p.byKey[k]; return ok })
 	k, ok := pk.Pick(m.cfg.Now(), p.bcands, func(k balance.Key) bool { return tried[k] })
 	if !ok {
 		return target{}, false
