@@ -44,6 +44,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newSiteCmd(), newTokenCmd(), newLinkCmd(), newConnectorCmd(), newListenerCmd(),
 		newStatusCmd(), newApplyCmd(), newDemoCmd())
 	root.AddCommand(newEventCmds()...)
+	root.AddCommand(newControllerCmd(), newIntentCmd(), newPlanCmd())
 
 	return root
 }

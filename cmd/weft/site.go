@@ -335,9 +335,15 @@ func newStatusCmd() *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the site, its links, the network's sites and every reachable address",
-		Args:  cobra.NoArgs,
+		Short: "Show the site, its links, the network's sites and every reachable address (with --controller: intent status)",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.controller != "" {
+				return controllerStatus(cmd, args)
+			}
+			if len(args) > 0 {
+				return fmt.Errorf("status takes no argument for a site")
+			}
 			c, err := siteClient()
 			if err != nil {
 				return err
