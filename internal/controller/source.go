@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 
@@ -61,7 +62,7 @@ func (s Source) Desired(ctx context.Context) ([]reconcile.Desired, error) {
 		}
 	}
 	out := make([]reconcile.Desired, 0, len(known))
-	for _, name := range sortedKeys(known) {
+	for _, name := range slices.Sorted(maps.Keys(known)) {
 		t := known[name]
 		project, _, _ := strings.Cut(name, "/")
 		if c := clusters[project+"/"+t.Cluster]; c != nil && t.Kind != render.TargetRFC2136 {
@@ -117,13 +118,4 @@ func (s StatusSink) RecordStatus(ctx context.Context, st reconcile.Status) error
 		Ref:    compile.Ref{APIVersion: st.Ref.APIVersion, Kind: st.Ref.Kind, Namespace: st.Ref.Namespace, Name: st.Ref.Name},
 		State:  st.State, Error: st.Error, Attempts: st.Attempts, At: st.At, Hash: st.Hash,
 	})
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -81,7 +82,7 @@ func plan(ctx context.Context, st *store.Store, in *render.Input, gkey string) (
 		}
 	}
 	p := &Plan{Clusters: map[string]*TargetPlan{}}
-	for _, name := range sortedKeys(targets) {
+	for _, name := range slices.Sorted(maps.Keys(targets)) {
 		t := targets[name]
 		applied, err := st.Applied(ctx, name)
 		if err != nil {
@@ -161,7 +162,7 @@ func (s *Server) handleApply(st *store.Store, w http.ResponseWriter, r *http.Req
 		return err
 	}
 	s.trigger()
-	writeJSON(w, http.StatusAccepted, ApplyResult{Generation: gen, Targets: sortedKeys(states), Plan: p})
+	writeJSON(w, http.StatusAccepted, ApplyResult{Generation: gen, Targets: slices.Sorted(maps.Keys(states)), Plan: p})
 	return nil
 }
 
@@ -220,7 +221,7 @@ func (s *Server) handleStatus(st *store.Store, w http.ResponseWriter, r *http.Re
 		return nil
 	}
 	out.Generation, out.AppliedAt = rel.Generation, rel.At
-	for _, name := range sortedKeys(rel.States) {
+	for _, name := range slices.Sorted(maps.Keys(rel.States)) {
 		rs := rel.States[name]
 		sts, err := st.Statuses(r.Context(), name)
 		if err != nil {
@@ -257,13 +258,4 @@ func (s *Server) handleStatus(st *store.Store, w http.ResponseWriter, r *http.Re
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"reflect"
@@ -55,7 +56,7 @@ func validateMeta(m *Metadata) error {
 	if err := validateName("metadata.name", m.Name); err != nil {
 		return err
 	}
-	for _, k := range sortedKeys(m.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(m.Labels)) {
 		if !labelRE.MatchString(k) {
 			return fieldErr("metadata.labels", "%q is not a valid label key", k)
 		}
@@ -363,7 +364,7 @@ func (s *IntentSpec) validateDNS() error {
 	if s.TTL == 0 {
 		s.TTL = 60
 	}
-	for _, k := range sortedKeys(s.ClusterSelector) {
+	for _, k := range slices.Sorted(maps.Keys(s.ClusterSelector)) {
 		if !labelRE.MatchString(k) {
 			return fieldErr("spec.clusterSelector", "%q is not a valid label key", k)
 		}
@@ -438,7 +439,7 @@ func unknownField(path string, v any, t reflect.Type) string {
 	case map[string]any:
 		switch t.Kind() {
 		case reflect.Map:
-			for _, k := range sortedKeys(val) {
+			for _, k := range slices.Sorted(maps.Keys(val)) {
 				if f := unknownField(join(k), val[k], t.Elem()); f != "" {
 					return f
 				}
@@ -449,7 +450,7 @@ func unknownField(path string, v any, t reflect.Type) string {
 				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 				fields[strings.ToLower(name)] = f.Type
 			}
-			for _, k := range sortedKeys(val) {
+			for _, k := range slices.Sorted(maps.Keys(val)) {
 				ft, ok := fields[strings.ToLower(k)] // encoding/json matches names case-insensitively
 				if !ok {
 					return join(k)
@@ -469,13 +470,4 @@ func unknownField(path string, v any, t reflect.Type) string {
 		}
 	}
 	return ""
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -7,6 +7,7 @@ package externaldns
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -52,7 +53,7 @@ func (Renderer) Render(in *render.Input) ([]render.Placement, error) {
 		switch it.Spec.Provider {
 		case "external-dns":
 			// Each cluster publishes its own ingress address for the names it serves.
-			for _, c := range sortedKeys(perCluster) {
+			for _, c := range slices.Sorted(maps.Keys(perCluster)) {
 				for _, r := range perCluster[c] {
 					u := endpoint(it, it.Spec.Namespace, r, labels)
 					out = append(out, render.Placement{Kind: render.TargetKubernetes, Cluster: c, Object: u})
@@ -60,14 +61,14 @@ func (Renderer) Render(in *render.Input) ([]render.Placement, error) {
 			}
 		case "rfc2136":
 			merged := map[string][]string{}
-			for _, c := range sortedKeys(perCluster) {
+			for _, c := range slices.Sorted(maps.Keys(perCluster)) {
 				for _, r := range perCluster[c] {
 					merged[r.name] = append(merged[r.name], r.targets...)
 				}
 			}
 			dns := &render.DNSServer{Server: it.Spec.DNSServer, Zone: it.Spec.Zone, TSIGKeyName: it.Spec.TSIGKeyName,
 				TSIGSecret: it.Spec.TSIGSecret, TSIGAlgorithm: it.Spec.TSIGAlgorithm}
-			for _, name := range sortedKeys(merged) {
+			for _, name := range slices.Sorted(maps.Keys(merged)) {
 				u := endpoint(it, "", record{name, merged[name]}, labels)
 				out = append(out, render.Placement{Kind: render.TargetRFC2136, DNSKey: it.Metadata.Name, DNS: dns, Object: u})
 			}
@@ -154,13 +155,4 @@ func endpoint(it *model.Intent, ns string, r record, labels map[string]string) *
 	}
 	u.SetLabels(l)
 	return u
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

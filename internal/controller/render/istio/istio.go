@@ -11,6 +11,7 @@ package istio
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -135,7 +136,7 @@ func intercluster(in *render.Input, it *model.Intent, o *out) error {
 			}
 		}
 	}
-	for _, name := range sortedKeys(clientNS) {
+	for _, name := range slices.Sorted(maps.Keys(clientNS)) {
 		client := in.Clusters[name]
 		var remotes []*model.Cluster
 		for _, s := range serverClusters {
@@ -156,7 +157,7 @@ func intercluster(in *render.Input, it *model.Intent, o *out) error {
 	}
 	for _, s := range serverClusters {
 		// A server cluster needs the gateway only if some client runs elsewhere.
-		exported := slices.ContainsFunc(sortedKeys(clientNS), func(c string) bool { return c != s.Metadata.Name })
+		exported := slices.ContainsFunc(slices.Sorted(maps.Keys(clientNS)), func(c string) bool { return c != s.Metadata.Name })
 		if exported && s.Spec.EastWestGateway != nil {
 			o.add(s.Metadata.Name, NetworkingV1, "Gateway", istioSystem, CrossNetworkGateway, true, crossNetworkGateway(s.Spec.EastWestGateway.Port))
 			o.add(s.Metadata.Name, NetworkingV1, "ServiceEntry", server.Namespace, it.Metadata.Name+"-server", false, serverServiceEntry(server, host, port, proto))
@@ -575,13 +576,4 @@ func duration(s string) *durationpb.Duration {
 // portName follows Istio's protocol-prefix naming, which protocol selection reads.
 func portName(proto string, port int) string {
 	return strings.ToLower(proto) + "-" + strconv.Itoa(port)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
