@@ -280,12 +280,18 @@ func (s *Site) restore() error {
 	return nil
 }
 
+// recordRefresh is how often a site re-announces its record even when nothing
+// changed: flooding is reliable only per session, and a record dropped while
+// links came and went at once would otherwise stay lost until the next change.
+const recordRefresh = 30 * time.Second
+
 // refreshLoop re-announces the site record when measured RTTs moved enough to
-// matter, and purges expired tokens.
+// matter, and every recordRefresh; it also purges expired tokens.
 func (s *Site) refreshLoop() {
 	t := time.NewTicker(s.opts.RTTRefresh)
 	defer t.Stop()
 	announced := map[identity.SiteID]time.Duration{}
+	last := time.Now()
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -306,7 +312,8 @@ func (s *Site) refreshLoop() {
 			s.saveLocked()
 		}
 		s.mu.Unlock()
-		if changed {
+		if changed || time.Since(last) >= recordRefresh {
+			last = time.Now()
 			s.announce()
 		}
 	}
