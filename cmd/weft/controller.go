@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -21,11 +23,13 @@ import (
 
 	"weft.dev/weft/internal/controller"
 	"weft.dev/weft/internal/controller/api"
+	"weft.dev/weft/internal/controller/reconcile"
 )
 
 func newControllerCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "controller", Short: "Run the intent controller"}
 	var listen, db string
+	var maxBackoff time.Duration
 	run := &cobra.Command{
 		Use:   "run --data DIR [--listen HOST:PORT] [--db sqlite://PATH|postgres://...]",
 		Short: "Serve the intent API and sync every cluster",
@@ -34,10 +38,20 @@ func newControllerCmd() *cobra.Command {
 			if g.data == "" {
 				return errors.New("controller run needs --data DIR")
 			}
-			return controller.Run(cmd.Context(), controller.Options{Data: g.data, Listen: listen, DB: db})
+			return controller.Run(cmd.Context(), controller.Options{
+				Data: g.data, Listen: listen, DB: db,
+				Engine: reconcile.Options{MaxBackoff: maxBackoff},
+				// With --listen HOST:0 the file is the only way to learn the port.
+				Ready: func(addr string) {
+					if err := os.WriteFile(filepath.Join(g.data, controller.AddrFile), []byte(addr+"\n"), 0o644); err != nil {
+						slog.Warn("writing the API address", "err", err)
+					}
+				},
+			})
 		},
 	}
-	run.Flags().StringVar(&listen, "listen", "127.0.0.1:7480", "API address")
+	run.Flags().StringVar(&listen, "listen", "127.0.0.1:7480", "API address (port 0: any free port, written to DATA/api.addr)")
+	run.Flags().DurationVar(&maxBackoff, "max-backoff", 0, "cap of the retry delay for an unreachable target (default 5m)")
 	run.Flags().StringVar(&db, "db", "", "database URL (default sqlite://DATA/controller.db)")
 	cmd.AddCommand(run)
 	return cmd

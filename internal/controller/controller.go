@@ -41,6 +41,10 @@ type Options struct {
 // AdminTokenFile is the file in the data directory that holds the admin token.
 const AdminTokenFile = "admin.token"
 
+// AddrFile is the file in the data directory where the command line writes the
+// API's bound address once it serves.
+const AddrFile = "api.addr"
+
 // Run serves the API until ctx ends, syncing targets whenever this replica leads.
 func Run(ctx context.Context, o Options) error {
 	if o.Data == "" {
