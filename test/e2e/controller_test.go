@@ -1,0 +1,286 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"weft.dev/weft/test/envtest"
+)
+
+// controllerProc is one `weft controller run` process on a free port.
+type controllerProc struct {
+	t    *testing.T
+	dir  string
+	args []string
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	url  string
+	tok  string
+}
+
+// startController runs the controller with its data in dir; extra flags go to
+// `controller run`. It returns once the API answers.
+func startController(t *testing.T, dir string, extra ...string) *controllerProc {
+	t.Helper()
+	c := &controllerProc{t: t, dir: dir, log: &syncBuffer{},
+		args: append([]string{"--data", dir, "controller", "run", "--listen", "127.0.0.1:0", "--max-backoff", "2s"}, extra...)}
+	c.start()
+	t.Cleanup(func() { c.stop(syscall.SIGTERM) })
+	return c
+}
+
+func (c *controllerProc) start() {
+	c.t.Helper()
+	// A stale address from the previous run must not be mistaken for this one's.
+	os.Remove(filepath.Join(c.dir, "api.addr"))
+	c.cmd = exec.Command(weftBin, c.args...)
+	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
+	if err := c.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	waitFor(c.t, 30*time.Second, "controller API", func() bool {
+		addr, err1 := os.ReadFile(filepath.Join(c.dir, "api.addr"))
+		tok, err2 := os.ReadFile(filepath.Join(c.dir, "admin.token"))
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		c.url, c.tok = "http://"+strings.TrimSpace(string(addr)), strings.TrimSpace(string(tok))
+		resp, err := http.Get(c.url + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+func (c *controllerProc) stop(sig syscall.Signal) {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	c.cmd.Process.Signal(sig)
+	c.cmd.Wait()
+	c.cmd = nil
+}
+
+// call sends body (JSON text or nil) and fails the test unless the status is want.
+func (c *controllerProc) call(method, path, body string, want int) []byte {
+	c.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, c.url+path, rd)
+	req.Header.Set("Authorization", "Bearer "+c.tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		c.t.Fatalf("%s %s: %s, want %d: %s\ncontroller log:\n%s", method, path, resp.Status, want, out, c.log.String())
+	}
+	return out
+}
+
+// groupStatus is the part of GET .../status the tests look at.
+type groupStatus struct {
+	State    string `json:"state"`
+	Clusters map[string]struct {
+		State     string `json:"state"`
+		Resources []struct {
+			Kind  string `json:"kind"`
+			Name  string `json:"name"`
+			State string `json:"state"`
+			Error string `json:"error"`
+		} `json:"resources"`
+	} `json:"clusters"`
+}
+
+func (c *controllerProc) status(path string) groupStatus {
+	var s groupStatus
+	if err := json.Unmarshal(c.call("GET", path+"/status", "", http.StatusOK), &s); err != nil {
+		c.t.Fatal(err)
+	}
+	return s
+}
+
+// clusterState is the state of the status entry whose target names cluster.
+func (s groupStatus) clusterState(cluster string) string {
+	for name, ts := range s.Clusters {
+		if name == cluster || strings.Contains(name, "/"+cluster+"/") || strings.HasPrefix(name, cluster+"/") {
+			return ts.State
+		}
+	}
+	return ""
+}
+
+var (
+	gvrSE   = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "serviceentries"}
+	gvrDR   = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "destinationrules"}
+	gvrGW   = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "gateways"}
+	gvrAP   = schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "authorizationpolicies"}
+	gvrNS   = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	kubeCtx = context.Background()
+)
+
+// startIstioCluster starts a kube-apiserver with Istio's CRDs and the
+// namespaces a mesh would already have.
+func startIstioCluster(t *testing.T) (*envtest.KubeAPI, dynamic.Interface) {
+	t.Helper()
+	k := envtest.StartKubeAPIServer(t)
+	envtest.InstallIstioCRDs(t, k.Config)
+	dc := dynamic.NewForConfigOrDie(k.Config)
+	for _, ns := range []string{"shop", "istio-system"} {
+		o := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}
+		if _, err := dc.Resource(gvrNS).Create(kubeCtx, o, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return k, dc
+}
+
+// kubeGet returns the object, or nil if it does not exist (or the API is down).
+func kubeGet(dc dynamic.Interface, gvr schema.GroupVersionResource, ns, name string) *unstructured.Unstructured {
+	ctx, cancel := context.WithTimeout(kubeCtx, 5*time.Second)
+	defer cancel()
+	o, err := dc.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return o
+}
+
+func gone(dc dynamic.Interface, gvr schema.GroupVersionResource, ns, name string) bool {
+	ctx, cancel := context.WithTimeout(kubeCtx, 5*time.Second)
+	defer cancel()
+	_, err := dc.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	return apierrors.IsNotFound(err)
+}
+
+func clusterBody(name, region, gwAddr string, k *envtest.KubeAPI) string {
+	kc, _ := json.Marshal(string(k.Kubeconfig))
+	return fmt.Sprintf(`{"metadata":{"name":%q,"labels":{"region":%q}},"spec":{"mesh":"istio","locality":"%s/zone1","eastWestGateway":{"address":%q,"port":15443},"kubeconfig":%s}}`,
+		name, region, region, gwAddr, kc)
+}
+
+// TestControllerIstioClusters drives the real controller against two real
+// kube-apiservers standing for clusters east and west: the issue's request
+// sequence, an outage during apply, a SIGKILL mid-sync and a deletion.
+func TestControllerIstioClusters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two kube-apiservers")
+	}
+	east, eastDC := startIstioCluster(t)
+	west, westDC := startIstioCluster(t)
+	c := startController(t, t.TempDir())
+
+	const group = "/v2/projects/p1/apps/shop/v1/traffic-groups/g1"
+	c.call("POST", "/v2/projects", `{"metadata":{"name":"p1"}}`, http.StatusCreated)
+	c.call("POST", "/v2/projects/p1/clusters", clusterBody("east", "us-east", "192.0.2.10", east), http.StatusCreated)
+	c.call("POST", "/v2/projects/p1/clusters", clusterBody("west", "us-west", "192.0.2.20", west), http.StatusCreated)
+	c.call("POST", "/v2/projects/p1/apps", `{"metadata":{"name":"shop"},"spec":{"version":"v1","services":[
+		{"name":"orders","namespace":"shop","port":8080,"protocol":"HTTP","serviceAccount":"orders","clusters":["east","west"]},
+		{"name":"web","namespace":"shop","port":80,"protocol":"HTTP","serviceAccount":"web","clusters":["west"]}]}}`, http.StatusCreated)
+	c.call("POST", "/v2/projects/p1/apps/shop/v1/traffic-groups", `{"metadata":{"name":"g1"}}`, http.StatusCreated)
+	c.call("POST", group+"/intents", `{"metadata":{"name":"web-orders"},"spec":{"type":"intercluster","server":"orders","clients":[{"service":"web"}],
+		"protocol":"HTTP","port":8080,"mutualTLS":true,"circuitBreaking":{"maxConnections":1,"http1MaxPendingRequests":1,"consecutiveErrors":1,"interval":"1s","baseEjectionTime":"1m","maxEjectionPercent":100}}}`, http.StatusCreated)
+	var plan struct {
+		Clusters map[string]json.RawMessage `json:"clusters"`
+	}
+	if err := json.Unmarshal(c.call("GET", group+"/plan", "", http.StatusOK), &plan); err != nil {
+		t.Fatal(err)
+	}
+	if plan.Clusters["east"] == nil || plan.Clusters["west"] == nil {
+		t.Fatalf("plan has clusters %v, want east and west", plan.Clusters)
+	}
+
+	t.Run("apply reaches both clusters", func(t *testing.T) {
+		start := time.Now()
+		c.call("POST", group+"/apply", "", http.StatusAccepted)
+		var se *unstructured.Unstructured
+		waitFor(t, 60*time.Second, "west's ServiceEntry", func() bool {
+			se = kubeGet(westDC, gvrSE, "shop", "web-orders")
+			return se != nil
+		})
+		eps, _, _ := unstructured.NestedSlice(se.Object, "spec", "endpoints")
+		if len(eps) != 1 || eps[0].(map[string]any)["address"] != "192.0.2.10" || !strings.Contains(fmt.Sprint(eps[0]), "15443") {
+			t.Fatalf("west's ServiceEntry endpoints = %v, want 192.0.2.10:15443", eps)
+		}
+		waitFor(t, 60*time.Second, "west's DestinationRule", func() bool { return kubeGet(westDC, gvrDR, "shop", "web-orders") != nil })
+		var gw *unstructured.Unstructured
+		waitFor(t, 60*time.Second, "east's cross-network Gateway", func() bool {
+			gw = kubeGet(eastDC, gvrGW, "istio-system", "weft-cross-network")
+			return gw != nil
+		})
+		if !strings.Contains(fmt.Sprint(gw.Object["spec"]), "AUTO_PASSTHROUGH") {
+			t.Fatalf("east's Gateway is not AUTO_PASSTHROUGH: %v", gw.Object["spec"])
+		}
+		waitFor(t, 30*time.Second, "status applied", func() bool { return c.status(group).State == "applied" })
+		t.Logf("apply to applied in both clusters: %v", time.Since(start))
+	})
+
+	t.Run("a cluster down during apply gets its state when back", func(t *testing.T) {
+		start := time.Now()
+		west.Stop()
+		c.call("POST", group+"/intents", `{"metadata":{"name":"orders-access"},"spec":{"type":"intracluster","server":"orders","clients":[{"service":"web"}]}}`, http.StatusCreated)
+		c.call("POST", group+"/apply", "", http.StatusAccepted)
+		waitFor(t, 60*time.Second, "west failed in status", func() bool { return c.status(group).clusterState("west") == "failed" })
+		west.Start()
+		waitFor(t, 90*time.Second, "west's AuthorizationPolicy after the outage", func() bool {
+			return kubeGet(westDC, gvrAP, "shop", "orders-access") != nil
+		})
+		waitFor(t, 30*time.Second, "status applied after the outage", func() bool { return c.status(group).State == "applied" })
+		t.Logf("outage, recovery and sync: %v", time.Since(start))
+	})
+
+	t.Run("SIGKILL mid-sync resumes after restart", func(t *testing.T) {
+		start := time.Now()
+		c.call("POST", group+"/intents", `{"metadata":{"name":"web-access"},"spec":{"type":"intracluster","server":"web","clients":[{"service":"orders"}]}}`, http.StatusCreated)
+		c.call("POST", group+"/apply", "", http.StatusAccepted)
+		// Killed right after apply returns: the release is stored, the sync
+		// of it has at most begun.
+		c.stop(syscall.SIGKILL)
+		synced := kubeGet(westDC, gvrAP, "shop", "web-access") != nil
+		c.start()
+		waitFor(t, 60*time.Second, "west's AuthorizationPolicy after the restart", func() bool {
+			return kubeGet(westDC, gvrAP, "shop", "web-access") != nil
+		})
+		waitFor(t, 30*time.Second, "status applied after the restart", func() bool { return c.status(group).State == "applied" })
+		t.Logf("synced before the kill: %v; kill, restart and sync: %v", synced, time.Since(start))
+	})
+
+	t.Run("deleting an intent removes its resources", func(t *testing.T) {
+		start := time.Now()
+		c.call("DELETE", group+"/intents/web-orders", "", http.StatusNoContent)
+		c.call("POST", group+"/apply", "", http.StatusAccepted)
+		waitFor(t, 60*time.Second, "west's ServiceEntry and DestinationRule removed", func() bool {
+			return gone(westDC, gvrSE, "shop", "web-orders") && gone(westDC, gvrDR, "shop", "web-orders")
+		})
+		waitFor(t, 60*time.Second, "east's server-side ServiceEntry removed", func() bool {
+			return gone(eastDC, gvrSE, "shop", "web-orders-server")
+		})
+		if kubeGet(westDC, gvrAP, "shop", "orders-access") == nil {
+			t.Fatal("deleting one intent removed another's AuthorizationPolicy")
+		}
+		t.Logf("delete to removal: %v", time.Since(start))
+	})
+}
