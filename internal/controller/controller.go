@@ -13,7 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"weft.dev/weft/internal/controller/api"
 	"weft.dev/weft/internal/controller/reconcile"
@@ -77,8 +82,39 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	leader := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "weft_controller_leader",
+		Help: "1 while this replica leads and runs the sync engine, else 0.",
+	})
+	reg.MustRegister(leader)
+	if o.Engine.Registerer == nil {
+		o.Engine.Registerer = reg
+	}
 	eng := reconcile.New(Source{st}, StatusSink{st}, o.Engine)
-	srv := &http.Server{Handler: api.New(st, eng.Trigger, o.Logger), ReadHeaderTimeout: 10 * time.Second}
+	// trigger goes through a variable because lead replaces the engine after
+	// a lost leadership, and API writes must wake the running one.
+	var (
+		engMu sync.Mutex
+		cur   = eng
+	)
+	trigger := func() {
+		engMu.Lock()
+		defer engMu.Unlock()
+		cur.Trigger()
+	}
+	swap := func(e *reconcile.Engine) {
+		engMu.Lock()
+		defer engMu.Unlock()
+		cur = e
+	}
+	mux := http.NewServeMux()
+	// Unauthenticated, as Prometheus scrapes: the series carry counts and
+	// target kinds, never names or credentials.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", api.New(st, trigger, o.Logger))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return err
@@ -89,7 +125,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	go func() { errc <- lead(ctx, st, eng, o) }()
+	go func() { errc <- lead(ctx, st, eng, swap, leader, o) }()
 
 	select {
 	case <-ctx.Done():
@@ -112,18 +148,21 @@ func Run(ctx context.Context, o Options) error {
 // lead runs the engine whenever this replica holds leadership. An engine run
 // that ends with leadership lost is started afresh on the next win: the engine
 // keeps nothing that matters across runs.
-func lead(ctx context.Context, st *store.Store, eng *reconcile.Engine, o Options) error {
+// swap is told of each new engine; leader follows leadership.
+func lead(ctx context.Context, st *store.Store, eng *reconcile.Engine, swap func(*reconcile.Engine), leader prometheus.Gauge, o Options) error {
 	for ctx.Err() == nil {
 		lctx, release, err := st.Lead(ctx, o.LeaderPoll)
 		if err != nil {
 			return err
 		}
 		o.Logger.Info("controller leads; syncing")
+		leader.Set(1)
 		done := make(chan error, 1)
 		go func() { done <- eng.Run(lctx) }()
 		watchGeneration(lctx, st, eng, o.LeaderPoll, o.Logger)
 		err = <-done
 		release()
+		leader.Set(0)
 		if err != nil && ctx.Err() == nil {
 			return fmt.Errorf("sync engine: %w", err)
 		}
@@ -131,6 +170,7 @@ func lead(ctx context.Context, st *store.Store, eng *reconcile.Engine, o Options
 			o.Logger.Warn("controller lost leadership")
 			// The engine cannot be run twice; a new one takes over.
 			eng = reconcile.New(Source{st}, StatusSink{st}, o.Engine)
+			swap(eng)
 		}
 	}
 	return nil

@@ -43,7 +43,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.syncs, m.syncSeconds, m.ops, m.failing, m.sourceErrors, m.statusErrors)
+		// A replica that loses and regains leadership builds a new engine on the
+		// same registry; it takes over the series already there, so that
+		// counters keep counting instead of the registration panicking.
+		m.syncs = register(reg, m.syncs)
+		m.syncSeconds = register(reg, m.syncSeconds)
+		m.ops = register(reg, m.ops)
+		m.failing = register(reg, m.failing)
+		m.sourceErrors = register(reg, m.sourceErrors)
+		m.statusErrors = register(reg, m.statusErrors)
 	}
 	return m
+}
+
+// register registers c, or returns the equal collector registered before.
+// Any other registration error is a programmer error and panics.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	err := reg.Register(c)
+	if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+		return are.ExistingCollector.(C)
+	}
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
