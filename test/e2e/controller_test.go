@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -283,4 +285,53 @@ func TestControllerIstioClusters(t *testing.T) {
 		}
 		t.Logf("delete to removal: %v", time.Since(start))
 	})
+
+	t.Run("dns-provider records appear and disappear in BIND", func(t *testing.T) {
+		start := time.Now()
+		const zone, key, secret = "example.com.", "weft-key.", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ=="
+		bind := envtest.StartBIND(t, zone, key, secret)
+		// east gets an ingress gateway, whose address the published name takes.
+		var cl map[string]any
+		if err := json.Unmarshal(c.call("GET", "/v2/projects/p1/clusters/east", "", http.StatusOK), &cl); err != nil {
+			t.Fatal(err)
+		}
+		cl["spec"].(map[string]any)["ingressGateway"] = map[string]any{"address": "198.51.100.1", "port": 443}
+		body, _ := json.Marshal(cl)
+		c.call("PUT", "/v2/projects/p1/clusters/east", string(body), http.StatusOK)
+		c.call("POST", group+"/intents", `{"metadata":{"name":"orders-public"},"spec":{"type":"external-inbound","server":"orders","externalName":"orders.shop.example.com"}}`, http.StatusCreated)
+		c.call("POST", group+"/intents", fmt.Sprintf(`{"metadata":{"name":"bind"},"spec":{"type":"dns-provider","provider":"rfc2136","dnsServer":%q,"zone":%q,"tsigKeyName":%q,"tsigSecret":%q}}`,
+			bind, zone, key, secret), http.StatusCreated)
+		c.call("POST", group+"/apply", "", http.StatusAccepted)
+		waitFor(t, 60*time.Second, "orders.shop.example.com A 198.51.100.1 in BIND", func() bool {
+			a, ok := lookupA(bind, "orders.shop.example.com.")
+			return ok && slices.Equal(a, []string{"198.51.100.1"})
+		})
+		appeared := time.Since(start)
+		c.call("DELETE", group+"/intents/bind", "", http.StatusNoContent)
+		c.call("POST", group+"/apply", "", http.StatusAccepted)
+		waitFor(t, 60*time.Second, "orders.shop.example.com gone from BIND", func() bool {
+			a, ok := lookupA(bind, "orders.shop.example.com.")
+			return ok && len(a) == 0
+		})
+		t.Logf("record appeared after %v, gone after %v", appeared, time.Since(start))
+	})
+}
+
+// lookupA asks the server for name's A records; ok is false unless the server
+// answered authoritatively (NXDOMAIN counts as an answer with no records).
+func lookupA(server, name string) (addrs []string, ok bool) {
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	r, _, err := new(dns.Client).Exchange(m, server)
+	if err != nil || (r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError) {
+		return nil, false
+	}
+	var out []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			out = append(out, a.A.String())
+		}
+	}
+	slices.Sort(out)
+	return out, true
 }
