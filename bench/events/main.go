@@ -1,0 +1,268 @@
+// Command events compares cross-site publish/subscribe through two weft
+// sites joined by a link with two nats-server processes joined by a gateway
+// (a supercluster): throughput and latency of 256-byte events, volatile
+// (weft volatile topic, NATS core) and persisted (weft persisted topic,
+// JetStream file store with async publish). Publishers are at the first
+// site/server, the subscriber at the second. Everything runs on 127.0.0.1;
+// child processes are stopped at exit. See bench/README.md, "Events".
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+type config struct {
+	WeftBin, NATSBin string
+	Duration         time.Duration // of each throughput measurement
+	LatDuration      time.Duration // of each latency measurement
+	Workers, Batch   int
+	Log              io.Writer
+}
+
+// report holds one result per system and mode.
+type report struct {
+	cfg     config
+	results map[string]result // "weft volatile", "nats volatile", ...
+}
+
+func main() {
+	var cfg config
+	quick := false
+	flag.StringVar(&cfg.WeftBin, "weft", "", "path of the weft binary (required)")
+	flag.StringVar(&cfg.NATSBin, "nats-server", "nats-server", "path of nats-server")
+	flag.DurationVar(&cfg.Duration, "duration", 6*time.Second, "publishing time of each throughput measurement")
+	flag.DurationVar(&cfg.LatDuration, "latency-duration", 3*time.Second, "duration of each latency measurement")
+	flag.IntVar(&cfg.Workers, "workers", 4, "concurrent publishers (each its own connection)")
+	flag.IntVar(&cfg.Batch, "batch", 100, "events per publish request (weft batch; NATS publishes then waits for Flush or PubAcks)")
+	flag.BoolVar(&quick, "quick", false, "smoke run: 1 s per measurement")
+	flag.Parse()
+	if quick {
+		cfg.Duration, cfg.LatDuration = time.Second, time.Second
+	}
+	cfg.Log = os.Stderr
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/events:", err)
+		os.Exit(1)
+	}
+	rep.writeTable(os.Stdout)
+}
+
+// run measures weft, stops its sites, then measures NATS, so that the idle
+// processes of one system do not share the CPUs with the other's test.
+func run(ctx context.Context, cfg config) (*report, error) {
+	rep := &report{cfg: cfg, results: map[string]result{}}
+	if err := runWeft(ctx, cfg, rep); err != nil {
+		return nil, fmt.Errorf("weft: %w", err)
+	}
+	if err := runNATS(ctx, cfg, rep, false); err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	if err := runNATS(ctx, cfg, rep, true); err != nil {
+		return nil, fmt.Errorf("nats with sync_interval always: %w", err)
+	}
+	return rep, nil
+}
+
+func runWeft(ctx context.Context, cfg config, rep *report) error {
+	cl := &cleanups{}
+	defer cl.run()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	evA, evB, dirA, _, err := weftSites(ctx, cl, cfg.WeftBin)
+	if err != nil {
+		return err
+	}
+	if _, err := weftCLI(ctx, cfg.WeftBin, dirA, "topic", "create", "bench.p", "--delivery", "persisted"); err != nil {
+		return err
+	}
+	for _, m := range []struct{ mode, topic string }{{"volatile", "bench.v"}, {"persisted", "bench.p"}} {
+		s := newSink()
+		if err := weftSubscribe(ctx, evB+"/v1/topics/"+m.topic+"/events", s); err != nil {
+			return err
+		}
+		url := evA + "/v1/topics/" + m.topic
+		pubs := make([]publisher, cfg.Workers)
+		for i := range pubs {
+			pubs[i] = weftPublisher(url)
+		}
+		if err := measure(ctx, cfg, rep, "weft "+m.mode, s, pubs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runNATS measures core NATS and JetStream; with syncAlways only JetStream,
+// fsyncing every write as weft's persisted delivery does, reported as
+// "nats-fsync".
+func runNATS(ctx context.Context, cfg config, rep *report, syncAlways bool) error {
+	cl := &cleanups{}
+	defer cl.run()
+	urlA, urlB, _, err := natsServers(ctx, cl, cfg.NATSBin, syncAlways)
+	if err != nil {
+		return err
+	}
+	sub, err := nats.Connect(urlB)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	var conns []*nats.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range cfg.Workers {
+		c, err := nats.Connect(urlA)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+	}
+
+	pubs := make([]publisher, cfg.Workers)
+	if !syncAlways {
+		if err := natsVolatile(ctx, cfg, rep, sub, conns, pubs); err != nil {
+			return err
+		}
+	}
+
+	// Persisted: a file-store stream placed in cluster A, published to
+	// asynchronously at A, consumed at B by an ordered push consumer.
+	jsA, err := jetstream.New(conns[0])
+	if err != nil {
+		return err
+	}
+	if _, err := jsA.CreateStream(ctx, jetstream.StreamConfig{
+		Name: "BENCH", Subjects: []string{"bench.p"}, Storage: jetstream.FileStorage,
+		Replicas: 1, Placement: &jetstream.Placement{Cluster: "A"},
+	}); err != nil {
+		return err
+	}
+	jsB, err := jetstream.New(sub)
+	if err != nil {
+		return err
+	}
+	cons, err := jsB.OrderedConsumer(ctx, "BENCH", jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		return err
+	}
+	sp := newSink()
+	cc, err := cons.Consume(func(m jetstream.Msg) { sp.got(m.Data()) })
+	if err != nil {
+		return err
+	}
+	defer cc.Stop()
+	for i, c := range conns {
+		js, err := jetstream.New(c, jetstream.WithPublishAsyncMaxPending(4*cfg.Batch))
+		if err != nil {
+			return err
+		}
+		pubs[i] = jsPublisher(js, "bench.p")
+	}
+	name := "nats persisted"
+	if syncAlways {
+		name = "nats-fsync persisted"
+	}
+	return measure(ctx, cfg, rep, name, sp, pubs)
+}
+
+// natsVolatile measures core NATS, publishers at A, subscriber at B. The
+// pending limits are raised so that the harness's own subscriber is not the
+// slow consumer.
+func natsVolatile(ctx context.Context, cfg config, rep *report, sub *nats.Conn, conns []*nats.Conn, pubs []publisher) error {
+	s := newSink()
+	ns, err := sub.Subscribe("bench.v", func(m *nats.Msg) { s.got(m.Data) })
+	if err != nil {
+		return err
+	}
+	ns.SetPendingLimits(-1, -1)
+	if err := sub.Flush(); err != nil {
+		return err
+	}
+	for i, c := range conns {
+		pubs[i] = natsCorePublisher(c, "bench.v")
+	}
+	return measure(ctx, cfg, rep, "nats volatile", s, pubs)
+}
+
+// measure waits until an event published at the first site reaches the
+// subscriber (interest has propagated), then runs the throughput and the
+// latency test.
+func measure(ctx context.Context, cfg config, rep *report, name string, s *sink, pubs []publisher) error {
+	fmt.Fprintf(cfg.Log, "%s: waiting for interest\n", name)
+	err := poll(ctx, 30*time.Second, name+" subscriber interest", func() error {
+		if err := pubs[0](ctx, 1); err != nil {
+			return err
+		}
+		if s.count.Load() == 0 {
+			return fmt.Errorf("no event at the subscriber yet")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Probes published before interest arrived may still be on their way
+	// (a persisted one is delivered late, not dropped): let them land so
+	// that they are not counted in the throughput.
+	for prev := int64(-1); prev != s.count.Load(); {
+		prev = s.count.Load()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	fmt.Fprintf(cfg.Log, "%s: throughput, %d publishers x %d-event batches for %v\n", name, len(pubs), cfg.Batch, cfg.Duration)
+	r, err := throughput(ctx, s, pubs, cfg.Batch, cfg.Duration)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cfg.Log, "%s: latency, one event in flight for %v\n", name, cfg.LatDuration)
+	l, err := latency(ctx, s, pubs[0], cfg.LatDuration)
+	if err != nil {
+		return err
+	}
+	r.P50, r.P99, r.LatLost = l.P50, l.P99, l.LatLost
+	rep.results[name] = r
+	return nil
+}
+
+func (r *report) writeTable(w io.Writer) {
+	fmt.Fprintf(w, "\n256-byte events, publishers at site/server A, subscriber at B; %d publishers x %d-event batches for %v; latency: one event in flight for %v\n\n",
+		r.cfg.Workers, r.cfg.Batch, r.cfg.Duration, r.cfg.LatDuration)
+	rows := []string{"weft volatile", "nats volatile", "weft persisted", "nats persisted", "nats-fsync persisted"}
+	fmt.Fprintf(w, "%-22s %10s %9s %10s %10s %9s\n", "system, delivery", "msgs/s", "missing", "p50", "p99", "lat lost")
+	for _, k := range rows {
+		x := r.results[k]
+		fmt.Fprintf(w, "%-22s %10.0f %9d %10s %10s %9d\n", k, x.Throughput, x.Lost, x.P50.Round(time.Microsecond), x.P99.Round(time.Microsecond), x.LatLost)
+	}
+	fmt.Fprintf(w, "\n%-42s %8s %8s %8s\n", "ratio", "msgs/s", "p50", "p99")
+	for _, c := range [][2]string{{"weft volatile", "nats volatile"}, {"weft persisted", "nats persisted"}, {"weft persisted", "nats-fsync persisted"}} {
+		a, b := r.results[c[0]], r.results[c[1]]
+		fmt.Fprintf(w, "%-42s %8.2f %8.2f %8.2f\n", c[0]+" / "+c[1], a.Throughput/b.Throughput, float64(a.P50)/float64(b.P50), float64(a.P99)/float64(b.P99))
+	}
+	fmt.Fprint(w, `
+msgs/s: delivered at B per second, first publish to last receipt (higher is better).
+missing: published minus received at B (negative: duplicates). p50/p99: publish to
+receipt at B, one event in flight (lower is better); lat lost: not received in 2 s.
+nats persisted = JetStream, file store, async publish, default sync (fsync every 2 min);
+nats-fsync = the same with sync_interval: always (fsync before every PubAck), as weft's
+persisted topic stores with fsync at A before 202 and at B before acknowledging.
+`)
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// natsServers runs two nats-server processes, each its own one-server
+// cluster (A, B), joined by a gateway into a supercluster, both with
+// JetStream on a file store. It returns their client URLs. Each cluster
+// routes to itself: a clustered JetStream refuses to start without routes,
+// and the server ignores a route to itself. With syncAlways JetStream
+// fsyncs every write before acknowledging it; by default it acknowledges
+// once the write is in the OS's cache and fsyncs every 2 minutes.
+func natsServers(ctx context.Context, cl *cleanups, bin string, syncAlways bool) (urlA, urlB string, procs []*proc, err error) {
+	tmp, err := os.MkdirTemp("", "nats-bench-events-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	cl.add(func() { os.RemoveAll(tmp) })
+	ports := map[string][3]int{}
+	for _, n := range []string{"A", "B"} {
+		var p [3]int
+		for i := range p {
+			if p[i], err = freePort(); err != nil {
+				return "", "", nil, err
+			}
+		}
+		ports[n] = p
+	}
+	syncOpt := ""
+	if syncAlways {
+		syncOpt = ", sync_interval: always"
+	}
+	urls := map[string]string{}
+	for n, other := range map[string]string{"A": "B", "B": "A"} {
+		p := ports[n]
+		conf := fmt.Sprintf(`server_name: %[1]s
+listen: 127.0.0.1:%[2]d
+jetstream { store_dir: %[5]q%[8]s }
+cluster { name: %[1]s, listen: 127.0.0.1:%[3]d, routes: [ "nats://127.0.0.1:%[3]d" ] }
+gateway { name: %[1]s, listen: 127.0.0.1:%[4]d, gateways: [ { name: %[6]s, url: "nats://127.0.0.1:%[7]d" } ] }
+`, n, p[0], p[1], p[2], filepath.Join(tmp, n), other, ports[other][2], syncOpt)
+		cf := filepath.Join(tmp, n+".conf")
+		if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
+			return "", "", nil, err
+		}
+		pr, err := startProc(cl, "nats-server "+n, bin, "-c", cf)
+		if err != nil {
+			return "", "", nil, err
+		}
+		procs = append(procs, pr)
+		urls[n] = fmt.Sprintf("nats://127.0.0.1:%d", p[0])
+	}
+	// JetStream answers once the two servers have a meta leader, which
+	// needs the gateway up.
+	err = poll(ctx, 30*time.Second, "JetStream in the supercluster", func() error {
+		for _, p := range procs {
+			if p.exited() {
+				return fatal{fmt.Errorf("%s exited: %s", p.name, p.out.String())}
+			}
+		}
+		nc, err := nats.Connect(urls["A"])
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err = js.AccountInfo(c)
+		return err
+	})
+	return urls["A"], urls["B"], procs, err
+}
+
+// natsCorePublisher publishes n messages on one connection, then flushes:
+// the server's PONG says it has processed them, as weft's 202 does.
+func natsCorePublisher(nc *nats.Conn, subj string) publisher {
+	return func(ctx context.Context, n int) error {
+		now := time.Now()
+		for range n {
+			if err := nc.Publish(subj, payload(now)); err != nil {
+				return err
+			}
+		}
+		// FlushWithContext insists on a deadline.
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return nc.FlushWithContext(ctx)
+	}
+}
+
+// jsPublisher publishes n messages asynchronously and waits for every
+// PubAck (stored by the stream's server).
+func jsPublisher(js jetstream.JetStream, subj string) publisher {
+	return func(ctx context.Context, n int) error {
+		now := time.Now()
+		futs := make([]jetstream.PubAckFuture, 0, n)
+		for range n {
+			f, err := js.PublishAsync(subj, payload(now))
+			if err != nil {
+				return err
+			}
+			futs = append(futs, f)
+		}
+		for _, f := range futs {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+}

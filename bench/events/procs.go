@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// cleanups runs teardown steps in reverse order of registration, once, so
+// that a failure half-way through setting up still stops what was started.
+type cleanups struct {
+	mu    sync.Mutex
+	steps []func()
+}
+
+func (c *cleanups) add(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.steps = append(c.steps, f)
+}
+
+func (c *cleanups) run() {
+	c.mu.Lock()
+	steps := c.steps
+	c.steps = nil
+	c.mu.Unlock()
+	for i := len(steps) - 1; i >= 0; i-- {
+		steps[i]()
+	}
+}
+
+// syncBuffer collects a child's output, which its own goroutines write while
+// the harness may read it for an error message.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// Keep memory bounded however chatty a child is: the tail is what
+	// explains a failure.
+	if b.b.Len() > 1<<20 {
+		tail := append([]byte(nil), b.b.Bytes()[b.b.Len()-(256<<10):]...)
+		b.b.Reset()
+		b.b.Write(tail)
+	}
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// proc is a long-running child process (a weft site or an HAProxy).
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+// startProc starts a child and registers its termination with cl, so every
+// exit path of the harness (error, signal, normal end) stops it.
+func startProc(cl *cleanups, name, bin string, args ...string) (*proc, error) {
+	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	// Pdeathsig makes the kernel kill the child should the harness itself be
+	// SIGKILLed, when no deferred cleanup can run.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		p.cmd.Wait()
+		close(p.done)
+	}()
+	cl.add(p.stop)
+	return p, nil
+}
+
+// stop asks the child to exit (SIGTERM: a clean shutdown for weft, an
+// immediate stop for HAProxy) and kills it if it has not gone in 5 s.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// cpuSeconds is the user+system CPU time the process has used so far, from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+func (p *proc) cpuSeconds() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may contain spaces; fields are counted
+	// after its closing parenthesis.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state), so utime (14) is f[11] and stime (15) f[12].
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / 100
+}
+
+// freePort returns a port that was free a moment ago, by binding :0 and
+// releasing it. HAProxy needs ports in its configuration file, so the small
+// race with other programs picking the same port is accepted.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// fatal marks an error that waiting longer cannot cure (a child exited), so
+// that poll reports it at once instead of at its deadline.
+type fatal struct{ error }
+
+func (f fatal) Unwrap() error { return f.error }
+
+// poll calls cond until it returns nil, the deadline passes or ctx ends; it
+// returns the last error so that a timeout says what was still wrong.
+func poll(ctx context.Context, d time.Duration, what string, cond func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if f, ok := err.(fatal); ok {
+			return fmt.Errorf("waiting for %s: %w", what, f.error)
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("timed out after %v waiting for %s: %w", d, what, err)
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
