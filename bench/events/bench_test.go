@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// natsServerBin finds nats-server as bench/run-events.sh installs it, or
+// on PATH.
+func natsServerBin() string {
+	cache := os.Getenv("WEFT_BENCH_CACHE")
+	if cache == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			cache = filepath.Join(home, ".cache", "weft-bench")
+		}
+	}
+	if p := filepath.Join(cache, "bin", "nats-server"); cache != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	p, _ := exec.LookPath("nats-server")
+	return p
+}
+
+// TestQuick runs the whole harness for about a second per measurement and
+// checks that every figure was produced and that no persisted event went
+// missing (run stops every child before it returns, also on error). It
+// asserts no timings.
+func TestQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts weft sites and nats-servers")
+	}
+	nats := natsServerBin()
+	if nats == "" {
+		t.Skip("nats-server not found (bench/run-events.sh installs it); skipping")
+	}
+	weft := filepath.Join(t.TempDir(), "weft")
+	if out, err := exec.Command("go", "build", "-o", weft, "weft.dev/weft/cmd/weft").CombinedOutput(); err != nil {
+		t.Fatalf("build weft: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var log strings.Builder
+	rep, err := run(ctx, config{WeftBin: weft, NATSBin: nats, Duration: time.Second, LatDuration: time.Second, Workers: 2, Batch: 50, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	for _, k := range []string{"weft volatile", "nats volatile", "weft persisted", "nats persisted", "nats-fsync persisted"} {
+		r, ok := rep.results[k]
+		if !ok || r.Throughput <= 0 || r.P50 <= 0 || r.P99 < r.P50 {
+			t.Errorf("%s: missing or empty result %+v", k, r)
+		}
+	}
+	for _, k := range []string{"weft persisted", "nats persisted", "nats-fsync persisted"} {
+		if r := rep.results[k]; r.Lost > 0 {
+			t.Errorf("%s: %d persisted events never arrived", k, r.Lost)
+		}
+	}
+	var b strings.Builder
+	rep.writeTable(&b)
+	t.Log(b.String())
+}
