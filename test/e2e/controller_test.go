@@ -335,3 +335,120 @@ func lookupA(server, name string) (addrs []string, ok bool) {
 	slices.Sort(out)
 	return out, true
 }
+
+// leaderGauge reads weft_controller_leader from the controller's /metrics:
+// 1 or 0, or -1 if it cannot be read.
+func (c *controllerProc) leaderGauge() int {
+	resp, err := http.Get(c.url + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(body)) {
+		switch strings.TrimSpace(line) {
+		case "weft_controller_leader 1":
+			return 1
+		case "weft_controller_leader 0":
+			return 0
+		}
+	}
+	return -1
+}
+
+// siteHas reports whether the weft site's admin API lists the named object
+// in collection (listeners, connectors).
+func siteHas(admin, token, collection, name string) bool {
+	req, _ := http.NewRequest("GET", admin+"/v1/"+collection, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	type item struct {
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+	}
+	var list struct {
+		Items []item `json:"items"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&list) != nil {
+		return false
+	}
+	return slices.ContainsFunc(list.Items, func(it item) bool { return it.Metadata.Name == name })
+}
+
+// TestControllerReplicas runs two controllers on one real PostgreSQL with a
+// real weft site as the target: exactly one leads and syncs; when it is
+// SIGKILLed the other takes over and syncs what is written afterwards.
+func TestControllerReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and a weft site")
+	}
+	dsn := envtest.StartPostgres(t)
+	t.Setenv("WEFT_BINARY", weftBin) // the site runs the binary under test
+	admin, siteTok := envtest.StartWeftSite(t, "east")
+
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a := startController(t, dirA, "--db", dsn)
+	// The admin token is in the shared store; only the first replica wrote it.
+	tok, err := os.ReadFile(filepath.Join(dirA, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirB, "admin.token"), tok, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startController(t, dirB, "--db", dsn)
+
+	var leader, standby *controllerProc
+	waitFor(t, 30*time.Second, "exactly one leader", func() bool {
+		ga, gb := a.leaderGauge(), b.leaderGauge()
+		switch {
+		case ga == 1 && gb == 0:
+			leader, standby = a, b
+		case ga == 0 && gb == 1:
+			leader, standby = b, a
+		default:
+			return false
+		}
+		return true
+	})
+	// Leadership must stay put while the leader lives.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if leader.leaderGauge() != 1 || standby.leaderGauge() != 0 {
+			t.Fatalf("leadership moved or was shared: leader %d, standby %d", leader.leaderGauge(), standby.leaderGauge())
+		}
+	}
+
+	const group = "/v2/projects/p1/apps/shop/v1/traffic-groups/g1"
+	kb, _ := json.Marshal(map[string]any{"metadata": map[string]any{"name": "east"},
+		"spec": map[string]any{"weft": map[string]any{"admin": admin, "token": siteTok}}})
+	// Written through the standby: the leader must notice the store changed.
+	standby.call("POST", "/v2/projects", `{"metadata":{"name":"p1"}}`, http.StatusCreated)
+	standby.call("POST", "/v2/projects/p1/clusters", string(kb), http.StatusCreated)
+	standby.call("POST", "/v2/projects/p1/apps", `{"metadata":{"name":"shop"},"spec":{"version":"v1","services":[
+		{"name":"orders","namespace":"shop","port":8080,"protocol":"HTTP","serviceAccount":"orders","clusters":["east"]},
+		{"name":"web","namespace":"shop","port":80,"protocol":"HTTP","serviceAccount":"web","clusters":["east"]}]}}`, http.StatusCreated)
+	standby.call("POST", "/v2/projects/p1/apps/shop/v1/traffic-groups", `{"metadata":{"name":"g1"}}`, http.StatusCreated)
+	standby.call("POST", group+"/intents", `{"metadata":{"name":"web-orders"},"spec":{"type":"intracluster","server":"orders","clients":[{"service":"web"}]}}`, http.StatusCreated)
+	start := time.Now()
+	standby.call("POST", group+"/apply", "", http.StatusAccepted)
+	waitFor(t, 30*time.Second, "the site's Connector and Listener", func() bool {
+		return siteHas(admin, siteTok, "connectors", "orders-shop") && siteHas(admin, siteTok, "listeners", "orders-shop")
+	})
+	t.Logf("apply through the standby to the site: %v", time.Since(start))
+
+	start = time.Now()
+	leader.stop(syscall.SIGKILL)
+	waitFor(t, 60*time.Second, "the standby to take over", func() bool { return standby.leaderGauge() == 1 })
+	t.Logf("takeover after SIGKILL: %v", time.Since(start))
+
+	standby.call("DELETE", group+"/intents/web-orders", "", http.StatusNoContent)
+	standby.call("POST", group+"/apply", "", http.StatusAccepted)
+	waitFor(t, 30*time.Second, "the site's Connector and Listener removed by the new leader", func() bool {
+		return !siteHas(admin, siteTok, "connectors", "orders-shop") && !siteHas(admin, siteTok, "listeners", "orders-shop")
+	})
+}
