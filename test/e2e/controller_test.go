@@ -254,7 +254,7 @@ func TestControllerIstioClusters(t *testing.T) {
 		t.Logf("outage, recovery and sync: %v", time.Since(start))
 	})
 
-	t.Run("SIGKILL mid-sync resumes after restart", func(t *testing.T) {
+	t.Run("SIGKILL right after apply resumes after restart", func(t *testing.T) {
 		start := time.Now()
 		c.call("POST", group+"/intents", `{"metadata":{"name":"web-access"},"spec":{"type":"intracluster","server":"web","clients":[{"service":"orders"}]}}`, http.StatusCreated)
 		c.call("POST", group+"/apply", "", http.StatusAccepted)
@@ -268,6 +268,23 @@ func TestControllerIstioClusters(t *testing.T) {
 		})
 		waitFor(t, 30*time.Second, "status applied after the restart", func() bool { return c.status(group).State == "applied" })
 		t.Logf("synced before the kill: %v; kill, restart and sync: %v", synced, time.Since(start))
+	})
+
+	t.Run("SIGKILL while a cluster is unreachable resumes after restart", func(t *testing.T) {
+		start := time.Now()
+		west.Stop()
+		c.call("POST", group+"/intents", `{"metadata":{"name":"web-only"},"spec":{"type":"intracluster","server":"web","clients":[{"service":"web"}]}}`, http.StatusCreated)
+		c.call("POST", group+"/apply", "", http.StatusAccepted)
+		// The sync has been tried and is retrying with backoff when the kill lands.
+		waitFor(t, 60*time.Second, "west failed in status", func() bool { return c.status(group).clusterState("west") == "failed" })
+		c.stop(syscall.SIGKILL)
+		west.Start()
+		c.start()
+		waitFor(t, 60*time.Second, "west's AuthorizationPolicy after kill, outage and restart", func() bool {
+			return kubeGet(westDC, gvrAP, "shop", "web-only") != nil
+		})
+		waitFor(t, 30*time.Second, "status applied after the restart", func() bool { return c.status(group).State == "applied" })
+		t.Logf("outage, kill, restart and sync: %v", time.Since(start))
 	})
 
 	t.Run("deleting an intent removes its resources", func(t *testing.T) {
