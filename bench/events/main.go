@@ -147,10 +147,16 @@ func runNATS(ctx context.Context, cfg config, rep *report, syncAlways bool) erro
 	if err != nil {
 		return err
 	}
-	if _, err := jsA.CreateStream(ctx, jetstream.StreamConfig{
-		Name: "BENCH", Subjects: []string{"bench.p"}, Storage: jetstream.FileStorage,
-		Replicas: 1, Placement: &jetstream.Placement{Cluster: "A"},
-	}); err != nil {
+	// The meta leader may not yet know cluster A's server right after
+	// JetStream first answered ("no suitable peers for placement").
+	err = poll(ctx, 20*time.Second, "stream BENCH to be created", func() error {
+		_, err := jsA.CreateStream(ctx, jetstream.StreamConfig{
+			Name: "BENCH", Subjects: []string{"bench.p"}, Storage: jetstream.FileStorage,
+			Replicas: 1, Placement: &jetstream.Placement{Cluster: "A"},
+		})
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	jsB, err := jetstream.New(sub)
