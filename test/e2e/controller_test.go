@@ -450,13 +450,31 @@ func TestControllerReplicas(t *testing.T) {
 		{"name":"orders","namespace":"shop","port":8080,"protocol":"HTTP","serviceAccount":"orders","clusters":["east"]},
 		{"name":"web","namespace":"shop","port":80,"protocol":"HTTP","serviceAccount":"web","clusters":["east"]}]}}`, http.StatusCreated)
 	standby.call("POST", "/v2/projects/p1/apps/shop/v1/traffic-groups", `{"metadata":{"name":"g1"}}`, http.StatusCreated)
-	standby.call("POST", group+"/intents", `{"metadata":{"name":"web-orders"},"spec":{"type":"intracluster","server":"orders","clients":[{"service":"web"}]}}`, http.StatusCreated)
+	// The intent goes in and is released through the command line.
+	intent := filepath.Join(t.TempDir(), "intent.yaml")
+	if err := os.WriteFile(intent, []byte("kind: Intent\nmetadata:\n  name: web-orders\nspec:\n  type: intracluster\n  server: orders\n  clients:\n  - service: web\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		sel := []string{"--project", "p1", "--app", "shop", "--version", "v1", "--group", "g1"}
+		out, err := exec.Command(weftBin, append(append([]string{"--controller", standby.url, "--data", standby.dir}, args...), sel...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("weft %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	cli("intent", "apply", "-f", intent)
 	start := time.Now()
-	standby.call("POST", group+"/apply", "", http.StatusAccepted)
+	cli("plan", "--apply")
 	waitFor(t, 30*time.Second, "the site's Connector and Listener", func() bool {
 		return siteHas(admin, siteTok, "connectors", "orders-shop") && siteHas(admin, siteTok, "listeners", "orders-shop")
 	})
 	t.Logf("apply through the standby to the site: %v", time.Since(start))
+	waitFor(t, 30*time.Second, "weft status to show applied", func() bool {
+		out, err := exec.Command(weftBin, "--controller", standby.url, "--data", standby.dir, "status").CombinedOutput()
+		return err == nil && strings.Contains(string(out), "applied") && !strings.Contains(string(out), "pending")
+	})
 
 	start = time.Now()
 	leader.stop(syscall.SIGKILL)
