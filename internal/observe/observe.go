@@ -34,10 +34,14 @@ func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	StreamsOpened  *prometheus.CounterVec // address
-	StreamsActive  *prometheus.GaugeVec   // address
-	StreamsFailed  *prometheus.CounterVec // address, reason
-	AddressBytes   *prometheus.CounterVec // address, direction
+	StreamsOpened *prometheus.CounterVec // address
+	StreamsActive *prometheus.GaugeVec   // address
+	StreamsFailed *prometheus.CounterVec // address, reason
+	AddressBytes  *prometheus.CounterVec // address, direction
+	// HTTPRequests and HTTPDuration count the requests of http listeners
+	// by address, status code and method (curried by address per listener).
+	HTTPRequests   *prometheus.CounterVec
+	HTTPDuration   *prometheus.HistogramVec
 	RoutingSites   prometheus.Gauge
 	RecordsFlooded prometheus.Counter
 }
@@ -58,6 +62,13 @@ func NewMetrics() *Metrics {
 		AddressBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_address_bytes_total", Help: "Bytes carried for an address at this site's listeners.",
 		}, []string{"address", "direction"}),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_http_requests_total", Help: "Requests answered by http listeners.",
+		}, []string{"address", "code", "method"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "weft_http_request_duration_seconds", Help: "Time from a request's arrival at an http listener to its answer's headers.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"address", "code", "method"}),
 		RoutingSites: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weft_routing_sites", Help: "Sites reachable in the network, this one included.",
 		}),
@@ -66,7 +77,7 @@ func NewMetrics() *Metrics {
 		}),
 	}
 	m.Registry.MustRegister(m.StreamsOpened, m.StreamsActive,
-		m.StreamsFailed, m.AddressBytes, m.RoutingSites, m.RecordsFlooded,
+		m.StreamsFailed, m.AddressBytes, m.HTTPRequests, m.HTTPDuration, m.RoutingSites, m.RecordsFlooded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"io"
 	"log/slog"
 	"net"
@@ -90,8 +92,11 @@ func (m *Manager) serveHTTP(l *listener) {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
+	by := prometheus.Labels{"address": in.address}
+	handler := promhttp.InstrumentHandlerDuration(m.cfg.Metrics.HTTPDuration.MustCurryWith(by),
+		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by), in.proxy()))
 	srv := &http.Server{
-		Handler:           in.proxy(),
+		Handler:           handler,
 		Protocols:         &protos,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(m.cfg.Logger.Handler(), slog.LevelDebug),
