@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command of README.md: installs what the tests need on a fresh Debian
 # machine, then runs every test with the race detector. Real components only:
-# haproxy (TCP benchmark harness), etcd, kube-apiserver, PostgreSQL and BIND
-# (controller) are installed here and started by the tests themselves.
+# haproxy and nats-server (benchmark harnesses), etcd, kube-apiserver,
+# PostgreSQL and BIND (controller) are installed here and started by the tests
+# themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,8 @@ fi
 if [[ -x .ci/install-controller-deps.sh ]]; then
 	bash .ci/install-controller-deps.sh
 fi
+nats_dir=$(bash .ci/install-nats-server.sh)
+export PATH=$nats_dir:$PATH
 
 log "go mod download"
 go mod download

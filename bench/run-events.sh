@@ -9,8 +9,8 @@
 #   bench/run-events.sh -- -workers 8 -batch 50   anything after -- goes to
 #                                    the harness (go run ./bench/events -h)
 #
-# nats-server is installed with `go install` into $WEFT_BENCH_CACHE
-# (default ~/.cache/weft-bench) unless it is already there.
+# nats-server is installed by .ci/install-nats-server.sh (`go install` of the
+# pinned version, cached under ~/.cache/weft), the one CI's quick test uses.
 set -euo pipefail
 
 extra=()
@@ -26,14 +26,9 @@ done
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-cache="${WEFT_BENCH_CACHE:-$HOME/.cache/weft-bench}"
-if [ ! -x "$cache/bin/nats-server" ]; then
-	echo "installing nats-server into $cache/bin" >&2
-	GOBIN="$cache/bin" go install github.com/nats-io/nats-server/v2@latest
-fi
+nats="$(bash .ci/install-nats-server.sh)/nats-server"
 bin="$(mktemp -d)"
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/weft" ./cmd/weft
 go build -o "$bin/bench-events" ./bench/events
-"$cache/bin/nats-server" --version >&2
-"$bin/bench-events" -weft "$bin/weft" -nats-server "$cache/bin/nats-server" "${extra[@]}"
+"$bin/bench-events" -weft "$bin/weft" -nats-server "$nats" "${extra[@]}"

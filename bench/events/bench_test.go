@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -10,20 +9,9 @@ import (
 	"time"
 )
 
-// natsServerBin finds nats-server as bench/run-events.sh installs it, or
-// on PATH.
+// natsServerBin finds nats-server on PATH, where .ci/test.sh puts the one
+// .ci/install-nats-server.sh installs.
 func natsServerBin() string {
-	cache := os.Getenv("WEFT_BENCH_CACHE")
-	if cache == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			cache = filepath.Join(home, ".cache", "weft-bench")
-		}
-	}
-	if p := filepath.Join(cache, "bin", "nats-server"); cache != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
 	p, _ := exec.LookPath("nats-server")
 	return p
 }
@@ -38,7 +26,7 @@ func TestQuick(t *testing.T) {
 	}
 	nats := natsServerBin()
 	if nats == "" {
-		t.Skip("nats-server not found (bench/run-events.sh installs it); skipping")
+		t.Skip("nats-server not on PATH (PATH=$(bash .ci/install-nats-server.sh):$PATH puts it there); skipping")
 	}
 	weft := filepath.Join(t.TempDir(), "weft")
 	if out, err := exec.Command("go", "build", "-o", weft, "weft.dev/weft/cmd/weft").CombinedOutput(); err != nil {

@@ -19,6 +19,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"weft.dev/weft/bench/internal/benchproc"
 )
 
 type config struct {
@@ -77,15 +79,15 @@ func run(ctx context.Context, cfg config) (*report, error) {
 }
 
 func runWeft(ctx context.Context, cfg config, rep *report) error {
-	cl := &cleanups{}
-	defer cl.run()
+	cl := &benchproc.Cleanups{}
+	defer cl.Run()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	evA, evB, dirA, _, err := weftSites(ctx, cl, cfg.WeftBin)
 	if err != nil {
 		return err
 	}
-	if _, err := weftCLI(ctx, cfg.WeftBin, dirA, "topic", "create", "bench.p", "--delivery", "persisted"); err != nil {
+	if _, err := benchproc.WeftCLI(ctx, cfg.WeftBin, dirA, "topic", "create", "bench.p", "--delivery", "persisted"); err != nil {
 		return err
 	}
 	for _, m := range []struct{ mode, topic string }{{"volatile", "bench.v"}, {"persisted", "bench.p"}} {
@@ -109,8 +111,8 @@ func runWeft(ctx context.Context, cfg config, rep *report) error {
 // fsyncing every write as weft's persisted delivery does, reported as
 // "nats-fsync".
 func runNATS(ctx context.Context, cfg config, rep *report, syncAlways bool) error {
-	cl := &cleanups{}
-	defer cl.run()
+	cl := &benchproc.Cleanups{}
+	defer cl.Run()
 	urlA, urlB, _, err := natsServers(ctx, cl, cfg.NATSBin, syncAlways)
 	if err != nil {
 		return err
@@ -149,7 +151,7 @@ func runNATS(ctx context.Context, cfg config, rep *report, syncAlways bool) erro
 	}
 	// The meta leader may not yet know cluster A's server right after
 	// JetStream first answered ("no suitable peers for placement").
-	err = poll(ctx, 20*time.Second, "stream BENCH to be created", func() error {
+	err = benchproc.Poll(ctx, 20*time.Second, "stream BENCH to be created", func() error {
 		_, err := jsA.CreateStream(ctx, jetstream.StreamConfig{
 			Name: "BENCH", Subjects: []string{"bench.p"}, Storage: jetstream.FileStorage,
 			Replicas: 1, Placement: &jetstream.Placement{Cluster: "A"},
@@ -211,7 +213,7 @@ func natsVolatile(ctx context.Context, cfg config, rep *report, sub *nats.Conn, 
 // latency test.
 func measure(ctx context.Context, cfg config, rep *report, name string, s *sink, pubs []publisher) error {
 	fmt.Fprintf(cfg.Log, "%s: waiting for interest\n", name)
-	err := poll(ctx, 30*time.Second, name+" subscriber interest", func() error {
+	err := benchproc.Poll(ctx, 30*time.Second, name+" subscriber interest", func() error {
 		if err := pubs[0](ctx, 1); err != nil {
 			return err
 		}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"weft.dev/weft/bench/internal/benchproc"
 )
 
 // natsServers runs two nats-server processes, each its own one-server
@@ -18,17 +20,17 @@ import (
 // and the server ignores a route to itself. With syncAlways JetStream
 // fsyncs every write before acknowledging it; by default it acknowledges
 // once the write is in the OS's cache and fsyncs every 2 minutes.
-func natsServers(ctx context.Context, cl *cleanups, bin string, syncAlways bool) (urlA, urlB string, procs []*proc, err error) {
+func natsServers(ctx context.Context, cl *benchproc.Cleanups, bin string, syncAlways bool) (urlA, urlB string, procs []*benchproc.Proc, err error) {
 	tmp, err := os.MkdirTemp("", "nats-bench-events-")
 	if err != nil {
 		return "", "", nil, err
 	}
-	cl.add(func() { os.RemoveAll(tmp) })
+	cl.Add(func() { os.RemoveAll(tmp) })
 	ports := map[string][3]int{}
 	for _, n := range []string{"A", "B"} {
 		var p [3]int
 		for i := range p {
-			if p[i], err = freePort(); err != nil {
+			if p[i], err = benchproc.FreePort(); err != nil {
 				return "", "", nil, err
 			}
 		}
@@ -51,7 +53,7 @@ gateway { name: %[1]s, listen: 127.0.0.1:%[4]d, gateways: [ { name: %[6]s, url: 
 		if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 			return "", "", nil, err
 		}
-		pr, err := startProc(cl, "nats-server "+n, bin, "-c", cf)
+		pr, err := benchproc.Start(cl, "nats-server "+n, bin, "-c", cf)
 		if err != nil {
 			return "", "", nil, err
 		}
@@ -60,10 +62,10 @@ gateway { name: %[1]s, listen: 127.0.0.1:%[4]d, gateways: [ { name: %[6]s, url: 
 	}
 	// JetStream answers once the two servers have a meta leader, which
 	// needs the gateway up.
-	err = poll(ctx, 30*time.Second, "JetStream in the supercluster", func() error {
+	err = benchproc.Poll(ctx, 30*time.Second, "JetStream in the supercluster", func() error {
 		for _, p := range procs {
-			if p.exited() {
-				return fatal{fmt.Errorf("%s exited: %s", p.name, p.out.String())}
+			if p.Exited() {
+				return benchproc.Fatal(fmt.Errorf("%s exited: %s", p.Name(), p.Output()))
 			}
 		}
 		nc, err := nats.Connect(urls["A"])

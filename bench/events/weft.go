@@ -8,68 +8,31 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"weft.dev/weft/bench/internal/benchproc"
 )
 
-// weftSites runs `weft site run` a and b, links a to b (b issues the token,
-// a redeems it) and returns the event API URLs.
-func weftSites(ctx context.Context, cl *cleanups, bin string) (evA, evB, dirA string, procs []*proc, err error) {
-	tmp, err := os.MkdirTemp("", "weft-bench-events-")
+// weftSites runs sites a and b, linked a to b, and returns their event API
+// URLs and a's data directory.
+func weftSites(ctx context.Context, cl *benchproc.Cleanups, bin string) (evA, evB, dirA string, procs []*benchproc.Proc, err error) {
+	a, b, procs, err := benchproc.WeftPair(ctx, cl, bin)
 	if err != nil {
 		return "", "", "", nil, err
 	}
-	cl.add(func() { os.RemoveAll(tmp) })
 	urls := map[string]string{}
-	dirs := map[string]string{}
-	for _, name := range []string{"a", "b"} {
-		dir := filepath.Join(tmp, name)
-		p, err := startProc(cl, "weft site "+name, bin, "site", "run", "--name", name, "--data", dir)
-		if err != nil {
-			return "", "", "", nil, err
+	for name, dir := range map[string]string{"a": a, "b": b} {
+		addr, err := os.ReadFile(filepath.Join(dir, "events.addr"))
+		if err != nil || len(bytes.TrimSpace(addr)) == 0 {
+			return "", "", "", nil, fmt.Errorf("site %s is ready but has no events.addr (%v)", name, err)
 		}
-		procs = append(procs, p)
-		dirs[name] = dir
-		err = poll(ctx, 20*time.Second, "weft site "+name+" to be ready", func() error {
-			if p.exited() {
-				return fatal{fmt.Errorf("site exited: %s", p.out.String())}
-			}
-			b, err := os.ReadFile(filepath.Join(dir, "events.addr"))
-			if err != nil || len(bytes.TrimSpace(b)) == 0 {
-				return fmt.Errorf("no events.addr yet (%v)", err)
-			}
-			urls[name] = "http://" + strings.TrimSpace(string(b))
-			return nil
-		})
-		if err != nil {
-			return "", "", "", nil, err
-		}
+		urls[name] = "http://" + strings.TrimSpace(string(addr))
 	}
-	tok := filepath.Join(tmp, "token.yaml")
-	if _, err := weftCLI(ctx, bin, dirs["b"], "token", "issue", "-o", tok); err != nil {
-		return "", "", "", nil, err
-	}
-	if _, err := weftCLI(ctx, bin, dirs["a"], "link", "create", tok); err != nil {
-		return "", "", "", nil, err
-	}
-	return urls["a"], urls["b"], dirs["a"], procs, nil
-}
-
-// weftCLI runs `weft --site DIR args...` and returns its standard output.
-func weftCLI(ctx context.Context, bin, dir string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--site", dir}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("weft %s: %w\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.Bytes(), nil
+	return urls["a"], urls["b"], a, procs, nil
 }
 
 // weftClient is shared by every publisher so that connections are kept

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"weft.dev/weft/bench/internal/benchproc"
 )
 
 // tlsCiphersuite is pinned on both HAProxy sides to what Go picks for weft's
@@ -64,23 +66,23 @@ type haproxyRoute struct {
 
 // startHAProxy runs the two HAProxy instances of the reference path and
 // returns A's frontend addresses by route name.
-func startHAProxy(ctx context.Context, cl *cleanups, bin string, routes []route) (map[string]string, []*proc, error) {
+func startHAProxy(ctx context.Context, cl *benchproc.Cleanups, bin string, routes []route) (map[string]string, []*benchproc.Proc, error) {
 	dir, err := os.MkdirTemp("", "haproxy-bench-")
 	if err != nil {
 		return nil, nil, err
 	}
-	cl.add(func() { os.RemoveAll(dir) })
+	cl.Add(func() { os.RemoveAll(dir) })
 	if err := writeCerts(dir); err != nil {
 		return nil, nil, err
 	}
 	var ra, rb []haproxyRoute
 	addrs := map[string]string{}
 	for _, r := range routes {
-		pa, err := freePort()
+		pa, err := benchproc.FreePort()
 		if err != nil {
 			return nil, nil, err
 		}
-		pb, err := freePort()
+		pb, err := benchproc.FreePort()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -88,7 +90,7 @@ func startHAProxy(ctx context.Context, cl *cleanups, bin string, routes []route)
 		ra = append(ra, haproxyRoute{Name: r.name, Port: pa, Next: fmt.Sprintf("127.0.0.1:%d", pb)})
 		addrs[r.name] = fmt.Sprintf("127.0.0.1:%d", pa)
 	}
-	var procs []*proc
+	var procs []*benchproc.Proc
 	// B first, so that A's first connections find it listening.
 	for _, inst := range []struct {
 		name      string
@@ -111,15 +113,15 @@ func startHAProxy(ctx context.Context, cl *cleanups, bin string, routes []route)
 		if out, err := exec.CommandContext(ctx, bin, "-c", "-q", "-f", path).CombinedOutput(); err != nil {
 			return nil, nil, fmt.Errorf("haproxy -c %s: %v\n%s", path, err, out)
 		}
-		p, err := startProc(cl, "haproxy "+inst.name, bin, "-db", "-f", path)
+		p, err := benchproc.Start(cl, "haproxy "+inst.name, bin, "-db", "-f", path)
 		if err != nil {
 			return nil, nil, err
 		}
 		procs = append(procs, p)
 		for _, r := range inst.routes {
-			err := poll(ctx, 10*time.Second, "haproxy "+inst.name+" to listen", func() error {
-				if p.exited() {
-					return fatal{fmt.Errorf("haproxy exited: %s", p.out.String())}
+			err := benchproc.Poll(ctx, 10*time.Second, "haproxy "+inst.name+" to listen", func() error {
+				if p.Exited() {
+					return benchproc.Fatal(fmt.Errorf("haproxy exited: %s", p.Output()))
 				}
 				c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", r.Port), time.Second)
 				if err != nil {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"weft.dev/weft/bench/internal/benchproc"
 )
 
 // config says what to measure and for how long.
@@ -58,13 +60,13 @@ var pathNames = []string{pathDirect, pathWeft, pathHAProxy}
 type path struct {
 	name  string
 	addrs map[string]string // route name -> address the client dials
-	procs []*proc           // proxy processes on the path, for CPU accounting
+	procs []*benchproc.Proc // proxy processes on the path, for CPU accounting
 }
 
 func (p *path) cpu() float64 {
 	var s float64
 	for _, pr := range p.procs {
-		s += pr.cpuSeconds()
+		s += pr.CPUSeconds()
 	}
 	return s
 }
@@ -80,8 +82,8 @@ func run(ctx context.Context, cfg config) (rep *Report, err error) {
 			fmt.Fprintf(cfg.Log, format+"\n", args...)
 		}
 	}
-	var cl cleanups
-	defer cl.run()
+	var cl benchproc.Cleanups
+	defer cl.Run()
 
 	rep = newReport(cfg)
 
@@ -89,12 +91,12 @@ func run(ctx context.Context, cfg config) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cl.add(sinkSrv.close)
+	cl.Add(sinkSrv.close)
 	echoSrv, err := newServer(echo)
 	if err != nil {
 		return nil, err
 	}
-	cl.add(echoSrv.close)
+	cl.Add(echoSrv.close)
 	routes := []route{{"sink", sinkSrv.addr()}, {"echo", echoSrv.addr()}}
 
 	paths := map[string]*path{
@@ -116,7 +118,7 @@ func run(ctx context.Context, cfg config) (rep *Report, err error) {
 	// Every path must carry an echo before anything is timed.
 	for _, name := range pathNames {
 		p := paths[name]
-		err := poll(ctx, 15*time.Second, name+" path to carry an echo", func() error {
+		err := benchproc.Poll(ctx, 15*time.Second, name+" path to carry an echo", func() error {
 			return roundTrip(ctx, p.addrs["echo"])
 		})
 		if err != nil {
@@ -193,8 +195,8 @@ func run(ctx context.Context, cfg config) (rep *Report, err error) {
 	// that died right after would not: check before reporting.
 	for _, name := range pathNames {
 		for _, pr := range paths[name].procs {
-			if pr.exited() {
-				return nil, fmt.Errorf("%s exited during the benchmark: %s", pr.name, pr.out.String())
+			if pr.Exited() {
+				return nil, fmt.Errorf("%s exited during the benchmark: %s", pr.Name(), pr.Output())
 			}
 		}
 	}

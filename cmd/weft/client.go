@@ -1,25 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"weft.dev/weft/internal/apiclient"
 )
 
 // adminClient calls a site's admin API, found through the site's data directory.
-type adminClient struct {
-	base  string
-	token string
-	http  *http.Client
-}
+type adminClient struct{ api apiclient.Client }
 
 func siteClient() (*adminClient, error) {
 	if g.site == "" {
@@ -33,56 +30,27 @@ func siteClient() (*adminClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the admin credential: %w", err)
 	}
-	return &adminClient{
-		base:  "http://" + strings.TrimSpace(string(addr)),
-		token: strings.TrimSpace(string(tok)),
-		http:  &http.Client{Timeout: 60 * time.Second},
-	}, nil
+	return &adminClient{apiclient.Client{
+		Base:  "http://" + strings.TrimSpace(string(addr)),
+		Token: strings.TrimSpace(string(tok)),
+		HTTP:  &http.Client{Timeout: 60 * time.Second},
+	}}, nil
 }
 
 // do sends a request and decodes a JSON answer into out (when out is non-nil).
-// API errors come back as Go errors carrying the server's message.
+// A site that does not answer gets an error that says what to check.
 func (c *adminClient) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("the site's admin API at %s does not answer (is `weft site run` running?): %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct{ Code, Message string }
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-			return errors.New(e.Error.Message)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
-	}
-	return json.Unmarshal(b, out)
+	return c.reachable(c.api.Do(ctx, method, path, body, contentType, out))
 }
 
 func (c *adminClient) json(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
+	return c.reachable(c.api.JSON(ctx, method, path, in, out))
+}
+
+func (c *adminClient) reachable(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("the site's admin API at %s does not answer (is `weft site run` running?): %w", c.api.Base, err)
 	}
-	return c.do(ctx, method, path, body, "application/json", out)
+	return err
 }

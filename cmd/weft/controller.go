@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"weft.dev/weft/internal/apiclient"
 	"weft.dev/weft/internal/controller"
 	"weft.dev/weft/internal/controller/api"
 	"weft.dev/weft/internal/controller/reconcile"
@@ -59,9 +59,7 @@ func newControllerCmd() *cobra.Command {
 
 // controllerClient talks to the controller at --controller with the token from
 // WEFT_CONTROLLER_TOKEN or DATA/admin.token.
-type controllerClient struct {
-	base, token string
-}
+type controllerClient struct{ api apiclient.Client }
 
 func newControllerClient() (*controllerClient, error) {
 	if g.controller == "" {
@@ -78,57 +76,11 @@ func newControllerClient() (*controllerClient, error) {
 	if tok == "" {
 		return nil, errors.New("no controller token: set WEFT_CONTROLLER_TOKEN or --data DIR holding admin.token")
 	}
-	return &controllerClient{base: strings.TrimSuffix(g.controller, "/"), token: tok}, nil
-}
-
-// apiError is the controller's error body as a Go error.
-type apiError struct {
-	status int
-	api.ErrorDetail
-}
-
-func (e *apiError) Error() string {
-	if e.Field != "" {
-		return fmt.Sprintf("%s (%d %s): %s: %s", e.Code, e.status, http.StatusText(e.status), e.Field, e.Message)
-	}
-	return fmt.Sprintf("%s (%d %s): %s", e.Code, e.status, http.StatusText(e.status), e.Message)
+	return &controllerClient{apiclient.Client{Base: strings.TrimSuffix(g.controller, "/"), Token: tok}}, nil
 }
 
 func (c *controllerClient) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var eb api.ErrorBody
-		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
-			return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, data)
-		}
-		return &apiError{resp.StatusCode, eb.Error}
-	}
-	if out != nil && len(data) > 0 {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return c.api.JSON(ctx, method, path, in, out)
 }
 
 // groupFlags locate a traffic group.
@@ -237,7 +189,7 @@ func applyDocuments(ctx context.Context, c *controllerClient, f *groupFlags, dat
 		name, _ := meta["name"].(string)
 		err = c.do(ctx, http.MethodPost, coll, obj, nil)
 		verb := "created"
-		var ae *apiError
+		var ae *apiclient.Error
 		if errors.As(err, &ae) && ae.Code == "AlreadyExists" {
 			item := coll + "/" + name
 			if kind == "App" {

@@ -39,18 +39,24 @@ func putEventObject(ctx context.Context, collection, name string, obj any) error
 	return nil
 }
 
+// createCmd is a "create NAME" command that puts obj, named by its one
+// argument, into the site's collection.
+func createCmd(use, short, collection string, name *string, obj any) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			*name = args[0]
+			return putEventObject(cmd.Context(), collection, args[0], obj)
+		},
+	}
+}
+
 func newTopicCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "topic", Short: "Manage topics (multicast event addresses)"}
 	var t resource.Topic
-	create := &cobra.Command{
-		Use:   "create NAME",
-		Short: "Create or update a topic",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			t.Name = args[0]
-			return putEventObject(cmd.Context(), "topics", args[0], &t)
-		},
-	}
+	create := createCmd("create NAME", "Create or update a topic", "topics", &t.Name, &t)
 	create.Flags().StringVar(&t.Spec.Delivery, "delivery", "volatile", "volatile (at most once) or persisted (at least once, stored before it is accepted)")
 	create.Flags().StringVar(&t.Spec.Retention, "retention", "24h", "how long persisted events are kept for destinations that are away")
 	cmd.AddCommand(create)
@@ -60,16 +66,8 @@ func newTopicCmd() *cobra.Command {
 func newQueueCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "queue", Short: "Manage queues (anycast event addresses)"}
 	var q resource.Queue
-	create := &cobra.Command{
-		Use:   "create NAME",
-		Short: "Create or update a queue",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			q.Name = args[0]
-			return putEventObject(cmd.Context(), "queues", args[0], &q)
-		},
-	}
-	create.Flags().StringVar(&q.Spec.Delivery, "delivery", "volatile", "volatile (persisted queues are not supported yet)")
+	create := createCmd("create NAME", "Create or update a queue", "queues", &q.Name, &q)
+	create.Flags().StringVar(&q.Spec.Delivery, "delivery", "volatile", "volatile (at most once) or persisted (at least once, stored before it is accepted)")
 	cmd.AddCommand(create)
 	return cmd
 }
@@ -77,15 +75,7 @@ func newQueueCmd() *cobra.Command {
 func newSubscriptionCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "subscription", Short: "Manage push subscriptions"}
 	var s resource.Subscription
-	create := &cobra.Command{
-		Use:   "create NAME --topic T|--queue Q --sink URL",
-		Short: "Push the events of a topic pattern or a queue to a sink URL",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s.Name = args[0]
-			return putEventObject(cmd.Context(), "subscriptions", args[0], &s)
-		},
-	}
+	create := createCmd("create NAME --topic T|--queue Q --sink URL", "Push the events of a topic pattern or a queue to a sink URL", "subscriptions", &s.Name, &s)
 	f := create.Flags()
 	f.StringVar(&s.Spec.Topic, "topic", "", "topic or pattern ('*' one token, '>' the rest)")
 	f.StringVar(&s.Spec.Queue, "queue", "", "queue")

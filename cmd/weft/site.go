@@ -384,7 +384,7 @@ func newApplyCmd() *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE.yaml",
-		Short: "Apply Listener, Connector and Link resources (several per file; - for stdin)",
+		Short: "Apply Listener, Connector, Link, Topic, Queue and Subscription resources (several per file; - for stdin)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := readFileOrStdin(file)

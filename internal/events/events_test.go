@@ -88,9 +88,9 @@ func TestSplit(t *testing.T) {
 func TestFrameRoundTrip(t *testing.T) {
 	for _, f := range []Frame{
 		{Type: FrameEvent, Kind: Topic, Subject: "a.b", Origin: id(1), Paths: [][]routing.SiteID{{id(2), id(3)}, {id(2)}}, Payload: []byte("{}")},
-		{Type: FrameData, Kind: Queue, Subject: "q", Origin: id(1), Offset: 1 << 40, Payload: []byte("x")},
-		{Type: FrameAck, Offset: 7},
-		{Type: FrameMark, Offset: 9},
+		{Type: FrameData, Kind: Queue, Subject: "q", Origin: id(1), Sites: []routing.SiteID{id(4), id(5)}, Payload: []byte("x")},
+		{Type: FrameAck, Mark: 1 << 40},
+		{Type: FrameMark, Mark: 9},
 	} {
 		b := AppendFrame(nil, &f)
 		got, _, err := ReadFrame(bytes.NewReader(b), nil)
@@ -130,8 +130,8 @@ func TestFrameRefused(t *testing.T) {
 // and what it accepts encodes back to the same bytes.
 func FuzzDecodeFrame(f *testing.F) {
 	f.Add(AppendFrame(nil, &Frame{Type: FrameEvent, Kind: Topic, Subject: "a.b", Origin: id(1), Paths: [][]routing.SiteID{{id(2)}}, Payload: []byte("p")})[4:])
-	f.Add(AppendFrame(nil, &Frame{Type: FrameData, Kind: Queue, Subject: "q", Offset: 5, Payload: []byte("p")})[4:])
-	f.Add(AppendFrame(nil, &Frame{Type: FrameAck, Offset: 5})[4:])
+	f.Add(AppendFrame(nil, &Frame{Type: FrameData, Kind: Queue, Subject: "q", Sites: []routing.SiteID{id(3)}, Payload: []byte("p")})[4:])
+	f.Add(AppendFrame(nil, &Frame{Type: FrameAck, Mark: 5})[4:])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := DecodeFrame(b)
 		if err != nil {

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,17 +17,18 @@ import (
 const (
 	// FrameEvent carries an event along a multicast tree (volatile).
 	// Fields: kind, subject, origin, paths (count, then per path a segment
-	// count and the IDs), payload.
+	// count and the IDs), sites, payload.
 	FrameEvent byte = 1
-	// FrameData carries one entry of a persisted log to one destination site.
-	// Fields: kind, subject, origin, offset, payload.
+	// FrameData carries one entry of a persisted log to the next hop, for
+	// the destination sites in Sites. Fields: kind, subject, origin, sites,
+	// payload.
 	FrameData byte = 2
-	// FrameAck acknowledges every FrameData up to Offset: the receiver has
-	// stored them. Fields: offset.
-	FrameAck byte = 3
-	// FrameMark says that no entry up to Offset is for the receiver, so it
-	// can acknowledge past entries it was never sent. Fields: offset.
-	FrameMark byte = 4
+	// FrameMark closes a run of FrameData: the receiver must acknowledge
+	// Mark once it has stored them (and everything before). Marks count up
+	// from 1 on each stream. Fields: mark.
+	FrameMark byte = 3
+	// FrameAck acknowledges every mark up to Mark. Fields: mark.
+	FrameAck byte = 4
 )
 
 // Bounds of the frame decoder: a frame comes from another site.
@@ -37,6 +39,14 @@ const (
 	// maxSegments is link.MaxSegments: a tree path is a stream path.
 	maxSegments = 32
 )
+
+// QueueSite is the pseudo-site a persisted queue's entries are addressed to:
+// the first 16 bytes of SHA-256 of "queue:" and the name. Each site resolves
+// it to its next hop toward the nearest consumer (spec.md).
+func QueueSite(queue string) routing.SiteID {
+	h := sha256.Sum256([]byte("queue:" + queue))
+	return routing.SiteID(h[:16])
+}
 
 // ErrBadFrame is returned (wrapped, with the reason) for bytes that are not a
 // valid frame.
@@ -49,7 +59,11 @@ type Frame struct {
 	Subject string
 	Origin  routing.SiteID
 	Paths   [][]routing.SiteID
-	Offset  uint64
+	Mark    uint64
+	// Sites is a list of site IDs whose meaning depends on Type: for
+	// FrameData the destination sites the entry is for, for a queue's
+	// FrameEvent the sites already tried.
+	Sites   []routing.SiteID
 	Payload []byte
 }
 
@@ -70,12 +84,14 @@ func AppendFrame(b []byte, f *Frame) []byte {
 					b = append(b, id[:]...)
 				}
 			}
-		} else {
-			b = binary.AppendUvarint(b, f.Offset)
+		}
+		b = binary.AppendUvarint(b, uint64(len(f.Sites)))
+		for _, id := range f.Sites {
+			b = append(b, id[:]...)
 		}
 		b = appendBytes(b, f.Payload)
 	case FrameAck, FrameMark:
-		b = binary.AppendUvarint(b, f.Offset)
+		b = binary.AppendUvarint(b, f.Mark)
 	}
 	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-4))
 	return b
@@ -148,12 +164,11 @@ func DecodeFrame(b []byte) (Frame, error) {
 				}
 				f.Paths[i] = p
 			}
-		} else {
-			f.Offset = d.uvarint(^uint64(0))
 		}
+		f.Sites = d.ids(MaxPaths)
 		f.Payload = d.bytes(MaxPayload)
 	case FrameAck, FrameMark:
-		f.Offset = d.uvarint(^uint64(0))
+		f.Mark = d.uvarint(^uint64(0))
 	default:
 		if d.err == nil {
 			d.fail("unknown type %d", f.Type)
@@ -222,6 +237,22 @@ func (d *fdec) bytes(limit int) []byte {
 	s := d.b[:n]
 	d.b = d.b[n:]
 	return s
+}
+
+// ids reads a count and that many site IDs; none gives nil.
+func (d *fdec) ids(limit uint64) []routing.SiteID {
+	n := d.uvarint(limit)
+	if d.err == nil && n*16 > uint64(len(d.b)) {
+		d.fail("truncated site list")
+	}
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	out := make([]routing.SiteID, n)
+	for i := range out {
+		out[i] = d.id()
+	}
+	return out
 }
 
 func (d *fdec) id() routing.SiteID {

@@ -34,14 +34,17 @@ func validate(s string, wild bool) error {
 	if len(s) > MaxSubjectLen {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrBadSubject, len(s), MaxSubjectLen)
 	}
-	toks := strings.Split(s, ".")
-	for i, t := range toks {
+	// Token by token without splitting: every frame from another site is
+	// checked.
+	for rest, more := s, true; more; {
+		var t string
+		t, rest, more = strings.Cut(rest, ".")
 		switch {
 		case t == "":
 			return fmt.Errorf("%w: %q has an empty token", ErrBadSubject, s)
 		case wild && t == "*":
 		case wild && t == ">":
-			if i != len(toks)-1 {
+			if more {
 				return fmt.Errorf("%w: %q: '>' must be the last token", ErrBadSubject, s)
 			}
 		default:

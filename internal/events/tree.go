@@ -42,6 +42,28 @@ func matchesAny(interests []string, k Kind, subject string) bool {
 	return false
 }
 
+// MaxQueueTries bounds the sites a volatile queue event visits in search of
+// a consumer with room, so that an event for a queue whose consumers are all
+// full crosses a bounded number of links before it is dropped.
+const MaxQueueTries = 4
+
+// NextQueueSite picks where a volatile queue event goes next: the first of
+// interested (Interested for the queue's subject, nearest first, from the
+// site deciding) that is not in tried, the sites whose consumers had no
+// room. ok is false when no such site is left or tried already holds
+// MaxQueueTries sites; the caller then drops the event.
+func NextQueueSite(interested []routing.SiteRoute, tried []routing.SiteID) (r routing.SiteRoute, ok bool) {
+	if len(tried) >= MaxQueueTries {
+		return r, false
+	}
+	for _, r := range interested {
+		if !slices.Contains(tried, r.ID) {
+			return r, true
+		}
+	}
+	return r, false
+}
+
 // Branch is one copy of an event leaving a site: the neighbour it goes to and
 // the paths it still has to follow, each starting with that neighbour and
 // ending at a destination site.

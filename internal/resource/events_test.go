@@ -35,7 +35,7 @@ func TestEventKindsRefused(t *testing.T) {
 	for name, obj := range map[string]interface{ Default() error }{
 		"topic delivery":  &Topic{Spec: TopicSpec{Delivery: "sometimes"}},
 		"topic retention": &Topic{Spec: TopicSpec{Retention: "-1h"}},
-		"persisted queue": &Queue{Spec: QueueSpec{Delivery: DeliveryPersisted}},
+		"queue delivery":  &Queue{Spec: QueueSpec{Delivery: "sometimes"}},
 		"no address":      &Subscription{Spec: SubscriptionSpec{Sink: "http://x/"}},
 		"both addresses":  &Subscription{Spec: SubscriptionSpec{Topic: "a", Queue: "b", Sink: "http://x/"}},
 		"sink":            &Subscription{Spec: SubscriptionSpec{Topic: "a", Sink: "ftp://x/"}},

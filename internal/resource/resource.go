@@ -458,7 +458,7 @@ type Queue struct {
 
 // QueueSpec is the desired state of a Queue.
 type QueueSpec struct {
-	Delivery string `json:"delivery,omitempty"` // only volatile for now
+	Delivery string `json:"delivery,omitempty"` // volatile (default) or persisted
 }
 
 // Subscription pushes the events of a topic pattern or a queue to a sink URL
@@ -519,7 +519,7 @@ func (q *Queue) Default() error {
 	if err := ValidateName(q.Name); err != nil {
 		return err
 	}
-	return validateDelivery("spec.delivery", &q.Spec.Delivery, DeliveryVolatile)
+	return validateDelivery("spec.delivery", &q.Spec.Delivery, DeliveryVolatile, DeliveryPersisted)
 }
 
 // Default fills defaults and validates s.

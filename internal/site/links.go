@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"weft.dev/weft/internal/identity"
@@ -33,7 +34,18 @@ type peerConn struct {
 	cost     uint32
 	inbound  bool
 	sess     *link.Session
+
+	// The peer may send its records before this side has registered it
+	// (each side registers after its own hello exchange): the router would
+	// drop records of a site it cannot reach yet, and the peer, having sent
+	// them, would not send them again. They wait in early until then.
+	mu    sync.Mutex
+	up    bool
+	early [][]byte
 }
+
+// maxEarlyRecords bounds what a peer may send before it is registered.
+const maxEarlyRecords = 4096
 
 // hello is the first control message each side sends: what the other side needs
 // for its record and that the certificate does not carry.
@@ -218,6 +230,14 @@ func (s *Site) runSession(c net.Conn, peer identity.SiteID, peerName, linkName s
 		}
 	}
 	s.addPeer(pc)
+	pc.mu.Lock()
+	pc.up = true
+	early := pc.early
+	pc.early = nil
+	pc.mu.Unlock()
+	for _, b := range early {
+		s.onRecord(pc, b)
+	}
 	s.log.Info("link up", "link", linkName, "peer", peerName, "cost", pc.cost, "inbound", inbound)
 	ctx, cancel := context.WithCancel(s.ctx)
 	go func() {
@@ -261,12 +281,28 @@ func (s *Site) onControl(pc *peerConn, msg []byte, helloCh chan hello) {
 		default:
 		}
 	case ctlRecord:
-		if err := s.receiveRecord(pc, msg[1:]); err != nil {
-			s.log.Warn("malformed site record; closing link", "peer", pc.peerName, "err", err)
-			pc.sess.CloseWithError(err)
+		pc.mu.Lock()
+		if !pc.up {
+			if len(pc.early) < maxEarlyRecords {
+				pc.early = append(pc.early, slices.Clone(msg[1:]))
+				pc.mu.Unlock()
+				return
+			}
+			pc.mu.Unlock()
+			pc.sess.CloseWithError(fmt.Errorf("over %d site records before the link was up", maxEarlyRecords))
+			return
 		}
+		pc.mu.Unlock()
+		s.onRecord(pc, msg[1:])
 	default:
 		// Unknown types are skipped so that newer peers can add messages.
+	}
+}
+
+func (s *Site) onRecord(pc *peerConn, b []byte) {
+	if err := s.receiveRecord(pc, b); err != nil {
+		s.log.Warn("malformed site record; closing link", "peer", pc.peerName, "err", err)
+		pc.sess.CloseWithError(err)
 	}
 }
 

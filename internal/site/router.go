@@ -64,24 +64,28 @@ func (s *Site) localLinks() []routing.Link {
 }
 
 // announce originates a new site record from the current links and connectors.
-func (s *Site) announce() {
-	links, conns, interests := s.localLinks(), s.svc.Advertised(), s.eventInterests()
-	s.routerDo(func(r *routing.Router) { r.SetLocal(links, conns, interests) })
+func (s *Site) announce() { s.routerDo(s.setLocal) }
+
+// setLocal gives the router this site's links, connectors and interests. It
+// runs under rmu, reading them there: read before, two concurrent
+// announcements could reach the router in the other order, and the later
+// state (a link just up) be overwritten by the earlier one until the next
+// change, leaving the network without this site's link.
+func (s *Site) setLocal(r *routing.Router) {
+	r.SetLocal(s.localLinks(), s.svc.Advertised(), s.eventInterests())
 }
 
 func (s *Site) neighborUp(peer identity.SiteID) {
-	links, conns, interests := s.localLinks(), s.svc.Advertised(), s.eventInterests()
 	s.routerDo(func(r *routing.Router) {
 		r.NeighborUp(routing.SiteID(peer))
-		r.SetLocal(links, conns, interests)
+		s.setLocal(r)
 	})
 }
 
 func (s *Site) neighborDown(peer identity.SiteID) {
-	links, conns, interests := s.localLinks(), s.svc.Advertised(), s.eventInterests()
 	s.routerDo(func(r *routing.Router) {
 		r.NeighborDown(routing.SiteID(peer))
-		r.SetLocal(links, conns, interests)
+		s.setLocal(r)
 	})
 }
 

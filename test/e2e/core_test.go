@@ -28,6 +28,15 @@ func TestLine(t *testing.T) {
 	waitFor(t, 10*time.Second, "a to learn that c serves echo", func() bool {
 		return strings.Join(a.status().servedAt("echo"), ",") == "c"
 	})
+	// Every site sees the whole line, the sites that accepted a link
+	// (b from a, c from b) included: their peers' first records arrive
+	// before they have registered the link.
+	for _, x := range []*site{b, c} {
+		waitFor(t, 10*time.Second, x.name+" to see a, b and c", func() bool {
+			st := x.status()
+			return st.hasSite("a") && st.hasSite("b") && st.hasSite("c")
+		})
+	}
 	st := a.status()
 	for _, s := range st.Sites {
 		if s.Name == "c" && (s.Cost != 2 || strings.Join(s.Path, ">") != "b>c") {
@@ -42,17 +51,30 @@ func TestLine(t *testing.T) {
 	t.Run("half-close", func(t *testing.T) { halfClose(t, listen) })
 
 	t.Run("metrics", func(t *testing.T) {
-		resp, err := http.Get(b.adminURL() + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for _, want := range []string{"weft_links_up 2", "weft_link_rtt_seconds{", "weft_link_bytes_total{", "weft_routing_sites 3"} {
-			if !strings.Contains(string(body), want) {
-				t.Errorf("b's /metrics lacks %q", want)
+		want := []string{"weft_links_up 2", "weft_link_rtt_seconds{", "weft_link_bytes_total{", "weft_routing_sites 3"}
+		var lacks []string
+		defer func() {
+			if t.Failed() {
+				t.Logf("b's /metrics lacks %q", lacks)
 			}
-		}
+		}()
+		// Gauges follow events (a record, a heartbeat) that a loaded
+		// machine may deliver late: wait for them rather than sample once.
+		waitFor(t, 10*time.Second, "b's /metrics to show its links and the network", func() bool {
+			resp, err := http.Get(b.adminURL() + "/metrics")
+			if err != nil {
+				return false
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			lacks = lacks[:0]
+			for _, w := range want {
+				if !strings.Contains(string(body), w) {
+					lacks = append(lacks, w)
+				}
+			}
+			return len(lacks) == 0
+		})
 	})
 }
 
@@ -184,7 +206,7 @@ func TestRestart(t *testing.T) {
 	for _, s := range []*site{b, a} { // the issuer, then the dialing side
 		s.stop(syscall.SIGTERM)
 		s.start()
-		waitFor(t, 10*time.Second, "the link to be back after restarting "+s.name, func() bool {
+		waitFor(t, 30*time.Second, "the link to be back after restarting "+s.name, func() bool {
 			st := a.status()
 			return len(st.Links) == 1 && st.Links[0].Status.State == "up" && len(st.servedAt("svc")) == 1
 		})

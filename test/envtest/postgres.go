@@ -3,10 +3,12 @@ package envtest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"syscall"
@@ -79,4 +81,18 @@ func postgresBinDir() string {
 		return ""
 	}
 	return dirs[len(dirs)-1]
+}
+
+// RunOnPostgres runs a package's store-backed tests once more on a
+// PostgreSQL started for them, passed in WEFT_TEST_DSN, so that the default
+// run covers both stores. With WEFT_TEST_DSN already set the whole package
+// runs on PostgreSQL and there is nothing to add.
+func RunOnPostgres(t *testing.T, tests map[string]func(*testing.T)) {
+	if os.Getenv("WEFT_TEST_DSN") != "" {
+		t.Skip("WEFT_TEST_DSN set: every test already runs on PostgreSQL")
+	}
+	t.Setenv("WEFT_TEST_DSN", StartPostgres(t))
+	for _, name := range slices.Sorted(maps.Keys(tests)) {
+		t.Run(name, tests[name])
+	}
 }

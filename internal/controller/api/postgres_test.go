@@ -1,21 +1,16 @@
 package api_test
 
 import (
-	"os"
 	"testing"
 
 	"weft.dev/weft/test/envtest"
 )
 
-// TestPostgres runs the API suite against a real PostgreSQL started for it,
-// so that the default run covers both stores. With WEFT_TEST_DSN set the
-// whole package already runs on that database and this test has nothing to add.
+// TestPostgres runs the API suite on a real PostgreSQL as well.
 func TestPostgres(t *testing.T) {
-	if os.Getenv("WEFT_TEST_DSN") != "" {
-		t.Skip("WEFT_TEST_DSN set: every test already runs on PostgreSQL")
-	}
-	t.Setenv("WEFT_TEST_DSN", envtest.StartPostgres(t))
-	t.Run("IssueSequence", TestIssueSequence)
-	t.Run("Errors", TestErrors)
-	t.Run("OpenAPI", TestOpenAPI)
+	envtest.RunOnPostgres(t, map[string]func(*testing.T){
+		"IssueSequence": TestIssueSequence,
+		"Errors":        TestErrors,
+		"OpenAPI":       TestOpenAPI,
+	})
 }

@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -103,9 +101,10 @@ func Compile(in *render.Input) (map[string]*State, error) {
 			if err != nil {
 				return nil, err
 			}
-			labels := p.Object.GetLabels()
-			labels[ProjectLabel] = in.Project
-			p.Object.SetLabels(labels)
+			// In place: GetLabels and SetLabels copy the map, twice per object.
+			if err := unstructured.SetNestedField(p.Object.Object, in.Project, "metadata", "labels", ProjectLabel); err != nil {
+				return nil, fmt.Errorf("%s renderer: %s: %w", r.Name, RefOf(p.Object), err)
+			}
 			ref, h := RefOf(p.Object), Hash(p.Object)
 			st := states[t.Name]
 			if st == nil {
@@ -130,9 +129,7 @@ func Compile(in *render.Input) (map[string]*State, error) {
 }
 
 // SortObjects orders objects by reference.
-func SortObjects(objs []Object) {
-	slices.SortFunc(objs, func(a, b Object) int { return strings.Compare(a.Ref.String(), b.Ref.String()) })
-}
+func SortObjects(objs []Object) { sortByRef(objs, func(o *Object) Ref { return o.Ref }) }
 
 func target(in *render.Input, p render.Placement) (Target, error) {
 	switch p.Kind {

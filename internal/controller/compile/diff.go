@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -35,17 +36,21 @@ type Change struct {
 // Plan compares desired objects with the ones last applied to the target.
 // Applied objects not desired are deleted only if owned (the group released
 // them before), so that a plan for one group never removes another's objects.
-func Plan(desired []Object, applied map[Ref]*unstructured.Unstructured, owned []Ref) []Change {
-	var out []Change
-	want := map[Ref]bool{}
+func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
+	out := make([]Change, 0, len(desired))
+	want := make(map[Ref]bool, len(desired))
 	for _, d := range desired {
 		want[d.Ref] = true
 		old, ok := applied[d.Ref]
 		switch {
 		case !ok:
 			out = append(out, Change{Action: ActionCreate, Ref: d.Ref, Object: d.Object})
+		case old.Hash != "" && old.Hash == d.Hash:
+			// Equal hashes are equal bodies. Most objects of a plan are
+			// unchanged, and walking them field by field dominated planning.
+			out = append(out, Change{Action: ActionUnchanged, Ref: d.Ref, Object: d.Object})
 		default:
-			diff := Diff(old.Object, d.Object.Object)
+			diff := Diff(old.Object.Object, d.Object.Object)
 			action := ActionUpdate
 			if len(diff) == 0 {
 				action = ActionUnchanged
@@ -61,16 +66,26 @@ func Plan(desired []Object, applied map[Ref]*unstructured.Unstructured, owned []
 			out = append(out, Change{Action: ActionDelete, Ref: r})
 		}
 	}
-	slices.SortStableFunc(out, func(a, b Change) int {
-		if a.Ref.String() < b.Ref.String() {
-			return -1
-		}
-		if a.Ref.String() > b.Ref.String() {
-			return 1
-		}
-		return 0
-	})
+	sortByRef(out, func(c *Change) Ref { return c.Ref })
 	return out
+}
+
+// sortByRef sorts s stably by the string form of each element's reference,
+// computing each once: Ref.String allocates, and a sort compares n log n
+// times.
+func sortByRef[T any](s []T, ref func(*T) Ref) {
+	type keyed struct {
+		key string
+		v   T
+	}
+	ks := make([]keyed, len(s))
+	for i := range s {
+		ks[i] = keyed{ref(&s[i]).String(), s[i]}
+	}
+	slices.SortStableFunc(ks, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	for i := range ks {
+		s[i] = ks[i].v
+	}
 }
 
 // Diff returns the changed leaves between two JSON-shaped values, in path order.
@@ -82,6 +97,9 @@ func Diff(old, new any) []FieldChange {
 }
 
 func diff(path string, old, new any, out *[]FieldChange) {
+	if equal(old, new) {
+		return // without sorting keys or building paths, which was most of a diff's cost
+	}
 	om, oOK := asMap(old)
 	nm, nOK := asMap(new)
 	if oOK && nOK {
@@ -119,9 +137,38 @@ func diff(path string, old, new any, out *[]FieldChange) {
 		}
 		return
 	}
-	if !reflect.DeepEqual(normalize(old), normalize(new)) {
-		*out = append(*out, FieldChange{Path: path, Old: old, New: new})
+	*out = append(*out, FieldChange{Path: path, Old: old, New: new})
+}
+
+// equal reports whether diff would find no change between a and b. It may
+// report a difference where diff finds none (a key holding null on one side
+// and missing on the other), which only costs diff a walk.
+func equal(a, b any) bool {
+	switch a := a.(type) {
+	case map[string]any:
+		b, ok := b.(map[string]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for k, av := range a {
+			if bv, ok := b[k]; !ok || !equal(av, bv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		b, ok := b.([]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if !equal(a[i], b[i]) {
+				return false
+			}
+		}
+		return true
 	}
+	return reflect.DeepEqual(normalize(a), normalize(b))
 }
 
 func asMap(v any) (map[string]any, bool) {

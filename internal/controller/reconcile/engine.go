@@ -133,6 +133,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			e.queue.ShutDown() // unblocks idle workers
 			wg.Wait()
+			// The gauge outlives the engine (the next one takes it over), and
+			// a replica that has stopped, having lost leadership, retries
+			// nothing: left alone it would report the old failures forever.
+			e.m.failing.Set(0)
 			return nil
 		case <-ticker.C():
 			e.Trigger()

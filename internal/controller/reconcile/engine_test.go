@@ -263,13 +263,7 @@ func (h *harness) drain(t *testing.T) {
 // delaying queue moves it from its waiting heap in its own goroutine.
 func (h *harness) waitQueued(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for h.e.queue.Len() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("item never became ready")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, 5*time.Second, "an item to become ready", func() bool { return h.e.queue.Len() > 0 })
 }
 
 func TestApplyRecordsStatusAndPrunesUndesired(t *testing.T) {
@@ -473,13 +467,13 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- e.Run(ctx) }()
-	waitFor(t, func() bool { return f.names()["r"] == "1" })
+	eventually(t, 10*time.Second, "r applied", func() bool { return f.names()["r"] == "1" })
 
 	// Drift at the target is repaired by the resync ticker.
 	f.mu.Lock()
 	clear(f.objects)
 	f.mu.Unlock()
-	waitFor(t, func() bool { clk.Step(time.Minute); return f.names()["r"] == "1" })
+	eventually(t, 10*time.Second, "r applied after a retry", func() bool { clk.Step(time.Minute); return f.names()["r"] == "1" })
 
 	cancel()
 	if err := <-done; err != nil {
@@ -493,13 +487,36 @@ func TestRun(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+// An engine that stops, as on a lost leadership, leaves the failing-targets
+// gauge at zero: the series is shared with the engine of the next leadership,
+// and this replica no longer retries anything.
+func TestRunEndResetsFailing(t *testing.T) {
+	src := &source{}
+	newFake(t, "t-lost").setDown(true)
+	src.set(fakeDesired("t-lost", cm("r", "1")))
+	reg := prometheus.NewRegistry()
+	e := New(src, &sink{}, Options{Registerer: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.Run(ctx) }()
+	eventually(t, 10*time.Second, "one failing target", func() bool { return testutil.ToFloat64(e.m.failing) == 1 })
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(newMetrics(reg).failing); got != 0 {
+		t.Errorf("failing targets after the engine stopped = %v, want 0", got)
+	}
+}
+
+
+// eventually polls cond until it holds or d has passed.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met before the deadline")
+			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -55,6 +55,13 @@ func newKubeBackend(t Target) (Backend, error) {
 		return nil, fmt.Errorf("kubeconfig of %s: %w", t.Name, err)
 	}
 	cfg.Timeout = kubeRequestTimeout
+	// No client-side rate limit: client-go's default (5 requests/s, burst 10)
+	// made a pass that lists every kind and applies a dozen objects wait
+	// seconds, so removals after a delete lagged by 3-5 s. Requests are
+	// serial within a pass and passes are bounded by Options.Workers; the
+	// API server's priority and fairness does the rest, as SIG API
+	// Machinery advises and controller-runtime defaults to since v0.21.
+	cfg.QPS = -1
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil, err

@@ -2,15 +2,19 @@ package reconcile
 
 import (
 	"context"
+	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	clientmetrics "k8s.io/client-go/tools/metrics"
 
 	"weft.dev/weft/test/envtest"
 )
@@ -86,6 +90,7 @@ func exists(t *testing.T, dc dynamic.Interface, gvr schema.GroupVersionResource,
 // (also by an engine that restarted and remembers nothing), and a cluster
 // that is down during apply and gets its state once back.
 func TestKubernetesBackend(t *testing.T) {
+	throttled := observeThrottling()
 	kube := envtest.StartKubeAPIServer(t)
 	envtest.InstallIstioCRDs(t, kube.Config)
 	dc := dynamic.NewForConfigOrDie(kube.Config)
@@ -99,6 +104,9 @@ func TestKubernetesBackend(t *testing.T) {
 	h.e.Trigger()
 	h.drain(t)
 
+	if n := throttled.count(); n != 0 {
+		t.Errorf("%d of the backend's requests went through a client-side rate limiter, which delays a pass, and removals, by seconds", n)
+	}
 	se := exists(t, dc, gvrServiceEntry, "orders")
 	if se == nil || exists(t, dc, gvrDestRule, "orders") == nil || exists(t, dc, gvrConfigMap, "settings") == nil {
 		t.Fatal("applied objects missing")
@@ -194,4 +202,26 @@ func TestKubernetesBackend(t *testing.T) {
 	if !slices.Equal(states, []string{StatePending, StateFailed, StateApplied}) {
 		t.Errorf("statuses of the late object: %v", states)
 	}
+}
+
+// throttleCounter counts the backend's requests (the only ones sent with its
+// timeout) that passed through a client-side rate limiter. client-go reports
+// every such wait, even a zero one.
+type throttleCounter struct{ n atomic.Int64 }
+
+func (c *throttleCounter) Observe(_ context.Context, _ string, u url.URL, _ time.Duration) {
+	if u.Query().Get("timeout") == kubeRequestTimeout.String() {
+		c.n.Add(1)
+	}
+}
+
+func (c *throttleCounter) count() int64 { return c.n.Load() }
+
+// observeThrottling installs a throttleCounter as client-go's rate limiter
+// latency metric. client-go takes metrics once per process, so only one test
+// may call it.
+func observeThrottling() *throttleCounter {
+	c := &throttleCounter{}
+	clientmetrics.Register(clientmetrics.RegisterOpts{RateLimiterLatency: c})
+	return c
 }

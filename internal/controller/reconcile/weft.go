@@ -1,12 +1,9 @@
 package reconcile
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,6 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"weft.dev/weft/internal/apiclient"
 	"weft.dev/weft/internal/resource"
 )
 
@@ -34,11 +32,7 @@ var weftCollections = map[string]string{
 func init() { RegisterBackend("weft", newWeftBackend) }
 
 // weftBackend delivers Listeners and Connectors to a weft site's admin API.
-type weftBackend struct {
-	base  string // admin URL without a trailing slash
-	token string
-	hc    *http.Client
-}
+type weftBackend struct{ api apiclient.Client }
 
 var _ Backend = (*weftBackend)(nil)
 
@@ -47,70 +41,11 @@ func newWeftBackend(t Target) (Backend, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("weft admin URL of %s: %q is not an http(s) URL", t.Name, t.WeftAdmin)
 	}
-	return &weftBackend{base: strings.TrimSuffix(t.WeftAdmin, "/"), token: t.WeftToken, hc: &http.Client{Timeout: weftRequestTimeout}}, nil
-}
-
-// weftError is a non-success answer of the admin API.
-type weftError struct {
-	Method, Path string
-	Status       int
-	Body         string // the API's error message, or a prefix of the body
-}
-
-func (e *weftError) Error() string {
-	return fmt.Sprintf("%s %s: %d %s: %s", e.Method, e.Path, e.Status, http.StatusText(e.Status), e.Body)
+	return &weftBackend{apiclient.Client{Base: strings.TrimSuffix(t.WeftAdmin, "/"), Token: t.WeftToken, HTTP: &http.Client{Timeout: weftRequestTimeout}}}, nil
 }
 
 func (w *weftBackend) do(ctx context.Context, method, path string, body any, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, w.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+w.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := w.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: reading answer: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return &weftError{Method: method, Path: path, Status: resp.StatusCode, Body: apiMessage(b)}
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("%s %s: decoding answer: %w", method, path, err)
-		}
-	}
-	return nil
-}
-
-// apiMessage extracts the message of the admin API's error shape
-// {"error":{"code":..,"message":..}}, or returns the start of the body.
-func apiMessage(b []byte) string {
-	var e struct {
-		Error struct{ Code, Message string }
-	}
-	if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-		return e.Error.Code + ": " + e.Error.Message
-	}
-	if len(b) > 200 {
-		b = b[:200]
-	}
-	return strings.TrimSpace(string(b))
+	return w.api.JSON(ctx, method, path, body, out)
 }
 
 func (w *weftBackend) itemPath(kind, name string) (string, error) {
@@ -135,8 +70,8 @@ func (w *weftBackend) Delete(ctx context.Context, ref Ref) error {
 		return err
 	}
 	err = w.do(ctx, http.MethodDelete, p, nil, nil)
-	var we *weftError
-	if errors.As(err, &we) && we.Status == http.StatusNotFound {
+	var ae *apiclient.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 		return nil
 	}
 	return err

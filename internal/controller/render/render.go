@@ -118,23 +118,31 @@ func Registered() []Named {
 	return out
 }
 
-// NewObject converts a typed object (Istio client-go types, weft resources) to
-// an unstructured one through its JSON form, which is what the Istio types'
-// protobuf-aware MarshalJSON produces and what the API server accepts.
-func NewObject(apiVersion, kind, namespace, name string, labels map[string]string, typed any) (*unstructured.Unstructured, error) {
-	data, err := json.Marshal(typed)
+// NewObject builds an object from its spec, a typed value (an istio.io/api
+// message, a weft resource spec) converted through its JSON form: the Istio
+// types' protobuf-aware MarshalJSON gives what the API server accepts. Only
+// the spec is marshalled: metadata is built here, with no zero-valued fields
+// (creationTimestamp: null) to leak into server-side apply, and status is the
+// server's.
+func NewObject(apiVersion, kind, namespace, name string, labels map[string]string, spec any) (*unstructured.Unstructured, error) {
+	var data []byte
+	var err error
+	if m, ok := spec.(json.Marshaler); ok {
+		// Directly: encoding/json would validate and compact the output,
+		// which json.Unmarshal below parses anyway. With marshalling only
+		// the spec, this took a quarter off bench/controller's compile.
+		data, err = m.MarshalJSON()
+	} else {
+		data, err = json.Marshal(spec)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("render %s %s: %w", kind, name, err)
 	}
-	m := map[string]any{}
-	if err := json.Unmarshal(data, &m); err != nil {
+	s := map[string]any{}
+	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("render %s %s: %w", kind, name, err)
 	}
-	u := &unstructured.Unstructured{Object: m}
-	// Metadata is rebuilt so that no zero-valued fields (creationTimestamp: null)
-	// leak into server-side apply.
-	delete(m, "metadata")
-	delete(m, "status")
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": s}}
 	u.SetAPIVersion(apiVersion)
 	u.SetKind(kind)
 	u.SetName(name)

@@ -149,25 +149,26 @@ func (s *Store) Releases(ctx context.Context, group string) (map[string]*Release
 	return out, rows.Err()
 }
 
-// Applied returns what target last had applied, by reference.
-func (s *Store) Applied(ctx context.Context, target string) (map[compile.Ref]*unstructured.Unstructured, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT api_version, kind, namespace, name, body FROM applied WHERE target = ?`), target)
+// Applied returns what target last had applied, by reference, with the hash
+// of each body.
+func (s *Store) Applied(ctx context.Context, target string) (map[compile.Ref]compile.Object, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT api_version, kind, namespace, name, hash, body FROM applied WHERE target = ?`), target)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[compile.Ref]*unstructured.Unstructured{}
+	out := map[compile.Ref]compile.Object{}
 	for rows.Next() {
-		var r compile.Ref
+		var o compile.Object
 		var body string
-		if err := rows.Scan(&r.APIVersion, &r.Kind, &r.Namespace, &r.Name, &body); err != nil {
+		if err := rows.Scan(&o.Ref.APIVersion, &o.Ref.Kind, &o.Ref.Namespace, &o.Ref.Name, &o.Hash, &body); err != nil {
 			return nil, err
 		}
-		u := &unstructured.Unstructured{}
-		if err := json.Unmarshal([]byte(body), &u.Object); err != nil {
-			return nil, fmt.Errorf("stored object %s is corrupt: %w", r, err)
+		o.Object = &unstructured.Unstructured{}
+		if err := json.Unmarshal([]byte(body), &o.Object.Object); err != nil {
+			return nil, fmt.Errorf("stored object %s is corrupt: %w", o.Ref, err)
 		}
-		out[r] = u
+		out[o.Ref] = o
 	}
 	return out, rows.Err()
 }

@@ -158,7 +158,7 @@ func TestReleaseAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	ap, err := s.Applied(ctx, "p1/west/kubernetes")
-	if err != nil || ap[o.Ref] == nil || compile.Hash(ap[o.Ref]) != o.Hash {
+	if got := ap[o.Ref]; err != nil || got.Object == nil || got.Hash != o.Hash || compile.Hash(got.Object) != o.Hash {
 		t.Fatalf("applied = %v, %v", ap, err)
 	}
 	sts, err := s.Statuses(ctx, "p1/west/kubernetes")

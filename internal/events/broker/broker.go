@@ -11,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,21 +70,40 @@ type Broker struct {
 	inflight chan struct{}
 
 	// mu guards the fields below. Lock order: mu before lmu.
-	mu        sync.Mutex
-	topics    map[string]resource.Topic
-	queues    map[string]resource.Queue
-	subs      map[string]*subscriber // local live subscribers, by id
-	pushes    map[string]*pusher     // push subscriptions, by name
-	nextSub   int
+	mu      sync.Mutex
+	topics  map[string]resource.Topic
+	queues  map[string]resource.Queue
+	subs    map[string]*subscriber // local live subscribers, by id
+	pushes  map[string]*pusher     // push subscriptions, by name
+	nextSub int
+	// lingering are topic patterns of stream subscribers gone, with when
+	// their interest ends (streamLinger).
+	lingering map[string]time.Time
 	rr        int // round-robin position among queue consumers
 	interests []string
 	peers     map[routing.SiteID]*peerOut
 	inNotify  chan struct{} // closed and replaced when the inbox grows
+	inHead    atomic.Uint64 // the inbox's last seq
 
-	// lmu guards ledger and dests.
-	lmu    sync.Mutex
-	ledger *ledger.Ledger
-	dests  map[routing.SiteID]*destOut
+	// lmu guards ledger, hops and the cursor changes saveLoop has yet to
+	// write.
+	lmu      sync.Mutex
+	ledger   *ledger.Ledger
+	hops     map[routing.SiteID]*hopOut
+	toSave   map[routing.SiteID]store.Dest
+	toDelete map[routing.SiteID]bool
+	saveWake chan struct{}
+
+	// qmu guards handing: the persisted queues whose queued entries a
+	// worker hands to local consumers.
+	qmu     sync.Mutex
+	handing map[string]bool
+
+	// queueWaiting counts, per persisted queue, the entries stored here
+	// that no local consumer took yet; queueFull has the queues over
+	// queueHighWater. Both under mu.
+	queueWaiting map[string]int
+	queueFull    map[string]bool
 
 	ctx context.Context
 	wg  sync.WaitGroup
@@ -90,6 +111,10 @@ type Broker struct {
 
 type metrics struct {
 	published, delivered, dropped, forwarded *prometheus.CounterVec
+	// hopFrames counts persisted entries sent per neighbour: with each
+	// entry crossing a link once for all destinations beyond it, this
+	// is what a topic costs a link.
+	hopFrames *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -98,14 +123,15 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_delivered_total", Help: "Events handed to local subscribers."}, []string{"kind"}),
 		dropped:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_dropped_total", Help: "Volatile events dropped, by reason."}, []string{"reason"}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_forwarded_total", Help: "Event frames sent to other sites."}, []string{"delivery"}),
+		hopFrames: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_persisted_frames_total", Help: "Persisted event frames sent to each neighbour (site ID)."}, []string{"neighbour"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.published, m.delivered, m.dropped, m.forwarded)
+		reg.MustRegister(m.published, m.delivered, m.dropped, m.forwarded, m.hopFrames)
 	}
 	return m
 }
 
-// ledgerWindow bounds the entries in flight to one destination site.
+// ledgerWindow bounds the entries in flight to one neighbour.
 const ledgerWindow = 4096
 
 // New restores the broker's configuration and cursors from the store.
@@ -121,13 +147,18 @@ func New(cfg Config) (*Broker, error) {
 		inflight: make(chan struct{}, 256),
 		topics:   map[string]resource.Topic{}, queues: map[string]resource.Queue{},
 		subs: map[string]*subscriber{}, pushes: map[string]*pusher{},
-		peers: map[routing.SiteID]*peerOut{}, dests: map[routing.SiteID]*destOut{},
-		inNotify: make(chan struct{}),
+		peers: map[routing.SiteID]*peerOut{}, hops: map[routing.SiteID]*hopOut{},
+		toSave: map[routing.SiteID]store.Dest{}, toDelete: map[routing.SiteID]bool{}, saveWake: make(chan struct{}, 1),
+		handing:      map[string]bool{},
+		queueWaiting: map[string]int{}, queueFull: map[string]bool{},
+		lingering: map[string]time.Time{},
+		inNotify:  make(chan struct{}),
 	}
-	outHead, _, err := b.st.Heads()
+	outHead, inHead, err := b.st.Heads()
 	if err != nil {
 		return nil, err
 	}
+	b.inHead.Store(inHead)
 	sd, err := b.st.Dests()
 	if err != nil {
 		return nil, err
@@ -174,6 +205,8 @@ func (b *Broker) Run(ctx context.Context) {
 	}
 	b.mu.Unlock()
 	b.goFunc(b.expireLoop)
+	b.goFunc(b.saveLoop)
+	b.startQueues()
 	b.TableChanged()
 }
 
@@ -197,13 +230,30 @@ func (b *Broker) Interests() []string {
 
 // interestsLocked derives the interests from live subscribers and push
 // subscriptions: sorted, without duplicates.
+// A queue whose consumers here leave queueHighWater persisted entries
+// waiting is withdrawn from the interests, so that new entries go to the next
+// nearest site with a consumer; it is announced again once the wait is down
+// to queueLowWater. The gap keeps a queue near the mark from flooding records.
+const (
+	queueHighWater = 1024
+	queueLowWater  = queueHighWater / 4
+)
+
 func (b *Broker) interestsLocked() []string {
 	var out []string
+	add := func(kind events.Kind, pattern string) {
+		if kind != events.Queue || !b.queueFull[pattern] {
+			out = append(out, events.Interest(kind, pattern))
+		}
+	}
 	for _, s := range b.subs {
-		out = append(out, events.Interest(s.kind, s.pattern))
+		add(s.kind, s.pattern)
 	}
 	for _, p := range b.pushes {
-		out = append(out, events.Interest(p.kind, p.pattern))
+		add(p.kind, p.pattern)
+	}
+	for pattern := range b.lingering {
+		add(events.Topic, pattern)
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -233,6 +283,26 @@ type subscriber struct {
 	kind    events.Kind
 	pattern string
 	ch      chan delivery
+	// missed is the lowest inbox seq of a stored event this subscriber
+	// could not take, 0 when none: its stream reads the inbox from there
+	// rather than lose what was stored for it.
+	missed atomic.Uint64
+	// wake tells the stream that missed was set.
+	wake chan struct{}
+}
+
+// miss records that the stored event seq did not reach s.
+func (s *subscriber) miss(seq uint64) {
+	for {
+		old := s.missed.Load()
+		if old != 0 && old <= seq || s.missed.CompareAndSwap(old, seq) {
+			break
+		}
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 // subscribe registers a live subscriber; the caller must call unsubscribe.
@@ -240,222 +310,63 @@ func (b *Broker) subscribe(kind events.Kind, pattern string) *subscriber {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.nextSub++
-	s := &subscriber{id: fmt.Sprint(b.nextSub), kind: kind, pattern: pattern, ch: make(chan delivery, 1024)}
+	s := &subscriber{id: fmt.Sprint(b.nextSub), kind: kind, pattern: pattern, ch: make(chan delivery, 1024), wake: make(chan struct{}, 1)}
 	b.subs[s.id] = s
 	b.interestsChangedLocked()
 	return s
 }
 
+// streamLinger is how long a stream subscriber's topic interest outlives
+// its connection: withdrawn at once, a publisher would drop this site as a
+// destination and a client reconnecting with Last-Event-ID would miss what
+// was published in between. Durable interest is a push subscription's.
+const streamLinger = 2 * time.Minute
+
 func (b *Broker) unsubscribe(s *subscriber) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.subs, s.id)
+	if s.kind == events.Topic {
+		b.lingering[s.pattern] = time.Now().Add(streamLinger)
+		time.AfterFunc(streamLinger, b.endLinger)
+	}
 	b.interestsChangedLocked()
 }
 
-// deliverLocal hands an event to this site's subscribers: every matching one
-// for a topic, one with room for a queue. It never blocks: a subscriber that
-// cannot keep up loses volatile events (counted); persisted ones it re-reads
-// from the inbox. It reports whether a queue event found a consumer.
-func (b *Broker) deliverLocal(kind events.Kind, d delivery) bool {
+// endLinger withdraws the lingering interests whose time is up.
+func (b *Broker) endLinger() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var cands []*subscriber
-	for _, s := range b.subs {
-		if s.kind == kind && events.Match(s.pattern, d.Subject) {
-			cands = append(cands, s)
-		}
+	if b.ctx == nil || b.ctx.Err() != nil {
+		return
 	}
-	var pushes []*pusher
-	for _, p := range b.pushes {
-		if p.kind == kind && events.Match(p.pattern, d.Subject) {
-			pushes = append(pushes, p)
-		}
-	}
-	if kind == events.Queue {
-		// Consumers take turns; a full one is skipped.
-		n := len(cands) + len(pushes)
-		for i := 0; i < n; i++ {
-			k := (b.rr + i) % n
-			var ch chan delivery
-			if k < len(cands) {
-				ch = cands[k].ch
-			} else {
-				ch = pushes[k-len(cands)].ch
-			}
-			select {
-			case ch <- d:
-				b.rr = k + 1
-				b.m.delivered.WithLabelValues("queue").Inc()
-				return true
-			default:
-			}
-		}
-		return false
-	}
-	for _, s := range cands {
-		b.offer(s.ch, d)
-	}
-	if d.Seq == 0 {
-		// Push subscriptions read persisted events from the inbox.
-		for _, p := range pushes {
-			b.offer(p.ch, d)
-		}
-	}
-	return true
-}
-
-func (b *Broker) offer(ch chan delivery, d delivery) {
-	select {
-	case ch <- d:
-		b.m.delivered.WithLabelValues("topic").Inc()
-	default:
-		if d.Seq == 0 {
-			b.m.dropped.WithLabelValues("slow-consumer").Inc()
-		}
-	}
-}
-
-// inboxGrew wakes whoever waits for new inbox entries.
-func (b *Broker) inboxGrew() {
-	b.mu.Lock()
-	close(b.inNotify)
-	b.inNotify = make(chan struct{})
-	b.mu.Unlock()
-}
-
-func (b *Broker) inboxWait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.inNotify
+	now := time.Now()
+	maps.DeleteFunc(b.lingering, func(_ string, until time.Time) bool { return !until.After(now) })
+	b.interestsChangedLocked()
 }
 
 // Errors of the publish path, mapped to HTTP statuses in one table.
 var (
 	// ErrBackPressure: too much is waiting for acknowledgement; 503.
 	ErrBackPressure = errors.New("persisted backlog is full: destinations are not keeping up")
+	// ErrConsumerBehind: a push subscription here has too much left to
+	// deliver; 503.
+	ErrConsumerBehind = errors.New("a push subscription is too far behind")
 	// ErrBusy: too many concurrent publishes; 429.
 	ErrBusy = errors.New("too many concurrent publish requests")
 	// ErrNoConsumer: a queue has no consumer anywhere reachable; 404.
 	ErrNoConsumer = errors.New("no consumer for this queue is reachable")
 )
 
-func (b *Broker) persisted(kind events.Kind, name string) (bool, time.Duration) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if kind == events.Topic {
-		if t, ok := b.topics[name]; ok && t.Spec.Delivery == resource.DeliveryPersisted {
-			d, _ := time.ParseDuration(t.Spec.Retention)
-			return true, d
-		}
-	}
-	return false, 0
-}
-
 // Publish accepts events published at this site. For a persisted topic it
 // returns only once they are stored.
 func (b *Broker) Publish(kind events.Kind, subject string, evs []cloudevent.Decoded) error {
 	if p, _ := b.persisted(kind, subject); p {
-		return b.publishPersisted(subject, evs)
+		return b.publishPersisted(kind, subject, evs)
 	}
-	for _, e := range evs {
-		if err := b.publishVolatile(kind, subject, e.JSON); err != nil {
-			return err
-		}
+	if err := b.publishVolatile(kind, subject, evs); err != nil {
+		return err
 	}
 	b.m.published.WithLabelValues("volatile").Add(float64(len(evs)))
 	return nil
-}
-
-func (b *Broker) publishVolatile(kind events.Kind, subject string, payload []byte) error {
-	t := b.cfg.Net.Table()
-	routes := events.Interested(t, kind, subject)
-	if kind == events.Queue {
-		for _, r := range routes {
-			if r.ID == b.cfg.Self {
-				if b.deliverLocal(kind, delivery{Subject: subject, JSON: payload}) {
-					return nil
-				}
-				continue
-			}
-			// A remote consumer site is trusted to have room: volatile
-			// queues are at most once.
-			b.forward(kind, subject, b.cfg.Self, [][]routing.SiteID{r.Path}, payload)
-			return nil
-		}
-		return ErrNoConsumer
-	}
-	paths := events.TreePaths(b.cfg.Self, routes)
-	local, branches := events.Split(b.cfg.Self, paths)
-	if local {
-		b.deliverLocal(kind, delivery{Subject: subject, JSON: payload})
-	}
-	for _, br := range branches {
-		b.forward(kind, subject, b.cfg.Self, br.Paths, payload)
-	}
-	return nil
-}
-
-func (b *Broker) publishPersisted(subject string, evs []cloudevent.Decoded) error {
-	b.lmu.Lock()
-	backlog := b.ledger.Head() - b.ledger.Low()
-	b.lmu.Unlock()
-	if backlog >= b.cfg.MaxBacklog {
-		return ErrBackPressure
-	}
-	now := time.Now().UnixNano()
-	ps := make([]store.Publish, len(evs))
-	for i, e := range evs {
-		ps[i] = store.Publish{
-			Entry:  store.Entry{Kind: byte(events.Topic), Subject: subject, Time: now, Payload: e.JSON},
-			Source: e.Event.Source(), ID: e.Event.ID(), Remote: true,
-		}
-	}
-	res, err := b.st.Append(ps)
-	if err != nil {
-		return err
-	}
-	var last uint64
-	stored := 0
-	for i, r := range res {
-		if r.Dup {
-			continue
-		}
-		stored++
-		last = max(last, r.Out)
-		b.deliverLocal(events.Topic, delivery{Seq: r.In, Subject: subject, JSON: ps[i].Payload})
-	}
-	b.m.published.WithLabelValues("persisted").Add(float64(stored))
-	if stored > 0 {
-		b.inboxGrew()
-		b.ledgerDo(func(l *ledger.Ledger) { l.Appended(last) })
-	}
-	return nil
-}
-
-// expireLoop drops acknowledged and expired entries once a minute.
-func (b *Broker) expireLoop() {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-t.C:
-		}
-		b.mu.Lock()
-		retention := 24 * time.Hour
-		for _, tp := range b.topics {
-			if d, err := time.ParseDuration(tp.Spec.Retention); err == nil && tp.Spec.Delivery == resource.DeliveryPersisted {
-				retention = max(retention, d)
-			}
-		}
-		b.mu.Unlock()
-		b.lmu.Lock()
-		low := b.ledger.Low()
-		b.lmu.Unlock()
-		if err := b.st.Expire(low, time.Now().Add(-retention)); err != nil {
-			b.log.Error("event store expiry failed", "err", err)
-		}
-	}
 }

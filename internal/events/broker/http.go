@@ -1,17 +1,28 @@
 package broker
 
 import (
+	"bufio"
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/events/store"
 )
+
+// ErrBadLastEventID is returned (wrapped, with the value) for a Last-Event-ID
+// that is not an inbox seq; 400.
+var ErrBadLastEventID = errors.New("bad Last-Event-ID")
 
 // apiError is the one shape of every event API error, with a stable code.
 type apiError struct {
@@ -31,9 +42,11 @@ var errorTable = []struct {
 	{cloudevent.ErrMalformed, apiError{Status: http.StatusBadRequest, Code: "MalformedEvent"}, 0},
 	{cloudevent.ErrTooLarge, apiError{Status: http.StatusBadRequest, Code: "EventTooLarge"}, 0},
 	{events.ErrBadSubject, apiError{Status: http.StatusBadRequest, Code: "BadSubject"}, 0},
+	{ErrBadLastEventID, apiError{Status: http.StatusBadRequest, Code: "BadLastEventID"}, 0},
 	{ErrNoConsumer, apiError{Status: http.StatusNotFound, Code: "NoConsumer"}, 0},
 	{ErrBusy, apiError{Status: http.StatusTooManyRequests, Code: "Busy"}, 1},
 	{ErrBackPressure, apiError{Status: http.StatusServiceUnavailable, Code: "BackPressure"}, 5},
+	{ErrConsumerBehind, apiError{Status: http.StatusServiceUnavailable, Code: "ConsumerBehind"}, 5},
 }
 
 func toAPIError(err error) apiError {
@@ -62,8 +75,8 @@ func (b *Broker) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/topics/{name}", func(w http.ResponseWriter, r *http.Request) { b.servePublish(w, r, events.Topic) })
 	mux.HandleFunc("POST /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) { b.servePublish(w, r, events.Queue) })
-	mux.HandleFunc("GET /v1/topics/{name}/events", func(w http.ResponseWriter, r *http.Request) { b.serveSSE(w, r, events.Topic) })
-	mux.HandleFunc("GET /v1/queues/{name}/events", func(w http.ResponseWriter, r *http.Request) { b.serveSSE(w, r, events.Queue) })
+	mux.HandleFunc("GET /v1/topics/{name}/events", func(w http.ResponseWriter, r *http.Request) { b.serveEvents(w, r, events.Topic) })
+	mux.HandleFunc("GET /v1/queues/{name}/events", func(w http.ResponseWriter, r *http.Request) { b.serveEvents(w, r, events.Queue) })
 	return mux
 }
 
@@ -91,14 +104,30 @@ func (b *Broker) servePublish(w http.ResponseWriter, r *http.Request, kind event
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// serveSSE streams events as Server-Sent Events: "id" is the inbox seq of a
-// persisted event (a reconnect with Last-Event-ID resumes after it), "data"
-// the event in structured JSON. The subscription's interest lasts as long
-// as the request.
-func (b *Broker) serveSSE(w http.ResponseWriter, r *http.Request, kind events.Kind) {
+// serveEvents streams the events matching the name (a pattern) to the
+// caller: as Server-Sent Events, or, on a WebSocket upgrade, as text
+// messages. The subscription's interest lasts as long as the request. A
+// reconnecting client resumes a persisted topic after the inbox seq it
+// passes as Last-Event-ID, in the header or, since a browser's WebSocket
+// cannot set headers, in the lastEventId query parameter.
+func (b *Broker) serveEvents(w http.ResponseWriter, r *http.Request, kind events.Kind) {
 	pattern := r.PathValue("name")
 	if err := events.ValidatePattern(pattern); err != nil {
 		writeError(w, err)
+		return
+	}
+	var last uint64
+	resume := false
+	if v := cmp.Or(r.Header.Get("Last-Event-ID"), r.URL.Query().Get("lastEventId")); v != "" && kind == events.Topic {
+		var err error
+		if last, err = strconv.ParseUint(v, 10, 64); err != nil {
+			writeError(w, fmt.Errorf("%w: %q is not an event seq", ErrBadLastEventID, v))
+			return
+		}
+		resume = true
+	}
+	if isWebSocket(r) {
+		b.serveWebSocket(w, r, kind, pattern, last, resume)
 		return
 	}
 	fl, ok := w.(http.Flusher)
@@ -111,60 +140,296 @@ func (b *Broker) serveSSE(w http.ResponseWriter, r *http.Request, kind events.Ki
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	// The comment tells the client that the interest is registered.
 	fmt.Fprint(w, ": subscribed\n\n")
 	fl.Flush()
-	var last uint64
-	if v := r.Header.Get("Last-Event-ID"); v != "" && kind == events.Topic {
-		last, _ = strconv.ParseUint(v, 10, 64)
-		// Registered first, then the backlog: nothing falls in between,
-		// and what comes twice is skipped by seq.
+	b.stream(r.Context(), s, last, resume, &sseOut{w: bufio.NewWriterSize(w, 32<<10), fl: fl})
+}
+
+func isWebSocket(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// serveWebSocket streams over a WebSocket. Each message is the structured
+// CloudEvent JSON; an event from the inbox carries its seq, for
+// lastEventId, as the extension attribute weftseq.
+func (b *Broker) serveWebSocket(w http.ResponseWriter, r *http.Request, kind events.Kind, pattern string, last uint64, resume bool) {
+	// Subscribed before the upgrade: once the client sees it, the
+	// interest is registered.
+	s := b.subscribe(kind, pattern)
+	defer b.unsubscribe(s)
+	// The default options refuse a browser's request from another origin.
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return // Accept has answered
+	}
+	defer c.CloseNow()
+	// The client sends nothing: CloseRead answers pings and its close, and
+	// ends ctx when the client goes.
+	ctx := c.CloseRead(r.Context())
+	b.stream(ctx, s, last, resume, &wsOut{c: c, ctx: ctx})
+	c.Close(websocket.StatusGoingAway, "")
+}
+
+// streamOut is where a live subscription writes: SSE or a WebSocket.
+type streamOut interface {
+	// send writes one event; seq is its inbox seq when it was stored, else 0.
+	send(seq uint64, event []byte) error
+	// flush sends what send buffered; stream calls it after each burst.
+	flush() error
+	// keepalive keeps an idle stream open through proxies.
+	keepalive() error
+}
+
+// stream runs subscription s into out until ctx or the broker ends or a
+// write fails: first, when resume is set, the stored events after last (a
+// persisted topic's backlog), then live ones. s is registered before the
+// backlog is read, so nothing falls in between; what comes twice is skipped
+// by seq.
+func (b *Broker) stream(ctx context.Context, s *subscriber, last uint64, resume bool, out streamOut) {
+	pend := &pending{limit: streamPendingEvents, wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+	if s.kind == events.Queue {
+		pend.limit = queueStreamPending
+	}
+	pctx, stop := context.WithCancel(ctx)
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		b.pump(pctx, s, pend)
+	}()
+	defer func() {
+		stop()
+		<-pumped
+	}()
+	// The client has the stored events in (read.from, read.to]: those it
+	// had when it resumed and those read for it from the inbox since. Live
+	// deliveries come in no strict seq order, so only this range, not
+	// everything below its top, is known to be written.
+	read := seqRange{to: last, set: resume}
+	catchUp := func(from uint64) error {
+		from = read.extend(from)
 		var err error
-		b.st.ReadIn(last, func(seq uint64, e store.Entry) bool {
-			if events.Kind(e.Kind) == kind && events.Match(pattern, e.Subject) {
-				err = writeSSE(w, seq, e.Payload)
+		rerr := b.st.ReadIn(from, func(seq uint64, e store.Entry) bool {
+			if events.Kind(e.Kind) == s.kind && events.Match(s.pattern, e.Subject) {
+				err = out.send(seq, e.Payload)
 			}
-			last = seq
+			read.to = max(read.to, seq)
 			return err == nil
 		})
-		if err != nil {
-			return
-		}
-		fl.Flush()
+		return cmp.Or(err, rerr, out.flush())
+	}
+	if resume && catchUp(last) != nil {
+		return
 	}
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
+	var batch []delivery
 	for {
+		var err error
 		select {
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			return
 		case <-b.ctx.Done():
 			return
 		case <-keepalive.C:
-			fmt.Fprint(w, ": keepalive\n\n")
-		case d := <-s.ch:
-			if d.Seq != 0 && d.Seq <= last {
-				continue
+			err = out.keepalive()
+		case <-s.wake:
+			// Stored events that did not fit come from the inbox: those
+			// written live since then come twice, with their seq for the
+			// client to tell.
+			if m := s.missed.Swap(0); m != 0 {
+				err = catchUp(m - 1)
 			}
-			if err := writeSSE(w, d.Seq, d.JSON); err != nil {
-				return
-			}
-			for n := len(s.ch); n > 0; n-- {
-				d := <-s.ch
-				if d.Seq == 0 || d.Seq > last {
-					writeSSE(w, d.Seq, d.JSON)
+		case <-pend.wake:
+			// Everything waiting goes out with one flush.
+			batch = pend.take(batch)
+			for _, d := range batch {
+				if !read.has(d.Seq) {
+					if err = out.send(d.Seq, d.JSON); err != nil {
+						break
+					}
 				}
 			}
+			clear(batch) // the events can go before the next burst comes
+			if err == nil {
+				err = out.flush()
+			}
 		}
-		fl.Flush()
+		if err != nil {
+			return
+		}
 	}
 }
 
-func writeSSE(w http.ResponseWriter, seq uint64, data []byte) error {
-	var err error
-	if seq != 0 {
-		_, err = fmt.Fprintf(w, "id: %d\ndata: %s\n\n", seq, data)
-	} else {
-		_, err = fmt.Fprintf(w, "data: %s\n\n", data)
+// seqRange is a range (from, to] of inbox seqs, empty until set.
+type seqRange struct {
+	from, to uint64
+	set      bool
+}
+
+// extend makes the range reach down to from, or to its top when from lies
+// above it, so that it stays one range once events after the returned seq
+// are added: a catch-up then reads again some that went live, never skips
+// one.
+func (r *seqRange) extend(from uint64) uint64 {
+	switch {
+	case !r.set:
+		r.from, r.to, r.set = from, from, true
+	case from > r.to:
+		from = r.to
+	case from < r.from:
+		r.from = from
 	}
+	return from
+}
+
+func (r *seqRange) has(seq uint64) bool {
+	return seq != 0 && r.set && r.from < seq && seq <= r.to
+}
+
+// A stream holds up to this much that its client has not read yet: a
+// burst waits there, in memory taken only while it does, rather than
+// overflowing the subscriber's channel while a write is blocked.
+// They are variables so that a test can make a stream overflow cheaply.
+var (
+	streamPendingEvents = 1 << 16
+	streamPendingBytes  = 16 << 20
+)
+
+// A queue's consumer holds little: what it holds is taken from the queue,
+// and a site whose consumers are slow must show it, so that the queue's
+// entries go to consumers elsewhere (queueHighWater).
+const queueStreamPending = 256
+
+// pending is what a stream took from its subscriber's channel and has not
+// written yet.
+type pending struct {
+	limit int // events
+	mu    sync.Mutex
+	q     []delivery
+	bytes int
+	wake  chan struct{} // holds a token after put
+	room  chan struct{} // holds a token after take
+}
+
+// pump moves s's deliveries into p until ctx or the broker ends. What does
+// not fit: a queue's event waits for room, a topic's stored event is marked
+// missed for the stream to read again, a volatile one is dropped, as
+// deliverLocal drops for a full channel.
+func (b *Broker) pump(ctx context.Context, s *subscriber, p *pending) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.ctx.Done():
+			return
+		case d := <-s.ch:
+			switch {
+			case p.put(d):
+			case s.kind == events.Queue:
+				// A queue's event is this consumer's alone: it waits
+				// here, and while it does the channel fills and the
+				// queue turns to other consumers.
+				for !p.put(d) {
+					select {
+					case <-ctx.Done():
+						return
+					case <-p.room:
+					}
+				}
+			case d.Seq != 0:
+				s.miss(d.Seq)
+			default:
+				b.m.dropped.WithLabelValues("slow-consumer").Inc()
+			}
+		}
+	}
+}
+
+func (p *pending) put(d delivery) bool {
+	p.mu.Lock()
+	ok := len(p.q) < p.limit && p.bytes+len(d.JSON) <= streamPendingBytes
+	if ok {
+		p.q = append(p.q, d)
+		p.bytes += len(d.JSON)
+	}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return ok
+}
+
+// take returns everything waiting and keeps spare, emptied, for what comes
+// next, unless a burst made it large.
+func (p *pending) take(spare []delivery) []delivery {
+	if cap(spare) > 4096 {
+		spare = nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.q
+	p.q, p.bytes = spare[:0], 0
+	select {
+	case p.room <- struct{}{}:
+	default:
+	}
+	return q
+}
+
+// sseOut writes Server-Sent Events: "id" is the inbox seq of a stored
+// event, "data" the event in structured JSON (which holds no newline).
+type sseOut struct {
+	w   *bufio.Writer
+	fl  http.Flusher
+	buf []byte
+}
+
+func (o *sseOut) send(seq uint64, event []byte) error {
+	o.buf = o.buf[:0]
+	if seq != 0 {
+		o.buf = strconv.AppendUint(append(o.buf, "id: "...), seq, 10)
+		o.buf = append(o.buf, '\n')
+	}
+	o.buf = append(append(append(o.buf, "data: "...), event...), "\n\n"...)
+	_, err := o.w.Write(o.buf)
 	return err
+}
+
+func (o *sseOut) flush() error {
+	err := o.w.Flush()
+	o.fl.Flush()
+	return err
+}
+
+func (o *sseOut) keepalive() error {
+	if _, err := o.w.WriteString(": keepalive\n\n"); err != nil {
+		return err
+	}
+	return o.flush()
+}
+
+// wsOut writes one text message per event; each is sent at once, so flush
+// has nothing to do.
+type wsOut struct {
+	c   *websocket.Conn
+	ctx context.Context
+	buf []byte
+}
+
+func (o *wsOut) send(seq uint64, event []byte) error {
+	if seq != 0 {
+		o.buf = cloudevent.AppendSeq(o.buf[:0], event, seq)
+		event = o.buf
+	}
+	return o.c.Write(o.ctx, websocket.MessageText, event)
+}
+
+func (o *wsOut) flush() error { return nil }
+
+func (o *wsOut) keepalive() error {
+	ctx, cancel := context.WithTimeout(o.ctx, 10*time.Second)
+	defer cancel()
+	return o.c.Ping(ctx)
 }

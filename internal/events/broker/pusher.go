@@ -2,10 +2,12 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"weft.dev/weft/internal/events"
@@ -24,8 +26,10 @@ type pusher struct {
 	pattern string
 	policy  push.Policy
 	ch      chan delivery
-	cancel  context.CancelFunc
-	done    chan struct{}
+	// at is the inbox seq delivered up to, for back-pressure.
+	at     atomic.Uint64
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 func newPusher(b *Broker, s resource.Subscription) *pusher {
@@ -64,6 +68,7 @@ func (b *Broker) runPusher(ctx context.Context, p *pusher) {
 		_, cursor, _ = b.st.Heads()
 		b.st.SetCursor(p.sub.Name, cursor)
 	}
+	p.at.Store(cursor + 1)
 	for ctx.Err() == nil {
 		wake := b.inboxWait()
 		var batch []store.Entry
@@ -84,6 +89,7 @@ func (b *Broker) runPusher(ctx context.Context, p *pusher) {
 			if err := b.st.SetCursor(p.sub.Name, cursor); err != nil {
 				b.log.Error("cannot save subscription cursor", "subscription", p.sub.Name, "err", err)
 			}
+			p.at.Store(cursor + 1)
 			continue
 		}
 		select {
@@ -245,4 +251,20 @@ func (b *Broker) Config() (ts []resource.Topic, qs []resource.Queue, ss []resour
 
 func sortByName[T any](xs []T, name func(T) string) {
 	slices.SortFunc(xs, func(a, b T) int { return strings.Compare(name(a), name(b)) })
+}
+
+// consumerLag checks that no push subscription of a topic has MaxBacklog or
+// more stored events left to deliver: past that, this site takes no more
+// persisted events, so that a slow sink slows publishers instead of filling
+// the disk.
+func (b *Broker) consumerLag() error {
+	head := b.inHead.Load()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.pushes {
+		if at := p.at.Load(); p.kind == events.Topic && at != 0 && head+1-at >= b.cfg.MaxBacklog {
+			return fmt.Errorf("%w: %s has %d events left to deliver to %s", ErrConsumerBehind, p.sub.Name, head+1-at, p.sub.Spec.Sink)
+		}
+	}
+	return nil
 }

@@ -5,13 +5,16 @@
 package cloudevent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -47,7 +50,14 @@ type Decoded struct {
 // several as application/cloudevents-batch+json. The body is bounded by
 // maxSize bytes. Each event is validated.
 func Decode(r *http.Request, maxSize int64) ([]Decoded, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxSize+1))
+	// Read in one go when the length is announced, rather than growing a
+	// buffer through the body.
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(min(r.ContentLength, maxSize) + 1))
+	}
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, maxSize+1))
+	body := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading body: %v", ErrMalformed, err)
 	}
@@ -62,15 +72,25 @@ func Decode(r *http.Request, maxSize int64) ([]Decoded, error) {
 func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 	ct := strings.ToLower(h.Get("Content-Type"))
 	var evs []Event
+	// A batch's events as the publisher encoded them: kept as the events'
+	// JSON, they spare encoding each event again.
+	var raws [][]byte
 	if strings.HasPrefix(ct, "application/cloudevents-batch+json") {
-		if err := json.Unmarshal(body, &evs); err != nil {
+		var err error
+		if raws, err = splitArray(body); err != nil {
 			return nil, fmt.Errorf("%w: batch: %v", ErrMalformed, err)
 		}
-		if len(evs) == 0 {
+		if len(raws) == 0 {
 			return nil, fmt.Errorf("%w: empty batch", ErrMalformed)
 		}
-		if len(evs) > MaxBatch {
-			return nil, fmt.Errorf("%w: batch of %d events, limit %d", ErrMalformed, len(evs), MaxBatch)
+		if len(raws) > MaxBatch {
+			return nil, fmt.Errorf("%w: batch of %d events, limit %d", ErrMalformed, len(raws), MaxBatch)
+		}
+		evs = make([]Event, len(raws))
+		for i, r := range raws {
+			if err := evs[i].UnmarshalJSON(r); err != nil {
+				return nil, fmt.Errorf("%w: event %d: %v", ErrMalformed, i, err)
+			}
 		}
 	} else {
 		msg := cehttp.NewMessage(h, io.NopCloser(strings.NewReader(string(body))))
@@ -85,25 +105,123 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 	}
 	out := make([]Decoded, len(evs))
 	for i := range evs {
-		where := ""
-		if len(evs) > 1 {
-			where = fmt.Sprintf("event %d: ", i)
+		// Which event of a batch a refusal is about; formatted only then.
+		where := func() string {
+			if len(evs) > 1 {
+				return fmt.Sprintf("event %d: ", i)
+			}
+			return ""
 		}
 		// Binary mode without a Content-Type leaves the data's type unknown;
 		// calling it opaque keeps it as bytes rather than failing as JSON.
+		changed := false
 		if len(evs[i].Data()) > 0 && evs[i].DataContentType() == "" {
 			evs[i].SetDataContentType("application/octet-stream")
+			changed = true
 		}
-		if err := evs[i].Validate(); err != nil {
-			return nil, fmt.Errorf("%w: %s%v", ErrMalformed, where, err)
+		// Data that is not text travels as base64, or the JSON would not
+		// be valid UTF-8.
+		if !evs[i].DataBase64 && !utf8.Valid(evs[i].Data()) {
+			evs[i].DataBase64 = true
+			changed = true
 		}
-		b, err := Marshal(&evs[i])
+		if _, ok := evs[i].Extensions()[SeqExtension]; ok {
+			return nil, fmt.Errorf("%w: %sthe extension attribute %s is reserved for the site", ErrMalformed, where(), SeqExtension)
+		}
+		err := evs[i].Validate()
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s%v", ErrMalformed, where, err)
+			return nil, fmt.Errorf("%w: %s%v", ErrMalformed, where(), err)
+		}
+		var b []byte
+		if raws != nil && !changed {
+			b = oneLine(raws[i])
+		}
+		if CheckStreamable(b) != nil {
+			b, err = Marshal(&evs[i])
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s%v", ErrMalformed, where(), err)
 		}
 		out[i] = Decoded{Event: evs[i], JSON: b}
 	}
 	return out, nil
+}
+
+// splitArray returns the elements of the JSON array b. It checks b with
+// json.Valid, then finds the elements by following only strings and
+// nesting: a full decode into json.RawMessage scans everything twice.
+func splitArray(b []byte) ([][]byte, error) {
+	if !json.Valid(b) {
+		// Unmarshal tells where and why.
+		var v any
+		err := json.Unmarshal(b, &v)
+		return nil, err
+	}
+	b = bytes.TrimSpace(b)
+	if b[0] != '[' {
+		return nil, errors.New("not an array")
+	}
+	var out [][]byte
+	depth, start := 0, -1
+	for i := 1; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == '"':
+			if depth == 0 && start < 0 {
+				start = i
+			}
+			// Valid JSON: the string ends at the first quote not escaped.
+			for i++; b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case c == '{' || c == '[':
+			if depth == 0 && start < 0 {
+				start = i
+			}
+			depth++
+		case (c == '}' || c == ']') && depth > 0:
+			depth--
+		case c == ']' || c == ',' && depth == 0:
+			if start >= 0 {
+				out = append(out, bytes.TrimSpace(b[start:i]))
+			}
+			start = -1
+		case depth == 0 && start < 0 && c != ' ' && c != '\t' && c != '\r' && c != '\n':
+			start = i
+		}
+	}
+	return out, nil
+}
+
+// oneLine returns valid JSON without line breaks, as a stream writes an
+// event: a line break can only be whitespace between tokens, since strings
+// escape it.
+func oneLine(js []byte) []byte {
+	if bytes.IndexByte(js, '\n') < 0 && bytes.IndexByte(js, '\r') < 0 {
+		return js
+	}
+	var b bytes.Buffer
+	json.Compact(&b, js)
+	return b.Bytes()
+}
+
+// CheckStreamable is what a site checks of an event that the publishing
+// site decoded, validated and encoded, before it streams it: that it is
+// one line of valid UTF-8 holding a JSON object, as an SSE data line and a
+// WebSocket text message must be. Decoding the event again would cost more
+// than the rest of its way through the site.
+func CheckStreamable(b []byte) error {
+	switch {
+	case len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}':
+		return fmt.Errorf("%w: not a JSON object", ErrMalformed)
+	case bytes.IndexByte(b, '\n') >= 0 || bytes.IndexByte(b, '\r') >= 0:
+		return fmt.Errorf("%w: line break", ErrMalformed)
+	case !utf8.Valid(b):
+		return fmt.Errorf("%w: invalid UTF-8", ErrMalformed)
+	}
+	return nil
 }
 
 // Marshal encodes e in structured JSON, the form events take between sites
@@ -121,6 +239,30 @@ func Unmarshal(b []byte) (Event, error) {
 		return e, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return e, nil
+}
+
+// SeqExtension is the extension attribute that marks an event a site
+// streams from its inbox with the event's seq there, which a client passes
+// back as Last-Event-ID to resume. Publishers may not set it.
+const SeqExtension = "weftseq"
+
+// AppendSeq appends to b the structured JSON event with SeqExtension set to
+// seq. It splices the attribute in before the object's closing brace rather
+// than decoding and encoding the event again.
+func AppendSeq(b, event []byte, seq uint64) []byte {
+	end := bytes.LastIndexByte(event, '}')
+	if end < 0 {
+		return append(b, event...)
+	}
+	head := bytes.TrimRight(event[:end], " \t\r\n")
+	b = append(b, event[:end]...)
+	if len(head) > 0 && head[len(head)-1] != '{' {
+		b = append(b, ',')
+	}
+	b = append(b, `"`+SeqExtension+`":"`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, '"')
+	return append(b, event[end:]...)
 }
 
 // NewRequest builds a binary-mode POST of e to url, as Knative's data plane

@@ -2,6 +2,7 @@ package cloudevent
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -34,6 +35,7 @@ func TestDecode(t *testing.T) {
 		{"bad structured", req(`{"specversion":"1.0",`, map[string]string{"Content-Type": "application/cloudevents+json"}), 0, ErrMalformed, ""},
 		{"batch with a bad event", req(`[{"specversion":"1.0","id":"1","source":"/s","type":"t"},{"specversion":"1.0","source":"/s","type":"t"}]`, map[string]string{"Content-Type": "application/cloudevents-batch+json"}), 0, ErrMalformed, "event 1"},
 		{"empty batch", req(`[]`, map[string]string{"Content-Type": "application/cloudevents-batch+json"}), 0, ErrMalformed, "empty"},
+		{"reserved extension", req("x", map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t", "ce-weftseq": "7"}), 0, ErrMalformed, "reserved"},
 		{"too large", req(strings.Repeat("x", 2000), binary), 0, ErrTooLarge, "1000 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,6 +61,27 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if e.ID() != "1" || e.Extensions()["foo"] != "bar" || !bytes.Equal(e.Data(), []byte("hello")) {
 		t.Fatalf("round trip changed the event: %v", e)
+	}
+}
+
+// TestAppendSeq: the spliced attribute is the event's extension, whatever
+// the event's JSON looks like around its closing brace.
+func TestAppendSeq(t *testing.T) {
+	evs, err := Decode(req("hello", map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t", "Content-Type": "text/plain"}), DefaultMaxSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, js := range [][]byte{evs[0].JSON, append(append([]byte(nil), evs[0].JSON...), " \n"...)} {
+		e, err := Unmarshal(AppendSeq([]byte("junk"), js, 42)[4:])
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		if e.ID() != "1" || e.Extensions()[SeqExtension] != "42" {
+			t.Fatalf("%s: got %v", js, e)
+		}
+	}
+	if got := string(AppendSeq(nil, []byte("{ }"), 1)); got != `{ "weftseq":"1"}` {
+		t.Errorf("empty object: %s", got)
 	}
 }
 
@@ -88,6 +111,53 @@ func FuzzDecode(f *testing.F) {
 		for i := range evs {
 			if _, err := Unmarshal(evs[i].JSON); err != nil {
 				t.Fatalf("accepted event does not decode again: %v", err)
+			}
+			if err := CheckStreamable(evs[i].JSON); err != nil {
+				t.Fatalf("accepted event cannot be streamed: %v: %q", err, evs[i].JSON)
+			}
+		}
+	})
+}
+
+// TestBatchKeepsJSON: a batch's events keep the publisher's encoding, with
+// line breaks between tokens taken out, unless the site changed the event.
+func TestBatchKeepsJSON(t *testing.T) {
+	body := "[{\"specversion\":\"1.0\",\n \"id\":\"1\",\"source\":\"/s\",\"type\":\"t\",\"datacontenttype\":\"text/plain\",\"data\":\"a\\nb\"}," +
+		`{"specversion":"1.0","id":"2","source":"/s","type":"t","data_base64":"AA=="}]`
+	evs, err := Decode(req(body, map[string]string{"Content-Type": "application/cloudevents-batch+json"}), DefaultMaxSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(evs[0].JSON); got != `{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain","data":"a\nb"}` {
+		t.Errorf("first event: %s", got)
+	}
+	if e, _ := Unmarshal(evs[1].JSON); e.DataContentType() != "application/octet-stream" {
+		t.Errorf("second event, given a content type, was not encoded again: %s", evs[1].JSON)
+	}
+}
+
+// FuzzSplitArray checks the batch splitter against encoding/json: the same
+// elements for every array, an error for everything else.
+func FuzzSplitArray(f *testing.F) {
+	for _, s := range []string{`[]`, ` [ {"a":"]}\"x,"} , [1,[2]] ,"s\\",null,3 ] `, `{"a":1}`, `[1,]`, `[{"a":[{}]},{}]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := splitArray(b)
+		var want []json.RawMessage
+		werr := json.Unmarshal(b, &want)
+		if werr == nil && want == nil {
+			werr = errors.New("null") // not an array, though encoding/json takes it for an empty one
+		}
+		if (err != nil) != (werr != nil) {
+			t.Fatalf("%q: error %v, encoding/json %v", b, err, werr)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: %d elements, encoding/json %d", b, len(got), len(want))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("%q: element %d is %q, encoding/json %q", b, i, got[i], want[i])
 			}
 		}
 	})

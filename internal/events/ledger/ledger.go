@@ -1,38 +1,50 @@
-// Package ledger is the bookkeeping of persisted delivery at a publishing site,
-// as a synchronous state machine: the log's head, one cursor per destination
-// site (what it acknowledged, what is in flight), and which destinations want
-// what. Inputs are method calls; outputs accumulate until Ready, and the
-// caller must perform them (send, save) before calling Advance. It does no
-// I/O and reads no clock, so tests drive it step by step.
+// Package ledger is the bookkeeping of persisted delivery at one site, as a
+// synchronous state machine. The site's outbound log holds entries, each for
+// a set of destination sites; the ledger keeps one cursor per destination
+// (what the next hop toward it has stored) and one stream per next hop, over
+// which each entry goes once with the destinations routed that way (spec.md
+// in the events package). Inputs are method calls; outputs accumulate until
+// Ready, and the caller must perform them (send, save) before calling
+// Advance. It does no I/O and reads no clock, so tests drive it step by step.
 package ledger
 
 import (
 	"maps"
 	"slices"
 
+	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/routing"
 )
 
 // Dest is the state of one destination site.
 type Dest struct {
 	// Patterns are the destination's interests as last seen in its record;
-	// they are kept while it is unreachable, so entries published meanwhile
-	// are still for it.
+	// they are kept while it is unreachable, so that entries published
+	// meanwhile are still for it. A destination this site only forwards to
+	// has none.
 	Patterns []string
-	// Acked is the offset up to which the destination has stored everything
-	// that was for it.
+	// Acked is the offset up to which the next hop has stored everything
+	// that was for this destination.
 	Acked uint64
-	sent  uint64 // offset up to which entries are in flight; >= Acked
-	open  bool   // a stream to the destination is up
+	sent  uint64         // offset up to which entries are in flight; >= Acked
+	last  uint64         // the last offset known to hold an entry for it
+	hop   routing.SiteID // next hop toward it; zero while unreachable
 }
 
-// Send asks the caller to send the log entries in (From, To] to Site, those
-// whose subject matches the destination's patterns, and then a mark of To so
-// that the destination acknowledges even if none matched.
+// Entry is one appended log entry for Appended.
+type Entry struct {
+	Off   uint64
+	Dests []routing.SiteID
+}
+
+// Send asks the caller to send, on the stream Stream to the neighbour Hop,
+// each log entry in (From, To] that is for one of Dests, with the part of its
+// destinations that is in Dests, and then the mark Mark. Dests is sorted.
 type Send struct {
-	Site     routing.SiteID
-	From, To uint64
-	Patterns []string
+	Hop          routing.SiteID
+	Stream, Mark uint64
+	From, To     uint64
+	Dests        []routing.SiteID
 }
 
 // Ready is what the caller must do.
@@ -44,22 +56,33 @@ type Ready struct {
 	Delete []routing.SiteID
 }
 
+// hop is the stream to one neighbour.
+type hop struct {
+	open     bool
+	stream   uint64 // counts the streams opened, so acks of old ones are told apart
+	mark     uint64 // last mark sent on the stream
+	inflight uint64 // entries covered by unacknowledged sends
+	pending  []Send
+}
+
 // Ledger is the state machine. The zero value is not usable: call New.
 type Ledger struct {
 	head   uint64
 	window uint64
 	dests  map[routing.SiteID]*Dest
+	hops   map[routing.SiteID]*hop
+	routes map[routing.SiteID]routing.SiteID
 	rd     Ready
 }
 
 // New returns a ledger whose log ends at head, with destinations restored
-// from storage. window bounds the entries in flight to one destination.
+// from storage. window bounds the entries in flight on one stream.
 func New(head uint64, dests map[routing.SiteID]Dest, window uint64) *Ledger {
-	l := &Ledger{head: head, window: max(window, 1), dests: map[routing.SiteID]*Dest{}}
+	l := &Ledger{head: head, window: max(window, 1), dests: map[routing.SiteID]*Dest{}, hops: map[routing.SiteID]*hop{}}
 	for id, d := range dests {
-		d.Patterns = slices.Clone(d.Patterns)
-		d.sent, d.open = d.Acked, false
-		l.dests[id] = &d
+		// What the log holds for a restored destination is unknown: assume
+		// everything up to head.
+		l.dests[id] = &Dest{Patterns: slices.Clone(d.Patterns), Acked: d.Acked, sent: d.Acked, last: head}
 	}
 	return l
 }
@@ -76,87 +99,228 @@ func (l *Ledger) Dests() map[routing.SiteID]Dest {
 	return out
 }
 
-// Low is the smallest offset some destination has not acknowledged, minus
-// one: entries up to it may be dropped from the log.
+// Low is the offset up to which every destination has acknowledged what
+// was for it: entries up to it may be dropped from the log.
 func (l *Ledger) Low() uint64 {
 	low := l.head
 	for _, d := range l.dests {
-		low = min(low, d.Acked)
+		if d.last > d.Acked {
+			low = min(low, d.Acked)
+		}
 	}
 	return low
 }
 
-// Appended records that the log now ends at off.
-func (l *Ledger) Appended(off uint64) {
-	if off <= l.head {
-		return
-	}
-	l.head = off
+// Targets returns the destinations whose patterns match a topic subject,
+// sorted: the destinations of an event published here.
+func (l *Ledger) Targets(subject string) []routing.SiteID {
+	var out []routing.SiteID
 	for id, d := range l.dests {
-		l.pump(id, d)
+		for _, in := range d.Patterns {
+			if k, p, ok := events.ParseInterest(in); ok && k == events.Topic && events.Match(p, subject) {
+				out = append(out, id)
+				break
+			}
+		}
 	}
+	slices.SortFunc(out, routing.SiteID.Compare)
+	return out
+}
+
+// Hops returns the neighbours some destination is routed through, sorted:
+// the caller must keep a stream open to each.
+func (l *Ledger) Hops() []routing.SiteID {
+	var out []routing.SiteID
+	for _, d := range l.dests {
+		if !d.hop.IsZero() && !slices.Contains(out, d.hop) {
+			out = append(out, d.hop)
+		}
+	}
+	slices.SortFunc(out, routing.SiteID.Compare)
+	return out
+}
+
+// Stream is the number of the current stream to a neighbour, which the
+// caller passes back with its acknowledgements.
+func (l *Ledger) Stream(next routing.SiteID) uint64 {
+	if h := l.hops[next]; h != nil {
+		return h.stream
+	}
+	return 0
 }
 
 // Interest records a reachable site's current interests. A site seen for the
-// first time gets entries appended from now on; one with no interests left
-// stops being a destination.
+// first time becomes a destination of entries appended from now on; one with
+// no interests left stops being one once it has everything that was for it.
 func (l *Ledger) Interest(site routing.SiteID, patterns []string) {
 	d := l.dests[site]
 	switch {
-	case len(patterns) == 0 && d != nil:
-		delete(l.dests, site)
-		delete(l.rd.Save, site)
-		l.rd.Delete = append(l.rd.Delete, site)
-	case len(patterns) == 0:
+	case d == nil && len(patterns) == 0:
 	case d == nil:
-		d = &Dest{Patterns: slices.Clone(patterns), Acked: l.head, sent: l.head}
+		d = &Dest{Patterns: slices.Clone(patterns), Acked: l.head, sent: l.head, last: l.head, hop: l.routes[site]}
 		l.dests[site] = d
 		l.save(site, d)
 	case !slices.Equal(d.Patterns, patterns):
 		d.Patterns = slices.Clone(patterns)
 		l.save(site, d)
+		l.dropIfDone(site, d)
 	}
 }
 
-// Opened records that a stream to site is up: everything it has not
-// acknowledged is sent again, because what was in flight on an earlier
-// stream may be lost.
-func (l *Ledger) Opened(site routing.SiteID) {
-	d := l.dests[site]
-	if d == nil {
+// Routes records the next hop toward each reachable site. A destination
+// whose next hop changed is sent again from its cursor over the new one: what
+// was in flight on the old one may never arrive (duplicates are dropped at
+// the destination).
+func (l *Ledger) Routes(next map[routing.SiteID]routing.SiteID) {
+	l.routes = maps.Clone(next)
+	for id, d := range l.dests {
+		if nh := next[id]; nh != d.hop {
+			d.hop, d.sent = nh, d.Acked
+		}
+	}
+	l.pumpAll()
+}
+
+// Appended records entries appended to the log, in any order. A destination
+// without a cursor gets one just before its first entry.
+func (l *Ledger) Appended(es []Entry) {
+	for _, e := range es {
+		l.head = max(l.head, e.Off)
+		for _, id := range e.Dests {
+			d := l.dests[id]
+			switch {
+			case d == nil:
+				d = &Dest{Acked: e.Off - 1, sent: e.Off - 1, hop: l.routes[id]}
+				l.dests[id] = d
+				l.save(id, d)
+			case d.Acked >= e.Off:
+				// A later entry, appended concurrently, was reported
+				// first and carried the cursor past this one: go back,
+				// and let no send in flight vouch for it.
+				d.Acked, d.sent = e.Off-1, e.Off-1
+				l.save(id, d)
+				l.forget(id)
+			}
+			d.last = max(d.last, e.Off)
+		}
+	}
+	l.pumpAll()
+}
+
+// Opened records that a stream to a neighbour is up: everything the
+// destinations routed through it have not acknowledged is sent again,
+// because what was in flight on an earlier stream may be lost.
+func (l *Ledger) Opened(next routing.SiteID) {
+	h := l.hops[next]
+	if h == nil {
+		h = &hop{}
+		l.hops[next] = h
+	}
+	*h = hop{open: true, stream: h.stream + 1}
+	for _, d := range l.dests {
+		if d.hop == next {
+			d.sent = d.Acked
+		}
+	}
+	l.pump(next, h)
+}
+
+// Closed records that a stream to a neighbour ended; the end of a stream
+// that a newer one replaced changes nothing.
+func (l *Ledger) Closed(next routing.SiteID, stream uint64) {
+	if h := l.hops[next]; h != nil && h.stream == stream {
+		h.open = false
+	}
+}
+
+// Acked records that the neighbour stored everything sent on stream up to
+// mark. It advances the cursor of every destination of those sends, even one
+// routed elsewhere since: the neighbour forwards what it stored.
+func (l *Ledger) Acked(next routing.SiteID, stream, mark uint64) {
+	h := l.hops[next]
+	if h == nil || h.stream != stream {
 		return
 	}
-	d.open, d.sent = true, d.Acked
-	l.pump(site, d)
+	for len(h.pending) > 0 && h.pending[0].Mark <= mark {
+		s := h.pending[0]
+		h.pending = h.pending[1:]
+		h.inflight -= s.To - s.From
+		for _, id := range s.Dests {
+			if d := l.dests[id]; d != nil && d.Acked < s.To {
+				d.Acked, d.sent = s.To, max(d.sent, s.To)
+				l.save(id, d)
+				l.dropIfDone(id, d)
+			}
+		}
+	}
+	l.pumpAll()
 }
 
-// Closed records that the stream to site ended.
-func (l *Ledger) Closed(site routing.SiteID) {
-	if d := l.dests[site]; d != nil {
-		d.open = false
+// forget removes a destination from every send in flight, so that no
+// acknowledgement moves its cursor.
+func (l *Ledger) forget(id routing.SiteID) {
+	for _, h := range l.hops {
+		for i, s := range h.pending {
+			h.pending[i].Dests = slices.DeleteFunc(s.Dests, func(x routing.SiteID) bool { return x == id })
+		}
 	}
 }
 
-// Acked records that site stored everything for it up to off.
-func (l *Ledger) Acked(site routing.SiteID, off uint64) {
-	d := l.dests[site]
-	if d == nil || off <= d.Acked {
+// dropIfDone removes a destination that wants nothing more and has nothing
+// left to receive.
+func (l *Ledger) dropIfDone(id routing.SiteID, d *Dest) {
+	if len(d.Patterns) > 0 || d.Acked < d.last {
 		return
 	}
-	// An acknowledgement past what was sent is a confused peer; it
-	// acknowledges no more than it was sent.
-	d.Acked = min(off, d.sent)
-	l.save(site, d)
-	l.pump(site, d)
+	delete(l.dests, id)
+	delete(l.rd.Save, id)
+	l.rd.Delete = append(l.rd.Delete, id)
 }
 
-func (l *Ledger) pump(site routing.SiteID, d *Dest) {
-	if !d.open || d.sent >= l.head || d.sent-d.Acked >= l.window {
-		return
+func (l *Ledger) pumpAll() {
+	for _, next := range l.Hops() {
+		if h := l.hops[next]; h != nil {
+			l.pump(next, h)
+		}
 	}
-	to := min(l.head, d.Acked+l.window)
-	l.rd.Sends = append(l.rd.Sends, Send{Site: site, From: d.sent, To: to, Patterns: slices.Clone(d.Patterns)})
-	d.sent = to
+}
+
+// pump sends what the window allows. Destinations at the same position share
+// one send; one that lags (after a route change) is sent to alone until it
+// reaches the next position, where it joins the others.
+func (l *Ledger) pump(next routing.SiteID, h *hop) {
+	for h.open && h.inflight < l.window {
+		from, to, found := uint64(0), l.head, false
+		for _, d := range l.dests {
+			if d.hop == next && d.sent < l.head && (!found || d.sent < from) {
+				from, found = d.sent, true
+			}
+		}
+		if !found {
+			return
+		}
+		var group []routing.SiteID
+		for id, d := range l.dests {
+			switch {
+			case d.hop != next || d.sent >= l.head:
+			case d.sent == from:
+				group = append(group, id)
+			default:
+				to = min(to, d.sent)
+			}
+		}
+		to = min(to, from+l.window-h.inflight)
+		slices.SortFunc(group, routing.SiteID.Compare)
+		h.mark++
+		s := Send{Hop: next, Stream: h.stream, Mark: h.mark, From: from, To: to, Dests: group}
+		h.pending = append(h.pending, s)
+		h.inflight += to - from
+		for _, id := range group {
+			l.dests[id].sent = to
+		}
+		s.Dests = slices.Clone(group)
+		l.rd.Sends = append(l.rd.Sends, s)
+	}
 }
 
 func (l *Ledger) save(site routing.SiteID, d *Dest) {

@@ -8,12 +8,14 @@
 // entry and the inbox entry commit in one transaction, and a receiver's
 // "stored" and "origin offset" advance atomically, which a bare log needs a
 // second recovery-sensitive index for. Its copy-on-write B+tree costs write
-// amplification, and every commit is an fsync; DB.Batch coalesces concurrent
-// writers into one transaction and one fsync, which is the grouping that keeps
+// amplification, and every commit is an fsync. Writes therefore go through
+// one commit loop (commit.go) that runs every write waiting for it in one
+// transaction: one fsync for all of them, which is the grouping that keeps
 // durability from costing two orders of magnitude.
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -22,16 +24,17 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/routing"
 )
 
 var (
 	bOut     = []byte("out")     // offset -> entry
 	bIn      = []byte("in")      // local seq -> entry
+	bQueued  = []byte("queued")  // local seq -> queue entry for a consumer here
 	bDests   = []byte("dests")   // site ID -> JSON Dest
-	bOrigins = []byte("origins") // site ID -> last stored offset from it
-	bDedup   = []byte("dedup")   // source \0 id -> unix nanos stored
-	bCursors = []byte("cursors") // subscription name -> inbox seq delivered
+	bDedup   = []byte("dedup")   // source \0 id \0 destination site ID -> unix nanos stored
+	bCursors = []byte("cursors") // subscription name -> inbox seq delivered; QueueCursor(q) -> queued seq handed out
 	bConfig  = []byte("config")  // kind/name -> JSON resource
 )
 
@@ -39,42 +42,72 @@ var (
 type Entry struct {
 	Kind    byte // events.Topic or events.Queue
 	Subject string
-	Time    int64 // unix nanos when stored here, for retention
+	Origin  routing.SiteID // the site it was published at
+	Time    int64          // unix nanos when stored here, for retention
+	// Dests are, in the outbound log, the sites the entry is still to be
+	// forwarded to; nil in the inbox.
+	Dests   []routing.SiteID
 	Payload []byte
 }
 
+// encode lays an entry out as: kind, subject (uvarint length and bytes),
+// origin (16 bytes), time (varint), destination count (uvarint) and IDs,
+// payload (the rest).
 func (e *Entry) encode() []byte {
-	b := make([]byte, 0, 1+binary.MaxVarintLen64*2+len(e.Subject)+len(e.Payload))
+	b := make([]byte, 0, 1+binary.MaxVarintLen64*3+len(e.Subject)+16*(1+len(e.Dests))+len(e.Payload))
 	b = append(b, e.Kind)
 	b = binary.AppendUvarint(b, uint64(len(e.Subject)))
 	b = append(b, e.Subject...)
+	b = append(b, e.Origin[:]...)
 	b = binary.AppendVarint(b, e.Time)
+	b = binary.AppendUvarint(b, uint64(len(e.Dests)))
+	for _, id := range e.Dests {
+		b = append(b, id[:]...)
+	}
 	return append(b, e.Payload...)
 }
 
+var errCorrupt = errors.New("store: corrupt entry")
+
 func decodeEntry(b []byte) (Entry, error) {
 	if len(b) < 1 {
-		return Entry{}, errors.New("store: empty entry")
+		return Entry{}, errCorrupt
 	}
 	e := Entry{Kind: b[0]}
-	n, k := binary.Uvarint(b[1:])
-	if k <= 0 || uint64(len(b)-1-k) < n {
-		return Entry{}, errors.New("store: corrupt entry")
+	b = b[1:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return Entry{}, errCorrupt
 	}
-	rest := b[1+k:]
-	e.Subject = string(rest[:n])
-	t, k := binary.Varint(rest[n:])
-	if k <= 0 {
-		return Entry{}, errors.New("store: corrupt entry time")
+	e.Subject, b = string(b[k:k+int(n)]), b[k+int(n):]
+	if len(b) < 16 {
+		return Entry{}, errCorrupt
 	}
-	e.Time = t
-	e.Payload = append([]byte(nil), rest[int(n)+k:]...)
+	e.Origin, b = routing.SiteID(b[:16]), b[16:]
+	if e.Time, k = binary.Varint(b); k <= 0 {
+		return Entry{}, errCorrupt
+	}
+	b = b[k:]
+	if n, k = binary.Uvarint(b); k <= 0 || uint64(len(b)-k)/16 < n {
+		return Entry{}, errCorrupt
+	}
+	b = b[k:]
+	if n > 0 {
+		e.Dests = make([]routing.SiteID, n)
+		for i := range e.Dests {
+			e.Dests[i], b = routing.SiteID(b[:16]), b[16:]
+		}
+	}
+	e.Payload = append([]byte(nil), b...)
 	return e, nil
 }
 
 // Store is an open store. Its methods are safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db      *bolt.DB
+	writes  chan write
+	closing chan struct{}
+	stopped chan struct{}
 }
 
 // Open opens or creates the store at path.
@@ -83,10 +116,8 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("event store %s: %w", path, err)
 	}
-	// Batches gather publishers for up to 2 ms: one fsync for all of them.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bOut, bIn, bDests, bOrigins, bDedup, bCursors, bConfig} {
+		for _, b := range [][]byte{bOut, bIn, bQueued, bDests, bDedup, bCursors, bConfig} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -97,11 +128,18 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db, writes: make(chan write), closing: make(chan struct{}), stopped: make(chan struct{})}
+	go s.commitLoop()
+	return s, nil
 }
 
-// Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+// Close waits for the writes already accepted, then closes the store; later
+// writes fail with ErrClosed.
+func (s *Store) Close() error {
+	close(s.closing)
+	<-s.stopped
+	return s.db.Close()
+}
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
@@ -122,106 +160,135 @@ func (s *Store) Heads() (out, in uint64, err error) {
 	return out, in, err
 }
 
-// Publish is one event for Append.
-type Publish struct {
+// Put is one event for Put to store.
+type Put struct {
 	Entry
 	Source, ID string
-	// Remote says the entry goes to the outbound log (there are or may be
-	// destinations elsewhere) as well as the inbox.
-	Remote bool
+	// Dests are the destinations the event is for: sites, or for a queue
+	// entry the queue's pseudo-site (events.QueueSite).
+	Dests []routing.SiteID
+	// Local is the destination in Dests that this site is: itself for a
+	// topic, the queue's pseudo-site when a consumer is here; zero for none.
+	// The entry goes into the inbox (a topic's) or the queued bucket (a
+	// queue's) for it, unless its source+id was stored for it within the
+	// dedup window, and into the outbound log for the other destinations.
+	Local routing.SiteID
+	// Publish says the event is published here: a duplicate for Local is a
+	// publisher's retry and is dropped whole.
+	Publish bool
+	// Set by Put: the inbox or queued seq (0 when not stored there), and
+	// the outbound offset and the destinations it is for (0 and nil when
+	// none).
+	In, Out uint64
+	Fwd     []routing.SiteID
 }
 
-// Appended says where Append put one event; Dup is set, and nothing stored,
-// when its source+id was seen within the dedup window.
-type Appended struct {
-	Out, In uint64
-	Dup     bool
-}
-
-// Append durably stores events published at this site, dropping those whose
-// source+id is in the dedup window. Concurrent calls share one fsync.
-func (s *Store) Append(ps []Publish) ([]Appended, error) {
-	var res []Appended
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		// Batch may run the function again after a failure of another in
-		// the batch: start over every time.
-		res = make([]Appended, len(ps))
-		out, in, dd := tx.Bucket(bOut), tx.Bucket(bIn), tx.Bucket(bDedup)
-		for i, p := range ps {
-			key := dedupKey(p.Source, p.ID)
-			if dd.Get(key) != nil {
-				res[i].Dup = true
+// Put durably stores events in one transaction shared with concurrent
+// writers. Only a destination that is this site deduplicates: a transit site
+// that dropped an event it had forwarded before could lose it, when routes
+// disagree for a moment and the event comes back around a loop after this
+// site's cursor passed it. A destination of the outbound log without a cursor
+// gets one just before its entry, and a queue without a queued cursor one just
+// before its first entry, in the same transaction, so that no entry is ever
+// orphaned by a crash.
+func (s *Store) Put(ps []Put) error {
+	return s.update(func(tx *bolt.Tx) error {
+		dd, cur := tx.Bucket(bDedup), tx.Bucket(bCursors)
+		for i := range ps {
+			p := &ps[i]
+			p.In, p.Out, p.Fwd = 0, 0, nil
+			if p.Publish && !p.Local.IsZero() && dd.Get(dedupKey(p.Source, p.ID, p.Local)) != nil {
 				continue
 			}
-			if err := dd.Put(key, u64(uint64(p.Time))); err != nil {
-				return err
-			}
-			v := p.encode()
-			if p.Remote {
-				res[i].Out = lastKey(out) + 1
-				if err := out.Put(u64(res[i].Out), v); err != nil {
+			for _, d := range p.Dests {
+				if d != p.Local || p.Local.IsZero() {
+					p.Fwd = append(p.Fwd, d)
+					continue
+				}
+				key := dedupKey(p.Source, p.ID, d)
+				if dd.Get(key) != nil {
+					continue
+				}
+				if err := dd.Put(key, u64(uint64(p.Time))); err != nil {
 					return err
 				}
+				e := p.Entry
+				e.Dests = nil
+				bucket := tx.Bucket(bIn)
+				if p.Kind == byte(events.Queue) {
+					bucket = tx.Bucket(bQueued)
+				}
+				p.In = lastKey(bucket) + 1
+				if err := bucket.Put(u64(p.In), e.encode()); err != nil {
+					return err
+				}
+				if qc := []byte(QueueCursor(p.Subject)); p.Kind == byte(events.Queue) && cur.Get(qc) == nil {
+					if err := cur.Put(qc, u64(p.In-1)); err != nil {
+						return err
+					}
+				}
 			}
-			res[i].In = lastKey(in) + 1
-			if err := in.Put(u64(res[i].In), v); err != nil {
+			if err := appendOut(tx, p); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	return res, err
 }
 
-func dedupKey(source, id string) []byte {
-	return append(append([]byte(source), 0), id...)
-}
-
-// Received is one entry from another site's log for Receive.
-type Received struct {
-	Off        uint64
-	Entry      Entry
-	Source, ID string
-	// Mark says nothing is stored: the origin only reports reaching Off.
-	Mark bool
-	// Seq is set by Receive: the inbox seq, 0 when nothing was stored
-	// because the entry was stored before (Off at or below what the origin
-	// reached here) or its source+id is in the dedup window.
-	Seq uint64
-}
-
-// Receive durably stores entries from origin's log, in one transaction.
-func (s *Store) Receive(origin routing.SiteID, rs []Received) error {
-	return s.db.Batch(func(tx *bolt.Tx) error {
-		org, dd, in := tx.Bucket(bOrigins), tx.Bucket(bDedup), tx.Bucket(bIn)
-		var reached uint64
-		if v := org.Get(origin[:]); v != nil {
-			reached = binary.BigEndian.Uint64(v)
+// appendOut appends p to the outbound log for p.Fwd, if any, and sets p.Out.
+func appendOut(tx *bolt.Tx, p *Put) error {
+	if len(p.Fwd) == 0 {
+		return nil
+	}
+	out, dests := tx.Bucket(bOut), tx.Bucket(bDests)
+	e := p.Entry
+	e.Dests = p.Fwd
+	p.Out = lastKey(out) + 1
+	if err := out.Put(u64(p.Out), e.encode()); err != nil {
+		return err
+	}
+	for _, d := range p.Fwd {
+		if dests.Get(d[:]) != nil {
+			continue
 		}
-		for i := range rs {
-			r := &rs[i]
-			r.Seq = 0
-			if r.Off <= reached {
-				continue
-			}
-			reached = r.Off
-			if r.Mark {
-				continue
-			}
-			key := dedupKey(r.Source, r.ID)
-			if dd.Get(key) != nil {
-				continue
-			}
-			if err := dd.Put(key, u64(uint64(r.Entry.Time))); err != nil {
-				return err
-			}
-			r.Seq = lastKey(in) + 1
-			if err := in.Put(u64(r.Seq), r.Entry.encode()); err != nil {
-				return err
-			}
+		nd := Dest{Acked: p.Out - 1}
+		if p.Kind == byte(events.Queue) {
+			// The pseudo-site's name is only in its patterns: a restart
+			// needs them to route it.
+			nd.Patterns = []string{events.Interest(events.Queue, p.Subject)}
 		}
-		return org.Put(origin[:], u64(reached))
+		v, _ := json.Marshal(nd)
+		if err := dests.Put(d[:], v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PassOn moves the queued entry at seq, p, back into the outbound log for
+// its queue's pseudo-site and the queue's cursor past it, in one transaction:
+// no consumer is left here, so the nearest elsewhere is to have it. Its dedup
+// key goes too, so that it is taken again should it come back. It sets p.Out
+// and p.Fwd.
+func (s *Store) PassOn(p *Put, seq uint64) error {
+	return s.update(func(tx *bolt.Tx) error {
+		q := events.QueueSite(p.Subject)
+		p.In, p.Out, p.Fwd = 0, 0, []routing.SiteID{q}
+		if err := tx.Bucket(bDedup).Delete(dedupKey(p.Source, p.ID, q)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bCursors).Put([]byte(QueueCursor(p.Subject)), u64(seq)); err != nil {
+			return err
+		}
+		return appendOut(tx, p)
 	})
+}
+
+func dedupKey(source, id string, dest routing.SiteID) []byte {
+	k := make([]byte, 0, len(source)+len(id)+18)
+	k = append(append(append(k, source...), 0), id...)
+	return append(append(k, 0), dest[:]...)
 }
 
 // ReadOut calls fn for the outbound entries in (from, to], in order, until fn
@@ -234,6 +301,30 @@ func (s *Store) ReadOut(from, to uint64, fn func(off uint64, e Entry) bool) erro
 // returns false.
 func (s *Store) ReadIn(from uint64, fn func(seq uint64, e Entry) bool) error {
 	return s.read(bIn, from, ^uint64(0), fn)
+}
+
+// ReadQueued calls fn for the queued entries after from, in order, until fn
+// returns false.
+func (s *Store) ReadQueued(from uint64, fn func(seq uint64, e Entry) bool) error {
+	return s.read(bQueued, from, ^uint64(0), fn)
+}
+
+// QueueCursor names the cursor of a queue's entries handed to consumers
+// here, for Cursor and SetCursor. Subscription names cannot hold a '/'.
+func QueueCursor(queue string) string { return "queue/" + queue }
+
+// QueueCursors returns the queues that have queued cursors here.
+func (s *Store) QueueCursors() ([]string, error) {
+	var out []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bCursors).Cursor()
+		prefix := []byte(QueueCursor(""))
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			out = append(out, string(k[len(prefix):]))
+		}
+		return nil
+	})
+	return out, err
 }
 
 func (s *Store) read(bucket []byte, from, to uint64, fn func(uint64, Entry) bool) error {
@@ -284,7 +375,7 @@ func (s *Store) SaveDests(save map[routing.SiteID]Dest, del []routing.SiteID) er
 	if len(save) == 0 && len(del) == 0 {
 		return nil
 	}
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bDests)
 		for id, d := range save {
 			v, _ := json.Marshal(d)
@@ -316,20 +407,20 @@ func (s *Store) Cursor(name string) (uint64, bool, error) {
 
 // SetCursor stores a subscription's inbox position.
 func (s *Store) SetCursor(name string, seq uint64) error {
-	return s.db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(bCursors).Put([]byte(name), u64(seq)) })
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bCursors).Put([]byte(name), u64(seq)) })
 }
 
 // DeleteCursor forgets a subscription's position.
 func (s *Store) DeleteCursor(name string) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bCursors).Delete([]byte(name)) })
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bCursors).Delete([]byte(name)) })
 }
 
 // Expire drops outbound entries up to outUpTo, and inbox entries, dedup
 // entries and outbound entries stored before the given time.
 func (s *Store) Expire(outUpTo uint64, before time.Time) error {
 	cut := before.UnixNano()
-	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bOut, bIn} {
+	return s.update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bOut, bIn, bQueued} {
 			c := tx.Bucket(name).Cursor()
 			for k, v := c.First(); k != nil; k, v = c.First() {
 				e, err := decodeEntry(v)
@@ -360,13 +451,13 @@ func (s *Store) PutConfig(key string, v any) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bConfig).Put([]byte(key), b) })
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bConfig).Put([]byte(key), b) })
 }
 
 // DeleteConfig removes a configuration object; it reports whether it existed.
 func (s *Store) DeleteConfig(key string) (bool, error) {
 	var found bool
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bConfig)
 		found = b.Get([]byte(key)) != nil
 		return b.Delete([]byte(key))

@@ -64,7 +64,8 @@ type out struct {
 	err    error
 }
 
-func (o *out) add(cluster, apiVersion, kind, ns, name string, shared bool, typed any) {
+// add places an object with the given spec, an istio.io/api message.
+func (o *out) add(cluster, apiVersion, kind, ns, name string, shared bool, spec any) {
 	if o.err != nil {
 		return
 	}
@@ -72,7 +73,7 @@ func (o *out) add(cluster, apiVersion, kind, ns, name string, shared bool, typed
 	if shared {
 		labels = nil // shared objects must be identical whichever intent made them
 	}
-	u, err := render.NewObject(apiVersion, kind, ns, name, labels, typed)
+	u, err := render.NewObject(apiVersion, kind, ns, name, labels, spec)
 	if err != nil {
 		o.err = err
 		return
@@ -150,17 +151,17 @@ func intercluster(in *render.Input, it *model.Intent, o *out) error {
 		}
 		for _, ns := range clientNS[name] {
 			if len(remotes) > 0 {
-				o.add(name, NetworkingV1, "ServiceEntry", ns, it.Metadata.Name, false, clientServiceEntry(host, port, proto, remotes))
+				o.add(name, NetworkingV1, "ServiceEntry", ns, it.Metadata.Name, false, &clientServiceEntry(host, port, proto, remotes).Spec)
 			}
-			o.add(name, NetworkingV1, "DestinationRule", ns, it.Metadata.Name, false, destinationRule(it, host, client, remotes))
+			o.add(name, NetworkingV1, "DestinationRule", ns, it.Metadata.Name, false, &destinationRule(it, host, client, remotes).Spec)
 		}
 	}
 	for _, s := range serverClusters {
 		// A server cluster needs the gateway only if some client runs elsewhere.
 		exported := slices.ContainsFunc(slices.Sorted(maps.Keys(clientNS)), func(c string) bool { return c != s.Metadata.Name })
 		if exported && s.Spec.EastWestGateway != nil {
-			o.add(s.Metadata.Name, NetworkingV1, "Gateway", istioSystem, CrossNetworkGateway, true, crossNetworkGateway(s.Spec.EastWestGateway.Port))
-			o.add(s.Metadata.Name, NetworkingV1, "ServiceEntry", server.Namespace, it.Metadata.Name+"-server", false, serverServiceEntry(server, host, port, proto))
+			o.add(s.Metadata.Name, NetworkingV1, "Gateway", istioSystem, CrossNetworkGateway, true, &crossNetworkGateway(s.Spec.EastWestGateway.Port).Spec)
+			o.add(s.Metadata.Name, NetworkingV1, "ServiceEntry", server.Namespace, it.Metadata.Name+"-server", false, &serverServiceEntry(server, host, port, proto).Spec)
 		}
 		serverPolicies(o, s.Metadata.Name, it, server, port, principals(clients))
 	}
@@ -186,10 +187,10 @@ func intracluster(in *render.Input, it *model.Intent, o *out) error {
 		name := s.Metadata.Name
 		// EMCO's design assumed a deny-all installed by hand; weft makes it part
 		// of the desired state, so that the allow rule below is the only way in.
-		o.add(name, SecurityV1, "AuthorizationPolicy", server.Namespace, DenyAll, true, &secv1.AuthorizationPolicy{})
+		o.add(name, SecurityV1, "AuthorizationPolicy", server.Namespace, DenyAll, true, &apisec.AuthorizationPolicy{})
 		serverPolicies(o, name, it, server, port, principals(clients))
 		if it.Spec.MutualTLS || it.Spec.CircuitBreaking != nil || it.Spec.LoadBalancing != "" {
-			o.add(name, NetworkingV1, "DestinationRule", server.Namespace, it.Metadata.Name, false, destinationRule(it, host, s, nil))
+			o.add(name, NetworkingV1, "DestinationRule", server.Namespace, it.Metadata.Name, false, &destinationRule(it, host, s, nil).Spec)
 		}
 	}
 	return nil
@@ -249,7 +250,7 @@ func externalOutbound(in *render.Input, it *model.Intent, o *out) error {
 	}
 	for _, c := range clusters {
 		name := c.Metadata.Name
-		o.add(name, NetworkingV1, "ServiceEntry", source.Namespace, it.Metadata.Name, false, se)
+		o.add(name, NetworkingV1, "ServiceEntry", source.Namespace, it.Metadata.Name, false, &se.Spec)
 		if !it.Spec.EgressGateway {
 			continue
 		}
@@ -263,7 +264,7 @@ func externalOutbound(in *render.Input, it *model.Intent, o *out) error {
 			srv.Tls = &apinet.ServerTLSSettings{Mode: apinet.ServerTLSSettings_ISTIO_MUTUAL}
 		}
 		gw.Spec.Servers = []*apinet.Server{srv}
-		o.add(name, NetworkingV1, "Gateway", source.Namespace, gwName, false, gw)
+		o.add(name, NetworkingV1, "Gateway", source.Namespace, gwName, false, &gw.Spec)
 
 		dr := &netv1.DestinationRule{}
 		dr.Spec.Host = egressGatewayHost
@@ -273,7 +274,7 @@ func externalOutbound(in *render.Input, it *model.Intent, o *out) error {
 			sub.TrafficPolicy = &apinet.TrafficPolicy{Tls: &apinet.ClientTLSSettings{Mode: apinet.ClientTLSSettings_ISTIO_MUTUAL, Sni: hosts[0]}}
 		}
 		dr.Spec.Subsets = []*apinet.Subset{sub}
-		o.add(name, NetworkingV1, "DestinationRule", source.Namespace, gwName, false, dr)
+		o.add(name, NetworkingV1, "DestinationRule", source.Namespace, gwName, false, &dr.Spec)
 
 		// One VirtualService per host: the route from the gateway to the outside
 		// names a single destination host.
@@ -299,7 +300,7 @@ func externalOutbound(in *render.Input, it *model.Intent, o *out) error {
 						Route: []*apinet.HTTPRouteDestination{{Destination: toExt}}},
 				}
 			}
-			o.add(name, NetworkingV1, "VirtualService", source.Namespace, fmt.Sprintf("%s-egress-%d", it.Metadata.Name, i), false, vs)
+			o.add(name, NetworkingV1, "VirtualService", source.Namespace, fmt.Sprintf("%s-egress-%d", it.Metadata.Name, i), false, &vs.Spec)
 		}
 	}
 	return nil
@@ -346,7 +347,7 @@ func externalInbound(in *render.Input, it *model.Intent, o *out) error {
 			srv.Tls = &apinet.ServerTLSSettings{Mode: mode, CredentialName: t.CredentialName}
 		}
 		gw.Spec.Servers = []*apinet.Server{srv}
-		o.add(name, NetworkingV1, "Gateway", server.Namespace, gwName, false, gw)
+		o.add(name, NetworkingV1, "Gateway", server.Namespace, gwName, false, &gw.Spec)
 
 		vs := &netv1.VirtualService{}
 		vs.Spec.Hosts = []string{host}
@@ -355,7 +356,7 @@ func externalInbound(in *render.Input, it *model.Intent, o *out) error {
 			Match: httpMatches(it.Spec.Access),
 			Route: []*apinet.HTTPRouteDestination{{Destination: &apinet.Destination{Host: render.ServiceHost(server), Port: &apinet.PortSelector{Number: uint32(port)}}}},
 		}}
-		o.add(name, NetworkingV1, "VirtualService", server.Namespace, gwName, false, vs)
+		o.add(name, NetworkingV1, "VirtualService", server.Namespace, gwName, false, &vs.Spec)
 		// The ingress gateway is the only caller, and only for the allowed requests.
 		serverPolicies(o, name, it, server, port, []string{ingressGatewayAccount})
 	}
@@ -372,12 +373,12 @@ func serverPolicies(o *out, cluster string, it *model.Intent, server *model.Serv
 	for _, op := range ops {
 		ap.Spec.Rules = append(ap.Spec.Rules, &apisec.Rule{From: from, To: []*apisec.Rule_To{{Operation: op}}})
 	}
-	o.add(cluster, SecurityV1, "AuthorizationPolicy", server.Namespace, it.Metadata.Name, false, ap)
+	o.add(cluster, SecurityV1, "AuthorizationPolicy", server.Namespace, it.Metadata.Name, false, &ap.Spec)
 	if it.Spec.MutualTLS {
 		pa := &secv1.PeerAuthentication{}
 		pa.Spec.Selector = &apitype.WorkloadSelector{MatchLabels: map[string]string{"app": server.Name}}
 		pa.Spec.Mtls = &apisec.PeerAuthentication_MutualTLS{Mode: apisec.PeerAuthentication_MutualTLS_STRICT}
-		o.add(cluster, SecurityV1, "PeerAuthentication", server.Namespace, it.Metadata.Name, false, pa)
+		o.add(cluster, SecurityV1, "PeerAuthentication", server.Namespace, it.Metadata.Name, false, &pa.Spec)
 	}
 }
 

@@ -59,7 +59,7 @@ func (Renderer) Render(in *render.Input) ([]render.Placement, error) {
 			if cb := it.Spec.CircuitBreaking; cb != nil && cb.MaxConnections > 0 {
 				conn.Spec.MaxConnections = uint32(cb.MaxConnections)
 			}
-			p, err := place(c, conn, resource.KindConnector)
+			p, err := place(c, conn, &conn.Spec, resource.KindConnector)
 			if err != nil {
 				return nil, err
 			}
@@ -76,7 +76,7 @@ func (Renderer) Render(in *render.Input) ([]render.Placement, error) {
 		for _, c := range clientClusters {
 			l := &resource.Listener{Spec: resource.ListenerSpec{Address: address, Host: "0.0.0.0", Port: port, Protocol: proto}}
 			l.Name = name
-			p, err := place(c, l, resource.KindListener)
+			p, err := place(c, l, &l.Spec, resource.KindListener)
 			if err != nil {
 				return nil, err
 			}
@@ -87,15 +87,16 @@ func (Renderer) Render(in *render.Input) ([]render.Placement, error) {
 }
 
 // place defaults and validates obj as a site would, so that the controller never
-// plans an object the site will refuse.
+// plans an object the site will refuse. spec is obj's spec, read after
+// defaulting.
 func place(c *model.Cluster, obj interface {
 	Default() error
 	GetName() string
-}, kind string) (render.Placement, error) {
+}, spec any, kind string) (render.Placement, error) {
 	if err := obj.Default(); err != nil {
 		return render.Placement{}, fmt.Errorf("weft %s for cluster %s: %w", strings.ToLower(kind), c.Metadata.Name, err)
 	}
-	u, err := render.NewObject(resource.APIVersion, kind, "", obj.GetName(), nil, obj)
+	u, err := render.NewObject(resource.APIVersion, kind, "", obj.GetName(), nil, spec)
 	if err != nil {
 		return render.Placement{}, err
 	}

@@ -9,12 +9,12 @@ import (
 )
 
 func TestGolden(t *testing.T) {
-	in := rendertest.Input(rendertest.Intent(t, `{"metadata":{"name":"web-orders"},"spec":{"type":"intercluster","server":"orders","clients":[{"service":"web"}],"circuitBreaking":{"maxConnections":7}}}`))
-	ps, err := weft.Renderer{}.Render(in)
+	tc := rendertest.WeftCases[0]
+	ps, err := weft.Renderer{}.Render(tc.Input(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rendertest.Golden(t, "intercluster", rendertest.YAML(t, ps))
+	rendertest.Golden(t, tc.Name, rendertest.YAML(t, ps))
 	// Connectors where orders runs (east, west), a listener where web runs (west).
 	kinds := map[string]int{}
 	for _, p := range ps {

@@ -1,4 +1,7 @@
-package main
+// Package benchproc runs the child processes of the benchmark harnesses
+// (weft sites, HAProxy, nats-server) so that every exit path of a harness
+// stops them, and polls for their readiness with a deadline.
+package benchproc
 
 import (
 	"bytes"
@@ -15,20 +18,23 @@ import (
 	"time"
 )
 
-// cleanups runs teardown steps in reverse order of registration, once, so
+// Cleanups runs teardown steps in reverse order of registration, once, so
 // that a failure half-way through setting up still stops what was started.
-type cleanups struct {
+// The zero value is ready to use; the harness must defer Run.
+type Cleanups struct {
 	mu    sync.Mutex
 	steps []func()
 }
 
-func (c *cleanups) add(f func()) {
+// Add registers f to be run by Run.
+func (c *Cleanups) Add(f func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.steps = append(c.steps, f)
 }
 
-func (c *cleanups) run() {
+// Run runs the steps added so far, last first, and forgets them.
+func (c *Cleanups) Run() {
 	c.mu.Lock()
 	steps := c.steps
 	c.steps = nil
@@ -64,18 +70,19 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// proc is a long-running child process (a weft site or an HAProxy).
-type proc struct {
+// Proc is a long-running child process.
+type Proc struct {
 	name string
 	cmd  *exec.Cmd
 	out  *syncBuffer
 	done chan struct{}
 }
 
-// startProc starts a child and registers its termination with cl, so every
-// exit path of the harness (error, signal, normal end) stops it.
-func startProc(cl *cleanups, name, bin string, args ...string) (*proc, error) {
-	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
+// Start starts a child and registers its termination with cl, so every
+// exit path of the harness (error, signal, normal end) stops it. name is
+// what error messages call the child.
+func Start(cl *Cleanups, name, bin string, args ...string) (*Proc, error) {
+	p := &Proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	// Pdeathsig makes the kernel kill the child should the harness itself be
@@ -88,13 +95,21 @@ func startProc(cl *cleanups, name, bin string, args ...string) (*proc, error) {
 		p.cmd.Wait()
 		close(p.done)
 	}()
-	cl.add(p.stop)
+	cl.Add(p.Stop)
 	return p, nil
 }
 
-// stop asks the child to exit (SIGTERM: a clean shutdown for weft, an
-// immediate stop for HAProxy) and kills it if it has not gone in 5 s.
-func (p *proc) stop() {
+// Name is the name given to Start.
+func (p *Proc) Name() string { return p.name }
+
+// Output is the child's stdout and stderr so far (the last 256 KiB at
+// least, for a chatty child).
+func (p *Proc) Output() string { return p.out.String() }
+
+// Stop asks the child to exit (SIGTERM: a clean shutdown for weft and
+// nats-server, an immediate stop for HAProxy) and kills it if it has not
+// gone in 5 s. It returns once the child has exited.
+func (p *Proc) Stop() {
 	select {
 	case <-p.done:
 		return
@@ -109,7 +124,8 @@ func (p *proc) stop() {
 	}
 }
 
-func (p *proc) exited() bool {
+// Exited reports whether the child has exited.
+func (p *Proc) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -118,9 +134,9 @@ func (p *proc) exited() bool {
 	}
 }
 
-// cpuSeconds is the user+system CPU time the process has used so far, from
+// CPUSeconds is the user+system CPU time the process has used so far, from
 // /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s on Linux).
-func (p *proc) cpuSeconds() float64 {
+func (p *Proc) CPUSeconds() float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
 	if err != nil {
 		return 0
@@ -142,10 +158,11 @@ func (p *proc) cpuSeconds() float64 {
 	return (u + st) / 100
 }
 
-// freePort returns a port that was free a moment ago, by binding :0 and
-// releasing it. HAProxy needs ports in its configuration file, so the small
-// race with other programs picking the same port is accepted.
-func freePort() (int, error) {
+// FreePort returns a port that was free a moment ago, by binding :0 and
+// releasing it. HAProxy and nats-server need ports in their configuration
+// files, so the small race with other programs picking the same port is
+// accepted.
+func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -154,15 +171,19 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// fatal marks an error that waiting longer cannot cure (a child exited), so
-// that poll reports it at once instead of at its deadline.
+// fatal marks an error that waiting longer cannot cure.
 type fatal struct{ error }
 
 func (f fatal) Unwrap() error { return f.error }
 
-// poll calls cond until it returns nil, the deadline passes or ctx ends; it
-// returns the last error so that a timeout says what was still wrong.
-func poll(ctx context.Context, d time.Duration, what string, cond func() error) error {
+// Fatal wraps err for a Poll condition to return when waiting longer cannot
+// cure it (a child exited), so that Poll reports it at once instead of at
+// its deadline.
+func Fatal(err error) error { return fatal{err} }
+
+// Poll calls cond until it returns nil, the deadline d passes or ctx ends;
+// it returns the last error so that a timeout says what was still wrong.
+func Poll(ctx context.Context, d time.Duration, what string, cond func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)

@@ -1,0 +1,78 @@
+package benchproc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// WeftPair runs `weft site run` for sites a and b in a temporary directory,
+// waits until both are ready and links a to b (b issues the token, a redeems
+// it: the mutual-TLS link of the architecture). It returns their data
+// directories.
+func WeftPair(ctx context.Context, cl *Cleanups, bin string) (a, b string, procs []*Proc, err error) {
+	tmp, err := os.MkdirTemp("", "weft-bench-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	cl.Add(func() { os.RemoveAll(tmp) })
+	dirs := map[string]string{}
+	for _, name := range []string{"a", "b"} {
+		dir := filepath.Join(tmp, name)
+		p, err := Start(cl, "weft site "+name, bin, "site", "run", "--name", name, "--data", dir)
+		if err != nil {
+			return "", "", nil, err
+		}
+		procs = append(procs, p)
+		dirs[name] = dir
+		err = Poll(ctx, 20*time.Second, "weft site "+name+" to be ready", func() error {
+			if p.Exited() {
+				return Fatal(fmt.Errorf("site exited: %s", p.Output()))
+			}
+			addr, err := os.ReadFile(filepath.Join(dir, "admin.addr"))
+			if err != nil {
+				return err
+			}
+			resp, err := http.Get("http://" + strings.TrimSpace(string(addr)) + "/readyz")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("/readyz: %s", resp.Status)
+			}
+			return nil
+		})
+		if err != nil {
+			return "", "", nil, err
+		}
+	}
+	a, b = dirs["a"], dirs["b"]
+	tok := filepath.Join(tmp, "token.yaml")
+	if _, err := WeftCLI(ctx, bin, b, "token", "issue", "-o", tok); err != nil {
+		return "", "", nil, err
+	}
+	if _, err := WeftCLI(ctx, bin, a, "link", "create", tok); err != nil {
+		return "", "", nil, err
+	}
+	return a, b, procs, nil
+}
+
+// WeftCLI runs `weft --site DIR args...` and returns its standard output.
+func WeftCLI(ctx context.Context, bin, dir string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--site", dir}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("weft %s: %w\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.Bytes(), nil
+}

@@ -1,0 +1,80 @@
+package broker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"weft.dev/weft/internal/events"
+)
+
+// BenchmarkVolatileTopic measures the volatile path of bench/events in one
+// process, for profiling: a publish request at a with a batch of 100 events
+// of 256 bytes of data, the in-memory link to b, and an SSE stream at b
+// writing to nowhere. One op is one event.
+//
+//	go test ./internal/events/broker -run - -bench VolatileTopic -cpuprofile cpu.out
+func BenchmarkVolatileTopic(bm *testing.B) {
+	m := newMesh(bm, []string{"a", "b"}, [][3]int{{1, 2, 1}})
+	a, b := m.site("a"), m.site("b")
+	sub := b.b.subscribe(events.Topic, "bench.v")
+	defer b.b.unsubscribe(sub)
+	var got atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.b.stream(ctx, sub, 0, false, &sseOut{w: bufio.NewWriterSize(eventCounter{&got}, 32<<10), fl: nopFlusher{}})
+	}()
+	defer func() { cancel(); <-done }()
+
+	const batch = 100
+	var body strings.Builder
+	body.WriteByte('[')
+	for i := range batch {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		fmt.Fprintf(&body, `{"specversion":"1.0","id":"%d","source":"/bench","type":"bench","datacontenttype":"text/plain","data":"%s"}`, i, strings.Repeat("x", 256))
+	}
+	body.WriteByte(']')
+	h := a.b.Handler()
+	bm.ResetTimer()
+	start := time.Now()
+	sent := 0
+	for sent < bm.N {
+		req := httptest.NewRequest("POST", "/v1/topics/bench.v", strings.NewReader(body.String()))
+		req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusAccepted {
+			bm.Fatalf("publish: %d %s", rec.Code, rec.Body)
+		}
+		sent += batch
+	}
+	lost := func() int64 { return int64(dropped(a, "link-queue-full") + dropped(b, "slow-consumer")) }
+	waitFor(bm, "every event at the stream or counted as dropped", func() bool { return got.Load()+lost() >= int64(sent) })
+	bm.StopTimer()
+	bm.ReportMetric(float64(got.Load())/time.Since(start).Seconds(), "events/s")
+	bm.ReportMetric(float64(lost()), "dropped")
+}
+
+// eventCounter counts the SSE events written through it: each ends with an
+// empty line.
+type eventCounter struct{ n *atomic.Int64 }
+
+func (c eventCounter) Write(p []byte) (int, error) {
+	c.n.Add(int64(bytes.Count(p, []byte("\n\n"))))
+	return len(p), nil
+}
+
+type nopFlusher struct{}
+
+func (nopFlusher) Flush() {}

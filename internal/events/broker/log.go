@@ -1,0 +1,559 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"time"
+
+	"weft.dev/weft/internal/events"
+	"weft.dev/weft/internal/events/cloudevent"
+	"weft.dev/weft/internal/events/ledger"
+	"weft.dev/weft/internal/events/store"
+	"weft.dev/weft/internal/resource"
+	"weft.dev/weft/internal/routing"
+)
+
+// Persisted delivery is store-and-forward from hop to hop (spec.md in the
+// events package): every site keeps its outbound log, with the destinations
+// each entry is still for, and one log stream per neighbour that some
+// destination is routed through.
+
+// serveLog is the receiving end of a log stream from a neighbour: it stores
+// what arrives, in batches, and acknowledges the last mark of each batch only
+// once the batch is stored.
+func (b *Broker) serveLog(c net.Conn) {
+	r := bufio.NewReaderSize(c, 256<<10)
+	var buf []byte
+	for {
+		var batch []store.Put
+		var mark uint64
+		for len(batch) < 1024 {
+			f, nb, err := events.ReadFrame(r, buf)
+			buf = nb
+			if err != nil {
+				return
+			}
+			switch f.Type {
+			case events.FrameData:
+				e, err := cloudevent.Unmarshal(f.Payload)
+				if err != nil {
+					b.log.Warn("malformed persisted event; closing the stream", "err", err)
+					return
+				}
+				batch = append(batch, store.Put{Source: e.Source(), ID: e.ID(), Dests: f.Sites, Local: b.local(f.Kind, f.Subject),
+					Entry: store.Entry{Kind: byte(f.Kind), Subject: f.Subject, Origin: f.Origin, Time: time.Now().UnixNano(), Payload: append([]byte(nil), f.Payload...)}})
+			case events.FrameMark:
+				mark = f.Mark
+			default:
+				b.log.Warn("unexpected frame on a log stream; closing it", "type", f.Type)
+				return
+			}
+			if r.Buffered() == 0 {
+				break
+			}
+		}
+		if !b.waitBacklog() {
+			return
+		}
+		if err := b.store(batch); err != nil {
+			b.log.Error("cannot store received events", "err", err)
+			return
+		}
+		if mark == 0 {
+			continue
+		}
+		if _, err := c.Write(events.AppendFrame(nil, &events.Frame{Type: events.FrameAck, Mark: mark})); err != nil {
+			return
+		}
+	}
+}
+
+// openLog opens a log stream to a neighbour, or to this site itself for
+// queue entries in its log whose nearest consumer is now here: they take the
+// same way into the queued bucket as if they had arrived from elsewhere.
+func (b *Broker) openLog(ctx context.Context, next routing.SiteID) (net.Conn, error) {
+	if next == b.cfg.Self {
+		near, far := net.Pipe()
+		b.goFunc(func() { b.ServeStream(far, TagLog, b.cfg.Self) })
+		return near, nil
+	}
+	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return b.cfg.Net.Open(octx, []routing.SiteID{next}, TagLog)
+}
+
+// waitBacklog holds a log stream while this site's own log is full or a push
+// subscription here is too far behind, so the sender's window fills and its
+// publishers get 503s instead of this site growing without bound. It reports false when the broker stops.
+func (b *Broker) waitBacklog() bool {
+	for b.backlog() >= b.cfg.MaxBacklog || b.consumerLag() != nil {
+		select {
+		case <-b.ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return true
+}
+
+func (b *Broker) backlog() uint64 {
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	return b.ledger.Head() - b.ledger.Low()
+}
+
+// store stores events for their destinations, hands those for this site to
+// local subscribers and tells the ledger about those to forward.
+func (b *Broker) store(ps []store.Put) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	if err := b.st.Put(ps); err != nil {
+		return err
+	}
+	for _, p := range ps {
+		for head := b.inHead.Load(); p.In > head && !b.inHead.CompareAndSwap(head, p.In); head = b.inHead.Load() {
+		}
+	}
+	var out []ledger.Entry
+	var queues []string
+	grew := false
+	for _, p := range ps {
+		switch {
+		case p.In != 0 && events.Kind(p.Kind) == events.Queue:
+			grew = true
+			b.queueWait(p.Subject, 1)
+			b.startQueue(p.Subject)
+		case p.In != 0:
+			grew = true
+			b.deliverLocal(events.Kind(p.Kind), delivery{Seq: p.In, Subject: p.Subject, JSON: p.Payload})
+		}
+		if p.Out == 0 {
+			continue
+		}
+		out = append(out, ledger.Entry{Off: p.Out, Dests: p.Fwd})
+		if events.Kind(p.Kind) == events.Queue && !slices.Contains(queues, p.Subject) {
+			queues = append(queues, p.Subject)
+		}
+	}
+	if grew {
+		b.inboxGrew()
+	}
+	b.appended(out, queues)
+	return nil
+}
+
+// appended tells the ledger about entries appended to the outbound log,
+// among them entries of queues.
+func (b *Broker) appended(out []ledger.Entry, queues []string) {
+	if len(out) == 0 {
+		return
+	}
+	var t *routing.Table
+	if len(queues) > 0 {
+		t = b.cfg.Net.Table()
+	}
+	b.ledgerDo(func(l *ledger.Ledger) {
+		l.Appended(out)
+		if len(queues) == 0 {
+			return
+		}
+		// A queue's pseudo-site is known by its pattern, and routed as its
+		// nearest consumer is.
+		for _, q := range queues {
+			l.Interest(events.QueueSite(q), []string{events.Interest(events.Queue, q)})
+		}
+		l.Routes(b.nextHops(t, l))
+	})
+}
+
+// queueWait adds n (negative: taken) to the entries of queue waiting here
+// for a local consumer, and withdraws or announces the queue's interest when
+// that crosses a water mark.
+func (b *Broker) queueWait(queue string, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	w := max(b.queueWaiting[queue]+n, 0)
+	b.queueWaiting[queue] = w
+	switch full := b.queueFull[queue]; {
+	case !full && w >= queueHighWater:
+		b.queueFull[queue] = true
+		b.interestsChangedLocked()
+	case full && w <= queueLowWater:
+		delete(b.queueFull, queue)
+		b.interestsChangedLocked()
+	}
+}
+
+// local is the destination that this site is for an event of kind on
+// subject: itself for a topic; for a queue, the queue's pseudo-site when a
+// consumer is here, else none.
+func (b *Broker) local(kind events.Kind, subject string) routing.SiteID {
+	if kind == events.Topic {
+		return b.cfg.Self
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.queueFull[subject] {
+		return routing.SiteID{}
+	}
+	for _, s := range b.subs {
+		if s.kind == events.Queue && events.Match(s.pattern, subject) {
+			return events.QueueSite(subject)
+		}
+	}
+	for _, p := range b.pushes {
+		if p.kind == events.Queue && events.Match(p.pattern, subject) {
+			return events.QueueSite(subject)
+		}
+	}
+	return routing.SiteID{}
+}
+
+// nextHops maps every reachable site, and every queue pseudo-site the ledger
+// knows, to the neighbour to send its entries to: for a queue, toward its
+// nearest consumer, or this site itself when that is here.
+func (b *Broker) nextHops(t *routing.Table, l *ledger.Ledger) map[routing.SiteID]routing.SiteID {
+	next := map[routing.SiteID]routing.SiteID{}
+	for _, r := range t.Sites() {
+		if len(r.Path) > 0 {
+			next[r.ID] = r.Path[0]
+		}
+	}
+	for id, d := range l.Dests() {
+		for _, in := range d.Patterns {
+			k, q, ok := events.ParseInterest(in)
+			if !ok || k != events.Queue {
+				continue
+			}
+			if rs := events.Interested(t, events.Queue, q); len(rs) > 0 {
+				next[id] = b.cfg.Self
+				if len(rs[0].Path) > 0 {
+					next[id] = rs[0].Path[0]
+				}
+			}
+		}
+	}
+	return next
+}
+
+// ledgerDo runs inputs through the ledger and carries out its outputs: sends
+// are queued at once; cursor saves are handed to saveLoop, because an fsync
+// under lmu would stall every publish and acknowledgement behind it. A cursor
+// saved late only costs redelivery after a restart.
+func (b *Broker) ledgerDo(step func(l *ledger.Ledger)) {
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	step(b.ledger)
+	rd := b.ledger.Ready()
+	b.ledger.Advance()
+	b.queueSavesLocked(rd.Save, rd.Delete)
+	hops := b.ledger.Hops()
+	for id, h := range b.hops {
+		if !slices.Contains(hops, id) {
+			h.cancel()
+			delete(b.hops, id)
+		}
+	}
+	for _, id := range hops {
+		if b.hops[id] == nil && b.ctx != nil && b.ctx.Err() == nil {
+			ctx, cancel := context.WithCancel(b.ctx)
+			h := &hopOut{next: id, sends: make(chan ledger.Send, ledgerWindow), cancel: cancel}
+			b.hops[id] = h
+			b.goFunc(func() { b.runHop(ctx, h) })
+		}
+	}
+	for _, s := range rd.Sends {
+		if h := b.hops[s.Hop]; h != nil {
+			// Never blocks: every send covers at least one entry of the
+			// window, and the channel holds a whole window.
+			h.sends <- s
+		}
+	}
+}
+
+// queueSavesLocked merges cursor changes into what saveLoop writes next: the
+// latest state of each destination wins, so saves never go backwards.
+func (b *Broker) queueSavesLocked(save map[routing.SiteID]ledger.Dest, del []routing.SiteID) {
+	if len(save) == 0 && len(del) == 0 {
+		return
+	}
+	for id, d := range save {
+		b.toSave[id] = store.Dest{Patterns: d.Patterns, Acked: d.Acked}
+		delete(b.toDelete, id)
+	}
+	for _, id := range del {
+		b.toDelete[id] = true
+		delete(b.toSave, id)
+	}
+	select {
+	case b.saveWake <- struct{}{}:
+	default:
+	}
+}
+
+// cursorSaveInterval spaces cursor saves: each is a commit that a publisher
+// arriving meanwhile waits behind, and acknowledgements come once per batch
+// or more often. A cursor saved late costs only redelivery after a crash.
+const cursorSaveInterval = 100 * time.Millisecond
+
+// saveLoop writes queued cursor changes, whatever gathered since the previous
+// write in one go, and a last time when the broker stops.
+func (b *Broker) saveLoop() {
+	defer b.saveCursors()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-b.saveWake:
+		}
+		b.saveCursors()
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-time.After(cursorSaveInterval):
+		}
+	}
+}
+
+func (b *Broker) saveCursors() {
+	b.lmu.Lock()
+	save, del := b.toSave, slices.Collect(maps.Keys(b.toDelete))
+	b.toSave, b.toDelete = map[routing.SiteID]store.Dest{}, map[routing.SiteID]bool{}
+	b.lmu.Unlock()
+	if err := b.st.SaveDests(save, del); err != nil {
+		b.log.Error("cannot save delivery cursors", "err", err)
+	}
+}
+
+// TableChanged tells the broker that routes or records changed: reachable
+// sites' topic interests become the ledger's destinations, and their routes
+// its next hops.
+func (b *Broker) TableChanged() {
+	if b.ctx == nil {
+		return
+	}
+	t := b.cfg.Net.Table()
+	b.ledgerDo(func(l *ledger.Ledger) {
+		for _, rec := range t.Records() {
+			if rec.Site == b.cfg.Self {
+				continue
+			}
+			var ps []string
+			for _, in := range rec.Interests {
+				if k, _, ok := events.ParseInterest(in); ok && k == events.Topic {
+					ps = append(ps, in)
+				}
+			}
+			l.Interest(rec.Site, ps)
+		}
+		l.Routes(b.nextHops(t, l))
+	})
+}
+
+// hopOut keeps the log stream to one neighbour.
+type hopOut struct {
+	next   routing.SiteID
+	sends  chan ledger.Send
+	cancel context.CancelFunc
+}
+
+// runHop keeps a log stream open to the neighbour while some destination is
+// routed through it, sends what the ledger asks, and feeds acknowledgements
+// back.
+func (b *Broker) runHop(ctx context.Context, h *hopOut) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if err := b.hopSession(ctx, h); err == nil {
+			backoff = 100 * time.Millisecond
+		}
+		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
+		backoff = min(backoff*2, 2*time.Second)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (b *Broker) hopSession(ctx context.Context, h *hopOut) error {
+	c, err := b.openLog(ctx, h.next)
+	if err != nil {
+		return err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		<-sctx.Done()
+		c.Close()
+	}()
+	// Drain requests meant for an earlier stream: Opened resends from the
+	// cursors anyway.
+	for len(h.sends) > 0 {
+		<-h.sends
+	}
+	var stream uint64
+	b.ledgerDo(func(l *ledger.Ledger) {
+		l.Opened(h.next)
+		stream = l.Stream(h.next)
+	})
+	defer b.ledgerDo(func(l *ledger.Ledger) { l.Closed(h.next, stream) })
+	acks := make(chan error, 1)
+	go func() {
+		br := bufio.NewReader(c)
+		for {
+			f, _, err := events.ReadFrame(br, nil)
+			if err == nil && f.Type != events.FrameAck {
+				err = errors.New("unexpected frame on a log stream")
+			}
+			if err != nil {
+				acks <- err
+				stop()
+				return
+			}
+			b.ledgerDo(func(l *ledger.Ledger) { l.Acked(h.next, stream, f.Mark) })
+		}
+	}()
+	w := bufio.NewWriterSize(c, 256<<10)
+	sent := b.m.hopFrames.WithLabelValues(h.next.String())
+	for {
+		var s ledger.Send
+		select {
+		case <-sctx.Done():
+			select {
+			case err := <-acks:
+				return err
+			default:
+				return sctx.Err()
+			}
+		case s = <-h.sends:
+		}
+		if s.Stream != stream {
+			continue
+		}
+		var frame []byte
+		var werr error
+		err := b.st.ReadOut(s.From, s.To, func(_ uint64, e store.Entry) bool {
+			dests := slices.DeleteFunc(e.Dests, func(id routing.SiteID) bool { return !slices.Contains(s.Dests, id) })
+			if len(dests) == 0 {
+				return true
+			}
+			frame = events.AppendFrame(frame[:0], &events.Frame{Type: events.FrameData, Kind: events.Kind(e.Kind), Subject: e.Subject, Origin: e.Origin, Sites: dests, Payload: e.Payload})
+			_, werr = w.Write(frame)
+			b.m.forwarded.WithLabelValues("persisted").Inc()
+			sent.Inc()
+			return werr == nil
+		})
+		if err == nil {
+			err = werr
+		}
+		if err == nil {
+			_, err = w.Write(events.AppendFrame(frame[:0], &events.Frame{Type: events.FrameMark, Mark: s.Mark}))
+		}
+		if err == nil && len(h.sends) == 0 {
+			err = w.Flush()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// inboxGrew wakes whoever waits for new inbox entries.
+func (b *Broker) inboxGrew() {
+	b.mu.Lock()
+	close(b.inNotify)
+	b.inNotify = make(chan struct{})
+	b.mu.Unlock()
+}
+
+func (b *Broker) inboxWait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.inNotify
+}
+
+func (b *Broker) persisted(kind events.Kind, name string) (bool, time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if kind == events.Topic {
+		if t, ok := b.topics[name]; ok && t.Spec.Delivery == resource.DeliveryPersisted {
+			d, _ := time.ParseDuration(t.Spec.Retention)
+			return true, d
+		}
+	}
+	if q, ok := b.queues[name]; kind == events.Queue && ok && q.Spec.Delivery == resource.DeliveryPersisted {
+		return true, 0
+	}
+	return false, 0
+}
+
+func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloudevent.Decoded) error {
+	// A topic's event is for this site (its inbox, which also tells a
+	// publisher's retry) and every interested one; a queue's for the queue.
+	local := b.local(kind, subject)
+	b.lmu.Lock()
+	backlog := b.ledger.Head() - b.ledger.Low()
+	dests := []routing.SiteID{events.QueueSite(subject)}
+	if kind == events.Topic {
+		dests = append([]routing.SiteID{b.cfg.Self}, b.ledger.Targets(subject)...)
+	}
+	b.lmu.Unlock()
+	if backlog >= b.cfg.MaxBacklog {
+		return ErrBackPressure
+	}
+	if err := b.consumerLag(); err != nil {
+		return err
+	}
+	now := time.Now().UnixNano()
+	ps := make([]store.Put, len(evs))
+	for i, e := range evs {
+		ps[i] = store.Put{
+			Entry:  store.Entry{Kind: byte(kind), Subject: subject, Origin: b.cfg.Self, Time: now, Payload: e.JSON},
+			Source: e.Event.Source(), ID: e.Event.ID(), Dests: dests, Local: local, Publish: true,
+		}
+	}
+	if err := b.store(ps); err != nil {
+		return err
+	}
+	stored := 0
+	for _, p := range ps {
+		if p.In != 0 || p.Out != 0 {
+			stored++
+		}
+	}
+	b.m.published.WithLabelValues("persisted").Add(float64(stored))
+	return nil
+}
+
+// expireLoop drops acknowledged and expired entries once a minute.
+func (b *Broker) expireLoop() {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		retention := 24 * time.Hour
+		for _, tp := range b.topics {
+			if d, err := time.ParseDuration(tp.Spec.Retention); err == nil && tp.Spec.Delivery == resource.DeliveryPersisted {
+				retention = max(retention, d)
+			}
+		}
+		b.mu.Unlock()
+		b.lmu.Lock()
+		low := b.ledger.Low()
+		b.lmu.Unlock()
+		if err := b.st.Expire(low, time.Now().Add(-retention)); err != nil {
+			b.log.Error("event store expiry failed", "err", err)
+		}
+	}
+}

@@ -1,0 +1,292 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"weft.dev/weft/internal/events"
+	"weft.dev/weft/internal/events/cloudevent"
+	"weft.dev/weft/internal/events/store"
+	"weft.dev/weft/internal/routing"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// mesh joins brokers without sockets: event streams are net.Pipe pairs and
+// every site's route table is computed from the links and the brokers'
+// interests at the moment it is asked for, so interest needs no time to
+// travel.
+type mesh struct {
+	t      testing.TB
+	ctx    context.Context
+	mu     sync.Mutex
+	sites  map[routing.SiteID]*meshSite
+	links  [][3]int // site, site, cost
+	wg     sync.WaitGroup
+	frames map[[2]routing.SiteID]int // tree frames written, by (from, to) link
+}
+
+type meshSite struct {
+	m    *mesh
+	id   routing.SiteID
+	name string
+	b    *Broker
+
+	mu       sync.Mutex // guards the table, cached for tableKey
+	table    *routing.Table
+	tableKey string
+}
+
+var _ Net = (*meshSite)(nil)
+
+func sid(i int) routing.SiteID { return routing.SiteID{byte(i)} }
+
+// newMesh starts one broker per name (site IDs 1, 2, ... in order) and
+// stops them all when the test ends.
+func newMesh(t testing.TB, names []string, links [][3]int) *mesh {
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &mesh{t: t, ctx: ctx, sites: map[routing.SiteID]*meshSite{}, links: links, frames: map[[2]routing.SiteID]int{}}
+	var stores []*store.Store
+	for i, name := range names {
+		s := &meshSite{m: m, id: sid(i + 1), name: name}
+		st, err := store.Open(filepath.Join(t.TempDir(), name+".db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, st)
+		s.b, err = New(Config{Self: s.id, Net: s, Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.sites[s.id] = s
+	}
+	for _, s := range m.sites {
+		s.b.Run(ctx)
+	}
+	t.Cleanup(func() {
+		cancel()
+		for _, s := range m.sites {
+			s.b.Wait()
+		}
+		m.wg.Wait()
+		for _, st := range stores {
+			st.Close()
+		}
+	})
+	return m
+}
+
+func (m *mesh) site(name string) *meshSite {
+	for _, s := range m.sites {
+		if s.name == name {
+			return s
+		}
+	}
+	m.t.Fatalf("no site %s", name)
+	return nil
+}
+
+// Table computes the routes anew whenever an interest changed, as a site's
+// router would.
+func (s *meshSite) Table() *routing.Table {
+	m := s.m
+	recs := map[routing.SiteID]*routing.Record{}
+	var key strings.Builder
+	for id, o := range m.sites {
+		recs[id] = &routing.Record{Site: id, Name: o.name, Seq: 1, Interests: o.b.Interests()}
+	}
+	for i := range len(m.sites) {
+		fmt.Fprintln(&key, recs[sid(i+1)].Interests)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.table != nil && s.tableKey == key.String() {
+		return s.table
+	}
+	for _, l := range m.links {
+		a, b := sid(l[0]), sid(l[1])
+		recs[a].Links = append(recs[a].Links, routing.Link{Peer: b, Cost: uint32(l[2])})
+		recs[b].Links = append(recs[b].Links, routing.Link{Peer: a, Cost: uint32(l[2])})
+	}
+	r := routing.New(s.id, s.name, 0)
+	r.SetLocal(recs[s.id].Links, nil, recs[s.id].Interests)
+	for id, rec := range recs {
+		if id != s.id {
+			r.Step(id, *rec)
+		}
+	}
+	s.table, s.tableKey = r.Table(), key.String()
+	return s.table
+}
+
+// Open connects to the far end's broker directly; the sites in between
+// would only relay bytes.
+func (s *meshSite) Open(ctx context.Context, path []routing.SiteID, tag string) (net.Conn, error) {
+	far := s.m.sites[path[len(path)-1]]
+	if far == nil {
+		return nil, fmt.Errorf("no site %v", path[len(path)-1])
+	}
+	near, end := net.Pipe()
+	s.m.wg.Add(1)
+	go func() {
+		defer s.m.wg.Done()
+		far.b.ServeStream(end, tag, s.id)
+	}()
+	if tag != TagTree {
+		return near, nil
+	}
+	return &countingConn{Conn: near, m: s.m, link: [2]routing.SiteID{s.id, far.id}}, nil
+}
+
+// SetInterests has nothing to announce, since Table reads the interests,
+// but tells every broker that the tables changed, as the record reaching
+// them would.
+func (s *meshSite) SetInterests([]string) { s.m.tablesChanged() }
+
+// countingConn counts the frames written on a tree stream. Its one writer
+// batches frames and splits them where its buffer ends, so the count
+// follows the length prefixes across writes.
+type countingConn struct {
+	net.Conn
+	m    *mesh
+	link [2]routing.SiteID
+	hdr  []byte // the part of a length prefix seen so far
+	rest int    // bytes of the current frame still to come
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n := 0
+	for b := p; len(b) > 0; {
+		if c.rest > 0 {
+			k := min(c.rest, len(b))
+			c.rest, b = c.rest-k, b[k:]
+			continue
+		}
+		k := min(4-len(c.hdr), len(b))
+		c.hdr, b = append(c.hdr, b[:k]...), b[k:]
+		if len(c.hdr) == 4 {
+			c.rest, c.hdr = int(binary.BigEndian.Uint32(c.hdr)), c.hdr[:0]
+			n++
+		}
+	}
+	c.m.mu.Lock()
+	c.m.frames[c.link] += n
+	c.m.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (m *mesh) framesOn(from, to string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.frames[[2]routing.SiteID{m.site(from).id, m.site(to).id}]
+}
+
+// event makes a CloudEvent as the HTTP API would have accepted it.
+func event(t testing.TB, id string) cloudevent.Decoded {
+	var e cloudevent.Event
+	e.SetSpecVersion("1.0") // first: it makes the context the others set
+	e.SetID(id)
+	e.SetSource("/test")
+	e.SetType("t")
+	b, err := cloudevent.Marshal(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cloudevent.Decoded{Event: e, JSON: b}
+}
+
+func publish(t *testing.T, s *meshSite, kind events.Kind, subject string, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		if err := s.b.Publish(kind, subject, []cloudevent.Decoded{event(t, fmt.Sprint(i))}); err != nil {
+			t.Fatalf("publish %d at %s: %v", i, s.name, err)
+		}
+	}
+}
+
+// drain collects what a subscriber receives until the test ends.
+type drain struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (s *meshSite) drain(t *testing.T, kind events.Kind, pattern string) *drain {
+	sub := s.b.subscribe(kind, pattern)
+	d := &drain{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case dl := <-sub.ch:
+				e, err := cloudevent.Unmarshal(dl.JSON)
+				if err != nil {
+					t.Errorf("bad event at %s: %v", s.name, err)
+				}
+				d.mu.Lock()
+				d.ids = append(d.ids, e.ID())
+				d.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+		s.b.unsubscribe(sub)
+	})
+	return d
+}
+
+func (d *drain) got() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.ids)
+}
+
+// waitFor polls cond until it holds or 10 s have passed.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// wantOnce checks that ids holds 0..n-1, each once.
+func wantOnce(t *testing.T, who string, ids []string, n int) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Errorf("%s got %s twice", who, id)
+		}
+		seen[id] = true
+	}
+	for i := range n {
+		if !seen[fmt.Sprint(i)] {
+			t.Errorf("%s lacks %d (got %d events)", who, i, len(ids))
+			return
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%s got %d distinct events, want %d", who, len(seen), n)
+	}
+}

@@ -1,0 +1,187 @@
+package broker
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"weft.dev/weft/internal/events"
+	"weft.dev/weft/internal/events/cloudevent"
+	"weft.dev/weft/internal/events/ledger"
+	"weft.dev/weft/internal/events/store"
+)
+
+// A persisted queue's entry reaches the nearest site with a consumer (log.go)
+// and waits in that site's queued bucket; one worker per queue hands each
+// entry to one local consumer and then moves the queue's cursor past it.
+
+// startQueues starts a worker for every queue that has a cursor here: their
+// entries survived a restart.
+func (b *Broker) startQueues() {
+	qs, err := b.st.QueueCursors()
+	if err != nil {
+		b.log.Error("cannot list queue cursors", "err", err)
+	}
+	for _, q := range qs {
+		// What waits from before the restart counts toward the water
+		// marks; from now on store counts what arrives.
+		cursor, _, err := b.st.Cursor(store.QueueCursor(q))
+		if err != nil {
+			b.log.Error("cannot read queue cursor", "queue", q, "err", err)
+		}
+		waiting := 0
+		b.st.ReadQueued(cursor, func(_ uint64, e store.Entry) bool {
+			if e.Subject == q {
+				waiting++
+			}
+			return true
+		})
+		b.queueWait(q, waiting)
+		b.startQueue(q)
+	}
+}
+
+// startQueue starts the worker of a queue unless it runs.
+func (b *Broker) startQueue(queue string) {
+	b.qmu.Lock()
+	defer b.qmu.Unlock()
+	if b.handing[queue] || b.ctx == nil {
+		return
+	}
+	b.handing[queue] = true
+	b.goFunc(func() { b.runQueue(queue) })
+}
+
+// runQueue hands the queue's entries out in order. The cursor is saved after
+// each entry a consumer took, so a restart neither hands out again what a
+// consumer took nor skips what none did.
+func (b *Broker) runQueue(queue string) {
+	name := store.QueueCursor(queue)
+	cursor, _, err := b.st.Cursor(name)
+	if err != nil {
+		b.log.Error("cannot read queue cursor", "queue", queue, "err", err)
+		return
+	}
+	var rr int
+	for b.ctx.Err() == nil {
+		wake := b.inboxWait()
+		var batch []store.Entry
+		var seqs []uint64
+		from := cursor
+		b.st.ReadQueued(from, func(seq uint64, e store.Entry) bool {
+			// Entries of other queues are theirs: skip past them.
+			if e.Subject == queue {
+				batch, seqs = append(batch, e), append(seqs, seq)
+			}
+			from = seq
+			return len(batch) < 256
+		})
+		for i, e := range batch {
+			passed, ok := b.handQueued(queue, seqs[i], e, &rr)
+			if !ok {
+				return
+			}
+			b.queueWait(queue, -1)
+			cursor = seqs[i]
+			if passed {
+				continue
+			}
+			if err := b.st.SetCursor(name, cursor); err != nil {
+				b.log.Error("cannot save queue cursor", "queue", queue, "err", err)
+			}
+		}
+		if from != cursor {
+			cursor = from
+			if err := b.st.SetCursor(name, cursor); err != nil {
+				b.log.Error("cannot save queue cursor", "queue", queue, "err", err)
+			}
+			continue
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		select {
+		case <-b.ctx.Done():
+		case <-wake:
+		}
+	}
+}
+
+// handQueued gives one entry to one local consumer, taking turns (rr): a live
+// subscriber with room in its buffer, or a push subscription, which delivers
+// with its retries and dead-letter sink before it returns. While consumers are
+// here but none can take it, it waits; with none here any more, it passes the
+// entry on toward the nearest consumer elsewhere (passed, with the cursor
+// saved). ok is false when the broker stops.
+func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) (passed, ok bool) {
+	d := delivery{Seq: seq, Subject: e.Subject, JSON: e.Payload}
+	for {
+		b.mu.Lock()
+		var subs []*subscriber
+		for _, s := range b.subs {
+			if s.kind == events.Queue && events.Match(s.pattern, queue) {
+				subs = append(subs, s)
+			}
+		}
+		var pushes []*pusher
+		for _, p := range b.pushes {
+			if p.kind == events.Queue && events.Match(p.pattern, queue) {
+				pushes = append(pushes, p)
+			}
+		}
+		b.mu.Unlock()
+		// Map order is random: sort, so that taking turns is fair.
+		slices.SortFunc(subs, func(x, y *subscriber) int { return strings.Compare(x.id, y.id) })
+		slices.SortFunc(pushes, func(x, y *pusher) int { return strings.Compare(x.sub.Name, y.sub.Name) })
+		n := len(subs) + len(pushes)
+		for i := range n {
+			k := (*rr + i) % n
+			if k < len(subs) {
+				select {
+				case subs[k].ch <- d:
+					*rr = k + 1
+					b.m.delivered.WithLabelValues("queue").Inc()
+					return false, true
+				default:
+					continue
+				}
+			}
+			*rr = k + 1
+			return false, b.deliverPush(b.ctx, pushes[k-len(subs)], d.JSON)
+		}
+		if n == 0 {
+			return true, b.passOn(seq, e)
+		}
+		select {
+		case <-b.ctx.Done():
+			return false, false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// passOn moves a queued entry back to the outbound log for the queue. It
+// reports false when the broker stops; a store failure is logged and the
+// entry kept, to be retried.
+func (b *Broker) passOn(seq uint64, e store.Entry) bool {
+	ev, err := cloudevent.Unmarshal(e.Payload)
+	if err != nil {
+		b.log.Error("dropping a malformed queued event", "queue", e.Subject, "err", err)
+		return true
+	}
+	p := store.Put{Entry: e, Source: ev.Source(), ID: ev.ID()}
+	for {
+		err := b.st.PassOn(&p, seq)
+		if err == nil {
+			break
+		}
+		b.log.Error("cannot pass a queued event on", "queue", e.Subject, "err", err)
+		select {
+		case <-b.ctx.Done():
+			return false
+		case <-time.After(time.Second):
+		}
+	}
+	b.appended([]ledger.Entry{{Off: p.Out, Dests: p.Fwd}}, []string{e.Subject})
+	return true
+}

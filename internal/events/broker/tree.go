@@ -1,0 +1,298 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"weft.dev/weft/internal/events"
+	"weft.dev/weft/internal/events/cloudevent"
+	"weft.dev/weft/internal/routing"
+)
+
+// peerOut is the volatile stream to one neighbour: chunks of frames are
+// queued and written by one goroutine; what does not fit in the queue is
+// dropped (volatile is at most once and must not stall the publisher or the
+// transit site).
+type peerOut struct {
+	ch     chan chunk
+	queued atomic.Int64 // bytes in ch
+}
+
+// chunk is n FrameEvent frames, encoded one after the other.
+type chunk struct {
+	b []byte
+	n int
+}
+
+// The queue to a neighbour is bounded in chunks and, since one chunk holds
+// a whole publish request, in bytes.
+const (
+	peerQueue      = 8192
+	peerQueueBytes = 64 << 20
+)
+
+// forwardFrame queues f, a FrameEvent, for the neighbour at f.Paths[0][0].
+func (b *Broker) forwardFrame(f *events.Frame) {
+	b.forward(f.Paths[0][0], chunk{b: events.AppendFrame(nil, f), n: 1})
+}
+
+// forward queues c for the neighbour next. The frames of one publish
+// request go as one chunk: one queue operation and one count for all.
+func (b *Broker) forward(next routing.SiteID, c chunk) {
+	b.mu.Lock()
+	p := b.peers[next]
+	if p == nil && b.ctx != nil && b.ctx.Err() == nil {
+		p = &peerOut{ch: make(chan chunk, peerQueue)}
+		b.peers[next] = p
+		b.goFunc(func() { b.runPeerOut(next, p) })
+	}
+	b.mu.Unlock()
+	if p == nil {
+		return
+	}
+	if p.queued.Add(int64(len(c.b))) <= peerQueueBytes {
+		select {
+		case p.ch <- c:
+			b.m.forwarded.WithLabelValues("volatile").Add(float64(c.n))
+			return
+		default:
+		}
+	}
+	p.queued.Add(-int64(len(c.b)))
+	b.m.dropped.WithLabelValues("link-queue-full").Add(float64(c.n))
+}
+
+// runPeerOut writes queued frames to the neighbour, opening the stream on
+// demand. When the stream fails, what was queued for it is dropped and the
+// next frame opens a new one; idle for a minute, the writer ends.
+func (b *Broker) runPeerOut(peer routing.SiteID, p *peerOut) {
+	defer func() {
+		b.mu.Lock()
+		delete(b.peers, peer)
+		b.mu.Unlock()
+	}()
+	var conn net.Conn
+	var w *bufio.Writer
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	idle := time.NewTimer(time.Minute)
+	defer idle.Stop()
+	take := func(c chunk) chunk {
+		p.queued.Add(-int64(len(c.b)))
+		return c
+	}
+	for {
+		var c chunk
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-idle.C:
+			return
+		case c = <-p.ch:
+		}
+		take(c)
+		idle.Reset(time.Minute)
+		if conn == nil {
+			ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+			nc, err := b.cfg.Net.Open(ctx, []routing.SiteID{peer}, TagTree)
+			cancel()
+			if err != nil {
+				b.m.dropped.WithLabelValues("no-link").Add(float64(c.n))
+				continue
+			}
+			conn, w = nc, bufio.NewWriterSize(nc, 64<<10)
+		}
+		n := c.n
+		_, err := w.Write(c.b)
+		// Batch whatever else is queued into the same flush.
+		for err == nil && len(p.ch) > 0 {
+			c = take(<-p.ch)
+			n += c.n
+			_, err = w.Write(c.b)
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			b.m.dropped.WithLabelValues("link-broken").Add(float64(n))
+			conn.Close()
+			conn = nil
+		}
+	}
+}
+
+func (b *Broker) serveTree(c net.Conn) {
+	r := bufio.NewReaderSize(c, 64<<10)
+	var buf []byte
+	for {
+		f, nb, err := events.ReadFrame(r, buf)
+		buf = nb
+		if err != nil {
+			if !errors.Is(err, io.EOF) && b.ctx.Err() == nil {
+				b.log.Debug("event stream ended", "err", err)
+			}
+			return
+		}
+		if f.Type != events.FrameEvent {
+			b.log.Warn("unexpected frame on a tree stream; closing it", "type", f.Type)
+			return
+		}
+		local, branches := events.Split(b.cfg.Self, f.Paths)
+		if local {
+			// The payload aliases buf, and a delivery outlives this
+			// iteration; forwarding copies it into the next frame anyway.
+			f.Payload = append([]byte(nil), f.Payload...)
+			if err := cloudevent.CheckStreamable(f.Payload); err != nil {
+				b.m.dropped.WithLabelValues("malformed").Inc()
+			} else if !b.deliverLocal(f.Kind, delivery{Subject: f.Subject, JSON: f.Payload}) {
+				// Only a queue event finds no room. This site counts as
+				// tried even when it no longer has consumers, so that
+				// sites with stale interests cannot bounce an event
+				// between them.
+				b.routeQueue(events.Interested(b.cfg.Net.Table(), events.Queue, f.Subject), f.Subject, f.Origin, append(f.Sites, b.cfg.Self), f.Payload)
+			}
+		}
+		for _, br := range branches {
+			f.Paths = br.Paths
+			b.forwardFrame(&f)
+		}
+	}
+}
+
+// deliverLocal hands an event to this site's subscribers: every matching one
+// for a topic, one with room for a queue. It never blocks: a subscriber that
+// cannot keep up loses volatile events (counted); persisted ones it re-reads
+// from the inbox. It reports whether a queue event found a consumer.
+func (b *Broker) deliverLocal(kind events.Kind, d delivery) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if kind == events.Queue {
+		return b.deliverQueueLocked(d)
+	}
+	for _, s := range b.subs {
+		if s.kind == kind && events.Match(s.pattern, d.Subject) && !b.offer(s.ch, d) && d.Seq != 0 {
+			s.miss(d.Seq)
+		}
+	}
+	if d.Seq == 0 {
+		// Push subscriptions read persisted events from the inbox.
+		for _, p := range b.pushes {
+			if p.kind == kind && events.Match(p.pattern, d.Subject) {
+				b.offer(p.ch, d)
+			}
+		}
+	}
+	return true
+}
+
+// deliverQueueLocked gives a queue event to one local consumer with room:
+// consumers take turns, a full one is skipped.
+func (b *Broker) deliverQueueLocked(d delivery) bool {
+	var chs []chan delivery
+	for _, s := range b.subs {
+		if s.kind == events.Queue && events.Match(s.pattern, d.Subject) {
+			chs = append(chs, s.ch)
+		}
+	}
+	for _, p := range b.pushes {
+		if p.kind == events.Queue && events.Match(p.pattern, d.Subject) {
+			chs = append(chs, p.ch)
+		}
+	}
+	for i := range chs {
+		k := (b.rr + i) % len(chs)
+		select {
+		case chs[k] <- d:
+			b.rr = k + 1
+			b.m.delivered.WithLabelValues("queue").Inc()
+			return true
+		default:
+		}
+	}
+	return false
+}
+
+// offer reports whether ch took d.
+func (b *Broker) offer(ch chan delivery, d delivery) bool {
+	select {
+	case ch <- d:
+		b.m.delivered.WithLabelValues("topic").Inc()
+		return true
+	default:
+		if d.Seq == 0 {
+			b.m.dropped.WithLabelValues("slow-consumer").Inc()
+		}
+		return false
+	}
+}
+
+// publishVolatile sends events published together to one subject: the
+// interested sites and the tree are worked out once for all of them.
+func (b *Broker) publishVolatile(kind events.Kind, subject string, evs []cloudevent.Decoded) error {
+	routes := events.Interested(b.cfg.Net.Table(), kind, subject)
+	if kind == events.Queue {
+		if len(routes) == 0 {
+			return ErrNoConsumer
+		}
+		for _, e := range evs {
+			b.routeQueue(routes, subject, b.cfg.Self, nil, e.JSON)
+		}
+		return nil
+	}
+	local, branches := events.Split(b.cfg.Self, events.TreePaths(b.cfg.Self, routes))
+	if local {
+		for _, e := range evs {
+			b.deliverLocal(kind, delivery{Subject: subject, JSON: e.JSON})
+		}
+	}
+	for _, br := range branches {
+		f := events.Frame{Type: events.FrameEvent, Kind: kind, Subject: subject, Origin: b.cfg.Self, Paths: br.Paths}
+		// Sized once: every frame is its event and the same header.
+		head := len(events.AppendFrame(nil, &f))
+		size := 0
+		for _, e := range evs {
+			size += head + binary.MaxVarintLen32 + len(e.JSON)
+		}
+		c := chunk{b: make([]byte, 0, size)}
+		for _, e := range evs {
+			f.Payload = e.JSON
+			c.b = events.AppendFrame(c.b, &f)
+		}
+		c.n = len(evs)
+		b.forward(br.Next, c)
+	}
+	return nil
+}
+
+// routeQueue gives a volatile queue event to one consumer: here when this
+// site is the first of routes (the sites interested in subject, nearest
+// first) not in tried and a local consumer has room, else it sends the
+// event toward the first such site, which does the same with this site
+// added to tried. So a full site spills to the next nearest instead of
+// dropping; once every candidate, or MaxQueueTries sites, had no room, the
+// event is dropped and counted as "queue-full".
+func (b *Broker) routeQueue(routes []routing.SiteRoute, subject string, origin routing.SiteID, tried []routing.SiteID, payload []byte) {
+	for {
+		r, ok := events.NextQueueSite(routes, tried)
+		switch {
+		case !ok:
+			b.m.dropped.WithLabelValues("queue-full").Inc()
+			return
+		case r.ID != b.cfg.Self:
+			b.forwardFrame(&events.Frame{Type: events.FrameEvent, Kind: events.Queue, Subject: subject, Origin: origin, Paths: [][]routing.SiteID{r.Path}, Sites: tried, Payload: payload})
+			return
+		case b.deliverLocal(events.Queue, delivery{Subject: subject, JSON: payload}):
+			return
+		}
+		tried = append(tried, b.cfg.Self)
+	}
+}
