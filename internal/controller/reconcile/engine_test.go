@@ -510,7 +510,6 @@ func TestRunEndResetsFailing(t *testing.T) {
 	}
 }
 
-
 // eventually polls cond until it holds or d has passed.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -24,7 +24,7 @@ import (
 func BenchmarkVolatileTopic(bm *testing.B) {
 	m := newMesh(bm, []string{"a", "b"}, [][3]int{{1, 2, 1}})
 	a, b := m.site("a"), m.site("b")
-	sub := b.b.subscribe(events.Topic, "bench.v")
+	sub := b.subscribe(bm, events.Topic, "bench.v")
 	defer b.b.unsubscribe(sub)
 	var got atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())

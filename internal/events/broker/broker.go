@@ -104,6 +104,12 @@ type Broker struct {
 	// queueHighWater. Both under mu.
 	queueWaiting map[string]int
 	queueFull    map[string]bool
+	// queueTaking counts, per persisted queue, the entries of batches
+	// being stored that are to wait here (markOverflow); under mu.
+	queueTaking map[string]int
+	// fullQueues is a copy of queueFull for nextHops, which runs under
+	// lmu and so cannot take mu.
+	fullQueues atomic.Pointer[map[string]bool]
 
 	ctx context.Context
 	wg  sync.WaitGroup
@@ -150,7 +156,7 @@ func New(cfg Config) (*Broker, error) {
 		peers: map[routing.SiteID]*peerOut{}, hops: map[routing.SiteID]*hopOut{},
 		toSave: map[routing.SiteID]store.Dest{}, toDelete: map[routing.SiteID]bool{}, saveWake: make(chan struct{}, 1),
 		handing:      map[string]bool{},
-		queueWaiting: map[string]int{}, queueFull: map[string]bool{},
+		queueWaiting: map[string]int{}, queueFull: map[string]bool{}, queueTaking: map[string]int{},
 		lingering: map[string]time.Time{},
 		inNotify:  make(chan struct{}),
 	}
@@ -159,6 +165,7 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b.inHead.Store(inHead)
+	b.fullQueues.Store(new(map[string]bool{}))
 	sd, err := b.st.Dests()
 	if err != nil {
 		return nil, err
@@ -228,8 +235,6 @@ func (b *Broker) Interests() []string {
 	return slices.Clone(b.interests)
 }
 
-// interestsLocked derives the interests from live subscribers and push
-// subscriptions: sorted, without duplicates.
 // A queue whose consumers here leave queueHighWater persisted entries
 // waiting is withdrawn from the interests, so that new entries go to the next
 // nearest site with a consumer; it is announced again once the wait is down
@@ -239,6 +244,8 @@ const (
 	queueLowWater  = queueHighWater / 4
 )
 
+// interestsLocked derives the interests from live subscribers and push
+// subscriptions: sorted, without duplicates.
 func (b *Broker) interestsLocked() []string {
 	var out []string
 	add := func(kind events.Kind, pattern string) {

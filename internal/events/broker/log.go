@@ -23,10 +23,10 @@ import (
 // each entry is still for, and one log stream per neighbour that some
 // destination is routed through.
 
-// serveLog is the receiving end of a log stream from a neighbour: it stores
-// what arrives, in batches, and acknowledges the last mark of each batch only
-// once the batch is stored.
-func (b *Broker) serveLog(c net.Conn) {
+// serveLog is the receiving end of a log stream from a neighbour, or from
+// this site itself (openLog): it stores what arrives, in batches, and
+// acknowledges the last mark of each batch only once the batch is stored.
+func (b *Broker) serveLog(c net.Conn, origin routing.SiteID) {
 	r := bufio.NewReaderSize(c, 256<<10)
 	var buf []byte
 	for {
@@ -57,7 +57,10 @@ func (b *Broker) serveLog(c net.Conn) {
 				break
 			}
 		}
-		if !b.waitBacklog() {
+		// Not the stream from this site itself: it moves entries out of
+		// the log into the queued bucket, and holding it while the log is
+		// full would keep the log full.
+		if origin != b.cfg.Self && !b.waitBacklog() {
 			return
 		}
 		if err := b.store(batch); err != nil {
@@ -113,7 +116,10 @@ func (b *Broker) store(ps []store.Put) error {
 	if len(ps) == 0 {
 		return nil
 	}
-	if err := b.st.Put(ps); err != nil {
+	taking := b.markOverflow(ps)
+	err := b.st.Put(ps)
+	b.queueTaken(ps, taking, err == nil)
+	if err != nil {
 		return err
 	}
 	for _, p := range ps {
@@ -127,7 +133,6 @@ func (b *Broker) store(ps []store.Put) error {
 		switch {
 		case p.In != 0 && events.Kind(p.Kind) == events.Queue:
 			grew = true
-			b.queueWait(p.Subject, 1)
 			b.startQueue(p.Subject)
 		case p.In != 0:
 			grew = true
@@ -154,10 +159,6 @@ func (b *Broker) appended(out []ledger.Entry, queues []string) {
 	if len(out) == 0 {
 		return
 	}
-	var t *routing.Table
-	if len(queues) > 0 {
-		t = b.cfg.Net.Table()
-	}
 	b.ledgerDo(func(l *ledger.Ledger) {
 		l.Appended(out)
 		if len(queues) == 0 {
@@ -168,7 +169,7 @@ func (b *Broker) appended(out []ledger.Entry, queues []string) {
 		for _, q := range queues {
 			l.Interest(events.QueueSite(q), []string{events.Interest(events.Queue, q)})
 		}
-		l.Routes(b.nextHops(t, l))
+		l.Routes(b.nextHops(l))
 	})
 }
 
@@ -178,30 +179,83 @@ func (b *Broker) appended(out []ledger.Entry, queues []string) {
 func (b *Broker) queueWait(queue string, n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.queueWaitLocked(queue, n)
+}
+
+func (b *Broker) queueWaitLocked(queue string, n int) {
 	w := max(b.queueWaiting[queue]+n, 0)
 	b.queueWaiting[queue] = w
 	switch full := b.queueFull[queue]; {
 	case !full && w >= queueHighWater:
 		b.queueFull[queue] = true
-		b.interestsChangedLocked()
 	case full && w <= queueLowWater:
 		delete(b.queueFull, queue)
-		b.interestsChangedLocked()
+	default:
+		return
+	}
+	b.fullQueues.Store(new(maps.Clone(b.queueFull)))
+	b.interestsChangedLocked()
+}
+
+// markOverflow marks the queue entries of ps that this site has no room
+// for: those past the queue's high-water mark, counting the batch's own (a
+// log stream's batch holds up to a thousand) and those that concurrent
+// batches are taking. They go into the outbound log for the queue, routed to
+// the nearest consumer elsewhere, or waiting there until one, or this site,
+// has room again (nextHops). The store still drops those taken here already.
+// It returns how many of each queue's entries it leaves to take here, which
+// the caller gives back to queueTaken once they are stored.
+func (b *Broker) markOverflow(ps []store.Put) map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var taking map[string]int
+	for i := range ps {
+		p := &ps[i]
+		if events.Kind(p.Kind) != events.Queue || p.Local.IsZero() {
+			continue
+		}
+		if b.queueWaiting[p.Subject]+b.queueTaking[p.Subject] >= queueHighWater {
+			p.Overflow = true
+			continue
+		}
+		if taking == nil {
+			taking = map[string]int{}
+		}
+		taking[p.Subject]++
+		b.queueTaking[p.Subject]++
+	}
+	return taking
+}
+
+// queueTaken turns what markOverflow set aside into entries waiting: those
+// stored (the store dropped duplicates), none if the store failed.
+func (b *Broker) queueTaken(ps []store.Put, taking map[string]int, stored bool) {
+	if taking == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for q, n := range taking {
+		if b.queueTaking[q] -= n; b.queueTaking[q] == 0 {
+			delete(b.queueTaking, q)
+		}
+	}
+	for _, p := range ps {
+		if stored && p.In != 0 && events.Kind(p.Kind) == events.Queue {
+			b.queueWaitLocked(p.Subject, 1)
+		}
 	}
 }
 
 // local is the destination that this site is for an event of kind on
 // subject: itself for a topic; for a queue, the queue's pseudo-site when a
-// consumer is here, else none.
+// consumer is here (with room or not: markOverflow), else none.
 func (b *Broker) local(kind events.Kind, subject string) routing.SiteID {
 	if kind == events.Topic {
 		return b.cfg.Self
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.queueFull[subject] {
-		return routing.SiteID{}
-	}
 	for _, s := range b.subs {
 		if s.kind == events.Queue && events.Match(s.pattern, subject) {
 			return events.QueueSite(subject)
@@ -217,8 +271,12 @@ func (b *Broker) local(kind events.Kind, subject string) routing.SiteID {
 
 // nextHops maps every reachable site, and every queue pseudo-site the ledger
 // knows, to the neighbour to send its entries to: for a queue, toward its
-// nearest consumer, or this site itself when that is here.
-func (b *Broker) nextHops(t *routing.Table, l *ledger.Ledger) map[routing.SiteID]routing.SiteID {
+// nearest consumer, or this site itself when that is here and has room.
+// It runs under lmu and reads the table there: read before, a table older
+// than the one a concurrent call applied could overwrite its routes.
+func (b *Broker) nextHops(l *ledger.Ledger) map[routing.SiteID]routing.SiteID {
+	t := b.cfg.Net.Table()
+	full := *b.fullQueues.Load()
 	next := map[routing.SiteID]routing.SiteID{}
 	for _, r := range t.Sites() {
 		if len(r.Path) > 0 {
@@ -231,7 +289,12 @@ func (b *Broker) nextHops(t *routing.Table, l *ledger.Ledger) map[routing.SiteID
 			if !ok || k != events.Queue {
 				continue
 			}
-			if rs := events.Interested(t, events.Queue, q); len(rs) > 0 {
+			// Until the table shows this site's interest withdrawn, its
+			// own full queue would send entries around to itself.
+			rs := slices.DeleteFunc(events.Interested(t, events.Queue, q), func(r routing.SiteRoute) bool {
+				return r.ID == b.cfg.Self && full[q]
+			})
+			if len(rs) > 0 {
 				next[id] = b.cfg.Self
 				if len(rs[0].Path) > 0 {
 					next[id] = rs[0].Path[0]
@@ -338,8 +401,8 @@ func (b *Broker) TableChanged() {
 	if b.ctx == nil {
 		return
 	}
-	t := b.cfg.Net.Table()
 	b.ledgerDo(func(l *ledger.Ledger) {
+		t := b.cfg.Net.Table()
 		for _, rec := range t.Records() {
 			if rec.Site == b.cfg.Self {
 				continue
@@ -352,7 +415,7 @@ func (b *Broker) TableChanged() {
 			}
 			l.Interest(rec.Site, ps)
 		}
-		l.Routes(b.nextHops(t, l))
+		l.Routes(b.nextHops(l))
 	})
 }
 

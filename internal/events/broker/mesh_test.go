@@ -26,13 +26,13 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // mesh joins brokers without sockets: event streams are net.Pipe pairs and
-// every site's route table is computed from the links and the brokers'
-// interests at the moment it is asked for, so interest needs no time to
-// travel.
+// every site's route table is computed from the links and the interests the
+// brokers last announced, at the moment it is asked for, so interest needs no
+// time to travel.
 type mesh struct {
 	t      testing.TB
 	ctx    context.Context
-	mu     sync.Mutex
+	mu     sync.Mutex // guards frames and the sites' interests
 	sites  map[routing.SiteID]*meshSite
 	links  [][3]int // site, site, cost
 	wg     sync.WaitGroup
@@ -44,6 +44,9 @@ type meshSite struct {
 	id   routing.SiteID
 	name string
 	b    *Broker
+	// interests are what b last announced, as its record would carry
+	// them: Table runs under b's lmu and so must not ask b.
+	interests []string
 
 	mu       sync.Mutex // guards the table, cached for tableKey
 	table    *routing.Table
@@ -105,9 +108,11 @@ func (s *meshSite) Table() *routing.Table {
 	m := s.m
 	recs := map[routing.SiteID]*routing.Record{}
 	var key strings.Builder
+	m.mu.Lock()
 	for id, o := range m.sites {
-		recs[id] = &routing.Record{Site: id, Name: o.name, Seq: 1, Interests: o.b.Interests()}
+		recs[id] = &routing.Record{Site: id, Name: o.name, Seq: 1, Interests: o.interests}
 	}
+	m.mu.Unlock()
 	for i := range len(m.sites) {
 		fmt.Fprintln(&key, recs[sid(i+1)].Interests)
 	}
@@ -151,10 +156,29 @@ func (s *meshSite) Open(ctx context.Context, path []routing.SiteID, tag string) 
 	return &countingConn{Conn: near, m: s.m, link: [2]routing.SiteID{s.id, far.id}}, nil
 }
 
-// SetInterests has nothing to announce, since Table reads the interests,
-// but tells every broker that the tables changed, as the record reaching
-// them would.
-func (s *meshSite) SetInterests([]string) { s.m.tablesChanged() }
+// subscribe subscribes at s and waits until the mesh has s's interest, as
+// a client of a real site would wait for its subscription to be announced.
+func (s *meshSite) subscribe(t testing.TB, kind events.Kind, pattern string) *subscriber {
+	sub := s.b.subscribe(kind, pattern)
+	want := events.Interest(kind, pattern)
+	waitFor(t, "the interest "+want+" to be announced", func() bool {
+		s.m.mu.Lock()
+		defer s.m.mu.Unlock()
+		return slices.Contains(s.interests, want)
+	})
+	return sub
+}
+
+// SetInterests records the broker's interests, read anew under the mesh's
+// lock as a site reads them under its router's, so that two announcements
+// cannot land in the wrong order; then it tells every broker that the tables
+// changed, as the record reaching them would.
+func (s *meshSite) SetInterests([]string) {
+	s.m.mu.Lock()
+	s.interests = s.b.Interests()
+	s.m.mu.Unlock()
+	s.m.tablesChanged()
+}
 
 // countingConn counts the frames written on a tree stream. Its one writer
 // batches frames and splits them where its buffer ends, so the count
@@ -224,7 +248,7 @@ type drain struct {
 }
 
 func (s *meshSite) drain(t *testing.T, kind events.Kind, pattern string) *drain {
-	sub := s.b.subscribe(kind, pattern)
+	sub := s.subscribe(t, kind, pattern)
 	d := &drain{}
 	stop := make(chan struct{})
 	done := make(chan struct{})

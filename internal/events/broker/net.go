@@ -13,6 +13,6 @@ func (b *Broker) ServeStream(c net.Conn, tag string, origin routing.SiteID) {
 	case TagTree:
 		b.serveTree(c)
 	case TagLog:
-		b.serveLog(c)
+		b.serveLog(c, origin)
 	}
 }

@@ -73,7 +73,7 @@ func TestQueueAnycast(t *testing.T) {
 func TestQueueSpill(t *testing.T) {
 	m := newMesh(t, []string{"a", "b", "c"}, [][3]int{{1, 2, 1}, {2, 3, 1}})
 	a, b, c := m.site("a"), m.site("b"), m.site("c")
-	stuckB := b.b.subscribe(events.Queue, "jobs")
+	stuckB := b.subscribe(t, events.Queue, "jobs")
 	defer b.b.unsubscribe(stuckB)
 	qc := c.drain(t, events.Queue, "jobs")
 	room := cap(stuckB.ch)
@@ -98,9 +98,9 @@ func TestQueueSpill(t *testing.T) {
 
 	// Now c's consumer stops taking too: b (refilled) and c absorb one
 	// buffer each, the rest is dropped at the last site tried.
-	stuckC := c.b.subscribe(events.Queue, "more")
+	stuckC := c.subscribe(t, events.Queue, "more")
 	defer c.b.unsubscribe(stuckC)
-	stuckB2 := b.b.subscribe(events.Queue, "more")
+	stuckB2 := b.subscribe(t, events.Queue, "more")
 	defer b.b.unsubscribe(stuckB2)
 	publish(t, a, events.Queue, "more", 0, 2*room+100)
 	waitFor(t, "100 events dropped as queue-full", func() bool { return dropped(c, "queue-full") >= 100 })
@@ -120,7 +120,7 @@ func unmarshalID(b []byte) (string, error) {
 func TestSlowConsumerDropsCounted(t *testing.T) {
 	m := newMesh(t, []string{"a", "b"}, [][3]int{{1, 2, 1}})
 	b := m.site("b")
-	slow := b.b.subscribe(events.Topic, "t")
+	slow := b.subscribe(t, events.Topic, "t")
 	defer b.b.unsubscribe(slow)
 	fast := b.drain(t, events.Topic, "t")
 	n := cap(slow.ch) + 100
@@ -174,7 +174,7 @@ func (o *blockedOut) keepalive() error { return nil }
 func TestStreamAbsorbsBursts(t *testing.T) {
 	m := newMesh(t, []string{"a"}, nil)
 	a := m.site("a")
-	sub := a.b.subscribe(events.Topic, "t")
+	sub := a.subscribe(t, events.Topic, "t")
 	defer a.b.unsubscribe(sub)
 	out := &blockedOut{release: make(chan struct{})}
 	a.stream(t, sub, out)

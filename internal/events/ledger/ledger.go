@@ -29,6 +29,21 @@ type Dest struct {
 	sent  uint64         // offset up to which entries are in flight; >= Acked
 	last  uint64         // the last offset known to hold an entry for it
 	hop   routing.SiteID // next hop toward it; zero while unreachable
+	// settling is the former next hop of a queue's destination that
+	// moved while entries for it were in flight there: nothing is sent
+	// over the new hop until that stream acknowledges them or ends (Routes).
+	settling routing.SiteID
+}
+
+// queue reports whether the destination is a queue's pseudo-site, known by
+// its patterns.
+func (d *Dest) queue() bool {
+	for _, in := range d.Patterns {
+		if k, _, ok := events.ParseInterest(in); ok && k == events.Queue {
+			return true
+		}
+	}
+	return false
 }
 
 // Entry is one appended log entry for Appended.
@@ -127,13 +142,15 @@ func (l *Ledger) Targets(subject string) []routing.SiteID {
 	return out
 }
 
-// Hops returns the neighbours some destination is routed through, sorted:
-// the caller must keep a stream open to each.
+// Hops returns the neighbours some destination is routed through, or waits
+// on (settling), sorted: the caller must keep a stream open to each.
 func (l *Ledger) Hops() []routing.SiteID {
 	var out []routing.SiteID
 	for _, d := range l.dests {
-		if !d.hop.IsZero() && !slices.Contains(out, d.hop) {
-			out = append(out, d.hop)
+		for _, h := range []routing.SiteID{d.hop, d.settling} {
+			if !h.IsZero() && !slices.Contains(out, h) {
+				out = append(out, h)
+			}
 		}
 	}
 	slices.SortFunc(out, routing.SiteID.Compare)
@@ -170,15 +187,45 @@ func (l *Ledger) Interest(site routing.SiteID, patterns []string) {
 // Routes records the next hop toward each reachable site. A destination
 // whose next hop changed is sent again from its cursor over the new one: what
 // was in flight on the old one may never arrive (duplicates are dropped at
-// the destination).
+// the destination). Except a queue's: the site a duplicate reaches may not
+// be the one that took the original, so both would hand it to a consumer.
+// While the old stream is open, what is in flight there is left to it, and
+// the queue waits until it is acknowledged, or sent again if the stream ends.
 func (l *Ledger) Routes(next map[routing.SiteID]routing.SiteID) {
 	l.routes = maps.Clone(next)
 	for id, d := range l.dests {
-		if nh := next[id]; nh != d.hop {
+		nh := next[id]
+		switch {
+		case nh == d.hop:
+		case !d.settling.IsZero() && nh == d.settling:
+			// Back to the stream its entries are in flight on.
+			d.hop, d.settling = nh, routing.SiteID{}
+		case d.queue() && d.settling.IsZero() && d.sent > d.Acked && l.hops[d.hop] != nil && l.hops[d.hop].open:
+			d.hop, d.settling = nh, d.hop
+		case !d.settling.IsZero():
+			d.hop = nh
+		default:
 			d.hop, d.sent = nh, d.Acked
 		}
 	}
 	l.pumpAll()
+}
+
+// settled ends the wait of queue destinations for their former next hop
+// next: lost says its stream ended, and what was in flight there must be sent
+// again.
+func (l *Ledger) settled(next routing.SiteID, lost bool) {
+	for _, d := range l.dests {
+		if d.settling != next {
+			continue
+		}
+		if lost {
+			d.sent = d.Acked
+		}
+		if d.sent <= d.Acked {
+			d.settling = routing.SiteID{}
+		}
+	}
 }
 
 // Appended records entries appended to the log, in any order. A destination
@@ -197,7 +244,7 @@ func (l *Ledger) Appended(es []Entry) {
 				// A later entry, appended concurrently, was reported
 				// first and carried the cursor past this one: go back,
 				// and let no send in flight vouch for it.
-				d.Acked, d.sent = e.Off-1, e.Off-1
+				d.Acked, d.sent, d.settling = e.Off-1, e.Off-1, routing.SiteID{}
 				l.save(id, d)
 				l.forget(id)
 			}
@@ -217,6 +264,7 @@ func (l *Ledger) Opened(next routing.SiteID) {
 		l.hops[next] = h
 	}
 	*h = hop{open: true, stream: h.stream + 1}
+	l.settled(next, true)
 	for _, d := range l.dests {
 		if d.hop == next {
 			d.sent = d.Acked
@@ -230,6 +278,8 @@ func (l *Ledger) Opened(next routing.SiteID) {
 func (l *Ledger) Closed(next routing.SiteID, stream uint64) {
 	if h := l.hops[next]; h != nil && h.stream == stream {
 		h.open = false
+		l.settled(next, true)
+		l.pumpAll()
 	}
 }
 
@@ -253,6 +303,7 @@ func (l *Ledger) Acked(next routing.SiteID, stream, mark uint64) {
 			}
 		}
 	}
+	l.settled(next, false)
 	l.pumpAll()
 }
 
@@ -292,7 +343,7 @@ func (l *Ledger) pump(next routing.SiteID, h *hop) {
 	for h.open && h.inflight < l.window {
 		from, to, found := uint64(0), l.head, false
 		for _, d := range l.dests {
-			if d.hop == next && d.sent < l.head && (!found || d.sent < from) {
+			if d.hop == next && d.settling.IsZero() && d.sent < l.head && (!found || d.sent < from) {
 				from, found = d.sent, true
 			}
 		}
@@ -302,7 +353,7 @@ func (l *Ledger) pump(next routing.SiteID, h *hop) {
 		var group []routing.SiteID
 		for id, d := range l.dests {
 			switch {
-			case d.hop != next || d.sent >= l.head:
+			case d.hop != next || !d.settling.IsZero() || d.sent >= l.head:
 			case d.sent == from:
 				group = append(group, id)
 			default:

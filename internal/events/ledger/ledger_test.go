@@ -147,6 +147,42 @@ func TestRouteChange(t *testing.T) {
 	}.run(t, l)
 }
 
+// TestQueueRouteChange: a queue's destination moved while entries for it are
+// in flight waits for the old stream: acknowledged there, they are not sent
+// to a second consumer site; lost with the stream, they are sent again.
+func TestQueueRouteChange(t *testing.T) {
+	q := site('q')
+	l := New(0, nil, 100)
+	script{
+		{"setup", func() {
+			l.Routes(routes(b, b, c, c, q, b))
+			l.Interest(q, []string{"q:jobs"})
+			l.Opened(b)
+			l.Opened(c)
+		}, "save q 0"},
+		{"append", func() { l.Appended(appended(5, q)) }, "send b/1#1 (0,5] q"},
+		{"q now via c: nothing resent", func() { l.Routes(routes(b, b, c, c, q, c)) }, ""},
+		{"new entries wait", func() { l.Appended(appended(8, q)) }, ""},
+	}.run(t, l)
+	if got := names(l.Hops()); got != "b,c" {
+		t.Errorf("hops %s, want b,c: b's stream must stay open", got)
+	}
+	script{
+		{"b acks: c goes on from there", func() { l.Acked(b, 1, 1) }, "send c/1#1 (5,8] q; save q 5"},
+		{"c acks", func() { l.Acked(c, 1, 1) }, "save q 8"},
+		{"more", func() { l.Appended(appended(10, q)) }, "send c/1#2 (8,10] q"},
+		{"q via b while c has them", func() { l.Routes(routes(b, b, c, c, q, b)) }, ""},
+		{"c's stream ends: sent again via b", func() { l.Closed(c, 1) }, "send b/1#2 (8,10] q"},
+		{"more", func() { l.Appended(appended(11, q)) }, "send b/1#3 (10,11] q"},
+		{"q via c and back to b: b goes on", func() {
+			l.Routes(routes(b, b, c, c, q, c))
+			l.Routes(routes(b, b, c, c, q, b))
+			l.Appended(appended(12, q))
+		}, "send b/1#4 (11,12] q"},
+		{"b acks all", func() { l.Acked(b, 1, 4) }, "save q 12"},
+	}.run(t, l)
+}
+
 // TestLaggingJoins: a destination behind the others is sent to alone only up
 // to where they are, within the window.
 func TestLaggingJoins(t *testing.T) {

@@ -176,6 +176,11 @@ type Put struct {
 	// Publish says the event is published here: a duplicate for Local is a
 	// publisher's retry and is dropped whole.
 	Publish bool
+	// Overflow says Local has no room (a queue over its high-water mark
+	// while a consumer elsewhere has some): a duplicate for Local is still
+	// dropped, since it may have been taken here already, but a new entry
+	// goes into the outbound log for Local too, to be routed on.
+	Overflow bool
 	// Set by Put: the inbox or queued seq (0 when not stored there), and
 	// the outbound offset and the destinations it is for (0 and nil when
 	// none).
@@ -207,6 +212,10 @@ func (s *Store) Put(ps []Put) error {
 				}
 				key := dedupKey(p.Source, p.ID, d)
 				if dd.Get(key) != nil {
+					continue
+				}
+				if p.Overflow {
+					p.Fwd = append(p.Fwd, d)
 					continue
 				}
 				if err := dd.Put(key, u64(uint64(p.Time))); err != nil {

@@ -185,6 +185,24 @@ func TestPutQueue(t *testing.T) {
 	}
 }
 
+// TestPutQueueOverflow: an entry for a consumer here that has no room goes
+// on, unless it was taken here already: it may be a resend of one a
+// consumer here has.
+func TestPutQueueOverflow(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "e.db"))
+	defer s.Close()
+	q := events.QueueSite("jobs")
+	mk := func(id string, overflow bool) Put {
+		p := received(put("/o", id, 1, q))
+		p.Kind, p.Subject, p.Local, p.Overflow = 'q', "jobs", q, overflow
+		return p
+	}
+	got := puts(t, s, mk("1", false), mk("1", true), mk("2", true), mk("2", false))
+	if want := []string{"in 1 out 0 []", "in 0 out 0 []", fmt.Sprintf("in 0 out 1 [%d]", q[0]), "in 2 out 0 []"}; !slices.Equal(got, want) {
+		t.Fatalf("put: %q, want %q", got, want)
+	}
+}
+
 func TestExpire(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "e.db"))
 	defer s.Close()
