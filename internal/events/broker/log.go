@@ -182,8 +182,10 @@ func (b *Broker) queueWait(queue string, n int) {
 	b.queueWaitLocked(queue, n)
 }
 
+// The count may go below zero for a moment: the worker can hand an entry out
+// as soon as it is stored, before the store that wrote it counts it.
 func (b *Broker) queueWaitLocked(queue string, n int) {
-	w := max(b.queueWaiting[queue]+n, 0)
+	w := b.queueWaiting[queue] + n
 	b.queueWaiting[queue] = w
 	switch full := b.queueFull[queue]; {
 	case !full && w >= queueHighWater:

@@ -247,7 +247,7 @@ type drain struct {
 	ids []string
 }
 
-func (s *meshSite) drain(t *testing.T, kind events.Kind, pattern string) *drain {
+func (s *meshSite) drain(t testing.TB, kind events.Kind, pattern string) *drain {
 	sub := s.subscribe(t, kind, pattern)
 	d := &drain{}
 	stop := make(chan struct{})
@@ -281,6 +281,12 @@ func (d *drain) got() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return slices.Clone(d.ids)
+}
+
+func (d *drain) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.ids)
 }
 
 // waitFor polls cond until it holds or 10 s have passed.

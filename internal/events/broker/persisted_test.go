@@ -30,7 +30,7 @@ func (m *mesh) tablesChanged() {
 }
 
 // persisted defines a persisted topic or queue at s.
-func (s *meshSite) persisted(t *testing.T, kind events.Kind, name string) {
+func (s *meshSite) persisted(t testing.TB, kind events.Kind, name string) {
 	t.Helper()
 	var err error
 	if kind == events.Topic {
@@ -48,7 +48,7 @@ func (s *meshSite) persisted(t *testing.T, kind events.Kind, name string) {
 }
 
 // publishBatches publishes events 0..n-1 at s, batch events per request.
-func (s *meshSite) publishBatches(t *testing.T, kind events.Kind, subject string, n, batch int) {
+func (s *meshSite) publishBatches(t testing.TB, kind events.Kind, subject string, n, batch int) {
 	t.Helper()
 	for i := 0; i < n; i += batch {
 		evs := make([]cloudevent.Decoded, batch)
@@ -248,6 +248,22 @@ func TestPersistedQueueSpillsWhenFull(t *testing.T) {
 			t.Errorf("%s went to both b and c", id)
 		}
 	}
+}
+
+// TestPersistedQueueKeepsFlowing: a consumer that keeps up gets every event.
+// Its worker hands entries out as soon as they are stored, sometimes before
+// the store counts them; a count that ignored that grew with each such race
+// until the site withdrew its interest for good.
+func TestPersistedQueueKeepsFlowing(t *testing.T) {
+	m := newMesh(t, []string{"a", "b"}, [][3]int{{1, 2, 1}})
+	a := m.site("a")
+	a.persisted(t, events.Queue, "jobs")
+	b := m.site("b").drain(t, events.Queue, "jobs")
+	m.tablesChanged()
+	const n = 10000
+	a.publishBatches(t, events.Queue, "jobs", n, 100)
+	waitFor(t, "b to get every event", func() bool { return b.count() >= n })
+	wantOnce(t, "b", b.got(), n)
 }
 
 // TestStreamInterestLingers: a stream subscriber's interest outlives its
