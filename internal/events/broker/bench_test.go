@@ -66,6 +66,28 @@ func BenchmarkVolatileTopic(bm *testing.B) {
 	bm.ReportMetric(float64(lost()), "dropped")
 }
 
+// BenchmarkPersistedQueue measures a persisted queue end to end in one
+// process: batches of 100 events published at a, stored there, sent over the
+// in-memory link to b, stored in b's queued bucket and handed to a live
+// consumer at b. One op is one event.
+//
+//	go test ./internal/events/broker -run - -bench PersistedQueue -benchtime 20000x
+func BenchmarkPersistedQueue(bm *testing.B) {
+	m := newMesh(bm, []string{"a", "b"}, [][3]int{{1, 2, 1}})
+	a := m.site("a")
+	a.persisted(bm, events.Queue, "jobs")
+	got := m.site("b").drain(bm, events.Queue, "jobs")
+	m.tablesChanged()
+	const batch = 100
+	n := (bm.N + batch - 1) / batch * batch
+	bm.ResetTimer()
+	start := time.Now()
+	a.publishBatches(bm, events.Queue, "jobs", n, batch)
+	waitFor(bm, "every event at b's consumer", func() bool { return got.count() >= n })
+	bm.StopTimer()
+	bm.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+}
+
 // eventCounter counts the SSE events written through it: each ends with an
 // empty line.
 type eventCounter struct{ n *atomic.Int64 }

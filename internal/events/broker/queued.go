@@ -53,8 +53,11 @@ func (b *Broker) startQueue(queue string) {
 }
 
 // runQueue hands the queue's entries out in order. The cursor is saved after
-// each entry a consumer took, so a restart neither hands out again what a
-// consumer took nor skips what none did.
+// each batch read, and every cursorSaveInterval within a batch that a slow
+// push sink holds up: each save is a commit, and one per entry capped a queue
+// at a few thousand entries a second. A restart hands out again what was
+// handed since the last save (at least once), and never skips what none
+// took.
 func (b *Broker) runQueue(queue string) {
 	name := store.QueueCursor(queue)
 	cursor, _, err := b.st.Cursor(name)
@@ -62,12 +65,23 @@ func (b *Broker) runQueue(queue string) {
 		b.log.Error("cannot read queue cursor", "queue", queue, "err", err)
 		return
 	}
+	saved := cursor
+	save := func(to uint64) {
+		if to == saved {
+			return
+		}
+		if err := b.st.SetCursor(name, to); err != nil {
+			b.log.Error("cannot save queue cursor", "queue", queue, "err", err)
+			return
+		}
+		saved = to
+	}
 	var rr int
 	for b.ctx.Err() == nil {
 		wake := b.inboxWait()
 		var batch []store.Entry
 		var seqs []uint64
-		from := cursor
+		start, from := cursor, cursor
 		b.st.ReadQueued(from, func(seq uint64, e store.Entry) bool {
 			// Entries of other queues are theirs: skip past them.
 			if e.Subject == queue {
@@ -76,28 +90,24 @@ func (b *Broker) runQueue(queue string) {
 			from = seq
 			return len(batch) < 256
 		})
+		savedAt := time.Now()
 		for i, e := range batch {
-			passed, ok := b.handQueued(queue, seqs[i], e, &rr)
-			if !ok {
+			// A pass on moves the cursor past the entry in its own
+			// transaction; saving it again later does no harm.
+			if _, ok := b.handQueued(queue, seqs[i], e, &rr); !ok {
+				save(cursor)
 				return
 			}
 			b.queueWait(queue, -1)
 			cursor = seqs[i]
-			if passed {
-				continue
-			}
-			if err := b.st.SetCursor(name, cursor); err != nil {
-				b.log.Error("cannot save queue cursor", "queue", queue, "err", err)
+			if time.Since(savedAt) >= cursorSaveInterval {
+				save(cursor)
+				savedAt = time.Now()
 			}
 		}
-		if from != cursor {
-			cursor = from
-			if err := b.st.SetCursor(name, cursor); err != nil {
-				b.log.Error("cannot save queue cursor", "queue", queue, "err", err)
-			}
-			continue
-		}
-		if len(batch) > 0 {
+		cursor = from
+		save(cursor)
+		if cursor != start {
 			continue
 		}
 		select {
