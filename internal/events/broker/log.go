@@ -208,6 +208,10 @@ func (b *Broker) queueWaitLocked(queue string, n int) {
 // It returns how many of each queue's entries it leaves to take here, which
 // the caller gives back to queueTaken once they are stored.
 func (b *Broker) markOverflow(ps []store.Put) map[string]int {
+	// Most batches are a topic's: leave mu alone for them.
+	if !slices.ContainsFunc(ps, func(p store.Put) bool { return events.Kind(p.Kind) == events.Queue && !p.Local.IsZero() }) {
+		return nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var taking map[string]int
@@ -242,8 +246,11 @@ func (b *Broker) queueTaken(ps []store.Put, taking map[string]int, stored bool) 
 			delete(b.queueTaking, q)
 		}
 	}
+	if !stored {
+		return
+	}
 	for _, p := range ps {
-		if stored && p.In != 0 && events.Kind(p.Kind) == events.Queue {
+		if p.In != 0 && events.Kind(p.Kind) == events.Queue {
 			b.queueWaitLocked(p.Subject, 1)
 		}
 	}

@@ -94,7 +94,7 @@ func (b *Broker) runQueue(queue string) {
 		for i, e := range batch {
 			// A pass on moves the cursor past the entry in its own
 			// transaction; saving it again later does no harm.
-			if _, ok := b.handQueued(queue, seqs[i], e, &rr); !ok {
+			if !b.handQueued(queue, seqs[i], e, &rr) {
 				save(cursor)
 				return
 			}
@@ -121,9 +121,9 @@ func (b *Broker) runQueue(queue string) {
 // subscriber with room in its buffer, or a push subscription, which delivers
 // with its retries and dead-letter sink before it returns. While consumers are
 // here but none can take it, it waits; with none here any more, it passes the
-// entry on toward the nearest consumer elsewhere (passed, with the cursor
-// saved). ok is false when the broker stops.
-func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) (passed, ok bool) {
+// entry on toward the nearest consumer elsewhere, with the cursor saved. It
+// reports false when the broker stops.
+func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) bool {
 	d := delivery{Seq: seq, Subject: e.Subject, JSON: e.Payload}
 	for {
 		b.mu.Lock()
@@ -151,20 +151,20 @@ func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) (p
 				case subs[k].ch <- d:
 					*rr = k + 1
 					b.m.delivered.WithLabelValues("queue").Inc()
-					return false, true
+					return true
 				default:
 					continue
 				}
 			}
 			*rr = k + 1
-			return false, b.deliverPush(b.ctx, pushes[k-len(subs)], d.JSON)
+			return b.deliverPush(b.ctx, pushes[k-len(subs)], d.JSON)
 		}
 		if n == 0 {
-			return true, b.passOn(seq, e)
+			return b.passOn(seq, e)
 		}
 		select {
 		case <-b.ctx.Done():
-			return false, false
+			return false
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
