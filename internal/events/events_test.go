@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 func TestMatch(t *testing.T) {
@@ -63,32 +63,32 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func id(b byte) routing.SiteID { return routing.SiteID{b} }
+func id(b byte) siteid.ID { return siteid.ID{b} }
 
 // TestSplit: a tree from a over a-b, b-c, b-d, a-e sends one copy to b (for c
 // and d) and one to e; b delivers locally only when it is a destination.
 func TestSplit(t *testing.T) {
 	a, b, c, d, e := id(1), id(2), id(3), id(4), id(5)
-	paths := [][]routing.SiteID{{a, b, c}, {a, b, d}, {a, e}, {a}}
+	paths := [][]siteid.ID{{a, b, c}, {a, b, d}, {a, e}, {a}}
 	local, br := Split(a, paths)
-	want := []Branch{{Next: b, Paths: [][]routing.SiteID{{b, c}, {b, d}}}, {Next: e, Paths: [][]routing.SiteID{{e}}}}
+	want := []Branch{{Next: b, Paths: [][]siteid.ID{{b, c}, {b, d}}}, {Next: e, Paths: [][]siteid.ID{{e}}}}
 	if !local || !reflect.DeepEqual(br, want) {
 		t.Fatalf("at a: local %v, branches %v", local, br)
 	}
 	local, br = Split(b, br[0].Paths)
-	want = []Branch{{Next: c, Paths: [][]routing.SiteID{{c}}}, {Next: d, Paths: [][]routing.SiteID{{d}}}}
+	want = []Branch{{Next: c, Paths: [][]siteid.ID{{c}}}, {Next: d, Paths: [][]siteid.ID{{d}}}}
 	if local || !reflect.DeepEqual(br, want) {
 		t.Fatalf("at b: local %v, branches %v", local, br)
 	}
-	if local, br := Split(c, [][]routing.SiteID{{b, c}}); local || br != nil {
+	if local, br := Split(c, [][]siteid.ID{{b, c}}); local || br != nil {
 		t.Fatalf("misrouted path was followed: %v %v", local, br)
 	}
 }
 
 func TestFrameRoundTrip(t *testing.T) {
 	for _, f := range []Frame{
-		{Type: FrameEvent, Kind: Topic, Subject: "a.b", Origin: id(1), Paths: [][]routing.SiteID{{id(2), id(3)}, {id(2)}}, Payload: []byte("{}")},
-		{Type: FrameData, Kind: Queue, Subject: "q", Origin: id(1), Sites: []routing.SiteID{id(4), id(5)}, Payload: []byte("x")},
+		{Type: FrameEvent, Kind: Topic, Subject: "a.b", Origin: id(1), Paths: [][]siteid.ID{{id(2), id(3)}, {id(2)}}, Payload: []byte("{}")},
+		{Type: FrameData, Kind: Queue, Subject: "q", Origin: id(1), Sites: []siteid.ID{id(4), id(5)}, Payload: []byte("x")},
 		{Type: FrameAck, Mark: 1 << 40},
 		{Type: FrameMark, Mark: 9},
 	} {
@@ -107,7 +107,7 @@ func TestFrameRoundTrip(t *testing.T) {
 }
 
 func TestFrameRefused(t *testing.T) {
-	good := AppendFrame(nil, &Frame{Type: FrameEvent, Kind: Topic, Subject: "a", Origin: id(1), Paths: [][]routing.SiteID{{id(2)}}})
+	good := AppendFrame(nil, &Frame{Type: FrameEvent, Kind: Topic, Subject: "a", Origin: id(1), Paths: [][]siteid.ID{{id(2)}}})
 	for name, body := range map[string][]byte{
 		"empty":       {},
 		"type":        {9},
@@ -129,8 +129,8 @@ func TestFrameRefused(t *testing.T) {
 // FuzzDecodeFrame drives the decoder of frames from other sites: no panics,
 // and what it accepts encodes back to the same bytes.
 func FuzzDecodeFrame(f *testing.F) {
-	f.Add(AppendFrame(nil, &Frame{Type: FrameEvent, Kind: Topic, Subject: "a.b", Origin: id(1), Paths: [][]routing.SiteID{{id(2)}}, Payload: []byte("p")})[4:])
-	f.Add(AppendFrame(nil, &Frame{Type: FrameData, Kind: Queue, Subject: "q", Sites: []routing.SiteID{id(3)}, Payload: []byte("p")})[4:])
+	f.Add(AppendFrame(nil, &Frame{Type: FrameEvent, Kind: Topic, Subject: "a.b", Origin: id(1), Paths: [][]siteid.ID{{id(2)}}, Payload: []byte("p")})[4:])
+	f.Add(AppendFrame(nil, &Frame{Type: FrameData, Kind: Queue, Subject: "q", Sites: []siteid.ID{id(3)}, Payload: []byte("p")})[4:])
 	f.Add(AppendFrame(nil, &Frame{Type: FrameAck, Mark: 5})[4:])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := DecodeFrame(b)

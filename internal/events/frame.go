@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 // Frames carried by event streams between sites. Layout (spec.md beside this
@@ -36,16 +36,16 @@ const (
 	MaxPayload   = 1 << 20 // an event, as the HTTP API accepts it
 	MaxPaths     = 4096    // destinations of one multicast frame
 	maxFrameSize = MaxPayload + 64<<10
-	// maxSegments is link.MaxSegments: a tree path is a stream path.
+	// maxSegments is forward.MaxSegments: a tree path is a stream path.
 	maxSegments = 32
 )
 
 // QueueSite is the pseudo-site a persisted queue's entries are addressed to:
 // the first 16 bytes of SHA-256 of "queue:" and the name. Each site resolves
 // it to its next hop toward the nearest consumer (spec.md).
-func QueueSite(queue string) routing.SiteID {
+func QueueSite(queue string) siteid.ID {
 	h := sha256.Sum256([]byte("queue:" + queue))
-	return routing.SiteID(h[:16])
+	return siteid.ID(h[:16])
 }
 
 // ErrBadFrame is returned (wrapped, with the reason) for bytes that are not a
@@ -57,13 +57,13 @@ type Frame struct {
 	Type    byte
 	Kind    Kind
 	Subject string
-	Origin  routing.SiteID
-	Paths   [][]routing.SiteID
+	Origin  siteid.ID
+	Paths   [][]siteid.ID
 	Mark    uint64
 	// Sites is a list of site IDs whose meaning depends on Type: for
 	// FrameData the destination sites the entry is for, for a queue's
 	// FrameEvent the sites already tried.
-	Sites   []routing.SiteID
+	Sites   []siteid.ID
 	Payload []byte
 }
 
@@ -148,7 +148,7 @@ func DecodeFrame(b []byte) (Frame, error) {
 				d.fail("%d paths in %d bytes", np, len(d.b))
 			}
 			if d.err == nil && np > 0 {
-				f.Paths = make([][]routing.SiteID, np)
+				f.Paths = make([][]siteid.ID, np)
 			}
 			for i := 0; d.err == nil && i < int(np); i++ {
 				ns := d.uvarint(maxSegments)
@@ -158,7 +158,7 @@ func DecodeFrame(b []byte) (Frame, error) {
 				if d.err != nil {
 					break
 				}
-				p := make([]routing.SiteID, ns)
+				p := make([]siteid.ID, ns)
 				for j := range p {
 					p[j] = d.id()
 				}
@@ -240,7 +240,7 @@ func (d *fdec) bytes(limit int) []byte {
 }
 
 // ids reads a count and that many site IDs; none gives nil.
-func (d *fdec) ids(limit uint64) []routing.SiteID {
+func (d *fdec) ids(limit uint64) []siteid.ID {
 	n := d.uvarint(limit)
 	if d.err == nil && n*16 > uint64(len(d.b)) {
 		d.fail("truncated site list")
@@ -248,15 +248,15 @@ func (d *fdec) ids(limit uint64) []routing.SiteID {
 	if d.err != nil || n == 0 {
 		return nil
 	}
-	out := make([]routing.SiteID, n)
+	out := make([]siteid.ID, n)
 	for i := range out {
 		out[i] = d.id()
 	}
 	return out
 }
 
-func (d *fdec) id() routing.SiteID {
-	var id routing.SiteID
+func (d *fdec) id() siteid.ID {
+	var id siteid.ID
 	if d.err != nil {
 		return id
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 // Interested returns the sites whose records hold an interest of kind k
@@ -52,7 +53,7 @@ const MaxQueueTries = 4
 // site deciding) that is not in tried, the sites whose consumers had no
 // room. ok is false when no such site is left or tried already holds
 // MaxQueueTries sites; the caller then drops the event.
-func NextQueueSite(interested []routing.SiteRoute, tried []routing.SiteID) (r routing.SiteRoute, ok bool) {
+func NextQueueSite(interested []routing.SiteRoute, tried []siteid.ID) (r routing.SiteRoute, ok bool) {
 	if len(tried) >= MaxQueueTries {
 		return r, false
 	}
@@ -68,8 +69,8 @@ func NextQueueSite(interested []routing.SiteRoute, tried []routing.SiteID) (r ro
 // the paths it still has to follow, each starting with that neighbour and
 // ending at a destination site.
 type Branch struct {
-	Next  routing.SiteID
-	Paths [][]routing.SiteID
+	Next  siteid.ID
+	Paths [][]siteid.ID
 }
 
 // Split is the multicast step at one site: given the paths an event must still
@@ -83,7 +84,7 @@ type Branch struct {
 // publisher, and every transit site forwards along the publisher's tree
 // without consulting its own table, so a tree has no loops even while tables
 // disagree.
-func Split(self routing.SiteID, paths [][]routing.SiteID) (local bool, branches []Branch) {
+func Split(self siteid.ID, paths [][]siteid.ID) (local bool, branches []Branch) {
 	for _, p := range paths {
 		if len(p) == 0 || p[0] != self {
 			continue
@@ -104,10 +105,10 @@ func Split(self routing.SiteID, paths [][]routing.SiteID) (local bool, branches 
 }
 
 // TreePaths turns routes from self into the paths Split takes.
-func TreePaths(self routing.SiteID, routes []routing.SiteRoute) [][]routing.SiteID {
-	out := make([][]routing.SiteID, len(routes))
+func TreePaths(self siteid.ID, routes []routing.SiteRoute) [][]siteid.ID {
+	out := make([][]siteid.ID, len(routes))
 	for i, r := range routes {
-		out[i] = append([]routing.SiteID{self}, r.Path...)
+		out[i] = append([]siteid.ID{self}, r.Path...)
 	}
 	return out
 }

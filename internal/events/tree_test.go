@@ -4,14 +4,15 @@ import (
 	"testing"
 
 	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 // tableAt builds the route table of site self from one record per site:
 // links are given once per pair and listed on both ends, as the routing
 // two-way check needs.
-func tableAt(self routing.SiteID, links [][3]int, interests map[routing.SiteID][]string) *routing.Table {
-	recs := map[routing.SiteID]*routing.Record{}
-	rec := func(id routing.SiteID) *routing.Record {
+func tableAt(self siteid.ID, links [][3]int, interests map[siteid.ID][]string) *routing.Table {
+	recs := map[siteid.ID]*routing.Record{}
+	rec := func(id siteid.ID) *routing.Record {
 		if recs[id] == nil {
 			recs[id] = &routing.Record{Site: id, Name: id.String(), Seq: 1, Interests: interests[id]}
 		}
@@ -41,24 +42,24 @@ func TestNextQueueSite(t *testing.T) {
 	// a-b 1, b-c 1, a-d 5, d-e 1; e has only a topic interest.
 	links := [][3]int{{1, 2, 1}, {2, 3, 1}, {1, 4, 5}, {4, 5, 1}}
 	q := []string{Interest(Queue, "jobs.*")}
-	in := map[routing.SiteID][]string{a: q, b: q, c: q, d: {Interest(Queue, ">")}, e: {Interest(Topic, ">")}}
+	in := map[siteid.ID][]string{a: q, b: q, c: q, d: {Interest(Queue, ">")}, e: {Interest(Topic, ">")}}
 	ta, tb := tableAt(a, links, in), tableAt(b, links, in)
 	for _, tc := range []struct {
 		name    string
 		t       *routing.Table
 		subject string
-		tried   []routing.SiteID
-		want    routing.SiteID // zero: none
+		tried   []siteid.ID
+		want    siteid.ID // zero: none
 	}{
 		{"owner first", ta, "jobs.x", nil, a},
-		{"nearest after the owner", ta, "jobs.x", []routing.SiteID{a}, b},
-		{"by cost, not by hops", ta, "jobs.x", []routing.SiteID{a, b}, c},
-		{"farthest last", ta, "jobs.x", []routing.SiteID{a, b, c}, d},
+		{"nearest after the owner", ta, "jobs.x", []siteid.ID{a}, b},
+		{"by cost, not by hops", ta, "jobs.x", []siteid.ID{a, b}, c},
+		{"farthest last", ta, "jobs.x", []siteid.ID{a, b, c}, d},
 		{"only a wildcard matches", ta, "other", nil, d},
-		{"topic interest is not a consumer", ta, "other", []routing.SiteID{d}, routing.SiteID{}},
-		{"tries are bounded", ta, "other", []routing.SiteID{e, e, e, e}, routing.SiteID{}},
-		{"a full site passes on from its own table", tb, "jobs.x", []routing.SiteID{a, b}, c},
-		{"everyone tried", tb, "jobs.x", []routing.SiteID{a, b, c, d}, routing.SiteID{}},
+		{"topic interest is not a consumer", ta, "other", []siteid.ID{d}, siteid.ID{}},
+		{"tries are bounded", ta, "other", []siteid.ID{e, e, e, e}, siteid.ID{}},
+		{"a full site passes on from its own table", tb, "jobs.x", []siteid.ID{a, b}, c},
+		{"everyone tried", tb, "jobs.x", []siteid.ID{a, b, c, d}, siteid.ID{}},
 	} {
 		r, ok := NextQueueSite(Interested(tc.t, Queue, tc.subject), tc.tried)
 		if !ok {

@@ -16,6 +16,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 // Validity periods. The CA outlives many restarts because peers hold
@@ -47,7 +49,7 @@ var (
 // certificate and the client certificates of sites that redeem its tokens.
 // A CA is immutable after creation and safe for concurrent use.
 type CA struct {
-	site    SiteID
+	site    siteid.ID
 	cert    *x509.Certificate
 	certPEM []byte
 	key     *ecdsa.PrivateKey
@@ -55,7 +57,7 @@ type CA struct {
 
 // NewCA makes a self-signed P-256 CA for site, valid from now (backdated for
 // clock skew) for [CAValidity]. name is informational (the subject CN).
-func NewCA(site SiteID, name string, now time.Time) (*CA, error) {
+func NewCA(site siteid.ID, name string, now time.Time) (*CA, error) {
 	if site.IsZero() {
 		return nil, errors.New("identity: new CA: zero site ID")
 	}
@@ -79,7 +81,7 @@ func NewCA(site SiteID, name string, now time.Time) (*CA, error) {
 		MaxPathLen:     0,
 		MaxPathLenZero: true,
 		KeyUsage:       x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		URIs:           []*url.URL{site.URI()},
+		URIs:           []*url.URL{SiteURI(site)},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
@@ -118,7 +120,7 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 }
 
 // Site returns the ID of the site this CA belongs to.
-func (c *CA) Site() SiteID { return c.site }
+func (c *CA) Site() siteid.ID { return c.site }
 
 // Name returns the site name recorded when the CA was made.
 func (c *CA) Name() string { return c.cert.Subject.CommonName }
@@ -167,7 +169,7 @@ func (c *CA) ServerCertificate(now time.Time, hosts []string) (tls.Certificate, 
 		NotAfter:     c.clampNotAfter(now.Add(ServerValidity)),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		URIs:         []*url.URL{c.site.URI()},
+		URIs:         []*url.URL{SiteURI(c.site)},
 	}
 	for _, h := range hosts {
 		h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
@@ -218,7 +220,7 @@ func NewKey() (keyPEM []byte, csrDER []byte, err error) {
 // here, binding the certificate to peer by the URI SAN weft://site/<hex>.
 // The returned serial (see [CertSerial]) is what the caller must record as
 // issued to peer, so that [ServerTLSConfig]'s allowed func can accept it.
-func (c *CA) SignClient(now time.Time, csrDER []byte, peer SiteID, peerName string, ttl time.Duration) (certPEM []byte, serial string, err error) {
+func (c *CA) SignClient(now time.Time, csrDER []byte, peer siteid.ID, peerName string, ttl time.Duration) (certPEM []byte, serial string, err error) {
 	if peer.IsZero() {
 		return nil, "", errors.New("identity: sign client: zero peer site ID")
 	}
@@ -240,7 +242,7 @@ func (c *CA) SignClient(now time.Time, csrDER []byte, peer SiteID, peerName stri
 		NotAfter:     c.clampNotAfter(now.Add(ttl)),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		URIs:         []*url.URL{peer.URI()},
+		URIs:         []*url.URL{SiteURI(peer)},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, pub, c.key)
 	if err != nil {
@@ -292,9 +294,9 @@ func serialText(n *big.Int) string { return n.Text(16) }
 // PeerSiteID returns the site a certificate was issued for, from its single
 // weft://site/<hex> URI SAN. It does not verify the certificate: call it on
 // a verified chain's leaf.
-func PeerSiteID(cert *x509.Certificate) (SiteID, error) {
+func PeerSiteID(cert *x509.Certificate) (siteid.ID, error) {
 	var (
-		id    SiteID
+		id    siteid.ID
 		found int
 	)
 	for _, u := range cert.URIs {
@@ -303,21 +305,21 @@ func PeerSiteID(cert *x509.Certificate) (SiteID, error) {
 		}
 		found++
 		if u.Host != uriHost || u.User != nil || u.RawQuery != "" || u.Fragment != "" || !strings.HasPrefix(u.Path, "/") {
-			return SiteID{}, fmt.Errorf("%w: malformed URI %q", ErrNoSiteID, truncate(u.String(), 80))
+			return siteid.ID{}, fmt.Errorf("%w: malformed URI %q", ErrNoSiteID, truncate(u.String(), 80))
 		}
-		v, err := ParseSiteID(u.Path[1:])
+		v, err := siteid.Parse(u.Path[1:])
 		if err != nil {
-			return SiteID{}, fmt.Errorf("%w: %w", ErrNoSiteID, err)
+			return siteid.ID{}, fmt.Errorf("%w: %w", ErrNoSiteID, err)
 		}
 		id = v
 	}
 	switch {
 	case found == 0:
-		return SiteID{}, ErrNoSiteID
+		return siteid.ID{}, ErrNoSiteID
 	case found > 1:
-		return SiteID{}, fmt.Errorf("%w: %d weft URIs, want 1", ErrNoSiteID, found)
+		return siteid.ID{}, fmt.Errorf("%w: %d weft URIs, want 1", ErrNoSiteID, found)
 	case id.IsZero():
-		return SiteID{}, fmt.Errorf("%w: zero site ID", ErrNoSiteID)
+		return siteid.ID{}, fmt.Errorf("%w: zero site ID", ErrNoSiteID)
 	}
 	return id, nil
 }

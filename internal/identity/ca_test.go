@@ -7,13 +7,15 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func mustSiteID(t testing.TB) SiteID {
+func mustSiteID(t testing.TB) siteid.ID {
 	t.Helper()
-	id, err := NewSiteID()
+	id, err := siteid.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +137,7 @@ func TestSignClientRejectsBadCSR(t *testing.T) {
 	if err := CheckCSR(csr); err != nil {
 		t.Errorf("CheckCSR(good) = %v", err)
 	}
-	if _, _, err := ca.SignClient(t0, csr, SiteID{}, "w", time.Hour); err == nil {
+	if _, _, err := ca.SignClient(t0, csr, siteid.ID{}, "w", time.Hour); err == nil {
 		t.Error("zero peer accepted")
 	}
 	if _, _, err := ca.SignClient(t0, csr, mustSiteID(t), "w", 0); err == nil {
@@ -162,7 +164,7 @@ func TestServerCertificate(t *testing.T) {
 
 func TestPeerSiteIDRejects(t *testing.T) {
 	id := mustSiteID(t)
-	good := id.URI()
+	good := SiteURI(id)
 	mk := func(us ...string) *x509.Certificate {
 		c := &x509.Certificate{}
 		for _, s := range us {
@@ -179,7 +181,7 @@ func TestPeerSiteIDRejects(t *testing.T) {
 		"two":      mk(good.String(), good.String()),
 		"bad host": mk("weft://other/" + id.String()),
 		"bad id":   mk("weft://site/xyz"),
-		"zero":     mk("weft://site/" + SiteID{}.String()),
+		"zero":     mk("weft://site/" + siteid.ID{}.String()),
 		"query":    mk(good.String() + "?x=1"),
 	} {
 		if _, err := PeerSiteID(c); !errors.Is(err, ErrNoSiteID) {

@@ -1,5 +1,5 @@
 // Package identity holds what a weft site needs to prove who it is and to
-// decide whom it talks to: its random [SiteID], its own certificate
+// decide whom it talks to: its random [siteid.ID], its own certificate
 // authority ([CA]), the certificates that bind link endpoints to site IDs,
 // the access tokens an issuer hands out ([TokenStore]) and the messages of
 // token redemption ([RedeemRequest], [RedeemResponse]).

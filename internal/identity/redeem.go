@@ -9,6 +9,8 @@ import (
 	"io"
 	"unicode"
 	"unicode/utf8"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 // Wire format of token redemption, inside a TLS connection with ALPN
@@ -79,23 +81,23 @@ var codes = []struct {
 // the CSR for its link client certificate. Addresses are where the redeemer
 // can be reached, informational for the issuer.
 type RedeemRequest struct {
-	TokenID   string   `json:"tokenID"`
-	Secret    string   `json:"secret"`
-	SiteID    SiteID   `json:"siteID"`
-	SiteName  string   `json:"siteName"`
-	CSR       []byte   `json:"csr"`
-	Addresses []string `json:"addresses,omitempty"`
+	TokenID   string    `json:"tokenID"`
+	Secret    string    `json:"secret"`
+	SiteID    siteid.ID `json:"siteID"`
+	SiteName  string    `json:"siteName"`
+	CSR       []byte    `json:"csr"`
+	Addresses []string  `json:"addresses,omitempty"`
 }
 
 // RedeemResponse is the issuer's answer. On success (Code "") CertPEM holds
 // the client certificate from [CA.SignClient]; otherwise Code says why and
 // Message may add detail for a human.
 type RedeemResponse struct {
-	Code       string `json:"code,omitempty"`
-	Message    string `json:"message,omitempty"`
-	CertPEM    []byte `json:"certPEM,omitempty"`
-	IssuerID   SiteID `json:"issuerID,omitzero"`
-	IssuerName string `json:"issuerName,omitempty"`
+	Code       string    `json:"code,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	CertPEM    []byte    `json:"certPEM,omitempty"`
+	IssuerID   siteid.ID `json:"issuerID,omitzero"`
+	IssuerName string    `json:"issuerName,omitempty"`
 }
 
 // Validate checks the request's fields against the protocol limits.

@@ -9,13 +9,15 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 func goodRequest() *RedeemRequest {
 	return &RedeemRequest{
 		TokenID:   "0123456789abcdef",
 		Secret:    strings.Repeat("A", 43),
-		SiteID:    SiteID{1, 2, 3},
+		SiteID:    siteid.ID{1, 2, 3},
 		SiteName:  "west",
 		CSR:       bytes.Repeat([]byte{0x30}, 250),
 		Addresses: []string{"10.0.0.2:7443", "[::1]:7443"},
@@ -23,7 +25,7 @@ func goodRequest() *RedeemRequest {
 }
 
 func goodResponse() *RedeemResponse {
-	return &RedeemResponse{CertPEM: []byte("-----BEGIN CERTIFICATE-----\n...\n"), IssuerID: SiteID{9}, IssuerName: "east"}
+	return &RedeemResponse{CertPEM: []byte("-----BEGIN CERTIFICATE-----\n...\n"), IssuerID: siteid.ID{9}, IssuerName: "east"}
 }
 
 func frame(body string) []byte {
@@ -80,11 +82,11 @@ func TestReadRequestRejects(t *testing.T) {
 		"trailing garbage": frame(good + `x`),
 		"null":             frame("null"),
 		"array":            frame("[]"),
-		"bad site ID":      frame(strings.Replace(good, SiteID{1, 2, 3}.String(), "zz", 1)),
+		"bad site ID":      frame(strings.Replace(good, siteid.ID{1, 2, 3}.String(), "zz", 1)),
 		"no token ID":      mutate(func(r *RedeemRequest) { r.TokenID = "" }),
 		"token ID charset": mutate(func(r *RedeemRequest) { r.TokenID = "../etc" }),
 		"long secret":      mutate(func(r *RedeemRequest) { r.Secret = strings.Repeat("a", maxSecretLen+1) }),
-		"zero site":        mutate(func(r *RedeemRequest) { r.SiteID = SiteID{} }),
+		"zero site":        mutate(func(r *RedeemRequest) { r.SiteID = siteid.ID{} }),
 		"no name":          mutate(func(r *RedeemRequest) { r.SiteName = "" }),
 		"long name":        mutate(func(r *RedeemRequest) { r.SiteName = strings.Repeat("n", maxNameLen+1) }),
 		"control in name":  mutate(func(r *RedeemRequest) { r.SiteName = "a\x1b[2Jb" }),
@@ -125,7 +127,7 @@ func TestReadResponseRejects(t *testing.T) {
 	tests := map[string][]byte{
 		"no cert":             mutate(func(r *RedeemResponse) { r.CertPEM = nil }),
 		"huge cert":           mutate(func(r *RedeemResponse) { r.CertPEM = make([]byte, maxCertPEMLen+1) }),
-		"no issuer":           mutate(func(r *RedeemResponse) { r.IssuerID = SiteID{} }),
+		"no issuer":           mutate(func(r *RedeemResponse) { r.IssuerID = siteid.ID{} }),
 		"no issuer name":      mutate(func(r *RedeemResponse) { r.IssuerName = "" }),
 		"failure with cert":   mutate(func(r *RedeemResponse) { r.Code = CodeExpired }),
 		"code charset":        mutate(func(r *RedeemResponse) { r.Code, r.CertPEM = "no way", nil }),
@@ -208,7 +210,7 @@ func FuzzReadRequest(f *testing.F) {
 	var buf bytes.Buffer
 	_ = WriteMessage(&buf, goodRequest())
 	f.Add(buf.Bytes())
-	f.Add(frame(`{"tokenID":"a","secret":"b","siteID":"` + SiteID{1}.String() + `","siteName":"n","csr":"AA=="}`))
+	f.Add(frame(`{"tokenID":"a","secret":"b","siteID":"` + siteid.ID{1}.String() + `","siteName":"n","csr":"AA=="}`))
 	f.Add(frame(`{}`))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, in []byte) {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 // pair runs a real TLS handshake over net.Pipe, then srvFn and cliFn on the
@@ -67,8 +69,8 @@ type issuer struct {
 	server tls.Certificate
 
 	mu     sync.Mutex
-	issued map[string]SiteID // serial -> peer it was issued to; deleted = revoked
-	asked  []string          // serials allowed was asked about
+	issued map[string]siteid.ID // serial -> peer it was issued to; deleted = revoked
+	asked  []string             // serials allowed was asked about
 }
 
 func newIssuer(t *testing.T, name string, now time.Time) *issuer {
@@ -78,10 +80,10 @@ func newIssuer(t *testing.T, name string, now time.Time) *issuer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &issuer{ca: ca, server: srv, issued: map[string]SiteID{}}
+	return &issuer{ca: ca, server: srv, issued: map[string]siteid.ID{}}
 }
 
-func (is *issuer) allowed(peer SiteID, serial string) error {
+func (is *issuer) allowed(peer siteid.ID, serial string) error {
 	is.mu.Lock()
 	defer is.mu.Unlock()
 	is.asked = append(is.asked, serial)
@@ -99,7 +101,7 @@ func (is *issuer) tlsConfig() *tls.Config { return ServerTLSConfig(is.ca, is.ser
 
 // clientCert makes a link credential for peer signed by ca, recording it as
 // issued to recordAs (which a test may set to another site).
-func (is *issuer) clientCert(t *testing.T, ca *CA, peer, recordAs SiteID, now time.Time, ttl time.Duration) (*tls.Certificate, string) {
+func (is *issuer) clientCert(t *testing.T, ca *CA, peer, recordAs siteid.ID, now time.Time, ttl time.Duration) (*tls.Certificate, string) {
 	t.Helper()
 	keyPEM, csr, err := NewKey()
 	if err != nil {
@@ -205,7 +207,7 @@ func TestLinkServerSeesPeer(t *testing.T) {
 	is := newIssuer(t, "issuer", now)
 	redeemer := mustSiteID(t)
 	cert, _ := is.clientCert(t, is.ca, redeemer, redeemer, now, time.Hour)
-	var peer SiteID
+	var peer siteid.ID
 	srvErr, cliErr := pair(t, is.tlsConfig(), ClientTLSConfig(is.ca.Pool(), is.ca.Site(), cert, ALPNLink),
 		func(c *tls.Conn) error {
 			var err error

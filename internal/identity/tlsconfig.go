@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 // ALPN protocol names. A link listener serves both on one port; the client
@@ -33,7 +35,7 @@ var ErrWrongSite = errors.New("identity: peer is not the expected site")
 //
 // The caller may set fields such as Time or KeyLogWriter on the returned
 // config before use; they carry into every handshake.
-func ServerTLSConfig(ca *CA, server tls.Certificate, allowed func(peer SiteID, serial string) error) *tls.Config {
+func ServerTLSConfig(ca *CA, server tls.Certificate, allowed func(peer siteid.ID, serial string) error) *tls.Config {
 	if ca == nil || allowed == nil {
 		panic("identity: ServerTLSConfig needs a CA and an allowed func")
 	}
@@ -97,7 +99,7 @@ func ServerTLSConfig(ca *CA, server tls.Certificate, allowed func(peer SiteID, s
 // of acceptable CAs does not match, so that the server reports the problem.
 // Certificate validity is judged at the returned config's Time, if the caller
 // sets one, else at the current time.
-func ClientTLSConfig(issuerCA *x509.CertPool, issuerID SiteID, clientCert *tls.Certificate, alpn string) *tls.Config {
+func ClientTLSConfig(issuerCA *x509.CertPool, issuerID siteid.ID, clientCert *tls.Certificate, alpn string) *tls.Config {
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		MaxVersion: tls.VersionTLS13,

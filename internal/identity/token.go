@@ -14,6 +14,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 // Token redemption failures. Each says what went wrong and what the user
@@ -50,7 +52,7 @@ type Token struct {
 	Secret     string
 	Expires    time.Time
 	Uses       int
-	IssuerID   SiteID
+	IssuerID   siteid.ID
 	IssuerName string
 	Addresses  []string
 	CAPEM      []byte
@@ -98,15 +100,15 @@ type tokenRecord struct {
 	hash      [sha256.Size]byte
 	expires   time.Time
 	uses      int
-	redeemers []SiteID // in redemption order; len(redeemers) <= uses
+	redeemers []siteid.ID // in redemption order; len(redeemers) <= uses
 }
 
 // TokenInfo describes an outstanding token, without its secret.
 type TokenInfo struct {
-	ID       string    `json:"id"`
-	Expires  time.Time `json:"expires"`
-	Uses     int       `json:"uses"`
-	Redeemed []SiteID  `json:"redeemed"`
+	ID       string      `json:"id"`
+	Expires  time.Time   `json:"expires"`
+	Uses     int         `json:"uses"`
+	Redeemed []siteid.ID `json:"redeemed"`
 }
 
 // Issue records a new token valid from now for ttl with the given number of
@@ -151,7 +153,7 @@ func (s *TokenStore) Issue(now time.Time, ttl time.Duration, uses int) (id, secr
 // bad secret, already redeemed by this redeemer, expired, used up; so a
 // replay is reported as such even after expiry. A successful Redeem changes
 // the store: the caller should persist it before answering the redeemer.
-func (s *TokenStore) Redeem(now time.Time, id, secret string, redeemer SiteID) error {
+func (s *TokenStore) Redeem(now time.Time, id, secret string, redeemer siteid.ID) error {
 	// Hash before taking the lock and compare hashes in constant time, so
 	// neither timing nor lock hold time depend on how much of the secret
 	// matched.
@@ -238,11 +240,11 @@ type tokenStoreJSON struct {
 }
 
 type tokenRecordJSON struct {
-	ID           string    `json:"id"`
-	SecretSHA256 string    `json:"secretSHA256"`
-	Expires      time.Time `json:"expires"`
-	Uses         int       `json:"uses"`
-	RedeemedBy   []SiteID  `json:"redeemedBy"`
+	ID           string      `json:"id"`
+	SecretSHA256 string      `json:"secretSHA256"`
+	Expires      time.Time   `json:"expires"`
+	Uses         int         `json:"uses"`
+	RedeemedBy   []siteid.ID `json:"redeemedBy"`
 }
 
 const tokenStoreVersion = 1

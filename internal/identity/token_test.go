@@ -7,15 +7,17 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 func TestTokenRedeem(t *testing.T) {
-	a, b, c := SiteID{1}, SiteID{2}, SiteID{3}
+	a, b, c := siteid.ID{1}, siteid.ID{2}, siteid.ID{3}
 	type step struct {
 		at       time.Duration // after issue
 		secret   string        // "" means the issued secret
 		id       string        // "" means the issued ID
-		redeemer SiteID
+		redeemer siteid.ID
 		want     error
 	}
 	tests := []struct {
@@ -101,7 +103,7 @@ func TestTokenIssue(t *testing.T) {
 		t.Fatalf("secret %q is not 256 bits", sec1)
 	}
 	// Secrets of one token do not open another.
-	if err := s.Redeem(t0, id1, sec2, SiteID{1}); !errors.Is(err, ErrTokenBadSecret) {
+	if err := s.Redeem(t0, id1, sec2, siteid.ID{1}); !errors.Is(err, ErrTokenBadSecret) {
 		t.Fatalf("cross secret: %v", err)
 	}
 	for _, bad := range []struct {
@@ -115,7 +117,7 @@ func TestTokenIssue(t *testing.T) {
 	if !s.Revoke(id1) || s.Revoke(id1) {
 		t.Fatal("Revoke did not report existence")
 	}
-	if err := s.Redeem(t0, id1, sec1, SiteID{1}); !errors.Is(err, ErrTokenUnknown) {
+	if err := s.Redeem(t0, id1, sec1, siteid.ID{1}); !errors.Is(err, ErrTokenUnknown) {
 		t.Fatalf("revoked token: %v", err)
 	}
 }
@@ -142,7 +144,7 @@ func TestTokenStorePersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Redeem(t0, id, secret, SiteID{1}); err != nil {
+	if err := s.Redeem(t0, id, secret, siteid.ID{1}); err != nil {
 		t.Fatal(err)
 	}
 	id2, secret2, _, _ := s.Issue(t0, 2*time.Hour, 1)
@@ -168,16 +170,16 @@ func TestTokenStorePersistence(t *testing.T) {
 		t.Fatalf("round trip differs:\n%s\n%s", b, b2)
 	}
 	// The restored store remembers redemptions and still checks secrets.
-	if err := back.Redeem(t0, id, secret, SiteID{1}); !errors.Is(err, ErrTokenAlreadyRedeemed) {
+	if err := back.Redeem(t0, id, secret, siteid.ID{1}); !errors.Is(err, ErrTokenAlreadyRedeemed) {
 		t.Fatalf("replay after restore: %v", err)
 	}
-	if err := back.Redeem(t0, id, secret, SiteID{2}); err != nil {
+	if err := back.Redeem(t0, id, secret, siteid.ID{2}); err != nil {
 		t.Fatalf("second use after restore: %v", err)
 	}
-	if err := back.Redeem(t0, id2, "wrong", SiteID{2}); !errors.Is(err, ErrTokenBadSecret) {
+	if err := back.Redeem(t0, id2, "wrong", siteid.ID{2}); !errors.Is(err, ErrTokenBadSecret) {
 		t.Fatalf("bad secret after restore: %v", err)
 	}
-	if err := back.Redeem(t0.Add(3*time.Hour), id2, secret2, SiteID{2}); !errors.Is(err, ErrTokenExpired) {
+	if err := back.Redeem(t0.Add(3*time.Hour), id2, secret2, siteid.ID{2}); !errors.Is(err, ErrTokenExpired) {
 		t.Fatalf("expired after restore: %v", err)
 	}
 
@@ -185,7 +187,7 @@ func TestTokenStorePersistence(t *testing.T) {
 		"version":   `{"version":2,"tokens":[]}`,
 		"short sha": `{"version":1,"tokens":[{"id":"a","secretSHA256":"00","expires":"2030-01-01T00:00:00Z","uses":1}]}`,
 		"long sha":  `{"version":1,"tokens":[{"id":"a","secretSHA256":"` + strings.Repeat("0", 66) + `","expires":"2030-01-01T00:00:00Z","uses":1}]}`,
-		"overspent": `{"version":1,"tokens":[{"id":"a","secretSHA256":"` + strings.Repeat("0", 64) + `","expires":"2030-01-01T00:00:00Z","uses":1,"redeemedBy":["` + SiteID{1}.String() + `","` + SiteID{2}.String() + `"]}]}`,
+		"overspent": `{"version":1,"tokens":[{"id":"a","secretSHA256":"` + strings.Repeat("0", 64) + `","expires":"2030-01-01T00:00:00Z","uses":1,"redeemedBy":["` + siteid.ID{1}.String() + `","` + siteid.ID{2}.String() + `"]}]}`,
 		"duplicate": `{"version":1,"tokens":[{"id":"a","secretSHA256":"` + strings.Repeat("0", 64) + `","uses":1},{"id":"a","secretSHA256":"` + strings.Repeat("0", 64) + `","uses":1}]}`,
 	} {
 		if err := json.Unmarshal([]byte(in), &back); err == nil {
@@ -212,7 +214,7 @@ func TestTokenConcurrentRedeem(t *testing.T) {
 	)
 	for i := range 10 {
 		wg.Go(func() {
-			err := s.Redeem(t0, id, secret, SiteID{byte(i + 1)})
+			err := s.Redeem(t0, id, secret, siteid.ID{byte(i + 1)})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

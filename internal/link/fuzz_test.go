@@ -10,26 +10,6 @@ import (
 	"time"
 )
 
-func FuzzHeader(f *testing.F) {
-	h := Header{Kind: KindHTTP, Address: "web:80", Segments: [][16]byte{{1}, {2}}, Next: 1}
-	b, _ := h.MarshalBinary()
-	f.Add(b)
-	f.Add([]byte{headerVersion, KindTCP, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var h Header
-		if h.UnmarshalBinary(b) != nil {
-			return
-		}
-		out, err := h.MarshalBinary()
-		if err != nil {
-			t.Fatalf("decoded header does not encode: %v", err)
-		}
-		if !bytes.Equal(out, b) {
-			t.Fatalf("round trip changed bytes:\n%x\n%x", b, out)
-		}
-	})
-}
-
 func FuzzSession(f *testing.F) {
 	open := rawFrame(typeOpen, 1, be32(64<<10))
 	seed := func(frames ...[]byte) []byte { return bytes.Join(frames, nil) }

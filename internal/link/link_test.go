@@ -535,42 +535,6 @@ func TestSessionClose(t *testing.T) {
 	})
 }
 
-func TestHeaderRoundTrip(t *testing.T) {
-	h := Header{Kind: KindTCP, Address: "db.prod:5432", Origin: [16]byte{1, 2}, Segments: [][16]byte{{3}, {4}, {5}}, Next: 1, Flags: 9}
-	b, err := h.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d Header
-	if err := d.UnmarshalBinary(b); err != nil {
-		t.Fatal(err)
-	}
-	if d.Address != h.Address || d.Kind != h.Kind || d.Next != 1 || d.Flags != 9 || len(d.Segments) != 3 || d.Segments[2] != h.Segments[2] || d.Origin != h.Origin {
-		t.Fatalf("round trip %+v", d)
-	}
-	bad := []Header{
-		{Kind: 0, Segments: [][16]byte{{}}},
-		{Kind: 4, Segments: [][16]byte{{}}},
-		{Kind: KindTCP, Address: string(make([]byte, 254)), Segments: [][16]byte{{}}},
-		{Kind: KindTCP, Segments: make([][16]byte, 33)},
-		{Kind: KindTCP, Segments: [][16]byte{{}}, Next: 1},
-		{Kind: KindTCP},
-	}
-	for i, h := range bad {
-		if _, err := h.MarshalBinary(); !errors.Is(err, ErrBadHeader) {
-			t.Errorf("bad header %d marshaled: %v", i, err)
-		}
-	}
-	for _, cut := range []int{0, 1, 4, 5, len(b) - 1} {
-		if err := d.UnmarshalBinary(b[:cut]); err == nil {
-			t.Errorf("truncated to %d decoded", cut)
-		}
-	}
-	if err := d.UnmarshalBinary(append(b, 0)); err == nil {
-		t.Error("trailing byte decoded")
-	}
-}
-
 // Concurrent Opens must reach the peer with increasing IDs.
 func TestConcurrentOpen(t *testing.T) {
 	forTransports(t, func(t *testing.T, tr transport) {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 // TestScenarios runs the scripts in testdata. Regenerate the expected
@@ -35,8 +37,8 @@ func TestScenarios(t *testing.T) {
 	})
 }
 
-func scenarioID(name string) SiteID {
-	var id SiteID
+func scenarioID(name string) siteid.ID {
+	var id siteid.ID
 	if len(name) > len(id) || name == "" {
 		panic("scenario site names are 1 to 16 bytes")
 	}
@@ -127,7 +129,7 @@ func runCommand(t *testing.T, s *sim, d *datadriven.TestData) string {
 		return "ok"
 	case "stabilize":
 		if d.HasArg("trace") {
-			s.trace = func(from, to SiteID, rec Record) {
+			s.trace = func(from, to siteid.ID, rec Record) {
 				fmt.Fprintf(&b, "%s->%s %s@%d\n", s.name(from), s.name(to), rec.Name, rec.Seq)
 			}
 			defer func() { s.trace = nil }()
@@ -167,7 +169,7 @@ func runCommand(t *testing.T, s *sim, d *datadriven.TestData) string {
 		r := s.site(args[0]).r
 		r.Table() // the database is pruned when the table is computed
 		fmt.Fprintf(&b, "db:%s\n", s.recordList(r.db))
-		lost := map[SiteID]*Record{}
+		lost := map[siteid.ID]*Record{}
 		for id, l := range r.lost {
 			lost[id] = l.rec
 		}
@@ -183,7 +185,7 @@ func runCommand(t *testing.T, s *sim, d *datadriven.TestData) string {
 		}
 	case "disjoint":
 		need(2)
-		var avoid []SiteID
+		var avoid []siteid.ID
 		if arg, ok := d.Arg("avoid"); ok {
 			for _, v := range arg.Vals {
 				avoid = append(avoid, s.site(v).id)
@@ -200,7 +202,7 @@ func runCommand(t *testing.T, s *sim, d *datadriven.TestData) string {
 	return b.String()
 }
 
-func (s *sim) names(p []SiteID) string {
+func (s *sim) names(p []siteid.ID) string {
 	names := make([]string, len(p))
 	for i, id := range p {
 		names[i] = s.name(id)
@@ -208,7 +210,7 @@ func (s *sim) names(p []SiteID) string {
 	return strings.Join(names, ",")
 }
 
-func (s *sim) recordList(m map[SiteID]*Record) string {
+func (s *sim) recordList(m map[siteid.ID]*Record) string {
 	var out []string
 	for id, rec := range m {
 		out = append(out, fmt.Sprintf(" %s@%d", s.name(id), rec.Seq))

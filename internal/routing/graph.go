@@ -2,6 +2,8 @@ package routing
 
 import (
 	"slices"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 // edge is one two-way-checked hop. cost is already at least 1.
@@ -14,7 +16,7 @@ type edge struct {
 // edges of node i are adj[off[i]:off[i+1]]. Nodes are numbered in site ID
 // order, so every tie-break "by lower index" is a tie-break by lower ID.
 type graph struct {
-	ids  []SiteID
+	ids  []siteid.ID
 	recs []*Record
 	off  []int32
 	adj  []edge
@@ -22,8 +24,8 @@ type graph struct {
 
 func (g *graph) edges(i int32) []edge { return g.adj[g.off[i]:g.off[i+1]] }
 
-func (g *graph) index(id SiteID) (int32, bool) {
-	i, ok := slices.BinarySearchFunc(g.ids, id, SiteID.Compare)
+func (g *graph) index(id siteid.ID) (int32, bool) {
+	i, ok := slices.BinarySearchFunc(g.ids, id, siteid.ID.Compare)
 	return int32(i), ok
 }
 
@@ -32,9 +34,9 @@ func (g *graph) index(id SiteID) (int32, bool) {
 // would send traffic into a link that is gone. recs must be sorted by Site
 // with no repeats.
 func buildGraph(recs []*Record) *graph {
-	g := &graph{recs: recs, ids: make([]SiteID, len(recs))}
+	g := &graph{recs: recs, ids: make([]siteid.ID, len(recs))}
 	// A map beats binary search here: there are several links per site.
-	pos := make(map[SiteID]int32, len(recs))
+	pos := make(map[siteid.ID]int32, len(recs))
 	for i, r := range recs {
 		g.ids[i] = r.Site
 		pos[r.Site] = int32(i)

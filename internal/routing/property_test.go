@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"slices"
 	"testing"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 // randomNet builds n sites with random IDs on a connected random graph: a
@@ -17,7 +19,7 @@ import (
 func randomNet(tb testing.TB, rng *rand.Rand, n, extra int) *sim {
 	s := newSim(tb)
 	for i := range n {
-		var id SiteID
+		var id siteid.ID
 		for id.IsZero() || s.byID[id] != nil {
 			for k := range id {
 				id[k] = byte(rng.UintN(256))
@@ -39,7 +41,7 @@ func randomNet(tb testing.TB, rng *rand.Rand, n, extra int) *sim {
 		s.push(site)
 	}
 	for _, site := range s.sites {
-		for _, peer := range slices.SortedFunc(maps.Keys(site.links), SiteID.Compare) {
+		for _, peer := range slices.SortedFunc(maps.Keys(site.links), siteid.ID.Compare) {
 			site.r.NeighborUp(peer)
 		}
 	}
@@ -96,7 +98,7 @@ func (s *sim) change(remove, add [][2]*simSite, rng *rand.Rand) {
 func (s *sim) randomLinks(rng *rand.Rand, k int) [][2]*simSite {
 	var all [][2]*simSite
 	for _, site := range s.sites {
-		for _, peer := range slices.SortedFunc(maps.Keys(site.links), SiteID.Compare) {
+		for _, peer := range slices.SortedFunc(maps.Keys(site.links), siteid.ID.Compare) {
 			if site.id.Compare(peer) < 0 {
 				all = append(all, [2]*simSite{site, s.byID[peer]})
 			}
@@ -197,7 +199,7 @@ func TestDeterministic(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 8))
 		s := randomNet(t, rng, 100, 80)
 		h := fnv.New64a()
-		s.trace = func(from, to SiteID, rec Record) {
+		s.trace = func(from, to siteid.ID, rec Record) {
 			b, err := rec.MarshalBinary()
 			if err != nil {
 				t.Fatal(err)

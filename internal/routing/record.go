@@ -7,6 +7,8 @@ import (
 	"math"
 	"time"
 	"unicode/utf8"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 // Bounds on a record. A record arrives from another site, possibly a broken
@@ -33,7 +35,7 @@ var ErrInvalidRecord = errors.New("routing: invalid record")
 
 // Link is one link a site advertises.
 type Link struct {
-	Peer SiteID
+	Peer siteid.ID
 	// Cost is what the advertising site charges for the hop towards Peer.
 	// Path computation counts a cost of 0 as 1, so every hop costs
 	// something and equal-cost ties have a single well-defined answer.
@@ -54,7 +56,7 @@ type Connector struct {
 // Record handed to or returned by this package shares its slices; callers
 // must treat them as read-only.
 type Record struct {
-	Site       SiteID
+	Site       siteid.ID
 	Name       string
 	Seq        uint64
 	Links      []Link
@@ -144,7 +146,7 @@ func duplicatePeer(links []Link) (int, int, bool) {
 		}
 		return 0, 0, false
 	}
-	seen := make(map[SiteID]int, len(links))
+	seen := make(map[siteid.ID]int, len(links))
 	for j, l := range links {
 		if i, ok := seen[l.Peer]; ok {
 			return i, j, true
@@ -318,8 +320,8 @@ func (d *decoder) byte(what string) byte {
 	return v
 }
 
-func (d *decoder) id(what string) SiteID {
-	var id SiteID
+func (d *decoder) id(what string) siteid.ID {
+	var id siteid.ID
 	if d.err != nil {
 		return id
 	}

@@ -8,9 +8,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"weft.dev/weft/internal/siteid"
 )
 
-func id(b byte) SiteID { return SiteID{15: b} }
+func id(b byte) siteid.ID { return siteid.ID{15: b} }
 
 func sampleRecord() Record {
 	return Record{
@@ -36,7 +38,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		func() Record { // every count at its limit (sizes permitting)
 			r := Record{Site: id(1), Name: strings.Repeat("n", MaxNameLen)}
 			for i := range MaxLinks {
-				r.Links = append(r.Links, Link{Peer: SiteID{0: 1, 1: byte(i >> 8), 2: byte(i)}, Cost: uint32(i)})
+				r.Links = append(r.Links, Link{Peer: siteid.ID{0: 1, 1: byte(i >> 8), 2: byte(i)}, Cost: uint32(i)})
 			}
 			for range MaxConnectors {
 				r.Connectors = append(r.Connectors, Connector{Address: "a", Protocol: "tcp"})
@@ -76,7 +78,7 @@ func TestRecordBounds(t *testing.T) {
 		}
 		return out
 	}
-	distinct := func(i int) Link { return Link{Peer: SiteID{0: 1, 1: byte(i >> 8), 2: byte(i)}} }
+	distinct := func(i int) Link { return Link{Peer: siteid.ID{0: 1, 1: byte(i >> 8), 2: byte(i)}} }
 	for _, tc := range []struct {
 		name string
 		edit func(r *Record)
@@ -85,7 +87,7 @@ func TestRecordBounds(t *testing.T) {
 		// RTT cannot be encoded, its bits decode as a too-large one.
 		wantDecode string
 	}{
-		{"zero site", func(r *Record) { r.Site = SiteID{} }, "site ID is zero", ""},
+		{"zero site", func(r *Record) { r.Site = siteid.ID{} }, "site ID is zero", ""},
 		{"name too long", func(r *Record) { r.Name = long(MaxNameLen + 1) }, "name is 254 bytes, limit 253", ""},
 		{"name not UTF-8", func(r *Record) { r.Name = "\xff" }, "name is not valid UTF-8", ""},
 		{"too many links", func(r *Record) { r.Links = many(MaxLinks+1, distinct) }, "1025 links, limit 1024", ""},
@@ -95,7 +97,7 @@ func TestRecordBounds(t *testing.T) {
 			r.Links[99].Peer = r.Links[7].Peer
 		}, "links 7 and 99", ""},
 		{"link to self", func(r *Record) { r.Links[1].Peer = r.Site }, "link 1: peer is the site itself", ""},
-		{"zero peer", func(r *Record) { r.Links[0].Peer = SiteID{} }, "link 0: peer ID is zero", ""},
+		{"zero peer", func(r *Record) { r.Links[0].Peer = siteid.ID{} }, "link 0: peer ID is zero", ""},
 		{"negative RTT", func(r *Record) { r.Links[2].RTT = -time.Second }, "link 2: negative RTT", "link 2: RTT is 18446744072709551616, limit 9223372036854775807"},
 		{"too many connectors", func(r *Record) { r.Connectors = make([]Connector, MaxConnectors+1) }, "4097 connectors, limit 4096", ""},
 		{"address too long", func(r *Record) { r.Connectors[1].Address = long(MaxAddressLen + 1) }, "connector 1: address is 254 bytes, limit 253", ""},
@@ -228,34 +230,4 @@ func FuzzRecordUnmarshal(f *testing.F) {
 			t.Fatalf("encoding is not stable")
 		}
 	})
-}
-
-func TestSiteID(t *testing.T) {
-	want := SiteID{0: 0xab, 15: 0x01}
-	s := want.String()
-	if s != "ab000000000000000000000000000001" {
-		t.Fatalf("String = %q", s)
-	}
-	for _, in := range []string{s, strings.ToUpper(s)} {
-		got, err := ParseSiteID(in)
-		if err != nil || got != want {
-			t.Errorf("ParseSiteID(%q) = %v, %v", in, got, err)
-		}
-	}
-	for _, bad := range []string{"", "ab", s + "0", "zz" + s[2:], strings.Repeat("a", 100)} {
-		if _, err := ParseSiteID(bad); !errors.Is(err, ErrBadSiteID) {
-			t.Errorf("ParseSiteID(%q) = %v, want ErrBadSiteID", bad, err)
-		}
-	}
-	text, _ := want.MarshalText()
-	var back SiteID
-	if err := back.UnmarshalText(text); err != nil || back != want {
-		t.Errorf("text round trip: %v %v", back, err)
-	}
-	if !(SiteID{}).IsZero() || want.IsZero() {
-		t.Errorf("IsZero")
-	}
-	if id(1).Compare(id(2)) != -1 || id(2).Compare(id(1)) != 1 || id(1).Compare(id(1)) != 0 {
-		t.Errorf("Compare")
-	}
 }

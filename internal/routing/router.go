@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 // maxLost bounds the records kept after their sites became unreachable.
@@ -12,7 +14,7 @@ const maxLost = 4096
 
 // Message is a record to send to a neighbor.
 type Message struct {
-	To     SiteID
+	To     siteid.ID
 	Record Record
 }
 
@@ -34,13 +36,13 @@ type Ready struct {
 // [Router.Ready] returns. A Router is not safe for concurrent use; the
 // Tables it returns are.
 type Router struct {
-	self  SiteID
+	self  siteid.ID
 	local Record // our current record, also db[self]
 
 	// db holds the latest record of every site that was reachable at the
 	// last table computation, plus records received since. It is what we
 	// flood and what a new neighbor is sent.
-	db map[SiteID]*Record
+	db map[siteid.ID]*Record
 	// lost holds records deleted from db because their site became
 	// unreachable. Updates that race each other can make a site look
 	// unreachable for a moment (its new link's far end not heard of yet);
@@ -49,7 +51,7 @@ type Router struct {
 	// NeighborUp empties it: after a partition these records are stale,
 	// would resurrect sites that are gone, and the new neighbor sends us
 	// everything it has anyway. Bounded by maxLost, oldest loss first out.
-	lost      map[SiteID]lostRecord
+	lost      map[siteid.ID]lostRecord
 	lostOrder []*Record
 
 	neighbors []neighbor // sessions up, sorted by ID
@@ -72,11 +74,11 @@ type lostRecord struct {
 }
 
 type neighbor struct {
-	id  SiteID
+	id  siteid.ID
 	gen uint64 // upGen when its session came up
 }
 
-func cmpNeighbor(n neighbor, id SiteID) int { return n.id.Compare(id) }
+func cmpNeighbor(n neighbor, id siteid.ID) int { return n.id.Compare(id) }
 
 // New returns the router of site self. seqBase must exceed every sequence
 // number self used before a restart, as far as the caller can tell (for
@@ -84,19 +86,19 @@ func cmpNeighbor(n neighbor, id SiteID) int { return n.id.Compare(id) }
 // works, because the router jumps above any older record of its own that
 // it hears about, but its first records are then ignored until it does.
 // New panics if name is not a valid record name (see [Record.Validate]).
-func New(self SiteID, name string, seqBase uint64) *Router {
+func New(self siteid.ID, name string, seqBase uint64) *Router {
 	r := &Router{
 		self:  self,
 		local: Record{Site: self, Name: name, Seq: seqBase},
-		db:    make(map[SiteID]*Record),
-		lost:  make(map[SiteID]lostRecord),
+		db:    make(map[siteid.ID]*Record),
+		lost:  make(map[siteid.ID]lostRecord),
 	}
 	r.originate()
 	return r
 }
 
 // Self returns the router's own site ID.
-func (r *Router) Self() SiteID { return r.self }
+func (r *Router) Self() siteid.ID { return r.self }
 
 // Local returns a copy of the record the router currently originates.
 func (r *Router) Local() Record { return cloneRecord(&r.local) }
@@ -136,11 +138,11 @@ func (r *Router) originate() {
 	rec := r.local
 	r.db[r.self] = &rec
 	r.changed()
-	r.flood(&rec, SiteID{})
+	r.flood(&rec, siteid.ID{})
 }
 
 // flood queues rec for every neighbor except the one it came from.
-func (r *Router) flood(rec *Record, from SiteID) {
+func (r *Router) flood(rec *Record, from siteid.ID) {
 	for _, n := range r.neighbors {
 		if n.id != from {
 			r.outbox = append(r.outbox, Message{To: n.id, Record: *rec})
@@ -148,7 +150,7 @@ func (r *Router) flood(rec *Record, from SiteID) {
 	}
 }
 
-func (r *Router) isNeighbor(id SiteID) bool {
+func (r *Router) isNeighbor(id siteid.ID) bool {
 	_, ok := slices.BinarySearchFunc(r.neighbors, id, cmpNeighbor)
 	return ok
 }
@@ -156,7 +158,7 @@ func (r *Router) isNeighbor(id SiteID) bool {
 // NeighborUp tells the router that a link session to peer came up. It
 // queues the whole database for peer, since peer may know nothing yet.
 // Calling it again for a peer already up counts as a new session.
-func (r *Router) NeighborUp(peer SiteID) {
+func (r *Router) NeighborUp(peer siteid.ID) {
 	if peer == r.self || peer.IsZero() {
 		panic(fmt.Sprintf("routing: NeighborUp(%s) on site %s", peer, r.self))
 	}
@@ -171,7 +173,7 @@ func (r *Router) NeighborUp(peer SiteID) {
 	} else {
 		r.neighbors = slices.Insert(r.neighbors, i, n)
 	}
-	for _, id := range slices.SortedFunc(maps.Keys(r.db), SiteID.Compare) {
+	for _, id := range slices.SortedFunc(maps.Keys(r.db), siteid.ID.Compare) {
 		r.outbox = append(r.outbox, Message{To: peer, Record: *r.db[id]})
 	}
 }
@@ -179,7 +181,7 @@ func (r *Router) NeighborUp(peer SiteID) {
 // NeighborDown tells the router that the session to peer is gone: queued
 // messages for peer are dropped, including those of a Ready not yet
 // advanced. The caller should also call SetLocal without the link.
-func (r *Router) NeighborDown(peer SiteID) {
+func (r *Router) NeighborDown(peer siteid.ID) {
 	if i, ok := slices.BinarySearchFunc(r.neighbors, peer, cmpNeighbor); ok {
 		r.neighbors = slices.Delete(r.neighbors, i, i+1)
 	}
@@ -200,7 +202,7 @@ func (r *Router) NeighborDown(peer SiteID) {
 // Step handles a record received from neighbor from. Step takes ownership
 // of rec's slices: the caller must not change them afterwards. Records that
 // fail [Record.Validate] are dropped.
-func (r *Router) Step(from SiteID, rec Record) {
+func (r *Router) Step(from siteid.ID, rec Record) {
 	if rec.Site == r.self {
 		r.stepSelf(from, &rec)
 		return
@@ -237,7 +239,7 @@ func (r *Router) Step(from SiteID, rec Record) {
 }
 
 // stepSelf handles a copy of our own record coming back.
-func (r *Router) stepSelf(from SiteID, rec *Record) {
+func (r *Router) stepSelf(from siteid.ID, rec *Record) {
 	switch {
 	case rec.Seq > r.local.Seq || rec.Seq == r.local.Seq && !sameRecord(rec, &r.local):
 		// A record of ours from before a restart is still around: outbid

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 // msgs renders messages as "to:site@seq" with one-byte IDs.
@@ -205,7 +207,7 @@ func TestRestoreAfterReorder(t *testing.T) {
 	r.Advance()
 	r.Step(id(2), rec(4, 2, 2, 5))
 	route, ok := r.Table().Route(id(5))
-	if !ok || !slices.Equal(route.Path, []SiteID{id(2), id(4), id(5)}) {
+	if !ok || !slices.Equal(route.Path, []siteid.ID{id(2), id(4), id(5)}) {
 		t.Fatalf("route to 5 after the move: %v %v", route, ok)
 	}
 	if got := r.db[id(5)]; got == nil || got.Seq != 2 {

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"testing"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 // sim wires routers together the way a site would: it keeps each site's
@@ -14,12 +16,12 @@ import (
 type sim struct {
 	t      testing.TB
 	sites  []*simSite // in the order added, which is also delivery order
-	byID   map[SiteID]*simSite
+	byID   map[siteid.ID]*simSite
 	byName map[string]*simSite
 	// wire makes every message go through MarshalBinary/UnmarshalBinary.
 	wire bool
 	// trace, if set, is called for every delivered message.
-	trace func(from, to SiteID, rec Record)
+	trace func(from, to siteid.ID, rec Record)
 	// eager makes each site compute its table whenever Ready reports a
 	// change, as a real site does; without it tables are computed only
 	// when checked, which is much cheaper for big networks but exercises
@@ -28,23 +30,23 @@ type sim struct {
 }
 
 type simSite struct {
-	id        SiteID
+	id        siteid.ID
 	name      string
 	r         *Router
-	links     map[SiteID]Link
+	links     map[siteid.ID]Link
 	conns     []Connector
 	interests []string
 }
 
 func newSim(t testing.TB) *sim {
-	return &sim{t: t, byID: map[SiteID]*simSite{}, byName: map[string]*simSite{}}
+	return &sim{t: t, byID: map[siteid.ID]*simSite{}, byName: map[string]*simSite{}}
 }
 
-func (s *sim) add(id SiteID, name string, seqBase uint64) *simSite {
+func (s *sim) add(id siteid.ID, name string, seqBase uint64) *simSite {
 	if _, ok := s.byID[id]; ok {
 		s.t.Fatalf("site %s added twice", name)
 	}
-	site := &simSite{id: id, name: name, r: New(id, name, seqBase), links: map[SiteID]Link{}}
+	site := &simSite{id: id, name: name, r: New(id, name, seqBase), links: map[siteid.ID]Link{}}
 	s.sites = append(s.sites, site)
 	s.byID[id] = site
 	s.byName[name] = site
@@ -59,7 +61,7 @@ func (s *sim) site(name string) *simSite {
 	return site
 }
 
-func (s *sim) name(id SiteID) string {
+func (s *sim) name(id siteid.ID) string {
 	if site, ok := s.byID[id]; ok {
 		return site.name
 	}
@@ -99,7 +101,7 @@ func (s *sim) unlink(a, b *simSite) {
 
 // partition cuts every link of site.
 func (s *sim) partition(site *simSite) {
-	for _, peer := range slices.SortedFunc(maps.Keys(site.links), SiteID.Compare) {
+	for _, peer := range slices.SortedFunc(maps.Keys(site.links), siteid.ID.Compare) {
 		s.unlink(site, s.byID[peer])
 	}
 }
@@ -110,7 +112,7 @@ func (s *sim) partition(site *simSite) {
 func (s *sim) restart(site *simSite, seqBase uint64) {
 	site.r = New(site.id, site.name, seqBase)
 	s.push(site)
-	for _, peer := range slices.SortedFunc(maps.Keys(site.links), SiteID.Compare) {
+	for _, peer := range slices.SortedFunc(maps.Keys(site.links), siteid.ID.Compare) {
 		p := s.byID[peer]
 		p.r.NeighborDown(site.id)
 		p.r.NeighborUp(site.id)
@@ -180,8 +182,8 @@ func (s *sim) stabilize() stabilizeStats {
 // shortest path, which is the router's documented tie-break.
 // refGraph is the configured graph in plain arrays, for the reference.
 type refGraph struct {
-	idx map[SiteID]int
-	ids []SiteID
+	idx map[siteid.ID]int
+	ids []siteid.ID
 	adj [][]refEdge // adj[u]: two-way links out of u with u's cost
 	in  [][]refEdge // in[v]: the same links seen from v, with the far end's cost
 }
@@ -192,7 +194,7 @@ type refEdge struct {
 }
 
 func (s *sim) refGraph() *refGraph {
-	g := &refGraph{idx: map[SiteID]int{}}
+	g := &refGraph{idx: map[siteid.ID]int{}}
 	for i, site := range s.sites {
 		g.idx[site.id] = i
 		g.ids = append(g.ids, site.id)
@@ -259,8 +261,8 @@ type refRoutes struct {
 	pred []int
 }
 
-func (w *refRoutes) path(v int) []SiteID {
-	var path []SiteID
+func (w *refRoutes) path(v int) []siteid.ID {
+	var path []siteid.ID
 	for cur := v; cur != w.src; cur = w.pred[cur] {
 		path = append(path, w.g.ids[cur])
 	}
@@ -269,7 +271,7 @@ func (w *refRoutes) path(v int) []SiteID {
 }
 
 // samePath compares p with the reference path to v without building it.
-func (w *refRoutes) samePath(v int, p []SiteID) bool {
+func (w *refRoutes) samePath(v int, p []siteid.ID) bool {
 	k := len(p)
 	for cur := v; cur != w.src; cur = w.pred[cur] {
 		k--
@@ -376,7 +378,7 @@ func (s *sim) checkSite(site *simSite, want *refRoutes, seen []int, stamp *int) 
 	return errs
 }
 
-func (s *sim) pathString(p []SiteID) string {
+func (s *sim) pathString(p []siteid.ID) string {
 	names := make([]string, len(p))
 	for i, id := range p {
 		names[i] = s.name(id)

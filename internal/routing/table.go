@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"sync"
+
+	"weft.dev/weft/internal/siteid"
 )
 
 // Table is an immutable snapshot of the routes from one site. It is safe to
@@ -22,20 +24,20 @@ type Table struct {
 
 // SiteRoute is the route to one reachable site.
 type SiteRoute struct {
-	ID   SiteID
+	ID   siteid.ID
 	Name string
 	Cost uint64
 	// Path is the segment list: the sites after the owning site, up to and
 	// including ID. It is nil for the owning site itself.
-	Path []SiteID
+	Path []siteid.ID
 }
 
 // Candidate is one reachable connector for an address.
 type Candidate struct {
-	Site     SiteID
+	Site     siteid.ID
 	SiteName string
 	Cost     uint64
-	Path     []SiteID // as in SiteRoute
+	Path     []siteid.ID // as in SiteRoute
 	Protocol string
 	Capacity uint32
 }
@@ -49,7 +51,7 @@ type AddressInfo struct {
 // newTable computes the routes from self over all known records (sorted by
 // Site, self among them) and reports which records are reachable. The table
 // keeps only the reachable part of the graph.
-func newTable(self SiteID, recs []*Record) (*Table, []bool) {
+func newTable(self siteid.ID, recs []*Record) (*Table, []bool) {
 	full := buildGraph(recs)
 	src, ok := full.index(self)
 	if !ok {
@@ -67,7 +69,7 @@ func newTable(self SiteID, recs []*Record) (*Table, []bool) {
 			n++
 		}
 	}
-	g := &graph{ids: make([]SiteID, 0, n), recs: make([]*Record, 0, n), off: make([]int32, 1, n+1)}
+	g := &graph{ids: make([]siteid.ID, 0, n), recs: make([]*Record, 0, n), off: make([]int32, 1, n+1)}
 	t := &Table{g: g, self: newIdx[src], cost: make([]uint64, 0, n), pred: make([]int32, 0, n)}
 	for i := range recs {
 		if !reach[i] {
@@ -102,13 +104,13 @@ func (t *Table) sortNames() {
 }
 
 // Self returns the ID of the site whose routes these are.
-func (t *Table) Self() SiteID { return t.g.ids[t.self] }
+func (t *Table) Self() siteid.ID { return t.g.ids[t.self] }
 
-func (t *Table) path(i int32) []SiteID {
+func (t *Table) path(i int32) []siteid.ID {
 	return t.pathFrom(i, t.pred)
 }
 
-func (t *Table) pathFrom(i int32, pred []int32) []SiteID {
+func (t *Table) pathFrom(i int32, pred []int32) []siteid.ID {
 	if i == t.self {
 		return nil
 	}
@@ -116,7 +118,7 @@ func (t *Table) pathFrom(i int32, pred []int32) []SiteID {
 	for j := i; j != t.self; j = pred[j] {
 		n++
 	}
-	p := make([]SiteID, n)
+	p := make([]siteid.ID, n)
 	for j := i; j != t.self; j = pred[j] {
 		n--
 		p[n] = t.g.ids[j]
@@ -140,7 +142,7 @@ func (t *Table) Sites() []SiteRoute {
 }
 
 // Route returns the route to dst, or false if dst is not reachable.
-func (t *Table) Route(dst SiteID) (SiteRoute, bool) {
+func (t *Table) Route(dst siteid.ID) (SiteRoute, bool) {
 	i, ok := t.g.index(dst)
 	if !ok {
 		return SiteRoute{}, false
@@ -198,7 +200,7 @@ func (t *Table) Addresses() []AddressInfo {
 // but dst) include none of the transit sites of avoid, which is a segment
 // list such as the primary path of a request. Ties break as for routes.
 // It reports false if dst is unreachable or every path crosses avoid.
-func (t *Table) DisjointPath(dst SiteID, avoid []SiteID) ([]SiteID, bool) {
+func (t *Table) DisjointPath(dst siteid.ID, avoid []siteid.ID) ([]siteid.ID, bool) {
 	d, ok := t.g.index(dst)
 	if !ok {
 		return nil, false
@@ -231,7 +233,7 @@ func (t *Table) Records() []Record {
 
 // Links returns the links id advertises (whether or not the far ends
 // confirm them), or nil if id is not reachable.
-func (t *Table) Links(id SiteID) []Link {
+func (t *Table) Links(id siteid.ID) []Link {
 	i, ok := t.g.index(id)
 	if !ok {
 		return nil

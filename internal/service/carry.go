@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"weft.dev/weft/internal/balance"
+	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/routing"
 )
@@ -51,7 +52,7 @@ func (m *Manager) carry(client net.Conn, address string) {
 			// and no strike towards ejection.
 			o, lat := balance.ConnectFailure, took
 			var rej *link.RejectError
-			if errors.Is(err, errSaturated) || errors.As(err, &rej) && rej.Code == RejectSaturated {
+			if errors.Is(err, errSaturated) || errors.As(err, &rej) && rej.Code == forward.RejectSaturated {
 				o, lat = balance.Cancelled, 0
 			}
 			m.mu.Lock()
@@ -67,7 +68,7 @@ func (m *Manager) carry(client net.Conn, address string) {
 		p.Observe(m.cfg.Now(), k, took, balance.Success)
 		m.mu.Unlock()
 		met.StreamsActive.WithLabelValues(address).Inc()
-		out, in := Join(client, far)
+		out, in := forward.Join(client, far)
 		met.StreamsActive.WithLabelValues(address).Dec()
 		met.AddressBytes.WithLabelValues(address, "out").Add(float64(out))
 		met.AddressBytes.WithLabelValues(address, "in").Add(float64(in))
@@ -120,12 +121,7 @@ func (m *Manager) connect(c routing.Candidate, address string) (net.Conn, error)
 		conn, _, err := m.dialLocal(ctx, address)
 		return conn, err
 	}
-	h := &link.Header{Kind: link.KindTCP, Address: address, Origin: m.cfg.Self}
-	h.Segments = make([][16]byte, len(c.Path))
-	for i, s := range c.Path {
-		h.Segments[i] = s
-	}
-	return m.cfg.Net.OpenStream(ctx, h)
+	return m.cfg.Net.OpenStream(ctx, forward.NewHeader(forward.KindTCP, address, m.cfg.Self, c.Path))
 }
 
 // errSaturated says every local connector of an address is at its limit.
@@ -154,9 +150,9 @@ func (m *Manager) dialLocal(ctx context.Context, address string) (net.Conn, uint
 	if best == nil {
 		m.mu.Unlock()
 		if !found {
-			return nil, RejectNoConnector, fmt.Errorf("no connector for %q here", address)
+			return nil, forward.RejectNoConnector, fmt.Errorf("no connector for %q here", address)
 		}
-		return nil, RejectSaturated, errSaturated
+		return nil, forward.RejectSaturated, errSaturated
 	}
 	best.open++
 	target := best.spec.Spec.Target
@@ -166,7 +162,7 @@ func (m *Manager) dialLocal(ctx context.Context, address string) (net.Conn, uint
 	conn, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		m.release(best)
-		return nil, RejectRefused, fmt.Errorf("target %s: %w", target, err)
+		return nil, forward.RejectRefused, fmt.Errorf("target %s: %w", target, err)
 	}
 	return &releasingConn{Conn: conn, release: func() { m.release(best) }}, 0, nil
 }
@@ -180,7 +176,7 @@ func (m *Manager) release(c *connector) {
 // ServeStream delivers a stream whose last segment is this site to a local
 // connector: it confirms the stream once the target answered, or rejects it with
 // the reason so that the ingress can try another candidate.
-func (m *Manager) ServeStream(st *link.Stream, h *link.Header) {
+func (m *Manager) ServeStream(st *link.Stream, h *forward.Header) {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ConnectTimeout)
 	conn, code, err := m.dialLocal(ctx, h.Address)
 	cancel()
@@ -193,7 +189,7 @@ func (m *Manager) ServeStream(st *link.Stream, h *link.Header) {
 		st.Close()
 		return
 	}
-	Join(st, conn)
+	forward.Join(st, conn)
 }
 
 // releasingConn gives back its connector's slot when closed, once: Join may close
@@ -211,7 +207,7 @@ func (c *releasingConn) Close() error {
 
 // CloseWrite keeps half-close working through the wrapper.
 func (c *releasingConn) CloseWrite() error {
-	if hc, ok := c.Conn.(halfCloser); ok {
+	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return hc.CloseWrite()
 	}
 	return c.Conn.Close()

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"io"
 	"log/slog"
 	"net"
@@ -16,10 +14,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"weft.dev/weft/internal/balance"
-	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 // HTTP at the ingress.
@@ -439,7 +441,7 @@ func (in *ingress) deliver(a *attempt) *http.Response {
 }
 
 // remoteTransport returns the pooled transport to address along path.
-func (m *Manager) remoteTransport(address string, path []routing.SiteID) http.RoundTripper {
+func (m *Manager) remoteTransport(address string, path []siteid.ID) http.RoundTripper {
 	var key strings.Builder
 	key.WriteString(address)
 	for _, s := range path {
@@ -451,16 +453,11 @@ func (m *Manager) remoteTransport(address string, path []routing.SiteID) http.Ro
 	if t := m.http.remotes[key.String()]; t != nil {
 		return t
 	}
-	segs := make([][16]byte, len(path))
-	for i, s := range path {
-		segs[i] = s
-	}
 	t := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(ctx, m.cfg.ConnectTimeout)
 			defer cancel()
-			h := &link.Header{Kind: link.KindHTTP, Address: address, Origin: m.cfg.Self, Segments: segs}
-			return m.cfg.Net.OpenStream(ctx, h)
+			return m.cfg.Net.OpenStream(ctx, forward.NewHeader(forward.KindHTTP, address, m.cfg.Self, path))
 		},
 		MaxIdleConnsPerHost: 64,
 		// Shorter than the connector site's idle timeout, so that the

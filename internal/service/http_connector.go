@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"weft.dev/weft/internal/balance"
+	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/resource"
 )
@@ -27,7 +28,7 @@ import (
 // A site with no http connector for the address refuses the stream, so the
 // ingress moves on at once; saturation is answered per request instead
 // (503 with Weft-Overload), because a stream carries many requests.
-func (m *Manager) ServeHTTPStream(st *link.Stream, h *link.Header) {
+func (m *Manager) ServeHTTPStream(st *link.Stream, h *forward.Header) {
 	m.mu.Lock()
 	found := false
 	for _, c := range m.connectors {
@@ -39,7 +40,7 @@ func (m *Manager) ServeHTTPStream(st *link.Stream, h *link.Header) {
 	}
 	m.mu.Unlock()
 	if !found {
-		st.Reject(RejectNoConnector, fmt.Sprintf("no http connector for %q here", h.Address))
+		st.Reject(forward.RejectNoConnector, fmt.Sprintf("no http connector for %q here", h.Address))
 		return
 	}
 	if err := st.Confirm(); err != nil {
@@ -47,7 +48,7 @@ func (m *Manager) ServeHTTPStream(st *link.Stream, h *link.Header) {
 		return
 	}
 	if !sl.push(&addressConn{Conn: st, address: h.Address}) {
-		st.Reset(0)
+		st.Reset(forward.ResetAborted)
 	}
 }
 

@@ -17,19 +17,12 @@ import (
 	"time"
 
 	"weft.dev/weft/internal/balance"
+	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/observe"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
-)
-
-// Reject codes a connector site answers with when it cannot serve a stream. The
-// ingress tries its next candidate on any of them.
-const (
-	RejectNoConnector uint16 = 1 + iota // no local connector for the address (any more)
-	RejectRefused                       // the target refused or did not answer
-	RejectSaturated                     // every local connector is at its connection limit
-	RejectNoRoute                       // a transit site has no link to the next segment
+	"weft.dev/weft/internal/siteid"
 )
 
 // Network is the part of a site that services use.
@@ -38,12 +31,12 @@ type Network interface {
 	Table() *routing.Table
 	// OpenStream opens a stream along h.Segments, through the link to
 	// h.Segments[h.Next], and returns once the far end confirmed or refused it.
-	OpenStream(ctx context.Context, h *link.Header) (*link.Stream, error)
+	OpenStream(ctx context.Context, h *forward.Header) (*link.Stream, error)
 }
 
 // Config configures a Manager.
 type Config struct {
-	Self    routing.SiteID
+	Self    siteid.ID
 	Net     Network
 	Metrics *observe.Metrics
 	Logger  *slog.Logger

@@ -11,9 +11,11 @@ import (
 
 	"weft.dev/weft/internal/events/broker"
 	"weft.dev/weft/internal/events/store"
+	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 // eventsAddrFile names the file in the data directory that holds the event
@@ -29,13 +31,8 @@ func (n eventNet) Table() *routing.Table { return n.s.Table() }
 
 func (n eventNet) SetInterests([]string) { n.s.announce() }
 
-func (n eventNet) Open(ctx context.Context, path []routing.SiteID, tag string) (net.Conn, error) {
-	segs := make([][16]byte, len(path))
-	for i, id := range path {
-		segs[i] = id
-	}
-	h := &link.Header{Kind: link.KindEvent, Address: tag, Origin: n.s.id, Segments: segs}
-	return n.s.OpenStream(ctx, h)
+func (n eventNet) Open(ctx context.Context, path []siteid.ID, tag string) (net.Conn, error) {
+	return n.s.OpenStream(ctx, forward.NewHeader(forward.KindEvent, tag, n.s.id, path))
 }
 
 // initEvents opens the event store and binds the event API's address.
@@ -44,7 +41,7 @@ func (s *Site) initEvents() error {
 	if err != nil {
 		return err
 	}
-	b, err := broker.New(broker.Config{Self: routing.SiteID(s.id), Net: eventNet{s}, Store: st, Logger: s.log, Registry: s.metrics.Registry})
+	b, err := broker.New(broker.Config{Self: s.id, Net: eventNet{s}, Store: st, Logger: s.log, Registry: s.metrics.Registry})
 	if err != nil {
 		st.Close()
 		return err
@@ -97,11 +94,11 @@ func (s *Site) eventInterests() []string {
 }
 
 // serveEventStream hands an event stream that ends here to the broker.
-func (s *Site) serveEventStream(st *link.Stream, h *link.Header) {
+func (s *Site) serveEventStream(st *link.Stream, h *forward.Header) {
 	if err := st.Confirm(); err != nil {
 		return
 	}
-	s.events.ServeStream(st, h.Address, routing.SiteID(h.Origin))
+	s.events.ServeStream(st, h.Address, h.Origin)
 }
 
 // EventConfig is what GET /v1/events shows.

@@ -16,6 +16,7 @@ import (
 	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/resource"
+	"weft.dev/weft/internal/siteid"
 )
 
 // clientCertTTL is long because a link's certificate is revoked by deleting the
@@ -28,7 +29,7 @@ const handshakeTimeout = 10 * time.Second
 
 // peerConn is one established link session.
 type peerConn struct {
-	peer     identity.SiteID
+	peer     siteid.ID
 	peerName string
 	linkName string
 	cost     uint32
@@ -116,7 +117,7 @@ func (s *Site) serveLinkConn(c net.Conn) {
 
 // allowPeer accepts a link client certificate only if this site issued it to that
 // peer and the link was not deleted since.
-func (s *Site) allowPeer(peer identity.SiteID, serial string) error {
+func (s *Site) allowPeer(peer siteid.ID, serial string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, il := range s.st.Inbound {
@@ -198,7 +199,7 @@ func (s *Site) uniqueLinkNameLocked(base string) string {
 
 // runSession runs one established link until it ends. cost is 0 for inbound
 // links: the dialing side chose it and tells it in its hello.
-func (s *Site) runSession(c net.Conn, peer identity.SiteID, peerName, linkName string, cost uint32, inbound bool) {
+func (s *Site) runSession(c net.Conn, peer siteid.ID, peerName, linkName string, cost uint32, inbound bool) {
 	pc := &peerConn{peer: peer, peerName: peerName, linkName: linkName, cost: cost, inbound: inbound}
 	helloCh := make(chan hello, 1)
 	cfg := s.opts.Link
@@ -363,7 +364,7 @@ func (s *Site) removePeer(pc *peerConn) {
 }
 
 // session returns the cheapest live session to a neighbour.
-func (s *Site) session(peer identity.SiteID) *link.Session {
+func (s *Site) session(peer siteid.ID) *link.Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var best *peerConn
@@ -412,7 +413,7 @@ func (s *Site) dialLoop(ctx context.Context, ol outboundLink, d *dialer) {
 		s.setDialErr(d, fmt.Sprintf("link credentials are damaged: %v; delete and re-create the link", err))
 		return
 	}
-	issuer, err := identity.ParseSiteID(ol.IssuerID)
+	issuer, err := siteid.Parse(ol.IssuerID)
 	if err != nil {
 		s.setDialErr(d, err.Error())
 		return
@@ -479,7 +480,7 @@ func (s *Site) CreateLink(ctx context.Context, name string, cost uint32, tok *re
 	if err := tok.Default(); err != nil {
 		return "", err
 	}
-	issuer, err := identity.ParseSiteID(tok.Spec.IssuerID)
+	issuer, err := siteid.Parse(tok.Spec.IssuerID)
 	if err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}

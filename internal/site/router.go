@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 
-	"weft.dev/weft/internal/identity"
+	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/routing"
-	"weft.dev/weft/internal/service"
+	"weft.dev/weft/internal/siteid"
 )
 
 // routerDo runs one input through the router, then sends what it produced. The
@@ -30,7 +30,7 @@ func (s *Site) routerDo(step func(r *routing.Router)) {
 		s.events.TableChanged()
 	}
 	for _, m := range rd.Messages {
-		sess := s.session(identity.SiteID(m.To))
+		sess := s.session(m.To)
 		if sess == nil {
 			continue // the neighbour left; it gets the whole database when it is back
 		}
@@ -58,7 +58,7 @@ func (s *Site) localLinks() []routing.Link {
 				best = pc
 			}
 		}
-		out = append(out, routing.Link{Peer: routing.SiteID(peer), Cost: best.cost, RTT: best.sess.RTT()})
+		out = append(out, routing.Link{Peer: peer, Cost: best.cost, RTT: best.sess.RTT()})
 	}
 	return out
 }
@@ -75,16 +75,16 @@ func (s *Site) setLocal(r *routing.Router) {
 	r.SetLocal(s.localLinks(), s.svc.Advertised(), s.eventInterests())
 }
 
-func (s *Site) neighborUp(peer identity.SiteID) {
+func (s *Site) neighborUp(peer siteid.ID) {
 	s.routerDo(func(r *routing.Router) {
-		r.NeighborUp(routing.SiteID(peer))
+		r.NeighborUp(peer)
 		s.setLocal(r)
 	})
 }
 
-func (s *Site) neighborDown(peer identity.SiteID) {
+func (s *Site) neighborDown(peer siteid.ID) {
 	s.routerDo(func(r *routing.Router) {
-		r.NeighborDown(routing.SiteID(peer))
+		r.NeighborDown(peer)
 		s.setLocal(r)
 	})
 }
@@ -94,68 +94,35 @@ func (s *Site) receiveRecord(pc *peerConn, b []byte) error {
 	if err := rec.UnmarshalBinary(b); err != nil {
 		return err
 	}
-	s.routerDo(func(r *routing.Router) { r.Step(routing.SiteID(pc.peer), rec) })
+	s.routerDo(func(r *routing.Router) { r.Step(pc.peer, rec) })
 	return nil
 }
 
-// OpenStream opens a stream through the link to h.Segments[h.Next]. It is how
-// both the ingress and transit sites move a stream one hop along its path.
-func (s *Site) OpenStream(ctx context.Context, h *link.Header) (*link.Stream, error) {
-	next := identity.SiteID(h.Segments[h.Next])
-	sess := s.session(next)
-	if sess == nil {
-		return nil, &link.RejectError{Code: service.RejectNoRoute, Message: fmt.Sprintf("site %s has no link to %s", s.st.Name, next)}
-	}
-	b, err := h.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	return sess.Open(ctx, b)
+// OpenStream opens a stream along h's path: how the ingress reaches the
+// first segment.
+func (s *Site) OpenStream(ctx context.Context, h *forward.Header) (*link.Stream, error) {
+	return forward.Open(ctx, forward.LinksFunc(s.session), h)
 }
 
-// handleStream serves a stream a neighbour opened: delivered here if this site is
-// its last segment, else forwarded to the next segment without a table lookup.
+// handleStream serves a stream a neighbour opened: delivered here if this
+// site is its last segment, else relayed to the next segment.
 func (s *Site) handleStream(st *link.Stream) {
-	var h link.Header
-	if err := h.UnmarshalBinary(st.Header()); err != nil {
-		st.Reject(service.RejectNoRoute, "malformed stream header: "+err.Error())
-		return
+	forward.Serve(s.ctx, s.id, st, forward.LinksFunc(s.session), s.deliverStream)
+}
+
+// deliverStream hands a stream whose path ends here to the subsystem its
+// kind names.
+func (s *Site) deliverStream(st *link.Stream, h *forward.Header) {
+	switch h.Kind {
+	case forward.KindTCP:
+		s.svc.ServeStream(st, h)
+	case forward.KindHTTP:
+		s.svc.ServeHTTPStream(st, h)
+	case forward.KindEvent:
+		s.serveEventStream(st, h)
+	default:
+		st.Reject(forward.RejectUnknownKind, fmt.Sprintf("stream kind %d is not served here", h.Kind))
 	}
-	if identity.SiteID(h.Segments[h.Next]) != s.id {
-		st.Reject(service.RejectNoRoute, "stream misrouted: this site is not its next segment")
-		return
-	}
-	if int(h.Next) == len(h.Segments)-1 {
-		switch h.Kind {
-		case link.KindTCP:
-			s.svc.ServeStream(st, &h)
-		case link.KindHTTP:
-			s.svc.ServeHTTPStream(st, &h)
-		case link.KindEvent:
-			s.serveEventStream(st, &h)
-		default:
-			st.Reject(service.RejectNoConnector, fmt.Sprintf("stream kind %d is not served here", h.Kind))
-		}
-		return
-	}
-	h.Next++
-	ctx, cancel := context.WithTimeout(s.ctx, handshakeTimeout)
-	out, err := s.OpenStream(ctx, &h)
-	cancel()
-	if err != nil {
-		var rej *link.RejectError
-		if errors.As(err, &rej) {
-			st.Reject(rej.Code, rej.Message)
-		} else {
-			st.Reject(service.RejectNoRoute, err.Error())
-		}
-		return
-	}
-	if err := st.Confirm(); err != nil {
-		out.Reset(0)
-		return
-	}
-	service.Join(st, out)
 }
 
 func poolFromPEM(pemText string) (*x509.CertPool, error) {

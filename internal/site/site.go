@@ -24,6 +24,7 @@ import (
 	"weft.dev/weft/internal/observe"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/service"
+	"weft.dev/weft/internal/siteid"
 )
 
 // Options configure a site.
@@ -52,7 +53,7 @@ type Site struct {
 	log     *slog.Logger
 	metrics *observe.Metrics
 	ca      *identity.CA
-	id      identity.SiteID
+	id      siteid.ID
 	svc     *service.Manager
 
 	adminToken string
@@ -63,7 +64,7 @@ type Site struct {
 	// mu guards st, peers and dialers. It is never held across network I/O.
 	mu      sync.Mutex
 	st      *state
-	peers   map[identity.SiteID][]*peerConn
+	peers   map[siteid.ID][]*peerConn
 	dialers map[string]*dialer // outbound link name -> its dial loop
 
 	// rmu guards router; table is its latest snapshot, read without locks on the
@@ -119,15 +120,15 @@ func New(opts Options) (*Site, error) {
 		id:         id,
 		st:         st,
 		adminToken: tok,
-		peers:      map[identity.SiteID][]*peerConn{},
+		peers:      map[siteid.ID][]*peerConn{},
 		dialers:    map[string]*dialer{},
-		router:     routing.New(routing.SiteID(id), st.Name, uint64(now.UnixMilli())<<16),
+		router:     routing.New(id, st.Name, uint64(now.UnixMilli())<<16),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.table.Store(s.router.Table())
 	s.metrics.Registry.MustRegister(linkCollector{s})
 	s.svc = service.NewManager(service.Config{
-		Self: routing.SiteID(id), Net: s, Metrics: s.metrics, Logger: s.log,
+		Self: id, Net: s, Metrics: s.metrics, Logger: s.log,
 	})
 	if s.linkLn, err = listenLink(opts.DataDir, opts.LinkListen); err != nil {
 		return nil, fmt.Errorf("link listener: %w", err)
@@ -193,7 +194,7 @@ func (s *Site) closeListeners() {
 }
 
 // ID is the site's stable identifier.
-func (s *Site) ID() identity.SiteID { return s.id }
+func (s *Site) ID() siteid.ID { return s.id }
 
 // Name is the site's name.
 func (s *Site) Name() string { return s.st.Name }
@@ -290,7 +291,7 @@ const recordRefresh = 30 * time.Second
 func (s *Site) refreshLoop() {
 	t := time.NewTicker(s.opts.RTTRefresh)
 	defer t.Stop()
-	announced := map[identity.SiteID]time.Duration{}
+	announced := map[siteid.ID]time.Duration{}
 	last := time.Now()
 	for {
 		select {
@@ -300,9 +301,9 @@ func (s *Site) refreshLoop() {
 		}
 		changed := false
 		for _, l := range s.localLinks() {
-			old := announced[identity.SiteID(l.Peer)]
+			old := announced[l.Peer]
 			if d := l.RTT - old; d > old/4 && d > time.Millisecond || -d > old/4 && -d > time.Millisecond {
-				announced[identity.SiteID(l.Peer)] = l.RTT
+				announced[l.Peer] = l.RTT
 				changed = true
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/resource"
+	"weft.dev/weft/internal/siteid"
 )
 
 // Files under a site's data directory. The *.addr files and admin.token are what
@@ -104,7 +105,7 @@ func initState(dir, name string, now time.Time) (*state, *identity.CA, error) {
 	if err := resource.ValidateName(name); err != nil {
 		return nil, nil, err
 	}
-	id, err := identity.NewSiteID()
+	id, err := siteid.New()
 	if err != nil {
 		return nil, nil, err
 	}

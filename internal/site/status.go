@@ -8,6 +8,7 @@ import (
 
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/resource"
+	"weft.dev/weft/internal/siteid"
 )
 
 // Status is what `weft status` shows: this site, its links, the network's sites
@@ -92,7 +93,7 @@ type ListenerView struct {
 // Status reports the site's state now.
 func (s *Site) Status() Status {
 	t := s.Table()
-	names := map[[16]byte]string{}
+	names := map[siteid.ID]string{}
 	st := Status{
 		Site:       SiteView{ID: s.id.String(), Name: s.st.Name, Admin: s.AdminAddr().String(), Link: s.LinkAddr().String(), Events: s.EventsAddr().String()},
 		Links:      s.Links(),

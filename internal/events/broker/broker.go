@@ -27,6 +27,7 @@ import (
 	"weft.dev/weft/internal/events/store"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 // Net is what the broker needs from its site.
@@ -35,7 +36,7 @@ type Net interface {
 	Table() *routing.Table
 	// Open opens an event stream along path (the sites after this one, the
 	// last being the far end), tagged for the far end's broker.
-	Open(ctx context.Context, path []routing.SiteID, tag string) (net.Conn, error)
+	Open(ctx context.Context, path []siteid.ID, tag string) (net.Conn, error)
 	// SetInterests re-announces the site record with these interests.
 	SetInterests(interests []string)
 }
@@ -48,7 +49,7 @@ const (
 
 // Config configures a broker.
 type Config struct {
-	Self     routing.SiteID
+	Self     siteid.ID
 	Net      Net
 	Store    *store.Store
 	Logger   *slog.Logger
@@ -81,7 +82,7 @@ type Broker struct {
 	lingering map[string]time.Time
 	rr        int // round-robin position among queue consumers
 	interests []string
-	peers     map[routing.SiteID]*peerOut
+	peers     map[siteid.ID]*peerOut
 	inNotify  chan struct{} // closed and replaced when the inbox grows
 	inHead    atomic.Uint64 // the inbox's last seq
 
@@ -89,9 +90,9 @@ type Broker struct {
 	// write.
 	lmu      sync.Mutex
 	ledger   *ledger.Ledger
-	hops     map[routing.SiteID]*hopOut
-	toSave   map[routing.SiteID]store.Dest
-	toDelete map[routing.SiteID]bool
+	hops     map[siteid.ID]*hopOut
+	toSave   map[siteid.ID]store.Dest
+	toDelete map[siteid.ID]bool
 	saveWake chan struct{}
 
 	// qmu guards handing: the persisted queues whose queued entries a
@@ -153,8 +154,8 @@ func New(cfg Config) (*Broker, error) {
 		inflight: make(chan struct{}, 256),
 		topics:   map[string]resource.Topic{}, queues: map[string]resource.Queue{},
 		subs: map[string]*subscriber{}, pushes: map[string]*pusher{},
-		peers: map[routing.SiteID]*peerOut{}, hops: map[routing.SiteID]*hopOut{},
-		toSave: map[routing.SiteID]store.Dest{}, toDelete: map[routing.SiteID]bool{}, saveWake: make(chan struct{}, 1),
+		peers: map[siteid.ID]*peerOut{}, hops: map[siteid.ID]*hopOut{},
+		toSave: map[siteid.ID]store.Dest{}, toDelete: map[siteid.ID]bool{}, saveWake: make(chan struct{}, 1),
 		handing:      map[string]bool{},
 		queueWaiting: map[string]int{}, queueFull: map[string]bool{}, queueTaking: map[string]int{},
 		lingering: map[string]time.Time{},
@@ -170,7 +171,7 @@ func New(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	dests := map[routing.SiteID]ledger.Dest{}
+	dests := map[siteid.ID]ledger.Dest{}
 	for id, d := range sd {
 		dests[id] = ledger.Dest{Patterns: d.Patterns, Acked: d.Acked}
 	}

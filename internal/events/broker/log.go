@@ -16,6 +16,7 @@ import (
 	"weft.dev/weft/internal/events/store"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 // Persisted delivery is store-and-forward from hop to hop (spec.md in the
@@ -26,7 +27,7 @@ import (
 // serveLog is the receiving end of a log stream from a neighbour, or from
 // this site itself (openLog): it stores what arrives, in batches, and
 // acknowledges the last mark of each batch only once the batch is stored.
-func (b *Broker) serveLog(c net.Conn, origin routing.SiteID) {
+func (b *Broker) serveLog(c net.Conn, origin siteid.ID) {
 	r := bufio.NewReaderSize(c, 256<<10)
 	var buf []byte
 	for {
@@ -79,7 +80,7 @@ func (b *Broker) serveLog(c net.Conn, origin routing.SiteID) {
 // openLog opens a log stream to a neighbour, or to this site itself for
 // queue entries in its log whose nearest consumer is now here: they take the
 // same way into the queued bucket as if they had arrived from elsewhere.
-func (b *Broker) openLog(ctx context.Context, next routing.SiteID) (net.Conn, error) {
+func (b *Broker) openLog(ctx context.Context, next siteid.ID) (net.Conn, error) {
 	if next == b.cfg.Self {
 		near, far := net.Pipe()
 		b.goFunc(func() { b.ServeStream(far, TagLog, b.cfg.Self) })
@@ -87,7 +88,7 @@ func (b *Broker) openLog(ctx context.Context, next routing.SiteID) (net.Conn, er
 	}
 	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return b.cfg.Net.Open(octx, []routing.SiteID{next}, TagLog)
+	return b.cfg.Net.Open(octx, []siteid.ID{next}, TagLog)
 }
 
 // waitBacklog holds a log stream while this site's own log is full or a push
@@ -259,7 +260,7 @@ func (b *Broker) queueTaken(ps []store.Put, taking map[string]int, stored bool) 
 // local is the destination that this site is for an event of kind on
 // subject: itself for a topic; for a queue, the queue's pseudo-site when a
 // consumer is here (with room or not: markOverflow), else none.
-func (b *Broker) local(kind events.Kind, subject string) routing.SiteID {
+func (b *Broker) local(kind events.Kind, subject string) siteid.ID {
 	if kind == events.Topic {
 		return b.cfg.Self
 	}
@@ -275,7 +276,7 @@ func (b *Broker) local(kind events.Kind, subject string) routing.SiteID {
 			return events.QueueSite(subject)
 		}
 	}
-	return routing.SiteID{}
+	return siteid.ID{}
 }
 
 // nextHops maps every reachable site, and every queue pseudo-site the ledger
@@ -283,10 +284,10 @@ func (b *Broker) local(kind events.Kind, subject string) routing.SiteID {
 // nearest consumer, or this site itself when that is here and has room.
 // It runs under lmu and reads the table there: read before, a table older
 // than the one a concurrent call applied could overwrite its routes.
-func (b *Broker) nextHops(l *ledger.Ledger) map[routing.SiteID]routing.SiteID {
+func (b *Broker) nextHops(l *ledger.Ledger) map[siteid.ID]siteid.ID {
 	t := b.cfg.Net.Table()
 	full := *b.fullQueues.Load()
-	next := map[routing.SiteID]routing.SiteID{}
+	next := map[siteid.ID]siteid.ID{}
 	for _, r := range t.Sites() {
 		if len(r.Path) > 0 {
 			next[r.ID] = r.Path[0]
@@ -351,7 +352,7 @@ func (b *Broker) ledgerDo(step func(l *ledger.Ledger)) {
 
 // queueSavesLocked merges cursor changes into what saveLoop writes next: the
 // latest state of each destination wins, so saves never go backwards.
-func (b *Broker) queueSavesLocked(save map[routing.SiteID]ledger.Dest, del []routing.SiteID) {
+func (b *Broker) queueSavesLocked(save map[siteid.ID]ledger.Dest, del []siteid.ID) {
 	if len(save) == 0 && len(del) == 0 {
 		return
 	}
@@ -396,7 +397,7 @@ func (b *Broker) saveLoop() {
 func (b *Broker) saveCursors() {
 	b.lmu.Lock()
 	save, del := b.toSave, slices.Collect(maps.Keys(b.toDelete))
-	b.toSave, b.toDelete = map[routing.SiteID]store.Dest{}, map[routing.SiteID]bool{}
+	b.toSave, b.toDelete = map[siteid.ID]store.Dest{}, map[siteid.ID]bool{}
 	b.lmu.Unlock()
 	if err := b.st.SaveDests(save, del); err != nil {
 		b.log.Error("cannot save delivery cursors", "err", err)
@@ -430,7 +431,7 @@ func (b *Broker) TableChanged() {
 
 // hopOut keeps the log stream to one neighbour.
 type hopOut struct {
-	next   routing.SiteID
+	next   siteid.ID
 	sends  chan ledger.Send
 	cancel context.CancelFunc
 }
@@ -511,7 +512,7 @@ func (b *Broker) hopSession(ctx context.Context, h *hopOut) error {
 		var frame []byte
 		var werr error
 		err := b.st.ReadOut(s.From, s.To, func(_ uint64, e store.Entry) bool {
-			dests := slices.DeleteFunc(e.Dests, func(id routing.SiteID) bool { return !slices.Contains(s.Dests, id) })
+			dests := slices.DeleteFunc(e.Dests, func(id siteid.ID) bool { return !slices.Contains(s.Dests, id) })
 			if len(dests) == 0 {
 				return true
 			}
@@ -571,9 +572,9 @@ func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloude
 	local := b.local(kind, subject)
 	b.lmu.Lock()
 	backlog := b.ledger.Head() - b.ledger.Low()
-	dests := []routing.SiteID{events.QueueSite(subject)}
+	dests := []siteid.ID{events.QueueSite(subject)}
 	if kind == events.Topic {
-		dests = append([]routing.SiteID{b.cfg.Self}, b.ledger.Targets(subject)...)
+		dests = append([]siteid.ID{b.cfg.Self}, b.ledger.Targets(subject)...)
 	}
 	b.lmu.Unlock()
 	if backlog >= b.cfg.MaxBacklog {

@@ -21,6 +21,7 @@ import (
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/events/store"
 	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -33,15 +34,15 @@ type mesh struct {
 	t      testing.TB
 	ctx    context.Context
 	mu     sync.Mutex // guards frames and the sites' interests
-	sites  map[routing.SiteID]*meshSite
+	sites  map[siteid.ID]*meshSite
 	links  [][3]int // site, site, cost
 	wg     sync.WaitGroup
-	frames map[[2]routing.SiteID]int // tree frames written, by (from, to) link
+	frames map[[2]siteid.ID]int // tree frames written, by (from, to) link
 }
 
 type meshSite struct {
 	m    *mesh
-	id   routing.SiteID
+	id   siteid.ID
 	name string
 	b    *Broker
 	// interests are what b last announced, as its record would carry
@@ -55,13 +56,13 @@ type meshSite struct {
 
 var _ Net = (*meshSite)(nil)
 
-func sid(i int) routing.SiteID { return routing.SiteID{byte(i)} }
+func sid(i int) siteid.ID { return siteid.ID{byte(i)} }
 
 // newMesh starts one broker per name (site IDs 1, 2, ... in order) and
 // stops them all when the test ends.
 func newMesh(t testing.TB, names []string, links [][3]int) *mesh {
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &mesh{t: t, ctx: ctx, sites: map[routing.SiteID]*meshSite{}, links: links, frames: map[[2]routing.SiteID]int{}}
+	m := &mesh{t: t, ctx: ctx, sites: map[siteid.ID]*meshSite{}, links: links, frames: map[[2]siteid.ID]int{}}
 	var stores []*store.Store
 	for i, name := range names {
 		s := &meshSite{m: m, id: sid(i + 1), name: name}
@@ -106,7 +107,7 @@ func (m *mesh) site(name string) *meshSite {
 // router would.
 func (s *meshSite) Table() *routing.Table {
 	m := s.m
-	recs := map[routing.SiteID]*routing.Record{}
+	recs := map[siteid.ID]*routing.Record{}
 	var key strings.Builder
 	m.mu.Lock()
 	for id, o := range m.sites {
@@ -139,7 +140,7 @@ func (s *meshSite) Table() *routing.Table {
 
 // Open connects to the far end's broker directly; the sites in between
 // would only relay bytes.
-func (s *meshSite) Open(ctx context.Context, path []routing.SiteID, tag string) (net.Conn, error) {
+func (s *meshSite) Open(ctx context.Context, path []siteid.ID, tag string) (net.Conn, error) {
 	far := s.m.sites[path[len(path)-1]]
 	if far == nil {
 		return nil, fmt.Errorf("no site %v", path[len(path)-1])
@@ -153,7 +154,7 @@ func (s *meshSite) Open(ctx context.Context, path []routing.SiteID, tag string) 
 	if tag != TagTree {
 		return near, nil
 	}
-	return &countingConn{Conn: near, m: s.m, link: [2]routing.SiteID{s.id, far.id}}, nil
+	return &countingConn{Conn: near, m: s.m, link: [2]siteid.ID{s.id, far.id}}, nil
 }
 
 // subscribe subscribes at s and waits until the mesh has s's interest, as
@@ -186,7 +187,7 @@ func (s *meshSite) SetInterests([]string) {
 type countingConn struct {
 	net.Conn
 	m    *mesh
-	link [2]routing.SiteID
+	link [2]siteid.ID
 	hdr  []byte // the part of a length prefix seen so far
 	rest int    // bytes of the current frame still to come
 }
@@ -215,7 +216,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 func (m *mesh) framesOn(from, to string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.frames[[2]routing.SiteID{m.site(from).id, m.site(to).id}]
+	return m.frames[[2]siteid.ID{m.site(from).id, m.site(to).id}]
 }
 
 // event makes a CloudEvent as the HTTP API would have accepted it.

@@ -13,6 +13,7 @@ import (
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 // peerOut is the volatile stream to one neighbour: chunks of frames are
@@ -44,7 +45,7 @@ func (b *Broker) forwardFrame(f *events.Frame) {
 
 // forward queues c for the neighbour next. The frames of one publish
 // request go as one chunk: one queue operation and one count for all.
-func (b *Broker) forward(next routing.SiteID, c chunk) {
+func (b *Broker) forward(next siteid.ID, c chunk) {
 	b.mu.Lock()
 	p := b.peers[next]
 	if p == nil && b.ctx != nil && b.ctx.Err() == nil {
@@ -71,7 +72,7 @@ func (b *Broker) forward(next routing.SiteID, c chunk) {
 // runPeerOut writes queued frames to the neighbour, opening the stream on
 // demand. When the stream fails, what was queued for it is dropped and the
 // next frame opens a new one; idle for a minute, the writer ends.
-func (b *Broker) runPeerOut(peer routing.SiteID, p *peerOut) {
+func (b *Broker) runPeerOut(peer siteid.ID, p *peerOut) {
 	defer func() {
 		b.mu.Lock()
 		delete(b.peers, peer)
@@ -103,7 +104,7 @@ func (b *Broker) runPeerOut(peer routing.SiteID, p *peerOut) {
 		idle.Reset(time.Minute)
 		if conn == nil {
 			ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-			nc, err := b.cfg.Net.Open(ctx, []routing.SiteID{peer}, TagTree)
+			nc, err := b.cfg.Net.Open(ctx, []siteid.ID{peer}, TagTree)
 			cancel()
 			if err != nil {
 				b.m.dropped.WithLabelValues("no-link").Add(float64(c.n))
@@ -280,7 +281,7 @@ func (b *Broker) publishVolatile(kind events.Kind, subject string, evs []cloudev
 // added to tried. So a full site spills to the next nearest instead of
 // dropping; once every candidate, or MaxQueueTries sites, had no room, the
 // event is dropped and counted as "queue-full".
-func (b *Broker) routeQueue(routes []routing.SiteRoute, subject string, origin routing.SiteID, tried []routing.SiteID, payload []byte) {
+func (b *Broker) routeQueue(routes []routing.SiteRoute, subject string, origin siteid.ID, tried []siteid.ID, payload []byte) {
 	for {
 		r, ok := events.NextQueueSite(routes, tried)
 		switch {
@@ -288,7 +289,7 @@ func (b *Broker) routeQueue(routes []routing.SiteRoute, subject string, origin r
 			b.m.dropped.WithLabelValues("queue-full").Inc()
 			return
 		case r.ID != b.cfg.Self:
-			b.forwardFrame(&events.Frame{Type: events.FrameEvent, Kind: events.Queue, Subject: subject, Origin: origin, Paths: [][]routing.SiteID{r.Path}, Sites: tried, Payload: payload})
+			b.forwardFrame(&events.Frame{Type: events.FrameEvent, Kind: events.Queue, Subject: subject, Origin: origin, Paths: [][]siteid.ID{r.Path}, Sites: tried, Payload: payload})
 			return
 		case b.deliverLocal(events.Queue, delivery{Subject: subject, JSON: payload}):
 			return

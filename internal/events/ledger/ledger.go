@@ -13,7 +13,7 @@ import (
 	"slices"
 
 	"weft.dev/weft/internal/events"
-	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 // Dest is the state of one destination site.
@@ -26,13 +26,13 @@ type Dest struct {
 	// Acked is the offset up to which the next hop has stored everything
 	// that was for this destination.
 	Acked uint64
-	sent  uint64         // offset up to which entries are in flight; >= Acked
-	last  uint64         // the last offset known to hold an entry for it
-	hop   routing.SiteID // next hop toward it; zero while unreachable
+	sent  uint64    // offset up to which entries are in flight; >= Acked
+	last  uint64    // the last offset known to hold an entry for it
+	hop   siteid.ID // next hop toward it; zero while unreachable
 	// settling is the former next hop of a queue's destination that
 	// moved while entries for it were in flight there: nothing is sent
 	// over the new hop until that stream acknowledges them or ends (Routes).
-	settling routing.SiteID
+	settling siteid.ID
 }
 
 // queue reports whether the destination is a queue's pseudo-site, known by
@@ -49,17 +49,17 @@ func (d *Dest) queue() bool {
 // Entry is one appended log entry for Appended.
 type Entry struct {
 	Off   uint64
-	Dests []routing.SiteID
+	Dests []siteid.ID
 }
 
 // Send asks the caller to send, on the stream Stream to the neighbour Hop,
 // each log entry in (From, To] that is for one of Dests, with the part of its
 // destinations that is in Dests, and then the mark Mark. Dests is sorted.
 type Send struct {
-	Hop          routing.SiteID
+	Hop          siteid.ID
 	Stream, Mark uint64
 	From, To     uint64
-	Dests        []routing.SiteID
+	Dests        []siteid.ID
 }
 
 // Ready is what the caller must do.
@@ -67,8 +67,8 @@ type Ready struct {
 	Sends []Send
 	// Save are destinations whose cursor or patterns changed and must be
 	// stored; Delete are destinations that must be removed from storage.
-	Save   map[routing.SiteID]Dest
-	Delete []routing.SiteID
+	Save   map[siteid.ID]Dest
+	Delete []siteid.ID
 }
 
 // hop is the stream to one neighbour.
@@ -84,16 +84,16 @@ type hop struct {
 type Ledger struct {
 	head   uint64
 	window uint64
-	dests  map[routing.SiteID]*Dest
-	hops   map[routing.SiteID]*hop
-	routes map[routing.SiteID]routing.SiteID
+	dests  map[siteid.ID]*Dest
+	hops   map[siteid.ID]*hop
+	routes map[siteid.ID]siteid.ID
 	rd     Ready
 }
 
 // New returns a ledger whose log ends at head, with destinations restored
 // from storage. window bounds the entries in flight on one stream.
-func New(head uint64, dests map[routing.SiteID]Dest, window uint64) *Ledger {
-	l := &Ledger{head: head, window: max(window, 1), dests: map[routing.SiteID]*Dest{}, hops: map[routing.SiteID]*hop{}}
+func New(head uint64, dests map[siteid.ID]Dest, window uint64) *Ledger {
+	l := &Ledger{head: head, window: max(window, 1), dests: map[siteid.ID]*Dest{}, hops: map[siteid.ID]*hop{}}
 	for id, d := range dests {
 		// What the log holds for a restored destination is unknown: assume
 		// everything up to head.
@@ -106,8 +106,8 @@ func New(head uint64, dests map[routing.SiteID]Dest, window uint64) *Ledger {
 func (l *Ledger) Head() uint64 { return l.head }
 
 // Dests returns a copy of every destination's state.
-func (l *Ledger) Dests() map[routing.SiteID]Dest {
-	out := make(map[routing.SiteID]Dest, len(l.dests))
+func (l *Ledger) Dests() map[siteid.ID]Dest {
+	out := make(map[siteid.ID]Dest, len(l.dests))
 	for id, d := range l.dests {
 		out[id] = *d
 	}
@@ -128,8 +128,8 @@ func (l *Ledger) Low() uint64 {
 
 // Targets returns the destinations whose patterns match a topic subject,
 // sorted: the destinations of an event published here.
-func (l *Ledger) Targets(subject string) []routing.SiteID {
-	var out []routing.SiteID
+func (l *Ledger) Targets(subject string) []siteid.ID {
+	var out []siteid.ID
 	for id, d := range l.dests {
 		for _, in := range d.Patterns {
 			if k, p, ok := events.ParseInterest(in); ok && k == events.Topic && events.Match(p, subject) {
@@ -138,28 +138,28 @@ func (l *Ledger) Targets(subject string) []routing.SiteID {
 			}
 		}
 	}
-	slices.SortFunc(out, routing.SiteID.Compare)
+	slices.SortFunc(out, siteid.ID.Compare)
 	return out
 }
 
 // Hops returns the neighbours some destination is routed through, or waits
 // on (settling), sorted: the caller must keep a stream open to each.
-func (l *Ledger) Hops() []routing.SiteID {
-	var out []routing.SiteID
+func (l *Ledger) Hops() []siteid.ID {
+	var out []siteid.ID
 	for _, d := range l.dests {
-		for _, h := range []routing.SiteID{d.hop, d.settling} {
+		for _, h := range []siteid.ID{d.hop, d.settling} {
 			if !h.IsZero() && !slices.Contains(out, h) {
 				out = append(out, h)
 			}
 		}
 	}
-	slices.SortFunc(out, routing.SiteID.Compare)
+	slices.SortFunc(out, siteid.ID.Compare)
 	return out
 }
 
 // Stream is the number of the current stream to a neighbour, which the
 // caller passes back with its acknowledgements.
-func (l *Ledger) Stream(next routing.SiteID) uint64 {
+func (l *Ledger) Stream(next siteid.ID) uint64 {
 	if h := l.hops[next]; h != nil {
 		return h.stream
 	}
@@ -169,7 +169,7 @@ func (l *Ledger) Stream(next routing.SiteID) uint64 {
 // Interest records a reachable site's current interests. A site seen for the
 // first time becomes a destination of entries appended from now on; one with
 // no interests left stops being one once it has everything that was for it.
-func (l *Ledger) Interest(site routing.SiteID, patterns []string) {
+func (l *Ledger) Interest(site siteid.ID, patterns []string) {
 	d := l.dests[site]
 	switch {
 	case d == nil && len(patterns) == 0:
@@ -191,7 +191,7 @@ func (l *Ledger) Interest(site routing.SiteID, patterns []string) {
 // be the one that took the original, so both would hand it to a consumer.
 // While the old stream is open, what is in flight there is left to it, and
 // the queue waits until it is acknowledged, or sent again if the stream ends.
-func (l *Ledger) Routes(next map[routing.SiteID]routing.SiteID) {
+func (l *Ledger) Routes(next map[siteid.ID]siteid.ID) {
 	l.routes = maps.Clone(next)
 	for id, d := range l.dests {
 		nh := next[id]
@@ -199,7 +199,7 @@ func (l *Ledger) Routes(next map[routing.SiteID]routing.SiteID) {
 		case nh == d.hop:
 		case !d.settling.IsZero() && nh == d.settling:
 			// Back to the stream its entries are in flight on.
-			d.hop, d.settling = nh, routing.SiteID{}
+			d.hop, d.settling = nh, siteid.ID{}
 		case d.queue() && d.settling.IsZero() && d.sent > d.Acked && l.hops[d.hop] != nil && l.hops[d.hop].open:
 			d.hop, d.settling = nh, d.hop
 		case !d.settling.IsZero():
@@ -214,7 +214,7 @@ func (l *Ledger) Routes(next map[routing.SiteID]routing.SiteID) {
 // settled ends the wait of queue destinations for their former next hop
 // next: lost says its stream ended, and what was in flight there must be sent
 // again.
-func (l *Ledger) settled(next routing.SiteID, lost bool) {
+func (l *Ledger) settled(next siteid.ID, lost bool) {
 	for _, d := range l.dests {
 		if d.settling != next {
 			continue
@@ -223,7 +223,7 @@ func (l *Ledger) settled(next routing.SiteID, lost bool) {
 			d.sent = d.Acked
 		}
 		if d.sent <= d.Acked {
-			d.settling = routing.SiteID{}
+			d.settling = siteid.ID{}
 		}
 	}
 }
@@ -244,7 +244,7 @@ func (l *Ledger) Appended(es []Entry) {
 				// A later entry, appended concurrently, was reported
 				// first and carried the cursor past this one: go back,
 				// and let no send in flight vouch for it.
-				d.Acked, d.sent, d.settling = e.Off-1, e.Off-1, routing.SiteID{}
+				d.Acked, d.sent, d.settling = e.Off-1, e.Off-1, siteid.ID{}
 				l.save(id, d)
 				l.forget(id)
 			}
@@ -257,7 +257,7 @@ func (l *Ledger) Appended(es []Entry) {
 // Opened records that a stream to a neighbour is up: everything the
 // destinations routed through it have not acknowledged is sent again,
 // because what was in flight on an earlier stream may be lost.
-func (l *Ledger) Opened(next routing.SiteID) {
+func (l *Ledger) Opened(next siteid.ID) {
 	h := l.hops[next]
 	if h == nil {
 		h = &hop{}
@@ -275,7 +275,7 @@ func (l *Ledger) Opened(next routing.SiteID) {
 
 // Closed records that a stream to a neighbour ended; the end of a stream
 // that a newer one replaced changes nothing.
-func (l *Ledger) Closed(next routing.SiteID, stream uint64) {
+func (l *Ledger) Closed(next siteid.ID, stream uint64) {
 	if h := l.hops[next]; h != nil && h.stream == stream {
 		h.open = false
 		l.settled(next, true)
@@ -286,7 +286,7 @@ func (l *Ledger) Closed(next routing.SiteID, stream uint64) {
 // Acked records that the neighbour stored everything sent on stream up to
 // mark. It advances the cursor of every destination of those sends, even one
 // routed elsewhere since: the neighbour forwards what it stored.
-func (l *Ledger) Acked(next routing.SiteID, stream, mark uint64) {
+func (l *Ledger) Acked(next siteid.ID, stream, mark uint64) {
 	h := l.hops[next]
 	if h == nil || h.stream != stream {
 		return
@@ -309,17 +309,17 @@ func (l *Ledger) Acked(next routing.SiteID, stream, mark uint64) {
 
 // forget removes a destination from every send in flight, so that no
 // acknowledgement moves its cursor.
-func (l *Ledger) forget(id routing.SiteID) {
+func (l *Ledger) forget(id siteid.ID) {
 	for _, h := range l.hops {
 		for i, s := range h.pending {
-			h.pending[i].Dests = slices.DeleteFunc(s.Dests, func(x routing.SiteID) bool { return x == id })
+			h.pending[i].Dests = slices.DeleteFunc(s.Dests, func(x siteid.ID) bool { return x == id })
 		}
 	}
 }
 
 // dropIfDone removes a destination that wants nothing more and has nothing
 // left to receive.
-func (l *Ledger) dropIfDone(id routing.SiteID, d *Dest) {
+func (l *Ledger) dropIfDone(id siteid.ID, d *Dest) {
 	if len(d.Patterns) > 0 || d.Acked < d.last {
 		return
 	}
@@ -339,7 +339,7 @@ func (l *Ledger) pumpAll() {
 // pump sends what the window allows. Destinations at the same position share
 // one send; one that lags (after a route change) is sent to alone until it
 // reaches the next position, where it joins the others.
-func (l *Ledger) pump(next routing.SiteID, h *hop) {
+func (l *Ledger) pump(next siteid.ID, h *hop) {
 	for h.open && h.inflight < l.window {
 		from, to, found := uint64(0), l.head, false
 		for _, d := range l.dests {
@@ -350,7 +350,7 @@ func (l *Ledger) pump(next routing.SiteID, h *hop) {
 		if !found {
 			return
 		}
-		var group []routing.SiteID
+		var group []siteid.ID
 		for id, d := range l.dests {
 			switch {
 			case d.hop != next || !d.settling.IsZero() || d.sent >= l.head:
@@ -361,7 +361,7 @@ func (l *Ledger) pump(next routing.SiteID, h *hop) {
 			}
 		}
 		to = min(to, from+l.window-h.inflight)
-		slices.SortFunc(group, routing.SiteID.Compare)
+		slices.SortFunc(group, siteid.ID.Compare)
 		h.mark++
 		s := Send{Hop: next, Stream: h.stream, Mark: h.mark, From: from, To: to, Dests: group}
 		h.pending = append(h.pending, s)
@@ -374,9 +374,9 @@ func (l *Ledger) pump(next routing.SiteID, h *hop) {
 	}
 }
 
-func (l *Ledger) save(site routing.SiteID, d *Dest) {
+func (l *Ledger) save(site siteid.ID, d *Dest) {
 	if l.rd.Save == nil {
-		l.rd.Save = map[routing.SiteID]Dest{}
+		l.rd.Save = map[siteid.ID]Dest{}
 	}
 	l.rd.Save[site] = Dest{Patterns: slices.Clone(d.Patterns), Acked: d.Acked}
 }

@@ -6,15 +6,15 @@ import (
 	"strings"
 	"testing"
 
-	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 // Sites are named by one letter; the ID's first byte is the letter.
-func site(name byte) routing.SiteID { return routing.SiteID{name} }
+func site(name byte) siteid.ID { return siteid.ID{name} }
 
 var b, c, d, e = site('b'), site('c'), site('d'), site('e')
 
-func names(ids []routing.SiteID) string {
+func names(ids []siteid.ID) string {
 	var s []string
 	for _, id := range ids {
 		s = append(s, string(id[0]))
@@ -33,11 +33,11 @@ func step(l *Ledger, in func()) string {
 	for _, s := range rd.Sends {
 		parts = append(parts, fmt.Sprintf("send %c/%d#%d (%d,%d] %s", s.Hop[0], s.Stream, s.Mark, s.From, s.To, names(s.Dests)))
 	}
-	var saved []routing.SiteID
+	var saved []siteid.ID
 	for id := range rd.Save {
 		saved = append(saved, id)
 	}
-	slices.SortFunc(saved, routing.SiteID.Compare)
+	slices.SortFunc(saved, siteid.ID.Compare)
 	for _, id := range saved {
 		parts = append(parts, fmt.Sprintf("save %c %d", id[0], rd.Save[id].Acked))
 	}
@@ -63,15 +63,15 @@ func (s script) run(t *testing.T, l *Ledger) {
 	}
 }
 
-func routes(pairs ...routing.SiteID) map[routing.SiteID]routing.SiteID {
-	m := map[routing.SiteID]routing.SiteID{}
+func routes(pairs ...siteid.ID) map[siteid.ID]siteid.ID {
+	m := map[siteid.ID]siteid.ID{}
 	for i := 0; i < len(pairs); i += 2 {
 		m[pairs[i]] = pairs[i+1]
 	}
 	return m
 }
 
-func appended(off uint64, dests ...routing.SiteID) []Entry { return []Entry{{Off: off, Dests: dests}} }
+func appended(off uint64, dests ...siteid.ID) []Entry { return []Entry{{Off: off, Dests: dests}} }
 
 // TestOneHopManyDestinations: on the line a-b-c-d, a's entries for c and d
 // cross a-b once, and b's acknowledgement moves both cursors.
@@ -92,7 +92,7 @@ func TestOneHopManyDestinations(t *testing.T) {
 		{"reopen resends from the cursors", func() { l.Opened(b) }, "send b/2#1 (20,22] c,d"},
 		{"ack of the old stream", func() { l.Acked(b, 1, 4) }, ""},
 	}.run(t, l)
-	if got := fmt.Sprint(l.Targets("x"), len(l.Targets("y"))); got != fmt.Sprint([]routing.SiteID{c, d}, 1) {
+	if got := fmt.Sprint(l.Targets("x"), len(l.Targets("y"))); got != fmt.Sprint([]siteid.ID{c, d}, 1) {
 		t.Errorf("targets %s", got)
 	}
 	if l.Low() != 20 {
@@ -197,7 +197,7 @@ func TestLaggingJoins(t *testing.T) {
 		}, "send b/1#1 (0,3] c; save c 3"},
 		{"d appears behind", func() {
 			l.Routes(routes(b, b, c, b, d, b))
-			l.Appended([]Entry{{Off: 1, Dests: []routing.SiteID{d}}, {Off: 6, Dests: []routing.SiteID{c, d}}})
+			l.Appended([]Entry{{Off: 1, Dests: []siteid.ID{d}}, {Off: 6, Dests: []siteid.ID{c, d}}})
 		}, "send b/1#2 (0,3] d; send b/1#3 (3,5] c,d; save d 0"},
 		{"window full until acks", func() { l.Acked(b, 1, 2) }, "send b/1#4 (5,6] c,d; save d 3"},
 	}.run(t, l)
@@ -210,7 +210,7 @@ func TestTransit(t *testing.T) {
 	script{
 		{"routes", func() { l.Routes(routes(c, c, d, c)); l.Opened(c) }, ""},
 		{"entries create cursors", func() {
-			l.Appended([]Entry{{Off: 1, Dests: []routing.SiteID{d}}, {Off: 2, Dests: []routing.SiteID{c, d}}})
+			l.Appended([]Entry{{Off: 1, Dests: []siteid.ID{d}}, {Off: 2, Dests: []siteid.ID{c, d}}})
 		}, "send c/1#1 (0,1] d; send c/1#2 (1,2] c,d; save c 1; save d 0"},
 	}.run(t, l)
 	if l.Low() != 0 {

@@ -25,7 +25,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"weft.dev/weft/internal/events"
-	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 var (
@@ -42,11 +42,11 @@ var (
 type Entry struct {
 	Kind    byte // events.Topic or events.Queue
 	Subject string
-	Origin  routing.SiteID // the site it was published at
-	Time    int64          // unix nanos when stored here, for retention
+	Origin  siteid.ID // the site it was published at
+	Time    int64     // unix nanos when stored here, for retention
 	// Dests are, in the outbound log, the sites the entry is still to be
 	// forwarded to; nil in the inbox.
-	Dests   []routing.SiteID
+	Dests   []siteid.ID
 	Payload []byte
 }
 
@@ -83,7 +83,7 @@ func decodeEntry(b []byte) (Entry, error) {
 	if len(b) < 16 {
 		return Entry{}, errCorrupt
 	}
-	e.Origin, b = routing.SiteID(b[:16]), b[16:]
+	e.Origin, b = siteid.ID(b[:16]), b[16:]
 	if e.Time, k = binary.Varint(b); k <= 0 {
 		return Entry{}, errCorrupt
 	}
@@ -93,9 +93,9 @@ func decodeEntry(b []byte) (Entry, error) {
 	}
 	b = b[k:]
 	if n > 0 {
-		e.Dests = make([]routing.SiteID, n)
+		e.Dests = make([]siteid.ID, n)
 		for i := range e.Dests {
-			e.Dests[i], b = routing.SiteID(b[:16]), b[16:]
+			e.Dests[i], b = siteid.ID(b[:16]), b[16:]
 		}
 	}
 	e.Payload = append([]byte(nil), b...)
@@ -166,13 +166,13 @@ type Put struct {
 	Source, ID string
 	// Dests are the destinations the event is for: sites, or for a queue
 	// entry the queue's pseudo-site (events.QueueSite).
-	Dests []routing.SiteID
+	Dests []siteid.ID
 	// Local is the destination in Dests that this site is: itself for a
 	// topic, the queue's pseudo-site when a consumer is here; zero for none.
 	// The entry goes into the inbox (a topic's) or the queued bucket (a
 	// queue's) for it, unless its source+id was stored for it within the
 	// dedup window, and into the outbound log for the other destinations.
-	Local routing.SiteID
+	Local siteid.ID
 	// Publish says the event is published here: a duplicate for Local is a
 	// publisher's retry and is dropped whole.
 	Publish bool
@@ -185,7 +185,7 @@ type Put struct {
 	// the outbound offset and the destinations it is for (0 and nil when
 	// none).
 	In, Out uint64
-	Fwd     []routing.SiteID
+	Fwd     []siteid.ID
 }
 
 // Put durably stores events in one transaction shared with concurrent
@@ -283,7 +283,7 @@ func appendOut(tx *bolt.Tx, p *Put) error {
 func (s *Store) PassOn(p *Put, seq uint64) error {
 	return s.update(func(tx *bolt.Tx) error {
 		q := events.QueueSite(p.Subject)
-		p.In, p.Out, p.Fwd = 0, 0, []routing.SiteID{q}
+		p.In, p.Out, p.Fwd = 0, 0, []siteid.ID{q}
 		if err := tx.Bucket(bDedup).Delete(dedupKey(p.Source, p.ID, q)); err != nil {
 			return err
 		}
@@ -294,7 +294,7 @@ func (s *Store) PassOn(p *Put, seq uint64) error {
 	})
 }
 
-func dedupKey(source, id string, dest routing.SiteID) []byte {
+func dedupKey(source, id string, dest siteid.ID) []byte {
 	k := make([]byte, 0, len(source)+len(id)+18)
 	k = append(append(append(k, source...), 0), id...)
 	return append(append(k, 0), dest[:]...)
@@ -364,15 +364,15 @@ type Dest struct {
 }
 
 // Dests returns the stored destinations.
-func (s *Store) Dests() (map[routing.SiteID]Dest, error) {
-	out := map[routing.SiteID]Dest{}
+func (s *Store) Dests() (map[siteid.ID]Dest, error) {
+	out := map[siteid.ID]Dest{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bDests).ForEach(func(k, v []byte) error {
 			var d Dest
 			if len(k) != 16 || json.Unmarshal(v, &d) != nil {
 				return nil // a damaged cursor only costs a redelivery from scratch
 			}
-			out[routing.SiteID(k)] = d
+			out[siteid.ID(k)] = d
 			return nil
 		})
 	})
@@ -380,7 +380,7 @@ func (s *Store) Dests() (map[routing.SiteID]Dest, error) {
 }
 
 // SaveDests stores changed destinations and removes deleted ones.
-func (s *Store) SaveDests(save map[routing.SiteID]Dest, del []routing.SiteID) error {
+func (s *Store) SaveDests(save map[siteid.ID]Dest, del []siteid.ID) error {
 	if len(save) == 0 && len(del) == 0 {
 		return nil
 	}

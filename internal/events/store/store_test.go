@@ -15,7 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"weft.dev/weft/internal/events"
-	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -29,11 +29,11 @@ func open(t *testing.T, path string) *Store {
 	return s
 }
 
-var self, c, d = routing.SiteID{1}, routing.SiteID{3}, routing.SiteID{4}
+var self, c, d = siteid.ID{1}, siteid.ID{3}, siteid.ID{4}
 
 // put is an event published here (Local is self, Publish is set); tests
 // change what differs.
-func put(source, id string, t int64, dests ...routing.SiteID) Put {
+func put(source, id string, t int64, dests ...siteid.ID) Put {
 	return Put{Entry: Entry{Kind: 't', Subject: "x", Origin: self, Time: t, Payload: []byte(id)}, Source: source, ID: id, Dests: dests, Local: self, Publish: true}
 }
 
@@ -97,7 +97,7 @@ func TestPutDedupRead(t *testing.T) {
 	}
 	var e Entry
 	s.ReadOut(0, 1, func(_ uint64, x Entry) bool { e = x; return true })
-	if e.Origin != self || e.Subject != "x" || e.Time != 1 || !slices.Equal(e.Dests, []routing.SiteID{c, d}) {
+	if e.Origin != self || e.Subject != "x" || e.Time != 1 || !slices.Equal(e.Dests, []siteid.ID{c, d}) {
 		t.Errorf("out entry %+v", e)
 	}
 	var first []string
@@ -118,7 +118,7 @@ func TestPutDedupRead(t *testing.T) {
 func TestPutPerDestination(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "e.db"))
 	defer s.Close()
-	s.SaveDests(map[routing.SiteID]Dest{c: {Acked: 7}}, nil)
+	s.SaveDests(map[siteid.ID]Dest{c: {Acked: 7}}, nil)
 	got := puts(t, s, received(put("/o", "a", 1, c)), received(put("/o", "a", 1, self, c, d)), received(put("/o", "a", 1, self, d)))
 	if want := []string{"in 0 out 1 [3]", "in 1 out 2 [3 4]", "in 0 out 3 [4]"}; !slices.Equal(got, want) {
 		t.Fatalf("put: %q, want %q", got, want)
@@ -136,12 +136,12 @@ func TestPutQueue(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "e.db"))
 	defer s.Close()
 	q := events.QueueSite("jobs")
-	mk := func(id string, local routing.SiteID) Put {
+	mk := func(id string, local siteid.ID) Put {
 		p := received(put("/o", id, 1, q))
 		p.Kind, p.Subject, p.Local = 'q', "jobs", local
 		return p
 	}
-	got := puts(t, s, mk("1", routing.SiteID{}), mk("1", q), mk("2", q), mk("2", q))
+	got := puts(t, s, mk("1", siteid.ID{}), mk("1", q), mk("2", q), mk("2", q))
 	if want := []string{fmt.Sprintf("in 0 out 1 [%d]", q[0]), "in 1 out 0 []", "in 2 out 0 []", "in 0 out 0 []"}; !slices.Equal(got, want) {
 		t.Fatalf("put: %q, want %q", got, want)
 	}
@@ -174,7 +174,7 @@ func TestPutQueue(t *testing.T) {
 	if err := s.PassOn(&p, 1); err != nil {
 		t.Fatal(err)
 	}
-	if p.Out != 2 || !slices.Equal(p.Fwd, []routing.SiteID{q}) {
+	if p.Out != 2 || !slices.Equal(p.Fwd, []siteid.ID{q}) {
 		t.Errorf("passed on to %d %v", p.Out, p.Fwd)
 	}
 	if v, _, _ := s.Cursor(QueueCursor("jobs")); v != 1 {
@@ -232,8 +232,8 @@ func TestRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "e.db")
 	s := open(t, path)
 	puts(t, s, put("/a", "1", 1, self, c), put("/a", "2", 1, self, c))
-	s.SaveDests(map[routing.SiteID]Dest{c: {Patterns: []string{"t:x"}, Acked: 1}, {4}: {Acked: 2}}, nil)
-	s.SaveDests(nil, []routing.SiteID{{4}})
+	s.SaveDests(map[siteid.ID]Dest{c: {Patterns: []string{"t:x"}, Acked: 1}, {4}: {Acked: 2}}, nil)
+	s.SaveDests(nil, []siteid.ID{{4}})
 	s.SetCursor("sub", 2)
 	s.PutConfig("Topic/x", map[string]string{"name": "x"})
 	if err := s.Close(); err != nil {
@@ -374,7 +374,7 @@ func TestFailedWriteLeavesItsGroup(t *testing.T) {
 // decodes survives a round trip (varints need not be minimal in a store only
 // weft writes, so the bytes may differ).
 func FuzzDecodeEntry(f *testing.F) {
-	e := Entry{Kind: 't', Subject: "a.b", Origin: self, Time: -5, Dests: []routing.SiteID{c, d}, Payload: []byte("p")}
+	e := Entry{Kind: 't', Subject: "a.b", Origin: self, Time: -5, Dests: []siteid.ID{c, d}, Payload: []byte("p")}
 	f.Add(e.encode())
 	f.Add((&Entry{Kind: 'q'}).encode())
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -1,15 +1,20 @@
-package link
+package forward
 
 import (
 	"errors"
 	"fmt"
+
+	"weft.dev/weft/internal/siteid"
 )
 
-// Stream header kinds.
+// Kind says which subsystem serves a stream at its last segment.
+type Kind uint8
+
+// Stream kinds.
 const (
-	KindTCP   uint8 = 1
-	KindHTTP  uint8 = 2
-	KindEvent uint8 = 3
+	KindTCP   Kind = 1 // a TCP connection, to a connector (service)
+	KindHTTP  Kind = 2 // a stream of HTTP requests, to an http connector (service)
+	KindEvent Kind = 3 // an event flow, to the broker (events)
 )
 
 // Header limits.
@@ -23,17 +28,17 @@ const (
 // address and the whole path as site IDs (SRv6-like); each transit site
 // forwards to Segments[Next] after incrementing Next. Layout in spec.md.
 type Header struct {
-	Kind     uint8
+	Kind     Kind
 	Address  string
-	Origin   [16]byte
-	Segments [][16]byte
+	Origin   siteid.ID
+	Segments []siteid.ID
 	Next     uint8 // index of the segment this hop forwards to
 	Flags    uint8
 }
 
 // ErrBadHeader is returned for a stream header that does not decode or
 // breaks a limit.
-var ErrBadHeader = errors.New("link: bad stream header")
+var ErrBadHeader = errors.New("bad stream header")
 
 func (h *Header) validate() error {
 	switch {
@@ -56,7 +61,7 @@ func (h *Header) MarshalBinary() ([]byte, error) {
 		return nil, err
 	}
 	b := make([]byte, 0, 6+len(h.Address)+16+16*len(h.Segments))
-	b = append(b, headerVersion, h.Kind, h.Flags, h.Next, byte(len(h.Address)))
+	b = append(b, headerVersion, byte(h.Kind), h.Flags, h.Next, byte(len(h.Address)))
 	b = append(b, h.Address...)
 	b = append(b, h.Origin[:]...)
 	b = append(b, byte(len(h.Segments)))
@@ -75,7 +80,7 @@ func (h *Header) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("%w: version %d", ErrBadHeader, b[0])
 	}
 	var d Header
-	d.Kind, d.Flags, d.Next = b[1], b[2], b[3]
+	d.Kind, d.Flags, d.Next = Kind(b[1]), b[2], b[3]
 	alen := int(b[4])
 	rest := b[5:]
 	if alen > MaxAddressLen || len(rest) < alen+16+1 {
@@ -93,7 +98,7 @@ func (h *Header) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("%w: %d trailing bytes for %d segments", ErrBadHeader, len(rest), nseg)
 	}
 	if nseg > 0 {
-		d.Segments = make([][16]byte, nseg)
+		d.Segments = make([]siteid.ID, nseg)
 		for i := range d.Segments {
 			copy(d.Segments[i][:], rest[16*i:])
 		}
