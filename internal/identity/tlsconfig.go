@@ -27,17 +27,20 @@ const (
 var ErrWrongSite = errors.New("identity: peer is not the expected site")
 
 // ServerTLSConfig returns the TLS 1.3 config for a site's link listener.
-// For [ALPNLink] it requires a client certificate chained to ca, then asks
-// allowed whether the certificate's (peer, serial) is one this site issued to
-// that peer and has not revoked; allowed must not be nil and must be safe for
-// concurrent use. For [ALPNRedeem] no client certificate is asked for. A
-// client offering neither, or both, is refused.
+// For [ALPNLink] it requires a client certificate chained to ca that names
+// a site, then, if allowed is not nil, asks it whether the certificate's
+// (peer, serial) is one this site issued to that peer and has not revoked;
+// allowed must be safe for concurrent use. A caller that passes nil must
+// decide admission itself once the handshake is done, which lets it tell a
+// refused peer why (a TLS alert cannot carry the reason). For [ALPNRedeem]
+// no client certificate is asked for. A client offering neither, or both, is
+// refused.
 //
 // The caller may set fields such as Time or KeyLogWriter on the returned
 // config before use; they carry into every handshake.
 func ServerTLSConfig(ca *CA, server tls.Certificate, allowed func(peer siteid.ID, serial string) error) *tls.Config {
-	if ca == nil || allowed == nil {
-		panic("identity: ServerTLSConfig needs a CA and an allowed func")
+	if ca == nil {
+		panic("identity: ServerTLSConfig needs a CA")
 	}
 	pool := ca.Pool()
 	base := &tls.Config{
@@ -78,6 +81,9 @@ func ServerTLSConfig(ca *CA, server tls.Certificate, allowed func(peer siteid.ID
 			peer, err := PeerSiteID(leaf)
 			if err != nil {
 				return err
+			}
+			if allowed == nil {
+				return nil
 			}
 			serial := CertSerial(leaf)
 			if err := allowed(peer, serial); err != nil {

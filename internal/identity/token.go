@@ -201,11 +201,28 @@ func (s *TokenStore) Purge(now time.Time) int {
 	return s.purgeLocked(now)
 }
 
+// Purgeable says how many tokens Purge(now) would drop, without dropping
+// them: a caller that persists the store saves only when there are some.
+func (s *TokenStore) Purgeable(now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, rec := range s.tokens {
+		if purgeable(rec, now) {
+			n++
+		}
+	}
+	return n
+}
+
+func purgeable(rec *tokenRecord, now time.Time) bool {
+	return rec.expires.Before(now.Add(-ExpiredRetention))
+}
+
 func (s *TokenStore) purgeLocked(now time.Time) int {
 	n := 0
-	cutoff := now.Add(-ExpiredRetention)
 	for id, rec := range s.tokens {
-		if rec.expires.Before(cutoff) {
+		if purgeable(rec, now) {
 			delete(s.tokens, id)
 			n++
 		}

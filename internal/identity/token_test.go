@@ -129,7 +129,11 @@ func TestTokenPurge(t *testing.T) {
 	if n := s.Purge(t0.Add(time.Minute + ExpiredRetention)); n != 0 {
 		t.Fatalf("purged %d at the retention edge", n)
 	}
-	if n := s.Purge(t0.Add(2*time.Minute + ExpiredRetention)); n != 1 {
+	later := t0.Add(2*time.Minute + ExpiredRetention)
+	if n := s.Purgeable(later); n != 1 || len(s.Tokens()) != 2 {
+		t.Fatalf("Purgeable = %d with %d tokens left, want 1 and nothing dropped", n, len(s.Tokens()))
+	}
+	if n := s.Purge(later); n != 1 {
 		t.Fatalf("purged %d, want 1", n)
 	}
 	got := s.Tokens()

@@ -44,6 +44,10 @@ type Metrics struct {
 	HTTPDuration   *prometheus.HistogramVec
 	RoutingSites   prometheus.Gauge
 	RecordsFlooded prometheus.Counter
+	// LimitRefusals counts input refused because it would break a limit,
+	// by the limit's name: a site refuses what it cannot hold rather than
+	// fail on it later.
+	LimitRefusals *prometheus.CounterVec
 }
 
 // NewMetrics registers a site's collectors in a fresh registry.
@@ -75,9 +79,12 @@ func NewMetrics() *Metrics {
 		RecordsFlooded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weft_routing_records_sent_total", Help: "Site records sent to neighbours.",
 		}),
+		LimitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_limit_refusals_total", Help: "Requests and changes refused because they would break a limit, by limit.",
+		}, []string{"limit"}),
 	}
 	m.Registry.MustRegister(m.StreamsOpened, m.StreamsActive,
-		m.StreamsFailed, m.AddressBytes, m.HTTPRequests, m.HTTPDuration, m.RoutingSites, m.RecordsFlooded,
+		m.StreamsFailed, m.AddressBytes, m.HTTPRequests, m.HTTPDuration, m.RoutingSites, m.RecordsFlooded, m.LimitRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

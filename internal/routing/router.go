@@ -93,6 +93,9 @@ func New(self siteid.ID, name string, seqBase uint64) *Router {
 		db:    make(map[siteid.ID]*Record),
 		lost:  make(map[siteid.ID]lostRecord),
 	}
+	if err := r.local.Validate(); err != nil {
+		panic(fmt.Sprintf("routing: own record of %s: %v", self, err))
+	}
 	r.originate()
 	return r
 }
@@ -106,19 +109,27 @@ func (r *Router) Local() Record { return cloneRecord(&r.local) }
 // SetLocal originates a new record of this site with the next sequence
 // number and floods it to every neighbor. Links to the same peer are merged
 // into the cheapest; links are kept sorted by peer. The slices are copied.
-// SetLocal panics if the result fails [Record.Validate]: names, addresses
-// and counts are configuration, which the caller must check first.
-func (r *Router) SetLocal(links []Link, connectors []Connector, interests []string) {
+// If the result fails [Record.Validate] (a name, an address or a count
+// over its limit: configuration that reached the router unchecked),
+// SetLocal returns the error and the router keeps originating its previous
+// record, so the site stays reachable with what it had.
+func (r *Router) SetLocal(links []Link, connectors []Connector, interests []string) error {
 	ls := slices.Clone(links)
 	slices.SortStableFunc(ls, func(a, b Link) int {
 		return cmp.Or(a.Peer.Compare(b.Peer), cmp.Compare(a.Cost, b.Cost))
 	})
 	ls = slices.CompactFunc(ls, func(a, b Link) bool { return a.Peer == b.Peer })
-	r.local.Links = ls
-	r.local.Connectors = slices.Clone(connectors)
-	r.local.Interests = slices.Clone(interests)
-	r.local.Seq = inc(r.local.Seq)
+	next := r.local
+	next.Links = ls
+	next.Connectors = slices.Clone(connectors)
+	next.Interests = slices.Clone(interests)
+	next.Seq = inc(next.Seq)
+	if err := next.Validate(); err != nil {
+		return fmt.Errorf("routing: own record of %s: %w", r.self, err)
+	}
+	r.local = next
 	r.originate()
+	return nil
 }
 
 func inc(seq uint64) uint64 {
@@ -130,11 +141,8 @@ func inc(seq uint64) uint64 {
 	return seq + 1
 }
 
-// originate installs r.local as our record and floods it.
+// originate installs r.local, which is valid, as our record and floods it.
 func (r *Router) originate() {
-	if err := r.local.Validate(); err != nil {
-		panic(fmt.Sprintf("routing: own record of %s: %v", r.self, err))
-	}
 	rec := r.local
 	r.db[r.self] = &rec
 	r.changed()

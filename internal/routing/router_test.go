@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -162,8 +163,23 @@ func TestSetLocal(t *testing.T) {
 	if r.Local().Connectors[0].Address != "x" {
 		t.Errorf("SetLocal kept the caller's slice")
 	}
-	mustPanic(t, "link to self", func() { r.SetLocal(links(1), nil, nil) })
-	mustPanic(t, "empty address", func() { r.SetLocal(nil, []Connector{{}}, nil) })
+	before := r.Local()
+	tooMany := make([]string, MaxInterests+1)
+	for i := range tooMany {
+		tooMany[i] = fmt.Sprint("t", i)
+	}
+	for name, set := range map[string]func() error{
+		"link to self":       func() error { return r.SetLocal(links(1), nil, nil) },
+		"empty address":      func() error { return r.SetLocal(nil, []Connector{{}}, nil) },
+		"too many interests": func() error { return r.SetLocal(nil, nil, tooMany) },
+	} {
+		if err := set(); err == nil {
+			t.Errorf("%s: SetLocal took an invalid record", name)
+		}
+		if got := r.Local(); got.Seq != before.Seq || !slices.Equal(got.Connectors, before.Connectors) {
+			t.Errorf("%s: refused SetLocal changed the record: %+v", name, got)
+		}
+	}
 	mustPanic(t, "long name", func() { New(id(1), string(make([]byte, 254)), 0) })
 	mustPanic(t, "NeighborUp(self)", func() { r.NeighborUp(id(1)) })
 }

@@ -166,19 +166,28 @@ func (m *Manager) DeleteConnector(name string) bool {
 	return ok
 }
 
-// Advertised is what this site serves, for its site record: one entry per address,
-// with the capacities of its connectors added up.
+// Advertised is what this site serves, for its site record.
 func (m *Manager) Advertised() []routing.Connector {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	byAddr := map[string]*routing.Connector{}
+	specs := make([]resource.Connector, 0, len(m.connectors))
 	for _, c := range m.connectors {
-		a := byAddr[c.spec.Spec.Address]
+		specs = append(specs, c.spec)
+	}
+	m.mu.Unlock()
+	return Advertise(specs)
+}
+
+// Advertise is how connectors appear in a site record: one entry per
+// address, sorted, with the capacities of its connectors added up.
+func Advertise(connectors []resource.Connector) []routing.Connector {
+	byAddr := map[string]*routing.Connector{}
+	for _, c := range connectors {
+		a := byAddr[c.Spec.Address]
 		if a == nil {
-			a = &routing.Connector{Address: c.spec.Spec.Address, Protocol: c.spec.Spec.Protocol}
+			a = &routing.Connector{Address: c.Spec.Address, Protocol: c.Spec.Protocol}
 			byAddr[a.Address] = a
 		}
-		a.Capacity += c.spec.Spec.Capacity
+		a.Capacity += c.Spec.Capacity
 	}
 	out := make([]routing.Connector, 0, len(byAddr))
 	for _, a := range byAddr {

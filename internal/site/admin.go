@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"weft.dev/weft/internal/resource"
+	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/service"
 )
 
 // maxBody bounds every admin request body.
@@ -37,6 +39,26 @@ func errBadRequest(err error) *apiError {
 
 func errNotFound(format string, args ...any) *apiError {
 	return &apiError{http.StatusNotFound, "NotFound", fmt.Sprintf(format, args...)}
+}
+
+// toAPIError maps an error to its status and stable code: one table for every
+// handler, so that the same failure answers the same way everywhere.
+func toAPIError(err error) *apiError {
+	var (
+		ae  *apiError
+		lim *LimitError
+	)
+	switch {
+	case errors.As(err, &ae):
+		return &apiError{ae.Status, ae.Code, err.Error()}
+	case errors.As(err, &lim):
+		return &apiError{http.StatusConflict, "LimitReached", err.Error()}
+	case errors.Is(err, ErrNotSaved):
+		return &apiError{http.StatusInternalServerError, "NotSaved", err.Error()}
+	case errors.Is(err, ErrNoLink):
+		return &apiError{http.StatusNotFound, "NotFound", err.Error()}
+	}
+	return &apiError{http.StatusInternalServerError, "Internal", err.Error()}
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) (any, error)
@@ -89,10 +111,7 @@ func (s *Site) authed(h handlerFunc) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		v, err := h(w, r)
 		if err != nil {
-			var ae *apiError
-			if !errors.As(err, &ae) {
-				ae = &apiError{http.StatusInternalServerError, "Internal", err.Error()}
-			}
+			ae := toAPIError(err)
 			writeJSON(w, ae.Status, map[string]any{"error": ae})
 			return
 		}
@@ -163,6 +182,10 @@ func (s *Site) apiCreateLink(w http.ResponseWriter, r *http.Request) (any, error
 	defer cancel()
 	name, err := s.CreateLink(ctx, l.Name, l.Spec.Cost, l.Spec.Token)
 	if err != nil {
+		var lim *LimitError
+		if errors.As(err, &lim) || errors.Is(err, ErrNotSaved) {
+			return nil, err
+		}
 		if name == "" {
 			return nil, &apiError{http.StatusBadRequest, "LinkRefused", err.Error()}
 		}
@@ -177,13 +200,7 @@ func (s *Site) apiCreateLink(w http.ResponseWriter, r *http.Request) (any, error
 }
 
 func (s *Site) apiDeleteLink(w http.ResponseWriter, r *http.Request) (any, error) {
-	if err := s.DeleteLink(r.PathValue("name")); err != nil {
-		if errors.Is(err, ErrNoLink) {
-			return nil, errNotFound("%v", err)
-		}
-		return nil, err
-	}
-	return nil, nil
+	return nil, s.DeleteLink(r.PathValue("name"))
 }
 
 func (s *Site) apiPutListener(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -204,10 +221,11 @@ func (s *Site) apiPutListener(w http.ResponseWriter, r *http.Request) (any, erro
 }
 
 func (s *Site) apiDeleteListener(w http.ResponseWriter, r *http.Request) (any, error) {
-	if !s.DeleteListener(r.PathValue("name")) {
-		return nil, errNotFound("no listener %q", r.PathValue("name"))
+	found, err := s.DeleteListener(r.PathValue("name"))
+	if err == nil && !found {
+		err = errNotFound("no listener %q", r.PathValue("name"))
 	}
-	return nil, nil
+	return nil, err
 }
 
 func (s *Site) apiPutConnector(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -224,14 +242,15 @@ func (s *Site) apiPutConnector(w http.ResponseWriter, r *http.Request) (any, err
 	if err := c.Default(); err != nil {
 		return nil, errBadRequest(err)
 	}
-	return s.SetConnector(c), nil
+	return s.SetConnector(c)
 }
 
 func (s *Site) apiDeleteConnector(w http.ResponseWriter, r *http.Request) (any, error) {
-	if !s.DeleteConnector(r.PathValue("name")) {
-		return nil, errNotFound("no connector %q", r.PathValue("name"))
+	found, err := s.DeleteConnector(r.PathValue("name"))
+	if err == nil && !found {
+		err = errNotFound("no connector %q", r.PathValue("name"))
 	}
-	return nil, nil
+	return nil, err
 }
 
 // ApplyResult says what apply did with one object.
@@ -251,11 +270,13 @@ func (s *Site) apiApply(w http.ResponseWriter, r *http.Request) (any, error) {
 		switch v := o.Object.(type) {
 		case *resource.Listener:
 			if _, err := s.SetListener(*v); err != nil {
-				return nil, errBadRequest(fmt.Errorf("listener %s: %w", v.Name, err))
+				return nil, fmt.Errorf("listener %s: %w", v.Name, err)
 			}
 			out = append(out, ApplyResult{o.Kind, v.Name, "configured"})
 		case *resource.Connector:
-			s.SetConnector(*v)
+			if _, err := s.SetConnector(*v); err != nil {
+				return nil, fmt.Errorf("connector %s: %w", v.Name, err)
+			}
 			out = append(out, ApplyResult{o.Kind, v.Name, "configured"})
 		case *resource.Topic, *resource.Queue, *resource.Subscription:
 			if err := s.applyEventObject(o.Object.(interface{ Default() error }), ""); err != nil {
@@ -281,58 +302,112 @@ func (s *Site) apiApply(w http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 // SetListener creates or replaces a listener and keeps it across restarts.
+// The port is bound first, so that a port in use is refused before anything
+// is saved; if the save then fails, the listener is put back as it was.
 func (s *Site) SetListener(l resource.Listener) (ListenerView, error) {
+	st := s.state()
+	i := slices.IndexFunc(st.Listeners, func(x resource.Listener) bool { return x.Name == l.Name })
+	if i < 0 && len(st.Listeners) >= maxListeners {
+		s.metrics.LimitRefusals.WithLabelValues("listeners").Inc()
+		return ListenerView{}, limitError("listeners", maxListeners, "delete a listener first")
+	}
 	addr, err := s.svc.SetListener(l)
 	if err != nil {
 		return ListenerView{}, &apiError{http.StatusConflict, "ListenFailed", err.Error()}
 	}
-	s.mu.Lock()
-	s.st.Listeners = slices.DeleteFunc(s.st.Listeners, func(x resource.Listener) bool { return x.Name == l.Name })
-	s.st.Listeners = append(s.st.Listeners, l)
-	s.saveLocked()
-	s.mu.Unlock()
+	err = s.commit(func(st *state) error {
+		st.Listeners = slices.DeleteFunc(st.Listeners, func(x resource.Listener) bool { return x.Name == l.Name })
+		st.Listeners = append(st.Listeners, l)
+		return nil
+	})
+	if err != nil {
+		if i >= 0 {
+			s.svc.SetListener(st.Listeners[i])
+		} else {
+			s.svc.DeleteListener(l.Name)
+		}
+		return ListenerView{}, err
+	}
 	return ListenerView{Listener: l, Listen: addr.String()}, nil
 }
 
-// DeleteListener removes a listener.
-func (s *Site) DeleteListener(name string) bool {
-	s.svc.DeleteListener(name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := len(s.st.Listeners)
-	s.st.Listeners = slices.DeleteFunc(s.st.Listeners, func(x resource.Listener) bool { return x.Name == name })
-	if n == len(s.st.Listeners) {
-		return false
+// DeleteListener removes a listener; it reports whether there was one.
+func (s *Site) DeleteListener(name string) (bool, error) {
+	found, err := s.deleteNamed(func(st *state) bool {
+		n := len(st.Listeners)
+		st.Listeners = slices.DeleteFunc(st.Listeners, func(x resource.Listener) bool { return x.Name == name })
+		return n != len(st.Listeners)
+	})
+	if found {
+		s.svc.DeleteListener(name)
 	}
-	s.saveLocked()
-	return true
+	return found, err
 }
 
-// SetConnector creates or replaces a connector and announces it to the network.
-func (s *Site) SetConnector(c resource.Connector) resource.Connector {
+// SetConnector creates or replaces a connector and announces it to the
+// network, once it is saved. A connector that would make the site record too
+// large for the network is refused.
+func (s *Site) SetConnector(c resource.Connector) (resource.Connector, error) {
+	err := s.commit(func(st *state) error {
+		st.Connectors = slices.DeleteFunc(st.Connectors, func(x resource.Connector) bool { return x.Name == c.Name })
+		st.Connectors = append(st.Connectors, c)
+		if len(st.Connectors) > maxConnectors {
+			s.metrics.LimitRefusals.WithLabelValues("connectors").Inc()
+			return limitError("connectors", maxConnectors, "delete a connector first")
+		}
+		return s.checkRecord(st.Connectors)
+	})
+	if err != nil {
+		return resource.Connector{}, err
+	}
 	s.svc.SetConnector(c)
-	s.mu.Lock()
-	s.st.Connectors = slices.DeleteFunc(s.st.Connectors, func(x resource.Connector) bool { return x.Name == c.Name })
-	s.st.Connectors = append(s.st.Connectors, c)
-	s.saveLocked()
-	s.mu.Unlock()
 	s.announce()
-	return c
+	return c, nil
 }
 
-// DeleteConnector removes a connector and withdraws it from the network.
-func (s *Site) DeleteConnector(name string) bool {
-	s.svc.DeleteConnector(name)
-	s.mu.Lock()
-	n := len(s.st.Connectors)
-	s.st.Connectors = slices.DeleteFunc(s.st.Connectors, func(x resource.Connector) bool { return x.Name == name })
-	found := n != len(s.st.Connectors)
-	if found {
-		s.saveLocked()
+// checkRecord refuses connectors that, with this site's links and interests,
+// would not fit in a site record.
+func (s *Site) checkRecord(connectors []resource.Connector) error {
+	var interests []string
+	if s.events != nil {
+		interests = s.events.Interests()
 	}
-	s.mu.Unlock()
+	rec := routing.Record{Site: s.id, Name: s.name, Links: s.localLinks(), Connectors: service.Advertise(connectors), Interests: interests}
+	if err := rec.Validate(); err != nil {
+		s.metrics.LimitRefusals.WithLabelValues("record").Inc()
+		return limitError("bytes of connectors, links and interests in its site record", routing.MaxRecordSize,
+			fmt.Sprintf("this connector would break it (%v); use fewer or shorter addresses", err))
+	}
+	return nil
+}
+
+// DeleteConnector removes a connector and withdraws it from the network; it
+// reports whether there was one.
+func (s *Site) DeleteConnector(name string) (bool, error) {
+	found, err := s.deleteNamed(func(st *state) bool {
+		n := len(st.Connectors)
+		st.Connectors = slices.DeleteFunc(st.Connectors, func(x resource.Connector) bool { return x.Name == name })
+		return n != len(st.Connectors)
+	})
 	if found {
+		s.svc.DeleteConnector(name)
 		s.announce()
 	}
-	return found
+	return found, err
+}
+
+// deleteNamed commits remove, which reports whether it found what it
+// removes; nothing is saved when it did not.
+func (s *Site) deleteNamed(remove func(st *state) bool) (bool, error) {
+	errNotFound := errors.New("not found")
+	err := s.commit(func(st *state) error {
+		if !remove(st) {
+			return errNotFound
+		}
+		return nil
+	})
+	if errors.Is(err, errNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -65,7 +65,7 @@ func (s *Site) initEvents() error {
 }
 
 // runEvents serves the event API and runs the broker until the site stops;
-// the returned function shuts both down and closes the store.
+// the returned function shuts both down (release closes the store).
 func (s *Site) runEvents() func() {
 	s.events.Run(s.ctx)
 	srv := &http.Server{Handler: s.events.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -78,7 +78,6 @@ func (s *Site) runEvents() func() {
 		// SSE streams never end by themselves: Close, not Shutdown.
 		srv.Close()
 		s.events.Wait()
-		s.eventStore.Close()
 	}
 }
 

@@ -12,36 +12,130 @@ import (
 	"weft.dev/weft/internal/siteid"
 )
 
-// routerDo runs one input through the router, then sends what it produced. The
-// router's outbox is drained under rmu but sent outside it: sends may block on a
-// slow link, and records carry sequence numbers, so a reordering is harmless.
-func (s *Site) routerDo(step func(r *routing.Router)) {
-	s.rmu.Lock()
-	step(s.router)
+// routerQueue bounds the inputs waiting for the router. A link whose records
+// arrive faster than the router takes them waits in its control callback,
+// which holds back that link's reader and nothing else.
+const routerQueue = 1024
+
+// routerInput is one event for the router: a neighbour came up or went down,
+// or sent a record.
+type routerInput struct {
+	peer siteid.ID
+	kind inputKind
+	rec  routing.Record
+}
+
+type inputKind uint8
+
+const (
+	inputUp inputKind = iota + 1
+	inputDown
+	inputRecord
+)
+
+// routerLoop drives the router, as raft's node.go drives raft.Raft: it alone
+// calls the router, taking inputs from routerIn and re-originating the site
+// record when announce asks. After each batch of inputs it publishes the new
+// table, tells the services and the broker, and queues the records to send
+// on each neighbour's outbox. It holds no lock while doing so, so the
+// subsystems it calls may call announce (which never blocks) under their own.
+func (s *Site) routerLoop() {
+	for {
+		local := false
+		select {
+		case <-s.ctx.Done():
+			return
+		case in := <-s.routerIn:
+			local = s.routerStep(in)
+		case <-s.localDue:
+			local = true
+		}
+		// Take whatever else is waiting before computing routes once.
+		for more := true; more; {
+			select {
+			case in := <-s.routerIn:
+				local = s.routerStep(in) || local
+			case <-s.localDue:
+				local = true
+			default:
+				more = false
+			}
+		}
+		if local {
+			s.setLocal()
+		}
+		s.routerReady()
+	}
+}
+
+// routerStep gives one input to the router and says whether this site's
+// record must be originated anew (its links changed).
+func (s *Site) routerStep(in routerInput) bool {
+	switch in.kind {
+	case inputUp:
+		s.router.NeighborUp(in.peer)
+		return true
+	case inputDown:
+		s.router.NeighborDown(in.peer)
+		return true
+	default:
+		s.router.Step(in.peer, in.rec)
+		return false
+	}
+}
+
+// setLocal gives the router this site's links, connectors and interests as
+// they are now. A record over the routing limits is refused by the router,
+// which keeps announcing the previous one; the admin API and the broker
+// check those limits where input arrives, so this is a last line of defence.
+func (s *Site) setLocal() {
+	var interests []string
+	if s.events != nil {
+		interests = s.events.Interests()
+	}
+	if err := s.router.SetLocal(s.localLinks(), s.svc.Advertised(), interests); err != nil {
+		s.metrics.LimitRefusals.WithLabelValues("record").Inc()
+		s.log.Error("site record over the routing limits; the network keeps the previous one: remove connectors or subscriptions", "err", err)
+	}
+}
+
+// routerReady publishes what the router produced.
+func (s *Site) routerReady() {
 	rd := s.router.Ready()
 	s.router.Advance()
 	if rd.TableChanged {
 		t := s.router.Table()
 		s.table.Store(t)
 		s.metrics.RoutingSites.Set(float64(len(t.Sites())))
-	}
-	s.rmu.Unlock()
-	if rd.TableChanged && s.events != nil {
-		s.events.TableChanged()
+		if s.events != nil {
+			s.events.TableChanged()
+		}
 	}
 	for _, m := range rd.Messages {
-		sess := s.session(m.To)
-		if sess == nil {
-			continue // the neighbour left; it gets the whole database when it is back
+		if pc := s.bestPeer(m.To); pc != nil {
+			pc.out.put(m.Record)
 		}
-		b, err := m.Record.MarshalBinary()
-		if err != nil {
-			s.log.Error("cannot encode site record", "err", err)
-			continue
-		}
-		if err := sess.SendControl(append([]byte{ctlRecord}, b...)); err == nil {
-			s.metrics.RecordsFlooded.Inc()
-		}
+		// else the neighbour left; it gets the whole database when it is back
+	}
+}
+
+// feedRouter hands the router an input, waiting while its queue is full,
+// unless the site stops.
+func (s *Site) feedRouter(in routerInput) {
+	select {
+	case s.routerIn <- in:
+	case <-s.ctx.Done():
+	}
+}
+
+// announce asks the router goroutine to originate a new site record from the
+// current links, connectors and interests. It never blocks, so it may be
+// called under any lock: requests made before the router gets to them are
+// served by one record.
+func (s *Site) announce() {
+	select {
+	case s.localDue <- struct{}{}:
+	default:
 	}
 }
 
@@ -52,50 +146,10 @@ func (s *Site) localLinks() []routing.Link {
 	defer s.mu.Unlock()
 	out := make([]routing.Link, 0, len(s.peers))
 	for peer, pcs := range s.peers {
-		best := pcs[0]
-		for _, pc := range pcs[1:] {
-			if pc.cost < best.cost {
-				best = pc
-			}
-		}
+		best := cheapest(pcs)
 		out = append(out, routing.Link{Peer: peer, Cost: best.cost, RTT: best.sess.RTT()})
 	}
 	return out
-}
-
-// announce originates a new site record from the current links and connectors.
-func (s *Site) announce() { s.routerDo(s.setLocal) }
-
-// setLocal gives the router this site's links, connectors and interests. It
-// runs under rmu, reading them there: read before, two concurrent
-// announcements could reach the router in the other order, and the later
-// state (a link just up) be overwritten by the earlier one until the next
-// change, leaving the network without this site's link.
-func (s *Site) setLocal(r *routing.Router) {
-	r.SetLocal(s.localLinks(), s.svc.Advertised(), s.eventInterests())
-}
-
-func (s *Site) neighborUp(peer siteid.ID) {
-	s.routerDo(func(r *routing.Router) {
-		r.NeighborUp(peer)
-		s.setLocal(r)
-	})
-}
-
-func (s *Site) neighborDown(peer siteid.ID) {
-	s.routerDo(func(r *routing.Router) {
-		r.NeighborDown(peer)
-		s.setLocal(r)
-	})
-}
-
-func (s *Site) receiveRecord(pc *peerConn, b []byte) error {
-	var rec routing.Record
-	if err := rec.UnmarshalBinary(b); err != nil {
-		return err
-	}
-	s.routerDo(func(r *routing.Router) { r.Step(pc.peer, rec) })
-	return nil
 }
 
 // OpenStream opens a stream along h's path: how the ingress reaches the

@@ -1,6 +1,25 @@
 // Package site assembles one weft site: its identity and state on disk, its links
 // to other sites, the router driven by their records, the services, and the admin
 // API. It is the composition root: nothing in weft imports it but cmd/weft.
+//
+// # Concurrency
+//
+// Locks, in the order they may be taken (a later one may be taken while
+// holding an earlier one, never the reverse):
+//
+//  1. saveMu serialises changes to the state on disk (commit). It is held
+//     while the state file is written and fsynced, and by nothing else.
+//  2. mu guards peers and dialers: the link sessions up now and the dial
+//     loops. It is held only for map operations, never across I/O or a call
+//     into another subsystem.
+//
+// peerConn.mu and dialer.mu are leaves, taken alone.
+//
+// What the data path reads is published through atomic pointers and read
+// without locks: the state as last saved (st), the cheapest session to each
+// neighbour (sessions) and the route table (table). The router is owned by
+// one goroutine (routerLoop): every input reaches it through a channel, and
+// it calls into the services and the broker holding no lock of this package.
 package site
 
 import (
@@ -17,6 +36,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"weft.dev/weft/internal/datadir"
 	"weft.dev/weft/internal/events/broker"
 	"weft.dev/weft/internal/events/store"
 	"weft.dev/weft/internal/identity"
@@ -54,24 +74,30 @@ type Site struct {
 	metrics *observe.Metrics
 	ca      *identity.CA
 	id      siteid.ID
+	name    string
 	svc     *service.Manager
+	lock    *datadir.Lock
 
 	adminToken string
 	adminLn    net.Listener
 	linkLn     net.Listener
 	serverTLS  *tls.Config
 
-	// mu guards st, peers and dialers. It is never held across network I/O.
-	mu      sync.Mutex
-	st      *state
-	peers   map[siteid.ID][]*peerConn
-	dialers map[string]*dialer // outbound link name -> its dial loop
+	// st is the state as last saved. commit replaces it whole and nothing
+	// changes it in place, so it is read without a lock.
+	st     atomic.Pointer[state]
+	saveMu sync.Mutex
 
-	// rmu guards router; table is its latest snapshot, read without locks on the
-	// data path. Lock order: rmu before mu is never taken; routerDo holds only rmu.
-	rmu    sync.Mutex
-	router *routing.Router
-	table  atomic.Pointer[routing.Table]
+	mu       sync.Mutex
+	peers    map[siteid.ID][]*peerConn
+	dialers  map[string]*dialer // outbound link name -> its dial loop
+	sessions atomic.Pointer[map[siteid.ID]*link.Session]
+
+	// router is routerLoop's alone; table is its latest snapshot.
+	router   *routing.Router
+	routerIn chan routerInput
+	localDue chan struct{} // announce's wake-up, one pending at most
+	table    atomic.Pointer[routing.Table]
 
 	// events is the event mesh; eventStore and eventsLn are its store and
 	// API listener (events*.go).
@@ -84,9 +110,10 @@ type Site struct {
 	wg     sync.WaitGroup
 }
 
-// New loads or creates the site in opts.DataDir and binds its admin and link
-// addresses, writing them under the data directory. Run serves them.
-func New(opts Options) (*Site, error) {
+// New loads or creates the site in opts.DataDir, locks the directory against
+// a second process and binds its admin and link addresses, writing them under
+// the data directory. Run serves them.
+func New(opts Options) (s *Site, err error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("a site needs a data directory: pass --data")
 	}
@@ -102,55 +129,57 @@ func New(opts Options) (*Site, error) {
 	if opts.RTTRefresh == 0 {
 		opts.RTTRefresh = 5 * time.Second
 	}
+	lock, err := datadir.Acquire(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s = &Site{opts: opts, lock: lock}
+	defer func() {
+		if err != nil {
+			s.release()
+		}
+	}()
 	now := time.Now()
 	st, ca, err := loadOrInit(opts.DataDir, opts.Name, now)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := adminToken(opts.DataDir)
-	if err != nil {
+	if s.adminToken, err = adminToken(opts.DataDir); err != nil {
 		return nil, err
 	}
-	id := ca.Site()
-	s := &Site{
-		opts:       opts,
-		log:        opts.Logger.With("site", st.Name),
-		metrics:    observe.NewMetrics(),
-		ca:         ca,
-		id:         id,
-		st:         st,
-		adminToken: tok,
-		peers:      map[siteid.ID][]*peerConn{},
-		dialers:    map[string]*dialer{},
-		router:     routing.New(id, st.Name, uint64(now.UnixMilli())<<16),
-	}
+	s.id, s.ca, s.name = ca.Site(), ca, st.Name
+	s.st.Store(st)
+	s.log = opts.Logger.With("site", st.Name)
+	s.metrics = observe.NewMetrics()
+	s.peers = map[siteid.ID][]*peerConn{}
+	s.dialers = map[string]*dialer{}
+	s.sessions.Store(new(map[siteid.ID]*link.Session{}))
+	s.router = routing.New(s.id, st.Name, uint64(now.UnixMilli())<<16)
+	s.routerIn = make(chan routerInput, routerQueue)
+	s.localDue = make(chan struct{}, 1)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.table.Store(s.router.Table())
 	s.metrics.Registry.MustRegister(linkCollector{s})
 	s.svc = service.NewManager(service.Config{
-		Self: id, Net: s, Metrics: s.metrics, Logger: s.log,
+		Self: s.id, Net: s, Metrics: s.metrics, Logger: s.log,
 	})
 	if s.linkLn, err = listenLink(opts.DataDir, opts.LinkListen); err != nil {
 		return nil, fmt.Errorf("link listener: %w", err)
 	}
 	if s.adminLn, err = net.Listen("tcp", opts.AdminAddr); err != nil {
-		s.linkLn.Close()
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	if len(s.opts.Advertise) == 0 {
 		s.opts.Advertise = []string{s.linkLn.Addr().String()}
 	}
 	if err := s.initTLS(now); err != nil {
-		s.closeListeners()
 		return nil, err
 	}
 	if err := s.initEvents(); err != nil {
-		s.closeListeners()
 		return nil, err
 	}
 	for name, a := range map[string]string{adminAddrFile: s.adminLn.Addr().String(), linkAddrFile: s.linkLn.Addr().String()} {
 		if err := writeFileAtomic(filepath.Join(opts.DataDir, name), []byte(a), 0o644); err != nil {
-			s.closeListeners()
 			return nil, err
 		}
 	}
@@ -184,20 +213,30 @@ func (s *Site) initTLS(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	s.serverTLS = identity.ServerTLSConfig(s.ca, cert, s.allowPeer)
+	// Admission is decided after the handshake (admitPeer), where a refused
+	// peer can be told why; a TLS alert cannot carry the reason.
+	s.serverTLS = identity.ServerTLSConfig(s.ca, cert, nil)
 	return nil
 }
 
-func (s *Site) closeListeners() {
-	s.linkLn.Close()
-	s.adminLn.Close()
+// release closes what New opened, for a New that failed or a Run that ended.
+func (s *Site) release() {
+	for _, ln := range []net.Listener{s.linkLn, s.adminLn, s.eventsLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	if s.eventStore != nil {
+		s.eventStore.Close()
+	}
+	s.lock.Unlock()
 }
 
 // ID is the site's stable identifier.
 func (s *Site) ID() siteid.ID { return s.id }
 
 // Name is the site's name.
-func (s *Site) Name() string { return s.st.Name }
+func (s *Site) Name() string { return s.name }
 
 // AdminAddr is where the admin API listens.
 func (s *Site) AdminAddr() net.Addr { return s.adminLn.Addr() }
@@ -211,11 +250,15 @@ func (s *Site) AdminToken() string { return s.adminToken }
 // Table is the current route table.
 func (s *Site) Table() *routing.Table { return s.table.Load() }
 
-// Run serves until ctx ends, then shuts down: listeners stop, links close.
+// state is the site's state as last saved; callers must not change it.
+func (s *Site) state() *state { return s.st.Load() }
+
+// Run serves until ctx ends, then shuts down: listeners stop, links close, the
+// data directory is unlocked.
 func (s *Site) Run(ctx context.Context) error {
 	defer s.cancel()
 	if err := s.restore(); err != nil {
-		s.closeListeners()
+		s.release()
 		return err
 	}
 	admin := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -224,10 +267,12 @@ func (s *Site) Run(ctx context.Context) error {
 			s.log.Error("admin API stopped", "err", err)
 		}
 	})
+	s.goFunc(s.routerLoop)
 	stopEvents := s.runEvents()
 	s.goFunc(s.acceptLinks)
 	s.goFunc(s.refreshLoop)
-	s.log.Info("site running", "id", s.id, "admin", s.AdminAddr(), "link", s.LinkAddr(), "events", s.EventsAddr())
+	s.announce()
+	s.log.Info("site running", "id", s.id.String(), "admin", s.AdminAddr().String(), "link", s.LinkAddr().String(), "events", s.EventsAddr().String())
 
 	select {
 	case <-ctx.Done():
@@ -249,6 +294,7 @@ func (s *Site) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	stopEvents()
 	s.wg.Wait()
+	s.release()
 	return nil
 }
 
@@ -263,21 +309,20 @@ func (s *Site) goFunc(f func()) {
 // restore brings back what the site had before a restart: its services and the
 // dial loops of its outbound links.
 func (s *Site) restore() error {
-	s.mu.Lock()
-	ls, cs, out := s.st.Listeners, s.st.Connectors, s.st.Outbound
-	s.mu.Unlock()
-	for _, c := range cs {
+	st := s.state()
+	for _, c := range st.Connectors {
 		s.svc.SetConnector(c)
 	}
-	for _, l := range ls {
+	for _, l := range st.Listeners {
 		if _, err := s.svc.SetListener(l); err != nil {
 			return err
 		}
 	}
-	for _, ol := range out {
-		s.startDialer(ol)
+	for _, ol := range st.Outbound {
+		if ol.Refused == "" {
+			s.startDialer(ol)
+		}
 	}
-	s.announce()
 	return nil
 }
 
@@ -307,21 +352,12 @@ func (s *Site) refreshLoop() {
 				changed = true
 			}
 		}
-		s.mu.Lock()
-		purged := s.st.Tokens.Purge(time.Now())
-		if purged > 0 {
-			s.saveLocked()
+		if err := s.purgeTokens(time.Now()); err != nil {
+			s.log.Error("cannot purge expired tokens", "err", err)
 		}
-		s.mu.Unlock()
 		if changed || time.Since(last) >= recordRefresh {
 			last = time.Now()
 			s.announce()
 		}
-	}
-}
-
-func (s *Site) saveLocked() {
-	if err := s.st.save(s.opts.DataDir); err != nil {
-		s.log.Error("cannot save site state", "err", err)
 	}
 }

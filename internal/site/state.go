@@ -49,6 +49,9 @@ type outboundLink struct {
 	CAPEM      string   `json:"ca"`
 	CertPEM    string   `json:"cert"`
 	KeyPEM     string   `json:"key"`
+	// Refused is why the issuer refused this link for good (it was
+	// revoked); such a link is not dialed again.
+	Refused string `json:"refused,omitempty"`
 }
 
 type inboundLink struct {
@@ -136,6 +139,62 @@ func (st *state) save(dir string) error {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(dir, stateFile), b, 0o600)
+}
+
+// clone is a deep copy, made through the same encoding as the file so that
+// nothing (the token store least of all) is shared with the original.
+func (st *state) clone() (*state, error) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	next := &state{}
+	if err := json.Unmarshal(b, next); err != nil {
+		return nil, err
+	}
+	if next.Tokens == nil {
+		next.Tokens = &identity.TokenStore{}
+	}
+	return next, nil
+}
+
+// ErrNotSaved wraps the reason a change could not be written to the data
+// directory; the change was then not made.
+var ErrNotSaved = errors.New("the change was not made: the site could not save its state")
+
+// commit makes a durable change to the site's state: change edits a copy, the
+// copy is written and fsynced, and only then does it become the state every
+// reader sees. A change that returns an error, or whose save fails, is not
+// made, so an acknowledged change is never lost to a restart. Writers queue
+// on saveMu; no other lock is held while the file is written, so the data
+// path never waits for a disk.
+func (s *Site) commit(change func(st *state) error) error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	next, err := s.state().clone()
+	if err != nil {
+		return err
+	}
+	if err := change(next); err != nil {
+		return err
+	}
+	if err := next.save(s.opts.DataDir); err != nil {
+		s.log.Error("cannot save site state; the change was not made", "err", err)
+		return fmt.Errorf("%w: %w (check the data directory's disk space and permissions)", ErrNotSaved, err)
+	}
+	s.st.Store(next)
+	return nil
+}
+
+// purgeTokens forgets tokens long expired, saving only when there were any.
+func (s *Site) purgeTokens(now time.Time) error {
+	if s.state().Tokens.Purgeable(now) == 0 {
+		return nil
+	}
+	return s.commit(func(st *state) error {
+		st.Tokens.Purge(now)
+		return nil
+	})
 }
 
 // adminToken returns the admin API credential, made on first start.

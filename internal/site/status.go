@@ -1,6 +1,7 @@
 package site
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -95,7 +96,7 @@ func (s *Site) Status() Status {
 	t := s.Table()
 	names := map[siteid.ID]string{}
 	st := Status{
-		Site:       SiteView{ID: s.id.String(), Name: s.st.Name, Admin: s.AdminAddr().String(), Link: s.LinkAddr().String(), Events: s.EventsAddr().String()},
+		Site:       SiteView{ID: s.id.String(), Name: s.name, Admin: s.AdminAddr().String(), Link: s.LinkAddr().String(), Events: s.EventsAddr().String()},
 		Links:      s.Links(),
 		Listeners:  s.Listeners(),
 		Connectors: s.Connectors(),
@@ -130,47 +131,9 @@ func (s *Site) Status() Status {
 	return st
 }
 
-// Links lists outbound and inbound links with their state.
-func (s *Site) Links() []resource.Link {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	live := map[string]*peerConn{}
-	for _, pcs := range s.peers {
-		for _, pc := range pcs {
-			live[pc.linkName] = pc
-		}
-	}
-	view := func(name, peer, peerName string, cost uint32, inbound bool) resource.Link {
-		l := resource.Link{Spec: resource.LinkSpec{Cost: cost}}
-		l.APIVersion, l.Kind, l.Name = resource.APIVersion, resource.KindLink, name
-		l.Status = resource.LinkStatus{Peer: peer, PeerName: peerName, State: "down", Inbound: inbound}
-		if pc := live[name]; pc != nil {
-			l.Status.State = "up"
-			l.Status.RTT = pc.sess.RTT().Round(time.Microsecond).String()
-			l.Spec.Cost = pc.cost
-		}
-		return l
-	}
-	var out []resource.Link
-	for _, ol := range s.st.Outbound {
-		l := view(ol.Name, ol.IssuerID, ol.IssuerName, ol.Cost, false)
-		if d := s.dialers[ol.Name]; d != nil && l.Status.State != "up" {
-			l.Status.State, l.Status.Error = "connecting", d.lastErr
-		}
-		out = append(out, l)
-	}
-	for _, il := range s.st.Inbound {
-		out = append(out, view(il.Name, il.PeerID, il.PeerName, 0, true))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
 // Listeners lists the listeners with where they listen.
 func (s *Site) Listeners() []ListenerView {
-	s.mu.Lock()
-	ls := append([]resource.Listener(nil), s.st.Listeners...)
-	s.mu.Unlock()
+	ls := s.state().Listeners
 	out := make([]ListenerView, 0, len(ls))
 	for _, l := range ls {
 		v := ListenerView{Listener: l}
@@ -185,9 +148,7 @@ func (s *Site) Listeners() []ListenerView {
 
 // Connectors lists the connectors.
 func (s *Site) Connectors() []resource.Connector {
-	s.mu.Lock()
-	out := append([]resource.Connector(nil), s.st.Connectors...)
-	s.mu.Unlock()
+	out := slices.Clone(s.state().Connectors)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }

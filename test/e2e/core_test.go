@@ -221,18 +221,31 @@ func TestRestart(t *testing.T) {
 }
 
 // TestLinkDelete: deleting a link at the issuer revokes it: the link goes down at
-// once and the other side cannot come back.
+// once, the other side is told it was revoked and stops dialing, also across a
+// restart.
 func TestLinkDelete(t *testing.T) {
 	a, b := startSite(t, "a"), startSite(t, "b")
 	a.linkTo(b)
 	waitFor(t, 5*time.Second, "a to see b", func() bool { return a.status().hasSite("b") })
 	b.weft("link", "delete", "a")
 	waitFor(t, 5*time.Second, "a to lose b", func() bool { return !a.status().hasSite("b") })
-	waitFor(t, 5*time.Second, "a's redial to be refused", func() bool {
+	revoked := func() bool {
 		st := a.status()
-		return len(st.Links) == 1 && st.Links[0].Status.State == "connecting"
-	})
-	if strings.Contains(b.log.String(), "link up") && strings.Count(b.log.String(), "link up") > 1 {
+		return len(st.Links) == 1 && st.Links[0].Status.State == "revoked" && strings.Contains(st.Links[0].Status.Error, "deleted at b")
+	}
+	waitFor(t, 10*time.Second, "a's link to show it was revoked, and why", revoked)
+	if n := strings.Count(a.log.String(), "refused by its issuer"); n != 1 {
+		t.Errorf("a logged the refusal %d times, want once", n)
+	}
+	a.stop(syscall.SIGTERM)
+	a.start()
+	if !revoked() {
+		t.Errorf("after a restart, a's link is %+v", a.status().Links)
+	}
+	if n := strings.Count(b.log.String(), "link refused"); n != 1 {
+		t.Errorf("b refused a's revoked certificate %d times, want once: a dialed again", n)
+	}
+	if strings.Count(b.log.String(), "link up") > 1 {
 		t.Error("b accepted a's revoked certificate again")
 	}
 }

@@ -176,8 +176,8 @@ type status struct {
 		Metadata struct{ Name string }
 		Spec     struct{ Cost int }
 		Status   struct {
-			Peer, PeerName, State, RTT string
-			Inbound                    bool
+			Peer, PeerName, State, RTT, Error string
+			Inbound                           bool
 		}
 	}
 	Sites []struct {

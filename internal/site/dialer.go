@@ -1,0 +1,158 @@
+package site
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"weft.dev/weft/internal/identity"
+	"weft.dev/weft/internal/siteid"
+)
+
+// Link states that `weft link list` shows for an outbound link that is not up.
+const (
+	linkConnecting = "connecting"
+	linkRevoked    = "revoked"
+)
+
+// dialer keeps one outbound link connected, with backoff between attempts,
+// until it is stopped or the issuer refuses the link for good.
+type dialer struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	// up is closed once the first session is up (link create waits on it).
+	up     chan struct{}
+	upOnce sync.Once
+
+	mu      sync.Mutex
+	state   string // linkConnecting or linkRevoked while not up
+	lastErr string // why the last attempt failed, or why the link was refused
+}
+
+func (d *dialer) status() (state, lastErr string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.state, d.lastErr
+}
+
+func (d *dialer) set(state, lastErr string) {
+	d.mu.Lock()
+	d.state, d.lastErr = state, lastErr
+	d.mu.Unlock()
+}
+
+// markUp records that a session came up; the first closes up.
+func (d *dialer) markUp() {
+	d.upOnce.Do(func() { close(d.up) })
+}
+
+func (s *Site) startDialer(ol outboundLink) *dialer {
+	ctx, cancel := context.WithCancel(s.ctx)
+	d := &dialer{cancel: cancel, done: make(chan struct{}), up: make(chan struct{}), state: linkConnecting}
+	s.mu.Lock()
+	s.dialers[ol.Name] = d
+	s.mu.Unlock()
+	s.goFunc(func() {
+		defer close(d.done)
+		s.dialLoop(ctx, ol, d)
+	})
+	return d
+}
+
+func (s *Site) stopDialer(d *dialer) {
+	d.cancel()
+	<-d.done
+}
+
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+func (s *Site) dialLoop(ctx context.Context, ol outboundLink, d *dialer) {
+	cert, err := identity.X509KeyPair([]byte(ol.CertPEM), []byte(ol.KeyPEM))
+	if err != nil {
+		d.set(linkConnecting, fmt.Sprintf("link credentials are damaged: %v; delete and re-create the link", err))
+		return
+	}
+	issuer, err := siteid.Parse(ol.IssuerID)
+	if err != nil {
+		d.set(linkConnecting, err.Error())
+		return
+	}
+	pool, err := poolFromPEM(ol.CAPEM)
+	if err != nil {
+		d.set(linkConnecting, err.Error())
+		return
+	}
+	cfg := identity.ClientTLSConfig(pool, issuer, &cert, identity.ALPNLink)
+	backoff := minBackoff
+	for attempt := 0; ; attempt++ {
+		c, err := dialAny(ctx, ol.Addresses, cfg)
+		if err != nil {
+			d.set(linkConnecting, err.Error())
+			s.log.Debug("link dial failed", "link", ol.Name, "attempt", attempt, "err", err)
+		} else {
+			d.set(linkConnecting, "")
+			pc := newPeerConn(issuer, ol.IssuerName, ol.Name, false)
+			pc.onUp = d.markUp
+			start := time.Now()
+			if r := s.runSession(c, pc, ol.Cost); r != nil {
+				s.log.Warn("link refused by its issuer for good; not dialing again", "link", ol.Name, "peer", ol.IssuerName, "reason", r.Reason, "detail", r.Message)
+				s.saveRefusal(ol.Name, r.Message)
+				d.set(linkRevoked, r.Message)
+				return
+			}
+			// Only a session that lasted resets the backoff: one that an
+			// issuer closes at once must not make the dialer spin.
+			if time.Since(start) > maxBackoff {
+				backoff = minBackoff
+			}
+		}
+		// Full jitter keeps many sites that lost the same peer from
+		// reconnecting in lockstep.
+		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
+		backoff = min(backoff*2, maxBackoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// saveRefusal records that the issuer refused a link for good, so that a
+// restarted site does not dial it again.
+func (s *Site) saveRefusal(name, why string) {
+	err := s.commit(func(st *state) error {
+		for i := range st.Outbound {
+			if st.Outbound[i].Name == name {
+				st.Outbound[i].Refused = why
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("cannot save a link's refusal; it is dialed again after a restart", "link", name, "err", err)
+	}
+}
+
+// dialAny tries the issuer's addresses in turn.
+func dialAny(ctx context.Context, addrs []string, cfg *tls.Config) (*tls.Conn, error) {
+	var errs []error
+	for _, a := range addrs {
+		dctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+		d := tls.Dialer{Config: cfg}
+		c, err := d.DialContext(dctx, "tcp", a)
+		cancel()
+		if err == nil {
+			return c.(*tls.Conn), nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", a, err))
+	}
+	return nil, errors.Join(errs...)
+}

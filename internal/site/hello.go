@@ -1,0 +1,202 @@
+package site
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"weft.dev/weft/internal/resource"
+)
+
+// Control message types: the first byte of every control-channel message.
+const (
+	ctlHello  byte = 1
+	ctlRecord byte = 2
+	ctlRefuse byte = 3
+)
+
+// hello is the first control message each side sends: what the other side needs
+// for its record and that the certificate does not carry. The dialing side
+// chooses the link's cost; the accepting side echoes it back.
+type hello struct {
+	Name string `json:"name"`
+	Cost uint32 `json:"cost"`
+}
+
+// refusal is what an accepting site sends instead of its hello when it no
+// longer stands behind the dialer's credential. It is final: the dialer stops
+// rather than retry a link that can never come back.
+type refusal struct {
+	Reason  string `json:"reason"` // refusedRevoked or refusedSuperseded
+	Message string `json:"message"`
+}
+
+// Refusal reasons.
+const (
+	// refusedRevoked: the issuer deleted the link (or never made it).
+	refusedRevoked = "revoked"
+	// refusedSuperseded: the dialer redeemed a newer token since; this
+	// credential was replaced.
+	refusedSuperseded = "superseded"
+)
+
+// maxHello bounds the hello and refusal decoders.
+const maxHello = 4 << 10
+
+// maxLinkCost keeps path sums far from overflow: 32 hops of the largest cost
+// still fit easily in the router's uint64 costs.
+const maxLinkCost = 1 << 24
+
+// phase is where a link session's handshake is.
+type phase uint8
+
+const (
+	awaitHello    phase = iota // hello not yet received
+	linkUp                     // hellos exchanged: records flow
+	handshakeOver              // refused, failed or timed out: the session closes
+)
+
+// handshake is one link session's hello exchange, a pure state machine. The
+// session feeds it its start, each control message and its deadline; it says
+// what to send, when the link is up, which records go to the router, and
+// when and why to close. Control messages arrive in order on one session, and
+// each side sends its hello before any record, so a record before the hello
+// is a protocol violation rather than something to hold.
+type handshake struct {
+	inbound bool
+	self    string // this site's name, for its hello
+	phase   phase
+	peer    hello // the peer's hello, once received
+}
+
+// hsAction is what the session must do after a step, in this order: send,
+// then bring the link up, then hand the record to the router, or close.
+type hsAction struct {
+	send    []byte   // a control message to send
+	up      bool     // the link is up: register the peer with cost peer.Cost
+	record  []byte   // a site record to give the router
+	refused *refusal // the issuer refused this link for good
+	close   error    // close the session with this reason
+}
+
+// start is the first step: the dialing side sends its hello with the link's
+// cost; the accepting side waits for it.
+func (h *handshake) start(cost uint32) hsAction {
+	if h.inbound {
+		return hsAction{}
+	}
+	h.peer.Cost = cost
+	return hsAction{send: encodeControl(ctlHello, hello{Name: h.self, Cost: cost})}
+}
+
+// control steps the handshake with one control message from the peer.
+func (h *handshake) control(msg []byte) hsAction {
+	if h.phase == handshakeOver {
+		return hsAction{}
+	}
+	if len(msg) == 0 {
+		return h.fail(errors.New("empty control message"))
+	}
+	switch msg[0] {
+	case ctlHello:
+		if h.phase != awaitHello {
+			return h.fail(errors.New("a second hello"))
+		}
+		p, err := decodeHello(msg[1:])
+		if err != nil {
+			return h.fail(err)
+		}
+		h.phase = linkUp
+		if !h.inbound {
+			// The cost is the dialer's choice, made in start.
+			h.peer.Name = p.Name
+			return hsAction{up: true}
+		}
+		h.peer = hello{Name: p.Name, Cost: max(p.Cost, 1)}
+		return hsAction{send: encodeControl(ctlHello, hello{Name: h.self, Cost: h.peer.Cost}), up: true}
+	case ctlRecord:
+		if h.phase != linkUp {
+			return h.fail(errors.New("a site record before the hello"))
+		}
+		return hsAction{record: msg[1:]}
+	case ctlRefuse:
+		if h.inbound || h.phase != awaitHello {
+			return h.fail(errors.New("a refusal out of turn"))
+		}
+		r, err := decodeRefusal(msg[1:])
+		if err != nil {
+			return h.fail(err)
+		}
+		h.phase = handshakeOver
+		return hsAction{refused: &r, close: fmt.Errorf("link refused by the issuing site: %s", r.Message)}
+	default:
+		// Unknown types are skipped so that newer peers can add messages.
+		return hsAction{}
+	}
+}
+
+// timeout is the handshake's deadline passing: a link still waiting for its
+// hello closes.
+func (h *handshake) timeout() hsAction {
+	if h.phase != awaitHello {
+		return hsAction{}
+	}
+	return h.fail(errors.New("peer sent no hello in time"))
+}
+
+func (h *handshake) fail(err error) hsAction {
+	h.phase = handshakeOver
+	return hsAction{close: err}
+}
+
+func encodeControl(typ byte, v any) []byte {
+	b, _ := json.Marshal(v) // hello and refusal always encode
+	return append([]byte{typ}, b...)
+}
+
+// decodeStrict decodes one bounded JSON object with no unknown fields.
+func decodeStrict(b []byte, v any) error {
+	if len(b) > maxHello {
+		return fmt.Errorf("%d bytes is over the limit of %d", len(b), maxHello)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("malformed: %w", err)
+	}
+	if dec.More() {
+		return errors.New("malformed: trailing data")
+	}
+	return nil
+}
+
+// decodeHello validates a peer's hello.
+func decodeHello(b []byte) (hello, error) {
+	var h hello
+	if err := decodeStrict(b, &h); err != nil {
+		return h, fmt.Errorf("hello: %w", err)
+	}
+	if h.Cost > maxLinkCost {
+		return h, fmt.Errorf("hello: cost %d is over the limit of %d", h.Cost, maxLinkCost)
+	}
+	if err := resource.ValidateName(h.Name); err != nil {
+		return h, fmt.Errorf("hello: %w", err)
+	}
+	return h, nil
+}
+
+// decodeRefusal validates an issuer's refusal.
+func decodeRefusal(b []byte) (refusal, error) {
+	var r refusal
+	if err := decodeStrict(b, &r); err != nil {
+		return r, fmt.Errorf("refusal: %w", err)
+	}
+	if r.Reason != refusedRevoked && r.Reason != refusedSuperseded {
+		return r, fmt.Errorf("refusal: unknown reason %.40q", r.Reason)
+	}
+	if len(r.Message) > 1024 {
+		r.Message = r.Message[:1024]
+	}
+	return r, nil
+}

@@ -1,0 +1,280 @@
+package site
+
+import (
+	"context"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/siteid"
+)
+
+// peerConn is one link session and its handshake.
+type peerConn struct {
+	peer     siteid.ID
+	peerName string
+	linkName string
+	inbound  bool
+	sess     *link.Session
+	out      *outbox
+
+	// cost is set once the handshake is done, before the peer is
+	// registered; mu guards it and hs.
+	mu   sync.Mutex
+	cost uint32
+	hs   handshake
+	// refused is set when the issuer refused the link for good.
+	refused *refusal
+	// onUp, if set, is called once the link is up.
+	onUp func()
+}
+
+// newPeerConn is a session about to start on an established connection:
+// accepted (inbound) or dialed.
+func newPeerConn(peer siteid.ID, peerName, linkName string, inbound bool) *peerConn {
+	return &peerConn{peer: peer, peerName: peerName, linkName: linkName, inbound: inbound, out: newOutbox()}
+}
+
+// runSession runs one link session on c until it ends and returns the
+// issuer's refusal if it refused the link for good. cost is the dialer's
+// choice; an accepting site learns it from the hello.
+func (s *Site) runSession(c net.Conn, pc *peerConn, cost uint32) *refusal {
+	pc.hs = handshake{inbound: pc.inbound, self: s.name}
+	cfg := s.opts.Link
+	cfg.Logger = s.log.With("peer", pc.peerName)
+	// The session reads from its start: its first control message may
+	// come before pc.sess is set.
+	started := make(chan struct{})
+	cfg.OnControl = func(msg []byte) {
+		<-started
+		s.onControl(pc, msg)
+	}
+	if pc.inbound {
+		pc.sess = link.Server(c, cfg)
+	} else {
+		pc.sess = link.Client(c, cfg)
+	}
+	close(started)
+	pc.mu.Lock()
+	act := pc.hs.start(cost)
+	pc.mu.Unlock()
+	s.act(pc, act)
+	hsTimer := time.AfterFunc(handshakeTimeout, func() {
+		pc.mu.Lock()
+		act := pc.hs.timeout()
+		pc.mu.Unlock()
+		s.act(pc, act)
+	})
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.goFunc(func() {
+		<-pc.sess.Done()
+		cancel()
+	})
+	s.goFunc(func() { pc.out.run(ctx, pc.sess, s.metrics.RecordsFlooded.Inc) })
+	for {
+		st, err := pc.sess.Accept(ctx)
+		if err != nil {
+			break
+		}
+		s.goFunc(func() { s.handleStream(st) })
+	}
+	hsTimer.Stop()
+	pc.sess.Close()
+	if s.removePeer(pc) {
+		s.log.Info("link down", "link", pc.linkName, "peer", pc.peerName, "err", pc.sess.Err())
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.refused
+}
+
+// onControl steps the session's handshake with a control message; it runs on
+// the session's read loop, so the steps of one session are in order.
+func (s *Site) onControl(pc *peerConn, msg []byte) {
+	pc.mu.Lock()
+	act := pc.hs.control(msg)
+	pc.mu.Unlock()
+	s.act(pc, act)
+}
+
+// act carries out a handshake step's action.
+func (s *Site) act(pc *peerConn, a hsAction) {
+	if a.send != nil {
+		if err := pc.sess.SendControl(a.send); err != nil {
+			return // the session is closing
+		}
+	}
+	if a.up {
+		pc.mu.Lock()
+		pc.cost = pc.hs.peer.Cost
+		pc.mu.Unlock()
+		s.addPeer(pc)
+		s.log.Info("link up", "link", pc.linkName, "peer", pc.peerName, "cost", pc.cost, "inbound", pc.inbound)
+		if pc.onUp != nil {
+			pc.onUp()
+		}
+	}
+	if a.record != nil {
+		var rec routing.Record
+		if err := rec.UnmarshalBinary(a.record); err != nil {
+			s.log.Warn("malformed site record; closing link", "peer", pc.peerName, "err", err)
+			pc.sess.CloseWithError(err)
+			return
+		}
+		s.feedRouter(routerInput{peer: pc.peer, kind: inputRecord, rec: rec})
+	}
+	if a.refused != nil {
+		pc.mu.Lock()
+		pc.refused = a.refused
+		pc.mu.Unlock()
+	}
+	if a.close != nil {
+		if a.refused == nil {
+			s.log.Warn("link handshake failed; closing link", "link", pc.linkName, "peer", pc.peerName, "err", a.close)
+		}
+		pc.sess.CloseWithError(a.close)
+	}
+}
+
+// addPeer registers a session whose handshake is done.
+func (s *Site) addPeer(pc *peerConn) {
+	s.mu.Lock()
+	first := len(s.peers[pc.peer]) == 0
+	s.peers[pc.peer] = append(s.peers[pc.peer], pc)
+	s.publishSessionsLocked()
+	s.mu.Unlock()
+	if first {
+		s.feedRouter(routerInput{peer: pc.peer, kind: inputUp})
+	} else {
+		s.announce()
+	}
+}
+
+// removePeer forgets a session that ended and reports whether it had been
+// registered.
+func (s *Site) removePeer(pc *peerConn) bool {
+	s.mu.Lock()
+	n := len(s.peers[pc.peer])
+	pcs := slices.DeleteFunc(s.peers[pc.peer], func(x *peerConn) bool { return x == pc })
+	found := len(pcs) != n
+	last := len(pcs) == 0
+	if last {
+		delete(s.peers, pc.peer)
+	} else {
+		s.peers[pc.peer] = pcs
+	}
+	if found {
+		s.publishSessionsLocked()
+	}
+	s.mu.Unlock()
+	switch {
+	case !found:
+	case last:
+		s.feedRouter(routerInput{peer: pc.peer, kind: inputDown})
+	default:
+		s.announce()
+	}
+	return found
+}
+
+// publishSessionsLocked rebuilds the cheapest-session map the data path reads.
+func (s *Site) publishSessionsLocked() {
+	m := make(map[siteid.ID]*link.Session, len(s.peers))
+	for peer, pcs := range s.peers {
+		m[peer] = cheapest(pcs).sess
+	}
+	s.sessions.Store(&m)
+}
+
+// cheapest is the session of lowest cost among a neighbour's sessions; the
+// first registered wins a tie.
+func cheapest(pcs []*peerConn) *peerConn {
+	best := pcs[0]
+	for _, pc := range pcs[1:] {
+		if pc.cost < best.cost {
+			best = pc
+		}
+	}
+	return best
+}
+
+// session returns the cheapest live session to a neighbour, without a lock:
+// every stream a site opens or relays asks it.
+func (s *Site) session(peer siteid.ID) *link.Session {
+	return (*s.sessions.Load())[peer]
+}
+
+// bestPeer is the cheapest registered session to a neighbour, nil if none.
+func (s *Site) bestPeer(peer siteid.ID) *peerConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pcs := s.peers[peer]; len(pcs) > 0 {
+		return cheapest(pcs)
+	}
+	return nil
+}
+
+// outbox holds the site records waiting to be sent on one session: the
+// latest of each origin site only, since a newer record supersedes an older
+// one of the same site. So the router never waits for a slow link, and what
+// waits for one is bounded by the number of sites.
+type outbox struct {
+	mu      sync.Mutex
+	pending map[siteid.ID]routing.Record
+	wake    chan struct{}
+}
+
+func newOutbox() *outbox {
+	return &outbox{pending: map[siteid.ID]routing.Record{}, wake: make(chan struct{}, 1)}
+}
+
+// put queues rec unless a newer record of its site is already waiting.
+func (o *outbox) put(rec routing.Record) {
+	o.mu.Lock()
+	if old, ok := o.pending[rec.Site]; !ok || old.Seq < rec.Seq {
+		o.pending[rec.Site] = rec
+	}
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take removes and returns everything waiting, in no particular order:
+// records of different sites are independent.
+func (o *outbox) take() []routing.Record {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]routing.Record, 0, len(o.pending))
+	for _, rec := range o.pending {
+		out = append(out, rec)
+	}
+	clear(o.pending)
+	return out
+}
+
+// run sends what is put until ctx ends or a send fails (the session is then
+// closing, and the neighbour gets the whole database on its next session).
+func (o *outbox) run(ctx context.Context, sess *link.Session, sent func()) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.wake:
+		}
+		for _, rec := range o.take() {
+			b, err := rec.MarshalBinary()
+			if err != nil {
+				continue // a record that decoded or validated encodes
+			}
+			if sess.SendControl(append([]byte{ctlRecord}, b...)) != nil {
+				return
+			}
+			sent()
+		}
+	}
+}
