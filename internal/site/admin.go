@@ -130,11 +130,44 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
+// decodeBody decodes a request body holding exactly one JSON value that
+// has no fields v lacks. The body is bounded by authed; encoding/json
+// bounds nesting.
 func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON value")
+	}
+	if err != nil {
 		return errBadRequest(fmt.Errorf("request body: %w", err))
+	}
+	return nil
+}
+
+// object is a resource that a PUT to /v1/KIND/{name} creates or replaces.
+type object interface {
+	GetName() string
+	SetName(string)
+	Default() error
+}
+
+// decodeObject decodes the body of a PUT into obj, takes its name from the
+// path when the body has none, and validates it.
+func decodeObject(r *http.Request, obj object) error {
+	if err := decodeBody(r, obj); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if obj.GetName() == "" {
+		obj.SetName(name)
+	}
+	if obj.GetName() != name {
+		return errBadRequest(fmt.Errorf("metadata.name %q does not match the path's %q", obj.GetName(), name))
+	}
+	if err := obj.Default(); err != nil {
+		return errBadRequest(err)
 	}
 	return nil
 }
@@ -205,17 +238,8 @@ func (s *Site) apiDeleteLink(w http.ResponseWriter, r *http.Request) (any, error
 
 func (s *Site) apiPutListener(w http.ResponseWriter, r *http.Request) (any, error) {
 	var l resource.Listener
-	if err := decodeBody(r, &l); err != nil {
+	if err := decodeObject(r, &l); err != nil {
 		return nil, err
-	}
-	if l.Name == "" {
-		l.Name = r.PathValue("name")
-	}
-	if l.Name != r.PathValue("name") {
-		return nil, errBadRequest(fmt.Errorf("metadata.name %q does not match the path", l.Name))
-	}
-	if err := l.Default(); err != nil {
-		return nil, errBadRequest(err)
 	}
 	return s.SetListener(l)
 }
@@ -230,17 +254,8 @@ func (s *Site) apiDeleteListener(w http.ResponseWriter, r *http.Request) (any, e
 
 func (s *Site) apiPutConnector(w http.ResponseWriter, r *http.Request) (any, error) {
 	var c resource.Connector
-	if err := decodeBody(r, &c); err != nil {
+	if err := decodeObject(r, &c); err != nil {
 		return nil, err
-	}
-	if c.Name == "" {
-		c.Name = r.PathValue("name")
-	}
-	if c.Name != r.PathValue("name") {
-		return nil, errBadRequest(fmt.Errorf("metadata.name %q does not match the path", c.Name))
-	}
-	if err := c.Default(); err != nil {
-		return nil, errBadRequest(err)
 	}
 	return s.SetConnector(c)
 }
@@ -279,10 +294,11 @@ func (s *Site) apiApply(w http.ResponseWriter, r *http.Request) (any, error) {
 			}
 			out = append(out, ApplyResult{o.Kind, v.Name, "configured"})
 		case *resource.Topic, *resource.Queue, *resource.Subscription:
-			if err := s.applyEventObject(o.Object.(interface{ Default() error }), ""); err != nil {
+			obj := o.Object.(object)
+			if err := s.putEventObject(obj); err != nil {
 				return nil, err
 			}
-			out = append(out, ApplyResult{o.Kind, o.Object.(interface{ GetName() string }).GetName(), "configured"})
+			out = append(out, ApplyResult{o.Kind, obj.GetName(), "configured"})
 		case *resource.Link:
 			if v.Spec.Token == nil {
 				return nil, errBadRequest(fmt.Errorf("link %s: spec.token is required", v.Name))

@@ -131,7 +131,7 @@ func (s *Site) eventRoutes() map[string]handlerFunc {
 
 func (s *Site) apiPutEventObject(kind string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) (any, error) {
-		var obj interface{ Default() error }
+		var obj object
 		switch kind {
 		case resource.KindTopic:
 			obj = &resource.Topic{}
@@ -140,39 +140,18 @@ func (s *Site) apiPutEventObject(kind string) handlerFunc {
 		default:
 			obj = &resource.Subscription{}
 		}
-		if err := decodeBody(r, obj); err != nil {
+		if err := decodeObject(r, obj); err != nil {
 			return nil, err
 		}
-		if err := s.applyEventObject(obj, r.PathValue("name")); err != nil {
+		if err := s.putEventObject(obj); err != nil {
 			return nil, err
 		}
 		return obj, nil
 	}
 }
 
-// applyEventObject validates and stores a Topic, Queue or Subscription; name,
-// when set, is the name from the request path and must match.
-func (s *Site) applyEventObject(obj interface{ Default() error }, name string) error {
-	var meta *string
-	switch v := obj.(type) {
-	case *resource.Topic:
-		meta = &v.Name
-	case *resource.Queue:
-		meta = &v.Name
-	case *resource.Subscription:
-		meta = &v.Name
-	default:
-		return errBadRequest(fmt.Errorf("%T is not an event object", obj))
-	}
-	if *meta == "" {
-		*meta = name
-	}
-	if name != "" && *meta != name {
-		return errBadRequest(fmt.Errorf("metadata.name %q does not match the path", *meta))
-	}
-	if err := obj.Default(); err != nil {
-		return errBadRequest(err)
-	}
+// putEventObject stores a valid Topic, Queue or Subscription.
+func (s *Site) putEventObject(obj object) error {
 	var err error
 	switch v := obj.(type) {
 	case *resource.Topic:
@@ -181,6 +160,8 @@ func (s *Site) applyEventObject(obj interface{ Default() error }, name string) e
 		err = s.events.PutQueue(*v)
 	case *resource.Subscription:
 		err = s.events.PutSubscription(*v)
+	default:
+		return errBadRequest(fmt.Errorf("%T is not an event object", obj))
 	}
 	if err != nil {
 		return errBadRequest(err)

@@ -9,7 +9,8 @@ import (
 // Limits on the configuration one site holds. They are input limits, checked
 // where a change arrives, so that what the site announces always fits in a
 // site record (routing's limits) and a client can never make it fail later.
-const (
+// They are variables so that a test can reach them cheaply.
+var (
 	maxLinks      = routing.MaxLinks      // inbound and outbound together
 	maxConnectors = routing.MaxConnectors // each announces its address
 	maxListeners  = 4096                  // each holds a port

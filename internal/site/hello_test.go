@@ -1,0 +1,197 @@
+package site
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestDecodeHello(t *testing.T) {
+	for _, tc := range []struct {
+		in, err string
+	}{
+		{`{"name":"east","cost":10}`, ""},
+		{`{"name":"east","cost":10,"x":1}`, "unknown field"},
+		{`{"name":"East","cost":1}`, "metadata.name"},
+		{`{"name":"east","cost":99999999}`, "over the limit"},
+		{`{"name":"east"} {}`, "trailing"},
+		{`[`, "malformed"},
+		{`{"name":"` + strings.Repeat("a", 5000) + `"}`, "over the limit"},
+	} {
+		_, err := decodeHello([]byte(tc.in))
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("decodeHello(%.40q) = %v, want error containing %q", tc.in, err, tc.err)
+		}
+	}
+}
+
+func FuzzDecodeHello(f *testing.F) {
+	f.Add([]byte(`{"name":"east","cost":10}`))
+	f.Add([]byte(`{"name":"a","cost":0}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := decodeHello(b)
+		if err == nil && (h.Cost > maxLinkCost || h.Name == "") {
+			t.Fatalf("accepted invalid hello %+v", h)
+		}
+	})
+}
+
+// step is one input to a handshake and what must come out.
+type step struct {
+	in      string // "start", "timeout", or a control message: "hello NAME COST", "record", "refuse REASON", "raw HEX-ish"
+	send    string // the hello it sends, "NAME COST", or ""
+	up      bool
+	record  bool
+	refused string // the refusal's reason
+	closes  string // part of the close reason, "" for none
+}
+
+func (st step) msg(t *testing.T) []byte {
+	f := strings.Fields(st.in)
+	switch f[0] {
+	case "hello":
+		return encodeControl(ctlHello, hello{Name: f[1], Cost: uint32(atoi(t, f[2]))})
+	case "record":
+		return []byte{ctlRecord, 'r'}
+	case "refuse":
+		return encodeControl(ctlRefuse, refusal{Reason: f[1], Message: "because"})
+	case "empty":
+		return nil
+	case "unknown":
+		return []byte{99, 1, 2}
+	case "garbage-hello":
+		return []byte{ctlHello, '{'}
+	}
+	t.Fatalf("unknown step %q", st.in)
+	return nil
+}
+
+func atoi(t *testing.T, s string) int {
+	var n int
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestHandshake(t *testing.T) {
+	tests := []struct {
+		name    string
+		inbound bool
+		steps   []step
+	}{
+		{"dialer: hello, then up on the issuer's hello, then records", false, []step{
+			{in: "start", send: "a 10"},
+			{in: "hello b 10", up: true},
+			{in: "record", record: true},
+			{in: "timeout"}, // too late to matter
+		}},
+		{"acceptor: answers the hello with the dialer's cost", true, []step{
+			{in: "start"},
+			{in: "hello b 7", send: "a 7", up: true},
+			{in: "record", record: true},
+		}},
+		{"acceptor: cost 0 becomes 1", true, []step{
+			{in: "hello b 0", send: "a 1", up: true},
+		}},
+		{"dialer: refused for good", false, []step{
+			{in: "start", send: "a 1"},
+			{in: "refuse revoked", refused: "revoked", closes: "refused by the issuing site: because"},
+			{in: "hello b 1"}, // over: ignored
+		}},
+		{"record before hello closes", true, []step{
+			{in: "record", closes: "before the hello"},
+		}},
+		{"second hello closes", true, []step{
+			{in: "hello b 1", send: "a 1", up: true},
+			{in: "hello b 1", closes: "second hello"},
+		}},
+		{"acceptor never takes a refusal", true, []step{
+			{in: "refuse revoked", closes: "out of turn"},
+		}},
+		{"refusal after up closes", false, []step{
+			{in: "start", send: "a 1"},
+			{in: "hello b 1", up: true},
+			{in: "refuse revoked", closes: "out of turn"},
+		}},
+		{"unknown reason closes", false, []step{
+			{in: "refuse bored", closes: "unknown reason"},
+		}},
+		{"no hello in time", true, []step{
+			{in: "timeout", closes: "no hello in time"},
+		}},
+		{"bad hello", true, []step{
+			{in: "garbage-hello", closes: "hello: malformed"},
+		}},
+		{"empty message", true, []step{
+			{in: "empty", closes: "empty control message"},
+		}},
+		{"unknown types are skipped", true, []step{
+			{in: "unknown"},
+			{in: "hello b 1", send: "a 1", up: true},
+			{in: "unknown"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &handshake{inbound: tt.inbound, self: "a"}
+			for i, st := range tt.steps {
+				var a hsAction
+				switch st.in {
+				case "start":
+					cost := uint32(0)
+					if !tt.inbound {
+						cost = uint32(atoi(t, strings.Fields(st.send)[1]))
+					}
+					a = h.start(cost)
+				case "timeout":
+					a = h.timeout()
+				default:
+					a = h.control(st.msg(t))
+				}
+				got := ""
+				if a.send != nil {
+					hl, err := decodeHello(a.send[1:])
+					if a.send[0] != ctlHello || err != nil {
+						t.Fatalf("step %d: sent %q", i, a.send)
+					}
+					got = fmt.Sprintf("%s %d", hl.Name, hl.Cost)
+				}
+				refused := ""
+				if a.refused != nil {
+					refused = a.refused.Reason
+				}
+				closes := a.close != nil && st.closes != "" && strings.Contains(a.close.Error(), st.closes)
+				if got != st.send || a.up != st.up || (a.record != nil) != st.record || refused != st.refused || (a.close != nil) != (st.closes != "") || a.close != nil && !closes {
+					t.Fatalf("step %d (%s): send %q up %v record %v refused %q close %v; want %+v", i, st.in, got, a.up, a.record != nil, refused, a.close, st)
+				}
+			}
+		})
+	}
+}
+
+func FuzzHandshake(f *testing.F) {
+	f.Add(true, []byte{ctlHello, '{', '}', 0, ctlRecord, 1})
+	f.Add(false, append(encodeControl(ctlHello, hello{Name: "b", Cost: 3}), append([]byte{0}, encodeControl(ctlRefuse, refusal{Reason: "revoked"})...)...))
+	f.Fuzz(func(t *testing.T, inbound bool, in []byte) {
+		h := &handshake{inbound: inbound, self: "a"}
+		h.start(1)
+		ups := 0
+		for _, msg := range bytes.Split(in, []byte{0}) {
+			a := h.control(msg)
+			if a.up {
+				ups++
+			}
+			if a.record != nil && h.phase != linkUp {
+				t.Fatalf("a record passed in phase %d", h.phase)
+			}
+			if a.up && h.peer.Cost == 0 {
+				t.Fatal("up with cost 0")
+			}
+		}
+		if ups > 1 {
+			t.Fatalf("up %d times", ups)
+		}
+	})
+}

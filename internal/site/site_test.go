@@ -1,0 +1,290 @@
+package site
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"weft.dev/weft/internal/datadir"
+	"weft.dev/weft/internal/resource"
+	"weft.dev/weft/internal/routing"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testSite is a site running in this process with its data in a temporary
+// directory; it stops when the test ends.
+type testSite struct {
+	*Site
+	t   *testing.T
+	dir string
+	log *syncBuffer
+}
+
+func startSite(t *testing.T, name string) *testSite {
+	t.Helper()
+	return startSiteIn(t, name, t.TempDir())
+}
+
+func startSiteIn(t *testing.T, name, dir string) *testSite {
+	t.Helper()
+	log := &syncBuffer{}
+	s, err := New(Options{Name: name, DataDir: dir, Logger: slog.New(slog.NewTextHandler(log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("site %s: Run: %v", name, err)
+		}
+	})
+	return &testSite{Site: s, t: t, dir: dir, log: log}
+}
+
+// api calls the site's admin API and decodes the answer into out, if any; it
+// returns the status and the error code of an error answer.
+func (s *testSite) api(method, path string, body any, out any) (int, string) {
+	s.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		r = bytes.NewReader(b)
+	case string:
+		r = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, "http://"+s.AdminAddr().String()+path, r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.AdminToken())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		var e struct{ Error apiError }
+		json.Unmarshal(raw, &e)
+		if e.Error.Code == "" || e.Error.Message == "" {
+			s.t.Errorf("%s %s: %d answer is not the API's error shape: %s", method, path, resp.StatusCode, raw)
+		}
+		return resp.StatusCode, e.Error.Code
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			s.t.Fatalf("%s %s: %v in %s", method, path, err, raw)
+		}
+	}
+	return resp.StatusCode, ""
+}
+
+func connector(name string) resource.Connector {
+	c := resource.Connector{Spec: resource.ConnectorSpec{Address: name, Target: "127.0.0.1:9"}}
+	c.Name = name
+	return c
+}
+
+func (s *testSite) putConnector(name string) (int, string) {
+	return s.api("PUT", "/v1/connectors/"+name, connector(name), nil)
+}
+
+func (s *testSite) announces(address string) bool {
+	for _, c := range s.svc.Advertised() {
+		if c.Address == address {
+			return true
+		}
+	}
+	return false
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A second process on the same data directory must stop at once and say
+// which process holds it, not hang on the event store or share state.
+func TestSecondSiteOnDataDirectoryRefused(t *testing.T) {
+	s := startSite(t, "a")
+	_, err := New(Options{Name: "a", DataDir: s.dir})
+	if !errors.Is(err, datadir.ErrInUse) || !strings.Contains(err.Error(), fmt.Sprintf("in use by pid %d", os.Getpid())) {
+		t.Fatalf("second New: %v", err)
+	}
+}
+
+// A change whose save fails is refused with an error, and not made: after a
+// restart nothing would bring it back, so it must not take effect now.
+func TestFailedSaveRefusesTheChange(t *testing.T) {
+	s := startSite(t, "a")
+	if code, _ := s.putConnector("kept"); code != 200 {
+		t.Fatalf("first connector: %d", code)
+	}
+	// A directory where the state file goes makes every save fail.
+	stateFile := filepath.Join(s.dir, stateFile)
+	if err := os.Remove(stateFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(stateFile, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, call := range []struct {
+		name   string
+		do     func() (int, string)
+		undone func() bool
+	}{
+		{"create connector", func() (int, string) { return s.putConnector("lost") },
+			func() bool { return !s.announces("lost") && len(s.Connectors()) == 1 }},
+		{"delete connector", func() (int, string) { return s.api("DELETE", "/v1/connectors/kept", nil, nil) },
+			func() bool { return s.announces("kept") && len(s.Connectors()) == 1 }},
+		{"create listener", func() (int, string) {
+			l := resource.Listener{Spec: resource.ListenerSpec{Address: "x", Host: "127.0.0.1"}}
+			return s.api("PUT", "/v1/listeners/x", l, nil)
+		}, func() bool { _, bound := s.svc.ListenerAddr("x"); return !bound && len(s.Listeners()) == 0 }},
+		{"issue token", func() (int, string) { return s.api("POST", "/v1/tokens", TokenRequest{}, nil) },
+			func() bool { return len(s.state().Tokens.Tokens()) == 0 }},
+	} {
+		code, errCode := call.do()
+		if code != http.StatusInternalServerError || errCode != "NotSaved" {
+			t.Errorf("%s with a failing disk: %d %s, want 500 NotSaved", call.name, code, errCode)
+		}
+		if !call.undone() {
+			t.Errorf("%s: the refused change was made anyway", call.name)
+		}
+	}
+	if err := os.Remove(stateFile); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := s.putConnector("later"); code != 200 || !s.announces("later") {
+		t.Fatalf("once the disk is back: %d", code)
+	}
+}
+
+func TestLimitsAreRefusedAndCounted(t *testing.T) {
+	defer func(c, l int) { maxConnectors, maxListeners = c, l }(maxConnectors, maxListeners)
+	maxConnectors, maxListeners = 3, 1
+	s := startSite(t, "a")
+	for i := range 3 {
+		if code, _ := s.putConnector(fmt.Sprint("c", i)); code != 200 {
+			t.Fatalf("connector %d: %d", i, code)
+		}
+	}
+	if code, errCode := s.putConnector("c3"); code != http.StatusConflict || errCode != "LimitReached" {
+		t.Errorf("connector over the limit: %d %s, want 409 LimitReached", code, errCode)
+	}
+	// Replacing one that exists is no new connector.
+	if code, _ := s.putConnector("c1"); code != 200 {
+		t.Errorf("replacing a connector at the limit: %d", code)
+	}
+	l := resource.Listener{Spec: resource.ListenerSpec{Address: "x", Host: "127.0.0.1"}}
+	if code, _ := s.api("PUT", "/v1/listeners/l1", l, nil); code != 200 {
+		t.Fatalf("listener: %d", code)
+	}
+	if code, errCode := s.api("PUT", "/v1/listeners/l2", l, nil); code != http.StatusConflict || errCode != "LimitReached" {
+		t.Errorf("listener over the limit: %d %s", code, errCode)
+	}
+	if _, bound := s.svc.ListenerAddr("l2"); bound {
+		t.Error("the refused listener was bound")
+	}
+	for limit, want := range map[string]float64{"connectors": 1, "listeners": 1} {
+		if got := testutil.ToFloat64(s.metrics.LimitRefusals.WithLabelValues(limit)); got != want {
+			t.Errorf("weft_limit_refusals_total{limit=%q} = %v, want %v", limit, got, want)
+		}
+	}
+}
+
+// Connectors whose addresses would make the site record too large for the
+// network are refused where they arrive, not by the router later.
+func TestRecordSizeIsCheckedAtInput(t *testing.T) {
+	s := startSite(t, "a")
+	var cs []resource.Connector
+	long := strings.Repeat("a", routing.MaxAddressLen-8)
+	for i := 0; len(cs)*len(long) <= routing.MaxRecordSize; i++ {
+		cs = append(cs, connector(fmt.Sprintf("%s%08d", long, i)))
+	}
+	var lim *LimitError
+	if err := s.checkRecord(cs); !errors.As(err, &lim) {
+		t.Fatalf("checkRecord of %d long addresses: %v", len(cs), err)
+	}
+	if err := s.checkRecord(cs[:10]); err != nil {
+		t.Fatalf("checkRecord of 10: %v", err)
+	}
+}
+
+// Bad bodies get a 4xx in the API's error shape and the site keeps serving.
+func TestAdminAPIRefusesBadBodies(t *testing.T) {
+	s := startSite(t, "a")
+	good := `{"spec":{"address":"x","target":"127.0.0.1:9"}}`
+	for name, body := range map[string]string{
+		"oversize":       `{"spec":{"address":"x","target":"127.0.0.1:9"},"metadata":{"annotations":{"a":"` + strings.Repeat("x", maxBody) + `"}}}`,
+		"deep":           strings.Repeat("[", 100_000),
+		"deep object":    strings.Repeat(`{"a":`, 20_000),
+		"unknown field":  `{"spec":{"address":"x","target":"127.0.0.1:9","bogus":1}}`,
+		"wrong type":     `{"spec":{"address":7}}`,
+		"trailing":       good + `{}`,
+		"garbage":        "\x00\xff",
+		"empty":          "",
+		"name mismatch":  `{"metadata":{"name":"other"},"spec":{"address":"x","target":"127.0.0.1:9"}}`,
+		"invalid target": `{"spec":{"address":"x","target":"nowhere"}}`,
+	} {
+		code, errCode := s.api("PUT", "/v1/connectors/x", body, nil)
+		if code < 400 || code >= 500 {
+			t.Errorf("%s: %d %s, want 4xx", name, code, errCode)
+		}
+	}
+	if code, _ := s.api("PUT", "/v1/connectors/x", good, nil); code != 200 {
+		t.Fatalf("after the bad bodies a good one got %d", code)
+	}
+	if code, _ := s.api("GET", "/v1/status", nil, &Status{}); code != 200 {
+		t.Fatalf("status after bad bodies: %d", code)
+	}
+}
+
+// syncBuffer is a log the site's goroutines write while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
