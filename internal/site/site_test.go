@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"weft.dev/weft/internal/datadir"
+	"weft.dev/weft/internal/logbuf"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
 )
@@ -32,7 +32,7 @@ type testSite struct {
 	*Site
 	t   *testing.T
 	dir string
-	log *syncBuffer
+	log *logbuf.Buffer
 }
 
 func startSite(t *testing.T, name string) *testSite {
@@ -42,7 +42,7 @@ func startSite(t *testing.T, name string) *testSite {
 
 func startSiteIn(t *testing.T, name, dir string) *testSite {
 	t.Helper()
-	log := &syncBuffer{}
+	log := &logbuf.Buffer{}
 	s, err := New(Options{Name: name, DataDir: dir, Logger: slog.New(slog.NewTextHandler(log, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -269,22 +269,4 @@ func TestAdminAPIRefusesBadBodies(t *testing.T) {
 	if code, _ := s.api("GET", "/v1/status", nil, &Status{}); code != 200 {
 		t.Fatalf("status after bad bodies: %d", code)
 	}
-}
-
-// syncBuffer is a log the site's goroutines write while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

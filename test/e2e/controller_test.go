@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"weft.dev/weft/internal/logbuf"
 	"weft.dev/weft/test/envtest"
 )
 
@@ -31,7 +32,7 @@ type controllerProc struct {
 	dir  string
 	args []string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *logbuf.Buffer
 	url  string
 	tok  string
 }
@@ -40,7 +41,7 @@ type controllerProc struct {
 // `controller run`. It returns once the API answers.
 func startController(t *testing.T, dir string, extra ...string) *controllerProc {
 	t.Helper()
-	c := &controllerProc{t: t, dir: dir, log: &syncBuffer{},
+	c := &controllerProc{t: t, dir: dir, log: &logbuf.Buffer{},
 		args: append([]string{"--data", dir, "controller", "run", "--listen", "127.0.0.1:0", "--max-backoff", "2s"}, extra...)}
 	c.start()
 	t.Cleanup(func() { c.stop(syscall.SIGTERM) })

@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -312,5 +315,24 @@ spec: {address: svc, port: 0}
 	listen := a.status().Listeners[0].Listen
 	if got, err := greeting(listen); got != "local" {
 		t.Fatalf("greeting %q, %v", got, err)
+	}
+}
+
+// TestDataDirectoryInUse: a second `weft site run` on a running site's data
+// directory exits at once, naming the process that holds it.
+func TestDataDirectoryInUse(t *testing.T) {
+	a := startSite(t, "a")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, weftBin, "site", "run", "--name", "a", "--data", a.dir).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatal("the second site did not exit: it waited for the data directory")
+	}
+	want := fmt.Sprintf("data directory %s is in use by pid %d", a.dir, a.cmd.Process.Pid)
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Fatalf("second site: %v\n%s\nwant an error saying %q", err, out, want)
+	}
+	if !a.status().hasSite("a") {
+		t.Fatal("the first site stopped answering")
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"weft.dev/weft/internal/logbuf"
 )
 
 // weftBin is the weft binary built once for the whole package.
@@ -52,32 +54,15 @@ type site struct {
 	dir  string
 	args []string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *logbuf.Buffer
 	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // startSite starts a site with a fresh data directory. Heartbeats are fast so
 // that dead peers are found quickly.
 func startSite(t *testing.T, name string, extra ...string) *site {
 	t.Helper()
-	s := &site{t: t, name: name, dir: filepath.Join(t.TempDir(), name), log: &syncBuffer{}}
+	s := &site{t: t, name: name, dir: filepath.Join(t.TempDir(), name), log: &logbuf.Buffer{}}
 	s.args = append([]string{"site", "run", "--name", name, "--data", s.dir, "--heartbeat", "200ms", "--dead-after", "1s", "--log-level", "debug"}, extra...)
 	s.start()
 	t.Cleanup(func() {
