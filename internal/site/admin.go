@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/service"
@@ -183,21 +184,30 @@ func (s *Site) apiIssueToken(w http.ResponseWriter, r *http.Request) (any, error
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
 	}
-	ttl := 15 * time.Minute
+	ttl, uses, err := req.parse()
+	if err != nil {
+		return nil, errBadRequest(err)
+	}
+	return s.IssueToken(ttl, uses)
+}
+
+// parse validates a token request and fills in its defaults: 15 minutes, one
+// use.
+func (req TokenRequest) parse() (ttl time.Duration, uses int, err error) {
+	ttl, uses = 15*time.Minute, req.Uses
 	if req.Expires != "" {
-		d, err := time.ParseDuration(req.Expires)
-		if err != nil || d <= 0 {
-			return nil, errBadRequest(fmt.Errorf("expires: %q is not a positive duration such as 15m", req.Expires))
+		ttl, err = time.ParseDuration(req.Expires)
+		if err != nil || ttl <= 0 {
+			return 0, 0, fmt.Errorf("expires: %q is not a positive duration such as 15m", req.Expires)
 		}
-		ttl = d
 	}
-	if req.Uses == 0 {
-		req.Uses = 1
+	if uses == 0 {
+		uses = 1
 	}
-	if req.Uses < 0 {
-		return nil, errBadRequest(errors.New("uses must be at least 1"))
+	if uses < 1 || uses > identity.MaxTokenUses {
+		return 0, 0, fmt.Errorf("uses: %d is not within 1..%d", req.Uses, identity.MaxTokenUses)
 	}
-	return s.IssueToken(ttl, req.Uses)
+	return ttl, uses, nil
 }
 
 func (s *Site) apiCreateLink(w http.ResponseWriter, r *http.Request) (any, error) {

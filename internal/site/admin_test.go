@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/resource"
 )
 
@@ -19,12 +21,14 @@ func FuzzDecodeObject(f *testing.F) {
 	f.Add(uint8(3), []byte(`{"spec":{"delivery":"persisted"}}`))
 	f.Add(uint8(4), []byte(`{"spec":{"topic":"orders.>","sink":"http://127.0.0.1:9/","retry":5,"backoffDelay":"1s"}}`))
 	f.Add(uint8(0), []byte(`[[[[`))
+	f.Add(uint8(5), []byte(`{"spec":{"cost":10,"token":{"spec":{"id":"a","secret":"b","issuerID":"00112233445566778899aabbccddeeff","issuerName":"b","addresses":["127.0.0.1:1"],"ca":"x"}}}}`))
 	kinds := []func() object{
 		func() object { return &resource.Connector{} },
 		func() object { return &resource.Listener{} },
 		func() object { return &resource.Topic{} },
 		func() object { return &resource.Queue{} },
 		func() object { return &resource.Subscription{} },
+		func() object { return &resource.Link{} },
 	}
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
 		newObj := kinds[int(kind)%len(kinds)]
@@ -46,6 +50,23 @@ func FuzzDecodeObject(f *testing.F) {
 		r.SetPathValue("name", "x")
 		if err := decodeObject(r, again); err != nil {
 			t.Fatalf("accepted object %s does not decode again: %v", b, err)
+		}
+	})
+}
+
+func FuzzTokenRequest(f *testing.F) {
+	f.Add(`{"expires":"15m","uses":3}`)
+	f.Add(`{"uses":-1}`)
+	f.Add(`{"expires":"-1s"}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		var req TokenRequest
+		r := httptest.NewRequest("POST", "/v1/tokens", strings.NewReader(body))
+		if decodeBody(r, &req) != nil {
+			return
+		}
+		ttl, uses, err := req.parse()
+		if err == nil && (ttl <= 0 || uses < 1 || uses > identity.MaxTokenUses) {
+			t.Fatalf("accepted %s as ttl %v, %d uses", body, ttl, uses)
 		}
 	})
 }

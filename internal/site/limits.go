@@ -14,6 +14,9 @@ var (
 	maxLinks      = routing.MaxLinks      // inbound and outbound together
 	maxConnectors = routing.MaxConnectors // each announces its address
 	maxListeners  = 4096                  // each holds a port
+	// maxTokens bounds the tokens kept (until a day after they expire),
+	// each of which the state file carries.
+	maxTokens = 1024
 )
 
 // LimitError is a change refused because it would break a limit. The admin

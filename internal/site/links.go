@@ -137,6 +137,10 @@ func (s *Site) IssueToken(ttl time.Duration, uses int) (*resource.AccessToken, e
 	var id, secret string
 	var expires time.Time
 	err := s.commit(func(st *state) (err error) {
+		if len(st.Tokens.Tokens()) >= maxTokens {
+			s.metrics.LimitRefusals.WithLabelValues("tokens").Inc()
+			return limitError("tokens", maxTokens, "revoke tokens or wait until they expire")
+		}
 		id, secret, expires, err = st.Tokens.Issue(time.Now(), ttl, uses)
 		return err
 	})

@@ -192,8 +192,8 @@ func TestFailedSaveRefusesTheChange(t *testing.T) {
 }
 
 func TestLimitsAreRefusedAndCounted(t *testing.T) {
-	defer func(c, l int) { maxConnectors, maxListeners = c, l }(maxConnectors, maxListeners)
-	maxConnectors, maxListeners = 3, 1
+	defer func(c, l, k int) { maxConnectors, maxListeners, maxTokens = c, l, k }(maxConnectors, maxListeners, maxTokens)
+	maxConnectors, maxListeners, maxTokens = 3, 1, 1
 	s := startSite(t, "a")
 	for i := range 3 {
 		if code, _ := s.putConnector(fmt.Sprint("c", i)); code != 200 {
@@ -217,7 +217,16 @@ func TestLimitsAreRefusedAndCounted(t *testing.T) {
 	if _, bound := s.svc.ListenerAddr("l2"); bound {
 		t.Error("the refused listener was bound")
 	}
-	for limit, want := range map[string]float64{"connectors": 1, "listeners": 1} {
+	if code, _ := s.api("POST", "/v1/tokens", TokenRequest{}, nil); code != 200 {
+		t.Fatalf("token: %d", code)
+	}
+	if code, errCode := s.api("POST", "/v1/tokens", TokenRequest{}, nil); code != http.StatusConflict || errCode != "LimitReached" {
+		t.Errorf("token over the limit: %d %s", code, errCode)
+	}
+	if code, errCode := s.api("POST", "/v1/tokens", TokenRequest{Uses: 5000}, nil); code != http.StatusBadRequest {
+		t.Errorf("token of 5000 uses: %d %s, want 400", code, errCode)
+	}
+	for limit, want := range map[string]float64{"connectors": 1, "listeners": 1, "tokens": 1} {
 		if got := testutil.ToFloat64(s.metrics.LimitRefusals.WithLabelValues(limit)); got != want {
 			t.Errorf("weft_limit_refusals_total{limit=%q} = %v, want %v", limit, got, want)
 		}
