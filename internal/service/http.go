@@ -319,125 +319,12 @@ func (in *ingress) RoundTrip(req *http.Request) (*http.Response, error) {
 	if retry {
 		retries = in.retries
 	}
+	var delay time.Duration
 	if hedge {
 		p95, known := in.p95()
-		if d, ok := in.hedge.delay(p95, known); ok {
-			return in.hedged(req, p, d, retries)
-		}
+		delay, hedge = in.hedge.delay(p95, known)
 	}
-	return in.sequential(req, p, retries)
-}
-
-// sequential tries candidates one at a time: overflow past saturated ones
-// costs nothing, a failure before any byte of an answer costs one retry.
-func (in *ingress) sequential(req *http.Request, p plan, retries int) (*http.Response, error) {
-	tried := map[balance.Key]bool{}
-	var fallback *http.Response // an overload answer to return if all are full
-	var lastErr error
-	for {
-		t, ok := in.pickStart(p, tried)
-		if !ok {
-			break
-		}
-		a := in.send(req.Context(), t, req)
-		switch a.v {
-		case verdictGood, verdictBad:
-			closeResponse(fallback)
-			return in.deliver(a), nil
-		case verdictOverload:
-			in.done(t.key, 0, balance.Cancelled)
-			closeResponse(fallback)
-			fallback = a.resp
-			continue
-		case verdictCancelled:
-			in.done(t.key, a.took, balance.Cancelled)
-			closeResponse(fallback)
-			return nil, a.err
-		}
-		in.done(t.key, a.took, balance.ConnectFailure)
-		lastErr = a.failure()
-		in.m.cfg.Logger.Debug("http attempt failed", "address", in.address, "site", t.cand.SiteName, "err", lastErr)
-		closeResponse(a.resp)
-		if retries == 0 {
-			break
-		}
-		retries--
-	}
-	if fallback != nil {
-		return fallback, nil
-	}
-	if lastErr != nil {
-		return nil, lastErr
-	}
-	return nil, fmt.Errorf("%w: every candidate for %q is saturated or was tried", errNoCandidate, in.address)
-}
-
-// attempt is one copy of a request sent to one candidate.
-type attempt struct {
-	t      target
-	label  string // Weft-Copy, when hedged
-	ctx    context.Context
-	cancel context.CancelFunc
-	start  time.Time
-	resp   *http.Response
-	err    error
-	v      verdict
-	took   time.Duration // to the answer's headers, or to the failure
-}
-
-// failure is the error of a failed attempt, for logs and the client.
-func (a *attempt) failure() error {
-	if a.err != nil {
-		return a.err
-	}
-	return fmt.Errorf("site %s: %s %s", a.t.cand.SiteName, a.resp.Status, a.resp.Header.Get(HeaderError))
-}
-
-// newAttempt prepares an attempt with its own context, so that a hedge can
-// cancel it alone; deliver, or whoever drops the attempt, cancels it.
-func (in *ingress) newAttempt(parent context.Context, t target, label string) *attempt {
-	ctx, cancel := context.WithCancel(parent)
-	return &attempt{t: t, label: label, ctx: ctx, cancel: cancel}
-}
-
-// run sends the attempt and classifies what came back.
-func (in *ingress) run(a *attempt, req *http.Request) {
-	out := req.Clone(a.ctx)
-	if req.GetBody != nil {
-		out.Body, _ = req.GetBody()
-	}
-	if a.label != "" {
-		out.Header.Set(HeaderCopy, a.label)
-	}
-	a.start = in.m.cfg.Now()
-	if a.t.cand.Site == in.m.cfg.Self {
-		a.resp, a.err = in.m.roundTripLocal(in.address, out)
-	} else {
-		a.resp, a.err = in.m.remoteTransport(in.address, a.t.cand.Path).RoundTrip(out)
-	}
-	a.took = in.m.cfg.Now().Sub(a.start)
-	a.v = classify(a.resp, a.err, a.ctx.Err() != nil)
-}
-
-// send makes one attempt synchronously.
-func (in *ingress) send(ctx context.Context, t target, req *http.Request) *attempt {
-	a := in.newAttempt(ctx, t, "")
-	in.run(a, req)
-	if a.v != verdictGood && a.v != verdictBad {
-		a.cancel()
-	}
-	return a
-}
-
-// deliver returns a's answer to the client; the request counts as in
-// flight, and a's context lives, until the client side closes the body.
-func (in *ingress) deliver(a *attempt) *http.Response {
-	o := balance.OutcomeForStatus(a.resp.StatusCode)
-	a.resp.Body = wrapBody(a.resp.Body, func() {
-		a.cancel()
-		in.done(a.t.key, a.took, o)
-	})
-	return a.resp
+	return in.runRace(req, p, hedge, delay, retries)
 }
 
 // remoteTransport returns the pooled transport to address along path.
