@@ -71,7 +71,7 @@ func (in *ingress) run(a *attempt, req *http.Request) {
 	} else {
 		a.resp, a.err = in.m.remoteTransport(in.address, a.t.cand.Path).RoundTrip(out)
 	}
-	a.took = in.m.cfg.Now().Sub(a.start)
+	a.took = in.m.cfg.Clock.Since(a.start)
 	a.v = classify(a.resp, a.err, a.ctx.Err() != nil)
 }
 
@@ -112,9 +112,9 @@ func (in *ingress) runRace(req *http.Request, p plan, hedged bool, delay time.Du
 		if delay <= 0 {
 			rr.r.timer()
 		} else {
-			t := time.NewTimer(delay)
+			t := in.m.cfg.Clock.NewTimer(delay)
 			defer t.Stop()
-			fire = t.C
+			fire = t.C()
 		}
 	}
 	for {
@@ -189,7 +189,7 @@ func (rr *raceRun) do(act raceAction) {
 	a := rr.attempts[act.copy-1]
 	switch act.kind {
 	case actCancel:
-		a.cancelledAt = in.m.cfg.Now()
+		a.cancelledAt = in.m.cfg.Clock.Now()
 		a.cancel()
 	case actEnd:
 		var lat time.Duration
@@ -227,7 +227,7 @@ func (rr *raceRun) launch(n int, backup bool) {
 			t.cand.Path = path
 		}
 	}
-	a := &attempt{n: n, t: t, start: in.m.cfg.Now()}
+	a := &attempt{n: n, t: t, start: in.m.cfg.Clock.Now()}
 	a.ctx, a.cancel = context.WithCancel(rr.req.Context())
 	rr.attempts = append(rr.attempts, a)
 	if !rr.hedged {

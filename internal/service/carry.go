@@ -34,7 +34,7 @@ func (m *Manager) carry(client net.Conn, address string) {
 		// each other's load.
 		m.mu.Lock()
 		p := m.pickerLocked(address)
-		k, ok := p.Pick(m.cfg.Now(), bcands, func(k balance.Key) bool { return tried[k] })
+		k, ok := p.Pick(m.cfg.Clock.Now(), bcands, func(k balance.Key) bool { return tried[k] })
 		if ok {
 			p.Start(k, balance.Connection)
 		}
@@ -44,9 +44,9 @@ func (m *Manager) carry(client net.Conn, address string) {
 		}
 		tried[k] = true
 		c := byKey[k]
-		start := m.cfg.Now()
+		start := m.cfg.Clock.Now()
 		far, err := m.connect(c, address)
-		took := m.cfg.Now().Sub(start)
+		took := m.cfg.Clock.Since(start)
 		if err != nil {
 			// A saturated connector site is full, not failing: no sample
 			// and no strike towards ejection.
@@ -56,7 +56,7 @@ func (m *Manager) carry(client net.Conn, address string) {
 				o, lat = balance.Cancelled, 0
 			}
 			m.mu.Lock()
-			p.Done(m.cfg.Now(), k, balance.Connection, lat, o)
+			p.Done(m.cfg.Clock.Now(), k, balance.Connection, lat, o)
 			m.mu.Unlock()
 			m.cfg.Logger.Debug("candidate failed", "address", address, "site", c.SiteName, "err", err)
 			lastErr = err
@@ -65,7 +65,7 @@ func (m *Manager) carry(client net.Conn, address string) {
 		// The connect time is the latency sample; the connection's lifetime
 		// says nothing about the candidate's health.
 		m.mu.Lock()
-		p.Observe(m.cfg.Now(), k, took, balance.Success)
+		p.Observe(m.cfg.Clock.Now(), k, took, balance.Success)
 		m.mu.Unlock()
 		met.StreamsActive.WithLabelValues(address).Inc()
 		out, in := forward.Join(client, far)
@@ -73,7 +73,7 @@ func (m *Manager) carry(client net.Conn, address string) {
 		met.AddressBytes.WithLabelValues(address, "out").Add(float64(out))
 		met.AddressBytes.WithLabelValues(address, "in").Add(float64(in))
 		m.mu.Lock()
-		p.Done(m.cfg.Now(), k, balance.Connection, 0, balance.Cancelled)
+		p.Done(m.cfg.Clock.Now(), k, balance.Connection, 0, balance.Cancelled)
 		m.mu.Unlock()
 		return
 	}

@@ -258,7 +258,7 @@ func (in *ingress) pickStart(p plan, tried map[balance.Key]bool) (target, bool) 
 	// Sites that stopped serving the address must not count towards the
 	// ejection cap any more.
 	pk.Forget(func(k balance.Key) bool { _, ok := p.byKey[k]; return ok })
-	k, ok := pk.Pick(m.cfg.Now(), p.bcands, func(k balance.Key) bool { return tried[k] })
+	k, ok := pk.Pick(m.cfg.Clock.Now(), p.bcands, func(k balance.Key) bool { return tried[k] })
 	if !ok {
 		return target{}, false
 	}
@@ -274,7 +274,7 @@ func (in *ingress) done(k balance.Key, latency time.Duration, o balance.Outcome)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if pk := m.http.ingress[in.address]; pk != nil {
-		pk.Done(m.cfg.Now(), k, balance.Request, latency, o)
+		pk.Done(m.cfg.Clock.Now(), k, balance.Request, latency, o)
 	}
 	if latency > 0 && (o == balance.Success || o == balance.ClientError || o == balance.Cancelled) {
 		// Cancelled hedge losers enter with the time they had run: a lower

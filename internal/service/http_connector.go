@@ -131,7 +131,7 @@ func (m *Manager) roundTripLocal(address string, req *http.Request) (*http.Respo
 	sort.Slice(cands, func(i, j int) bool { return cands[i].Key < cands[j].Key })
 	pk := m.configuredPickerLocked(m.http.instances, address)
 	pk.Forget(func(k balance.Key) bool { return m.connectors[string(k)] != nil })
-	k, ok := pk.Pick(m.cfg.Now(), cands, nil)
+	k, ok := pk.Pick(m.cfg.Clock.Now(), cands, nil)
 	if !ok {
 		m.mu.Unlock()
 		return localAnswer(req, http.StatusServiceUnavailable, HeaderOverload, "saturated"), nil
@@ -144,9 +144,9 @@ func (m *Manager) roundTripLocal(address string, req *http.Request) (*http.Respo
 	u := *req.URL
 	u.Host = target
 	out.URL = &u
-	start := m.cfg.Now()
+	start := m.cfg.Clock.Now()
 	resp, err := tr.RoundTrip(&out)
-	took := m.cfg.Now().Sub(start)
+	took := m.cfg.Clock.Since(start)
 	if err != nil {
 		o := balance.ConnectFailure
 		if req.Context().Err() != nil {
@@ -164,7 +164,7 @@ func (m *Manager) instanceDone(address string, k balance.Key, took time.Duration
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if pk := m.http.instances[address]; pk != nil {
-		pk.Done(m.cfg.Now(), k, balance.Request, took, o)
+		pk.Done(m.cfg.Clock.Now(), k, balance.Request, took, o)
 	}
 }
 

@@ -31,7 +31,7 @@ func (m *Manager) CandidateStates(address string) map[string]balance.State {
 		p = m.pickers[address]
 	}
 	out := map[string]balance.State{}
-	for _, s := range p.Snapshot(m.cfg.Now(), bcands) {
+	for _, s := range p.Snapshot(m.cfg.Clock.Now(), bcands) {
 		out[string(s.Key)] = s
 	}
 	return out
@@ -55,5 +55,5 @@ func (m *Manager) InstanceStates(address string) []balance.State {
 		}
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].Key < cands[j].Key })
-	return p.Snapshot(m.cfg.Now(), cands)
+	return p.Snapshot(m.cfg.Clock.Now(), cands)
 }

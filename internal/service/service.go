@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/link"
@@ -43,8 +45,11 @@ type Config struct {
 	// ConnectTimeout bounds one attempt to reach a candidate, so that a dead path
 	// costs at most this before the next candidate is tried.
 	ConnectTimeout time.Duration
-	// Now and Rand are injected so tests can drive time and choices.
-	Now  func() time.Time
+	// Clock is where the manager reads time for its decisions: hedge
+	// delays, the latencies it feeds the balancer, ejections. Nil means
+	// the real clock; tests use k8s.io/utils/clock/testing's fake.
+	Clock clock.WithTicker
+	// Rand drives the balancer's choices; nil means a random seed.
 	Rand *rand.Rand
 }
 
@@ -75,8 +80,8 @@ func NewManager(cfg Config) *Manager {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 2 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
