@@ -8,12 +8,14 @@ import (
 	"time"
 
 	"weft.dev/weft/internal/balance"
+	"weft.dev/weft/internal/routing"
 )
 
 // attempt is one copy of a request sent to one candidate.
 type attempt struct {
 	n      int // the race's copy number
-	t      target
+	key    balance.Key
+	cand   routing.Candidate
 	label  string // Weft-Copy, when hedged
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -35,7 +37,7 @@ func (a *attempt) failure() error {
 	if a.err != nil {
 		return a.err
 	}
-	return fmt.Errorf("site %s: %s %s", a.t.cand.SiteName, a.resp.Status, a.resp.Header.Get(HeaderError))
+	return fmt.Errorf("site %s: %s %s", a.cand.SiteName, a.resp.Status, a.resp.Header.Get(HeaderError))
 }
 
 // status is the status of the attempt's answer, 0 without one.
@@ -66,10 +68,10 @@ func (in *ingress) run(a *attempt, req *http.Request) {
 	if a.label != "" {
 		out.Header.Set(HeaderCopy, a.label)
 	}
-	if a.t.cand.Site == in.m.cfg.Self {
-		a.resp, a.err = in.m.roundTripLocal(in.address, out)
+	if a.cand.Site == in.m.cfg.Self {
+		a.resp, a.err = in.m.roundTripLocal(in.addr, out)
 	} else {
-		a.resp, a.err = in.m.remoteTransport(in.address, a.t.cand.Path).RoundTrip(out)
+		a.resp, a.err = in.m.remoteTransport(in.addr, a.cand.Path).RoundTrip(out)
 	}
 	a.took = in.m.cfg.Clock.Since(a.start)
 	a.v = classify(a.resp, a.err, a.ctx.Err() != nil)
@@ -84,7 +86,6 @@ func (in *ingress) run(a *attempt, req *http.Request) {
 type raceRun struct {
 	in       *ingress
 	req      *http.Request
-	plan     plan
 	r        *race
 	hedged   bool
 	attempts []*attempt // copy n is attempts[n-1]; nil if it found no candidate
@@ -99,9 +100,9 @@ type raceRun struct {
 
 // runRace sends req as the race decides: hedged after delay (at once when
 // it is not positive), with up to retries failures replaced.
-func (in *ingress) runRace(req *http.Request, p plan, hedged bool, delay time.Duration, retries int) (*http.Response, error) {
+func (in *ingress) runRace(req *http.Request, hedged bool, delay time.Duration, retries int) (*http.Response, error) {
 	rr := &raceRun{
-		in: in, req: req, plan: p, hedged: hedged,
+		in: in, req: req, hedged: hedged,
 		r:       newRace(hedged, retries),
 		tried:   map[balance.Key]bool{},
 		answers: answerQueue{ready: make(chan struct{}, 1)},
@@ -133,8 +134,8 @@ func (in *ingress) runRace(req *http.Request, p plan, hedged bool, delay time.Du
 		case <-rr.answers.ready:
 		}
 	}
-	if rr.out > 0 {
-		go rr.drain()
+	if rr.out > 0 && !in.m.life.goroutine(rr.drain) {
+		rr.drain() // the manager is closing: the losers are ending
 	}
 	return rr.resp, rr.err
 }
@@ -182,7 +183,7 @@ func (rr *raceRun) do(act raceAction) {
 	case actGiveUp:
 		rr.over, rr.err = true, act.err
 		if rr.err == nil {
-			rr.err = fmt.Errorf("%w: every candidate for %q is saturated or was tried", errNoCandidate, in.address)
+			rr.err = fmt.Errorf("%w: every candidate for %q is saturated or was tried", errNoCandidate, in.addr.name)
 		}
 		return
 	}
@@ -197,7 +198,7 @@ func (rr *raceRun) do(act raceAction) {
 			lat = a.latency()
 		}
 		a.ended = true
-		in.done(a.t.key, lat, act.outcome)
+		in.addr.requestDone(in.m.cfg.Clock.Now(), a.key, lat, act.outcome)
 	case actDrop:
 		closeResponse(a.resp)
 		a.cancel()
@@ -213,21 +214,21 @@ func (rr *raceRun) launch(n int, backup bool) {
 	if n != len(rr.attempts)+1 {
 		panic(fmt.Sprintf("service: race launched copy %d after %d", n, len(rr.attempts)))
 	}
-	t, ok := in.pickStart(rr.plan, rr.tried)
+	cand, key, ok := in.addr.pickRequest(in.m.cfg.Clock.Now(), rr.tried)
 	if !ok {
 		rr.attempts = append(rr.attempts, nil)
 		rr.r.noCandidate(n)
 		return
 	}
-	if backup && t.cand.Site != in.m.cfg.Self {
+	if backup && cand.Site != in.m.cfg.Self {
 		// The backup goes on a path that shares no transit site with the
 		// primary's, where the graph has one, so that one slow or broken
 		// transit site cannot hold both copies.
-		if path, ok := in.m.cfg.Net.Table().DisjointPath(t.cand.Site, rr.attempts[0].t.cand.Path); ok && len(path) > 0 {
-			t.cand.Path = path
+		if path, ok := in.m.cfg.Net.Table().DisjointPath(cand.Site, rr.attempts[0].cand.Path); ok && len(path) > 0 {
+			cand.Path = path
 		}
 	}
-	a := &attempt{n: n, t: t, start: in.m.cfg.Clock.Now()}
+	a := &attempt{n: n, key: key, cand: cand, start: in.m.cfg.Clock.Now()}
 	a.ctx, a.cancel = context.WithCancel(rr.req.Context())
 	rr.attempts = append(rr.attempts, a)
 	if !rr.hedged {
@@ -237,22 +238,25 @@ func (rr *raceRun) launch(n int, backup bool) {
 	}
 	a.label = copyLabel(backup)
 	rr.out++
-	go func() {
+	send := func() {
 		in.run(a, rr.req)
 		rr.answers.put(a)
-	}()
+	}
+	if !in.m.life.goroutine(send) {
+		send() // the manager is closing: the request's context is ending
+	}
 }
 
 // deliver returns a's answer to the client; a's context lives, and its
 // work counts as in flight unless it ended already, until the client
 // closes the body.
 func (in *ingress) deliver(a *attempt) *http.Response {
-	ended, key, took := a.ended, a.t.key, a.took
+	ended, key, took := a.ended, a.key, a.took
 	o := balance.OutcomeForStatus(a.resp.StatusCode)
 	a.resp.Body = wrapBody(a.resp.Body, func() {
 		a.cancel()
 		if !ended {
-			in.done(key, took, o)
+			in.addr.requestDone(in.m.cfg.Clock.Now(), key, took, o)
 		}
 	})
 	return a.resp
