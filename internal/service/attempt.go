@@ -220,11 +220,11 @@ func (rr *raceRun) launch(n int, backup bool) {
 		rr.r.noCandidate(n)
 		return
 	}
-	if backup && cand.Site != in.m.cfg.Self {
+	if primary := rr.primary(); backup && primary != nil && cand.Site != in.m.cfg.Self {
 		// The backup goes on a path that shares no transit site with the
 		// primary's, where the graph has one, so that one slow or broken
 		// transit site cannot hold both copies.
-		if path, ok := in.m.cfg.Net.Table().DisjointPath(cand.Site, rr.attempts[0].cand.Path); ok && len(path) > 0 {
+		if path, ok := in.m.cfg.Net.Table().DisjointPath(cand.Site, primary.cand.Path); ok && len(path) > 0 {
 			cand.Path = path
 		}
 	}
@@ -245,6 +245,15 @@ func (rr *raceRun) launch(n int, backup bool) {
 	if !in.m.life.goroutine(send) {
 		send() // the manager is closing: the request's context is ending
 	}
+}
+
+// primary is the first copy sent, nil if it found no candidate or none
+// was sent yet.
+func (rr *raceRun) primary() *attempt {
+	if len(rr.attempts) == 0 {
+		return nil
+	}
+	return rr.attempts[0]
 }
 
 // deliver returns a's answer to the client; a's context lives, and its

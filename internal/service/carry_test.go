@@ -134,6 +134,12 @@ func TestServeStreamRejects(t *testing.T) {
 	if err := open("one"); rejectCode(err) != int(forward.RejectSaturated) {
 		t.Errorf("second stream past MaxConnections 1: %v, want saturated", err)
 	}
+	// A changed spec keeps counting the connections already open.
+	one.Spec.Capacity = 5
+	w.connector("b", one)
+	if err := open("one"); rejectCode(err) != int(forward.RejectSaturated) {
+		t.Errorf("after a spec change: %v, want saturated", err)
+	}
 }
 
 // TestDepartedSitesLeaveTheEjectionCap: of twenty sites serving an

@@ -103,7 +103,7 @@ func retryable(method string, h http.Header) bool {
 
 // quantileWindow estimates a quantile of the recent latencies of an
 // address: the last len(buf) samples, sorted lazily. Pure and not safe for
-// concurrent use; the Manager's lock guards it.
+// concurrent use; its address's lock guards it.
 //
 // A window of samples rather than a streaming estimator (P², t-digest)
 // because "recent" is what auto hedging needs: after a backend recovers,

@@ -279,3 +279,28 @@ func TestHTTPHedgeAlways(t *testing.T) {
 		t.Errorf("c got %d copies, want 5", atC.hits.Load())
 	}
 }
+
+func TestHTTPConnectorChanges(t *testing.T) {
+	w := newWorld(t, "a", "b")
+	w.link("a", "b", 1)
+	x, y := startBackend(t, "x"), startBackend(t, "y")
+	w.connector("b", httpConnector("web", "web", x.addr))
+	web := "http://" + w.listener("a", httpListener("web", ""))
+	api := "http://" + w.listener("a", httpListener("api", ""))
+	client := newClient(t)
+	if _, body, _ := get(client, web); body != "x" {
+		t.Fatalf("before: %q", body)
+	}
+	w.connector("b", httpConnector("web", "web", y.addr))
+	if _, body, _ := get(client, web); body != "y" {
+		t.Errorf("after a new target: %q, want y", body)
+	}
+	// The connector moves to another address.
+	w.connector("b", httpConnector("web", "api", x.addr))
+	if code, _, _ := get(client, web); code != http.StatusServiceUnavailable {
+		t.Errorf("web after its connector moved: %d, want 503", code)
+	}
+	if _, body, _ := get(client, api); body != "x" {
+		t.Errorf("api: %q, want x", body)
+	}
+}

@@ -178,29 +178,28 @@ func (m *Manager) ListenerAddr(name string) (net.Addr, bool) {
 func (m *Manager) SetConnector(c resource.Connector) {
 	m.mu.Lock()
 	var stale []*http.Transport
-	old := m.connectors[c.Name]
-	if old != nil && old.spec.Spec.Address != c.Spec.Address {
-		stale = append(stale, m.removeConnectorLocked(old)...)
-		old = nil
+	cur := m.connectors[c.Name]
+	if cur != nil && cur.spec.Spec.Address != c.Spec.Address {
+		// Moved: its connections counted against another address.
+		stale = append(stale, m.removeConnectorLocked(cur)...)
+		cur = nil
 	}
-	if old == nil {
-		// A new object: the connections of the old one counted against
-		// another address's connector.
-		old = &connector{addr: m.addressLocked(c.Spec.Address)}
-		m.connectors[c.Name] = old
+	if cur == nil {
+		cur = &connector{addr: m.addressLocked(c.Spec.Address)}
+		m.connectors[c.Name] = cur
 	}
-	// The same object otherwise, so that connections it already carries
-	// still count against its limit.
-	prev := old.spec.Spec
-	old.spec = c
-	if t := old.transport; t != nil && (c.Spec.Protocol != resource.ProtocolHTTP || prev.Target != c.Spec.Target || prev.MaxConnections != c.Spec.MaxConnections) {
+	// Otherwise the same object, so that the connections it carries still
+	// count against its limit.
+	prev := cur.spec.Spec
+	cur.spec = c
+	if t := cur.transport; t != nil && (c.Spec.Protocol != resource.ProtocolHTTP || prev.Target != c.Spec.Target || prev.MaxConnections != c.Spec.MaxConnections) {
 		stale = append(stale, t)
-		old.transport = nil
+		cur.transport = nil
 	}
-	if old.transport == nil && c.Spec.Protocol == resource.ProtocolHTTP {
-		old.transport = m.newTargetTransport(c.Spec)
+	if cur.transport == nil && c.Spec.Protocol == resource.ProtocolHTTP {
+		cur.transport = m.newTargetTransport(c.Spec)
 	}
-	stale = append(stale, m.refreshLocked(old.addr, m.localConnectorsLocked(old.addr))...)
+	stale = append(stale, m.refreshLocked(cur.addr, m.localConnectorsLocked(cur.addr))...)
 	m.mu.Unlock()
 	closeTransports(stale)
 }
