@@ -267,14 +267,24 @@ func TestHTTPHedgeAlways(t *testing.T) {
 	_, url, atB, atC := webWorld(t, 1, 2, resource.HedgeAlways)
 	client := newClient(t)
 	cancelled := slowUntilCancelled(atB)
+	// c answers once b has the other copy, so that each loser is
+	// cancelled at b's target rather than on its way there.
+	atC.handle(func(rw http.ResponseWriter, r *http.Request) {
+		for atB.hits.Load() < atC.hits.Load() {
+			select {
+			case <-atC.stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+		io.WriteString(rw, "at-c")
+	})
 	for i := range 5 {
 		if code, body, err := get(client, url); err != nil || code != 200 || body != "at-c" {
 			t.Fatalf("request %d: %d %q %v, want the fast answer", i, code, body, err)
 		}
 	}
-	waitFor(t, "every slow copy to be cancelled", func() bool {
-		return len(cancelled) == int(atB.hits.Load()) && atB.hits.Load() > 0
-	})
+	waitFor(t, "every slow copy to be cancelled", func() bool { return len(cancelled) == 5 })
 	if atC.hits.Load() != 5 {
 		t.Errorf("c got %d copies, want 5", atC.hits.Load())
 	}
