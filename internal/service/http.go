@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -17,10 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/resource"
-	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -53,48 +50,27 @@ const maxReplayBody = 64 << 10
 // errNoCandidate is the error when no connector could take a request.
 var errNoCandidate = errors.New("no connector could take the request")
 
-// httpState is the HTTP part of a Manager, guarded by Manager.mu.
-type httpState struct {
-	ingress   map[string]*balance.Picker // per address, across sites
-	instances map[string]*balance.Picker // per address, this site's connectors
-	latency   map[string]*quantileWindow // per address, for hedge auto
-	remotes   map[string]*http.Transport // per path, pooled link streams
-	targets   map[string]*http.Transport // per connector, pooled target conns
-	targetOf  map[string]string          // per connector, the target of targets
-	server    *http.Server               // serves KindHTTP streams
-	streams   *streamListener
-}
-
-func newHTTPState() *httpState {
-	return &httpState{
-		ingress:   map[string]*balance.Picker{},
-		instances: map[string]*balance.Picker{},
-		latency:   map[string]*quantileWindow{},
-		remotes:   map[string]*http.Transport{},
-		targets:   map[string]*http.Transport{},
-		targetOf:  map[string]string{},
-	}
-}
-
 // serveHTTP runs an HTTP listener until its net.Listener is closed.
 // Requests in flight and upgraded connections go on after that, as TCP
-// connections of a deleted listener do.
+// connections of a deleted listener do, until the Manager closes; idle
+// keep-alive connections are closed as they become idle, since no new
+// request may come through a deleted listener.
 func (m *Manager) serveHTTP(l *listener) {
-	defer close(l.done)
 	pol, err := parseHedge(l.spec.Spec.Hedge)
 	if err != nil { // Default validated it; only a hand-made spec gets here
 		m.cfg.Logger.Error("listener stopped", "listener", l.spec.Name, "err", err)
 		l.ln.Close()
+		close(l.done)
 		return
 	}
-	in := &ingress{m: m, address: l.spec.Spec.Address, hedge: pol, retries: resource.DefaultRetries}
+	in := &ingress{m: m, addr: l.addr, hedge: pol, retries: resource.DefaultRetries}
 	if r := l.spec.Spec.Retries; r != nil {
 		in.retries = int(*r)
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
-	by := prometheus.Labels{"address": in.address}
+	by := prometheus.Labels{"address": l.addr.name}
 	handler := promhttp.InstrumentHandlerDuration(m.cfg.Metrics.HTTPDuration.MustCurryWith(by),
 		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by), in.proxy()))
 	srv := &http.Server{
@@ -102,16 +78,23 @@ func (m *Manager) serveHTTP(l *listener) {
 		Protocols:         &protos,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(m.cfg.Logger.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return m.life.ctx },
 	}
 	if err := srv.Serve(l.ln); err != nil && !errors.Is(err, net.ErrClosed) {
 		m.cfg.Logger.Error("listener stopped", "listener", l.spec.Name, "err", err)
+	}
+	close(l.done)
+	// Shutdown ends early when the Manager closes; Close then cuts what
+	// is left.
+	if srv.Shutdown(m.life.ctx) != nil {
+		srv.Close()
 	}
 }
 
 // ingress is the http.RoundTripper of one HTTP listener.
 type ingress struct {
 	m       *Manager
-	address string
+	addr    *address
 	hedge   hedgePolicy
 	retries int
 }
@@ -119,7 +102,7 @@ type ingress struct {
 func (in *ingress) proxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
-			r.Out.URL.Scheme, r.Out.URL.Host = "http", in.address
+			r.Out.URL.Scheme, r.Out.URL.Host = "http", in.addr.name
 			r.SetXForwarded()
 			ensureTraceparent(r.Out.Header)
 		},
@@ -130,7 +113,7 @@ func (in *ingress) proxy() *httputil.ReverseProxy {
 				code = http.StatusServiceUnavailable
 			}
 			if r.Context().Err() == nil {
-				in.m.cfg.Logger.Debug("http request failed", "address", in.address, "err", err)
+				in.m.cfg.Logger.Debug("http request failed", "address", in.addr.name, "err", err)
 			}
 			http.Error(w, err.Error(), code)
 		},
@@ -138,173 +121,11 @@ func (in *ingress) proxy() *httputil.ReverseProxy {
 	}
 }
 
-// target is one candidate of a request, with what is needed to reach it.
-type target struct {
-	key  balance.Key
-	cand routing.Candidate
-}
-
-// plan is the candidates of one request, built once per request.
-type plan struct {
-	bcands []balance.Candidate
-	byKey  map[balance.Key]routing.Candidate
-}
-
-// httpPlan returns the candidates serving address over HTTP. This site's
-// own candidate carries its connectors' limits, so the Picker sees it
-// saturated without asking; remote sites answer for their own limits.
-func (m *Manager) httpPlan(address string) plan {
-	cands := m.cfg.Net.Table().Candidates(address)
-	p := plan{byKey: make(map[balance.Key]routing.Candidate, len(cands))}
-	m.mu.Lock()
-	local := m.localLimitsLocked(address, resource.ProtocolHTTP)
-	m.mu.Unlock()
-	for _, c := range cands {
-		if c.Protocol != resource.ProtocolHTTP {
-			continue
-		}
-		k := balance.Key(c.Site.String())
-		bc := balance.Candidate{Key: k, Cost: c.Cost, Capacity: c.Capacity}
-		if c.Site == m.cfg.Self {
-			bc.Limits = local
-		}
-		p.bcands = append(p.bcands, bc)
-		p.byKey[k] = c
-	}
-	return p
-}
-
-// localLimitsLocked adds up the limits of this site's connectors for
-// address (of protocol proto, or any when empty): the site is saturated
-// when all of them are. One connector without a limit makes it unlimited.
-func (m *Manager) localLimitsLocked(address, proto string) balance.Limits {
-	var sum balance.Limits
-	unlimited := [3]bool{}
-	any := false
-	for _, c := range m.connectors {
-		s := c.spec.Spec
-		if s.Address != address || (proto != "" && s.Protocol != proto) {
-			continue
-		}
-		any = true
-		for i, v := range []uint32{s.MaxConnections, s.MaxPending, s.MaxRequests} {
-			if v == 0 {
-				unlimited[i] = true
-			}
-		}
-		sum.MaxConnections += s.MaxConnections
-		sum.MaxPending += s.MaxPending
-		sum.MaxRequests += s.MaxRequests
-	}
-	if !any {
-		return balance.Limits{}
-	}
-	if unlimited[0] {
-		sum.MaxConnections = 0
-	}
-	if unlimited[1] {
-		sum.MaxPending = 0
-	}
-	if unlimited[2] {
-		sum.MaxRequests = 0
-	}
-	return sum
-}
-
-// outlierConfig is the Picker configuration the connectors of address ask
-// for. Outlier settings live on connectors (like a DestinationRule on its
-// host) but are not flooded, so a site applies those of its own
-// connectors for the address, the first by name, and Istio's defaults
-// when it has none.
-func (m *Manager) outlierConfigLocked(address string) balance.Config {
-	var names []string
-	for n, c := range m.connectors {
-		if c.spec.Spec.Address == address && c.spec.Spec.Protocol == resource.ProtocolHTTP {
-			names = append(names, n)
-		}
-	}
-	if len(names) == 0 {
-		return balance.DefaultConfig()
-	}
-	sort.Strings(names)
-	o := m.connectors[names[0]].spec.Spec.Outlier
-	cfg := balance.DefaultConfig()
-	cfg.Outlier.ConsecutiveErrors = o.ConsecutiveErrors
-	cfg.Outlier.Interval = o.Interval.Duration
-	cfg.Outlier.BaseEjection = o.BaseEjection.Duration
-	cfg.Outlier.MaxEjectionPercent = o.MaxEjectionPercent
-	cfg.Outlier.MaxEjection = max(cfg.Outlier.MaxEjection, cfg.Outlier.BaseEjection)
-	return cfg
-}
-
-// configuredPickerLocked returns pickers[address], replaced by a fresh one
-// when the connectors now ask for another configuration.
-func (m *Manager) configuredPickerLocked(pickers map[string]*balance.Picker, address string) *balance.Picker {
-	cfg := m.outlierConfigLocked(address)
-	p := pickers[address]
-	if p == nil || p.Config() != cfg {
-		p = balance.NewPicker(cfg, m.cfg.Rand)
-		pickers[address] = p
-	}
-	return p
-}
-
-// pickStart chooses a candidate not in tried and counts a request on it.
-func (in *ingress) pickStart(p plan, tried map[balance.Key]bool) (target, bool) {
-	m := in.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	pk := m.configuredPickerLocked(m.http.ingress, in.address)
-	// Sites that stopped serving the address must not count towards the
-	// ejection cap any more.
-	pk.Forget(func(k balance.Key) bool { _, ok := p.byKey[k]; return ok })
-	k, ok := pk.Pick(m.cfg.Now(), p.bcands, func(k balance.Key) bool { return tried[k] })
-	if !ok {
-		return target{}, false
-	}
-	pk.Start(k, balance.Request)
-	tried[k] = true
-	return target{key: k, cand: p.byKey[k]}, true
-}
-
-// done ends a request counted by pickStart. Good answers also feed the
-// address's latency window for hedge auto.
-func (in *ingress) done(k balance.Key, latency time.Duration, o balance.Outcome) {
-	m := in.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if pk := m.http.ingress[in.address]; pk != nil {
-		pk.Done(m.cfg.Now(), k, balance.Request, latency, o)
-	}
-	if latency > 0 && (o == balance.Success || o == balance.ClientError || o == balance.Cancelled) {
-		// Cancelled hedge losers enter with the time they had run: a lower
-		// bound, but leaving them out would hide exactly the slow tail.
-		w := m.http.latency[in.address]
-		if w == nil {
-			w = &quantileWindow{}
-			m.http.latency[in.address] = w
-		}
-		w.add(latency)
-	}
-}
-
-func (in *ingress) p95() (time.Duration, bool) {
-	m := in.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	w := m.http.latency[in.address]
-	if w == nil {
-		return 0, false
-	}
-	return w.quantile(0.95)
-}
-
 // RoundTrip sends one request to a candidate, with retries, overflow and,
 // when the listener asks for it, a hedge copy.
 func (in *ingress) RoundTrip(req *http.Request) (*http.Response, error) {
-	p := in.m.httpPlan(in.address)
-	if len(p.bcands) == 0 {
-		return nil, fmt.Errorf("%w: no http connector for %q", errNoCandidate, in.address)
+	if len(in.m.fresh(in.addr).http.list) == 0 {
+		return nil, fmt.Errorf("%w: no http connector for %q", errNoCandidate, in.addr.name)
 	}
 	hedge := in.hedge.mode != hedgeOff && hedgeable(req.Method, req.Header)
 	retry := in.retries > 0 && retryable(req.Method, req.Header)
@@ -319,155 +140,31 @@ func (in *ingress) RoundTrip(req *http.Request) (*http.Response, error) {
 	if retry {
 		retries = in.retries
 	}
+	var delay time.Duration
 	if hedge {
-		p95, known := in.p95()
-		if d, ok := in.hedge.delay(p95, known); ok {
-			return in.hedged(req, p, d, retries)
+		p95, known := in.addr.p95()
+		delay, hedge = in.hedge.delay(p95, known)
+	}
+	return in.runRace(req, hedge, delay, retries)
+}
+
+// remoteTransport returns the pooled transport to a along path.
+func (m *Manager) remoteTransport(a *address, path []siteid.ID) http.RoundTripper {
+	return a.remote(path, func() *http.Transport {
+		return &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				ctx, cancel := context.WithTimeout(ctx, m.cfg.ConnectTimeout)
+				defer cancel()
+				return m.cfg.Net.OpenStream(ctx, forward.NewHeader(forward.KindHTTP, a.name, m.cfg.Self, path))
+			},
+			MaxIdleConnsPerHost: 64,
+			// Shorter than the connector site's idle timeout, so that the
+			// ingress closes an idle stream before the far end may, and never
+			// sends a request into a stream being closed.
+			IdleConnTimeout:    30 * time.Second,
+			DisableCompression: true,
 		}
-	}
-	return in.sequential(req, p, retries)
-}
-
-// sequential tries candidates one at a time: overflow past saturated ones
-// costs nothing, a failure before any byte of an answer costs one retry.
-func (in *ingress) sequential(req *http.Request, p plan, retries int) (*http.Response, error) {
-	tried := map[balance.Key]bool{}
-	var fallback *http.Response // an overload answer to return if all are full
-	var lastErr error
-	for {
-		t, ok := in.pickStart(p, tried)
-		if !ok {
-			break
-		}
-		a := in.send(req.Context(), t, req)
-		switch a.v {
-		case verdictGood, verdictBad:
-			closeResponse(fallback)
-			return in.deliver(a), nil
-		case verdictOverload:
-			in.done(t.key, 0, balance.Cancelled)
-			closeResponse(fallback)
-			fallback = a.resp
-			continue
-		case verdictCancelled:
-			in.done(t.key, a.took, balance.Cancelled)
-			closeResponse(fallback)
-			return nil, a.err
-		}
-		in.done(t.key, a.took, balance.ConnectFailure)
-		lastErr = a.failure()
-		in.m.cfg.Logger.Debug("http attempt failed", "address", in.address, "site", t.cand.SiteName, "err", lastErr)
-		closeResponse(a.resp)
-		if retries == 0 {
-			break
-		}
-		retries--
-	}
-	if fallback != nil {
-		return fallback, nil
-	}
-	if lastErr != nil {
-		return nil, lastErr
-	}
-	return nil, fmt.Errorf("%w: every candidate for %q is saturated or was tried", errNoCandidate, in.address)
-}
-
-// attempt is one copy of a request sent to one candidate.
-type attempt struct {
-	t      target
-	label  string // Weft-Copy, when hedged
-	ctx    context.Context
-	cancel context.CancelFunc
-	start  time.Time
-	resp   *http.Response
-	err    error
-	v      verdict
-	took   time.Duration // to the answer's headers, or to the failure
-}
-
-// failure is the error of a failed attempt, for logs and the client.
-func (a *attempt) failure() error {
-	if a.err != nil {
-		return a.err
-	}
-	return fmt.Errorf("site %s: %s %s", a.t.cand.SiteName, a.resp.Status, a.resp.Header.Get(HeaderError))
-}
-
-// newAttempt prepares an attempt with its own context, so that a hedge can
-// cancel it alone; deliver, or whoever drops the attempt, cancels it.
-func (in *ingress) newAttempt(parent context.Context, t target, label string) *attempt {
-	ctx, cancel := context.WithCancel(parent)
-	return &attempt{t: t, label: label, ctx: ctx, cancel: cancel}
-}
-
-// run sends the attempt and classifies what came back.
-func (in *ingress) run(a *attempt, req *http.Request) {
-	out := req.Clone(a.ctx)
-	if req.GetBody != nil {
-		out.Body, _ = req.GetBody()
-	}
-	if a.label != "" {
-		out.Header.Set(HeaderCopy, a.label)
-	}
-	a.start = in.m.cfg.Now()
-	if a.t.cand.Site == in.m.cfg.Self {
-		a.resp, a.err = in.m.roundTripLocal(in.address, out)
-	} else {
-		a.resp, a.err = in.m.remoteTransport(in.address, a.t.cand.Path).RoundTrip(out)
-	}
-	a.took = in.m.cfg.Now().Sub(a.start)
-	a.v = classify(a.resp, a.err, a.ctx.Err() != nil)
-}
-
-// send makes one attempt synchronously.
-func (in *ingress) send(ctx context.Context, t target, req *http.Request) *attempt {
-	a := in.newAttempt(ctx, t, "")
-	in.run(a, req)
-	if a.v != verdictGood && a.v != verdictBad {
-		a.cancel()
-	}
-	return a
-}
-
-// deliver returns a's answer to the client; the request counts as in
-// flight, and a's context lives, until the client side closes the body.
-func (in *ingress) deliver(a *attempt) *http.Response {
-	o := balance.OutcomeForStatus(a.resp.StatusCode)
-	a.resp.Body = wrapBody(a.resp.Body, func() {
-		a.cancel()
-		in.done(a.t.key, a.took, o)
 	})
-	return a.resp
-}
-
-// remoteTransport returns the pooled transport to address along path.
-func (m *Manager) remoteTransport(address string, path []siteid.ID) http.RoundTripper {
-	var key strings.Builder
-	key.WriteString(address)
-	for _, s := range path {
-		key.WriteByte('/')
-		key.WriteString(s.String())
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if t := m.http.remotes[key.String()]; t != nil {
-		return t
-	}
-	t := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			ctx, cancel := context.WithTimeout(ctx, m.cfg.ConnectTimeout)
-			defer cancel()
-			return m.cfg.Net.OpenStream(ctx, forward.NewHeader(forward.KindHTTP, address, m.cfg.Self, path))
-		},
-		MaxIdleConnsPerHost: 64,
-		// Shorter than the connector site's idle timeout, so that the
-		// ingress closes an idle stream before the far end may, and never
-		// sends a request into a stream being closed.
-		IdleConnTimeout:    30 * time.Second,
-		DisableCompression: true,
-	}
-	m.http.remotes[key.String()] = t
-	return t
 }
 
 // replayable makes req's body readable again through GetBody when it is

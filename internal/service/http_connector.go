@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"sort"
 	"sync"
 	"time"
 
@@ -29,25 +28,21 @@ import (
 // ingress moves on at once; saturation is answered per request instead
 // (503 with Weft-Overload), because a stream carries many requests.
 func (m *Manager) ServeHTTPStream(st *link.Stream, h *forward.Header) {
-	m.mu.Lock()
-	found := false
-	for _, c := range m.connectors {
-		found = found || (c.spec.Spec.Address == h.Address && c.spec.Spec.Protocol == resource.ProtocolHTTP)
-	}
-	var sl *streamListener
-	if found {
-		sl = m.streamServerLocked()
-	}
-	m.mu.Unlock()
-	if !found {
+	a := m.lookup(h.Address)
+	if a == nil || len(a.view.Load().instances) == 0 {
 		st.Reject(forward.RejectNoConnector, fmt.Sprintf("no http connector for %q here", h.Address))
+		return
+	}
+	ss := m.streamServer()
+	if ss == nil {
+		st.Reject(forward.RejectNoConnector, fmt.Sprintf("%q: %v", h.Address, ErrClosed))
 		return
 	}
 	if err := st.Confirm(); err != nil {
 		st.Close()
 		return
 	}
-	if !sl.push(&addressConn{Conn: st, address: h.Address}) {
+	if !ss.ln.push(&addressConn{Conn: st, addr: a}) {
 		st.Reset(forward.ResetAborted)
 	}
 }
@@ -57,14 +52,24 @@ type addressKey struct{}
 // addressConn is a served stream with the address its header named.
 type addressConn struct {
 	net.Conn
-	address string
+	addr *address
 }
 
-// streamServerLocked returns the listener of the site's stream server,
-// started on first use.
-func (m *Manager) streamServerLocked() *streamListener {
-	if m.http.streams != nil {
-		return m.http.streams
+// streamServer is the site's server of KindHTTP streams: one http.Server
+// whose handler sends each request to one of the site's connectors for
+// the stream's address.
+type streamServer struct {
+	srv *http.Server
+	ln  *streamListener
+}
+
+// streamServer returns the stream server, started on first use; nil once
+// the manager is closing.
+func (m *Manager) streamServer() *streamServer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.streams != nil {
+		return m.streams
 	}
 	sl := &streamListener{conns: make(chan net.Conn), closed: make(chan struct{})}
 	proxy := &httputil.ReverseProxy{
@@ -72,10 +77,10 @@ func (m *Manager) streamServerLocked() *streamListener {
 		// headers the ingress set for the client.
 		Director: func(r *http.Request) {
 			r.URL.Scheme = "http"
-			r.URL.Host, _ = r.Context().Value(addressKey{}).(string)
+			r.URL.Host = r.Context().Value(addressKey{}).(*address).name
 		},
 		Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-			return m.roundTripLocal(r.URL.Host, r)
+			return m.roundTripLocal(r.Context().Value(addressKey{}).(*address), r)
 		}),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			// The ingress reads this header as "no byte of an answer":
@@ -88,99 +93,63 @@ func (m *Manager) streamServerLocked() *streamListener {
 	srv := &http.Server{
 		Handler: proxy,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, addressKey{}, c.(*addressConn).address)
+			return context.WithValue(ctx, addressKey{}, c.(*addressConn).addr)
 		},
+		BaseContext: func(net.Listener) context.Context { return m.life.ctx },
 		// Longer than the ingress's idle timeout, so that the ingress
 		// closes idle streams first.
 		IdleTimeout: 90 * time.Second,
 		ErrorLog:    slog.NewLogLogger(m.cfg.Logger.Handler(), slog.LevelDebug),
 	}
-	go srv.Serve(sl)
-	m.http.server, m.http.streams = srv, sl
-	return sl
+	if !m.life.goroutine(func() { srv.Serve(sl) }) {
+		return nil
+	}
+	m.streams = &streamServer{srv: srv, ln: sl}
+	return m.streams
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// roundTripLocal sends req to one of this site's http connectors for
-// address: the Picker's choice among those neither saturated nor ejected.
-// When all are saturated it answers 503 with Weft-Overload itself, without
-// touching a target, so that the ingress overflows and no health is
-// blamed.
-func (m *Manager) roundTripLocal(address string, req *http.Request) (*http.Response, error) {
-	m.mu.Lock()
-	var cands []balance.Candidate
-	for name, c := range m.connectors {
-		s := c.spec.Spec
-		if s.Address != address || s.Protocol != resource.ProtocolHTTP {
-			continue
-		}
-		cands = append(cands, balance.Candidate{
-			Key:      balance.Key(name),
-			Capacity: s.Capacity,
-			Limits:   balance.Limits{MaxConnections: s.MaxConnections, MaxPending: s.MaxPending, MaxRequests: s.MaxRequests},
-		})
-	}
-	if len(cands) == 0 {
-		m.mu.Unlock()
+// roundTripLocal sends req to one of this site's http connectors for a:
+// the Picker's choice among those neither saturated nor ejected. When all
+// are saturated it answers 503 with Weft-Overload itself, without touching
+// a target, so that the ingress overflows and no health is blamed.
+func (m *Manager) roundTripLocal(a *address, req *http.Request) (*http.Response, error) {
+	lc, served, ok := a.pickInstance(m.cfg.Clock.Now())
+	switch {
+	case !served:
 		return localAnswer(req, http.StatusServiceUnavailable, HeaderError, "no connector"), nil
-	}
-	// Map order would make the seeded choices differ between runs.
-	sort.Slice(cands, func(i, j int) bool { return cands[i].Key < cands[j].Key })
-	pk := m.configuredPickerLocked(m.http.instances, address)
-	pk.Forget(func(k balance.Key) bool { return m.connectors[string(k)] != nil })
-	k, ok := pk.Pick(m.cfg.Now(), cands, nil)
-	if !ok {
-		m.mu.Unlock()
+	case !ok:
 		return localAnswer(req, http.StatusServiceUnavailable, HeaderOverload, "saturated"), nil
 	}
-	pk.Start(k, balance.Request)
-	tr, target := m.targetTransportLocked(m.connectors[string(k)])
-	m.mu.Unlock()
-
+	k := balance.Key(lc.name)
 	out := *req
 	u := *req.URL
-	u.Host = target
+	u.Host = lc.spec.Target
 	out.URL = &u
-	start := m.cfg.Now()
-	resp, err := tr.RoundTrip(&out)
-	took := m.cfg.Now().Sub(start)
+	start := m.cfg.Clock.Now()
+	resp, err := lc.transport.RoundTrip(&out)
+	took := m.cfg.Clock.Since(start)
 	if err != nil {
 		o := balance.ConnectFailure
 		if req.Context().Err() != nil {
 			o = balance.Cancelled
 		}
-		m.instanceDone(address, k, took, o)
+		a.instanceDone(m.cfg.Clock.Now(), k, took, o)
 		return nil, err
 	}
 	o := balance.OutcomeForStatus(resp.StatusCode)
-	resp.Body = wrapBody(resp.Body, func() { m.instanceDone(address, k, took, o) })
+	resp.Body = wrapBody(resp.Body, func() { a.instanceDone(m.cfg.Clock.Now(), k, took, o) })
 	return resp, nil
 }
 
-func (m *Manager) instanceDone(address string, k balance.Key, took time.Duration, o balance.Outcome) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if pk := m.http.instances[address]; pk != nil {
-		pk.Done(m.cfg.Now(), k, balance.Request, took, o)
-	}
-}
-
-// targetTransportLocked returns the pooled transport to c's target, made
-// anew when c's target or connection limit changed.
-func (m *Manager) targetTransportLocked(c *connector) (*http.Transport, string) {
-	s := c.spec.Spec
-	t := m.http.targets[c.spec.Name]
-	if t != nil && t.MaxConnsPerHost == int(s.MaxConnections) && m.http.targetOf[c.spec.Name] == s.Target {
-		return t, s.Target
-	}
-	if t != nil {
-		t.CloseIdleConnections()
-	}
+// newTargetTransport returns the pool of connections to an http
+// connector's target.
+func (m *Manager) newTargetTransport(s resource.ConnectorSpec) *http.Transport {
 	d := &net.Dialer{Timeout: m.cfg.ConnectTimeout}
-	t = &http.Transport{
+	return &http.Transport{
 		DialContext: d.DialContext,
 		// Requests beyond MaxConnections wait here for a connection: they
 		// are Istio's pending requests, bounded by MaxPending in the Picker.
@@ -189,9 +158,6 @@ func (m *Manager) targetTransportLocked(c *connector) (*http.Transport, string) 
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	m.http.targets[c.spec.Name] = t
-	m.http.targetOf[c.spec.Name] = s.Target
-	return t, s.Target
 }
 
 // localAnswer is an answer made by weft itself, marked with header.
@@ -203,26 +169,6 @@ func localAnswer(req *http.Request, code int, header, value string) *http.Respon
 		Header:  http.Header{header: {value}, "Content-Length": {"0"}},
 		Body:    http.NoBody,
 		Request: req,
-	}
-}
-
-// closeHTTP stops the stream server and drops pooled connections.
-func (m *Manager) closeHTTP() {
-	m.mu.Lock()
-	srv := m.http.server
-	var ts []*http.Transport
-	for _, t := range m.http.remotes {
-		ts = append(ts, t)
-	}
-	for _, t := range m.http.targets {
-		ts = append(ts, t)
-	}
-	m.mu.Unlock()
-	if srv != nil {
-		srv.Close()
-	}
-	for _, t := range ts {
-		t.CloseIdleConnections()
 	}
 }
 

@@ -1,7 +1,3 @@
-// Package service carries client connections to services: listeners accept at a
-// local port and pick a connector for their address anywhere in the network (by
-// path cost, capacity and load, through the balance package); connectors deliver
-// streams that arrive for an address to a local target.
 package service
 
 import (
@@ -11,12 +7,16 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"reflect"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
-	"weft.dev/weft/internal/balance"
+	"k8s.io/utils/clock"
+
 	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/observe"
@@ -27,7 +27,9 @@ import (
 
 // Network is the part of a site that services use.
 type Network interface {
-	// Table is the current route table.
+	// Table is the current route table. It is called on the request path
+	// and under the Manager's lock, so it must be cheap and take no lock
+	// the caller of TableChanged holds.
 	Table() *routing.Table
 	// OpenStream opens a stream along h.Segments, through the link to
 	// h.Segments[h.Next], and returns once the far end confirmed or refused it.
@@ -43,31 +45,40 @@ type Config struct {
 	// ConnectTimeout bounds one attempt to reach a candidate, so that a dead path
 	// costs at most this before the next candidate is tried.
 	ConnectTimeout time.Duration
-	// Now and Rand are injected so tests can drive time and choices.
-	Now  func() time.Time
+	// Clock is where the manager reads time for its decisions: hedge
+	// delays, the latencies it feeds the balancer, ejections. Nil means
+	// the real clock; tests use k8s.io/utils/clock/testing's fake.
+	Clock clock.WithTicker
+	// Rand seeds the balancer's choices; nil means a random seed.
 	Rand *rand.Rand
 }
 
 // Manager runs a site's listeners and connectors.
 type Manager struct {
-	cfg Config
+	cfg  Config
+	life *lifecycle
 
-	mu         sync.Mutex // guards the fields below; never held across I/O
+	mu         sync.Mutex // guards the fields below; taken before address.mu; never held across I/O
 	listeners  map[string]*listener
 	connectors map[string]*connector // by name
-	pickers    map[string]*balance.Picker
-	http       *httpState
+	addrs      map[string]*address   // every address with a listener or connector here, ever
+	streams    *streamServer         // serves KindHTTP streams; nil until the first
 }
 
 type listener struct {
 	spec resource.Listener
+	addr *address
 	ln   net.Listener
-	done chan struct{}
+	done chan struct{} // closed when it stopped accepting
 }
 
+// connector is one of this site's connectors. Its address is fixed: a
+// connector moved to another address is a new object.
 type connector struct {
-	spec resource.Connector
-	open uint32 // connections to the target now
+	spec      resource.Connector // guarded by Manager.mu
+	addr      *address
+	open      uint32          // connections to the target now; guarded by addr.mu
+	transport *http.Transport // pooled connections to the target (http); guarded by Manager.mu
 }
 
 // NewManager returns a Manager with no listeners or connectors.
@@ -75,23 +86,34 @@ func NewManager(cfg Config) *Manager {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 2 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = observe.NewMetrics()
+	}
 	return &Manager{
 		cfg:        cfg,
+		life:       newLifecycle(),
 		listeners:  map[string]*listener{},
 		connectors: map[string]*connector{},
-		pickers:    map[string]*balance.Picker{},
-		http:       newHTTPState(),
+		addrs:      map[string]*address{},
 	}
 }
 
-// ErrListenerExists is returned when a listener's name is taken with another spec.
-var ErrListenerExists = errors.New("listener exists")
+// Errors of the Manager.
+var (
+	// ErrListenerExists is returned when a listener's name is taken with another spec.
+	ErrListenerExists = errors.New("listener exists")
+	// ErrClosed is returned for a listener set after Close.
+	ErrClosed = errors.New("service manager closed")
+)
 
 // SetListener starts a listener, or restarts it if its spec changed. It returns
 // the address it listens on.
@@ -109,14 +131,20 @@ func (m *Manager) SetListener(l resource.Listener) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 	}
-	nl := &listener{spec: l, ln: ln, done: make(chan struct{})}
 	m.mu.Lock()
+	nl := &listener{spec: l, addr: m.addressLocked(l.Spec.Address), ln: ln, done: make(chan struct{})}
 	m.listeners[l.Name] = nl
 	m.mu.Unlock()
+	serve := m.serve
 	if l.Spec.Protocol == resource.ProtocolHTTP {
-		go m.serveHTTP(nl)
-	} else {
-		go m.serve(nl)
+		serve = m.serveHTTP
+	}
+	if !m.life.goroutine(func() { serve(nl) }) {
+		m.mu.Lock()
+		delete(m.listeners, l.Name)
+		m.mu.Unlock()
+		ln.Close()
+		return nil, fmt.Errorf("listener %s: %w", l.Name, ErrClosed)
 	}
 	return ln.Addr(), nil
 }
@@ -149,21 +177,132 @@ func (m *Manager) ListenerAddr(name string) (net.Addr, bool) {
 // SetConnector adds or replaces a connector.
 func (m *Manager) SetConnector(c resource.Connector) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if old := m.connectors[c.Name]; old != nil {
-		old.spec = c
-		return
+	var stale []*http.Transport
+	cur := m.connectors[c.Name]
+	if cur != nil && cur.spec.Spec.Address != c.Spec.Address {
+		// Moved: its connections counted against another address.
+		stale = append(stale, m.removeConnectorLocked(cur)...)
+		cur = nil
 	}
-	m.connectors[c.Name] = &connector{spec: c}
+	if cur == nil {
+		cur = &connector{addr: m.addressLocked(c.Spec.Address)}
+		m.connectors[c.Name] = cur
+	}
+	// Otherwise the same object, so that the connections it carries still
+	// count against its limit.
+	prev := cur.spec.Spec
+	cur.spec = c
+	if t := cur.transport; t != nil && (c.Spec.Protocol != resource.ProtocolHTTP || prev.Target != c.Spec.Target || prev.MaxConnections != c.Spec.MaxConnections) {
+		stale = append(stale, t)
+		cur.transport = nil
+	}
+	if cur.transport == nil && c.Spec.Protocol == resource.ProtocolHTTP {
+		cur.transport = m.newTargetTransport(c.Spec)
+	}
+	stale = append(stale, m.refreshLocked(cur.addr, m.localConnectorsLocked(cur.addr))...)
+	m.mu.Unlock()
+	closeTransports(stale)
 }
 
 // DeleteConnector removes a connector; connections it already carries go on.
 func (m *Manager) DeleteConnector(name string) bool {
 	m.mu.Lock()
+	c := m.connectors[name]
+	var stale []*http.Transport
+	if c != nil {
+		stale = m.removeConnectorLocked(c)
+	}
+	m.mu.Unlock()
+	closeTransports(stale)
+	return c != nil
+}
+
+// removeConnectorLocked drops c and returns the transports no longer used.
+func (m *Manager) removeConnectorLocked(c *connector) []*http.Transport {
+	delete(m.connectors, c.spec.Name)
+	stale := m.refreshLocked(c.addr, m.localConnectorsLocked(c.addr))
+	if c.transport != nil {
+		stale = append(stale, c.transport)
+	}
+	return stale
+}
+
+// localConnectorsLocked returns the connectors of a, by name, as a view
+// holds them.
+func (m *Manager) localConnectorsLocked(a *address) []localConnector {
+	var local []localConnector
+	for _, c := range m.connectors {
+		if c.addr == a {
+			local = append(local, localConnector{c: c, name: c.spec.Name, spec: c.spec.Spec, transport: c.transport})
+		}
+	}
+	// Map order would make the seeded choices differ between runs.
+	slices.SortFunc(local, func(x, y localConnector) int { return strings.Compare(x.name, y.name) })
+	return local
+}
+
+// addressLocked returns the state of address, made on first use. Each
+// gets a Rand of its own, seeded from Config.Rand, because its Pickers run
+// under its own lock.
+func (m *Manager) addressLocked(name string) *address {
+	a := m.addrs[name]
+	if a == nil {
+		a = newAddress(name, rand.New(rand.NewPCG(m.cfg.Rand.Uint64(), m.cfg.Rand.Uint64())))
+		m.addrs[name] = a
+		m.refreshLocked(a, nil)
+	}
+	return a
+}
+
+// lookup returns the state of address, nil if nothing here serves or
+// listens for it.
+func (m *Manager) lookup(name string) *address {
+	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, ok := m.connectors[name]
-	delete(m.connectors, name)
-	return ok
+	return m.addrs[name]
+}
+
+// refreshLocked rebuilds a's view from the current table and local, its
+// connectors, and returns the transports of paths no longer reached.
+// Reading the table under mu keeps views from going back to an older table
+// when two goroutines refresh at once.
+func (m *Manager) refreshLocked(a *address, local []localConnector) []*http.Transport {
+	return a.adopt(newAddressView(m.cfg.Self, a.name, m.cfg.Net.Table(), local))
+}
+
+// fresh returns a's view, rebuilt first if the table changed since.
+func (m *Manager) fresh(a *address) *addressView {
+	v := a.view.Load()
+	if v.table == m.cfg.Net.Table() {
+		return v
+	}
+	m.mu.Lock()
+	var stale []*http.Transport
+	if v = a.view.Load(); v.table != m.cfg.Net.Table() {
+		stale = m.refreshLocked(a, v.local)
+	}
+	v = a.view.Load()
+	m.mu.Unlock()
+	closeTransports(stale)
+	return v
+}
+
+// TableChanged tells the manager that Network.Table returns a new table.
+// The site calls it after each one. Every address's candidates are rebuilt
+// from it, and the sites it no longer has are forgotten: their balancing
+// state (so they stop counting towards the ejection cap) and their pooled
+// HTTP streams, whose idle ones are closed.
+func (m *Manager) TableChanged() {
+	m.mu.Lock()
+	var stale []*http.Transport
+	t := m.cfg.Net.Table()
+	for _, a := range m.addrs {
+		if v := a.view.Load(); v.table != t {
+			stale = append(stale, m.refreshLocked(a, v.local)...)
+		}
+	}
+	m.mu.Unlock()
+	closeTransports(stale)
 }
 
 // Advertised is what this site serves, for its site record.
@@ -197,18 +336,39 @@ func Advertise(connectors []resource.Connector) []routing.Connector {
 	return out
 }
 
-// Close stops every listener and the serving of HTTP streams.
+// Close stops every listener and the serving of HTTP streams, ends every
+// connection and request the manager carries, and returns once every
+// goroutine it started has ended. It may be called more than once.
 func (m *Manager) Close() {
 	m.mu.Lock()
-	names := make([]string, 0, len(m.listeners))
-	for n := range m.listeners {
-		names = append(names, n)
+	var ls []*listener
+	for _, l := range m.listeners {
+		ls = append(ls, l)
+	}
+	clear(m.listeners)
+	streams := m.streams
+	m.mu.Unlock()
+	for _, l := range ls {
+		l.ln.Close()
+		<-l.done
+	}
+	if streams != nil {
+		streams.srv.Close()
+	}
+	m.life.close()
+	// Last, so that no request returns a connection to a pool afterwards.
+	m.mu.Lock()
+	var ts []*http.Transport
+	for _, c := range m.connectors {
+		if c.transport != nil {
+			ts = append(ts, c.transport)
+		}
+	}
+	for _, a := range m.addrs {
+		ts = append(ts, a.allRemotes()...)
 	}
 	m.mu.Unlock()
-	for _, n := range names {
-		m.DeleteListener(n)
-	}
-	m.closeHTTP()
+	closeTransports(ts)
 }
 
 func (m *Manager) serve(l *listener) {
@@ -221,6 +381,8 @@ func (m *Manager) serve(l *listener) {
 			}
 			return
 		}
-		go m.carry(c, l.spec.Spec.Address)
+		if !m.life.goroutine(func() { m.carry(c, l.addr) }) {
+			c.Close()
+		}
 	}
 }
