@@ -107,6 +107,7 @@ func (s *Site) routerReady() {
 		t := s.router.Table()
 		s.table.Store(t)
 		s.metrics.RoutingSites.Set(float64(len(t.Sites())))
+		s.svc.TableChanged()
 		if s.events != nil {
 			s.events.TableChanged()
 		}
