@@ -439,55 +439,6 @@ func TestHeartbeatRTT(t *testing.T) {
 	})
 }
 
-// blackhole swallows writes once enabled, like a peer that stopped.
-type blackhole struct {
-	net.Conn
-	mu     sync.Mutex
-	on     bool
-	closed chan struct{}
-	once   sync.Once
-}
-
-func (b *blackhole) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	on := b.on
-	b.mu.Unlock()
-	if on {
-		return len(p), nil
-	}
-	return b.Conn.Write(p)
-}
-
-func TestDeadPeer(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr transport) {
-		a, b := tr.pair(t)
-		bh := &blackhole{Conn: a}
-		cfg := Config{HeartbeatInterval: 20 * time.Millisecond, DeadAfter: 200 * time.Millisecond}
-		c, s := Client(bh, cfg), Server(b, cfg)
-		defer c.Close()
-		defer s.Close()
-		eventually(t, 5*time.Second, "RTT", func() bool { return s.RTT() > 0 })
-		bh.mu.Lock()
-		bh.on = true
-		bh.mu.Unlock()
-		start := time.Now()
-		select {
-		case <-s.Done():
-		case <-time.After(5 * time.Second):
-			t.Fatal("silent peer not declared dead")
-		}
-		if el := time.Since(start); el > cfg.DeadAfter+150*time.Millisecond {
-			t.Errorf("declared dead after %v, DeadAfter %v", el, cfg.DeadAfter)
-		}
-		if !errors.Is(s.Err(), ErrPeerDead) {
-			t.Fatalf("err %v", s.Err())
-		}
-		<-c.Done() // its conn was closed under it
-		c.wg.Wait()
-		s.wg.Wait()
-	})
-}
-
 func TestLargeTransfer(t *testing.T) {
 	size := 256 << 20
 	if testing.Short() {
