@@ -255,7 +255,7 @@ func TestDeadPeer(t *testing.T) {
 		fc.waitArmedAt(t, epoch.Add(deadAfter))
 
 		fc.Step(deadAfter - ms)
-		// The tick of this step is handled: the heartbeat loop is settled.
+		// A PING stamped now: the heartbeat loop has run since the step.
 		p.waitPing(t, deadAfter-ms)
 		alive(t, s, "DeadAfter-1ms after the start")
 		if !fc.armedAt(epoch.Add(deadAfter)) {
@@ -456,6 +456,15 @@ func TestDeadlinesOnClock(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("write not ended by its deadline")
+	}
+}
+
+// The read loop stamps every frame with now(): with the real clock that
+// must stay free of allocations (and of locks: RealClock has none).
+func TestNowDoesNotAllocate(t *testing.T) {
+	s := &Session{cfg: Config{}.withDefaults(), start: time.Now()}
+	if n := testing.AllocsPerRun(1000, func() { s.now() }); n != 0 {
+		t.Fatalf("now() allocates %v times", n)
 	}
 }
 
