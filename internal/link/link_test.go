@@ -53,10 +53,22 @@ func tcpPair(t testing.TB) (net.Conn, net.Conn) {
 	return a, b
 }
 
+// patient gives a test session that sets no DeadAfter a long one. Those
+// tests are about streams and framing on the real clock; liveness is tested
+// on a fake clock (clock_test.go). With the 2s default, a machine starved
+// enough to stall the peer's writer that long (seen under -race next to two
+// CPU hogs) declares the peer dead mid-test.
+func patient(cfg Config) Config {
+	if cfg.DeadAfter == 0 {
+		cfg.DeadAfter = time.Minute
+	}
+	return cfg
+}
+
 // sessions starts a client/server pair and closes both when the test ends.
 func sessions(t testing.TB, tr transport, cc, sc Config) (*Session, *Session) {
 	a, b := tr.pair(t)
-	c, s := Client(a, cc), Server(b, sc)
+	c, s := Client(a, patient(cc)), Server(b, patient(sc))
 	t.Cleanup(func() {
 		c.Close()
 		s.Close()
