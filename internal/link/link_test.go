@@ -53,10 +53,22 @@ func tcpPair(t testing.TB) (net.Conn, net.Conn) {
 	return a, b
 }
 
+// patient gives a test session that sets no DeadAfter a long one. Those
+// tests are about streams and framing on the real clock; liveness is tested
+// on a fake clock (clock_test.go). With the 2s default, a machine starved
+// enough to stall the peer's writer that long (seen under -race next to two
+// CPU hogs) declares the peer dead mid-test.
+func patient(cfg Config) Config {
+	if cfg.DeadAfter == 0 {
+		cfg.DeadAfter = time.Minute
+	}
+	return cfg
+}
+
 // sessions starts a client/server pair and closes both when the test ends.
 func sessions(t testing.TB, tr transport, cc, sc Config) (*Session, *Session) {
 	a, b := tr.pair(t)
-	c, s := Client(a, cc), Server(b, sc)
+	c, s := Client(a, patient(cc)), Server(b, patient(sc))
 	t.Cleanup(func() {
 		c.Close()
 		s.Close()
@@ -436,55 +448,6 @@ func TestHeartbeatRTT(t *testing.T) {
 		if c.RTT() > time.Second {
 			t.Fatalf("implausible RTT %v", c.RTT())
 		}
-	})
-}
-
-// blackhole swallows writes once enabled, like a peer that stopped.
-type blackhole struct {
-	net.Conn
-	mu     sync.Mutex
-	on     bool
-	closed chan struct{}
-	once   sync.Once
-}
-
-func (b *blackhole) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	on := b.on
-	b.mu.Unlock()
-	if on {
-		return len(p), nil
-	}
-	return b.Conn.Write(p)
-}
-
-func TestDeadPeer(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr transport) {
-		a, b := tr.pair(t)
-		bh := &blackhole{Conn: a}
-		cfg := Config{HeartbeatInterval: 20 * time.Millisecond, DeadAfter: 200 * time.Millisecond}
-		c, s := Client(bh, cfg), Server(b, cfg)
-		defer c.Close()
-		defer s.Close()
-		eventually(t, 5*time.Second, "RTT", func() bool { return s.RTT() > 0 })
-		bh.mu.Lock()
-		bh.on = true
-		bh.mu.Unlock()
-		start := time.Now()
-		select {
-		case <-s.Done():
-		case <-time.After(5 * time.Second):
-			t.Fatal("silent peer not declared dead")
-		}
-		if el := time.Since(start); el > cfg.DeadAfter+150*time.Millisecond {
-			t.Errorf("declared dead after %v, DeadAfter %v", el, cfg.DeadAfter)
-		}
-		if !errors.Is(s.Err(), ErrPeerDead) {
-			t.Fatalf("err %v", s.Err())
-		}
-		<-c.Done() // its conn was closed under it
-		c.wg.Wait()
-		s.wg.Wait()
 	})
 }
 

@@ -22,7 +22,7 @@ func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 // bytes; everything the session writes is read and dropped.
 func rawServer(t testing.TB, cfg Config) (*Session, net.Conn) {
 	a, b := tcpPair(t)
-	s := Server(a, cfg)
+	s := Server(a, patient(cfg))
 	go io.Copy(io.Discard, b)
 	t.Cleanup(func() {
 		b.Close()

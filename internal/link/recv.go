@@ -14,7 +14,6 @@ var errGoAway = errors.New("goaway")
 
 func (s *Session) readLoop() {
 	defer s.wg.Done()
-	s.lastRecv.Store(s.now())
 	br := bufio.NewReaderSize(s.conn, readBufSize)
 	var hdr [hdrSize]byte
 	var err error

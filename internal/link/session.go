@@ -9,6 +9,10 @@
 // flushes when the queue runs dry (small frames coalesce into one write), and
 // a heartbeat ticker.
 //
+// The session reads time only from Config.Clock (heartbeats, dead-peer
+// detection, RTT, Close's GOAWAY wait, stream deadlines), so tests step a
+// fake clock instead of sleeping.
+//
 // Lock order: Stream.mu, then Session.mu, then Session.wmu. wmu is a leaf.
 package link
 
@@ -22,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Buffer sizes of the connection, chosen by measurement (BENCH.md).
@@ -54,6 +60,13 @@ type Config struct {
 	OnControl func(msg []byte)
 	// Logger gets session-level events (protocol violations, dead peer).
 	Logger *slog.Logger
+	// Clock is what the session reads time from: the PING ticker, the
+	// DeadAfter timer, RTT samples, Close's wait for GOAWAY and stream
+	// deadlines. Nil is the real clock. Stream deadlines are compared with
+	// Clock.Now: with the real clock that is net.Conn's contract; under any
+	// other clock, callers must take deadlines from it (Clock.Now().Add(d)),
+	// or a deadline from time.Now is read on the wrong time line.
+	Clock clock.WithTickerAndDelayedExecution
 }
 
 func (c Config) withDefaults() Config {
@@ -80,6 +93,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
 	return c
 }
 
@@ -100,7 +116,7 @@ type Session struct {
 	cfg    Config
 	log    *slog.Logger
 	client bool
-	start  time.Time
+	start  time.Time // on cfg.Clock; now() counts from here
 	done   chan struct{}
 	wg     sync.WaitGroup
 
@@ -124,7 +140,7 @@ type Session struct {
 
 	cerrP      atomic.Pointer[error] // cerr, readable without mu
 	pongQueued atomic.Bool
-	lastRecv   atomic.Int64 // ns since start
+	lastRecv   atomic.Int64 // now() of the last frame read; 0 (start) before any
 	rtt        atomic.Int64
 
 	nOpened, nAccepted, nFailed, nSent, nRecv atomic.Uint64
@@ -143,7 +159,7 @@ func newSession(conn net.Conn, cfg Config, client bool) *Session {
 		conn:     conn,
 		cfg:      cfg,
 		client:   client,
-		start:    time.Now(),
+		start:    cfg.Clock.Now(),
 		done:     make(chan struct{}),
 		acceptCh: make(chan *Stream, cfg.AcceptBacklog),
 		streams:  make(map[uint32]*Stream),
@@ -156,10 +172,15 @@ func newSession(conn net.Conn, cfg Config, client bool) *Session {
 		s.nextID = 1
 	}
 	s.log = cfg.Logger.With("link", side, "remote", addrString(conn.RemoteAddr()))
+	// The heartbeat timers start here rather than in their goroutine, so they
+	// count from start: a test stepping a fake clock right after Client or
+	// Server returns cannot step past a timer that does not exist yet.
+	tick := s.cfg.Clock.NewTicker(cfg.HeartbeatInterval)
+	dead := s.cfg.Clock.NewTimer(cfg.DeadAfter)
 	s.wg.Add(3)
 	go s.readLoop()
 	go s.writeLoop()
-	go s.heartbeatLoop()
+	go s.heartbeatLoop(tick, dead)
 	return s
 }
 
@@ -170,7 +191,10 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-func (s *Session) now() int64 { return int64(time.Since(s.start)) }
+// now is the session's monotonic time in ns since start, on its clock. The
+// read loop calls it once per frame: with the real clock it is time.Since
+// behind one interface call, no allocation and no lock.
+func (s *Session) now() int64 { return int64(s.cfg.Clock.Since(s.start)) }
 
 // Open opens a stream carrying header (at most MaxHeaderLen bytes) and
 // blocks until the peer confirms it (nil error), rejects it (*RejectError),
@@ -303,10 +327,10 @@ func (s *Session) goAway(code uint32, err error) error {
 	binary.BigEndian.PutUint32(f.payload, code)
 	f.done = make(chan error, 1)
 	if s.enqueue(f, false) == nil {
-		t := time.NewTimer(goAwayWait)
+		t := s.cfg.Clock.NewTimer(goAwayWait)
 		select {
 		case <-f.done:
-		case <-t.C:
+		case <-t.C():
 		case <-s.done:
 		}
 		t.Stop()
@@ -378,20 +402,19 @@ func (s *Session) removeStream(st *Stream) {
 	s.mu.Unlock()
 }
 
-func (s *Session) heartbeatLoop() {
+// heartbeatLoop owns tick and dead, which newSession started.
+func (s *Session) heartbeatLoop(tick clock.Ticker, dead clock.Timer) {
 	defer s.wg.Done()
-	tick := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer tick.Stop()
-	dead := time.NewTimer(s.cfg.DeadAfter)
 	defer dead.Stop()
 	s.ping()
 	for {
 		select {
 		case <-s.done:
 			return
-		case <-tick.C:
+		case <-tick.C():
 			s.ping()
-		case <-dead.C:
+		case <-dead.C():
 			idle := time.Duration(s.now() - s.lastRecv.Load())
 			if idle >= s.cfg.DeadAfter {
 				s.closeWithError(fmt.Errorf("%w (silent for %v)", ErrPeerDead, idle.Round(time.Millisecond)))
