@@ -24,6 +24,7 @@ import (
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/events/ledger"
+	"weft.dev/weft/internal/events/queuemark"
 	"weft.dev/weft/internal/events/store"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
@@ -100,17 +101,11 @@ type Broker struct {
 	qmu     sync.Mutex
 	handing map[string]bool
 
-	// queueWaiting counts, per persisted queue, the entries stored here
-	// that no local consumer took yet; queueFull has the queues over
-	// queueHighWater. Both under mu.
-	queueWaiting map[string]int
-	queueFull    map[string]bool
-	// queueTaking counts, per persisted queue, the entries of batches
-	// being stored that are to wait here (markOverflow); under mu.
-	queueTaking map[string]int
-	// fullQueues is a copy of queueFull for nextHops, which runs under
-	// lmu and so cannot take mu.
-	fullQueues atomic.Pointer[map[string]bool]
+	// marksMu guards marks, the water marks of the persisted queues whose
+	// entries wait here for local consumers. It is its own lock, taken
+	// last, because nextHops reads it under lmu.
+	marksMu sync.Mutex
+	marks   *queuemark.Marks
 
 	ctx context.Context
 	wg  sync.WaitGroup
@@ -156,8 +151,8 @@ func New(cfg Config) (*Broker, error) {
 		subs: map[string]*subscriber{}, pushes: map[string]*pusher{},
 		peers: map[siteid.ID]*peerOut{}, hops: map[siteid.ID]*hopOut{},
 		toSave: map[siteid.ID]store.Dest{}, toDelete: map[siteid.ID]bool{}, saveWake: make(chan struct{}, 1),
-		handing:      map[string]bool{},
-		queueWaiting: map[string]int{}, queueFull: map[string]bool{}, queueTaking: map[string]int{},
+		handing:   map[string]bool{},
+		marks:     queuemark.New(queueHighWater, queueLowWater),
 		lingering: map[string]time.Time{},
 		inNotify:  make(chan struct{}),
 	}
@@ -166,7 +161,6 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b.inHead.Store(inHead)
-	b.fullQueues.Store(new(map[string]bool{}))
 	sd, err := b.st.Dests()
 	if err != nil {
 		return nil, err
@@ -246,11 +240,14 @@ const (
 )
 
 // interestsLocked derives the interests from live subscribers and push
-// subscriptions: sorted, without duplicates.
+// subscriptions, less the queues too full to take more: sorted, without
+// duplicates.
 func (b *Broker) interestsLocked() []string {
+	b.marksMu.Lock()
+	defer b.marksMu.Unlock()
 	var out []string
 	add := func(kind events.Kind, pattern string) {
-		if kind != events.Queue || !b.queueFull[pattern] {
+		if kind != events.Queue || !b.marks.Full(pattern) {
 			out = append(out, events.Interest(kind, pattern))
 		}
 	}
@@ -276,6 +273,13 @@ func (b *Broker) interestsChangedLocked() {
 	}
 	b.interests = in
 	go b.cfg.Net.SetInterests(in)
+}
+
+// interestsChanged is interestsChangedLocked for a caller without mu.
+func (b *Broker) interestsChanged() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.interestsChangedLocked()
 }
 
 // delivery is one event for a local subscriber.

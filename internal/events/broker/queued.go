@@ -8,6 +8,7 @@ import (
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/events/ledger"
+	"weft.dev/weft/internal/events/queuemark"
 	"weft.dev/weft/internal/events/store"
 )
 
@@ -36,7 +37,7 @@ func (b *Broker) startQueues() {
 			}
 			return true
 		})
-		b.queueWait(q, waiting)
+		b.marksDo(func(m *queuemark.Marks) { m.Found(q, waiting) })
 		b.startQueue(q)
 	}
 }
@@ -98,7 +99,7 @@ func (b *Broker) runQueue(queue string) {
 				save(cursor)
 				return
 			}
-			b.queueWait(queue, -1)
+			b.marksDo(func(m *queuemark.Marks) { m.Taken(queue) })
 			cursor = seqs[i]
 			if time.Since(savedAt) >= cursorSaveInterval {
 				save(cursor)
