@@ -3,6 +3,21 @@
 // delivery through the store and the ledger. The site package gives it the
 // network (streams to other sites, the route table) and announces its
 // interests; the broker does the rest.
+//
+// Locks, in the order they may be taken: one may be taken while holding
+// those above it, never the other way round.
+//
+//	mu       config, subscribers, push subscriptions, interests, peers
+//	lmu      the ledger, its streams and the cursors to save; never held
+//	         together with mu
+//	marksMu  the queues' water marks (queuemark); taken under mu
+//	         (interestsLocked) and under lmu (nextHops)
+//	qmu      which queue workers run; held alone
+//
+// Under mu the broker calls Net.InterestsChanged, and under lmu Net.Table:
+// neither may block on the broker or call into it. No lock is held across
+// I/O (the store, streams, push sinks) or a wait for a goroutine, except for
+// channel sends that cannot block (ledgerDo).
 package broker
 
 import (
@@ -38,8 +53,13 @@ type Net interface {
 	// Open opens an event stream along path (the sites after this one, the
 	// last being the far end), tagged for the far end's broker.
 	Open(ctx context.Context, path []siteid.ID, tag string) (net.Conn, error)
-	// SetInterests re-announces the site record with these interests.
-	SetInterests(interests []string)
+	// InterestsChanged tells the site that the broker's interests changed:
+	// the site must announce its record again, with Broker.Interests read
+	// then. The broker calls it with its lock held, so it must not block
+	// and must not call into the broker: a site wakes the goroutine that
+	// announces its record, which reads the interests later, under its
+	// router's lock (of two announcements, the later state then wins).
+	InterestsChanged()
 }
 
 // Stream tags: which of the two protocols an event stream speaks.
@@ -71,7 +91,7 @@ type Broker struct {
 	// inflight bounds concurrent publish requests: beyond it, 429.
 	inflight chan struct{}
 
-	// mu guards the fields below. Lock order: mu before lmu.
+	// mu guards the fields below (lock order: the package comment).
 	mu      sync.Mutex
 	topics  map[string]resource.Topic
 	queues  map[string]resource.Queue
@@ -199,6 +219,8 @@ func New(cfg Config) (*Broker, error) {
 }
 
 // Run starts the broker's workers; they end with ctx. Wait waits for them.
+// The site must call it before anything else but Interests: TableChanged,
+// ServeStream and the handler's requests.
 func (b *Broker) Run(ctx context.Context) {
 	b.ctx = ctx
 	b.mu.Lock()
@@ -264,15 +286,15 @@ func (b *Broker) interestsLocked() []string {
 	return slices.Compact(out)
 }
 
-// interestsChangedLocked re-announces when the interests changed; the
-// announcement itself runs outside mu.
+// interestsChangedLocked tells the site when the interests changed; the site
+// reads them later (Net.InterestsChanged).
 func (b *Broker) interestsChangedLocked() {
 	in := b.interestsLocked()
 	if slices.Equal(in, b.interests) {
 		return
 	}
 	b.interests = in
-	go b.cfg.Net.SetInterests(in)
+	b.cfg.Net.InterestsChanged()
 }
 
 // interestsChanged is interestsChangedLocked for a caller without mu.

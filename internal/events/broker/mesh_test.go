@@ -48,6 +48,8 @@ type meshSite struct {
 	// interests are what b last announced, as its record would carry
 	// them: Table runs under b's lmu and so must not ask b.
 	interests []string
+	// announce wakes the site's router goroutine (route).
+	announce chan struct{}
 
 	mu       sync.Mutex // guards the table, cached for tableKey
 	table    *routing.Table
@@ -65,7 +67,7 @@ func newMesh(t testing.TB, names []string, links [][3]int) *mesh {
 	m := &mesh{t: t, ctx: ctx, sites: map[siteid.ID]*meshSite{}, links: links, frames: map[[2]siteid.ID]int{}}
 	var stores []*store.Store
 	for i, name := range names {
-		s := &meshSite{m: m, id: sid(i + 1), name: name}
+		s := &meshSite{m: m, id: sid(i + 1), name: name, announce: make(chan struct{}, 1)}
 		st, err := store.Open(filepath.Join(t.TempDir(), name+".db"))
 		if err != nil {
 			t.Fatal(err)
@@ -79,6 +81,15 @@ func newMesh(t testing.TB, names []string, links [][3]int) *mesh {
 	}
 	for _, s := range m.sites {
 		s.b.Run(ctx)
+	}
+	// Once every broker runs: routing calls TableChanged on them all.
+	for _, s := range m.sites {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			s.route(ctx)
+		}()
+		s.InterestsChanged() // the first record carries what New restored
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -170,15 +181,31 @@ func (s *meshSite) subscribe(t testing.TB, kind events.Kind, pattern string) *su
 	return sub
 }
 
-// SetInterests records the broker's interests, read anew under the mesh's
-// lock as a site reads them under its router's, so that two announcements
-// cannot land in the wrong order; then it tells every broker that the tables
-// changed, as the record reaching them would.
-func (s *meshSite) SetInterests([]string) {
-	s.m.mu.Lock()
-	s.interests = s.b.Interests()
-	s.m.mu.Unlock()
-	s.m.tablesChanged()
+// InterestsChanged wakes the site's router goroutine, as a site does: the
+// broker calls it under its lock.
+func (s *meshSite) InterestsChanged() {
+	select {
+	case s.announce <- struct{}{}:
+	default: // a wake-up is pending, and reads the interests after this
+	}
+}
+
+// route is the site's router goroutine: it announces the broker's interests,
+// read when woken, and tells every broker that the tables changed, as the
+// record reaching them would.
+func (s *meshSite) route(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.announce:
+		}
+		in := s.b.Interests()
+		s.m.mu.Lock()
+		s.interests = in
+		s.m.mu.Unlock()
+		s.m.tablesChanged()
+	}
 }
 
 // countingConn counts the frames written on a tree stream. Its one writer
