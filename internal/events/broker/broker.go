@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
 
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
@@ -80,14 +81,18 @@ type Config struct {
 	// MaxBacklog is how many persisted entries may await acknowledgement
 	// before publishers get 503; default 1,000,000.
 	MaxBacklog uint64
+	// Clock is where the broker reads time and sets timers (expiry,
+	// lingering interest, retries, polling); nil is the real clock.
+	Clock clock.WithTickerAndDelayedExecution
 }
 
 // Broker is one site's event mesh engine.
 type Broker struct {
-	cfg Config
-	log *slog.Logger
-	st  *store.Store
-	m   metrics
+	cfg   Config
+	clock clock.WithTickerAndDelayedExecution
+	log   *slog.Logger
+	st    *store.Store
+	m     metrics
 	// inflight bounds concurrent publish requests: beyond it, 429.
 	inflight chan struct{}
 
@@ -101,11 +106,13 @@ type Broker struct {
 	// lingering are topic patterns of stream subscribers gone, with when
 	// their interest ends (streamLinger).
 	lingering map[string]time.Time
-	rr        int // round-robin position among queue consumers
-	interests []string
-	peers     map[siteid.ID]*peerOut
-	inNotify  chan struct{} // closed and replaced when the inbox grows
-	inHead    atomic.Uint64 // the inbox's last seq
+	// lingerWake tells lingerLoop that a lingering interest may be over.
+	lingerWake chan struct{}
+	rr         int // round-robin position among queue consumers
+	interests  []string
+	peers      map[siteid.ID]*peerOut
+	inNotify   chan struct{} // closed and replaced when the inbox grows
+	inHead     atomic.Uint64 // the inbox's last seq
 
 	// lmu guards ledger, hops and the cursor changes saveLoop has yet to
 	// write.
@@ -164,8 +171,11 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.MaxBacklog == 0 {
 		cfg.MaxBacklog = 1_000_000
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
 	b := &Broker{
-		cfg: cfg, log: cfg.Logger, st: cfg.Store, m: newMetrics(cfg.Registry),
+		cfg: cfg, clock: cfg.Clock, log: cfg.Logger, st: cfg.Store, m: newMetrics(cfg.Registry),
 		inflight: make(chan struct{}, 256),
 		topics:   map[string]resource.Topic{}, queues: map[string]resource.Queue{},
 		subs: map[string]*subscriber{}, pushes: map[string]*pusher{},
@@ -173,8 +183,8 @@ func New(cfg Config) (*Broker, error) {
 		toSave: map[siteid.ID]store.Dest{}, toDelete: map[siteid.ID]bool{}, saveWake: make(chan struct{}, 1),
 		handing:   map[string]bool{},
 		marks:     queuemark.New(queueHighWater, queueLowWater),
-		lingering: map[string]time.Time{},
-		inNotify:  make(chan struct{}),
+		lingering: map[string]time.Time{}, lingerWake: make(chan struct{}, 1),
+		inNotify: make(chan struct{}),
 	}
 	outHead, inHead, err := b.st.Heads()
 	if err != nil {
@@ -230,6 +240,7 @@ func (b *Broker) Run(ctx context.Context) {
 	b.mu.Unlock()
 	b.goFunc(b.expireLoop)
 	b.goFunc(b.saveLoop)
+	b.goFunc(b.lingerLoop)
 	b.startQueues()
 	b.TableChanged()
 }
@@ -361,20 +372,37 @@ func (b *Broker) unsubscribe(s *subscriber) {
 	defer b.mu.Unlock()
 	delete(b.subs, s.id)
 	if s.kind == events.Topic {
-		b.lingering[s.pattern] = time.Now().Add(streamLinger)
-		time.AfterFunc(streamLinger, b.endLinger)
+		b.lingering[s.pattern] = b.clock.Now().Add(streamLinger)
+		// The timer only wakes lingerLoop: a fake clock runs it with its
+		// own lock held, which a clock read under mu would then wait on.
+		b.clock.AfterFunc(streamLinger, func() {
+			select {
+			case b.lingerWake <- struct{}{}:
+			default:
+			}
+		})
 	}
 	b.interestsChangedLocked()
+}
+
+// lingerLoop withdraws lingering interests whose time is up when a timer
+// that unsubscribe set wakes it.
+func (b *Broker) lingerLoop() {
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-b.lingerWake:
+		}
+		b.endLinger()
+	}
 }
 
 // endLinger withdraws the lingering interests whose time is up.
 func (b *Broker) endLinger() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.ctx == nil || b.ctx.Err() != nil {
-		return
-	}
-	now := time.Now()
+	now := b.clock.Now()
 	maps.DeleteFunc(b.lingering, func(_ string, until time.Time) bool { return !until.After(now) })
 	b.interestsChangedLocked()
 }

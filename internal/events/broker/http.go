@@ -221,7 +221,7 @@ func (b *Broker) stream(ctx context.Context, s *subscriber, last uint64, resume 
 	if resume && catchUp(last) != nil {
 		return
 	}
-	keepalive := time.NewTicker(15 * time.Second)
+	keepalive := b.clock.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
 	var batch []delivery
 	for {
@@ -231,7 +231,7 @@ func (b *Broker) stream(ctx context.Context, s *subscriber, last uint64, resume 
 			return
 		case <-b.ctx.Done():
 			return
-		case <-keepalive.C:
+		case <-keepalive.C():
 			err = out.keepalive()
 		case <-s.wake:
 			// Stored events that did not fit come from the inbox: those

@@ -48,7 +48,7 @@ func (b *Broker) serveLog(c net.Conn, origin siteid.ID) {
 					return
 				}
 				batch = append(batch, store.Put{Source: e.Source(), ID: e.ID(), Dests: f.Sites, Local: b.local(f.Kind, f.Subject),
-					Entry: store.Entry{Kind: byte(f.Kind), Subject: f.Subject, Origin: f.Origin, Time: time.Now().UnixNano(), Payload: append([]byte(nil), f.Payload...)}})
+					Entry: store.Entry{Kind: byte(f.Kind), Subject: f.Subject, Origin: f.Origin, Time: b.clock.Now().UnixNano(), Payload: append([]byte(nil), f.Payload...)}})
 			case events.FrameMark:
 				mark = f.Mark
 			default:
@@ -100,7 +100,7 @@ func (b *Broker) waitBacklog() bool {
 		select {
 		case <-b.ctx.Done():
 			return false
-		case <-time.After(100 * time.Millisecond):
+		case <-b.clock.After(100 * time.Millisecond):
 		}
 	}
 	return true
@@ -365,7 +365,7 @@ func (b *Broker) saveLoop() {
 		select {
 		case <-b.ctx.Done():
 			return
-		case <-time.After(cursorSaveInterval):
+		case <-b.clock.After(cursorSaveInterval):
 		}
 	}
 }
@@ -425,7 +425,7 @@ func (b *Broker) runHop(ctx context.Context, h *hopOut) {
 		backoff = min(backoff*2, 2*time.Second)
 		select {
 		case <-ctx.Done():
-		case <-time.After(wait):
+		case <-b.clock.After(wait):
 		}
 	}
 }
@@ -559,7 +559,7 @@ func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloude
 	if err := b.consumerLag(); err != nil {
 		return err
 	}
-	now := time.Now().UnixNano()
+	now := b.clock.Now().UnixNano()
 	ps := make([]store.Put, len(evs))
 	for i, e := range evs {
 		ps[i] = store.Put{
@@ -582,13 +582,13 @@ func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloude
 
 // expireLoop drops acknowledged and expired entries once a minute.
 func (b *Broker) expireLoop() {
-	t := time.NewTicker(time.Minute)
+	t := b.clock.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
 		select {
 		case <-b.ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		b.mu.Lock()
 		retention := 24 * time.Hour
@@ -601,7 +601,7 @@ func (b *Broker) expireLoop() {
 		b.lmu.Lock()
 		low := b.ledger.Low()
 		b.lmu.Unlock()
-		if err := b.st.Expire(low, time.Now().Add(-retention)); err != nil {
+		if err := b.st.Expire(low, b.clock.Now().Add(-retention)); err != nil {
 			b.log.Error("event store expiry failed", "err", err)
 		}
 	}

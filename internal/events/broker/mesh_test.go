@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
@@ -60,9 +61,9 @@ var _ Net = (*meshSite)(nil)
 
 func sid(i int) siteid.ID { return siteid.ID{byte(i)} }
 
-// newMesh starts one broker per name (site IDs 1, 2, ... in order) and
-// stops them all when the test ends.
-func newMesh(t testing.TB, names []string, links [][3]int) *mesh {
+// newMesh starts one broker per name (site IDs 1, 2, ... in order), with
+// each option applied to its Config, and stops them all when the test ends.
+func newMesh(t testing.TB, names []string, links [][3]int, opts ...func(*Config)) *mesh {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &mesh{t: t, ctx: ctx, sites: map[siteid.ID]*meshSite{}, links: links, frames: map[[2]siteid.ID]int{}}
 	var stores []*store.Store
@@ -73,7 +74,11 @@ func newMesh(t testing.TB, names []string, links [][3]int) *mesh {
 			t.Fatal(err)
 		}
 		stores = append(stores, st)
-		s.b, err = New(Config{Self: s.id, Net: s, Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()})
+		cfg := Config{Self: s.id, Net: s, Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()}
+		for _, o := range opts {
+			o(&cfg)
+		}
+		s.b, err = New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,6 +321,37 @@ func (d *drain) count() int {
 	defer d.mu.Unlock()
 	return len(d.ids)
 }
+
+// fakeClock is a fake clock that counts the waits (After) it is asked for,
+// so that a test moves time on only once the code under test waits: a wait
+// asked for after the step would never end.
+type fakeClock struct {
+	*clocktesting.FakeClock
+	mu    sync.Mutex
+	waits map[time.Duration]int
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{FakeClock: clocktesting.NewFakeClock(time.Unix(1_000_000_000, 0)), waits: map[time.Duration]int{}}
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	ch := c.FakeClock.After(d) // first: a step from now on ends it
+	c.mu.Lock()
+	c.waits[d]++
+	c.mu.Unlock()
+	return ch
+}
+
+// waited reports how many waits of d were asked for.
+func (c *fakeClock) waited(d time.Duration) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waits[d]
+}
+
+// withClock makes the brokers of a mesh read time from c.
+func withClock(c *fakeClock) func(*Config) { return func(cfg *Config) { cfg.Clock = c } }
 
 // waitFor polls cond until it holds or 10 s have passed.
 func waitFor(t testing.TB, what string, cond func() bool) {

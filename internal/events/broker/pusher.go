@@ -125,7 +125,7 @@ func (b *Broker) deliverPush(ctx context.Context, p *pusher, payload []byte) boo
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(p.policy.Backoff(attempt)):
+		case <-b.clock.After(p.policy.Backoff(attempt)):
 		}
 	}
 	b.m.dropped.WithLabelValues("push-failed").Inc()
@@ -137,7 +137,7 @@ func (b *Broker) deliverPush(ctx context.Context, p *pusher, payload []byte) boo
 			select {
 			case <-ctx.Done():
 				return false
-			case <-time.After(p.policy.Backoff(attempt)):
+			case <-b.clock.After(p.policy.Backoff(attempt)):
 			}
 		}
 	}

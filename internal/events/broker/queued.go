@@ -91,7 +91,7 @@ func (b *Broker) runQueue(queue string) {
 			from = seq
 			return len(batch) < 256
 		})
-		savedAt := time.Now()
+		savedAt := b.clock.Now()
 		for i, e := range batch {
 			// A pass on moves the cursor past the entry in its own
 			// transaction; saving it again later does no harm.
@@ -101,9 +101,9 @@ func (b *Broker) runQueue(queue string) {
 			}
 			b.marksDo(func(m *queuemark.Marks) { m.Taken(queue) })
 			cursor = seqs[i]
-			if time.Since(savedAt) >= cursorSaveInterval {
+			if b.clock.Since(savedAt) >= cursorSaveInterval {
 				save(cursor)
-				savedAt = time.Now()
+				savedAt = b.clock.Now()
 			}
 		}
 		cursor = from
@@ -166,7 +166,7 @@ func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) bo
 		select {
 		case <-b.ctx.Done():
 			return false
-		case <-time.After(50 * time.Millisecond):
+		case <-b.clock.After(50 * time.Millisecond):
 		}
 	}
 }
@@ -190,7 +190,7 @@ func (b *Broker) passOn(seq uint64, e store.Entry) bool {
 		select {
 		case <-b.ctx.Done():
 			return false
-		case <-time.After(time.Second):
+		case <-b.clock.After(time.Second):
 		}
 	}
 	b.appended([]ledger.Entry{{Off: p.Out, Dests: p.Fwd}}, []string{e.Subject})

@@ -85,7 +85,7 @@ func (b *Broker) runPeerOut(peer siteid.ID, p *peerOut) {
 			conn.Close()
 		}
 	}()
-	idle := time.NewTimer(time.Minute)
+	idle := b.clock.NewTimer(time.Minute)
 	defer idle.Stop()
 	take := func(c chunk) chunk {
 		p.queued.Add(-int64(len(c.b)))
@@ -96,7 +96,7 @@ func (b *Broker) runPeerOut(peer siteid.ID, p *peerOut) {
 		select {
 		case <-b.ctx.Done():
 			return
-		case <-idle.C:
+		case <-idle.C():
 			return
 		case c = <-p.ch:
 		}
