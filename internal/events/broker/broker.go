@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -81,6 +80,18 @@ type Config struct {
 	// MaxBacklog is how many persisted entries may await acknowledgement
 	// before publishers get 503; default 1,000,000.
 	MaxBacklog uint64
+	// MaxInterests caps the distinct interests this site announces (live,
+	// lingering and push subscriptions' patterns); a subscription beyond it
+	// gets ErrTooManyInterests. Default DefaultMaxInterests; at most
+	// routing.MaxInterests.
+	MaxInterests int
+	// MaxSubscriptions caps the live stream subscriptions (SSE and
+	// WebSocket) at this site, and MaxSubscriptionsPerClient those from
+	// one client IP address; beyond them, ErrTooManySubscriptions and
+	// ErrTooManyClientSubscriptions. Defaults DefaultMaxSubscriptions and
+	// DefaultMaxSubscriptionsPerClient.
+	MaxSubscriptions          int
+	MaxSubscriptionsPerClient int
 	// Clock is where the broker reads time and sets timers (expiry,
 	// lingering interest, retries, polling); nil is the real clock.
 	Clock clock.WithTickerAndDelayedExecution
@@ -101,18 +112,17 @@ type Broker struct {
 	topics  map[string]resource.Topic
 	queues  map[string]resource.Queue
 	subs    map[string]*subscriber // local live subscribers, by id
+	clients map[string]int         // live subscribers by client address
 	pushes  map[string]*pusher     // push subscriptions, by name
 	nextSub int
-	// lingering are topic patterns of stream subscribers gone, with when
-	// their interest ends (streamLinger).
-	lingering map[string]time.Time
-	// lingerWake tells lingerLoop that a lingering interest may be over.
-	lingerWake chan struct{}
-	rr         int // round-robin position among queue consumers
-	interests  []string
-	peers      map[siteid.ID]*peerOut
-	inNotify   chan struct{} // closed and replaced when the inbox grows
-	inHead     atomic.Uint64 // the inbox's last seq
+	// ints counts the interests of subscribers, push subscriptions and
+	// stream subscribers gone whose interest lingers (streamLinger).
+	ints      *interestSet
+	rr        int // round-robin position among queue consumers
+	interests []string
+	peers     map[siteid.ID]*peerOut
+	inNotify  chan struct{} // closed and replaced when the inbox grows
+	inHead    atomic.Uint64 // the inbox's last seq
 
 	// lmu guards ledger, hops and the cursor changes saveLoop has yet to
 	// write.
@@ -140,6 +150,8 @@ type Broker struct {
 
 type metrics struct {
 	published, delivered, dropped, forwarded *prometheus.CounterVec
+	// refused counts requests refused at a limit, by limit.
+	refused *prometheus.CounterVec
 	// hopFrames counts persisted entries sent per neighbour: with each
 	// entry crossing a link once for all destinations beyond it, this
 	// is what a topic costs a link.
@@ -153,9 +165,10 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		dropped:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_dropped_total", Help: "Volatile events dropped, by reason."}, []string{"reason"}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_forwarded_total", Help: "Event frames sent to other sites."}, []string{"delivery"}),
 		hopFrames: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_persisted_frames_total", Help: "Persisted event frames sent to each neighbour (site ID)."}, []string{"neighbour"}),
+		refused:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_refused_total", Help: "Subscriptions and publishes refused at a limit, by limit."}, []string{"limit"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.published, m.delivered, m.dropped, m.forwarded, m.hopFrames)
+		reg.MustRegister(m.published, m.delivered, m.dropped, m.forwarded, m.hopFrames, m.refused)
 	}
 	return m
 }
@@ -174,16 +187,30 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxInterests <= 0 {
+		cfg.MaxInterests = DefaultMaxInterests
+	}
+	if cfg.MaxInterests > routing.MaxInterests {
+		return nil, fmt.Errorf("broker: MaxInterests %d is over the %d interests a site record carries (routing.MaxInterests); use at most that", cfg.MaxInterests, routing.MaxInterests)
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if cfg.MaxSubscriptionsPerClient <= 0 {
+		cfg.MaxSubscriptionsPerClient = DefaultMaxSubscriptionsPerClient
+	}
 	b := &Broker{
 		cfg: cfg, clock: cfg.Clock, log: cfg.Logger, st: cfg.Store, m: newMetrics(cfg.Registry),
 		inflight: make(chan struct{}, 256),
 		topics:   map[string]resource.Topic{}, queues: map[string]resource.Queue{},
-		subs: map[string]*subscriber{}, pushes: map[string]*pusher{},
+		subs: map[string]*subscriber{}, clients: map[string]int{}, pushes: map[string]*pusher{}, ints: newInterestSet(cfg.MaxInterests),
 		peers: map[siteid.ID]*peerOut{}, hops: map[siteid.ID]*hopOut{},
 		toSave: map[siteid.ID]store.Dest{}, toDelete: map[siteid.ID]bool{}, saveWake: make(chan struct{}, 1),
-		handing:   map[string]bool{},
-		marks:     queuemark.New(queueHighWater, queueLowWater),
-		lingering: map[string]time.Time{}, lingerWake: make(chan struct{}, 1),
+		handing:  map[string]bool{},
+		marks:    queuemark.New(queueHighWater, queueLowWater),
 		inNotify: make(chan struct{}),
 	}
 	outHead, inHead, err := b.st.Heads()
@@ -216,7 +243,9 @@ func New(cfg Config) (*Broker, error) {
 		case resource.KindSubscription:
 			var s resource.Subscription
 			if json.Unmarshal(v, &s) == nil {
-				b.pushes[s.Name] = newPusher(b, s)
+				p := newPusher(b, s)
+				b.pushes[s.Name] = p
+				b.ints.hold(p.interest())
 			}
 		}
 		return nil
@@ -225,6 +254,9 @@ func New(cfg Config) (*Broker, error) {
 	// subscriptions' interests: a record without them would make publishers
 	// drop this site's cursors.
 	b.interests = b.interestsLocked()
+	if n := len(b.interests); n >= b.cfg.MaxInterests {
+		b.log.Error("the push subscriptions' patterns reach the interest limit: new subscriptions are refused, and past the limit patterns are not announced; raise MaxInterests or delete subscriptions", "patterns", n, "limit", b.cfg.MaxInterests)
+	}
 	return b, err
 }
 
@@ -238,15 +270,29 @@ func (b *Broker) Run(ctx context.Context) {
 		b.startPusherLocked(p)
 	}
 	b.mu.Unlock()
-	b.goFunc(b.expireLoop)
+	b.goFunc(func() { b.every(time.Minute, b.expire) })
 	b.goFunc(b.saveLoop)
-	b.goFunc(b.lingerLoop)
+	b.goFunc(func() { b.every(lingerTick, b.endLinger) })
 	b.startQueues()
 	b.TableChanged()
 }
 
 // Wait waits for every worker to end after Run's context ended.
 func (b *Broker) Wait() { b.wg.Wait() }
+
+// every runs f every period until the broker stops.
+func (b *Broker) every(period time.Duration, f func()) {
+	t := b.clock.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C():
+		}
+		f()
+	}
+}
 
 func (b *Broker) goFunc(f func()) {
 	b.wg.Add(1)
@@ -278,23 +324,7 @@ const (
 func (b *Broker) interestsLocked() []string {
 	b.marksMu.Lock()
 	defer b.marksMu.Unlock()
-	var out []string
-	add := func(kind events.Kind, pattern string) {
-		if kind != events.Queue || !b.marks.Full(pattern) {
-			out = append(out, events.Interest(kind, pattern))
-		}
-	}
-	for _, s := range b.subs {
-		add(s.kind, s.pattern)
-	}
-	for _, p := range b.pushes {
-		add(p.kind, p.pattern)
-	}
-	for pattern := range b.lingering {
-		add(events.Topic, pattern)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	return b.ints.list(b.marks.Full)
 }
 
 // interestsChangedLocked tells the site when the interests changed; the site
@@ -312,98 +342,6 @@ func (b *Broker) interestsChangedLocked() {
 func (b *Broker) interestsChanged() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.interestsChangedLocked()
-}
-
-// delivery is one event for a local subscriber.
-type delivery struct {
-	Seq     uint64 // inbox seq for persisted events, else 0
-	Subject string
-	JSON    []byte // structured CloudEvent
-}
-
-// subscriber is a live local consumer (an SSE client).
-type subscriber struct {
-	id      string
-	kind    events.Kind
-	pattern string
-	ch      chan delivery
-	// missed is the lowest inbox seq of a stored event this subscriber
-	// could not take, 0 when none: its stream reads the inbox from there
-	// rather than lose what was stored for it.
-	missed atomic.Uint64
-	// wake tells the stream that missed was set.
-	wake chan struct{}
-}
-
-// miss records that the stored event seq did not reach s.
-func (s *subscriber) miss(seq uint64) {
-	for {
-		old := s.missed.Load()
-		if old != 0 && old <= seq || s.missed.CompareAndSwap(old, seq) {
-			break
-		}
-	}
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// subscribe registers a live subscriber; the caller must call unsubscribe.
-func (b *Broker) subscribe(kind events.Kind, pattern string) *subscriber {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.nextSub++
-	s := &subscriber{id: fmt.Sprint(b.nextSub), kind: kind, pattern: pattern, ch: make(chan delivery, 1024), wake: make(chan struct{}, 1)}
-	b.subs[s.id] = s
-	b.interestsChangedLocked()
-	return s
-}
-
-// streamLinger is how long a stream subscriber's topic interest outlives
-// its connection: withdrawn at once, a publisher would drop this site as a
-// destination and a client reconnecting with Last-Event-ID would miss what
-// was published in between. Durable interest is a push subscription's.
-const streamLinger = 2 * time.Minute
-
-func (b *Broker) unsubscribe(s *subscriber) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.subs, s.id)
-	if s.kind == events.Topic {
-		b.lingering[s.pattern] = b.clock.Now().Add(streamLinger)
-		// The timer only wakes lingerLoop: a fake clock runs it with its
-		// own lock held, which a clock read under mu would then wait on.
-		b.clock.AfterFunc(streamLinger, func() {
-			select {
-			case b.lingerWake <- struct{}{}:
-			default:
-			}
-		})
-	}
-	b.interestsChangedLocked()
-}
-
-// lingerLoop withdraws lingering interests whose time is up when a timer
-// that unsubscribe set wakes it.
-func (b *Broker) lingerLoop() {
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-b.lingerWake:
-		}
-		b.endLinger()
-	}
-}
-
-// endLinger withdraws the lingering interests whose time is up.
-func (b *Broker) endLinger() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.clock.Now()
-	maps.DeleteFunc(b.lingering, func(_ string, until time.Time) bool { return !until.After(now) })
 	b.interestsChangedLocked()
 }
 

@@ -580,29 +580,20 @@ func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloude
 	return nil
 }
 
-// expireLoop drops acknowledged and expired entries once a minute.
-func (b *Broker) expireLoop() {
-	t := b.clock.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-t.C():
+// expire drops acknowledged and expired entries; Run calls it once a minute.
+func (b *Broker) expire() {
+	b.mu.Lock()
+	retention := 24 * time.Hour
+	for _, tp := range b.topics {
+		if d, err := time.ParseDuration(tp.Spec.Retention); err == nil && tp.Spec.Delivery == resource.DeliveryPersisted {
+			retention = max(retention, d)
 		}
-		b.mu.Lock()
-		retention := 24 * time.Hour
-		for _, tp := range b.topics {
-			if d, err := time.ParseDuration(tp.Spec.Retention); err == nil && tp.Spec.Delivery == resource.DeliveryPersisted {
-				retention = max(retention, d)
-			}
-		}
-		b.mu.Unlock()
-		b.lmu.Lock()
-		low := b.ledger.Low()
-		b.lmu.Unlock()
-		if err := b.st.Expire(low, b.clock.Now().Add(-retention)); err != nil {
-			b.log.Error("event store expiry failed", "err", err)
-		}
+	}
+	b.mu.Unlock()
+	b.lmu.Lock()
+	low := b.ledger.Low()
+	b.lmu.Unlock()
+	if err := b.st.Expire(low, b.clock.Now().Add(-retention)); err != nil {
+		b.log.Error("event store expiry failed", "err", err)
 	}
 }

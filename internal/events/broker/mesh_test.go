@@ -51,6 +51,8 @@ type meshSite struct {
 	interests []string
 	// announce wakes the site's router goroutine (route).
 	announce chan struct{}
+	// most is the largest number of interests announced; under m.mu.
+	most int
 
 	mu       sync.Mutex // guards the table, cached for tableKey
 	table    *routing.Table
@@ -131,7 +133,8 @@ func (s *meshSite) Table() *routing.Table {
 	}
 	m.mu.Unlock()
 	for i := range len(m.sites) {
-		fmt.Fprintln(&key, recs[sid(i+1)].Interests)
+		key.WriteString(strings.Join(recs[sid(i+1)].Interests, " "))
+		key.WriteByte('\n')
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -176,7 +179,10 @@ func (s *meshSite) Open(ctx context.Context, path []siteid.ID, tag string) (net.
 // subscribe subscribes at s and waits until the mesh has s's interest, as
 // a client of a real site would wait for its subscription to be announced.
 func (s *meshSite) subscribe(t testing.TB, kind events.Kind, pattern string) *subscriber {
-	sub := s.b.subscribe(kind, pattern)
+	sub, err := s.b.subscribe(kind, pattern, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := events.Interest(kind, pattern)
 	waitFor(t, "the interest "+want+" to be announced", func() bool {
 		s.m.mu.Lock()
@@ -208,6 +214,7 @@ func (s *meshSite) route(ctx context.Context) {
 		in := s.b.Interests()
 		s.m.mu.Lock()
 		s.interests = in
+		s.most = max(s.most, len(in))
 		s.m.mu.Unlock()
 		s.m.tablesChanged()
 	}

@@ -302,6 +302,13 @@ func (s *meshSite) announced() []string {
 	return slices.Clone(s.interests)
 }
 
+// maxAnnounced is the most interests s's record carried.
+func (s *meshSite) maxAnnounced() int {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	return s.most
+}
+
 // TestPushRetriesThenDeadLetter: a push subscription retries a sink that
 // fails after each backoff of its policy, and gives the event to the
 // dead-letter sink, marked with why, once the retries are spent.
