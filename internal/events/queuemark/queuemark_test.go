@@ -11,14 +11,14 @@ import (
 // TestScripts runs the scripts in testdata. Regenerate the expected output
 // with: go test ./internal/events/queuemark -run TestScripts -rewrite
 //
-// Commands (queues are named by words; batches by a name for later steps):
+// Commands (a batch is named for the steps that follow):
 //
-//	new high=N low=N              fresh bookkeeping
-//	reserve BATCH Q Q ...         a batch's entries, one queue name each: "take" or "over" per entry
-//	stored BATCH Q Q ...          the entries the store kept of BATCH ("stored BATCH failed": none)
-//	taken Q [n=N]                 N entries (default 1) handed out or passed on
-//	found Q n=N                   N entries waiting from before a restart
-//	state                         every queue's counts
+//	new high=N low=N                    fresh bookkeeping
+//	reserve batch=B entries=(Q,Q,...)   a batch's entries by queue: "take" or "over" for each
+//	stored batch=B [kept=(Q,...)]       the entries the store kept of B; none: it failed
+//	taken queue=Q [n=N]                 N entries (default 1) handed out or passed on
+//	found queue=Q n=N                   N entries waiting from before a restart
+//	state                               every queue's counts
 //
 // After each command the queues that flipped are listed ("withdraw q",
 // "announce q"), as the broker would re-announce its interests, and Advance
@@ -28,9 +28,19 @@ func TestScripts(t *testing.T) {
 		var m *Marks
 		batches := map[string]Reservation{}
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			args := positional(d)
 			if d.Cmd != "new" && m == nil {
 				t.Fatalf("%s: no 'new' yet", d.Pos)
+			}
+			var batch, queue string
+			var queues []string
+			n := 1
+			for _, a := range []struct {
+				key string
+				to  any
+			}{{"batch", &batch}, {"queue", &queue}, {"entries", &queues}, {"kept", &queues}, {"n", &n}} {
+				if d.HasArg(a.key) {
+					d.ScanArgs(t, a.key, a.to)
+				}
 			}
 			var out []string
 			switch d.Cmd {
@@ -40,36 +50,26 @@ func TestScripts(t *testing.T) {
 				d.ScanArgs(t, "low", &low)
 				m = New(high, low)
 			case "reserve":
-				res, over := m.Reserve(args[1:])
-				batches[args[0]] = res
+				res, over := m.Reserve(queues)
+				batches[batch] = res
 				var what []string
-				for i, q := range args[1:] {
+				for i, q := range queues {
 					what = append(what, q+":"+map[bool]string{false: "take", true: "over"}[over[i]])
 				}
 				out = append(out, strings.Join(what, " "))
 			case "stored":
-				res, ok := batches[args[0]]
+				res, ok := batches[batch]
 				if !ok {
-					t.Fatalf("%s: no batch %s", d.Pos, args[0])
+					t.Fatalf("%s: no batch %s", d.Pos, batch)
 				}
-				delete(batches, args[0])
-				kept := args[1:]
-				if len(kept) == 1 && kept[0] == "failed" {
-					kept = nil
-				}
-				m.Stored(res, kept)
+				delete(batches, batch)
+				m.Stored(res, queues)
 			case "taken":
-				n := 1
-				if d.HasArg("n") {
-					d.ScanArgs(t, "n", &n)
-				}
 				for range n {
-					m.Taken(args[0])
+					m.Taken(queue)
 				}
 			case "found":
-				var n int
-				d.ScanArgs(t, "n", &n)
-				m.Found(args[0], n)
+				m.Found(queue, n)
 			case "state":
 				for _, q := range m.Queues() {
 					w, r := m.Counts(q)
@@ -95,18 +95,6 @@ func TestScripts(t *testing.T) {
 			return strings.Join(out, "\n") + "\n"
 		})
 	})
-}
-
-// positional returns the arguments without a value (datadriven parses
-// "reserve b1 q q" as three keys).
-func positional(d *datadriven.TestData) []string {
-	var out []string
-	for _, a := range d.CmdArgs {
-		if len(a.Vals) == 0 {
-			out = append(out, a.Key)
-		}
-	}
-	return out
 }
 
 // TestNoDriftUnderRaces: a worker that hands out each entry before the
