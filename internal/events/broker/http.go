@@ -40,7 +40,8 @@ var errorTable = []struct {
 	wait int
 }{
 	{cloudevent.ErrMalformed, apiError{Status: http.StatusBadRequest, Code: "MalformedEvent"}, 0},
-	{cloudevent.ErrTooLarge, apiError{Status: http.StatusBadRequest, Code: "EventTooLarge"}, 0},
+	{cloudevent.ErrTooLarge, apiError{Status: http.StatusRequestEntityTooLarge, Code: "EventTooLarge"}, 0},
+	{cloudevent.ErrUnsupportedFormat, apiError{Status: http.StatusUnsupportedMediaType, Code: "UnsupportedFormat"}, 0},
 	{events.ErrBadSubject, apiError{Status: http.StatusBadRequest, Code: "BadSubject"}, 0},
 	{ErrBadLastEventID, apiError{Status: http.StatusBadRequest, Code: "BadLastEventID"}, 0},
 	{ErrNoConsumer, apiError{Status: http.StatusNotFound, Code: "NoConsumer"}, 0},

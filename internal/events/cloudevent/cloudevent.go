@@ -34,9 +34,13 @@ const MaxBatch = 10000
 // not carry valid CloudEvents. The HTTP answer is 400.
 var ErrMalformed = errors.New("malformed CloudEvent")
 
-// ErrTooLarge is returned when the body is over the size limit; also a 400,
-// with the limit in the reason.
+// ErrTooLarge is returned when the body is over the size limit, with the
+// limit in the reason. The HTTP answer is 413.
 var ErrTooLarge = errors.New("event over the size limit")
+
+// ErrUnsupportedFormat is returned for structured mode in a format other
+// than JSON (application/cloudevents+xml, say). The HTTP answer is 415.
+var ErrUnsupportedFormat = errors.New("unsupported CloudEvents format")
 
 // Decoded is one accepted event with its structured JSON encoding, which is
 // what is stored and sent between sites.
@@ -75,6 +79,7 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 	// A batch's events as the publisher encoded them: kept as the events'
 	// JSON, they spare encoding each event again.
 	var raws [][]byte
+	binaryMode := false
 	if strings.HasPrefix(ct, "application/cloudevents-batch+json") {
 		var err error
 		if raws, err = splitArray(body); err != nil {
@@ -94,7 +99,12 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 		}
 	} else {
 		msg := cehttp.NewMessage(h, io.NopCloser(strings.NewReader(string(body))))
-		if msg.ReadEncoding() == binding.EncodingUnknown {
+		enc := msg.ReadEncoding()
+		if enc == binding.EncodingUnknown && strings.HasPrefix(ct, "application/cloudevents+") {
+			return nil, fmt.Errorf("%w: structured mode as %q; send application/cloudevents+json", ErrUnsupportedFormat, mediaType(ct))
+		}
+		binaryMode = enc == binding.EncodingBinary
+		if enc == binding.EncodingUnknown {
 			return nil, fmt.Errorf("%w: neither binary mode (ce-specversion, ce-id, ce-source, ce-type headers) nor structured mode (Content-Type: application/cloudevents+json)", ErrMalformed)
 		}
 		e, err := binding.ToEvent(context.Background(), msg)
@@ -114,8 +124,10 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 		}
 		// Binary mode without a Content-Type leaves the data's type unknown;
 		// calling it opaque keeps it as bytes rather than failing as JSON.
+		// In the JSON format no datacontenttype means JSON data, which
+		// must stay JSON, not turn into a string.
 		changed := false
-		if len(evs[i].Data()) > 0 && evs[i].DataContentType() == "" {
+		if binaryMode && len(evs[i].Data()) > 0 && evs[i].DataContentType() == "" {
 			evs[i].SetDataContentType("application/octet-stream")
 			changed = true
 		}
@@ -124,6 +136,11 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 		if !evs[i].DataBase64 && !utf8.Valid(evs[i].Data()) {
 			evs[i].DataBase64 = true
 			changed = true
+		}
+		// The encoding writes JSON data as it is: check it here, where the
+		// publisher can be told, rather than fail to encode it.
+		if dct := mediaType(evs[i].DataContentType()); !evs[i].DataBase64 && jsonData(dct) && !json.Valid(evs[i].Data()) {
+			return nil, fmt.Errorf("%w: %sthe data is not valid JSON, which its content type %q says it is; send valid JSON, or say what it is in another content type", ErrMalformed, where(), dct)
 		}
 		if _, ok := evs[i].Extensions()[SeqExtension]; ok {
 			return nil, fmt.Errorf("%w: %sthe extension attribute %s is reserved for the site", ErrMalformed, where(), SeqExtension)
@@ -145,6 +162,22 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 		out[i] = Decoded{Event: evs[i], JSON: b}
 	}
 	return out, nil
+}
+
+// mediaType is a content type without its parameters, in lower case.
+func mediaType(ct string) string {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(mt))
+}
+
+// jsonData reports whether the CloudEvents encoding writes data of this
+// media type into the event's JSON as it is, which the SDK does for these.
+func jsonData(mt string) bool {
+	switch mt {
+	case "application/json", "text/json", "application/cloudevents+json", "application/cloudevents-batch+json":
+		return true
+	}
+	return false
 }
 
 // splitArray returns the elements of the JSON array b. It checks b with
