@@ -47,7 +47,10 @@ func FuzzPublish(f *testing.F) {
 	a := m.site("a")
 	a.persisted(f, events.Topic, "p")
 	a.persisted(f, events.Queue, "pq")
-	a.drain(f, events.Queue, "q")
+	// What subscribers get is FuzzDecodeBinary's and FuzzDecode's to check:
+	// the test helper that decodes it could only fail the fuzz target from
+	// its own goroutine, which ends the fuzzing process.
+	a.discard(f, events.Queue, "q")
 	h := a.b.Handler()
 	ev := `{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"a":1}}`
 	f.Add(uint8(0), "x", "text/plain", "1", "/s", "t", []byte("hello"))

@@ -382,7 +382,8 @@ func (b *Broker) saveCursors() {
 
 // TableChanged tells the broker that routes or records changed: reachable
 // sites' topic interests become the ledger's destinations, and their routes
-// its next hops.
+// its next hops. It calls Net.Table, so the caller must not hold a lock that
+// Net.Table takes.
 func (b *Broker) TableChanged() {
 	if b.ctx == nil {
 		return

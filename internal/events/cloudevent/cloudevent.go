@@ -98,6 +98,12 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 			}
 		}
 	} else {
+		// The SDK indexes past the end of a header named just "ce-".
+		for k := range h {
+			if strings.EqualFold(k, "ce-") {
+				return nil, fmt.Errorf("%w: a header named %q names no attribute; extension headers are ce- and the attribute's name", ErrMalformed, k)
+			}
+		}
 		msg := cehttp.NewMessage(h, io.NopCloser(strings.NewReader(string(body))))
 		enc := msg.ReadEncoding()
 		if enc == binding.EncodingUnknown && strings.HasPrefix(ct, "application/cloudevents+") {
@@ -131,6 +137,19 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 			evs[i].SetDataContentType("application/octet-stream")
 			changed = true
 		}
+		// Media types are case-insensitive, but the SDK's decoder takes
+		// "Application/json" for a type other than JSON while its encoder
+		// writes such data as JSON: the event would not decode again at the
+		// next site, and a log stream would stop at it for good. Write the
+		// media type as the decoder expects it.
+		if mt, params, hasParams := strings.Cut(evs[i].DataContentType(), ";"); mt != mediaType(mt) {
+			mt = mediaType(mt)
+			if hasParams {
+				mt += ";" + params
+			}
+			evs[i].SetDataContentType(mt)
+			changed = true
+		}
 		// Data that is not text travels as base64, or the JSON would not
 		// be valid UTF-8.
 		if !evs[i].DataBase64 && !utf8.Valid(evs[i].Data()) {
@@ -158,6 +177,12 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s%v", ErrMalformed, where(), err)
+		}
+		// Attributes are Unicode strings: one that is not valid UTF-8 would
+		// reach this site's subscribers as it is, and be dropped by every
+		// other site as malformed.
+		if !utf8.Valid(b) {
+			return nil, fmt.Errorf("%w: %san attribute is not valid UTF-8", ErrMalformed, where())
 		}
 		out[i] = Decoded{Event: evs[i], JSON: b}
 	}
