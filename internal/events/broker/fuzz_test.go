@@ -48,9 +48,9 @@ func FuzzPublish(f *testing.F) {
 	a.persisted(f, events.Topic, "p")
 	a.persisted(f, events.Queue, "pq")
 	// What subscribers get is FuzzDecodeBinary's and FuzzDecode's to check:
-	// the test helper that decodes it could only fail the fuzz target from
-	// its own goroutine, which ends the fuzzing process.
-	a.discard(f, events.Queue, "q")
+	// drain, which decodes it, could only fail the fuzz target from its own
+	// goroutine, which ends the fuzzing process.
+	a.consume(f, events.Queue, "q", func(delivery) {})
 	h := a.b.Handler()
 	ev := `{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"a":1}}`
 	f.Add(uint8(0), "x", "text/plain", "1", "/s", "t", []byte("hello"))
@@ -125,8 +125,8 @@ func FuzzServeStream(f *testing.F) {
 	a, b, c := m.site("a"), m.site("b"), m.site("c")
 	// Subscribers that take whatever comes: a tree stream's events are only
 	// checked to be streamable (cloudevent.CheckStreamable), not decoded.
-	b.discard(f, events.Topic, ">")
-	b.discard(f, events.Queue, "q")
+	b.consume(f, events.Topic, ">", func(delivery) {})
+	b.consume(f, events.Queue, "q", func(delivery) {})
 	ev := []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t"}`)
 	tree := events.AppendFrame(nil, &events.Frame{Type: events.FrameEvent, Kind: events.Topic, Subject: "t", Origin: a.id, Paths: [][]siteid.ID{{b.id}, {b.id, c.id}}, Payload: ev})
 	tree = events.AppendFrame(tree, &events.Frame{Type: events.FrameEvent, Kind: events.Queue, Subject: "q", Origin: a.id, Paths: [][]siteid.ID{{b.id}}, Payload: ev})
@@ -182,26 +182,5 @@ func FuzzServeStream(f *testing.F) {
 				t.Fatalf("a writer to %v, not a neighbour", id)
 			}
 		}
-	})
-}
-
-// discard subscribes at s and throws away what comes, until the test ends.
-func (s *meshSite) discard(t testing.TB, kind events.Kind, pattern string) {
-	sub := s.subscribe(t, kind, pattern)
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-sub.ch:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		close(stop)
-		<-done
-		s.b.unsubscribe(sub)
 	})
 }

@@ -288,10 +288,24 @@ type drain struct {
 }
 
 func (s *meshSite) drain(t testing.TB, kind events.Kind, pattern string) *drain {
-	sub := s.subscribe(t, kind, pattern)
 	d := &drain{}
-	stop := make(chan struct{})
-	done := make(chan struct{})
+	s.consume(t, kind, pattern, func(dl delivery) {
+		e, err := cloudevent.Unmarshal(dl.JSON)
+		if err != nil {
+			t.Errorf("bad event at %s: %v", s.name, err)
+		}
+		d.mu.Lock()
+		d.ids = append(d.ids, e.ID())
+		d.mu.Unlock()
+	})
+	return d
+}
+
+// consume subscribes at s and hands what comes to f, in a goroutine of its
+// own, until the test ends.
+func (s *meshSite) consume(t testing.TB, kind events.Kind, pattern string, f func(delivery)) {
+	sub := s.subscribe(t, kind, pattern)
+	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
@@ -299,13 +313,7 @@ func (s *meshSite) drain(t testing.TB, kind events.Kind, pattern string) *drain 
 			case <-stop:
 				return
 			case dl := <-sub.ch:
-				e, err := cloudevent.Unmarshal(dl.JSON)
-				if err != nil {
-					t.Errorf("bad event at %s: %v", s.name, err)
-				}
-				d.mu.Lock()
-				d.ids = append(d.ids, e.ID())
-				d.mu.Unlock()
+				f(dl)
 			}
 		}
 	}()
@@ -314,7 +322,6 @@ func (s *meshSite) drain(t testing.TB, kind events.Kind, pattern string) *drain 
 		<-done
 		s.b.unsubscribe(sub)
 	})
-	return d
 }
 
 func (d *drain) got() []string {
