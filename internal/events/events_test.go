@@ -2,6 +2,8 @@ package events
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"reflect"
 	"testing"
 
@@ -85,6 +87,32 @@ func TestSplit(t *testing.T) {
 	}
 }
 
+// TestSplitManyBranches: a frame with as many paths as a frame may carry,
+// two to each of MaxPaths/2 neighbours, splits into one branch per
+// neighbour, in order: the index Split builds beyond splitScan branches
+// changes nothing but the cost.
+func TestSplitManyBranches(t *testing.T) {
+	self := id(0)
+	const n = MaxPaths / 2
+	next := func(i int) siteid.ID { return siteid.ID{1, byte(i >> 8), byte(i)} }
+	var paths [][]siteid.ID
+	for i := range n {
+		paths = append(paths, []siteid.ID{self, next(i)})
+	}
+	for i := range n {
+		paths = append(paths, []siteid.ID{self, next(i), id(9)})
+	}
+	local, got := Split(self, append(paths, []siteid.ID{self}))
+	if !local || len(got) != n {
+		t.Fatalf("local %v, %d branches; want true, %d", local, len(got), n)
+	}
+	for i, b := range got {
+		if want := (Branch{Next: next(i), Paths: [][]siteid.ID{{next(i)}, {next(i), id(9)}}}); !reflect.DeepEqual(b, want) {
+			t.Fatalf("branch %d: %v, want %v", i, b, want)
+		}
+	}
+}
+
 func TestFrameRoundTrip(t *testing.T) {
 	for _, f := range []Frame{
 		{Type: FrameEvent, Kind: Topic, Subject: "a.b", Origin: id(1), Paths: [][]siteid.ID{{id(2), id(3)}, {id(2)}}, Payload: []byte("{}")},
@@ -139,6 +167,37 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		if again := AppendFrame(nil, &fr)[4:]; !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", b, again)
+		}
+	})
+}
+
+// FuzzReadFrame drives the reader of event streams from other sites with
+// any bytes, read as frames one after another: it must not panic, must stop
+// at the first frame it refuses with ErrBadFrame or at the end of the
+// bytes, and every frame it accepts encodes back to the bytes it came from.
+func FuzzReadFrame(f *testing.F) {
+	data := AppendFrame(nil, &Frame{Type: FrameData, Kind: Topic, Subject: "t", Origin: id(1), Sites: []siteid.ID{id(2)}, Payload: []byte("{}")})
+	f.Add(AppendFrame(data, &Frame{Type: FrameMark, Mark: 1}))
+	f.Add(AppendFrame(nil, &Frame{Type: FrameEvent, Kind: Queue, Subject: "q", Origin: id(1), Paths: [][]siteid.ID{{id(2), id(3)}}, Sites: []siteid.ID{id(4)}, Payload: []byte("{}")}))
+	f.Add([]byte{0, 0, 0, 0})             // an empty frame
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff}) // over the size limit
+	f.Add(data[:len(data)-1])             // cut short
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		var buf []byte
+		for {
+			start := len(b) - r.Len()
+			fr, nb, err := ReadFrame(r, buf)
+			buf = nb
+			switch {
+			case errors.Is(err, io.EOF) && start == len(b), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, ErrBadFrame):
+				return
+			case err != nil:
+				t.Fatalf("frame at %d: unexpected error %v", start, err)
+			}
+			if again := AppendFrame(nil, &fr); !bytes.Equal(again, b[start:len(b)-r.Len()]) {
+				t.Fatalf("frame at %d encodes again as %x, was read from %x", start, again, b[start:len(b)-r.Len()])
+			}
 		}
 	})
 }

@@ -119,6 +119,11 @@ func ReadFrame(r io.Reader, buf []byte) (Frame, []byte, error) {
 	}
 	buf = buf[:n]
 	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			// The length came: the stream ended inside a frame, which is
+			// not the clean end that io.EOF tells the caller.
+			err = io.ErrUnexpectedEOF
+		}
 		return Frame{}, buf, err
 	}
 	f, err := DecodeFrame(buf)

@@ -85,6 +85,10 @@ type Branch struct {
 // without consulting its own table, so a tree has no loops even while tables
 // disagree.
 func Split(self siteid.ID, paths [][]siteid.ID) (local bool, branches []Branch) {
+	// Branches are found by a scan while few, as they are at a publisher,
+	// and by an index beyond: a frame from a neighbour may carry MaxPaths
+	// paths, and scanning for each would cost MaxPaths² per frame.
+	var index map[siteid.ID]int
 	for _, p := range paths {
 		if len(p) == 0 || p[0] != self {
 			continue
@@ -94,15 +98,31 @@ func Split(self siteid.ID, paths [][]siteid.ID) (local bool, branches []Branch) 
 			continue
 		}
 		rest := p[1:]
-		i := slices.IndexFunc(branches, func(b Branch) bool { return b.Next == rest[0] })
-		if i < 0 {
+		i, ok := index[rest[0]]
+		if index == nil {
+			i = slices.IndexFunc(branches, func(b Branch) bool { return b.Next == rest[0] })
+			ok = i >= 0
+		}
+		if !ok {
 			branches = append(branches, Branch{Next: rest[0]})
 			i = len(branches) - 1
+			if index != nil {
+				index[rest[0]] = i
+			}
 		}
 		branches[i].Paths = append(branches[i].Paths, rest)
+		if index == nil && len(branches) > splitScan {
+			index = make(map[siteid.ID]int, len(branches))
+			for j, b := range branches {
+				index[b.Next] = j
+			}
+		}
 	}
 	return local, branches
 }
+
+// splitScan is how many branches Split finds by a scan.
+const splitScan = 16
 
 // TreePaths turns routes from self into the paths Split takes.
 func TreePaths(self siteid.ID, routes []routing.SiteRoute) [][]siteid.ID {

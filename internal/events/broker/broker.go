@@ -3,6 +3,21 @@
 // delivery through the store and the ledger. The site package gives it the
 // network (streams to other sites, the route table) and announces its
 // interests; the broker does the rest.
+//
+// Locks, in the order they may be taken: one may be taken while holding
+// those above it, never the other way round.
+//
+//	mu       config, subscribers, push subscriptions, interests, peers
+//	lmu      the ledger, its streams and the cursors to save; never held
+//	         together with mu
+//	marksMu  the queues' water marks (queuemark); taken under mu
+//	         (interestsLocked) and under lmu (nextHops)
+//	qmu      which queue workers run; held alone
+//
+// Under mu the broker calls Net.InterestsChanged, and under lmu Net.Table:
+// neither may block on the broker or call into it. No lock is held across
+// I/O (the store, streams, push sinks) or a wait for a goroutine, except for
+// channel sends that cannot block (ledgerDo).
 package broker
 
 import (
@@ -11,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -20,10 +34,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
 
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/events/ledger"
+	"weft.dev/weft/internal/events/queuemark"
 	"weft.dev/weft/internal/events/store"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
@@ -37,8 +53,13 @@ type Net interface {
 	// Open opens an event stream along path (the sites after this one, the
 	// last being the far end), tagged for the far end's broker.
 	Open(ctx context.Context, path []siteid.ID, tag string) (net.Conn, error)
-	// SetInterests re-announces the site record with these interests.
-	SetInterests(interests []string)
+	// InterestsChanged tells the site that the broker's interests changed:
+	// the site must announce its record again, with Broker.Interests read
+	// then. The broker calls it with its lock held, so it must not block
+	// and must not call into the broker: a site wakes the goroutine that
+	// announces its record, which reads the interests later, under its
+	// router's lock (of two announcements, the later state then wins).
+	InterestsChanged()
 }
 
 // Stream tags: which of the two protocols an event stream speaks.
@@ -59,27 +80,44 @@ type Config struct {
 	// MaxBacklog is how many persisted entries may await acknowledgement
 	// before publishers get 503; default 1,000,000.
 	MaxBacklog uint64
+	// MaxInterests caps the distinct interests this site announces (live,
+	// lingering and push subscriptions' patterns); a subscription beyond it
+	// gets ErrTooManyInterests. Default DefaultMaxInterests; at most
+	// routing.MaxInterests.
+	MaxInterests int
+	// MaxSubscriptions caps the live stream subscriptions (SSE and
+	// WebSocket) at this site, and MaxSubscriptionsPerClient those from
+	// one client IP address; beyond them, ErrTooManySubscriptions and
+	// ErrTooManyClientSubscriptions. Defaults DefaultMaxSubscriptions and
+	// DefaultMaxSubscriptionsPerClient.
+	MaxSubscriptions          int
+	MaxSubscriptionsPerClient int
+	// Clock is where the broker reads time and sets timers (expiry,
+	// lingering interest, retries, polling); nil is the real clock.
+	Clock clock.WithTickerAndDelayedExecution
 }
 
 // Broker is one site's event mesh engine.
 type Broker struct {
-	cfg Config
-	log *slog.Logger
-	st  *store.Store
-	m   metrics
+	cfg   Config
+	clock clock.WithTickerAndDelayedExecution
+	log   *slog.Logger
+	st    *store.Store
+	m     metrics
 	// inflight bounds concurrent publish requests: beyond it, 429.
 	inflight chan struct{}
 
-	// mu guards the fields below. Lock order: mu before lmu.
+	// mu guards the fields below (lock order: the package comment).
 	mu      sync.Mutex
 	topics  map[string]resource.Topic
 	queues  map[string]resource.Queue
 	subs    map[string]*subscriber // local live subscribers, by id
+	clients map[string]int         // live subscribers by client address
 	pushes  map[string]*pusher     // push subscriptions, by name
 	nextSub int
-	// lingering are topic patterns of stream subscribers gone, with when
-	// their interest ends (streamLinger).
-	lingering map[string]time.Time
+	// ints counts the interests of subscribers, push subscriptions and
+	// stream subscribers gone whose interest lingers (streamLinger).
+	ints      *interestSet
 	rr        int // round-robin position among queue consumers
 	interests []string
 	peers     map[siteid.ID]*peerOut
@@ -100,17 +138,11 @@ type Broker struct {
 	qmu     sync.Mutex
 	handing map[string]bool
 
-	// queueWaiting counts, per persisted queue, the entries stored here
-	// that no local consumer took yet; queueFull has the queues over
-	// queueHighWater. Both under mu.
-	queueWaiting map[string]int
-	queueFull    map[string]bool
-	// queueTaking counts, per persisted queue, the entries of batches
-	// being stored that are to wait here (markOverflow); under mu.
-	queueTaking map[string]int
-	// fullQueues is a copy of queueFull for nextHops, which runs under
-	// lmu and so cannot take mu.
-	fullQueues atomic.Pointer[map[string]bool]
+	// marksMu guards marks, the water marks of the persisted queues whose
+	// entries wait here for local consumers. It is its own lock, taken
+	// last, because nextHops reads it under lmu.
+	marksMu sync.Mutex
+	marks   *queuemark.Marks
 
 	ctx context.Context
 	wg  sync.WaitGroup
@@ -118,6 +150,8 @@ type Broker struct {
 
 type metrics struct {
 	published, delivered, dropped, forwarded *prometheus.CounterVec
+	// refused counts requests refused at a limit, by limit.
+	refused *prometheus.CounterVec
 	// hopFrames counts persisted entries sent per neighbour: with each
 	// entry crossing a link once for all destinations beyond it, this
 	// is what a topic costs a link.
@@ -131,9 +165,10 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		dropped:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_dropped_total", Help: "Volatile events dropped, by reason."}, []string{"reason"}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_forwarded_total", Help: "Event frames sent to other sites."}, []string{"delivery"}),
 		hopFrames: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_persisted_frames_total", Help: "Persisted event frames sent to each neighbour (site ID)."}, []string{"neighbour"}),
+		refused:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_refused_total", Help: "Subscriptions and publishes refused at a limit, by limit."}, []string{"limit"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.published, m.delivered, m.dropped, m.forwarded, m.hopFrames)
+		reg.MustRegister(m.published, m.delivered, m.dropped, m.forwarded, m.hopFrames, m.refused)
 	}
 	return m
 }
@@ -149,24 +184,40 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.MaxBacklog == 0 {
 		cfg.MaxBacklog = 1_000_000
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxInterests <= 0 {
+		cfg.MaxInterests = DefaultMaxInterests
+	}
+	if cfg.MaxInterests > routing.MaxInterests {
+		return nil, fmt.Errorf("broker: MaxInterests %d is over the %d interests a site record carries (routing.MaxInterests); use at most that", cfg.MaxInterests, routing.MaxInterests)
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if cfg.MaxSubscriptionsPerClient <= 0 {
+		cfg.MaxSubscriptionsPerClient = DefaultMaxSubscriptionsPerClient
+	}
 	b := &Broker{
-		cfg: cfg, log: cfg.Logger, st: cfg.Store, m: newMetrics(cfg.Registry),
+		cfg: cfg, clock: cfg.Clock, log: cfg.Logger, st: cfg.Store, m: newMetrics(cfg.Registry),
 		inflight: make(chan struct{}, 256),
 		topics:   map[string]resource.Topic{}, queues: map[string]resource.Queue{},
-		subs: map[string]*subscriber{}, pushes: map[string]*pusher{},
+		subs: map[string]*subscriber{}, clients: map[string]int{}, pushes: map[string]*pusher{}, ints: newInterestSet(cfg.MaxInterests),
 		peers: map[siteid.ID]*peerOut{}, hops: map[siteid.ID]*hopOut{},
 		toSave: map[siteid.ID]store.Dest{}, toDelete: map[siteid.ID]bool{}, saveWake: make(chan struct{}, 1),
-		handing:      map[string]bool{},
-		queueWaiting: map[string]int{}, queueFull: map[string]bool{}, queueTaking: map[string]int{},
-		lingering: map[string]time.Time{},
-		inNotify:  make(chan struct{}),
+		handing:  map[string]bool{},
+		marks:    queuemark.New(queueHighWater, queueLowWater),
+		inNotify: make(chan struct{}),
 	}
 	outHead, inHead, err := b.st.Heads()
 	if err != nil {
 		return nil, err
 	}
 	b.inHead.Store(inHead)
-	b.fullQueues.Store(new(map[string]bool{}))
 	sd, err := b.st.Dests()
 	if err != nil {
 		return nil, err
@@ -192,7 +243,9 @@ func New(cfg Config) (*Broker, error) {
 		case resource.KindSubscription:
 			var s resource.Subscription
 			if json.Unmarshal(v, &s) == nil {
-				b.pushes[s.Name] = newPusher(b, s)
+				p := newPusher(b, s)
+				b.pushes[s.Name] = p
+				b.ints.hold(p.interest())
 			}
 		}
 		return nil
@@ -201,10 +254,15 @@ func New(cfg Config) (*Broker, error) {
 	// subscriptions' interests: a record without them would make publishers
 	// drop this site's cursors.
 	b.interests = b.interestsLocked()
+	if n := len(b.interests); n >= b.cfg.MaxInterests {
+		b.log.Error("the push subscriptions' patterns reach the interest limit: new subscriptions are refused, and past the limit patterns are not announced; raise MaxInterests or delete subscriptions", "patterns", n, "limit", b.cfg.MaxInterests)
+	}
 	return b, err
 }
 
 // Run starts the broker's workers; they end with ctx. Wait waits for them.
+// The site must call it before anything else but Interests: TableChanged,
+// ServeStream and the handler's requests.
 func (b *Broker) Run(ctx context.Context) {
 	b.ctx = ctx
 	b.mu.Lock()
@@ -212,14 +270,29 @@ func (b *Broker) Run(ctx context.Context) {
 		b.startPusherLocked(p)
 	}
 	b.mu.Unlock()
-	b.goFunc(b.expireLoop)
+	b.goFunc(func() { b.every(time.Minute, b.expire) })
 	b.goFunc(b.saveLoop)
+	b.goFunc(func() { b.every(lingerTick, b.endLinger) })
 	b.startQueues()
 	b.TableChanged()
 }
 
 // Wait waits for every worker to end after Run's context ended.
 func (b *Broker) Wait() { b.wg.Wait() }
+
+// every runs f every period until the broker stops.
+func (b *Broker) every(period time.Duration, f func()) {
+	t := b.clock.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C():
+		}
+		f()
+	}
+}
 
 func (b *Broker) goFunc(f func()) {
 	b.wg.Add(1)
@@ -246,110 +319,29 @@ const (
 )
 
 // interestsLocked derives the interests from live subscribers and push
-// subscriptions: sorted, without duplicates.
+// subscriptions, less the queues too full to take more: sorted, without
+// duplicates.
 func (b *Broker) interestsLocked() []string {
-	var out []string
-	add := func(kind events.Kind, pattern string) {
-		if kind != events.Queue || !b.queueFull[pattern] {
-			out = append(out, events.Interest(kind, pattern))
-		}
-	}
-	for _, s := range b.subs {
-		add(s.kind, s.pattern)
-	}
-	for _, p := range b.pushes {
-		add(p.kind, p.pattern)
-	}
-	for pattern := range b.lingering {
-		add(events.Topic, pattern)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	b.marksMu.Lock()
+	defer b.marksMu.Unlock()
+	return b.ints.list(b.marks.Full)
 }
 
-// interestsChangedLocked re-announces when the interests changed; the
-// announcement itself runs outside mu.
+// interestsChangedLocked tells the site when the interests changed; the site
+// reads them later (Net.InterestsChanged).
 func (b *Broker) interestsChangedLocked() {
 	in := b.interestsLocked()
 	if slices.Equal(in, b.interests) {
 		return
 	}
 	b.interests = in
-	go b.cfg.Net.SetInterests(in)
+	b.cfg.Net.InterestsChanged()
 }
 
-// delivery is one event for a local subscriber.
-type delivery struct {
-	Seq     uint64 // inbox seq for persisted events, else 0
-	Subject string
-	JSON    []byte // structured CloudEvent
-}
-
-// subscriber is a live local consumer (an SSE client).
-type subscriber struct {
-	id      string
-	kind    events.Kind
-	pattern string
-	ch      chan delivery
-	// missed is the lowest inbox seq of a stored event this subscriber
-	// could not take, 0 when none: its stream reads the inbox from there
-	// rather than lose what was stored for it.
-	missed atomic.Uint64
-	// wake tells the stream that missed was set.
-	wake chan struct{}
-}
-
-// miss records that the stored event seq did not reach s.
-func (s *subscriber) miss(seq uint64) {
-	for {
-		old := s.missed.Load()
-		if old != 0 && old <= seq || s.missed.CompareAndSwap(old, seq) {
-			break
-		}
-	}
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// subscribe registers a live subscriber; the caller must call unsubscribe.
-func (b *Broker) subscribe(kind events.Kind, pattern string) *subscriber {
+// interestsChanged is interestsChangedLocked for a caller without mu.
+func (b *Broker) interestsChanged() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.nextSub++
-	s := &subscriber{id: fmt.Sprint(b.nextSub), kind: kind, pattern: pattern, ch: make(chan delivery, 1024), wake: make(chan struct{}, 1)}
-	b.subs[s.id] = s
-	b.interestsChangedLocked()
-	return s
-}
-
-// streamLinger is how long a stream subscriber's topic interest outlives
-// its connection: withdrawn at once, a publisher would drop this site as a
-// destination and a client reconnecting with Last-Event-ID would miss what
-// was published in between. Durable interest is a push subscription's.
-const streamLinger = 2 * time.Minute
-
-func (b *Broker) unsubscribe(s *subscriber) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.subs, s.id)
-	if s.kind == events.Topic {
-		b.lingering[s.pattern] = time.Now().Add(streamLinger)
-		time.AfterFunc(streamLinger, b.endLinger)
-	}
-	b.interestsChangedLocked()
-}
-
-// endLinger withdraws the lingering interests whose time is up.
-func (b *Broker) endLinger() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ctx == nil || b.ctx.Err() != nil {
-		return
-	}
-	now := time.Now()
-	maps.DeleteFunc(b.lingering, func(_ string, until time.Time) bool { return !until.After(now) })
 	b.interestsChangedLocked()
 }
 

@@ -40,11 +40,15 @@ var errorTable = []struct {
 	wait int
 }{
 	{cloudevent.ErrMalformed, apiError{Status: http.StatusBadRequest, Code: "MalformedEvent"}, 0},
-	{cloudevent.ErrTooLarge, apiError{Status: http.StatusBadRequest, Code: "EventTooLarge"}, 0},
+	{cloudevent.ErrTooLarge, apiError{Status: http.StatusRequestEntityTooLarge, Code: "EventTooLarge"}, 0},
+	{cloudevent.ErrUnsupportedFormat, apiError{Status: http.StatusUnsupportedMediaType, Code: "UnsupportedFormat"}, 0},
 	{events.ErrBadSubject, apiError{Status: http.StatusBadRequest, Code: "BadSubject"}, 0},
 	{ErrBadLastEventID, apiError{Status: http.StatusBadRequest, Code: "BadLastEventID"}, 0},
 	{ErrNoConsumer, apiError{Status: http.StatusNotFound, Code: "NoConsumer"}, 0},
 	{ErrBusy, apiError{Status: http.StatusTooManyRequests, Code: "Busy"}, 1},
+	{ErrTooManyClientSubscriptions, apiError{Status: http.StatusTooManyRequests, Code: "TooManyClientSubscriptions"}, 5},
+	{ErrTooManySubscriptions, apiError{Status: http.StatusTooManyRequests, Code: "TooManySubscriptions"}, 5},
+	{ErrTooManyInterests, apiError{Status: http.StatusTooManyRequests, Code: "TooManyInterests"}, 60},
 	{ErrBackPressure, apiError{Status: http.StatusServiceUnavailable, Code: "BackPressure"}, 5},
 	{ErrConsumerBehind, apiError{Status: http.StatusServiceUnavailable, Code: "ConsumerBehind"}, 5},
 }
@@ -90,7 +94,8 @@ func (b *Broker) servePublish(w http.ResponseWriter, r *http.Request, kind event
 	case b.inflight <- struct{}{}:
 		defer func() { <-b.inflight }()
 	default:
-		writeError(w, ErrBusy)
+		b.m.refused.WithLabelValues(limitPublishes).Inc()
+		writeError(w, fmt.Errorf("%w: the limit is %d; retry after a moment", ErrBusy, cap(b.inflight)))
 		return
 	}
 	evs, err := cloudevent.Decode(r, b.cfg.MaxEventSize)
@@ -135,7 +140,11 @@ func (b *Broker) serveEvents(w http.ResponseWriter, r *http.Request, kind events
 		writeError(w, errors.New("streaming is not supported by this connection"))
 		return
 	}
-	s := b.subscribe(kind, pattern)
+	s, err := b.subscribe(kind, pattern, clientAddr(r.RemoteAddr))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	defer b.unsubscribe(s)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -156,7 +165,11 @@ func isWebSocket(r *http.Request) bool {
 func (b *Broker) serveWebSocket(w http.ResponseWriter, r *http.Request, kind events.Kind, pattern string, last uint64, resume bool) {
 	// Subscribed before the upgrade: once the client sees it, the
 	// interest is registered.
-	s := b.subscribe(kind, pattern)
+	s, err := b.subscribe(kind, pattern, clientAddr(r.RemoteAddr))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	defer b.unsubscribe(s)
 	// The default options refuse a browser's request from another origin.
 	c, err := websocket.Accept(w, r, nil)
@@ -221,7 +234,7 @@ func (b *Broker) stream(ctx context.Context, s *subscriber, last uint64, resume 
 	if resume && catchUp(last) != nil {
 		return
 	}
-	keepalive := time.NewTicker(15 * time.Second)
+	keepalive := b.clock.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
 	var batch []delivery
 	for {
@@ -231,7 +244,7 @@ func (b *Broker) stream(ctx context.Context, s *subscriber, last uint64, resume 
 			return
 		case <-b.ctx.Done():
 			return
-		case <-keepalive.C:
+		case <-keepalive.C():
 			err = out.keepalive()
 		case <-s.wake:
 			// Stored events that did not fit come from the inbox: those

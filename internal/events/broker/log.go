@@ -13,6 +13,7 @@ import (
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/events/ledger"
+	"weft.dev/weft/internal/events/queuemark"
 	"weft.dev/weft/internal/events/store"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
@@ -47,7 +48,7 @@ func (b *Broker) serveLog(c net.Conn, origin siteid.ID) {
 					return
 				}
 				batch = append(batch, store.Put{Source: e.Source(), ID: e.ID(), Dests: f.Sites, Local: b.local(f.Kind, f.Subject),
-					Entry: store.Entry{Kind: byte(f.Kind), Subject: f.Subject, Origin: f.Origin, Time: time.Now().UnixNano(), Payload: append([]byte(nil), f.Payload...)}})
+					Entry: store.Entry{Kind: byte(f.Kind), Subject: f.Subject, Origin: f.Origin, Time: b.clock.Now().UnixNano(), Payload: append([]byte(nil), f.Payload...)}})
 			case events.FrameMark:
 				mark = f.Mark
 			default:
@@ -99,7 +100,7 @@ func (b *Broker) waitBacklog() bool {
 		select {
 		case <-b.ctx.Done():
 			return false
-		case <-time.After(100 * time.Millisecond):
+		case <-b.clock.After(100 * time.Millisecond):
 		}
 	}
 	return true
@@ -117,9 +118,11 @@ func (b *Broker) store(ps []store.Put) error {
 	if len(ps) == 0 {
 		return nil
 	}
-	taking := b.markOverflow(ps)
+	res, reserved := b.reserve(ps)
 	err := b.st.Put(ps)
-	b.queueTaken(ps, taking, err == nil)
+	if reserved {
+		b.stored(ps, res, err == nil)
+	}
 	if err != nil {
 		return err
 	}
@@ -174,92 +177,64 @@ func (b *Broker) appended(out []ledger.Entry, queues []string) {
 	})
 }
 
-// queueWait adds n (negative: taken) to the entries of queue waiting here
-// for a local consumer, and withdraws or announces the queue's interest when
-// that crosses a water mark.
-func (b *Broker) queueWait(queue string, n int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.queueWaitLocked(queue, n)
+// marksDo runs inputs through the queues' water marks and announces the
+// interests anew when a queue became full or no longer full. It announces
+// after releasing marksMu, which is taken after mu; the announcement reads
+// the marks as they are then, so of two concurrent calls the later one's
+// state is what is announced.
+func (b *Broker) marksDo(step func(m *queuemark.Marks)) {
+	b.marksMu.Lock()
+	step(b.marks)
+	flipped := len(b.marks.Ready()) > 0
+	b.marks.Advance()
+	b.marksMu.Unlock()
+	if flipped {
+		b.interestsChanged()
+	}
 }
 
-// The count may go below zero for a moment: the worker can hand an entry out
-// as soon as it is stored, before the store that wrote it counts it.
-func (b *Broker) queueWaitLocked(queue string, n int) {
-	w := b.queueWaiting[queue] + n
-	b.queueWaiting[queue] = w
-	switch full := b.queueFull[queue]; {
-	case !full && w >= queueHighWater:
-		b.queueFull[queue] = true
-	case full && w <= queueLowWater:
-		delete(b.queueFull, queue)
-	default:
-		return
+// reserve marks the queue entries of ps that this site has no room for
+// (queuemark.Marks.Reserve). They go into the outbound log for the queue,
+// routed to the nearest consumer elsewhere, or waiting there until one, or
+// this site, has room again (nextHops). The store still drops those taken
+// here already. The caller must pass what it returns to stored once the
+// batch is stored, or failed to be.
+func (b *Broker) reserve(ps []store.Put) (queuemark.Reservation, bool) {
+	var queues []string
+	var at []int
+	for i, p := range ps {
+		if events.Kind(p.Kind) == events.Queue && !p.Local.IsZero() {
+			queues, at = append(queues, p.Subject), append(at, i)
+		}
 	}
-	b.fullQueues.Store(new(maps.Clone(b.queueFull)))
-	b.interestsChangedLocked()
+	// Most batches are a topic's: they leave the marks alone.
+	if len(queues) == 0 {
+		return queuemark.Reservation{}, false
+	}
+	var res queuemark.Reservation
+	var over []bool
+	b.marksDo(func(m *queuemark.Marks) { res, over = m.Reserve(queues) })
+	for k, i := range at {
+		ps[i].Overflow = over[k]
+	}
+	return res, true
 }
 
-// markOverflow marks the queue entries of ps that this site has no room
-// for: those past the queue's high-water mark, counting the batch's own (a
-// log stream's batch holds up to a thousand) and those that concurrent
-// batches are taking. They go into the outbound log for the queue, routed to
-// the nearest consumer elsewhere, or waiting there until one, or this site,
-// has room again (nextHops). The store still drops those taken here already.
-// It returns how many of each queue's entries it leaves to take here, which
-// the caller gives back to queueTaken once they are stored.
-func (b *Broker) markOverflow(ps []store.Put) map[string]int {
-	// Most batches are a topic's: leave mu alone for them.
-	if !slices.ContainsFunc(ps, func(p store.Put) bool { return events.Kind(p.Kind) == events.Queue && !p.Local.IsZero() }) {
-		return nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var taking map[string]int
-	for i := range ps {
-		p := &ps[i]
-		if events.Kind(p.Kind) != events.Queue || p.Local.IsZero() {
-			continue
-		}
-		if b.queueWaiting[p.Subject]+b.queueTaking[p.Subject] >= queueHighWater {
-			p.Overflow = true
-			continue
-		}
-		if taking == nil {
-			taking = map[string]int{}
-		}
-		taking[p.Subject]++
-		b.queueTaking[p.Subject]++
-	}
-	return taking
-}
-
-// queueTaken turns what markOverflow set aside into entries waiting: those
-// stored (the store dropped duplicates), none if the store failed.
-func (b *Broker) queueTaken(ps []store.Put, taking map[string]int, stored bool) {
-	if taking == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for q, n := range taking {
-		if b.queueTaking[q] -= n; b.queueTaking[q] == 0 {
-			delete(b.queueTaking, q)
-		}
-	}
-	if !stored {
-		return
-	}
+// stored ends what reserve began: the queue entries stored here (the store
+// dropped duplicates) now wait for a local consumer; none if the store failed.
+func (b *Broker) stored(ps []store.Put, res queuemark.Reservation, ok bool) {
+	var kept []string
 	for _, p := range ps {
-		if p.In != 0 && events.Kind(p.Kind) == events.Queue {
-			b.queueWaitLocked(p.Subject, 1)
+		if ok && p.In != 0 && events.Kind(p.Kind) == events.Queue {
+			kept = append(kept, p.Subject)
 		}
 	}
+	b.marksDo(func(m *queuemark.Marks) { m.Stored(res, kept) })
 }
 
 // local is the destination that this site is for an event of kind on
 // subject: itself for a topic; for a queue, the queue's pseudo-site when a
-// consumer is here (with room or not: markOverflow), else none.
+// consumer is here (with room or not: reserve), else none.
 func (b *Broker) local(kind events.Kind, subject string) siteid.ID {
 	if kind == events.Topic {
 		return b.cfg.Self
@@ -286,7 +261,8 @@ func (b *Broker) local(kind events.Kind, subject string) siteid.ID {
 // than the one a concurrent call applied could overwrite its routes.
 func (b *Broker) nextHops(l *ledger.Ledger) map[siteid.ID]siteid.ID {
 	t := b.cfg.Net.Table()
-	full := *b.fullQueues.Load()
+	b.marksMu.Lock()
+	defer b.marksMu.Unlock()
 	next := map[siteid.ID]siteid.ID{}
 	for _, r := range t.Sites() {
 		if len(r.Path) > 0 {
@@ -302,7 +278,7 @@ func (b *Broker) nextHops(l *ledger.Ledger) map[siteid.ID]siteid.ID {
 			// Until the table shows this site's interest withdrawn, its
 			// own full queue would send entries around to itself.
 			rs := slices.DeleteFunc(events.Interested(t, events.Queue, q), func(r routing.SiteRoute) bool {
-				return r.ID == b.cfg.Self && full[q]
+				return r.ID == b.cfg.Self && b.marks.Full(q)
 			})
 			if len(rs) > 0 {
 				next[id] = b.cfg.Self
@@ -389,7 +365,7 @@ func (b *Broker) saveLoop() {
 		select {
 		case <-b.ctx.Done():
 			return
-		case <-time.After(cursorSaveInterval):
+		case <-b.clock.After(cursorSaveInterval):
 		}
 	}
 }
@@ -406,7 +382,8 @@ func (b *Broker) saveCursors() {
 
 // TableChanged tells the broker that routes or records changed: reachable
 // sites' topic interests become the ledger's destinations, and their routes
-// its next hops.
+// its next hops. It calls Net.Table, so the caller must not hold a lock that
+// Net.Table takes.
 func (b *Broker) TableChanged() {
 	if b.ctx == nil {
 		return
@@ -449,7 +426,7 @@ func (b *Broker) runHop(ctx context.Context, h *hopOut) {
 		backoff = min(backoff*2, 2*time.Second)
 		select {
 		case <-ctx.Done():
-		case <-time.After(wait):
+		case <-b.clock.After(wait):
 		}
 	}
 }
@@ -583,7 +560,7 @@ func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloude
 	if err := b.consumerLag(); err != nil {
 		return err
 	}
-	now := time.Now().UnixNano()
+	now := b.clock.Now().UnixNano()
 	ps := make([]store.Put, len(evs))
 	for i, e := range evs {
 		ps[i] = store.Put{
@@ -604,29 +581,20 @@ func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloude
 	return nil
 }
 
-// expireLoop drops acknowledged and expired entries once a minute.
-func (b *Broker) expireLoop() {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-t.C:
+// expire drops acknowledged and expired entries; Run calls it once a minute.
+func (b *Broker) expire() {
+	b.mu.Lock()
+	retention := 24 * time.Hour
+	for _, tp := range b.topics {
+		if d, err := time.ParseDuration(tp.Spec.Retention); err == nil && tp.Spec.Delivery == resource.DeliveryPersisted {
+			retention = max(retention, d)
 		}
-		b.mu.Lock()
-		retention := 24 * time.Hour
-		for _, tp := range b.topics {
-			if d, err := time.ParseDuration(tp.Spec.Retention); err == nil && tp.Spec.Delivery == resource.DeliveryPersisted {
-				retention = max(retention, d)
-			}
-		}
-		b.mu.Unlock()
-		b.lmu.Lock()
-		low := b.ledger.Low()
-		b.lmu.Unlock()
-		if err := b.st.Expire(low, time.Now().Add(-retention)); err != nil {
-			b.log.Error("event store expiry failed", "err", err)
-		}
+	}
+	b.mu.Unlock()
+	b.lmu.Lock()
+	low := b.ledger.Low()
+	b.lmu.Unlock()
+	if err := b.st.Expire(low, b.clock.Now().Add(-retention)); err != nil {
+		b.log.Error("event store expiry failed", "err", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
@@ -48,6 +49,10 @@ type meshSite struct {
 	// interests are what b last announced, as its record would carry
 	// them: Table runs under b's lmu and so must not ask b.
 	interests []string
+	// announce wakes the site's router goroutine (route).
+	announce chan struct{}
+	// most is the largest number of interests announced; under m.mu.
+	most int
 
 	mu       sync.Mutex // guards the table, cached for tableKey
 	table    *routing.Table
@@ -58,20 +63,24 @@ var _ Net = (*meshSite)(nil)
 
 func sid(i int) siteid.ID { return siteid.ID{byte(i)} }
 
-// newMesh starts one broker per name (site IDs 1, 2, ... in order) and
-// stops them all when the test ends.
-func newMesh(t testing.TB, names []string, links [][3]int) *mesh {
+// newMesh starts one broker per name (site IDs 1, 2, ... in order), with
+// each option applied to its Config, and stops them all when the test ends.
+func newMesh(t testing.TB, names []string, links [][3]int, opts ...func(*Config)) *mesh {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &mesh{t: t, ctx: ctx, sites: map[siteid.ID]*meshSite{}, links: links, frames: map[[2]siteid.ID]int{}}
 	var stores []*store.Store
 	for i, name := range names {
-		s := &meshSite{m: m, id: sid(i + 1), name: name}
+		s := &meshSite{m: m, id: sid(i + 1), name: name, announce: make(chan struct{}, 1)}
 		st, err := store.Open(filepath.Join(t.TempDir(), name+".db"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		stores = append(stores, st)
-		s.b, err = New(Config{Self: s.id, Net: s, Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()})
+		cfg := Config{Self: s.id, Net: s, Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()}
+		for _, o := range opts {
+			o(&cfg)
+		}
+		s.b, err = New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,6 +88,15 @@ func newMesh(t testing.TB, names []string, links [][3]int) *mesh {
 	}
 	for _, s := range m.sites {
 		s.b.Run(ctx)
+	}
+	// Once every broker runs: routing calls TableChanged on them all.
+	for _, s := range m.sites {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			s.route(ctx)
+		}()
+		s.InterestsChanged() // the first record carries what New restored
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -115,7 +133,8 @@ func (s *meshSite) Table() *routing.Table {
 	}
 	m.mu.Unlock()
 	for i := range len(m.sites) {
-		fmt.Fprintln(&key, recs[sid(i+1)].Interests)
+		key.WriteString(strings.Join(recs[sid(i+1)].Interests, " "))
+		key.WriteByte('\n')
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -160,7 +179,10 @@ func (s *meshSite) Open(ctx context.Context, path []siteid.ID, tag string) (net.
 // subscribe subscribes at s and waits until the mesh has s's interest, as
 // a client of a real site would wait for its subscription to be announced.
 func (s *meshSite) subscribe(t testing.TB, kind events.Kind, pattern string) *subscriber {
-	sub := s.b.subscribe(kind, pattern)
+	sub, err := s.b.subscribe(kind, pattern, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := events.Interest(kind, pattern)
 	waitFor(t, "the interest "+want+" to be announced", func() bool {
 		s.m.mu.Lock()
@@ -170,15 +192,32 @@ func (s *meshSite) subscribe(t testing.TB, kind events.Kind, pattern string) *su
 	return sub
 }
 
-// SetInterests records the broker's interests, read anew under the mesh's
-// lock as a site reads them under its router's, so that two announcements
-// cannot land in the wrong order; then it tells every broker that the tables
-// changed, as the record reaching them would.
-func (s *meshSite) SetInterests([]string) {
-	s.m.mu.Lock()
-	s.interests = s.b.Interests()
-	s.m.mu.Unlock()
-	s.m.tablesChanged()
+// InterestsChanged wakes the site's router goroutine, as a site does: the
+// broker calls it under its lock.
+func (s *meshSite) InterestsChanged() {
+	select {
+	case s.announce <- struct{}{}:
+	default: // a wake-up is pending, and reads the interests after this
+	}
+}
+
+// route is the site's router goroutine: it announces the broker's interests,
+// read when woken, and tells every broker that the tables changed, as the
+// record reaching them would.
+func (s *meshSite) route(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.announce:
+		}
+		in := s.b.Interests()
+		s.m.mu.Lock()
+		s.interests = in
+		s.most = max(s.most, len(in))
+		s.m.mu.Unlock()
+		s.m.tablesChanged()
+	}
 }
 
 // countingConn counts the frames written on a tree stream. Its one writer
@@ -249,10 +288,24 @@ type drain struct {
 }
 
 func (s *meshSite) drain(t testing.TB, kind events.Kind, pattern string) *drain {
-	sub := s.subscribe(t, kind, pattern)
 	d := &drain{}
-	stop := make(chan struct{})
-	done := make(chan struct{})
+	s.consume(t, kind, pattern, func(dl delivery) {
+		e, err := cloudevent.Unmarshal(dl.JSON)
+		if err != nil {
+			t.Errorf("bad event at %s: %v", s.name, err)
+		}
+		d.mu.Lock()
+		d.ids = append(d.ids, e.ID())
+		d.mu.Unlock()
+	})
+	return d
+}
+
+// consume subscribes at s and hands what comes to f, in a goroutine of its
+// own, until the test ends.
+func (s *meshSite) consume(t testing.TB, kind events.Kind, pattern string, f func(delivery)) {
+	sub := s.subscribe(t, kind, pattern)
+	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
@@ -260,13 +313,7 @@ func (s *meshSite) drain(t testing.TB, kind events.Kind, pattern string) *drain 
 			case <-stop:
 				return
 			case dl := <-sub.ch:
-				e, err := cloudevent.Unmarshal(dl.JSON)
-				if err != nil {
-					t.Errorf("bad event at %s: %v", s.name, err)
-				}
-				d.mu.Lock()
-				d.ids = append(d.ids, e.ID())
-				d.mu.Unlock()
+				f(dl)
 			}
 		}
 	}()
@@ -275,7 +322,6 @@ func (s *meshSite) drain(t testing.TB, kind events.Kind, pattern string) *drain 
 		<-done
 		s.b.unsubscribe(sub)
 	})
-	return d
 }
 
 func (d *drain) got() []string {
@@ -289,6 +335,37 @@ func (d *drain) count() int {
 	defer d.mu.Unlock()
 	return len(d.ids)
 }
+
+// fakeClock is a fake clock that counts the waits (After) it is asked for,
+// so that a test moves time on only once the code under test waits: a wait
+// asked for after the step would never end.
+type fakeClock struct {
+	*clocktesting.FakeClock
+	mu    sync.Mutex
+	waits map[time.Duration]int
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{FakeClock: clocktesting.NewFakeClock(time.Unix(1_000_000_000, 0)), waits: map[time.Duration]int{}}
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	ch := c.FakeClock.After(d) // first: a step from now on ends it
+	c.mu.Lock()
+	c.waits[d]++
+	c.mu.Unlock()
+	return ch
+}
+
+// waited reports how many waits of d were asked for.
+func (c *fakeClock) waited(d time.Duration) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waits[d]
+}
+
+// withClock makes the brokers of a mesh read time from c.
+func withClock(c *fakeClock) func(*Config) { return func(cfg *Config) { cfg.Clock = c } }
 
 // waitFor polls cond until it holds or 10 s have passed.
 func waitFor(t testing.TB, what string, cond func() bool) {

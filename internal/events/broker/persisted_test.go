@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -267,10 +269,12 @@ func TestPersistedQueueKeepsFlowing(t *testing.T) {
 }
 
 // TestStreamInterestLingers: a stream subscriber's interest outlives its
-// connection, so what a persisted topic gets while the client reconnects is
-// stored at its site for it to resume from.
+// connection by streamLinger, so what a persisted topic gets while the
+// client reconnects is stored at its site for it to resume from; then the
+// site withdraws it.
 func TestStreamInterestLingers(t *testing.T) {
-	m := newMesh(t, []string{"a", "b"}, [][3]int{{1, 2, 1}})
+	clk := newFakeClock()
+	m := newMesh(t, []string{"a", "b"}, [][3]int{{1, 2, 1}}, withClock(clk))
 	a, b := m.site("a"), m.site("b")
 	a.persisted(t, events.Topic, "t")
 	sub := b.subscribe(t, events.Topic, "t")
@@ -283,4 +287,96 @@ func TestStreamInterestLingers(t *testing.T) {
 		b.b.st.ReadIn(0, func(uint64, store.Entry) bool { stored++; return true })
 		return stored == n
 	})
+	clk.Step(streamLinger - time.Nanosecond)
+	if !slices.Contains(b.b.Interests(), "t:t") {
+		t.Fatalf("the interest ended before streamLinger: %v", b.b.Interests())
+	}
+	clk.Step(time.Nanosecond)
+	waitFor(t, "b to withdraw the interest once streamLinger passed", func() bool { return len(b.announced()) == 0 })
+}
+
+// announced is what s's record carries now.
+func (s *meshSite) announced() []string {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	return slices.Clone(s.interests)
+}
+
+// maxAnnounced is the most interests s's record carried.
+func (s *meshSite) maxAnnounced() int {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	return s.most
+}
+
+// TestPushRetriesThenDeadLetter: a push subscription retries a sink that
+// fails after each backoff of its policy, and gives the event to the
+// dead-letter sink, marked with why, once the retries are spent.
+func TestPushRetriesThenDeadLetter(t *testing.T) {
+	clk := newFakeClock()
+	m := newMesh(t, []string{"a"}, nil, withClock(clk))
+	a := m.site("a")
+	var mu sync.Mutex
+	answers := []int{503, 503, 200, 503, 503, 503} // to the sink's requests, in order
+	var atSink, atDead []string
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		atSink = append(atSink, r.Header.Get("ce-id"))
+		w.WriteHeader(answers[len(atSink)-1])
+	}))
+	defer sink.Close()
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		atDead = append(atDead, r.Header.Get("ce-id")+" "+r.Header.Get("ce-knativeerrorcode"))
+	}))
+	defer dead.Close()
+	requests := func() (int, []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(atSink), slices.Clone(atDead)
+	}
+	var s resource.Subscription
+	s.Name = "retrying"
+	s.Spec = resource.SubscriptionSpec{Topic: "t", Sink: sink.URL, DeadLetter: dead.URL, Retry: 2, Backoff: "exponential", BackoffDelay: "1s"}
+	if err := a.b.PutSubscription(s); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the pusher to start", func() bool { return pusherAt(a.b, "retrying") != 0 })
+
+	// x: 503, 503 (after 1 s and 2 s of backoff), then taken.
+	publish(t, a, events.Topic, "t", 0, 1)
+	for i, backoff := range []time.Duration{time.Second, 2 * time.Second} {
+		waitFor(t, fmt.Sprintf("the pusher to wait %v after attempt %d", backoff, i+1), func() bool { return clk.waited(backoff) == 1 })
+		if n, _ := requests(); n != i+1 {
+			t.Fatalf("the sink had %d requests before the backoff %v ended, want %d", n, backoff, i+1)
+		}
+		clk.Step(backoff)
+	}
+	waitFor(t, "the sink to take x at the third attempt", func() bool { n, _ := requests(); return n == 3 })
+	waitFor(t, "x counted delivered", func() bool { return testutil.ToFloat64(a.b.m.delivered.WithLabelValues("push")) == 1 })
+
+	// y: three 503s spend the two retries, and it goes to the dead letter.
+	publish(t, a, events.Topic, "t", 1, 1)
+	for i, backoff := range []time.Duration{time.Second, 2 * time.Second} {
+		waitFor(t, fmt.Sprintf("the pusher to wait %v after y's attempt %d", backoff, i+1), func() bool { return clk.waited(backoff) == 2 })
+		clk.Step(backoff)
+	}
+	waitFor(t, "y at the dead-letter sink", func() bool { _, d := requests(); return len(d) == 1 })
+	if n, d := requests(); n != 6 || d[0] != "1 503" {
+		t.Errorf("the sink had %d requests, want 6; the dead-letter sink got %q, want y (\"1\") with code 503", n, d)
+	}
+	if got := dropped(a, "push-failed"); got != 1 {
+		t.Errorf("%v counted as push-failed, want 1", got)
+	}
+}
+
+func pusherAt(b *Broker, name string) uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p := b.pushes[name]; p != nil {
+		return p.at.Load()
+	}
+	return 0
 }

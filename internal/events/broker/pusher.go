@@ -42,6 +42,8 @@ func newPusher(b *Broker, s resource.Subscription) *pusher {
 	return p
 }
 
+func (p *pusher) interest() interest { return interest{p.kind, p.pattern} }
+
 func (b *Broker) startPusherLocked(p *pusher) {
 	if b.ctx == nil {
 		return
@@ -125,7 +127,7 @@ func (b *Broker) deliverPush(ctx context.Context, p *pusher, payload []byte) boo
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(p.policy.Backoff(attempt)):
+		case <-b.clock.After(p.policy.Backoff(attempt)):
 		}
 	}
 	b.m.dropped.WithLabelValues("push-failed").Inc()
@@ -137,7 +139,7 @@ func (b *Broker) deliverPush(ctx context.Context, p *pusher, payload []byte) boo
 			select {
 			case <-ctx.Done():
 				return false
-			case <-time.After(p.policy.Backoff(attempt)):
+			case <-b.clock.After(p.policy.Backoff(attempt)):
 			}
 		}
 	}
@@ -160,16 +162,45 @@ func post(ctx context.Context, url string, e cloudevent.Event) int {
 	return resp.StatusCode
 }
 
-// PutSubscription creates or replaces a push subscription.
+// PutSubscription creates or replaces a push subscription. A pattern that
+// is not valid gets an error wrapping events.ErrBadSubject (400), and one
+// that would take this site's interests past MaxInterests
+// ErrTooManyInterests (429).
 func (b *Broker) PutSubscription(s resource.Subscription) error {
-	if err := b.st.PutConfig(resource.KindSubscription+"/"+s.Name, s); err != nil {
+	p := newPusher(b, s)
+	if err := events.ValidatePattern(p.pattern); err != nil {
+		return fmt.Errorf("subscription %s: %w", s.Name, err)
+	}
+	in := p.interest()
+	b.mu.Lock()
+	var replacing *interest
+	if old := b.pushes[s.Name]; old != nil {
+		replacing = new(old.interest())
+	}
+	err := b.admitLocked(in, replacing)
+	if err == nil {
+		b.ints.reserve(in) // held while the store writes it
+	}
+	b.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("subscription %s: %w", s.Name, err)
+	}
+	err = b.st.PutConfig(resource.KindSubscription+"/"+s.Name, s)
+	b.mu.Lock()
+	b.ints.done(in)
+	var old *pusher
+	if err == nil {
+		old = b.pushes[s.Name]
+		b.pushes[s.Name] = p
+		b.ints.hold(in)
+		if old != nil {
+			b.ints.release(old.interest(), time.Time{})
+		}
+	}
+	b.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	p := newPusher(b, s)
-	b.mu.Lock()
-	old := b.pushes[s.Name]
-	b.pushes[s.Name] = p
-	b.mu.Unlock()
 	if old != nil && old.cancel != nil {
 		old.cancel()
 		<-old.done
@@ -191,7 +222,10 @@ func (b *Broker) DeleteSubscription(name string) (bool, error) {
 	}
 	b.mu.Lock()
 	p := b.pushes[name]
-	delete(b.pushes, name)
+	if p != nil {
+		delete(b.pushes, name)
+		b.ints.release(p.interest(), time.Time{})
+	}
 	b.interestsChangedLocked()
 	b.mu.Unlock()
 	if p != nil && p.cancel != nil {

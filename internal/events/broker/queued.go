@@ -8,6 +8,7 @@ import (
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/events/ledger"
+	"weft.dev/weft/internal/events/queuemark"
 	"weft.dev/weft/internal/events/store"
 )
 
@@ -36,7 +37,7 @@ func (b *Broker) startQueues() {
 			}
 			return true
 		})
-		b.queueWait(q, waiting)
+		b.marksDo(func(m *queuemark.Marks) { m.Found(q, waiting) })
 		b.startQueue(q)
 	}
 }
@@ -90,7 +91,7 @@ func (b *Broker) runQueue(queue string) {
 			from = seq
 			return len(batch) < 256
 		})
-		savedAt := time.Now()
+		savedAt := b.clock.Now()
 		for i, e := range batch {
 			// A pass on moves the cursor past the entry in its own
 			// transaction; saving it again later does no harm.
@@ -98,11 +99,11 @@ func (b *Broker) runQueue(queue string) {
 				save(cursor)
 				return
 			}
-			b.queueWait(queue, -1)
+			b.marksDo(func(m *queuemark.Marks) { m.Taken(queue) })
 			cursor = seqs[i]
-			if time.Since(savedAt) >= cursorSaveInterval {
+			if b.clock.Since(savedAt) >= cursorSaveInterval {
 				save(cursor)
-				savedAt = time.Now()
+				savedAt = b.clock.Now()
 			}
 		}
 		cursor = from
@@ -165,7 +166,7 @@ func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) bo
 		select {
 		case <-b.ctx.Done():
 			return false
-		case <-time.After(50 * time.Millisecond):
+		case <-b.clock.After(50 * time.Millisecond):
 		}
 	}
 }
@@ -189,7 +190,7 @@ func (b *Broker) passOn(seq uint64, e store.Entry) bool {
 		select {
 		case <-b.ctx.Done():
 			return false
-		case <-time.After(time.Second):
+		case <-b.clock.After(time.Second):
 		}
 	}
 	b.appended([]ledger.Entry{{Off: p.Out, Dests: p.Fwd}}, []string{e.Subject})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -48,12 +49,23 @@ func (b *Broker) forwardFrame(f *events.Frame) {
 func (b *Broker) forward(next siteid.ID, c chunk) {
 	b.mu.Lock()
 	p := b.peers[next]
-	if p == nil && b.ctx != nil && b.ctx.Err() == nil {
-		p = &peerOut{ch: make(chan chunk, peerQueue)}
-		b.peers[next] = p
-		b.goFunc(func() { b.runPeerOut(next, p) })
-	}
 	b.mu.Unlock()
+	// A writer holds a queue of peerQueue chunks for a minute, and a frame
+	// from a neighbour names up to MaxPaths next hops: only a neighbour
+	// gets one, or a frame naming made-up sites would pile them up.
+	if p == nil && !b.neighbour(next) {
+		b.m.dropped.WithLabelValues("no-link").Add(float64(c.n))
+		return
+	}
+	if p == nil {
+		b.mu.Lock()
+		if p = b.peers[next]; p == nil && b.ctx != nil && b.ctx.Err() == nil {
+			p = &peerOut{ch: make(chan chunk, peerQueue)}
+			b.peers[next] = p
+			b.goFunc(func() { b.runPeerOut(next, p) })
+		}
+		b.mu.Unlock()
+	}
 	if p == nil {
 		return
 	}
@@ -67,6 +79,11 @@ func (b *Broker) forward(next siteid.ID, c chunk) {
 	}
 	p.queued.Add(-int64(len(c.b)))
 	b.m.dropped.WithLabelValues("link-queue-full").Add(float64(c.n))
+}
+
+// neighbour reports whether this site announces a link to id.
+func (b *Broker) neighbour(id siteid.ID) bool {
+	return slices.ContainsFunc(b.cfg.Net.Table().Links(b.cfg.Self), func(l routing.Link) bool { return l.Peer == id })
 }
 
 // runPeerOut writes queued frames to the neighbour, opening the stream on
@@ -85,7 +102,7 @@ func (b *Broker) runPeerOut(peer siteid.ID, p *peerOut) {
 			conn.Close()
 		}
 	}()
-	idle := time.NewTimer(time.Minute)
+	idle := b.clock.NewTimer(time.Minute)
 	defer idle.Stop()
 	take := func(c chunk) chunk {
 		p.queued.Add(-int64(len(c.b)))
@@ -96,7 +113,7 @@ func (b *Broker) runPeerOut(peer siteid.ID, p *peerOut) {
 		select {
 		case <-b.ctx.Done():
 			return
-		case <-idle.C:
+		case <-idle.C():
 			return
 		case c = <-p.ch:
 		}

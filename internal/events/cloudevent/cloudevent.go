@@ -34,9 +34,13 @@ const MaxBatch = 10000
 // not carry valid CloudEvents. The HTTP answer is 400.
 var ErrMalformed = errors.New("malformed CloudEvent")
 
-// ErrTooLarge is returned when the body is over the size limit; also a 400,
-// with the limit in the reason.
+// ErrTooLarge is returned when the body is over the size limit, with the
+// limit in the reason. The HTTP answer is 413.
 var ErrTooLarge = errors.New("event over the size limit")
+
+// ErrUnsupportedFormat is returned for structured mode in a format other
+// than JSON (application/cloudevents+xml, say). The HTTP answer is 415.
+var ErrUnsupportedFormat = errors.New("unsupported CloudEvents format")
 
 // Decoded is one accepted event with its structured JSON encoding, which is
 // what is stored and sent between sites.
@@ -75,6 +79,7 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 	// A batch's events as the publisher encoded them: kept as the events'
 	// JSON, they spare encoding each event again.
 	var raws [][]byte
+	binaryMode := false
 	if strings.HasPrefix(ct, "application/cloudevents-batch+json") {
 		var err error
 		if raws, err = splitArray(body); err != nil {
@@ -93,8 +98,19 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 			}
 		}
 	} else {
+		// The SDK indexes past the end of a header named just "ce-".
+		for k := range h {
+			if strings.EqualFold(k, "ce-") {
+				return nil, fmt.Errorf("%w: a header named %q names no attribute; extension headers are ce- and the attribute's name", ErrMalformed, k)
+			}
+		}
 		msg := cehttp.NewMessage(h, io.NopCloser(strings.NewReader(string(body))))
-		if msg.ReadEncoding() == binding.EncodingUnknown {
+		enc := msg.ReadEncoding()
+		if enc == binding.EncodingUnknown && strings.HasPrefix(ct, "application/cloudevents+") {
+			return nil, fmt.Errorf("%w: structured mode as %q; send application/cloudevents+json", ErrUnsupportedFormat, mediaType(ct))
+		}
+		binaryMode = enc == binding.EncodingBinary
+		if enc == binding.EncodingUnknown {
 			return nil, fmt.Errorf("%w: neither binary mode (ce-specversion, ce-id, ce-source, ce-type headers) nor structured mode (Content-Type: application/cloudevents+json)", ErrMalformed)
 		}
 		e, err := binding.ToEvent(context.Background(), msg)
@@ -114,9 +130,24 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 		}
 		// Binary mode without a Content-Type leaves the data's type unknown;
 		// calling it opaque keeps it as bytes rather than failing as JSON.
+		// In the JSON format no datacontenttype means JSON data, which
+		// must stay JSON, not turn into a string.
 		changed := false
-		if len(evs[i].Data()) > 0 && evs[i].DataContentType() == "" {
+		if binaryMode && len(evs[i].Data()) > 0 && evs[i].DataContentType() == "" {
 			evs[i].SetDataContentType("application/octet-stream")
+			changed = true
+		}
+		// Media types are case-insensitive, but the SDK's decoder takes
+		// "Application/json" for a type other than JSON while its encoder
+		// writes such data as JSON: the event would not decode again at the
+		// next site, and a log stream would stop at it for good. Write the
+		// media type as the decoder expects it.
+		if mt, params, hasParams := strings.Cut(evs[i].DataContentType(), ";"); mt != mediaType(mt) {
+			mt = mediaType(mt)
+			if hasParams {
+				mt += ";" + params
+			}
+			evs[i].SetDataContentType(mt)
 			changed = true
 		}
 		// Data that is not text travels as base64, or the JSON would not
@@ -124,6 +155,11 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 		if !evs[i].DataBase64 && !utf8.Valid(evs[i].Data()) {
 			evs[i].DataBase64 = true
 			changed = true
+		}
+		// The encoding writes JSON data as it is: check it here, where the
+		// publisher can be told, rather than fail to encode it.
+		if dct := mediaType(evs[i].DataContentType()); !evs[i].DataBase64 && jsonData(dct) && !json.Valid(evs[i].Data()) {
+			return nil, fmt.Errorf("%w: %sthe data is not valid JSON, which its content type %q says it is; send valid JSON, or say what it is in another content type", ErrMalformed, where(), dct)
 		}
 		if _, ok := evs[i].Extensions()[SeqExtension]; ok {
 			return nil, fmt.Errorf("%w: %sthe extension attribute %s is reserved for the site", ErrMalformed, where(), SeqExtension)
@@ -142,9 +178,31 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s%v", ErrMalformed, where(), err)
 		}
+		// Attributes are Unicode strings: one that is not valid UTF-8 would
+		// reach this site's subscribers as it is, and be dropped by every
+		// other site as malformed.
+		if !utf8.Valid(b) {
+			return nil, fmt.Errorf("%w: %san attribute is not valid UTF-8", ErrMalformed, where())
+		}
 		out[i] = Decoded{Event: evs[i], JSON: b}
 	}
 	return out, nil
+}
+
+// mediaType is a content type without its parameters, in lower case.
+func mediaType(ct string) string {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(mt))
+}
+
+// jsonData reports whether the CloudEvents encoding writes data of this
+// media type into the event's JSON as it is, which the SDK does for these.
+func jsonData(mt string) bool {
+	switch mt {
+	case "application/json", "text/json", "application/cloudevents+json", "application/cloudevents-batch+json":
+		return true
+	}
+	return false
 }
 
 // splitArray returns the elements of the JSON array b. It checks b with

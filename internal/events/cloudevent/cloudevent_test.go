@@ -37,6 +37,11 @@ func TestDecode(t *testing.T) {
 		{"empty batch", req(`[]`, map[string]string{"Content-Type": "application/cloudevents-batch+json"}), 0, ErrMalformed, "empty"},
 		{"reserved extension", req("x", map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t", "ce-weftseq": "7"}), 0, ErrMalformed, "reserved"},
 		{"too large", req(strings.Repeat("x", 2000), binary), 0, ErrTooLarge, "1000 bytes"},
+		{"structured as XML", req(`<event/>`, map[string]string{"Content-Type": "application/cloudevents+xml"}), 0, ErrUnsupportedFormat, "application/cloudevents+json"},
+		{"binary JSON that is not", req(`{"a":1} x`, map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t", "Content-Type": "application/json; charset=utf-8"}), 0, ErrMalformed, "not valid JSON"},
+		{"extension without a name", req("x", map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t", "ce-": "v"}), 0, ErrMalformed, "names no attribute"},
+		{"attribute not UTF-8", req("x", map[string]string{"ce-specversion": "1.0", "ce-id": "\xfa", "ce-source": "/s", "ce-type": "t"}), 0, ErrMalformed, "not valid UTF-8"},
+		{"structured trailing garbage", req(`{"specversion":"1.0","id":"1","source":"/s","type":"t"} x`, map[string]string{"Content-Type": "application/cloudevents+json"}), 0, ErrMalformed, "after top-level value"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			evs, err := Decode(tc.r, 1000)
@@ -47,6 +52,22 @@ func TestDecode(t *testing.T) {
 				t.Errorf("reason %q lacks %q", err, tc.why)
 			}
 		})
+	}
+}
+
+// TestStructuredDataStaysJSON: in the JSON format an event without
+// datacontenttype has JSON data; it must reach subscribers as JSON, not as
+// a string holding it.
+func TestStructuredDataStaysJSON(t *testing.T) {
+	ev := `{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"a":[1,2]}}`
+	for ct, body := range map[string]string{"application/cloudevents+json": ev, "application/cloudevents-batch+json": "[" + ev + "]"} {
+		evs, err := Decode(req(body, map[string]string{"Content-Type": ct}), DefaultMaxSize)
+		if err != nil {
+			t.Fatalf("%s: %v", ct, err)
+		}
+		if got := string(evs[0].JSON); got != ev {
+			t.Errorf("%s: encoded as %s, want %s", ct, got, ev)
+		}
 	}
 }
 
@@ -120,7 +141,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 // TestBatchKeepsJSON: a batch's events keep the publisher's encoding, with
-// line breaks between tokens taken out, unless the site changed the event.
+// line breaks between tokens taken out.
 func TestBatchKeepsJSON(t *testing.T) {
 	body := "[{\"specversion\":\"1.0\",\n \"id\":\"1\",\"source\":\"/s\",\"type\":\"t\",\"datacontenttype\":\"text/plain\",\"data\":\"a\\nb\"}," +
 		`{"specversion":"1.0","id":"2","source":"/s","type":"t","data_base64":"AA=="}]`
@@ -131,9 +152,57 @@ func TestBatchKeepsJSON(t *testing.T) {
 	if got := string(evs[0].JSON); got != `{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain","data":"a\nb"}` {
 		t.Errorf("first event: %s", got)
 	}
-	if e, _ := Unmarshal(evs[1].JSON); e.DataContentType() != "application/octet-stream" {
-		t.Errorf("second event, given a content type, was not encoded again: %s", evs[1].JSON)
+	// Binary data without a content type stays as the publisher sent it:
+	// only binary mode, whose body has no type at all, gets one.
+	if got := string(evs[1].JSON); got != `{"specversion":"1.0","id":"2","source":"/s","type":"t","data_base64":"AA=="}` {
+		t.Errorf("second event: %s", got)
 	}
+}
+
+// TestMediaTypeCase: a media type in capitals is JSON to the SDK's
+// encoder but not to its decoder; the event must decode again, with its JSON
+// data as JSON, or the next site cannot take it.
+func TestMediaTypeCase(t *testing.T) {
+	for _, ct := range []string{"Application/JSON", " application/json", "APPLICATION/JSON; charset=utf-8"} {
+		evs, err := Decode(req(`{"a":[1,2]}`, map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t", "Content-Type": ct}), DefaultMaxSize)
+		if err != nil {
+			t.Fatalf("%q: %v", ct, err)
+		}
+		e, err := Unmarshal(evs[0].JSON)
+		if err != nil || string(e.Data()) != `{"a":[1,2]}` {
+			t.Errorf("%q: %s decodes as %q, %v", ct, evs[0].JSON, e.Data(), err)
+		}
+	}
+}
+
+// FuzzDecodeBinary drives binary mode with any attribute values, content
+// type, extension and body: what it accepts must decode again from its JSON,
+// as the next site decodes it, with the same ID and data, and be streamable.
+func FuzzDecodeBinary(f *testing.F) {
+	f.Add("text/plain", "1", "/s", "t", "ext", "v", []byte("hello"))
+	f.Add("application/json", "2", "https://example.com/x", "a.b", "", "", []byte(`{"a":[1,2]}`))
+	f.Add("Application/json", "\xfa", "/s", "t", "", "", []byte(`{"a":[1,2]}`))
+	f.Add("", "3", "urn:x", "t", "weftseq", "1", []byte("\x00\xff"))
+	f.Fuzz(func(t *testing.T, ct, id, source, typ, ext, val string, body []byte) {
+		h := http.Header{}
+		for k, v := range map[string]string{"ce-specversion": "1.0", "ce-id": id, "ce-source": source, "ce-type": typ, "Content-Type": ct, "ce-" + ext: val} {
+			h.Set(k, v)
+		}
+		evs, err := DecodeBytes(h, body)
+		if err != nil {
+			return
+		}
+		e, err := Unmarshal(evs[0].JSON)
+		if err != nil {
+			t.Fatalf("accepted %s, which does not decode again: %v", evs[0].JSON, err)
+		}
+		if e.ID() != evs[0].Event.ID() || !bytes.Equal(e.Data(), evs[0].Event.Data()) {
+			t.Fatalf("accepted %s, which decodes again as ID %q, data %q; was %q, %q", evs[0].JSON, e.ID(), e.Data(), evs[0].Event.ID(), evs[0].Event.Data())
+		}
+		if err := CheckStreamable(evs[0].JSON); err != nil {
+			t.Fatalf("accepted %s, which cannot be streamed: %v", evs[0].JSON, err)
+		}
+	})
 }
 
 // FuzzSplitArray checks the batch splitter against encoding/json: the same
