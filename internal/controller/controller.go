@@ -27,6 +27,7 @@ import (
 	_ "weft.dev/weft/internal/controller/render/istio"       // registers the istio renderer
 	_ "weft.dev/weft/internal/controller/render/weft"        // registers the weft renderer
 	"weft.dev/weft/internal/controller/store"
+	"weft.dev/weft/internal/datadir"
 )
 
 // Options configure Run.
@@ -59,9 +60,14 @@ func Run(ctx context.Context, o Options) error {
 	if o.Data == "" {
 		return errors.New("controller: a data directory is required")
 	}
-	if err := os.MkdirAll(o.Data, 0o700); err != nil {
+	// Two processes on one directory would both lead a SQLite store, and even
+	// beside PostgreSQL they would overwrite each other's admin.token and
+	// api.addr: every replica needs a directory of its own.
+	lock, err := datadir.Acquire(o.Data)
+	if err != nil {
 		return err
 	}
+	defer lock.Unlock()
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:7480"
 	}

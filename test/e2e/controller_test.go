@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -101,6 +102,57 @@ func (c *controllerProc) call(method, path, body string, want int) []byte {
 		c.t.Fatalf("%s %s: %s, want %d: %s\ncontroller log:\n%s", method, path, resp.Status, want, out, c.log.String())
 	}
 	return out
+}
+
+// refusedOnDataDir runs another `weft controller run` on holder's data
+// directory, with extra flags, and checks that it exits at once with a
+// non-zero status and a message naming holder's pid, leaving holder serving
+// and its files as they were.
+func refusedOnDataDir(t *testing.T, holder *controllerProc, extra ...string) {
+	t.Helper()
+	addrFile := filepath.Join(holder.dir, "api.addr")
+	addr, err := os.ReadFile(addrFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	args := append([]string{"--data", holder.dir, "controller", "run", "--listen", "127.0.0.1:0"}, extra...)
+	out, err := exec.CommandContext(ctx, weftBin, args...).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("a second controller on %s was still running after 10s:\n%s", holder.dir, out)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() <= 0 {
+		t.Fatalf("a second controller on %s ended with %v, want a non-zero exit status:\n%s", holder.dir, err, out)
+	}
+	want := fmt.Sprintf("data directory %s is in use by pid %d", holder.dir, holder.cmd.Process.Pid)
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("a second controller on %s said %q, want %q", holder.dir, out, want)
+	}
+	t.Logf("second controller refused after %v: %s", time.Since(start), strings.TrimSpace(string(out)))
+	if now, _ := os.ReadFile(addrFile); string(now) != string(addr) {
+		t.Errorf("the refused controller changed api.addr from %q to %q", addr, now)
+	}
+	resp, err := http.Get(holder.url + "/healthz")
+	if err != nil {
+		t.Fatalf("the first controller no longer serves: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the first controller answers /healthz with %s", resp.Status)
+	}
+}
+
+// TestControllerDataDirInUse: a second controller on a SQLite controller's
+// data directory would lead beside it; it is refused.
+func TestControllerDataDirInUse(t *testing.T) {
+	c := startController(t, t.TempDir())
+	refusedOnDataDir(t, c)
+	// Released on shutdown: the directory serves a new controller at once.
+	c.stop(syscall.SIGTERM)
+	c.start()
 }
 
 // groupStatus is the part of GET .../status the tests look at.
@@ -419,6 +471,8 @@ func TestControllerReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := startController(t, dirB, "--db", dsn)
+	// Replicas share the database, never a data directory.
+	refusedOnDataDir(t, a, "--db", dsn)
 
 	var leader, standby *controllerProc
 	waitFor(t, 30*time.Second, "exactly one leader", func() bool {
