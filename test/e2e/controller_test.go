@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,7 +46,14 @@ func startController(t *testing.T, dir string, extra ...string) *controllerProc 
 	c := &controllerProc{t: t, dir: dir, log: &syncBuffer{},
 		args: append([]string{"--data", dir, "controller", "run", "--listen", "127.0.0.1:0", "--max-backoff", "2s"}, extra...)}
 	c.start()
-	t.Cleanup(func() { c.stop(syscall.SIGTERM) })
+	t.Cleanup(func() {
+		c.stop(syscall.SIGTERM)
+		if t.Failed() {
+			// A sync that never lands says why only here: a target's error
+			// is retried and logged, not returned to the test.
+			t.Logf("log of the controller on %s:\n%s", c.dir, c.log.String())
+		}
+	})
 	return c
 }
 
@@ -425,6 +434,28 @@ func (c *controllerProc) leaderGauge() int {
 	return -1
 }
 
+// freePort returns a TCP port free on every interface, for a server the test
+// cannot start on port 0 itself. It is picked at random below the kernel's
+// ephemeral range, so that no outgoing connection, and most likely no other
+// test, takes it before the server binds it.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ephemeral := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &ephemeral)
+	}
+	const lowest = 10000
+	for range 100 {
+		p := lowest + rand.IntN(max(ephemeral-lowest, 1000))
+		if ln, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", p)); err == nil {
+			ln.Close()
+			return p
+		}
+	}
+	t.Fatalf("no free port in 100 tries between %d and %d", lowest, ephemeral)
+	return 0
+}
+
 // siteHas reports whether the weft site's admin API lists the named object
 // in collection (listeners, connectors).
 func siteHas(admin, token, collection, name string) bool {
@@ -500,9 +531,14 @@ func TestControllerReplicas(t *testing.T) {
 	// Written through the standby: the leader must notice the store changed.
 	standby.call("POST", "/v2/projects", `{"metadata":{"name":"p1"}}`, http.StatusCreated)
 	standby.call("POST", "/v2/projects/p1/clusters", string(kb), http.StatusCreated)
-	standby.call("POST", "/v2/projects/p1/apps", `{"metadata":{"name":"shop"},"spec":{"version":"v1","services":[
-		{"name":"orders","namespace":"shop","port":8080,"protocol":"HTTP","serviceAccount":"orders","clusters":["east"]},
-		{"name":"web","namespace":"shop","port":80,"protocol":"HTTP","serviceAccount":"web","clusters":["east"]}]}}`, http.StatusCreated)
+	// The site opens its Listener on the service's port on every interface,
+	// so the port must be free. A fixed 8080 was not whenever anything else
+	// held it, such as the site of an earlier run that was killed (envtest's
+	// processes outlive a killed test binary): the sync then failed until the
+	// wait below timed out.
+	standby.call("POST", "/v2/projects/p1/apps", fmt.Sprintf(`{"metadata":{"name":"shop"},"spec":{"version":"v1","services":[
+		{"name":"orders","namespace":"shop","port":%d,"protocol":"HTTP","serviceAccount":"orders","clusters":["east"]},
+		{"name":"web","namespace":"shop","port":80,"protocol":"HTTP","serviceAccount":"web","clusters":["east"]}]}}`, freePort(t)), http.StatusCreated)
 	standby.call("POST", "/v2/projects/p1/apps/shop/v1/traffic-groups", `{"metadata":{"name":"g1"}}`, http.StatusCreated)
 	// The intent goes in and is released through the command line.
 	intent := filepath.Join(t.TempDir(), "intent.yaml")
