@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/utils/clock"
 
 	"weft.dev/weft/internal/controller/api"
 	"weft.dev/weft/internal/controller/reconcile"
@@ -26,6 +27,7 @@ import (
 	_ "weft.dev/weft/internal/controller/render/istio"       // registers the istio renderer
 	_ "weft.dev/weft/internal/controller/render/weft"        // registers the weft renderer
 	"weft.dev/weft/internal/controller/store"
+	"weft.dev/weft/internal/datadir"
 )
 
 // Options configure Run.
@@ -41,6 +43,9 @@ type Options struct {
 	// LeaderPoll is how often a standby replica tries to lead and a leader
 	// checks for writes made through other replicas; default 2s.
 	LeaderPoll time.Duration
+	// Clock times leadership, the generation poll and, unless Engine.Clock
+	// is set, the engine's retries; default the real clock.
+	Clock clock.WithTicker
 }
 
 // AdminTokenFile is the file in the data directory that holds the admin token.
@@ -55,9 +60,14 @@ func Run(ctx context.Context, o Options) error {
 	if o.Data == "" {
 		return errors.New("controller: a data directory is required")
 	}
-	if err := os.MkdirAll(o.Data, 0o700); err != nil {
+	// Two processes on one directory would both lead a SQLite store, and even
+	// beside PostgreSQL they would overwrite each other's admin.token and
+	// api.addr: every replica needs a directory of its own.
+	lock, err := datadir.Acquire(o.Data)
+	if err != nil {
 		return err
 	}
+	defer lock.Unlock()
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:7480"
 	}
@@ -72,6 +82,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.Engine.Logger == nil {
 		o.Engine.Logger = o.Logger
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.Engine.Clock == nil {
+		o.Engine.Clock = o.Clock
 	}
 	st, err := store.Open(ctx, o.DB)
 	if err != nil {
@@ -92,17 +108,20 @@ func Run(ctx context.Context, o Options) error {
 	if o.Engine.Registerer == nil {
 		o.Engine.Registerer = reg
 	}
-	eng := reconcile.New(Source{st}, StatusSink{st}, o.Engine)
-	// trigger goes through a variable because lead replaces the engine after
-	// a lost leadership, and API writes must wake the running one.
+	reconcile.RegisterMetrics(o.Engine.Registerer)
+	// API writes through this replica trigger the engine of the current
+	// leadership term directly; there is none while this replica stands by,
+	// and the next term's first pass reads the store anyway.
 	var (
 		engMu sync.Mutex
-		cur   = eng
+		cur   *reconcile.Engine
 	)
 	trigger := func() {
 		engMu.Lock()
 		defer engMu.Unlock()
-		cur.Trigger()
+		if cur != nil {
+			cur.Trigger()
+		}
 	}
 	swap := func(e *reconcile.Engine) {
 		engMu.Lock()
@@ -123,80 +142,101 @@ func Run(ctx context.Context, o Options) error {
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}
+	// Both goroutines are waited for: the engine must not outlive the store,
+	// nor the data directory's lock.
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	go func() { errc <- lead(ctx, st, eng, swap, leader, o) }()
-
+	go func() { errc <- lead(rctx, st, swap, leader, o) }()
+	var errs []error
 	select {
 	case <-ctx.Done():
-	case err = <-errc:
+	case err := <-errc: // serving or leading failed: stop the other
+		errs = append(errs, err)
 	}
+	stop()
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdown)
-	if err == nil || errors.Is(err, http.ErrServerClosed) {
-		err = <-errc // the other goroutine
-	} else {
-		<-errc
+	for len(errs) < cap(errc) {
+		errs = append(errs, <-errc)
 	}
-	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, context.Canceled) {
-		return nil
+	for i, err := range errs {
+		if errors.Is(err, http.ErrServerClosed) || errors.Is(err, context.Canceled) {
+			errs[i] = nil
+		}
 	}
-	return err
+	return errors.Join(errs...)
 }
 
-// lead runs the engine whenever this replica holds leadership. An engine run
-// that ends with leadership lost is started afresh on the next win: the engine
-// keeps nothing that matters across runs.
-// swap is told of each new engine; leader follows leadership.
-func lead(ctx context.Context, st *store.Store, eng *reconcile.Engine, swap func(*reconcile.Engine), leader prometheus.Gauge, o Options) error {
+// lead runs a sync engine whenever this replica holds leadership, a new one
+// for each term: an Engine runs once, and keeps nothing that matters across
+// terms. swap is told of each term's engine, nil between terms; gauge
+// follows leadership.
+func lead(ctx context.Context, st *store.Store, swap func(*reconcile.Engine), gauge prometheus.Gauge, o Options) error {
 	for ctx.Err() == nil {
-		lctx, release, err := st.Lead(ctx, o.LeaderPoll)
+		lctx, release, err := st.Lead(ctx, o.Clock, o.LeaderPoll)
 		if err != nil {
 			return err
 		}
 		o.Logger.Info("controller leads; syncing")
-		leader.Set(1)
-		done := make(chan error, 1)
-		go func() { done <- eng.Run(lctx) }()
-		watchGeneration(lctx, st, eng, o.LeaderPoll, o.Logger)
-		err = <-done
+		gauge.Set(1)
+		err = term(lctx, st.Generation, func() *reconcile.Engine {
+			return reconcile.New(Source{st}, StatusSink{st}, o.Engine)
+		}, swap, o)
 		release()
-		leader.Set(0)
+		gauge.Set(0)
 		if err != nil && ctx.Err() == nil {
 			return fmt.Errorf("sync engine: %w", err)
 		}
 		if ctx.Err() == nil {
 			o.Logger.Warn("controller lost leadership")
-			// The engine cannot be run twice; a new one takes over.
-			eng = reconcile.New(Source{st}, StatusSink{st}, o.Engine)
-			swap(eng)
 		}
 	}
 	return nil
 }
 
-// watchGeneration triggers the engine when another replica's API wrote, until
-// ctx ends. Writes through this replica trigger it directly.
-func watchGeneration(ctx context.Context, st *store.Store, eng *reconcile.Engine, every time.Duration, log *slog.Logger) {
-	var last int64 = -1
-	t := time.NewTicker(every)
+// term runs an engine made by newEngine until lctx, the leadership, ends.
+// generation reads the store's generation.
+func term(lctx context.Context, generation func(context.Context) (int64, error), newEngine func() *reconcile.Engine, swap func(*reconcile.Engine), o Options) error {
+	// The generation is read before the engine's first pass reads the store,
+	// so that a write by another replica in between is noticed: it is not in
+	// that pass, and only the generation can tell of it. If the read fails,
+	// the first one that succeeds triggers a pass.
+	gen, err := generation(lctx)
+	if err != nil {
+		o.Logger.Warn("reading the store's generation", "err", err)
+		gen = -1
+	}
+	eng := newEngine()
+	swap(eng)
+	defer swap(nil)
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(lctx) }()
+	watchGeneration(lctx, generation, eng, gen, o)
+	return <-done
+}
+
+// watchGeneration triggers the engine whenever the store's generation moves
+// from last, as it does when another replica's API writes, until ctx ends.
+// Writes through this replica trigger the engine directly.
+func watchGeneration(ctx context.Context, generation func(context.Context) (int64, error), eng *reconcile.Engine, last int64, o Options) {
+	t := o.Clock.NewTicker(o.LeaderPoll)
 	defer t.Stop()
 	for {
-		g, err := st.Generation(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Warn("reading the store's generation", "err", err)
-		case err == nil && g != last:
-			if last != -1 {
-				eng.Trigger()
-			}
-			last = g
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
+		}
+		g, err := generation(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			o.Logger.Warn("reading the store's generation", "err", err)
+		case err == nil && g != last:
+			eng.Trigger()
+			last = g
 		}
 	}
 }

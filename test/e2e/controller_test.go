@@ -3,8 +3,11 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,7 +47,14 @@ func startController(t *testing.T, dir string, extra ...string) *controllerProc 
 	c := &controllerProc{t: t, dir: dir, log: &logbuf.Buffer{},
 		args: append([]string{"--data", dir, "controller", "run", "--listen", "127.0.0.1:0", "--max-backoff", "2s"}, extra...)}
 	c.start()
-	t.Cleanup(func() { c.stop(syscall.SIGTERM) })
+	t.Cleanup(func() {
+		c.stop(syscall.SIGTERM)
+		if t.Failed() {
+			// A sync that never lands says why only here: a target's error
+			// is retried and logged, not returned to the test.
+			t.Logf("log of the controller on %s:\n%s", c.dir, c.log.String())
+		}
+	})
 	return c
 }
 
@@ -102,6 +112,57 @@ func (c *controllerProc) call(method, path, body string, want int) []byte {
 		c.t.Fatalf("%s %s: %s, want %d: %s\ncontroller log:\n%s", method, path, resp.Status, want, out, c.log.String())
 	}
 	return out
+}
+
+// refusedOnDataDir runs another `weft controller run` on holder's data
+// directory, with extra flags, and checks that it exits at once with a
+// non-zero status and a message naming holder's pid, leaving holder serving
+// and its files as they were.
+func refusedOnDataDir(t *testing.T, holder *controllerProc, extra ...string) {
+	t.Helper()
+	addrFile := filepath.Join(holder.dir, "api.addr")
+	addr, err := os.ReadFile(addrFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	args := append([]string{"--data", holder.dir, "controller", "run", "--listen", "127.0.0.1:0"}, extra...)
+	out, err := exec.CommandContext(ctx, weftBin, args...).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("a second controller on %s was still running after 10s:\n%s", holder.dir, out)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() <= 0 {
+		t.Fatalf("a second controller on %s ended with %v, want a non-zero exit status:\n%s", holder.dir, err, out)
+	}
+	want := fmt.Sprintf("data directory %s is in use by pid %d", holder.dir, holder.cmd.Process.Pid)
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("a second controller on %s said %q, want %q", holder.dir, out, want)
+	}
+	t.Logf("second controller refused after %v: %s", time.Since(start), strings.TrimSpace(string(out)))
+	if now, _ := os.ReadFile(addrFile); string(now) != string(addr) {
+		t.Errorf("the refused controller changed api.addr from %q to %q", addr, now)
+	}
+	resp, err := http.Get(holder.url + "/healthz")
+	if err != nil {
+		t.Fatalf("the first controller no longer serves: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the first controller answers /healthz with %s", resp.Status)
+	}
+}
+
+// TestControllerDataDirInUse: a second controller on a SQLite controller's
+// data directory would lead beside it; it is refused.
+func TestControllerDataDirInUse(t *testing.T) {
+	c := startController(t, t.TempDir())
+	refusedOnDataDir(t, c)
+	// Released on shutdown: the directory serves a new controller at once.
+	c.stop(syscall.SIGTERM)
+	c.start()
 }
 
 // groupStatus is the part of GET .../status the tests look at.
@@ -374,6 +435,28 @@ func (c *controllerProc) leaderGauge() int {
 	return -1
 }
 
+// freePort returns a TCP port free on every interface, for a server the test
+// cannot start on port 0 itself. It is picked at random below the kernel's
+// ephemeral range, so that no outgoing connection, and most likely no other
+// test, takes it before the server binds it.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ephemeral := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &ephemeral)
+	}
+	const lowest = 10000
+	for range 100 {
+		p := lowest + rand.IntN(max(ephemeral-lowest, 1000))
+		if ln, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", p)); err == nil {
+			ln.Close()
+			return p
+		}
+	}
+	t.Fatalf("no free port in 100 tries between %d and %d", lowest, ephemeral)
+	return 0
+}
+
 // siteHas reports whether the weft site's admin API lists the named object
 // in collection (listeners, connectors).
 func siteHas(admin, token, collection, name string) bool {
@@ -420,6 +503,8 @@ func TestControllerReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := startController(t, dirB, "--db", dsn)
+	// Replicas share the database, never a data directory.
+	refusedOnDataDir(t, a, "--db", dsn)
 
 	var leader, standby *controllerProc
 	waitFor(t, 30*time.Second, "exactly one leader", func() bool {
@@ -447,9 +532,14 @@ func TestControllerReplicas(t *testing.T) {
 	// Written through the standby: the leader must notice the store changed.
 	standby.call("POST", "/v2/projects", `{"metadata":{"name":"p1"}}`, http.StatusCreated)
 	standby.call("POST", "/v2/projects/p1/clusters", string(kb), http.StatusCreated)
-	standby.call("POST", "/v2/projects/p1/apps", `{"metadata":{"name":"shop"},"spec":{"version":"v1","services":[
-		{"name":"orders","namespace":"shop","port":8080,"protocol":"HTTP","serviceAccount":"orders","clusters":["east"]},
-		{"name":"web","namespace":"shop","port":80,"protocol":"HTTP","serviceAccount":"web","clusters":["east"]}]}}`, http.StatusCreated)
+	// The site opens its Listener on the service's port on every interface,
+	// so the port must be free. A fixed 8080 was not whenever anything else
+	// held it, such as the site of an earlier run that was killed (envtest's
+	// processes outlive a killed test binary): the sync then failed until the
+	// wait below timed out.
+	standby.call("POST", "/v2/projects/p1/apps", fmt.Sprintf(`{"metadata":{"name":"shop"},"spec":{"version":"v1","services":[
+		{"name":"orders","namespace":"shop","port":%d,"protocol":"HTTP","serviceAccount":"orders","clusters":["east"]},
+		{"name":"web","namespace":"shop","port":80,"protocol":"HTTP","serviceAccount":"web","clusters":["east"]}]}}`, freePort(t)), http.StatusCreated)
 	standby.call("POST", "/v2/projects/p1/apps/shop/v1/traffic-groups", `{"metadata":{"name":"g1"}}`, http.StatusCreated)
 	// The intent goes in and is released through the command line.
 	intent := filepath.Join(t.TempDir(), "intent.yaml")

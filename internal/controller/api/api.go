@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -177,16 +178,29 @@ func (s *Server) auth(write bool, h func(*store.Store, http.ResponseWriter, *htt
 	}
 }
 
-// decode reads and validates a body into obj.
-func decode(r *http.Request, obj model.Object) error {
-	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 1<<20+1))
-	if err != nil {
-		return fmt.Errorf("%w: reading the body: %v", model.ErrInvalid, err)
+// readBody reads a request body of at most limit bytes. A larger one is
+// refused without reading it all, and the connection is closed after the
+// answer (http.MaxBytesReader), so that a client cannot make the server hold
+// or parse more than limit.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, fmt.Errorf("%w: %s %s takes at most %d bytes", errTooLarge, r.Method, r.URL.Path, limit)
+	case err != nil:
+		return nil, fmt.Errorf("%w: reading the body: %v", model.ErrInvalid, err)
 	}
-	if err := model.Decode(data, obj); err != nil {
+	return data, nil
+}
+
+// decode reads and validates a body into obj.
+func decode(w http.ResponseWriter, r *http.Request, obj model.Object) error {
+	data, err := readBody(w, r, model.MaxBody)
+	if err != nil {
 		return err
 	}
-	return obj.Validate()
+	return model.DecodeObject(data, obj)
 }
 
 func (c collection) handleList(st *store.Store, w http.ResponseWriter, r *http.Request) error {
@@ -210,7 +224,7 @@ func (c collection) handleGet(st *store.Store, w http.ResponseWriter, r *http.Re
 func (s *Server) handleCreate(c collection) func(*store.Store, http.ResponseWriter, *http.Request) error {
 	return func(st *store.Store, w http.ResponseWriter, r *http.Request) error {
 		obj := c.new()
-		if err := decode(r, obj); err != nil {
+		if err := decode(w, r, obj); err != nil {
 			return err
 		}
 		obj.Meta().ResourceVersion = ""
@@ -227,7 +241,7 @@ func (s *Server) handleCreate(c collection) func(*store.Store, http.ResponseWrit
 func (s *Server) handleUpdate(c collection) func(*store.Store, http.ResponseWriter, *http.Request) error {
 	return func(st *store.Store, w http.ResponseWriter, r *http.Request) error {
 		obj := c.new()
-		if err := decode(r, obj); err != nil {
+		if err := decode(w, r, obj); err != nil {
 			return err
 		}
 		key := c.itemKey(r)
@@ -254,6 +268,10 @@ func (s *Server) handleDelete(c collection) func(*store.Store, http.ResponseWrit
 	}
 }
 
+// maxSmallBody bounds the bodies that hold at most a few short fields: a
+// TokenRequest, apply's (empty) body.
+const maxSmallBody = 4096
+
 // TokenRequest asks for a new API token.
 type TokenRequest struct {
 	Role string `json:"role"`
@@ -267,9 +285,9 @@ type TokenResponse struct {
 
 func (s *Server) handleToken(st *store.Store, w http.ResponseWriter, r *http.Request) error {
 	var req TokenRequest
-	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 4096))
+	data, err := readBody(w, r, maxSmallBody)
 	if err != nil {
-		return fmt.Errorf("%w: %v", model.ErrInvalid, err)
+		return err
 	}
 	if err := model.Decode(data, &req); err != nil {
 		return err

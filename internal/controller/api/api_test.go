@@ -23,14 +23,14 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *httptest.Server
 	st       *store.Store
 	token    string
 	triggers int
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	dsn := os.Getenv("WEFT_TEST_DSN")
 	if dsn == "" {
 		dsn = "sqlite://" + filepath.Join(t.TempDir(), "c.db")

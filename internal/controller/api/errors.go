@@ -15,6 +15,7 @@ var (
 	errUnauthorized = errors.New("a valid bearer token is required")
 	errForbidden    = errors.New("this token's role may only read")
 	errNameMismatch = errors.New("the body names another object than the URL")
+	errTooLarge     = errors.New("request body too large")
 )
 
 // errorTable maps errors to an HTTP status and a stable code, the only place
@@ -26,6 +27,7 @@ var errorTable = []struct {
 }{
 	{errUnauthorized, http.StatusUnauthorized, "Unauthorized"},
 	{errForbidden, http.StatusForbidden, "Forbidden"},
+	{errTooLarge, http.StatusRequestEntityTooLarge, "TooLarge"},
 	{model.ErrInvalid, http.StatusBadRequest, "Invalid"},
 	{errNameMismatch, http.StatusBadRequest, "Invalid"},
 	{store.ErrParentNotFound, http.StatusNotFound, "ParentNotFound"},

@@ -51,18 +51,18 @@ var openAPI = sync.OnceValue(func() map[string]any {
 		list := map[string]any{"type": "object", "properties": map[string]any{"items": map[string]any{"type": "array", "items": ref(n)}}}
 		paths[c.list] = withParams(c.list, map[string]any{
 			"get":  op("list "+c.kind+"s", "", "200", list, "404"),
-			"post": op("create a "+c.kind, n, "201", ref(n), "400", "403", "404", "409"),
+			"post": op("create a "+c.kind, n, "201", ref(n), "400", "403", "404", "409", "413"),
 		})
 		paths[c.item] = withParams(c.item, map[string]any{
 			"get":    op("get a "+c.kind, "", "200", ref(n), "404"),
-			"put":    op("replace a "+c.kind+" (resourceVersion, if given, must match)", n, "200", ref(n), "400", "403", "404", "409"),
+			"put":    op("replace a "+c.kind+" (resourceVersion, if given, must match)", n, "200", ref(n), "400", "403", "404", "409", "413"),
 			"delete": op("delete a "+c.kind+" (?resourceVersion= to make it conditional)", "", "204", nil, "403", "404", "409"),
 		})
 	}
 	paths[pPlan] = withParams(pPlan, map[string]any{"get": op("plan: per-object diff against what each target last had applied", "", "200", ref("Plan"), "404", "422")})
-	paths[pApply] = withParams(pApply, map[string]any{"post": op("apply: make the group's intents its desired state", "", "202", ref("ApplyResult"), "403", "404", "422")})
+	paths[pApply] = withParams(pApply, map[string]any{"post": op("apply: make the group's intents its desired state", "", "202", ref("ApplyResult"), "400", "403", "404", "413", "422")})
 	paths[pStatus] = withParams(pStatus, map[string]any{"get": op("delivery status per cluster and resource", "", "200", ref("GroupStatus"), "404")})
-	paths[pTokens] = map[string]any{"post": op("issue an API token", "TokenRequest", "201", ref("TokenResponse"), "400", "403")}
+	paths[pTokens] = map[string]any{"post": op("issue an API token", "TokenRequest", "201", ref("TokenResponse"), "400", "403", "413")}
 	return map[string]any{
 		"openapi": "3.0.3",
 		"info":    map[string]any{"title": "weft controller", "version": "v2"},

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -147,6 +149,9 @@ type ApplyResult struct {
 // handleApply makes the group's current intents its desired state. The plan it
 // returns is relative to what the targets had before.
 func (s *Server) handleApply(st *store.Store, w http.ResponseWriter, r *http.Request) error {
+	if err := noBody(w, r); err != nil {
+		return err
+	}
 	project, app, version, group := groupPath(r)
 	in, err := groupInput(r.Context(), st, project, app, version, group)
 	if err != nil {
@@ -163,6 +168,20 @@ func (s *Server) handleApply(st *store.Store, w http.ResponseWriter, r *http.Req
 	}
 	s.trigger()
 	writeJSON(w, http.StatusAccepted, ApplyResult{Generation: gen, Targets: slices.Sorted(maps.Keys(states)), Plan: p})
+	return nil
+}
+
+// noBody refuses a body other than nothing or {}: apply has no options, and a
+// client that sent one (a dry run, say) must learn that it was not honoured
+// rather than have the group released.
+func noBody(w http.ResponseWriter, r *http.Request) error {
+	data, err := readBody(w, r, maxSmallBody)
+	if err != nil || len(bytes.Trim(data, " \t\r\n")) == 0 {
+		return err
+	}
+	if err := model.Decode(data, &struct{}{}); err != nil {
+		return fmt.Errorf("%w: apply takes no body, or {}; it releases the group's stored intents, so change those first (%v)", model.ErrInvalid, err)
+	}
 	return nil
 }
 

@@ -372,15 +372,15 @@ func (s *IntentSpec) validateDNS() error {
 	return nil
 }
 
-// maxBody bounds a decoded body; larger ones are refused before parsing.
-const maxBody = 1 << 20
+// MaxBody bounds a decoded body; larger ones are refused before parsing.
+const MaxBody = 1 << 20
 
 // Decode reads one JSON body into v strictly (unknown fields are errors) and
 // returns errors that wrap ErrInvalid and, where the field is known, are
 // *FieldError with its path.
 func Decode(data []byte, v any) error {
-	if len(data) > maxBody {
-		return fieldErr("", "the body is larger than %d bytes", maxBody)
+	if len(data) > MaxBody {
+		return fieldErr("", "the body is larger than %d bytes", MaxBody)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -406,19 +406,26 @@ func Decode(data []byte, v any) error {
 		}
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if dec.More() {
-		return fieldErr("", "trailing data after the JSON object")
+	// Not dec.More, which takes a stray ']' or '}' for the end of a list.
+	if rest := bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return fieldErr("", "trailing data after the JSON value at offset %d; send exactly one JSON object", dec.InputOffset())
 	}
 	return nil
+}
+
+// DecodeObject decodes a body into obj with Decode and validates it, which
+// also fills in defaults: what the API does with every object it is sent.
+func DecodeObject(data []byte, obj Object) error {
+	if err := Decode(data, obj); err != nil {
+		return err
+	}
+	return obj.Validate()
 }
 
 // DecodeIntent decodes and validates an intent body.
 func DecodeIntent(data []byte) (*Intent, error) {
 	var in Intent
-	if err := Decode(data, &in); err != nil {
-		return nil, err
-	}
-	if err := in.Validate(); err != nil {
+	if err := DecodeObject(data, &in); err != nil {
 		return nil, err
 	}
 	return &in, nil

@@ -14,6 +14,11 @@ type metrics struct {
 	statusErrors prometheus.Counter
 }
 
+// RegisterMetrics registers the engine's series on reg ahead of any engine,
+// which takes them over when it is made: a replica that has not led yet, and
+// so has made no engine, exports them too.
+func RegisterMetrics(reg prometheus.Registerer) { newMetrics(reg) }
+
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // leaderLock is the PostgreSQL advisory lock held by the leading replica.
@@ -15,8 +17,8 @@ const leaderLock = 0x77656675
 //
 // On PostgreSQL the lock belongs to one session: the dedicated connection is
 // pinged every interval, and a failed ping means the session, and so the lock,
-// may be gone.
-func (s *Store) Lead(ctx context.Context, interval time.Duration) (context.Context, func(), error) {
+// may be gone. A standby tries again every interval. clk times both.
+func (s *Store) Lead(ctx context.Context, clk clock.WithTicker, interval time.Duration) (context.Context, func(), error) {
 	if !s.postgres {
 		lctx, cancel := context.WithCancel(ctx)
 		return lctx, cancel, nil
@@ -33,30 +35,30 @@ func (s *Store) Lead(ctx context.Context, interval time.Duration) (context.Conte
 				return nil, nil, ctx.Err()
 			}
 		} else if got {
-			return s.hold(ctx, conn, interval)
+			return s.hold(ctx, conn, clk, interval)
 		} else {
 			conn.Close()
 		}
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
-		case <-time.After(interval):
+		case <-clk.After(interval):
 		}
 	}
 }
 
-func (s *Store) hold(ctx context.Context, conn *sql.Conn, interval time.Duration) (context.Context, func(), error) {
+func (s *Store) hold(ctx context.Context, conn *sql.Conn, clk clock.WithTicker, interval time.Duration) (context.Context, func(), error) {
 	lctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(interval)
+		t := clk.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
 			case <-lctx.Done():
 				return
-			case <-t.C:
+			case <-t.C():
 				if err := conn.PingContext(lctx); err != nil {
 					cancel()
 					return

@@ -13,5 +13,6 @@ func TestPostgres(t *testing.T) {
 		"ConcurrentUpdates": TestConcurrentUpdates,
 		"ReleaseAndStatus":  TestReleaseAndStatus,
 		"TokensAndLeader":   TestTokensAndLeader,
+		"LeaderHandOver":    TestLeaderHandOver,
 	})
 }

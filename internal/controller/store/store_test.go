@@ -2,12 +2,16 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"weft.dev/weft/internal/controller/compile"
 	"weft.dev/weft/internal/controller/model"
@@ -188,7 +192,7 @@ func TestTokensAndLeader(t *testing.T) {
 	if _, err := s.TokenRole(ctx, "other"); !errors.Is(err, store.ErrUnknownToken) {
 		t.Fatalf("unknown token: %v", err)
 	}
-	lctx, release, err := s.Lead(ctx, 50e6)
+	lctx, release, err := s.Lead(ctx, clock.RealClock{}, 50e6)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,4 +200,91 @@ func TestTokensAndLeader(t *testing.T) {
 		t.Fatal("leadership lost at once")
 	}
 	release()
+}
+
+// TestLeaderHandOver drives two replicas' leadership on one PostgreSQL with
+// fake clocks: the standby waits for its clock, the leader notices a lost
+// session at its next ping, and the standby then takes over.
+func TestLeaderHandOver(t *testing.T) {
+	dsn := os.Getenv("WEFT_TEST_DSN")
+	if dsn == "" {
+		t.Skip("SQLite leads at once: only PostgreSQL has replicas to hand over between")
+	}
+	ctx := context.Background()
+	const every = 2 * time.Second
+	a := open(t)
+	b, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	clkA := clocktesting.NewFakeClock(time.Unix(1_000_000, 0))
+	clkB := clocktesting.NewFakeClock(time.Unix(1_000_000, 0))
+	within := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+
+	actx, releaseA, err := a.Lead(ctx, clkA, every)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseA()
+	type term struct {
+		ctx     context.Context
+		release func()
+		err     error
+	}
+	bLeads := make(chan term, 1)
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends b's wait if the test fails before b leads
+	go func() {
+		c, r, err := b.Lead(bctx, clkB, every)
+		bLeads <- term{c, r, err}
+	}()
+	within("the standby to wait for its clock", clkB.HasWaiters)
+	select {
+	case <-bLeads:
+		t.Fatal("the standby leads beside the leader")
+	default:
+	}
+
+	// The leader's session ends, as when its connection breaks: its lock
+	// goes with it, which the leader learns at its next ping.
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("terminating the leader's session: %d sessions, %v", n, err)
+	}
+	if actx.Err() != nil {
+		t.Fatal("the leader knew of its lost session before its ping")
+	}
+	within("the leader to ping", clkA.HasWaiters)
+	clkA.Step(every)
+	select {
+	case <-actx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leader did not notice its lost session at its ping")
+	}
+
+	clkB.Step(every)
+	var bt term
+	select {
+	case bt = <-bLeads:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the standby did not lead at its next try")
+	}
+	if bt.err != nil || bt.ctx.Err() != nil {
+		t.Fatalf("standby's leadership: %v, %v", bt.err, bt.ctx.Err())
+	}
+	bt.release()
 }
