@@ -100,3 +100,13 @@ func logTails(t *testing.T, work string) {
 		t.Logf("last lines of %s:\n%s", filepath.Base(f), strings.Join(lines[max(0, len(lines)-200):], "\n"))
 	}
 }
+
+func TestIDRanges(t *testing.T) {
+	ids := []string{"t-00000001", "t-00000002", "t-00000003", "t-00000007", "t-00000009", "t-00000010"}
+	if got, want := idRanges(ids, 10), "t-00000001..00000003 t-00000007 t-00000009..00000010"; got != want {
+		t.Errorf("idRanges = %q, want %q", got, want)
+	}
+	if got, want := idRanges(ids, 1), "t-00000001..00000003 ... (3 more ids)"; got != want {
+		t.Errorf("idRanges with max 1 = %q, want %q", got, want)
+	}
+}

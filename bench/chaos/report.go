@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -76,8 +77,7 @@ func (rep *report) write(w io.Writer) {
 			fmt.Fprintf(w, "chaos: %s last publish error: %s\n", x.name, e)
 		}
 		if len(x.c.lost) > 0 {
-			show := x.c.lost[:min(len(x.c.lost), 20)]
-			fmt.Fprintf(w, "chaos: %s lost ids (first %d): %s\n", x.name, len(show), strings.Join(show, " "))
+			fmt.Fprintf(w, "chaos: %s lost ids: %s\n", x.name, idRanges(x.c.lost, 40))
 		}
 	}
 	for _, x := range []struct {
@@ -102,4 +102,36 @@ func (rep *report) write(w io.Writer) {
 	fmt.Fprintf(w, "chaos: events published=%d delivered=%d lost=%d duplicates=%d http ok=%d failed=%d tcp ok=%d failed=%d\n",
 		rep.published(), rep.delivered(), rep.lost(), rep.duplicates(),
 		rep.httpOK, sum(rep.httpFailed), rep.tcpOK, sum(rep.tcpFailed))
+}
+
+// idRanges writes sorted ids of the form prefix-NNNNNNNN as runs of
+// consecutive numbers (a lost batch is one run), at most limit runs.
+func idRanges(ids []string, limit int) string {
+	var runs []string
+	for i := 0; i < len(ids); {
+		j := i
+		for j+1 < len(ids) && seqOf(ids[j+1]) == seqOf(ids[j])+1 {
+			j++
+		}
+		if len(runs) == limit {
+			runs = append(runs, fmt.Sprintf("... (%d more ids)", len(ids)-i))
+			break
+		}
+		if i == j {
+			runs = append(runs, ids[i])
+		} else {
+			runs = append(runs, fmt.Sprintf("%s..%s", ids[i], ids[j][strings.LastIndexByte(ids[j], '-')+1:]))
+		}
+		i = j + 1
+	}
+	return strings.Join(runs, " ")
+}
+
+// seqOf is the number of an id prefix-NNNNNNNN, -1 for another.
+func seqOf(id string) int {
+	n, err := strconv.Atoi(id[strings.LastIndexByte(id, '-')+1:])
+	if err != nil {
+		return -1
+	}
+	return n
 }
