@@ -67,11 +67,16 @@ type mesh struct {
 	bin   string
 	cl    *benchproc.Cleanups
 	sites map[string]*site
+	// status calls the sites' admin APIs, each call bounded so that a
+	// stalled site shows up as an error, not a hung watcher.
+	status *http.Client
 }
 
 // startMesh starts every site under work and links them.
 func startMesh(ctx context.Context, cl *benchproc.Cleanups, cfg config, work string) (*mesh, error) {
-	m := &mesh{bin: cfg.WeftBin, cl: cl, sites: map[string]*site{}}
+	tr := &http.Transport{}
+	cl.Add(tr.CloseIdleConnections)
+	m := &mesh{bin: cfg.WeftBin, cl: cl, sites: map[string]*site{}, status: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
 	if err := os.MkdirAll(filepath.Join(work, "logs"), 0o755); err != nil {
 		return nil, err
 	}
@@ -134,12 +139,8 @@ func (m *mesh) admin(name string) (*apiclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &apiclient.Client{Base: "http://" + strings.TrimSpace(string(addr)), Token: strings.TrimSpace(string(tok)), HTTP: statusClient}, nil
+	return &apiclient.Client{Base: "http://" + strings.TrimSpace(string(addr)), Token: strings.TrimSpace(string(tok)), HTTP: m.status}, nil
 }
-
-// statusClient bounds each status call, so that a stalled site shows up as
-// an error, not a hung watcher.
-var statusClient = &http.Client{Timeout: 5 * time.Second}
 
 // eventsURL is the named site's event API.
 func (m *mesh) eventsURL(name string) (string, error) {

@@ -58,8 +58,9 @@ func WeftCLI(ctx context.Context, bin, dir string, args ...string) ([]byte, erro
 }
 
 // readyClient bounds each readiness probe, so that a site that accepts but
-// never answers is reported at Poll's deadline, not waited on for ever.
-var readyClient = &http.Client{Timeout: 2 * time.Second}
+// never answers is reported at Poll's deadline, not waited on for ever. It
+// keeps no connection open: nothing would close it before the site stops.
+var readyClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 // StartWeftSite runs `weft site run --name NAME --data DIR extra...`, its
 // output also copied to tee when not nil, and waits until the site answers
