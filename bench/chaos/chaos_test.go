@@ -115,3 +115,54 @@ func TestIDRanges(t *testing.T) {
 		t.Errorf("idRanges with max 1 = %q, want %q", got, want)
 	}
 }
+
+func TestClassify(t *testing.T) {
+	at := func(s float64) time.Time { return time.Unix(1000, 0).Add(time.Duration(s * float64(time.Second))) }
+	// A kill at 10 s, seen by the client's site at 10.2 s; a link torn down
+	// for missed heartbeats at 20 s, the view matching again at 20.1 s.
+	h := history{
+		kills:   []time.Time{at(10)},
+		deaths:  []time.Time{at(20)},
+		changes: []time.Time{at(0), at(10), at(20)},
+		matches: []time.Time{at(1), at(5), at(10.2), at(15), at(20.1)},
+	}
+	for _, c := range []struct {
+		start, end float64
+		want       int
+	}{
+		{9.9, 10.05, failDied},
+		{10.1, 10.15, failUnconverged},
+		{10.3, 10.4, failConverged},
+		{19.5, 20.5, failDied},
+		{20.05, 20.06, failUnconverged},
+		{20.2, 20.3, failConverged},
+		{0.5, 0.6, failUnconverged}, // before the first match
+	} {
+		if got := h.classify(at(c.start), at(c.end)); got != c.want {
+			t.Errorf("failure from %vs to %vs: %s, want %s", c.start, c.end, classNames[got], classNames[c.want])
+		}
+	}
+}
+
+func TestDeathWatch(t *testing.T) {
+	tl := newTimeline(siteNames)
+	w := &deathWatch{site: "a", tl: tl}
+	// Two lines in pieces, as a pipe delivers them: one about a kill
+	// (sockets closed), one about a silent peer.
+	lines := `time=2026-12-02T08:07:28.170Z level=INFO msg="link down" site=a link=e peer=e err="link: peer dead: no frame received within DeadAfter (silent for 4.667s)"
+time=2026-12-02T08:07:28.323Z level=INFO msg="link down" site=a link=b peer=b err="link: session closed: read: connection reset by peer"
+`
+	for len(lines) > 0 {
+		n := min(len(lines), 50)
+		w.Write([]byte(lines[:n]))
+		lines = lines[n:]
+	}
+	h := tl.history()
+	want := time.Date(2026, 12, 2, 8, 7, 28, 170e6, time.UTC)
+	if len(h.deaths) != 1 || !h.deaths[0].Equal(want) {
+		t.Fatalf("deaths %v, want one at %v", h.deaths, want)
+	}
+	if len(h.deathNotes) != 1 || h.deathNotes[0] != "08:07:28.170 a-e (peer silent for 4.667s)" {
+		t.Errorf("notes %q", h.deathNotes)
+	}
+}

@@ -15,50 +15,51 @@ import (
 )
 
 // attempts counts the outcomes of one kind of client attempt (an HTTP
-// request, a TCP connection), failures by class.
+// request, a TCP connection) and keeps the failures, to be classified once
+// the run is over.
 type attempts struct {
-	mu      sync.Mutex
-	ok      int
-	failed  [nClasses]int
-	samples [nClasses][]string // the first few failures of each class
+	mu       sync.Mutex
+	ok       int
+	failures []failure
 }
 
-const maxSamples = 8
+type failure struct {
+	start, end time.Time
+	err        error
+}
 
-func (a *attempts) record(tl *timeline, m mark, start time.Time, err error) {
-	if err == nil {
-		a.mu.Lock()
-		a.ok++
-		a.mu.Unlock()
-		return
-	}
-	c := tl.classify(m)
+func (a *attempts) record(start time.Time, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.failed[c]++
-	if len(a.samples[c]) < maxSamples {
-		a.samples[c] = append(a.samples[c], fmt.Sprintf("%s (+%v) %v", start.Format("15:04:05.000"), time.Since(start).Round(time.Millisecond), err))
+	if err == nil {
+		a.ok++
+		return
 	}
+	a.failures = append(a.failures, failure{start, time.Now(), err})
 }
 
-// totals returns the successes and all failures.
+// totals returns the successes and the failures.
 func (a *attempts) totals() (ok, failed int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, n := range a.failed {
-		failed += n
-	}
-	return a.ok, failed
+	return a.ok, len(a.failures)
 }
 
-func (a *attempts) byClass() ([nClasses]int, [nClasses][]string) {
+// maxSamples bounds the failures shown per class.
+const maxSamples = 8
+
+// byClass counts the failures by class and describes the first few of each.
+func (a *attempts) byClass(h history) (n [nClasses]int, samples [nClasses][]string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var s [nClasses][]string
-	for i := range s {
-		s[i] = slices.Clone(a.samples[i])
+	for _, f := range a.failures {
+		c := h.classify(f.start, f.end)
+		n[c]++
+		if len(samples[c]) < maxSamples {
+			samples[c] = append(samples[c], fmt.Sprintf("%s (+%v) %v", clock(f.start), f.end.Sub(f.start).Round(time.Millisecond), f.err))
+		}
 	}
-	return a.failed, s
+	return n, samples
 }
 
 // paced calls f every pace until stop is closed. f runs to its end: an
@@ -175,7 +176,6 @@ func (p *publisher) retried() (int, string) {
 type httpClient struct {
 	url    string
 	client *http.Client
-	tl     *timeline
 	stats  *attempts
 }
 
@@ -183,8 +183,8 @@ func (h *httpClient) run(ctx context.Context, stop <-chan struct{}, pace time.Du
 	n := 0
 	paced(stop, pace, func() {
 		n++
-		m, start := h.tl.mark(), time.Now()
-		h.stats.record(h.tl, m, start, h.get(ctx, n))
+		start := time.Now()
+		h.stats.record(start, h.get(ctx, n))
 	})
 }
 
@@ -216,7 +216,6 @@ func (h *httpClient) get(ctx context.Context, n int) error {
 // closes.
 type tcpClient struct {
 	addr  string
-	tl    *timeline
 	stats *attempts
 }
 
@@ -228,8 +227,8 @@ func (c *tcpClient) run(ctx context.Context, stop <-chan struct{}, pace time.Dur
 	n := 0
 	paced(stop, pace, func() {
 		n++
-		m, start := c.tl.mark(), time.Now()
-		c.stats.record(c.tl, m, start, c.echo(ctx, n))
+		start := time.Now()
+		c.stats.record(start, c.echo(ctx, n))
 	})
 }
 

@@ -66,6 +66,7 @@ type site struct {
 type mesh struct {
 	bin   string
 	cl    *benchproc.Cleanups
+	tl    *timeline
 	sites map[string]*site
 	// status calls the sites' admin APIs, each call bounded so that a
 	// stalled site shows up as an error, not a hung watcher.
@@ -73,10 +74,10 @@ type mesh struct {
 }
 
 // startMesh starts every site under work and links them.
-func startMesh(ctx context.Context, cl *benchproc.Cleanups, cfg config, work string) (*mesh, error) {
+func startMesh(ctx context.Context, cl *benchproc.Cleanups, cfg config, work string, tl *timeline) (*mesh, error) {
 	tr := &http.Transport{}
 	cl.Add(tr.CloseIdleConnections)
-	m := &mesh{bin: cfg.WeftBin, cl: cl, sites: map[string]*site{}, status: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
+	m := &mesh{bin: cfg.WeftBin, cl: cl, tl: tl, sites: map[string]*site{}, status: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
 	if err := os.MkdirAll(filepath.Join(work, "logs"), 0o755); err != nil {
 		return nil, err
 	}
@@ -108,7 +109,9 @@ func startMesh(ctx context.Context, cl *benchproc.Cleanups, cfg config, work str
 // start runs s and waits until it is ready.
 func (m *mesh) start(ctx context.Context, s *site) error {
 	fmt.Fprintf(s.log, "---- harness: start at %s\n", time.Now().Format(time.RFC3339Nano))
-	p, err := benchproc.StartWeftSite(ctx, m.cl, m.bin, s.name, s.dir, s.log, s.args...)
+	// A watch per process: a killed one may leave half a line behind.
+	tee := io.MultiWriter(s.log, &deathWatch{site: s.name, tl: m.tl})
+	p, err := benchproc.StartWeftSite(ctx, m.cl, m.bin, s.name, s.dir, tee, s.args...)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,8 @@ type report struct {
 	topic, queue          counts
 	kills                 int
 	settle                string
-	flaps                 []string
+	deaths                int
+	deathNotes, stalls    []string
 	pubRetries            map[string]int
 	pubLastErr            map[string]string
 	httpOK, tcpOK         int
@@ -22,19 +23,20 @@ type report struct {
 }
 
 func (r *runner) report() *report {
+	h := r.tl.history()
 	rep := &report{
 		topic: r.b.topic.counts(), queue: r.b.queue.counts(),
-		settle: r.tl.settleSummary(), flaps: r.tl.flapped(),
+		kills: len(h.kills), settle: h.settle(),
+		deaths: len(h.deaths), deathNotes: h.deathNotes, stalls: h.stalls,
 		pubRetries: map[string]int{}, pubLastErr: map[string]string{},
 	}
-	rep.kills = r.tl.mark().kills
 	for k, p := range r.pubs {
 		rep.pubRetries[k], rep.pubLastErr[k] = p.retried()
 	}
 	rep.httpOK, _ = r.http.totals()
 	rep.tcpOK, _ = r.tcp.totals()
-	rep.httpFailed, rep.httpSamples = r.http.byClass()
-	rep.tcpFailed, rep.tcpSamples = r.tcp.byClass()
+	rep.httpFailed, rep.httpSamples = r.http.byClass(h)
+	rep.tcpFailed, rep.tcpSamples = r.tcp.byClass(h)
 	return rep
 }
 
@@ -64,8 +66,12 @@ func (rep *report) ok() bool {
 // write prints the details, then the summary line last.
 func (rep *report) write(w io.Writer) {
 	fmt.Fprintf(w, "chaos: %d kills; %s\n", rep.kills, rep.settle)
-	for _, f := range rep.flaps {
-		fmt.Fprintf(w, "chaos: table of %s moved with no site killed or restarted: %s\n", clientSite, f)
+	if rep.deaths > 0 {
+		fmt.Fprintf(w, "chaos: %d link ends torn down for missed heartbeats (no kill does that; a starved machine does), first: %s\n",
+			rep.deaths, strings.Join(rep.deathNotes, ", "))
+	}
+	if len(rep.stalls) > 0 {
+		fmt.Fprintf(w, "chaos: the harness itself got no CPU %d times: %s\n", len(rep.stalls), strings.Join(rep.stalls[:min(len(rep.stalls), maxSamples)], ", "))
 	}
 	for _, x := range []struct {
 		name string

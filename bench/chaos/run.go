@@ -53,7 +53,8 @@ func run(ctx context.Context, cfg config) (rep *report, err error) {
 		}
 	}
 	r.say("seed %d; sites' data and logs in %s (%s)", cfg.Seed, work, kept)
-	if r.m, err = startMesh(ctx, cl, cfg, work); err != nil {
+	r.tl = newTimeline(siteNames)
+	if r.m, err = startMesh(ctx, cl, cfg, work, r.tl); err != nil {
 		return nil, err
 	}
 	if r.b, err = startBackends(cl); err != nil {
@@ -63,7 +64,6 @@ func run(ctx context.Context, cfg config) (rep *report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r.tl = newTimeline(siteNames)
 	if err := r.waitConverged(ctx); err != nil {
 		return nil, err
 	}
@@ -129,14 +129,15 @@ func run(ctx context.Context, cfg config) (rep *report, err error) {
 	}
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	for range cfg.HTTPWorkers {
-		c := &httpClient{url: "http://" + httpListen, client: hc, tl: r.tl, stats: &r.http}
+		c := &httpClient{url: "http://" + httpListen, client: hc, stats: &r.http}
 		load(func() { c.run(ctx, stopLoad, cfg.Pace) })
 	}
 	for range cfg.TCPWorkers {
-		c := &tcpClient{addr: tcpListen, tl: r.tl, stats: &r.tcp}
+		c := &tcpClient{addr: tcpListen, stats: &r.tcp}
 		load(func() { c.run(ctx, stopLoad, cfg.Pace) })
 	}
 	goFunc(func() { r.watch(ctx, stopWatch) })
+	goFunc(func() { r.stallWatch(stopWatch) })
 	goFunc(func() { r.progressLoop(ctx, stopWatch) })
 	chaosDone := make(chan struct{})
 	goFunc(func() {
@@ -199,7 +200,7 @@ func firstErr(ctx context.Context, errc chan error) error {
 // connector.
 func (r *runner) waitConverged(ctx context.Context) error {
 	return benchproc.Poll(ctx, 30*time.Second, clientSite+" to see every site and connector", func() error {
-		up, _ := r.tl.expect()
+		up, _, _ := r.tl.expect()
 		v, err := r.m.view(ctx, clientSite)
 		if err != nil {
 			return err
@@ -245,16 +246,24 @@ func (r *runner) probe(ctx context.Context, evURL string) error {
 // stop, to tell when it has converged after each change.
 func (r *runner) watch(ctx context.Context, stop <-chan struct{}) {
 	paced(stop, 100*time.Millisecond, func() {
-		up, epoch := r.tl.expect()
+		up, restarting, at := r.tl.expect()
 		v, err := r.m.view(ctx, clientSite)
-		if err != nil {
-			return
+		if err == nil && v.mismatch(clientSite, up) == "" {
+			r.tl.matched(at, restarting)
 		}
-		if how := v.mismatch(clientSite, up); how != "" {
-			r.tl.differed(epoch, how)
-		} else {
-			r.tl.matched(epoch)
+	})
+}
+
+// stallWatch records the times the harness got no CPU for over a second:
+// on a machine that busy the sites starve too, and may miss heartbeats.
+func (r *runner) stallWatch(stop <-chan struct{}) {
+	last := time.Now()
+	paced(stop, 100*time.Millisecond, func() {
+		now := time.Now()
+		if gap := now.Sub(last); gap > time.Second {
+			r.tl.stalled(gap)
 		}
+		last = now
 	})
 }
 
