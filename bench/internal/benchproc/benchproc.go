@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -82,9 +83,20 @@ type Proc struct {
 // exit path of the harness (error, signal, normal end) stops it. name is
 // what error messages call the child.
 func Start(cl *Cleanups, name, bin string, args ...string) (*Proc, error) {
+	return StartTee(cl, name, nil, bin, args...)
+}
+
+// StartTee is Start that also copies the child's output to tee (when not
+// nil), for a harness that keeps whole logs: Output holds only the tail.
+// One goroutine at a time writes to tee (stdout and stderr share a pipe).
+func StartTee(cl *Cleanups, name string, tee io.Writer, bin string, args ...string) (*Proc, error) {
 	p := &Proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	var w io.Writer = p.out
+	if tee != nil {
+		w = io.MultiWriter(p.out, tee)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = w, w
 	// Pdeathsig makes the kernel kill the child should the harness itself be
 	// SIGKILLed, when no deferred cleanup can run.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -122,6 +134,13 @@ func (p *Proc) Stop() {
 		p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// Kill ends the child with SIGKILL, as a crash would, and returns once it
+// has been reaped: its files and ports are then free for a successor.
+func (p *Proc) Kill() {
+	p.cmd.Process.Kill()
+	<-p.done
 }
 
 // Exited reports whether the child has exited.

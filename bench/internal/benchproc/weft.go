@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,33 +26,12 @@ func WeftPair(ctx context.Context, cl *Cleanups, bin string) (a, b string, procs
 	dirs := map[string]string{}
 	for _, name := range []string{"a", "b"} {
 		dir := filepath.Join(tmp, name)
-		p, err := Start(cl, "weft site "+name, bin, "site", "run", "--name", name, "--data", dir)
+		p, err := StartWeftSite(ctx, cl, bin, name, dir, nil)
 		if err != nil {
 			return "", "", nil, err
 		}
 		procs = append(procs, p)
 		dirs[name] = dir
-		err = Poll(ctx, 20*time.Second, "weft site "+name+" to be ready", func() error {
-			if p.Exited() {
-				return Fatal(fmt.Errorf("site exited: %s", p.Output()))
-			}
-			addr, err := os.ReadFile(filepath.Join(dir, "admin.addr"))
-			if err != nil {
-				return err
-			}
-			resp, err := http.Get("http://" + strings.TrimSpace(string(addr)) + "/readyz")
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("/readyz: %s", resp.Status)
-			}
-			return nil
-		})
-		if err != nil {
-			return "", "", nil, err
-		}
 	}
 	a, b = dirs["a"], dirs["b"]
 	tok := filepath.Join(tmp, "token.yaml")
@@ -75,4 +55,47 @@ func WeftCLI(ctx context.Context, bin, dir string, args ...string) ([]byte, erro
 		return nil, fmt.Errorf("weft %s: %w\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	return stdout.Bytes(), nil
+}
+
+// readyClient bounds each readiness probe, so that a site that accepts but
+// never answers is reported at Poll's deadline, not waited on for ever. It
+// keeps no connection open: nothing would close it before the site stops.
+var readyClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// StartWeftSite runs `weft site run --name NAME --data DIR extra...`, its
+// output also copied to tee when not nil, and waits until the site answers
+// /readyz. Started again on the same DIR after a crash, it is the same site
+// (identity, links, services) on the same link address.
+func StartWeftSite(ctx context.Context, cl *Cleanups, bin, name, dir string, tee io.Writer, extra ...string) (*Proc, error) {
+	// A predecessor's admin.addr names a port that is dead or, worse, now
+	// someone else's: readiness must be read from the new one.
+	os.Remove(filepath.Join(dir, "admin.addr"))
+	args := append([]string{"site", "run", "--name", name, "--data", dir}, extra...)
+	p, err := StartTee(cl, "weft site "+name, tee, bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	err = Poll(ctx, 20*time.Second, "weft site "+name+" to be ready", func() error {
+		if p.Exited() {
+			return Fatal(fmt.Errorf("site exited: %s", p.Output()))
+		}
+		addr, err := os.ReadFile(filepath.Join(dir, "admin.addr"))
+		if err != nil {
+			return err
+		}
+		resp, err := readyClient.Get("http://" + strings.TrimSpace(string(addr)) + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz: %s", resp.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
 }

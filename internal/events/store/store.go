@@ -151,10 +151,24 @@ func lastKey(b *bolt.Bucket) uint64 {
 	return binary.BigEndian.Uint64(k)
 }
 
+// highKey is the highest offset ever used in b, kept in the bucket's
+// sequence because Expire may empty it: numbering from the last entry left
+// would start again at 1, below the ledger's head and cursors (and the
+// subscriptions' inbox positions), where a new entry counts as sent and
+// acknowledged already and is never delivered. The last key covers a store
+// written before the sequence was kept.
+func highKey(b *bolt.Bucket) uint64 { return max(lastKey(b), b.Sequence()) }
+
+// nextKey takes the offset for a new entry of b in a write transaction.
+func nextKey(b *bolt.Bucket) (uint64, error) {
+	n := highKey(b) + 1
+	return n, b.SetSequence(n)
+}
+
 // Heads returns the last offsets of the outbound log and of the inbox.
 func (s *Store) Heads() (out, in uint64, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		out, in = lastKey(tx.Bucket(bOut)), lastKey(tx.Bucket(bIn))
+		out, in = highKey(tx.Bucket(bOut)), highKey(tx.Bucket(bIn))
 		return nil
 	})
 	return out, in, err
@@ -227,7 +241,10 @@ func (s *Store) Put(ps []Put) error {
 				if p.Kind == byte(events.Queue) {
 					bucket = tx.Bucket(bQueued)
 				}
-				p.In = lastKey(bucket) + 1
+				var err error
+				if p.In, err = nextKey(bucket); err != nil {
+					return err
+				}
 				if err := bucket.Put(u64(p.In), e.encode()); err != nil {
 					return err
 				}
@@ -253,7 +270,10 @@ func appendOut(tx *bolt.Tx, p *Put) error {
 	out, dests := tx.Bucket(bOut), tx.Bucket(bDests)
 	e := p.Entry
 	e.Dests = p.Fwd
-	p.Out = lastKey(out) + 1
+	var err error
+	if p.Out, err = nextKey(out); err != nil {
+		return err
+	}
 	if err := out.Put(u64(p.Out), e.encode()); err != nil {
 		return err
 	}

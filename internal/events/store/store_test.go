@@ -228,6 +228,42 @@ func TestExpire(t *testing.T) {
 	}
 }
 
+// TestExpireKeepsOffsets: once Expire has emptied the outbound log and the
+// inbox, new entries still get offsets past every earlier one, also after a
+// restart. The ledger's head and cursors are offsets: an entry numbered
+// from 1 again would sit below a cursor and count as delivered.
+func TestExpireKeepsOffsets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "e.db")
+	s := open(t, path)
+	puts(t, s, put("/a", "1", 10, self, c), put("/a", "2", 10, self, c))
+	if err := s.Expire(2, time.Unix(0, 20)); err != nil {
+		t.Fatal(err)
+	}
+	if got := outs(t, s); len(got) != 0 {
+		t.Fatalf("out after expiry %v", got)
+	}
+	if got := puts(t, s, put("/a", "3", 30, self, c)); !slices.Equal(got, []string{"in 3 out 3 [3]"}) {
+		t.Errorf("after the log emptied: %q, want in 3 out 3", got)
+	}
+	if out, in, _ := s.Heads(); out != 3 || in != 3 {
+		t.Errorf("heads %d %d, want 3 3", out, in)
+	}
+	if err := s.Expire(3, time.Unix(0, 40)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	if out, in, _ := s.Heads(); out != 3 || in != 3 {
+		t.Errorf("heads after restart %d %d, want 3 3", out, in)
+	}
+	if got := puts(t, s, put("/a", "4", 50, self, c)); !slices.Equal(got, []string{"in 4 out 4 [3]"}) {
+		t.Errorf("after restart: %q, want in 4 out 4", got)
+	}
+}
+
 func TestRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "e.db")
 	s := open(t, path)
