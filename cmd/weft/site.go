@@ -13,8 +13,10 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"weft.dev/weft/internal/events/broker"
 	"weft.dev/weft/internal/observe"
 	"weft.dev/weft/internal/resource"
+	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/site"
 )
 
@@ -49,6 +51,9 @@ func newSiteCmd() *cobra.Command {
 	f.StringSliceVar(&o.Advertise, "advertise", nil, "link addresses put into tokens (default: the link listener's)")
 	f.DurationVar(&o.Link.HeartbeatInterval, "heartbeat", 500*time.Millisecond, "link heartbeat interval")
 	f.DurationVar(&o.Link.DeadAfter, "dead-after", 2*time.Second, "a link whose peer is silent this long is torn down")
+	f.IntVar(&o.Events.MaxSubscriptions, "max-subscriptions", broker.DefaultMaxSubscriptions, "live event stream subscriptions (SSE, WebSocket) the site holds at once")
+	f.IntVar(&o.Events.MaxSubscriptionsPerClient, "max-subscriptions-per-client", broker.DefaultMaxSubscriptionsPerClient, "live event stream subscriptions one client IP address may hold")
+	f.IntVar(&o.Events.MaxInterests, "max-interests", broker.DefaultMaxInterests, fmt.Sprintf("distinct topic and queue patterns the site subscribes to network-wide (at most %d)", routing.MaxInterests))
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	cmd.AddCommand(run)

@@ -29,7 +29,9 @@ var _ broker.Net = eventNet{}
 
 func (n eventNet) Table() *routing.Table { return n.s.Table() }
 
-func (n eventNet) SetInterests([]string) { n.s.announce() }
+// InterestsChanged wakes the router goroutine, which reads the interests
+// itself: announce never blocks, so the broker may call it under its lock.
+func (n eventNet) InterestsChanged() { n.s.announce() }
 
 func (n eventNet) Open(ctx context.Context, path []siteid.ID, tag string) (net.Conn, error) {
 	return n.s.OpenStream(ctx, forward.NewHeader(forward.KindEvent, tag, n.s.id, path))
@@ -41,7 +43,8 @@ func (s *Site) initEvents() error {
 	if err != nil {
 		return err
 	}
-	b, err := broker.New(broker.Config{Self: s.id, Net: eventNet{s}, Store: st, Logger: s.log, Registry: s.metrics.Registry})
+	b, err := broker.New(broker.Config{Self: s.id, Net: eventNet{s}, Store: st, Logger: s.log, Registry: s.metrics.Registry,
+		MaxInterests: s.opts.Events.MaxInterests, MaxSubscriptions: s.opts.Events.MaxSubscriptions, MaxSubscriptionsPerClient: s.opts.Events.MaxSubscriptionsPerClient})
 	if err != nil {
 		st.Close()
 		return err
@@ -163,7 +166,11 @@ func (s *Site) putEventObject(obj object) error {
 	default:
 		return errBadRequest(fmt.Errorf("%T is not an event object", obj))
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, broker.ErrTooManyInterests):
+		s.metrics.LimitRefusals.WithLabelValues("interests").Inc()
+		return &apiError{http.StatusTooManyRequests, "TooManyInterests", err.Error()}
+	case err != nil:
 		return errBadRequest(err)
 	}
 	return nil

@@ -65,6 +65,16 @@ type Options struct {
 	// RTTRefresh is how often measured RTTs are checked for a change worth
 	// re-announcing in the site record.
 	RTTRefresh time.Duration
+	// Events limits what clients of the event API may hold; zero fields
+	// take the broker's defaults.
+	Events EventLimits
+}
+
+// EventLimits bound what clients of the event API can make a site hold.
+type EventLimits struct {
+	MaxInterests              int // distinct topic and queue patterns announced
+	MaxSubscriptions          int // live stream subscriptions in total
+	MaxSubscriptionsPerClient int // live stream subscriptions per client IP
 }
 
 // Site is a running weft site.

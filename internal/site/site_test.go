@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"weft.dev/weft/internal/datadir"
+	"weft.dev/weft/internal/events/broker"
 	"weft.dev/weft/internal/logbuf"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
@@ -277,5 +278,73 @@ func TestAdminAPIRefusesBadBodies(t *testing.T) {
 	}
 	if code, _ := s.api("GET", "/v1/status", nil, &Status{}); code != 200 {
 		t.Fatalf("status after bad bodies: %d", code)
+	}
+}
+
+// The reproduction of a crash: a client opens 4,097 event stream
+// subscriptions to distinct topics, one after another, each closed at once.
+// The site used to announce more interests than a site record may hold and
+// panic in the router. Now the interests stay within their limit, the site
+// keeps serving, and a client holding too many streams at once gets 429.
+func TestManySubscriptionsDoNotTakeTheSiteDown(t *testing.T) {
+	s := startSite(t, "a")
+	events := "http://" + s.EventsAddr().String()
+	subscribe := func(topic string) (*http.Response, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", events+"/v1/topics/"+topic+"/events", nil)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err == nil && resp.StatusCode == 200 {
+			cancel() // closed at once, as the reproduction does
+		}
+		return resp, err
+	}
+	for i := range routing.MaxInterests + 1 {
+		resp, err := subscribe(fmt.Sprint("t", i))
+		if err != nil {
+			t.Fatalf("subscription %d: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("subscription %d: %d", i, resp.StatusCode)
+		}
+	}
+	if n := len(s.events.Interests()); n > broker.DefaultMaxInterests {
+		t.Fatalf("the broker announces %d interests, over its limit of %d", n, broker.DefaultMaxInterests)
+	}
+	waitFor(t, "the site record to carry the interests", func() bool {
+		for _, r := range s.Table().Records() {
+			if r.Site == s.ID() {
+				return len(r.Interests) > 0 && len(r.Interests) <= broker.DefaultMaxInterests
+			}
+		}
+		return false
+	})
+	if got := testutil.ToFloat64(s.metrics.LimitRefusals.WithLabelValues("record")); got != 0 {
+		t.Errorf("the router refused %v site records", got)
+	}
+	// Streams held open count against the per-client limit.
+	var held []*http.Response
+	defer func() {
+		for _, r := range held {
+			r.Body.Close()
+		}
+	}()
+	for i := range broker.DefaultMaxSubscriptionsPerClient + 1 {
+		req, _ := http.NewRequest("GET", events+"/v1/topics/held"+fmt.Sprint(i)+"/events", nil)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, resp)
+		if i < broker.DefaultMaxSubscriptionsPerClient && resp.StatusCode != 200 {
+			t.Fatalf("held stream %d: %d", i, resp.StatusCode)
+		}
+		if i == broker.DefaultMaxSubscriptionsPerClient && resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("stream over the per-client limit: %d, want 429", resp.StatusCode)
+		}
+	}
+	if code, _ := s.api("GET", "/v1/status", nil, &Status{}); code != 200 {
+		t.Fatalf("status: %d", code)
 	}
 }

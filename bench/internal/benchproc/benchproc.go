@@ -4,7 +4,6 @@
 package benchproc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"weft.dev/weft/internal/logbuf"
 )
 
 // Cleanups runs teardown steps in reverse order of registration, once, so
@@ -45,37 +46,11 @@ func (c *Cleanups) Run() {
 	}
 }
 
-// syncBuffer collects a child's output, which its own goroutines write while
-// the harness may read it for an error message.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	// Keep memory bounded however chatty a child is: the tail is what
-	// explains a failure.
-	if b.b.Len() > 1<<20 {
-		tail := append([]byte(nil), b.b.Bytes()[b.b.Len()-(256<<10):]...)
-		b.b.Reset()
-		b.b.Write(tail)
-	}
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // Proc is a long-running child process.
 type Proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *logbuf.Buffer
 	done chan struct{}
 }
 
@@ -90,7 +65,7 @@ func Start(cl *Cleanups, name, bin string, args ...string) (*Proc, error) {
 // nil), for a harness that keeps whole logs: Output holds only the tail.
 // One goroutine at a time writes to tee (stdout and stderr share a pipe).
 func StartTee(cl *Cleanups, name string, tee io.Writer, bin string, args ...string) (*Proc, error) {
-	p := &Proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{name: name, out: &logbuf.Buffer{Max: 1 << 20}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	var w io.Writer = p.out
 	if tee != nil {
