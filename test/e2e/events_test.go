@@ -208,7 +208,7 @@ func TestEventsLine(t *testing.T) {
 		}
 		big := batch("big", "/a", 0, 1)
 		big[0].Data = json.RawMessage(`"` + strings.Repeat("x", 1<<20) + `"`)
-		if code, body := a.publishBatch("/v1/topics/orders", big); code != 400 || !strings.Contains(body, "over") {
+		if code, body := a.publishBatch("/v1/topics/orders", big); code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "over") {
 			t.Errorf("oversized: %d %s", code, body)
 		}
 	})
