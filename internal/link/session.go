@@ -43,7 +43,8 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// DeadAfter closes the session with ErrPeerDead when no frame at all
 	// arrived for this long. Default 2s. Keep it at least twice the peer's
-	// HeartbeatInterval.
+	// HeartbeatInterval. When this process was stopped across the deadline,
+	// the peer gets one more HeartbeatInterval (spec.md).
 	DeadAfter time.Duration
 	// StreamWindow is each stream's receive window in bytes, which is also
 	// the most a slow reader buffers. Default 4 MiB; clamped to
@@ -403,25 +404,78 @@ func (s *Session) removeStream(st *Stream) {
 }
 
 // heartbeatLoop owns tick and dead, which newSession started.
+//
+// The dead-peer judgement runs here, on another goroutine than the read
+// loop that stamps lastRecv. When this process was stopped (SIGSTOP, a VM
+// pause, starved of CPU), the timer comes due while nothing runs; on resume
+// the runtime may run this loop before the read loop has taken the frames
+// the peer sent meanwhile from the socket, and a peer stopped with us (same
+// machine) has not had a chance to send its next PING. So a silence is only
+// judged at once when this loop was running when it came due; otherwise it
+// gets one grace of HeartbeatInterval, as spec.md says. "Not running" is
+// read from this loop's own wake-ups, on the session's clock: the timer
+// fired more than lateSlack after its due time, or the loop slept through a
+// PING tick by more than lateSlack (which catches a stop that ended just
+// after the due time, whose timer looks punctual).
+//
+// Comparing the silence with the time the read loop last ran instead would
+// not do: a read loop blocked in Read runs only when a frame comes, so its
+// last run is the last frame, and it cannot tell "nothing came" from "not
+// yet scheduled"; nor would it wait for the PING of a peer stopped with us.
 func (s *Session) heartbeatLoop(tick clock.Ticker, dead clock.Timer) {
 	defer s.wg.Done()
 	defer tick.Stop()
 	defer dead.Stop()
+	var (
+		hb        = int64(s.cfg.HeartbeatInterval)
+		deadAfter = int64(s.cfg.DeadAfter)
+		// lateSlack is how far past its due time a wake-up may come in a
+		// running process: well above timer and scheduling jitter (a
+		// millisecond or so), well below a stop worth the name.
+		lateSlack = hb / 10
+		due       = deadAfter      // when dead fires, on now()'s time line
+		woke      int64            // now() at the previous wake-up
+		resumed   int64            // now() at the last wake-up that came late
+		graced    int64       = -1 // lastRecv when the last grace was given
+	)
 	s.ping()
 	for {
+		fired := false
 		select {
 		case <-s.done:
 			return
 		case <-tick.C():
-			s.ping()
 		case <-dead.C():
-			idle := time.Duration(s.now() - s.lastRecv.Load())
-			if idle >= s.cfg.DeadAfter {
-				s.closeWithError(fmt.Errorf("%w (silent for %v)", ErrPeerDead, idle.Round(time.Millisecond)))
-				return
-			}
-			dead.Reset(s.cfg.DeadAfter - idle)
+			fired = true
 		}
+		now := s.now()
+		// Past the due time, this process was stopped across it if the
+		// timer came late, or if this loop, which the ticker wakes every
+		// hb, slept through a tick. A fake clock stepped exactly onto the
+		// due time is punctual: the process was running then.
+		if now > due && (now-due > lateSlack || now-woke > hb+lateSlack) {
+			resumed = now
+		}
+		woke = now
+		if !fired {
+			s.ping()
+			continue
+		}
+		last := s.lastRecv.Load()
+		idle := now - last
+		switch {
+		case idle < deadAfter:
+			due = last + deadAfter
+		case resumed > due && graced != last:
+			// Stopped across the due time: let the read loop catch up
+			// and the peer send, once per silence.
+			graced = last
+			due = now + hb
+		default:
+			s.closeWithError(fmt.Errorf("%w (silent for %v)", ErrPeerDead, time.Duration(idle).Round(time.Millisecond)))
+			return
+		}
+		dead.Reset(time.Duration(due - now))
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"weft.dev/weft/internal/child"
 	"weft.dev/weft/internal/logbuf"
 )
 
@@ -55,7 +56,7 @@ type site struct {
 	args []string
 	cmd  *exec.Cmd
 	log  *logbuf.Buffer
-	done chan struct{}
+	done <-chan struct{} // closed once cmd has exited
 }
 
 // startSite starts a site with a fresh data directory. Heartbeats are fast so
@@ -79,14 +80,13 @@ func (s *site) start() {
 	os.Remove(filepath.Join(s.dir, "admin.addr"))
 	s.cmd = exec.Command(weftBin, s.args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
+	// Through child.Start, the site dies with this test binary even when
+	// that is SIGKILLed, instead of holding its ports and data directory.
+	p, err := child.Start(s.cmd)
+	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		cmd.Wait()
-		close(done)
-	}(s.cmd, s.done)
+	s.done = p.Done()
 	waitFor(s.t, 15*time.Second, "site "+s.name+" ready", func() bool {
 		b, err := os.ReadFile(filepath.Join(s.dir, "admin.addr"))
 		if err != nil {

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"weft.dev/weft/internal/child"
 )
 
 const installHint = "run .ci/install-controller-deps.sh"
@@ -89,13 +91,17 @@ func start(t testing.TB, name, logPath string, cred *syscall.Credential, argv ..
 	// Own process group, so that stopping the server also stops anything
 	// it forked, and a terminal's ^C does not race our cleanup.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
-	if err := cmd.Start(); err != nil {
+	// child.Start also has the kernel kill the server should the test
+	// binary be SIGKILLed, when no cleanup runs. What the server forked
+	// is not covered; PostgreSQL's backends end with their postmaster.
+	c, err := child.Start(cmd)
+	if err != nil {
 		logf.Close()
 		t.Fatalf("envtest: starting %s: %v", name, err)
 	}
 	p := &process{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
-		p.err = cmd.Wait()
+		p.err = c.Wait()
 		logf.Close()
 		close(p.done)
 	}()

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"weft.dev/weft/internal/child"
 	"weft.dev/weft/internal/logbuf"
 )
 
@@ -51,7 +52,7 @@ type Proc struct {
 	name string
 	cmd  *exec.Cmd
 	out  *logbuf.Buffer
-	done chan struct{}
+	done <-chan struct{} // closed once the child has exited
 }
 
 // Start starts a child and registers its termination with cl, so every
@@ -65,23 +66,20 @@ func Start(cl *Cleanups, name, bin string, args ...string) (*Proc, error) {
 // nil), for a harness that keeps whole logs: Output holds only the tail.
 // One goroutine at a time writes to tee (stdout and stderr share a pipe).
 func StartTee(cl *Cleanups, name string, tee io.Writer, bin string, args ...string) (*Proc, error) {
-	p := &Proc{name: name, out: &logbuf.Buffer{Max: 1 << 20}, done: make(chan struct{})}
+	p := &Proc{name: name, out: &logbuf.Buffer{Max: 1 << 20}}
 	p.cmd = exec.Command(bin, args...)
 	var w io.Writer = p.out
 	if tee != nil {
 		w = io.MultiWriter(p.out, tee)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
-	// Pdeathsig makes the kernel kill the child should the harness itself be
-	// SIGKILLed, when no deferred cleanup can run.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	// child.Start has the kernel kill the child should the harness itself
+	// be SIGKILLed, when no deferred cleanup can run.
+	c, err := child.Start(p.cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	go func() {
-		p.cmd.Wait()
-		close(p.done)
-	}()
+	p.done = c.Done()
 	cl.Add(p.Stop)
 	return p, nil
 }

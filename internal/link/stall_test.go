@@ -1,0 +1,121 @@
+package link
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Stops of this process (SIGSTOP, a VM pause, CPU starvation) are played by
+// stepping the fake clock over the dead-peer deadline in one step: the
+// heartbeat loop then wakes once, late, as it does after SIGCONT.
+
+const stallHB, stallDeadAfter = 250 * time.Millisecond, time.Second
+
+// waitArmedOrDone waits until a timer is armed for at or the session
+// closed, so a test of a session that wrongly closes fails at once instead
+// of waiting out a timer that never comes.
+func waitArmedOrDone(t testing.TB, fc *fakeClock, s *Session, at time.Time) {
+	t.Helper()
+	eventually(t, 10*time.Second, "a timer armed for "+at.Sub(epoch).String()+" after epoch, or the session closed", func() bool {
+		select {
+		case <-s.Done():
+			return true
+		default:
+			return fc.armedAt(at)
+		}
+	})
+}
+
+// A stop across the deadline is no verdict on the peer: what it sent
+// meanwhile reaches the read loop only after the timer fired, and the
+// session must take it instead of declaring the peer dead. Both ways of
+// telling the stop are covered: the timer fires late (a long stop), or it
+// looks punctual but the heartbeat loop slept through its PING ticks (a
+// stop that ended just after the deadline).
+func TestStoppedProcessKeepsLivePeer(t *testing.T) {
+	for _, stop := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"long", 3 * time.Second},
+		{"ending just after the deadline", stallDeadAfter + time.Millisecond},
+	} {
+		t.Run(stop.name, func(t *testing.T) {
+			forTransports(t, func(t *testing.T, tr transport) {
+				fc := newFakeClock()
+				s, p := fakePeer(t, tr, Config{Clock: fc, HeartbeatInterval: stallHB, DeadAfter: stallDeadAfter})
+				fc.waitArmedAt(t, epoch.Add(stallDeadAfter))
+
+				fc.Step(stop.d)
+				// The grace: the timer re-armed one heartbeat on.
+				waitArmedOrDone(t, fc, s, epoch.Add(stop.d+stallHB))
+				alive(t, s, "when the timer fired after the stop")
+
+				// Only now does the read loop get what the peer sent.
+				p.pingPong(t, 7)
+				fc.Step(stallHB)
+				// Judged at the end of the grace: the PING counts, and the
+				// next deadline is DeadAfter after it.
+				waitArmedOrDone(t, fc, s, epoch.Add(stop.d+stallDeadAfter))
+				alive(t, s, "at the end of the grace")
+			})
+		})
+	}
+}
+
+// A silent peer is still declared dead after a stop, one heartbeat after
+// this process runs again; the grace is given once per silence, so a
+// second stop during it does not extend it.
+func TestStoppedProcessDeclaresSilentPeerDead(t *testing.T) {
+	const ms = time.Millisecond
+	forTransports(t, func(t *testing.T, tr transport) {
+		t.Run("after the grace", func(t *testing.T) {
+			fc := newFakeClock()
+			s, _ := fakePeer(t, tr, Config{Clock: fc, HeartbeatInterval: stallHB, DeadAfter: stallDeadAfter})
+			fc.waitArmedAt(t, epoch.Add(stallDeadAfter))
+			fc.Step(3 * time.Second)
+			waitArmedOrDone(t, fc, s, epoch.Add(3*time.Second+stallHB))
+			alive(t, s, "when the timer fired after the stop")
+			fc.Step(stallHB - ms)
+			alive(t, s, "1ms before the end of the grace")
+			fc.Step(ms)
+			waitDead(t, s, "silent for 3.25s")
+		})
+		t.Run("stopped again during the grace", func(t *testing.T) {
+			fc := newFakeClock()
+			s, _ := fakePeer(t, tr, Config{Clock: fc, HeartbeatInterval: stallHB, DeadAfter: stallDeadAfter})
+			fc.waitArmedAt(t, epoch.Add(stallDeadAfter))
+			fc.Step(3 * time.Second)
+			waitArmedOrDone(t, fc, s, epoch.Add(3*time.Second+stallHB))
+			alive(t, s, "when the timer fired after the stop")
+			fc.Step(5 * time.Second)
+			waitDead(t, s, "silent for 8s")
+		})
+	})
+}
+
+// A timer a little late in a running process (less than a tenth of a
+// heartbeat, with every PING tick taken) judges at once: no grace.
+func TestDeadPeerTimerJitter(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr transport) {
+		fc := newFakeClock()
+		s, p := fakePeer(t, tr, Config{Clock: fc, HeartbeatInterval: stallHB, DeadAfter: stallDeadAfter})
+		fc.waitArmedAt(t, epoch.Add(stallDeadAfter))
+		for at := stallHB; at < stallDeadAfter; at += stallHB {
+			fc.Step(stallHB)
+			p.waitPing(t, at) // the heartbeat loop woke for this tick
+		}
+		fc.Step(stallHB + 10*time.Millisecond)
+		waitDead(t, s, "silent for 1.01s")
+	})
+}
+
+func waitDead(t testing.TB, s *Session, silent string) {
+	t.Helper()
+	waitDone(t, s)
+	if err := s.Err(); !errors.Is(err, ErrPeerDead) || !strings.Contains(err.Error(), silent) {
+		t.Fatalf("err %v, want ErrPeerDead %s", err, silent)
+	}
+}
