@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"weft.dev/weft/internal/child"
 	"weft.dev/weft/internal/logbuf"
 	"weft.dev/weft/test/envtest"
 )
@@ -35,6 +36,7 @@ type controllerProc struct {
 	dir  string
 	args []string
 	cmd  *exec.Cmd
+	proc *child.Process
 	log  *logbuf.Buffer
 	url  string
 	tok  string
@@ -64,9 +66,12 @@ func (c *controllerProc) start() {
 	os.Remove(filepath.Join(c.dir, "api.addr"))
 	c.cmd = exec.Command(weftBin, c.args...)
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
-	if err := c.cmd.Start(); err != nil {
+	// Through child.Start, the controller dies with this test binary.
+	p, err := child.Start(c.cmd)
+	if err != nil {
 		c.t.Fatal(err)
 	}
+	c.proc = p
 	waitFor(c.t, 30*time.Second, "controller API", func() bool {
 		addr, err1 := os.ReadFile(filepath.Join(c.dir, "api.addr"))
 		tok, err2 := os.ReadFile(filepath.Join(c.dir, "admin.token"))
@@ -88,7 +93,7 @@ func (c *controllerProc) stop(sig syscall.Signal) {
 		return
 	}
 	c.cmd.Process.Signal(sig)
-	c.cmd.Wait()
+	c.proc.Wait()
 	c.cmd = nil
 }
 
