@@ -7,13 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,30 +20,43 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"weft.dev/weft/internal/apiclient"
+	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/controller"
-	"weft.dev/weft/internal/controller/api"
 	"weft.dev/weft/internal/controller/reconcile"
 )
 
 func newControllerCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "controller", Short: "Run the intent controller"}
-	var listen, db string
-	var maxBackoff time.Duration
+	var (
+		listen, db string
+		maxBackoff time.Duration
+		lf         logFlags
+	)
 	run := &cobra.Command{
 		Use:   "run --data DIR [--listen HOST:PORT] [--db sqlite://PATH|postgres://...]",
 		Short: "Serve the intent API and sync every cluster",
-		Args:  cobra.NoArgs,
+		Long: `Serve the controller's intent API until SIGTERM or SIGINT, and deliver each
+traffic group's released intents to its clusters (Kubernetes API, weft sites,
+DNS). It writes the address it serves on (api.addr) and its admin token
+(admin.token) under --data: other commands find it with --controller DIR.`,
+		Example: `  weft controller run --data ~/weft/controller
+  weft controller run --data ~/weft/controller --listen 127.0.0.1:7480 --db postgres://weft@db/weft
+  weft controller run --data ~/weft/controller --log-format json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if g.data == "" {
-				return errors.New("controller run needs --data DIR")
+				return errors.New("controller run needs --data DIR, the directory for its admin token and (by default) its SQLite database")
+			}
+			log, err := lf.logger("weft controller")
+			if err != nil {
+				return err
 			}
 			return controller.Run(cmd.Context(), controller.Options{
-				Data: g.data, Listen: listen, DB: db,
+				Data: g.data, Listen: listen, DB: db, Logger: log,
 				Engine: reconcile.Options{MaxBackoff: maxBackoff},
 				// With --listen HOST:0 the file is the only way to learn the port.
 				Ready: func(addr string) {
 					if err := os.WriteFile(filepath.Join(g.data, controller.AddrFile), []byte(addr+"\n"), 0o644); err != nil {
-						slog.Warn("writing the API address", "err", err)
+						log.Warn("writing the API address", "err", err)
 					}
 				},
 			})
@@ -53,34 +65,22 @@ func newControllerCmd() *cobra.Command {
 	run.Flags().StringVar(&listen, "listen", "127.0.0.1:7480", "API address (port 0: any free port, written to DATA/api.addr)")
 	run.Flags().DurationVar(&maxBackoff, "max-backoff", 0, "cap of the retry delay for an unreachable target (default 5m)")
 	run.Flags().StringVar(&db, "db", "", "database URL (default sqlite://DATA/controller.db)")
-	cmd.AddCommand(run)
-	return cmd
-}
+	lf.add(run)
 
-// controllerClient talks to the controller at --controller with the token from
-// WEFT_CONTROLLER_TOKEN or DATA/admin.token.
-type controllerClient struct{ api apiclient.Client }
-
-func newControllerClient() (*controllerClient, error) {
-	if g.controller == "" {
-		return nil, errors.New("no controller: set --controller URL or WEFT_CONTROLLER")
+	status := &cobra.Command{
+		Use:   "status [PROJECT/APP/VERSION/GROUP]",
+		Short: "Show the delivery status of one traffic group, or of every one",
+		Example: `  weft --controller ~/weft/controller controller status
+  weft --controller http://127.0.0.1:7480 controller status p1/shop/v1/g1`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: controllerStatus,
 	}
-	tok := os.Getenv("WEFT_CONTROLLER_TOKEN")
-	if tok == "" && g.data != "" {
-		b, err := os.ReadFile(filepath.Join(g.data, controller.AdminTokenFile))
-		if err != nil {
-			return nil, fmt.Errorf("reading the admin token: %w", err)
-		}
-		tok = strings.TrimSpace(string(b))
-	}
-	if tok == "" {
-		return nil, errors.New("no controller token: set WEFT_CONTROLLER_TOKEN or --data DIR holding admin.token")
-	}
-	return &controllerClient{apiclient.Client{Base: strings.TrimSuffix(g.controller, "/"), Token: tok}}, nil
-}
-
-func (c *controllerClient) do(ctx context.Context, method, path string, in, out any) error {
-	return c.api.JSON(ctx, method, path, in, out)
+	return group(&cobra.Command{
+		Use:   "controller",
+		Short: "Run the intent controller and see what it delivered",
+		Example: `  weft controller run --data ~/weft/controller
+  weft --controller ~/weft/controller controller status`,
+	}, run, status)
 }
 
 // groupFlags locate a traffic group.
@@ -102,13 +102,14 @@ func (f *groupFlags) groupPath() string {
 	return "/v2/projects/" + f.project + "/apps/" + f.app + "/" + f.version + "/traffic-groups/" + f.group
 }
 
-// collectionFor returns where a document of kind is created.
+// collectionFor returns where a document of kind is created, or which flag
+// (or earlier document) it lacks.
 func (f *groupFlags) collectionFor(kind string) (string, error) {
 	need := func(names ...string) error {
 		vals := map[string]string{"project": f.project, "app": f.app, "version": f.version, "group": f.group}
 		for _, n := range names {
 			if vals[n] == "" {
-				return fmt.Errorf("a %s document needs --%s", kind, n)
+				return fmt.Errorf("a %s needs its %s: put the document after the one that defines it, or pass --%s", kind, n, n)
 			}
 		}
 		return nil
@@ -128,52 +129,120 @@ func (f *groupFlags) collectionFor(kind string) (string, error) {
 	return "", fmt.Errorf("kind %q is not Project, Cluster, App, TrafficGroup or Intent", kind)
 }
 
+// enter makes a document the parent of the documents after it: a Project
+// locates the Clusters and Apps after it, an App the TrafficGroups, a
+// TrafficGroup the Intents.
+func (f *groupFlags) enter(kind, name string, obj map[string]any) {
+	switch kind {
+	case "Project":
+		f.project = name
+	case "App":
+		spec, _ := obj["spec"].(map[string]any)
+		v, _ := spec["version"].(string)
+		f.app, f.version = name, v
+	case "TrafficGroup":
+		f.group = name
+	}
+}
+
 func newIntentCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "intent", Short: "Manage the controller's projects, clusters, apps and intents"}
 	var file string
 	var f groupFlags
 	apply := &cobra.Command{
-		Use:   "apply -f FILE.yaml",
+		Use:   "apply -f FILE [--project P --app A --version V --group G]",
 		Short: "Create or update every document of FILE (kinds Project, Cluster, App, TrafficGroup, Intent)",
-		Args:  cobra.NoArgs,
+		Long: `Create or update every document of FILE at the controller, in order, and print
+one line per document. A document is created under the Project, App and
+TrafficGroup documents before it in the file, or those the flags name. Every
+document is located before any is sent, so a file that cannot be placed whole
+changes nothing.
+
+${NAME} in FILE is replaced by the environment variable NAME (an unset one is an
+error), so that a file can name a site's admin address and token without
+holding them.`,
+		Example: `  export EAST_ADMIN=$(cat ~/weft/east/admin.addr) EAST_TOKEN=$(cat ~/weft/east/admin.token)
+  weft --controller ~/weft/controller intent apply -f examples/controller/intents.yaml
+  weft --controller ~/weft/controller intent apply -f intent.yaml --project p1 --app shop --version v1 --group g1`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := newControllerClient()
 			if err != nil {
 				return err
 			}
-			var data []byte
-			if file == "-" {
-				data, err = io.ReadAll(os.Stdin)
-			} else {
-				data, err = os.ReadFile(file)
-			}
+			data, err := readFileOrStdin(file)
 			if err != nil {
 				return err
 			}
-			return applyDocuments(cmd.Context(), c, &f, data, cmd.OutOrStdout())
+			if data, err = expandEnv(data); err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			docs, err := locateDocuments(data, f)
+			if err != nil {
+				return fmt.Errorf("%s: %w (nothing was applied)", file, err)
+			}
+			return applyDocuments(cmd.Context(), c, docs)
 		},
 	}
-	apply.Flags().StringVarP(&file, "file", "f", "", "YAML or JSON file, - for stdin")
-	apply.MarkFlagRequired("file")
+	apply.Flags().StringVarP(&file, "filename", "f", "", "YAML or JSON file, - for stdin")
+	// --file was this flag's name; -f is the same as for `weft apply`.
+	apply.Flags().StringVar(&file, "file", "", "YAML or JSON file, - for stdin")
+	apply.Flags().MarkDeprecated("file", "use -f/--filename")
+	apply.MarkFlagsOneRequired("filename", "file")
+	apply.MarkFlagFilename("filename", "yaml", "yml", "json")
 	f.add(apply, false)
-	cmd.AddCommand(apply)
-	return cmd
+	return group(&cobra.Command{
+		Use:   "intent",
+		Short: "Manage the controller's projects, clusters, apps, traffic groups and intents",
+		Example: `  weft --controller ~/weft/controller intent apply -f examples/controller/intents.yaml
+  weft --controller ~/weft/controller plan --project p1 --app shop --version v1 --group g1 --apply`,
+	}, apply)
 }
 
-// applyDocuments creates each document, or replaces it if it exists.
-func applyDocuments(ctx context.Context, c *controllerClient, f *groupFlags, data []byte, w io.Writer) error {
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${NAME} with the environment variable NAME; an unset
+// one is an error rather than an empty field the API refuses later.
+func expandEnv(data []byte) ([]byte, error) {
+	var missing []string
+	out := envRef.ReplaceAllFunc(data, func(m []byte) []byte {
+		name := string(envRef.FindSubmatch(m)[1])
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return []byte(v)
+	})
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("it uses %s, not set in the environment: export them first", "${"+strings.Join(missing, "}, ${")+"}")
+	}
+	return out, nil
+}
+
+// intentDoc is one document of an intent file, located: the collection it
+// is created in and its item path for an update.
+type intentDoc struct {
+	index      int
+	kind, name string
+	obj        map[string]any
+	coll, item string
+}
+
+// locateDocuments parses every document and finds where it goes, before
+// anything is sent.
+func locateDocuments(data []byte, f groupFlags) ([]intentDoc, error) {
 	rd := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var out []intentDoc
 	for i := 1; ; i++ {
-		doc, err := rd.Read()
+		raw, err := rd.Read()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return out, nil
 		}
 		if err != nil {
-			return fmt.Errorf("document %d: %w", i, err)
+			return nil, fmt.Errorf("document %d: %w", i, err)
 		}
 		var obj map[string]any
-		if err := yaml.Unmarshal(doc, &obj); err != nil {
-			return fmt.Errorf("document %d: %w", i, err)
+		if err := yaml.Unmarshal(raw, &obj); err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
 		}
 		if len(obj) == 0 {
 			continue
@@ -181,29 +250,46 @@ func applyDocuments(ctx context.Context, c *controllerClient, f *groupFlags, dat
 		kind, _ := obj["kind"].(string)
 		delete(obj, "kind")
 		delete(obj, "apiVersion")
-		coll, err := f.collectionFor(kind)
-		if err != nil {
-			return fmt.Errorf("document %d: %w", i, err)
-		}
 		meta, _ := obj["metadata"].(map[string]any)
 		name, _ := meta["name"].(string)
-		err = c.do(ctx, http.MethodPost, coll, obj, nil)
-		verb := "created"
-		var ae *apiclient.Error
-		if errors.As(err, &ae) && ae.Code == "AlreadyExists" {
-			item := coll + "/" + name
-			if kind == "App" {
-				spec, _ := obj["spec"].(map[string]any)
-				v, _ := spec["version"].(string)
-				item += "/" + v
-			}
-			err, verb = c.do(ctx, http.MethodPut, item, obj, nil), "updated"
-		}
+		coll, err := f.collectionFor(kind)
 		if err != nil {
-			return fmt.Errorf("document %d (%s %s): %w", i, kind, name, err)
+			return nil, fmt.Errorf("document %d (%s %s): %w", i, kind, name, err)
 		}
-		fmt.Fprintf(w, "%s %s %s\n", strings.ToLower(kind), name, verb)
+		item := coll + "/" + name
+		if kind == "App" {
+			spec, _ := obj["spec"].(map[string]any)
+			v, _ := spec["version"].(string)
+			item += "/" + v
+		}
+		out = append(out, intentDoc{index: i, kind: kind, name: name, obj: obj, coll: coll, item: item})
+		f.enter(kind, name, obj)
 	}
+}
+
+// applyDocuments creates each document, or replaces it if it exists, and
+// prints what it did; a document that fails does not stop the others.
+func applyDocuments(ctx context.Context, c *controllerClient, docs []intentDoc) error {
+	failed := 0
+	for _, d := range docs {
+		err := c.do(ctx, http.MethodPost, d.coll, d.obj, nil)
+		verb := apitype.ApplyCreated
+		var ae *apiclient.Error
+		if errors.As(err, &ae) && ae.Code == apitype.CodeAlreadyExists {
+			err, verb = c.do(ctx, http.MethodPut, d.item, d.obj, nil), apitype.ApplyConfigured
+		}
+		ref := strings.ToLower(d.kind) + "/" + d.name
+		if err != nil {
+			failed++
+			fmt.Fprintf(g.stdout, "%s failed: %v\n", ref, err)
+			continue
+		}
+		fmt.Fprintf(g.stdout, "%s %s\n", ref, verb)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d documents failed; the others were applied", failed, len(docs))
+	}
+	return nil
 }
 
 func newPlanCmd() *cobra.Command {
@@ -213,35 +299,38 @@ func newPlanCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plan --project P --app A --version V --group G [--apply]",
 		Short: "Show what each cluster would get from a traffic group, as a diff against what it has; --apply releases it",
-		Args:  cobra.NoArgs,
+		Example: `  weft --controller ~/weft/controller plan --project p1 --app shop --version v1 --group g1
+  weft --controller ~/weft/controller plan --project p1 --app shop --version v1 --group g1 --apply`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := newControllerClient()
 			if err != nil {
 				return err
 			}
-			var p api.Plan
+			var p apitype.Plan
 			if apply {
-				var res api.ApplyResult
+				var res apitype.GroupApplyResult
 				if err := c.do(cmd.Context(), http.MethodPost, f.groupPath()+"/apply", nil, &res); err != nil {
 					return err
 				}
 				p = *res.Plan
-				defer fmt.Fprintf(cmd.OutOrStdout(), "applied generation %d to %d targets\n", res.Generation, len(res.Targets))
+				defer fmt.Fprintf(g.stdout, "applied generation %d to %d targets: `weft controller status %s/%s/%s/%s` shows their delivery\n",
+					res.Generation, len(res.Targets), f.project, f.app, f.version, f.group)
 			} else if err := c.do(cmd.Context(), http.MethodGet, f.groupPath()+"/plan", nil, &p); err != nil {
 				return err
 			}
-			return output(cmd.OutOrStdout(), format, p, func(w *tabwriter.Writer) { planTable(w, &p) })
+			return output(g.stdout, format, p, func(w io.Writer, wide bool) { planTable(w, &p) })
 		},
 	}
 	f.add(cmd, true)
 	cmd.Flags().BoolVar(&apply, "apply", false, "apply the plan")
-	cmd.Flags().StringVarP(&format, "output", "o", "", "yaml or json")
+	addOutputFlag(cmd, &format, formatTable, formatJSON, formatYAML)
 	return cmd
 }
 
-func planTable(w *tabwriter.Writer, p *api.Plan) {
-	fmt.Fprintln(w, "TARGET\tACTION\tKIND\tNAME\tCHANGES")
-	var tps []*api.TargetPlan
+func planTable(w io.Writer, p *apitype.Plan) {
+	row(w, "TARGET", "ACTION", "KIND", "NAME", "CHANGES")
+	var tps []*apitype.TargetPlan
 	for _, tp := range p.Clusters {
 		tps = append(tps, tp)
 	}
@@ -259,7 +348,7 @@ func planTable(w *tabwriter.Writer, p *api.Plan) {
 			for _, d := range ch.Diff {
 				diffs = append(diffs, fmt.Sprintf("%s: %v -> %v", d.Path, d.Old, d.New))
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", ch.Target, ch.Action, ch.Ref.Kind, name, strings.Join(diffs, "; "))
+			row(w, ch.Target, ch.Action, ch.Ref.Kind, name, orDash(strings.Join(diffs, "; ")))
 		}
 	}
 }
@@ -278,23 +367,23 @@ func controllerStatus(cmd *cobra.Command, args []string) error {
 	} else if groups, err = allGroups(ctx, c); err != nil {
 		return err
 	}
-	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "GROUP\tTARGET\tKIND\tNAME\tSTATE\tATTEMPTS\tAT\tERROR")
+	w := newTable(g.stdout)
+	row(w, "GROUP", "TARGET", "KIND", "NAME", "STATE", "ATTEMPTS", "AT", "ERROR")
 	for _, grp := range groups {
 		parts := strings.Split(grp, "/")
 		if len(parts) != 4 {
 			return fmt.Errorf("%q is not PROJECT/APP/VERSION/GROUP", grp)
 		}
 		f := groupFlags{parts[0], parts[1], parts[2], parts[3]}
-		var st api.GroupStatus
+		var st apitype.GroupStatus
 		if err := c.do(ctx, http.MethodGet, f.groupPath()+"/status", nil, &st); err != nil {
 			return err
 		}
 		if st.Generation == 0 {
-			fmt.Fprintf(w, "%s\t-\t-\t-\t%s\t\t\t\n", grp, st.State)
+			row(w, grp, "-", "-", "-", st.State, "-", "-", "-")
 			continue
 		}
-		for _, m := range []map[string]*api.TargetStatus{st.Clusters, st.DNS} {
+		for _, m := range []map[string]*apitype.TargetStatus{st.Clusters, st.DNS} {
 			keys := make([]string, 0, len(m))
 			for k := range m {
 				keys = append(keys, k)
@@ -306,7 +395,7 @@ func controllerStatus(cmd *cobra.Command, args []string) error {
 					if !r.At.IsZero() {
 						at = r.At.Format("2006-01-02T15:04:05Z")
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", grp, r.Target, r.Kind, r.Name, r.State, r.Attempts, at, r.Error)
+					row(w, grp, r.Target, r.Kind, r.Name, r.State, r.Attempts, at, orDash(r.Error))
 				}
 			}
 		}
@@ -320,7 +409,7 @@ func allGroups(ctx context.Context, c *controllerClient) ([]string, error) {
 		Metadata struct{ Name string }    `json:"metadata"`
 		Spec     struct{ Version string } `json:"spec"`
 	}
-	var projects, apps, groups struct{ Items []named }
+	var projects, apps, groups apitype.List[named]
 	if err := c.do(ctx, http.MethodGet, "/v2/projects", nil, &projects); err != nil {
 		return nil, err
 	}

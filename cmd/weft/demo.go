@@ -2,23 +2,29 @@ package main
 
 import (
 	"os"
-
-	"github.com/spf13/cobra"
-
-	"weft.dev/weft/internal/site"
+	"os/exec"
 )
 
-func newDemoCmd() *cobra.Command {
-	var o site.DemoOptions
-	cmd := &cobra.Command{
-		Use:   "demo",
-		Short: "Run a demo network of three sites on this host, with a service to try",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return site.Demo(cmd.Context(), os.Stdout, o)
-		},
+// demoCommand is how the demo's printed commands should start so that they
+// work as printed: "weft" when that finds this very binary on PATH, else
+// this binary's absolute path. Under `go run` the binary is a temporary
+// one, which lives as long as the demo does.
+func demoCommand() string {
+	self, err := os.Executable()
+	if err != nil {
+		return "weft"
 	}
-	cmd.Flags().StringVar(&o.Dir, "dir", "", "keep the sites' data here (default: a temporary directory, removed at exit)")
-	cmd.Flags().IntVar(&o.Port, "port", 0, "port of the demo listener (0 picks a free one)")
-	return cmd
+	if onPath, err := exec.LookPath("weft"); err == nil && sameFile(onPath, self) {
+		return "weft"
+	}
+	return self
+}
+
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }

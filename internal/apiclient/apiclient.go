@@ -1,6 +1,6 @@
 // Package apiclient calls weft's JSON APIs, a site's admin API and the
 // controller's: a bearer token, JSON bodies, and the one error shape both
-// serve, {"error":{"code","message","field"}}.
+// serve, {"error":{"code","message","field"}} (apitype.ErrorBody).
 package apiclient
 
 import (
@@ -11,6 +11,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"weft.dev/weft/internal/apitype"
 )
 
 // maxAnswer bounds an answer read into memory: a listing of every resource of
@@ -101,9 +103,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, co
 
 func answerError(method, path string, status int, b []byte) *Error {
 	e := &Error{Method: method, Path: path, Status: status}
-	var eb struct {
-		Error struct{ Code, Message, Field string }
-	}
+	var eb apitype.ErrorBody
 	if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
 		e.Code, e.Message, e.Field = eb.Error.Code, eb.Error.Message, eb.Error.Field
 		return e

@@ -183,8 +183,19 @@ var (
 // ErrInvalid is wrapped by every validation error.
 var ErrInvalid = errors.New("invalid resource")
 
+// FieldError is a validation error of one field; it wraps ErrInvalid. The
+// admin API answers it with the field's JSON path in its error body.
+type FieldError struct {
+	Field   string // JSON path, such as spec.port
+	Message string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%v: %s: %s", ErrInvalid, e.Field, e.Message) }
+
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
 func invalid(field, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
 // ValidateName checks a metadata.name (a DNS-1123 subdomain).

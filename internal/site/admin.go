@@ -8,11 +8,16 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"weft.dev/weft/internal/apitype"
+	"weft.dev/weft/internal/buildinfo"
+	"weft.dev/weft/internal/events"
+	"weft.dev/weft/internal/events/broker"
 	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
@@ -25,41 +30,61 @@ const maxBody = 1 << 20
 // linkCreateTimeout is how long POST /v1/links waits for the link to come up.
 const linkCreateTimeout = 30 * time.Second
 
-// apiError is the one shape of every admin API error, with a stable code.
+// apiError is an error with the stable code (apitype.Code*) the admin API
+// answers it with and, where one field is at fault, its JSON path.
 type apiError struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code    string
+	Message string
+	Field   string
 }
 
 func (e *apiError) Error() string { return e.Message }
 
-func errBadRequest(err error) *apiError {
-	return &apiError{http.StatusBadRequest, "BadRequest", err.Error()}
+func errInvalid(err error) *apiError {
+	return &apiError{Code: apitype.CodeInvalid, Message: err.Error()}
 }
 
 func errNotFound(format string, args ...any) *apiError {
-	return &apiError{http.StatusNotFound, "NotFound", fmt.Sprintf(format, args...)}
+	return &apiError{Code: apitype.CodeNotFound, Message: fmt.Sprintf(format, args...)}
 }
 
-// toAPIError maps an error to its status and stable code: one table for every
-// handler, so that the same failure answers the same way everywhere.
-func toAPIError(err error) *apiError {
+// errorCodes maps the site's sentinel errors to their codes; with
+// toAPIError it is the one place a site error gets its code (the status
+// comes from apitype's table).
+var errorCodes = []struct {
+	err  error
+	code string
+}{
+	{ErrNotSaved, apitype.CodeNotSaved},
+	{ErrNoLink, apitype.CodeNotFound},
+	{broker.ErrTooManyInterests, apitype.CodeTooManyInterests},
+	{events.ErrBadSubject, apitype.CodeBadSubject},
+	{resource.ErrInvalid, apitype.CodeInvalid},
+}
+
+// toAPIError maps an error to its code and field: one table for every
+// handler, so that the same failure answers the same way everywhere. The
+// message is the whole error, with the context it was wrapped in.
+func toAPIError(err error) apitype.ErrorDetail {
 	var (
 		ae  *apiError
 		lim *LimitError
+		fe  *resource.FieldError
 	)
 	switch {
 	case errors.As(err, &ae):
-		return &apiError{ae.Status, ae.Code, err.Error()}
+		return apitype.ErrorDetail{Code: ae.Code, Message: err.Error(), Field: ae.Field}
 	case errors.As(err, &lim):
-		return &apiError{http.StatusConflict, "LimitReached", err.Error()}
-	case errors.Is(err, ErrNotSaved):
-		return &apiError{http.StatusInternalServerError, "NotSaved", err.Error()}
-	case errors.Is(err, ErrNoLink):
-		return &apiError{http.StatusNotFound, "NotFound", err.Error()}
+		return apitype.ErrorDetail{Code: apitype.CodeLimitReached, Message: err.Error()}
+	case errors.As(err, &fe):
+		return apitype.ErrorDetail{Code: apitype.CodeInvalid, Message: err.Error(), Field: fe.Field}
 	}
-	return &apiError{http.StatusInternalServerError, "Internal", err.Error()}
+	for _, e := range errorCodes {
+		if errors.Is(err, e.err) {
+			return apitype.ErrorDetail{Code: e.code, Message: err.Error()}
+		}
+	}
+	return apitype.ErrorDetail{Code: apitype.CodeInternal, Message: err.Error()}
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) (any, error)
@@ -74,10 +99,23 @@ func (s *Site) adminHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	// The version is no secret, and a monitor should not need the admin
+	// credential to read it.
+	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		writeJSON(w, http.StatusOK, buildinfo.Get())
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	// Anything else is answered in the API's error shape, not as text.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		apitype.WriteError(w, apitype.ErrorDetail{Code: apitype.CodeNotFound,
+			Message: fmt.Sprintf("the admin API has no %s %s: the command line (`weft --help`) shows what it serves", r.Method, r.URL.Path)})
+	})
 	api := map[string]handlerFunc{
 		"GET /v1/status":               func(w http.ResponseWriter, r *http.Request) (any, error) { return s.Status(), nil },
 		"POST /v1/tokens":              s.apiIssueToken,
+		"GET /v1/tokens":               func(w http.ResponseWriter, r *http.Request) (any, error) { return list(s.Tokens(time.Now())), nil },
+		"DELETE /v1/tokens/{name}":     s.apiRevokeToken,
 		"GET /v1/links":                func(w http.ResponseWriter, r *http.Request) (any, error) { return list(s.Links()), nil },
 		"POST /v1/links":               s.apiCreateLink,
 		"DELETE /v1/links/{name}":      s.apiDeleteLink,
@@ -96,26 +134,30 @@ func (s *Site) adminHandler() http.Handler {
 	return mux
 }
 
-func list[T any](items []T) map[string][]T { return map[string][]T{"items": items} }
+func list[T any](items []T) apitype.List[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return apitype.List[T]{Items: items}
+}
 
 // authed checks the bearer credential, bounds the body and writes the result or
 // the error as JSON.
 func (s *Site) authed(h handlerFunc) http.Handler {
 	want := []byte("Bearer " + s.adminToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": &apiError{Code: "Unauthorized",
-				Message: "missing or wrong bearer token: use the one in the site's admin.token file"}})
+			apitype.WriteError(w, apitype.ErrorDetail{Code: apitype.CodeUnauthorized,
+				Message: "missing or wrong bearer token: use the one in the site's admin.token file"})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		v, err := h(w, r)
 		if err != nil {
-			ae := toAPIError(err)
-			writeJSON(w, ae.Status, map[string]any{"error": ae})
+			apitype.WriteError(w, toAPIError(err))
 			return
 		}
+		w.Header().Set("Content-Type", "application/json")
 		if v == nil {
 			w.WriteHeader(http.StatusNoContent)
 			return
@@ -142,7 +184,7 @@ func decodeBody(r *http.Request, v any) error {
 		err = errors.New("trailing data after the JSON value")
 	}
 	if err != nil {
-		return errBadRequest(fmt.Errorf("request body: %w", err))
+		return errInvalid(fmt.Errorf("request body: %w", err))
 	}
 	return nil
 }
@@ -165,49 +207,85 @@ func decodeObject(r *http.Request, obj object) error {
 		obj.SetName(name)
 	}
 	if obj.GetName() != name {
-		return errBadRequest(fmt.Errorf("metadata.name %q does not match the path's %q", obj.GetName(), name))
+		return &apiError{Code: apitype.CodeInvalid, Field: "metadata.name",
+			Message: fmt.Sprintf("metadata.name %q does not match the path's %q", obj.GetName(), name)}
 	}
-	if err := obj.Default(); err != nil {
-		return errBadRequest(err)
-	}
-	return nil
-}
-
-// TokenRequest is the body of POST /v1/tokens.
-type TokenRequest struct {
-	Expires string `json:"expires,omitempty"` // a Go duration, default 15m
-	Uses    int    `json:"uses,omitempty"`    // default 1
+	return obj.Default()
 }
 
 func (s *Site) apiIssueToken(w http.ResponseWriter, r *http.Request) (any, error) {
-	var req TokenRequest
+	var req apitype.TokenRequest
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
 	}
-	ttl, uses, err := req.parse()
+	ttl, uses, err := parseTokenRequest(req)
 	if err != nil {
-		return nil, errBadRequest(err)
+		return nil, err
 	}
 	return s.IssueToken(ttl, uses)
 }
 
-// parse validates a token request and fills in its defaults: 15 minutes, one
-// use.
-func (req TokenRequest) parse() (ttl time.Duration, uses int, err error) {
-	ttl, uses = 15*time.Minute, req.Uses
+// parseTokenRequest validates a token request and fills in its defaults: 15
+// minutes, one use. Uses given as 0 is refused, not defaulted: a token that
+// can never be redeemed is a mistake to point out.
+func parseTokenRequest(req apitype.TokenRequest) (ttl time.Duration, uses int, err error) {
+	ttl, uses = 15*time.Minute, 1
 	if req.Expires != "" {
 		ttl, err = time.ParseDuration(req.Expires)
 		if err != nil || ttl <= 0 {
-			return 0, 0, fmt.Errorf("expires: %q is not a positive duration such as 15m", req.Expires)
+			return 0, 0, &apiError{Code: apitype.CodeInvalid, Field: "expires",
+				Message: fmt.Sprintf("%q is not a positive duration such as 15m", req.Expires)}
 		}
 	}
-	if uses == 0 {
-		uses = 1
+	if req.Uses != nil {
+		uses = *req.Uses
 	}
 	if uses < 1 || uses > identity.MaxTokenUses {
-		return 0, 0, fmt.Errorf("uses: %d is not within 1..%d", req.Uses, identity.MaxTokenUses)
+		return 0, 0, &apiError{Code: apitype.CodeInvalid, Field: "uses",
+			Message: fmt.Sprintf("%d is not within 1..%d: a token must let at least one site redeem it", uses, identity.MaxTokenUses)}
 	}
 	return ttl, uses, nil
+}
+
+// Tokens lists the outstanding tokens this site issued, without secrets.
+func (s *Site) Tokens(now time.Time) []apitype.TokenView {
+	var out []apitype.TokenView
+	for _, t := range s.state().Tokens.Tokens() {
+		v := apitype.TokenView{Name: tokenName(s.name, t.ID), ID: t.ID, Expires: t.Expires, Uses: t.Uses, Redeemed: len(t.Redeemed), State: apitype.TokenActive}
+		switch {
+		case !now.Before(t.Expires):
+			v.State = apitype.TokenExpired
+		case len(t.Redeemed) >= t.Uses:
+			v.State = apitype.TokenUsedUp
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// tokenName is a token's resource name: the issuer's name and the start of
+// the token's ID, as IssueToken names it.
+func tokenName(site, id string) string { return site + "-" + id[:min(8, len(id))] }
+
+// apiRevokeToken forgets an unredeemed token, named by its name or ID, so
+// that it can no longer be redeemed. Links made from it stay: `weft link
+// delete` revokes those.
+func (s *Site) apiRevokeToken(w http.ResponseWriter, r *http.Request) (any, error) {
+	name := r.PathValue("name")
+	found := false
+	err := s.commit(func(st *state) error {
+		for _, t := range st.Tokens.Tokens() {
+			if t.ID == name || tokenName(s.name, t.ID) == name {
+				found = st.Tokens.Revoke(t.ID)
+				return nil
+			}
+		}
+		return errNotFound("no token %q: see `weft token list`", name)
+	})
+	if err == nil && !found {
+		err = errNotFound("no token %q: see `weft token list`", name)
+	}
+	return nil, err
 }
 
 func (s *Site) apiCreateLink(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -216,30 +294,73 @@ func (s *Site) apiCreateLink(w http.ResponseWriter, r *http.Request) (any, error
 		return nil, err
 	}
 	if err := l.Default(); err != nil {
-		return nil, errBadRequest(err)
+		return nil, err
 	}
-	if l.Spec.Token == nil {
-		return nil, errBadRequest(errors.New("spec.token: a link is made by redeeming an access token"))
+	return s.createLink(r.Context(), l)
+}
+
+// createLink redeems the link's token and waits until the link is up and
+// its first heartbeat measured the round trip, so that the answer shows a
+// real RTT. A token this site issued itself is refused before anything is
+// dialed: redeeming it could only fail, with a confusing reason.
+func (s *Site) createLink(ctx context.Context, l resource.Link) (resource.Link, error) {
+	tok := l.Spec.Token
+	if tok == nil {
+		return resource.Link{}, &apiError{Code: apitype.CodeInvalid, Field: "spec.token",
+			Message: "a link is made by redeeming an access token: make one with `weft token issue` at the other site"}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), linkCreateTimeout)
+	if tok.Spec.IssuerID == s.id.String() {
+		return resource.Link{}, &apiError{Code: apitype.CodeLinkRefused, Field: "spec.token",
+			Message: fmt.Sprintf("this token was issued by this site (%s) itself: run `weft link create` with it at the site that should link to %s", s.name, s.name)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, linkCreateTimeout)
 	defer cancel()
-	name, err := s.CreateLink(ctx, l.Name, l.Spec.Cost, l.Spec.Token)
+	name, err := s.CreateLink(ctx, l.Name, l.Spec.Cost, tok)
 	if err != nil {
 		var lim *LimitError
-		if errors.As(err, &lim) || errors.Is(err, ErrNotSaved) {
-			return nil, err
+		if errors.As(err, &lim) || errors.Is(err, ErrNotSaved) || errors.Is(err, resource.ErrInvalid) {
+			return resource.Link{}, err
 		}
 		if name == "" {
-			return nil, &apiError{http.StatusBadRequest, "LinkRefused", err.Error()}
+			return resource.Link{}, &apiError{Code: apitype.CodeLinkRefused, Message: err.Error()}
 		}
-		return nil, &apiError{http.StatusGatewayTimeout, "LinkNotUp", err.Error()}
+		return resource.Link{}, &apiError{Code: apitype.CodeLinkNotUp, Message: err.Error()}
 	}
-	for _, v := range s.Links() {
-		if v.Name == name {
+	return s.waitRTT(ctx, name)
+}
+
+// waitRTT waits, bounded, for the first round-trip sample of a link that is
+// up: heartbeats measure it, so it comes within a few heartbeat intervals.
+// The link package has no event for it, so this polls the session's RTT;
+// past the bound the link is returned as it is, with no RTT yet.
+func (s *Site) waitRTT(ctx context.Context, name string) (resource.Link, error) {
+	bound := 3 * s.opts.Link.HeartbeatInterval
+	if bound <= 0 {
+		bound = 5 * time.Second
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(bound)
+	for {
+		links := s.Links()
+		i := slices.IndexFunc(links, func(v resource.Link) bool { return v.Name == name })
+		if i < 0 {
+			return resource.Link{}, errNotFound("link %s was deleted while it came up", name)
+		}
+		v := links[i]
+		if d, err := time.ParseDuration(v.Status.RTT); err == nil && d > 0 || v.Status.State != "up" {
+			return v, nil
+		}
+		select {
+		case <-t.C:
+		case <-deadline:
+			v.Status.RTT = ""
+			return v, nil
+		case <-ctx.Done():
+			v.Status.RTT = ""
 			return v, nil
 		}
 	}
-	return nil, errNotFound("link %s vanished", name)
 }
 
 func (s *Site) apiDeleteLink(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -257,7 +378,7 @@ func (s *Site) apiPutListener(w http.ResponseWriter, r *http.Request) (any, erro
 func (s *Site) apiDeleteListener(w http.ResponseWriter, r *http.Request) (any, error) {
 	found, err := s.DeleteListener(r.PathValue("name"))
 	if err == nil && !found {
-		err = errNotFound("no listener %q", r.PathValue("name"))
+		err = errNotFound("no listener %q: see `weft listener list`", r.PathValue("name"))
 	}
 	return nil, err
 }
@@ -273,73 +394,127 @@ func (s *Site) apiPutConnector(w http.ResponseWriter, r *http.Request) (any, err
 func (s *Site) apiDeleteConnector(w http.ResponseWriter, r *http.Request) (any, error) {
 	found, err := s.DeleteConnector(r.PathValue("name"))
 	if err == nil && !found {
-		err = errNotFound("no connector %q", r.PathValue("name"))
+		err = errNotFound("no connector %q: see `weft connector list`", r.PathValue("name"))
 	}
 	return nil, err
 }
 
-// ApplyResult says what apply did with one object.
-type ApplyResult struct {
-	Kind   string `json:"kind"`
-	Name   string `json:"name"`
-	Result string `json:"result"`
-}
-
+// apiApply applies every document of a YAML or JSON stream, in order. A
+// document that fails does not stop the ones after it: each gets its own
+// result, and the answer counts the failures. Only a stream that does not
+// decode is refused whole, before anything changes.
 func (s *Site) apiApply(w http.ResponseWriter, r *http.Request) (any, error) {
 	objs, err := resource.Decode(r.Body)
 	if err != nil {
-		return nil, errBadRequest(err)
+		return nil, errInvalid(err)
 	}
-	var out []ApplyResult
+	out := apitype.ApplyResponse{Items: []apitype.ApplyResult{}}
 	for _, o := range objs {
-		switch v := o.Object.(type) {
-		case *resource.Listener:
-			if _, err := s.SetListener(*v); err != nil {
-				return nil, fmt.Errorf("listener %s: %w", v.Name, err)
+		res := apitype.ApplyResult{Kind: o.Kind, Name: o.Object.(interface{ GetName() string }).GetName()}
+		name, result, err := s.applyOne(r.Context(), o.Object)
+		if name != "" {
+			res.Name = name
+		}
+		res.Result = result
+		if err != nil {
+			d := toAPIError(err)
+			res.Result, res.Error = apitype.ApplyFailed, &d
+			out.Failed++
+		}
+		out.Items = append(out.Items, res)
+	}
+	return out, nil
+}
+
+// applyOne applies one decoded object: it reports the name it got and
+// whether it was created, configured or found unchanged (then nothing is
+// written). An AccessToken is redeemed into a link to its issuer, as
+// Skupper's AccessToken resource is.
+func (s *Site) applyOne(ctx context.Context, obj any) (name, result string, err error) {
+	switch v := obj.(type) {
+	case *resource.Listener:
+		old := s.findListener(v.Name)
+		if old != nil && reflect.DeepEqual(*old, *v) {
+			return v.Name, apitype.ApplyUnchanged, nil
+		}
+		_, err = s.SetListener(*v)
+		return v.Name, createdOr(old != nil), err
+	case *resource.Connector:
+		i := slices.IndexFunc(s.state().Connectors, func(c resource.Connector) bool { return c.Name == v.Name })
+		if i >= 0 && reflect.DeepEqual(s.state().Connectors[i], *v) {
+			return v.Name, apitype.ApplyUnchanged, nil
+		}
+		_, err = s.SetConnector(*v)
+		return v.Name, createdOr(i >= 0), err
+	case *resource.Topic, *resource.Queue, *resource.Subscription:
+		o := obj.(object)
+		old := s.eventObject(o)
+		if old != nil && reflect.DeepEqual(old, o) {
+			return o.GetName(), apitype.ApplyUnchanged, nil
+		}
+		return o.GetName(), createdOr(old != nil), s.putEventObject(o)
+	case *resource.AccessToken:
+		l := resource.Link{Spec: resource.LinkSpec{Token: v}}
+		if err := l.Default(); err != nil {
+			return "", "", err
+		}
+		return s.applyLink(ctx, l)
+	case *resource.Link:
+		return s.applyLink(ctx, *v)
+	}
+	return "", "", errInvalid(fmt.Errorf("a %T cannot be applied to a site", obj))
+}
+
+// applyLink creates a link unless this site already has an outbound link
+// of that name to the token's issuer: a token is spent once redeemed, so
+// applying the same file again must not redeem it again. To link anew,
+// delete the link first.
+func (s *Site) applyLink(ctx context.Context, l resource.Link) (string, string, error) {
+	if l.Spec.Token != nil {
+		name := l.Name
+		if name == "" {
+			name = l.Spec.Token.Spec.IssuerName
+		}
+		for _, ol := range s.state().Outbound {
+			if ol.IssuerID == l.Spec.Token.Spec.IssuerID && ol.Name == name {
+				return name, apitype.ApplyUnchanged, nil
 			}
-			out = append(out, ApplyResult{o.Kind, v.Name, "configured"})
-		case *resource.Connector:
-			if _, err := s.SetConnector(*v); err != nil {
-				return nil, fmt.Errorf("connector %s: %w", v.Name, err)
-			}
-			out = append(out, ApplyResult{o.Kind, v.Name, "configured"})
-		case *resource.Topic, *resource.Queue, *resource.Subscription:
-			obj := o.Object.(object)
-			if err := s.putEventObject(obj); err != nil {
-				return nil, err
-			}
-			out = append(out, ApplyResult{o.Kind, obj.GetName(), "configured"})
-		case *resource.Link:
-			if v.Spec.Token == nil {
-				return nil, errBadRequest(fmt.Errorf("link %s: spec.token is required", v.Name))
-			}
-			ctx, cancel := context.WithTimeout(r.Context(), linkCreateTimeout)
-			name, err := s.CreateLink(ctx, v.Name, v.Spec.Cost, v.Spec.Token)
-			cancel()
-			if err != nil {
-				return nil, &apiError{http.StatusBadRequest, "LinkRefused", fmt.Sprintf("link %s: %v", v.Name, err)}
-			}
-			out = append(out, ApplyResult{o.Kind, name, "created"})
-		default:
-			return nil, errBadRequest(fmt.Errorf("%s %T cannot be applied to a site", o.Kind, v))
 		}
 	}
-	return list(out), nil
+	got, err := s.createLink(ctx, l)
+	return got.Name, apitype.ApplyCreated, err
+}
+
+func createdOr(existed bool) string {
+	if existed {
+		return apitype.ApplyConfigured
+	}
+	return apitype.ApplyCreated
+}
+
+func (s *Site) findListener(name string) *resource.Listener {
+	for _, l := range s.state().Listeners {
+		if l.Name == name {
+			return &l
+		}
+	}
+	return nil
 }
 
 // SetListener creates or replaces a listener and keeps it across restarts.
 // The port is bound first, so that a port in use is refused before anything
 // is saved; if the save then fails, the listener is put back as it was.
-func (s *Site) SetListener(l resource.Listener) (ListenerView, error) {
+func (s *Site) SetListener(l resource.Listener) (apitype.ListenerView, error) {
 	st := s.state()
 	i := slices.IndexFunc(st.Listeners, func(x resource.Listener) bool { return x.Name == l.Name })
 	if i < 0 && len(st.Listeners) >= maxListeners {
 		s.metrics.LimitRefusals.WithLabelValues("listeners").Inc()
-		return ListenerView{}, limitError("listeners", maxListeners, "delete a listener first")
+		return apitype.ListenerView{}, limitError("listeners", maxListeners, "delete a listener first")
 	}
 	addr, err := s.svc.SetListener(l)
 	if err != nil {
-		return ListenerView{}, &apiError{http.StatusConflict, "ListenFailed", err.Error()}
+		return apitype.ListenerView{}, &apiError{Code: apitype.CodeListenFailed, Field: "spec.port",
+			Message: fmt.Sprintf("%v: pick another --port (0 picks a free one)", err)}
 	}
 	err = s.commit(func(st *state) error {
 		st.Listeners = slices.DeleteFunc(st.Listeners, func(x resource.Listener) bool { return x.Name == l.Name })
@@ -352,9 +527,14 @@ func (s *Site) SetListener(l resource.Listener) (ListenerView, error) {
 		} else {
 			s.svc.DeleteListener(l.Name)
 		}
-		return ListenerView{}, err
+		return apitype.ListenerView{}, err
 	}
-	return ListenerView{Listener: l, Listen: addr.String()}, nil
+	v := s.listenerView(l)
+	v.Listen = addr.String()
+	if v.Warning != "" {
+		s.log.Warn("listener has nowhere to send its clients yet", "listener", l.Name, "address", l.Spec.Address, "why", v.Warning)
+	}
+	return v, nil
 }
 
 // DeleteListener removes a listener; it reports whether there was one.

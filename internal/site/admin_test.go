@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/resource"
 )
@@ -58,13 +59,14 @@ func FuzzTokenRequest(f *testing.F) {
 	f.Add(`{"expires":"15m","uses":3}`)
 	f.Add(`{"uses":-1}`)
 	f.Add(`{"expires":"-1s"}`)
+	f.Add(`{"uses":0}`)
 	f.Fuzz(func(t *testing.T, body string) {
-		var req TokenRequest
+		var req apitype.TokenRequest
 		r := httptest.NewRequest("POST", "/v1/tokens", strings.NewReader(body))
 		if decodeBody(r, &req) != nil {
 			return
 		}
-		ttl, uses, err := req.parse()
+		ttl, uses, err := parseTokenRequest(req)
 		if err == nil && (ttl <= 0 || uses < 1 || uses > identity.MaxTokenUses) {
 			t.Fatalf("accepted %s as ttl %v, %d uses", body, ttl, uses)
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"weft.dev/weft/internal/resource"
@@ -20,6 +21,9 @@ type DemoOptions struct {
 	Dir    string // where the sites keep their data; a temporary directory if empty
 	Port   int    // the listener's port at the first site; 0 picks a free one
 	Logger *slog.Logger
+	// Command is how the printed commands call weft, such as "weft" or
+	// the binary's path; default "weft".
+	Command string
 }
 
 // Demo runs a line of three sites on this host, east - transit - west, with an
@@ -101,14 +105,18 @@ func Demo(ctx context.Context, w io.Writer, o DemoOptions) error {
 		}
 	}
 	fmt.Fprintln(w, "done")
+	weft := o.Command
+	if weft == "" {
+		weft = "weft"
+	}
 	fmt.Fprintf(w, `
 The demo network is up: east - transit - west, with service "hello" served at west.
-Try:
-  curl http://%s/        # east's listener; the answer crosses transit from west
-  weft --site %s status
-  weft --site %s link list
+Try, in another terminal:
+  curl http://%s/
+  %s --site %s status
+  %s --site %s link list
 Press Ctrl-C to stop.
-`, lv.Listen, filepath.Join(o.Dir, "east"), filepath.Join(o.Dir, "transit"))
+`, lv.Listen, shellQuote(weft), shellQuote(filepath.Join(o.Dir, "east")), shellQuote(weft), shellQuote(filepath.Join(o.Dir, "transit")))
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -121,4 +129,15 @@ Press Ctrl-C to stop.
 		<-errc
 	}
 	return nil
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it, so that a printed
+// command can be pasted as it is.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@%+=,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"time"
 
+	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/events/broker"
 	"weft.dev/weft/internal/events/store"
 	"weft.dev/weft/internal/forward"
@@ -103,32 +105,50 @@ func (s *Site) serveEventStream(st *link.Stream, h *forward.Header) {
 	s.events.ServeStream(st, h.Address, h.Origin)
 }
 
-// EventConfig is what GET /v1/events shows.
-type EventConfig struct {
-	Topics        []resource.Topic        `json:"topics"`
-	Queues        []resource.Queue        `json:"queues"`
-	Subscriptions []resource.Subscription `json:"subscriptions"`
-}
-
 func (s *Site) eventRoutes() map[string]handlerFunc {
 	return map[string]handlerFunc{
 		"GET /v1/events": func(w http.ResponseWriter, r *http.Request) (any, error) {
 			ts, qs, ss := s.events.Config()
-			return EventConfig{ts, qs, ss}, nil
+			return apitype.EventConfig{Topics: orEmpty(ts), Queues: orEmpty(qs), Subscriptions: orEmpty(ss)}, nil
 		},
-		"PUT /v1/topics/{name}":        s.apiPutEventObject(resource.KindTopic),
-		"PUT /v1/queues/{name}":        s.apiPutEventObject(resource.KindQueue),
-		"PUT /v1/subscriptions/{name}": s.apiPutEventObject(resource.KindSubscription),
-		"DELETE /v1/subscriptions/{name}": func(w http.ResponseWriter, r *http.Request) (any, error) {
-			found, err := s.events.DeleteSubscription(r.PathValue("name"))
-			if err != nil {
-				return nil, err
-			}
-			if !found {
-				return nil, errNotFound("no subscription %q", r.PathValue("name"))
-			}
-			return nil, nil
+		"GET /v1/topics": func(w http.ResponseWriter, r *http.Request) (any, error) {
+			ts, _, _ := s.events.Config()
+			return list(ts), nil
 		},
+		"GET /v1/queues": func(w http.ResponseWriter, r *http.Request) (any, error) {
+			_, qs, _ := s.events.Config()
+			return list(qs), nil
+		},
+		"GET /v1/subscriptions": func(w http.ResponseWriter, r *http.Request) (any, error) {
+			_, _, ss := s.events.Config()
+			return list(ss), nil
+		},
+		"PUT /v1/topics/{name}":           s.apiPutEventObject(resource.KindTopic),
+		"PUT /v1/queues/{name}":           s.apiPutEventObject(resource.KindQueue),
+		"PUT /v1/subscriptions/{name}":    s.apiPutEventObject(resource.KindSubscription),
+		"DELETE /v1/topics/{name}":        s.apiDeleteEventObject("topic", s.events.DeleteTopic),
+		"DELETE /v1/queues/{name}":        s.apiDeleteEventObject("queue", s.events.DeleteQueue),
+		"DELETE /v1/subscriptions/{name}": s.apiDeleteEventObject("subscription", s.events.DeleteSubscription),
+	}
+}
+
+func orEmpty[T any](xs []T) []T {
+	if xs == nil {
+		return []T{}
+	}
+	return xs
+}
+
+func (s *Site) apiDeleteEventObject(kind string, del func(name string) (bool, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) (any, error) {
+		found, err := del(r.PathValue("name"))
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, errNotFound("no %s %q: see `weft %s list`", kind, r.PathValue("name"), kind)
+		}
+		return nil, nil
 	}
 }
 
@@ -153,25 +173,65 @@ func (s *Site) apiPutEventObject(kind string) handlerFunc {
 	}
 }
 
-// putEventObject stores a valid Topic, Queue or Subscription.
+// eventObject is the stored Topic, Queue or Subscription of obj's kind and
+// name, or nil.
+func (s *Site) eventObject(obj object) object {
+	ts, qs, ss := s.events.Config()
+	name := obj.GetName()
+	switch obj.(type) {
+	case *resource.Topic:
+		if i := slices.IndexFunc(ts, func(t resource.Topic) bool { return t.Name == name }); i >= 0 {
+			return &ts[i]
+		}
+	case *resource.Queue:
+		if i := slices.IndexFunc(qs, func(q resource.Queue) bool { return q.Name == name }); i >= 0 {
+			return &qs[i]
+		}
+	case *resource.Subscription:
+		if i := slices.IndexFunc(ss, func(x resource.Subscription) bool { return x.Name == name }); i >= 0 {
+			return &ss[i]
+		}
+	}
+	return nil
+}
+
+// putEventObject stores a valid Topic, Queue or Subscription. Topics and
+// queues share one namespace: a name is a topic or a queue, never both, so
+// that publishing by name alone (POST /v1/events/{name}, `weft publish`)
+// always means one of them. eventObjMu makes the check and the put one step.
 func (s *Site) putEventObject(obj object) error {
+	s.eventObjMu.Lock()
+	defer s.eventObjMu.Unlock()
 	var err error
 	switch v := obj.(type) {
 	case *resource.Topic:
+		if err := s.nameFree(v.Name, &resource.Queue{}, "queue"); err != nil {
+			return err
+		}
 		err = s.events.PutTopic(*v)
 	case *resource.Queue:
+		if err := s.nameFree(v.Name, &resource.Topic{}, "topic"); err != nil {
+			return err
+		}
 		err = s.events.PutQueue(*v)
 	case *resource.Subscription:
 		err = s.events.PutSubscription(*v)
 	default:
-		return errBadRequest(fmt.Errorf("%T is not an event object", obj))
+		return errInvalid(fmt.Errorf("%T is not an event object", obj))
 	}
-	switch {
-	case errors.Is(err, broker.ErrTooManyInterests):
+	if errors.Is(err, broker.ErrTooManyInterests) {
 		s.metrics.LimitRefusals.WithLabelValues("interests").Inc()
-		return &apiError{http.StatusTooManyRequests, "TooManyInterests", err.Error()}
-	case err != nil:
-		return errBadRequest(err)
 	}
-	return nil
+	return err
+}
+
+// nameFree refuses name when an object of the other kind has it.
+func (s *Site) nameFree(name string, other object, otherKind string) error {
+	other.SetName(name)
+	if s.eventObject(other) == nil {
+		return nil
+	}
+	return &apiError{Code: apitype.CodeNameInUse, Field: "metadata.name",
+		Message: fmt.Sprintf("%q is a %s here: a name is a topic or a queue, never both; pick another name or delete the %s (`weft %s delete %s`)",
+			name, otherKind, otherKind, otherKind, name)}
 }

@@ -14,6 +14,10 @@ const (
 	ctlHello  byte = 1
 	ctlRecord byte = 2
 	ctlRefuse byte = 3
+	// ctlWithdraw is the dialing side's last message on a link it deleted:
+	// the issuer forgets the link too instead of showing it down for good.
+	// It has no body. An issuer that predates it skips it.
+	ctlWithdraw byte = 4
 )
 
 // hello is the first control message each side sends: what the other side needs
@@ -77,7 +81,9 @@ type hsAction struct {
 	up      bool     // the link is up: register the peer with cost peer.Cost
 	record  []byte   // a site record to give the router
 	refused *refusal // the issuer refused this link for good
-	close   error    // close the session with this reason
+	// withdrawn: the dialer deleted the link; forget it, then close.
+	withdrawn bool
+	close     error // close the session with this reason
 }
 
 // start is the first step: the dialing side sends its hello with the link's
@@ -130,6 +136,12 @@ func (h *handshake) control(msg []byte) hsAction {
 		}
 		h.phase = handshakeOver
 		return hsAction{refused: &r, close: fmt.Errorf("link refused by the issuing site: %s", r.Message)}
+	case ctlWithdraw:
+		if !h.inbound || h.phase != linkUp {
+			return h.fail(errors.New("a withdrawal out of turn"))
+		}
+		h.phase = handshakeOver
+		return hsAction{withdrawn: true, close: errors.New("link deleted by the dialing site")}
 	default:
 		// Unknown types are skipped so that newer peers can add messages.
 		return hsAction{}

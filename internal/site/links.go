@@ -94,12 +94,12 @@ var ErrNoLink = errors.New("no such link")
 // DeleteLink removes a link by name. For a link this site issued, that revokes the
 // peer's certificate, so the peer cannot come back without a new token.
 func (s *Site) DeleteLink(name string) error {
-	found := false
+	found, outbound := false, false
 	err := s.commit(func(st *state) error {
-		n := len(st.Outbound) + len(st.Inbound)
+		n, nOut := len(st.Outbound)+len(st.Inbound), len(st.Outbound)
 		st.Outbound = slices.DeleteFunc(st.Outbound, func(l outboundLink) bool { return l.Name == name })
 		st.Inbound = slices.DeleteFunc(st.Inbound, func(l inboundLink) bool { return l.Name == name })
-		found = n != len(st.Outbound)+len(st.Inbound)
+		found, outbound = n != len(st.Outbound)+len(st.Inbound), nOut != len(st.Outbound)
 		if !found {
 			return fmt.Errorf("%w %q: see `weft link list`", ErrNoLink, name)
 		}
@@ -124,12 +124,35 @@ func (s *Site) DeleteLink(name string) error {
 		d.cancel()
 	}
 	for _, sess := range closeSess {
+		if outbound {
+			// The issuer forgets the link too (ctlWithdraw). If the link is
+			// down now, the issuer keeps showing it down until it is
+			// deleted there as well.
+			sess.SendControl([]byte{ctlWithdraw})
+		}
 		sess.CloseWithError(errors.New("link deleted"))
 	}
 	if d != nil {
 		<-d.done
 	}
 	return nil
+}
+
+// forgetWithdrawn removes the inbound link whose dialing site deleted it
+// (ctlWithdraw), as if it had been deleted here: its certificate is refused
+// from now on.
+func (s *Site) forgetWithdrawn(pc *peerConn) {
+	found, err := s.deleteNamed(func(st *state) bool {
+		n := len(st.Inbound)
+		st.Inbound = slices.DeleteFunc(st.Inbound, func(l inboundLink) bool { return l.Name == pc.linkName && l.PeerID == pc.peer.String() })
+		return n != len(st.Inbound)
+	})
+	switch {
+	case err != nil:
+		s.log.Error("the peer deleted its link, but forgetting it failed; delete it here with `weft link delete`", "link", pc.linkName, "peer", pc.peerName, "err", err)
+	case found:
+		s.log.Info("link deleted by the peer", "link", pc.linkName, "peer", pc.peerName)
+	}
 }
 
 // IssueToken makes an access token for another site to link to this one.

@@ -131,8 +131,12 @@ func (s *Site) act(pc *peerConn, a hsAction) {
 		pc.refused = a.refused
 		pc.mu.Unlock()
 	}
+	if a.withdrawn {
+		// Saving the state is I/O: not on the session's read loop.
+		s.goFunc(func() { s.forgetWithdrawn(pc) })
+	}
 	if a.close != nil {
-		if a.refused == nil {
+		if a.refused == nil && !a.withdrawn {
 			s.log.Warn("link handshake failed; closing link", "link", pc.linkName, "peer", pc.peerName, "err", a.close)
 		}
 		pc.sess.CloseWithError(a.close)

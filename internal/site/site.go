@@ -114,6 +114,10 @@ type Site struct {
 	events     *broker.Broker
 	eventStore *store.Store
 	eventsLn   net.Listener
+	// eventObjMu serialises puts of topics and queues, so that a name
+	// never becomes both (events.go). It is a leaf, held across calls
+	// into the broker, which take no lock of this package.
+	eventObjMu sync.Mutex
 
 	ctx    context.Context // the Run context: ends every goroutine
 	cancel context.CancelFunc

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/datadir"
 	"weft.dev/weft/internal/events/broker"
 	"weft.dev/weft/internal/logbuf"
@@ -90,7 +91,7 @@ func (s *testSite) api(method, path string, body any, out any) (int, string) {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 300 {
-		var e struct{ Error apiError }
+		var e apitype.ErrorBody
 		json.Unmarshal(raw, &e)
 		if e.Error.Code == "" || e.Error.Message == "" {
 			s.t.Errorf("%s %s: %d answer is not the API's error shape: %s", method, path, resp.StatusCode, raw)
@@ -173,7 +174,7 @@ func TestFailedSaveRefusesTheChange(t *testing.T) {
 			l := resource.Listener{Spec: resource.ListenerSpec{Address: "x", Host: "127.0.0.1"}}
 			return s.api("PUT", "/v1/listeners/x", l, nil)
 		}, func() bool { _, bound := s.svc.ListenerAddr("x"); return !bound && len(s.Listeners()) == 0 }},
-		{"issue token", func() (int, string) { return s.api("POST", "/v1/tokens", TokenRequest{}, nil) },
+		{"issue token", func() (int, string) { return s.api("POST", "/v1/tokens", apitype.TokenRequest{}, nil) },
 			func() bool { return len(s.state().Tokens.Tokens()) == 0 }},
 	} {
 		code, errCode := call.do()
@@ -218,13 +219,13 @@ func TestLimitsAreRefusedAndCounted(t *testing.T) {
 	if _, bound := s.svc.ListenerAddr("l2"); bound {
 		t.Error("the refused listener was bound")
 	}
-	if code, _ := s.api("POST", "/v1/tokens", TokenRequest{}, nil); code != 200 {
+	if code, _ := s.api("POST", "/v1/tokens", apitype.TokenRequest{}, nil); code != 200 {
 		t.Fatalf("token: %d", code)
 	}
-	if code, errCode := s.api("POST", "/v1/tokens", TokenRequest{}, nil); code != http.StatusConflict || errCode != "LimitReached" {
+	if code, errCode := s.api("POST", "/v1/tokens", apitype.TokenRequest{}, nil); code != http.StatusConflict || errCode != "LimitReached" {
 		t.Errorf("token over the limit: %d %s", code, errCode)
 	}
-	if code, errCode := s.api("POST", "/v1/tokens", TokenRequest{Uses: 5000}, nil); code != http.StatusBadRequest {
+	if code, errCode := s.api("POST", "/v1/tokens", apitype.TokenRequest{Uses: new(5000)}, nil); code != http.StatusBadRequest {
 		t.Errorf("token of 5000 uses: %d %s, want 400", code, errCode)
 	}
 	for limit, want := range map[string]float64{"connectors": 1, "listeners": 1, "tokens": 1} {
@@ -276,7 +277,7 @@ func TestAdminAPIRefusesBadBodies(t *testing.T) {
 	if code, _ := s.api("PUT", "/v1/connectors/x", good, nil); code != 200 {
 		t.Fatalf("after the bad bodies a good one got %d", code)
 	}
-	if code, _ := s.api("GET", "/v1/status", nil, &Status{}); code != 200 {
+	if code, _ := s.api("GET", "/v1/status", nil, &apitype.Status{}); code != 200 {
 		t.Fatalf("status after bad bodies: %d", code)
 	}
 }
@@ -344,7 +345,7 @@ func TestManySubscriptionsDoNotTakeTheSiteDown(t *testing.T) {
 			t.Fatalf("stream over the per-client limit: %d, want 429", resp.StatusCode)
 		}
 	}
-	if code, _ := s.api("GET", "/v1/status", nil, &Status{}); code != 200 {
+	if code, _ := s.api("GET", "/v1/status", nil, &apitype.Status{}); code != 200 {
 		t.Fatalf("status: %d", code)
 	}
 }

@@ -1,80 +1,22 @@
 package site
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/siteid"
 )
 
-// Status is what `weft status` shows: this site, its links, the network's sites
-// and every reachable address with where it is served.
-type Status struct {
-	Site       SiteView             `json:"site"`
-	Links      []resource.Link      `json:"links"`
-	Sites      []SiteRouteView      `json:"sites"`
-	Addresses  []AddressView        `json:"addresses"`
-	Listeners  []ListenerView       `json:"listeners"`
-	Connectors []resource.Connector `json:"connectors"`
-}
-
-// SiteView identifies a site and its addresses.
-type SiteView struct {
-	ID    string `json:"id"`
-	Name  string `json:"name"`
-	Admin string `json:"admin,omitempty"`
-	Link  string `json:"link,omitempty"`
-	// Events is the event API's address.
-	Events string `json:"events,omitempty"`
-}
-
-// SiteRouteView is a reachable site with the cost and path to it.
-type SiteRouteView struct {
-	ID   string   `json:"id"`
-	Name string   `json:"name"`
-	Cost uint64   `json:"cost"`
-	Path []string `json:"path"` // site names after this one
-}
-
-// AddressView is an address and the sites that serve it, cheapest first.
-type AddressView struct {
-	Address string            `json:"address"`
-	Sites   []AddressSiteView `json:"sites"`
-	// Instances are this site's own http connectors for the address, as
-	// its connector-side balancer sees them.
-	Instances []CandidateView `json:"instances,omitempty"`
-}
-
-// AddressSiteView is one site serving an address, with this site's
-// balancing state of it once traffic was balanced here.
-type AddressSiteView struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Cost     uint64 `json:"cost"`
-	Protocol string `json:"protocol"`
-	Capacity uint32 `json:"capacity"`
-	CandidateView
-}
-
-// CandidateView is a balancing candidate's state: ok, saturated or ejected
-// (until EjectedUntil), its latency estimate and its load.
-type CandidateView struct {
-	Connector    string     `json:"connector,omitempty"` // for instances
-	State        string     `json:"state,omitempty"`
-	EjectedUntil *time.Time `json:"ejectedUntil,omitempty"`
-	EWMA         string     `json:"ewma,omitempty"`
-	InFlight     uint32     `json:"inFlight"`
-	Connections  uint32     `json:"connections"`
-	TimesEjected int        `json:"timesEjected,omitempty"`
-}
-
-func candidateView(s balance.State) CandidateView {
-	v := CandidateView{State: s.Status, InFlight: s.InFlight, Connections: s.Connections, TimesEjected: s.TimesEjected}
+// candidateView is a balancing candidate as the admin API shows it.
+func candidateView(s balance.State) apitype.CandidateView {
+	v := apitype.CandidateView{State: s.Status, InFlight: s.InFlight, Connections: s.Connections, TimesEjected: s.TimesEjected}
 	if s.Status == balance.StatusEjected {
 		t := s.EjectedUntil.UTC()
 		v.EjectedUntil = &t
@@ -85,18 +27,12 @@ func candidateView(s balance.State) CandidateView {
 	return v
 }
 
-// ListenerView is a listener with the address it actually listens on.
-type ListenerView struct {
-	resource.Listener
-	Listen string `json:"listen,omitempty"`
-}
-
 // Status reports the site's state now.
-func (s *Site) Status() Status {
+func (s *Site) Status() apitype.Status {
 	t := s.Table()
 	names := map[siteid.ID]string{}
-	st := Status{
-		Site:       SiteView{ID: s.id.String(), Name: s.name, Admin: s.AdminAddr().String(), Link: s.LinkAddr().String(), Events: s.EventsAddr().String()},
+	st := apitype.Status{
+		Site:       apitype.SiteView{ID: s.id.String(), Name: s.name, Admin: s.AdminAddr().String(), Link: s.LinkAddr().String(), Events: s.EventsAddr().String()},
 		Links:      s.Links(),
 		Listeners:  s.Listeners(),
 		Connectors: s.Connectors(),
@@ -105,17 +41,17 @@ func (s *Site) Status() Status {
 		names[r.ID] = r.Name
 	}
 	for _, r := range t.Sites() {
-		v := SiteRouteView{ID: r.ID.String(), Name: r.Name, Cost: r.Cost, Path: []string{}}
+		v := apitype.SiteRouteView{ID: r.ID.String(), Name: r.Name, Cost: r.Cost, Path: []string{}}
 		for _, hop := range r.Path {
 			v.Path = append(v.Path, names[hop])
 		}
 		st.Sites = append(st.Sites, v)
 	}
 	for _, a := range t.Addresses() {
-		v := AddressView{Address: a.Address}
+		v := apitype.AddressView{Address: a.Address}
 		states := s.svc.CandidateStates(a.Address)
 		for _, c := range a.Candidates {
-			sv := AddressSiteView{ID: c.Site.String(), Name: c.SiteName, Cost: c.Cost, Protocol: c.Protocol, Capacity: c.Capacity}
+			sv := apitype.AddressSiteView{ID: c.Site.String(), Name: c.SiteName, Cost: c.Cost, Protocol: c.Protocol, Capacity: c.Capacity}
 			if bs, ok := states[c.Site.String()]; ok {
 				sv.CandidateView = candidateView(bs)
 			}
@@ -132,11 +68,11 @@ func (s *Site) Status() Status {
 }
 
 // Listeners lists the listeners with where they listen.
-func (s *Site) Listeners() []ListenerView {
+func (s *Site) Listeners() []apitype.ListenerView {
 	ls := s.state().Listeners
-	out := make([]ListenerView, 0, len(ls))
+	out := make([]apitype.ListenerView, 0, len(ls))
 	for _, l := range ls {
-		v := ListenerView{Listener: l}
+		v := s.listenerView(l)
 		if a, ok := s.svc.ListenerAddr(l.Name); ok {
 			v.Listen = a.String()
 		}
@@ -144,6 +80,18 @@ func (s *Site) Listeners() []ListenerView {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// listenerView is l with a warning when no connector for its address is
+// reachable: its clients are then closed at once, which without a word in
+// `weft status` looks like a broken network.
+func (s *Site) listenerView(l resource.Listener) apitype.ListenerView {
+	v := apitype.ListenerView{Listener: l}
+	if t := s.Table(); t == nil || len(t.Candidates(l.Spec.Address)) == 0 {
+		v.Warning = fmt.Sprintf("no connector for %q is reachable, so its clients are turned away: create one where the service runs (`weft connector create %s --target HOST:PORT`) or link to that site",
+			l.Spec.Address, l.Spec.Address)
+	}
+	return v
 }
 
 // Connectors lists the connectors.

@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"strings"
 
+	"weft.dev/weft/internal/apitype"
+	"weft.dev/weft/internal/buildinfo"
 	"weft.dev/weft/internal/controller/model"
 	"weft.dev/weft/internal/controller/store"
 )
@@ -142,6 +144,12 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST "+pTokens, s.auth(true, s.handleToken))
 	s.mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, openAPI()) })
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	// The version is no secret; a monitor reads it without a token.
+	s.mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, buildinfo.Get()) })
+	// Anything else is answered in the API's error shape, not as text.
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, fmt.Errorf("%w: the controller API has no %s %s: see /openapi.json", store.ErrNotFound, r.Method, r.URL.Path))
+	})
 }
 
 // ServeHTTP implements http.Handler.
@@ -272,16 +280,11 @@ func (s *Server) handleDelete(c collection) func(*store.Store, http.ResponseWrit
 // TokenRequest, apply's (empty) body.
 const maxSmallBody = 4096
 
-// TokenRequest asks for a new API token.
-type TokenRequest struct {
-	Role string `json:"role"`
-}
-
-// TokenResponse carries a new token; it is shown once and stored only hashed.
-type TokenResponse struct {
-	Role  string `json:"role"`
-	Token string `json:"token"`
-}
+// TokenRequest and TokenResponse are apitype's.
+type (
+	TokenRequest  = apitype.APITokenRequest
+	TokenResponse = apitype.APITokenResponse
+)
 
 func (s *Server) handleToken(st *store.Store, w http.ResponseWriter, r *http.Request) error {
 	var req TokenRequest

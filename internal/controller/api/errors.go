@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/controller/compile"
 	"weft.dev/weft/internal/controller/model"
 	"weft.dev/weft/internal/controller/render"
@@ -18,49 +19,39 @@ var (
 	errTooLarge     = errors.New("request body too large")
 )
 
-// errorTable maps errors to an HTTP status and a stable code, the only place
-// either is chosen (nats-server's errors.json). The first match wins.
+// errorTable maps errors to their stable code, the only place one is
+// chosen; the HTTP status comes from apitype's table, shared with the site
+// and event APIs. The first match wins.
 var errorTable = []struct {
-	err    error
-	status int
-	code   string
+	err  error
+	code string
 }{
-	{errUnauthorized, http.StatusUnauthorized, "Unauthorized"},
-	{errForbidden, http.StatusForbidden, "Forbidden"},
-	{errTooLarge, http.StatusRequestEntityTooLarge, "TooLarge"},
-	{model.ErrInvalid, http.StatusBadRequest, "Invalid"},
-	{errNameMismatch, http.StatusBadRequest, "Invalid"},
-	{store.ErrParentNotFound, http.StatusNotFound, "ParentNotFound"},
-	{store.ErrNotFound, http.StatusNotFound, "NotFound"},
-	{store.ErrExists, http.StatusConflict, "AlreadyExists"},
-	{store.ErrConflict, http.StatusConflict, "Conflict"},
-	{store.ErrHasChildren, http.StatusConflict, "HasChildren"},
-	{render.ErrUnresolved, http.StatusUnprocessableEntity, "Unresolved"},
-	{compile.ErrConflict, http.StatusUnprocessableEntity, "ConflictingObjects"},
+	{errUnauthorized, apitype.CodeUnauthorized},
+	{errForbidden, apitype.CodeForbidden},
+	{errTooLarge, apitype.CodeTooLarge},
+	{model.ErrInvalid, apitype.CodeInvalid},
+	{errNameMismatch, apitype.CodeInvalid},
+	{store.ErrParentNotFound, apitype.CodeParentNotFound},
+	{store.ErrNotFound, apitype.CodeNotFound},
+	{store.ErrExists, apitype.CodeAlreadyExists},
+	{store.ErrConflict, apitype.CodeConflict},
+	{store.ErrHasChildren, apitype.CodeHasChildren},
+	{render.ErrUnresolved, apitype.CodeUnresolved},
+	{compile.ErrConflict, apitype.CodeConflictingObjects},
 }
 
-// ErrorBody is every error response.
-type ErrorBody struct {
-	Error ErrorDetail `json:"error"`
-}
-
-// ErrorDetail says what failed; Field is a JSON path into the request body or
-// the intent that could not be compiled.
-type ErrorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
-}
+// ErrorBody is every error response; kept under this name for the API's
+// tests and OpenAPI document.
+type ErrorBody = apitype.ErrorBody
 
 func writeError(w http.ResponseWriter, err error) {
-	status, code := http.StatusInternalServerError, "Internal"
+	d := apitype.ErrorDetail{Code: apitype.CodeInternal, Message: err.Error()}
 	for _, e := range errorTable {
 		if errors.Is(err, e.err) {
-			status, code = e.status, e.code
+			d.Code = e.code
 			break
 		}
 	}
-	d := ErrorDetail{Code: code, Message: err.Error()}
 	var fe *model.FieldError
 	var re *render.Error
 	switch {
@@ -69,10 +60,10 @@ func writeError(w http.ResponseWriter, err error) {
 	case errors.As(err, &re):
 		d.Field = re.Field
 	}
-	if status == http.StatusUnauthorized {
+	if d.Code == apitype.CodeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="weft"`)
 	}
-	writeJSON(w, status, ErrorBody{d})
+	apitype.WriteError(w, d)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

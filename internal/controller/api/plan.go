@@ -7,8 +7,8 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"time"
 
+	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/controller/compile"
 	"weft.dev/weft/internal/controller/model"
 	"weft.dev/weft/internal/controller/render"
@@ -45,18 +45,35 @@ func groupPath(r *http.Request) (project, app, version, group string) {
 	return r.PathValue("project"), r.PathValue("app"), r.PathValue("version"), r.PathValue("group")
 }
 
-// TargetPlan is the planned changes at one target.
-type TargetPlan struct {
-	Target  string           `json:"target"`
-	Kind    string           `json:"kind"`
-	Objects []compile.Change `json:"objects"`
+// Plan and the other answers are apitype's; the aliases keep this file's
+// names short.
+type (
+	Plan           = apitype.Plan
+	TargetPlan     = apitype.TargetPlan
+	ApplyResult    = apitype.GroupApplyResult
+	GroupStatus    = apitype.GroupStatus
+	TargetStatus   = apitype.TargetStatus
+	ResourceStatus = apitype.ResourceStatus
+)
+
+// apiChanges converts compiled changes to their API form, which keeps
+// apitype free of the controller's packages.
+func apiChanges(cs []compile.Change) []apitype.Change {
+	out := make([]apitype.Change, len(cs))
+	for i, c := range cs {
+		out[i] = apitype.Change{Target: c.Target, Action: c.Action, Ref: apiRef(c.Ref)}
+		if c.Object != nil {
+			out[i].Object = c.Object.Object
+		}
+		for _, d := range c.Diff {
+			out[i].Diff = append(out[i].Diff, apitype.FieldChange{Path: d.Path, Old: d.Old, New: d.New})
+		}
+	}
+	return out
 }
 
-// Plan is a group's plan: per cluster, the changes at its Kubernetes API and weft
-// site together; per DNS target, its record changes.
-type Plan struct {
-	Clusters map[string]*TargetPlan `json:"clusters"`
-	DNS      map[string]*TargetPlan `json:"dns,omitempty"`
+func apiRef(r compile.Ref) apitype.ObjectRef {
+	return apitype.ObjectRef{APIVersion: r.APIVersion, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
 }
 
 // plan compiles the group's intents and diffs them against what each target
@@ -114,13 +131,13 @@ func plan(ctx context.Context, st *store.Store, in *render.Input, gkey string) (
 		}
 		tp := m[key]
 		if tp == nil {
-			tp = &TargetPlan{Target: name, Kind: t.Kind, Objects: []compile.Change{}}
+			tp = &TargetPlan{Target: name, Kind: t.Kind, Objects: []apitype.Change{}}
 			m[key] = tp
 		} else {
 			// A cluster with both a Kubernetes API and a weft site.
 			tp.Kind = "mixed"
 		}
-		tp.Objects = append(tp.Objects, changes...)
+		tp.Objects = append(tp.Objects, apiChanges(changes)...)
 	}
 	return p, states, nil
 }
@@ -137,13 +154,6 @@ func (s *Server) handlePlan(st *store.Store, w http.ResponseWriter, r *http.Requ
 	}
 	writeJSON(w, http.StatusOK, p)
 	return nil
-}
-
-// ApplyResult says what apply released.
-type ApplyResult struct {
-	Generation int64    `json:"generation"`
-	Targets    []string `json:"targets"`
-	Plan       *Plan    `json:"plan"`
 }
 
 // handleApply makes the group's current intents its desired state. The plan it
@@ -183,32 +193,6 @@ func noBody(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%w: apply takes no body, or {}; it releases the group's stored intents, so change those first (%v)", model.ErrInvalid, err)
 	}
 	return nil
-}
-
-// ResourceStatus is one object's delivery state at one target.
-type ResourceStatus struct {
-	Target string `json:"target"`
-	compile.Ref
-	State    string    `json:"state"`
-	Error    string    `json:"error,omitempty"`
-	Attempts int       `json:"attempts"`
-	At       time.Time `json:"at,omitzero"`
-}
-
-// TargetStatus is the state of every released object at a cluster or DNS target.
-type TargetStatus struct {
-	State     string           `json:"state"` // the worst of its resources
-	Resources []ResourceStatus `json:"resources"`
-}
-
-// GroupStatus is a group's delivery status since its last apply.
-type GroupStatus struct {
-	Generation int64                    `json:"generation"`
-	AppliedAt  time.Time                `json:"appliedAt,omitzero"`
-	State      string                   `json:"state"`
-	Counts     map[string]int           `json:"counts"`
-	Clusters   map[string]*TargetStatus `json:"clusters"`
-	DNS        map[string]*TargetStatus `json:"dns,omitempty"`
 }
 
 // worse orders states so that a group is as bad as its worst resource.
@@ -260,7 +244,7 @@ func (s *Server) handleStatus(st *store.Store, w http.ResponseWriter, r *http.Re
 			m[key] = ts
 		}
 		for _, o := range rs.Objects {
-			res := ResourceStatus{Target: name, Ref: o.Ref, State: store.StatePending}
+			res := ResourceStatus{Target: name, ObjectRef: apiRef(o.Ref), State: store.StatePending}
 			if s, ok := sts[o.Ref]; ok {
 				res.Attempts, res.At = s.Attempts, s.At
 				// A status about another version of the object says nothing of

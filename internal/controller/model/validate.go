@@ -139,9 +139,16 @@ func (c *Cluster) Validate() error {
 		}
 	}
 	if s.Weft != nil {
+		// A site's admin.addr holds host:port; taking it as it is spares
+		// the user from adding the scheme the site serves anyway.
+		if !strings.Contains(s.Weft.Admin, "://") {
+			if _, _, err := net.SplitHostPort(s.Weft.Admin); err == nil {
+				s.Weft.Admin = "http://" + s.Weft.Admin
+			}
+		}
 		u, err := url.Parse(s.Weft.Admin)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fieldErr("spec.weft.admin", "%q is not an http(s) URL", s.Weft.Admin)
+			return fieldErr("spec.weft.admin", "%q is not an http(s) URL or host:port (the site's admin.addr)", s.Weft.Admin)
 		}
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"weft.dev/weft/internal/apiclient"
+	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/resource"
 )
 
@@ -83,9 +84,7 @@ func (w *weftBackend) Managed(ctx context.Context, _ []Ref) ([]Ref, error) {
 	var refs []Ref
 	for kind, coll := range weftCollections {
 		// Plain maps, not Unstructured, whose decoder insists on a kind.
-		var list struct {
-			Items []map[string]any `json:"items"`
-		}
+		var list apitype.List[map[string]any]
 		if err := w.do(ctx, http.MethodGet, coll, nil, &list); err != nil {
 			return nil, err
 		}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/events/store"
@@ -24,44 +24,46 @@ import (
 // that is not an inbox seq; 400.
 var ErrBadLastEventID = errors.New("bad Last-Event-ID")
 
-// apiError is the one shape of every event API error, with a stable code.
+// apiError is an event API error answer: apitype's error body, its status
+// from apitype's table, and how long a client should wait before retrying.
 type apiError struct {
-	Status     int    `json:"-"`
-	Code       string `json:"code"`
-	Message    string `json:"message"`
-	RetryAfter int    `json:"-"` // seconds; set for 429 and 503
+	apitype.ErrorDetail
+	Status     int
+	RetryAfter int // seconds; set for 429 and 503
 }
 
-// errorTable maps the broker's errors to HTTP answers; anything else is a
-// 500.
+// errorTable maps the broker's errors to their codes and Retry-After;
+// anything else is Internal.
 var errorTable = []struct {
 	err  error
-	api  apiError
+	code string
 	wait int
 }{
-	{cloudevent.ErrMalformed, apiError{Status: http.StatusBadRequest, Code: "MalformedEvent"}, 0},
-	{cloudevent.ErrTooLarge, apiError{Status: http.StatusRequestEntityTooLarge, Code: "EventTooLarge"}, 0},
-	{cloudevent.ErrUnsupportedFormat, apiError{Status: http.StatusUnsupportedMediaType, Code: "UnsupportedFormat"}, 0},
-	{events.ErrBadSubject, apiError{Status: http.StatusBadRequest, Code: "BadSubject"}, 0},
-	{ErrBadLastEventID, apiError{Status: http.StatusBadRequest, Code: "BadLastEventID"}, 0},
-	{ErrNoConsumer, apiError{Status: http.StatusNotFound, Code: "NoConsumer"}, 0},
-	{ErrBusy, apiError{Status: http.StatusTooManyRequests, Code: "Busy"}, 1},
-	{ErrTooManyClientSubscriptions, apiError{Status: http.StatusTooManyRequests, Code: "TooManyClientSubscriptions"}, 5},
-	{ErrTooManySubscriptions, apiError{Status: http.StatusTooManyRequests, Code: "TooManySubscriptions"}, 5},
-	{ErrTooManyInterests, apiError{Status: http.StatusTooManyRequests, Code: "TooManyInterests"}, 60},
-	{ErrBackPressure, apiError{Status: http.StatusServiceUnavailable, Code: "BackPressure"}, 5},
-	{ErrConsumerBehind, apiError{Status: http.StatusServiceUnavailable, Code: "ConsumerBehind"}, 5},
+	{cloudevent.ErrMalformed, apitype.CodeMalformedEvent, 0},
+	{cloudevent.ErrTooLarge, apitype.CodeEventTooLarge, 0},
+	{cloudevent.ErrUnsupportedFormat, apitype.CodeUnsupportedFormat, 0},
+	{events.ErrBadSubject, apitype.CodeBadSubject, 0},
+	{ErrBadLastEventID, apitype.CodeBadLastEventID, 0},
+	{ErrWrongKind, apitype.CodeWrongKind, 0},
+	{ErrNoConsumer, apitype.CodeNoConsumer, 0},
+	{ErrBusy, apitype.CodeBusy, 1},
+	{ErrTooManyClientSubscriptions, apitype.CodeTooManyClientSubs, 5},
+	{ErrTooManySubscriptions, apitype.CodeTooManySubs, 5},
+	{ErrTooManyInterests, apitype.CodeTooManyInterests, 60},
+	{ErrBackPressure, apitype.CodeBackPressure, 5},
+	{ErrConsumerBehind, apitype.CodeConsumerBehind, 5},
 }
 
 func toAPIError(err error) apiError {
+	a := apiError{ErrorDetail: apitype.ErrorDetail{Code: apitype.CodeInternal, Message: err.Error()}}
 	for _, e := range errorTable {
 		if errors.Is(err, e.err) {
-			a := e.api
-			a.Message, a.RetryAfter = err.Error(), e.wait
-			return a
+			a.Code, a.RetryAfter = e.code, e.wait
+			break
 		}
 	}
-	return apiError{Status: http.StatusInternalServerError, Code: "Internal", Message: err.Error()}
+	a.Status = apitype.StatusOf(a.Code)
+	return a
 }
 
 func writeError(w http.ResponseWriter, err error) {
@@ -69,24 +71,107 @@ func writeError(w http.ResponseWriter, err error) {
 	if a.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(a.RetryAfter))
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(a.Status)
-	json.NewEncoder(w).Encode(map[string]any{"error": a})
+	apitype.WriteError(w, a.ErrorDetail)
 }
 
-// Handler is the event API served at the site's event address.
+// ErrWrongKind is returned (wrapped, with what to use instead) for a topic
+// request to a name that is a queue, or the reverse; 409.
+var ErrWrongKind = errors.New("wrong kind of address")
+
+// Handler is the event API served at the site's event address. A name is a
+// topic or a queue, never both: /v1/events/{name} resolves it (resolve), and
+// /v1/topics/{name} and /v1/queues/{name} refuse a name known to be of the
+// other kind rather than publish where nobody listens.
 func (b *Broker) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/topics/{name}", func(w http.ResponseWriter, r *http.Request) { b.servePublish(w, r, events.Topic) })
-	mux.HandleFunc("POST /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) { b.servePublish(w, r, events.Queue) })
-	mux.HandleFunc("GET /v1/topics/{name}/events", func(w http.ResponseWriter, r *http.Request) { b.serveEvents(w, r, events.Topic) })
-	mux.HandleFunc("GET /v1/queues/{name}/events", func(w http.ResponseWriter, r *http.Request) { b.serveEvents(w, r, events.Queue) })
+	mux.HandleFunc("POST /v1/topics/{name}", func(w http.ResponseWriter, r *http.Request) { b.servePublish(w, r, events.Topic, true) })
+	mux.HandleFunc("POST /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) { b.servePublish(w, r, events.Queue, true) })
+	mux.HandleFunc("POST /v1/events/{name}", func(w http.ResponseWriter, r *http.Request) {
+		b.servePublish(w, r, b.resolve(r.PathValue("name")), false)
+	})
+	mux.HandleFunc("GET /v1/topics/{name}/events", func(w http.ResponseWriter, r *http.Request) { b.serveEvents(w, r, events.Topic, true) })
+	mux.HandleFunc("GET /v1/queues/{name}/events", func(w http.ResponseWriter, r *http.Request) { b.serveEvents(w, r, events.Queue, true) })
+	mux.HandleFunc("GET /v1/events/{name}", func(w http.ResponseWriter, r *http.Request) {
+		b.serveEvents(w, r, b.resolve(r.PathValue("name")), false)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		apitype.WriteError(w, apitype.ErrorDetail{Code: apitype.CodeNotFound, Message: fmt.Sprintf(
+			"the event API has no %s %s: publish with POST /v1/events/NAME, subscribe with GET /v1/events/NAME", r.Method, r.URL.Path)})
+	})
 	return mux
 }
 
-func (b *Broker) servePublish(w http.ResponseWriter, r *http.Request, kind events.Kind) {
+// configuredKind is the kind of name if a Topic or Queue of that name is
+// configured at this site.
+func (b *Broker) configuredKind(name string) (events.Kind, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.queues[name]; ok {
+		return events.Queue, true
+	}
+	if _, ok := b.topics[name]; ok {
+		return events.Topic, true
+	}
+	return 0, false
+}
+
+// resolve is the kind of a name used without one: a queue if a Queue of
+// that name is configured here, or, with neither a Queue nor a Topic here,
+// if some reachable site consumes it as a queue and none subscribes to it
+// as a topic; else a topic. So `weft publish jobs` reaches the consumers of
+// the queue jobs without --queue.
+func (b *Broker) resolve(name string) events.Kind {
+	if k, ok := b.configuredKind(name); ok {
+		return k
+	}
+	t := b.cfg.Net.Table()
+	if t == nil {
+		return events.Topic
+	}
+	queue := false
+	for _, rec := range t.Records() {
+		for _, in := range rec.Interests {
+			k, pattern, ok := events.ParseInterest(in)
+			switch {
+			case !ok || !events.Match(pattern, name):
+			case k == events.Topic:
+				return events.Topic
+			case k == events.Queue:
+				queue = true
+			}
+		}
+	}
+	if queue {
+		return events.Queue
+	}
+	return events.Topic
+}
+
+// checkKind refuses a request that names its kind (explicit) for a name
+// configured here as the other kind.
+func (b *Broker) checkKind(name string, kind events.Kind, explicit bool) error {
+	if !explicit {
+		return nil
+	}
+	k, ok := b.configuredKind(name)
+	if !ok || k == kind {
+		return nil
+	}
+	is, path := "queue", "queues"
+	if k == events.Topic {
+		is, path = "topic", "topics"
+	}
+	return fmt.Errorf("%w: %q is a %s at this site: use /v1/%s/%s, or /v1/events/%s, which finds the kind itself (`weft publish` and `weft subscribe` do)",
+		ErrWrongKind, name, is, path, name, name)
+}
+
+func (b *Broker) servePublish(w http.ResponseWriter, r *http.Request, kind events.Kind, explicit bool) {
 	name := r.PathValue("name")
 	if err := events.ValidateSubject(name); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := b.checkKind(name, kind, explicit); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -102,11 +187,24 @@ func (b *Broker) servePublish(w http.ResponseWriter, r *http.Request, kind event
 	if err == nil {
 		err = b.Publish(kind, name, evs)
 	}
+	if errors.Is(err, ErrNoConsumer) {
+		err = fmt.Errorf("%w: queue %q: start a consumer first (`weft subscribe %s`, or `weft subscription create NAME --queue %s --sink URL`)", err, name, name, name)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	// The kind it went to, for a client that let the site resolve it.
+	w.Header().Set("Weft-Kind", kindName(kind))
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// kindName is "topic" or "queue".
+func kindName(k events.Kind) string {
+	if k == events.Queue {
+		return "queue"
+	}
+	return "topic"
 }
 
 // serveEvents streams the events matching the name (a pattern) to the
@@ -115,9 +213,13 @@ func (b *Broker) servePublish(w http.ResponseWriter, r *http.Request, kind event
 // reconnecting client resumes a persisted topic after the inbox seq it
 // passes as Last-Event-ID, in the header or, since a browser's WebSocket
 // cannot set headers, in the lastEventId query parameter.
-func (b *Broker) serveEvents(w http.ResponseWriter, r *http.Request, kind events.Kind) {
+func (b *Broker) serveEvents(w http.ResponseWriter, r *http.Request, kind events.Kind, explicit bool) {
 	pattern := r.PathValue("name")
 	if err := events.ValidatePattern(pattern); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := b.checkKind(pattern, kind, explicit); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -146,6 +248,7 @@ func (b *Broker) serveEvents(w http.ResponseWriter, r *http.Request, kind events
 		return
 	}
 	defer b.unsubscribe(s)
+	w.Header().Set("Weft-Kind", kindName(kind))
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)

@@ -264,6 +264,32 @@ func (b *Broker) PutQueue(q resource.Queue) error {
 	return nil
 }
 
+// DeleteTopic removes a topic's configuration; it reports whether it
+// existed. Publishing to the name goes on, as to any topic not configured:
+// volatile. Events stored while it was persisted stay until they expire.
+func (b *Broker) DeleteTopic(name string) (bool, error) {
+	return deleteConfig(b, resource.KindTopic, name, b.topics)
+}
+
+// DeleteQueue removes a queue's configuration; it reports whether it
+// existed. Entries already queued are still handed out.
+func (b *Broker) DeleteQueue(name string) (bool, error) {
+	return deleteConfig(b, resource.KindQueue, name, b.queues)
+}
+
+// deleteConfig removes a topic's or queue's configuration from the store,
+// then from m (guarded by mu).
+func deleteConfig[T any](b *Broker, kind, name string, m map[string]T) (bool, error) {
+	found, err := b.st.DeleteConfig(kind + "/" + name)
+	if err != nil {
+		return false, err
+	}
+	b.mu.Lock()
+	delete(m, name)
+	b.mu.Unlock()
+	return found, nil
+}
+
 // Config lists the topics, queues and subscriptions, sorted by name.
 func (b *Broker) Config() (ts []resource.Topic, qs []resource.Queue, ss []resource.Subscription) {
 	b.mu.Lock()

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"weft.dev/weft/internal/apitype"
+	"weft.dev/weft/internal/resource"
+)
+
+var listenerKind = kind[apitype.ListenerView]{
+	name: "listener", collection: "listeners",
+	itemName: func(l apitype.ListenerView) string { return l.Name },
+	header: func(wide bool) []any {
+		h := []any{"NAME", "ADDRESS", "LISTEN", "PROTOCOL"}
+		if wide {
+			h = append(h, "HEDGE", "RETRIES", "WARNING")
+		}
+		return h
+	},
+	row: func(l apitype.ListenerView, wide bool) []any {
+		r := []any{l.Name, l.Spec.Address, orDash(l.Listen), l.Spec.Protocol}
+		if wide {
+			var retries any = "-"
+			if l.Spec.Retries != nil {
+				retries = *l.Spec.Retries
+			}
+			r = append(r, l.Spec.Hedge, retries, orDash(l.Warning))
+		}
+		return r
+	},
+}
+
+var connectorKind = kind[resource.Connector]{
+	name: "connector", collection: "connectors",
+	itemName: func(c resource.Connector) string { return c.Name },
+	header: func(wide bool) []any {
+		h := []any{"NAME", "ADDRESS", "TARGET", "PROTOCOL", "CAPACITY"}
+		if wide {
+			h = append(h, "MAX CONNECTIONS", "MAX PENDING", "MAX REQUESTS")
+		}
+		return h
+	},
+	row: func(c resource.Connector, wide bool) []any {
+		r := []any{c.Name, c.Spec.Address, c.Spec.Target, c.Spec.Protocol, c.Spec.Capacity}
+		if wide {
+			r = append(r, c.Spec.MaxConnections, c.Spec.MaxPending, c.Spec.MaxRequests)
+		}
+		return r
+	},
+}
+
+func newListenerCmd() *cobra.Command {
+	var (
+		l       resource.Listener
+		retries int32
+		format  string
+	)
+	create := &cobra.Command{
+		Use:   "create ADDRESS --port PORT",
+		Short: "Open a local port that carries connections to ADDRESS, wherever it is served",
+		Long: `Open a local port at this site; a client that connects there is carried to a
+connector for ADDRESS at any site of the network, over the cheapest healthy path.
+With --protocol http each request is balanced on its own, with retries and
+hedging. Creating a listener that exists replaces it.`,
+		Example: `  weft --site ~/weft/east listener create orders --port 9090
+  weft --site ~/weft/east listener create web --port 8080 --protocol http --hedge auto --retries 2
+  weft --site ~/weft/east listener create orders --port 0 -o json   # 0 picks a free port`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l.Spec.Address, l.Spec.Retries = args[0], &retries
+			if l.Name == "" {
+				l.Name = args[0]
+			}
+			if err := l.Default(); err != nil {
+				return err
+			}
+			c, err := siteClient()
+			if err != nil {
+				return err
+			}
+			var got apitype.ListenerView
+			existed, err := listenerKind.put(cmd.Context(), c, l.Name, l, &got)
+			if err != nil {
+				return err
+			}
+			if format != formatTable {
+				return output(g.stdout, format, got, nil)
+			}
+			listenerKind.done(g.stdout, got.Name, existed, "listening on "+got.Listen)
+			if got.Warning != "" {
+				g.stderr.Write([]byte("warning: " + got.Warning + "\n"))
+			}
+			return nil
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&l.Name, "name", "", "listener name (default: the address)")
+	f.IntVar(&l.Spec.Port, "port", 0, "local port (0 picks a free one)")
+	f.StringVar(&l.Spec.Host, "host", "127.0.0.1", "local IP address to listen on")
+	f.StringVar(&l.Spec.Protocol, "protocol", "tcp", "tcp or http")
+	f.StringVar(&l.Spec.Hedge, "hedge", resource.HedgeOff, "http: backup copy of idempotent requests: off, always, auto (after the recent p95) or a delay such as 50ms")
+	f.Int32Var(&retries, "retries", resource.DefaultRetries, "http: other candidates an idempotent request that failed before any answer is tried on")
+	create.MarkFlagRequired("port")
+	create.RegisterFlagCompletionFunc("protocol", cobra.FixedCompletions([]string{"tcp", "http"}, cobra.ShellCompDirectiveNoFileComp))
+	addOutputFlag(create, &format, formatTable, formatJSON, formatYAML)
+	return group(&cobra.Command{
+		Use:   "listener",
+		Short: "Listeners: local ports that reach an address anywhere",
+		Example: `  weft --site ~/weft/east listener create orders --port 9090
+  weft --site ~/weft/east listener list
+  weft --site ~/weft/east listener delete orders`,
+	}, create,
+		listCmd(listenerKind, `  weft --site ~/weft/east listener list
+  weft --site ~/weft/east listener list -o wide`),
+		deleteCmd(listenerKind, "Delete listeners (their ports close)", `  weft --site ~/weft/east listener delete orders`))
+}
+
+func newConnectorCmd() *cobra.Command {
+	var (
+		c      resource.Connector
+		format string
+	)
+	create := &cobra.Command{
+		Use:   "create ADDRESS --target HOST:PORT",
+		Short: "Serve ADDRESS at this site by a local target",
+		Long: `Say that ADDRESS is served at this site by the service at --target; listeners
+for ADDRESS anywhere in the network reach it. Creating a connector that exists
+replaces it.`,
+		Example: `  weft --site ~/weft/west connector create orders --target 127.0.0.1:8080
+  weft --site ~/weft/west connector create web --target 10.0.0.5:8080 --protocol http \
+      --max-connections 1 --max-pending 0 --outlier-consecutive-errors 5 --outlier-base-ejection 30s`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c.Spec.Address = args[0]
+			if c.Name == "" {
+				c.Name = args[0]
+			}
+			if err := c.Default(); err != nil {
+				return err
+			}
+			cl, err := siteClient()
+			if err != nil {
+				return err
+			}
+			var got resource.Connector
+			existed, err := connectorKind.put(cmd.Context(), cl, c.Name, c, &got)
+			if err != nil {
+				return err
+			}
+			if format != formatTable {
+				return output(g.stdout, format, got, nil)
+			}
+			connectorKind.done(g.stdout, got.Name, existed, "")
+			return nil
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&c.Name, "name", "", "connector name (default: the address)")
+	f.StringVar(&c.Spec.Target, "target", "", "HOST:PORT of the local service")
+	f.StringVar(&c.Spec.Protocol, "protocol", "tcp", "tcp or http")
+	f.Uint32Var(&c.Spec.Capacity, "capacity", 1, "relative weight among connectors of equal path cost")
+	f.Uint32Var(&c.Spec.MaxConnections, "max-connections", 0, "connections at which the connector is saturated (0: no limit)")
+	f.Uint32Var(&c.Spec.MaxPending, "max-pending", 0, "http: requests that may wait for one of --max-connections before the connector is saturated (0: no limit)")
+	f.Uint32Var(&c.Spec.MaxRequests, "max-requests", 0, "http: requests in flight at which the connector is saturated (0: no limit)")
+	f.IntVar(&c.Spec.Outlier.ConsecutiveErrors, "outlier-consecutive-errors", resource.DefaultOutlierConsecutiveErrors, "http: 5xx answers or connect failures in a row that eject the target (-1: never)")
+	f.DurationVar(&c.Spec.Outlier.Interval.Duration, "outlier-interval", resource.DefaultOutlierInterval, "http: healthy time that forgives one past ejection")
+	f.DurationVar(&c.Spec.Outlier.BaseEjection.Duration, "outlier-base-ejection", resource.DefaultOutlierBaseEjection, "http: duration of a first ejection; the n-th lasts n times as long")
+	f.IntVar(&c.Spec.Outlier.MaxEjectionPercent, "outlier-max-ejection-percent", resource.DefaultOutlierMaxEjectionPercent, "http: most connectors of an address ejected at once, in percent (one always may be)")
+	create.MarkFlagRequired("target")
+	create.RegisterFlagCompletionFunc("protocol", cobra.FixedCompletions([]string{"tcp", "http"}, cobra.ShellCompDirectiveNoFileComp))
+	addOutputFlag(create, &format, formatTable, formatJSON, formatYAML)
+	return group(&cobra.Command{
+		Use:   "connector",
+		Short: "Connectors: addresses served at this site",
+		Example: `  weft --site ~/weft/west connector create orders --target 127.0.0.1:8080
+  weft --site ~/weft/west connector list
+  weft --site ~/weft/west connector delete orders`,
+	}, create,
+		listCmd(connectorKind, `  weft --site ~/weft/west connector list
+  weft --site ~/weft/west connector list orders -o yaml`),
+		deleteCmd(connectorKind, "Delete connectors (their addresses are withdrawn from the network)", `  weft --site ~/weft/west connector delete orders`))
+}
