@@ -309,7 +309,7 @@ metadata: {name: svc}
 spec: {address: svc, port: 0}
 `), 0o600)
 	out := a.weft("apply", "-f", f)
-	if !strings.Contains(out, "connector/svc configured") || !strings.Contains(out, "listener/svc configured") {
+	if !strings.Contains(out, "connector/svc created") || !strings.Contains(out, "listener/svc created") {
 		t.Fatalf("apply output: %q", out)
 	}
 	listen := a.status().Listeners[0].Listen

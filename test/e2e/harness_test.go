@@ -149,8 +149,8 @@ func (s *site) try(args ...string) (string, error) {
 func (s *site) linkTo(issuer *site, extra ...string) string {
 	s.t.Helper()
 	tok := filepath.Join(s.t.TempDir(), "token.yaml")
-	issuer.weft("token", "issue", "-o", tok)
-	out := s.weft(append([]string{"link", "create", tok}, extra...)...)
+	issuer.weft("token", "issue", "--file", tok)
+	out := s.weft(append([]string{"link", "create", tok, "-o", "name"}, extra...)...)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	return lines[0]
 }
