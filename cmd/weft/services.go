@@ -1,6 +1,11 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"weft.dev/weft/internal/apitype"
@@ -54,6 +59,7 @@ func newListenerCmd() *cobra.Command {
 		l       resource.Listener
 		retries int32
 		format  string
+		wait    time.Duration
 	)
 	create := &cobra.Command{
 		Use:   "create ADDRESS --port PORT",
@@ -64,7 +70,8 @@ With --protocol http each request is balanced on its own, with retries and
 hedging. Creating a listener that exists replaces it.`,
 		Example: `  weft --site ~/weft/east listener create orders --port 9090
   weft --site ~/weft/east listener create web --port 8080 --protocol http --hedge auto --retries 2
-  weft --site ~/weft/east listener create orders --port 0 -o json   # 0 picks a free port`,
+  weft --site ~/weft/east listener create orders --port 0 -o json   # 0 picks a free port
+  weft --site ~/weft/east listener create orders --port 9090 --wait 10s   # until a connector is reachable`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l.Spec.Address, l.Spec.Retries = args[0], &retries
@@ -83,6 +90,14 @@ hedging. Creating a listener that exists replaces it.`,
 			if err != nil {
 				return err
 			}
+			if wait > 0 && got.Warning != "" {
+				stop := progress(g.stderr, "waiting for a connector for "+l.Spec.Address)
+				got, err = waitReachable(cmd.Context(), c, got, wait)
+				stop()
+				if err != nil {
+					return err
+				}
+			}
 			if format != formatTable {
 				return output(g.stdout, format, got, nil)
 			}
@@ -100,6 +115,7 @@ hedging. Creating a listener that exists replaces it.`,
 	f.StringVar(&l.Spec.Protocol, "protocol", "tcp", "tcp or http")
 	f.StringVar(&l.Spec.Hedge, "hedge", resource.HedgeOff, "http: backup copy of idempotent requests: off, always, auto (after the recent p95) or a delay such as 50ms")
 	f.Int32Var(&retries, "retries", resource.DefaultRetries, "http: other candidates an idempotent request that failed before any answer is tried on")
+	f.DurationVar(&wait, "wait", 0, "wait up to this long until a connector for the address is reachable (0: do not wait)")
 	create.MarkFlagRequired("port")
 	create.RegisterFlagCompletionFunc("protocol", cobra.FixedCompletions([]string{"tcp", "http"}, cobra.ShellCompDirectiveNoFileComp))
 	addOutputFlag(create, &format, formatTable, formatJSON, formatYAML)
@@ -179,4 +195,31 @@ replaces it.`,
 		listCmd(connectorKind, `  weft --site ~/weft/west connector list
   weft --site ~/weft/west connector list orders -o yaml`),
 		deleteCmd(connectorKind, "Delete connectors (their addresses are withdrawn from the network)", `  weft --site ~/weft/west connector delete orders`))
+}
+
+// waitReachable polls the listener until a connector for its address is
+// reachable (the site clears its warning) or wait has passed: routes come
+// with site records, a moment after a connector is created anywhere.
+func waitReachable(ctx context.Context, c *adminClient, l apitype.ListenerView, wait time.Duration) (apitype.ListenerView, error) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(wait)
+	for {
+		select {
+		case <-ctx.Done():
+			return l, ctx.Err()
+		case <-deadline:
+			return l, fmt.Errorf("listener/%s was created, but %s", l.Name, l.Warning)
+		case <-t.C:
+		}
+		items, err := listenerKind.list(ctx, c)
+		if err != nil {
+			return l, err
+		}
+		if i := slices.IndexFunc(items, func(x apitype.ListenerView) bool { return x.Name == l.Name }); i >= 0 {
+			if l = items[i]; l.Warning == "" {
+				return l, nil
+			}
+		}
+	}
 }

@@ -26,6 +26,9 @@ func (m *Manager) carry(client net.Conn, a *address) {
 	defer m.life.release(client)
 	if len(m.fresh(a).tcp.list) == 0 {
 		met.StreamsFailed.WithLabelValues(a.name, "no-connector").Inc()
+		// Said here, as for all candidates failing below: a client cut off
+		// with no word in the log looks like a broken network.
+		m.cfg.Logger.Warn("no connector for the address is reachable; connection closed", "address", a.name, "client", client.RemoteAddr().String())
 		client.Close()
 		return
 	}

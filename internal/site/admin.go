@@ -411,6 +411,9 @@ func (s *Site) apiApply(w http.ResponseWriter, r *http.Request) (any, error) {
 	out := apitype.ApplyResponse{Items: []apitype.ApplyResult{}}
 	for _, o := range objs {
 		res := apitype.ApplyResult{Kind: o.Kind, Name: o.Object.(interface{ GetName() string }).GetName()}
+		if o.Kind == resource.KindAccessToken {
+			res.Kind = resource.KindLink // what applying a token makes
+		}
 		name, result, err := s.applyOne(r.Context(), o.Object)
 		if name != "" {
 			res.Name = name
