@@ -106,19 +106,29 @@ type document struct {
 	err        error
 }
 
-// splitDocuments splits a YAML or JSON stream into its documents, checking
-// each on its own; comment-only documents are skipped.
-func splitDocuments(b []byte) ([]document, error) {
+// eachDocument calls f with every document of a YAML or JSON stream and
+// its 1-based index, until f fails.
+func eachDocument(b []byte, f func(i int, raw []byte) error) error {
 	rd := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
-	var out []document
 	for i := 1; ; i++ {
 		raw, err := rd.Read()
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("document %d: %w", i, err)
+			return fmt.Errorf("document %d: %w", i, err)
 		}
+		if err := f(i, raw); err != nil {
+			return err
+		}
+	}
+}
+
+// splitDocuments splits a YAML or JSON stream into its documents, checking
+// each on its own; comment-only documents are skipped.
+func splitDocuments(b []byte) ([]document, error) {
+	var out []document
+	err := eachDocument(b, func(i int, raw []byte) error {
 		var meta struct {
 			Kind     string `json:"kind"`
 			Metadata struct {
@@ -128,12 +138,14 @@ func splitDocuments(b []byte) ([]document, error) {
 		yaml.Unmarshal(raw, &meta)
 		objs, err := resource.Decode(bytes.NewReader(raw))
 		if err == nil && len(objs) == 0 {
-			continue
+			return nil
 		}
 		if err != nil {
 			// Decode numbers documents itself; here there is one.
 			err = errors.Unwrap(err)
 		}
 		out = append(out, document{index: i, raw: raw, kind: meta.Kind, name: meta.Metadata.Name, err: err})
-	}
+		return nil
+	})
+	return out, err
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"weft.dev/weft/internal/apiclient"
@@ -230,22 +227,14 @@ type intentDoc struct {
 // locateDocuments parses every document and finds where it goes, before
 // anything is sent.
 func locateDocuments(data []byte, f groupFlags) ([]intentDoc, error) {
-	rd := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	var out []intentDoc
-	for i := 1; ; i++ {
-		raw, err := rd.Read()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("document %d: %w", i, err)
-		}
+	err := eachDocument(data, func(i int, raw []byte) error {
 		var obj map[string]any
 		if err := yaml.Unmarshal(raw, &obj); err != nil {
-			return nil, fmt.Errorf("document %d: %w", i, err)
+			return fmt.Errorf("document %d: %w", i, err)
 		}
 		if len(obj) == 0 {
-			continue
+			return nil
 		}
 		kind, _ := obj["kind"].(string)
 		delete(obj, "kind")
@@ -254,7 +243,7 @@ func locateDocuments(data []byte, f groupFlags) ([]intentDoc, error) {
 		name, _ := meta["name"].(string)
 		coll, err := f.collectionFor(kind)
 		if err != nil {
-			return nil, fmt.Errorf("document %d (%s %s): %w", i, kind, name, err)
+			return fmt.Errorf("document %d (%s %s): %w", i, kind, name, err)
 		}
 		item := coll + "/" + name
 		if kind == "App" {
@@ -264,7 +253,12 @@ func locateDocuments(data []byte, f groupFlags) ([]intentDoc, error) {
 		}
 		out = append(out, intentDoc{index: i, kind: kind, name: name, obj: obj, coll: coll, item: item})
 		f.enter(kind, name, obj)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // applyDocuments creates each document, or replaces it if it exists, and

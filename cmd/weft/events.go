@@ -77,15 +77,7 @@ func createEventCmd[T any](k kind[T], use, short, example string, obj interface 
 					return err
 				}
 			}
-			if err := obj.Default(); err != nil {
-				return err
-			}
-			c, err := siteClient()
-			if err != nil {
-				return err
-			}
-			var got T
-			existed, err := k.put(cmd.Context(), c, args[0], obj, &got)
+			got, _, existed, err := k.create(cmd.Context(), args[0], obj)
 			if err != nil {
 				return err
 			}

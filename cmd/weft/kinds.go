@@ -55,6 +55,19 @@ func (k kind[T]) put(ctx context.Context, c *adminClient, name string, obj any, 
 	return existed, c.json(ctx, "PUT", "/v1/"+k.collection+"/"+url.PathEscape(name), obj, out)
 }
 
+// create validates obj (filling its defaults) and creates or replaces it
+// at the site as name (put), returning the stored object.
+func (k kind[T]) create(ctx context.Context, name string, obj interface{ Default() error }) (got T, c *adminClient, existed bool, err error) {
+	if err = obj.Default(); err != nil {
+		return got, nil, false, err
+	}
+	if c, err = siteClient(); err != nil {
+		return got, nil, false, err
+	}
+	existed, err = k.put(ctx, c, name, obj, &got)
+	return got, c, existed, err
+}
+
 // done prints what a create did, kubectl's way: "listener/orders created".
 func (k kind[T]) done(w io.Writer, name string, existed bool, detail string) {
 	verb := apitype.ApplyCreated

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -75,18 +76,8 @@ hedging. Creating a listener that exists replaces it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l.Spec.Address, l.Spec.Retries = args[0], &retries
-			if l.Name == "" {
-				l.Name = args[0]
-			}
-			if err := l.Default(); err != nil {
-				return err
-			}
-			c, err := siteClient()
-			if err != nil {
-				return err
-			}
-			var got apitype.ListenerView
-			existed, err := listenerKind.put(cmd.Context(), c, l.Name, l, &got)
+			l.Name = cmp.Or(l.Name, args[0])
+			got, c, existed, err := listenerKind.create(cmd.Context(), l.Name, &l)
 			if err != nil {
 				return err
 			}
@@ -148,18 +139,8 @@ replaces it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c.Spec.Address = args[0]
-			if c.Name == "" {
-				c.Name = args[0]
-			}
-			if err := c.Default(); err != nil {
-				return err
-			}
-			cl, err := siteClient()
-			if err != nil {
-				return err
-			}
-			var got resource.Connector
-			existed, err := connectorKind.put(cmd.Context(), cl, c.Name, c, &got)
+			c.Name = cmp.Or(c.Name, args[0])
+			got, _, existed, err := connectorKind.create(cmd.Context(), c.Name, &c)
 			if err != nil {
 				return err
 			}

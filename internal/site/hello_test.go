@@ -45,6 +45,8 @@ type step struct {
 	record  bool
 	refused string // the refusal's reason
 	closes  string // part of the close reason, "" for none
+	// withdrawn: the dialer deleted the link, to be forgotten here
+	withdrawn bool
 }
 
 func (st step) msg(t *testing.T) []byte {
@@ -60,6 +62,8 @@ func (st step) msg(t *testing.T) []byte {
 		return nil
 	case "unknown":
 		return []byte{99, 1, 2}
+	case "withdraw":
+		return []byte{ctlWithdraw}
 	case "garbage-hello":
 		return []byte{ctlHello, '{'}
 	}
@@ -127,6 +131,19 @@ func TestHandshake(t *testing.T) {
 		{"empty message", true, []step{
 			{in: "empty", closes: "empty control message"},
 		}},
+		{"acceptor: a withdrawal forgets the link and closes", true, []step{
+			{in: "hello b 1", send: "a 1", up: true},
+			{in: "withdraw", withdrawn: true, closes: "deleted by the dialing site"},
+			{in: "record"}, // over: ignored
+		}},
+		{"withdrawal before the hello closes", true, []step{
+			{in: "withdraw", closes: "out of turn"},
+		}},
+		{"dialer never takes a withdrawal", false, []step{
+			{in: "start", send: "a 1"},
+			{in: "hello b 1", up: true},
+			{in: "withdraw", closes: "out of turn"},
+		}},
 		{"unknown types are skipped", true, []step{
 			{in: "unknown"},
 			{in: "hello b 1", send: "a 1", up: true},
@@ -163,8 +180,9 @@ func TestHandshake(t *testing.T) {
 					refused = a.refused.Reason
 				}
 				closes := a.close != nil && st.closes != "" && strings.Contains(a.close.Error(), st.closes)
-				if got != st.send || a.up != st.up || (a.record != nil) != st.record || refused != st.refused || (a.close != nil) != (st.closes != "") || a.close != nil && !closes {
-					t.Fatalf("step %d (%s): send %q up %v record %v refused %q close %v; want %+v", i, st.in, got, a.up, a.record != nil, refused, a.close, st)
+				if got != st.send || a.up != st.up || (a.record != nil) != st.record || refused != st.refused || a.withdrawn != st.withdrawn ||
+					(a.close != nil) != (st.closes != "") || a.close != nil && !closes {
+					t.Fatalf("step %d (%s): send %q up %v record %v refused %q withdrawn %v close %v; want %+v", i, st.in, got, a.up, a.record != nil, refused, a.withdrawn, a.close, st)
 				}
 			}
 		})

@@ -205,12 +205,19 @@ func newRecorder(t *testing.T) *recorder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	serve(t, ln, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		r.got = append(r.got, recorded{req.Header.Get("Content-Type"), req.Header.Get("ce-id"), string(b)})
 		r.mu.Unlock()
-	}), ReadHeaderTimeout: 10 * time.Second}
+	}))
+	r.url = "http://" + ln.Addr().String() + "/"
+	return r
+}
+
+// serve serves h on ln until the test ends.
+func serve(t *testing.T, ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -220,8 +227,6 @@ func newRecorder(t *testing.T) *recorder {
 		srv.Close()
 		<-done
 	})
-	r.url = "http://" + ln.Addr().String() + "/"
-	return r
 }
 
 // find returns what arrived with the CloudEvents id, if it did.
@@ -506,5 +511,36 @@ spec: {type: intracluster, server: orders, clients: [{service: web}]}
 	}
 	if out, _, err := run(t, append(ctl, "SITE_TOKEN=t0k"), "intent", "apply", "-f", good); err != nil || !strings.Contains(out, "project/p1 configured") {
 		t.Errorf("applying again: %v\n%s", err, out)
+	}
+}
+
+// Completion asks the site for the names of its resources.
+func TestCompletionOfSiteNames(t *testing.T) {
+	a := startSite(t, "a")
+	a.weft("listener", "create", "orders", "--port", "0")
+	a.weft("listener", "create", "billing", "--port", "0")
+	a.weft("queue", "create", "jobs")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"listener", "delete", ""}, []string{"billing", "orders"}},
+		{[]string{"listener", "delete", "or"}, []string{"orders"}},
+		{[]string{"listener", "list", "billing", ""}, []string{"orders"}},
+		{[]string{"publish", "j"}, []string{"jobs"}},
+	} {
+		out, errOut, err := run(t, nil, append([]string{"__complete", "--site", a.dir}, tc.args...)...)
+		if err != nil {
+			t.Fatalf("completing %v: %v %s", tc.args, err, errOut)
+		}
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			if !strings.HasPrefix(l, ":") {
+				got = append(got, l)
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("completing %v: %q, want %q", tc.args, got, tc.want)
+		}
 	}
 }

@@ -76,7 +76,8 @@ func FuzzProjectDecode(f *testing.F) {
 func FuzzClusterDecode(f *testing.F) {
 	fuzzDecode[model.Cluster](f,
 		`{"metadata":{"name":"east","labels":{"region":"us-east"}},"spec":{"mesh":"istio","locality":"us-east/zone1","eastWestGateway":{"address":"192.0.2.10","port":15443},"kubeconfig":"apiVersion: v1"}}`,
-		`{"metadata":{"name":"w"},"spec":{"weft":{"admin":"http://127.0.0.1:7070","token":"t"},"ingressGateway":{"address":"198.51.100.1","port":443},"domain":"example.com","network":"n1"}}`)
+		`{"metadata":{"name":"w"},"spec":{"weft":{"admin":"http://127.0.0.1:7070","token":"t"},"ingressGateway":{"address":"198.51.100.1","port":443},"domain":"example.com","network":"n1"}}`,
+		`{"metadata":{"name":"h"},"spec":{"weft":{"admin":"127.0.0.1:7070"}}}`)
 }
 
 func FuzzAppDecode(f *testing.F) {
