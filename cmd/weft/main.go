@@ -90,6 +90,8 @@ func group(cmd *cobra.Command, subs ...*cobra.Command) *cobra.Command {
 		return fmt.Errorf("%s\nRun '%s --help' for its commands", msg, c.CommandPath())
 	}
 	cmd.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
+	// Runnable only to catch mistypes: its usage is its subcommands.
+	cmd.DisableFlagsInUseLine = true
 	cmd.AddCommand(subs...)
 	return cmd
 }
