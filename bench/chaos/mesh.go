@@ -96,7 +96,7 @@ func startMesh(ctx context.Context, cl *benchproc.Cleanups, cfg config, work str
 	}
 	for _, l := range links {
 		tok := filepath.Join(work, "token-"+l[0]+"-"+l[1]+".yaml")
-		if _, err := m.cli(ctx, l[1], "token", "issue", "-o", tok); err != nil {
+		if _, err := m.cli(ctx, l[1], "token", "issue", "--file", tok); err != nil {
 			return nil, err
 		}
 		if _, err := m.cli(ctx, l[0], "link", "create", tok); err != nil {

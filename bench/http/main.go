@@ -191,7 +191,7 @@ func (s *site) run(args ...string) string {
 // link makes a link from s to issuer.
 func (s *site) link(issuer *site) {
 	tok := filepath.Join(s.dir, "token-"+filepath.Base(issuer.dir)+".yaml")
-	issuer.run("token", "issue", "-o", tok)
+	issuer.run("token", "issue", "--file", tok)
 	s.run("link", "create", tok)
 }
 

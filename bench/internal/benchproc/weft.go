@@ -35,7 +35,7 @@ func WeftPair(ctx context.Context, cl *Cleanups, bin string) (a, b string, procs
 	}
 	a, b = dirs["a"], dirs["b"]
 	tok := filepath.Join(tmp, "token.yaml")
-	if _, err := WeftCLI(ctx, bin, b, "token", "issue", "-o", tok); err != nil {
+	if _, err := WeftCLI(ctx, bin, b, "token", "issue", "--file", tok); err != nil {
 		return "", "", nil, err
 	}
 	if _, err := WeftCLI(ctx, bin, a, "link", "create", tok); err != nil {
