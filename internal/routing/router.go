@@ -122,6 +122,19 @@ func newRouter(self siteid.ID, key ed25519.PrivateKey, name string, seqBase uint
 // Self returns the router's own site ID.
 func (r *Router) Self() siteid.ID { return r.self }
 
+// Seq returns the sequence number of the record held for site, if any: a
+// caller can tell that a record it is about to Step is older than what the
+// router has (a replay, or a late copy), which Step drops silently.
+func (r *Router) Seq(site siteid.ID) (uint64, bool) {
+	if p, ok := r.db[site]; ok {
+		return p.Seq, true
+	}
+	if l, ok := r.lost[site]; ok {
+		return l.rec.Seq, true
+	}
+	return 0, false
+}
+
 // Local returns a copy of the record the router currently originates.
 func (r *Router) Local() Record { return cloneRecord(&r.local) }
 

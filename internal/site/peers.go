@@ -117,14 +117,8 @@ func (s *Site) act(pc *peerConn, a hsAction) {
 			pc.onUp()
 		}
 	}
-	if a.record != nil {
-		var rec routing.Record
-		if err := rec.UnmarshalBinary(a.record); err != nil {
-			s.log.Warn("malformed site record; closing link", "peer", pc.peerName, "err", err)
-			pc.sess.CloseWithError(err)
-			return
-		}
-		s.feedRouter(routerInput{peer: pc.peer, kind: inputRecord, rec: rec})
+	if a.record != nil && !s.takeRecord(pc, a.record) {
+		return
 	}
 	if a.refused != nil {
 		pc.mu.Lock()
@@ -141,6 +135,30 @@ func (s *Site) act(pc *peerConn, a hsAction) {
 		}
 		pc.sess.CloseWithError(a.close)
 	}
+}
+
+// takeRecord checks a site record a neighbour sent and hands it to the
+// router. A record that is not signed by the site it names, or altered, is
+// dropped and counted, and the link it came on is logged (once per distinct
+// record); a malformed one closes the link, since every site re-encodes
+// what it forwards. It reports whether the session goes on.
+func (s *Site) takeRecord(pc *peerConn, b []byte) bool {
+	rec, err, repeated := s.records.check(b)
+	if err == nil {
+		s.feedRouter(routerInput{peer: pc.peer, kind: inputRecord, rec: rec})
+		return true
+	}
+	reason := rejectReason(err)
+	s.metrics.RecordsRejected.WithLabelValues(reason).Inc()
+	if reason == rejectMalformed {
+		s.log.Warn("malformed site record; closing link", "link", pc.linkName, "peer", pc.peerName, "err", err)
+		pc.sess.CloseWithError(err)
+		return false
+	}
+	if !repeated {
+		s.log.Warn("site record refused: dropped", "reason", reason, "link", pc.linkName, "peer", pc.peerName, "peerID", pc.peer.String(), "err", err)
+	}
+	return true
 }
 
 // addPeer registers a session whose handshake is done.
