@@ -89,9 +89,9 @@ type Site struct {
 	legacyCA *identity.CA
 	records  *recordChecker
 	id       siteid.ID
-	name    string
-	svc     *service.Manager
-	lock    *datadir.Lock
+	name     string
+	svc      *service.Manager
+	lock     *datadir.Lock
 
 	adminToken string
 	adminLn    net.Listener

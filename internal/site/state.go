@@ -19,17 +19,17 @@ import (
 // Files under a site's data directory. The *.addr files and admin.token are what
 // `weft --site DIR` reads to find and authenticate to a running site.
 const (
-	stateFile      = "state.json"
-	caCertFile     = "ca.crt"
-	caKeyFile      = "ca.key"
+	stateFile  = "state.json"
+	caCertFile = "ca.crt"
+	caKeyFile  = "ca.key"
 	// siteKeyFile is the Ed25519 identity key the site ID is derived from.
 	siteKeyFile = "identity.key"
 	// legacyCACertFile is the CA certificate naming the random ID a site
 	// had before it moved to a key-derived one; its peers still pin it.
 	legacyCACertFile = "ca-legacy.crt"
-	adminTokenFile = "admin.token"
-	adminAddrFile  = "admin.addr"
-	linkAddrFile   = "link.addr"
+	adminTokenFile   = "admin.token"
+	adminAddrFile    = "admin.addr"
+	linkAddrFile     = "link.addr"
 )
 
 // state is everything a site keeps across restarts besides its CA.
