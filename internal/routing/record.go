@@ -23,7 +23,7 @@ const (
 	MaxConnectors    = 4096    // connectors per record
 	MaxInterests     = 4096    // interests per record
 	MaxRecordSize    = 1 << 20 // bytes of the encoded record
-	recordVersion    = 1
+	recordVersion    = 2
 	minLinkSize      = 16 + 1 + 1 // peer, cost, rtt
 	minConnectorSize = 2 + 1 + 1  // address (>= 1 byte), protocol, capacity
 	minInterestSize  = 2          // length and >= 1 byte
@@ -64,7 +64,14 @@ type Record struct {
 	// Interests are event topic or queue patterns; the router only carries
 	// them.
 	Interests []string
+	// SealKey is the site's static X25519 public key for end-to-end
+	// stream encryption (internal/seal); zero when the site has none. The
+	// router only carries it.
+	SealKey [SealKeyLen]byte
 }
+
+// SealKeyLen is the length of [Record.SealKey].
+const SealKeyLen = 32
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidRecord, fmt.Sprintf(format, args...))
@@ -181,7 +188,16 @@ func (r *Record) encodedSize() int {
 	for _, s := range r.Interests {
 		n += stringLen(s)
 	}
-	return n
+	return n + 1 + r.sealKeyLen()
+}
+
+// sealKeyLen is how many bytes of the seal key are encoded: none for the
+// zero key, which says the site has none.
+func (r *Record) sealKeyLen() int {
+	if r.SealKey == ([SealKeyLen]byte{}) {
+		return 0
+	}
+	return SealKeyLen
 }
 
 // MarshalBinary encodes r in the format described in spec.md. It refuses a
@@ -216,7 +232,8 @@ func (r *Record) appendTo(b []byte) []byte {
 	for _, s := range r.Interests {
 		b = appendString(b, s)
 	}
-	return b
+	b = append(b, byte(r.sealKeyLen()))
+	return append(b, r.SealKey[:r.sealKeyLen()]...)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -269,11 +286,22 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 			out.Interests[i] = d.string("pattern", MaxInterestLen)
 		}
 	}
+	d.at("", 0)
+	switch n := d.byte("seal key length"); {
+	case d.err != nil:
+	case n == SealKeyLen:
+		copy(out.SealKey[:], d.bytes("seal key", SealKeyLen))
+		if d.err == nil && out.SealKey == ([SealKeyLen]byte{}) {
+			d.fail("seal key is zero; a site without one sends no key")
+		}
+	case n != 0:
+		d.fail("seal key of %d bytes, want 0 or %d", n, SealKeyLen)
+	}
 	if d.err != nil {
 		return d.err
 	}
 	if len(d.b) > 0 {
-		return invalid("%d trailing bytes after interests", len(d.b))
+		return invalid("%d trailing bytes after the seal key", len(d.b))
 	}
 	if err := out.Validate(); err != nil {
 		return err
@@ -322,16 +350,21 @@ func (d *decoder) byte(what string) byte {
 
 func (d *decoder) id(what string) siteid.ID {
 	var id siteid.ID
-	if d.err != nil {
-		return id
-	}
-	if len(d.b) < len(id) {
-		d.fail("truncated reading %s", what)
-		return id
-	}
-	copy(id[:], d.b)
-	d.b, d.off = d.b[len(id):], d.off+len(id)
+	copy(id[:], d.bytes(what, len(id)))
 	return id
+}
+
+func (d *decoder) bytes(what string, n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if len(d.b) < n {
+		d.fail("truncated reading %s", what)
+		return nil
+	}
+	v := d.b[:n]
+	d.b, d.off = d.b[n:], d.off+n
+	return v
 }
 
 func (d *decoder) uvarint(what string, limit uint64) uint64 {
