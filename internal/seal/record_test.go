@@ -103,7 +103,7 @@ func TestRecordRatchet(t *testing.T) {
 // forward.ResetSeal: transit sites cannot alter, replay, reorder or cut.
 func TestRecordTampering(t *testing.T) {
 	rec := sealRecords(t, true, []byte("first"), []byte("second"), []byte("third"))
-	r1 := recordHdr + 5 + tagLen  // end of the first record
+	r1 := recordHdr + 5 + tagLen      // end of the first record
 	r2 := r1 + recordHdr + 6 + tagLen // end of the second
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	flip := func(i int) []byte { b := bytes.Clone(rec); b[i] ^= 1; return b }
