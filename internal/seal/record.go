@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 
 	"weft.dev/weft/internal/forward"
@@ -237,7 +238,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if c.rerr != nil {
 			return 0, c.rerr
 		}
-		c.nextLocked()
+		if err := c.nextLocked(); err != nil {
+			return 0, err
+		}
 	}
 	n := copy(p, c.plain)
 	c.plain = c.plain[n:]
@@ -257,7 +260,9 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 				}
 				return total, c.rerr
 			}
-			c.nextLocked()
+			if err := c.nextLocked(); err != nil {
+				return total, err
+			}
 		}
 		n, err := w.Write(c.plain)
 		total += int64(n)
@@ -269,8 +274,10 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 }
 
 // nextLocked reads and opens the next record into c.plain, or sets c.rerr:
-// io.EOF after the end-of-stream record.
-func (c *Conn) nextLocked() {
+// io.EOF after the end-of-stream record. A deadline that passes is not the
+// stream's end: it returns that error and keeps what it read, so a later
+// read goes on (net/http relies on this when it hijacks a connection).
+func (c *Conn) nextLocked() error {
 	if c.rbuf == nil {
 		c.rbuf = readBufs.Get().(*[]byte)
 		c.roff, c.rend = 0, 0
@@ -281,7 +288,7 @@ func (c *Conn) nextLocked() {
 			n := int(binary.BigEndian.Uint16(buf[c.roff:]))
 			if n < tagLen || n > maxSealed {
 				c.broken(fmt.Errorf("%w: record of %d bytes", ErrRecord, n), "record-size")
-				return
+				return nil
 			}
 			if avail >= recordHdr+n {
 				hdr := buf[c.roff : c.roff+recordHdr]
@@ -296,7 +303,7 @@ func (c *Conn) nextLocked() {
 				default:
 					c.plain = plain
 				}
-				return
+				return nil
 			}
 		}
 		if c.roff > 0 && len(buf)-c.roff < recordHdr+maxSealed {
@@ -309,10 +316,12 @@ func (c *Conn) nextLocked() {
 		case m > 0:
 		case errors.Is(err, io.EOF):
 			c.broken(ErrTruncated, "truncated")
-			return
+			return nil
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return err
 		case err != nil:
 			c.endReadLocked(err)
-			return
+			return nil
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"testing"
 
 	"weft.dev/weft/internal/forward"
@@ -181,5 +182,32 @@ func BenchmarkRecordRead(b *testing.B) {
 		for range 64 {
 			io.ReadFull(c, p)
 		}
+	}
+}
+
+// deadlineTape fails its first read with a passed deadline, as a link
+// stream does when net/http aborts a background read before a hijack.
+type deadlineTape struct {
+	*tape
+	failed bool
+}
+
+func (d *deadlineTape) Read(p []byte) (int, error) {
+	if !d.failed {
+		d.failed = true
+		return 0, os.ErrDeadlineExceeded
+	}
+	return d.tape.Read(p)
+}
+
+func TestRecordDeadlineIsNotTheEnd(t *testing.T) {
+	rec := sealRecords(t, true, []byte("after the deadline"))
+	c := newConn(&deadlineTape{tape: &tape{in: bytes.NewReader(rec)}}, siteid.ID{}, [KeyLen]byte{}, testKey, nil)
+	if _, err := c.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("first read: %v, want the deadline", err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "after the deadline" {
+		t.Fatalf("read %q, %v after the deadline", got, err)
 	}
 }
