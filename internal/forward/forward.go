@@ -30,11 +30,21 @@ const (
 	RejectBadHeader   uint16 = 5 // the stream header does not decode
 	RejectMisrouted   uint16 = 6 // this site is not the header's next segment
 	RejectUnknownKind uint16 = 7 // the last segment serves no stream of this kind
+	// RejectSeal: the last segment could not authenticate the stream's
+	// end-to-end seal (internal/seal): missing, forged, replayed, or bound
+	// to another path. Not retried with the same candidate.
+	RejectSeal uint16 = 10
+	// RejectSealSession: the seal names a session the last segment no
+	// longer holds (restart, expiry); the ingress handshakes anew.
+	RejectSealSession uint16 = 11
 
 	// ResetAborted resets a stream whose other half is gone: a transit
 	// site that could not confirm its inbound stream, a connector site
 	// that could not take a stream it confirmed.
 	ResetAborted uint16 = 16
+	// ResetSeal resets a sealed stream one of whose records failed
+	// authentication: altered, replayed, reordered or cut short in transit.
+	ResetSeal uint16 = 17
 )
 
 // OpenTimeout bounds how long a transit site waits for the next segment to

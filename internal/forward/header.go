@@ -21,7 +21,10 @@ const (
 const (
 	MaxAddressLen = 253
 	MaxSegments   = 32
-	headerVersion = 1
+	// MaxSealLen bounds the end-to-end seal preamble (internal/seal) that
+	// transit sites carry without reading.
+	MaxSealLen    = 160
+	headerVersion = 2
 )
 
 // Header is what an ingress site puts in a stream's OPEN: the service
@@ -34,6 +37,9 @@ type Header struct {
 	Segments []siteid.ID
 	Next     uint8 // index of the segment this hop forwards to
 	Flags    uint8
+	// Seal is the ingress's end-to-end preamble for the last segment
+	// (internal/seal): opaque to transit sites, which pass it on unchanged.
+	Seal []byte
 }
 
 // ErrBadHeader is returned for a stream header that does not decode or
@@ -50,6 +56,8 @@ func (h *Header) validate() error {
 		return fmt.Errorf("%w: %d segments", ErrBadHeader, len(h.Segments))
 	case int(h.Next) >= len(h.Segments):
 		return fmt.Errorf("%w: next %d of %d segments", ErrBadHeader, h.Next, len(h.Segments))
+	case len(h.Seal) > MaxSealLen:
+		return fmt.Errorf("%w: seal preamble of %d bytes", ErrBadHeader, len(h.Seal))
 	}
 	return nil
 }
@@ -60,7 +68,7 @@ func (h *Header) MarshalBinary() ([]byte, error) {
 	if err := h.validate(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, 6+len(h.Address)+16+16*len(h.Segments))
+	b := make([]byte, 0, 7+len(h.Address)+16+16*len(h.Segments)+len(h.Seal))
 	b = append(b, headerVersion, byte(h.Kind), h.Flags, h.Next, byte(len(h.Address)))
 	b = append(b, h.Address...)
 	b = append(b, h.Origin[:]...)
@@ -68,7 +76,8 @@ func (h *Header) MarshalBinary() ([]byte, error) {
 	for i := range h.Segments {
 		b = append(b, h.Segments[i][:]...)
 	}
-	return b, nil
+	b = append(b, byte(len(h.Seal)))
+	return append(b, h.Seal...), nil
 }
 
 // UnmarshalBinary decodes b, which must be exactly one encoded header.
@@ -94,8 +103,18 @@ func (h *Header) UnmarshalBinary(b []byte) error {
 	if nseg > MaxSegments {
 		return fmt.Errorf("%w: %d segments", ErrBadHeader, nseg)
 	}
-	if len(rest) != 16*nseg {
-		return fmt.Errorf("%w: %d trailing bytes for %d segments", ErrBadHeader, len(rest), nseg)
+	if len(rest) < 16*nseg+1 {
+		return fmt.Errorf("%w: truncated segments", ErrBadHeader)
+	}
+	slen := int(rest[16*nseg])
+	if len(rest) != 16*nseg+1+slen {
+		return fmt.Errorf("%w: %d bytes after %d segments, want a seal of %d", ErrBadHeader, len(rest), nseg, slen)
+	}
+	if slen > MaxSealLen {
+		return fmt.Errorf("%w: seal preamble of %d bytes", ErrBadHeader, slen)
+	}
+	if slen > 0 {
+		d.Seal = append([]byte(nil), rest[16*nseg+1:]...)
 	}
 	if nseg > 0 {
 		d.Segments = make([]siteid.ID, nseg)

@@ -13,6 +13,9 @@ func FuzzHeader(f *testing.F) {
 	b, _ := h.MarshalBinary()
 	f.Add(b)
 	f.Add([]byte{headerVersion, byte(KindTCP), 0, 0, 0})
+	h.Seal = []byte{1, 2, 3}
+	b, _ = h.MarshalBinary()
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var h Header
 		if h.UnmarshalBinary(b) != nil {
@@ -29,7 +32,7 @@ func FuzzHeader(f *testing.F) {
 }
 
 func TestHeaderRoundTrip(t *testing.T) {
-	h := Header{Kind: KindTCP, Address: "db.prod:5432", Origin: siteid.ID{1, 2}, Segments: []siteid.ID{{3}, {4}, {5}}, Next: 1, Flags: 9}
+	h := Header{Kind: KindTCP, Address: "db.prod:5432", Origin: siteid.ID{1, 2}, Segments: []siteid.ID{{3}, {4}, {5}}, Next: 1, Flags: 9, Seal: []byte{7, 8}}
 	b, err := h.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +41,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 	if err := d.UnmarshalBinary(b); err != nil {
 		t.Fatal(err)
 	}
-	if d.Address != h.Address || d.Kind != h.Kind || d.Next != 1 || d.Flags != 9 || len(d.Segments) != 3 || d.Segments[2] != h.Segments[2] || d.Origin != h.Origin {
+	if d.Address != h.Address || d.Kind != h.Kind || d.Next != 1 || d.Flags != 9 || len(d.Segments) != 3 || d.Segments[2] != h.Segments[2] || d.Origin != h.Origin || string(d.Seal) != string(h.Seal) {
 		t.Fatalf("round trip %+v", d)
 	}
 	bad := []Header{
@@ -48,6 +51,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 		{Kind: KindTCP, Segments: make([]siteid.ID, 33)},
 		{Kind: KindTCP, Segments: []siteid.ID{{}}, Next: 1},
 		{Kind: KindTCP},
+		{Kind: KindTCP, Segments: []siteid.ID{{}}, Seal: make([]byte, MaxSealLen+1)},
 	}
 	for i, h := range bad {
 		if _, err := h.MarshalBinary(); !errors.Is(err, ErrBadHeader) {

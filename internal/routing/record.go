@@ -90,6 +90,10 @@ type Record struct {
 	// Interests are event topic or queue patterns; the router only carries
 	// them.
 	Interests []string
+	// SealKey is the site's static X25519 public key for end-to-end
+	// stream encryption (internal/seal); zero when the site has none. The
+	// router only carries it; the signature authenticates it.
+	SealKey [SealKeyLen]byte
 	// Sig is the origin's signature, made by [Record.Sign].
 	Sig [ed25519.SignatureSize]byte
 }
@@ -131,6 +135,9 @@ func (r *Record) signedMessage() []byte {
 	b = append(b, signLabel...)
 	return r.appendBody(b)
 }
+
+// SealKeyLen is the length of [Record.SealKey].
+const SealKeyLen = 32
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidRecord, fmt.Sprintf(format, args...))
@@ -247,7 +254,16 @@ func (r *Record) encodedSize() int {
 	for _, s := range r.Interests {
 		n += stringLen(s)
 	}
-	return n
+	return n + 1 + r.sealKeyLen()
+}
+
+// sealKeyLen is how many bytes of the seal key are encoded: none for the
+// zero key, which says the site has none.
+func (r *Record) sealKeyLen() int {
+	if r.SealKey == ([SealKeyLen]byte{}) {
+		return 0
+	}
+	return SealKeyLen
 }
 
 // MarshalBinary encodes r in the format described in spec.md. It refuses a
@@ -289,7 +305,8 @@ func (r *Record) appendBody(b []byte) []byte {
 	for _, s := range r.Interests {
 		b = appendString(b, s)
 	}
-	return b
+	b = append(b, byte(r.sealKeyLen()))
+	return append(b, r.SealKey[:r.sealKeyLen()]...)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -344,6 +361,16 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 		}
 	}
 	d.at("", 0)
+	switch n := d.byte("seal key length"); {
+	case d.err != nil:
+	case n == SealKeyLen:
+		d.fixed(out.SealKey[:], "seal key")
+		if d.err == nil && out.SealKey == ([SealKeyLen]byte{}) {
+			d.fail("seal key is zero; a site without one sends no key")
+		}
+	case n != 0:
+		d.fail("seal key of %d bytes, want 0 or %d", n, SealKeyLen)
+	}
 	d.fixed(out.Sig[:], "signature")
 	if d.err != nil {
 		return d.err

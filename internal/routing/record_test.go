@@ -27,6 +27,7 @@ func sampleRecord() Record {
 			{Address: "payments", Protocol: "", Capacity: ^uint32(0)},
 		},
 		Interests: []string{"orders.*", "audit"},
+		SealKey:   [SealKeyLen]byte{0: 7, 31: 9},
 	}
 }
 
@@ -172,6 +173,9 @@ func TestRecordDecodeErrors(t *testing.T) {
 		{"capacity over 32 bits", cat(header(0), uv(0), uv(1), uv(1), []byte("a"), uv(0), uv(1<<32), uv(0)), "connector 0: capacity is 4294967296, limit 4294967295"},
 		{"protocol length over limit", cat(header(0), uv(0), uv(1), uv(1), []byte("a"), uv(17), make([]byte, 20)), "connector 0: protocol is 17 bytes, limit 16"},
 		{"interest length over limit", cat(header(0), uv(0), uv(0), uv(1), uv(300), make([]byte, 300)), "interest 0: pattern is 300 bytes, limit 253"},
+		{"seal key of odd length", cat(header(0), uv(0), uv(0), uv(0), []byte{5}, make([]byte, 5)), "seal key of 5 bytes, want 0 or 32"},
+		{"zero seal key", cat(header(0), uv(0), uv(0), uv(0), []byte{32}, make([]byte, 32)), "seal key is zero"},
+		{"truncated seal key", cat(header(0), uv(0), uv(0), uv(0), []byte{32}, make([]byte, 5)), "truncated reading seal key"},
 		{"over 1 MiB", make([]byte, MaxRecordSize+1), "encoded size 1048577 bytes, limit 1048576"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

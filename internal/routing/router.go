@@ -164,6 +164,14 @@ func (r *Router) SetLocal(links []Link, connectors []Connector, interests []stri
 	return nil
 }
 
+// SetSealKey originates a new record of this site that advertises key, its
+// static key for end-to-end stream encryption (see [Record.SealKey]).
+func (r *Router) SetSealKey(key [SealKeyLen]byte) {
+	r.local.SealKey = key
+	r.local.Seq = inc(r.local.Seq)
+	r.originate()
+}
+
 func inc(seq uint64) uint64 {
 	// A site that reaches the top stays there; a record can then no longer
 	// supersede its predecessor, which a sane seqBase never gets near.
@@ -305,7 +313,7 @@ func (r *Router) changed() {
 func sameRecord(a, b *Record) bool {
 	return a.Site == b.Site && a.Key == b.Key && a.Sig == b.Sig && a.Name == b.Name && a.Seq == b.Seq &&
 		slices.Equal(a.Links, b.Links) && slices.Equal(a.Connectors, b.Connectors) &&
-		slices.Equal(a.Interests, b.Interests)
+		slices.Equal(a.Interests, b.Interests) && a.SealKey == b.SealKey
 }
 
 // Ready returns the messages to send and whether the table may have

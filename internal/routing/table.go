@@ -241,6 +241,16 @@ func (t *Table) Links(id siteid.ID) []Link {
 	return slices.Clone(t.g.recs[i].Links)
 }
 
+// SealKey returns the end-to-end seal key that site id advertises, or
+// false if id is not reachable or advertises none.
+func (t *Table) SealKey(id siteid.ID) ([SealKeyLen]byte, bool) {
+	i, ok := t.g.index(id)
+	if !ok || t.g.recs[i].SealKey == ([SealKeyLen]byte{}) {
+		return [SealKeyLen]byte{}, false
+	}
+	return t.g.recs[i].SealKey, true
+}
+
 func cloneRecord(r *Record) Record {
 	c := *r
 	c.Links = slices.Clone(r.Links)

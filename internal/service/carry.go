@@ -126,7 +126,7 @@ func (m *Manager) dialLocal(ctx context.Context, a *address) (net.Conn, uint16, 
 // ServeStream delivers a stream whose last segment is this site to a local
 // connector: it confirms the stream once the target answered, or rejects it with
 // the reason so that the ingress can try another candidate.
-func (m *Manager) ServeStream(st *link.Stream, h *forward.Header) {
+func (m *Manager) ServeStream(st Stream, h *forward.Header) {
 	a := m.lookup(h.Address)
 	if a == nil {
 		st.Reject(forward.RejectNoConnector, fmt.Sprintf("%q: %v", h.Address, errNoLocalConnector))

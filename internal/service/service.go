@@ -18,7 +18,6 @@ import (
 	"k8s.io/utils/clock"
 
 	"weft.dev/weft/internal/forward"
-	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/observe"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
@@ -32,8 +31,9 @@ type Network interface {
 	// the caller of TableChanged holds.
 	Table() *routing.Table
 	// OpenStream opens a stream along h.Segments, through the link to
-	// h.Segments[h.Next], and returns once the far end confirmed or refused it.
-	OpenStream(ctx context.Context, h *forward.Header) (*link.Stream, error)
+	// h.Segments[h.Next], and returns once the far end confirmed or refused
+	// it (a *link.RejectError). A site seals it end to end (internal/seal).
+	OpenStream(ctx context.Context, h *forward.Header) (net.Conn, error)
 }
 
 // Config configures a Manager.

@@ -55,7 +55,7 @@ type testSite struct {
 
 func (s *testSite) Table() *routing.Table { return s.table.Load() }
 
-func (s *testSite) OpenStream(ctx context.Context, h *forward.Header) (*link.Stream, error) {
+func (s *testSite) OpenStream(ctx context.Context, h *forward.Header) (net.Conn, error) {
 	return forward.Open(ctx, s.fs, h)
 }
 

@@ -173,9 +173,9 @@ func (s *Site) handleStream(st *link.Stream) {
 func (s *Site) deliverStream(st *link.Stream, h *forward.Header) {
 	switch h.Kind {
 	case forward.KindTCP:
-		s.svc.ServeStream(st, h)
+		s.deliverSealed(st, h, s.svc.ServeStream)
 	case forward.KindHTTP:
-		s.svc.ServeHTTPStream(st, h)
+		s.deliverSealed(st, h, s.svc.ServeHTTPStream)
 	case forward.KindEvent:
 		s.serveEventStream(st, h)
 	default:

@@ -43,6 +43,7 @@ import (
 	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/observe"
 	"weft.dev/weft/internal/routing"
+	"weft.dev/weft/internal/seal"
 	"weft.dev/weft/internal/service"
 	"weft.dev/weft/internal/siteid"
 )
@@ -114,6 +115,10 @@ type Site struct {
 	localDue chan struct{} // announce's wake-up, one pending at most
 	table    atomic.Pointer[routing.Table]
 
+	// sealOut and sealIn seal service streams end to end (seal.go).
+	sealOut *seal.Initiator
+	sealIn  *seal.Responder
+
 	// events is the event mesh; eventStore and eventsLn are its store and
 	// API listener (events*.go).
 	events     *broker.Broker
@@ -180,8 +185,11 @@ func New(opts Options) (s *Site, err error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.table.Store(s.router.Table())
 	s.metrics.Registry.MustRegister(linkCollector{s})
+	if err := s.initSeal(); err != nil {
+		return nil, err
+	}
 	s.svc = service.NewManager(service.Config{
-		Self: s.id, Net: s, Metrics: s.metrics, Logger: s.log,
+		Self: s.id, Net: serviceNet{s}, Metrics: s.metrics, Logger: s.log,
 	})
 	if s.linkLn, err = listenLink(opts.DataDir, opts.LinkListen); err != nil {
 		return nil, fmt.Errorf("link listener: %w", err)

@@ -1,0 +1,29 @@
+package routing
+
+import "testing"
+
+// A site's seal key travels in its record: a neighbour's table returns it,
+// and a site that advertises none has none.
+func TestSealKeyTravels(t *testing.T) {
+	a, b := New(id(1), "a", 0), New(id(2), "b", 0)
+	key := [SealKeyLen]byte{0: 1, 31: 2}
+	a.SetSealKey(key)
+	a.SetLocal(links(2), nil, nil)
+	b.SetLocal(links(1), nil, nil)
+	a.NeighborUp(id(2))
+	b.NeighborUp(id(1))
+	for _, m := range a.Ready().Messages {
+		b.Step(id(1), m.Record)
+	}
+	a.Advance()
+	got, ok := b.Table().SealKey(id(1))
+	if !ok || got != key {
+		t.Fatalf("b sees a's seal key %x (%v), want %x", got, ok, key)
+	}
+	if _, ok := a.Table().SealKey(id(2)); ok {
+		t.Error("a sees a seal key for b, which advertises none")
+	}
+	if _, ok := b.Table().SealKey(id(9)); ok {
+		t.Error("seal key of an unknown site")
+	}
+}

@@ -1,0 +1,345 @@
+package seal
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+
+	"weft.dev/weft/internal/forward"
+	"weft.dev/weft/internal/siteid"
+)
+
+// Record layer limits.
+const (
+	// MaxRecord is the largest plaintext of one record: large, so that a
+	// bulk transfer pays the per-record cost rarely; the length prefix is
+	// 2 bytes.
+	MaxRecord   = 16 << 10
+	maxSealed   = MaxRecord + tagLen
+	recordHdr   = 2
+	readBufSize = 4 * (recordHdr + maxSealed)
+)
+
+// ratchetEvery is how many records a direction's key seals before it is
+// replaced by a key derived from it (TLS 1.3's bound for AES-GCM is
+// 2^24.5 full records per key). A variable so tests can shorten it.
+var ratchetEvery uint64 = 1 << 24
+
+// Errors of the record layer. A Conn that fails with one of them has reset
+// its stream with forward.ResetSeal.
+var (
+	// ErrRecord: a record failed authentication: altered, replayed,
+	// reordered or from another stream.
+	ErrRecord = errors.New("seal: record failed authentication")
+	// ErrTruncated: the stream ended without the sealed end-of-stream
+	// record, so data may have been cut off.
+	ErrTruncated = errors.New("seal: stream cut short")
+)
+
+// Stream is what a Conn runs over: a link stream, or in tests any
+// connection that can half-close and reset.
+type Stream interface {
+	net.Conn
+	CloseWrite() error
+	Reset(code uint16) error
+}
+
+// half is one direction's AEAD state: the key in use and the implicit
+// counter of the next record.
+type half struct {
+	aead  cipher.AEAD
+	key   [KeyLen]byte
+	n     uint64
+	nonce [12]byte
+}
+
+func newHalf(key [KeyLen]byte) half {
+	h := half{key: key}
+	h.aead = newAEAD(key)
+	return h
+}
+
+func newAEAD(key [KeyLen]byte) cipher.AEAD {
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		panic(err) // a 32-byte key is always valid
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	return aead
+}
+
+const ratchetLabel = "weft seal v1 ratchet"
+
+// next returns the nonce of the next record, ratcheting the key first when
+// it has sealed ratchetEvery records.
+func (h *half) next() []byte {
+	if h.n > 0 && h.n%ratchetEvery == 0 {
+		k, err := hkdf.Key(sha256.New, h.key[:], nil, ratchetLabel, KeyLen)
+		if err != nil {
+			panic(err)
+		}
+		copy(h.key[:], k)
+		clear(k)
+		h.aead = newAEAD(h.key)
+	}
+	binary.BigEndian.PutUint64(h.nonce[4:], h.n)
+	h.n++
+	return h.nonce[:]
+}
+
+var (
+	writeBufs = sync.Pool{New: func() any { b := make([]byte, recordHdr+maxSealed); return &b }}
+	readBufs  = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+)
+
+// Conn is one sealed stream: what it writes goes out as records sealed
+// with its write key, what it reads is opened with its read key. Reads and
+// writes may run concurrently, one of each at a time. A record that fails
+// to open resets the stream (forward.ResetSeal) and fails the read.
+type Conn struct {
+	Stream
+	peer     siteid.ID
+	onBroken func(reason string)
+
+	wmu    sync.Mutex // guards the write half
+	w      half
+	wbuf   *[]byte // nil until the first write and after the last
+	werr   error
+	answer []byte // egress: the handshake answer, written on Confirm
+
+	rmu   sync.Mutex // guards the read half
+	r     half
+	rbuf  *[]byte
+	roff  int    // start of unread bytes in rbuf
+	rend  int    // end of read bytes in rbuf
+	plain []byte // opened data not yet returned, in rbuf
+	rerr  error
+}
+
+func newConn(st Stream, peer siteid.ID, wkey, rkey [KeyLen]byte, onBroken func(string)) *Conn {
+	return &Conn{Stream: st, peer: peer, w: newHalf(wkey), r: newHalf(rkey), onBroken: onBroken}
+}
+
+// Peer is the site at the other end, as the handshake authenticated it:
+// for a stream served here, the ingress site that opened it.
+func (c *Conn) Peer() siteid.ID { return c.peer }
+
+// Write seals p into records of at most MaxRecord bytes and sends them.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	total := 0
+	for len(p) > 0 {
+		buf, err := c.wbufLocked()
+		if err != nil {
+			return total, err
+		}
+		n := copy(buf[recordHdr:recordHdr+MaxRecord], p)
+		if err := c.sendLocked(buf, n); err != nil {
+			return total, err
+		}
+		total += n
+		p = p[n:]
+	}
+	return total, nil
+}
+
+// ReadFrom reads from r straight into the record buffer and seals what
+// each read returned as one record, so a copy into the stream (io.Copy,
+// forward.Join) costs no extra copy.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var total int64
+	for {
+		buf, err := c.wbufLocked()
+		if err != nil {
+			return total, err
+		}
+		n, rerr := r.Read(buf[recordHdr : recordHdr+MaxRecord])
+		if n > 0 {
+			if err := c.sendLocked(buf, n); err != nil {
+				return total, err
+			}
+			total += int64(n)
+		}
+		if errors.Is(rerr, io.EOF) {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+func (c *Conn) wbufLocked() ([]byte, error) {
+	if c.werr != nil {
+		return nil, c.werr
+	}
+	if c.wbuf == nil {
+		c.wbuf = writeBufs.Get().(*[]byte)
+	}
+	return *c.wbuf, nil
+}
+
+// sendLocked seals the n plaintext bytes after buf's header in place and
+// writes the record.
+func (c *Conn) sendLocked(buf []byte, n int) error {
+	binary.BigEndian.PutUint16(buf, uint16(n+tagLen))
+	c.w.aead.Seal(buf[recordHdr:recordHdr], c.w.next(), buf[recordHdr:recordHdr+n], buf[:recordHdr])
+	if _, err := c.Stream.Write(buf[:recordHdr+n+tagLen]); err != nil {
+		c.failWriteLocked(err)
+		return err
+	}
+	return nil
+}
+
+func (c *Conn) failWriteLocked(err error) {
+	c.werr = err
+	if c.wbuf != nil {
+		writeBufs.Put(c.wbuf)
+		c.wbuf = nil
+	}
+}
+
+// CloseWrite sends the sealed end-of-stream record, then half-closes the
+// stream: the peer reads io.EOF, and knows nothing was cut off.
+func (c *Conn) CloseWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	buf, err := c.wbufLocked()
+	if err != nil {
+		return err
+	}
+	err = c.sendLocked(buf, 0)
+	c.failWriteLocked(net.ErrClosed)
+	if err != nil {
+		return err
+	}
+	return c.Stream.CloseWrite()
+}
+
+// Read returns opened data from the next records.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	for len(c.plain) == 0 {
+		if c.rerr != nil {
+			return 0, c.rerr
+		}
+		if err := c.nextLocked(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, c.plain)
+	c.plain = c.plain[n:]
+	return n, nil
+}
+
+// WriteTo writes opened records to w as they arrive, with no copy.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	var total int64
+	for {
+		for len(c.plain) == 0 {
+			if c.rerr != nil {
+				if errors.Is(c.rerr, io.EOF) {
+					return total, nil
+				}
+				return total, c.rerr
+			}
+			if err := c.nextLocked(); err != nil {
+				return total, err
+			}
+		}
+		n, err := w.Write(c.plain)
+		total += int64(n)
+		c.plain = c.plain[n:]
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// nextLocked reads and opens the next record into c.plain, or sets c.rerr:
+// io.EOF after the end-of-stream record. A deadline that passes is not the
+// stream's end: it returns that error and keeps what it read, so a later
+// read goes on (net/http relies on this when it hijacks a connection).
+func (c *Conn) nextLocked() error {
+	if c.rbuf == nil {
+		c.rbuf = readBufs.Get().(*[]byte)
+		c.roff, c.rend = 0, 0
+	}
+	buf := *c.rbuf
+	for {
+		if avail := c.rend - c.roff; avail >= recordHdr {
+			n := int(binary.BigEndian.Uint16(buf[c.roff:]))
+			if n < tagLen || n > maxSealed {
+				c.broken(fmt.Errorf("%w: record of %d bytes", ErrRecord, n), "record-size")
+				return nil
+			}
+			if avail >= recordHdr+n {
+				hdr := buf[c.roff : c.roff+recordHdr]
+				sealed := buf[c.roff+recordHdr : c.roff+recordHdr+n]
+				c.roff += recordHdr + n
+				plain, err := c.r.aead.Open(sealed[:0], c.r.next(), sealed, hdr)
+				switch {
+				case err != nil:
+					c.broken(ErrRecord, "record")
+				case len(plain) == 0:
+					c.endReadLocked(io.EOF)
+				default:
+					c.plain = plain
+				}
+				return nil
+			}
+		}
+		if c.roff > 0 && len(buf)-c.roff < recordHdr+maxSealed {
+			c.rend = copy(buf, buf[c.roff:c.rend])
+			c.roff = 0
+		}
+		m, err := c.Stream.Read(buf[c.rend:])
+		c.rend += m
+		switch {
+		case m > 0:
+		case errors.Is(err, io.EOF):
+			c.broken(ErrTruncated, "truncated")
+			return nil
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return err
+		case err != nil:
+			c.endReadLocked(err)
+			return nil
+		}
+	}
+}
+
+// broken resets the stream for a record that failed: the peer and the
+// local reader both see why, and the link is untouched.
+func (c *Conn) broken(err error, reason string) {
+	c.Stream.Reset(forward.ResetSeal)
+	if c.onBroken != nil {
+		c.onBroken(reason)
+	}
+	c.endReadLocked(err)
+}
+
+func (c *Conn) endReadLocked(err error) {
+	c.rerr = err
+	if c.rbuf != nil {
+		readBufs.Put(c.rbuf)
+		c.rbuf = nil
+	}
+}
