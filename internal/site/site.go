@@ -153,9 +153,11 @@ func New(opts Options) (s *Site, err error) {
 		return nil, err
 	}
 	s = &Site{opts: opts, lock: lock}
+	// A failing New returns a nil *Site; release the one made here.
+	made := s
 	defer func() {
 		if err != nil {
-			s.release()
+			made.release()
 		}
 	}()
 	now := time.Now()
