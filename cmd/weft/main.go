@@ -67,7 +67,7 @@ directory) or to the controller (--controller URL or DIR).`,
 	root.AddCommand(
 		newVersionCmd(),
 		newSiteCmd(), newDemoCmd(), newStatusCmd(), newApplyCmd(),
-		newTokenCmd(), newLinkCmd(), newListenerCmd(), newConnectorCmd(),
+		newTokenCmd(), newLinkCmd(), newRevocationCmd(), newListenerCmd(), newConnectorCmd(),
 		newTopicCmd(), newQueueCmd(), newSubscriptionCmd(), newPublishCmd(), newSubscribeCmd(),
 		newControllerCmd(), newIntentCmd(), newPlanCmd(),
 	)

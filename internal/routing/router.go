@@ -62,8 +62,10 @@ type Router struct {
 	outbox []Message
 	readyN int // messages handed out by the last Ready
 
-	dirty    bool // db changed since table was computed
-	table    *Table
+	dirty bool // db changed since table was computed
+	table *Table
+	// revoked sites' records are refused for good (Revoke).
+	revoked  map[siteid.ID]struct{}
 	restores int    // records brought back from lost, for tests
 	dbGen    uint64 // bumped on every change of db
 	readyGen uint64 // dbGen at the last Ready
@@ -255,6 +257,9 @@ func (r *Router) NeighborDown(peer siteid.ID) {
 // of rec's slices: the caller must not change them afterwards. Records that
 // fail [Record.Validate] are dropped.
 func (r *Router) Step(from siteid.ID, rec Record) {
+	if r.Revoked(rec.Site) {
+		return
+	}
 	if rec.Site == r.self {
 		r.stepSelf(from, &rec)
 		return
@@ -303,6 +308,36 @@ func (r *Router) stepSelf(from siteid.ID, rec *Record) {
 			r.outbox = append(r.outbox, Message{To: from, Record: r.local})
 		}
 	}
+}
+
+// Revoke takes site out of the network for good: its record leaves the
+// database now, so the next [Router.Table] has no route, candidate or
+// interest of it, and [Router.Step] drops its records from then on. The
+// caller checks the revocation statement, keeps it across restarts (and
+// calls Revoke again after one) and should close links to site. Revoking
+// the router's own site does nothing: a revoked site learns it is out from
+// the others refusing it.
+func (r *Router) Revoke(site siteid.ID) {
+	if site == r.self || r.Revoked(site) {
+		return
+	}
+	if r.revoked == nil {
+		r.revoked = make(map[siteid.ID]struct{})
+	}
+	r.revoked[site] = struct{}{}
+	_, inDB := r.db[site]
+	_, inLost := r.lost[site]
+	delete(r.db, site)
+	delete(r.lost, site)
+	if inDB || inLost {
+		r.changed()
+	}
+}
+
+// Revoked reports whether site was revoked.
+func (r *Router) Revoked(site siteid.ID) bool {
+	_, ok := r.revoked[site]
+	return ok
 }
 
 func (r *Router) changed() {

@@ -292,3 +292,45 @@ func TestTableConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A revoked site leaves the table at once (routes, candidates, interests)
+// and no record of it comes back, however new.
+func TestRevoke(t *testing.T) {
+	r := New(id(1), "a", 0)
+	r.NeighborUp(id(2))
+	r.SetLocal(links(2), nil, nil)
+	r.Step(id(2), rec(2, 1, 1, 3))
+	c := rec(3, 1, 2)
+	c.Connectors = []Connector{{Address: "orders"}}
+	c.Interests = []string{"audit"}
+	r.Step(id(2), c)
+	r.Ready()
+	r.Advance()
+	if len(r.Table().Candidates("orders")) != 1 {
+		t.Fatal("setup: no candidate")
+	}
+	r.Revoke(id(3))
+	if !r.Ready().TableChanged {
+		t.Error("revocation did not change the table")
+	}
+	tb := r.Table()
+	if _, ok := tb.Route(id(3)); ok || len(tb.Candidates("orders")) != 0 || len(tb.Records()) != 2 {
+		t.Fatalf("revoked site still in the table: %v", tb.Records())
+	}
+	if _, ok := r.Seq(id(3)); ok {
+		t.Error("revoked record still held")
+	}
+	r.Advance()
+	c.Seq = 1 << 40
+	r.Step(id(2), c)
+	if rd := r.Ready(); rd.TableChanged || len(rd.Messages) != 0 {
+		t.Fatalf("a revoked site's record was taken: %+v", rd)
+	}
+	if len(r.Table().Candidates("orders")) != 0 {
+		t.Fatal("revoked connector is back")
+	}
+	r.Revoke(id(1)) // itself: nothing
+	if _, ok := r.Table().Route(id(2)); !ok {
+		t.Error("revoking itself broke the router")
+	}
+}

@@ -126,6 +126,8 @@ func (s *Site) adminHandler() http.Handler {
 		"PUT /v1/connectors/{name}":    s.apiPutConnector,
 		"DELETE /v1/connectors/{name}": s.apiDeleteConnector,
 		"POST /v1/apply":               s.apiApply,
+		"GET /v1/revocations":          func(w http.ResponseWriter, r *http.Request) (any, error) { return list(s.Revocations()), nil },
+		"POST /v1/revocations":         s.apiRevoke,
 	}
 	maps.Copy(api, s.eventRoutes())
 	for pattern, h := range api {

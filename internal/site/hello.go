@@ -21,6 +21,9 @@ const (
 	// the issuer forgets the link too instead of showing it down for good.
 	// It has no body. An issuer that predates it skips it.
 	ctlWithdraw byte = 4
+	// ctlRevoke carries a revocation statement (package revocation); it
+	// floods like a record.
+	ctlRevoke byte = 5
 )
 
 // hello is the first control message each side sends: what the other side needs
@@ -142,6 +145,7 @@ type hsAction struct {
 	send    []byte   // a control message to send
 	up      bool     // the link is up: register the peer with cost peer.Cost
 	record  []byte   // a site record to give the router
+	revoke  []byte   // a revocation statement
 	refused *refusal // the issuer refused this link for good
 	// withdrawn: the dialer deleted the link; forget it, then close.
 	withdrawn bool
@@ -191,6 +195,11 @@ func (h *handshake) control(msg []byte) hsAction {
 			return h.fail(errors.New("a site record before the hello"))
 		}
 		return hsAction{record: msg[1:]}
+	case ctlRevoke:
+		if h.phase != linkUp {
+			return h.fail(errors.New("a revocation before the hello"))
+		}
+		return hsAction{revoke: msg[1:]}
 	case ctlRefuse:
 		if h.inbound || h.phase != awaitHello {
 			return h.fail(errors.New("a refusal out of turn"))

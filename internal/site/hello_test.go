@@ -82,6 +82,7 @@ type step struct {
 	send    string // the hello it sends, "NAME COST", or ""
 	up      bool
 	record  bool
+	revoke  bool
 	refused string // the refusal's reason
 	closes  string // part of the close reason, "" for none
 	// withdrawn: the dialer deleted the link, to be forgotten here
@@ -111,6 +112,8 @@ func (st step) msg(t *testing.T, inbound bool) []byte {
 		return peerHello("b", 1, keyA, role, testBinding)
 	case "record":
 		return []byte{ctlRecord, 'r'}
+	case "revoke":
+		return []byte{ctlRevoke, 'r'}
 	case "refuse":
 		return encodeControl(ctlRefuse, refusal{Reason: f[1], Message: "because"})
 	case "empty":
@@ -144,6 +147,7 @@ func TestHandshake(t *testing.T) {
 			{in: "start", send: "a 10"},
 			{in: "hello b 10", up: true},
 			{in: "record", record: true},
+			{in: "revoke", revoke: true},
 			{in: "timeout"}, // too late to matter
 		}},
 		{"acceptor: answers the hello with the dialer's cost", true, []step{
@@ -158,6 +162,9 @@ func TestHandshake(t *testing.T) {
 			{in: "start", send: "a 1"},
 			{in: "refuse revoked", refused: "revoked", closes: "refused by the issuing site: because"},
 			{in: "hello b 1"}, // over: ignored
+		}},
+		{"revocation passes once up, not before", true, []step{
+			{in: "revoke", closes: "revocation before the hello"},
 		}},
 		{"record before hello closes", true, []step{
 			{in: "record", closes: "before the hello"},
@@ -256,7 +263,7 @@ func TestHandshake(t *testing.T) {
 					refused = a.refused.Reason
 				}
 				closes := a.close != nil && st.closes != "" && strings.Contains(a.close.Error(), st.closes)
-				if got != st.send || a.up != st.up || (a.record != nil) != st.record || refused != st.refused || a.withdrawn != st.withdrawn ||
+				if got != st.send || a.up != st.up || (a.record != nil) != st.record || (a.revoke != nil) != st.revoke || refused != st.refused || a.withdrawn != st.withdrawn ||
 					(a.close != nil) != (st.closes != "") || a.close != nil && !closes {
 					t.Fatalf("step %d (%s): send %q up %v record %v refused %q withdrawn %v close %v; want %+v", i, st.in, got, a.up, a.record != nil, refused, a.withdrawn, a.close, st)
 				}

@@ -3,6 +3,7 @@ package site
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -129,14 +130,29 @@ func (s *Site) act(pc *peerConn, a hsAction) {
 			s.log.Info("peer proved a key-derived ID other than its link certificate's: it moved from a random ID; routing uses the proven one",
 				"link", pc.linkName, "peer", pc.peerName, "certID", pc.certPeer.String(), "id", site.String())
 		}
+		if s.isRevoked(site) {
+			s.log.Warn("link refused: the peer site is revoked", "link", pc.linkName, "peer", pc.peerName, "peerID", site.String())
+			pc.sess.CloseWithError(errors.New("this site is revoked"))
+			return
+		}
 		s.addPeer(pc, site)
 		s.log.Info("link up", "link", pc.linkName, "peer", pc.peerName, "cost", pc.cost, "inbound", pc.inbound)
+		// Revocations first, so the peer drops revoked sites before their
+		// records could reach it from here.
+		for _, b := range s.revocations() {
+			if pc.sess.SendControl(append([]byte{ctlRevoke}, b...)) != nil {
+				break
+			}
+		}
 		if pc.onUp != nil {
 			pc.onUp()
 		}
 	}
 	if a.record != nil && !s.takeRecord(pc, a.record) {
 		return
+	}
+	if a.revoke != nil {
+		s.takeRevocation(pc, a.revoke)
 	}
 	if a.refused != nil {
 		pc.mu.Lock()

@@ -31,6 +31,7 @@ const (
 	inputUp inputKind = iota + 1
 	inputDown
 	inputRecord
+	inputRevoke // peer is the revoked site
 )
 
 // routerLoop drives the router, as raft's node.go drives raft.Raft: it alone
@@ -78,8 +79,13 @@ func (s *Site) routerStep(in routerInput) bool {
 	case inputDown:
 		s.router.NeighborDown(in.peer)
 		return true
+	case inputRevoke:
+		s.router.Revoke(in.peer)
+		return false
 	default:
-		if seq, ok := s.router.Seq(in.rec.Site); ok && in.rec.Seq < seq {
+		if s.router.Revoked(in.rec.Site) {
+			s.metrics.RecordsRejected.WithLabelValues(rejectRevoked).Inc()
+		} else if seq, ok := s.router.Seq(in.rec.Site); ok && in.rec.Seq < seq {
 			s.metrics.RecordsRejected.WithLabelValues(rejectStale).Inc()
 		}
 		s.router.Step(in.peer, in.rec)

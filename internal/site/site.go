@@ -90,9 +90,13 @@ type Site struct {
 	legacyCA *identity.CA
 	records  *recordChecker
 	id       siteid.ID
-	name     string
-	svc      *service.Manager
-	lock     *datadir.Lock
+	// revMu guards revoked, the statements of revoked sites by site; a
+	// leaf lock held only for map operations.
+	revMu   sync.Mutex
+	revoked map[siteid.ID][]byte
+	name    string
+	svc     *service.Manager
+	lock    *datadir.Lock
 
 	adminToken string
 	adminLn    net.Listener
@@ -158,9 +162,11 @@ func New(opts Options) (s *Site, err error) {
 		return nil, err
 	}
 	s = &Site{opts: opts, lock: lock}
+	// A failing New returns a nil *Site; release the one made here.
+	made := s
 	defer func() {
 		if err != nil {
-			s.release()
+			made.release()
 		}
 	}()
 	now := time.Now()
@@ -180,6 +186,9 @@ func New(opts Options) (s *Site, err error) {
 	s.dialers = map[string]*dialer{}
 	s.sessions.Store(new(map[siteid.ID]*link.Session{}))
 	s.router = routing.NewSigned(s.key.Private(), st.Name, uint64(now.UnixMilli())<<16)
+	if err := s.loadRevocations(st); err != nil {
+		return nil, err
+	}
 	s.routerIn = make(chan routerInput, routerQueue)
 	s.localDue = make(chan struct{}, 1)
 	s.ctx, s.cancel = context.WithCancel(context.Background())

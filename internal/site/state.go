@@ -47,9 +47,12 @@ type state struct {
 	// Outbound links were made by redeeming another site's token: this site dials.
 	Outbound []outboundLink `json:"outbound,omitempty"`
 	// Inbound links were made by another site redeeming a token of this one.
-	Inbound    []inboundLink        `json:"inbound,omitempty"`
-	Listeners  []resource.Listener  `json:"listeners,omitempty"`
-	Connectors []resource.Connector `json:"connectors,omitempty"`
+	Inbound   []inboundLink       `json:"inbound,omitempty"`
+	Listeners []resource.Listener `json:"listeners,omitempty"`
+	// Revocations are the signed statements of revoked sites (base64),
+	// kept so a revoked site stays out across restarts.
+	Revocations []string             `json:"revocations,omitempty"`
+	Connectors  []resource.Connector `json:"connectors,omitempty"`
 }
 
 type outboundLink struct {

@@ -1,0 +1,26 @@
+package apitype
+
+import "time"
+
+// RevocationRequest is the body of POST /v1/revocations: either Statement,
+// a revocation made elsewhere (base64 of its binary form), for this site to
+// check, keep and pass on; or, without it, a revocation of this site itself
+// by its own identity key, for Reason.
+type RevocationRequest struct {
+	Statement string `json:"statement,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Revocation is one revoked site as a site holds it: the answer of POST
+// /v1/revocations and the items of GET /v1/revocations.
+type Revocation struct {
+	Site string `json:"site"`
+	// Kind is "site" (signed by the site's own key) or "organisation".
+	Kind   string    `json:"kind"`
+	Issued time.Time `json:"issued"`
+	Reason string    `json:"reason,omitempty"`
+	// Statement is the signed statement, base64: hand it to any site
+	// (`weft revocation add`) to take the revoked site out of a network
+	// it is not linked to.
+	Statement string `json:"statement"`
+}

@@ -1,0 +1,196 @@
+package site
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"weft.dev/weft/internal/apitype"
+	"weft.dev/weft/internal/revocation"
+	"weft.dev/weft/internal/siteid"
+)
+
+// rejectRevocation labels a revocation statement that does not check.
+const rejectRevocation = "bad-revocation"
+
+// rejectRevoked labels a record of a revoked site.
+const rejectRevoked = "revoked"
+
+// orgAuthority decides which organisation keys may revoke a site. There
+// are no organisations yet, so none may; organisation support sets it.
+var orgAuthority revocation.Authority
+
+// loadRevocations checks the revocations kept in the state, for New.
+func (s *Site) loadRevocations(st *state) error {
+	s.revoked = map[siteid.ID][]byte{}
+	for i, text := range st.Revocations {
+		stmt, b, err := decodeRevocation(text)
+		if err != nil {
+			return fmt.Errorf("%s: revocation %d: %w (the file is damaged; restore it from a backup)", stateFile, i, err)
+		}
+		s.revoked[stmt.Site] = b
+		s.router.Revoke(stmt.Site)
+		if stmt.Site == s.id {
+			s.log.Error("this site is revoked: every other site refuses it; make a new site with a new --data directory", "reason", stmt.Reason)
+		}
+	}
+	return nil
+}
+
+func decodeRevocation(text string) (revocation.Statement, []byte, error) {
+	var stmt revocation.Statement
+	b, err := base64.StdEncoding.DecodeString(text)
+	if err != nil {
+		return stmt, nil, fmt.Errorf("%w: not base64: %w", revocation.ErrInvalid, err)
+	}
+	if err := stmt.UnmarshalBinary(b); err != nil {
+		return stmt, nil, err
+	}
+	if err := stmt.Verify(orgAuthority); err != nil {
+		return stmt, nil, err
+	}
+	return stmt, b, nil
+}
+
+// isRevoked reports whether site was revoked.
+func (s *Site) isRevoked(site siteid.ID) bool {
+	s.revMu.Lock()
+	defer s.revMu.Unlock()
+	_, ok := s.revoked[site]
+	return ok
+}
+
+// revocations returns every statement held, for a new neighbour.
+func (s *Site) revocations() [][]byte {
+	s.revMu.Lock()
+	defer s.revMu.Unlock()
+	out := make([][]byte, 0, len(s.revoked))
+	for _, b := range s.revoked {
+		out = append(out, b)
+	}
+	return out
+}
+
+// takeRevocation handles a statement a neighbour sent.
+func (s *Site) takeRevocation(pc *peerConn, b []byte) {
+	var stmt revocation.Statement
+	err := stmt.UnmarshalBinary(b)
+	if err == nil {
+		err = stmt.Verify(orgAuthority)
+	}
+	if err != nil {
+		s.metrics.RecordsRejected.WithLabelValues(rejectRevocation).Inc()
+		s.log.Warn("revocation refused: dropped", "link", pc.linkName, "peer", pc.peerName, "err", err)
+		return
+	}
+	s.revoke(stmt, b, pc)
+}
+
+// revoke applies a checked statement: the site is refused from now on, the
+// router drops it from every table, links to it close, every other
+// neighbour gets the statement, and it is saved. A statement already held
+// is ignored, so flooding ends. from is the session it came on, nil if it
+// was made or added here.
+func (s *Site) revoke(stmt revocation.Statement, b []byte, from *peerConn) bool {
+	s.revMu.Lock()
+	_, known := s.revoked[stmt.Site]
+	if !known {
+		s.revoked[stmt.Site] = b
+	}
+	s.revMu.Unlock()
+	if known {
+		return false
+	}
+	s.log.Warn("site revoked: removed from every table and refused from now on", "revoked", stmt.Site.String(), "reason", stmt.Reason)
+	s.feedRouter(routerInput{peer: stmt.Site, kind: inputRevoke})
+	s.mu.Lock()
+	var all []*peerConn
+	for _, pcs := range s.peers {
+		all = append(all, pcs...)
+	}
+	s.mu.Unlock()
+	msg := append([]byte{ctlRevoke}, b...)
+	// Sending and saving may wait: not on the read loop of the session it
+	// came on.
+	s.goFunc(func() {
+		for _, pc := range all {
+			switch {
+			case pc.peer == stmt.Site && stmt.Site != s.id:
+				pc.sess.CloseWithError(errors.New("the peer site is revoked"))
+			case pc == from:
+			default:
+				pc.sess.SendControl(msg)
+			}
+		}
+		err := s.commit(func(st *state) error {
+			st.Revocations = append(st.Revocations, base64.StdEncoding.EncodeToString(b))
+			return nil
+		})
+		if err != nil {
+			s.log.Error("cannot save a revocation; it holds until a restart, and comes back from any neighbour that has it", "revoked", stmt.Site.String(), "err", err)
+		}
+	})
+	return true
+}
+
+// Revocations lists the revoked sites this site knows of.
+func (s *Site) Revocations() []apitype.Revocation {
+	var out []apitype.Revocation
+	for _, b := range s.revocations() {
+		var stmt revocation.Statement
+		if stmt.UnmarshalBinary(b) == nil {
+			out = append(out, revocationView(stmt, b))
+		}
+	}
+	slices.SortFunc(out, func(a, b apitype.Revocation) int { return a.Issued.Compare(b.Issued) })
+	return out
+}
+
+func revocationView(stmt revocation.Statement, b []byte) apitype.Revocation {
+	kind := "site"
+	if stmt.Kind == revocation.ByOrganisation {
+		kind = "organisation"
+	}
+	return apitype.Revocation{Site: stmt.Site.String(), Kind: kind, Issued: time.Unix(stmt.Issued, 0).UTC(), Reason: stmt.Reason,
+		Statement: base64.StdEncoding.EncodeToString(b)}
+}
+
+// Revoke adds a revocation: a statement made elsewhere, or, with an empty
+// statement, one of this very site by its own identity key. The statement
+// floods to every site linked to this one, directly or not.
+func (s *Site) Revoke(statement, reason string) (apitype.Revocation, error) {
+	var (
+		stmt revocation.Statement
+		b    []byte
+		err  error
+	)
+	if statement != "" {
+		stmt, b, err = decodeRevocation(statement)
+	} else {
+		stmt, err = revocation.New(revocation.BySite, s.id, s.key.Private(), time.Now().Unix(), reason)
+		if err == nil {
+			b, err = stmt.MarshalBinary()
+		}
+	}
+	if err != nil {
+		return apitype.Revocation{}, errInvalid(err)
+	}
+	if !s.revoke(stmt, b, nil) {
+		return apitype.Revocation{}, &apiError{Code: apitype.CodeAlreadyExists, Message: fmt.Sprintf("site %s is already revoked: see `weft revocation list`", stmt.Site)}
+	}
+	if stmt.Site == s.id {
+		s.log.Error("this site revoked itself: every other site refuses it from now on; make a new site with a new --data directory", "reason", stmt.Reason)
+	}
+	return revocationView(stmt, b), nil
+}
+
+func (s *Site) apiRevoke(w http.ResponseWriter, r *http.Request) (any, error) {
+	var req apitype.RevocationRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	return s.Revoke(req.Statement, req.Reason)
+}

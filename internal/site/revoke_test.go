@@ -1,0 +1,97 @@
+package site
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"weft.dev/weft/internal/revocation"
+	"weft.dev/weft/internal/siteid"
+)
+
+// On a line a - b - c, c revokes itself (its operator lost its key, say):
+// the statement floods to a through b, c's connectors vanish at a, b closes
+// its link to c and refuses it after, and a restarted a still refuses c.
+func TestRevocationFloodsAndHolds(t *testing.T) {
+	a := startSite(t, "a")
+	b := startSite(t, "b")
+	c := startSite(t, "c")
+	linkSites(t, a, b)
+	linkSites(t, c, b)
+	if code, _ := c.putConnector("orders"); code >= 300 {
+		t.Fatalf("connector: %d", code)
+	}
+	waitFor(t, "a to see c's connector", func() bool { return len(a.Table().Candidates("orders")) == 1 })
+
+	start := time.Now()
+	view, err := c.Revoke("", "decommissioned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if view.Site != c.ID().String() || view.Kind != "site" || view.Reason != "decommissioned" {
+		t.Fatalf("revocation view %+v", view)
+	}
+	waitFor(t, "c's connector to vanish at a", func() bool {
+		_, routed := a.Table().Route(c.ID())
+		return len(a.Table().Candidates("orders")) == 0 && !routed && a.isRevoked(c.ID())
+	})
+	t.Logf("revocation reached the far end in %v", time.Since(start))
+	waitFor(t, "b to close its link to c", func() bool { return b.session(c.ID()) == nil })
+	if _, err := c.Revoke("", "again"); err == nil {
+		t.Error("a second revocation of the same site was accepted")
+	}
+
+	// c's dialer keeps trying; b refuses it at the hello, every time.
+	waitFor(t, "b to refuse c's link", func() bool { return strings.Contains(b.log.String(), "link refused: the peer site is revoked") })
+	if b.session(c.ID()) != nil {
+		t.Fatal("b took c back")
+	}
+
+	// a keeps the statement across a restart.
+	a.stop()
+	a2 := startSiteIn(t, "a", a.dir)
+	if !a2.isRevoked(c.ID()) || len(a2.Revocations()) != 1 {
+		t.Fatal("a forgot the revocation on restart")
+	}
+
+	// The statement taken to a site outside the network works there too;
+	// altered, it is refused.
+	d := startSite(t, "d")
+	raw, _ := base64.StdEncoding.DecodeString(view.Statement)
+	var stmt revocation.Statement
+	must(t, stmt.UnmarshalBinary(raw))
+	stmt.Site = siteid.ID{1}
+	bad, _ := stmt.MarshalBinary()
+	if code, errCode := d.api("POST", "/v1/revocations", map[string]string{"statement": base64.StdEncoding.EncodeToString(bad)}, nil); code != 400 || errCode != "Invalid" {
+		t.Errorf("altered statement: %d %s", code, errCode)
+	}
+	if code, _ := d.api("POST", "/v1/revocations", map[string]string{"statement": view.Statement}, nil); code != 200 {
+		t.Fatalf("statement at d: %d", code)
+	}
+	if !d.isRevoked(c.ID()) {
+		t.Fatal("d did not take the statement")
+	}
+}
+
+// A neighbour's statement that does not check is dropped and counted.
+func TestForgedRevocationRefused(t *testing.T) {
+	victim := startSite(t, "victim")
+	honest := startSite(t, "honest")
+	rogue := startSite(t, "rogue")
+	linkSites(t, honest, victim)
+	linkSites(t, rogue, victim)
+	waitFor(t, "victim to route to honest", func() bool { _, ok := victim.Table().Route(honest.ID()); return ok })
+	// The rogue signs a revocation of honest with its own key.
+	stmt, err := revocation.New(revocation.BySite, honest.ID(), rogue.key.Private(), time.Now().Unix(), "forged")
+	must(t, err)
+	b, _ := stmt.MarshalBinary()
+	must(t, rogue.bestPeer(victim.ID()).sess.SendControl(append([]byte{ctlRevoke}, b...)))
+	waitFor(t, "the forged revocation to be counted", func() bool { return victim.rejected(rejectRevocation) == 1 })
+	if victim.isRevoked(honest.ID()) {
+		t.Fatal("a forged revocation took effect")
+	}
+	if _, ok := victim.Table().Route(honest.ID()); !ok {
+		t.Fatal("victim lost honest")
+	}
+}
