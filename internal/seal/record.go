@@ -155,12 +155,27 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// ReadFrom reads from r straight into the record buffer and seals what
-// each read returned as one record, so a copy into the stream (io.Copy,
-// forward.Join) costs no extra copy.
+// ReadFrom seals what it reads from r. Over a stream that has its own
+// ReadFrom (a link stream, which queues buffers without waiting for its
+// writer), it hands that a reader of sealed records, so reading r, sealing
+// and writing the link overlap; otherwise each read becomes one record.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if rf, ok := c.Stream.(io.ReaderFrom); ok {
+		sr := sealingReader{c: c, src: r}
+		_, err := rf.ReadFrom(&sr)
+		if sr.stage != nil {
+			stageBufs.Put(sr.stage)
+		}
+		if err != nil {
+			c.failWriteLocked(err)
+		}
+		return sr.n, err
+	}
 	var total int64
 	for {
 		buf, err := c.wbufLocked()
@@ -181,6 +196,41 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+var stageBufs = sync.Pool{New: func() any { b := make([]byte, 4*MaxRecord); return &b }}
+
+// sealingReader reads plaintext from src and returns it as sealed records
+// of c's write half: what a link stream's ReadFrom queues.
+type sealingReader struct {
+	c     *Conn
+	src   io.Reader
+	stage *[]byte // plaintext read from src, sealed into the caller's buffer
+	n     int64   // plaintext bytes read
+}
+
+func (s *sealingReader) Read(p []byte) (int, error) {
+	// Plaintext that fits in p as records: full records, then what is
+	// left after one more record's overhead.
+	full := len(p) / (recordHdr + maxSealed)
+	room := full*MaxRecord + max(0, len(p)-full*(recordHdr+maxSealed)-recordHdr-tagLen)
+	if room == 0 {
+		return 0, io.ErrShortBuffer
+	}
+	if s.stage == nil {
+		s.stage = stageBufs.Get().(*[]byte)
+	}
+	stage := *s.stage
+	m, err := s.src.Read(stage[:min(room, len(stage))])
+	s.n += int64(m)
+	out := 0
+	for off := 0; off < m; off += MaxRecord {
+		chunk := stage[off:min(off+MaxRecord, m)]
+		binary.BigEndian.PutUint16(p[out:], uint16(len(chunk)+tagLen))
+		s.c.w.aead.Seal(p[out+recordHdr:out+recordHdr], s.c.w.next(), chunk, p[out:out+recordHdr])
+		out += recordHdr + len(chunk) + tagLen
+	}
+	return out, err
 }
 
 func (c *Conn) wbufLocked() ([]byte, error) {
