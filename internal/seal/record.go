@@ -118,13 +118,17 @@ type Conn struct {
 	werr   error
 	answer []byte // egress: the handshake answer, written on Confirm
 
-	rmu   sync.Mutex // guards the read half
-	r     half
-	rbuf  *[]byte
-	roff  int    // start of unread bytes in rbuf
-	rend  int    // end of read bytes in rbuf
-	plain []byte // opened data not yet returned, in rbuf
-	rerr  error
+	rmu  sync.Mutex // guards the read half
+	r    half
+	rbuf *[]byte
+	roff int // start of unread bytes in rbuf
+	rend int // end of read bytes in rbuf
+	// plain is opened data not yet returned, in rbuf: one slice per
+	// record, the first one partly returned.
+	plain     [][]byte
+	plainBase [][]byte // c.plain's array, reused for every batch
+	fin       bool     // the end-of-stream record is opened, after plain
+	rerr      error
 }
 
 func newConn(st Stream, peer siteid.ID, wkey, rkey [KeyLen]byte, onBroken func(string)) *Conn {
@@ -284,77 +288,120 @@ func (c *Conn) CloseWrite() error {
 func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	for len(c.plain) == 0 {
-		if c.rerr != nil {
-			return 0, c.rerr
-		}
-		if err := c.nextLocked(); err != nil {
-			return 0, err
-		}
+	if err := c.fillLocked(); err != nil {
+		return 0, err
 	}
-	n := copy(p, c.plain)
-	c.plain = c.plain[n:]
+	n := copy(p, c.plain[0])
+	c.consumeLocked(n)
 	return n, nil
 }
 
-// WriteTo writes opened records to w as they arrive, with no copy.
+// WriteTo writes opened records to w as they arrive, with no copy: every
+// record that arrived together in one write (writev on a TCP connection).
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	var total int64
 	for {
-		for len(c.plain) == 0 {
-			if c.rerr != nil {
-				if errors.Is(c.rerr, io.EOF) {
-					return total, nil
-				}
-				return total, c.rerr
+		if err := c.fillLocked(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return total, nil
 			}
-			if err := c.nextLocked(); err != nil {
-				return total, err
-			}
+			return total, err
 		}
-		n, err := w.Write(c.plain)
-		total += int64(n)
-		c.plain = c.plain[n:]
+		// WriteTo consumes bufs, which shares c.plain's array: what it
+		// leaves is what was not written.
+		bufs := net.Buffers(c.plain)
+		n, err := bufs.WriteTo(w)
+		total += n
+		c.plain = bufs
+		c.consumeLocked(0)
 		if err != nil {
 			return total, err
 		}
 	}
 }
 
-// nextLocked reads and opens the next record into c.plain, or sets c.rerr:
-// io.EOF after the end-of-stream record. A deadline that passes is not the
-// stream's end: it returns that error and keeps what it read, so a later
-// read goes on (net/http relies on this when it hijacks a connection).
+// consumeLocked drops n returned bytes from the front of c.plain.
+func (c *Conn) consumeLocked(n int) {
+	for n > 0 {
+		k := min(n, len(c.plain[0]))
+		c.plain[0] = c.plain[0][k:]
+		n -= k
+		if len(c.plain[0]) == 0 {
+			c.plain = c.plain[1:]
+		}
+	}
+	if len(c.plain) == 0 {
+		c.plain = c.plain[:0]
+		if c.fin {
+			c.endReadLocked(io.EOF)
+		}
+	}
+}
+
+// fillLocked makes c.plain non-empty, or returns why it cannot: io.EOF
+// after the end-of-stream record, the error that failed the stream, or a
+// passed deadline, which is not the stream's end: what was read is kept,
+// so a later read goes on (net/http relies on this when it hijacks a
+// connection).
+func (c *Conn) fillLocked() error {
+	for len(c.plain) == 0 {
+		if c.rerr != nil {
+			return c.rerr
+		}
+		if err := c.nextLocked(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nextLocked reads until at least one record is whole, then opens every
+// whole record in the buffer into c.plain; or it sets c.rerr.
 func (c *Conn) nextLocked() error {
 	if c.rbuf == nil {
 		c.rbuf = readBufs.Get().(*[]byte)
 		c.roff, c.rend = 0, 0
 	}
 	buf := *c.rbuf
+	c.plain = c.plainBase[:0]
+	defer func() { c.plainBase = c.plain[:0:cap(c.plain)] }()
 	for {
-		if avail := c.rend - c.roff; avail >= recordHdr {
+		opened := false
+		for !c.fin {
+			avail := c.rend - c.roff
+			if avail < recordHdr {
+				break
+			}
 			n := int(binary.BigEndian.Uint16(buf[c.roff:]))
 			if n < tagLen || n > maxSealed {
 				c.broken(fmt.Errorf("%w: record of %d bytes", ErrRecord, n), "record-size")
 				return nil
 			}
-			if avail >= recordHdr+n {
-				hdr := buf[c.roff : c.roff+recordHdr]
-				sealed := buf[c.roff+recordHdr : c.roff+recordHdr+n]
-				c.roff += recordHdr + n
-				plain, err := c.r.aead.Open(sealed[:0], c.r.next(), sealed, hdr)
-				switch {
-				case err != nil:
-					c.broken(ErrRecord, "record")
-				case len(plain) == 0:
-					c.endReadLocked(io.EOF)
-				default:
-					c.plain = plain
-				}
-				return nil
+			if avail < recordHdr+n {
+				break
 			}
+			hdr := buf[c.roff : c.roff+recordHdr]
+			sealed := buf[c.roff+recordHdr : c.roff+recordHdr+n]
+			c.roff += recordHdr + n
+			plain, err := c.r.aead.Open(sealed[:0], c.r.next(), sealed, hdr)
+			switch {
+			case err != nil:
+				c.broken(ErrRecord, "record")
+				return nil
+			case len(plain) == 0:
+				c.fin = true
+			default:
+				c.plain = append(c.plain, plain)
+			}
+			opened = true
+		}
+		if opened {
+			if len(c.plain) == 0 { // only the end-of-stream record
+				c.endReadLocked(io.EOF)
+			}
+			return nil
 		}
 		if c.roff > 0 && len(buf)-c.roff < recordHdr+maxSealed {
 			c.rend = copy(buf, buf[c.roff:c.rend])
@@ -388,6 +435,7 @@ func (c *Conn) broken(err error, reason string) {
 
 func (c *Conn) endReadLocked(err error) {
 	c.rerr = err
+	c.plain = c.plain[:0]
 	if c.rbuf != nil {
 		readBufs.Put(c.rbuf)
 		c.rbuf = nil
