@@ -118,13 +118,17 @@ type Conn struct {
 	werr   error
 	answer []byte // egress: the handshake answer, written on Confirm
 
-	rmu   sync.Mutex // guards the read half
-	r     half
-	rbuf  *[]byte
-	roff  int    // start of unread bytes in rbuf
-	rend  int    // end of read bytes in rbuf
-	plain []byte // opened data not yet returned, in rbuf
-	rerr  error
+	rmu  sync.Mutex // guards the read half
+	r    half
+	rbuf *[]byte
+	roff int // start of unread bytes in rbuf
+	rend int // end of read bytes in rbuf
+	// plain is opened data not yet returned, in rbuf: one slice per
+	// record, the first one partly returned.
+	plain     [][]byte
+	plainBase [][]byte // c.plain's array, reused for every batch
+	fin       bool     // the end-of-stream record is opened, after plain
+	rerr      error
 }
 
 func newConn(st Stream, peer siteid.ID, wkey, rkey [KeyLen]byte, onBroken func(string)) *Conn {
@@ -155,12 +159,27 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// ReadFrom reads from r straight into the record buffer and seals what
-// each read returned as one record, so a copy into the stream (io.Copy,
-// forward.Join) costs no extra copy.
+// ReadFrom seals what it reads from r. Over a stream that has its own
+// ReadFrom (a link stream, which queues buffers without waiting for its
+// writer), it hands that a reader of sealed records, so reading r, sealing
+// and writing the link overlap; otherwise each read becomes one record.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if rf, ok := c.Stream.(io.ReaderFrom); ok {
+		sr := sealingReader{c: c, src: r}
+		_, err := rf.ReadFrom(&sr)
+		if sr.stage != nil {
+			stageBufs.Put(sr.stage)
+		}
+		if err != nil {
+			c.failWriteLocked(err)
+		}
+		return sr.n, err
+	}
 	var total int64
 	for {
 		buf, err := c.wbufLocked()
@@ -181,6 +200,41 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+var stageBufs = sync.Pool{New: func() any { b := make([]byte, 4*MaxRecord); return &b }}
+
+// sealingReader reads plaintext from src and returns it as sealed records
+// of c's write half: what a link stream's ReadFrom queues.
+type sealingReader struct {
+	c     *Conn
+	src   io.Reader
+	stage *[]byte // plaintext read from src, sealed into the caller's buffer
+	n     int64   // plaintext bytes read
+}
+
+func (s *sealingReader) Read(p []byte) (int, error) {
+	// Plaintext that fits in p as records: full records, then what is
+	// left after one more record's overhead.
+	full := len(p) / (recordHdr + maxSealed)
+	room := full*MaxRecord + max(0, len(p)-full*(recordHdr+maxSealed)-recordHdr-tagLen)
+	if room == 0 {
+		return 0, io.ErrShortBuffer
+	}
+	if s.stage == nil {
+		s.stage = stageBufs.Get().(*[]byte)
+	}
+	stage := *s.stage
+	m, err := s.src.Read(stage[:min(room, len(stage))])
+	s.n += int64(m)
+	out := 0
+	for off := 0; off < m; off += MaxRecord {
+		chunk := stage[off:min(off+MaxRecord, m)]
+		binary.BigEndian.PutUint16(p[out:], uint16(len(chunk)+tagLen))
+		s.c.w.aead.Seal(p[out+recordHdr:out+recordHdr], s.c.w.next(), chunk, p[out:out+recordHdr])
+		out += recordHdr + len(chunk) + tagLen
+	}
+	return out, err
 }
 
 func (c *Conn) wbufLocked() ([]byte, error) {
@@ -234,77 +288,120 @@ func (c *Conn) CloseWrite() error {
 func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	for len(c.plain) == 0 {
-		if c.rerr != nil {
-			return 0, c.rerr
-		}
-		if err := c.nextLocked(); err != nil {
-			return 0, err
-		}
+	if err := c.fillLocked(); err != nil {
+		return 0, err
 	}
-	n := copy(p, c.plain)
-	c.plain = c.plain[n:]
+	n := copy(p, c.plain[0])
+	c.consumeLocked(n)
 	return n, nil
 }
 
-// WriteTo writes opened records to w as they arrive, with no copy.
+// WriteTo writes opened records to w as they arrive, with no copy: every
+// record that arrived together in one write (writev on a TCP connection).
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	var total int64
 	for {
-		for len(c.plain) == 0 {
-			if c.rerr != nil {
-				if errors.Is(c.rerr, io.EOF) {
-					return total, nil
-				}
-				return total, c.rerr
+		if err := c.fillLocked(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return total, nil
 			}
-			if err := c.nextLocked(); err != nil {
-				return total, err
-			}
+			return total, err
 		}
-		n, err := w.Write(c.plain)
-		total += int64(n)
-		c.plain = c.plain[n:]
+		// WriteTo consumes bufs, which shares c.plain's array: what it
+		// leaves is what was not written.
+		bufs := net.Buffers(c.plain)
+		n, err := bufs.WriteTo(w)
+		total += n
+		c.plain = bufs
+		c.consumeLocked(0)
 		if err != nil {
 			return total, err
 		}
 	}
 }
 
-// nextLocked reads and opens the next record into c.plain, or sets c.rerr:
-// io.EOF after the end-of-stream record. A deadline that passes is not the
-// stream's end: it returns that error and keeps what it read, so a later
-// read goes on (net/http relies on this when it hijacks a connection).
+// consumeLocked drops n returned bytes from the front of c.plain.
+func (c *Conn) consumeLocked(n int) {
+	for n > 0 {
+		k := min(n, len(c.plain[0]))
+		c.plain[0] = c.plain[0][k:]
+		n -= k
+		if len(c.plain[0]) == 0 {
+			c.plain = c.plain[1:]
+		}
+	}
+	if len(c.plain) == 0 {
+		c.plain = c.plain[:0]
+		if c.fin {
+			c.endReadLocked(io.EOF)
+		}
+	}
+}
+
+// fillLocked makes c.plain non-empty, or returns why it cannot: io.EOF
+// after the end-of-stream record, the error that failed the stream, or a
+// passed deadline, which is not the stream's end: what was read is kept,
+// so a later read goes on (net/http relies on this when it hijacks a
+// connection).
+func (c *Conn) fillLocked() error {
+	for len(c.plain) == 0 {
+		if c.rerr != nil {
+			return c.rerr
+		}
+		if err := c.nextLocked(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nextLocked reads until at least one record is whole, then opens every
+// whole record in the buffer into c.plain; or it sets c.rerr.
 func (c *Conn) nextLocked() error {
 	if c.rbuf == nil {
 		c.rbuf = readBufs.Get().(*[]byte)
 		c.roff, c.rend = 0, 0
 	}
 	buf := *c.rbuf
+	c.plain = c.plainBase[:0]
+	defer func() { c.plainBase = c.plain[:0:cap(c.plain)] }()
 	for {
-		if avail := c.rend - c.roff; avail >= recordHdr {
+		opened := false
+		for !c.fin {
+			avail := c.rend - c.roff
+			if avail < recordHdr {
+				break
+			}
 			n := int(binary.BigEndian.Uint16(buf[c.roff:]))
 			if n < tagLen || n > maxSealed {
 				c.broken(fmt.Errorf("%w: record of %d bytes", ErrRecord, n), "record-size")
 				return nil
 			}
-			if avail >= recordHdr+n {
-				hdr := buf[c.roff : c.roff+recordHdr]
-				sealed := buf[c.roff+recordHdr : c.roff+recordHdr+n]
-				c.roff += recordHdr + n
-				plain, err := c.r.aead.Open(sealed[:0], c.r.next(), sealed, hdr)
-				switch {
-				case err != nil:
-					c.broken(ErrRecord, "record")
-				case len(plain) == 0:
-					c.endReadLocked(io.EOF)
-				default:
-					c.plain = plain
-				}
-				return nil
+			if avail < recordHdr+n {
+				break
 			}
+			hdr := buf[c.roff : c.roff+recordHdr]
+			sealed := buf[c.roff+recordHdr : c.roff+recordHdr+n]
+			c.roff += recordHdr + n
+			plain, err := c.r.aead.Open(sealed[:0], c.r.next(), sealed, hdr)
+			switch {
+			case err != nil:
+				c.broken(ErrRecord, "record")
+				return nil
+			case len(plain) == 0:
+				c.fin = true
+			default:
+				c.plain = append(c.plain, plain)
+			}
+			opened = true
+		}
+		if opened {
+			if len(c.plain) == 0 { // only the end-of-stream record
+				c.endReadLocked(io.EOF)
+			}
+			return nil
 		}
 		if c.roff > 0 && len(buf)-c.roff < recordHdr+maxSealed {
 			c.rend = copy(buf, buf[c.roff:c.rend])
@@ -338,6 +435,7 @@ func (c *Conn) broken(err error, reason string) {
 
 func (c *Conn) endReadLocked(err error) {
 	c.rerr = err
+	c.plain = c.plain[:0]
 	if c.rbuf != nil {
 		readBufs.Put(c.rbuf)
 		c.rbuf = nil

@@ -211,3 +211,51 @@ func TestRecordDeadlineIsNotTheEnd(t *testing.T) {
 		t.Fatalf("read %q, %v after the deadline", got, err)
 	}
 }
+
+// chunkedTape has a ReadFrom that reads in buffers of size bytes, as a
+// link stream's does with its own.
+type chunkedTape struct {
+	*tape
+	size int
+}
+
+func (c *chunkedTape) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		b := make([]byte, c.size)
+		n, err := r.Read(b)
+		c.out.Write(b[:n])
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// ReadFrom over a stream with its own ReadFrom fills that stream's buffers
+// with whole records, whatever their size.
+func TestRecordSealingReader(t *testing.T) {
+	data := make([]byte, 5*MaxRecord+123)
+	rand.NewChaCha8([32]byte{3}).Read(data)
+	for _, size := range []int{recordHdr + tagLen + 1, 100, MaxRecord, 64 << 10, 70_000} {
+		ct := &chunkedTape{tape: &tape{}, size: size}
+		c := newConn(ct, siteid.ID{}, testKey, [KeyLen]byte{}, nil)
+		if n, err := c.ReadFrom(struct{ io.Reader }{bytes.NewReader(data)}); err != nil || n != int64(len(data)) {
+			t.Fatalf("buffers of %d: ReadFrom %d, %v", size, n, err)
+		}
+		c.CloseWrite()
+		got, err, _ := openRecords(ct.out.Bytes())
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("buffers of %d: read back %d bytes, %v", size, len(got), err)
+		}
+	}
+	// A buffer too small for one record's overhead is refused, not overrun.
+	ct := &chunkedTape{tape: &tape{}, size: recordHdr + tagLen}
+	c := newConn(ct, siteid.ID{}, testKey, [KeyLen]byte{}, nil)
+	if _, err := c.ReadFrom(bytes.NewReader(data)); !errors.Is(err, io.ErrShortBuffer) {
+		t.Fatalf("ReadFrom into %d-byte buffers: %v", recordHdr+tagLen, err)
+	}
+}

@@ -199,9 +199,11 @@ func (in *Initiator) handshake(ctx context.Context, h *forward.Header, bind []by
 	}
 	// The egress writes its answer right after confirming, so this waits
 	// about nothing; the deadline covers an egress that never answers.
-	if dl, ok := ctx.Deadline(); ok {
-		st.SetReadDeadline(dl)
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(forward.OpenTimeout) // an I/O deadline, on the real clock
 	}
+	st.SetReadDeadline(dl)
 	var msg2 [msg2Len]byte
 	if _, err := io.ReadFull(st, msg2[:]); err != nil {
 		st.Close()

@@ -142,6 +142,25 @@ func (w *world) expectRefused(reason string) {
 	}
 }
 
+// replayed opens a stream, as a transit keeping a copy of its OPEN, then
+// sends that copy again: the egress refuses it as a replay.
+func (w *world) replayed() {
+	w.t.Helper()
+	var saved *forward.Header
+	c, err := w.open("echo", func(h *forward.Header) { cp := *h; saved = &cp })
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	echo(w.t, c, "once")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = forward.Open(ctx, w.a, saved)
+	if rejectCode(w.t, err) != forward.RejectSeal {
+		w.t.Fatalf("replayed open: %v", err)
+	}
+	w.expectRefused("replay")
+}
+
 func TestSealedStreamsShareOneSession(t *testing.T) {
 	w := newWorld(t)
 	msg := strings.Repeat("weft ", 100_000) // several records and windows
@@ -200,19 +219,9 @@ func TestSealRefusals(t *testing.T) {
 	w.expectRefused("unknown-origin")
 
 	// A transit replaying a stream's OPEN.
-	var saved *forward.Header
-	c, err = w.open("echo", func(h *forward.Header) { cp := *h; saved = &cp })
-	if err != nil {
-		t.Fatal(err)
-	}
-	echo(t, c, "y")
+	w.replayed()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err = forward.Open(ctx, w.a, saved)
-	if rejectCode(t, err) != forward.RejectSeal {
-		t.Fatalf("replayed open: %v", err)
-	}
-	w.expectRefused("replay")
 
 	// No seal at all.
 	_, err = forward.Open(ctx, w.a, forward.NewHeader(forward.KindTCP, "echo", w.a.ID, []siteid.ID{w.b.ID, w.c.ID}))
@@ -263,20 +272,7 @@ func TestSealHandshakeRefusals(t *testing.T) {
 		w.expectRefused("handshake")
 	})
 	t.Run("replayed first message", func(t *testing.T) {
-		w := newWorld(t)
-		var saved *forward.Header
-		c, err := w.open("echo", func(h *forward.Header) { cp := *h; saved = &cp })
-		if err != nil {
-			t.Fatal(err)
-		}
-		echo(t, c, "z")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err = forward.Open(ctx, w.a, saved)
-		if rejectCode(t, err) != forward.RejectSeal {
-			t.Fatalf("replayed handshake: %v", err)
-		}
-		w.expectRefused("replay")
+		newWorld(t).replayed() // the first stream of a world handshakes
 	})
 }
 

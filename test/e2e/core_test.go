@@ -20,17 +20,25 @@ import (
 	"time"
 )
 
-// TestLine is the A-B-C line: A's clients reach C's service through B; A's status
-// shows the path; a 1 GiB transfer arrives byte for byte; half-close works.
-func TestLine(t *testing.T) {
-	a, b, c := startSite(t, "a"), startSite(t, "b"), startSite(t, "c")
+// echoLine starts the line a-b-c with an echo service at c and a listener
+// for it at a, and returns once a can reach it.
+func echoLine(t *testing.T) (a, b, c *site, listen string) {
+	t.Helper()
+	a, b, c = startSite(t, "a"), startSite(t, "b"), startSite(t, "c")
 	a.linkTo(b)
 	b.linkTo(c)
 	c.weft("connector", "create", "echo", "--target", echoServer(t, "echo-at-c"))
-	listen := a.listen("echo")
+	listen = a.listen("echo")
 	waitFor(t, 10*time.Second, "a to learn that c serves echo", func() bool {
 		return strings.Join(a.status().servedAt("echo"), ",") == "c"
 	})
+	return a, b, c, listen
+}
+
+// TestLine is the A-B-C line: A's clients reach C's service through B; A's status
+// shows the path; a 1 GiB transfer arrives byte for byte; half-close works.
+func TestLine(t *testing.T) {
+	a, b, c, listen := echoLine(t)
 	// Every site sees the whole line, the sites that accepted a link
 	// (b from a, c from b) included: their peers' first records arrive
 	// before they have registered the link.

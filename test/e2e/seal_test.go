@@ -25,14 +25,7 @@ func TestSealedTransit(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("reading another process's memory needs root")
 	}
-	a, b, c := startSite(t, "a"), startSite(t, "b"), startSite(t, "c")
-	a.linkTo(b)
-	b.linkTo(c)
-	c.weft("connector", "create", "echo", "--target", echoServer(t, "echo-at-c"))
-	listen := a.listen("echo")
-	waitFor(t, 10*time.Second, "a to learn that c serves echo", func() bool {
-		return strings.Join(a.status().servedAt("echo"), ",") == "c"
-	})
+	a, b, _, listen := echoLine(t)
 
 	var id [16]byte
 	rand.Read(id[:])
