@@ -70,7 +70,7 @@ type localConnector struct {
 	c         *connector
 	name      string
 	spec      resource.ConnectorSpec
-	transport *http.Transport // http connectors only
+	transport *targetTransport // http connectors only
 }
 
 func (lc localConnector) limits() balance.Limits {

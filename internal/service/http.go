@@ -72,7 +72,7 @@ func (m *Manager) serveHTTP(l *listener) {
 	protos.SetUnencryptedHTTP2(true)
 	by := prometheus.Labels{"address": l.addr.name}
 	handler := promhttp.InstrumentHandlerDuration(m.cfg.Metrics.HTTPDuration.MustCurryWith(by),
-		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by), in.proxy()))
+		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by), fullDuplex(in.proxy())))
 	srv := &http.Server{
 		Handler:           handler,
 		Protocols:         &protos,
@@ -104,6 +104,7 @@ func (in *ingress) proxy() *httputil.ReverseProxy {
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.Out.URL.Scheme, r.Out.URL.Host = "http", in.addr.name
 			r.SetXForwarded()
+			r.Out.Header.Set(HeaderProto, clientProto(r.In))
 			ensureTraceparent(r.Out.Header)
 		},
 		Transport: in,
@@ -188,6 +189,18 @@ func replayable(req *http.Request) (bool, error) {
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(b))), nil }
 	req.Body, _ = req.GetBody()
 	return true, nil
+}
+
+// fullDuplex lets h read an HTTP/1.1 request's body while it writes the
+// answer, as bidirectional streams (gRPC's among them) need; HTTP/2 always
+// allows it.
+func fullDuplex(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 1 {
+			http.NewResponseController(w).EnableFullDuplex()
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func closeResponse(r *http.Response) {

@@ -78,7 +78,7 @@ type connector struct {
 	spec      resource.Connector // guarded by Manager.mu
 	addr      *address
 	open      uint32          // connections to the target now; guarded by addr.mu
-	transport *http.Transport // pooled connections to the target (http); guarded by Manager.mu
+	transport *targetTransport // pooled connections to the target (http); guarded by Manager.mu
 }
 
 // NewManager returns a Manager with no listeners or connectors.
@@ -192,8 +192,8 @@ func (m *Manager) SetConnector(c resource.Connector) {
 	// count against its limit.
 	prev := cur.spec.Spec
 	cur.spec = c
-	if t := cur.transport; t != nil && (c.Spec.Protocol != resource.ProtocolHTTP || prev.Target != c.Spec.Target || prev.MaxConnections != c.Spec.MaxConnections) {
-		stale = append(stale, t)
+	if t := cur.transport; t != nil && (c.Spec.Protocol != resource.ProtocolHTTP || !sameTarget(prev, c.Spec)) {
+		stale = append(stale, t.transports()...)
 		cur.transport = nil
 	}
 	if cur.transport == nil && c.Spec.Protocol == resource.ProtocolHTTP {
@@ -221,10 +221,7 @@ func (m *Manager) DeleteConnector(name string) bool {
 func (m *Manager) removeConnectorLocked(c *connector) []*http.Transport {
 	delete(m.connectors, c.spec.Name)
 	stale := m.refreshLocked(c.addr, m.localConnectorsLocked(c.addr))
-	if c.transport != nil {
-		stale = append(stale, c.transport)
-	}
-	return stale
+	return append(stale, c.transport.transports()...)
 }
 
 // localConnectorsLocked returns the connectors of a, by name, as a view
@@ -360,9 +357,7 @@ func (m *Manager) Close() {
 	m.mu.Lock()
 	var ts []*http.Transport
 	for _, c := range m.connectors {
-		if c.transport != nil {
-			ts = append(ts, c.transport)
-		}
+		ts = append(ts, c.transport.transports()...)
 	}
 	for _, a := range m.addrs {
 		ts = append(ts, a.allRemotes()...)
