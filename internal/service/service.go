@@ -77,7 +77,7 @@ type listener struct {
 type connector struct {
 	spec      resource.Connector // guarded by Manager.mu
 	addr      *address
-	open      uint32          // connections to the target now; guarded by addr.mu
+	open      uint32           // connections to the target now; guarded by addr.mu
 	transport *targetTransport // pooled connections to the target (http); guarded by Manager.mu
 }
 

@@ -49,7 +49,7 @@ type targetTransport struct {
 	tls    bool
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 
-	err    error // why the target cannot be used (its TLS configuration)
+	err error // why the target cannot be used (its TLS configuration)
 
 	mu     sync.Mutex
 	speaks struct{ h1, h2 speaks } // what probes found

@@ -66,4 +66,3 @@ func TestHTTPKeepsVersion(t *testing.T) {
 		})
 	}
 }
-
