@@ -1,5 +1,10 @@
 package resource
 
+import (
+	"strconv"
+	"strings"
+)
+
 // Balance values of ListenerSpec.
 const (
 	// BalanceCost prefers the cheapest path tier; latency ranks only
@@ -20,7 +25,32 @@ const (
 	TargetProtocolH2C   = "h2c"
 )
 
+// grpcCodeNames are the gRPC codes GRPCRetryOn names: those Envoy's
+// retry_on knows for gRPC.
+var grpcCodeNames = map[string]int{
+	"cancelled":          1,
+	"deadline-exceeded":  4,
+	"resource-exhausted": 8,
+	"internal":           13,
+	"unavailable":        14,
+}
+
+// GRPCCode returns the gRPC status code an entry of GRPCRetryOn names (a
+// name or a number from 1 to 16).
+func GRPCCode(s string) (int, bool) {
+	if c, ok := grpcCodeNames[strings.ToLower(s)]; ok {
+		return c, true
+	}
+	c, err := strconv.Atoi(s)
+	return c, err == nil && c >= 1 && c <= 16
+}
+
 func (s *ListenerSpec) defaultHTTP() error {
+	for _, c := range s.GRPCRetryOn {
+		if _, ok := GRPCCode(c); !ok {
+			return invalid("spec.grpcRetryOn", "%q is not cancelled, deadline-exceeded, resource-exhausted, internal, unavailable or a code from 1 to 16", c)
+		}
+	}
 	switch s.Balance {
 	case "":
 		if s.Protocol == ProtocolHTTP {

@@ -72,6 +72,12 @@ type ListenerSpec struct {
 	// Balance (protocol http) ranks candidates: "cost" (default),
 	// "latency" or "cost+latency"; see BalanceCost.
 	Balance string `json:"balance,omitempty"`
+	// GRPCRetryOn (protocol http) are the gRPC status codes that count as
+	// failures of the target, retried when the request is safe: names
+	// (cancelled, deadline-exceeded, resource-exhausted, internal,
+	// unavailable) or numbers. Default: Envoy's retriable set, all but
+	// internal.
+	GRPCRetryOn []string `json:"grpcRetryOn,omitempty"`
 	// TLSCert and TLSKey (protocol http) are PEM files on the site's host:
 	// the listener then serves HTTPS, with ALPN h2 and http/1.1.
 	TLSCert string `json:"tlsCert,omitempty"`

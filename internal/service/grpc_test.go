@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"weft.dev/weft/internal/balance"
+	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/service/grpctest"
 )
 
@@ -242,5 +244,107 @@ func TestGRPCBalancesPerRPC(t *testing.T) {
 	// One client connection, RPCs on both sites.
 	if seen["at-b"] == 0 || seen["at-c"] == 0 {
 		t.Errorf("RPCs by server %v: one connection's RPCs were not balanced", seen)
+	}
+}
+
+// grpcPair is a with a gRPC listener for "echo" and targets behind b
+// (cheaper) and c.
+func grpcPair(t *testing.T, l resource.Listener) (w *world, tc testpb.TestServiceClient, atB, atC *grpctest.Server) {
+	w = newWorld(t, "a", "b", "c")
+	w.link("a", "b", 1)
+	w.link("a", "c", 2)
+	atB, atC = startGRPC(t, "at-b"), startGRPC(t, "at-c")
+	w.connector("b", httpConnector("echo", "echo", atB.Addr))
+	w.connector("c", httpConnector("echo", "echo", atC.Addr))
+	tc, _ = dialGRPC(t, w.listener("a", l))
+	return w, tc, atB, atC
+}
+
+func TestGRPCUnavailableIsRetriedWhenSafe(t *testing.T) {
+	_, tc, atB, _ := grpcPair(t, httpListener("echo", ""))
+	atB.Fail.Store(int32(codes.Unavailable))
+
+	// Not vouched for: a POST is not retried, the client sees b's status.
+	_, err := tc.UnaryCall(grpcContext(t), &testpb.SimpleRequest{})
+	if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != "at-b fails" {
+		t.Fatalf("unsafe call: %v, want b's UNAVAILABLE", err)
+	}
+	// Weft-Hedge (gRPC metadata weft-hedge: 1) makes it safe: c answers.
+	safe := metadata.AppendToOutgoingContext(grpcContext(t), "weft-hedge", "1")
+	resp, err := tc.UnaryCall(safe, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("kept for the retry")}})
+	if err != nil || resp.ServerId != "at-c" {
+		t.Fatalf("safe call: %v %v, want c's answer", resp, err)
+	}
+	// A status the application chose is an answer, never retried.
+	atB.Fail.Store(int32(codes.NotFound))
+	if _, err := tc.UnaryCall(safe, &testpb.SimpleRequest{}); status.Code(err) != codes.NotFound {
+		t.Fatalf("not found: %v, want b's answer", err)
+	}
+}
+
+func TestGRPCUnavailableEjects(t *testing.T) {
+	w, tc, atB, atC := grpcPair(t, httpListener("echo", ""))
+	atB.Fail.Store(int32(codes.Unavailable))
+	// Five UNAVAILABLE answers in a row (Istio's default) eject b at a;
+	// b's own balancer counts them too (its one connector is never
+	// ejected: the last one stays).
+	for range 5 {
+		if _, err := tc.UnaryCall(grpcContext(t), &testpb.SimpleRequest{}); status.Code(err) != codes.Unavailable {
+			t.Fatalf("call: %v", err)
+		}
+	}
+	waitFor(t, "b ejected", func() bool { return w.states("a", "echo")["b"].Status == balance.StatusEjected })
+	if st := w.site("b").m.InstanceStates("echo"); len(st) != 1 || st[0].ConsecutiveErrors != 5 {
+		t.Errorf("b's connector: %+v, want 5 errors", st)
+	}
+	before := atB.Calls.Load()
+	for range 5 {
+		resp, err := tc.UnaryCall(grpcContext(t), &testpb.SimpleRequest{})
+		if err != nil || resp.ServerId != "at-c" {
+			t.Fatalf("call while b is out: %v %v", resp, err)
+		}
+	}
+	if atB.Calls.Load() != before || atC.Calls.Load() != 5 {
+		t.Errorf("calls b=%d c=%d while b was ejected", atB.Calls.Load()-before, atC.Calls.Load())
+	}
+}
+
+// A failure in the trailers of a full answer (the server sent headers,
+// then UNAVAILABLE) counts against the target too, once the answer ends.
+func TestGRPCStatusInTrailersCounts(t *testing.T) {
+	w, tc, _, _ := grpcPair(t, httpListener("echo", ""))
+	for range 3 {
+		bidi, err := tc.FullDuplexCall(grpcContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bidi.Send(&testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}}})
+		if _, err := bidi.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		bidi.Send(&testpb.StreamingOutputCallRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(codes.Unavailable), Message: "going away"}})
+		if _, err := bidi.Recv(); status.Code(err) != codes.Unavailable {
+			t.Fatalf("bidi: %v", err)
+		}
+	}
+	waitFor(t, "three errors at b", func() bool { return w.states("a", "echo")["b"].Errors == 3 })
+}
+
+func TestGRPCHedgedUnary(t *testing.T) {
+	_, tc, atB, atC := grpcPair(t, httpListener("echo", resource.HedgeAlways))
+	atB.Hold.Store(true) // b, the cheaper, never answers
+	for i := range 3 {
+		ctx := metadata.AppendToOutgoingContext(grpcContext(t), "weft-hedge", "1")
+		resp, err := tc.UnaryCall(ctx, &testpb.SimpleRequest{})
+		if err != nil || resp.ServerId != "at-c" {
+			t.Fatalf("call %d: %v %v, want c's answer", i, resp, err)
+		}
+		// The losing copy is cancelled at b's server.
+		if err := waitEnded(t, atB); !errors.Is(err, context.Canceled) {
+			t.Errorf("call %d: b's copy ended with %v, want cancelled", i, err)
+		}
+	}
+	if atC.Calls.Load() != 3 {
+		t.Errorf("c served %d calls, want 3", atC.Calls.Load())
 	}
 }

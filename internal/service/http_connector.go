@@ -203,8 +203,9 @@ func (m *Manager) roundTripLocal(a *address, req *http.Request) (*http.Response,
 		a.instanceDone(m.cfg.Clock.Now(), k, took, o)
 		return nil, err
 	}
-	o := balance.OutcomeForStatus(resp.StatusCode)
-	resp.Body = wrapBody(resp.Body, func() { a.instanceDone(m.cfg.Clock.Now(), k, took, o) })
+	resp.Body = wrapBody(resp.Body, func() {
+		a.instanceDone(m.cfg.Clock.Now(), k, took, answerOutcome(resp, defaultGRPCRetryOn, req.Context().Err() != nil))
+	})
 	return resp, nil
 }
 

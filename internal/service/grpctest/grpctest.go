@@ -52,6 +52,11 @@ type Server struct {
 	Addr string
 	// Calls counts RPCs started.
 	Calls atomic.Int64
+	// Fail, when not 0, is a status code every unary RPC fails with at
+	// once, as a trailers-only answer.
+	Fail atomic.Int32
+	// Hold makes the server hold every RPC as MDHold does.
+	Hold atomic.Bool
 	// Ended receives the error of each held RPC's context when it ends
 	// (context.Canceled or DeadlineExceeded): proof that a client's
 	// cancellation or deadline reached the server.
@@ -122,7 +127,7 @@ func (v *service) begin(ctx context.Context) (hold bool) {
 	}
 	grpc.SetHeader(ctx, out)
 	grpc.SetTrailer(ctx, metadata.Pairs(MDServer, v.s.Name, MDTrailerBin, TrailerBin))
-	return len(in.Get(MDHold)) > 0
+	return len(in.Get(MDHold)) > 0 || v.s.Hold.Load()
 }
 
 // hold waits for ctx to end, reports it and returns its status.
@@ -144,6 +149,10 @@ func (v *service) EmptyCall(ctx context.Context, _ *testpb.Empty) (*testpb.Empty
 }
 
 func (v *service) UnaryCall(ctx context.Context, r *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	if c := v.s.Fail.Load(); c != 0 {
+		v.s.Calls.Add(1)
+		return nil, status.Errorf(codes.Code(c), "%s fails", v.s.Name)
+	}
 	if v.begin(ctx) {
 		return nil, v.hold(ctx)
 	}
