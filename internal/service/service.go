@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -127,9 +128,16 @@ func (m *Manager) SetListener(l resource.Listener) (net.Addr, error) {
 		}
 		m.DeleteListener(l.Name)
 	}
+	tc, err := listenerTLS(l.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(l.Spec.Host, fmt.Sprint(l.Spec.Port)))
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	m.mu.Lock()
 	nl := &listener{spec: l, addr: m.addressLocked(l.Spec.Address), ln: ln, done: make(chan struct{})}

@@ -246,6 +246,20 @@ func probe(ctx context.Context, dial func(context.Context, string, string) (net.
 	return p.answer(first[:n]), nil
 }
 
+// listenerTLS is the TLS configuration of an HTTPS listener, nil for a
+// plain one. ALPN offers h2 and http/1.1; the client's choice is the
+// version that goes on to the target.
+func listenerTLS(s resource.ListenerSpec) (*tls.Config, error) {
+	if s.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}, nil
+}
+
 // sameTarget reports whether a and b reach their target alike, so that
 // the pooled connections of a serve b.
 func sameTarget(a, b resource.ConnectorSpec) bool {
