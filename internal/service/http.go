@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/siteid"
@@ -64,7 +65,7 @@ func (m *Manager) serveHTTP(l *listener) {
 		close(l.done)
 		return
 	}
-	in := &ingress{m: m, addr: l.addr, hedge: pol, retries: resource.DefaultRetries, retryOn: retryOn}
+	in := &ingress{m: m, addr: l.addr, hedge: pol, retries: resource.DefaultRetries, retryOn: retryOn, policy: balancePolicy(l.spec.Spec.Balance)}
 	if r := l.spec.Spec.Retries; r != nil {
 		in.retries = int(*r)
 	}
@@ -100,6 +101,7 @@ type ingress struct {
 	hedge   hedgePolicy
 	retries int
 	retryOn grpcCodes // gRPC codes that are failures, retried when safe
+	policy  balance.Policy
 }
 
 func (in *ingress) proxy() *httputil.ReverseProxy {
@@ -150,6 +152,17 @@ func (in *ingress) RoundTrip(req *http.Request) (*http.Response, error) {
 		delay, hedge = in.hedge.delay(p95, known)
 	}
 	return in.runRace(req, hedge, delay, retries)
+}
+
+// balancePolicy is the balance.Policy of a validated ListenerSpec.Balance.
+func balancePolicy(s string) balance.Policy {
+	switch s {
+	case resource.BalanceLatency:
+		return balance.Policy{Mode: balance.ByLatency}
+	case resource.BalanceCostLatency:
+		return balance.Policy{Mode: balance.ByCostLatency}
+	}
+	return balance.Policy{Mode: balance.ByCost}
 }
 
 // remoteTransport returns the pooled transport to a along path.
