@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -71,12 +72,17 @@ With --protocol http each request is balanced on its own, with retries and
 hedging. Creating a listener that exists replaces it.`,
 		Example: `  weft --site ~/weft/east listener create orders --port 9090
   weft --site ~/weft/east listener create web --port 8080 --protocol http --hedge auto --retries 2
+  weft --site ~/weft/east listener create greeter --port 50051 --protocol http --balance latency
+  weft --site ~/weft/east listener create api --port 8443 --protocol http --tls-cert cert.pem --tls-key key.pem
   weft --site ~/weft/east listener create orders --port 0 -o json   # 0 picks a free port
   weft --site ~/weft/east listener create orders --port 9090 --wait 10s   # until a connector is reachable`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l.Spec.Address, l.Spec.Retries = args[0], &retries
 			l.Name = cmp.Or(l.Name, args[0])
+			if err := absPaths(&l.Spec.TLSCert, &l.Spec.TLSKey); err != nil {
+				return err
+			}
 			got, c, existed, err := listenerKind.create(cmd.Context(), l.Name, &l)
 			if err != nil {
 				return err
@@ -107,6 +113,10 @@ hedging. Creating a listener that exists replaces it.`,
 	f.StringVar(&l.Spec.Hedge, "hedge", resource.HedgeOff, "http: backup copy of idempotent requests: off, always, auto (after the recent p95) or a delay such as 50ms")
 	f.Int32Var(&retries, "retries", resource.DefaultRetries, "http: other candidates an idempotent request that failed before any answer is tried on")
 	f.DurationVar(&wait, "wait", 0, "wait up to this long until a connector for the address is reachable (0: do not wait)")
+	f.StringVar(&l.Spec.Balance, "balance", "", "http: how candidates are ranked: cost (cheapest path tier first), latency (measured answers, any cost) or cost+latency (default cost)")
+	f.StringSliceVar(&l.Spec.GRPCRetryOn, "grpc-retry-on", nil, "http: gRPC codes that are target failures, retried when safe (default cancelled,deadline-exceeded,resource-exhausted,unavailable)")
+	f.StringVar(&l.Spec.TLSCert, "tls-cert", "", "http: serve HTTPS with this PEM certificate file (a path on the site's host), ALPN h2 and http/1.1")
+	f.StringVar(&l.Spec.TLSKey, "tls-key", "", "http: the PEM key file of --tls-cert")
 	create.MarkFlagRequired("port")
 	create.RegisterFlagCompletionFunc("protocol", cobra.FixedCompletions([]string{"tcp", "http"}, cobra.ShellCompDirectiveNoFileComp))
 	addOutputFlag(create, &format, formatTable, formatJSON, formatYAML)
@@ -135,11 +145,16 @@ for ADDRESS anywhere in the network reach it. Creating a connector that exists
 replaces it.`,
 		Example: `  weft --site ~/weft/west connector create orders --target 127.0.0.1:8080
   weft --site ~/weft/west connector create web --target 10.0.0.5:8080 --protocol http \
-      --max-connections 1 --max-pending 0 --outlier-consecutive-errors 5 --outlier-base-ejection 30s`,
+      --max-connections 1 --max-pending 0 --outlier-consecutive-errors 5 --outlier-base-ejection 30s
+  weft --site ~/weft/west connector create greeter --target 127.0.0.1:50051 --protocol http   # gRPC (h2c)
+  weft --site ~/weft/west connector create api --target api.internal:443 --protocol http --target-tls --target-ca ca.pem`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c.Spec.Address = args[0]
 			c.Name = cmp.Or(c.Name, args[0])
+			if err := absPaths(&c.Spec.TargetCA); err != nil {
+				return err
+			}
 			got, _, existed, err := connectorKind.create(cmd.Context(), c.Name, &c)
 			if err != nil {
 				return err
@@ -163,6 +178,10 @@ replaces it.`,
 	f.DurationVar(&c.Spec.Outlier.Interval.Duration, "outlier-interval", resource.DefaultOutlierInterval, "http: healthy time that forgives one past ejection")
 	f.DurationVar(&c.Spec.Outlier.BaseEjection.Duration, "outlier-base-ejection", resource.DefaultOutlierBaseEjection, "http: duration of a first ejection; the n-th lasts n times as long")
 	f.IntVar(&c.Spec.Outlier.MaxEjectionPercent, "outlier-max-ejection-percent", resource.DefaultOutlierMaxEjectionPercent, "http: most connectors of an address ejected at once, in percent (one always may be)")
+	f.StringVar(&c.Spec.TargetProtocol, "target-protocol", "", "http: what the target speaks: auto (follow the client, after probing the target once), http1 or h2c (default auto)")
+	f.BoolVar(&c.Spec.TargetTLS, "target-tls", false, "http: TLS to the target")
+	f.StringVar(&c.Spec.TargetCA, "target-ca", "", "http: PEM file of the CA that signs the target's certificate (a path on the site's host; default the system roots)")
+	f.StringVar(&c.Spec.TargetServerName, "target-server-name", "", "http: name the target's certificate must carry (default the target's host)")
 	create.MarkFlagRequired("target")
 	create.RegisterFlagCompletionFunc("protocol", cobra.FixedCompletions([]string{"tcp", "http"}, cobra.ShellCompDirectiveNoFileComp))
 	addOutputFlag(create, &format, formatTable, formatJSON, formatYAML)
@@ -203,4 +222,20 @@ func waitReachable(ctx context.Context, c *adminClient, l apitype.ListenerView, 
 			}
 		}
 	}
+}
+
+// absPaths makes relative file paths absolute, since the site that reads
+// them may run in another directory.
+func absPaths(paths ...*string) error {
+	for _, p := range paths {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		*p = abs
+	}
+	return nil
 }

@@ -57,11 +57,15 @@ func statusTable(w io.Writer, st apitype.Status, wide bool) {
 		row(w, s.Name, s.Cost, orDash(strings.Join(s.Path, " > ")))
 	}
 	fmt.Fprintln(w)
-	row(w, "ADDRESS", "SERVED AT (COST)")
+	row(w, "ADDRESS", "SERVED AT (COST[, LATENCY, SHARE OF THE LAST MINUTE])")
 	for _, a := range st.Addresses {
 		var at []string
 		for _, s := range a.Sites {
-			at = append(at, fmt.Sprintf("%s (%d)", s.Name, s.Cost))
+			if s.EWMA == "" {
+				at = append(at, fmt.Sprintf("%s (%d)", s.Name, s.Cost))
+				continue
+			}
+			at = append(at, fmt.Sprintf("%s (%d, %s, %.0f%%)", s.Name, s.Cost, s.EWMA, s.Share))
 		}
 		row(w, a.Address, strings.Join(at, ", "))
 	}

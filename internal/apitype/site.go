@@ -65,6 +65,10 @@ type CandidateView struct {
 	InFlight     uint32     `json:"inFlight"`
 	Connections  uint32     `json:"connections"`
 	TimesEjected int        `json:"timesEjected,omitempty"`
+	// Recent is the answers of the last minute; Share their part of all
+	// candidates' answers, in percent.
+	Recent uint64  `json:"recent,omitempty"`
+	Share  float64 `json:"share,omitempty"`
 }
 
 // ListenerView is a listener with the address it actually listens on.

@@ -18,6 +18,9 @@
 // sites) only when the cheap ones are full or failing, and comes back as
 // soon as they free up: nothing is cached between calls.
 //
+// That is the default Policy, ByCost; ByLatency and ByCostLatency (see
+// Policy) put every usable candidate in one tier instead.
+//
 // Within a tier the Picker uses power of two choices (Mitzenmacher; the
 // shape of Finagle's and Linkerd's P2C-PeakEWMA): draw two distinct usable
 // candidates at random, weighted by Capacity, and keep the one with the

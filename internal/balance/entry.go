@@ -11,9 +11,10 @@ type entry struct {
 	connections uint32
 	inFlight    uint32
 	lat         ewma
-	errs        int       // consecutive errors since the last reset
-	times       int       // times ejected, as of the end of the last ejection
-	until       time.Time // end of the last ejection; zero if never ejected
+	errs        int         // consecutive errors since the last reset
+	times       int         // times ejected, as of the end of the last ejection
+	until       time.Time   // end of the last ejection; zero if never ejected
+	recent      recentCount // units of work ended in the last minute
 }
 
 func (e *entry) ejected(now time.Time) bool { return now.Before(e.until) }

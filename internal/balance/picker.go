@@ -55,6 +55,10 @@ type State struct {
 	Pending           uint32
 	TimesEjected      int
 	ConsecutiveErrors int
+	// Recent is how many units of work ended in the last minute, and
+	// Share that count's part of all candidates' in the snapshot (0 to 1).
+	Recent uint64
+	Share  float64
 }
 
 // Picker chooses candidates and tracks their load, latency and health.
@@ -64,6 +68,7 @@ type State struct {
 // Picker per address.
 type Picker struct {
 	cfg     Config
+	policy  Policy
 	rng     *rand.Rand
 	entries map[Key]*entry
 
@@ -74,9 +79,10 @@ type Picker struct {
 }
 
 type member struct {
-	i   int // index into cands
-	e   *entry
-	cap uint64
+	i    int // index into cands
+	e    *entry
+	cap  uint64
+	cost uint64
 }
 
 const (
@@ -167,6 +173,7 @@ func (p *Picker) Done(now time.Time, key Key, kind Kind, latency time.Duration, 
 			e.inFlight--
 		}
 	}
+	e.recent.add(now)
 	p.observe(now, key, e, latency, o)
 }
 
@@ -246,6 +253,7 @@ func (p *Picker) Snapshot(now time.Time, cands []Candidate) []State {
 			Pending:           e.pending(),
 			TimesEjected:      e.timesEjected(now, p.cfg.Outlier.Interval),
 			ConsecutiveErrors: e.errs,
+			Recent:            e.recent.total(now),
 		}
 		if e.lat.ok {
 			s.EWMA = time.Duration(e.lat.value(now, p.cfg.EWMAHalfLife))
@@ -257,6 +265,15 @@ func (p *Picker) Snapshot(now time.Time, cands []Candidate) []State {
 			s.Status = StatusSaturated
 		}
 		out[i] = s
+	}
+	var total uint64
+	for _, s := range out {
+		total += s.Recent
+	}
+	if total > 0 {
+		for i := range out {
+			out[i].Share = float64(out[i].Recent) / float64(total)
+		}
 	}
 	return out
 }
@@ -324,11 +341,12 @@ func (p *Picker) choose(now time.Time, cands []Candidate, exclude func(Key) bool
 		}
 		want, cost = classEjected, ejectedCost
 	}
+	oneTier := p.policy.Mode != ByCost
 
 	p.tier = p.tier[:0]
 	var total uint64
 	for i, c := range cands {
-		if p.class[i] != want || c.Cost != cost {
+		if p.class[i] != want || (c.Cost != cost && !oneTier) {
 			continue
 		}
 		w := uint64(c.Capacity)
@@ -336,7 +354,7 @@ func (p *Picker) choose(now time.Time, cands []Candidate, exclude func(Key) bool
 			w = 1
 		}
 		total += w
-		p.tier = append(p.tier, member{i: i, e: ents[i], cap: w})
+		p.tier = append(p.tier, member{i: i, e: ents[i], cap: w, cost: c.Cost})
 	}
 	if len(p.tier) == 1 {
 		return p.tier[0].i
@@ -357,6 +375,11 @@ func (p *Picker) choose(now time.Time, cands []Candidate, exclude func(Key) bool
 				prior = p.prior(now)
 			}
 			lat = prior
+		}
+		if p.policy.Mode == ByCostLatency && m.e.lat.ok {
+			// Not on the prior: an unmeasured costly candidate would
+			// then never win a comparison, and never get measured.
+			lat += float64(m.cost) * float64(p.policy.CostPenalty)
 		}
 		// A floor keeps the load term alive when estimates have decayed
 		// to (or underflowed at) zero.

@@ -69,6 +69,19 @@ type ListenerSpec struct {
 	// request that failed before any byte of its answer is tried on.
 	// Default 2, Istio's default retry attempts.
 	Retries *int32 `json:"retries,omitempty"`
+	// Balance (protocol http) ranks candidates: "cost" (default),
+	// "latency" or "cost+latency"; see BalanceCost.
+	Balance string `json:"balance,omitempty"`
+	// GRPCRetryOn (protocol http) are the gRPC status codes that count as
+	// failures of the target, retried when the request is safe: names
+	// (cancelled, deadline-exceeded, resource-exhausted, internal,
+	// unavailable) or numbers. Default: Envoy's retriable set, all but
+	// internal.
+	GRPCRetryOn []string `json:"grpcRetryOn,omitempty"`
+	// TLSCert and TLSKey (protocol http) are PEM files on the site's host:
+	// the listener then serves HTTPS, with ALPN h2 and http/1.1.
+	TLSCert string `json:"tlsCert,omitempty"`
+	TLSKey  string `json:"tlsKey,omitempty"`
 }
 
 // Hedge values of ListenerSpec other than a duration.
@@ -107,6 +120,16 @@ type ConnectorSpec struct {
 	// Outlier ejects the connector's target after consecutive 5xx answers or
 	// connect failures (protocol http). Defaults are Istio's.
 	Outlier OutlierSpec `json:"outlier,omitempty"`
+	// TargetProtocol (protocol http) is what the target speaks: "auto"
+	// (default: follow the client's HTTP version, after probing once what
+	// the target accepts), "http1" or "h2c" (HTTP/2; over TLS, h2).
+	TargetProtocol string `json:"targetProtocol,omitempty"`
+	// TargetTLS (protocol http) is TLS to the target, verified against
+	// TargetCA (a PEM file on the site's host; the system roots when
+	// empty) for TargetServerName (the target's host when empty).
+	TargetTLS        bool   `json:"targetTLS,omitempty"`
+	TargetCA         string `json:"targetCA,omitempty"`
+	TargetServerName string `json:"targetServerName,omitempty"`
 }
 
 // OutlierSpec is Istio's outlierDetection, consecutive-errors flavour.
@@ -268,7 +291,7 @@ func (l *Listener) Default() error {
 	if *l.Spec.Retries < 0 || *l.Spec.Retries > 10 {
 		return invalid("spec.retries", "%d is not between 0 and 10", *l.Spec.Retries)
 	}
-	return nil
+	return l.Spec.defaultHTTP()
 }
 
 // Default fills defaults and validates c.
@@ -297,6 +320,9 @@ func (c *Connector) Default() error {
 		c.Spec.Capacity = 1
 	}
 	if err := validateProtocol("spec.protocol", &c.Spec.Protocol); err != nil {
+		return err
+	}
+	if err := c.Spec.defaultHTTP(); err != nil {
 		return err
 	}
 	return c.Spec.Outlier.defaults()

@@ -70,7 +70,7 @@ type localConnector struct {
 	c         *connector
 	name      string
 	spec      resource.ConnectorSpec
-	transport *http.Transport // http connectors only
+	transport *targetTransport // http connectors only
 }
 
 func (lc localConnector) limits() balance.Limits {
@@ -266,14 +266,16 @@ func (a *address) pickConnection(now time.Time, tried map[balance.Key]bool) (rou
 	return pickStart(a.tcp, now, v.tcp, tried, balance.Connection)
 }
 
-// pickRequest is pickConnection for an HTTP request.
-func (a *address) pickRequest(now time.Time, tried map[balance.Key]bool) (routing.Candidate, balance.Key, bool) {
+// pickRequest is pickConnection for an HTTP request, ranked by the
+// listener's policy.
+func (a *address) pickRequest(now time.Time, tried map[balance.Key]bool, pol balance.Policy) (routing.Candidate, balance.Key, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	v := a.view.Load()
 	if a.ingress == nil {
 		a.ingress = balance.NewPicker(a.outlier, a.rng)
 	}
+	a.ingress.SetPolicy(pol)
 	return pickStart(a.ingress, now, v.http, tried, balance.Request)
 }
 

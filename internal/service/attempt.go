@@ -74,7 +74,7 @@ func (in *ingress) run(a *attempt, req *http.Request) {
 		a.resp, a.err = in.m.remoteTransport(in.addr, a.cand.Path).RoundTrip(out)
 	}
 	a.took = in.m.cfg.Clock.Since(a.start)
-	a.v = classify(a.resp, a.err, a.ctx.Err() != nil)
+	a.v = classify(a.resp, a.err, a.ctx.Err() != nil, in.retryOn)
 }
 
 // raceRun carries out the race of one request: it sends the copies the
@@ -214,7 +214,7 @@ func (rr *raceRun) launch(n int, backup bool) {
 	if n != len(rr.attempts)+1 {
 		panic(fmt.Sprintf("service: race launched copy %d after %d", n, len(rr.attempts)))
 	}
-	cand, key, ok := in.addr.pickRequest(in.m.cfg.Clock.Now(), rr.tried)
+	cand, key, ok := in.addr.pickRequest(in.m.cfg.Clock.Now(), rr.tried, in.policy)
 	if !ok {
 		rr.attempts = append(rr.attempts, nil)
 		rr.r.noCandidate(n)
@@ -260,9 +260,9 @@ func (rr *raceRun) primary() *attempt {
 // work counts as in flight unless it ended already, until the client
 // closes the body.
 func (in *ingress) deliver(a *attempt) *http.Response {
-	ended, key, took := a.ended, a.key, a.took
-	o := balance.OutcomeForStatus(a.resp.StatusCode)
+	ended, key, took, resp := a.ended, a.key, a.took, a.resp
 	a.resp.Body = wrapBody(a.resp.Body, func() {
+		o := answerOutcome(resp, in.retryOn, a.ctx.Err() != nil)
 		a.cancel()
 		if !ended {
 			in.addr.requestDone(in.m.cfg.Clock.Now(), key, took, o)

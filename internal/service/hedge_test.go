@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"weft.dev/weft/internal/balance"
 )
 
 func TestParseHedge(t *testing.T) {
@@ -105,8 +107,14 @@ func TestClassify(t *testing.T) {
 		{"path broke", nil, boom, false, verdictFailed},
 		{"cancelled", nil, boom, true, verdictCancelled},
 		{"answer beats a late cancel", answer(200), nil, true, verdictGood},
+		{"grpc ok", answer(200, "Content-Type", "application/grpc", "Grpc-Status", "0"), nil, false, verdictGood},
+		{"grpc streamed answer", answer(200, "Content-Type", "application/grpc+proto"), nil, false, verdictGood},
+		{"grpc unavailable, trailers only", answer(200, "Content-Type", "application/grpc", "Grpc-Status", "14"), nil, false, verdictRetriable},
+		{"grpc resource exhausted", answer(200, "Content-Type", "application/grpc", "Grpc-Status", "8"), nil, false, verdictRetriable},
+		{"grpc not found is an answer", answer(200, "Content-Type", "application/grpc", "Grpc-Status", "5"), nil, false, verdictGood},
+		{"grpc-status outside gRPC", answer(200, "Grpc-Status", "14"), nil, false, verdictGood},
 	} {
-		if got := classify(tc.resp, tc.err, tc.cancelled); got != tc.want {
+		if got := classify(tc.resp, tc.err, tc.cancelled, defaultGRPCRetryOn); got != tc.want {
 			t.Errorf("%s: classify = %d, want %d", tc.name, got, tc.want)
 		}
 	}
@@ -187,5 +195,48 @@ func TestTraceparent(t *testing.T) {
 		if !tc.keep && h.Get("Tracestate") != "" {
 			t.Errorf("%q: tracestate kept with a new trace", tc.in)
 		}
+	}
+}
+
+func TestAnswerOutcome(t *testing.T) {
+	grpcAnswer := func(header, trailer string) *http.Response {
+		r := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/grpc"}}, Trailer: http.Header{}}
+		if header != "" {
+			r.Header.Set("Grpc-Status", header)
+		}
+		if trailer != "" {
+			r.Trailer.Set("Grpc-Status", trailer)
+		}
+		return r
+	}
+	onlyUnavailable, err := parseGRPCCodes([]string{"unavailable"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		resp    *http.Response
+		retryOn grpcCodes
+		gone    bool
+		want    balance.Outcome
+	}{
+		{"http 200", &http.Response{StatusCode: 200, Header: http.Header{}}, defaultGRPCRetryOn, false, balance.Success},
+		{"http 503", &http.Response{StatusCode: 503, Header: http.Header{}}, defaultGRPCRetryOn, false, balance.GatewayError},
+		{"ok in trailers", grpcAnswer("", "0"), defaultGRPCRetryOn, false, balance.Success},
+		{"unavailable in trailers", grpcAnswer("", "14"), defaultGRPCRetryOn, false, balance.GatewayError},
+		{"unavailable, trailers only", grpcAnswer("14", ""), defaultGRPCRetryOn, false, balance.GatewayError},
+		{"deadline exceeded", grpcAnswer("", "4"), defaultGRPCRetryOn, false, balance.GatewayError},
+		{"deadline exceeded, not configured", grpcAnswer("", "4"), onlyUnavailable, false, balance.ClientError},
+		{"internal", grpcAnswer("", "13"), defaultGRPCRetryOn, false, balance.ServerError},
+		{"not found", grpcAnswer("", "5"), defaultGRPCRetryOn, false, balance.ClientError},
+		{"no status, stream broke", grpcAnswer("", ""), defaultGRPCRetryOn, false, balance.ServerError},
+		{"no status, client gone", grpcAnswer("", ""), defaultGRPCRetryOn, true, balance.Cancelled},
+	} {
+		if got := answerOutcome(tc.resp, tc.retryOn, tc.gone); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if _, err := parseGRPCCodes([]string{"sometimes"}); err == nil {
+		t.Error("unknown code accepted")
 	}
 }

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,13 +10,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/siteid"
@@ -57,22 +58,24 @@ var errNoCandidate = errors.New("no connector could take the request")
 // request may come through a deleted listener.
 func (m *Manager) serveHTTP(l *listener) {
 	pol, err := parseHedge(l.spec.Spec.Hedge)
-	if err != nil { // Default validated it; only a hand-made spec gets here
+	retryOn, err2 := parseGRPCCodes(l.spec.Spec.GRPCRetryOn)
+	if err := errors.Join(err, err2); err != nil { // Default validated them; only a hand-made spec gets here
 		m.cfg.Logger.Error("listener stopped", "listener", l.spec.Name, "err", err)
 		l.ln.Close()
 		close(l.done)
 		return
 	}
-	in := &ingress{m: m, addr: l.addr, hedge: pol, retries: resource.DefaultRetries}
+	in := &ingress{m: m, addr: l.addr, hedge: pol, retries: resource.DefaultRetries, retryOn: retryOn, policy: balancePolicy(l.spec.Spec.Balance)}
 	if r := l.spec.Spec.Retries; r != nil {
 		in.retries = int(*r)
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
+	protos.SetHTTP2(true) // over TLS, by ALPN
 	protos.SetUnencryptedHTTP2(true)
 	by := prometheus.Labels{"address": l.addr.name}
 	handler := promhttp.InstrumentHandlerDuration(m.cfg.Metrics.HTTPDuration.MustCurryWith(by),
-		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by), in.proxy()))
+		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by), fullDuplex(in.proxy())))
 	srv := &http.Server{
 		Handler:           handler,
 		Protocols:         &protos,
@@ -97,6 +100,8 @@ type ingress struct {
 	addr    *address
 	hedge   hedgePolicy
 	retries int
+	retryOn grpcCodes // gRPC codes that are failures, retried when safe
+	policy  balance.Policy
 }
 
 func (in *ingress) proxy() *httputil.ReverseProxy {
@@ -104,6 +109,7 @@ func (in *ingress) proxy() *httputil.ReverseProxy {
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.Out.URL.Scheme, r.Out.URL.Host = "http", in.addr.name
 			r.SetXForwarded()
+			r.Out.Header.Set(HeaderProto, clientProto(r.In))
 			ensureTraceparent(r.Out.Header)
 		},
 		Transport: in,
@@ -148,6 +154,17 @@ func (in *ingress) RoundTrip(req *http.Request) (*http.Response, error) {
 	return in.runRace(req, hedge, delay, retries)
 }
 
+// balancePolicy is the balance.Policy of a validated ListenerSpec.Balance.
+func balancePolicy(s string) balance.Policy {
+	switch s {
+	case resource.BalanceLatency:
+		return balance.Policy{Mode: balance.ByLatency}
+	case resource.BalanceCostLatency:
+		return balance.Policy{Mode: balance.ByCostLatency}
+	}
+	return balance.Policy{Mode: balance.ByCost}
+}
+
 // remoteTransport returns the pooled transport to a along path.
 func (m *Manager) remoteTransport(a *address, path []siteid.ID) http.RoundTripper {
 	return a.remote(path, func() *http.Transport {
@@ -168,26 +185,51 @@ func (m *Manager) remoteTransport(a *address, path []siteid.ID) http.RoundTrippe
 }
 
 // replayable makes req's body readable again through GetBody when it is
-// small enough to keep, and reports whether it is.
+// small enough to keep, and reports whether it is. A body of unknown
+// length (HTTP/2, gRPC) is read up to the bound to find out: a request
+// that may be sent twice is one whole message, such as a unary RPC, not a
+// stream the client feeds as answers come. One that turns out longer is
+// streamed once, the part read first.
 func replayable(req *http.Request) (bool, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
 		return true, nil
 	}
-	if req.ContentLength < 0 || req.ContentLength > maxReplayBody {
+	if req.ContentLength > maxReplayBody {
 		return false, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(req.Body, maxReplayBody+1))
 	if err != nil {
 		return false, err
 	}
-	if len(b) > maxReplayBody { // the length was a lie; cannot happen with net/http
-		return false, fmt.Errorf("request body longer than its Content-Length")
+	if len(b) > maxReplayBody {
+		if req.ContentLength >= 0 { // the length was a lie; cannot happen with net/http
+			return false, fmt.Errorf("request body longer than its Content-Length")
+		}
+		req.Body = readCloser{io.MultiReader(bytes.NewReader(b), req.Body), req.Body}
+		return false, nil
 	}
 	req.Body.Close()
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(b))), nil }
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	req.Body, _ = req.GetBody()
 	return true, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// fullDuplex lets h read an HTTP/1.1 request's body while it writes the
+// answer, as bidirectional streams (gRPC's among them) need; HTTP/2 always
+// allows it.
+func fullDuplex(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 1 {
+			http.NewResponseController(w).EnableFullDuplex()
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func closeResponse(r *http.Response) {

@@ -3,16 +3,17 @@ package service
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
-	"weft.dev/weft/internal/resource"
 )
 
 // HTTP at the connector site: KindHTTP streams are served by one
@@ -41,7 +42,7 @@ func (m *Manager) ServeHTTPStream(st Stream, h *forward.Header) {
 		st.Close()
 		return
 	}
-	if !ss.ln.push(&addressConn{Conn: st, addr: a}) {
+	if !ss.ln.push(&addressConn{Conn: st, addr: a, st: st}) {
 		st.Reset(forward.ResetAborted)
 	}
 }
@@ -51,7 +52,63 @@ type addressKey struct{}
 // addressConn is a served stream with the address its header named.
 type addressConn struct {
 	net.Conn
-	addr *address
+	addr      *address
+	st        Stream
+	abandoned atomic.Bool
+}
+
+// longAgo is a deadline that has passed.
+var longAgo = time.Unix(1, 0)
+
+// abandonRead ends the reading of the stream: a request body still being
+// read ends with an error, and the server, which cannot find the next
+// request, closes the stream after the answer it is writing. That is how
+// an answer that ends before its request (a gRPC status sent while the
+// client still streams) finishes: net/http would otherwise wait, after
+// the answer, for the rest of a request body that may never come.
+func (c *addressConn) abandonRead() {
+	c.abandoned.Store(true)
+	c.st.SetReadDeadline(longAgo)
+}
+
+// SetReadDeadline keeps an abandoned stream's reads failing when the
+// server clears its deadlines for the next request.
+func (c *addressConn) SetReadDeadline(t time.Time) error {
+	if c.abandoned.Load() {
+		return nil
+	}
+	return c.st.SetReadDeadline(t)
+}
+
+func (c *addressConn) SetDeadline(t time.Time) error {
+	if c.abandoned.Load() {
+		return c.st.SetWriteDeadline(t)
+	}
+	return c.st.SetDeadline(t)
+}
+
+// streamBody is a request body read from a served stream. Closed before
+// its end, once the target's answer is over, it abandons the stream's
+// reading rather than waiting for the rest.
+type streamBody struct {
+	io.ReadCloser
+	c   *addressConn
+	eof atomic.Bool
+}
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
+	return n, err
+}
+
+func (b *streamBody) Close() error {
+	if !b.eof.Load() {
+		b.c.abandonRead()
+	}
+	return b.ReadCloser.Close()
 }
 
 // streamServer is the site's server of KindHTTP streams: one http.Server
@@ -76,10 +133,14 @@ func (m *Manager) streamServer() *streamServer {
 		// headers the ingress set for the client.
 		Director: func(r *http.Request) {
 			r.URL.Scheme = "http"
-			r.URL.Host = r.Context().Value(addressKey{}).(*address).name
+			r.URL.Host = r.Context().Value(addressKey{}).(*addressConn).addr.name
 		},
 		Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-			return m.roundTripLocal(r.Context().Value(addressKey{}).(*address), r)
+			c := r.Context().Value(addressKey{}).(*addressConn)
+			if r.Body != nil && r.Body != http.NoBody {
+				r.Body = &streamBody{ReadCloser: r.Body, c: c}
+			}
+			return m.roundTripLocal(c.addr, r)
 		}),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			// The ingress reads this header as "no byte of an answer":
@@ -90,9 +151,9 @@ func (m *Manager) streamServer() *streamServer {
 		ErrorLog: slog.NewLogLogger(m.cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	srv := &http.Server{
-		Handler: proxy,
+		Handler: fullDuplex(proxy),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, addressKey{}, c.(*addressConn).addr)
+			return context.WithValue(ctx, addressKey{}, c.(*addressConn))
 		},
 		BaseContext: func(net.Listener) context.Context { return m.life.ctx },
 		// Longer than the ingress's idle timeout, so that the ingress
@@ -126,10 +187,12 @@ func (m *Manager) roundTripLocal(a *address, req *http.Request) (*http.Response,
 	k := balance.Key(lc.name)
 	out := *req
 	u := *req.URL
-	u.Host = lc.spec.Target
 	out.URL = &u
+	proto := req.Header.Get(HeaderProto)
+	out.Header = req.Header.Clone()
+	out.Header.Del(HeaderProto)
 	start := m.cfg.Clock.Now()
-	resp, err := lc.transport.RoundTrip(&out)
+	resp, err := lc.transport.RoundTrip(&out, proto)
 	took := m.cfg.Clock.Since(start)
 	if err != nil {
 		o := balance.ConnectFailure
@@ -139,24 +202,10 @@ func (m *Manager) roundTripLocal(a *address, req *http.Request) (*http.Response,
 		a.instanceDone(m.cfg.Clock.Now(), k, took, o)
 		return nil, err
 	}
-	o := balance.OutcomeForStatus(resp.StatusCode)
-	resp.Body = wrapBody(resp.Body, func() { a.instanceDone(m.cfg.Clock.Now(), k, took, o) })
+	resp.Body = wrapBody(resp.Body, func() {
+		a.instanceDone(m.cfg.Clock.Now(), k, took, answerOutcome(resp, defaultGRPCRetryOn, req.Context().Err() != nil))
+	})
 	return resp, nil
-}
-
-// newTargetTransport returns the pool of connections to an http
-// connector's target.
-func (m *Manager) newTargetTransport(s resource.ConnectorSpec) *http.Transport {
-	d := &net.Dialer{Timeout: m.cfg.ConnectTimeout}
-	return &http.Transport{
-		DialContext: d.DialContext,
-		// Requests beyond MaxConnections wait here for a connection: they
-		// are Istio's pending requests, bounded by MaxPending in the Picker.
-		MaxConnsPerHost:     int(s.MaxConnections),
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
 }
 
 // localAnswer is an answer made by weft itself, marked with header.

@@ -5,11 +5,14 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"weft.dev/weft/internal/balance"
+	"weft.dev/weft/internal/forward"
+	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/resource"
 )
 
@@ -213,6 +216,24 @@ func slowUntilCancelled(b *backend) <-chan struct{} {
 	return cancelled
 }
 
+// slowAndFast makes slow hold every request until it is cancelled and
+// fast answer once slow has the other copy, so that each loser is
+// cancelled at slow's target rather than on its way there.
+func slowAndFast(slow, fast *backend) <-chan struct{} {
+	cancelled := slowUntilCancelled(slow)
+	fast.handle(func(rw http.ResponseWriter, r *http.Request) {
+		for slow.hits.Load() < fast.hits.Load() {
+			select {
+			case <-fast.stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+		io.WriteString(rw, fast.name)
+	})
+	return cancelled
+}
+
 func TestHTTPHedgeAfterDelay(t *testing.T) {
 	w, url, atB, atC := webWorld(t, 1, 2, "50ms")
 	client := newClient(t)
@@ -266,19 +287,7 @@ func TestHTTPHedgeAfterDelay(t *testing.T) {
 func TestHTTPHedgeAlways(t *testing.T) {
 	_, url, atB, atC := webWorld(t, 1, 2, resource.HedgeAlways)
 	client := newClient(t)
-	cancelled := slowUntilCancelled(atB)
-	// c answers once b has the other copy, so that each loser is
-	// cancelled at b's target rather than on its way there.
-	atC.handle(func(rw http.ResponseWriter, r *http.Request) {
-		for atB.hits.Load() < atC.hits.Load() {
-			select {
-			case <-atC.stop:
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-		io.WriteString(rw, "at-c")
-	})
+	cancelled := slowAndFast(atB, atC)
 	for i := range 5 {
 		if code, body, err := get(client, url); err != nil || code != 200 || body != "at-c" {
 			t.Fatalf("request %d: %d %q %v, want the fast answer", i, code, body, err)
@@ -312,5 +321,57 @@ func TestHTTPConnectorChanges(t *testing.T) {
 	}
 	if _, body, _ := get(client, api); body != "x" {
 		t.Errorf("api: %q, want x", body)
+	}
+}
+
+// TestHTTPHedgeTakesADisjointPath: the cheapest paths to b and c share
+// the transit site t, and c has a costlier path through u. Every backup
+// copy (to c, next to a primary to b through t) must go through u.
+func TestHTTPHedgeTakesADisjointPath(t *testing.T) {
+	w := newWorld(t, "a", "t", "u", "b", "c")
+	w.link("a", "t", 1)
+	w.link("t", "b", 1)
+	w.link("t", "c", 2)
+	w.link("a", "u", 2)
+	w.link("u", "c", 2)
+	var mu sync.Mutex
+	paths := map[string]map[string]bool{} // site -> segment lists its streams came by
+	for _, name := range []string{"b", "c"} {
+		s := w.site(name)
+		paths[name] = map[string]bool{}
+		s.fs.SetDeliver(func(st *link.Stream, h *forward.Header) {
+			var segs []string
+			for _, id := range h.Segments {
+				for _, x := range w.sites {
+					if x.fs.ID == id {
+						segs = append(segs, x.name)
+					}
+				}
+			}
+			mu.Lock()
+			paths[name][strings.Join(segs, ",")] = true
+			mu.Unlock()
+			s.m.ServeHTTPStream(st, h)
+		})
+	}
+	atB, atC := startBackend(t, "at-b"), startBackend(t, "at-c")
+	cancelled := slowAndFast(atB, atC)
+	w.connector("b", httpConnector("web", "web", atB.addr))
+	w.connector("c", httpConnector("web", "web", atC.addr))
+	url := "http://" + w.listener("a", httpListener("web", resource.HedgeAlways))
+	client := newClient(t)
+	for i := range 5 {
+		if code, body, err := get(client, url); err != nil || code != 200 || body != "at-c" {
+			t.Fatalf("request %d: %d %q %v", i, code, body, err)
+		}
+	}
+	waitFor(t, "every slow copy to be cancelled", func() bool { return len(cancelled) == 5 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(paths["b"]) != 1 || !paths["b"]["t,b"] {
+		t.Errorf("primaries reached b by %v, want t,b", paths["b"])
+	}
+	if len(paths["c"]) != 1 || !paths["c"]["u,c"] {
+		t.Errorf("backups reached c by %v, want only u,c (disjoint from t,b)", paths["c"])
 	}
 }

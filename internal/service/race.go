@@ -23,15 +23,21 @@ const (
 	verdictFailed
 	// verdictCancelled: the copy's context ended before an answer.
 	verdictCancelled
+	// verdictRetriable: a gRPC answer that is only a status the server
+	// could not serve with (UNAVAILABLE and the like): a failure for
+	// health, retried like one while the budget lasts, and returned if
+	// nothing better comes.
+	verdictRetriable
 )
 
-var verdictNames = [...]string{"good", "bad", "overload", "failed", "cancelled"}
+var verdictNames = [...]string{"good", "bad", "overload", "failed", "cancelled", "retriable"}
 
 func (v verdict) String() string { return verdictNames[v] }
 
 // classify judges an attempt from its answer or error. cancelled says the
-// attempt's context ended, which makes any error a cancellation.
-func classify(resp *http.Response, err error, cancelled bool) verdict {
+// attempt's context ended, which makes any error a cancellation; retryOn
+// is the set of retriable gRPC codes.
+func classify(resp *http.Response, err error, cancelled bool, retryOn grpcCodes) verdict {
 	switch {
 	case err != nil && cancelled:
 		return verdictCancelled
@@ -43,6 +49,8 @@ func classify(resp *http.Response, err error, cancelled bool) verdict {
 		return verdictFailed
 	case resp.StatusCode >= 500:
 		return verdictBad
+	case retriableGRPC(resp, retryOn):
+		return verdictRetriable
 	}
 	return verdictGood
 }
@@ -67,6 +75,10 @@ func classify(resp *http.Response, err error, cancelled bool) verdict {
 //     sends the backup at once, if there is to be one.
 //   - An overloaded candidate is replaced without spending the budget;
 //     its answer is kept to return if every candidate is full.
+//   - A retriable gRPC status (the server served nothing) counts as a
+//     failure at once, is kept to return if nothing better comes, and is
+//     replaced like a failure while the retry budget lasts; it also sends
+//     the backup at once.
 //   - A 5xx answer is never retried (the target may have acted on it): it
 //     is kept to return if nothing better comes, and sends the backup at
 //     once. A kept 5xx beats a kept overload.
@@ -219,6 +231,14 @@ func (r *race) answer(n int, v verdict, status int, err error) {
 		r.launch(c.backup)
 	case verdictBad:
 		r.keep(n)
+		r.sendBackup()
+	case verdictRetriable:
+		r.emit(raceAction{kind: actEnd, copy: n, outcome: balance.GatewayError, sample: true})
+		r.keep(n)
+		if r.retries > 0 {
+			r.retries--
+			r.launch(c.backup)
+		}
 		r.sendBackup()
 	case verdictFailed:
 		c.state = copySettled

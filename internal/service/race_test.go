@@ -18,7 +18,7 @@ import (
 // Commands:
 //
 //	start [hedge] [retries=N]   a new race; sends the primary
-//	answer N VERDICT [status=S] copy N got good|bad|overload|failed|cancelled
+//	answer N VERDICT [status=S] copy N got good|bad|overload|failed|cancelled|retriable
 //	no-candidate N              copy N found no candidate
 //	timer                       the hedge delay passed
 //
@@ -73,7 +73,7 @@ func TestRaceScripts(t *testing.T) {
 	})
 }
 
-var defaultStatus = map[verdict]int{verdictGood: 200, verdictBad: 500, verdictOverload: 503}
+var defaultStatus = map[verdict]int{verdictGood: 200, verdictBad: 500, verdictOverload: 503, verdictRetriable: 200}
 
 func parseVerdict(t *testing.T, d *datadriven.TestData, s string) verdict {
 	for v, name := range verdictNames {

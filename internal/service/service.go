@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,8 +78,8 @@ type listener struct {
 type connector struct {
 	spec      resource.Connector // guarded by Manager.mu
 	addr      *address
-	open      uint32          // connections to the target now; guarded by addr.mu
-	transport *http.Transport // pooled connections to the target (http); guarded by Manager.mu
+	open      uint32           // connections to the target now; guarded by addr.mu
+	transport *targetTransport // pooled connections to the target (http); guarded by Manager.mu
 }
 
 // NewManager returns a Manager with no listeners or connectors.
@@ -127,9 +128,16 @@ func (m *Manager) SetListener(l resource.Listener) (net.Addr, error) {
 		}
 		m.DeleteListener(l.Name)
 	}
+	tc, err := listenerTLS(l.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(l.Spec.Host, fmt.Sprint(l.Spec.Port)))
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	m.mu.Lock()
 	nl := &listener{spec: l, addr: m.addressLocked(l.Spec.Address), ln: ln, done: make(chan struct{})}
@@ -192,8 +200,8 @@ func (m *Manager) SetConnector(c resource.Connector) {
 	// count against its limit.
 	prev := cur.spec.Spec
 	cur.spec = c
-	if t := cur.transport; t != nil && (c.Spec.Protocol != resource.ProtocolHTTP || prev.Target != c.Spec.Target || prev.MaxConnections != c.Spec.MaxConnections) {
-		stale = append(stale, t)
+	if t := cur.transport; t != nil && (c.Spec.Protocol != resource.ProtocolHTTP || !sameTarget(prev, c.Spec)) {
+		stale = append(stale, t.transports()...)
 		cur.transport = nil
 	}
 	if cur.transport == nil && c.Spec.Protocol == resource.ProtocolHTTP {
@@ -221,10 +229,7 @@ func (m *Manager) DeleteConnector(name string) bool {
 func (m *Manager) removeConnectorLocked(c *connector) []*http.Transport {
 	delete(m.connectors, c.spec.Name)
 	stale := m.refreshLocked(c.addr, m.localConnectorsLocked(c.addr))
-	if c.transport != nil {
-		stale = append(stale, c.transport)
-	}
-	return stale
+	return append(stale, c.transport.transports()...)
 }
 
 // localConnectorsLocked returns the connectors of a, by name, as a view
@@ -360,9 +365,7 @@ func (m *Manager) Close() {
 	m.mu.Lock()
 	var ts []*http.Transport
 	for _, c := range m.connectors {
-		if c.transport != nil {
-			ts = append(ts, c.transport)
-		}
+		ts = append(ts, c.transport.transports()...)
 	}
 	for _, a := range m.addrs {
 		ts = append(ts, a.allRemotes()...)

@@ -2,6 +2,7 @@ package site
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -16,7 +17,8 @@ import (
 
 // candidateView is a balancing candidate as the admin API shows it.
 func candidateView(s balance.State) apitype.CandidateView {
-	v := apitype.CandidateView{State: s.Status, InFlight: s.InFlight, Connections: s.Connections, TimesEjected: s.TimesEjected}
+	v := apitype.CandidateView{State: s.Status, InFlight: s.InFlight, Connections: s.Connections, TimesEjected: s.TimesEjected,
+		Recent: s.Recent, Share: math.Round(s.Share*1000) / 10}
 	if s.Status == balance.StatusEjected {
 		t := s.EjectedUntil.UTC()
 		v.EjectedUntil = &t

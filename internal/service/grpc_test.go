@@ -1,0 +1,350 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"weft.dev/weft/internal/balance"
+	"weft.dev/weft/internal/resource"
+	"weft.dev/weft/internal/service/grpctest"
+)
+
+// startGRPC starts a gRPC target stopped when the test ends.
+func startGRPC(t *testing.T, name string) *grpctest.Server {
+	t.Helper()
+	s, err := grpctest.Start(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// dialGRPC is one client connection (h2c) to addr.
+func dialGRPC(t *testing.T, addr string) (testpb.TestServiceClient, *grpc.ClientConn) {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(grpctest.MaxMessage), grpc.MaxCallSendMsgSize(grpctest.MaxMessage)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return testpb.NewTestServiceClient(cc), cc
+}
+
+func grpcContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// grpcWorlds are the paths a gRPC call is tested on: one hop (listener at
+// a, target behind b) and two (through transit site t).
+func grpcWorlds(t *testing.T, f func(t *testing.T, tc testpb.TestServiceClient, cc *grpc.ClientConn, srv *grpctest.Server)) {
+	for _, hops := range []string{"one-hop", "two-hops"} {
+		t.Run(hops, func(t *testing.T) {
+			w := newWorld(t, "a", "t", "b")
+			if hops == "one-hop" {
+				w.link("a", "b", 1)
+			} else {
+				w.link("a", "t", 1)
+				w.link("t", "b", 1)
+			}
+			srv := startGRPC(t, "at-b")
+			w.connector("b", httpConnector("echo", "echo", srv.Addr))
+			tc, cc := dialGRPC(t, w.listener("a", httpListener("echo", "")))
+			f(t, tc, cc, srv)
+		})
+	}
+}
+
+func TestGRPCUnaryStatusAndMetadata(t *testing.T) {
+	grpcWorlds(t, func(t *testing.T, tc testpb.TestServiceClient, cc *grpc.ClientConn, srv *grpctest.Server) {
+		ctx := metadata.AppendToOutgoingContext(grpcContext(t), grpctest.MDEcho, "hello", grpctest.MDEchoBin, "\x00\xff")
+		var header, trailer metadata.MD
+		resp, err := tc.UnaryCall(ctx, &testpb.SimpleRequest{ResponseSize: 10}, grpc.Header(&header), grpc.Trailer(&trailer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ServerId != "at-b" || len(resp.Payload.Body) != 10 {
+			t.Errorf("answer %v", resp)
+		}
+		if got := header.Get(grpctest.MDEcho); len(got) != 1 || got[0] != "hello" {
+			t.Errorf("echoed header %q", got)
+		}
+		if got := header.Get(grpctest.MDEchoBin); len(got) != 1 || got[0] != "\x00\xff" {
+			t.Errorf("echoed binary header %q", got)
+		}
+		if got := trailer.Get(grpctest.MDTrailerBin); len(got) != 1 || got[0] != grpctest.TrailerBin {
+			t.Errorf("binary trailer %q, want %q", got, grpctest.TrailerBin)
+		}
+
+		// A status with a message, in the trailers of an answer.
+		_, err = tc.UnaryCall(grpcContext(t), &testpb.SimpleRequest{
+			ResponseStatus: &testpb.EchoStatus{Code: int32(codes.NotFound), Message: "no such order: 42 ünïcode"},
+		})
+		if st := status.Convert(err); st.Code() != codes.NotFound || st.Message() != "no such order: 42 ünïcode" {
+			t.Errorf("status %v, want NotFound with its message", err)
+		}
+
+		// Unimplemented is a trailers-only answer.
+		_, err = tc.UnimplementedCall(grpcContext(t), &testpb.Empty{})
+		if status.Code(err) != codes.Unimplemented {
+			t.Errorf("unimplemented: %v", err)
+		}
+
+		// grpc-go's health service.
+		h, err := healthpb.NewHealthClient(cc).Check(grpcContext(t), &healthpb.HealthCheckRequest{})
+		if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health %v %v", h, err)
+		}
+	})
+}
+
+func TestGRPCStreams(t *testing.T) {
+	grpcWorlds(t, func(t *testing.T, tc testpb.TestServiceClient, _ *grpc.ClientConn, _ *grpctest.Server) {
+		// Server streaming.
+		params := []*testpb.ResponseParameters{{Size: 1}, {Size: 100}, {Size: 70_000}}
+		out, err := tc.StreamingOutputCall(grpcContext(t), &testpb.StreamingOutputCallRequest{ResponseParameters: params})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range params {
+			r, err := out.Recv()
+			if err != nil || int32(len(r.Payload.Body)) != p.Size {
+				t.Fatalf("server stream message %d: %v %v", i, r, err)
+			}
+		}
+		if _, err := out.Recv(); err != io.EOF {
+			t.Errorf("server stream end: %v", err)
+		}
+
+		// Client streaming.
+		in, err := tc.StreamingInputCall(grpcContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{3, 300, 100_000} {
+			if err := in.Send(&testpb.StreamingInputCallRequest{Payload: &testpb.Payload{Body: make([]byte, n)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r, err := in.CloseAndRecv(); err != nil || r.AggregatedPayloadSize != 100_303 {
+			t.Errorf("client stream: %v %v", r, err)
+		}
+
+		// Bidirectional: each answer comes back before the next request
+		// goes, so nothing may be buffered along the way.
+		bidi, err := tc.FullDuplexCall(grpcContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			size := int32(i * 1000)
+			if err := bidi.Send(&testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: size}}}); err != nil {
+				t.Fatal(err)
+			}
+			r, err := bidi.Recv()
+			if err != nil || int32(len(r.Payload.Body)) != size {
+				t.Fatalf("bidi round %d: %v %v", i, r, err)
+			}
+		}
+		// A status ends the stream with its message.
+		if err := bidi.Send(&testpb.StreamingOutputCallRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(codes.Aborted), Message: "enough"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bidi.Recv(); status.Code(err) != codes.Aborted || status.Convert(err).Message() != "enough" {
+			t.Errorf("bidi status: %v", err)
+		}
+	})
+}
+
+func TestGRPCLargeMessages(t *testing.T) {
+	grpcWorlds(t, func(t *testing.T, tc testpb.TestServiceClient, _ *grpc.ClientConn, _ *grpctest.Server) {
+		const big = 5 << 20 // above gRPC's 4 MiB default limit
+		resp, err := tc.UnaryCall(grpcContext(t), &testpb.SimpleRequest{ResponseSize: big, Payload: &testpb.Payload{Body: make([]byte, big)}})
+		if err != nil || len(resp.Payload.Body) != big {
+			t.Fatalf("5 MiB each way: %v", err)
+		}
+	})
+}
+
+func TestGRPCCancellationAndDeadline(t *testing.T) {
+	grpcWorlds(t, func(t *testing.T, tc testpb.TestServiceClient, _ *grpc.ClientConn, srv *grpctest.Server) {
+		held := metadata.AppendToOutgoingContext(grpcContext(t), grpctest.MDHold, "1")
+
+		// Cancelled by the client while the server holds it (after the
+		// first answer, so that the call is known to be at the server).
+		ctx, cancel := context.WithCancel(held)
+		out, err := tc.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := out.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if err := waitEnded(t, srv); !errors.Is(err, context.Canceled) {
+			t.Errorf("server saw %v, want the cancellation", err)
+		}
+
+		// A deadline: the client gets DeadlineExceeded and the server's
+		// work stops (by grpc-timeout or by the cancel that follows it).
+		ctx, cancel = context.WithTimeout(held, 300*time.Millisecond)
+		defer cancel()
+		_, err = tc.UnaryCall(ctx, &testpb.SimpleRequest{})
+		if status.Code(err) != codes.DeadlineExceeded {
+			t.Errorf("deadline: %v", err)
+		}
+		if err := waitEnded(t, srv); err == nil {
+			t.Error("server work did not end")
+		}
+	})
+}
+
+func waitEnded(t *testing.T, srv *grpctest.Server) error {
+	t.Helper()
+	select {
+	case err := <-srv.Ended:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held RPC never ended at the server")
+		return nil
+	}
+}
+
+func TestGRPCBalancesPerRPC(t *testing.T) {
+	w := newWorld(t, "a", "b", "c")
+	w.link("a", "b", 1)
+	w.link("a", "c", 1)
+	atB, atC := startGRPC(t, "at-b"), startGRPC(t, "at-c")
+	w.connector("b", httpConnector("echo", "echo", atB.Addr))
+	w.connector("c", httpConnector("echo", "echo", atC.Addr))
+	tc, _ := dialGRPC(t, w.listener("a", httpListener("echo", "")))
+	seen := map[string]int{}
+	for range 40 {
+		resp, err := tc.UnaryCall(grpcContext(t), &testpb.SimpleRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[resp.ServerId]++
+	}
+	// One client connection, RPCs on both sites.
+	if seen["at-b"] == 0 || seen["at-c"] == 0 {
+		t.Errorf("RPCs by server %v: one connection's RPCs were not balanced", seen)
+	}
+}
+
+// grpcPair is a with a gRPC listener for "echo" and targets behind b
+// (cheaper) and c.
+func grpcPair(t *testing.T, l resource.Listener) (w *world, tc testpb.TestServiceClient, atB, atC *grpctest.Server) {
+	w = newWorld(t, "a", "b", "c")
+	w.link("a", "b", 1)
+	w.link("a", "c", 2)
+	atB, atC = startGRPC(t, "at-b"), startGRPC(t, "at-c")
+	w.connector("b", httpConnector("echo", "echo", atB.Addr))
+	w.connector("c", httpConnector("echo", "echo", atC.Addr))
+	tc, _ = dialGRPC(t, w.listener("a", l))
+	return w, tc, atB, atC
+}
+
+func TestGRPCUnavailableIsRetriedWhenSafe(t *testing.T) {
+	_, tc, atB, _ := grpcPair(t, httpListener("echo", ""))
+	atB.Fail.Store(int32(codes.Unavailable))
+
+	// Not vouched for: a POST is not retried, the client sees b's status.
+	_, err := tc.UnaryCall(grpcContext(t), &testpb.SimpleRequest{})
+	if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != "at-b fails" {
+		t.Fatalf("unsafe call: %v, want b's UNAVAILABLE", err)
+	}
+	// Weft-Hedge (gRPC metadata weft-hedge: 1) makes it safe: c answers.
+	safe := metadata.AppendToOutgoingContext(grpcContext(t), "weft-hedge", "1")
+	resp, err := tc.UnaryCall(safe, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("kept for the retry")}})
+	if err != nil || resp.ServerId != "at-c" {
+		t.Fatalf("safe call: %v %v, want c's answer", resp, err)
+	}
+	// A status the application chose is an answer, never retried.
+	atB.Fail.Store(int32(codes.NotFound))
+	if _, err := tc.UnaryCall(safe, &testpb.SimpleRequest{}); status.Code(err) != codes.NotFound {
+		t.Fatalf("not found: %v, want b's answer", err)
+	}
+}
+
+func TestGRPCUnavailableEjects(t *testing.T) {
+	w, tc, atB, atC := grpcPair(t, httpListener("echo", ""))
+	atB.Fail.Store(int32(codes.Unavailable))
+	// Five UNAVAILABLE answers in a row (Istio's default) eject b at a;
+	// b's own balancer counts them too (its one connector is never
+	// ejected: the last one stays).
+	for range 5 {
+		if _, err := tc.UnaryCall(grpcContext(t), &testpb.SimpleRequest{}); status.Code(err) != codes.Unavailable {
+			t.Fatalf("call: %v", err)
+		}
+	}
+	waitFor(t, "b ejected", func() bool { return w.states("a", "echo")["b"].Status == balance.StatusEjected })
+	if st := w.site("b").m.InstanceStates("echo"); len(st) != 1 || st[0].ConsecutiveErrors != 5 {
+		t.Errorf("b's connector: %+v, want 5 errors", st)
+	}
+	before := atB.Calls.Load()
+	for range 5 {
+		resp, err := tc.UnaryCall(grpcContext(t), &testpb.SimpleRequest{})
+		if err != nil || resp.ServerId != "at-c" {
+			t.Fatalf("call while b is out: %v %v", resp, err)
+		}
+	}
+	if atB.Calls.Load() != before || atC.Calls.Load() != 5 {
+		t.Errorf("calls b=%d c=%d while b was ejected", atB.Calls.Load()-before, atC.Calls.Load())
+	}
+}
+
+// A failure in the trailers of a full answer (the server sent headers,
+// then UNAVAILABLE) counts against the target too, once the answer ends.
+func TestGRPCStatusInTrailersCounts(t *testing.T) {
+	w, tc, _, _ := grpcPair(t, httpListener("echo", ""))
+	for range 3 {
+		bidi, err := tc.FullDuplexCall(grpcContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bidi.Send(&testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}}})
+		if _, err := bidi.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		bidi.Send(&testpb.StreamingOutputCallRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(codes.Unavailable), Message: "going away"}})
+		if _, err := bidi.Recv(); status.Code(err) != codes.Unavailable {
+			t.Fatalf("bidi: %v", err)
+		}
+	}
+	waitFor(t, "three errors at b", func() bool { return w.states("a", "echo")["b"].Errors == 3 })
+}
+
+func TestGRPCHedgedUnary(t *testing.T) {
+	_, tc, atB, atC := grpcPair(t, httpListener("echo", resource.HedgeAlways))
+	atB.Hold.Store(true) // b, the cheaper, never answers
+	for i := range 3 {
+		ctx := metadata.AppendToOutgoingContext(grpcContext(t), "weft-hedge", "1")
+		resp, err := tc.UnaryCall(ctx, &testpb.SimpleRequest{})
+		if err != nil || resp.ServerId != "at-c" {
+			t.Fatalf("call %d: %v %v, want c's answer", i, resp, err)
+		}
+		// The losing copy is cancelled at b's server.
+		if err := waitEnded(t, atB); !errors.Is(err, context.Canceled) {
+			t.Errorf("call %d: b's copy ended with %v, want cancelled", i, err)
+		}
+	}
+	if atC.Calls.Load() != 3 {
+		t.Errorf("c served %d calls, want 3", atC.Calls.Load())
+	}
+}
