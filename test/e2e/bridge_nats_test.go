@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -137,7 +138,7 @@ func (n *natsServer) received(t *testing.T, subject string) []string {
 	if _, ok := n.subs[subject]; !ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		c, err := n.js.CreateOrUpdateConsumer(ctx, "BRIDGE", jetstream.ConsumerConfig{Durable: "e2e", FilterSubject: subject, AckPolicy: jetstream.AckNonePolicy})
+		c, err := n.js.CreateOrUpdateConsumer(ctx, "BRIDGE", jetstream.ConsumerConfig{Durable: "e2e-" + strings.ReplaceAll(subject, ".", "_"), FilterSubject: subject, AckPolicy: jetstream.AckNonePolicy})
 		if err != nil {
 			t.Fatal(err)
 		}
