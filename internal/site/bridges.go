@@ -11,6 +11,8 @@ import (
 	"weft.dev/weft/internal/resource"
 
 	// The broker kinds a site can bridge to: each registers its module.
+	_ "weft.dev/weft/internal/bridge/amqp"
+	_ "weft.dev/weft/internal/bridge/kafka"
 	_ "weft.dev/weft/internal/bridge/mqtt"
 	_ "weft.dev/weft/internal/bridge/nats"
 )
