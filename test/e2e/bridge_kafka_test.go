@@ -115,4 +115,3 @@ func (k *kafka) received(t *testing.T, topic string) []string {
 func TestBridgeKafka(t *testing.T) {
 	testBridge(t, startKafka(t), "weft-in", "weft-in", "weft-out")
 }
-

@@ -8,7 +8,9 @@
 //   - In reads a topic in a consumer group named after the site, the bridge
 //     and the topic, and marks each record for commit once weft has it; the
 //     client commits marked offsets every second and when it leaves: at
-//     least once. A plain record's id is its topic, partition and offset,
+//     least once. A group without commits (a new bridge) starts at the
+//     topic's earliest offset, so that nothing before its first commit is
+//     skipped. A plain record's id is its topic, partition and offset,
 //     which stay the same across redeliveries.
 //   - Out produces with acks=all and the idempotent producer (franz-go's
 //     default) and waits for every record's acknowledgement.
@@ -78,6 +80,12 @@ func (c *conn) Close() error {
 	return nil
 }
 
+// sessionTimeout is how long the group waits for a member gone without
+// leaving (a site killed) before its partitions go to the member that
+// replaces it: Kafka's default of 45 s would hold the bridge up as long
+// after a crash.
+const sessionTimeout = 10 * time.Second
+
 // group names the consumer group of an In: the same across restarts.
 func group(cfg bridge.Config, topic string) string {
 	return "weft-" + cfg.Site + "-" + cfg.Bridge + "-" + topic
@@ -87,7 +95,8 @@ func (c *conn) Receive(ctx context.Context, topic string, out chan<- *bridge.Mes
 	cl, err := kgo.NewClient(append(c.opts,
 		kgo.ConsumerGroup(group(c.cfg, topic)), kgo.ConsumeTopics(topic),
 		kgo.AutoCommitMarks(), kgo.AutoCommitInterval(time.Second),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(time.Second))...)
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(time.Second),
+		kgo.SessionTimeout(sessionTimeout))...)
 	if err != nil {
 		return err
 	}
