@@ -24,6 +24,7 @@ fi
 if [[ -x .ci/install-controller-deps.sh ]]; then
 	bash .ci/install-controller-deps.sh
 fi
+bash .ci/install-bridge-deps.sh
 nats_dir=$(bash .ci/install-nats-server.sh)
 export PATH=$nats_dir:$PATH
 

@@ -78,4 +78,8 @@ func statusTable(w io.Writer, st apitype.Status, wide bool) {
 			}
 		}
 	}
+	if len(st.Bridges) > 0 {
+		fmt.Fprintln(w)
+		bridgeKind.table(w, st.Bridges, wide)
+	}
 }

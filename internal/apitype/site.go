@@ -15,6 +15,7 @@ type Status struct {
 	Addresses  []AddressView        `json:"addresses"`
 	Listeners  []ListenerView       `json:"listeners"`
 	Connectors []resource.Connector `json:"connectors"`
+	Bridges    []resource.Bridge    `json:"bridges,omitempty"`
 }
 
 // SiteView identifies a site and its addresses.

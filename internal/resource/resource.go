@@ -390,7 +390,7 @@ func (t *AccessToken) Default() error {
 // Decoded is one document of a multi-document YAML or JSON stream.
 type Decoded struct {
 	Kind   string
-	Object any // *Listener, *Connector, *Link, *AccessToken, *Topic, *Queue or *Subscription
+	Object any // *Listener, *Connector, *Link, *AccessToken, *Topic, *Queue, *Subscription or *Bridge
 }
 
 // maxDocument bounds one document so that a huge apply body cannot exhaust memory.
@@ -453,8 +453,10 @@ func decodeOne(doc []byte) (*Decoded, error) {
 		obj = &Queue{}
 	case KindSubscription:
 		obj = &Subscription{}
+	case KindBridge:
+		obj = &Bridge{}
 	default:
-		return nil, invalid("kind", "%q is not one of Listener, Connector, Link, AccessToken, Topic, Queue, Subscription", tm.Kind)
+		return nil, invalid("kind", "%q is not one of Listener, Connector, Link, AccessToken, Topic, Queue, Subscription, Bridge", tm.Kind)
 	}
 	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)

@@ -130,6 +130,7 @@ func (s *Site) adminHandler() http.Handler {
 		"POST /v1/revocations":         s.apiRevoke,
 	}
 	maps.Copy(api, s.eventRoutes())
+	maps.Copy(api, s.bridgeRoutes())
 	for pattern, h := range api {
 		mux.Handle(pattern, s.authed(h))
 	}
@@ -458,6 +459,8 @@ func (s *Site) applyOne(ctx context.Context, obj any) (name, result string, err 
 			return o.GetName(), apitype.ApplyUnchanged, nil
 		}
 		return o.GetName(), createdOr(old != nil), s.putEventObject(o)
+	case *resource.Bridge:
+		return s.applyBridge(v)
 	case *resource.AccessToken:
 		l := resource.Link{Spec: resource.LinkSpec{Token: v}}
 		if err := l.Default(); err != nil {

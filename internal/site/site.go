@@ -36,6 +36,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"weft.dev/weft/internal/bridge"
 	"weft.dev/weft/internal/datadir"
 	"weft.dev/weft/internal/events/broker"
 	"weft.dev/weft/internal/events/store"
@@ -132,6 +133,8 @@ type Site struct {
 	// never becomes both (events.go). It is a leaf, held across calls
 	// into the broker, which take no lock of this package.
 	eventObjMu sync.Mutex
+	// bridges runs the event bridges to brokers (bridges.go).
+	bridges *bridge.Manager
 
 	ctx    context.Context // the Run context: ends every goroutine
 	cancel context.CancelFunc
@@ -213,6 +216,9 @@ func New(opts Options) (s *Site, err error) {
 		return nil, err
 	}
 	if err := s.initEvents(); err != nil {
+		return nil, err
+	}
+	if err := s.initBridges(); err != nil {
 		return nil, err
 	}
 	for name, a := range map[string]string{adminAddrFile: s.adminLn.Addr().String(), linkAddrFile: s.linkLn.Addr().String()} {
@@ -313,6 +319,7 @@ func (s *Site) Run(ctx context.Context) error {
 	})
 	s.goFunc(s.routerLoop)
 	stopEvents := s.runEvents()
+	s.bridges.Run(s.ctx)
 	s.goFunc(s.acceptLinks)
 	s.goFunc(s.refreshLoop)
 	s.announce()
@@ -336,6 +343,7 @@ func (s *Site) Run(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
+	s.bridges.Wait()
 	stopEvents()
 	s.wg.Wait()
 	s.release()

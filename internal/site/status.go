@@ -38,6 +38,7 @@ func (s *Site) Status() apitype.Status {
 		Links:      s.Links(),
 		Listeners:  s.Listeners(),
 		Connectors: s.Connectors(),
+		Bridges:    s.bridges.List(),
 	}
 	for _, r := range t.Sites() {
 		names[r.ID] = r.Name

@@ -114,6 +114,7 @@ type Broker struct {
 	subs    map[string]*subscriber // local live subscribers, by id
 	clients map[string]int         // live subscribers by client address
 	pushes  map[string]*pusher     // push subscriptions, by name
+	taps    map[*Tap]bool          // open taps (tap.go)
 	nextSub int
 	// ints counts the interests of subscribers, push subscriptions and
 	// stream subscribers gone whose interest lingers (streamLinger).
@@ -206,7 +207,7 @@ func New(cfg Config) (*Broker, error) {
 		cfg: cfg, clock: cfg.Clock, log: cfg.Logger, st: cfg.Store, m: newMetrics(cfg.Registry),
 		inflight: make(chan struct{}, 256),
 		topics:   map[string]resource.Topic{}, queues: map[string]resource.Queue{},
-		subs: map[string]*subscriber{}, clients: map[string]int{}, pushes: map[string]*pusher{}, ints: newInterestSet(cfg.MaxInterests),
+		subs: map[string]*subscriber{}, clients: map[string]int{}, pushes: map[string]*pusher{}, taps: map[*Tap]bool{}, ints: newInterestSet(cfg.MaxInterests),
 		peers: map[siteid.ID]*peerOut{}, hops: map[siteid.ID]*hopOut{},
 		toSave: map[siteid.ID]store.Dest{}, toDelete: map[siteid.ID]bool{}, saveWake: make(chan struct{}, 1),
 		handing:  map[string]bool{},

@@ -208,6 +208,11 @@ func (b *Broker) deliverLocal(kind events.Kind, d delivery) bool {
 				b.offer(p.ch, d)
 			}
 		}
+		for t := range b.taps {
+			if kind == events.Topic && events.Match(t.pattern, d.Subject) {
+				b.offer(t.ch, d)
+			}
+		}
 	}
 	return true
 }

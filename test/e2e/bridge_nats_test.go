@@ -1,0 +1,163 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"weft.dev/weft/internal/child"
+	"weft.dev/weft/internal/logbuf"
+)
+
+// natsServer is a nats-server with JetStream, and a stream BRIDGE that
+// captures the test's subjects, so that both directions of the bridge are
+// persisted (JetStream consumer and publish acknowledgements).
+type natsServer struct {
+	bin, dir string
+	port     int
+	cmd      *exec.Cmd
+	done     <-chan struct{}
+	log      *logbuf.Buffer
+	nc       *nats.Conn
+	js       jetstream.JetStream
+
+	mu   sync.Mutex
+	subs map[string]jetstream.ConsumeContext
+	got  map[string][]string
+}
+
+func startNATS(t *testing.T) *natsServer {
+	t.Helper()
+	n := &natsServer{
+		bin: needBinary(t, "nats-server", "run `export PATH=$(bash .ci/install-nats-server.sh):$PATH`"),
+		dir: t.TempDir(), port: freePort(t), log: &logbuf.Buffer{},
+		subs: map[string]jetstream.ConsumeContext{}, got: map[string][]string{},
+	}
+	n.start(t)
+	var err error
+	n.nc, err = nats.Connect(n.url(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.js, _ = jetstream.New(n.nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := n.js.CreateStream(ctx, jetstream.StreamConfig{Name: "BRIDGE", Subjects: []string{"in.>", "out.>"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		n.mu.Lock()
+		for _, s := range n.subs {
+			s.Stop()
+		}
+		n.mu.Unlock()
+		n.nc.Close()
+		n.stop(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("nats-server log:\n%s", n.log.String())
+		}
+	})
+	return n
+}
+
+func (n *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
+
+func (n *natsServer) start(t *testing.T) {
+	t.Helper()
+	n.cmd = exec.Command(n.bin, "-a", "127.0.0.1", "-p", fmt.Sprint(n.port), "-js", "-sd", n.dir)
+	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
+	p, err := child.Start(n.cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.done = p.Done()
+	waitFor(t, 10*time.Second, "nats-server to listen", func() bool { return listening(fmt.Sprintf("127.0.0.1:%d", n.port)) })
+}
+
+func (n *natsServer) stop(sig syscall.Signal) {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	n.cmd.Process.Signal(sig)
+	<-n.done
+}
+
+// restart SIGKILLs nats-server: JetStream's file store has what it
+// acknowledged written to its files, which the kernel keeps.
+func (n *natsServer) restart(t *testing.T) {
+	n.stop(syscall.SIGKILL)
+	n.start(t)
+}
+
+// publish publishes with JetStream and retries through a restart; the
+// stream's duplicate window drops a message sent twice.
+func (n *natsServer) publish(t *testing.T, subject string, ids []string) {
+	t.Helper()
+	for _, id := range ids {
+		msg := &nats.Msg{Subject: subject, Data: []byte(`{"id":"` + id + `"}`), Header: nats.Header{
+			"ce-specversion": {"1.0"}, "ce-id": {id}, "ce-source": {"/e2e/nats"}, "ce-type": {"e2e.in"}, "Content-Type": {"application/json"},
+		}}
+		n.retry(t, msg, id)
+	}
+}
+
+func (n *natsServer) retry(t *testing.T, msg *nats.Msg, id string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := n.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publishing to nats-server: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (n *natsServer) publishMalformed(t *testing.T, subject string) {
+	n.retry(t, &nats.Msg{Subject: subject, Data: []byte("x"), Header: nats.Header{"ce-specversion": {"1.0"}}}, "malformed")
+}
+
+// received consumes subject from the stream with a durable consumer.
+func (n *natsServer) received(t *testing.T, subject string) []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.subs[subject]; !ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := n.js.CreateOrUpdateConsumer(ctx, "BRIDGE", jetstream.ConsumerConfig{Durable: "e2e-" + strings.ReplaceAll(subject, ".", "_"), FilterSubject: subject, AckPolicy: jetstream.AckNonePolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.got[subject] = []string{}
+		cc, err := c.Consume(func(m jetstream.Msg) {
+			n.mu.Lock()
+			n.got[subject] = append(n.got[subject], m.Headers().Get("ce-id"))
+			n.mu.Unlock()
+		}, jetstream.ConsumeErrHandler(func(jetstream.ConsumeContext, error) {}))
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+		n.subs[subject] = cc
+	}
+	return append([]string(nil), n.got[subject]...)
+}
+
+// TestBridgeNATS: testBridge with nats-server and JetStream.
+func TestBridgeNATS(t *testing.T) {
+	n := startNATS(t)
+	testBridge(t, n, "in.plant", "in.plant", "out.weft")
+}
