@@ -368,7 +368,8 @@ func (s *Site) restore() error {
 const recordRefresh = 30 * time.Second
 
 // refreshLoop re-announces the site record when measured RTTs moved enough to
-// matter, and every recordRefresh; it also purges expired tokens.
+// matter, and every recordRefresh; it also purges expired tokens and
+// rotates link certificates that are due.
 func (s *Site) refreshLoop() {
 	t := time.NewTicker(s.opts.RTTRefresh)
 	defer t.Stop()
@@ -391,6 +392,7 @@ func (s *Site) refreshLoop() {
 		if err := s.purgeTokens(time.Now()); err != nil {
 			s.log.Error("cannot purge expired tokens", "err", err)
 		}
+		s.rotateDue(time.Now())
 		if changed || time.Since(last) >= recordRefresh {
 			last = time.Now()
 			s.announce()
