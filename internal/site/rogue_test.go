@@ -52,6 +52,15 @@ func (s *testSite) rejected(reason string) float64 {
 	return testutil.ToFloat64(s.metrics.RecordsRejected.WithLabelValues(reason))
 }
 
+// rogueSetup starts a victim with two neighbours, an honest one and a
+// rogue one, each linked to it with a real token over TLS.
+func rogueSetup(t *testing.T) (victim, honest, rogue *testSite) {
+	victim, honest, rogue = startSite(t, "victim"), startSite(t, "honest"), startSite(t, "rogue")
+	linkSites(t, honest, victim)
+	linkSites(t, rogue, victim)
+	return victim, honest, rogue
+}
+
 // sendRaw sends a site record on s's live session to peer, bypassing s's
 // router: s plays a rogue neighbour on a real, authenticated link.
 func (s *testSite) sendRaw(peer siteid.ID, rec routing.Record) {
@@ -75,11 +84,7 @@ func (s *testSite) sendRaw(peer siteid.ID, rec routing.Record) {
 // replayed records of honest. The victim's view of honest stays what
 // honest signed, and every refusal is counted and logged with the link.
 func TestRoguePeerCannotForgeAlterOrReplayRecords(t *testing.T) {
-	victim := startSite(t, "victim")
-	honest := startSite(t, "honest")
-	rogue := startSite(t, "rogue")
-	linkSites(t, honest, victim)
-	linkSites(t, rogue, victim)
+	victim, honest, rogue := rogueSetup(t)
 	if code, _ := honest.putConnector("orders"); code >= 300 {
 		t.Fatalf("connector: %d", code)
 	}
