@@ -113,3 +113,21 @@ func TestLinkRotationKeepsStreams(t *testing.T) {
 		t.Error("the issuer rotated a link it did not dial")
 	}
 }
+
+// The rotation messages come from a linked peer: bounded, strict, never a
+// panic, whatever the bytes.
+func FuzzRotateMessages(f *testing.F) {
+	_, csr, _ := identity.NewKey()
+	f.Add(encodeControl(ctlRotate, rotateRequest{CSR: csr})[1:])
+	f.Add(encodeControl(ctlRotated, rotateAnswer{Error: "no"})[1:])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req rotateRequest
+		if decodeStrict(b, &req) == nil {
+			identity.CheckCSR(req.CSR)
+		}
+		var a rotateAnswer
+		if decodeStrict(b, &a) == nil && len(b) > maxHello {
+			t.Fatal("accepted an oversized answer")
+		}
+	})
+}
