@@ -131,3 +131,39 @@ func FuzzRotateMessages(f *testing.F) {
 		}
 	})
 }
+
+// The link listener's certificate is renewed while the site runs: new
+// handshakes get the new one, a stream across an established link carries
+// on, and the link comes back up with it.
+func TestServerCertificateRenewalKeepsStreams(t *testing.T) {
+	a := startSite(t, "a")
+	b := startSite(t, "b")
+	linkSites(t, a, b)
+	conn, r := openStream(t, a, b)
+	echo(t, conn, r, "before")
+	presented := func() string {
+		t.Helper()
+		pool, err := poolFromPEM(string(b.ca.CertPEM()))
+		must(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := dialAny(ctx, []string{b.LinkAddr().String()}, identity.ClientTLSConfig(pool, b.ID(), nil, identity.ALPNRedeem))
+		must(t, err)
+		defer c.Close()
+		return identity.CertSerial(c.ConnectionState().PeerCertificates[0])
+	}
+	old := presented()
+	if b.serverCertDue(time.Now()) {
+		t.Fatal("a fresh certificate is due")
+	}
+	if !b.serverCertDue(time.Now().Add(300 * 24 * time.Hour)) {
+		t.Fatal("a certificate with 65 of 365 days left is not due")
+	}
+	must(t, b.renewServerCerts(time.Now()))
+	if presented() == old {
+		t.Fatal("the listener still presents the old certificate")
+	}
+	echo(t, conn, r, "after the renewal, same stream")
+	a.liveOutbound("b").sess.Close()
+	waitFor(t, "the link to come back", func() bool { return a.liveOutbound("b") != nil })
+}
