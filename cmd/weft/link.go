@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
@@ -89,13 +90,40 @@ the reason. TOKEN_FILE - reads the token from stdin.`,
 	create.Flags().StringVar(&name, "name", "", "link name (default: the issuing site's name)")
 	create.Flags().Uint32Var(&cost, "cost", 1, "link cost for routing")
 	addOutputFlag(create, &format, formatTable, formatName, formatJSON, formatYAML)
+	rotate := &cobra.Command{
+		Use:   "rotate NAME...",
+		Short: "Get a new link certificate from the issuing site, over the live link",
+		Long: `Make a new key for each named link (made here with 'weft link create') and get
+its certificate from the issuing site over the live link. Streams on the link
+carry on; the next connection uses the new certificate, and the issuer refuses
+the old one from then on. Sites also rotate on their own when a third of a
+certificate's life is left, or when it names the ID a site had before it moved
+to the one derived from its identity key.`,
+		Example:           `  weft --site ~/weft/east link rotate west`,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: linkKind.complete,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := siteClient()
+			if err != nil {
+				return err
+			}
+			for _, name := range args {
+				if err := c.json(cmd.Context(), "POST", "/v1/links/"+url.PathEscape(name)+"/rotate", nil, nil); err != nil {
+					return fmt.Errorf("link %s: %w", name, err)
+				}
+				fmt.Fprintf(g.stdout, "link/%s rotated\n", name)
+			}
+			return nil
+		},
+	}
 	return group(&cobra.Command{
 		Use:   "link",
 		Short: "Links to other sites",
 		Example: `  weft --site ~/weft/east link create ~/weft/token.yaml
   weft --site ~/weft/east link list
+  weft --site ~/weft/east link rotate west
   weft --site ~/weft/east link delete west`,
-	}, create,
+	}, create, rotate,
 		listCmd(linkKind, `  weft --site ~/weft/east link list
   weft --site ~/weft/east link get west -o yaml`),
 		deleteCmd(linkKind, "Delete links (at the issuer this revokes them; at the redeemer the issuer forgets them too)",

@@ -58,12 +58,29 @@ type CA struct {
 // NewCA makes a self-signed P-256 CA for site, valid from now (backdated for
 // clock skew) for [CAValidity]. name is informational (the subject CN).
 func NewCA(site siteid.ID, name string, now time.Time) (*CA, error) {
-	if site.IsZero() {
-		return nil, errors.New("identity: new CA: zero site ID")
-	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("identity: new CA key: %w", err)
+	}
+	subject := pkix.Name{CommonName: name, Organization: []string{"weft"}, OrganizationalUnit: []string{"site CA"}}
+	return selfSign(key, subject, nil, site, now)
+}
+
+// Recertify returns the same CA (same key, same subject) certified anew for
+// site, valid from now for [CAValidity]. It is how a site moves to a new ID
+// without losing its links: a certificate signed by the old CA certificate
+// also chains to the new one (same issuer name, same key, same key ID), and
+// a peer holding the old CA certificate still accepts what the new one
+// signs.
+func (c *CA) Recertify(site siteid.ID, now time.Time) (*CA, error) {
+	return selfSign(c.key, c.cert.Subject, c.cert.SubjectKeyId, site, now)
+}
+
+// selfSign makes the CA certificate of key for site; a nil keyID lets
+// crypto/x509 derive it from the key.
+func selfSign(key *ecdsa.PrivateKey, subject pkix.Name, keyID []byte, site siteid.ID, now time.Time) (*CA, error) {
+	if site.IsZero() {
+		return nil, errors.New("identity: CA for a zero site ID")
 	}
 	serial, err := randomSerial()
 	if err != nil {
@@ -71,7 +88,8 @@ func NewCA(site siteid.ID, name string, now time.Time) (*CA, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"weft"}, OrganizationalUnit: []string{"site CA"}},
+		Subject:               subject,
+		SubjectKeyId:          keyID,
 		NotBefore:             now.Add(-clockSkew),
 		NotAfter:              now.Add(CAValidity),
 		IsCA:                  true,
@@ -85,51 +103,13 @@ func NewCA(site siteid.ID, name string, now time.Time) (*CA, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, fmt.Errorf("identity: new CA certificate: %w", err)
+		return nil, fmt.Errorf("identity: CA certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("identity: new CA certificate: %w", err)
+		return nil, fmt.Errorf("identity: CA certificate: %w", err)
 	}
 	return &CA{site: site, cert: cert, certPEM: pemEncode("CERTIFICATE", der), key: key}, nil
-}
-
-// Recertify returns the same CA (same key, same subject) certified anew for
-// site, valid from now for [CAValidity]. It is how a site moves to a new ID
-// without losing its links: a certificate signed by the old CA certificate
-// also chains to the new one (same issuer name, same key, same key ID), and
-// a peer holding the old CA certificate still accepts what the new one
-// signs.
-func (c *CA) Recertify(site siteid.ID, now time.Time) (*CA, error) {
-	if site.IsZero() {
-		return nil, errors.New("identity: recertify CA: zero site ID")
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               c.cert.Subject,
-		SubjectKeyId:          c.cert.SubjectKeyId,
-		NotBefore:             now.Add(-clockSkew),
-		NotAfter:              now.Add(CAValidity),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		MaxPathLen:            0,
-		MaxPathLenZero:        true,
-		KeyUsage:              c.cert.KeyUsage,
-		URIs:                  []*url.URL{SiteURI(site)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, c.key.Public(), c.key)
-	if err != nil {
-		return nil, fmt.Errorf("identity: recertify CA: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("identity: recertify CA: %w", err)
-	}
-	return &CA{site: site, cert: cert, certPEM: pemEncode("CERTIFICATE", der), key: c.key}, nil
 }
 
 // LoadCA restores a CA saved with [CA.CertPEM] and [CA.KeyPEM]. It checks that

@@ -1,6 +1,6 @@
 // Package identity holds what a weft site needs to prove who it is and to
-// decide whom it talks to: its random [siteid.ID], its own certificate
-// authority ([CA]), the certificates that bind link endpoints to site IDs,
+// decide whom it talks to: its identity key ([SiteKey]), whose hash is its
+// [siteid.ID], its own certificate authority ([CA]), the certificates that bind link endpoints to site IDs,
 // the access tokens an issuer hands out ([TokenStore]) and the messages of
 // token redemption ([RedeemRequest], [RedeemResponse]).
 //
@@ -9,7 +9,10 @@
 // against the CA certificate carried in the token, proves the token secret
 // and sends a certificate request; the issuer answers with a client
 // certificate whose only identity is the URI SAN weft://site/<hex id>.
-// Later links use ALPN [ALPNLink] and mutual TLS 1.3 with that certificate;
+// The redeemer proves its identity key on the redemption connection
+// ([RedeemRequest.Prove]), so a certificate names only a site that asked
+// for it. Later links use ALPN [ALPNLink] and mutual TLS 1.3 with that
+// certificate;
 // the issuer accepts a certificate only while its serial is one it issued to
 // that peer and has not revoked.
 //

@@ -2,6 +2,9 @@ package identity
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -54,6 +57,11 @@ var (
 	// ErrRedeemInvalid is what [ResponseError] returns (wrapped) when the
 	// issuer found the request invalid: usually a version mismatch.
 	ErrRedeemInvalid = errors.New("the issuing site rejected the redemption request as invalid; check that both sites run compatible weft versions")
+	// ErrNotProven is returned (wrapped) by [RedeemRequest.CheckProof]
+	// when the redeemer did not prove, on this connection, the identity key
+	// of the site ID it claims: it may not get a certificate naming that
+	// site (nor replace that site's link).
+	ErrNotProven = errors.New("the redeemer did not prove the identity key of the site it claims to be")
 	// ErrRedeemInternal is what [ResponseError] returns (wrapped) when the
 	// issuer failed on its side (or sent a code this version does not
 	// know); retrying later may help.
@@ -74,6 +82,7 @@ var codes = []struct {
 	{CodeInvalid, ErrRedeemInvalid},
 	{CodeInvalid, ErrMalformed},
 	{CodeInvalid, ErrBadCSR},
+	{CodeInvalid, ErrNotProven},
 	{CodeInternal, ErrRedeemInternal},
 }
 
@@ -87,6 +96,48 @@ type RedeemRequest struct {
 	SiteName  string    `json:"siteName"`
 	CSR       []byte    `json:"csr"`
 	Addresses []string  `json:"addresses,omitempty"`
+	// Key is the redeemer's identity public key (SiteID is its hash) and
+	// Proof its signature over this connection and request (see Prove).
+	Key   []byte `json:"key"`
+	Proof []byte `json:"proof"`
+}
+
+// Redemption proofs sign a label, the TLS exporter value of the redemption
+// connection under redeemExporter, the SHA-256 of the CSR and the token ID:
+// a proof is good for this request on this connection only.
+const (
+	redeemExporter = "EXPORTER-weft-redeem"
+	redeemLabel    = "weft redeem v1\x00"
+)
+
+// RedeemBinding is the value of the redemption connection both sides sign
+// and check a proof over.
+func RedeemBinding(cs tls.ConnectionState) ([]byte, error) {
+	return cs.ExportKeyingMaterial(redeemExporter, nil, 32)
+}
+
+func (r *RedeemRequest) proofMessage(binding []byte) []byte {
+	sum := sha256.Sum256(r.CSR)
+	b := append([]byte(redeemLabel), binding...)
+	b = append(b, sum[:]...)
+	return append(b, r.TokenID...)
+}
+
+// Prove sets the request's site to k's and signs it for the connection
+// whose [RedeemBinding] is binding. Call it last, once TokenID and CSR are
+// set.
+func (r *RedeemRequest) Prove(k *SiteKey, binding []byte) {
+	r.SiteID, r.Key = k.ID(), k.Public()
+	r.Proof = k.Sign(r.proofMessage(binding))
+}
+
+// CheckProof is the issuer's check of [RedeemRequest.Prove]: the key is
+// SiteID's and it signed this request on this connection.
+func (r *RedeemRequest) CheckProof(binding []byte) error {
+	if err := VerifySiteSignature(r.SiteID, r.Key, r.proofMessage(binding), r.Proof); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotProven, err)
+	}
+	return nil
 }
 
 // RedeemResponse is the issuer's answer. On success (Code "") CertPEM holds
@@ -116,6 +167,9 @@ func (r *RedeemRequest) Validate() error {
 	}
 	if len(r.CSR) == 0 || len(r.CSR) > maxCSRLen {
 		return fmt.Errorf("csr is %d bytes, want 1..%d", len(r.CSR), maxCSRLen)
+	}
+	if len(r.Key) != ed25519.PublicKeySize || len(r.Proof) != ed25519.SignatureSize {
+		return fmt.Errorf("key is %d bytes and proof %d, want %d and %d", len(r.Key), len(r.Proof), ed25519.PublicKeySize, ed25519.SignatureSize)
 	}
 	if len(r.Addresses) > maxAddrs {
 		return fmt.Errorf("%d addresses, want at most %d", len(r.Addresses), maxAddrs)

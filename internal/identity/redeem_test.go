@@ -21,6 +21,8 @@ func goodRequest() *RedeemRequest {
 		SiteName:  "west",
 		CSR:       bytes.Repeat([]byte{0x30}, 250),
 		Addresses: []string{"10.0.0.2:7443", "[::1]:7443"},
+		Key:       bytes.Repeat([]byte{1}, 32),
+		Proof:     bytes.Repeat([]byte{2}, 64),
 	}
 }
 
@@ -274,4 +276,39 @@ func FuzzReadResponse(f *testing.F) {
 			t.Fatalf("round trip changed response: %+v -> %+v", resp, again)
 		}
 	})
+}
+
+// A redemption proof is good for its site, request and connection only: a
+// token holder cannot get a certificate naming another site.
+func TestRedeemProof(t *testing.T) {
+	k, err := NewSiteKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewSiteKey()
+	binding := bytes.Repeat([]byte{7}, 32)
+	req := goodRequest()
+	req.Prove(k, binding)
+	if req.SiteID != k.ID() {
+		t.Fatal("Prove did not set the site")
+	}
+	if err := req.CheckProof(binding); err != nil {
+		t.Fatal(err)
+	}
+	if err := req.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, change := range map[string]func(r *RedeemRequest, b *[]byte){
+		"another site claimed": func(r *RedeemRequest, b *[]byte) { r.SiteID = other.ID() },
+		"another connection":   func(r *RedeemRequest, b *[]byte) { *b = bytes.Repeat([]byte{8}, 32) },
+		"another CSR":          func(r *RedeemRequest, b *[]byte) { r.CSR = append(bytes.Clone(r.CSR), 0) },
+		"another token":        func(r *RedeemRequest, b *[]byte) { r.TokenID = "ffff" },
+		"another key":          func(r *RedeemRequest, b *[]byte) { r.Key = other.Public() },
+	} {
+		r, b := *req, binding
+		change(&r, &b)
+		if err := r.CheckProof(b); !errors.Is(err, ErrNotProven) {
+			t.Errorf("%s: %v, want ErrNotProven", name, err)
+		}
+	}
 }

@@ -87,7 +87,7 @@ func TestRecertifiedCAKeepsLinks(t *testing.T) {
 	}
 	srvCfg := func() *tls.Config {
 		cfg := is.tlsConfig()
-		ServeLegacyID(cfg, oldID, legacySrv)
+		ServeCertificates(cfg, func() *tls.Certificate { return &is.server }, oldID, func() *tls.Certificate { return &legacySrv })
 		return cfg
 	}
 	for _, tc := range []struct {

@@ -241,7 +241,10 @@ func TestRedeemThenLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	redeemer := mustSiteID(t)
+	redeemerKey, err := NewSiteKey()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	serveRedeem := func(c *tls.Conn) error {
 		req, err := ReadRequest(c)
@@ -249,7 +252,13 @@ func TestRedeemThenLink(t *testing.T) {
 			return err
 		}
 		resp := &RedeemResponse{IssuerID: is.ca.Site(), IssuerName: is.ca.Name()}
-		err = store.Redeem(now, req.TokenID, req.Secret, req.SiteID)
+		binding, err := RedeemBinding(c.ConnectionState())
+		if err == nil {
+			err = req.CheckProof(binding)
+		}
+		if err == nil {
+			err = store.Redeem(now, req.TokenID, req.Secret, req.SiteID)
+		}
 		if err == nil {
 			var serial string
 			resp.CertPEM, serial, err = is.ca.SignClient(now, req.CSR, req.SiteID, req.SiteName, time.Hour)
@@ -272,7 +281,13 @@ func TestRedeemThenLink(t *testing.T) {
 		var cert *tls.Certificate
 		srvErr, cliErr := pair(t, is.tlsConfig(), ClientTLSConfig(pool, tok.IssuerID, nil, ALPNRedeem), serveRedeem,
 			func(c *tls.Conn) error {
-				if err := WriteMessage(c, &RedeemRequest{TokenID: tok.ID, Secret: tok.Secret, SiteID: redeemer, SiteName: "west", CSR: csr}); err != nil {
+				req := &RedeemRequest{TokenID: tok.ID, Secret: tok.Secret, SiteName: "west", CSR: csr}
+				binding, err := RedeemBinding(c.ConnectionState())
+				if err != nil {
+					return err
+				}
+				req.Prove(redeemerKey, binding)
+				if err := WriteMessage(c, req); err != nil {
 					return err
 				}
 				resp, err := ReadResponse(c)

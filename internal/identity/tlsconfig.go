@@ -160,18 +160,18 @@ func ClientTLSConfig(issuerCA *x509.CertPool, issuerID siteid.ID, clientCert *tl
 	return cfg
 }
 
-// ServeLegacyID makes a server config from [ServerTLSConfig] present cert,
-// which names the site's former ID legacy, to clients that ask for legacy
-// by server name, as [ClientTLSConfig] does: peers that linked to the site
-// before it moved to a key-derived ID keep the ID they pinned. Everyone
-// else gets the config's own certificate.
-func ServeLegacyID(cfg *tls.Config, legacy siteid.ID, cert tls.Certificate) {
-	current := cfg.Certificates[0]
+// ServeCertificates makes a server config from [ServerTLSConfig] present,
+// at each handshake, the certificate current returns, so that a site renews
+// its certificate without a restart and without touching established
+// sessions. If legacyCert is not nil, clients that ask for legacy by server
+// name, as [ClientTLSConfig] does, get legacyCert instead: peers that linked
+// to the site before it moved to a key-derived ID keep the ID they pinned.
+func ServeCertificates(cfg *tls.Config, current func() *tls.Certificate, legacy siteid.ID, legacyCert func() *tls.Certificate) {
 	name := legacy.String()
 	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		if hello.ServerName == name {
-			return &cert, nil
+		if legacyCert != nil && hello.ServerName == name {
+			return legacyCert(), nil
 		}
-		return &current, nil
+		return current(), nil
 	}
 }

@@ -57,6 +57,7 @@ var errorCodes = []struct {
 }{
 	{ErrNotSaved, apitype.CodeNotSaved},
 	{ErrNoLink, apitype.CodeNotFound},
+	{ErrLinkDown, apitype.CodeLinkNotUp},
 	{broker.ErrTooManyInterests, apitype.CodeTooManyInterests},
 	{events.ErrBadSubject, apitype.CodeBadSubject},
 	{resource.ErrInvalid, apitype.CodeInvalid},
@@ -119,6 +120,7 @@ func (s *Site) adminHandler() http.Handler {
 		"GET /v1/links":                func(w http.ResponseWriter, r *http.Request) (any, error) { return list(s.Links()), nil },
 		"POST /v1/links":               s.apiCreateLink,
 		"DELETE /v1/links/{name}":      s.apiDeleteLink,
+		"POST /v1/links/{name}/rotate": s.apiRotateLink,
 		"GET /v1/listeners":            func(w http.ResponseWriter, r *http.Request) (any, error) { return list(s.Listeners()), nil },
 		"PUT /v1/listeners/{name}":     s.apiPutListener,
 		"DELETE /v1/listeners/{name}":  s.apiDeleteListener,
@@ -364,6 +366,10 @@ func (s *Site) waitRTT(ctx context.Context, name string) (resource.Link, error) 
 			return v, nil
 		}
 	}
+}
+
+func (s *Site) apiRotateLink(w http.ResponseWriter, r *http.Request) (any, error) {
+	return nil, s.RotateLink(r.Context(), r.PathValue("name"))
 }
 
 func (s *Site) apiDeleteLink(w http.ResponseWriter, r *http.Request) (any, error) {

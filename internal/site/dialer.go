@@ -74,24 +74,18 @@ const (
 )
 
 func (s *Site) dialLoop(ctx context.Context, ol outboundLink, d *dialer) {
-	cert, err := identity.X509KeyPair([]byte(ol.CertPEM), []byte(ol.KeyPEM))
-	if err != nil {
-		d.set(linkConnecting, fmt.Sprintf("link credentials are damaged: %v; delete and re-create the link", err))
-		return
-	}
-	issuer, err := siteid.Parse(ol.IssuerID)
-	if err != nil {
-		d.set(linkConnecting, err.Error())
-		return
-	}
-	pool, err := poolFromPEM(ol.CAPEM)
-	if err != nil {
-		d.set(linkConnecting, err.Error())
-		return
-	}
-	cfg := identity.ClientTLSConfig(pool, issuer, &cert, identity.ALPNLink)
 	backoff := minBackoff
 	for attempt := 0; ; attempt++ {
+		// The link's credentials as saved now: a rotation replaces them
+		// while the link is up, and the next session must use the new.
+		if cur := s.outbound(ol.Name); cur != nil {
+			ol = *cur
+		}
+		issuer, cfg, err := linkTLS(ol)
+		if err != nil {
+			d.set(linkConnecting, fmt.Sprintf("link credentials are damaged: %v; delete and re-create the link", err))
+			return
+		}
 		c, err := dialAny(ctx, ol.Addresses, cfg)
 		if err != nil {
 			d.set(linkConnecting, err.Error())
@@ -123,6 +117,33 @@ func (s *Site) dialLoop(ctx context.Context, ol outboundLink, d *dialer) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// outbound is the saved outbound link name, nil if there is none.
+func (s *Site) outbound(name string) *outboundLink {
+	for _, l := range s.state().Outbound {
+		if l.Name == name {
+			return &l
+		}
+	}
+	return nil
+}
+
+// linkTLS is the TLS client config of an outbound link's credentials.
+func linkTLS(ol outboundLink) (siteid.ID, *tls.Config, error) {
+	cert, err := identity.X509KeyPair([]byte(ol.CertPEM), []byte(ol.KeyPEM))
+	if err != nil {
+		return siteid.ID{}, nil, err
+	}
+	issuer, err := siteid.Parse(ol.IssuerID)
+	if err != nil {
+		return siteid.ID{}, nil, err
+	}
+	pool, err := poolFromPEM(ol.CAPEM)
+	if err != nil {
+		return siteid.ID{}, nil, err
+	}
+	return issuer, identity.ClientTLSConfig(pool, issuer, &cert, identity.ALPNLink), nil
 }
 
 // saveRefusal records that the issuer refused a link for good, so that a

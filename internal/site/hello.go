@@ -146,6 +146,8 @@ type hsAction struct {
 	up      bool     // the link is up: register the peer with cost peer.Cost
 	record  []byte   // a site record to give the router
 	revoke  []byte   // a revocation statement
+	rotate  []byte   // (issuer) a request to rotate the link's certificate
+	rotated []byte   // (dialer) the issuer's answer to it
 	refused *refusal // the issuer refused this link for good
 	// withdrawn: the dialer deleted the link; forget it, then close.
 	withdrawn bool
@@ -200,6 +202,16 @@ func (h *handshake) control(msg []byte) hsAction {
 			return h.fail(errors.New("a revocation before the hello"))
 		}
 		return hsAction{revoke: msg[1:]}
+	case ctlRotate:
+		if !h.inbound || h.phase != linkUp {
+			return h.fail(errors.New("a rotation request out of turn"))
+		}
+		return hsAction{rotate: msg[1:]}
+	case ctlRotated:
+		if h.inbound || h.phase != linkUp {
+			return h.fail(errors.New("a rotation answer out of turn"))
+		}
+		return hsAction{rotated: msg[1:]}
 	case ctlRefuse:
 		if h.inbound || h.phase != awaitHello {
 			return h.fail(errors.New("a refusal out of turn"))

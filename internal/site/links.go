@@ -144,7 +144,9 @@ func (s *Site) DeleteLink(name string) error {
 func (s *Site) forgetWithdrawn(pc *peerConn) {
 	found, err := s.deleteNamed(func(st *state) bool {
 		n := len(st.Inbound)
-		st.Inbound = slices.DeleteFunc(st.Inbound, func(l inboundLink) bool { return l.Name == pc.linkName && l.PeerID == pc.certPeer.String() })
+		st.Inbound = slices.DeleteFunc(st.Inbound, func(l inboundLink) bool {
+			return l.Name == pc.linkName && (l.PeerID == pc.certPeer.String() || l.PeerID == pc.peer.String())
+		})
 		return n != len(st.Inbound)
 	})
 	switch {

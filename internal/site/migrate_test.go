@@ -118,6 +118,24 @@ func TestLegacyDataDirectoriesMoveToKeyDerivedIDs(t *testing.T) {
 		t.Error("b routes to a's old ID")
 	}
 
+	// The link's certificate names a's old ID: it is due for rotation,
+	// which moves the link to the new IDs at both ends.
+	if !a.rotationDue(*a.outbound("b"), time.Now()) {
+		t.Fatal("a link certificate naming the old ID is not due for rotation")
+	}
+	a.rotateDue(time.Now())
+	cert, err := identity.ParseCertPEM([]byte(a.outbound("b").CertPEM))
+	must(t, err)
+	if id, _ := identity.PeerSiteID(cert); id != a.ID() || a.outbound("b").IssuerID != b.ID().String() {
+		t.Fatalf("after rotation the certificate names %s, the issuer is %s", id, a.outbound("b").IssuerID)
+	}
+	if b.state().Inbound[0].PeerID != a.ID().String() {
+		t.Fatalf("b's link names %s", b.state().Inbound[0].PeerID)
+	}
+	if a.rotationDue(*a.outbound("b"), time.Now()) {
+		t.Fatal("still due after rotation")
+	}
+
 	// A restart keeps the key, the ID and the links; nothing moves again.
 	id := b.ID()
 	b.stop()

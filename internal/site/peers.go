@@ -34,6 +34,8 @@ type peerConn struct {
 	hs   handshake
 	// refused is set when the issuer refused the link for good.
 	refused *refusal
+	// rotating, while RotateLink waits, takes the issuer's answer.
+	rotating chan rotateAnswer
 	// onUp, if set, is called once the link is up.
 	onUp func()
 }
@@ -153,6 +155,12 @@ func (s *Site) act(pc *peerConn, a hsAction) {
 	}
 	if a.revoke != nil {
 		s.takeRevocation(pc, a.revoke)
+	}
+	if a.rotate != nil {
+		s.goFunc(func() { s.serveRotate(pc, a.rotate) })
+	}
+	if a.rotated != nil {
+		s.takeRotated(pc, a.rotated)
 	}
 	if a.refused != nil {
 		pc.mu.Lock()

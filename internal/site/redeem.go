@@ -26,6 +26,15 @@ func (s *Site) serveRedeem(c *tls.Conn) {
 		identity.WriteMessage(c, &identity.RedeemResponse{Code: identity.ErrorCode(err), Message: err.Error()})
 		return
 	}
+	binding, err := identity.RedeemBinding(c.ConnectionState())
+	if err == nil {
+		err = req.CheckProof(binding)
+	}
+	if err != nil {
+		s.log.Warn("token redemption refused", "remote", c.RemoteAddr().String(), "claimed", req.SiteID.String(), "err", err)
+		identity.WriteMessage(c, &identity.RedeemResponse{Code: identity.ErrorCode(err), Message: err.Error()})
+		return
+	}
 	resp := s.redeem(req)
 	if resp.Code != "" {
 		s.log.Warn("token refused", "token", req.TokenID, "peer", req.SiteName, "reason", resp.Message)
@@ -113,7 +122,12 @@ func (s *Site) redeemToken(ctx context.Context, tok *resource.AccessToken) (resp
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(handshakeTimeout))
-	err = identity.WriteMessage(c, &identity.RedeemRequest{TokenID: tok.Spec.ID, Secret: tok.Spec.Secret, SiteID: s.id, SiteName: s.name, CSR: csr, Addresses: s.opts.Advertise})
+	req := &identity.RedeemRequest{TokenID: tok.Spec.ID, Secret: tok.Spec.Secret, SiteName: s.name, CSR: csr, Addresses: s.opts.Advertise}
+	binding, err := identity.RedeemBinding(c.ConnectionState())
+	if err == nil {
+		req.Prove(s.key, binding)
+		err = identity.WriteMessage(c, req)
+	}
 	if err == nil {
 		resp, err = identity.ReadResponse(c)
 	}

@@ -14,9 +14,7 @@ import (
 // the statement floods to a through b, c's connectors vanish at a, b closes
 // its link to c and refuses it after, and a restarted a still refuses c.
 func TestRevocationFloodsAndHolds(t *testing.T) {
-	a := startSite(t, "a")
-	b := startSite(t, "b")
-	c := startSite(t, "c")
+	a, b, c := startSite(t, "a"), startSite(t, "b"), startSite(t, "c")
 	linkSites(t, a, b)
 	linkSites(t, c, b)
 	if code, _ := c.putConnector("orders"); code >= 300 {
@@ -76,11 +74,7 @@ func TestRevocationFloodsAndHolds(t *testing.T) {
 
 // A neighbour's statement that does not check is dropped and counted.
 func TestForgedRevocationRefused(t *testing.T) {
-	victim := startSite(t, "victim")
-	honest := startSite(t, "honest")
-	rogue := startSite(t, "rogue")
-	linkSites(t, honest, victim)
-	linkSites(t, rogue, victim)
+	victim, honest, rogue := rogueSetup(t)
 	waitFor(t, "victim to route to honest", func() bool { _, ok := victim.Table().Route(honest.ID()); return ok })
 	// The rogue signs a revocation of honest with its own key.
 	stmt, err := revocation.New(revocation.BySite, honest.ID(), rogue.key.Private(), time.Now().Unix(), "forged")

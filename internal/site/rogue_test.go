@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
 )
@@ -52,6 +53,15 @@ func (s *testSite) rejected(reason string) float64 {
 	return testutil.ToFloat64(s.metrics.RecordsRejected.WithLabelValues(reason))
 }
 
+// rogueSetup starts a victim with two neighbours, an honest one and a
+// rogue one, each linked to it with a real token over TLS.
+func rogueSetup(t *testing.T) (victim, honest, rogue *testSite) {
+	victim, honest, rogue = startSite(t, "victim"), startSite(t, "honest"), startSite(t, "rogue")
+	linkSites(t, honest, victim)
+	linkSites(t, rogue, victim)
+	return victim, honest, rogue
+}
+
 // sendRaw sends a site record on s's live session to peer, bypassing s's
 // router: s plays a rogue neighbour on a real, authenticated link.
 func (s *testSite) sendRaw(peer siteid.ID, rec routing.Record) {
@@ -75,11 +85,7 @@ func (s *testSite) sendRaw(peer siteid.ID, rec routing.Record) {
 // replayed records of honest. The victim's view of honest stays what
 // honest signed, and every refusal is counted and logged with the link.
 func TestRoguePeerCannotForgeAlterOrReplayRecords(t *testing.T) {
-	victim := startSite(t, "victim")
-	honest := startSite(t, "honest")
-	rogue := startSite(t, "rogue")
-	linkSites(t, honest, victim)
-	linkSites(t, rogue, victim)
+	victim, honest, rogue := rogueSetup(t)
 	if code, _ := honest.putConnector("orders"); code >= 300 {
 		t.Fatalf("connector: %d", code)
 	}
@@ -179,5 +185,41 @@ func TestRoguePeerCannotForgeAlterOrReplayRecords(t *testing.T) {
 	waitFor(t, "the repeated forgery to be counted", func() bool { return victim.rejected(rejectKeyMismatch) > before })
 	if n := strings.Count(victim.log.String(), "site record refused"); n != strings.Count(logs, "site record refused") {
 		t.Errorf("a repeated forgery was logged again")
+	}
+}
+
+// A token holder cannot redeem in another site's name: the redemption must
+// prove the claimed site's identity key, so no certificate names a site
+// that did not ask for it, and the token is not spent.
+func TestRedeemInAnotherSitesNameRefused(t *testing.T) {
+	victim, honest, rogue := rogueSetup(t)
+	tok, err := victim.IssueToken(time.Minute, 1)
+	must(t, err)
+	pool, err := poolFromPEM(tok.Spec.CA)
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := dialAny(ctx, tok.Spec.Addresses, identity.ClientTLSConfig(pool, victim.ID(), nil, identity.ALPNRedeem))
+	must(t, err)
+	defer c.Close()
+	_, csr, err := identity.NewKey()
+	must(t, err)
+	req := &identity.RedeemRequest{TokenID: tok.Spec.ID, Secret: tok.Spec.Secret, SiteName: "honest", CSR: csr}
+	binding, err := identity.RedeemBinding(c.ConnectionState())
+	must(t, err)
+	req.Prove(rogue.key, binding)
+	req.SiteID = honest.ID() // the claim the proof does not back
+	must(t, identity.WriteMessage(c, req))
+	resp, err := identity.ReadResponse(c)
+	must(t, err)
+	if resp.Code != identity.CodeInvalid || len(resp.CertPEM) != 0 || !strings.Contains(resp.Message, "did not prove") {
+		t.Fatalf("redemption in honest's name: %+v", resp)
+	}
+	// The token was not spent: a real redemption still works.
+	other := startSite(t, "other")
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if _, err := other.CreateLink(ctx2, "", 1, tok); err != nil {
+		t.Fatalf("the token was spent by a refused redemption: %v", err)
 	}
 }

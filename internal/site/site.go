@@ -103,6 +103,10 @@ type Site struct {
 	adminLn    net.Listener
 	linkLn     net.Listener
 	serverTLS  *tls.Config
+	// serverCert and legacyCert are what the link listener presents; they
+	// are renewed while the site runs (renewServerCerts).
+	serverCert atomic.Pointer[tls.Certificate]
+	legacyCert atomic.Pointer[tls.Certificate]
 
 	// st is the state as last saved. commit replaces it whole and nothing
 	// changes it in place, so it is read without a lock.
@@ -244,29 +248,55 @@ func listenLink(dir, addr string) (net.Listener, error) {
 }
 
 func (s *Site) initTLS(now time.Time) error {
-	hosts := make([]string, 0, len(s.opts.Advertise))
 	for _, a := range s.opts.Advertise {
-		h, _, err := net.SplitHostPort(a)
-		if err != nil {
+		if _, _, err := net.SplitHostPort(a); err != nil {
 			return fmt.Errorf("advertised address %q: %w", a, err)
 		}
+	}
+	if err := s.renewServerCerts(now); err != nil {
+		return err
+	}
+	// Admission is decided after the handshake (admitPeer), where a refused
+	// peer can be told why; a TLS alert cannot carry the reason.
+	s.serverTLS = identity.ServerTLSConfig(s.ca, *s.serverCert.Load(), nil)
+	var legacy siteid.ID
+	var legacyCert func() *tls.Certificate
+	if s.legacyCA != nil {
+		legacy, legacyCert = s.legacyCA.Site(), s.legacyCert.Load
+	}
+	identity.ServeCertificates(s.serverTLS, s.serverCert.Load, legacy, legacyCert)
+	return nil
+}
+
+// renewServerCerts makes new link listener certificates (and the one under
+// the legacy ID, if any); handshakes from then on get them, sessions
+// already up are untouched.
+func (s *Site) renewServerCerts(now time.Time) error {
+	hosts := make([]string, 0, len(s.opts.Advertise))
+	for _, a := range s.opts.Advertise {
+		h, _, _ := net.SplitHostPort(a)
 		hosts = append(hosts, h)
 	}
 	cert, err := s.ca.ServerCertificate(now, hosts)
 	if err != nil {
 		return err
 	}
-	// Admission is decided after the handshake (admitPeer), where a refused
-	// peer can be told why; a TLS alert cannot carry the reason.
-	s.serverTLS = identity.ServerTLSConfig(s.ca, cert, nil)
 	if s.legacyCA != nil {
 		legacy, err := s.legacyCA.ServerCertificate(now, hosts)
 		if err != nil {
 			return err
 		}
-		identity.ServeLegacyID(s.serverTLS, s.legacyCA.Site(), legacy)
+		s.legacyCert.Store(&legacy)
 	}
+	s.serverCert.Store(&cert)
 	return nil
+}
+
+// serverCertDue says whether the listener certificate has a third of its
+// life or less left.
+func (s *Site) serverCertDue(now time.Time) bool {
+	leaf := s.serverCert.Load().Leaf
+	return leaf.NotAfter.Sub(now) < leaf.NotAfter.Sub(leaf.NotBefore)/3
 }
 
 // release closes what New opened, for a New that failed or a Run that ended.
@@ -384,7 +414,8 @@ func (s *Site) restore() error {
 const recordRefresh = 30 * time.Second
 
 // refreshLoop re-announces the site record when measured RTTs moved enough to
-// matter, and every recordRefresh; it also purges expired tokens.
+// matter, and every recordRefresh; it also purges expired tokens and
+// rotates link certificates that are due.
 func (s *Site) refreshLoop() {
 	t := time.NewTicker(s.opts.RTTRefresh)
 	defer t.Stop()
@@ -406,6 +437,14 @@ func (s *Site) refreshLoop() {
 		}
 		if err := s.purgeTokens(time.Now()); err != nil {
 			s.log.Error("cannot purge expired tokens", "err", err)
+		}
+		s.rotateDue(time.Now())
+		if s.serverCertDue(time.Now()) {
+			if err := s.renewServerCerts(time.Now()); err != nil {
+				s.log.Error("cannot renew the link listener's certificate; retrying", "err", err)
+			} else {
+				s.log.Info("link listener certificate renewed")
+			}
 		}
 		if changed || time.Since(last) >= recordRefresh {
 			last = time.Now()
