@@ -36,7 +36,7 @@ func FuzzRecords(f *testing.F) {
 	f.Add([]byte{0, 16})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tp := &tape{in: bytes.NewReader(b)}
-		c := newConn(tp, siteid.ID{}, [KeyLen]byte{}, testKey, nil)
+		c := newConn(tp, siteid.ID{}, [recordKeyLen]byte{}, testKey, nil)
 		got, err := io.ReadAll(c)
 		if !bytes.HasPrefix(want, got) {
 			t.Fatalf("forged stream of %d bytes opened to %q", len(b), got)

@@ -73,7 +73,7 @@ type Session struct {
 // streamKeys are one stream's keys: one per direction and the check value
 // that proves to the egress that the opener holds the session.
 type streamKeys struct {
-	i2r, r2i [KeyLen]byte
+	i2r, r2i [recordKeyLen]byte
 	check    [checkLen]byte
 }
 
@@ -85,14 +85,14 @@ func (s *Session) streamKeys(counter uint64, bind []byte) streamKeys {
 	info = append(info, streamLabel...)
 	info = binary.BigEndian.AppendUint64(info, counter)
 	info = append(info, bind...)
-	out, err := hkdf.Key(sha256.New, s.secret[:], s.hash[:], string(info), 2*KeyLen+checkLen)
+	out, err := hkdf.Key(sha256.New, s.secret[:], s.hash[:], string(info), 2*recordKeyLen+checkLen)
 	if err != nil {
 		panic(err) // only for an output longer than 255 hashes
 	}
 	var k streamKeys
 	copy(k.i2r[:], out)
-	copy(k.r2i[:], out[KeyLen:])
-	copy(k.check[:], out[2*KeyLen:])
+	copy(k.r2i[:], out[recordKeyLen:])
+	copy(k.check[:], out[2*recordKeyLen:])
 	clear(out)
 	return k
 }
