@@ -56,7 +56,7 @@ func TestKnownAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sess.secret != resp.sess.secret || sess.hash != resp.sess.hash || sess.peerKey != egress.Public {
+	if sess.prk != resp.sess.prk || sess.peerKey != egress.Public {
 		t.Fatal("the two ends disagree on the session")
 	}
 	k := sess.streamKeys(5, bind)
