@@ -13,6 +13,6 @@
 // [Config.RekeyAfter]; stream keys ratchet every 2^24 records.
 //
 // [Initiator.Open] is the ingress side, [Responder.Accept] the egress side;
-// both return a [Conn], the record layer (length-prefixed AES-256-GCM
+// both return a [Conn], the record layer (length-prefixed AES-128-GCM
 // records with implicit counters). The wire format is in spec.md.
 package seal

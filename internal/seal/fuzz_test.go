@@ -29,14 +29,14 @@ func FuzzPreamble(f *testing.F) {
 // key (the seed is a valid stream; a mutation that opens to anything else
 // is a forgery).
 func FuzzRecords(f *testing.F) {
-	want := append([]byte("hello"), bytes.Repeat([]byte("x"), MaxRecord+3)...)
+	want := append([]byte("hello"), bytes.Repeat([]byte("x"), smallBuf+3)...)
 	valid := sealRecords(&testing.T{}, true, want[:5], want[5:])
 	f.Add(valid)
 	f.Add(valid[:20])
 	f.Add([]byte{0, 16})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tp := &tape{in: bytes.NewReader(b)}
-		c := newConn(tp, siteid.ID{}, [KeyLen]byte{}, testKey, nil)
+		c := newConn(tp, siteid.ID{}, [recordKeyLen]byte{}, testKey, nil)
 		got, err := io.ReadAll(c)
 		if !bytes.HasPrefix(want, got) {
 			t.Fatalf("forged stream of %d bytes opened to %q", len(b), got)

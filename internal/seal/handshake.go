@@ -63,8 +63,9 @@ type Session struct {
 	peerKey [KeyLen]byte
 	index   uint32 // the initiator's name for it, unique per initiator
 	created time.Time
-	secret  [2 * KeyLen]byte // Noise's two split keys
-	hash    [32]byte         // Noise's handshake hash
+	// prk is HKDF-Extract(salt = Noise's handshake hash, Noise's two
+	// split keys): what stream keys are expanded from.
+	prk [sha256.Size]byte
 	// streams is the initiator's last stream counter; the handshake's own
 	// stream is 0.
 	streams atomic.Uint64
@@ -73,26 +74,28 @@ type Session struct {
 // streamKeys are one stream's keys: one per direction and the check value
 // that proves to the egress that the opener holds the session.
 type streamKeys struct {
-	i2r, r2i [KeyLen]byte
+	i2r, r2i [recordKeyLen]byte
 	check    [checkLen]byte
 }
 
 const streamLabel = "weft seal v1 stream"
 
-// streamKeys derives the keys of stream counter, bound to its header.
+// streamKeys derives the keys of stream counter, bound to its header:
+// HKDF's expand step on the session's extracted key, so a new stream costs
+// two HMACs.
 func (s *Session) streamKeys(counter uint64, bind []byte) streamKeys {
 	info := make([]byte, 0, len(streamLabel)+8+len(bind))
 	info = append(info, streamLabel...)
 	info = binary.BigEndian.AppendUint64(info, counter)
 	info = append(info, bind...)
-	out, err := hkdf.Key(sha256.New, s.secret[:], s.hash[:], string(info), 2*KeyLen+checkLen)
+	out, err := hkdf.Expand(sha256.New, s.prk[:], string(info), 2*recordKeyLen+checkLen)
 	if err != nil {
 		panic(err) // only for an output longer than 255 hashes
 	}
 	var k streamKeys
 	copy(k.i2r[:], out)
-	copy(k.r2i[:], out[KeyLen:])
-	copy(k.check[:], out[2*KeyLen:])
+	copy(k.r2i[:], out[recordKeyLen:])
+	copy(k.check[:], out[2*recordKeyLen:])
 	clear(out)
 	return k
 }
@@ -101,9 +104,14 @@ func newSession(hs *noise.HandshakeState, cs1, cs2 *noise.CipherState, peer site
 	s := &Session{peer: peer, index: index, created: now}
 	copy(s.peerKey[:], hs.PeerStatic())
 	k1, k2 := cs1.UnsafeKey(), cs2.UnsafeKey()
-	copy(s.secret[:], k1[:])
-	copy(s.secret[KeyLen:], k2[:])
-	copy(s.hash[:], hs.ChannelBinding())
+	secret := append(k1[:], k2[:]...)
+	prk, err := hkdf.Extract(sha256.New, secret, hs.ChannelBinding())
+	if err != nil {
+		panic(err) // HMAC-SHA256 takes any key
+	}
+	copy(s.prk[:], prk)
+	clear(secret)
+	clear(prk)
 	return s
 }
 

@@ -19,6 +19,10 @@ import (
 
 // Record layer limits.
 const (
+	// recordKeyLen: records use AES-128-GCM, as the links' TLS does; the
+	// data path pays for AES twice per site, and 128-bit keys cost 10
+	// rounds instead of 14.
+	recordKeyLen = 16
 	// MaxRecord is the largest plaintext of one record: large, so that a
 	// bulk transfer pays the per-record cost rarely; the length prefix is
 	// 2 bytes.
@@ -56,21 +60,21 @@ type Stream interface {
 // counter of the next record.
 type half struct {
 	aead  cipher.AEAD
-	key   [KeyLen]byte
+	key   [recordKeyLen]byte
 	n     uint64
 	nonce [12]byte
 }
 
-func newHalf(key [KeyLen]byte) half {
+func newHalf(key [recordKeyLen]byte) half {
 	h := half{key: key}
 	h.aead = newAEAD(key)
 	return h
 }
 
-func newAEAD(key [KeyLen]byte) cipher.AEAD {
+func newAEAD(key [recordKeyLen]byte) cipher.AEAD {
 	block, err := aes.NewCipher(key[:])
 	if err != nil {
-		panic(err) // a 32-byte key is always valid
+		panic(err) // a 16-byte key is always valid
 	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
@@ -85,7 +89,7 @@ const ratchetLabel = "weft seal v1 ratchet"
 // it has sealed ratchetEvery records.
 func (h *half) next() []byte {
 	if h.n > 0 && h.n%ratchetEvery == 0 {
-		k, err := hkdf.Key(sha256.New, h.key[:], nil, ratchetLabel, KeyLen)
+		k, err := hkdf.Key(sha256.New, h.key[:], nil, ratchetLabel, recordKeyLen)
 		if err != nil {
 			panic(err)
 		}
@@ -98,10 +102,38 @@ func (h *half) next() []byte {
 	return h.nonce[:]
 }
 
+// Buffers come in two sizes: a stream starts with a small one and moves
+// to a large one once it carries bulk, so that a short connection does not
+// cost (and the garbage collector does not clear) 64 KiB per direction.
+const smallBuf = 4 << 10
+
 var (
-	writeBufs = sync.Pool{New: func() any { b := make([]byte, recordHdr+maxSealed); return &b }}
-	readBufs  = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+	smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
+	largeBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 )
+
+func getBuf(large bool) *[]byte {
+	if large {
+		return largeBufs.Get().(*[]byte)
+	}
+	return smallBufs.Get().(*[]byte)
+}
+
+func putBuf(b *[]byte) {
+	if len(*b) == smallBuf {
+		smallBufs.Put(b)
+	} else {
+		largeBufs.Put(b)
+	}
+}
+
+// grow returns a large buffer holding b's first n bytes, and releases b.
+func grow(b *[]byte, n int) *[]byte {
+	l := getBuf(true)
+	copy(*l, (*b)[:n])
+	putBuf(b)
+	return l
+}
 
 // Conn is one sealed stream: what it writes goes out as records sealed
 // with its write key, what it reads is opened with its read key. Reads and
@@ -131,7 +163,7 @@ type Conn struct {
 	rerr      error
 }
 
-func newConn(st Stream, peer siteid.ID, wkey, rkey [KeyLen]byte, onBroken func(string)) *Conn {
+func newConn(st Stream, peer siteid.ID, wkey, rkey [recordKeyLen]byte, onBroken func(string)) *Conn {
 	return &Conn{Stream: st, peer: peer, w: newHalf(wkey), r: newHalf(rkey), onBroken: onBroken}
 }
 
@@ -145,11 +177,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	total := 0
 	for len(p) > 0 {
-		buf, err := c.wbufLocked()
+		buf, err := c.wbufLocked(len(p))
 		if err != nil {
 			return total, err
 		}
-		n := copy(buf[recordHdr:recordHdr+MaxRecord], p)
+		n := copy(buf[recordHdr:min(len(buf)-tagLen, recordHdr+MaxRecord)], p)
 		if err := c.sendLocked(buf, n); err != nil {
 			return total, err
 		}
@@ -173,7 +205,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		sr := sealingReader{c: c, src: r}
 		_, err := rf.ReadFrom(&sr)
 		if sr.stage != nil {
-			stageBufs.Put(sr.stage)
+			putBuf(sr.stage)
 		}
 		if err != nil {
 			c.failWriteLocked(err)
@@ -182,7 +214,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	}
 	var total int64
 	for {
-		buf, err := c.wbufLocked()
+		buf, err := c.wbufLocked(MaxRecord)
 		if err != nil {
 			return total, err
 		}
@@ -202,8 +234,6 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-var stageBufs = sync.Pool{New: func() any { b := make([]byte, 4*MaxRecord); return &b }}
-
 // sealingReader reads plaintext from src and returns it as sealed records
 // of c's write half: what a link stream's ReadFrom queues.
 type sealingReader struct {
@@ -222,11 +252,15 @@ func (s *sealingReader) Read(p []byte) (int, error) {
 		return 0, io.ErrShortBuffer
 	}
 	if s.stage == nil {
-		s.stage = stageBufs.Get().(*[]byte)
+		s.stage = getBuf(false)
 	}
 	stage := *s.stage
 	m, err := s.src.Read(stage[:min(room, len(stage))])
 	s.n += int64(m)
+	if m == smallBuf {
+		// Bulk: read in large steps from now on.
+		defer func() { s.stage = grow(s.stage, 0) }()
+	}
 	out := 0
 	for off := 0; off < m; off += MaxRecord {
 		chunk := stage[off:min(off+MaxRecord, m)]
@@ -237,12 +271,18 @@ func (s *sealingReader) Read(p []byte) (int, error) {
 	return out, err
 }
 
-func (c *Conn) wbufLocked() ([]byte, error) {
+// wbufLocked returns the write buffer, large enough for a record of want
+// bytes of plaintext (at most MaxRecord).
+func (c *Conn) wbufLocked(want int) ([]byte, error) {
 	if c.werr != nil {
 		return nil, c.werr
 	}
-	if c.wbuf == nil {
-		c.wbuf = writeBufs.Get().(*[]byte)
+	large := recordHdr+min(want, MaxRecord)+tagLen > smallBuf
+	switch {
+	case c.wbuf == nil:
+		c.wbuf = getBuf(large)
+	case large && len(*c.wbuf) == smallBuf:
+		c.wbuf = grow(c.wbuf, 0)
 	}
 	return *c.wbuf, nil
 }
@@ -262,7 +302,7 @@ func (c *Conn) sendLocked(buf []byte, n int) error {
 func (c *Conn) failWriteLocked(err error) {
 	c.werr = err
 	if c.wbuf != nil {
-		writeBufs.Put(c.wbuf)
+		putBuf(c.wbuf)
 		c.wbuf = nil
 	}
 }
@@ -272,7 +312,7 @@ func (c *Conn) failWriteLocked(err error) {
 func (c *Conn) CloseWrite() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	buf, err := c.wbufLocked()
+	buf, err := c.wbufLocked(0)
 	if err != nil {
 		return err
 	}
@@ -361,7 +401,7 @@ func (c *Conn) fillLocked() error {
 // whole record in the buffer into c.plain; or it sets c.rerr.
 func (c *Conn) nextLocked() error {
 	if c.rbuf == nil {
-		c.rbuf = readBufs.Get().(*[]byte)
+		c.rbuf = getBuf(false)
 		c.roff, c.rend = 0, 0
 	}
 	buf := *c.rbuf
@@ -407,6 +447,11 @@ func (c *Conn) nextLocked() error {
 			c.rend = copy(buf, buf[c.roff:c.rend])
 			c.roff = 0
 		}
+		if c.rend == len(buf) && len(buf) == smallBuf {
+			// A small buffer is full: a large record, or bulk.
+			c.rbuf = grow(c.rbuf, c.rend)
+			buf = *c.rbuf
+		}
 		m, err := c.Stream.Read(buf[c.rend:])
 		c.rend += m
 		switch {
@@ -437,7 +482,7 @@ func (c *Conn) endReadLocked(err error) {
 	c.rerr = err
 	c.plain = c.plain[:0]
 	if c.rbuf != nil {
-		readBufs.Put(c.rbuf)
+		putBuf(c.rbuf)
 		c.rbuf = nil
 	}
 }

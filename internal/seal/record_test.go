@@ -29,14 +29,14 @@ func (t *tape) Write(p []byte) (int, error) { return t.out.Write(p) }
 func (t *tape) CloseWrite() error           { t.finished = true; return nil }
 func (t *tape) Reset(code uint16) error     { t.reset = code; return nil }
 
-var testKey = [KeyLen]byte{1, 2, 3}
+var testKey = [recordKeyLen]byte{1, 2, 3}
 
 // seal returns the bytes a Conn with testKey writes for msgs, then its
 // end-of-stream record when fin.
 func sealRecords(t *testing.T, fin bool, msgs ...[]byte) []byte {
 	t.Helper()
 	tp := &tape{}
-	c := newConn(tp, siteid.ID{}, testKey, [KeyLen]byte{}, nil)
+	c := newConn(tp, siteid.ID{}, testKey, [recordKeyLen]byte{}, nil)
 	for _, m := range msgs {
 		if _, err := c.Write(m); err != nil {
 			t.Fatal(err)
@@ -54,7 +54,7 @@ func sealRecords(t *testing.T, fin bool, msgs ...[]byte) []byte {
 func openRecords(b []byte) ([]byte, error, uint16) {
 	tp := &tape{in: bytes.NewReader(b)}
 	var broken []string
-	c := newConn(tp, siteid.ID{}, [KeyLen]byte{}, testKey, func(r string) { broken = append(broken, r) })
+	c := newConn(tp, siteid.ID{}, [recordKeyLen]byte{}, testKey, func(r string) { broken = append(broken, r) })
 	got, err := io.ReadAll(c)
 	if (tp.reset != 0) != (len(broken) > 0) {
 		panic("reset and metric disagree")
@@ -123,7 +123,7 @@ func TestRecordTampering(t *testing.T) {
 		{"cut inside a record", rec[:r1+3], ErrTruncated},
 		{"record over the size limit", cat(rec[:r1], []byte{0xff, 0xff}), ErrRecord},
 		{"record under the tag size", cat(rec[:r1], []byte{0, 3, 1, 2, 3}), ErrRecord},
-		{"from another stream", sealRecordsKey(t, [KeyLen]byte{9}), ErrRecord},
+		{"from another stream", sealRecordsKey(t, [recordKeyLen]byte{9}), ErrRecord},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,9 +135,9 @@ func TestRecordTampering(t *testing.T) {
 	}
 }
 
-func sealRecordsKey(t *testing.T, key [KeyLen]byte) []byte {
+func sealRecordsKey(t *testing.T, key [recordKeyLen]byte) []byte {
 	tp := &tape{}
-	c := newConn(tp, siteid.ID{}, key, [KeyLen]byte{}, nil)
+	c := newConn(tp, siteid.ID{}, key, [recordKeyLen]byte{}, nil)
 	c.Write([]byte("elsewhere"))
 	c.CloseWrite()
 	return tp.out.Bytes()
@@ -149,12 +149,12 @@ func TestRecordCopyPaths(t *testing.T) {
 	data := make([]byte, 10*MaxRecord+77)
 	rand.NewChaCha8([32]byte{2}).Read(data)
 	tp := &tape{}
-	c := newConn(tp, siteid.ID{}, testKey, [KeyLen]byte{}, nil)
+	c := newConn(tp, siteid.ID{}, testKey, [recordKeyLen]byte{}, nil)
 	if n, err := c.ReadFrom(bytes.NewReader(data)); err != nil || n != int64(len(data)) {
 		t.Fatalf("ReadFrom %d, %v", n, err)
 	}
 	c.CloseWrite()
-	rc := newConn(&tape{in: bytes.NewReader(tp.out.Bytes())}, siteid.ID{}, [KeyLen]byte{}, testKey, nil)
+	rc := newConn(&tape{in: bytes.NewReader(tp.out.Bytes())}, siteid.ID{}, [recordKeyLen]byte{}, testKey, nil)
 	var out bytes.Buffer
 	if n, err := rc.WriteTo(&out); err != nil || !bytes.Equal(out.Bytes(), data) {
 		t.Fatalf("WriteTo %d, %v", n, err)
@@ -162,7 +162,7 @@ func TestRecordCopyPaths(t *testing.T) {
 }
 
 func BenchmarkRecordWrite(b *testing.B) {
-	c := newConn(&tape{}, siteid.ID{}, testKey, [KeyLen]byte{}, nil)
+	c := newConn(&tape{}, siteid.ID{}, testKey, [recordKeyLen]byte{}, nil)
 	p := make([]byte, MaxRecord)
 	b.SetBytes(MaxRecord)
 	b.ReportAllocs()
@@ -178,7 +178,7 @@ func BenchmarkRecordRead(b *testing.B) {
 	b.SetBytes(64 * MaxRecord)
 	b.ReportAllocs()
 	for b.Loop() {
-		c := newConn(&tape{in: bytes.NewReader(rec)}, siteid.ID{}, [KeyLen]byte{}, testKey, nil)
+		c := newConn(&tape{in: bytes.NewReader(rec)}, siteid.ID{}, [recordKeyLen]byte{}, testKey, nil)
 		for range 64 {
 			io.ReadFull(c, p)
 		}
@@ -202,7 +202,7 @@ func (d *deadlineTape) Read(p []byte) (int, error) {
 
 func TestRecordDeadlineIsNotTheEnd(t *testing.T) {
 	rec := sealRecords(t, true, []byte("after the deadline"))
-	c := newConn(&deadlineTape{tape: &tape{in: bytes.NewReader(rec)}}, siteid.ID{}, [KeyLen]byte{}, testKey, nil)
+	c := newConn(&deadlineTape{tape: &tape{in: bytes.NewReader(rec)}}, siteid.ID{}, [recordKeyLen]byte{}, testKey, nil)
 	if _, err := c.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("first read: %v, want the deadline", err)
 	}
@@ -242,7 +242,7 @@ func TestRecordSealingReader(t *testing.T) {
 	rand.NewChaCha8([32]byte{3}).Read(data)
 	for _, size := range []int{recordHdr + tagLen + 1, 100, MaxRecord, 64 << 10, 70_000} {
 		ct := &chunkedTape{tape: &tape{}, size: size}
-		c := newConn(ct, siteid.ID{}, testKey, [KeyLen]byte{}, nil)
+		c := newConn(ct, siteid.ID{}, testKey, [recordKeyLen]byte{}, nil)
 		if n, err := c.ReadFrom(struct{ io.Reader }{bytes.NewReader(data)}); err != nil || n != int64(len(data)) {
 			t.Fatalf("buffers of %d: ReadFrom %d, %v", size, n, err)
 		}
@@ -254,7 +254,7 @@ func TestRecordSealingReader(t *testing.T) {
 	}
 	// A buffer too small for one record's overhead is refused, not overrun.
 	ct := &chunkedTape{tape: &tape{}, size: recordHdr + tagLen}
-	c := newConn(ct, siteid.ID{}, testKey, [KeyLen]byte{}, nil)
+	c := newConn(ct, siteid.ID{}, testKey, [recordKeyLen]byte{}, nil)
 	if _, err := c.ReadFrom(bytes.NewReader(data)); !errors.Is(err, io.ErrShortBuffer) {
 		t.Fatalf("ReadFrom into %d-byte buffers: %v", recordHdr+tagLen, err)
 	}
