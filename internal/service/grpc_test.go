@@ -226,13 +226,7 @@ func waitEnded(t *testing.T, srv *grpctest.Server) error {
 }
 
 func TestGRPCBalancesPerRPC(t *testing.T) {
-	w := newWorld(t, "a", "b", "c")
-	w.link("a", "b", 1)
-	w.link("a", "c", 1)
-	atB, atC := startGRPC(t, "at-b"), startGRPC(t, "at-c")
-	w.connector("b", httpConnector("echo", "echo", atB.Addr))
-	w.connector("c", httpConnector("echo", "echo", atC.Addr))
-	tc, _ := dialGRPC(t, w.listener("a", httpListener("echo", "")))
+	_, tc, _, _ := grpcPair(t, httpListener("echo", ""), 1)
 	seen := map[string]int{}
 	for range 40 {
 		resp, err := tc.UnaryCall(grpcContext(t), &testpb.SimpleRequest{})
@@ -248,11 +242,11 @@ func TestGRPCBalancesPerRPC(t *testing.T) {
 }
 
 // grpcPair is a with a gRPC listener for "echo" and targets behind b
-// (cheaper) and c.
-func grpcPair(t *testing.T, l resource.Listener) (w *world, tc testpb.TestServiceClient, atB, atC *grpctest.Server) {
+// (link cost 1) and c.
+func grpcPair(t *testing.T, l resource.Listener, costC uint32) (w *world, tc testpb.TestServiceClient, atB, atC *grpctest.Server) {
 	w = newWorld(t, "a", "b", "c")
 	w.link("a", "b", 1)
-	w.link("a", "c", 2)
+	w.link("a", "c", costC)
 	atB, atC = startGRPC(t, "at-b"), startGRPC(t, "at-c")
 	w.connector("b", httpConnector("echo", "echo", atB.Addr))
 	w.connector("c", httpConnector("echo", "echo", atC.Addr))
@@ -261,7 +255,7 @@ func grpcPair(t *testing.T, l resource.Listener) (w *world, tc testpb.TestServic
 }
 
 func TestGRPCUnavailableIsRetriedWhenSafe(t *testing.T) {
-	_, tc, atB, _ := grpcPair(t, httpListener("echo", ""))
+	_, tc, atB, _ := grpcPair(t, httpListener("echo", ""), 2)
 	atB.Fail.Store(int32(codes.Unavailable))
 
 	// Not vouched for: a POST is not retried, the client sees b's status.
@@ -283,7 +277,7 @@ func TestGRPCUnavailableIsRetriedWhenSafe(t *testing.T) {
 }
 
 func TestGRPCUnavailableEjects(t *testing.T) {
-	w, tc, atB, atC := grpcPair(t, httpListener("echo", ""))
+	w, tc, atB, atC := grpcPair(t, httpListener("echo", ""), 2)
 	atB.Fail.Store(int32(codes.Unavailable))
 	// Five UNAVAILABLE answers in a row (Istio's default) eject b at a;
 	// b's own balancer counts them too (its one connector is never
@@ -312,7 +306,7 @@ func TestGRPCUnavailableEjects(t *testing.T) {
 // A failure in the trailers of a full answer (the server sent headers,
 // then UNAVAILABLE) counts against the target too, once the answer ends.
 func TestGRPCStatusInTrailersCounts(t *testing.T) {
-	w, tc, _, _ := grpcPair(t, httpListener("echo", ""))
+	w, tc, _, _ := grpcPair(t, httpListener("echo", ""), 2)
 	for range 3 {
 		bidi, err := tc.FullDuplexCall(grpcContext(t))
 		if err != nil {
@@ -331,7 +325,7 @@ func TestGRPCStatusInTrailersCounts(t *testing.T) {
 }
 
 func TestGRPCHedgedUnary(t *testing.T) {
-	_, tc, atB, atC := grpcPair(t, httpListener("echo", resource.HedgeAlways))
+	_, tc, atB, atC := grpcPair(t, httpListener("echo", resource.HedgeAlways), 2)
 	atB.Hold.Store(true) // b, the cheaper, never answers
 	for i := range 3 {
 		ctx := metadata.AppendToOutgoingContext(grpcContext(t), "weft-hedge", "1")
