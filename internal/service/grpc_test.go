@@ -327,6 +327,14 @@ func TestGRPCStatusInTrailersCounts(t *testing.T) {
 func TestGRPCHedgedUnary(t *testing.T) {
 	_, tc, atB, atC := grpcPair(t, httpListener("echo", resource.HedgeAlways), 2)
 	atB.Hold.Store(true) // b, the cheaper, never answers
+	// c answers once b has the other copy, so that each loser is
+	// cancelled at b's server rather than on its way there.
+	gate := func(ctx context.Context) {
+		for atB.Calls.Load() < atC.Calls.Load() && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	atC.Gate.Store(&gate)
 	for i := range 3 {
 		ctx := metadata.AppendToOutgoingContext(grpcContext(t), "weft-hedge", "1")
 		resp, err := tc.UnaryCall(ctx, &testpb.SimpleRequest{})
