@@ -43,7 +43,7 @@ func (m *Manager) ServeHTTPStream(st *link.Stream, h *forward.Header) {
 		st.Close()
 		return
 	}
-	if !ss.ln.push(&addressConn{Conn: st, addr: a, st: st}) {
+	if !ss.ln.push(&addressConn{Conn: st, addr: a}) {
 		st.Reset(forward.ResetAborted)
 	}
 }
@@ -54,7 +54,6 @@ type addressKey struct{}
 type addressConn struct {
 	net.Conn
 	addr      *address
-	st        *link.Stream
 	abandoned atomic.Bool
 }
 
@@ -69,7 +68,7 @@ var longAgo = time.Unix(1, 0)
 // the answer, for the rest of a request body that may never come.
 func (c *addressConn) abandonRead() {
 	c.abandoned.Store(true)
-	c.st.SetReadDeadline(longAgo)
+	c.Conn.SetReadDeadline(longAgo)
 }
 
 // SetReadDeadline keeps an abandoned stream's reads failing when the
@@ -78,14 +77,14 @@ func (c *addressConn) SetReadDeadline(t time.Time) error {
 	if c.abandoned.Load() {
 		return nil
 	}
-	return c.st.SetReadDeadline(t)
+	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *addressConn) SetDeadline(t time.Time) error {
 	if c.abandoned.Load() {
-		return c.st.SetWriteDeadline(t)
+		return c.Conn.SetWriteDeadline(t)
 	}
-	return c.st.SetDeadline(t)
+	return c.Conn.SetDeadline(t)
 }
 
 // streamBody is a request body read from a served stream. Closed before
