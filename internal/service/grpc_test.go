@@ -226,7 +226,7 @@ func waitEnded(t *testing.T, srv *grpctest.Server) error {
 }
 
 func TestGRPCBalancesPerRPC(t *testing.T) {
-	_, tc, _, _ := grpcPair(t, httpListener("echo", ""), 1)
+	w, tc, _, _ := grpcPair(t, httpListener("echo", ""), 1)
 	seen := map[string]int{}
 	for range 40 {
 		resp, err := tc.UnaryCall(grpcContext(t), &testpb.SimpleRequest{})
@@ -238,6 +238,25 @@ func TestGRPCBalancesPerRPC(t *testing.T) {
 	// One client connection, RPCs on both sites.
 	if seen["at-b"] == 0 || seen["at-c"] == 0 {
 		t.Errorf("RPCs by server %v: one connection's RPCs were not balanced", seen)
+	}
+	// Status counts each site's answers of the last minute and its share.
+	waitFor(t, "every RPC counted", func() bool {
+		var n uint64
+		for _, st := range w.site("a").m.CandidateStates("echo") {
+			n += st.Recent
+		}
+		return n == 40
+	})
+	var share float64
+	for id, st := range w.site("a").m.CandidateStates("echo") {
+		name := map[string]string{w.site("b").fs.ID.String(): "at-b", w.site("c").fs.ID.String(): "at-c"}[id]
+		if int(st.Recent) != seen[name] {
+			t.Errorf("%s: %d answers counted, %d seen", name, st.Recent, seen[name])
+		}
+		share += st.Share
+	}
+	if share < 0.999 || share > 1.001 {
+		t.Errorf("shares add up to %v", share)
 	}
 }
 
