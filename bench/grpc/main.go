@@ -251,12 +251,12 @@ func runPolicy(ctx context.Context, cl *benchproc.Cleanups, weft string, n, conc
 			return err
 		}
 		url := "http://" + l.Listen + "/"
-		if _, err := httpLoad(url, 200, conc); err != nil {
+		if _, err := benchproc.GetLoad(url, 200, conc); err != nil {
 			return err
 		}
 		cheap.hits.Store(0)
 		costly.hits.Store(0)
-		lat, err := httpLoad(url, n, conc)
+		lat, err := benchproc.GetLoad(url, n, conc)
 		if err != nil {
 			return err
 		}
@@ -317,49 +317,6 @@ func startDelayed(cl *benchproc.Cleanups, delay time.Duration) *delayed {
 	go srv.Serve(ln)
 	cl.Add(func() { srv.Close() })
 	return d
-}
-
-// httpLoad sends n GETs to url from conc clients, one at a time each.
-func httpLoad(url string, n, conc int) ([]time.Duration, error) {
-	tr := &http.Transport{MaxIdleConnsPerHost: conc}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	var next atomic.Int64
-	lat := make([]time.Duration, n)
-	errs := make(chan error, conc)
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				start := time.Now()
-				resp, err := client.Get(url)
-				if err != nil {
-					errs <- err
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					errs <- fmt.Errorf("GET %s: %s", url, resp.Status)
-					return
-				}
-				lat[i] = time.Since(start)
-			}
-		}()
-	}
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return nil, err
-	default:
-	}
-	return lat, nil
 }
 
 func quantile(lat []time.Duration, q float64) time.Duration {

@@ -22,9 +22,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"weft.dev/weft/bench/internal/benchproc"
 )
 
 func main() {
@@ -90,34 +91,8 @@ func main() {
 // load sends n GETs to url from conc clients, one at a time each, and
 // returns their latencies.
 func load(url string, n, conc int) []time.Duration {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}, Timeout: 10 * time.Second}
-	var next atomic.Int64
-	lat := make([]time.Duration, n)
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				start := time.Now()
-				resp, err := client.Get(url)
-				if err != nil {
-					log.Fatalf("GET %s: %v", url, err)
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					log.Fatalf("GET %s: %s", url, resp.Status)
-				}
-				lat[i] = time.Since(start)
-			}
-		}()
-	}
-	wg.Wait()
+	lat, err := benchproc.GetLoad(url, n, conc)
+	check(err)
 	return lat
 }
 

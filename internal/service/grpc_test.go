@@ -226,13 +226,7 @@ func waitEnded(t *testing.T, srv *grpctest.Server) error {
 }
 
 func TestGRPCBalancesPerRPC(t *testing.T) {
-	w := newWorld(t, "a", "b", "c")
-	w.link("a", "b", 1)
-	w.link("a", "c", 1)
-	atB, atC := startGRPC(t, "at-b"), startGRPC(t, "at-c")
-	w.connector("b", httpConnector("echo", "echo", atB.Addr))
-	w.connector("c", httpConnector("echo", "echo", atC.Addr))
-	tc, _ := dialGRPC(t, w.listener("a", httpListener("echo", "")))
+	w, tc, _, _ := grpcPair(t, httpListener("echo", ""), 1)
 	seen := map[string]int{}
 	for range 40 {
 		resp, err := tc.UnaryCall(grpcContext(t), &testpb.SimpleRequest{})
@@ -245,14 +239,33 @@ func TestGRPCBalancesPerRPC(t *testing.T) {
 	if seen["at-b"] == 0 || seen["at-c"] == 0 {
 		t.Errorf("RPCs by server %v: one connection's RPCs were not balanced", seen)
 	}
+	// Status counts each site's answers of the last minute and its share.
+	waitFor(t, "every RPC counted", func() bool {
+		var n uint64
+		for _, st := range w.site("a").m.CandidateStates("echo") {
+			n += st.Recent
+		}
+		return n == 40
+	})
+	var share float64
+	for id, st := range w.site("a").m.CandidateStates("echo") {
+		name := map[string]string{w.site("b").fs.ID.String(): "at-b", w.site("c").fs.ID.String(): "at-c"}[id]
+		if int(st.Recent) != seen[name] {
+			t.Errorf("%s: %d answers counted, %d seen", name, st.Recent, seen[name])
+		}
+		share += st.Share
+	}
+	if share < 0.999 || share > 1.001 {
+		t.Errorf("shares add up to %v", share)
+	}
 }
 
 // grpcPair is a with a gRPC listener for "echo" and targets behind b
-// (cheaper) and c.
-func grpcPair(t *testing.T, l resource.Listener) (w *world, tc testpb.TestServiceClient, atB, atC *grpctest.Server) {
+// (link cost 1) and c.
+func grpcPair(t *testing.T, l resource.Listener, costC uint32) (w *world, tc testpb.TestServiceClient, atB, atC *grpctest.Server) {
 	w = newWorld(t, "a", "b", "c")
 	w.link("a", "b", 1)
-	w.link("a", "c", 2)
+	w.link("a", "c", costC)
 	atB, atC = startGRPC(t, "at-b"), startGRPC(t, "at-c")
 	w.connector("b", httpConnector("echo", "echo", atB.Addr))
 	w.connector("c", httpConnector("echo", "echo", atC.Addr))
@@ -261,7 +274,7 @@ func grpcPair(t *testing.T, l resource.Listener) (w *world, tc testpb.TestServic
 }
 
 func TestGRPCUnavailableIsRetriedWhenSafe(t *testing.T) {
-	_, tc, atB, _ := grpcPair(t, httpListener("echo", ""))
+	_, tc, atB, _ := grpcPair(t, httpListener("echo", ""), 2)
 	atB.Fail.Store(int32(codes.Unavailable))
 
 	// Not vouched for: a POST is not retried, the client sees b's status.
@@ -283,7 +296,7 @@ func TestGRPCUnavailableIsRetriedWhenSafe(t *testing.T) {
 }
 
 func TestGRPCUnavailableEjects(t *testing.T) {
-	w, tc, atB, atC := grpcPair(t, httpListener("echo", ""))
+	w, tc, atB, atC := grpcPair(t, httpListener("echo", ""), 2)
 	atB.Fail.Store(int32(codes.Unavailable))
 	// Five UNAVAILABLE answers in a row (Istio's default) eject b at a;
 	// b's own balancer counts them too (its one connector is never
@@ -312,7 +325,7 @@ func TestGRPCUnavailableEjects(t *testing.T) {
 // A failure in the trailers of a full answer (the server sent headers,
 // then UNAVAILABLE) counts against the target too, once the answer ends.
 func TestGRPCStatusInTrailersCounts(t *testing.T) {
-	w, tc, _, _ := grpcPair(t, httpListener("echo", ""))
+	w, tc, _, _ := grpcPair(t, httpListener("echo", ""), 2)
 	for range 3 {
 		bidi, err := tc.FullDuplexCall(grpcContext(t))
 		if err != nil {
@@ -331,8 +344,16 @@ func TestGRPCStatusInTrailersCounts(t *testing.T) {
 }
 
 func TestGRPCHedgedUnary(t *testing.T) {
-	_, tc, atB, atC := grpcPair(t, httpListener("echo", resource.HedgeAlways))
+	_, tc, atB, atC := grpcPair(t, httpListener("echo", resource.HedgeAlways), 2)
 	atB.Hold.Store(true) // b, the cheaper, never answers
+	// c answers once b has the other copy, so that each loser is
+	// cancelled at b's server rather than on its way there.
+	gate := func(ctx context.Context) {
+		for atB.Calls.Load() < atC.Calls.Load() && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	atC.Gate.Store(&gate)
 	for i := range 3 {
 		ctx := metadata.AppendToOutgoingContext(grpcContext(t), "weft-hedge", "1")
 		resp, err := tc.UnaryCall(ctx, &testpb.SimpleRequest{})

@@ -14,6 +14,7 @@ import (
 
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
+	"weft.dev/weft/internal/link"
 )
 
 // HTTP at the connector site: KindHTTP streams are served by one
@@ -27,7 +28,7 @@ import (
 // A site with no http connector for the address refuses the stream, so the
 // ingress moves on at once; saturation is answered per request instead
 // (503 with Weft-Overload), because a stream carries many requests.
-func (m *Manager) ServeHTTPStream(st Stream, h *forward.Header) {
+func (m *Manager) ServeHTTPStream(st *link.Stream, h *forward.Header) {
 	a := m.lookup(h.Address)
 	if a == nil || len(a.view.Load().instances) == 0 {
 		st.Reject(forward.RejectNoConnector, fmt.Sprintf("no http connector for %q here", h.Address))
@@ -42,7 +43,7 @@ func (m *Manager) ServeHTTPStream(st Stream, h *forward.Header) {
 		st.Close()
 		return
 	}
-	if !ss.ln.push(&addressConn{Conn: st, addr: a, st: st}) {
+	if !ss.ln.push(&addressConn{Conn: st, addr: a}) {
 		st.Reset(forward.ResetAborted)
 	}
 }
@@ -53,7 +54,6 @@ type addressKey struct{}
 type addressConn struct {
 	net.Conn
 	addr      *address
-	st        Stream
 	abandoned atomic.Bool
 }
 
@@ -68,7 +68,7 @@ var longAgo = time.Unix(1, 0)
 // the answer, for the rest of a request body that may never come.
 func (c *addressConn) abandonRead() {
 	c.abandoned.Store(true)
-	c.st.SetReadDeadline(longAgo)
+	c.Conn.SetReadDeadline(longAgo)
 }
 
 // SetReadDeadline keeps an abandoned stream's reads failing when the
@@ -77,14 +77,14 @@ func (c *addressConn) SetReadDeadline(t time.Time) error {
 	if c.abandoned.Load() {
 		return nil
 	}
-	return c.st.SetReadDeadline(t)
+	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *addressConn) SetDeadline(t time.Time) error {
 	if c.abandoned.Load() {
-		return c.st.SetWriteDeadline(t)
+		return c.Conn.SetWriteDeadline(t)
 	}
-	return c.st.SetDeadline(t)
+	return c.Conn.SetDeadline(t)
 }
 
 // streamBody is a request body read from a served stream. Closed before

@@ -184,6 +184,12 @@ func (m *Manager) ListenerAddr(name string) (net.Addr, bool) {
 
 // SetConnector adds or replaces a connector.
 func (m *Manager) SetConnector(c resource.Connector) {
+	var fresh *targetTransport
+	if c.Spec.Protocol == resource.ProtocolHTTP {
+		// Before the lock: it reads the target's CA file. Unused (and
+		// never connected) when the connector keeps its transport.
+		fresh = m.newTargetTransport(c.Spec)
+	}
 	m.mu.Lock()
 	var stale []*http.Transport
 	cur := m.connectors[c.Name]
@@ -204,8 +210,8 @@ func (m *Manager) SetConnector(c resource.Connector) {
 		stale = append(stale, t.transports()...)
 		cur.transport = nil
 	}
-	if cur.transport == nil && c.Spec.Protocol == resource.ProtocolHTTP {
-		cur.transport = m.newTargetTransport(c.Spec)
+	if cur.transport == nil {
+		cur.transport = fresh
 	}
 	stale = append(stale, m.refreshLocked(cur.addr, m.localConnectorsLocked(cur.addr))...)
 	m.mu.Unlock()

@@ -57,6 +57,9 @@ type Server struct {
 	Fail atomic.Int32
 	// Hold makes the server hold every RPC as MDHold does.
 	Hold atomic.Bool
+	// Gate, when set, runs at the start of every RPC after it is counted,
+	// before any answer; a test uses it to order servers' answers.
+	Gate atomic.Pointer[func(context.Context)]
 	// Ended receives the error of each held RPC's context when it ends
 	// (context.Canceled or DeadlineExceeded): proof that a client's
 	// cancellation or deadline reached the server.
@@ -118,6 +121,9 @@ type service struct {
 // client asked) and tells whether the client asked to hold the RPC.
 func (v *service) begin(ctx context.Context) (hold bool) {
 	v.s.Calls.Add(1)
+	if g := v.s.Gate.Load(); g != nil {
+		(*g)(ctx)
+	}
 	in, _ := metadata.FromIncomingContext(ctx)
 	out := metadata.Pairs(MDServer, v.s.Name)
 	for _, k := range []string{MDEcho, MDEchoBin} {
