@@ -22,6 +22,8 @@ func TestBridgeBench(t *testing.T) {
 	}{
 		{"mqtt", func(t *testing.T) testBroker { return startMosquitto(t) }, "plant/+/temp", "plant/7/temp", "weft/out"},
 		{"nats-jetstream", func(t *testing.T) testBroker { return startNATS(t) }, "in.plant", "in.plant", "out.weft"},
+		{"rabbitmq", func(t *testing.T) testBroker { return startRabbitMQ(t) }, "weft-in", "weft-in", "weft-out"},
+		{"kafka-kfake", func(t *testing.T) testBroker { return startKafka(t) }, "weft-in", "weft-in", "weft-out"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			br := tc.start(t)
