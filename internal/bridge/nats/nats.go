@@ -117,6 +117,12 @@ func (c *conn) stream(ctx context.Context, subject string) (string, error) {
 	return s, nil
 }
 
+// ackWait is how long JetStream waits for an acknowledgement before it
+// delivers a message again: what a site that was killed had taken comes
+// again this long after, rather than after JetStream's default of 30 s.
+// weft acknowledges within a batch's store commit, far below it.
+const ackWait = 10 * time.Second
+
 // consumerName names the durable consumer of a bridge's In: the same
 // across restarts, and a valid consumer name whatever the subject.
 func consumerName(cfg bridge.Config, subject string) string {
@@ -135,7 +141,7 @@ func (c *conn) Receive(ctx context.Context, subject string, out chan<- *bridge.M
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable: consumerName(c.cfg, subject), FilterSubject: subject,
 		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy,
-		MaxAckPending: 4096,
+		MaxAckPending: 4096, AckWait: ackWait,
 	})
 	if err != nil {
 		return fmt.Errorf("the durable consumer of %q on stream %s: %w", subject, stream, err)
