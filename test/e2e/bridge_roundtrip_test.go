@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,6 +86,18 @@ func TestBridgeRoundTrip(t *testing.T) {
 		if string(rec.Value) != data {
 			t.Errorf("data %s, want %s", rec.Value, data)
 		}
-		return
+		break
+	}
+
+	// A bridge to a broker that is not there retries, and says why, in
+	// its listing and in `weft status`; delete stops it.
+	a.weft("bridge", "create", "down", "--broker", "nats://127.0.0.1:1", "--out", "rt.t=nowhere")
+	waitFor(t, 15*time.Second, "the bridge to a missing broker to retry", func() bool { return a.bridgeState("down") == "retrying" })
+	if st := a.weft("status", "-o", "wide"); !strings.Contains(st, "down") || !strings.Contains(st, "retrying") || !strings.Contains(st, "no servers available") {
+		t.Errorf("weft status does not show the retrying bridge with its error:\n%s", st)
+	}
+	a.weft("bridge", "delete", "down")
+	if out, err := a.try("bridge", "list", "down"); err == nil {
+		t.Errorf("bridge down still listed after delete:\n%s", out)
 	}
 }
