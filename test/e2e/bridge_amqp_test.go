@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -13,9 +12,6 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
-
-	"weft.dev/weft/internal/child"
-	"weft.dev/weft/internal/logbuf"
 )
 
 // rabbitmq is Debian's rabbitmq-server started as a process of its own:
@@ -23,12 +19,9 @@ import (
 // shares nothing with a system RabbitMQ (but epmd, which any Erlang node
 // on the machine shares).
 type rabbitmq struct {
-	bin, dir string
-	port     int
-	env      []string
-	cmd      *exec.Cmd
-	done     <-chan struct{}
-	log      *logbuf.Buffer
+	brokerProc
+	dir  string
+	port int
 
 	mu   sync.Mutex
 	conn *amqp091.Connection
@@ -46,12 +39,14 @@ func startRabbitMQ(t *testing.T) *rabbitmq {
 	if _, err := os.Stat(rabbitmqServer); err != nil {
 		t.Fatalf("rabbitmq-server is not installed (%v): apt-get install rabbitmq-server, or run .ci/install-bridge-deps.sh", err)
 	}
-	r := &rabbitmq{bin: rabbitmqServer, dir: t.TempDir(), port: freePort(t), log: &logbuf.Buffer{}, got: map[string][]string{}}
+	r := &rabbitmq{dir: t.TempDir(), port: freePort(t), got: map[string][]string{}}
 	plugins := filepath.Join(r.dir, "enabled_plugins")
 	if err := os.WriteFile(plugins, []byte("[].\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	node := fmt.Sprintf("weft-e2e-%d@localhost", rand.Uint32())
+	// Erlang boots slowly on a loaded machine.
+	r.brokerProc = brokerProc{name: "rabbitmq", args: []string{rabbitmqServer}, addr: fmt.Sprintf("127.0.0.1:%d", r.port), boot: 90 * time.Second}
 	r.env = append(os.Environ(),
 		"HOME="+r.dir, // the Erlang cookie
 		"RABBITMQ_NODENAME="+node,
@@ -80,28 +75,6 @@ func startRabbitMQ(t *testing.T) *rabbitmq {
 		}
 	})
 	return r
-}
-
-func (r *rabbitmq) start(t *testing.T) {
-	t.Helper()
-	r.cmd = exec.Command(r.bin)
-	r.cmd.Env = r.env
-	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
-	p, err := child.Start(r.cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.done = p.Done()
-	// Erlang boots slowly on a loaded machine.
-	waitFor(t, 90*time.Second, "rabbitmq to listen", func() bool { return listening(fmt.Sprintf("127.0.0.1:%d", r.port)) })
-}
-
-func (r *rabbitmq) stop(sig syscall.Signal) {
-	if r.cmd == nil || r.cmd.Process == nil {
-		return
-	}
-	r.cmd.Process.Signal(sig)
-	<-r.done
 }
 
 // restart SIGKILLs the node: durable queues and persistent messages that

@@ -27,7 +27,7 @@ type kafka struct {
 
 func startKafka(t *testing.T) *kafka {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "weft-in", "weft-out"))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "weft-in", "weft-out", "weft-direct"))
 	if err != nil {
 		t.Fatal(err)
 	}

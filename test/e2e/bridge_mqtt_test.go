@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"sync"
@@ -15,19 +14,14 @@ import (
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
-
-	"weft.dev/weft/internal/child"
-	"weft.dev/weft/internal/logbuf"
 )
 
 // mosquitto is a Debian mosquitto process with persistence, so that
 // sessions and queued QoS 1 messages survive its restart.
 type mosquitto struct {
-	bin, conf, dir string
-	port           int
-	cmd            *exec.Cmd
-	done           <-chan struct{}
-	log            *logbuf.Buffer
+	brokerProc
+	dir  string
+	port int
 
 	mu    sync.Mutex
 	got   map[string][]string // topic -> ids received by the consumer
@@ -37,19 +31,19 @@ type mosquitto struct {
 func startMosquitto(t *testing.T) *mosquitto {
 	t.Helper()
 	m := &mosquitto{
-		bin:  needBinary(t, "mosquitto", "apt-get install mosquitto, or run .ci/install-bridge-deps.sh"),
 		dir:  t.TempDir(),
 		port: freePort(t),
-		log:  &logbuf.Buffer{},
 		got:  map[string][]string{}, conns: map[string]*autopaho.ConnectionManager{},
 	}
-	m.conf = filepath.Join(m.dir, "mosquitto.conf")
+	conf := filepath.Join(m.dir, "mosquitto.conf")
+	m.brokerProc = brokerProc{name: "mosquitto", args: []string{needBinary(t, "mosquitto", "apt-get install mosquitto, or run .ci/install-bridge-deps.sh"), "-c", conf},
+		addr: fmt.Sprintf("127.0.0.1:%d", m.port), boot: 10 * time.Second}
 	// Queues without limits, for sessions that are away while the test
 	// publishes thousands of messages; persistence written on shutdown;
 	// the user the test runs as (started as root, mosquitto would become
 	// the user mosquitto, who cannot write into the test's directory).
-	conf := fmt.Sprintf("user %s\nlistener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 0\nlog_dest stdout\n", currentUser(t), m.port, m.dir)
-	if err := os.WriteFile(m.conf, []byte(conf), 0o644); err != nil {
+	text := fmt.Sprintf("user %s\nlistener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 0\nlog_dest stdout\n", currentUser(t), m.port, m.dir)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	m.start(t)
@@ -59,7 +53,7 @@ func startMosquitto(t *testing.T) *mosquitto {
 			c.Disconnect(ctx)
 			cancel()
 		}
-		m.stop()
+		m.stop(syscall.SIGTERM)
 		if t.Failed() {
 			t.Logf("mosquitto log:\n%s", m.log.String())
 		}
@@ -75,31 +69,11 @@ func currentUser(t *testing.T) string {
 	return u.Username
 }
 
-func (m *mosquitto) start(t *testing.T) {
-	t.Helper()
-	m.cmd = exec.Command(m.bin, "-c", m.conf)
-	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
-	p, err := child.Start(m.cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.done = p.Done()
-	waitFor(t, 10*time.Second, "mosquitto to listen", func() bool { return listening(fmt.Sprintf("127.0.0.1:%d", m.port)) })
-}
-
-// stop ends mosquitto with SIGTERM: it writes its persistence only on
+// restart stops mosquitto with SIGTERM: it writes its persistence only on
 // shutdown (or every autosave_interval), so a SIGKILL would lose what any
 // broker without a write-ahead log loses, which is not the bridge's to test.
-func (m *mosquitto) stop() {
-	if m.cmd == nil || m.cmd.Process == nil {
-		return
-	}
-	m.cmd.Process.Signal(syscall.SIGTERM)
-	<-m.done
-}
-
 func (m *mosquitto) restart(t *testing.T) {
-	m.stop()
+	m.stop(syscall.SIGTERM)
 	m.start(t)
 }
 

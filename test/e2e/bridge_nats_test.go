@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -13,22 +12,16 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"weft.dev/weft/internal/child"
-	"weft.dev/weft/internal/logbuf"
 )
 
 // natsServer is a nats-server with JetStream, and a stream BRIDGE that
 // captures the test's subjects, so that both directions of the bridge are
 // persisted (JetStream consumer and publish acknowledgements).
 type natsServer struct {
-	bin, dir string
-	port     int
-	cmd      *exec.Cmd
-	done     <-chan struct{}
-	log      *logbuf.Buffer
-	nc       *nats.Conn
-	js       jetstream.JetStream
+	brokerProc
+	port int
+	nc   *nats.Conn
+	js   jetstream.JetStream
 
 	mu   sync.Mutex
 	subs map[string]jetstream.ConsumeContext
@@ -37,11 +30,10 @@ type natsServer struct {
 
 func startNATS(t *testing.T) *natsServer {
 	t.Helper()
-	n := &natsServer{
-		bin: needBinary(t, "nats-server", "run `export PATH=$(bash .ci/install-nats-server.sh):$PATH`"),
-		dir: t.TempDir(), port: freePort(t), log: &logbuf.Buffer{},
-		subs: map[string]jetstream.ConsumeContext{}, got: map[string][]string{},
-	}
+	n := &natsServer{port: freePort(t), subs: map[string]jetstream.ConsumeContext{}, got: map[string][]string{}}
+	n.brokerProc = brokerProc{name: "nats-server", addr: fmt.Sprintf("127.0.0.1:%d", n.port), boot: 10 * time.Second,
+		args: []string{needBinary(t, "nats-server", "run `export PATH=$(bash .ci/install-nats-server.sh):$PATH`"),
+			"-a", "127.0.0.1", "-p", fmt.Sprint(n.port), "-js", "-sd", t.TempDir()}}
 	n.start(t)
 	var err error
 	n.nc, err = nats.Connect(n.url(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
@@ -70,26 +62,6 @@ func startNATS(t *testing.T) *natsServer {
 }
 
 func (n *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
-
-func (n *natsServer) start(t *testing.T) {
-	t.Helper()
-	n.cmd = exec.Command(n.bin, "-a", "127.0.0.1", "-p", fmt.Sprint(n.port), "-js", "-sd", n.dir)
-	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
-	p, err := child.Start(n.cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.done = p.Done()
-	waitFor(t, 10*time.Second, "nats-server to listen", func() bool { return listening(fmt.Sprintf("127.0.0.1:%d", n.port)) })
-}
-
-func (n *natsServer) stop(sig syscall.Signal) {
-	if n.cmd == nil || n.cmd.Process == nil {
-		return
-	}
-	n.cmd.Process.Signal(sig)
-	<-n.done
-}
 
 // restart SIGKILLs nats-server: JetStream's file store has what it
 // acknowledged written to its files, which the kernel keeps.

@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"weft.dev/weft/internal/child"
+	"weft.dev/weft/internal/logbuf"
 )
 
 // testBroker is a real broker process that a bridge test starts, with a
@@ -31,6 +34,44 @@ type testBroker interface {
 	// restart stops the broker (as a crash would, where its persistence
 	// allows) and starts it again on the same port and data.
 	restart(t *testing.T)
+}
+
+// brokerProc is a broker process that a test starts, stops and starts
+// again on the same address and data.
+type brokerProc struct {
+	name string
+	args []string
+	env  []string // nil: the test's
+	addr string   // where it listens once ready
+	boot time.Duration
+	cmd  *exec.Cmd
+	done <-chan struct{}
+	log  *logbuf.Buffer
+}
+
+func (p *brokerProc) start(t *testing.T) {
+	t.Helper()
+	if p.log == nil {
+		p.log = &logbuf.Buffer{}
+	}
+	p.cmd = exec.Command(p.args[0], p.args[1:]...)
+	p.cmd.Env = p.env
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	c, err := child.Start(p.cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.done = c.Done()
+	waitFor(t, p.boot, p.name+" to listen", func() bool { return listening(p.addr) })
+}
+
+// stop ends the process with sig and waits for it.
+func (p *brokerProc) stop(sig syscall.Signal) {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Signal(sig)
+	<-p.done
 }
 
 // needBinary fails the test with how to install a broker that is missing:

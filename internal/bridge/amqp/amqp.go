@@ -43,10 +43,8 @@ func init() {
 const prefetch = 1024
 
 type conn struct {
-	c      *amqp091.Connection
-	closed chan struct{}
-	once   sync.Once
-	err    error
+	c *amqp091.Connection
+	bridge.Ended
 
 	// mu guards pub and declared: the one channel that publishes (a
 	// channel is not for concurrent publishers), in confirm mode, and
@@ -71,28 +69,21 @@ func Dial(ctx context.Context, cfg bridge.Config) (bridge.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cn := &conn{c: c, closed: make(chan struct{}), declared: map[string]bool{}}
+	cn := &conn{c: c, declared: map[string]bool{}}
 	notify := c.NotifyClose(make(chan *amqp091.Error, 1))
 	go func() {
 		err, ok := <-notify
 		if ok && err != nil {
-			cn.close(err)
+			cn.End(err)
 		} else {
-			cn.close(errors.New("the connection closed"))
+			cn.End(errors.New("the connection closed"))
 		}
 	}()
 	return cn, nil
 }
 
-func (c *conn) close(err error) {
-	c.once.Do(func() {
-		c.err = err
-		close(c.closed)
-	})
-}
-
 func (c *conn) Close() error {
-	c.close(errors.New("closed"))
+	c.End(errors.New("closed"))
 	return c.c.Close()
 }
 
@@ -154,17 +145,13 @@ func (c *conn) Receive(ctx context.Context, queue string, out chan<- *bridge.Mes
 					m.Headers = append(m.Headers, bridge.Header{Name: k, Value: s})
 				}
 			}
-			select {
-			case out <- m:
-			case <-ctx.Done():
-				return nil
-			case <-c.closed:
-				return c.err
+			if ok, err := c.Hand(ctx, out, m); !ok {
+				return err
 			}
 		case <-ctx.Done():
 			return nil
-		case <-c.closed:
-			return c.err
+		case <-c.Done():
+			return c.Err()
 		}
 	}
 }

@@ -43,10 +43,8 @@ const sessionExpiry = 24 * 60 * 60
 
 // conn is one MQTT connection.
 type conn struct {
-	c      *paho.Client
-	closed chan struct{}
-	once   sync.Once
-	err    error // why closed, set before closed is
+	c *paho.Client
+	bridge.Ended
 
 	// mu guards subs: which channel takes the messages of each filter.
 	// The broker may send the session's messages before Receive has
@@ -75,7 +73,7 @@ func Dial(ctx context.Context, cfg bridge.Config) (bridge.Conn, error) {
 		}
 		nc = tc
 	}
-	c := &conn{closed: make(chan struct{}), subs: map[string]chan<- *bridge.Message{}, ready: make(chan struct{})}
+	c := &conn{subs: map[string]chan<- *bridge.Message{}, ready: make(chan struct{})}
 	c.c = paho.NewClient(paho.ClientConfig{
 		ClientID:                   clientID(cfg),
 		Conn:                       nc,
@@ -83,9 +81,9 @@ func Dial(ctx context.Context, cfg bridge.Config) (bridge.Conn, error) {
 		SendAcksInterval:           5 * time.Millisecond,
 		PacketTimeout:              30 * time.Second,
 		OnPublishReceived:          []func(paho.PublishReceived) (bool, error){c.received},
-		OnClientError:              func(err error) { c.close(err) },
+		OnClientError:              func(err error) { c.End(err) },
 		OnServerDisconnect: func(d *paho.Disconnect) {
-			c.close(fmt.Errorf("the broker disconnected (reason %d)", d.ReasonCode))
+			c.End(fmt.Errorf("the broker disconnected (reason %d)", d.ReasonCode))
 		},
 	})
 	expiry, recvMax := uint32(sessionExpiry), uint16(1024)
@@ -108,8 +106,8 @@ func Dial(ctx context.Context, cfg bridge.Config) (bridge.Conn, error) {
 	go func() {
 		select {
 		case <-c.c.Done():
-			c.close(errors.New("the connection ended"))
-		case <-c.closed:
+			c.End(errors.New("the connection ended"))
+		case <-c.Done():
 		}
 	}()
 	return c, nil
@@ -119,19 +117,12 @@ func Dial(ctx context.Context, cfg bridge.Config) (bridge.Conn, error) {
 // same across restarts for the session to be found again.
 func clientID(cfg bridge.Config) string { return "weft-" + cfg.Site + "-" + cfg.Bridge }
 
-func (c *conn) close(err error) {
-	c.once.Do(func() {
-		c.err = err
-		close(c.closed)
-	})
-}
-
 // received routes a message to the Receive whose filter it matches.
 func (c *conn) received(pr paho.PublishReceived) (bool, error) {
 	p := pr.Packet
 	select {
 	case <-c.ready:
-	case <-c.closed:
+	case <-c.Done():
 		return true, nil
 	}
 	c.mu.Lock()
@@ -156,7 +147,7 @@ func (c *conn) received(pr paho.PublishReceived) (bool, error) {
 	}
 	select {
 	case ch <- m:
-	case <-c.closed:
+	case <-c.Done():
 	}
 	return true, nil
 }
@@ -172,14 +163,14 @@ func (c *conn) Receive(ctx context.Context, filter string, out chan<- *bridge.Me
 	}
 	c.mu.Unlock()
 	if _, err := c.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}}); err != nil {
-		c.close(err)
+		c.End(err)
 		return fmt.Errorf("subscribing to %q: %w", filter, err)
 	}
 	select {
 	case <-ctx.Done():
 		return nil
-	case <-c.closed:
-		return c.err
+	case <-c.Done():
+		return c.Err()
 	}
 }
 
@@ -195,7 +186,7 @@ func (c *conn) Send(ctx context.Context, topic string, evs []cloudevent.Event) e
 			props.User = append(props.User, paho.UserProperty{Key: h.Name, Value: h.Value})
 		}
 		if _, err := c.c.Publish(ctx, &paho.Publish{QoS: 1, Topic: topic, Payload: body, Properties: props}); err != nil {
-			c.close(err)
+			c.End(err)
 			return fmt.Errorf("publishing to %q: %w", topic, err)
 		}
 	}
@@ -203,7 +194,7 @@ func (c *conn) Send(ctx context.Context, topic string, evs []cloudevent.Event) e
 }
 
 func (c *conn) Close() error {
-	c.close(errors.New("closed"))
+	c.End(errors.New("closed"))
 	c.c.Disconnect(&paho.Disconnect{ReasonCode: 0})
 	return nil
 }

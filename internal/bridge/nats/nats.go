@@ -46,12 +46,10 @@ func init() {
 }
 
 type conn struct {
-	cfg    bridge.Config
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	closed chan struct{}
-	once   sync.Once
-	err    error
+	cfg bridge.Config
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	bridge.Ended
 
 	// mu guards streams: the stream that captures a subject, "" for none.
 	mu      sync.Mutex
@@ -60,12 +58,12 @@ type conn struct {
 
 // Dial connects. The bridge's runner reconnects, so the client does not.
 func Dial(ctx context.Context, cfg bridge.Config) (bridge.Conn, error) {
-	c := &conn{cfg: cfg, closed: make(chan struct{}), streams: map[string]string{}}
+	c := &conn{cfg: cfg, streams: map[string]string{}}
 	opts := []nats.Option{
 		nats.Name("weft bridge " + cfg.Site + "/" + cfg.Bridge),
 		nats.NoReconnect(),
-		nats.ClosedHandler(func(*nats.Conn) { c.close(errors.New("the connection closed")) }),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { c.close(fmt.Errorf("disconnected: %v", err)) }),
+		nats.ClosedHandler(func(*nats.Conn) { c.End(errors.New("the connection closed")) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { c.End(fmt.Errorf("disconnected: %v", err)) }),
 	}
 	if d, ok := ctx.Deadline(); ok {
 		opts = append(opts, nats.Timeout(max(0, time.Until(d))))
@@ -90,15 +88,8 @@ func Dial(ctx context.Context, cfg bridge.Config) (bridge.Conn, error) {
 	return c, nil
 }
 
-func (c *conn) close(err error) {
-	c.once.Do(func() {
-		c.err = err
-		close(c.closed)
-	})
-}
-
 func (c *conn) Close() error {
-	c.close(errors.New("closed"))
+	c.End(errors.New("closed"))
 	c.nc.Close()
 	return nil
 }
@@ -126,6 +117,12 @@ func (c *conn) stream(ctx context.Context, subject string) (string, error) {
 	return s, nil
 }
 
+// ackWait is how long JetStream waits for an acknowledgement before it
+// delivers a message again: what a site that was killed had taken comes
+// again this long after, rather than after JetStream's default of 30 s.
+// weft acknowledges within a batch's store commit, far below it.
+const ackWait = 10 * time.Second
+
 // consumerName names the durable consumer of a bridge's In: the same
 // across restarts, and a valid consumer name whatever the subject.
 func consumerName(cfg bridge.Config, subject string) string {
@@ -144,7 +141,7 @@ func (c *conn) Receive(ctx context.Context, subject string, out chan<- *bridge.M
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable: consumerName(c.cfg, subject), FilterSubject: subject,
 		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy,
-		MaxAckPending: 4096,
+		MaxAckPending: 4096, AckWait: ackWait,
 	})
 	if err != nil {
 		return fmt.Errorf("the durable consumer of %q on stream %s: %w", subject, stream, err)
@@ -157,7 +154,7 @@ func (c *conn) Receive(ctx context.Context, subject string, out chan<- *bridge.M
 	go func() {
 		select {
 		case <-ctx.Done():
-		case <-c.closed:
+		case <-c.Done():
 		}
 		it.Stop()
 	}()
@@ -176,12 +173,8 @@ func (c *conn) Receive(ctx context.Context, subject string, out chan<- *bridge.M
 			}
 		}
 		m.Ack = msg.Ack
-		select {
-		case out <- m:
-		case <-ctx.Done():
-			return nil
-		case <-c.closed:
-			return c.err
+		if ok, err := c.Hand(ctx, out, m); !ok {
+			return err
 		}
 	}
 }
@@ -196,17 +189,13 @@ func (c *conn) receiveCore(ctx context.Context, subject string, out chan<- *brid
 	for {
 		select {
 		case msg := <-ch:
-			select {
-			case out <- message(msg.Subject, msg.Header, msg.Data):
-			case <-ctx.Done():
-				return nil
-			case <-c.closed:
-				return c.err
+			if ok, err := c.Hand(ctx, out, message(msg.Subject, msg.Header, msg.Data)); !ok {
+				return err
 			}
 		case <-ctx.Done():
 			return nil
-		case <-c.closed:
-			return c.err
+		case <-c.Done():
+			return c.Err()
 		}
 	}
 }
@@ -265,8 +254,8 @@ func (c *conn) Send(ctx context.Context, subject string, evs []cloudevent.Event)
 			return fmt.Errorf("publishing to %q: %w", subject, err)
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-c.closed:
-			return c.err
+		case <-c.Done():
+			return c.Err()
 		}
 	}
 	return nil

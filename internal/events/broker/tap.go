@@ -12,7 +12,8 @@ import (
 // bridge's way out of the mesh. While it is open its interest is announced,
 // as a push subscription's is, so persisted events for the pattern are
 // stored in this site's inbox; Run hands them on from a cursor kept in the
-// store, which moves only once the handler took them. Volatile events come
+// store, which moves only once the handler took them; a new tap starts with
+// what arrives after OpenTap. Volatile events come
 // through a channel, at most once.
 type Tap struct {
 	b       *Broker
@@ -36,6 +37,19 @@ const tapBatch = 256
 func (b *Broker) OpenTap(name, pattern string) (*Tap, error) {
 	if err := events.ValidatePattern(pattern); err != nil {
 		return nil, err
+	}
+	// A new tap starts here, not at its first Run: a bridge opens its taps
+	// before it reaches its broker, and what arrives meanwhile is for it.
+	if _, ok, err := b.st.Cursor(tapCursor(name)); err != nil {
+		return nil, err
+	} else if !ok {
+		_, head, err := b.st.Heads()
+		if err == nil {
+			err = b.st.SetCursor(tapCursor(name), head)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	in := interest{events.Topic, pattern}
 	b.mu.Lock()
@@ -72,21 +86,12 @@ func (b *Broker) DeleteTapCursor(name string) error { return b.st.DeleteCursor(t
 // CloudEvents, until ctx ends or send fails; it returns send's error. A
 // persisted batch counts as delivered only when send returns nil: the
 // cursor then moves past it, so a Run after a failure or a restart sends it
-// again (at least once). A new tap starts with what arrives from now on.
-// One Run at a time per tap.
+// again (at least once). One Run at a time per tap.
 func (t *Tap) Run(ctx context.Context, send func(ctx context.Context, evs [][]byte) error) error {
 	b, name := t.b, tapCursor(t.name)
-	cursor, ok, err := b.st.Cursor(name)
+	cursor, _, err := b.st.Cursor(name)
 	if err != nil {
 		return err
-	}
-	if !ok {
-		if _, cursor, err = b.st.Heads(); err != nil {
-			return err
-		}
-		if err := b.st.SetCursor(name, cursor); err != nil {
-			return err
-		}
 	}
 	var batch [][]byte
 	for ctx.Err() == nil {
