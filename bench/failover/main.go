@@ -17,10 +17,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -116,7 +114,7 @@ func run(ctx context.Context, cl *benchproc.Cleanups, c config) error {
 		if _, err := benchproc.WeftCLI(ctx, c.weft, dirs["a"], "link", "create", tok); err != nil {
 			return err
 		}
-		addr, err := serveEcho(cl, n)
+		addr, err := benchproc.ServeEcho(cl, n)
 		if err != nil {
 			return err
 		}
@@ -322,51 +320,6 @@ func (w *logWatch) Write(p []byte) (int, error) {
 		w.partial = w.partial[:0]
 	}
 	return len(p), nil
-}
-
-// serveEcho serves, on a free loopback port until cl runs, a TCP server
-// that greets with name and echoes.
-func serveEcho(cl *benchproc.Cleanups, name string) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	cl.Add(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				if !errors.Is(err, net.ErrClosed) {
-					fmt.Fprintln(os.Stderr, "failover: echo accept:", err)
-				}
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { mu.Lock(); delete(conns, c); mu.Unlock(); c.Close() }()
-				io.WriteString(c, name+"\n")
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String(), nil
 }
 
 func loadavg() string {
