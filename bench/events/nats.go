@@ -127,7 +127,9 @@ func jsAsyncPublisher(js jetstream.JetStream, subj string) publisher {
 	return func(ctx context.Context, n int) error {
 		now := time.Now()
 		for range n {
-			if _, err := js.PublishAsync(subj, payload(now)); err != nil {
+			// Wait for room as long as a batch may take: the default 200
+			// ms gives up on a loaded machine.
+			if _, err := js.PublishAsync(subj, payload(now), jetstream.WithStallWait(10*time.Second)); err != nil {
 				return err
 			}
 		}
