@@ -175,6 +175,10 @@ func runNATS(ctx context.Context, cfg config, rep *report, syncAlways bool) erro
 		return err
 	}
 	defer cc.Stop()
+	name := "nats persisted"
+	if syncAlways {
+		name = "nats-fsync persisted"
+	}
 	for i, c := range conns {
 		js, err := jetstream.New(c, jetstream.WithPublishAsyncMaxPending(4*cfg.Batch))
 		if err != nil {
@@ -182,12 +186,24 @@ func runNATS(ctx context.Context, cfg config, rep *report, syncAlways bool) erro
 		}
 		pubs[i] = jsPublisher(js, "bench.p")
 	}
-	name := "nats persisted"
-	if syncAlways {
-		name = "nats-fsync persisted"
+	if err := measure(ctx, cfg, rep, name, sp, pubs); err != nil || syncAlways {
+		return err
 	}
-	return measure(ctx, cfg, rep, name, sp, pubs)
+	// As `nats bench js pub --async`: many PubAcks outstanding, no wait
+	// per batch.
+	for i, c := range conns {
+		js, err := jetstream.New(c, jetstream.WithPublishAsyncMaxPending(asyncInFlight))
+		if err != nil {
+			return err
+		}
+		pubs[i] = jsAsyncPublisher(js, "bench.p")
+	}
+	return measure(ctx, cfg, rep, name+" async", sp, pubs)
 }
+
+// asyncInFlight is how many PubAcks a JetStream publisher of the async rows
+// waits for at most, nats.go's default.
+const asyncInFlight = 4000
 
 // natsVolatile measures core NATS, publishers at A, subscriber at B. The
 // pending limits are raised so that the harness's own subscriber is not the
@@ -205,7 +221,13 @@ func natsVolatile(ctx context.Context, cfg config, rep *report, sub *nats.Conn, 
 	for i, c := range conns {
 		pubs[i] = natsCorePublisher(c, "bench.v")
 	}
-	return measure(ctx, cfg, rep, "nats volatile", s, pubs)
+	if err := measure(ctx, cfg, rep, "nats volatile", s, pubs); err != nil {
+		return err
+	}
+	for i, c := range conns {
+		pubs[i] = natsAsyncPublisher(c, "bench.v")
+	}
+	return measure(ctx, cfg, rep, "nats volatile async", s, pubs)
 }
 
 // measure waits until an event published at the first site reaches the
@@ -254,14 +276,15 @@ func measure(ctx context.Context, cfg config, rep *report, name string, s *sink,
 func (r *report) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "\n256-byte events, publishers at site/server A, subscriber at B; %d publishers x %d-event batches for %v; latency: one event in flight for %v\n\n",
 		r.cfg.Workers, r.cfg.Batch, r.cfg.Duration, r.cfg.LatDuration)
-	rows := []string{"weft volatile", "nats volatile", "weft persisted", "nats persisted", "nats-fsync persisted"}
+	rows := []string{"weft volatile", "nats volatile", "nats volatile async", "weft persisted", "nats persisted", "nats persisted async", "nats-fsync persisted"}
 	fmt.Fprintf(w, "%-22s %10s %9s %10s %10s %9s\n", "system, delivery", "msgs/s", "missing", "p50", "p99", "lat lost")
 	for _, k := range rows {
 		x := r.results[k]
 		fmt.Fprintf(w, "%-22s %10.0f %9d %10s %10s %9d\n", k, x.Throughput, x.Lost, x.P50.Round(time.Microsecond), x.P99.Round(time.Microsecond), x.LatLost)
 	}
 	fmt.Fprintf(w, "\n%-42s %8s %8s %8s\n", "ratio", "msgs/s", "p50", "p99")
-	for _, c := range [][2]string{{"weft volatile", "nats volatile"}, {"weft persisted", "nats persisted"}, {"weft persisted", "nats-fsync persisted"}} {
+	for _, c := range [][2]string{{"weft volatile", "nats volatile"}, {"weft volatile", "nats volatile async"},
+		{"weft persisted", "nats persisted"}, {"weft persisted", "nats persisted async"}, {"weft persisted", "nats-fsync persisted"}} {
 		a, b := r.results[c[0]], r.results[c[1]]
 		fmt.Fprintf(w, "%-42s %8.2f %8.2f %8.2f\n", c[0]+" / "+c[1], a.Throughput/b.Throughput, float64(a.P50)/float64(b.P50), float64(a.P99)/float64(b.P99))
 	}
@@ -269,7 +292,10 @@ func (r *report) writeTable(w io.Writer) {
 msgs/s: delivered at B per second, first publish to last receipt (higher is better).
 missing: published minus received at B (negative: duplicates). p50/p99: publish to
 receipt at B, one event in flight (lower is better); lat lost: not received in 2 s.
-nats persisted = JetStream, file store, async publish, default sync (fsync every 2 min);
+nats volatile: a Flush (server round trip) after each batch; nats volatile async: none,
+as nats bench pub (nats.go flushes in the background). nats persisted = JetStream, file
+store, async publish waiting for each batch's PubAcks, default sync (fsync every 2 min);
+nats persisted async: up to 4000 PubAcks outstanding per publisher, as nats bench js pub --async;
 nats-fsync = the same with sync_interval: always (fsync before every PubAck), as weft's
 persisted topic stores with fsync at A before 202 and at B before acknowledging.
 `)

@@ -102,6 +102,41 @@ func natsCorePublisher(nc *nats.Conn, subj string) publisher {
 	}
 }
 
+// natsAsyncPublisher publishes n messages and returns without waiting for
+// the server, as `nats bench pub` does: nats.go's flusher writes them out
+// in the background, and Publish blocks only when its buffer is full.
+// Everything published is flushed before the throughput stops counting
+// (it waits for the subscriber).
+func natsAsyncPublisher(nc *nats.Conn, subj string) publisher {
+	return func(ctx context.Context, n int) error {
+		now := time.Now()
+		for range n {
+			if err := nc.Publish(subj, payload(now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// jsAsyncPublisher publishes n messages with PublishAsync and returns
+// without waiting for their PubAcks: up to the JetStream context's
+// PublishAsyncMaxPending are in flight, and PublishAsync waits when that
+// many are, as `nats bench js pub --async` keeps them in flight.
+func jsAsyncPublisher(js jetstream.JetStream, subj string) publisher {
+	return func(ctx context.Context, n int) error {
+		now := time.Now()
+		for range n {
+			// Wait for room as long as a batch may take: the default 200
+			// ms gives up on a loaded machine.
+			if _, err := js.PublishAsync(subj, payload(now), jetstream.WithStallWait(10*time.Second)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 // jsPublisher publishes n messages asynchronously and waits for every
 // PubAck (stored by the stream's server).
 func jsPublisher(js jetstream.JetStream, subj string) publisher {

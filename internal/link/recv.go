@@ -157,6 +157,7 @@ func (s *Session) handleFrame(br *bufio.Reader, t frameType, id, n uint32) error
 		return nil
 
 	case typePing:
+		s.det.ping(s.lastRecv.Load())
 		// One PONG in the queue at a time: a peer that floods PINGs
 		// without reading gets no more.
 		if s.pongQueued.CompareAndSwap(false, true) {

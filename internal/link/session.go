@@ -43,8 +43,10 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// DeadAfter closes the session with ErrPeerDead when no frame at all
 	// arrived for this long. Default 2s. Keep it at least twice the peer's
-	// HeartbeatInterval. When this process was stopped across the deadline,
-	// the peer gets one more HeartbeatInterval (spec.md).
+	// HeartbeatInterval. Once the peer's PINGs have been measured, a
+	// silence well past their usual rhythm closes it sooner (phi accrual,
+	// spec.md). When this process was stopped across the deadline, the
+	// peer gets one more HeartbeatInterval (spec.md).
 	DeadAfter time.Duration
 	// StreamWindow is each stream's receive window in bytes, which is also
 	// the most a slow reader buffers. Default 4 MiB; clamped to
@@ -142,6 +144,7 @@ type Session struct {
 	cerrP      atomic.Pointer[error] // cerr, readable without mu
 	pongQueued atomic.Bool
 	lastRecv   atomic.Int64 // now() of the last frame read; 0 (start) before any
+	det        *detector    // the peer's PING rhythm, for an adaptive DeadAfter
 	rtt        atomic.Int64
 
 	nOpened, nAccepted, nFailed, nSent, nRecv atomic.Uint64
@@ -165,6 +168,7 @@ func newSession(conn net.Conn, cfg Config, client bool) *Session {
 		acceptCh: make(chan *Stream, cfg.AcceptBacklog),
 		streams:  make(map[uint32]*Stream),
 		wwake:    make(chan struct{}, 1),
+		det:      newDetector(),
 	}
 	side := "server"
 	s.nextID = 2
@@ -457,15 +461,21 @@ func (s *Session) heartbeatLoop(tick clock.Ticker, dead clock.Timer) {
 			resumed = now
 		}
 		woke = now
+		last := s.lastRecv.Load()
+		limit := s.det.timeout(hb/4, hb/20, deadAfter)
 		if !fired {
 			s.ping()
-			continue
+			if last+limit >= due || graced == last {
+				continue
+			}
+			// The peer's rhythm, learnt since the timer was armed, puts
+			// the deadline earlier (and this silence is not in its
+			// grace): judge now, or re-arm for it.
 		}
-		last := s.lastRecv.Load()
 		idle := now - last
 		switch {
-		case idle < deadAfter:
-			due = last + deadAfter
+		case idle < limit:
+			due = last + limit
 		case resumed > due && graced != last:
 			// Stopped across the due time: let the read loop catch up
 			// and the peer send, once per silence.

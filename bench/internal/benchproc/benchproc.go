@@ -116,6 +116,9 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
+// Signal sends sig to the child (SIGSTOP and SIGCONT freeze and thaw it).
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // Exited reports whether the child has exited.
 func (p *Proc) Exited() bool {
 	select {

@@ -4,9 +4,6 @@
 package compile
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -65,19 +62,6 @@ type Object struct {
 type State struct {
 	Target  Target
 	Objects []Object // sorted by Ref
-}
-
-// Hash identifies a version of an object: the first 8 bytes of the SHA-256 of its
-// JSON, in hex (encoding/json sorts map keys, so equal objects hash equally). It
-// is the sync engine's hashObject, so that the hash in a status names the
-// released body that was applied.
-func Hash(u *unstructured.Unstructured) string {
-	data, err := json.Marshal(u.Object)
-	if err != nil {
-		panic("compile: unstructured object does not marshal: " + err.Error()) // built from JSON
-	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:8])
 }
 
 // GroupKey names a traffic group across projects and apps.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"weft.dev/weft/internal/controller/model"
@@ -119,12 +120,53 @@ func Registered() []Named {
 }
 
 // NewObject builds an object from its spec, a typed value (an istio.io/api
-// message, a weft resource spec) converted through its JSON form: the Istio
-// types' protobuf-aware MarshalJSON gives what the API server accepts. Only
+// message, a weft resource spec) in its JSON form: the Istio types'
+// protobuf-aware MarshalJSON gives what the API server accepts, and
+// protoMap builds the same without the JSON. Only
 // the spec is marshalled: metadata is built here, with no zero-valued fields
 // (creationTimestamp: null) to leak into server-side apply, and status is the
 // server's.
 func NewObject(apiVersion, kind, namespace, name string, labels map[string]string, spec any) (*unstructured.Unstructured, error) {
+	s, err := specMap(spec)
+	if err != nil {
+		return nil, fmt.Errorf("render %s %s: %w", kind, name, err)
+	}
+	// Built directly, as the Set methods would: each of them walks and
+	// copies, per object.
+	meta := map[string]any{"name": name}
+	if namespace != "" {
+		meta["namespace"] = namespace
+	}
+	l := make(map[string]any, len(labels)+1)
+	l[ManagedByLabel] = ManagedBy
+	for k, v := range labels {
+		l[k] = v
+	}
+	meta["labels"] = l
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": apiVersion, "kind": kind, "metadata": meta, "spec": s,
+	}}, nil
+}
+
+// protoJSON is an Istio API message: its MarshalJSON is the default
+// jsonpb.Marshaler's, which protoMap reproduces.
+type protoJSON interface {
+	json.Marshaler
+	ProtoReflect() protoreflect.Message
+}
+
+// specMap is spec's JSON form as a map.
+func specMap(spec any) (map[string]any, error) {
+	if m, ok := spec.(protoJSON); ok && m.ProtoReflect().IsValid() {
+		if s, err := protoMap(m.ProtoReflect()); !errors.Is(err, errSlowPath) {
+			return s, err
+		}
+	}
+	return jsonMap(spec)
+}
+
+// jsonMap is spec's JSON form as a map, by the round trip through JSON.
+func jsonMap(spec any) (map[string]any, error) {
 	var data []byte
 	var err error
 	if m, ok := spec.(json.Marshaler); ok {
@@ -136,25 +178,13 @@ func NewObject(apiVersion, kind, namespace, name string, labels map[string]strin
 		data, err = json.Marshal(spec)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("render %s %s: %w", kind, name, err)
+		return nil, err
 	}
 	s := map[string]any{}
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("render %s %s: %w", kind, name, err)
+		return nil, err
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{"spec": s}}
-	u.SetAPIVersion(apiVersion)
-	u.SetKind(kind)
-	u.SetName(name)
-	if namespace != "" {
-		u.SetNamespace(namespace)
-	}
-	l := map[string]string{ManagedByLabel: ManagedBy}
-	for k, v := range labels {
-		l[k] = v
-	}
-	u.SetLabels(l)
-	return u, nil
+	return s, nil
 }
 
 // ServiceHost is a service's cluster-local host name.

@@ -1,0 +1,328 @@
+// Command failover measures how long weft takes to route around a serving
+// site that goes silent without closing anything (SIGSTOP: no FIN, no RST,
+// the kernel still acknowledges TCP), and counts links torn down for
+// silence while no site was frozen (false failovers), with CPU hogs loading
+// the machine throughout. See bench/README.md, section "Failover from
+// silence".
+//
+// Sites b and c serve address echo (a TCP echo server of the harness at
+// each, which greets with its site's name); a links to both and listens for
+// echo. Clients at a connect, read the greeting and close, in a loop. Each
+// trial freezes b or c (in turn) for -frozen, then lets it go on and waits
+// until a reaches it again and has heard enough of its heartbeats to judge
+// it (-settle).
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"weft.dev/weft/bench/internal/benchproc"
+)
+
+type config struct {
+	weft    string
+	trials  int
+	soak    time.Duration
+	frozen  time.Duration
+	settle  time.Duration
+	hogs    int
+	workers int
+	slow    time.Duration
+	extra   string
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.weft, "weft", "weft", "weft binary")
+	flag.IntVar(&c.trials, "trials", 6, "freezes, alternating b and c")
+	flag.DurationVar(&c.soak, "soak", 60*time.Second, "load with no freeze, counting false failovers")
+	flag.DurationVar(&c.frozen, "frozen", 4*time.Second, "how long a site stays frozen (above the 2s DeadAfter)")
+	flag.DurationVar(&c.settle, "settle", 6*time.Second, "wait after a frozen site is reached again")
+	flag.IntVar(&c.hogs, "hogs", 2, "CPU hogs (sh -c 'while :; do :; done') running throughout")
+	flag.IntVar(&c.workers, "workers", 4, "client loops at a")
+	flag.DurationVar(&c.slow, "slow", 250*time.Millisecond, "a connection that takes longer was held up by the freeze")
+	flag.StringVar(&c.extra, "site-args", "", "extra `weft site run` arguments, space separated")
+	flag.Parse()
+	cl := &benchproc.Cleanups{}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, cl, c)
+	stop()
+	cl.Run()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "failover:", err)
+		os.Exit(1)
+	}
+}
+
+// attempt is one client connection through a.
+type attempt struct {
+	start, end time.Time
+	site       string // greeting; "" if it failed
+}
+
+// recorder keeps every attempt and every link torn down for silence.
+type recorder struct {
+	mu       sync.Mutex
+	attempts []attempt
+	deaths   []death
+}
+
+type death struct {
+	at         time.Time
+	site, peer string
+}
+
+func run(ctx context.Context, cl *benchproc.Cleanups, c config) error {
+	tmp, err := os.MkdirTemp("", "weft-failover-")
+	if err != nil {
+		return err
+	}
+	cl.Add(func() { os.RemoveAll(tmp) })
+	rec := &recorder{}
+	dirs := map[string]string{}
+	procs := map[string]*benchproc.Proc{}
+	for _, n := range []string{"a", "b", "c"} {
+		dirs[n] = filepath.Join(tmp, n)
+		args := strings.Fields(c.extra)
+		p, err := benchproc.StartWeftSite(ctx, cl, c.weft, n, dirs[n], &logWatch{site: n, rec: rec}, args...)
+		if err != nil {
+			return err
+		}
+		// A stopped process ignores SIGTERM: let it go on before cleanups
+		// stop it. Registered after the site, so run before its Stop.
+		cl.Add(func() { p.Signal(syscall.SIGCONT) })
+		procs[n] = p
+	}
+	for _, n := range []string{"b", "c"} {
+		tok := filepath.Join(tmp, "token-"+n+".yaml")
+		if _, err := benchproc.WeftCLI(ctx, c.weft, dirs[n], "token", "issue", "--file", tok); err != nil {
+			return err
+		}
+		if _, err := benchproc.WeftCLI(ctx, c.weft, dirs["a"], "link", "create", tok); err != nil {
+			return err
+		}
+		addr, err := benchproc.ServeEcho(cl, n)
+		if err != nil {
+			return err
+		}
+		if _, err := benchproc.WeftCLI(ctx, c.weft, dirs[n], "connector", "create", "echo", "--target", addr); err != nil {
+			return err
+		}
+	}
+	out, err := benchproc.WeftCLI(ctx, c.weft, dirs["a"], "listener", "create", "echo", "--port", "0", "-o", "json")
+	if err != nil {
+		return err
+	}
+	var l struct{ Listen string }
+	if err := json.Unmarshal(out, &l); err != nil || l.Listen == "" {
+		return fmt.Errorf("listener create answered %q (%v)", out, err)
+	}
+	for i := range c.hogs {
+		if _, err := benchproc.Start(cl, fmt.Sprintf("hog %d", i), "sh", "-c", "while :; do :; done"); err != nil {
+			return err
+		}
+	}
+	if err := bothServe(ctx, rec, l.Listen, c.settle); err != nil {
+		return err
+	}
+
+	lctx, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range c.workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); clientLoop(lctx, rec, l.Listen) }()
+	}
+	defer func() { stopLoad(); wg.Wait() }()
+
+	fmt.Printf("failover: weft %s, %d hogs, %d client loops, load %s\n", c.weft, c.hogs, c.workers, loadavg())
+	soakStart := time.Now()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(c.soak):
+	}
+	falseDeaths := rec.deathsIn(soakStart, time.Now(), "")
+	fmt.Printf("failover: soak %v with no freeze: %d links torn down for silence (false failovers)\n", c.soak, len(falseDeaths))
+
+	var fails []time.Duration
+	for i := range c.trials {
+		victim := []string{"b", "c"}[i%2]
+		t0 := time.Now()
+		if err := procs[victim].Signal(syscall.SIGSTOP); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(c.frozen):
+		}
+		end := time.Now()
+		if err := procs[victim].Signal(syscall.SIGCONT); err != nil {
+			return err
+		}
+		detect := "not detected while frozen"
+		if d := rec.deathsIn(t0, end, victim); len(d) > 0 {
+			detect = d[0].at.Sub(t0).Round(time.Millisecond).String()
+		}
+		others := len(rec.deathsIn(t0, end, "")) - len(rec.deathsIn(t0, end, victim))
+		falseDeaths = append(falseDeaths, make([]death, others)...)
+		last, failed, held, prompt := rec.heldUp(t0, end, c.slow)
+		fmt.Printf("failover: trial %d, %s frozen %v: a saw it dead after %s; of the connections begun meanwhile %d went through within %v, %d were held up (%d of them failed), the last until %v after the freeze; load %s\n",
+			i+1, victim, c.frozen, detect, prompt, c.slow, held, failed, last.Round(time.Millisecond), loadavg())
+		fails = append(fails, last)
+		if err := bothServe(ctx, rec, l.Listen, c.settle); err != nil {
+			return err
+		}
+	}
+	slices.Sort(fails)
+	fmt.Printf("failover: SUMMARY failover (last held-up connection done, after the freeze) min %v median %v max %v over %d trials; false failovers %d\n",
+		fails[0].Round(time.Millisecond), fails[len(fails)/2].Round(time.Millisecond), fails[len(fails)-1].Round(time.Millisecond), len(fails), len(falseDeaths))
+	return nil
+}
+
+// bothServe waits until connections through a reach b and c, then settle
+// longer, so that a has measured the heartbeats of both again.
+func bothServe(ctx context.Context, rec *recorder, listen string, settle time.Duration) error {
+	seen := map[string]bool{}
+	err := benchproc.Poll(ctx, 60*time.Second, "echo to be served at b and c", func() error {
+		if s := connect(listen, time.Second); s != "" {
+			seen[s] = true
+		}
+		if !seen["b"] || !seen["c"] {
+			return fmt.Errorf("served at %v", seen)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(settle):
+		return nil
+	}
+}
+
+// clientLoop connects through a until ctx ends, one connection at a time.
+func clientLoop(ctx context.Context, rec *recorder, listen string) {
+	for ctx.Err() == nil {
+		start := time.Now()
+		s := connect(listen, 10*time.Second)
+		rec.mu.Lock()
+		rec.attempts = append(rec.attempts, attempt{start: start, end: time.Now(), site: s})
+		rec.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// connect dials listen and returns the greeting's site, or "" on failure.
+func connect(listen string, timeout time.Duration) string {
+	conn, err := net.DialTimeout("tcp", listen, timeout)
+	if err != nil {
+		return ""
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(timeout))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(line)
+}
+
+// heldUp describes the connections that began in [t0, end): how many
+// failed, how many were held up (took over slow, or failed) and how many
+// went through promptly, and how long after t0 the last held-up one ended:
+// until then a new connection could hang on the frozen site, which is the
+// failover time a client sees.
+func (r *recorder) heldUp(t0, end time.Time, slow time.Duration) (last time.Duration, failed, held, prompt int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range r.attempts {
+		if a.start.Before(t0) || !a.start.Before(end) {
+			continue
+		}
+		if a.site == "" {
+			failed++
+		}
+		if a.site != "" && a.end.Sub(a.start) <= slow {
+			prompt++
+			continue
+		}
+		held++
+		last = max(last, a.end.Sub(t0))
+	}
+	return last, failed, held, prompt
+}
+
+// deathsIn returns the links torn down for silence in [from, to), only
+// those whose peer is peer unless peer is "".
+func (r *recorder) deathsIn(from, to time.Time, peer string) []death {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []death
+	for _, d := range r.deaths {
+		if !d.at.Before(from) && d.at.Before(to) && (peer == "" || d.peer == peer) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// logWatch reads a site's text log for links torn down because the peer
+// fell silent: level=INFO msg="link down" ... peer=b ... err="link: peer dead ...".
+type logWatch struct {
+	site    string
+	rec     *recorder
+	partial []byte
+}
+
+func (w *logWatch) Write(p []byte) (int, error) {
+	w.partial = append(w.partial, p...)
+	for {
+		i := slices.Index(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		l := string(w.partial[:i])
+		w.partial = w.partial[i+1:]
+		if !strings.Contains(l, `msg="link down"`) || !strings.Contains(l, "peer dead") {
+			continue
+		}
+		peer := ""
+		if _, p, ok := strings.Cut(l, " peer="); ok {
+			peer, _, _ = strings.Cut(p, " ")
+		}
+		// The time of reading, not the log's: the harness's own clock,
+		// within the pipe's delay of the log line.
+		w.rec.mu.Lock()
+		w.rec.deaths = append(w.rec.deaths, death{at: time.Now(), site: w.site, peer: peer})
+		w.rec.mu.Unlock()
+	}
+	if len(w.partial) > 64<<10 {
+		w.partial = w.partial[:0]
+	}
+	return len(p), nil
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.Join(strings.Fields(string(b))[:min(3, len(strings.Fields(string(b))))], " ")
+}
