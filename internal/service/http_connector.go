@@ -14,7 +14,6 @@ import (
 
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
-	"weft.dev/weft/internal/link"
 )
 
 // HTTP at the connector site: KindHTTP streams are served by one
@@ -28,7 +27,7 @@ import (
 // A site with no http connector for the address refuses the stream, so the
 // ingress moves on at once; saturation is answered per request instead
 // (503 with Weft-Overload), because a stream carries many requests.
-func (m *Manager) ServeHTTPStream(st *link.Stream, h *forward.Header) {
+func (m *Manager) ServeHTTPStream(st Stream, h *forward.Header) {
 	a := m.lookup(h.Address)
 	if a == nil || len(a.view.Load().instances) == 0 {
 		st.Reject(forward.RejectNoConnector, fmt.Sprintf("no http connector for %q here", h.Address))
