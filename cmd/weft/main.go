@@ -68,7 +68,7 @@ directory) or to the controller (--controller URL or DIR).`,
 		newVersionCmd(),
 		newSiteCmd(), newDemoCmd(), newStatusCmd(), newApplyCmd(),
 		newTokenCmd(), newLinkCmd(), newListenerCmd(), newConnectorCmd(),
-		newTopicCmd(), newQueueCmd(), newSubscriptionCmd(), newPublishCmd(), newSubscribeCmd(),
+		newTopicCmd(), newQueueCmd(), newSubscriptionCmd(), newPublishCmd(), newSubscribeCmd(), newCredentialCmd(),
 		newControllerCmd(), newIntentCmd(), newPlanCmd(),
 	)
 	return root

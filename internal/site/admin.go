@@ -128,6 +128,7 @@ func (s *Site) adminHandler() http.Handler {
 		"POST /v1/apply":               s.apiApply,
 	}
 	maps.Copy(api, s.eventRoutes())
+	maps.Copy(api, s.eventCredentialRoutes())
 	for pattern, h := range api {
 		mux.Handle(pattern, s.authed(h))
 	}

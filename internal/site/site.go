@@ -68,6 +68,9 @@ type Options struct {
 	// Events limits what clients of the event API may hold; zero fields
 	// take the broker's defaults.
 	Events EventLimits
+	// EventsAuth says when the event API requires a credential:
+	// EventsAuthAuto (the default), EventsAuthOn or EventsAuthOff.
+	EventsAuth string
 }
 
 // EventLimits bound what clients of the event API can make a site hold.
@@ -118,6 +121,8 @@ type Site struct {
 	// never becomes both (events.go). It is a leaf, held across calls
 	// into the broker, which take no lock of this package.
 	eventObjMu sync.Mutex
+	// evAuth decides who may use the event API (eventauth.go).
+	evAuth eventAuth
 
 	ctx    context.Context // the Run context: ends every goroutine
 	cancel context.CancelFunc

@@ -38,6 +38,8 @@ type state struct {
 	Inbound    []inboundLink        `json:"inbound,omitempty"`
 	Listeners  []resource.Listener  `json:"listeners,omitempty"`
 	Connectors []resource.Connector `json:"connectors,omitempty"`
+	// EventCredentials may use the event API (eventauth.go).
+	EventCredentials []eventCredential `json:"eventCredentials,omitempty"`
 }
 
 type outboundLink struct {
