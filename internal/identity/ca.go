@@ -94,6 +94,44 @@ func NewCA(site siteid.ID, name string, now time.Time) (*CA, error) {
 	return &CA{site: site, cert: cert, certPEM: pemEncode("CERTIFICATE", der), key: key}, nil
 }
 
+// Recertify returns the same CA (same key, same subject) certified anew for
+// site, valid from now for [CAValidity]. It is how a site moves to a new ID
+// without losing its links: a certificate signed by the old CA certificate
+// also chains to the new one (same issuer name, same key, same key ID), and
+// a peer holding the old CA certificate still accepts what the new one
+// signs.
+func (c *CA) Recertify(site siteid.ID, now time.Time) (*CA, error) {
+	if site.IsZero() {
+		return nil, errors.New("identity: recertify CA: zero site ID")
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               c.cert.Subject,
+		SubjectKeyId:          c.cert.SubjectKeyId,
+		NotBefore:             now.Add(-clockSkew),
+		NotAfter:              now.Add(CAValidity),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		MaxPathLen:            0,
+		MaxPathLenZero:        true,
+		KeyUsage:              c.cert.KeyUsage,
+		URIs:                  []*url.URL{SiteURI(site)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, c.key.Public(), c.key)
+	if err != nil {
+		return nil, fmt.Errorf("identity: recertify CA: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("identity: recertify CA: %w", err)
+	}
+	return &CA{site: site, cert: cert, certPEM: pemEncode("CERTIFICATE", der), key: c.key}, nil
+}
+
 // LoadCA restores a CA saved with [CA.CertPEM] and [CA.KeyPEM]. It checks that
 // the certificate is a CA carrying a site ID and that the key matches it.
 func LoadCA(certPEM, keyPEM []byte) (*CA, error) {

@@ -110,6 +110,10 @@ func ClientTLSConfig(issuerCA *x509.CertPool, issuerID siteid.ID, clientCert *tl
 		MinVersion: tls.VersionTLS13,
 		MaxVersion: tls.VersionTLS13,
 		NextProtos: []string{alpn},
+		// The server name is the expected site's ID: a site that moved to
+		// a key-derived ID answers a peer asking for its old one with a
+		// certificate naming that (see ServeLegacyID).
+		ServerName: issuerID.String(),
 		// Name checks are replaced by the VerifyConnection below, which
 		// does the chain verification itself.
 		InsecureSkipVerify: true,
@@ -154,4 +158,20 @@ func ClientTLSConfig(issuerCA *x509.CertPool, issuerID siteid.ID, clientCert *tl
 		return nil
 	}
 	return cfg
+}
+
+// ServeLegacyID makes a server config from [ServerTLSConfig] present cert,
+// which names the site's former ID legacy, to clients that ask for legacy
+// by server name, as [ClientTLSConfig] does: peers that linked to the site
+// before it moved to a key-derived ID keep the ID they pinned. Everyone
+// else gets the config's own certificate.
+func ServeLegacyID(cfg *tls.Config, legacy siteid.ID, cert tls.Certificate) {
+	current := cfg.Certificates[0]
+	name := legacy.String()
+	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if hello.ServerName == name {
+			return &cert, nil
+		}
+		return &current, nil
+	}
 }

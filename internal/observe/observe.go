@@ -44,6 +44,9 @@ type Metrics struct {
 	HTTPDuration   *prometheus.HistogramVec
 	RoutingSites   prometheus.Gauge
 	RecordsFlooded prometheus.Counter
+	// RecordsRejected counts site records dropped on arrival, by reason
+	// (malformed, unsigned, key-mismatch, bad-signature, stale, revoked).
+	RecordsRejected *prometheus.CounterVec
 	// LimitRefusals counts input refused because it would break a limit,
 	// by the limit's name: a site refuses what it cannot hold rather than
 	// fail on it later.
@@ -79,12 +82,15 @@ func NewMetrics() *Metrics {
 		RecordsFlooded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weft_routing_records_sent_total", Help: "Site records sent to neighbours.",
 		}),
+		RecordsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_records_rejected_total", Help: "Site records dropped on arrival, by reason: malformed, unsigned, key-mismatch and bad-signature (forged or altered), stale (older than the one held: replayed or late), revoked.",
+		}, []string{"reason"}),
 		LimitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_limit_refusals_total", Help: "Requests and changes refused because they would break a limit, by limit.",
 		}, []string{"limit"}),
 	}
 	m.Registry.MustRegister(m.StreamsOpened, m.StreamsActive,
-		m.StreamsFailed, m.AddressBytes, m.HTTPRequests, m.HTTPDuration, m.RoutingSites, m.RecordsFlooded, m.LimitRefusals,
+		m.StreamsFailed, m.AddressBytes, m.HTTPRequests, m.HTTPDuration, m.RoutingSites, m.RecordsFlooded, m.RecordsRejected, m.LimitRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

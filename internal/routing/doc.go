@@ -10,6 +10,11 @@
 // networks of thousands of sites step by step and get the same result
 // every time.
 //
+// Records are signed by their origin's identity key ([NewSigned],
+// [Record.Sign]); the router does not verify what it is given: the caller
+// drops records that fail [Record.Verify] before [Router.Step], so the
+// router stays free of caches and counters.
+//
 // Rules the router keeps:
 //   - A record replaces a stored one only with a higher Seq, and is then
 //     forwarded to every neighbor but the sender; an older copy from a

@@ -146,19 +146,22 @@ func TestRecordDecodeErrors(t *testing.T) {
 	uv := func(v uint64) []byte { return binary.AppendUvarint(nil, v) }
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	site, peer := id(1), id(2)
-	// header is version, site, seq 1 and a name length.
-	header := func(nameLen uint64) []byte { return cat([]byte{recordVersion}, site[:], uv(1), uv(nameLen)) }
+	key := make([]byte, 32)
+	// header is version, site, key, seq 1 and a name length.
+	header := func(nameLen uint64) []byte { return cat([]byte{recordVersion}, site[:], key, uv(1), uv(nameLen)) }
 	for _, tc := range []struct {
 		name string
 		b    []byte
 		want string
 	}{
 		{"empty", nil, "truncated reading version"},
-		{"bad version", append([]byte{2}, enc[1:]...), "version 2, want 1"},
+		{"bad version", append([]byte{1}, enc[1:]...), "version 1, want 2"},
+		{"truncated key", enc[:30], "truncated reading key"},
+		{"truncated signature", cat(header(0), uv(0), uv(0), uv(0), make([]byte, 63)), "truncated reading signature"},
 		{"truncated site", enc[:10], "truncated reading site ID"},
 		{"truncated everywhere", enc[:len(enc)-1], "truncated"},
 		{"trailing bytes", append(bytes.Clone(enc), 0), "1 trailing bytes"},
-		{"seq overflows", cat([]byte{recordVersion}, site[:], bytes.Repeat([]byte{0xff}, 10), []byte{1}), "seq overflows 64 bits"},
+		{"seq overflows", cat([]byte{recordVersion}, site[:], key, bytes.Repeat([]byte{0xff}, 10), []byte{1}), "seq overflows 64 bits"},
 		{"name length over limit", header(254), "name is 254 bytes, limit 253"},
 		{"name longer than input", append(header(5), "ab"...), "truncated reading name (5 bytes, 2 left)"},
 		{"huge link count", cat(header(0), uv(1<<40)), "1099511627776 links, limit 1024"},

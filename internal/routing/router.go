@@ -2,6 +2,7 @@ package routing
 
 import (
 	"cmp"
+	"crypto/ed25519"
 	"fmt"
 	"maps"
 	"slices"
@@ -37,7 +38,8 @@ type Ready struct {
 // Tables it returns are.
 type Router struct {
 	self  siteid.ID
-	local Record // our current record, also db[self]
+	key   ed25519.PrivateKey // signs local; nil: records go unsigned
+	local Record             // our current record, also db[self]
 
 	// db holds the latest record of every site that was reachable at the
 	// last table computation, plus records received since. It is what we
@@ -86,9 +88,26 @@ func cmpNeighbor(n neighbor, id siteid.ID) int { return n.id.Compare(id) }
 // works, because the router jumps above any older record of its own that
 // it hears about, but its first records are then ignored until it does.
 // New panics if name is not a valid record name (see [Record.Validate]).
+//
+// Its records are unsigned, which sites refuse: New is for simulations and
+// tests of the routing rules; a site uses [NewSigned].
 func New(self siteid.ID, name string, seqBase uint64) *Router {
+	return newRouter(self, nil, name, seqBase)
+}
+
+// NewSigned returns the router of the site whose identity key is key: its
+// ID is [siteid.FromKey] of the public key and every record it originates
+// is signed (see [Record.Sign]). The router does not check the records it
+// is given: the caller must drop those that fail [Record.Verify] before
+// [Router.Step]. See [New] for seqBase and name.
+func NewSigned(key ed25519.PrivateKey, name string, seqBase uint64) *Router {
+	return newRouter(siteid.FromKey(key.Public().(ed25519.PublicKey)), key, name, seqBase)
+}
+
+func newRouter(self siteid.ID, key ed25519.PrivateKey, name string, seqBase uint64) *Router {
 	r := &Router{
 		self:  self,
+		key:   key,
 		local: Record{Site: self, Name: name, Seq: seqBase},
 		db:    make(map[siteid.ID]*Record),
 		lost:  make(map[siteid.ID]lostRecord),
@@ -102,6 +121,19 @@ func New(self siteid.ID, name string, seqBase uint64) *Router {
 
 // Self returns the router's own site ID.
 func (r *Router) Self() siteid.ID { return r.self }
+
+// Seq returns the sequence number of the record held for site, if any: a
+// caller can tell that a record it is about to Step is older than what the
+// router has (a replay, or a late copy), which Step drops silently.
+func (r *Router) Seq(site siteid.ID) (uint64, bool) {
+	if p, ok := r.db[site]; ok {
+		return p.Seq, true
+	}
+	if l, ok := r.lost[site]; ok {
+		return l.rec.Seq, true
+	}
+	return 0, false
+}
 
 // Local returns a copy of the record the router currently originates.
 func (r *Router) Local() Record { return cloneRecord(&r.local) }
@@ -141,8 +173,12 @@ func inc(seq uint64) uint64 {
 	return seq + 1
 }
 
-// originate installs r.local, which is valid, as our record and floods it.
+// originate signs r.local, which is valid, installs it as our record and
+// floods it.
 func (r *Router) originate() {
+	if r.key != nil {
+		r.local.Sign(r.key)
+	}
 	rec := r.local
 	r.db[r.self] = &rec
 	r.changed()
@@ -267,7 +303,7 @@ func (r *Router) changed() {
 }
 
 func sameRecord(a, b *Record) bool {
-	return a.Site == b.Site && a.Name == b.Name && a.Seq == b.Seq &&
+	return a.Site == b.Site && a.Key == b.Key && a.Sig == b.Sig && a.Name == b.Name && a.Seq == b.Seq &&
 		slices.Equal(a.Links, b.Links) && slices.Equal(a.Connectors, b.Connectors) &&
 		slices.Equal(a.Interests, b.Interests)
 }

@@ -2,11 +2,14 @@ package site
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
 
+	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/resource"
+	"weft.dev/weft/internal/siteid"
 )
 
 // Control message types: the first byte of every control-channel message.
@@ -23,9 +26,40 @@ const (
 // hello is the first control message each side sends: what the other side needs
 // for its record and that the certificate does not carry. The dialing side
 // chooses the link's cost; the accepting side echoes it back.
+//
+// Key is the sender's identity key and Proof its signature over this TLS
+// session's exported keying material (see helloMessage): the peer's site ID
+// in routing is the hash of a key proven on this very connection, not only
+// the ID its certificate names, so a site that moved from a random ID keeps
+// its links, and no credential lets one site stand in for another.
 type hello struct {
-	Name string `json:"name"`
-	Cost uint32 `json:"cost"`
+	Name  string `json:"name"`
+	Cost  uint32 `json:"cost"`
+	Key   []byte `json:"key"`
+	Proof []byte `json:"proof"`
+}
+
+// Roles in helloMessage: each side signs its own, so a proof cannot be
+// reflected back to the side that made it.
+const (
+	roleDialer   = "dialer"
+	roleAcceptor = "acceptor"
+)
+
+// helloLabel and helloExporter name what a hello proof signs: the label,
+// the signer's role and the TLS exporter value of the session (RFC 8446
+// section 7.5) under helloExporter.
+const (
+	helloLabel    = "weft link hello v1\x00"
+	helloExporter = "EXPORTER-weft-link-hello"
+)
+
+func helloMessage(role string, binding []byte) []byte {
+	b := make([]byte, 0, len(helloLabel)+len(role)+1+len(binding))
+	b = append(b, helloLabel...)
+	b = append(b, role...)
+	b = append(b, 0)
+	return append(b, binding...)
 }
 
 // refusal is what an accepting site sends instead of its hello when it no
@@ -69,9 +103,37 @@ const (
 // is a protocol violation rather than something to hold.
 type handshake struct {
 	inbound bool
-	self    string // this site's name, for its hello
+	self    string            // this site's name, for its hello
+	key     *identity.SiteKey // this site's identity, proven in its hello
+	binding []byte            // the session's TLS exporter value
 	phase   phase
-	peer    hello // the peer's hello, once received
+	peer    hello     // the peer's hello, once received
+	site    siteid.ID // the peer's site: the hash of its proven key
+}
+
+// ourHello is this site's hello with the proof of its key.
+func (h *handshake) ourHello(cost uint32) []byte {
+	role := roleDialer
+	if h.inbound {
+		role = roleAcceptor
+	}
+	return encodeControl(ctlHello, hello{Name: h.self, Cost: cost, Key: h.key.Public(), Proof: h.key.Sign(helloMessage(role, h.binding))})
+}
+
+// checkProof verifies the peer's proof of its key and returns its site.
+func (h *handshake) checkProof(p hello) (siteid.ID, error) {
+	role := roleAcceptor
+	if h.inbound {
+		role = roleDialer
+	}
+	site := siteid.FromKey(p.Key)
+	if err := identity.VerifySiteSignature(site, p.Key, helloMessage(role, h.binding), p.Proof); err != nil {
+		return siteid.ID{}, fmt.Errorf("hello: the peer did not prove its identity key on this connection: %w", err)
+	}
+	if site == h.key.ID() {
+		return siteid.ID{}, errors.New("hello: the peer is this site itself")
+	}
+	return site, nil
 }
 
 // hsAction is what the session must do after a step, in this order: send,
@@ -93,7 +155,7 @@ func (h *handshake) start(cost uint32) hsAction {
 		return hsAction{}
 	}
 	h.peer.Cost = cost
-	return hsAction{send: encodeControl(ctlHello, hello{Name: h.self, Cost: cost})}
+	return hsAction{send: h.ourHello(cost)}
 }
 
 // control steps the handshake with one control message from the peer.
@@ -113,6 +175,9 @@ func (h *handshake) control(msg []byte) hsAction {
 		if err != nil {
 			return h.fail(err)
 		}
+		if h.site, err = h.checkProof(p); err != nil {
+			return h.fail(err)
+		}
 		h.phase = linkUp
 		if !h.inbound {
 			// The cost is the dialer's choice, made in start.
@@ -120,7 +185,7 @@ func (h *handshake) control(msg []byte) hsAction {
 			return hsAction{up: true}
 		}
 		h.peer = hello{Name: p.Name, Cost: max(p.Cost, 1)}
-		return hsAction{send: encodeControl(ctlHello, hello{Name: h.self, Cost: h.peer.Cost}), up: true}
+		return hsAction{send: h.ourHello(h.peer.Cost), up: true}
 	case ctlRecord:
 		if h.phase != linkUp {
 			return h.fail(errors.New("a site record before the hello"))
@@ -194,6 +259,9 @@ func decodeHello(b []byte) (hello, error) {
 	}
 	if err := resource.ValidateName(h.Name); err != nil {
 		return h, fmt.Errorf("hello: %w", err)
+	}
+	if len(h.Key) != ed25519.PublicKeySize || len(h.Proof) != ed25519.SignatureSize {
+		return h, fmt.Errorf("hello: key of %d bytes and proof of %d, want %d and %d", len(h.Key), len(h.Proof), ed25519.PublicKeySize, ed25519.SignatureSize)
 	}
 	return h, nil
 }

@@ -2,16 +2,55 @@ package site
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"strings"
 	"testing"
+
+	"weft.dev/weft/internal/identity"
 )
+
+// Fixed identities and a fixed TLS exporter value for handshake tests: "a"
+// is the site under test, "b" its peer.
+var (
+	keyA        = testSiteKey(1)
+	keyB        = testSiteKey(2)
+	testBinding = bytes.Repeat([]byte{7}, 32)
+)
+
+func testSiteKey(seed byte) *identity.SiteKey {
+	s := make([]byte, ed25519.SeedSize)
+	s[0] = seed
+	der, err := x509MarshalEd25519(ed25519.NewKeyFromSeed(s))
+	if err != nil {
+		panic(err)
+	}
+	k, err := identity.ParseSiteKey(der)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// peerHello is a hello from b (or from key) in role, proving key on
+// binding.
+func peerHello(name string, cost uint32, key *identity.SiteKey, role string, binding []byte) []byte {
+	return encodeControl(ctlHello, hello{Name: name, Cost: cost, Key: key.Public(), Proof: key.Sign(helloMessage(role, binding))})
+}
+
+// keyProof is JSON for a key and proof of the right sizes.
+var keyProof = `"key":"` + strings.Repeat("A", 43) + `=","proof":"` + strings.Repeat("A", 86) + `=="`
 
 func TestDecodeHello(t *testing.T) {
 	for _, tc := range []struct {
 		in, err string
 	}{
-		{`{"name":"east","cost":10}`, ""},
+		{`{"name":"east","cost":10,` + keyProof + `}`, ""},
+		{`{"name":"east","cost":10}`, "key of 0 bytes"},
+		{`{"name":"east","cost":10,"key":"AAAA","proof":"AAAA"}`, "key of 3 bytes"},
 		{`{"name":"east","cost":10,"x":1}`, "unknown field"},
 		{`{"name":"East","cost":1}`, "metadata.name"},
 		{`{"name":"east","cost":99999999}`, "over the limit"},
@@ -27,7 +66,7 @@ func TestDecodeHello(t *testing.T) {
 }
 
 func FuzzDecodeHello(f *testing.F) {
-	f.Add([]byte(`{"name":"east","cost":10}`))
+	f.Add([]byte(`{"name":"east","cost":10,` + keyProof + `}`))
 	f.Add([]byte(`{"name":"a","cost":0}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := decodeHello(b)
@@ -49,11 +88,27 @@ type step struct {
 	withdrawn bool
 }
 
-func (st step) msg(t *testing.T) []byte {
+// msg is the step's control message; a hello comes from the peer, which
+// has the other role than the site under test.
+func (st step) msg(t *testing.T, inbound bool) []byte {
+	role := roleAcceptor
+	if inbound {
+		role = roleDialer
+	}
+	other := map[string]string{roleAcceptor: roleDialer, roleDialer: roleAcceptor}[role]
 	f := strings.Fields(st.in)
 	switch f[0] {
 	case "hello":
-		return encodeControl(ctlHello, hello{Name: f[1], Cost: uint32(atoi(t, f[2]))})
+		return peerHello(f[1], uint32(atoi(t, f[2])), keyB, role, testBinding)
+	case "forged-hello": // b's key, proof by another key
+		m := peerHello("b", 1, keyB, role, testBinding)
+		return bytes.Replace(m, []byte(jsonB64(keyB.Sign(helloMessage(role, testBinding)))), []byte(jsonB64(keyA.Sign(helloMessage(role, testBinding)))), 1)
+	case "replayed-hello": // a proof made on another connection
+		return peerHello("b", 1, keyB, role, bytes.Repeat([]byte{8}, 32))
+	case "reflected-hello": // the proof of the other role
+		return peerHello("b", 1, keyB, other, testBinding)
+	case "self-hello": // our own key
+		return peerHello("b", 1, keyA, role, testBinding)
 	case "record":
 		return []byte{ctlRecord, 'r'}
 	case "refuse":
@@ -144,6 +199,19 @@ func TestHandshake(t *testing.T) {
 			{in: "hello b 1", up: true},
 			{in: "withdraw", closes: "out of turn"},
 		}},
+		{"acceptor: a hello whose proof another key made closes", true, []step{
+			{in: "forged-hello", closes: "did not prove"},
+		}},
+		{"dialer: a proof from another connection closes", false, []step{
+			{in: "start", send: "a 1"},
+			{in: "replayed-hello", closes: "did not prove"},
+		}},
+		{"acceptor: a proof reflected from the other role closes", true, []step{
+			{in: "reflected-hello", closes: "did not prove"},
+		}},
+		{"acceptor: the peer cannot be this site", true, []step{
+			{in: "self-hello", closes: "this site itself"},
+		}},
 		{"unknown types are skipped", true, []step{
 			{in: "unknown"},
 			{in: "hello b 1", send: "a 1", up: true},
@@ -152,7 +220,7 @@ func TestHandshake(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := &handshake{inbound: tt.inbound, self: "a"}
+			h := &handshake{inbound: tt.inbound, self: "a", key: keyA, binding: testBinding}
 			for i, st := range tt.steps {
 				var a hsAction
 				switch st.in {
@@ -165,13 +233,21 @@ func TestHandshake(t *testing.T) {
 				case "timeout":
 					a = h.timeout()
 				default:
-					a = h.control(st.msg(t))
+					a = h.control(st.msg(t, tt.inbound))
+				}
+				if a.up && h.site != keyB.ID() {
+					t.Fatalf("step %d: up with peer %s, want b's key-derived %s", i, h.site, keyB.ID())
 				}
 				got := ""
 				if a.send != nil {
 					hl, err := decodeHello(a.send[1:])
 					if a.send[0] != ctlHello || err != nil {
 						t.Fatalf("step %d: sent %q", i, a.send)
+					}
+					// The peer can check our proof.
+					peer := &handshake{inbound: !tt.inbound, key: keyB, binding: testBinding}
+					if site, err := peer.checkProof(hl); err != nil || site != keyA.ID() {
+						t.Fatalf("step %d: our hello does not prove a: %v", i, err)
 					}
 					got = fmt.Sprintf("%s %d", hl.Name, hl.Cost)
 				}
@@ -191,9 +267,10 @@ func TestHandshake(t *testing.T) {
 
 func FuzzHandshake(f *testing.F) {
 	f.Add(true, []byte{ctlHello, '{', '}', 0, ctlRecord, 1})
-	f.Add(false, append(encodeControl(ctlHello, hello{Name: "b", Cost: 3}), append([]byte{0}, encodeControl(ctlRefuse, refusal{Reason: "revoked"})...)...))
+	f.Add(false, append(peerHello("b", 3, keyB, roleAcceptor, testBinding), append([]byte{0}, encodeControl(ctlRefuse, refusal{Reason: "revoked"})...)...))
+	f.Add(true, append(peerHello("b", 3, keyB, roleDialer, testBinding), 0, ctlRecord, 1))
 	f.Fuzz(func(t *testing.T, inbound bool, in []byte) {
-		h := &handshake{inbound: inbound, self: "a"}
+		h := &handshake{inbound: inbound, self: "a", key: keyA, binding: testBinding}
 		h.start(1)
 		ups := 0
 		for _, msg := range bytes.Split(in, []byte{0}) {
@@ -207,9 +284,30 @@ func FuzzHandshake(f *testing.F) {
 			if a.up && h.peer.Cost == 0 {
 				t.Fatal("up with cost 0")
 			}
+			if a.up && h.site != keyB.ID() {
+				t.Fatalf("up with an unproven peer %s", h.site)
+			}
 		}
 		if ups > 1 {
 			t.Fatalf("up %d times", ups)
 		}
 	})
+}
+
+func jsonB64(b []byte) string { return strings.Trim(string(mustJSON(b)), `"`) }
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func x509MarshalEd25519(k ed25519.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }

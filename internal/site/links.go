@@ -144,7 +144,7 @@ func (s *Site) DeleteLink(name string) error {
 func (s *Site) forgetWithdrawn(pc *peerConn) {
 	found, err := s.deleteNamed(func(st *state) bool {
 		n := len(st.Inbound)
-		st.Inbound = slices.DeleteFunc(st.Inbound, func(l inboundLink) bool { return l.Name == pc.linkName && l.PeerID == pc.peer.String() })
+		st.Inbound = slices.DeleteFunc(st.Inbound, func(l inboundLink) bool { return l.Name == pc.linkName && l.PeerID == pc.certPeer.String() })
 		return n != len(st.Inbound)
 	})
 	switch {

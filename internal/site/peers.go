@@ -2,7 +2,7 @@ package site
 
 import (
 	"context"
-	"net"
+	"crypto/tls"
 	"slices"
 	"sync"
 	"time"
@@ -14,6 +14,11 @@ import (
 
 // peerConn is one link session and its handshake.
 type peerConn struct {
+	// certPeer is the site the peer's certificate names, the ID the link
+	// was made under; peer is the site it proved in its hello (the hash of
+	// its identity key), set under Site.mu when the link comes up. The two
+	// differ for a peer that moved from a random ID since the link was made.
+	certPeer siteid.ID
 	peer     siteid.ID
 	peerName string
 	linkName string
@@ -35,14 +40,22 @@ type peerConn struct {
 // newPeerConn is a session about to start on an established connection:
 // accepted (inbound) or dialed.
 func newPeerConn(peer siteid.ID, peerName, linkName string, inbound bool) *peerConn {
-	return &peerConn{peer: peer, peerName: peerName, linkName: linkName, inbound: inbound, out: newOutbox()}
+	return &peerConn{certPeer: peer, peerName: peerName, linkName: linkName, inbound: inbound, out: newOutbox()}
 }
 
 // runSession runs one link session on c until it ends and returns the
 // issuer's refusal if it refused the link for good. cost is the dialer's
 // choice; an accepting site learns it from the hello.
-func (s *Site) runSession(c net.Conn, pc *peerConn, cost uint32) *refusal {
-	pc.hs = handshake{inbound: pc.inbound, self: s.name}
+func (s *Site) runSession(c *tls.Conn, pc *peerConn, cost uint32) *refusal {
+	// The hello proves each side's identity key on this connection.
+	cs := c.ConnectionState()
+	binding, err := cs.ExportKeyingMaterial(helloExporter, nil, 32)
+	if err != nil {
+		c.Close()
+		s.log.Warn("link refused: no TLS exporter", "link", pc.linkName, "err", err)
+		return nil
+	}
+	pc.hs = handshake{inbound: pc.inbound, self: s.name, key: s.key, binding: binding}
 	cfg := s.opts.Link
 	cfg.Logger = s.log.With("peer", pc.peerName)
 	// The session reads from its start: its first control message may
@@ -110,21 +123,20 @@ func (s *Site) act(pc *peerConn, a hsAction) {
 	if a.up {
 		pc.mu.Lock()
 		pc.cost = pc.hs.peer.Cost
+		site := pc.hs.site
 		pc.mu.Unlock()
-		s.addPeer(pc)
+		if site != pc.certPeer {
+			s.log.Info("peer proved a key-derived ID other than its link certificate's: it moved from a random ID; routing uses the proven one",
+				"link", pc.linkName, "peer", pc.peerName, "certID", pc.certPeer.String(), "id", site.String())
+		}
+		s.addPeer(pc, site)
 		s.log.Info("link up", "link", pc.linkName, "peer", pc.peerName, "cost", pc.cost, "inbound", pc.inbound)
 		if pc.onUp != nil {
 			pc.onUp()
 		}
 	}
-	if a.record != nil {
-		var rec routing.Record
-		if err := rec.UnmarshalBinary(a.record); err != nil {
-			s.log.Warn("malformed site record; closing link", "peer", pc.peerName, "err", err)
-			pc.sess.CloseWithError(err)
-			return
-		}
-		s.feedRouter(routerInput{peer: pc.peer, kind: inputRecord, rec: rec})
+	if a.record != nil && !s.takeRecord(pc, a.record) {
+		return
 	}
 	if a.refused != nil {
 		pc.mu.Lock()
@@ -143,9 +155,34 @@ func (s *Site) act(pc *peerConn, a hsAction) {
 	}
 }
 
-// addPeer registers a session whose handshake is done.
-func (s *Site) addPeer(pc *peerConn) {
+// takeRecord checks a site record a neighbour sent and hands it to the
+// router. A record that is not signed by the site it names, or altered, is
+// dropped and counted, and the link it came on is logged (once per distinct
+// record); a malformed one closes the link, since every site re-encodes
+// what it forwards. It reports whether the session goes on.
+func (s *Site) takeRecord(pc *peerConn, b []byte) bool {
+	rec, err, repeated := s.records.check(b)
+	if err == nil {
+		s.feedRouter(routerInput{peer: pc.peer, kind: inputRecord, rec: rec})
+		return true
+	}
+	reason := rejectReason(err)
+	s.metrics.RecordsRejected.WithLabelValues(reason).Inc()
+	if reason == rejectMalformed {
+		s.log.Warn("malformed site record; closing link", "link", pc.linkName, "peer", pc.peerName, "err", err)
+		pc.sess.CloseWithError(err)
+		return false
+	}
+	if !repeated {
+		s.log.Warn("site record refused: dropped", "reason", reason, "link", pc.linkName, "peer", pc.peerName, "peerID", pc.peer.String(), "err", err)
+	}
+	return true
+}
+
+// addPeer registers a session whose handshake is done and proved site.
+func (s *Site) addPeer(pc *peerConn, site siteid.ID) {
 	s.mu.Lock()
+	pc.peer = site
 	first := len(s.peers[pc.peer]) == 0
 	s.peers[pc.peer] = append(s.peers[pc.peer], pc)
 	s.publishSessionsLocked()
@@ -161,6 +198,7 @@ func (s *Site) addPeer(pc *peerConn) {
 // registered.
 func (s *Site) removePeer(pc *peerConn) bool {
 	s.mu.Lock()
+	peer := pc.peer
 	n := len(s.peers[pc.peer])
 	pcs := slices.DeleteFunc(s.peers[pc.peer], func(x *peerConn) bool { return x == pc })
 	found := len(pcs) != n
@@ -177,7 +215,7 @@ func (s *Site) removePeer(pc *peerConn) bool {
 	switch {
 	case !found:
 	case last:
-		s.feedRouter(routerInput{peer: pc.peer, kind: inputDown})
+		s.feedRouter(routerInput{peer: peer, kind: inputDown})
 	default:
 		s.announce()
 	}

@@ -79,6 +79,9 @@ func (s *Site) routerStep(in routerInput) bool {
 		s.router.NeighborDown(in.peer)
 		return true
 	default:
+		if seq, ok := s.router.Seq(in.rec.Site); ok && in.rec.Seq < seq {
+			s.metrics.RecordsRejected.WithLabelValues(rejectStale).Inc()
+		}
 		s.router.Step(in.peer, in.rec)
 		return false
 	}

@@ -85,11 +85,16 @@ type Site struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *observe.Metrics
+	key     *identity.SiteKey // the site ID is its hash
 	ca      *identity.CA
-	id      siteid.ID
-	name    string
-	svc     *service.Manager
-	lock    *datadir.Lock
+	// legacyCA is the CA under the random ID the site had before it moved
+	// to a key-derived one, nil if it never had one.
+	legacyCA *identity.CA
+	records  *recordChecker
+	id       siteid.ID
+	name     string
+	svc      *service.Manager
+	lock     *datadir.Lock
 
 	adminToken string
 	adminLn    net.Listener
@@ -153,27 +158,30 @@ func New(opts Options) (s *Site, err error) {
 		return nil, err
 	}
 	s = &Site{opts: opts, lock: lock}
+	// A failing New returns a nil *Site; release the one made here.
+	made := s
 	defer func() {
 		if err != nil {
-			s.release()
+			made.release()
 		}
 	}()
 	now := time.Now()
-	st, ca, err := loadOrInit(opts.DataDir, opts.Name, now)
+	st, k, err := loadOrInit(opts.DataDir, opts.Name, now, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
 	if s.adminToken, err = adminToken(opts.DataDir); err != nil {
 		return nil, err
 	}
-	s.id, s.ca, s.name = ca.Site(), ca, st.Name
+	s.key, s.id, s.ca, s.legacyCA, s.name = k.site, k.site.ID(), k.ca, k.legacyCA, st.Name
 	s.st.Store(st)
 	s.log = opts.Logger.With("site", st.Name)
 	s.metrics = observe.NewMetrics()
+	s.records = newRecordChecker()
 	s.peers = map[siteid.ID][]*peerConn{}
 	s.dialers = map[string]*dialer{}
 	s.sessions.Store(new(map[siteid.ID]*link.Session{}))
-	s.router = routing.New(s.id, st.Name, uint64(now.UnixMilli())<<16)
+	s.router = routing.NewSigned(s.key.Private(), st.Name, uint64(now.UnixMilli())<<16)
 	s.routerIn = make(chan routerInput, routerQueue)
 	s.localDue = make(chan struct{}, 1)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -235,6 +243,13 @@ func (s *Site) initTLS(now time.Time) error {
 	// Admission is decided after the handshake (admitPeer), where a refused
 	// peer can be told why; a TLS alert cannot carry the reason.
 	s.serverTLS = identity.ServerTLSConfig(s.ca, cert, nil)
+	if s.legacyCA != nil {
+		legacy, err := s.legacyCA.ServerCertificate(now, hosts)
+		if err != nil {
+			return err
+		}
+		identity.ServeLegacyID(s.serverTLS, s.legacyCA.Site(), legacy)
+	}
 	return nil
 }
 

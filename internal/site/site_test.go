@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,9 @@ type testSite struct {
 	t   *testing.T
 	dir string
 	log *logbuf.Buffer
+	// stop ends the site and waits until it is down; it may be called
+	// more than once.
+	stop func()
 }
 
 func startSite(t *testing.T, name string) *testSite {
@@ -60,13 +64,14 @@ func startSiteWith(t *testing.T, opts Options) *testSite {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("site %s: Run: %v", name, err)
 		}
 	})
-	return &testSite{Site: s, t: t, dir: dir, log: log}
+	t.Cleanup(stop)
+	return &testSite{Site: s, t: t, dir: dir, log: log, stop: stop}
 }
 
 // api calls the site's admin API and decodes the answer into out, if any; it

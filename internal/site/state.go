@@ -7,30 +7,42 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
 	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/resource"
-	"weft.dev/weft/internal/siteid"
 )
 
 // Files under a site's data directory. The *.addr files and admin.token are what
 // `weft --site DIR` reads to find and authenticate to a running site.
 const (
-	stateFile      = "state.json"
-	caCertFile     = "ca.crt"
-	caKeyFile      = "ca.key"
-	adminTokenFile = "admin.token"
-	adminAddrFile  = "admin.addr"
-	linkAddrFile   = "link.addr"
+	stateFile  = "state.json"
+	caCertFile = "ca.crt"
+	caKeyFile  = "ca.key"
+	// siteKeyFile is the Ed25519 identity key the site ID is derived from.
+	siteKeyFile = "identity.key"
+	// legacyCACertFile is the CA certificate naming the random ID a site
+	// had before it moved to a key-derived one; its peers still pin it.
+	legacyCACertFile = "ca-legacy.crt"
+	adminTokenFile   = "admin.token"
+	adminAddrFile    = "admin.addr"
+	linkAddrFile     = "link.addr"
 )
 
 // state is everything a site keeps across restarts besides its CA.
 type state struct {
-	ID     string               `json:"id"`
-	Name   string               `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// LegacyID is the random ID the site had before it moved to the ID
+	// derived from its identity key; links made before still name it.
+	LegacyID string `json:"legacyID,omitempty"`
+	// Key is the identity public key (hex) once the site has one: a site
+	// with a Key whose key file is gone must not make a new one, which
+	// would make it another site.
+	Key    string               `json:"key,omitempty"`
 	Tokens *identity.TokenStore `json:"tokens"`
 	// Outbound links were made by redeeming another site's token: this site dials.
 	Outbound []outboundLink `json:"outbound,omitempty"`
@@ -64,75 +76,184 @@ type inboundLink struct {
 	Created  time.Time `json:"created"`
 }
 
-// loadOrInit reads the site's state and CA from dir, creating them (with a new
-// site ID) on first start. A name that differs from the stored one is an error:
-// a site's name is part of its identity in its peers' tables.
-func loadOrInit(dir, name string, now time.Time) (*state, *identity.CA, error) {
+// keys is what a site proves itself with: its identity key, its CA (whose
+// certificate names the key's ID) and, for a site that moved from a random
+// ID, the same CA certified under that old ID.
+type keys struct {
+	site     *identity.SiteKey
+	ca       *identity.CA
+	legacyCA *identity.CA // nil unless the site has a LegacyID
+}
+
+// loadOrInit reads the site's state and keys from dir, creating them (with
+// a new identity key, whose hash is the site ID) on first start, and moving
+// a site made before identity keys to one (see migrate). A name that
+// differs from the stored one is an error: a site's name is part of its
+// identity in its peers' tables.
+func loadOrInit(dir, name string, now time.Time, log *slog.Logger) (*state, keys, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, err
+		return nil, keys{}, err
 	}
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return initState(dir, name, now)
 	case err != nil:
-		return nil, nil, err
+		return nil, keys{}, err
 	}
 	st := &state{}
 	if err := json.Unmarshal(b, st); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w (the file is damaged; restore it from a backup or start over with an empty --data)", filepath.Join(dir, stateFile), err)
+		return nil, keys{}, fmt.Errorf("%s: %w (the file is damaged; restore it from a backup or start over with an empty --data)", filepath.Join(dir, stateFile), err)
 	}
 	if name != "" && name != st.Name {
-		return nil, nil, fmt.Errorf("the site in %s is named %q, not %q: use a new --data directory for a new site", dir, st.Name, name)
+		return nil, keys{}, fmt.Errorf("the site in %s is named %q, not %q: use a new --data directory for a new site", dir, st.Name, name)
 	}
 	if st.Tokens == nil {
 		st.Tokens = &identity.TokenStore{}
 	}
-	certPEM, err := os.ReadFile(filepath.Join(dir, caCertFile))
-	if err != nil {
-		return nil, nil, err
-	}
 	keyPEM, err := os.ReadFile(filepath.Join(dir, caKeyFile))
 	if err != nil {
-		return nil, nil, err
+		return nil, keys{}, err
+	}
+	ca, err := loadCA(dir, caCertFile, keyPEM)
+	if err != nil {
+		return nil, keys{}, err
+	}
+	k := keys{ca: ca}
+	if k.site, err = loadOrNewSiteKey(dir, st.Key == ""); err != nil {
+		return nil, keys{}, err
+	}
+	switch {
+	case st.Key != "" && st.Key != hex.EncodeToString(k.site.Public()):
+		return nil, keys{}, fmt.Errorf("%s is not the identity key of site %s (%s): restore the site's own key from a backup",
+			filepath.Join(dir, siteKeyFile), st.Name, st.ID)
+	case st.ID != k.site.ID().String():
+		if err := migrate(dir, st, &k, now, log); err != nil {
+			return nil, keys{}, fmt.Errorf("moving the site to its key-derived ID: %w (fix the cause and start again: the move resumes)", err)
+		}
+	}
+	if k.ca.Site() != k.site.ID() {
+		return nil, keys{}, fmt.Errorf("%s names site %s, but %s is the key of %s: the data directory is damaged; restore it from a backup",
+			filepath.Join(dir, caCertFile), k.ca.Site(), filepath.Join(dir, siteKeyFile), k.site.ID())
+	}
+	if st.LegacyID != "" && k.legacyCA == nil {
+		if k.legacyCA, err = loadCA(dir, legacyCACertFile, keyPEM); err != nil {
+			return nil, keys{}, err
+		}
+	}
+	return st, k, nil
+}
+
+func loadCA(dir, certFile string, keyPEM []byte) (*identity.CA, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, certFile))
+	if err != nil {
+		return nil, err
 	}
 	ca, err := identity.LoadCA(certPEM, keyPEM)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", dir, err)
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, certFile), err)
 	}
-	return st, ca, nil
+	return ca, nil
 }
 
-func initState(dir, name string, now time.Time) (*state, *identity.CA, error) {
+// loadOrNewSiteKey reads the identity key, making one if there is none and
+// may (a site made before identity keys existed; migrate moves it).
+func loadOrNewSiteKey(dir string, may bool) (*identity.SiteKey, error) {
+	p := filepath.Join(dir, siteKeyFile)
+	b, err := os.ReadFile(p)
+	switch {
+	case err == nil:
+		k, err := identity.ParseSiteKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w (restore it from a backup: the site ID is its hash)", p, err)
+		}
+		return k, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	case !may:
+		return nil, fmt.Errorf("%s is missing: restore it from a backup (the site ID is its hash; a new key would make a new site)", p)
+	}
+	k, err := identity.NewSiteKey()
+	if err != nil {
+		return nil, err
+	}
+	return k, saveSiteKey(dir, k)
+}
+
+func saveSiteKey(dir string, k *identity.SiteKey) error {
+	b, err := k.PEM()
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, siteKeyFile), b, 0o600)
+}
+
+// migrate moves a site made before identity keys from its random ID to the
+// one its new key derives: the CA (same key, same subject) is certified
+// anew under the new ID, and the old certificate is kept to present to
+// peers that still ask for the old ID (identity.ServeLegacyID). Links made
+// before keep working: their credentials chain to the same CA key, and the
+// link hello proves the identity key, from which peers take the new ID.
+// Each step can be repeated, so a crash midway resumes at the next start.
+func migrate(dir string, st *state, k *keys, now time.Time, log *slog.Logger) error {
+	legacy := st.ID
+	if k.ca.Site().String() == legacy {
+		if _, err := os.Stat(filepath.Join(dir, legacyCACertFile)); errors.Is(err, fs.ErrNotExist) {
+			if err := writeFileAtomic(filepath.Join(dir, legacyCACertFile), k.ca.CertPEM(), 0o644); err != nil {
+				return err
+			}
+		}
+		k.legacyCA = k.ca
+	}
+	next, err := k.ca.Recertify(k.site.ID(), now)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, caCertFile), next.CertPEM(), 0o644); err != nil {
+		return err
+	}
+	k.ca = next
+	st.LegacyID, st.ID, st.Key = legacy, k.site.ID().String(), hex.EncodeToString(k.site.Public())
+	if err := st.save(dir); err != nil {
+		return err
+	}
+	log.Warn("site moved to the ID derived from its identity key; links made before keep working", "legacyID", legacy, "id", st.ID, "key", filepath.Join(dir, siteKeyFile))
+	return nil
+}
+
+func initState(dir, name string, now time.Time) (*state, keys, error) {
 	if name == "" {
-		return nil, nil, errors.New("a new site needs a name: pass --name")
+		return nil, keys{}, errors.New("a new site needs a name: pass --name")
 	}
 	if err := resource.ValidateName(name); err != nil {
-		return nil, nil, err
+		return nil, keys{}, err
 	}
-	id, err := siteid.New()
+	sk, err := identity.NewSiteKey()
 	if err != nil {
-		return nil, nil, err
+		return nil, keys{}, err
 	}
-	ca, err := identity.NewCA(id, name, now)
+	if err := saveSiteKey(dir, sk); err != nil {
+		return nil, keys{}, err
+	}
+	ca, err := identity.NewCA(sk.ID(), name, now)
 	if err != nil {
-		return nil, nil, err
+		return nil, keys{}, err
 	}
 	keyPEM, err := ca.KeyPEM()
 	if err != nil {
-		return nil, nil, err
+		return nil, keys{}, err
 	}
 	if err := writeFileAtomic(filepath.Join(dir, caKeyFile), keyPEM, 0o600); err != nil {
-		return nil, nil, err
+		return nil, keys{}, err
 	}
 	if err := writeFileAtomic(filepath.Join(dir, caCertFile), ca.CertPEM(), 0o644); err != nil {
-		return nil, nil, err
+		return nil, keys{}, err
 	}
-	st := &state{ID: id.String(), Name: name, Tokens: &identity.TokenStore{}}
+	st := &state{ID: sk.ID().String(), Name: name, Key: hex.EncodeToString(sk.Public()), Tokens: &identity.TokenStore{}}
 	if err := st.save(dir); err != nil {
-		return nil, nil, err
+		return nil, keys{}, err
 	}
-	return st, ca, nil
+	return st, keys{site: sk, ca: ca}, nil
 }
 
 func (st *state) save(dir string) error {

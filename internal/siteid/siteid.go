@@ -7,6 +7,7 @@ package siteid
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,7 +22,35 @@ type ID [16]byte
 // ErrBad is returned (wrapped) for text that is not 32 hex digits.
 var ErrBad = errors.New("bad site ID (want 32 hex digits)")
 
-// New returns a random ID from crypto/rand.
+// keyLabel separates the hash that names a site from every other use of
+// SHA-256 over the same key bytes.
+const keyLabel = "weft site id v1\x00"
+
+// FromKey returns the ID of the site whose Ed25519 identity public key is
+// pub: the first 16 bytes of SHA-256(label || pub). Anyone holding a signed
+// statement and its key can check that the statement names the site whose
+// key signed it, with no certificate authority in between. A key of the
+// wrong length has no ID: FromKey returns the zero ID, which every check
+// refuses.
+func FromKey(pub []byte) ID {
+	if len(pub) != KeySize {
+		return ID{}
+	}
+	h := sha256.New()
+	h.Write([]byte(keyLabel))
+	h.Write(pub)
+	var id ID
+	copy(id[:], h.Sum(nil))
+	return id
+}
+
+// KeySize is the length of an Ed25519 public key, the only kind [FromKey]
+// names.
+const KeySize = 32
+
+// New returns a random ID from crypto/rand. Sites name themselves with
+// [FromKey]; random IDs are what sites made before identity keys had, and
+// what tests use.
 func New() (ID, error) {
 	var id ID
 	if _, err := rand.Read(id[:]); err != nil {

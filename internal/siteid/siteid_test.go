@@ -69,3 +69,25 @@ func TestZeroAndCompare(t *testing.T) {
 		t.Errorf("Compare")
 	}
 }
+
+// The derivation is part of the wire contract: a known-answer vector keeps
+// it from changing by accident.
+func TestFromKey(t *testing.T) {
+	pub := make([]byte, KeySize)
+	for i := range pub {
+		pub[i] = byte(i)
+	}
+	got := FromKey(pub)
+	if want := "653440eaed164393724b26fc1579f4a8"; got.String() != want {
+		t.Errorf("FromKey(0..31) = %s, want %s", got, want)
+	}
+	pub[0] ^= 1
+	if FromKey(pub) == got {
+		t.Error("a changed key gives the same ID")
+	}
+	for _, n := range []int{0, 31, 33, 64} {
+		if id := FromKey(make([]byte, n)); !id.IsZero() {
+			t.Errorf("FromKey of %d bytes = %s, want zero", n, id)
+		}
+	}
+}
