@@ -124,7 +124,7 @@ func (p *Policy) UnmarshalBinary(b []byte) error {
 		out.Cert, b = c, b[certSize:]
 	}
 	for i, dst := range []*[]Rule{&out.Exports, &out.Imports} {
-		n, k := binary.Uvarint(b)
+		n, k := uvarint(b)
 		// A rule takes at least 1 (address length) + 1 + 1 + 16 bytes.
 		if k <= 0 || n > MaxRules || n*19 > uint64(len(b)-k) {
 			return bad("rule count of list %d", i)
@@ -134,7 +134,7 @@ func (p *Policy) UnmarshalBinary(b []byte) error {
 			*dst = make([]Rule, n)
 		}
 		for j := range *dst {
-			l, k := binary.Uvarint(b)
+			l, k := uvarint(b)
 			if k <= 0 || l == 0 || l > MaxAddressLen || l > uint64(len(b)-k) {
 				return bad("address of rule %d", j)
 			}
@@ -162,6 +162,16 @@ func (p *Policy) UnmarshalBinary(b []byte) error {
 	}
 	*p = out
 	return nil
+}
+
+// uvarint reads a varint in its shortest form, the only one MarshalBinary
+// writes, so that one policy has one encoding; k <= 0 when there is none.
+func uvarint(b []byte) (n uint64, k int) {
+	n, k = binary.Uvarint(b)
+	if k > 0 && k != len(binary.AppendUvarint(nil, n)) {
+		return 0, -1
+	}
+	return n, k
 }
 
 // certPEMType is the PEM block of a certificate file (`weft org certify`).

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/ed25519"
 	"fmt"
@@ -164,6 +165,23 @@ func (r *Router) SetLocal(links []Link, connectors []Connector, interests []stri
 	return nil
 }
 
+// SetPolicy sets the policy section of the site's record (opaque here;
+// package policy encodes it) and announces the record when it changed.
+func (r *Router) SetPolicy(p []byte) error {
+	if bytes.Equal(p, r.local.Policy) {
+		return nil
+	}
+	next := r.local
+	next.Policy = slices.Clone(p)
+	next.Seq = inc(next.Seq)
+	if err := next.Validate(); err != nil {
+		return fmt.Errorf("routing: own record of %s: %w", r.self, err)
+	}
+	r.local = next
+	r.originate()
+	return nil
+}
+
 func inc(seq uint64) uint64 {
 	// A site that reaches the top stays there; a record can then no longer
 	// supersede its predecessor, which a sane seqBase never gets near.
@@ -305,7 +323,7 @@ func (r *Router) changed() {
 func sameRecord(a, b *Record) bool {
 	return a.Site == b.Site && a.Key == b.Key && a.Sig == b.Sig && a.Name == b.Name && a.Seq == b.Seq &&
 		slices.Equal(a.Links, b.Links) && slices.Equal(a.Connectors, b.Connectors) &&
-		slices.Equal(a.Interests, b.Interests)
+		slices.Equal(a.Interests, b.Interests) && bytes.Equal(a.Policy, b.Policy)
 }
 
 // Ready returns the messages to send and whether the table may have
