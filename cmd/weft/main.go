@@ -69,6 +69,7 @@ directory) or to the controller (--controller URL or DIR).`,
 		newSiteCmd(), newDemoCmd(), newStatusCmd(), newApplyCmd(),
 		newTokenCmd(), newLinkCmd(), newListenerCmd(), newConnectorCmd(),
 		newTopicCmd(), newQueueCmd(), newSubscriptionCmd(), newPublishCmd(), newSubscribeCmd(), newCredentialCmd(),
+		newOrgCmd(), newPolicyCmd(),
 		newControllerCmd(), newIntentCmd(), newPlanCmd(),
 	)
 	return root

@@ -427,8 +427,12 @@ func decodeOne(doc []byte) (*Decoded, error) {
 		obj = &Queue{}
 	case KindSubscription:
 		obj = &Subscription{}
+	case KindAddressExport:
+		obj = &AddressExport{}
+	case KindAddressImport:
+		obj = &AddressImport{}
 	default:
-		return nil, invalid("kind", "%q is not one of Listener, Connector, Link, AccessToken, Topic, Queue, Subscription", tm.Kind)
+		return nil, invalid("kind", "%q is not one of Listener, Connector, Link, AccessToken, Topic, Queue, Subscription, AddressExport, AddressImport", tm.Kind)
 	}
 	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)

@@ -129,6 +129,7 @@ func (s *Site) adminHandler() http.Handler {
 	}
 	maps.Copy(api, s.eventRoutes())
 	maps.Copy(api, s.eventCredentialRoutes())
+	maps.Copy(api, s.policyRoutes())
 	for pattern, h := range api {
 		mux.Handle(pattern, s.authed(h))
 	}
@@ -457,6 +458,10 @@ func (s *Site) applyOne(ctx context.Context, obj any) (name, result string, err 
 			return o.GetName(), apitype.ApplyUnchanged, nil
 		}
 		return o.GetName(), createdOr(old != nil), s.putEventObject(o)
+	case *resource.AddressExport, *resource.AddressImport:
+		o := obj.(object)
+		result, err := s.putRule(o)
+		return o.GetName(), result, err
 	case *resource.AccessToken:
 		l := resource.Link{Spec: resource.LinkSpec{Token: v}}
 		if err := l.Default(); err != nil {

@@ -128,6 +128,8 @@ type Site struct {
 	eventObjMu sync.Mutex
 	// evAuth decides who may use the event API (eventauth.go).
 	evAuth eventAuth
+	// pol is the address policy across organisations (policy.go).
+	pol *sitePolicy
 
 	ctx    context.Context // the Run context: ends every goroutine
 	cancel context.CancelFunc
@@ -187,6 +189,7 @@ func New(opts Options) (s *Site, err error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.table.Store(s.router.Table())
 	s.metrics.Registry.MustRegister(linkCollector{s})
+	s.pol = newSitePolicy(s.metrics.Registry)
 	s.svc = service.NewManager(service.Config{
 		Self: s.id, Net: s, Metrics: s.metrics, Logger: s.log,
 	})

@@ -52,6 +52,11 @@ type state struct {
 	Connectors []resource.Connector `json:"connectors,omitempty"`
 	// EventCredentials may use the event API (eventauth.go).
 	EventCredentials []eventCredential `json:"eventCredentials,omitempty"`
+	// OrgCert is this site's organisation certificate (PEM), and Exports
+	// and Imports its address policy across organisations (policy.go).
+	OrgCert string                   `json:"orgCert,omitempty"`
+	Exports []resource.AddressExport `json:"exports,omitempty"`
+	Imports []resource.AddressImport `json:"imports,omitempty"`
 }
 
 type outboundLink struct {
