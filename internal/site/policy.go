@@ -240,22 +240,8 @@ func (s *Site) policyRoutes() map[string]handlerFunc {
 		"GET /v1/imports": func(w http.ResponseWriter, r *http.Request) (any, error) {
 			return list(s.state().Imports), nil
 		},
-		"PUT /v1/exports/{name}": func(w http.ResponseWriter, r *http.Request) (any, error) {
-			var e resource.AddressExport
-			if err := decodeObject(r, &e); err != nil {
-				return nil, err
-			}
-			_, err := s.putRule(&e)
-			return e, err
-		},
-		"PUT /v1/imports/{name}": func(w http.ResponseWriter, r *http.Request) (any, error) {
-			var i resource.AddressImport
-			if err := decodeObject(r, &i); err != nil {
-				return nil, err
-			}
-			_, err := s.putRule(&i)
-			return i, err
-		},
+		"PUT /v1/exports/{name}":    putRuleHandler[resource.AddressExport](s),
+		"PUT /v1/imports/{name}":    putRuleHandler[resource.AddressImport](s),
 		"DELETE /v1/exports/{name}": deleteRule(s, "export", func(st *state) *[]resource.AddressExport { return &st.Exports }, exportName),
 		"DELETE /v1/imports/{name}": deleteRule(s, "import", func(st *state) *[]resource.AddressImport { return &st.Imports }, importName),
 	}
@@ -307,6 +293,21 @@ func (s *Site) apiDeleteOrganisation(w http.ResponseWriter, r *http.Request) (an
 		s.announce()
 	}
 	return nil, err
+}
+
+// putRuleHandler is PUT /v1/exports/{name} or /v1/imports/{name}.
+func putRuleHandler[T any, P interface {
+	*T
+	object
+}](s *Site) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) (any, error) {
+		obj := P(new(T))
+		if err := decodeObject(r, obj); err != nil {
+			return nil, err
+		}
+		_, err := s.putRule(obj)
+		return obj, err
+	}
 }
 
 // putRule creates or replaces an export or an import and announces it; it

@@ -1,9 +1,12 @@
 package site
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -156,4 +159,29 @@ func TestPolicyEventInterests(t *testing.T) {
 	b.rule("exports", "orders.>", y.id())
 	a.rule("imports", "orders.*", x.id())
 	waitFor(t, "b to see a's interest once covered by its export and a's import", interestAt)
+}
+
+// FuzzOrganisationRequest feeds PUT /v1/organisation bodies to the decoder
+// and the certificate check: only a certificate of this site's organisation
+// is accepted.
+func FuzzOrganisationRequest(f *testing.F) {
+	site := siteid.ID{1}
+	_, k, _ := ed25519.GenerateKey(nil)
+	c := policy.Certify(k, site)
+	good, _ := json.Marshal(apitype.OrganisationRequest{Certificate: string(c.PEM())})
+	f.Add(good)
+	f.Add([]byte(`{"certificate":"-----BEGIN WEFT ORGANISATION CERTIFICATE-----\nAAAA\n-----END WEFT ORGANISATION CERTIFICATE-----\n"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req apitype.OrganisationRequest
+		if decodeBody(httptest.NewRequest("PUT", "/v1/organisation", bytes.NewReader(body)), &req) != nil {
+			return
+		}
+		c, err := policy.ParseCertPEM([]byte(req.Certificate))
+		if err != nil || c.Verify(site) != nil {
+			return
+		}
+		if c.Site != site || c.Org().IsZero() {
+			t.Fatalf("accepted %+v", c)
+		}
+	})
 }
