@@ -185,3 +185,33 @@ func FuzzOrganisationRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestApplyPolicy: exports and imports apply from YAML like every kind,
+// unchanged the second time; a bad organisation ID fails its document.
+func TestApplyPolicy(t *testing.T) {
+	s := startSite(t, "a")
+	doc := `apiVersion: weft.dev/v1alpha1
+kind: AddressExport
+metadata: {name: inventory}
+spec: {address: inventory, organisations: [7d793037a0760186574b0282f2f435e7]}
+---
+apiVersion: weft.dev/v1alpha1
+kind: AddressImport
+metadata: {name: orders}
+spec: {address: 'orders.>', organisations: [7d793037a0760186574b0282f2f435e7]}
+`
+	for _, want := range []string{apitype.ApplyCreated, apitype.ApplyUnchanged} {
+		var res apitype.ApplyResponse
+		if code, errCode := s.api("POST", "/v1/apply", doc, &res); code != 200 || res.Failed != 0 || len(res.Items) != 2 ||
+			res.Items[0].Result != want || res.Items[1].Result != want || res.Items[0].Kind != resource.KindAddressExport {
+			t.Fatalf("apply: %d %s %+v, want %s", code, errCode, res, want)
+		}
+	}
+	if p := s.policyRecord(); p == nil {
+		t.Errorf("no policy in the record after apply")
+	}
+	bad := strings.Replace(doc, "7d793037a0760186574b0282f2f435e7]}\n---", "00000000000000000000000000000000]}\n---", 1)
+	if code, errCode := s.api("POST", "/v1/apply", bad, nil); code != 400 || errCode != apitype.CodeInvalid {
+		t.Errorf("zero organisation: %d %s", code, errCode)
+	}
+}
