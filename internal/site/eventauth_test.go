@@ -12,6 +12,7 @@ import (
 
 	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/events"
+	"weft.dev/weft/internal/events/broker"
 )
 
 // eventRequest sends a publish (POST) or opens a subscription (GET) at the
@@ -216,4 +217,29 @@ func FuzzEventCredentialRequest(f *testing.F) {
 			t.Fatalf("accepted %s expiring at %v, created %v", body, c.Expires, c.Created)
 		}
 	})
+}
+
+// BenchmarkAuthorizeEvents is the cost a credential adds to a publish, at
+// the limits: 1024 credentials of 64 patterns each, the subject covered by
+// the last pattern.
+func BenchmarkAuthorizeEvents(b *testing.B) {
+	s := &Site{}
+	s.evAuth.required = true
+	st := &state{}
+	for i := range maxEventCredentials {
+		c := eventCredential{Name: fmt.Sprintf("c%d", i), Hash: hashSecret(fmt.Sprintf("secret%d", i))}
+		for j := range maxCredentialPatterns {
+			c.Publish = append(c.Publish, fmt.Sprintf("app%d.orders%d.>", i, j))
+		}
+		st.EventCredentials = append(st.EventCredentials, c)
+	}
+	s.st.Store(st)
+	subject := fmt.Sprintf("app7.orders%d.eu.created", maxCredentialPatterns-1)
+	if err := s.authorizeEvents("secret7", broker.Publish, subject); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.authorizeEvents("secret7", broker.Publish, subject)
+	}
 }
