@@ -38,6 +38,9 @@ type sitePolicy struct {
 	cache map[string]policy.Member
 	// refused counts streams refused at this site, the egress.
 	refused *prometheus.CounterVec
+	// hidden is how many connectors of other sites the last table
+	// dropped: what this site's clients may not use.
+	hidden prometheus.Gauge
 	// logged keeps a refusal of one origin and address from being logged
 	// more than once a table; mu guards it.
 	mu     sync.Mutex
@@ -48,9 +51,12 @@ func newSitePolicy(reg prometheus.Registerer) *sitePolicy {
 	p := &sitePolicy{cache: map[string]policy.Member{}, logged: map[string]bool{},
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_policy_refused_streams_total",
 			Help: "Service streams refused at this site (the egress) by the address policy across organisations, by reason (not-exported, not-imported)."},
-			[]string{"reason"})}
+			[]string{"reason"}),
+		hidden: prometheus.NewGauge(prometheus.GaugeOpts{Name: "weft_policy_hidden_connectors",
+			Help: "Connectors at sites of other organisations that this site's clients may not use (not exported to its organisation, or not imported): left out of its route table."}),
+	}
 	p.members.Store(&map[siteid.ID]policy.Member{})
-	reg.MustRegister(p.refused)
+	reg.MustRegister(p.refused, p.hidden)
 	return p
 }
 
@@ -147,6 +153,8 @@ func (s *Site) restrict(t *routing.Table) *routing.Table {
 	s.pol.mu.Lock()
 	clear(s.pol.logged)
 	s.pol.mu.Unlock()
+	hidden := 0
+	defer func() { s.pol.hidden.Set(float64(hidden)) }()
 	if !foreign {
 		return t
 	}
@@ -160,6 +168,7 @@ func (s *Site) restrict(t *routing.Table) *routing.Table {
 			ok, _ := policy.AllowsService(m, me, c.Address)
 			return !ok
 		})
+		hidden += len(r.Connectors) - len(v.Connectors)
 		v.Interests = slices.DeleteFunc(slices.Clone(r.Interests), func(in string) bool {
 			_, pattern, valid := events.ParseInterest(in)
 			ok, _ := policy.AllowsEvents(me, m, pattern)

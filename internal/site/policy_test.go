@@ -102,6 +102,9 @@ func TestPolicyAcrossOrganisations(t *testing.T) {
 
 	b.join(x)
 	waitFor(t, "a to drop b's connector once b is in an organisation", func() bool { return !slices.Contains(candidateSites(a, "orders"), b.id) })
+	if got := testutil.ToFloat64(a.pol.hidden); got != 1 {
+		t.Errorf("weft_policy_hidden_connectors at a: %v, want 1", got)
+	}
 	var rej *link.RejectError
 	if err := a.open("orders", b.id); !errors.As(err, &rej) || rej.Code != RejectPolicy || !strings.Contains(rej.Message, "not-exported") {
 		t.Fatalf("stream from an unorganised site: %v, want a policy reject", err)
