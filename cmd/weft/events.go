@@ -228,8 +228,8 @@ func dataContentType(data []byte) string {
 
 func newPublishCmd() *cobra.Command {
 	var (
-		typ, source, data, id, contentType string
-		topic, queue                       bool
+		typ, source, data, id, contentType, credential string
+		topic, queue                                   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "publish NAME [--data TEXT|@FILE|-]",
@@ -271,8 +271,12 @@ text, unless --content-type says otherwise.`,
 			if err != nil {
 				return err
 			}
+			auth, err := authorization(credential)
+			if err != nil {
+				return err
+			}
 			for k, v := range map[string]string{"ce-specversion": "1.0", "ce-id": id, "ce-type": typ, "ce-source": source,
-				"ce-time": time.Now().UTC().Format(time.RFC3339Nano), "Content-Type": contentType} {
+				"ce-time": time.Now().UTC().Format(time.RFC3339Nano), "Content-Type": contentType, "Authorization": auth} {
 				if v != "" {
 					req.Header.Set(k, v)
 				}
@@ -294,6 +298,7 @@ text, unless --content-type says otherwise.`,
 	f.BoolVar(&topic, "topic", false, "NAME must be a topic")
 	f.BoolVar(&queue, "queue", false, "NAME must be a queue")
 	cmd.MarkFlagsMutuallyExclusive("topic", "queue")
+	addCredentialFlag(cmd, &credential)
 	return cmd
 }
 
@@ -333,8 +338,8 @@ func eventAPIError(req *http.Request, resp *http.Response) error {
 
 func newSubscribeCmd() *cobra.Command {
 	var (
-		format       string
-		topic, queue bool
+		format, credential string
+		topic, queue       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "subscribe NAME|PATTERN",
@@ -355,21 +360,30 @@ NAME is a topic or a queue.`,
 			if topic || queue {
 				p += "/events"
 			}
-			return subscribe(cmd.Context(), base+p, args[0], format)
+			auth, err := authorization(credential)
+			if err != nil {
+				return err
+			}
+			return subscribe(cmd.Context(), base+p, args[0], format, auth)
 		},
 	}
 	addOutputFlag(cmd, &format, formatTable, formatJSON)
 	cmd.Flags().BoolVar(&topic, "topic", false, "NAME must be a topic or pattern")
 	cmd.Flags().BoolVar(&queue, "queue", false, "NAME must be a queue")
 	cmd.MarkFlagsMutuallyExclusive("topic", "queue")
+	addCredentialFlag(cmd, &credential)
 	return cmd
 }
 
-// subscribe prints the Server-Sent Events at u until ctx ends.
-func subscribe(ctx context.Context, u, name, format string) error {
+// subscribe prints the Server-Sent Events at u until ctx ends; auth is the
+// Authorization header, if any.
+func subscribe(ctx context.Context, u, name, format, auth string) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
 	if err != nil {
 		return err
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

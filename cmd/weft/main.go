@@ -68,8 +68,8 @@ directory) or to the controller (--controller URL or DIR).`,
 		newVersionCmd(),
 		newSiteCmd(), newDemoCmd(), newStatusCmd(), newApplyCmd(),
 		newTokenCmd(), newLinkCmd(), newRevocationCmd(), newListenerCmd(), newConnectorCmd(),
-		newTopicCmd(), newQueueCmd(), newSubscriptionCmd(), newPublishCmd(), newSubscribeCmd(),
-		newBridgeCmd(),
+		newTopicCmd(), newQueueCmd(), newSubscriptionCmd(), newPublishCmd(), newSubscribeCmd(), newCredentialCmd(),
+		newBridgeCmd(), newOrgCmd(), newPolicyCmd(),
 		newControllerCmd(), newIntentCmd(), newPlanCmd(),
 	)
 	return root

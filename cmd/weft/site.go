@@ -75,6 +75,8 @@ admin API (admin.addr) and event API (events.addr) and the admin credential
 	f.StringVar(&o.Name, "name", "", "site name (required on first start; must match afterwards)")
 	f.StringVar(&o.AdminAddr, "admin", "127.0.0.1:0", "admin API address (port 0 picks a free port, written to DATA/admin.addr)")
 	f.StringVar(&o.EventsAddr, "events", "127.0.0.1:0", "event API address: CloudEvents over HTTP (port 0 picks a free port, written to DATA/events.addr)")
+	f.StringVar(&o.EventsAuth, "events-auth", site.EventsAuthAuto, "when the event API requires a credential (see weft credential create): auto (when it listens beyond loopback), on or off")
+	run.RegisterFlagCompletionFunc("events-auth", cobra.FixedCompletions([]string{site.EventsAuthAuto, site.EventsAuthOn, site.EventsAuthOff}, cobra.ShellCompDirectiveNoFileComp))
 	f.StringVar(&o.LinkListen, "link-listen", "127.0.0.1:0", "address that accepts links from other sites")
 	f.StringSliceVar(&o.Advertise, "advertise", nil, "link addresses put into tokens (default: the link listener's)")
 	f.DurationVar(&o.Link.HeartbeatInterval, "heartbeat", 500*time.Millisecond, "link heartbeat interval")

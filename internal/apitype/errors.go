@@ -27,8 +27,8 @@ const (
 	CodeBadSubject         = "BadSubject"         // a topic or queue name or pattern breaks the rules
 	CodeBadLastEventID     = "BadLastEventID"     // Last-Event-ID is not an event seq
 	CodeLinkRefused        = "LinkRefused"        // the token was refused or cannot be redeemed
-	CodeUnauthorized       = "Unauthorized"       // no or a wrong bearer token
-	CodeForbidden          = "Forbidden"          // the token's role may only read
+	CodeUnauthorized       = "Unauthorized"       // no or a wrong bearer token (or event credential)
+	CodeForbidden          = "Forbidden"          // the token or credential does not allow this
 	CodeNotFound           = "NotFound"           // no such object or path
 	CodeParentNotFound     = "ParentNotFound"     // the object's parent does not exist
 	CodeNoConsumer         = "NoConsumer"         // a queue has no consumer anywhere reachable

@@ -82,6 +82,29 @@ func Match(pattern, subject string) bool {
 	}
 }
 
+// Covers reports whether permission pattern have allows everything that
+// pattern want can name: every subject that matches want matches have. For a
+// subject without wildcards it is Match. A credential allowed "orders.>" may
+// subscribe to "orders.*.created" but not to ">" or "orders" (which '>' does
+// not match: it needs at least one token). Both must be valid patterns.
+func Covers(have, want string) bool {
+	for {
+		ht, hrest, hmore := strings.Cut(have, ".")
+		wt, wrest, wmore := strings.Cut(want, ".")
+		switch {
+		case ht == ">":
+			return true // want has at least this one token left
+		case wt == ">":
+			return false // want reaches any depth; only '>' covers that
+		case ht != "*" && ht != wt:
+			return false // a literal covers only itself, never '*'
+		case !hmore || !wmore:
+			return hmore == wmore
+		}
+		have, want = hrest, wrest
+	}
+}
+
 // Kind tells topics (multicast) from queues (anycast). Names of the two are
 // separate spaces.
 type Kind byte

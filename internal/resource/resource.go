@@ -455,8 +455,12 @@ func decodeOne(doc []byte) (*Decoded, error) {
 		obj = &Subscription{}
 	case KindBridge:
 		obj = &Bridge{}
+	case KindAddressExport:
+		obj = &AddressExport{}
+	case KindAddressImport:
+		obj = &AddressImport{}
 	default:
-		return nil, invalid("kind", "%q is not one of Listener, Connector, Link, AccessToken, Topic, Queue, Subscription, Bridge", tm.Kind)
+		return nil, invalid("kind", "%q is not one of Listener, Connector, Link, AccessToken, Topic, Queue, Subscription, Bridge, AddressExport, AddressImport", tm.Kind)
 	}
 	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)

@@ -24,6 +24,7 @@ const (
 	MaxConnectors    = 4096    // connectors per record
 	MaxInterests     = 4096    // interests per record
 	MaxRecordSize    = 1 << 20 // bytes of the encoded record
+	MaxPolicyLen     = 1 << 16 // bytes of Record.Policy
 	recordVersion    = 2
 	minLinkSize      = 16 + 1 + 1 // peer, cost, rtt
 	minConnectorSize = 2 + 1 + 1  // address (>= 1 byte), protocol, capacity
@@ -94,6 +95,11 @@ type Record struct {
 	// stream encryption (internal/seal); zero when the site has none. The
 	// router only carries it; the signature authenticates it.
 	SealKey [SealKeyLen]byte
+	// Policy is the site's organisation certificate and address policy,
+	// encoded by package policy; the router only carries it, signed with
+	// the rest. Empty for a site without one, and then not encoded at
+	// all, so such a record is what it was before policies.
+	Policy []byte
 	// Sig is the origin's signature, made by [Record.Sign].
 	Sig [ed25519.SignatureSize]byte
 }
@@ -188,6 +194,9 @@ func (r *Record) Validate() error {
 			return err
 		}
 	}
+	if len(r.Policy) > MaxPolicyLen {
+		return invalid("policy is %d bytes, limit %d", len(r.Policy), MaxPolicyLen)
+	}
 	if n := r.encodedSize(); n > MaxRecordSize {
 		return invalid("encoded size %d bytes, limit %d", n, MaxRecordSize)
 	}
@@ -254,6 +263,9 @@ func (r *Record) encodedSize() int {
 	for _, s := range r.Interests {
 		n += stringLen(s)
 	}
+	if len(r.Policy) > 0 {
+		n += uvarintLen(uint64(len(r.Policy))) + len(r.Policy)
+	}
 	return n + 1 + r.sealKeyLen()
 }
 
@@ -306,7 +318,12 @@ func (r *Record) appendBody(b []byte) []byte {
 		b = appendString(b, s)
 	}
 	b = append(b, byte(r.sealKeyLen()))
-	return append(b, r.SealKey[:r.sealKeyLen()]...)
+	b = append(b, r.SealKey[:r.sealKeyLen()]...)
+	if len(r.Policy) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(r.Policy)))
+		b = append(b, r.Policy...)
+	}
+	return b
 }
 
 func appendString(b []byte, s string) []byte {
@@ -370,6 +387,17 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 		}
 	case n != 0:
 		d.fail("seal key of %d bytes, want 0 or %d", n, SealKeyLen)
+	}
+	// The policy is there when more than the signature is left.
+	if d.err == nil && len(d.b) > len(out.Sig) {
+		n := d.uvarint("policy length", MaxPolicyLen)
+		if d.err == nil && (n == 0 || n > uint64(len(d.b))) {
+			d.err = invalid("policy of %d bytes, %d left", n, len(d.b))
+		}
+		if d.err == nil {
+			out.Policy = d.b[:n:n]
+			d.b, d.off = d.b[n:], d.off+int(n)
+		}
 	}
 	d.fixed(out.Sig[:], "signature")
 	if d.err != nil {

@@ -161,7 +161,10 @@ func TestRecordDecodeErrors(t *testing.T) {
 		{"truncated signature", cat(header(0), uv(0), uv(0), uv(0), make([]byte, 63)), "truncated reading signature"},
 		{"truncated site", enc[:10], "truncated reading site ID"},
 		{"truncated everywhere", enc[:len(enc)-1], "truncated"},
-		{"trailing bytes", append(bytes.Clone(enc), 0), "1 trailing bytes"},
+		// More than a signature after the interests is a policy section;
+		// this one's length (the unsigned sample's first signature byte)
+		// is zero.
+		{"trailing bytes", append(bytes.Clone(enc), 0), "policy of 0 bytes"},
 		{"seq overflows", cat([]byte{recordVersion}, site[:], key, bytes.Repeat([]byte{0xff}, 10), []byte{1}), "seq overflows 64 bits"},
 		{"name length over limit", header(254), "name is 254 bytes, limit 253"},
 		{"name longer than input", append(header(5), "ab"...), "truncated reading name (5 bytes, 2 left)"},

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/ed25519"
 	"fmt"
@@ -172,6 +173,23 @@ func (r *Router) SetSealKey(key [SealKeyLen]byte) {
 	r.local.SealKey = key
 	r.local.Seq = inc(r.local.Seq)
 	r.originate()
+}
+
+// SetPolicy sets the policy section of the site's record (opaque here;
+// package policy encodes it) and announces the record when it changed.
+func (r *Router) SetPolicy(p []byte) error {
+	if bytes.Equal(p, r.local.Policy) {
+		return nil
+	}
+	next := r.local
+	next.Policy = slices.Clone(p)
+	next.Seq = inc(next.Seq)
+	if err := next.Validate(); err != nil {
+		return fmt.Errorf("routing: own record of %s: %w", r.self, err)
+	}
+	r.local = next
+	r.originate()
+	return nil
 }
 
 func inc(seq uint64) uint64 {
@@ -348,7 +366,8 @@ func (r *Router) changed() {
 func sameRecord(a, b *Record) bool {
 	return a.Site == b.Site && a.Key == b.Key && a.Sig == b.Sig && a.Name == b.Name && a.Seq == b.Seq &&
 		slices.Equal(a.Links, b.Links) && slices.Equal(a.Connectors, b.Connectors) &&
-		slices.Equal(a.Interests, b.Interests) && a.SealKey == b.SealKey
+		slices.Equal(a.Interests, b.Interests) && a.SealKey == b.SealKey &&
+		bytes.Equal(a.Policy, b.Policy)
 }
 
 // Ready returns the messages to send and whether the table may have

@@ -133,6 +133,8 @@ func (s *Site) adminHandler() http.Handler {
 	}
 	maps.Copy(api, s.eventRoutes())
 	maps.Copy(api, s.bridgeRoutes())
+	maps.Copy(api, s.eventCredentialRoutes())
+	maps.Copy(api, s.policyRoutes())
 	for pattern, h := range api {
 		mux.Handle(pattern, s.authed(h))
 	}
@@ -467,6 +469,10 @@ func (s *Site) applyOne(ctx context.Context, obj any) (name, result string, err 
 		return o.GetName(), createdOr(old != nil), s.putEventObject(o)
 	case *resource.Bridge:
 		return s.applyBridge(v)
+	case *resource.AddressExport, *resource.AddressImport:
+		o := obj.(object)
+		result, err := s.putRule(o)
+		return o.GetName(), result, err
 	case *resource.AccessToken:
 		l := resource.Link{Spec: resource.LinkSpec{Token: v}}
 		if err := l.Default(); err != nil {

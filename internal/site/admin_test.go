@@ -23,6 +23,8 @@ func FuzzDecodeObject(f *testing.F) {
 	f.Add(uint8(4), []byte(`{"spec":{"topic":"orders.>","sink":"http://127.0.0.1:9/","retry":5,"backoffDelay":"1s"}}`))
 	f.Add(uint8(0), []byte(`[[[[`))
 	f.Add(uint8(5), []byte(`{"spec":{"cost":10,"token":{"spec":{"id":"a","secret":"b","issuerID":"00112233445566778899aabbccddeeff","issuerName":"b","addresses":["127.0.0.1:1"],"ca":"x"}}}}`))
+	f.Add(uint8(6), []byte(`{"spec":{"address":"orders.>","organisations":["7d793037a0760186574b0282f2f435e7"]}}`))
+	f.Add(uint8(7), []byte(`{"spec":{"address":"inventory","organisations":["00000000000000000000000000000000"]}}`))
 	kinds := []func() object{
 		func() object { return &resource.Connector{} },
 		func() object { return &resource.Listener{} },
@@ -30,6 +32,8 @@ func FuzzDecodeObject(f *testing.F) {
 		func() object { return &resource.Queue{} },
 		func() object { return &resource.Subscription{} },
 		func() object { return &resource.Link{} },
+		func() object { return &resource.AddressExport{} },
+		func() object { return &resource.AddressImport{} },
 	}
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
 		newObj := kinds[int(kind)%len(kinds)]

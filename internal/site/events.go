@@ -46,7 +46,8 @@ func (s *Site) initEvents() error {
 		return err
 	}
 	b, err := broker.New(broker.Config{Self: s.id, Net: eventNet{s}, Store: st, Logger: s.log, Registry: s.metrics.Registry,
-		MaxInterests: s.opts.Events.MaxInterests, MaxSubscriptions: s.opts.Events.MaxSubscriptions, MaxSubscriptionsPerClient: s.opts.Events.MaxSubscriptionsPerClient})
+		MaxInterests: s.opts.Events.MaxInterests, MaxSubscriptions: s.opts.Events.MaxSubscriptions, MaxSubscriptionsPerClient: s.opts.Events.MaxSubscriptionsPerClient,
+		Authorize: s.authorizeEvents})
 	if err != nil {
 		st.Close()
 		return err
@@ -59,6 +60,14 @@ func (s *Site) initEvents() error {
 	if err != nil {
 		st.Close()
 		return fmt.Errorf("event listener: %w", err)
+	}
+	if s.evAuth.required, err = eventsAuthRequired(s.opts.EventsAuth, ln.Addr()); err != nil {
+		ln.Close()
+		st.Close()
+		return err
+	}
+	if !s.evAuth.required && s.opts.EventsAuth == EventsAuthOff && !ln.Addr().(*net.TCPAddr).IP.IsLoopback() {
+		s.log.Warn("the event API listens beyond loopback without credentials (--events-auth off): anyone who reaches it may publish and subscribe", "events", ln.Addr().String())
 	}
 	if err := writeFileAtomic(filepath.Join(s.opts.DataDir, eventsAddrFile), []byte(ln.Addr().String()), 0o644); err != nil {
 		ln.Close()

@@ -95,7 +95,10 @@ func (s *Site) runSession(c *tls.Conn, pc *peerConn, cost uint32) *refusal {
 		if err != nil {
 			break
 		}
-		s.goFunc(func() { s.handleStream(st) })
+		s.mu.Lock()
+		peer := pc.peer // set under mu when the link came up
+		s.mu.Unlock()
+		s.goFunc(func() { s.handleStream(st, peer) })
 	}
 	hsTimer.Stop()
 	pc.sess.Close()

@@ -106,6 +106,9 @@ func (s *Site) setLocal() {
 		s.metrics.LimitRefusals.WithLabelValues("record").Inc()
 		s.log.Error("site record over the routing limits; the network keeps the previous one: remove connectors or subscriptions", "err", err)
 	}
+	if err := s.router.SetPolicy(s.policyRecord()); err != nil {
+		s.log.Error("site record with the address policy over the routing limits; the network keeps the previous one: remove exports or imports", "err", err)
+	}
 }
 
 // routerReady publishes what the router produced.
@@ -113,7 +116,7 @@ func (s *Site) routerReady() {
 	rd := s.router.Ready()
 	s.router.Advance()
 	if rd.TableChanged {
-		t := s.router.Table()
+		t := s.restrict(s.router.Table())
 		s.table.Store(t)
 		s.metrics.RoutingSites.Set(float64(len(t.Sites())))
 		s.svc.TableChanged()
@@ -170,18 +173,23 @@ func (s *Site) OpenStream(ctx context.Context, h *forward.Header) (*link.Stream,
 
 // handleStream serves a stream a neighbour opened: delivered here if this
 // site is its last segment, else relayed to the next segment.
-func (s *Site) handleStream(st *link.Stream) {
-	forward.Serve(s.ctx, s.id, st, forward.LinksFunc(s.session), s.deliverStream)
+// peer is the neighbour it came from, as its link hello proved.
+func (s *Site) handleStream(st *link.Stream, peer siteid.ID) {
+	forward.Serve(s.ctx, s.id, st, forward.LinksFunc(s.session), func(st *link.Stream, h *forward.Header) { s.deliverStream(st, h, peer) })
 }
 
 // deliverStream hands a stream whose path ends here to the subsystem its
-// kind names.
-func (s *Site) deliverStream(st *link.Stream, h *forward.Header) {
+// kind names; a service stream must pass the address policy first.
+func (s *Site) deliverStream(st *link.Stream, h *forward.Header, peer siteid.ID) {
 	switch h.Kind {
 	case forward.KindTCP:
-		s.deliverSealed(st, h, s.svc.ServeStream)
+		if s.admitStream(st, h, peer) {
+			s.deliverSealed(st, h, s.svc.ServeStream)
+		}
 	case forward.KindHTTP:
-		s.deliverSealed(st, h, s.svc.ServeHTTPStream)
+		if s.admitStream(st, h, peer) {
+			s.deliverSealed(st, h, s.svc.ServeHTTPStream)
+		}
 	case forward.KindEvent:
 		s.serveEventStream(st, h)
 	default:

@@ -13,7 +13,7 @@
 //     loops. It is held only for map operations, never across I/O or a call
 //     into another subsystem.
 //
-// peerConn.mu and dialer.mu are leaves, taken alone.
+// peerConn.mu, dialer.mu and sitePolicy.mu are leaves, taken alone.
 //
 // What the data path reads is published through atomic pointers and read
 // without locks: the state as last saved (st), the cheapest session to each
@@ -70,6 +70,9 @@ type Options struct {
 	// Events limits what clients of the event API may hold; zero fields
 	// take the broker's defaults.
 	Events EventLimits
+	// EventsAuth says when the event API requires a credential:
+	// EventsAuthAuto (the default), EventsAuthOn or EventsAuthOff.
+	EventsAuth string
 }
 
 // EventLimits bound what clients of the event API can make a site hold.
@@ -139,6 +142,10 @@ type Site struct {
 	eventObjMu sync.Mutex
 	// bridges runs the event bridges to brokers (bridges.go).
 	bridges *bridge.Manager
+	// evAuth decides who may use the event API (eventauth.go).
+	evAuth eventAuth
+	// pol is the address policy across organisations (policy.go).
+	pol *sitePolicy
 
 	ctx    context.Context // the Run context: ends every goroutine
 	cancel context.CancelFunc
@@ -204,6 +211,7 @@ func New(opts Options) (s *Site, err error) {
 	if err := s.initSeal(); err != nil {
 		return nil, err
 	}
+	s.pol = newSitePolicy(s.metrics.Registry)
 	s.svc = service.NewManager(service.Config{
 		Self: s.id, Net: serviceNet{s}, Metrics: s.metrics, Logger: s.log,
 	})

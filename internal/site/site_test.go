@@ -48,8 +48,16 @@ func startSite(t *testing.T, name string) *testSite {
 
 func startSiteIn(t *testing.T, name, dir string) *testSite {
 	t.Helper()
+	return startSiteWith(t, Options{Name: name, DataDir: dir})
+}
+
+// startSiteWith starts a site with opts, logging to a buffer.
+func startSiteWith(t *testing.T, opts Options) *testSite {
+	t.Helper()
 	log := &logbuf.Buffer{}
-	s, err := New(Options{Name: name, DataDir: dir, Logger: slog.New(slog.NewTextHandler(log, nil))})
+	name, dir := opts.Name, opts.DataDir
+	opts.Logger = slog.New(slog.NewTextHandler(log, nil))
+	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

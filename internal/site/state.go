@@ -53,6 +53,13 @@ type state struct {
 	// kept so a revoked site stays out across restarts.
 	Revocations []string             `json:"revocations,omitempty"`
 	Connectors  []resource.Connector `json:"connectors,omitempty"`
+	// EventCredentials may use the event API (eventauth.go).
+	EventCredentials []eventCredential `json:"eventCredentials,omitempty"`
+	// OrgCert is this site's organisation certificate (PEM), and Exports
+	// and Imports its address policy across organisations (policy.go).
+	OrgCert string                   `json:"orgCert,omitempty"`
+	Exports []resource.AddressExport `json:"exports,omitempty"`
+	Imports []resource.AddressImport `json:"imports,omitempty"`
 }
 
 type outboundLink struct {

@@ -95,6 +95,14 @@ type Config struct {
 	// Clock is where the broker reads time and sets timers (expiry,
 	// lingering interest, retries, polling); nil is the real clock.
 	Clock clock.WithTickerAndDelayedExecution
+	// Authorize decides whether the holder of credential (a request's
+	// bearer token, "" without one) may have access to subject: a subject
+	// to publish to, or a pattern or queue to subscribe to. It returns nil,
+	// or an error wrapping ErrUnauthenticated or ErrForbidden that says
+	// why. It is called on every publish and subscription request, so it
+	// must be quick and must not call into the broker. Nil leaves the
+	// event API open.
+	Authorize func(credential string, access Access, subject string) error
 }
 
 // Broker is one site's event mesh engine.
@@ -157,19 +165,22 @@ type metrics struct {
 	// entry crossing a link once for all destinations beyond it, this
 	// is what a topic costs a link.
 	hopFrames *prometheus.CounterVec
+	// authRefused counts requests refused for their credential.
+	authRefused *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
 	m := metrics{
-		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_published_total", Help: "Events accepted from publishers at this site."}, []string{"delivery"}),
-		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_delivered_total", Help: "Events handed to local subscribers."}, []string{"kind"}),
-		dropped:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_dropped_total", Help: "Volatile events dropped, by reason."}, []string{"reason"}),
-		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_forwarded_total", Help: "Event frames sent to other sites."}, []string{"delivery"}),
-		hopFrames: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_persisted_frames_total", Help: "Persisted event frames sent to each neighbour (site ID)."}, []string{"neighbour"}),
-		refused:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_refused_total", Help: "Subscriptions and publishes refused at a limit, by limit."}, []string{"limit"}),
+		published:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_published_total", Help: "Events accepted from publishers at this site."}, []string{"delivery"}),
+		delivered:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_delivered_total", Help: "Events handed to local subscribers."}, []string{"kind"}),
+		dropped:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_dropped_total", Help: "Volatile events dropped, by reason."}, []string{"reason"}),
+		forwarded:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_forwarded_total", Help: "Event frames sent to other sites."}, []string{"delivery"}),
+		hopFrames:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_persisted_frames_total", Help: "Persisted event frames sent to each neighbour (site ID)."}, []string{"neighbour"}),
+		refused:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_refused_total", Help: "Subscriptions and publishes refused at a limit, by limit."}, []string{"limit"}),
+		authRefused: newAuthRefused(),
 	}
 	if reg != nil {
-		reg.MustRegister(m.published, m.delivered, m.dropped, m.forwarded, m.hopFrames, m.refused)
+		reg.MustRegister(m.published, m.delivered, m.dropped, m.forwarded, m.hopFrames, m.refused, m.authRefused)
 	}
 	return m
 }

@@ -52,6 +52,8 @@ var errorTable = []struct {
 	{ErrTooManyInterests, apitype.CodeTooManyInterests, 60},
 	{ErrBackPressure, apitype.CodeBackPressure, 5},
 	{ErrConsumerBehind, apitype.CodeConsumerBehind, 5},
+	{ErrUnauthenticated, apitype.CodeUnauthorized, 0},
+	{ErrForbidden, apitype.CodeForbidden, 0},
 }
 
 func toAPIError(err error) apiError {
@@ -171,6 +173,9 @@ func (b *Broker) servePublish(w http.ResponseWriter, r *http.Request, kind event
 		writeError(w, err)
 		return
 	}
+	if !b.authorize(w, r, Publish, name) {
+		return
+	}
 	if err := b.checkKind(name, kind, explicit); err != nil {
 		writeError(w, err)
 		return
@@ -217,6 +222,10 @@ func (b *Broker) serveEvents(w http.ResponseWriter, r *http.Request, kind events
 	pattern := r.PathValue("name")
 	if err := events.ValidatePattern(pattern); err != nil {
 		writeError(w, err)
+		return
+	}
+	// A queue's consumer subscribes too: consuming is subscribing.
+	if !b.authorize(w, r, Subscribe, pattern) {
 		return
 	}
 	if err := b.checkKind(pattern, kind, explicit); err != nil {

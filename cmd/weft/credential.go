@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"weft.dev/weft/internal/apitype"
+)
+
+var credentialKind = kind[apitype.EventCredentialView]{
+	name: "credential", collection: "event-credentials",
+	itemName: func(c apitype.EventCredentialView) string { return c.Name },
+	header: func(wide bool) []any {
+		h := []any{"NAME", "STATE", "PUBLISH", "SUBSCRIBE", "EXPIRES"}
+		if wide {
+			h = append(h, "CREATED")
+		}
+		return h
+	},
+	row: func(c apitype.EventCredentialView, wide bool) []any {
+		exp := "never"
+		if c.Expires != nil {
+			exp = c.Expires.Local().Format(time.DateTime)
+		}
+		r := []any{c.Name, c.State, orDash(strings.Join(c.Publish, ",")), orDash(strings.Join(c.Subscribe, ",")), exp}
+		if wide {
+			r = append(r, c.Created.Local().Format(time.DateTime))
+		}
+		return r
+	},
+}
+
+func newCredentialCmd() *cobra.Command {
+	var (
+		req     apitype.EventCredentialRequest
+		expires time.Duration
+		format  string
+	)
+	create := &cobra.Command{
+		Use:   "create NAME [--publish PATTERN]... [--subscribe PATTERN]... [--expires DURATION]",
+		Short: "Create a credential for the event API; its secret is printed once",
+		Long: `Create a bearer credential for this site's event API, allowed to publish to the
+subjects its --publish patterns cover and to subscribe to (or consume) what its
+--subscribe patterns cover ('*' one token, '>' the rest). The secret goes to
+stdout and is shown only now: the site keeps its hash. Clients pass it with
+'weft publish|subscribe --credential SECRET' (or WEFT_EVENTS_CREDENTIAL), or
+as the header 'Authorization: Bearer SECRET'.`,
+		Example: `  weft --site ~/weft/east credential create shop --publish 'orders.>' > shop.cred
+  weft --site ~/weft/east credential create audit --subscribe 'orders.*' --subscribe jobs --expires 720h`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := siteClient()
+			if err != nil {
+				return err
+			}
+			req.Name = args[0]
+			if expires > 0 {
+				req.Expires = expires.String()
+			}
+			var got apitype.EventCredentialCreated
+			if err := c.json(cmd.Context(), "POST", "/v1/event-credentials", req, &got); err != nil {
+				return err
+			}
+			if format != formatTable {
+				return output(g.stdout, format, got, nil)
+			}
+			fmt.Fprintln(g.stdout, got.Secret)
+			fmt.Fprintf(g.stderr, "credential/%s created: its secret (above) is shown only now; pass it with --credential or WEFT_EVENTS_CREDENTIAL\n", got.Name)
+			return nil
+		},
+	}
+	f := create.Flags()
+	f.StringArrayVar(&req.Publish, "publish", nil, "a topic or queue pattern the credential may publish to (repeatable)")
+	f.StringArrayVar(&req.Subscribe, "subscribe", nil, "a topic pattern or queue the credential may subscribe to (repeatable)")
+	f.DurationVar(&expires, "expires", 0, "how long the credential is valid (default: until deleted)")
+	create.MarkFlagsOneRequired("publish", "subscribe")
+	addOutputFlag(create, &format, formatTable, formatJSON, formatYAML)
+	return group(&cobra.Command{
+		Use:   "credential",
+		Short: "Credentials that let clients publish and subscribe at this site's event API",
+		Example: `  weft --site ~/weft/east credential create shop --publish 'orders.>'
+  weft --site ~/weft/east credential list
+  weft --site ~/weft/east credential delete shop`,
+	}, create,
+		listCmd(credentialKind, `  weft --site ~/weft/east credential list -o wide`),
+		deleteCmd(credentialKind, "Delete credentials: requests with them are refused from then on", `  weft --site ~/weft/east credential delete shop`))
+}
+
+// addCredentialFlag adds --credential, the event API credential of publish
+// and subscribe, into p: the secret, or @FILE to read it from a file.
+func addCredentialFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVar(p, "credential", os.Getenv("WEFT_EVENTS_CREDENTIAL"),
+		"event API credential (from weft credential create): the secret or @FILE (env WEFT_EVENTS_CREDENTIAL); needed where the event API listens beyond loopback")
+}
+
+// authorization is the Authorization header for credential (the flag's
+// value), or "" without one.
+func authorization(credential string) (string, error) {
+	if file, ok := strings.CutPrefix(credential, "@"); ok {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--credential: %w", err)
+		}
+		credential = string(b)
+	}
+	if credential = strings.TrimSpace(credential); credential == "" {
+		return "", nil
+	}
+	if strings.ContainsFunc(credential, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return "", errors.New("--credential: a secret is one word of printable ASCII, as `weft credential create` prints it; check the file or variable it came from")
+	}
+	return "Bearer " + credential, nil
+}

@@ -1,0 +1,42 @@
+package apitype
+
+import "time"
+
+// EventCredentialRequest is the body of POST /v1/event-credentials: a
+// bearer credential for the event API, allowed to publish to the subjects
+// its Publish patterns cover and to subscribe to the patterns and queues its
+// Subscribe patterns cover ('*' one token, '>' the rest).
+type EventCredentialRequest struct {
+	Name      string   `json:"name"`
+	Publish   []string `json:"publish,omitempty"`
+	Subscribe []string `json:"subscribe,omitempty"`
+	// Expires is how long the credential is valid, a Go duration; empty
+	// for no expiry.
+	Expires string `json:"expires,omitempty"`
+}
+
+// EventCredentialView is a credential without its secret: GET
+// /v1/event-credentials.
+type EventCredentialView struct {
+	Name      string     `json:"name"`
+	Publish   []string   `json:"publish"`
+	Subscribe []string   `json:"subscribe"`
+	Created   time.Time  `json:"created"`
+	Expires   *time.Time `json:"expires,omitempty"`
+	// State is active or expired.
+	State string `json:"state"`
+}
+
+// Event credential states.
+const (
+	CredentialActive  = "active"
+	CredentialExpired = "expired"
+)
+
+// EventCredentialCreated answers POST /v1/event-credentials. Secret is the
+// bearer token: the site keeps only its hash, so this is the one time it is
+// shown.
+type EventCredentialCreated struct {
+	EventCredentialView
+	Secret string `json:"secret"`
+}

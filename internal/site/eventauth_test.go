@@ -1,0 +1,245 @@
+package site
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"weft.dev/weft/internal/apitype"
+	"weft.dev/weft/internal/events"
+	"weft.dev/weft/internal/events/broker"
+)
+
+// eventRequest sends a publish (POST) or opens a subscription (GET) at the
+// site's event API over TCP with the bearer credential cred, and returns
+// the status and the WWW-Authenticate header.
+func (s *testSite) eventRequest(method, path, cred string) (int, string) {
+	s.t.Helper()
+	_, port, _ := net.SplitHostPort(s.EventsAddr().String())
+	req, err := http.NewRequest(method, "http://127.0.0.1:"+port+path, strings.NewReader("x"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for k, v := range map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/t", "ce-type": "t"} {
+		req.Header.Set(k, v)
+	}
+	if cred != "" {
+		req.Header.Set("Authorization", "Bearer "+cred)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if method == "GET" && resp.StatusCode == 200 {
+		// The subscription is served: its first line says so; closing
+		// the body ends it.
+		if line, _ := bufio.NewReader(resp.Body).ReadString('\n'); line != ": subscribed\n" {
+			s.t.Errorf("GET %s: first line %q", path, line)
+		}
+	}
+	return resp.StatusCode, resp.Header.Get("WWW-Authenticate")
+}
+
+func (s *testSite) createCredential(req apitype.EventCredentialRequest) apitype.EventCredentialCreated {
+	s.t.Helper()
+	var c apitype.EventCredentialCreated
+	if code, errCode := s.api("POST", "/v1/event-credentials", req, &c); code != 200 {
+		s.t.Fatalf("create credential %s: %d %s", req.Name, code, errCode)
+	}
+	return c
+}
+
+// TestEventCredentials: a site whose event API listens beyond loopback
+// (auto) answers a publish or subscription without a credential with 401
+// and a Bearer challenge, one outside the credential's patterns with 403,
+// and serves one inside them; a deleted or expired credential is a 401
+// again. The secret is shown once and the state keeps only its hash.
+func TestEventCredentials(t *testing.T) {
+	s := startSiteWith(t, Options{Name: "a", DataDir: t.TempDir(), EventsAddr: "0.0.0.0:0"})
+	orders := s.createCredential(apitype.EventCredentialRequest{Name: "orders", Publish: []string{"orders.>"}, Subscribe: []string{"orders.*", "jobs"}})
+	if !strings.HasPrefix(orders.Secret, credentialPrefix) || len(orders.Secret) < len(credentialPrefix)+43 || orders.State != apitype.CredentialActive {
+		t.Fatalf("created %+v", orders)
+	}
+	for _, tc := range []struct {
+		method, path, cred string
+		status             int
+		challenge          string
+	}{
+		{"POST", "/v1/topics/orders.created", "", 401, `Bearer realm="weft-events"`},
+		{"POST", "/v1/topics/orders.created", "weftev_wrong", 401, `Bearer realm="weft-events"`},
+		{"POST", "/v1/topics/payments.made", orders.Secret, 403, `Bearer realm="weft-events", error="insufficient_scope"`},
+		{"POST", "/v1/topics/orders.created", orders.Secret, 202, ""},
+		{"GET", "/v1/topics/orders.*/events", "", 401, `Bearer realm="weft-events"`},
+		{"GET", "/v1/topics/orders.>/events", orders.Secret, 403, `Bearer realm="weft-events", error="insufficient_scope"`},
+		{"GET", "/v1/topics/orders.*/events", orders.Secret, 200, ""},
+		{"GET", "/v1/queues/jobs/events", orders.Secret, 200, ""},
+	} {
+		if got, ch := s.eventRequest(tc.method, tc.path, tc.cred); got != tc.status || ch != tc.challenge {
+			t.Errorf("%s %s with %q: %d %q, want %d %q", tc.method, tc.path, tc.cred, got, ch, tc.status, tc.challenge)
+		}
+	}
+	for _, c := range s.state().EventCredentials {
+		if strings.Contains(fmt.Sprint(c), orders.Secret) || c.Hash != hashSecret(orders.Secret) {
+			t.Errorf("the state keeps %+v", c)
+		}
+	}
+	var l apitype.List[apitype.EventCredentialView]
+	if s.api("GET", "/v1/event-credentials", nil, &l); len(l.Items) != 1 || l.Items[0].Name != "orders" || l.Items[0].Publish[0] != "orders.>" {
+		t.Errorf("list: %+v", l.Items)
+	}
+	if code, errCode := s.api("POST", "/v1/event-credentials", apitype.EventCredentialRequest{Name: "orders", Publish: []string{"x"}}, nil); code != 409 || errCode != apitype.CodeAlreadyExists {
+		t.Errorf("second credential of one name: %d %s", code, errCode)
+	}
+	if code, _ := s.api("DELETE", "/v1/event-credentials/orders", nil, nil); code != 204 {
+		t.Errorf("delete: %d", code)
+	}
+	if code, errCode := s.api("DELETE", "/v1/event-credentials/orders", nil, nil); code != 404 || errCode != apitype.CodeNotFound {
+		t.Errorf("delete again: %d %s", code, errCode)
+	}
+	if got, _ := s.eventRequest("POST", "/v1/topics/orders.created", orders.Secret); got != 401 {
+		t.Errorf("publish with a deleted credential: %d", got)
+	}
+	soon := s.createCredential(apitype.EventCredentialRequest{Name: "soon", Publish: []string{">"}, Expires: "1ns"})
+	if got, _ := s.eventRequest("POST", "/v1/topics/orders.created", soon.Secret); got != 401 {
+		t.Errorf("publish with an expired credential: %d", got)
+	}
+	if s.api("GET", "/v1/event-credentials", nil, &l); len(l.Items) != 1 || l.Items[0].State != apitype.CredentialExpired {
+		t.Errorf("list after expiry: %+v", l.Items)
+	}
+}
+
+// TestEventAPIOpenOnLoopback: in auto, an event API on loopback takes
+// anyone, as the demo needs; with on it requires a credential there too.
+func TestEventAPIOpenOnLoopback(t *testing.T) {
+	open := startSite(t, "a")
+	if got, _ := open.eventRequest("POST", "/v1/topics/orders.created", ""); got != 202 {
+		t.Errorf("auto on loopback: %d, want 202", got)
+	}
+	on := startSiteWith(t, Options{Name: "b", DataDir: t.TempDir(), EventsAuth: EventsAuthOn})
+	if got, _ := on.eventRequest("POST", "/v1/topics/orders.created", ""); got != 401 {
+		t.Errorf("on, on loopback: %d, want 401", got)
+	}
+}
+
+func TestEventsAuthRequired(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		ip   string
+		want bool
+		err  bool
+	}{
+		{"", "127.0.0.1", false, false},
+		{"auto", "127.0.0.1", false, false},
+		{"auto", "::1", false, false},
+		{"auto", "0.0.0.0", true, false},
+		{"auto", "::", true, false},
+		{"auto", "10.0.0.5", true, false},
+		{"on", "127.0.0.1", true, false},
+		{"off", "0.0.0.0", false, false},
+		{"yes", "127.0.0.1", false, true},
+	} {
+		got, err := eventsAuthRequired(tc.mode, &net.TCPAddr{IP: net.ParseIP(tc.ip)})
+		if got != tc.want || (err != nil) != tc.err {
+			t.Errorf("%q at %s: %v, %v; want %v (error %v)", tc.mode, tc.ip, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// TestEventCredentialRequests: bad requests are refused with the field at
+// fault and the code that says why; the limits answer LimitReached.
+func TestEventCredentialRequests(t *testing.T) {
+	s := startSite(t, "a")
+	many := make([]string, maxCredentialPatterns+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("t%d", i)
+	}
+	for _, tc := range []struct {
+		body any
+		code string
+	}{
+		{`{"name":"x","publish":["a"],"extra":1}`, apitype.CodeInvalid},
+		{apitype.EventCredentialRequest{Name: "Bad Name", Publish: []string{"a"}}, apitype.CodeInvalid},
+		{apitype.EventCredentialRequest{Name: "x"}, apitype.CodeInvalid},
+		{apitype.EventCredentialRequest{Name: "x", Subscribe: []string{"a.>.b"}}, apitype.CodeBadSubject},
+		{apitype.EventCredentialRequest{Name: "x", Publish: []string{"a"}, Expires: "-1h"}, apitype.CodeInvalid},
+		{apitype.EventCredentialRequest{Name: "x", Publish: many}, apitype.CodeLimitReached},
+	} {
+		if code, errCode := s.api("POST", "/v1/event-credentials", tc.body, nil); errCode != tc.code || code != apitype.StatusOf(tc.code) {
+			t.Errorf("%v: %d %s, want %s", tc.body, code, errCode, tc.code)
+		}
+	}
+	defer func(n int) { maxEventCredentials = n }(maxEventCredentials)
+	maxEventCredentials = 2
+	s.createCredential(apitype.EventCredentialRequest{Name: "one", Publish: []string{"a"}})
+	s.createCredential(apitype.EventCredentialRequest{Name: "two", Publish: []string{"a"}})
+	if code, errCode := s.api("POST", "/v1/event-credentials", apitype.EventCredentialRequest{Name: "three", Publish: []string{"a"}}, nil); code != 409 || errCode != apitype.CodeLimitReached {
+		t.Errorf("credential over the limit: %d %s", code, errCode)
+	}
+}
+
+// FuzzEventCredentialRequest feeds POST /v1/event-credentials bodies to
+// the decoder and the validation: whatever is accepted has a valid name,
+// valid patterns within the limit, and an expiry after its creation.
+func FuzzEventCredentialRequest(f *testing.F) {
+	f.Add(`{"name":"orders","publish":["orders.>"],"subscribe":["orders.*"],"expires":"720h"}`)
+	f.Add(`{"name":"x","subscribe":["a.>.b"]}`)
+	f.Add(`{"name":"x","publish":["a"],"expires":"-1s"}`)
+	f.Add(`{"name":"","publish":[]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		var req apitype.EventCredentialRequest
+		r := httptest.NewRequest("POST", "/v1/event-credentials", strings.NewReader(body))
+		if decodeBody(r, &req) != nil {
+			return
+		}
+		now := time.Now()
+		c, err := parseCredentialRequest(req, now)
+		if err != nil {
+			if toAPIError(err).Code == apitype.CodeInternal {
+				t.Fatalf("%s: an error without a code: %v", body, err)
+			}
+			return
+		}
+		if c.Name == "" || len(c.Publish)+len(c.Subscribe) == 0 || len(c.Publish) > maxCredentialPatterns || len(c.Subscribe) > maxCredentialPatterns {
+			t.Fatalf("accepted %s as %+v", body, c)
+		}
+		for _, p := range append(c.Publish, c.Subscribe...) {
+			if events.ValidatePattern(p) != nil {
+				t.Fatalf("accepted pattern %q", p)
+			}
+		}
+		if c.Expires != nil && !c.Expires.After(c.Created) {
+			t.Fatalf("accepted %s expiring at %v, created %v", body, c.Expires, c.Created)
+		}
+	})
+}
+
+// BenchmarkAuthorizeEvents is the cost a credential adds to a publish, at
+// the limits: 1024 credentials of 64 patterns each, the subject covered by
+// the last pattern.
+func BenchmarkAuthorizeEvents(b *testing.B) {
+	s := &Site{}
+	s.evAuth.required = true
+	st := &state{}
+	for i := range maxEventCredentials {
+		c := eventCredential{Name: fmt.Sprintf("c%d", i), Hash: hashSecret(fmt.Sprintf("secret%d", i))}
+		for j := range maxCredentialPatterns {
+			c.Publish = append(c.Publish, fmt.Sprintf("app%d.orders%d.>", i, j))
+		}
+		st.EventCredentials = append(st.EventCredentials, c)
+	}
+	s.st.Store(st)
+	subject := fmt.Sprintf("app7.orders%d.eu.created", maxCredentialPatterns-1)
+	if err := s.authorizeEvents("secret7", broker.Publish, subject); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.authorizeEvents("secret7", broker.Publish, subject)
+	}
+}
