@@ -57,6 +57,23 @@ func openStream(t *testing.T, a, b *testSite) (net.Conn, *bufio.Reader) {
 	return conn, bufio.NewReader(conn)
 }
 
+// streamAcrossLink starts a linked to b and a stream from a's listener to
+// an echo server behind b's connector, which has carried a line.
+func streamAcrossLink(t *testing.T) (a, b *testSite, conn net.Conn, r *bufio.Reader) {
+	a, b = startSite(t, "a"), startSite(t, "b")
+	linkSites(t, a, b)
+	conn, r = openStream(t, a, b)
+	echo(t, conn, r, "before")
+	return a, b, conn, r
+}
+
+// redial closes a's session to b and waits for the link to come back.
+func redial(t *testing.T, a *testSite) {
+	t.Helper()
+	a.liveOutbound("b").sess.Close()
+	waitFor(t, "the link to come back", func() bool { return a.liveOutbound("b") != nil })
+}
+
 func echo(t *testing.T, conn net.Conn, r *bufio.Reader, line string) {
 	t.Helper()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
@@ -84,11 +101,7 @@ func (s *testSite) outboundCert(t *testing.T, name string) string {
 // across it carries on, the issuer admits only the new certificate from
 // then on, and the link's next session comes up with it.
 func TestLinkRotationKeepsStreams(t *testing.T) {
-	a := startSite(t, "a")
-	b := startSite(t, "b")
-	linkSites(t, a, b)
-	conn, r := openStream(t, a, b)
-	echo(t, conn, r, "before")
+	a, b, conn, r := streamAcrossLink(t)
 	old := a.outboundCert(t, "b")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -104,8 +117,7 @@ func TestLinkRotationKeepsStreams(t *testing.T) {
 	echo(t, conn, r, "after the rotation, same stream")
 
 	// The next session uses the new certificate; the old one is refused.
-	a.liveOutbound("b").sess.Close()
-	waitFor(t, "the link to come back with the new certificate", func() bool { return a.liveOutbound("b") != nil })
+	redial(t, a)
 	if _, ref := b.admitPeer(a.ID(), old); ref == nil {
 		t.Error("the issuer still admits the old certificate")
 	}
@@ -136,11 +148,7 @@ func FuzzRotateMessages(f *testing.F) {
 // handshakes get the new one, a stream across an established link carries
 // on, and the link comes back up with it.
 func TestServerCertificateRenewalKeepsStreams(t *testing.T) {
-	a := startSite(t, "a")
-	b := startSite(t, "b")
-	linkSites(t, a, b)
-	conn, r := openStream(t, a, b)
-	echo(t, conn, r, "before")
+	a, b, conn, r := streamAcrossLink(t)
 	presented := func() string {
 		t.Helper()
 		pool, err := poolFromPEM(string(b.ca.CertPEM()))
@@ -164,6 +172,5 @@ func TestServerCertificateRenewalKeepsStreams(t *testing.T) {
 		t.Fatal("the listener still presents the old certificate")
 	}
 	echo(t, conn, r, "after the renewal, same stream")
-	a.liveOutbound("b").sess.Close()
-	waitFor(t, "the link to come back", func() bool { return a.liveOutbound("b") != nil })
+	redial(t, a)
 }
