@@ -15,7 +15,7 @@ out="${TMPDIR:-/tmp}/weft-bench-ab"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
-rm -f "$out"/run*.json
+rm -f "$out"/run*
 for v in ref head; do
 	rev="$ref"
 	[ "$v" = head ] && rev=HEAD
