@@ -15,7 +15,7 @@ out="${TMPDIR:-/tmp}/weft-bench-ab"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
-rm -f "$out"/run*.json
+rm -f "$out"/run*
 for v in ref head; do
 	rev="$ref"
 	[ "$v" = head ] && rev=HEAD
@@ -33,8 +33,15 @@ for i in $(seq "$n"); do
 	[ $((i % 2)) -eq 0 ] && order="head ref"
 	for v in $order; do
 		echo "=== run $i: $v, load $(cut -d' ' -f1 /proc/loadavg)"
-		"$work/bench-tcp" -weft "$work/weft-$v" -weft-revision "$v" -json "$out/run$i-$v.json" 2>/dev/null |
-			sed -n '/metric/,/req\/s/p'
+		# A failed run (a proxy that died, a path that did not come up in
+		# time on a loaded machine) is reported and skipped, not fatal.
+		if ! "$work/bench-tcp" -weft "$work/weft-$v" -weft-revision "$v" -json "$out/run$i-$v.json" \
+			>"$out/run$i-$v.txt" 2>"$out/run$i-$v.log"; then
+			echo "run-tcp-ab: run $i of $v failed; its log ends:" >&2
+			tail -5 "$out/run$i-$v.log" >&2
+			continue
+		fi
+		sed -n '/metric/,/req\/s/p' "$out/run$i-$v.txt"
 	done
 done
 if command -v python3 >/dev/null; then
