@@ -61,6 +61,10 @@ type Config struct {
 	URL *url.URL
 	// Username and Password come from the Bridge's secret file.
 	Username, Password string
+	// From lists the broker sources of the bridge's In entries, each of
+	// which gets a Receive: a module whose broker sends a session's
+	// messages before they are asked for (MQTT) waits for them all.
+	From []string
 	// TLS is set for amqps://, mqtts://, and for kafka:// and nats://
 	// when the secret file names a CA or a client certificate.
 	TLS *tls.Config

@@ -149,6 +149,9 @@ func (m *Manager) newRunner(b resource.Bridge) (*runner, error) {
 		}
 	}
 	cfg := Config{Bridge: b.Name, Site: m.cfg.Site, URL: u}
+	for _, in := range b.Spec.In {
+		cfg.From = append(cfg.From, in.From)
+	}
 	if err := loadSecret(b.Spec.Auth.SecretFile, &Config{URL: u}); err != nil {
 		return nil, err
 	}

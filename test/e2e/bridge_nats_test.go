@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -132,4 +133,67 @@ func (n *natsServer) received(t *testing.T, subject string) []string {
 func TestBridgeNATS(t *testing.T) {
 	n := startNATS(t)
 	testBridge(t, n, "in.plant", "in.plant", "out.weft")
+}
+
+// TestBridgeVolatileNATS: core NATS subjects (no stream captures them)
+// bridge a volatile topic both ways: in, what the site forwards reaches a
+// subscriber at B; out, what is published at B reaches a core subscriber.
+// At most once, so the test publishes while both ends are known to listen.
+func TestBridgeVolatileNATS(t *testing.T) {
+	n := startNATS(t)
+	a, b := startSite(t, "a"), startSite(t, "b")
+	b.linkTo(a)
+	col := b.subscribeSSE(t, "/v1/topics/core.t")
+	var mu sync.Mutex
+	var out []string
+	sub, err := n.nc.Subscribe("core.out", func(m *nats.Msg) {
+		mu.Lock()
+		out = append(out, m.Header.Get("ce-id"))
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	a.weft("bridge", "create", "core", "--broker", n.url(), "--in", "core.in=core.t", "--out", "core.b=core.out")
+	waitFor(t, 15*time.Second, "the bridge to connect", func() bool { return a.bridgeState("core") == "connected" })
+	send := func(id string) {
+		msg := &nats.Msg{Subject: "core.in", Data: []byte(`{}`), Header: nats.Header{
+			"ce-specversion": {"1.0"}, "ce-id": {id}, "ce-source": {"/e2e/core"}, "ce-type": {"e2e.in"}, "Content-Type": {"application/json"}}}
+		if err := n.nc.PublishMsg(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := 0
+	waitFor(t, 20*time.Second, "probes both ways", func() bool {
+		k++
+		send(fmt.Sprint("probe-", k))
+		b.publishBatch("/v1/topics/core.b", []ce{{ID: fmt.Sprint("probe-", k), Source: "/probe", Type: "probe", Data: json.RawMessage(`{}`)}})
+		mu.Lock()
+		defer mu.Unlock()
+		return col.count("e2e.in") > 0 && len(out) > 0
+	})
+	const total = 200
+	for i := range total {
+		send(fmt.Sprint("v-", i))
+	}
+	b.publishBatch("/v1/topics/core.b", batch("v", "/e2e/core", 0, total))
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, _ := distinct(col.ids("e2e.in"), "v-")
+		mu.Lock()
+		var evs []string
+		for _, id := range out {
+			if !strings.HasPrefix(id, "probe-") {
+				evs = append(evs, id)
+			}
+		}
+		mu.Unlock()
+		o, _ := distinct(evs, "")
+		if got == total && o == total {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d in at B, %d out at the subscriber; at A:\n%s", got, total, o, a.weft("bridge", "list", "-o", "wide"))
+		}
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,10 +49,12 @@ type conn struct {
 
 	// mu guards subs: which channel takes the messages of each filter.
 	// The broker may send the session's messages before Receive has
-	// registered its filter: those wait for it (ready).
+	// registered its filter: those wait for every filter of the bridge
+	// (want) to be (ready).
 	mu    sync.Mutex
 	subs  map[string]chan<- *bridge.Message
-	ready chan struct{} // closed once a filter is registered
+	want  int
+	ready chan struct{}
 }
 
 // Dial connects with a persistent session.
@@ -73,7 +76,7 @@ func Dial(ctx context.Context, cfg bridge.Config) (bridge.Conn, error) {
 		}
 		nc = tc
 	}
-	c := &conn{subs: map[string]chan<- *bridge.Message{}, ready: make(chan struct{})}
+	c := &conn{subs: map[string]chan<- *bridge.Message{}, want: len(slices.Compact(slices.Sorted(slices.Values(cfg.From)))), ready: make(chan struct{})}
 	c.c = paho.NewClient(paho.ClientConfig{
 		ClientID:                   clientID(cfg),
 		Conn:                       nc,
@@ -159,7 +162,9 @@ func (c *conn) Receive(ctx context.Context, filter string, out chan<- *bridge.Me
 	select {
 	case <-c.ready:
 	default:
-		close(c.ready)
+		if len(c.subs) >= c.want {
+			close(c.ready)
+		}
 	}
 	c.mu.Unlock()
 	if _, err := c.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}}); err != nil {

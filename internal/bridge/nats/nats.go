@@ -103,7 +103,10 @@ func (c *conn) stream(ctx context.Context, subject string) (string, error) {
 	if ok {
 		return s, nil
 	}
-	s, err := c.js.StreamNameBySubject(ctx, subject)
+	// JetStream's requests need a deadline.
+	lctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	s, err := c.js.StreamNameBySubject(lctx, subject)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrJetStreamNotEnabled),
 		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount), errors.Is(err, nats.ErrNoResponders):
@@ -116,6 +119,10 @@ func (c *conn) stream(ctx context.Context, subject string) (string, error) {
 	c.mu.Unlock()
 	return s, nil
 }
+
+// requestTimeout bounds a request to the server (a stream lookup, a
+// consumer's creation, a flush).
+const requestTimeout = 10 * time.Second
 
 // ackWait is how long JetStream waits for an acknowledgement before it
 // delivers a message again: what a site that was killed had taken comes
@@ -138,7 +145,9 @@ func (c *conn) Receive(ctx context.Context, subject string, out chan<- *bridge.M
 	if stream == "" {
 		return c.receiveCore(ctx, subject, out)
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	cons, err := c.js.CreateOrUpdateConsumer(cctx, stream, jetstream.ConsumerConfig{
 		Durable: consumerName(c.cfg, subject), FilterSubject: subject,
 		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy,
 		MaxAckPending: 4096, AckWait: ackWait,
@@ -245,7 +254,9 @@ func (c *conn) Send(ctx context.Context, subject string, evs []cloudevent.Event)
 		futures = append(futures, f)
 	}
 	if stream == "" {
-		return c.nc.FlushWithContext(ctx)
+		fctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		return c.nc.FlushWithContext(fctx)
 	}
 	for _, f := range futures {
 		select {
