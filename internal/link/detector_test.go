@@ -91,7 +91,7 @@ func TestDeadPeerAdaptive(t *testing.T) {
 		if !errors.Is(s.Err(), ErrPeerDead) {
 			t.Fatalf("err %v, want ErrPeerDead", s.Err())
 		}
-		if want := "silent for " + (at + time.Millisecond - last).Round(time.Millisecond).String(); !strings.Contains(s.Err().Error(), want) {
+		if want := "silent for " + (at + time.Millisecond - last).Round(time.Millisecond).String() + "; limit " + limit.String(); !strings.Contains(s.Err().Error(), want) {
 			t.Fatalf("err %v, want %s", s.Err(), want)
 		}
 	})

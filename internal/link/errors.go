@@ -11,7 +11,8 @@ var (
 	ErrSessionClosed = errors.New("link: session closed")
 
 	// ErrPeerDead is the session error when no frame arrived for
-	// Config.DeadAfter.
+	// Config.DeadAfter, or for the shorter limit learnt from the peer's
+	// PINGs (the error's text then names it).
 	ErrPeerDead = errors.New("link: peer dead: no frame received within DeadAfter")
 
 	// ErrProtocol is the session error (wrapped with the reason) when the

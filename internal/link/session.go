@@ -482,7 +482,11 @@ func (s *Session) heartbeatLoop(tick clock.Ticker, dead clock.Timer) {
 			graced = last
 			due = now + hb
 		default:
-			s.closeWithError(fmt.Errorf("%w (silent for %v)", ErrPeerDead, time.Duration(idle).Round(time.Millisecond)))
+			learnt := ""
+			if limit < deadAfter {
+				learnt = fmt.Sprintf("; limit %v from the peer's PING rhythm, at most DeadAfter", time.Duration(limit).Round(time.Millisecond))
+			}
+			s.closeWithError(fmt.Errorf("%w (silent for %v%s)", ErrPeerDead, time.Duration(idle).Round(time.Millisecond), learnt))
 			return
 		}
 		dead.Reset(time.Duration(due - now))
