@@ -219,9 +219,11 @@ func (s *Site) admitStream(st *link.Stream, h *forward.Header, peer siteid.ID) b
 	s.pol.logged[key] = true
 	s.pol.mu.Unlock()
 	if first {
-		auth := "link"
+		// The stream is served only if the seal handshake that follows
+		// proves the origin, so a header naming another origin gains nothing.
+		auth := "link and end-to-end seal"
 		if h.Origin != peer {
-			auth = "header (through transit sites)"
+			auth = "end-to-end seal (through transit sites)"
 		}
 		s.log.Warn("stream refused by the address policy", "origin", h.Origin.String(), "originOrg", orgString(origin.Org), "address", h.Address, "reason", reason, "originAuthenticatedBy", auth)
 	}
