@@ -68,6 +68,10 @@ type Options struct {
 	// Events limits what clients of the event API may hold; zero fields
 	// take the broker's defaults.
 	Events EventLimits
+	// Persist, when set, is called after each change is saved to DataDir,
+	// under the save lock; an error undoes nothing on disk but is the
+	// change's error. Kubernetes mode copies the state into a Secret here.
+	Persist func() error
 }
 
 // EventLimits bound what clients of the event API can make a site hold.
