@@ -57,7 +57,9 @@ admin API (admin.addr) and event API (events.addr) and the admin credential
   weft site run --name east --data ~/weft/east
   # reachable from other hosts
   weft site run --name east --data ~/weft/east --link-listen 0.0.0.0:7071 --advertise east.example.com:7071
-  weft site run --name east --data ~/weft/east --log-format json`,
+  weft site run --name east --data ~/weft/east --log-format json
+  # Kubernetes mode, from outside the cluster (in a pod: no --kubeconfig, no --namespace)
+  weft site run --kubernetes --name east --data /tmp/east --namespace shop --kubeconfig ~/.kube/config`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if g.data == "" {
