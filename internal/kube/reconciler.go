@@ -9,10 +9,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"weft.dev/weft/internal/resource"
 )
@@ -66,7 +68,14 @@ func (r *reconciler) setup(mgr ctrl.Manager) error {
 		{"events", []client.Object{&resource.Topic{}, &resource.Queue{}, &resource.Subscription{}}, r.syncEvents},
 	}
 	for _, s := range steps {
-		b := ctrl.NewControllerManagedBy(mgr).Named(s.name)
+		// One sync at start, watch events or not: it prunes what the
+		// site kept of resources deleted while it was down, and starts
+		// the links controller's periodic refresh.
+		b := ctrl.NewControllerManagedBy(mgr).Named(s.name).WatchesRawSource(source.Func(
+			func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+				q.Add(syncAll[0])
+				return nil
+			}))
 		for _, w := range s.watches {
 			b = b.Watches(w, all)
 		}

@@ -81,7 +81,7 @@ type ListenerSpec struct {
 	// Address is the service address clients reach; default the name.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9._/]{0,251}[A-Za-z0-9])?$`
-	Address string `json:"address"`
+	Address string `json:"address,omitempty"`
 	// Host is the IP address to listen on: default 127.0.0.1, and all
 	// addresses (0.0.0.0) in Kubernetes mode.
 	// +optional
@@ -146,7 +146,7 @@ type ConnectorSpec struct {
 	// Address is the service address served; default the name.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9._/]{0,251}[A-Za-z0-9])?$`
-	Address string `json:"address"`
+	Address string `json:"address,omitempty"`
 	// Target is host:port of the local service.
 	// +optional
 	Target string `json:"target,omitempty"`
