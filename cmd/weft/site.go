@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"weft.dev/weft/internal/buildinfo"
 	"weft.dev/weft/internal/events/broker"
+	"weft.dev/weft/internal/kube"
 	"weft.dev/weft/internal/observe"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/site"
@@ -39,8 +41,10 @@ func (l *logFlags) logger(what string) (*slog.Logger, error) {
 
 func newSiteCmd() *cobra.Command {
 	var (
-		o  site.Options
-		lf logFlags
+		o   site.Options
+		lf  logFlags
+		ko  kube.Options
+		k8s bool
 	)
 	run := &cobra.Command{
 		Use:   "run --data DIR [--name NAME]",
@@ -53,7 +57,9 @@ admin API (admin.addr) and event API (events.addr) and the admin credential
   weft site run --name east --data ~/weft/east
   # reachable from other hosts
   weft site run --name east --data ~/weft/east --link-listen 0.0.0.0:7071 --advertise east.example.com:7071
-  weft site run --name east --data ~/weft/east --log-format json`,
+  weft site run --name east --data ~/weft/east --log-format json
+  # Kubernetes mode, from outside the cluster (in a pod: no --kubeconfig, no --namespace)
+  weft site run --kubernetes --name east --data /tmp/east --namespace shop --kubeconfig ~/.kube/config`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if g.data == "" {
@@ -64,6 +70,9 @@ admin API (admin.addr) and event API (events.addr) and the admin credential
 				return err
 			}
 			o.Logger, o.DataDir = log, g.data
+			if k8s {
+				return runKubernetes(cmd.Context(), o, ko)
+			}
 			s, err := site.New(o)
 			if err != nil {
 				return err
@@ -84,12 +93,34 @@ admin API (admin.addr) and event API (events.addr) and the admin credential
 	f.IntVar(&o.Events.MaxSubscriptions, "max-subscriptions", broker.DefaultMaxSubscriptions, "live event stream subscriptions (SSE, WebSocket) the site holds at once")
 	f.IntVar(&o.Events.MaxSubscriptionsPerClient, "max-subscriptions-per-client", broker.DefaultMaxSubscriptionsPerClient, "live event stream subscriptions one client IP address may hold")
 	f.IntVar(&o.Events.MaxInterests, "max-interests", broker.DefaultMaxInterests, fmt.Sprintf("distinct topic and queue patterns the site subscribes to network-wide (at most %d)", routing.MaxInterests))
+	f.BoolVar(&k8s, "kubernetes", false, "Kubernetes mode: apply the weft resources of --namespace, keep the site's identity in a Secret")
+	f.StringVar(&ko.Namespace, "namespace", "", "Kubernetes mode: the namespace to watch (default: the pod's own)")
+	f.StringVar(&ko.Kubeconfig, "kubeconfig", "", "Kubernetes mode: kubeconfig file (default: the pod's in-cluster service account)")
+	f.StringVar(&ko.Secret, "state-secret", "weft-site-state", "Kubernetes mode: the Secret that keeps the site's identity and links")
+	f.StringVar(&ko.PodLabels, "pod-labels", "app.kubernetes.io/name=weft-site", "Kubernetes mode: labels of the site's pods, which listeners' Services select")
+	f.StringVar(&ko.ListenerHost, "listener-host", "0.0.0.0", "Kubernetes mode: address listeners without spec.host listen on")
 	lf.add(run)
 	return group(&cobra.Command{
 		Use:     "site",
 		Short:   "Run a site",
 		Example: `  weft site run --name east --data ~/weft/east`,
 	}, run)
+}
+
+// runKubernetes runs a site in Kubernetes mode: its state comes from and
+// goes to a Secret, and its configuration from the namespace's resources.
+func runKubernetes(ctx context.Context, o site.Options, ko kube.Options) error {
+	ko.DataDir, ko.Logger = o.DataDir, o.Logger
+	m, err := kube.New(ctx, ko)
+	if err != nil {
+		return err
+	}
+	o.Persist = m.Persist
+	s, err := site.New(o)
+	if err != nil {
+		return err
+	}
+	return m.Run(ctx, s)
 }
 
 func newDemoCmd() *cobra.Command {

@@ -19,11 +19,26 @@ var BridgeSchemes = []string{"kafka", "amqp", "amqps", "mqtt", "mqtts", "nats"}
 // Bridge connects a site's event mesh to one broker: messages of the
 // broker's topics, queues or subjects come in as CloudEvents (In), and
 // events of weft topics go out to the broker (Out).
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Broker",type=string,JSONPath=`.spec.broker`
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Bridge struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
 	Spec              BridgeSpec    `json:"spec"`
-	Status            *BridgeStatus `json:"status,omitempty"`
+	// +optional
+	Status *BridgeStatus `json:"status,omitempty"`
+}
+
+// BridgeList is a list of Bridges.
+// +kubebuilder:object:root=true
+type BridgeList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Bridge `json:"items"`
 }
 
 // BridgeSpec is the desired state of a Bridge.

@@ -15,6 +15,9 @@ const (
 // AddressExport lets the sites of other organisations consume an address
 // this site serves (or, for events, a subject pattern it publishes under):
 // `weft policy export ADDRESS --to ORG`. They must import it as well.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.address`
 type AddressExport struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
@@ -24,6 +27,9 @@ type AddressExport struct {
 // AddressImport lets this site's clients and subscribers use an address
 // that sites of other organisations serve, if those export it to this
 // site's organisation: `weft policy import ADDRESS --from ORG`.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.address`
 type AddressImport struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
@@ -79,4 +85,20 @@ func (i *AddressImport) Default() error {
 		return err
 	}
 	return i.Spec.validate()
+}
+
+// AddressExportList is a list of AddressExports.
+// +kubebuilder:object:root=true
+type AddressExportList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []AddressExport `json:"items"`
+}
+
+// AddressImportList is a list of AddressImports.
+// +kubebuilder:object:root=true
+type AddressImportList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []AddressImport `json:"items"`
 }

@@ -1,7 +1,15 @@
 // Package resource defines weft's declarative objects (apiVersion weft.dev/v1alpha1):
 // the same YAML is applied with `weft apply -f`, through a site's admin API, by the
 // controller, and as CRDs in a cluster. Each CLI verb is a shortcut for one of them.
+//
+// The Go types here are also the CRDs: controller-gen reads their kubebuilder
+// markers and writes deploy/kubernetes/crds and zz_generated.deepcopy.go
+// (`go generate ./internal/resource`). A validation added to a Default method
+// belongs in a marker too where OpenAPI can say it, so that kubectl and the
+// admin API refuse the same specs.
 package resource
+
+//go:generate go run -modfile=../../tools/controller-gen/go.mod sigs.k8s.io/controller-tools/cmd/controller-gen object paths=. crd:crdVersions=v1 output:crd:artifacts:config=../../deploy/kubernetes/crds
 
 import (
 	"bufio"
@@ -18,6 +26,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -27,7 +36,6 @@ const APIVersion = "weft.dev/v1alpha1"
 
 // Kinds.
 const (
-	KindSite         = "Site"
 	KindAccessToken  = "AccessToken"
 	KindLink         = "Link"
 	KindListener     = "Listener"
@@ -35,6 +43,8 @@ const (
 	KindTopic        = "Topic"
 	KindQueue        = "Queue"
 	KindSubscription = "Subscription"
+	KindSite         = "Site"
+	KindAccessGrant  = "AccessGrant"
 )
 
 // Protocols a listener or connector speaks.
@@ -48,26 +58,54 @@ const (
 const ManagedByLabel = "weft.dev/managed-by"
 
 // Listener opens a local port at a site; a client connecting there is carried to a
-// connector for Address, wherever it is.
+// connector for Address, wherever it is. In Kubernetes mode it also owns a
+// Service of its name and port that selects the site's pods.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.address`
+// +kubebuilder:printcolumn:name="Port",type=integer,JSONPath=`.spec.port`
+// +kubebuilder:printcolumn:name="Protocol",type=string,JSONPath=`.spec.protocol`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Listener struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
 	Spec              ListenerSpec `json:"spec"`
+	// +optional
+	Status Status `json:"status,omitzero"`
 }
 
 // ListenerSpec is the desired state of a Listener.
 type ListenerSpec struct {
-	Address  string `json:"address"`
-	Host     string `json:"host,omitempty"` // default 127.0.0.1
-	Port     int    `json:"port"`           // 0 picks a free port
+	// Address is the service address clients reach; default the name.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9._/]{0,251}[A-Za-z0-9])?$`
+	Address string `json:"address,omitempty"`
+	// Host is the IP address to listen on: default 127.0.0.1, and all
+	// addresses (0.0.0.0) in Kubernetes mode.
+	// +optional
+	Host string `json:"host,omitempty"`
+	// Port 0 picks a free port outside Kubernetes; a Kubernetes Service needs
+	// a fixed one, so the CRD asks for one.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int `json:"port"`
+	// +optional
+	// +kubebuilder:validation:Enum=tcp;http
 	Protocol string `json:"protocol,omitempty"`
 	// Hedge (protocol http) is when a backup copy of an idempotent request
 	// is sent: "off" (default), "always", "auto" (after the address's
 	// recent p95 latency) or a duration such as "50ms".
+	// +optional
+	// +kubebuilder:validation:Pattern=`^(off|always|auto|[0-9.]+(ns|us|ms|s|m|h))$`
 	Hedge string `json:"hedge,omitempty"`
 	// Retries (protocol http) is how many other candidates an idempotent
 	// request that failed before any byte of its answer is tried on.
 	// Default 2, Istio's default retry attempts.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
 	Retries *int32 `json:"retries,omitempty"`
 	// Balance (protocol http) ranks candidates: "cost" (default),
 	// "latency" or "cost+latency"; see BalanceCost.
@@ -94,19 +132,55 @@ const (
 // DefaultRetries is ListenerSpec.Retries when unset.
 const DefaultRetries = 2
 
-// Connector says that Address is served at this site by Target.
+// Connector says that Address is served at this site by Target (host:port),
+// by Host and Port, or, in Kubernetes mode, by the Ready pods that Selector
+// matches, on Port.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.address`
+// +kubebuilder:printcolumn:name="Selector",type=string,JSONPath=`.spec.selector`
+// +kubebuilder:printcolumn:name="Port",type=integer,JSONPath=`.spec.port`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 type Connector struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
 	Spec              ConnectorSpec `json:"spec"`
+	// +optional
+	Status Status `json:"status,omitzero"`
 }
 
 // ConnectorSpec is the desired state of a Connector.
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.target) ? 1 : 0) + (has(self.host) ? 1 : 0) + (has(self.selector) ? 1 : 0) == 1",message="set exactly one of target, host (with port) and selector (with port)"
+// +kubebuilder:validation:XValidation:rule="has(self.target) || has(self.port)",message="host and selector need a port"
 type ConnectorSpec struct {
-	Address  string `json:"address"`
-	Target   string `json:"target"` // host:port
+	// Address is the service address served; default the name.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9._/]{0,251}[A-Za-z0-9])?$`
+	Address string `json:"address,omitempty"`
+	// Target is host:port of the local service.
+	// +optional
+	Target string `json:"target,omitempty"`
+	// Host with Port is Target spelled in two fields.
+	// +optional
+	Host string `json:"host,omitempty"`
+	// Selector picks pods by label (app=orders,tier=web), Kubernetes mode
+	// only: each Ready pod's IP on Port is a target.
+	// +optional
+	Selector string `json:"selector,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int `json:"port,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Enum=tcp;http
 	Protocol string `json:"protocol,omitempty"`
-	Capacity uint32 `json:"capacity,omitempty"` // relative weight, default 1
+	// Capacity is the relative weight: default 1, and with a selector the
+	// number of Ready pods.
+	// +optional
+	Capacity uint32 `json:"capacity,omitempty"`
 	// MaxConnections saturates the connector: new connections overflow elsewhere.
 	// With protocol http it also bounds the pooled connections to the target.
 	MaxConnections uint32 `json:"maxConnections,omitempty"`
@@ -119,6 +193,7 @@ type ConnectorSpec struct {
 	MaxRequests uint32 `json:"maxRequests,omitempty"`
 	// Outlier ejects the connector's target after consecutive 5xx answers or
 	// connect failures (protocol http). Defaults are Istio's.
+	// +optional
 	Outlier OutlierSpec `json:"outlier,omitempty"`
 	// TargetProtocol (protocol http) is what the target speaks: "auto"
 	// (default: follow the client's HTTP version, after probing once what
@@ -156,16 +231,29 @@ const (
 )
 
 // Link is a link to another site, made by redeeming an AccessToken issued there.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Peer",type=string,JSONPath=`.status.peerName`
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
+// +kubebuilder:printcolumn:name="Cost",type=integer,JSONPath=`.spec.cost`
+// +kubebuilder:printcolumn:name="RTT",type=string,JSONPath=`.status.rtt`
 type Link struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
-	Spec              LinkSpec   `json:"spec"`
-	Status            LinkStatus `json:"status,omitempty"`
+	Spec              LinkSpec `json:"spec"`
+	// +optional
+	Status LinkStatus `json:"status,omitzero"`
 }
 
 // LinkSpec is the desired state of a Link. Token is needed only to create it.
 type LinkSpec struct {
-	Cost  uint32       `json:"cost,omitempty"` // default 1
+	// +optional
+	Cost uint32 `json:"cost,omitempty"` // default 1
+	// +optional
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:pruning:PreserveUnknownFields
 	Token *AccessToken `json:"token,omitempty"`
 }
 
@@ -177,25 +265,45 @@ type LinkStatus struct {
 	RTT      string `json:"rtt,omitempty"`
 	Inbound  bool   `json:"inbound,omitempty"` // the peer redeemed our token
 	Error    string `json:"error,omitempty"`
+	// Conditions (Kubernetes mode): Ready is the link being up.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
-// AccessToken lets another site create a link to the issuer, once, before it expires.
+// AccessToken lets another site create a link to the issuer, once, before it
+// expires. Applied to a site, it is redeemed into a Link of its name.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.spec.issuerName`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.spec.expires`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 type AccessToken struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
 	Spec              AccessTokenSpec `json:"spec"`
+	// +optional
+	Status Status `json:"status,omitzero"`
 }
 
 // AccessTokenSpec carries what the redeemer needs to reach and trust the issuer.
 type AccessTokenSpec struct {
-	ID         string      `json:"id"`
-	Secret     string      `json:"secret"`
-	Expires    metav1.Time `json:"expires"`
-	Uses       int         `json:"uses"`
-	IssuerID   string      `json:"issuerID"`
-	IssuerName string      `json:"issuerName"`
-	Addresses  []string    `json:"addresses"`
-	CA         string      `json:"ca"` // PEM
+	// +kubebuilder:validation:MinLength=1
+	ID string `json:"id"`
+	// +kubebuilder:validation:MinLength=1
+	Secret  string      `json:"secret"`
+	Expires metav1.Time `json:"expires"`
+	// +kubebuilder:validation:Minimum=1
+	Uses       int    `json:"uses"`
+	IssuerID   string `json:"issuerID"`
+	IssuerName string `json:"issuerName"`
+	// +kubebuilder:validation:MinItems=1
+	Addresses []string `json:"addresses"`
+	// CA is the issuer's CA certificate, PEM.
+	// +kubebuilder:validation:MinLength=1
+	CA string `json:"ca"`
 }
 
 var (
@@ -208,6 +316,8 @@ var ErrInvalid = errors.New("invalid resource")
 
 // FieldError is a validation error of one field; it wraps ErrInvalid. The
 // admin API answers it with the field's JSON path in its error body.
+//
+// +kubebuilder:object:generate=false
 type FieldError struct {
 	Field   string // JSON path, such as spec.port
 	Message string
@@ -309,12 +419,8 @@ func (c *Connector) Default() error {
 	if err := ValidateAddress("spec.address", c.Spec.Address); err != nil {
 		return err
 	}
-	host, port, err := net.SplitHostPort(c.Spec.Target)
-	if err != nil || host == "" {
-		return invalid("spec.target", "%q is not host:port", c.Spec.Target)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return invalid("spec.target", "%q has no valid port", c.Spec.Target)
+	if err := c.Spec.defaultTarget(); err != nil {
+		return err
 	}
 	if c.Spec.Capacity == 0 {
 		c.Spec.Capacity = 1
@@ -326,6 +432,41 @@ func (c *Connector) Default() error {
 		return err
 	}
 	return c.Spec.Outlier.defaults()
+}
+
+// defaultTarget checks that exactly one of Target, Host and Selector is
+// set, and spells Host and Port as Target. A Selector stays: only a site in
+// Kubernetes mode resolves it, into one connector per Ready pod.
+func (c *ConnectorSpec) defaultTarget() error {
+	set := 0
+	for _, f := range []string{c.Target, c.Host, c.Selector} {
+		if f != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return invalid("spec", "set exactly one of target (host:port), host (with port) and selector (with port)")
+	}
+	if c.Target == "" {
+		if c.Port < 1 || c.Port > 65535 {
+			return invalid("spec.port", "%d is not a port number (host and selector need one)", c.Port)
+		}
+		if c.Selector != "" {
+			if _, err := labels.Parse(c.Selector); err != nil {
+				return invalid("spec.selector", "%q is not a label selector such as app=orders: %v", c.Selector, err)
+			}
+			return nil
+		}
+		c.Target, c.Host, c.Port = net.JoinHostPort(c.Host, strconv.Itoa(c.Port)), "", 0
+	}
+	host, port, err := net.SplitHostPort(c.Target)
+	if err != nil || host == "" {
+		return invalid("spec.target", "%q is not host:port", c.Target)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return invalid("spec.target", "%q has no valid port", c.Target)
+	}
+	return nil
 }
 
 func (o *OutlierSpec) defaults() error {
@@ -388,9 +529,11 @@ func (t *AccessToken) Default() error {
 }
 
 // Decoded is one document of a multi-document YAML or JSON stream.
+//
+// +kubebuilder:object:generate=false
 type Decoded struct {
 	Kind   string
-	Object any // *Listener, *Connector, *Link, *AccessToken, *Topic, *Queue, *Subscription or *Bridge
+	Object Object // *Listener, *Connector, *Link, *AccessToken, *Topic, *Queue, *Subscription, *Bridge, *AddressExport or *AddressImport
 }
 
 // maxDocument bounds one document so that a huge apply body cannot exhaust memory.
@@ -437,7 +580,7 @@ func decodeOne(doc []byte) (*Decoded, error) {
 	if tm.APIVersion != APIVersion {
 		return nil, invalid("apiVersion", "%q is not %s", tm.APIVersion, APIVersion)
 	}
-	var obj interface{ Default() error }
+	var obj Object
 	switch tm.Kind {
 	case KindListener:
 		obj = &Listener{}
@@ -479,49 +622,89 @@ const (
 
 // Topic is a multicast event address: every subscription anywhere gets each
 // event. Its name is the subject publishers use.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Delivery",type=string,JSONPath=`.spec.delivery`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 type Topic struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
 	Spec              TopicSpec `json:"spec"`
+	// +optional
+	Status Status `json:"status,omitzero"`
 }
 
 // TopicSpec is the desired state of a Topic.
 type TopicSpec struct {
-	Delivery  string `json:"delivery,omitempty"`  // volatile (default) or persisted
+	// +optional
+	// +kubebuilder:validation:Enum=volatile;persisted
+	Delivery string `json:"delivery,omitempty"` // volatile (default) or persisted
+	// +optional
 	Retention string `json:"retention,omitempty"` // a Go duration, default 24h
 }
 
 // Queue is an anycast event address: each event goes to one consumer, the
 // nearest with capacity first.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Delivery",type=string,JSONPath=`.spec.delivery`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 type Queue struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
 	Spec              QueueSpec `json:"spec"`
+	// +optional
+	Status Status `json:"status,omitzero"`
 }
 
 // QueueSpec is the desired state of a Queue.
 type QueueSpec struct {
+	// +optional
+	// +kubebuilder:validation:Enum=volatile;persisted
 	Delivery string `json:"delivery,omitempty"` // volatile (default) or persisted
 }
 
 // Subscription pushes the events of a topic pattern or a queue to a sink URL
 // in CloudEvents binary mode, with Knative's retry and dead-letter contract.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Topic",type=string,JSONPath=`.spec.topic`
+// +kubebuilder:printcolumn:name="Queue",type=string,JSONPath=`.spec.queue`
+// +kubebuilder:printcolumn:name="Sink",type=string,JSONPath=`.spec.sink`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:validation:XValidation:rule="has(self.spec.topic) != has(self.spec.queue)",message="set exactly one of spec.topic and spec.queue"
 type Subscription struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
 	Spec              SubscriptionSpec `json:"spec"`
+	// +optional
+	Status Status `json:"status,omitzero"`
 }
 
 // SubscriptionSpec is the desired state of a Subscription. Exactly one of
 // Topic (a pattern with '*' and '>') and Queue is set.
 type SubscriptionSpec struct {
-	Topic        string `json:"topic,omitempty"`
-	Queue        string `json:"queue,omitempty"`
-	Sink         string `json:"sink"`
-	Retry        int    `json:"retry,omitempty"`        // attempts after the first, default 3
-	Backoff      string `json:"backoff,omitempty"`      // exponential (default) or linear
+	// +optional
+	Topic string `json:"topic,omitempty"`
+	// +optional
+	Queue string `json:"queue,omitempty"`
+	// +kubebuilder:validation:Pattern=`^https?://.+`
+	Sink string `json:"sink"`
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Retry int `json:"retry,omitempty"` // attempts after the first, default 3
+	// +optional
+	// +kubebuilder:validation:Enum=exponential;linear
+	Backoff string `json:"backoff,omitempty"` // exponential (default) or linear
+	// +optional
 	BackoffDelay string `json:"backoffDelay,omitempty"` // a Go duration, default 500ms
-	DeadLetter   string `json:"deadLetter,omitempty"`   // sink URL for events that failed
+	// +optional
+	// +kubebuilder:validation:Pattern=`^https?://.+`
+	DeadLetter string `json:"deadLetter,omitempty"` // sink URL for events that failed
 }
 
 func validateDelivery(field string, d *string, allowed ...string) error {

@@ -574,6 +574,10 @@ func (s *Site) DeleteListener(name string) (bool, error) {
 // network, once it is saved. A connector that would make the site record too
 // large for the network is refused.
 func (s *Site) SetConnector(c resource.Connector) (resource.Connector, error) {
+	if c.Spec.Selector != "" {
+		return resource.Connector{}, &apiError{Code: apitype.CodeInvalid, Field: "spec.selector",
+			Message: "a pod selector needs a site in Kubernetes mode (`weft site run --kubernetes`); give a target host:port here"}
+	}
 	err := s.commit(func(st *state) error {
 		st.Connectors = slices.DeleteFunc(st.Connectors, func(x resource.Connector) bool { return x.Name == c.Name })
 		st.Connectors = append(st.Connectors, c)

@@ -73,6 +73,11 @@ type Options struct {
 	// EventsAuth says when the event API requires a credential:
 	// EventsAuthAuto (the default), EventsAuthOn or EventsAuthOff.
 	EventsAuth string
+
+	// Persist, when set, is called after each change is saved to DataDir,
+	// under the save lock; an error undoes nothing on disk but is the
+	// change's error. Kubernetes mode copies the state into a Secret here.
+	Persist func() error
 }
 
 // EventLimits bound what clients of the event API can make a site hold.

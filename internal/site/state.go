@@ -313,6 +313,12 @@ func (s *Site) commit(change func(st *state) error) error {
 		s.log.Error("cannot save site state; the change was not made", "err", err)
 		return fmt.Errorf("%w: %w (check the data directory's disk space and permissions)", ErrNotSaved, err)
 	}
+	if p := s.opts.Persist; p != nil {
+		if err := p(); err != nil {
+			s.log.Error("cannot copy site state to its store; the change was not made", "err", err)
+			return fmt.Errorf("%w: %w", ErrNotSaved, err)
+		}
+	}
 	s.st.Store(next)
 	return nil
 }

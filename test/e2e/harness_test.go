@@ -244,6 +244,12 @@ func echoServer(t *testing.T, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveEcho(t, name, ln)
+	return ln.Addr().String()
+}
+
+// serveEcho serves echoServer's protocol on ln until the test ends.
+func serveEcho(t *testing.T, name string, ln net.Listener) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()
@@ -266,7 +272,6 @@ func echoServer(t *testing.T, name string) string {
 			}()
 		}
 	}()
-	return ln.Addr().String()
 }
 
 // greeting connects to addr and returns the first line the far end sends.

@@ -37,6 +37,32 @@ func InstallIstioCRDs(t testing.TB, cfg *rest.Config) {
 	if err != nil {
 		t.Fatalf("envtest: reading Istio's CRDs: %v", err)
 	}
+	ApplyCRDs(t, cfg, istio, dnsEndpointCRD)
+}
+
+// InstallWeftCRDs installs weft's own CRDs, as generated into
+// deploy/kubernetes/crds, and waits until they are established.
+func InstallWeftCRDs(t testing.TB, cfg *rest.Config) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(moduleDir(t, "weft.dev/weft"), "deploy", "kubernetes", "crds", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("envtest: no CRDs under deploy/kubernetes/crds (%v): run go generate ./internal/resource", err)
+	}
+	var docs [][]byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, b)
+	}
+	ApplyCRDs(t, cfg, docs...)
+}
+
+// ApplyCRDs server-side applies the CustomResourceDefinitions in the YAML
+// streams docs and waits until all are established.
+func ApplyCRDs(t testing.TB, cfg *rest.Config, docs ...[]byte) {
+	t.Helper()
 	dc, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +70,7 @@ func InstallIstioCRDs(t testing.TB, cfg *rest.Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var names []string
-	for _, doc := range [][]byte{istio, dnsEndpointCRD} {
+	for _, doc := range docs {
 		r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(doc)))
 		for {
 			raw, err := r.Read()

@@ -61,6 +61,19 @@ func KubeAPIServerPath() string {
 // token in system:masters; authorization allows everything.
 func StartKubeAPIServer(t testing.TB) *KubeAPI {
 	t.Helper()
+	return startKubeAPIServer(t, "AlwaysAllow")
+}
+
+// StartKubeAPIServerRBAC is StartKubeAPIServer with RBAC authorization, as
+// a real cluster has: the admin token is still in system:masters, and may
+// impersonate a service account to test what its Roles allow.
+func StartKubeAPIServerRBAC(t testing.TB) *KubeAPI {
+	t.Helper()
+	return startKubeAPIServer(t, "RBAC")
+}
+
+func startKubeAPIServer(t testing.TB, authz string) *KubeAPI {
+	t.Helper()
 	apiserver := need(t, "kube-apiserver "+KubeVersion, KubeAPIServerPath())
 	etcdBin := need(t, "etcd (Debian package etcd-server)", "etcd", "/usr/bin/etcd")
 	dir := tempDir(t, "kube")
@@ -89,7 +102,7 @@ func StartKubeAPIServer(t testing.TB) *KubeAPI {
 		"--tls-cert-file=" + writeFile(t, dir, "serving.crt", string(certPEM)),
 		"--tls-private-key-file=" + writeFile(t, dir, "serving.key", string(keyPEM)),
 		"--token-auth-file=" + writeFile(t, dir, "tokens.csv", token+",envtest-admin,envtest-admin,system:masters\n"),
-		"--authorization-mode=AlwaysAllow",
+		"--authorization-mode=" + authz,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + writeFile(t, dir, "sa.key", string(saKey)),
 		"--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
@@ -117,6 +130,23 @@ func StartKubeAPIServer(t testing.TB) *KubeAPI {
 	k.Start()
 	t.Cleanup(k.Stop)
 	return k
+}
+
+// KubeconfigAs is Kubeconfig with the admin impersonating user (such as
+// system:serviceaccount:NS:NAME), so that a client using it has exactly
+// what RBAC grants that user.
+func (k *KubeAPI) KubeconfigAs(user string) []byte {
+	k.t.Helper()
+	cfg, err := clientcmd.Load(k.Kubeconfig)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	cfg.AuthInfos["envtest"].Impersonate = user
+	b, err := clientcmd.Write(*cfg)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	return b
 }
 
 // Stop stops the API server, keeping etcd and its data: the cluster looks

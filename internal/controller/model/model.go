@@ -60,10 +60,13 @@ type Endpoint struct {
 	Port    int    `json:"port,omitempty"`
 }
 
-// WeftSite is a weft site's admin API and the bearer token to use it.
+// WeftSite is a weft site's admin API and the bearer token to use it, or
+// the Namespace where the site runs in Kubernetes mode: then its resources
+// are server-side applied there as CRs, through the cluster's Kubeconfig.
 type WeftSite struct {
-	Admin string `json:"admin"`
-	Token string `json:"token,omitempty"`
+	Admin     string `json:"admin"`
+	Token     string `json:"token,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // App is one version of an application: which services run in which clusters.

@@ -138,6 +138,15 @@ func (c *Cluster) Validate() error {
 			return err
 		}
 	}
+	if s.Weft != nil && s.Weft.Namespace != "" {
+		switch {
+		case s.Weft.Admin != "":
+			return fieldErr("spec.weft", "set admin (a site reached by its admin API) or namespace (a site in Kubernetes mode), not both")
+		case s.Kubeconfig == "":
+			return fieldErr("spec.weft.namespace", "a site in Kubernetes mode gets its resources through the cluster's API: set spec.kubeconfig")
+		}
+		return validateName("spec.weft.namespace", s.Weft.Namespace)
+	}
 	if s.Weft != nil {
 		// A site's admin.addr holds host:port; taking it as it is spares
 		// the user from adding the scheme the site serves anyway.

@@ -23,3 +23,24 @@ func TestClusterWeftAdminHostPort(t *testing.T) {
 		t.Errorf("admin nowhere: %v", err)
 	}
 }
+
+// A Cluster's site may instead run in Kubernetes mode in a namespace,
+// reached through the cluster's kubeconfig.
+func TestClusterWeftNamespace(t *testing.T) {
+	var c model.Cluster
+	if err := model.DecodeObject([]byte(`{"metadata":{"name":"e"},"spec":{"kubeconfig":"k","weft":{"namespace":"shop"}}}`), &c); err != nil {
+		t.Fatal(err)
+	}
+	for body, field := range map[string]string{
+		`{"metadata":{"name":"e"},"spec":{"weft":{"namespace":"shop"}}}`:                                        "spec.weft.namespace",
+		`{"metadata":{"name":"e"},"spec":{"kubeconfig":"k","weft":{"namespace":"shop","admin":"127.0.0.1:1"}}}`: "spec.weft",
+		`{"metadata":{"name":"e"},"spec":{"kubeconfig":"k","weft":{"namespace":"Shop!"}}}`:                      "spec.weft.namespace",
+	} {
+		var c model.Cluster
+		err := model.DecodeObject([]byte(body), &c)
+		var fe *model.FieldError
+		if !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("%s: %v, want an error of %s", body, err, field)
+		}
+	}
+}

@@ -100,5 +100,11 @@ func place(c *model.Cluster, obj interface {
 	if err != nil {
 		return render.Placement{}, err
 	}
+	if ns := c.Spec.Weft.Namespace; ns != "" {
+		// A site in Kubernetes mode: the same resource, as a CR in its
+		// namespace (server-side applied by the kubernetes backend).
+		u.SetNamespace(ns)
+		return render.Placement{Kind: render.TargetKubernetes, Cluster: c.Metadata.Name, Object: u}, nil
+	}
 	return render.Placement{Kind: render.TargetWeft, Cluster: c.Metadata.Name, Object: u}, nil
 }

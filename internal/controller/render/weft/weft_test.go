@@ -3,6 +3,8 @@ package weft_test
 import (
 	"testing"
 
+	"weft.dev/weft/internal/controller/model"
+	"weft.dev/weft/internal/controller/render"
 	"weft.dev/weft/internal/controller/render/rendertest"
 	"weft.dev/weft/internal/controller/render/weft"
 	"weft.dev/weft/internal/resource"
@@ -22,5 +24,31 @@ func TestGolden(t *testing.T) {
 	}
 	if kinds["east/"+resource.KindConnector] != 1 || kinds["west/"+resource.KindConnector] != 1 || kinds["west/"+resource.KindListener] != 1 || len(ps) != 3 {
 		t.Errorf("placements = %v", kinds)
+	}
+}
+
+// A cluster whose site runs in Kubernetes mode gets the same resources as
+// CRs in the site's namespace, delivered through its Kubernetes API.
+func TestKubernetesSite(t *testing.T) {
+	tc := rendertest.WeftCases[0]
+	in := tc.Input(t)
+	in.Clusters["west"].Spec.Weft = &model.WeftSite{Namespace: "shop"}
+	ps, err := weft.Renderer{}.Render(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range ps {
+		switch {
+		case p.Cluster == "west" && (p.Kind != render.TargetKubernetes || p.Object.GetNamespace() != "shop"):
+			t.Errorf("west %s: target %s, namespace %q: want kubernetes, shop", p.Object.GetKind(), p.Kind, p.Object.GetNamespace())
+		case p.Cluster == "west":
+			n++
+		case p.Kind != render.TargetWeft || p.Object.GetNamespace() != "":
+			t.Errorf("%s %s: target %s, namespace %q: want weft, none", p.Cluster, p.Object.GetKind(), p.Kind, p.Object.GetNamespace())
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d objects for west, want its connector and listener", n)
 	}
 }
