@@ -103,6 +103,14 @@ type Config struct {
 	// must be quick and must not call into the broker. Nil leaves the
 	// event API open.
 	Authorize func(credential string, access Access, subject string) error
+	// Admit decides whether an event that site origin published on
+	// subject, arriving from the neighbour from, may go to this site's
+	// subscribers: the receiving end's own check of the address policy,
+	// whatever the publisher's table said. It counts and logs a refusal
+	// itself. It is called for every event from another site that is for
+	// this one, so it must be quick and must not call into the broker.
+	// Nil admits every event.
+	Admit func(from, origin siteid.ID, subject string) bool
 }
 
 // Broker is one site's event mesh engine.
