@@ -47,7 +47,7 @@ func (s *Site) initEvents() error {
 	}
 	b, err := broker.New(broker.Config{Self: s.id, Net: eventNet{s}, Store: st, Logger: s.log, Registry: s.metrics.Registry,
 		MaxInterests: s.opts.Events.MaxInterests, MaxSubscriptions: s.opts.Events.MaxSubscriptions, MaxSubscriptionsPerClient: s.opts.Events.MaxSubscriptionsPerClient,
-		Authorize: s.authorizeEvents, Admit: s.admitEvent})
+		Authorize: s.authorizeEvents, CredentialDone: s.credentialDone, Admit: s.admitEvent})
 	if err != nil {
 		st.Close()
 		return err
@@ -91,6 +91,7 @@ func (s *Site) runEvents() func() {
 	return func() {
 		// SSE streams never end by themselves: Close, not Shutdown.
 		srv.Close()
+		s.stopCredentialWatch()
 		s.events.Wait()
 	}
 }
