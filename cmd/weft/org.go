@@ -41,6 +41,20 @@ func readOrgKey(file string) (*identity.SiteKey, error) {
 
 func orgID(k *identity.SiteKey) policy.OrgID { return policy.OrgIDOf(k.Public()) }
 
+// orgKeyAndSite reads --org-key and parses --site, for what an
+// organisation says about one of its sites.
+func orgKeyAndSite(keyFile, site string) (*identity.SiteKey, siteid.ID, error) {
+	k, err := readOrgKey(keyFile)
+	if err != nil {
+		return nil, siteid.ID{}, err
+	}
+	sid, err := siteid.Parse(site)
+	if err != nil {
+		return nil, siteid.ID{}, fmt.Errorf("--site: %w", err)
+	}
+	return k, sid, nil
+}
+
 func newOrgCmd() *cobra.Command {
 	var keyFile, site, format string
 	create := &cobra.Command{
@@ -95,13 +109,9 @@ whoever holds it can make any site a member.`,
 		Example: `  weft org certify --org-key acme.key --site 92c13e6a7d64bee360fef00d50ab433a > east.cert`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := readOrgKey(keyFile)
+			k, sid, err := orgKeyAndSite(keyFile, site)
 			if err != nil {
 				return err
-			}
-			sid, err := siteid.Parse(site)
-			if err != nil {
-				return fmt.Errorf("--site: %w", err)
 			}
 			c := policy.Certify(k.Private(), sid)
 			_, err = g.stdout.Write(c.PEM())
@@ -121,13 +131,9 @@ statement to every site linked to it, as for a site's own revocation.`,
   weft --site ~/weft/west revocation add east.revoked`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := readOrgKey(keyFile)
+			k, sid, err := orgKeyAndSite(keyFile, site)
 			if err != nil {
 				return err
-			}
-			sid, err := siteid.Parse(site)
-			if err != nil {
-				return fmt.Errorf("--site: %w", err)
 			}
 			stmt, err := revocation.New(revocation.ByOrganisation, sid, k.Private(), time.Now().Unix(), reason)
 			if err != nil {
