@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +17,7 @@ import (
 	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/policy"
 	"weft.dev/weft/internal/resource"
+	"weft.dev/weft/internal/revocation"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -37,6 +40,20 @@ func readOrgKey(file string) (*identity.SiteKey, error) {
 }
 
 func orgID(k *identity.SiteKey) policy.OrgID { return policy.OrgIDOf(k.Public()) }
+
+// orgKeyAndSite reads --org-key and parses --site, for what an
+// organisation says about one of its sites.
+func orgKeyAndSite(keyFile, site string) (*identity.SiteKey, siteid.ID, error) {
+	k, err := readOrgKey(keyFile)
+	if err != nil {
+		return nil, siteid.ID{}, err
+	}
+	sid, err := siteid.Parse(site)
+	if err != nil {
+		return nil, siteid.ID{}, fmt.Errorf("--site: %w", err)
+	}
+	return k, sid, nil
+}
 
 func newOrgCmd() *cobra.Command {
 	var keyFile, site, format string
@@ -92,23 +109,51 @@ whoever holds it can make any site a member.`,
 		Example: `  weft org certify --org-key acme.key --site 92c13e6a7d64bee360fef00d50ab433a > east.cert`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := readOrgKey(keyFile)
+			k, sid, err := orgKeyAndSite(keyFile, site)
 			if err != nil {
 				return err
-			}
-			sid, err := siteid.Parse(site)
-			if err != nil {
-				return fmt.Errorf("--site: %w", err)
 			}
 			c := policy.Certify(k.Private(), sid)
 			_, err = g.stdout.Write(c.PEM())
 			return err
 		},
 	}
-	for _, c := range []*cobra.Command{id, certify} {
+	var reason string
+	revoke := &cobra.Command{
+		Use:   "revoke --org-key FILE --site SITE-ID [--reason TEXT] > SITE.revoked",
+		Short: "Revoke a site the organisation certified; hand the statement to any site with 'weft revocation add'",
+		Long: `Print the organisation's revocation statement for one of its sites (base64).
+Any site that knows the site as a member of the organisation (it carries the
+certificate in its signed record) takes it with 'weft revocation add FILE',
+drops the site from its tables, refuses it from then on and floods the
+statement to every site linked to it, as for a site's own revocation.`,
+		Example: `  weft org revoke --org-key acme.key --site 92c13e6a7d64bee360fef00d50ab433a --reason "host retired" > east.revoked
+  weft --site ~/weft/west revocation add east.revoked`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, sid, err := orgKeyAndSite(keyFile, site)
+			if err != nil {
+				return err
+			}
+			stmt, err := revocation.New(revocation.ByOrganisation, sid, k.Private(), time.Now().Unix(), reason)
+			if err != nil {
+				return err
+			}
+			b, err := stmt.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(g.stdout, base64.StdEncoding.EncodeToString(b))
+			return err
+		},
+	}
+	revoke.Flags().StringVar(&reason, "reason", "", "why, for the sites' logs and 'weft revocation list'")
+	for _, c := range []*cobra.Command{id, certify, revoke} {
 		c.Flags().StringVar(&keyFile, "org-key", "", "the organisation's key file (weft org create)")
 	}
-	certify.Flags().StringVar(&site, "site", "", "the site's ID")
+	for _, c := range []*cobra.Command{certify, revoke} {
+		c.Flags().StringVar(&site, "site", "", "the site's ID")
+	}
 	install := &cobra.Command{
 		Use:     "install SITE.cert",
 		Short:   "Make this site a member of the organisation that certified it",
@@ -171,7 +216,7 @@ whoever holds it can make any site a member.`,
 		Example: `  weft org create acme > acme.key
   weft org certify --org-key acme.key --site SITE-ID > east.cert
   weft --site ~/weft/east org install east.cert`,
-	}, create, id, certify, install, show, leave)
+	}, create, id, certify, revoke, install, show, leave)
 }
 
 func newPolicyCmd() *cobra.Command {

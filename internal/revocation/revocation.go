@@ -8,8 +8,8 @@
 // ([BySite]: the ID is the key's hash, so anyone can check it with no other
 // knowledge; an operator who lost control of a site's key uses it) or by an
 // organisation key that certified the site ([ByOrganisation]), which the
-// caller checks with an [Authority]: organisations are not built yet, and
-// such statements are refused until one is supplied.
+// caller checks with an [Authority] (a site: the organisation whose
+// certificate the revoked site announces); without one they are refused.
 //
 // The package is pure: no I/O, no clock (the issue time is the caller's).
 package revocation

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,6 +72,15 @@ type eventAuth struct {
 	// index is built from the state it names on the first request after
 	// a commit changed the state.
 	index atomic.Pointer[credentialIndex]
+
+	// mu guards the fields below: watches holds, by credential hash, the
+	// channel that live subscriptions with that credential end on, closed
+	// when the credential is deleted or expires; timer fires at the
+	// earliest expiry among them.
+	mu      sync.Mutex
+	watches map[string]chan struct{}
+	timer   *time.Timer
+	stopped bool
 }
 
 type credentialIndex struct {
@@ -142,6 +152,77 @@ func (s *Site) authorizeEvents(cred string, access broker.Access, subject string
 	return fmt.Errorf("%w: credential %q may not %s %q: it may %s %s", broker.ErrForbidden, c.Name, access, subject, access, may)
 }
 
+// credentialDone is the broker's Config.CredentialDone: the channel closed
+// when cred is deleted or expires.
+func (s *Site) credentialDone(cred string) <-chan struct{} {
+	if !s.evAuth.required {
+		return nil
+	}
+	h := hashSecret(cred)
+	c := s.credentials()[h]
+	a := &s.evAuth
+	a.mu.Lock()
+	done, ok := a.watches[h]
+	if !ok {
+		done = make(chan struct{})
+		if c == nil || c.expired(time.Now()) {
+			close(done)
+			a.mu.Unlock()
+			return done
+		}
+		if a.watches == nil {
+			a.watches = map[string]chan struct{}{}
+		}
+		a.watches[h] = done
+	}
+	a.mu.Unlock()
+	if !ok && c.Expires != nil {
+		s.recheckCredentials()
+	}
+	return done
+}
+
+// recheckCredentials ends the subscriptions of credentials that are gone
+// or expired, and sets the timer for the next expiry. A change of the
+// credentials and the timer call it.
+func (s *Site) recheckCredentials() {
+	now := time.Now()
+	creds := s.credentials()
+	a := &s.evAuth
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var next *time.Time
+	for h, done := range a.watches {
+		c := creds[h]
+		if c == nil || c.expired(now) {
+			close(done)
+			delete(a.watches, h)
+			continue
+		}
+		if c.Expires != nil && (next == nil || c.Expires.Before(*next)) {
+			next = c.Expires
+		}
+	}
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
+	if next != nil && !a.stopped {
+		a.timer = time.AfterFunc(next.Sub(now), s.recheckCredentials)
+	}
+}
+
+// stopCredentialWatch stops the expiry timer when the site stops.
+func (s *Site) stopCredentialWatch() {
+	a := &s.evAuth
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stopped = true
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+}
+
 // parseCredentialRequest validates a POST /v1/event-credentials body and
 // makes the credential it asks for, without its hash.
 func parseCredentialRequest(req apitype.EventCredentialRequest, now time.Time) (eventCredential, error) {
@@ -194,6 +275,9 @@ func (s *Site) eventCredentialRoutes() map[string]handlerFunc {
 			})
 			if err == nil && !found {
 				err = errNotFound("no event credential %q: see `weft credential list`", name)
+			}
+			if found {
+				s.recheckCredentials()
 			}
 			return nil, err
 		},

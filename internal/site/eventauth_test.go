@@ -3,9 +3,11 @@ package site
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +243,82 @@ func BenchmarkAuthorizeEvents(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.authorizeEvents("secret7", broker.Publish, subject)
+	}
+}
+
+// openSubscription opens a subscription to pattern at s's event API with the
+// bearer credential cred; the body is read past its first line.
+func (s *testSite) openSubscription(pattern, cred string) (*bufio.Reader, func()) {
+	s.t.Helper()
+	_, port, _ := net.SplitHostPort(s.EventsAddr().String())
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:"+port+"/v1/topics/"+pattern+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+cred)
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || resp.StatusCode != 200 {
+		s.t.Fatalf("subscribe %s: %v %v", pattern, resp, err)
+	}
+	r := bufio.NewReader(resp.Body)
+	if line, _ := r.ReadString('\n'); line != ": subscribed\n" {
+		s.t.Fatalf("subscribe %s: first line %q", pattern, line)
+	}
+	return r, func() { resp.Body.Close() }
+}
+
+// waitEnd waits until the stream r ends, or fails the test.
+func waitEnd(t *testing.T, what string, r *bufio.Reader) {
+	t.Helper()
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, r)
+		ended <- err
+	}()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: the subscription still runs", what)
+	}
+}
+
+// TestSubscriptionEndsWithItsCredential: a live subscription ends when its
+// credential is deleted, or expires, while one with another credential
+// goes on and still gets events.
+func TestSubscriptionEndsWithItsCredential(t *testing.T) {
+	s := startSiteWith(t, Options{Name: "a", DataDir: t.TempDir(), EventsAddr: "0.0.0.0:0"})
+	gone := s.createCredential(apitype.EventCredentialRequest{Name: "gone", Subscribe: []string{"orders.*"}})
+	soon := s.createCredential(apitype.EventCredentialRequest{Name: "soon", Subscribe: []string{"orders.*"}, Expires: "1h"})
+	stays := s.createCredential(apitype.EventCredentialRequest{Name: "stays", Subscribe: []string{"orders.*"}, Publish: []string{"orders.*"}})
+	rGone, closeGone := s.openSubscription("orders.*", gone.Secret)
+	defer closeGone()
+	rSoon, closeSoon := s.openSubscription("orders.*", soon.Secret)
+	defer closeSoon()
+	rStays, closeStays := s.openSubscription("orders.*", stays.Secret)
+	defer closeStays()
+
+	if code, _ := s.api("DELETE", "/v1/event-credentials/gone", nil, nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	waitEnd(t, "deleted credential", rGone)
+	// Bring the expiry forward, as a credential's time running out would.
+	if err := s.commit(func(st *state) error {
+		exp := time.Now().Add(100 * time.Millisecond)
+		st.EventCredentials[slices.IndexFunc(st.EventCredentials, func(c eventCredential) bool { return c.Name == "soon" })].Expires = &exp
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.recheckCredentials()
+	waitEnd(t, "expired credential", rSoon)
+
+	if got, _ := s.eventRequest("POST", "/v1/topics/orders.created", stays.Secret); got != 202 {
+		t.Fatalf("publish: %d", got)
+	}
+	for {
+		line, err := rStays.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the subscription of a credential still valid ended: %v", err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			break
+		}
 	}
 }

@@ -47,7 +47,7 @@ func (s *Site) initEvents() error {
 	}
 	b, err := broker.New(broker.Config{Self: s.id, Net: eventNet{s}, Store: st, Logger: s.log, Registry: s.metrics.Registry,
 		MaxInterests: s.opts.Events.MaxInterests, MaxSubscriptions: s.opts.Events.MaxSubscriptions, MaxSubscriptionsPerClient: s.opts.Events.MaxSubscriptionsPerClient,
-		Authorize: s.authorizeEvents})
+		Authorize: s.authorizeEvents, CredentialDone: s.credentialDone, Admit: s.admitEvent})
 	if err != nil {
 		st.Close()
 		return err
@@ -91,6 +91,7 @@ func (s *Site) runEvents() func() {
 	return func() {
 		// SSE streams never end by themselves: Close, not Shutdown.
 		srv.Close()
+		s.stopCredentialWatch()
 		s.events.Wait()
 	}
 }
@@ -107,11 +108,13 @@ func (s *Site) eventInterests() []string {
 }
 
 // serveEventStream hands an event stream that ends here to the broker.
-func (s *Site) serveEventStream(st *link.Stream, h *forward.Header) {
+// Event streams go from neighbour to neighbour: the broker takes the
+// stream's sender to be peer, the neighbour proven in the link hello.
+func (s *Site) serveEventStream(st *link.Stream, h *forward.Header, peer siteid.ID) {
 	if err := st.Confirm(); err != nil {
 		return
 	}
-	s.events.ServeStream(st, h.Address, h.Origin)
+	s.events.ServeStream(st, h.Address, peer)
 }
 
 func (s *Site) eventRoutes() map[string]handlerFunc {

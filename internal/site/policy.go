@@ -36,8 +36,9 @@ type sitePolicy struct {
 	// that a table change verifies only the certificates that changed. It
 	// is routerLoop's alone.
 	cache map[string]policy.Member
-	// refused counts streams refused at this site, the egress.
-	refused *prometheus.CounterVec
+	// refused counts streams refused at this site, the egress;
+	// refusedEvents events from other sites refused for its subscribers.
+	refused, refusedEvents *prometheus.CounterVec
 	// hidden is how many connectors of other sites the last table
 	// dropped: what this site's clients may not use.
 	hidden prometheus.Gauge
@@ -52,11 +53,14 @@ func newSitePolicy(reg prometheus.Registerer) *sitePolicy {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_policy_refused_streams_total",
 			Help: "Service streams refused at this site (the egress) by the address policy across organisations, by reason (not-exported, not-imported)."},
 			[]string{"reason"}),
+		refusedEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_policy_refused_events_total",
+			Help: "Events from sites of other organisations refused for this site's subscribers by the address policy, by reason (not-exported, not-imported)."},
+			[]string{"reason"}),
 		hidden: prometheus.NewGauge(prometheus.GaugeOpts{Name: "weft_policy_hidden_connectors",
 			Help: "Connectors at sites of other organisations that this site's clients may not use (not exported to its organisation, or not imported): left out of its route table."}),
 	}
 	p.members.Store(&map[siteid.ID]policy.Member{})
-	reg.MustRegister(p.refused, p.hidden)
+	reg.MustRegister(p.refused, p.refusedEvents, p.hidden)
 	return p
 }
 
@@ -213,22 +217,55 @@ func (s *Site) admitStream(st *link.Stream, h *forward.Header, peer siteid.ID) b
 	s.pol.refused.WithLabelValues(reason).Inc()
 	msg := fmt.Sprintf("address policy: site %s may not use %q at site %s (%s): the serving site must export it to the client site's organisation (`weft policy export`) and the client site import it (`weft policy import`)",
 		h.Origin, h.Address, s.name, reason)
-	key := h.Origin.String() + "/" + h.Address
-	s.pol.mu.Lock()
-	first := !s.pol.logged[key]
-	s.pol.logged[key] = true
-	s.pol.mu.Unlock()
-	if first {
+	if s.pol.firstRefusal("stream/" + h.Origin.String() + "/" + h.Address) {
+		s.log.Warn("stream refused by the address policy", "origin", h.Origin.String(), "originOrg", orgString(origin.Org), "address", h.Address, "reason", reason, "originAuthenticatedBy", "end-to-end seal")
 		// The stream is served only if the seal handshake that follows
 		// proves the origin, so a header naming another origin gains nothing.
-		auth := "link and end-to-end seal"
-		if h.Origin != peer {
-			auth = "end-to-end seal (through transit sites)"
-		}
-		s.log.Warn("stream refused by the address policy", "origin", h.Origin.String(), "originOrg", orgString(origin.Org), "address", h.Address, "reason", reason, "originAuthenticatedBy", auth)
 	}
 	st.Reject(RejectPolicy, msg)
 	return false
+}
+
+// admitEvent is the broker's Config.Admit: it checks, at the receiving
+// site, that the publishing site origin may send events on subject to this
+// site's subscribers, whatever the publisher's table said. The publisher is
+// the one the event frame names: authenticated when it is the neighbour
+// from (proven in the link hello); through transit sites, only as far as
+// they are honest, since events are protected hop by hop.
+func (s *Site) admitEvent(from, origin siteid.ID, subject string) bool {
+	members := *s.pol.members.Load()
+	pub := members[origin] // unknown: unorganised
+	ok, reason := policy.AllowsEvents(pub, members[s.id], subject)
+	if ok {
+		return true
+	}
+	s.pol.refusedEvents.WithLabelValues(reason).Inc()
+	if s.pol.firstRefusal("event/" + origin.String() + "/" + subject) {
+		s.log.Warn("event refused by the address policy: the publishing site must export the subject to this site's organisation (`weft policy export`) and this site import it (`weft policy import`)",
+			"origin", origin.String(), "originOrg", orgString(pub.Org), "subject", subject, "reason", reason, "originAuthenticatedBy", authenticatedBy(origin, from))
+	}
+	return false
+}
+
+// firstRefusal reports whether the refusal key is the first since the last
+// table, so that a refusal is logged once, not for every stream or event.
+func (p *sitePolicy) firstRefusal(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.logged[key] {
+		return false
+	}
+	p.logged[key] = true
+	return true
+}
+
+// authenticatedBy says how far the site that opened a stream (or published
+// an event) is proven: by the link when it is the neighbour peer.
+func authenticatedBy(origin, peer siteid.ID) string {
+	if origin == peer {
+		return "link"
+	}
+	return "header (through transit sites)"
 }
 
 func orgString(o policy.OrgID) string {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"weft.dev/weft/internal/apitype"
+	"weft.dev/weft/internal/policy"
 	"weft.dev/weft/internal/revocation"
 	"weft.dev/weft/internal/siteid"
 )
@@ -19,15 +20,35 @@ const rejectRevocation = "bad-revocation"
 // rejectRevoked labels a record of a revoked site.
 const rejectRevoked = "revoked"
 
-// orgAuthority decides which organisation keys may revoke a site. There
-// are no organisations yet, so none may; organisation support sets it.
-var orgAuthority revocation.Authority
+// orgAuthority decides which organisation keys may revoke a site: the key
+// of the organisation whose certificate the site carries in its signed
+// record, as this site's table knows it. An organisation key can certify
+// any site, so a certificate alone would let it revoke the sites of
+// others: only the membership the site itself announced counts. A site
+// that never had the revoked site's record therefore refuses the statement
+// (counted), but it gets no record of that site from sites that took it.
+func (s *Site) orgAuthority(site siteid.ID, orgKey []byte) error {
+	m, ok := (*s.pol.members.Load())[site]
+	org := policy.OrgIDOf(orgKey)
+	switch {
+	case !ok:
+		return fmt.Errorf("site %s is not in this site's table, so its organisation is not known here", site)
+	case m.Org != org:
+		return fmt.Errorf("site %s is not a member of organisation %s (it announces %s)", site, org, orgString(m.Org))
+	}
+	return nil
+}
+
+// checkedBefore is the authority for statements this site saved: it
+// checked them when it took them, when the revoked site's record was at
+// hand.
+func checkedBefore(siteid.ID, []byte) error { return nil }
 
 // loadRevocations checks the revocations kept in the state, for New.
 func (s *Site) loadRevocations(st *state) error {
 	s.revoked = map[siteid.ID][]byte{}
 	for i, text := range st.Revocations {
-		stmt, b, err := decodeRevocation(text)
+		stmt, b, err := decodeRevocation(text, checkedBefore)
 		if err != nil {
 			return fmt.Errorf("%s: revocation %d: %w (the file is damaged; restore it from a backup)", stateFile, i, err)
 		}
@@ -40,7 +61,7 @@ func (s *Site) loadRevocations(st *state) error {
 	return nil
 }
 
-func decodeRevocation(text string) (revocation.Statement, []byte, error) {
+func decodeRevocation(text string, org revocation.Authority) (revocation.Statement, []byte, error) {
 	var stmt revocation.Statement
 	b, err := base64.StdEncoding.DecodeString(text)
 	if err != nil {
@@ -49,7 +70,7 @@ func decodeRevocation(text string) (revocation.Statement, []byte, error) {
 	if err := stmt.UnmarshalBinary(b); err != nil {
 		return stmt, nil, err
 	}
-	if err := stmt.Verify(orgAuthority); err != nil {
+	if err := stmt.Verify(org); err != nil {
 		return stmt, nil, err
 	}
 	return stmt, b, nil
@@ -79,7 +100,7 @@ func (s *Site) takeRevocation(pc *peerConn, b []byte) {
 	var stmt revocation.Statement
 	err := stmt.UnmarshalBinary(b)
 	if err == nil {
-		err = stmt.Verify(orgAuthority)
+		err = stmt.Verify(s.orgAuthority)
 	}
 	if err != nil {
 		s.metrics.RecordsRejected.WithLabelValues(rejectRevocation).Inc()
@@ -168,7 +189,7 @@ func (s *Site) Revoke(statement, reason string) (apitype.Revocation, error) {
 		err  error
 	)
 	if statement != "" {
-		stmt, b, err = decodeRevocation(statement)
+		stmt, b, err = decodeRevocation(statement, s.orgAuthority)
 	} else {
 		stmt, err = revocation.New(revocation.BySite, s.id, s.key.Private(), time.Now().Unix(), reason)
 		if err == nil {

@@ -89,3 +89,50 @@ func TestForgedRevocationRefused(t *testing.T) {
 		t.Fatal("victim lost honest")
 	}
 }
+
+// orgRevocation is the base64 statement by which o revokes site.
+func orgRevocation(t *testing.T, o testOrg, site siteid.ID) string {
+	stmt, err := revocation.New(revocation.ByOrganisation, site, o.key, time.Now().Unix(), "left the organisation")
+	must(t, err)
+	b, err := stmt.MarshalBinary()
+	must(t, err)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// On a line a - b - c, the organisation that certified c revokes it: the
+// statement, handed to a, floods to b, which closes its link to c, and c
+// vanishes from both tables. Another organisation's statement, or one for
+// a site the organisation did not certify, is refused.
+func TestOrganisationRevokesItsSite(t *testing.T) {
+	x, y := newTestOrg(t), newTestOrg(t)
+	a, b, c := startSite(t, "a"), startSite(t, "b"), startSite(t, "c")
+	linkSites(t, a, b)
+	linkSites(t, c, b)
+	c.join(x)
+	waitFor(t, "a to know c's organisation", func() bool { return !(*a.pol.members.Load())[c.ID()].Org.IsZero() })
+
+	for what, stmt := range map[string]string{
+		"another organisation's statement":          orgRevocation(t, y, c.ID()),
+		"a statement for a site it did not certify": orgRevocation(t, x, b.ID()),
+	} {
+		if code, errCode := a.api("POST", "/v1/revocations", map[string]string{"statement": stmt}, nil); code != 400 || errCode != "Invalid" {
+			t.Errorf("%s: %d %s, want 400 Invalid", what, code, errCode)
+		}
+	}
+	if a.isRevoked(c.ID()) || a.isRevoked(b.ID()) {
+		t.Fatal("a refused statement took effect")
+	}
+
+	var view struct{ Kind, Site string }
+	if code, errCode := a.api("POST", "/v1/revocations", map[string]string{"statement": orgRevocation(t, x, c.ID())}, &view); code != 200 || view.Kind != "organisation" || view.Site != c.ID().String() {
+		t.Fatalf("the organisation's statement: %d %s %+v", code, errCode, view)
+	}
+	waitFor(t, "c to vanish from a's and b's tables and b to close its link to c", func() bool {
+		_, atA := a.Table().Route(c.ID())
+		_, atB := b.Table().Route(c.ID())
+		return !atA && !atB && b.isRevoked(c.ID()) && b.session(c.ID()) == nil
+	})
+	if got := b.rejected(rejectRevocation); got != 0 {
+		t.Errorf("b refused %v statements", got)
+	}
+}

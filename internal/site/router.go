@@ -191,7 +191,7 @@ func (s *Site) deliverStream(st *link.Stream, h *forward.Header, peer siteid.ID)
 			s.deliverSealed(st, h, s.svc.ServeHTTPStream)
 		}
 	case forward.KindEvent:
-		s.serveEventStream(st, h)
+		s.serveEventStream(st, h, peer)
 	default:
 		st.Reject(forward.RejectUnknownKind, fmt.Sprintf("stream kind %d is not served here", h.Kind))
 	}

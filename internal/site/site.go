@@ -13,7 +13,7 @@
 //     loops. It is held only for map operations, never across I/O or a call
 //     into another subsystem.
 //
-// peerConn.mu, dialer.mu and sitePolicy.mu are leaves, taken alone.
+// peerConn.mu, dialer.mu, sitePolicy.mu and eventAuth.mu are leaves, taken alone.
 //
 // What the data path reads is published through atomic pointers and read
 // without locks: the state as last saved (st), the cheapest session to each

@@ -123,3 +123,36 @@ func TestPolicyTwoOrganisations(t *testing.T) {
 		t.Errorf("policy list at x1:\n%s", out)
 	}
 }
+
+// TestOrganisationRevokesASite: on the line a - b - c of one organisation,
+// the organisation revokes c with `weft org revoke`; handed to a with
+// `weft revocation add`, the statement floods to b, and c and its
+// connector vanish from both sites' tables.
+func TestOrganisationRevokesASite(t *testing.T) {
+	a, b, c := startSite(t, "a"), startSite(t, "b"), startSite(t, "c")
+	a.linkTo(b)
+	c.linkTo(b)
+	c.weft("connector", "create", "orders", "--target", echoServer(t, "c"))
+	xKey, xID := org(t, a, "x")
+	for _, s := range []*site{a, b, c} {
+		s.join(xKey, xID)
+	}
+	waitFor(t, 20*time.Second, "a to see orders at c", func() bool { return slices.Equal(a.status().servedAt("orders"), []string{"c"}) })
+
+	stmt := filepath.Join(t.TempDir(), "c.revoked")
+	if err := os.WriteFile(stmt, []byte(a.weft("org", "revoke", "--org-key", xKey, "--site", c.status().Site.ID, "--reason", "retired")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := a.weft("revocation", "add", stmt); !strings.Contains(out, c.status().Site.ID) {
+		t.Errorf("revocation add: %s", out)
+	}
+	for _, s := range []*site{a, b} {
+		waitFor(t, 20*time.Second, "c to vanish at "+s.name, func() bool {
+			st := s.status()
+			return len(st.servedAt("orders")) == 0 && !st.hasSite("c")
+		})
+	}
+	if out := b.weft("revocation", "list"); !strings.Contains(out, "organisation") || !strings.Contains(out, "retired") {
+		t.Errorf("revocation list at b:\n%s", out)
+	}
+}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -72,4 +73,27 @@ func newAuthRefused() *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_auth_refused_total",
 		Help: "Event API requests refused for their credential, by access (publish, subscribe) and reason (unauthenticated, forbidden)."},
 		[]string{"access", "reason"})
+}
+
+// whileValid returns r with a context that also ends once its credential
+// stops being valid (Config.CredentialDone), and the function that
+// releases it: a live subscription ends with its credential.
+func (b *Broker) whileValid(r *http.Request) (*http.Request, context.CancelFunc) {
+	if b.cfg.CredentialDone == nil {
+		return r, func() {}
+	}
+	done := b.cfg.CredentialDone(credential(r))
+	if done == nil {
+		return r, func() {}
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	go func() {
+		select {
+		case <-done:
+			b.log.Debug("subscription ended: its credential was deleted or expired", "client", r.RemoteAddr)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return r.WithContext(ctx), cancel
 }

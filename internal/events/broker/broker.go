@@ -103,6 +103,20 @@ type Config struct {
 	// must be quick and must not call into the broker. Nil leaves the
 	// event API open.
 	Authorize func(credential string, access Access, subject string) error
+	// CredentialDone returns a channel that is closed once credential
+	// stops being valid (deleted, expired): a live subscription that
+	// Authorize let in ends then. Closed already for a credential no
+	// longer valid; nil when it never ends. Nil: subscriptions end only
+	// with their request.
+	CredentialDone func(credential string) <-chan struct{}
+	// Admit decides whether an event that site origin published on
+	// subject, arriving from the neighbour from, may go to this site's
+	// subscribers: the receiving end's own check of the address policy,
+	// whatever the publisher's table said. It counts and logs a refusal
+	// itself. It is called for every event from another site that is for
+	// this one, so it must be quick and must not call into the broker.
+	// Nil admits every event.
+	Admit func(from, origin siteid.ID, subject string) bool
 }
 
 // Broker is one site's event mesh engine.

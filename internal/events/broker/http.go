@@ -228,6 +228,8 @@ func (b *Broker) serveEvents(w http.ResponseWriter, r *http.Request, kind events
 	if !b.authorize(w, r, Subscribe, pattern) {
 		return
 	}
+	r, release := b.whileValid(r)
+	defer release()
 	if err := b.checkKind(pattern, kind, explicit); err != nil {
 		writeError(w, err)
 		return

@@ -28,7 +28,7 @@ import (
 // serveLog is the receiving end of a log stream from a neighbour, or from
 // this site itself (openLog): it stores what arrives, in batches, and
 // acknowledges the last mark of each batch only once the batch is stored.
-func (b *Broker) serveLog(c net.Conn, origin siteid.ID) {
+func (b *Broker) serveLog(c net.Conn, from siteid.ID) {
 	r := bufio.NewReaderSize(c, 256<<10)
 	var buf []byte
 	for {
@@ -47,7 +47,14 @@ func (b *Broker) serveLog(c net.Conn, origin siteid.ID) {
 					b.log.Warn("malformed persisted event; closing the stream", "err", err)
 					return
 				}
-				batch = append(batch, store.Put{Source: e.Source(), ID: e.ID(), Dests: f.Sites, Local: b.local(f.Kind, f.Subject),
+				dests, local := f.Sites, b.local(f.Kind, f.Subject)
+				if slices.Contains(dests, local) && !b.admit(from, f.Origin, f.Subject) {
+					// Refused here: not stored for this site. A queue's
+					// entry is not passed on either, since its nearest
+					// consumer is here and would take it back.
+					dests, local = slices.DeleteFunc(slices.Clone(dests), func(d siteid.ID) bool { return d == local }), siteid.ID{}
+				}
+				batch = append(batch, store.Put{Source: e.Source(), ID: e.ID(), Dests: dests, Local: local,
 					Entry: store.Entry{Kind: byte(f.Kind), Subject: f.Subject, Origin: f.Origin, Time: b.clock.Now().UnixNano(), Payload: append([]byte(nil), f.Payload...)}})
 			case events.FrameMark:
 				mark = f.Mark
@@ -62,7 +69,7 @@ func (b *Broker) serveLog(c net.Conn, origin siteid.ID) {
 		// Not the stream from this site itself: it moves entries out of
 		// the log into the queued bucket, and holding it while the log is
 		// full would keep the log full.
-		if origin != b.cfg.Self && !b.waitBacklog() {
+		if from != b.cfg.Self && !b.waitBacklog() {
 			return
 		}
 		if err := b.store(batch); err != nil {

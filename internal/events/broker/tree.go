@@ -148,7 +148,7 @@ func (b *Broker) runPeerOut(peer siteid.ID, p *peerOut) {
 	}
 }
 
-func (b *Broker) serveTree(c net.Conn) {
+func (b *Broker) serveTree(c net.Conn, from siteid.ID) {
 	r := bufio.NewReaderSize(c, 64<<10)
 	var buf []byte
 	for {
@@ -171,11 +171,13 @@ func (b *Broker) serveTree(c net.Conn) {
 			f.Payload = append([]byte(nil), f.Payload...)
 			if err := cloudevent.CheckStreamable(f.Payload); err != nil {
 				b.m.dropped.WithLabelValues("malformed").Inc()
-			} else if !b.deliverLocal(f.Kind, delivery{Subject: f.Subject, JSON: f.Payload}) {
-				// Only a queue event finds no room. This site counts as
-				// tried even when it no longer has consumers, so that
-				// sites with stale interests cannot bounce an event
-				// between them.
+			} else if admitted := b.admit(from, f.Origin, f.Subject); (admitted && !b.deliverLocal(f.Kind, delivery{Subject: f.Subject, JSON: f.Payload})) ||
+				(!admitted && f.Kind == events.Queue) {
+				// Only a queue event finds no room, or is refused here
+				// (a topic's refused event is just not delivered). This
+				// site counts as tried even when it no longer has
+				// consumers, so that sites with stale interests cannot
+				// bounce an event between them.
 				b.routeQueue(events.Interested(b.cfg.Net.Table(), events.Queue, f.Subject), f.Subject, f.Origin, append(f.Sites, b.cfg.Self), f.Payload)
 			}
 		}
