@@ -61,17 +61,7 @@ func (b *Broker) OpenTap(name, pattern string) (*Tap, error) {
 			return nil, err
 		}
 	}
-	in := interest{events.Topic, pattern}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.admitLocked(in, nil); err != nil {
-		return nil, err
-	}
-	t := &Tap{b: b, name: name, kind: events.Topic, pattern: pattern, ch: make(chan delivery, 1024)}
-	b.taps[t] = true
-	b.ints.hold(in)
-	b.interestsChangedLocked()
-	return t, nil
+	return b.addTap(&Tap{b: b, name: name, kind: events.Topic, pattern: pattern})
 }
 
 // OpenQueueTap opens a tap that is a consumer of the queues of pattern at
@@ -84,13 +74,18 @@ func (b *Broker) OpenQueueTap(pattern string) (*Tap, error) {
 	if err := events.ValidatePattern(pattern); err != nil {
 		return nil, err
 	}
-	in := interest{events.Queue, pattern}
+	return b.addTap(&Tap{b: b, kind: events.Queue, pattern: pattern, req: make(chan tapReq)})
+}
+
+// addTap admits t's interest and announces it.
+func (b *Broker) addTap(t *Tap) (*Tap, error) {
+	in := interest{t.kind, t.pattern}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.admitLocked(in, nil); err != nil {
 		return nil, err
 	}
-	t := &Tap{b: b, kind: events.Queue, pattern: pattern, ch: make(chan delivery, 1024), req: make(chan tapReq)}
+	t.ch = make(chan delivery, 1024)
 	b.taps[t] = true
 	b.ints.hold(in)
 	b.interestsChangedLocked()

@@ -77,23 +77,31 @@ func TestTapPersistedAtLeastOnce(t *testing.T) {
 }
 
 // TestTapVolatile: a tap gets a volatile topic's events through its
-// channel, and a closed tap withdraws its interest.
+// channel, a queue tap a volatile queue's, and a closed tap withdraws its
+// interest.
 func TestTapVolatile(t *testing.T) {
+	t.Run("topic", func(t *testing.T) {
+		testTapVolatile(t, events.Topic, func(b *Broker, p string) (*Tap, error) { return b.OpenTap("br/v", p) })
+	})
+	t.Run("queue", func(t *testing.T) { testTapVolatile(t, events.Queue, (*Broker).OpenQueueTap) })
+}
+
+func testTapVolatile(t *testing.T, kind events.Kind, open func(b *Broker, pattern string) (*Tap, error)) {
 	m := newMesh(t, []string{"a"}, nil)
 	a := m.site("a")
-	tap, err := a.b.OpenTap("br/v", "v.>")
+	tap, err := open(a.b, "v.>")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.b.OpenTap("br/bad", "v..x"); !errors.Is(err, events.ErrBadSubject) {
+	if _, err := open(a.b, "v..x"); !errors.Is(err, events.ErrBadSubject) {
 		t.Fatalf("a bad pattern: %v, want ErrBadSubject", err)
 	}
-	a.announcedWait(t, "t:v.>")
+	a.announcedWait(t, events.Interest(kind, "v.>"))
 	r := &tapRun{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tap.Run(ctx, r.send) }()
-	publish(t, a, events.Topic, "v.x", 0, 10)
+	publish(t, a, kind, "v.x", 0, 10)
 	waitFor(t, "the volatile events", func() bool { return len(r.got()) == 10 })
 	cancel()
 	<-done
@@ -127,9 +135,6 @@ func TestQueueTapPersistedAtLeastOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tap.Close()
-	if _, err := b.b.OpenQueueTap("jobs..x"); !errors.Is(err, events.ErrBadSubject) {
-		t.Fatalf("a bad pattern: %v, want ErrBadSubject", err)
-	}
 	c := m.site("c").drain(t, events.Queue, "jobs")
 	b.announcedWait(t, "q:jobs")
 	m.tablesChanged()
@@ -153,29 +158,5 @@ func TestQueueTapPersistedAtLeastOnce(t *testing.T) {
 	<-done
 	if got := c.got(); len(got) != 0 {
 		t.Errorf("c, farther than the tap, got %d events", len(got))
-	}
-}
-
-// TestQueueTapVolatile: a queue tap takes a volatile queue's events, each
-// once, and Close withdraws its interest.
-func TestQueueTapVolatile(t *testing.T) {
-	m := newMesh(t, []string{"a"}, nil)
-	a := m.site("a")
-	tap, err := a.b.OpenQueueTap("v.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.announcedWait(t, "q:v.>")
-	r := &tapRun{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- tap.Run(ctx, r.send) }()
-	publish(t, a, events.Queue, "v.x", 0, 10)
-	waitFor(t, "the volatile events", func() bool { return len(r.got()) == 10 })
-	cancel()
-	<-done
-	tap.Close()
-	if in := a.b.Interests(); len(in) != 0 {
-		t.Fatalf("interests after Close: %v", in)
 	}
 }
