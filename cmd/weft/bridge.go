@@ -34,12 +34,13 @@ var bridgeKind = kind[resource.Bridge]{
 
 func newBridgeCmd() *cobra.Command {
 	var (
-		b       resource.Bridge
-		ins     []string
-		inQueue []string
-		outs    []string
+		b        resource.Bridge
+		ins      []string
+		inQueue  []string
+		outs     []string
+		outQueue []string
 	)
-	create := createEventCmd(bridgeKind, "create NAME --broker URL [--in FROM=TOPIC]... [--in-queue FROM=QUEUE]... [--out TOPIC=TO]...",
+	create := createEventCmd(bridgeKind, "create NAME --broker URL [--in FROM=TOPIC]... [--in-queue FROM=QUEUE]... [--out TOPIC=TO]... [--out-queue QUEUE=TO]...",
 		"Bridge a broker (Kafka, AMQP, MQTT, NATS) into and out of the event mesh",
 		`  weft --site ~/weft/west bridge create plant --broker mqtt://127.0.0.1:1883 --in 'sensors/+/temp=plant.temp'
   weft --site ~/weft/west bridge create orders --broker nats://127.0.0.1:4222 --out 'orders.>=orders.weft'
@@ -67,6 +68,13 @@ func newBridgeCmd() *cobra.Command {
 				}
 				b.Spec.Out = append(b.Spec.Out, resource.BridgeOut{Topic: topic, To: to})
 			}
+			for _, v := range outQueue {
+				queue, to, err := splitPair("--out-queue", v)
+				if err != nil {
+					return err
+				}
+				b.Spec.Out = append(b.Spec.Out, resource.BridgeOut{Queue: queue, To: to})
+			}
 			return nil
 		})
 	f := create.Flags()
@@ -75,8 +83,9 @@ func newBridgeCmd() *cobra.Command {
 	f.StringArrayVar(&ins, "in", nil, "FROM=TOPIC: the broker's topic, queue or subject FROM into the weft topic TOPIC (repeatable)")
 	f.StringArrayVar(&inQueue, "in-queue", nil, "FROM=QUEUE: the broker's FROM into the weft queue QUEUE (repeatable)")
 	f.StringArrayVar(&outs, "out", nil, "TOPIC=TO: the weft topic pattern TOPIC out to the broker's TO (repeatable)")
+	f.StringArrayVar(&outQueue, "out-queue", nil, "QUEUE=TO: consume the weft queue QUEUE here and send its events to the broker's TO (repeatable)")
 	create.MarkFlagRequired("broker")
-	create.MarkFlagsOneRequired("in", "in-queue", "out")
+	create.MarkFlagsOneRequired("in", "in-queue", "out", "out-queue")
 	return group(&cobra.Command{
 		Use:   "bridge",
 		Short: "Event bridges: a broker's topics, queues or subjects into and out of the mesh",

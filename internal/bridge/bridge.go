@@ -1,8 +1,8 @@
 // Package bridge connects a site's event mesh to the brokers a site already
 // runs: Kafka, AMQP 0-9-1 (RabbitMQ), MQTT 5 and NATS. A Bridge resource
 // names one broker; its In entries take the broker's messages into weft
-// topics or queues, its Out entries send the events of weft topics to the
-// broker.
+// topics or queues, its Out entries send the events of weft topics, or of
+// weft queues it consumes, to the broker.
 //
 // Each broker kind is a Module in a sub-package that registers itself, as
 // Caddy's modules do (Register in an init function, looked up by the broker
@@ -21,6 +21,10 @@
 //     stored cursor (broker.Tap), which moves only once Conn.Send returned,
 //     that is once the broker acknowledged them: at least once across broker
 //     outages and site restarts.
+//   - Out of a queue: the bridge is one of the queue's consumers at its site
+//     (broker.OpenQueueTap); a persisted queue's entry counts as taken only
+//     once Conn.Send returned, so it is sent at least once, and while the
+//     broker is away entries wait at the site (as for a busy consumer).
 //   - A message that is not a valid CloudEvent, nor a plain message that can
 //     be made one, is skipped and acknowledged, with a logged reason and the
 //     metric weft_bridge_malformed_total: it never stalls a bridge.

@@ -148,6 +148,9 @@ func (m *Manager) newRunner(b resource.Bridge) (*runner, error) {
 			return nil, fmt.Errorf("%w: spec.in[%d]: %v", ErrInvalid, i, err)
 		}
 	}
+	if err := checkLoops(b); err != nil {
+		return nil, err
+	}
 	cfg := Config{Bridge: b.Name, Site: m.cfg.Site, URL: u}
 	for _, in := range b.Spec.In {
 		cfg.From = append(cfg.From, in.From)
@@ -158,7 +161,12 @@ func (m *Manager) newRunner(b resource.Bridge) (*runner, error) {
 	r := &runner{m: m, b: b, mod: mod, cfg: cfg, plain: plainSource(u),
 		log: m.log.With("bridge", b.Name), st: resource.BridgeStatus{State: resource.BridgeConnecting}}
 	for i, out := range b.Spec.Out {
-		t, err := m.mesh.OpenTap(tapName(b.Name, out), out.Topic)
+		var t *broker.Tap
+		if out.Queue != "" {
+			t, err = m.mesh.OpenQueueTap(out.Queue)
+		} else {
+			t, err = m.mesh.OpenTap(tapName(b.Name, out), out.Topic)
+		}
 		if err != nil {
 			r.closeTaps()
 			return nil, fmt.Errorf("spec.out[%d]: %w", i, err)
@@ -238,7 +246,8 @@ func (m *Manager) Put(b resource.Bridge) error {
 // forgetCursors deletes the cursors of old's Outs that now is without.
 func (m *Manager) forgetCursors(old, now resource.Bridge) {
 	for _, o := range old.Spec.Out {
-		if !slices.Contains(now.Spec.Out, o) {
+		// A queue's position is the queue's, not the bridge's.
+		if o.Topic != "" && !slices.Contains(now.Spec.Out, o) {
 			m.mesh.DeleteTapCursor(tapName(old.Name, o))
 		}
 	}
@@ -288,4 +297,23 @@ func (m *Manager) Get(name string) (resource.Bridge, bool) {
 		return resource.Bridge{}, false
 	}
 	return r.b, true
+}
+
+// checkLoops refuses a bridge that would send what it takes in back to the
+// broker subject it came from, and take it in again, without end: an In
+// whose weft topic or queue an Out of the same kind covers, with the Out's
+// destination the In's source.
+func checkLoops(b resource.Bridge) error {
+	for i, in := range b.Spec.In {
+		for j, out := range b.Spec.Out {
+			if in.From != out.To {
+				continue
+			}
+			if (in.Topic != "" && out.Topic != "" && events.Match(out.Topic, in.Topic)) ||
+				(in.Queue != "" && out.Queue != "" && events.Match(out.Queue, in.Queue)) {
+				return fmt.Errorf("%w: spec.out[%d] sends spec.in[%d]'s events back to %q, a loop: narrow the out pattern or use another broker destination", ErrInvalid, j, i, in.From)
+			}
+		}
+	}
+	return nil
 }

@@ -112,3 +112,39 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A bridge whose Out sends an In's events back to the broker subject they
+// came from is refused, for topics and queues; one to another subject, or
+// of the other kind, is not; a bad queue pattern is refused.
+func TestManagerRefusesLoops(t *testing.T) {
+	m, stop := newManager(t, t.TempDir())
+	defer stop()
+	for _, c := range []struct {
+		in   resource.BridgeIn
+		out  resource.BridgeOut
+		loop bool
+	}{
+		{resource.BridgeIn{From: "s", Topic: "a.b"}, resource.BridgeOut{Topic: "a.>", To: "s"}, true},
+		{resource.BridgeIn{From: "s", Queue: "jobs"}, resource.BridgeOut{Queue: "jobs", To: "s"}, true},
+		{resource.BridgeIn{From: "s", Topic: "a.b"}, resource.BridgeOut{Topic: "a.>", To: "t"}, false},
+		{resource.BridgeIn{From: "s", Topic: "a.b"}, resource.BridgeOut{Topic: "a.c", To: "s"}, false},
+		{resource.BridgeIn{From: "s", Topic: "jobs"}, resource.BridgeOut{Queue: "jobs", To: "s"}, false},
+	} {
+		br := resource.Bridge{Spec: resource.BridgeSpec{Broker: "nats://127.0.0.1:1", In: []resource.BridgeIn{c.in}, Out: []resource.BridgeOut{c.out}}}
+		br.Name = "b"
+		if err := br.Default(); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Put(br); errors.Is(err, bridge.ErrInvalid) != c.loop {
+			t.Errorf("in %+v out %+v: Put %v, want a loop refused: %v", c.in, c.out, err, c.loop)
+		}
+	}
+	br := resource.Bridge{Spec: resource.BridgeSpec{Broker: "nats://127.0.0.1:1", Out: []resource.BridgeOut{{Queue: "jobs..x", To: "s"}}}}
+	br.Name = "b"
+	if err := br.Default(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Put(br); err == nil {
+		t.Error("a bad queue pattern was taken")
+	}
+}

@@ -23,7 +23,7 @@ type runner struct {
 	b    resource.Bridge
 	mod  *Module
 	cfg  Config
-	taps []*broker.Tap // one per Out, open for the bridge's life
+	taps []*broker.Tap // one per Out (a queue consumer for a queue's), open for the bridge's life
 	log  *slog.Logger
 	// plain is the source of plain messages' events before the subject:
 	// the broker's URL without credentials, path or query.

@@ -67,10 +67,13 @@ type BridgeIn struct {
 	Queue string `json:"queue,omitempty"`
 }
 
-// BridgeOut sends the events of a weft topic pattern to the broker's To (an
-// MQTT topic, a Kafka topic, an AMQP exchange or queue, a NATS subject).
+// BridgeOut sends the events of a weft topic pattern, or of a weft queue
+// pattern that the bridge consumes as one of the queue's consumers, to the
+// broker's To (an MQTT topic, a Kafka topic, an AMQP exchange or queue, a
+// NATS subject): exactly one of Topic and Queue is set.
 type BridgeOut struct {
-	Topic string `json:"topic"`
+	Topic string `json:"topic,omitempty"`
+	Queue string `json:"queue,omitempty"`
 	To    string `json:"to"`
 }
 
@@ -137,8 +140,8 @@ func (b *Bridge) Default() error {
 		}
 	}
 	for i, out := range b.Spec.Out {
-		if out.Topic == "" {
-			return invalid(fieldIndex("spec.out", i, "topic"), "set the weft topic (a pattern) whose events go out")
+		if (out.Topic == "") == (out.Queue == "") {
+			return invalid(fieldIndex("spec.out", i, ""), "set exactly one of topic and queue: the weft pattern whose events go out")
 		}
 		if out.To == "" || len(out.To) > 1024 {
 			return invalid(fieldIndex("spec.out", i, "to"), "set the broker's destination, at most 1024 bytes")

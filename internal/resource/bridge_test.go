@@ -36,6 +36,8 @@ spec:
 		"in both":        {Bridge{Spec: BridgeSpec{Broker: "nats://h:1", In: []BridgeIn{{From: "x", Topic: "a", Queue: "b"}}}}, "spec.in[0]"},
 		"in no from":     {Bridge{Spec: BridgeSpec{Broker: "nats://h:1", In: []BridgeIn{{Topic: "a"}}}}, "spec.in[0].from"},
 		"out no to":      {Bridge{Spec: BridgeSpec{Broker: "kafka://h:1", Out: []BridgeOut{{Topic: "a"}}}}, "spec.out[0].to"},
+		"out both":       {Bridge{Spec: BridgeSpec{Broker: "nats://h:1", Out: []BridgeOut{{Topic: "a", Queue: "b", To: "c"}}}}, "spec.out[0]"},
+		"out neither":    {Bridge{Spec: BridgeSpec{Broker: "nats://h:1", Out: []BridgeOut{{To: "c"}}}}, "spec.out[0]"},
 	} {
 		tc.b.Name = "b"
 		err := tc.b.Default()

@@ -232,13 +232,7 @@ func testBridge(t *testing.T, br testBroker, inFrom, inPub, outTo string) {
 	}
 	in, inDups := distinct(sk.got(), "in-")
 	got := br.received(t, outTo)
-	var outIDs []string
-	for _, id := range got {
-		if _, err := strconv.Atoi(id); err == nil {
-			outIDs = append(outIDs, id)
-		}
-	}
-	out, outDups := distinct(outIDs, "")
+	out, outDups := distinct(numeric(got), "")
 	t.Logf("in: %d distinct, %d duplicates; out: %d distinct, %d duplicates (at least once: the broker's consumer dedups by id)", in, inDups, out, outDups)
 	if in != bridgeEvents || inDups != 0 {
 		t.Errorf("in: %d distinct events and %d duplicates at B, want %d and none: weft dedups by source and id", in, inDups, bridgeEvents)

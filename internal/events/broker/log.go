@@ -258,6 +258,11 @@ func (b *Broker) local(kind events.Kind, subject string) siteid.ID {
 			return events.QueueSite(subject)
 		}
 	}
+	for t := range b.taps {
+		if t.kind == events.Queue && events.Match(t.pattern, subject) {
+			return events.QueueSite(subject)
+		}
+	}
 	return siteid.ID{}
 }
 

@@ -140,11 +140,18 @@ func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) bo
 				pushes = append(pushes, p)
 			}
 		}
+		var taps []*Tap
+		for t := range b.taps {
+			if t.kind == events.Queue && events.Match(t.pattern, queue) {
+				taps = append(taps, t)
+			}
+		}
 		b.mu.Unlock()
 		// Map order is random: sort, so that taking turns is fair.
 		slices.SortFunc(subs, func(x, y *subscriber) int { return strings.Compare(x.id, y.id) })
 		slices.SortFunc(pushes, func(x, y *pusher) int { return strings.Compare(x.sub.Name, y.sub.Name) })
-		n := len(subs) + len(pushes)
+		slices.SortFunc(taps, func(x, y *Tap) int { return strings.Compare(x.pattern, y.pattern) })
+		n := len(subs) + len(pushes) + len(taps)
 		for i := range n {
 			k := (*rr + i) % n
 			if k < len(subs) {
@@ -158,7 +165,19 @@ func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) bo
 				}
 			}
 			*rr = k + 1
-			return b.deliverPush(b.ctx, pushes[k-len(subs)], d.JSON)
+			if k < len(subs)+len(pushes) {
+				return b.deliverPush(b.ctx, pushes[k-len(subs)], d.JSON)
+			}
+			// A queue tap that did not send it (its broker is away) is
+			// a busy consumer: try the next.
+			taken, stopped := b.handTap(taps[k-len(subs)-len(pushes)], d.JSON)
+			if stopped {
+				return false
+			}
+			if taken {
+				b.m.delivered.WithLabelValues("queue").Inc()
+				return true
+			}
 		}
 		if n == 0 {
 			return b.passOn(seq, e)

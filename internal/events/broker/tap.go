@@ -18,8 +18,18 @@ import (
 type Tap struct {
 	b       *Broker
 	name    string
+	kind    events.Kind
 	pattern string
 	ch      chan delivery
+	// req carries a persisted queue entry from the queue's worker to Run
+	// (queue taps only), which answers on its done once send returned.
+	req chan tapReq
+}
+
+// tapReq is one persisted queue entry handed to a queue tap.
+type tapReq struct {
+	json []byte
+	done chan error
 }
 
 // tapCursor is the store's cursor name of the tap name: subscriptions'
@@ -51,13 +61,31 @@ func (b *Broker) OpenTap(name, pattern string) (*Tap, error) {
 			return nil, err
 		}
 	}
-	in := interest{events.Topic, pattern}
+	return b.addTap(&Tap{b: b, name: name, kind: events.Topic, pattern: pattern})
+}
+
+// OpenQueueTap opens a tap that is a consumer of the queues of pattern at
+// this site, as a subscriber of kind queue is: each event reaches one
+// consumer, the nearest first. A persisted queue's entry counts as taken
+// only once Run's send returned nil for it; until then, and while no Run
+// runs, it waits here (a consumer that is present but busy), so it is sent
+// at least once. Errors are OpenTap's.
+func (b *Broker) OpenQueueTap(pattern string) (*Tap, error) {
+	if err := events.ValidatePattern(pattern); err != nil {
+		return nil, err
+	}
+	return b.addTap(&Tap{b: b, kind: events.Queue, pattern: pattern, req: make(chan tapReq)})
+}
+
+// addTap admits t's interest and announces it.
+func (b *Broker) addTap(t *Tap) (*Tap, error) {
+	in := interest{t.kind, t.pattern}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.admitLocked(in, nil); err != nil {
 		return nil, err
 	}
-	t := &Tap{b: b, name: name, pattern: pattern, ch: make(chan delivery, 1024)}
+	t.ch = make(chan delivery, 1024)
 	b.taps[t] = true
 	b.ints.hold(in)
 	b.interestsChangedLocked()
@@ -74,7 +102,7 @@ func (t *Tap) Close() {
 		return
 	}
 	delete(b.taps, t)
-	b.ints.release(interest{events.Topic, t.pattern}, time.Time{})
+	b.ints.release(interest{t.kind, t.pattern}, time.Time{})
 	b.interestsChangedLocked()
 }
 
@@ -88,6 +116,9 @@ func (b *Broker) DeleteTapCursor(name string) error { return b.st.DeleteCursor(t
 // cursor then moves past it, so a Run after a failure or a restart sends it
 // again (at least once). One Run at a time per tap.
 func (t *Tap) Run(ctx context.Context, send func(ctx context.Context, evs [][]byte) error) error {
+	if t.kind == events.Queue {
+		return t.runQueue(ctx, send)
+	}
 	b, name := t.b, tapCursor(t.name)
 	cursor, _, err := b.st.Cursor(name)
 	if err != nil {
@@ -124,20 +155,66 @@ func (t *Tap) Run(ctx context.Context, send func(ctx context.Context, evs [][]by
 		case <-ctx.Done():
 		case <-wake:
 		case d := <-t.ch:
-			batch = append(batch, d.JSON)
-			for len(batch) < tapBatch {
-				select {
-				case d := <-t.ch:
-					batch = append(batch, d.JSON)
-					continue
-				default:
-				}
-				break
-			}
-			if err := send(ctx, batch); err != nil {
+			if err := sendVolatile(ctx, d, t.ch, batch[:0], send); err != nil {
 				return err
 			}
 		}
 	}
 	return ctx.Err()
+}
+
+// sendVolatile sends d and what else waits in ch, at most tapBatch events.
+func sendVolatile(ctx context.Context, d delivery, ch <-chan delivery, batch [][]byte, send func(context.Context, [][]byte) error) error {
+	batch = append(batch, d.JSON)
+	for len(batch) < tapBatch {
+		select {
+		case d := <-ch:
+			batch = append(batch, d.JSON)
+			continue
+		default:
+		}
+		break
+	}
+	return send(ctx, batch)
+}
+
+// runQueue is Run for a queue tap: persisted entries one at a time as the
+// queue's worker hands them (handQueued), volatile ones from the channel.
+func (t *Tap) runQueue(ctx context.Context, send func(ctx context.Context, evs [][]byte) error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case r := <-t.req:
+			err := send(ctx, [][]byte{r.json})
+			r.done <- err
+			if err != nil {
+				return err
+			}
+		case d := <-t.ch:
+			if err := sendVolatile(ctx, d, t.ch, nil, send); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// handTap offers a persisted queue entry to a queue tap and reports whether
+// its Run sent it. A tap whose Run does not take it within a moment (its
+// broker is away or busy) has not: the worker tries again.
+func (b *Broker) handTap(t *Tap, payload []byte) (taken, stopped bool) {
+	r := tapReq{json: payload, done: make(chan error, 1)}
+	select {
+	case t.req <- r:
+	case <-b.ctx.Done():
+		return false, true
+	case <-b.clock.After(50 * time.Millisecond):
+		return false, false
+	}
+	select {
+	case err := <-r.done:
+		return err == nil, false
+	case <-b.ctx.Done():
+		return false, true
+	}
 }

@@ -77,23 +77,31 @@ func TestTapPersistedAtLeastOnce(t *testing.T) {
 }
 
 // TestTapVolatile: a tap gets a volatile topic's events through its
-// channel, and a closed tap withdraws its interest.
+// channel, a queue tap a volatile queue's, and a closed tap withdraws its
+// interest.
 func TestTapVolatile(t *testing.T) {
+	t.Run("topic", func(t *testing.T) {
+		testTapVolatile(t, events.Topic, func(b *Broker, p string) (*Tap, error) { return b.OpenTap("br/v", p) })
+	})
+	t.Run("queue", func(t *testing.T) { testTapVolatile(t, events.Queue, (*Broker).OpenQueueTap) })
+}
+
+func testTapVolatile(t *testing.T, kind events.Kind, open func(b *Broker, pattern string) (*Tap, error)) {
 	m := newMesh(t, []string{"a"}, nil)
 	a := m.site("a")
-	tap, err := a.b.OpenTap("br/v", "v.>")
+	tap, err := open(a.b, "v.>")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.b.OpenTap("br/bad", "v..x"); !errors.Is(err, events.ErrBadSubject) {
+	if _, err := open(a.b, "v..x"); !errors.Is(err, events.ErrBadSubject) {
 		t.Fatalf("a bad pattern: %v, want ErrBadSubject", err)
 	}
-	a.announcedWait(t, "t:v.>")
+	a.announcedWait(t, events.Interest(kind, "v.>"))
 	r := &tapRun{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tap.Run(ctx, r.send) }()
-	publish(t, a, events.Topic, "v.x", 0, 10)
+	publish(t, a, kind, "v.x", 0, 10)
 	waitFor(t, "the volatile events", func() bool { return len(r.got()) == 10 })
 	cancel()
 	<-done
@@ -111,4 +119,44 @@ func (s *meshSite) announcedWait(t *testing.T, want string) {
 		defer s.m.mu.Unlock()
 		return slices.Contains(s.interests, want)
 	})
+}
+
+// TestQueueTapPersistedAtLeastOnce: on the line a-b-c, a queue tap at b is
+// the nearest consumer of a persisted queue published at a, ahead of a
+// subscriber at c. A send that fails ends Run; the entry it held waits at b
+// (the tap stays a consumer) and the next Run sends it: the tap gets every
+// event, c none.
+func TestQueueTapPersistedAtLeastOnce(t *testing.T) {
+	m := newMesh(t, []string{"a", "b", "c"}, [][3]int{{1, 2, 1}, {2, 3, 1}})
+	a, b := m.site("a"), m.site("b")
+	a.persisted(t, events.Queue, "jobs")
+	tap, err := b.b.OpenQueueTap("jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tap.Close()
+	c := m.site("c").drain(t, events.Queue, "jobs")
+	b.announcedWait(t, "q:jobs")
+	m.tablesChanged()
+
+	r := &tapRun{fail: func(call int) bool { return call == 5 }}
+	const n = 300
+	a.publishBatches(t, events.Queue, "jobs", n, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := tap.Run(ctx, r.send); err == nil || err.Error() != "broker down" {
+		t.Fatalf("Run returned %v, want the send's error", err)
+	}
+	r.mu.Lock()
+	r.fail = nil
+	r.mu.Unlock()
+	done := make(chan error, 1)
+	rctx, stop := context.WithCancel(ctx)
+	go func() { done <- tap.Run(rctx, r.send) }()
+	waitFor(t, "every event through the tap", func() bool { return distinct(r.got()) == n })
+	stop()
+	<-done
+	if got := c.got(); len(got) != 0 {
+		t.Errorf("c, farther than the tap, got %d events", len(got))
+	}
 }

@@ -211,7 +211,7 @@ func (b *Broker) deliverLocal(kind events.Kind, d delivery) bool {
 			}
 		}
 		for t := range b.taps {
-			if kind == events.Topic && events.Match(t.pattern, d.Subject) {
+			if t.kind == kind && events.Match(t.pattern, d.Subject) {
 				b.offer(t.ch, d)
 			}
 		}
@@ -231,6 +231,11 @@ func (b *Broker) deliverQueueLocked(d delivery) bool {
 	for _, p := range b.pushes {
 		if p.kind == events.Queue && events.Match(p.pattern, d.Subject) {
 			chs = append(chs, p.ch)
+		}
+	}
+	for t := range b.taps {
+		if t.kind == events.Queue && events.Match(t.pattern, d.Subject) {
+			chs = append(chs, t.ch)
 		}
 	}
 	for i := range chs {
