@@ -8,22 +8,5 @@ set -euo pipefail
 
 log() { printf '[install-bridge-deps] %s\n' "$*" >&2; }
 
-packages=(mosquitto rabbitmq-server)
-missing=()
-for p in "${packages[@]}"; do
-	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-		missing+=("$p")
-	fi
-done
-if ((${#missing[@]})); then
-	sudo=()
-	if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
-	log "apt-get update"
-	"${sudo[@]}" apt-get update -qq
-	log "installing ${missing[*]}"
-	# The packages' postinst scripts try to start system services; there is
-	# no init system in CI and the tests start their own brokers anyway.
-	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-else
-	log "apt packages present: ${packages[*]}"
-fi
+source "$(dirname "$0")/apt-install.sh"
+apt_install mosquitto rabbitmq-server

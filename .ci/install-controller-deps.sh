@@ -17,25 +17,8 @@ apiserver=$cache_dir/kube-apiserver-$k8s_version
 
 log() { printf '[install-controller-deps] %s\n' "$*" >&2; }
 
-packages=(etcd-server postgresql bind9 bind9-dnsutils)
-missing=()
-for p in "${packages[@]}"; do
-	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-		missing+=("$p")
-	fi
-done
-if ((${#missing[@]})); then
-	sudo=()
-	if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
-	log "apt-get update"
-	"${sudo[@]}" apt-get update -qq
-	log "installing ${missing[*]}"
-	# Packages' postinst scripts try to start system services; there is no
-	# init system in CI and the tests start their own instances anyway.
-	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-else
-	log "apt packages present: ${packages[*]}"
-fi
+source "$(dirname "$0")/apt-install.sh"
+apt_install etcd-server postgresql bind9 bind9-dnsutils
 
 if [[ -x $apiserver ]]; then
 	log "kube-apiserver $k8s_version cached at $apiserver"

@@ -154,10 +154,19 @@ func (r *Router) SetLocal(links []Link, connectors []Connector, interests []stri
 		return cmp.Or(a.Peer.Compare(b.Peer), cmp.Compare(a.Cost, b.Cost))
 	})
 	ls = slices.CompactFunc(ls, func(a, b Link) bool { return a.Peer == b.Peer })
+	return r.originateWith(func(next *Record) {
+		next.Links = ls
+		next.Connectors = slices.Clone(connectors)
+		next.Interests = slices.Clone(interests)
+	})
+}
+
+// originateWith announces a new version of the site's record, edited by
+// edit, unless the result is invalid: then the site keeps its previous
+// record and says why.
+func (r *Router) originateWith(edit func(*Record)) error {
 	next := r.local
-	next.Links = ls
-	next.Connectors = slices.Clone(connectors)
-	next.Interests = slices.Clone(interests)
+	edit(&next)
 	next.Seq = inc(next.Seq)
 	if err := next.Validate(); err != nil {
 		return fmt.Errorf("routing: own record of %s: %w", r.self, err)
@@ -181,15 +190,7 @@ func (r *Router) SetPolicy(p []byte) error {
 	if bytes.Equal(p, r.local.Policy) {
 		return nil
 	}
-	next := r.local
-	next.Policy = slices.Clone(p)
-	next.Seq = inc(next.Seq)
-	if err := next.Validate(); err != nil {
-		return fmt.Errorf("routing: own record of %s: %w", r.self, err)
-	}
-	r.local = next
-	r.originate()
-	return nil
+	return r.originateWith(func(next *Record) { next.Policy = slices.Clone(p) })
 }
 
 func inc(seq uint64) uint64 {
