@@ -195,7 +195,11 @@ func (r *rabbitmq) received(t *testing.T, queue string) []string {
 				ch, err := c.Channel()
 				var ds <-chan amqp091.Delivery
 				if err == nil {
-					ds, err = ch.Consume(queue, "", true, false, false, false, nil)
+					// Manual acks: with auto-ack, deliveries the broker wrote
+					// just before it was killed are lost with the connection
+					// (the reset drops them unread), a loss of the test's
+					// reader, not of the bridge.
+					ds, err = ch.Consume(queue, "", false, false, false, false, nil)
 				}
 				for err == nil {
 					var d amqp091.Delivery
@@ -212,6 +216,7 @@ func (r *rabbitmq) received(t *testing.T, queue string) []string {
 					r.mu.Lock()
 					r.got[queue] = append(r.got[queue], id)
 					r.mu.Unlock()
+					err = d.Ack(false)
 				}
 				c.Close()
 			}
