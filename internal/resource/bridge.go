@@ -28,7 +28,7 @@ var BridgeSchemes = []string{"kafka", "amqp", "amqps", "mqtt", "mqtts", "nats"}
 type Bridge struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
-	Spec              BridgeSpec    `json:"spec"`
+	Spec              BridgeSpec `json:"spec"`
 	// +optional
 	Status *BridgeStatus `json:"status,omitempty"`
 }
