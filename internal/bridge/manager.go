@@ -186,6 +186,12 @@ func (m *Manager) startLocked(r *runner) {
 	if m.ctx == nil {
 		return
 	}
+	// The bridge's series exist from its start, so that a rate or an
+	// alert on increase() sees its first message and its first failure.
+	m.met.messages.WithLabelValues(r.b.Name, "in")
+	m.met.messages.WithLabelValues(r.b.Name, "out")
+	m.met.malformed.WithLabelValues(r.b.Name)
+	m.met.failures.WithLabelValues(r.b.Name)
 	ctx, cancel := context.WithCancel(m.ctx)
 	r.cancel, r.done = cancel, make(chan struct{})
 	go r.run(ctx)

@@ -212,11 +212,12 @@ func New(opts Options) (s *Site, err error) {
 	s.localDue = make(chan struct{}, 1)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.table.Store(s.router.Table())
-	s.metrics.Registry.MustRegister(linkCollector{s})
+	s.metrics.Registry.MustRegister(linkCollector{s}, stateCollector{s})
 	if err := s.initSeal(); err != nil {
 		return nil, err
 	}
 	s.pol = newSitePolicy(s.metrics.Registry)
+	s.zeroSeries()
 	s.svc = service.NewManager(service.Config{
 		Self: s.id, Net: serviceNet{s}, Metrics: s.metrics, Logger: s.log,
 	})
