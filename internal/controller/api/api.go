@@ -17,6 +17,7 @@ import (
 
 	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/buildinfo"
+	"weft.dev/weft/internal/controller/compile"
 	"weft.dev/weft/internal/controller/model"
 	"weft.dev/weft/internal/controller/store"
 )
@@ -27,6 +28,9 @@ type Server struct {
 	trigger func()
 	log     *slog.Logger
 	mux     *http.ServeMux
+	// compiled keeps the groups last planned, so that a plan after one
+	// intent changed renders only that intent.
+	compiled *compile.Cache
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -34,7 +38,7 @@ var _ http.Handler = (*Server)(nil)
 // New returns the API over st. trigger is called after every write and apply,
 // so that the sync engine looks at the desired state again; it must not block.
 func New(st *store.Store, trigger func(), log *slog.Logger) *Server {
-	s := &Server{store: st, trigger: trigger, log: log, mux: http.NewServeMux()}
+	s := &Server{store: st, trigger: trigger, log: log, mux: http.NewServeMux(), compiled: compile.NewCache()}
 	s.routes()
 	return s
 }

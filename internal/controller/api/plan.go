@@ -76,10 +76,11 @@ func apiRef(r compile.Ref) apitype.ObjectRef {
 	return apitype.ObjectRef{APIVersion: r.APIVersion, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
 }
 
-// plan compiles the group's intents and diffs them against what each target
-// last had applied, deleting what the group's previous release placed there.
-func plan(ctx context.Context, st *store.Store, in *render.Input, gkey string) (*Plan, map[string]*compile.State, error) {
-	states, err := compile.Compile(in)
+// plan compiles the group's intents with cache and diffs them against what
+// each target last had applied, deleting what the group's previous release
+// placed there.
+func plan(ctx context.Context, st *store.Store, cache *compile.Cache, in *render.Input, gkey string) (*Plan, map[string]*compile.State, error) {
+	states, err := cache.Compile(in)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -148,7 +149,7 @@ func (s *Server) handlePlan(st *store.Store, w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return err
 	}
-	p, _, err := plan(r.Context(), st, in, compile.GroupKey(project, app, version, group))
+	p, _, err := plan(r.Context(), st, s.compiled, in, compile.GroupKey(project, app, version, group))
 	if err != nil {
 		return err
 	}
@@ -168,7 +169,7 @@ func (s *Server) handleApply(st *store.Store, w http.ResponseWriter, r *http.Req
 		return err
 	}
 	gkey := compile.GroupKey(project, app, version, group)
-	p, states, err := plan(r.Context(), st, in, gkey)
+	p, states, err := plan(r.Context(), st, s.compiled, in, gkey)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@
 package compile
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -53,9 +54,26 @@ func RefOf(u *unstructured.Unstructured) Ref {
 
 // Object is a desired object with the hash of its canonical JSON.
 type Object struct {
-	Ref    Ref
-	Hash   string
+	Ref  Ref
+	Hash string
+	// Object is the body. An applied object read from the store has Raw,
+	// its stored JSON, instead: a plan decodes it only when its hash
+	// differs from the desired object's, so that the steady state, where
+	// every hash matches, holds bytes rather than trees of maps.
 	Object *unstructured.Unstructured
+	Raw    []byte
+}
+
+// Body returns the object, decoding Raw if there is no Object.
+func (o Object) Body() (*unstructured.Unstructured, error) {
+	if o.Object != nil || o.Raw == nil {
+		return o.Object, nil
+	}
+	u := &unstructured.Unstructured{}
+	if err := json.Unmarshal(o.Raw, &u.Object); err != nil {
+		return nil, fmt.Errorf("object %s: %w", o.Ref, err)
+	}
+	return u, nil
 }
 
 // State is the desired state of one target.
@@ -73,43 +91,71 @@ func GroupKey(project, app, version, group string) string {
 // of each target, keyed by target name. Two placements of one object in one
 // target must be equal (shared objects such as the cross-network Gateway are).
 func Compile(in *render.Input) (map[string]*State, error) {
-	states := map[string]*State{}
-	seen := map[string]map[Ref]string{} // target -> ref -> hash
-	for _, r := range render.Registered() {
-		placements, err := r.Renderer.Render(in)
+	return compileWith(in, func(r render.Named) ([]placed, error) {
+		ps, err := r.Renderer.Render(in)
 		if err != nil {
 			return nil, fmt.Errorf("%s renderer: %w", r.Name, err)
 		}
-		for _, p := range placements {
-			t, err := target(in, p)
-			if err != nil {
-				return nil, err
-			}
-			// In place: GetLabels and SetLabels copy the map, twice per object.
-			if err := unstructured.SetNestedField(p.Object.Object, in.Project, "metadata", "labels", ProjectLabel); err != nil {
-				return nil, fmt.Errorf("%s renderer: %s: %w", r.Name, RefOf(p.Object), err)
-			}
-			ref, h := RefOf(p.Object), Hash(p.Object)
+		return place(in, r.Name, ps)
+	})
+}
+
+// placed is a rendered object in its target, labelled and hashed.
+type placed struct {
+	target Target
+	obj    Object
+}
+
+// compileWith builds the targets' states from what placeAll returns for
+// each registered renderer, in name order.
+func compileWith(in *render.Input, placeAll func(render.Named) ([]placed, error)) (map[string]*State, error) {
+	states := map[string]*State{}
+	seen := map[string]map[Ref]string{} // target -> ref -> hash
+	for _, r := range render.Registered() {
+		ps, err := placeAll(r)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			t, o := p.target, p.obj
 			st := states[t.Name]
 			if st == nil {
 				st = &State{Target: t}
 				states[t.Name] = st
 				seen[t.Name] = map[Ref]string{}
 			}
-			if prev, dup := seen[t.Name][ref]; dup {
-				if prev != h {
-					return nil, fmt.Errorf("%w: %s in %s is rendered twice, differently", ErrConflict, ref, t.Name)
+			if prev, dup := seen[t.Name][o.Ref]; dup {
+				if prev != o.Hash {
+					return nil, fmt.Errorf("%w: %s in %s is rendered twice, differently", ErrConflict, o.Ref, t.Name)
 				}
 				continue
 			}
-			seen[t.Name][ref] = h
-			st.Objects = append(st.Objects, Object{Ref: ref, Hash: h, Object: p.Object})
+			seen[t.Name][o.Ref] = o.Hash
+			st.Objects = append(st.Objects, o)
 		}
 	}
 	for _, st := range states {
 		SortObjects(st.Objects)
 	}
 	return states, nil
+}
+
+// place resolves each placement's target, labels its object with the
+// project and hashes it.
+func place(in *render.Input, renderer string, ps []render.Placement) ([]placed, error) {
+	out := make([]placed, 0, len(ps))
+	for _, p := range ps {
+		t, err := target(in, p)
+		if err != nil {
+			return nil, err
+		}
+		// In place: GetLabels and SetLabels copy the map, twice per object.
+		if err := unstructured.SetNestedField(p.Object.Object, in.Project, "metadata", "labels", ProjectLabel); err != nil {
+			return nil, fmt.Errorf("%s renderer: %s: %w", renderer, RefOf(p.Object), err)
+		}
+		out = append(out, placed{target: t, obj: Object{Ref: RefOf(p.Object), Hash: Hash(p.Object), Object: p.Object}})
+	}
+	return out, nil
 }
 
 // SortObjects orders objects by reference.

@@ -50,7 +50,13 @@ func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
 			// unchanged, and walking them field by field dominated planning.
 			out = append(out, Change{Action: ActionUnchanged, Ref: d.Ref, Object: d.Object})
 		default:
-			diff := Diff(old.Object.Object, d.Object.Object)
+			// A stored body the store checked is a JSON object; one that
+			// still does not decode differs in every field.
+			var was map[string]any
+			if u, err := old.Body(); err == nil && u != nil {
+				was = u.Object
+			}
+			diff := Diff(was, d.Object.Object)
 			action := ActionUpdate
 			if len(diff) == 0 {
 				action = ActionUnchanged

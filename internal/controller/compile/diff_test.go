@@ -65,3 +65,28 @@ func TestDiff(t *testing.T) {
 		t.Errorf("Diff of a value with itself = %+v", got)
 	}
 }
+
+// TestPlanStoredBodies: an applied object kept as its stored JSON is
+// compared by hash, and decoded for the diff only when the hash differs.
+func TestPlanStoredBodies(t *testing.T) {
+	want := obj("x", map[string]any{"k": "new"})
+	stored := func(o Object, raw string) Object { return Object{Ref: o.Ref, Hash: o.Hash, Raw: []byte(raw)} }
+	older := obj("x", map[string]any{"k": "old"})
+	for _, tc := range []struct {
+		name    string
+		applied Object
+		action  string
+		diff    []FieldChange
+	}{
+		// Not JSON at all: never decoded, since the hashes match.
+		{"same hash", stored(want, "not decoded"), ActionUnchanged, nil},
+		{"older", stored(older, `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"ns"},"data":{"k":"old"}}`),
+			ActionUpdate, []FieldChange{{Path: "data.k", Old: "old", New: "new"}}},
+		{"undecodable", stored(older, `[]`), ActionUpdate, Diff(map[string]any{}, want.Object.Object)},
+	} {
+		got := Plan([]Object{want}, map[Ref]Object{want.Ref: tc.applied}, nil)
+		if len(got) != 1 || got[0].Action != tc.action || !reflect.DeepEqual(got[0].Diff, tc.diff) {
+			t.Errorf("%s: plan = %+v, want %s with diff %v", tc.name, got, tc.action, tc.diff)
+		}
+	}
+}

@@ -85,6 +85,29 @@ type Renderer interface {
 	Render(in *Input) ([]Placement, error)
 }
 
+// IntentRenderer is a Renderer whose placements for an intent depend on that
+// intent and the input's project, app, group and clusters only, never on the
+// other intents, and whose Render is RenderEach. compile.Cache then renders
+// again only the intents that changed.
+type IntentRenderer interface {
+	Renderer
+	RenderIntent(in *Input, it *model.Intent) ([]Placement, error)
+}
+
+// RenderEach renders in's intents one by one, in order: the Render of an
+// IntentRenderer.
+func RenderEach(in *Input, r IntentRenderer) ([]Placement, error) {
+	var all []Placement
+	for _, it := range in.Intents {
+		ps, err := r.RenderIntent(in, it)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, ps...)
+	}
+	return all, nil
+}
+
 var (
 	mu        sync.Mutex // guards renderers
 	renderers = map[string]Renderer{}

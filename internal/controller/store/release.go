@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -150,7 +151,8 @@ func (s *Store) Releases(ctx context.Context, group string) (map[string]*Release
 }
 
 // Applied returns what target last had applied, by reference, with the hash
-// of each body.
+// of each body. Bodies are left as their stored JSON (Object.Raw), checked to
+// be JSON objects: a plan decodes only those whose hash differs.
 func (s *Store) Applied(ctx context.Context, target string) (map[compile.Ref]compile.Object, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT api_version, kind, namespace, name, hash, body FROM applied WHERE target = ?`), target)
 	if err != nil {
@@ -164,9 +166,9 @@ func (s *Store) Applied(ctx context.Context, target string) (map[compile.Ref]com
 		if err := rows.Scan(&o.Ref.APIVersion, &o.Ref.Kind, &o.Ref.Namespace, &o.Ref.Name, &o.Hash, &body); err != nil {
 			return nil, err
 		}
-		o.Object = &unstructured.Unstructured{}
-		if err := json.Unmarshal([]byte(body), &o.Object.Object); err != nil {
-			return nil, fmt.Errorf("stored object %s is corrupt: %w", o.Ref, err)
+		o.Raw = []byte(body)
+		if !bytes.HasPrefix(bytes.TrimLeft(o.Raw, " \t\r\n"), []byte("{")) || !json.Valid(o.Raw) {
+			return nil, fmt.Errorf("stored object %s is corrupt: not a JSON object", o.Ref)
 		}
 		out[o.Ref] = o
 	}

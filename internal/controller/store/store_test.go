@@ -162,8 +162,14 @@ func TestReleaseAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	ap, err := s.Applied(ctx, "p1/west/kubernetes")
-	if got := ap[o.Ref]; err != nil || got.Object == nil || got.Hash != o.Hash || compile.Hash(got.Object) != o.Hash {
-		t.Fatalf("applied = %v, %v", ap, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Applied bodies stay stored JSON until a plan needs them.
+	got := ap[o.Ref]
+	body, berr := got.Body()
+	if got.Raw == nil || berr != nil || body == nil || got.Hash != o.Hash || compile.Hash(body) != o.Hash {
+		t.Fatalf("applied = %v: body %v, %v", ap, body, berr)
 	}
 	sts, err := s.Statuses(ctx, "p1/west/kubernetes")
 	if err != nil || sts[o.Ref].State != store.StateApplied || sts[o.Ref].Attempts != 2 || sts[o.Ref].Error != "" {

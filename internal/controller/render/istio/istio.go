@@ -52,7 +52,6 @@ func init() { render.Register("istio", Renderer{}) }
 // Renderer renders for clusters whose spec.mesh is istio, into their Kubernetes API.
 type Renderer struct{}
 
-var _ render.Renderer = Renderer{}
 
 func isIstio(c *model.Cluster) bool { return c.Spec.Mesh == model.MeshIstio }
 
@@ -81,31 +80,34 @@ func (o *out) add(cluster, apiVersion, kind, ns, name string, shared bool, spec 
 	o.list = append(o.list, render.Placement{Kind: render.TargetKubernetes, Cluster: cluster, Object: u})
 }
 
+var _ render.IntentRenderer = Renderer{}
+
 // Render implements render.Renderer.
-func (Renderer) Render(in *render.Input) ([]render.Placement, error) {
-	var all []render.Placement
-	for _, it := range in.Intents {
-		o := &out{in: it, labels: map[string]string{render.IntentLabel: it.Metadata.Name}}
-		var err error
-		switch it.Spec.Type {
-		case model.TypeIntercluster:
-			err = intercluster(in, it, o)
-		case model.TypeIntracluster:
-			err = intracluster(in, it, o)
-		case model.TypeExternalOutbound:
-			err = externalOutbound(in, it, o)
-		case model.TypeExternalInbound:
-			err = externalInbound(in, it, o)
-		}
-		if err == nil {
-			err = o.err
-		}
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, o.list...)
+func (r Renderer) Render(in *render.Input) ([]render.Placement, error) {
+	return render.RenderEach(in, r)
+}
+
+// RenderIntent implements render.IntentRenderer.
+func (Renderer) RenderIntent(in *render.Input, it *model.Intent) ([]render.Placement, error) {
+	o := &out{in: it, labels: map[string]string{render.IntentLabel: it.Metadata.Name}}
+	var err error
+	switch it.Spec.Type {
+	case model.TypeIntercluster:
+		err = intercluster(in, it, o)
+	case model.TypeIntracluster:
+		err = intracluster(in, it, o)
+	case model.TypeExternalOutbound:
+		err = externalOutbound(in, it, o)
+	case model.TypeExternalInbound:
+		err = externalInbound(in, it, o)
 	}
-	return all, nil
+	if err == nil {
+		err = o.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return o.list, nil
 }
 
 func intercluster(in *render.Input, it *model.Intent, o *out) error {
