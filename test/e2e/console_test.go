@@ -282,3 +282,52 @@ func load(t *testing.T, url string) (stop func()) {
 	t.Cleanup(stop)
 	return stop
 }
+
+// The controller console in a real browser: a project with a weft site as
+// its cluster, one intent, its plan before release and the cluster's sync
+// status after.
+func TestControllerConsoleBrowser(t *testing.T) {
+	ctx := browser(t)
+	east := startSite(t, "east")
+	c := startController(t, t.TempDir())
+	p := &page{t: t, ctx: ctx, dir: artifacts(t)}
+
+	resp, err := http.Get(c.url + "/console/api/snapshot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("controller snapshot without a cookie: %d, want 401", resp.StatusCode)
+	}
+
+	kb, _ := json.Marshal(map[string]any{"metadata": map[string]any{"name": "east"},
+		"spec": map[string]any{"weft": map[string]any{"admin": east.adminURL(), "token": adminToken(t, east)}}})
+	const group = "/v2/projects/p1/apps/shop/v1/traffic-groups/g1"
+	c.call("POST", "/v2/projects", `{"metadata":{"name":"p1"}}`, http.StatusCreated)
+	c.call("POST", "/v2/projects/p1/clusters", string(kb), http.StatusCreated)
+	c.call("POST", "/v2/projects/p1/apps", fmt.Sprintf(`{"metadata":{"name":"shop"},"spec":{"version":"v1","services":[
+		{"name":"orders","namespace":"shop","port":%d,"protocol":"HTTP","serviceAccount":"orders","clusters":["east"]},
+		{"name":"web","namespace":"shop","port":80,"protocol":"HTTP","serviceAccount":"web","clusters":["east"]}]}}`, freePort(t)), http.StatusCreated)
+	c.call("POST", "/v2/projects/p1/apps/shop/v1/traffic-groups", `{"metadata":{"name":"g1"}}`, http.StatusCreated)
+	c.call("POST", group+"/intents", `{"metadata":{"name":"web-orders"},"spec":{"type":"intracluster","server":"orders","clients":[{"service":"web"}]}}`, http.StatusCreated)
+
+	p.login(c.url, "wrong", "login-error")
+	p.login(c.url, c.tok, "main")
+	p.until("see the project, its cluster, intent and planned creates", `(() => {
+		const g = document.querySelector('[data-group="shop/v1/g1"]');
+		return document.querySelector('section[data-project="p1"] tr[data-cluster="east"]') !== null && g !== null &&
+			g.querySelector('tr[data-intent="web-orders"]') !== null &&
+			g.querySelectorAll('[data-plan-target="east"] li[data-action="create"]').length > 0;
+	})()`, 20*time.Second)
+	p.shot("01-plan")
+
+	c.call("POST", group+"/apply", "", http.StatusAccepted)
+	p.until("see east synced and the plan in sync", `(() => {
+		const g = document.querySelector('[data-group="shop/v1/g1"]');
+		const row = g && g.querySelector('tr[data-target="east"]');
+		return row !== null && row.dataset.state === "applied" &&
+			g.querySelectorAll('[data-plan-target="east"] li[data-action]').length === 0;
+	})()`, 30*time.Second)
+	p.shot("02-applied")
+}

@@ -87,7 +87,8 @@
             `${x.name} · ${st}`);
         })),
         el("td", {class: "num rate-req", "data-value": r.toFixed(3)}, rate(r)),
-        el("td", {class: "num"}, bytes(last(snap.rates["address.bytes/" + a.address]))),
+        // http listeners count requests, not bytes.
+        el("td", {class: "num"}, snap.rates["address.bytes/" + a.address] ? bytes(last(snap.rates["address.bytes/" + a.address])) : "–"),
         el("td", {class: "num hedges"}, hedges),
         el("td", {class: "num overflows"}, overflows),
         el("td", {}, spark(both)));
