@@ -26,6 +26,7 @@ if [[ -x .ci/install-controller-deps.sh ]]; then
 fi
 bash .ci/install-bridge-deps.sh
 bash .ci/install-observability-deps.sh
+bash .ci/install-browser-deps.sh
 nats_dir=$(bash .ci/install-nats-server.sh)
 export PATH=$nats_dir:$PATH
 

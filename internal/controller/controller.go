@@ -132,7 +132,8 @@ func Run(ctx context.Context, o Options) error {
 	// Unauthenticated, as Prometheus scrapes: the series carry counts and
 	// target kinds, never names or credentials.
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", api.New(st, trigger, o.Logger))
+	apiHandler := api.New(st, trigger, o.Logger)
+	mux.Handle("/", apiHandler)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
@@ -146,6 +147,7 @@ func Run(ctx context.Context, o Options) error {
 	// nor the data directory's lock.
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
+	registerConsole(mux, apiHandler, st, rctx.Done(), o.Logger)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- lead(rctx, st, swap, leader, o) }()

@@ -51,6 +51,12 @@ type Metrics struct {
 	// by the limit's name: a site refuses what it cannot hold rather than
 	// fail on it later.
 	LimitRefusals *prometheus.CounterVec
+
+	// Hedges counts the backup copies of hedged HTTP requests sent, by
+	// address; Overflows counts requests and connections sent to a
+	// costlier site than the cheapest serving the address, by address.
+	Hedges    *prometheus.CounterVec
+	Overflows *prometheus.CounterVec
 }
 
 // NewMetrics registers a site's collectors in a fresh registry.
@@ -76,6 +82,12 @@ func NewMetrics() *Metrics {
 			Name: "weft_http_request_duration_seconds", Help: "Time from a request's arrival at an http listener to its answer's headers.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"address", "code", "method"}),
+		Hedges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_http_hedges_total", Help: "Backup copies of hedged requests sent by http listeners.",
+		}, []string{"address"}),
+		Overflows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_balance_overflows_total", Help: "Requests and connections sent to a costlier site than the cheapest serving the address, because the cheaper ones were at their limit, ejected or already tried.",
+		}, []string{"address"}),
 		RoutingSites: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weft_routing_sites", Help: "Sites reachable in the network, this one included.",
 		}),
@@ -90,7 +102,7 @@ func NewMetrics() *Metrics {
 		}, []string{"limit"}),
 	}
 	m.Registry.MustRegister(m.StreamsOpened, m.StreamsActive,
-		m.StreamsFailed, m.AddressBytes, m.HTTPRequests, m.HTTPDuration, m.RoutingSites, m.RecordsFlooded, m.RecordsRejected, m.LimitRefusals,
+		m.StreamsFailed, m.AddressBytes, m.HTTPRequests, m.HTTPDuration, m.Hedges, m.Overflows, m.RoutingSites, m.RecordsFlooded, m.RecordsRejected, m.LimitRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -228,6 +228,11 @@ func (rr *raceRun) launch(n int, backup bool) {
 			cand.Path = path
 		}
 	}
+	if backup {
+		in.m.cfg.Metrics.Hedges.WithLabelValues(in.addr.name).Inc()
+	} else {
+		in.m.countOverflow(in.addr, in.addr.view.Load().http, cand, in.policy)
+	}
 	a := &attempt{n: n, key: key, cand: cand, start: in.m.cfg.Clock.Now()}
 	a.ctx, a.cancel = context.WithCancel(rr.req.Context())
 	rr.attempts = append(rr.attempts, a)

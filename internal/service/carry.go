@@ -39,6 +39,7 @@ func (m *Manager) carry(client net.Conn, a *address) {
 		if !ok {
 			break
 		}
+		m.countOverflow(a, a.view.Load().tcp, c, balance.Policy{})
 		start := m.cfg.Clock.Now()
 		far, err := m.connect(c, a)
 		took := m.cfg.Clock.Since(start)

@@ -1,6 +1,8 @@
 package service
 
 import (
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"fmt"
 	"io"
 	"net/http"
@@ -76,6 +78,9 @@ func TestHTTPOverloadOverflowsToNextTier(t *testing.T) {
 	}
 	if st := w.states("a", "web")["b"]; st.Errors != 0 {
 		t.Errorf("b full counted as failing: %+v", st)
+	}
+	if n := testutil.ToFloat64(w.site("a").m.cfg.Metrics.Overflows.WithLabelValues("web")); n != 1 {
+		t.Errorf("weft_balance_overflows_total{address=web} = %v, want 1", n)
 	}
 	close(release)
 	if body := <-held; body != "at-b" {
@@ -285,7 +290,7 @@ func TestHTTPHedgeAfterDelay(t *testing.T) {
 }
 
 func TestHTTPHedgeAlways(t *testing.T) {
-	_, url, atB, atC := webWorld(t, 1, 2, resource.HedgeAlways)
+	w, url, atB, atC := webWorld(t, 1, 2, resource.HedgeAlways)
 	client := newClient(t)
 	cancelled := slowAndFast(atB, atC)
 	for i := range 5 {
@@ -296,6 +301,9 @@ func TestHTTPHedgeAlways(t *testing.T) {
 	waitFor(t, "every slow copy to be cancelled", func() bool { return len(cancelled) == 5 })
 	if atC.hits.Load() != 5 {
 		t.Errorf("c got %d copies, want 5", atC.hits.Load())
+	}
+	if n := testutil.ToFloat64(w.site("a").m.cfg.Metrics.Hedges.WithLabelValues("web")); n != 5 {
+		t.Errorf("weft_http_hedges_total{address=web} = %v, want 5", n)
 	}
 }
 

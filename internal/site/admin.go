@@ -107,6 +107,7 @@ func (s *Site) adminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, buildinfo.Get())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	s.registerConsole(mux)
 	// Anything else is answered in the API's error shape, not as text.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apitype.WriteError(w, apitype.ErrorDetail{Code: apitype.CodeNotFound,

@@ -119,10 +119,7 @@ func (s *Site) serveEventStream(st *link.Stream, h *forward.Header, peer siteid.
 
 func (s *Site) eventRoutes() map[string]handlerFunc {
 	return map[string]handlerFunc{
-		"GET /v1/events": func(w http.ResponseWriter, r *http.Request) (any, error) {
-			ts, qs, ss := s.events.Config()
-			return apitype.EventConfig{Topics: orEmpty(ts), Queues: orEmpty(qs), Subscriptions: orEmpty(ss)}, nil
-		},
+		"GET /v1/events": func(w http.ResponseWriter, r *http.Request) (any, error) { return s.EventConfig(), nil },
 		"GET /v1/topics": func(w http.ResponseWriter, r *http.Request) (any, error) {
 			ts, _, _ := s.events.Config()
 			return list(ts), nil

@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"weft.dev/weft/internal/bridge"
+	"weft.dev/weft/internal/console"
 	"weft.dev/weft/internal/datadir"
 	"weft.dev/weft/internal/events/broker"
 	"weft.dev/weft/internal/events/store"
@@ -151,6 +152,10 @@ type Site struct {
 	evAuth eventAuth
 	// pol is the address policy across organisations (policy.go).
 	pol *sitePolicy
+	// sampler and recent feed the web console (console.go): rates from
+	// the site's metrics, and the warnings and errors it logged.
+	sampler *console.Sampler
+	recent  *console.Recent
 
 	ctx    context.Context // the Run context: ends every goroutine
 	cancel context.CancelFunc
@@ -198,8 +203,10 @@ func New(opts Options) (s *Site, err error) {
 	}
 	s.key, s.id, s.ca, s.legacyCA, s.name = k.site, k.site.ID(), k.ca, k.legacyCA, st.Name
 	s.st.Store(st)
-	s.log = opts.Logger.With("site", st.Name)
+	s.recent = console.NewRecent(consoleErrors)
+	s.log = slog.New(s.recent.Tee(opts.Logger.Handler())).With("site", st.Name)
 	s.metrics = observe.NewMetrics()
+	s.sampler = console.NewSampler(s.metrics.Registry, consoleSamples, console.SiteSeries...)
 	s.records = newRecordChecker()
 	s.peers = map[siteid.ID][]*peerConn{}
 	s.dialers = map[string]*dialer{}
@@ -366,6 +373,7 @@ func (s *Site) Run(ctx context.Context) error {
 	s.bridges.Run(s.ctx)
 	s.goFunc(s.acceptLinks)
 	s.goFunc(s.refreshLoop)
+	s.goFunc(func() { s.sampler.Run(s.ctx, consoleInterval) })
 	s.announce()
 	s.log.Info("site running", "id", s.id.String(), "admin", s.AdminAddr().String(), "link", s.LinkAddr().String(), "events", s.EventsAddr().String())
 

@@ -253,6 +253,11 @@ func New(cfg Config) (*Broker, error) {
 		dests[id] = ledger.Dest{Patterns: d.Patterns, Acked: d.Acked}
 	}
 	b.ledger = ledger.New(outHead, dests, ledgerWindow)
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_events_backlog",
+			Help: "Persisted events stored here and not yet acknowledged by every destination; publishes wait at MaxBacklog."},
+			func() float64 { return float64(b.backlog()) }))
+	}
 	err = b.st.Config(func(key string, v []byte) error {
 		kind, _, _ := strings.Cut(key, "/")
 		switch kind {

@@ -1,0 +1,63 @@
+package console
+
+import (
+	"context"
+	"time"
+
+	"weft.dev/weft/internal/apitype"
+	"weft.dev/weft/internal/routing"
+)
+
+// SiteSource is what the site console reads of its site.
+type SiteSource interface {
+	Status() apitype.Status
+	Table() *routing.Table
+	// EventConfig is the site's topics, queues and subscriptions.
+	EventConfig() apitype.EventConfig
+}
+
+// SiteSnapshot is what the site console shows at one moment.
+type SiteSnapshot struct {
+	Time   time.Time           `json:"time"`
+	Status apitype.Status      `json:"status"`
+	Graph  Graph               `json:"graph"`
+	Events apitype.EventConfig `json:"events"`
+	// Rates are per-second rates over the last minutes and Totals the
+	// latest values, by the keys of SiteSeries (such as
+	// "address.requests/orders").
+	Rates  map[string][]Point `json:"rates"`
+	Totals map[string]float64 `json:"totals"`
+	Errors []Entry            `json:"errors"`
+}
+
+// SiteSeries are the site metrics the site console samples.
+var SiteSeries = []Series{
+	{Key: "address.streams", Metric: "weft_streams_opened_total", By: "address"},
+	{Key: "address.requests", Metric: "weft_http_requests_total", By: "address"},
+	{Key: "address.bytes", Metric: "weft_address_bytes_total", By: "address"},
+	{Key: "address.hedges", Metric: "weft_http_hedges_total", By: "address"},
+	{Key: "address.overflows", Metric: "weft_balance_overflows_total", By: "address"},
+	{Key: "link.bytes", Metric: "weft_link_bytes_total", By: "link"},
+	{Key: "link.streams", Metric: "weft_link_streams_total", By: "link"},
+	{Key: "events.published", Metric: "weft_events_published_total"},
+	{Key: "events.delivered", Metric: "weft_events_delivered_total"},
+	{Key: "events.forwarded", Metric: "weft_events_forwarded_total"},
+	{Key: "events.dropped", Metric: "weft_events_dropped_total"},
+	{Key: "events.backlog", Metric: "weft_events_backlog"},
+}
+
+// SiteSnapshots returns the Snapshot function of a site console.
+func SiteSnapshots(src SiteSource, s *Sampler, recent *Recent) func(context.Context, string) (any, error) {
+	return func(context.Context, string) (any, error) {
+		st := src.Status()
+		return SiteSnapshot{
+			Time:   time.Now(),
+			Status: st,
+			Graph:  GraphOf(src.Table(), st.Links),
+			Events: src.EventConfig(),
+			Rates:  s.Rates(),
+			Totals: s.Latest(),
+			Errors: recent.Entries(),
+		}, nil
+	}
+}

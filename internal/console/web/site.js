@@ -1,0 +1,133 @@
+// The site console: renders each snapshot of /console/events.
+"use strict";
+
+(() => {
+  const {el, svg, section, table, rate, bytes, last, spark, when, connect} = weft;
+  const W = 720, H = 280, R = 26;
+
+  // layout puts sites in columns by their hop count from this site and
+  // spreads each column evenly: a line of sites reads left to right.
+  function layout(nodes) {
+    const cols = new Map();
+    for (const n of [...nodes].sort((a, b) => a.name.localeCompare(b.name))) {
+      if (!cols.has(n.hops)) cols.set(n.hops, []);
+      cols.get(n.hops).push(n);
+    }
+    const depth = Math.max(...cols.keys(), 1);
+    const pos = new Map();
+    for (const [hops, col] of cols) {
+      col.forEach((n, i) => pos.set(n.id, {
+        x: 80 + (W - 160) * hops / depth,
+        y: H * (i + 1) / (col.length + 1),
+      }));
+    }
+    return pos;
+  }
+
+  function graph(s, snap) {
+    const g = snap.graph;
+    const pos = layout(g.nodes);
+    const names = new Map(g.nodes.map(n => [n.id, n.name]));
+    const out = svg("svg", {class: "graph", id: "graph", viewBox: `0 0 ${W} ${H}`});
+    for (const e of g.edges) {
+      const a = pos.get(e.from), b = pos.get(e.to);
+      if (!a || !b) continue;
+      out.append(svg("line", {class: "edge", x1: a.x, y1: a.y, x2: b.x, y2: b.y,
+        "data-from": names.get(e.from), "data-to": names.get(e.to), "data-state": e.state}));
+      const label = [`cost ${e.cost}`, e.rtt, e.state === "up" ? null : e.state].filter(Boolean).join(" · ");
+      out.append(svg("text", {class: "edge-label", x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 8, "text-anchor": "middle"}, label));
+    }
+    for (const n of g.nodes) {
+      const p = pos.get(n.id);
+      const state = n.self ? "self" : n.reachable ? "ok" : "unreachable";
+      out.append(svg("g", {class: "node", "data-site": n.name, "data-state": state},
+        svg("title", {}, `${n.name} (${n.id})`),
+        svg("circle", {cx: p.x, cy: p.y, r: R}),
+        svg("text", {x: p.x, y: p.y + R + 16, "text-anchor": "middle"}, n.name)));
+    }
+    s.append(out);
+  }
+
+  function links(s, snap) {
+    const rows = (snap.status.links || []).map(l => {
+      const name = l.metadata.name;
+      const b = snap.rates["link.bytes/" + name];
+      return el("tr", {"data-link": name, "data-state": l.status.state},
+        el("td", {}, name),
+        el("td", {}, l.status.peerName || l.status.peer || ""),
+        el("td", {}, l.status.inbound ? "in" : "out"),
+        el("td", {}, el("span", {class: "chip state-" + l.status.state}, l.status.state)),
+        el("td", {class: "num"}, l.spec.cost || 1),
+        el("td", {class: "num"}, l.status.rtt || "–"),
+        el("td", {class: "num"}, bytes(last(b))),
+        el("td", {class: "num"}, rate(last(snap.rates["link.streams/" + name]))),
+        el("td", {}, spark(b)));
+    });
+    s.append(table(["link", "peer", "dir", "state", "cost", "RTT", "bytes/s", "streams/s", "last minutes"], rows, "No links yet: weft token issue / weft link create."));
+  }
+
+  function addresses(s, snap) {
+    const rows = (snap.status.addresses || []).map(a => {
+      const req = (snap.rates["address.requests/" + a.address] || []);
+      const conn = (snap.rates["address.streams/" + a.address] || []);
+      // An http listener counts requests, a tcp one connections: the
+      // address's rate is both, summed per sample.
+      const sum = new Map();
+      for (const p of [...req, ...conn]) sum.set(p.t, (sum.get(p.t) || 0) + p.v);
+      const both = [...sum].sort((x, y) => x[0] - y[0]).map(([t, v]) => ({t, v}));
+      const r = last(both);
+      const hedges = snap.totals["address.hedges/" + a.address] || 0;
+      const overflows = snap.totals["address.overflows/" + a.address] || 0;
+      return el("tr", {"data-address": a.address},
+        el("td", {class: "mono"}, a.address),
+        el("td", {}, (a.sites || []).map(x => {
+          const st = x.state || "ok";
+          return el("span", {class: "chip state-" + st, "data-site": x.name, "data-state": st,
+            title: `cost ${x.cost}, ${x.protocol || "tcp"}, in flight ${x.inFlight}` + (x.ewma ? `, ewma ${x.ewma}` : "")},
+            `${x.name} · ${st}`);
+        })),
+        el("td", {class: "num rate-req", "data-value": r.toFixed(3)}, rate(r)),
+        // http listeners count requests, not bytes.
+        el("td", {class: "num"}, snap.rates["address.bytes/" + a.address] ? bytes(last(snap.rates["address.bytes/" + a.address])) : "–"),
+        el("td", {class: "num hedges"}, hedges),
+        el("td", {class: "num overflows"}, overflows),
+        el("td", {}, spark(both)));
+    });
+    s.append(table(["address", "served at (state)", "req|conn/s", "bytes/s", "#hedges", "#overflows", "last minutes"], rows,
+      "No address is reachable: weft connector create ADDRESS --target HOST:PORT where a service runs."));
+  }
+
+  function eventsSection(s, snap) {
+    const ev = snap.events || {};
+    const rates = ["published", "delivered", "forwarded", "dropped"].map(k =>
+      el("span", {class: "chip", "data-events": k}, `${k} ${rate(last(snap.rates["events." + k]))}`));
+    s.append(el("p", {}, rates, el("span", {class: "chip", "data-events": "backlog"},
+      `persisted backlog ${snap.totals["events.backlog"] || 0}`)));
+    const topics = (ev.topics || []).map(t => el("tr", {"data-topic": t.metadata.name},
+      el("td", {class: "mono"}, t.metadata.name), el("td", {}, "topic"), el("td", {}, t.spec.delivery || "volatile")));
+    const queues = (ev.queues || []).map(q => el("tr", {"data-queue": q.metadata.name},
+      el("td", {class: "mono"}, q.metadata.name), el("td", {}, "queue"), el("td", {}, q.spec.delivery || "volatile")));
+    s.append(table(["name", "kind", "delivery"], [...topics, ...queues], "No topics or queues at this site."));
+    const subs = (ev.subscriptions || []).map(x => el("tr", {},
+      el("td", {class: "mono"}, x.metadata.name), el("td", {}, x.spec.topic || x.spec.queue), el("td", {class: "mono"}, x.spec.sink)));
+    if (subs.length) s.append(el("h3", {}, "Push subscriptions"), table(["name", "from", "sink"], subs, ""));
+  }
+
+  function errors(s, snap) {
+    const items = (snap.errors || []).map(e => el("li", {class: "level-" + e.level},
+      el("span", {class: "when"}, when(e.time)),
+      el("span", {class: e.level === "ERROR" ? "error" : ""}, e.level + " "),
+      e.message, " ",
+      el("span", {class: "mono"}, Object.entries(e.attrs || {}).map(([k, v]) => `${k}=${v}`).join(" "))));
+    s.append(items.length ? el("ul", {class: "errors", id: "errors"}, items) : el("p", {class: "empty"}, "No warnings or errors logged since the site started."));
+  }
+
+  connect(snap => {
+    document.getElementById("title").textContent = `site ${snap.status.site.name} · ${snap.status.site.id.slice(0, 12)}`;
+    graph(section("network", "Network", false), snap);
+    links(section("links", "Links", false), snap);
+    addresses(section("addresses", "Addresses", true), snap);
+    eventsSection(section("events", "Events", false), snap);
+    errors(section("recent-errors", "Recent warnings and errors", false), snap);
+  });
+})();
