@@ -11,7 +11,6 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"os"
-	"runtime"
 )
 
 func init() {
@@ -19,10 +18,8 @@ func init() {
 	if addr == "" {
 		return
 	}
-	// Every allocation site, not a sample of one in 512 KiB, would slow
-	// the site; the default rate is kept and block/mutex profiles are on.
-	runtime.SetMutexProfileFraction(100)
-	runtime.SetBlockProfileRate(100_000)
+	// Block and mutex profiles stay off: recording them costs a stack
+	// walk per event, which would show in the CPU profile being taken.
 	go func() {
 		if err := http.ListenAndServe(addr, nil); err != nil {
 			fmt.Fprintln(os.Stderr, "pprof:", err)
