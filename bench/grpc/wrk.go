@@ -141,6 +141,11 @@ func wrkRun(wrk, addr string, threads, conc int, d time.Duration) (wrkResult, er
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
+	return parseWrk(out)
+}
+
+// parseWrk reads the rate and p99 from wrk --latency's summary.
+func parseWrk(out []byte) (wrkResult, error) {
 	if m := wrkBad.Find(out); m != nil {
 		return wrkResult{}, fmt.Errorf("wrk: %s\n%s", m, out)
 	}
