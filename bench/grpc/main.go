@@ -111,12 +111,7 @@ func runGRPC(ctx context.Context, cl *benchproc.Cleanups, weft, haproxy string, 
 				rate, lat, err = unaryLoad(ctx, t.addr, conc, dur)
 				return err
 			}
-			if t.name == "weft" && r == rounds-1 {
-				err = prof.during("grpc", dur-2*time.Second, load)
-			} else {
-				err = load()
-			}
-			if err != nil {
+			if err := prof.round("grpc", t.name, r, rounds, dur-2*time.Second, load); err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 			rates[t.name] = append(rates[t.name], rate)

@@ -41,6 +41,15 @@ func (p *profiler) env(name string) []string {
 	return []string{"WEFT_PPROF=" + p.addrs[name]}
 }
 
+// round runs the load of path in round r of rounds: profiled (during)
+// when it is weft's last.
+func (p *profiler) round(prefix, path string, r, rounds int, d time.Duration, load func() error) error {
+	if path == "weft" && r == rounds-1 {
+		return p.during(prefix, d, load)
+	}
+	return load()
+}
+
 // during runs load while every site records a CPU profile of d (load
 // must take longer), then saves each site's allocation profile, as
 // DIR/<prefix>-<site>.{cpu,allocs}.pprof.

@@ -71,12 +71,7 @@ func runWrk(ctx context.Context, cl *benchproc.Cleanups, weft, haproxy, wrk stri
 				got.cpu = (cpuOf(p.procs) - cpu0) / time.Since(start).Seconds()
 				return err
 			}
-			if p.name == "weft" && r == rounds-1 {
-				err = prof.during("http", dur-2*time.Second, load)
-			} else {
-				err = load()
-			}
-			if err != nil {
+			if err := prof.round("http", p.name, r, rounds, dur-2*time.Second, load); err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
 			res[p.name] = append(res[p.name], got)
