@@ -1,10 +1,17 @@
-// Command grpc measures gRPC and the latency balance policy through weft.
+// Command grpc measures HTTP mode, gRPC and the latency balance policy
+// through weft.
+//
+// Mode wrk: the HTTP-mode row. wrk -c32 keep-alive GETs with tiny answers,
+// directly, through weft (listener at site a, connector at site b, both
+// --protocol http) and through two HAProxy instances in mode http joined
+// by mutual TLS with h2 between them. Reports req/s, p99, and the CPU the
+// proxies used, per round and as medians.
 //
 // Mode grpc: unary RPCs from one client connection with -c concurrent
 // calls (32) for -d, to a grpc-go server (internal/service/grpctest)
-// directly, through weft (listener at site a, connector at site b, both
-// --protocol http, h2c end to end) and through HAProxy (mode http, proto
-// h2 both sides) as the reference proxy. Reports RPCs/s, p50 and p99.
+// directly, through weft (h2c into a and out of b) and through the same
+// HAProxy pair (h2c in and out, h2 over mutual TLS between). Reports
+// RPCs/s, p50 and p99.
 //
 // Mode policy: ingress a linked to b (cost 1, the cheap candidate) and c
 // (cost 10); b's backend answers in -slow (10 × c's -fast). For --balance
@@ -38,11 +45,14 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "grpc", "grpc or policy")
+	mode := flag.String("mode", "grpc", "wrk, grpc or policy")
 	weft := flag.String("weft", "weft", "weft binary")
 	conc := flag.Int("c", 32, "grpc: concurrent RPCs on the one client connection; policy: concurrent HTTP clients")
-	dur := flag.Duration("d", 10*time.Second, "grpc: duration of each run")
-	haproxy := flag.String("haproxy", "haproxy", "grpc: HAProxy binary (empty: skip)")
+	dur := flag.Duration("d", 10*time.Second, "wrk, grpc: duration of each run")
+	rounds := flag.Int("rounds", 3, "wrk, grpc: rounds over every path")
+	haproxy := flag.String("haproxy", "haproxy", "wrk, grpc: HAProxy binary")
+	wrk := flag.String("wrk", "wrk", "wrk: wrk binary")
+	profile := flag.String("profile", "", "wrk, grpc: save CPU and allocation profiles of both weft sites in the last weft run to this directory (weft built with -tags pprof)")
 	n := flag.Int("n", 2000, "policy: requests per policy")
 	fast := flag.Duration("fast", 5*time.Millisecond, "policy: the costly candidate's answer time")
 	slow := flag.Duration("slow", 50*time.Millisecond, "policy: the cheap candidate's answer time")
@@ -51,14 +61,19 @@ func main() {
 	cl := &benchproc.Cleanups{}
 	defer cl.Run()
 	ctx := context.Background()
-	var err error
+	prof, err := newProfiler(*profile)
+	if err != nil {
+		log.Fatal(err)
+	}
 	switch *mode {
+	case "wrk":
+		err = runWrk(ctx, cl, *weft, *haproxy, *wrk, *conc, *dur, max(1, *rounds), prof)
 	case "grpc":
-		err = runGRPC(ctx, cl, *weft, *haproxy, *conc, *dur)
+		err = runGRPC(ctx, cl, *weft, *haproxy, *conc, *dur, max(1, *rounds), prof)
 	case "policy":
 		err = runPolicy(ctx, cl, *weft, *n, min(*conc, 8), *fast, *slow)
 	default:
-		err = fmt.Errorf("mode %q is not grpc or policy", *mode)
+		err = fmt.Errorf("mode %q is not wrk, grpc or policy", *mode)
 	}
 	if err != nil {
 		cl.Run()
@@ -66,45 +81,71 @@ func main() {
 	}
 }
 
-func runGRPC(ctx context.Context, cl *benchproc.Cleanups, weft, haproxy string, conc int, dur time.Duration) error {
+func runGRPC(ctx context.Context, cl *benchproc.Cleanups, weft, haproxy string, conc int, dur time.Duration, rounds int, prof *profiler) error {
 	srv, err := grpctest.Start("server", nil)
 	if err != nil {
 		return err
 	}
 	cl.Add(srv.Stop)
-	a, b, _, err := benchproc.WeftPair(ctx, cl, weft)
+	wl, _, err := weftHTTPPath(ctx, cl, weft, srv.Addr, prof)
 	if err != nil {
 		return err
 	}
-	if _, err := benchproc.WeftCLI(ctx, weft, b, "connector", "create", "echo", "--target", srv.Addr, "--protocol", "http"); err != nil {
+	hp, _, err := startHAProxyPair(ctx, cl, haproxy, srv.Addr, true)
+	if err != nil {
 		return err
+	}
+	targets := []struct{ name, addr string }{{"direct", srv.Addr}, {"weft", wl}, {"haproxy", hp}}
+	fmt.Printf("gRPC unary (grpc-go, empty payload), one client connection, %d concurrent RPCs, %v per run, %d rounds rotating the order\n", conc, dur, rounds)
+	fmt.Printf("  weft:    h2c -> site a -> link -> site b -> h2c server\n")
+	fmt.Printf("  haproxy: h2c -> HAProxy a (mode http) -> h2 over mutual TLS 1.3 -> HAProxy b -> h2c server (%s)\n\n", benchproc.HAProxyVersion(haproxy))
+	fmt.Printf("%-8s %10s %10s %10s\n", "path", "RPC/s", "p50", "p99")
+	rates := map[string][]float64{}
+	for r := range rounds {
+		for i := range targets {
+			t := targets[(i+r)%len(targets)]
+			var rate float64
+			var lat []time.Duration
+			load := func() error {
+				var err error
+				rate, lat, err = unaryLoad(ctx, t.addr, conc, dur)
+				return err
+			}
+			if err := prof.round("grpc", t.name, r, rounds, dur-2*time.Second, load); err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			rates[t.name] = append(rates[t.name], rate)
+			fmt.Printf("%-8s %10.0f %10v %10v\n", t.name, rate, quantile(lat, 0.5), quantile(lat, 0.99))
+		}
+	}
+	ratios := make([]float64, rounds)
+	for i := range ratios {
+		ratios[i] = rates["weft"][i] / rates["haproxy"][i]
+	}
+	slices.Sort(ratios)
+	fmt.Printf("\nweft/haproxy RPC/s, median of the per-round ratios: %.2f\n", ratios[len(ratios)/2])
+	return nil
+}
+
+// weftHTTPPath runs sites a and b linked, with an http connector at b to
+// target and an http listener at a, and returns the listener's address.
+func weftHTTPPath(ctx context.Context, cl *benchproc.Cleanups, weft, target string, prof *profiler) (string, []*benchproc.Proc, error) {
+	a, b, procs, err := benchproc.WeftPairEnv(ctx, cl, weft, prof.env)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := benchproc.WeftCLI(ctx, weft, b, "connector", "create", "web", "--target", target, "--protocol", "http"); err != nil {
+		return "", nil, err
 	}
 	var l struct{ Listen string }
-	out, err := benchproc.WeftCLI(ctx, weft, a, "listener", "create", "echo", "--port", "0", "--protocol", "http", "--wait", "20s", "-o", "json")
+	out, err := benchproc.WeftCLI(ctx, weft, a, "listener", "create", "web", "--port", "0", "--protocol", "http", "--wait", "20s", "-o", "json")
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	if err := json.Unmarshal(out, &l); err != nil {
-		return err
+		return "", nil, err
 	}
-	targets := []struct{ name, addr string }{{"direct", srv.Addr}, {"weft", l.Listen}}
-	if haproxy != "" {
-		addr, err := startHAProxy(cl, haproxy, srv.Addr)
-		if err != nil {
-			return err
-		}
-		targets = append(targets, struct{ name, addr string }{"haproxy", addr})
-	}
-	fmt.Printf("gRPC unary (grpc-go, empty payload), one client connection, %d concurrent RPCs, %v per run\n\n", conc, dur)
-	fmt.Printf("%-8s %10s %10s %10s\n", "path", "RPC/s", "p50", "p99")
-	for _, t := range targets {
-		rate, lat, err := unaryLoad(ctx, t.addr, conc, dur)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
-		}
-		fmt.Printf("%-8s %10.0f %10v %10v\n", t.name, rate, quantile(lat, 0.5), quantile(lat, 0.99))
-	}
-	return nil
+	return l.Listen, procs, nil
 }
 
 // unaryLoad calls UnaryCall on one connection to addr from conc
@@ -158,52 +199,6 @@ func unaryLoad(ctx context.Context, addr string, conc int, dur time.Duration) (f
 		return 0, nil, err
 	}
 	return float64(len(lat)) / time.Since(start).Seconds(), lat, nil
-}
-
-// startHAProxy runs HAProxy in front of target with HTTP/2 (h2c) on both
-// sides and returns where it listens.
-func startHAProxy(cl *benchproc.Cleanups, bin, target string) (string, error) {
-	port, err := benchproc.FreePort()
-	if err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp("", "weft-bench-haproxy-")
-	if err != nil {
-		return "", err
-	}
-	cl.Add(func() { os.RemoveAll(dir) })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cfg := fmt.Sprintf(`global
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend grpc
-  bind %s proto h2
-  default_backend server
-backend server
-  server s1 %s proto h2
-`, addr, target)
-	path := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		return "", err
-	}
-	p, err := benchproc.Start(cl, "haproxy", bin, "-db", "-f", path)
-	if err != nil {
-		return "", err
-	}
-	return addr, benchproc.Poll(context.Background(), 10*time.Second, "haproxy to listen", func() error {
-		if p.Exited() {
-			return benchproc.Fatal(fmt.Errorf("haproxy exited: %s", p.Output()))
-		}
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	})
 }
 
 func runPolicy(ctx context.Context, cl *benchproc.Cleanups, weft string, n, conc int, fast, slow time.Duration) error {

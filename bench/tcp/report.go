@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"weft.dev/weft/bench/internal/benchproc"
 )
 
 // Metric keys, also the keys in the JSON file.
@@ -95,7 +97,7 @@ func newReport(cfg config) *Report {
 			"haproxy: client -> haproxy a (mode tcp) -> mutual TLS 1.3 -> haproxy b -> server",
 		},
 		GoVersion:      runtime.Version(),
-		HAProxyVersion: haproxyVersion(cfg.HAProxyBin),
+		HAProxyVersion: benchproc.HAProxyVersion(cfg.HAProxyBin),
 		ConnErrors:     map[string]int64{},
 		FirstConnError: map[string]string{},
 	}

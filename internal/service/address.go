@@ -48,8 +48,9 @@ type addressView struct {
 	http  candidates     // the sites serving it over http
 	// local are this site's connectors for the address, by name; instances
 	// are the http ones among them, as balancing candidates keyed by name.
-	local     []localConnector
-	instances []balance.Candidate
+	local      []localConnector
+	instances  []balance.Candidate
+	instanceOf map[balance.Key]int // index in local of each of instances
 	// outlier is the Picker configuration this site's http connectors ask
 	// for. Outlier settings live on connectors (like a DestinationRule on
 	// its host) but are not flooded, so a site applies those of its own
@@ -94,10 +95,12 @@ func newAddressView(self siteid.ID, name string, t *routing.Table, local []local
 	v.tcp = newCandidates(self, routes, "", localLimits(local, ""))
 	v.http = newCandidates(self, routes, resource.ProtocolHTTP, localLimits(local, resource.ProtocolHTTP))
 	first := true
-	for _, lc := range local {
+	v.instanceOf = map[balance.Key]int{}
+	for i, lc := range local {
 		if lc.spec.Protocol != resource.ProtocolHTTP {
 			continue
 		}
+		v.instanceOf[balance.Key(lc.name)] = i
 		v.instances = append(v.instances, balance.Candidate{Key: balance.Key(lc.name), Capacity: lc.spec.Capacity, Limits: lc.limits()})
 		if first {
 			v.outlier, first = outlierConfig(lc.spec.Outlier), false
@@ -178,12 +181,8 @@ func outlierConfig(o resource.OutlierSpec) balance.Config {
 
 // hasInstance reports whether k names one of the view's http connectors.
 func (v *addressView) hasInstance(k balance.Key) bool {
-	for _, c := range v.instances {
-		if c.Key == k {
-			return true
-		}
-	}
-	return false
+	_, ok := v.instanceOf[k]
+	return ok
 }
 
 // reaches reports whether a request along path can still reach the
@@ -344,12 +343,7 @@ func (a *address) pickInstance(now time.Time) (lc localConnector, served, ok boo
 		return localConnector{}, true, false
 	}
 	a.instances.Start(k, balance.Request)
-	for _, lc := range v.local {
-		if lc.name == string(k) {
-			return lc, true, true
-		}
-	}
-	panic("service: view without the connector it offered")
+	return v.local[v.instanceOf[k]], true, true
 }
 
 func (a *address) instanceDone(now time.Time, k balance.Key, latency time.Duration, o balance.Outcome) {

@@ -61,14 +61,23 @@ func (a *attempt) latency() time.Duration {
 
 // run sends the attempt and classifies what came back.
 func (in *ingress) run(a *attempt, req *http.Request) {
-	out := req.Clone(a.ctx)
+	local := a.cand.Site == in.m.cfg.Self
+	// A copy of its own (header and URL) only for a copy that changes
+	// them: a hedged one gets its label, and roundTripLocal rewrites
+	// both. A remote attempt's transport only reads them.
+	var out *http.Request
+	if a.label != "" || local {
+		out = req.Clone(a.ctx)
+	} else {
+		out = req.WithContext(a.ctx)
+	}
 	if req.GetBody != nil {
 		out.Body, _ = req.GetBody()
 	}
 	if a.label != "" {
 		out.Header.Set(HeaderCopy, a.label)
 	}
-	if a.cand.Site == in.m.cfg.Self {
+	if local {
 		a.resp, a.err = in.m.roundTripLocal(in.addr, out)
 	} else {
 		a.resp, a.err = in.m.remoteTransport(in.addr, a.cand.Path).RoundTrip(out)

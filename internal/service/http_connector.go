@@ -147,7 +147,8 @@ func (m *Manager) streamServer() *streamServer {
 			w.Header().Set(HeaderError, "target unreachable")
 			http.Error(w, err.Error(), http.StatusBadGateway)
 		},
-		ErrorLog: slog.NewLogLogger(m.cfg.Logger.Handler(), slog.LevelDebug),
+		ErrorLog:   slog.NewLogLogger(m.cfg.Logger.Handler(), slog.LevelDebug),
+		BufferPool: proxyBuffers,
 	}
 	srv := &http.Server{
 		Handler: fullDuplex(proxy),
@@ -171,7 +172,8 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// roundTripLocal sends req to one of this site's http connectors for a:
+// roundTripLocal sends req to one of this site's http connectors for a.
+// req is the caller's own copy: its header and URL are changed. It goes to
 // the Picker's choice among those neither saturated nor ejected. When all
 // are saturated it answers 503 with Weft-Overload itself, without touching
 // a target, so that the ingress overflows and no health is blamed.
@@ -184,14 +186,10 @@ func (m *Manager) roundTripLocal(a *address, req *http.Request) (*http.Response,
 		return localAnswer(req, http.StatusServiceUnavailable, HeaderOverload, "saturated"), nil
 	}
 	k := balance.Key(lc.name)
-	out := *req
-	u := *req.URL
-	out.URL = &u
 	proto := req.Header.Get(HeaderProto)
-	out.Header = req.Header.Clone()
-	out.Header.Del(HeaderProto)
+	req.Header.Del(HeaderProto)
 	start := m.cfg.Clock.Now()
-	resp, err := lc.transport.RoundTrip(&out, proto)
+	resp, err := lc.transport.RoundTrip(req, proto)
 	took := m.cfg.Clock.Since(start)
 	if err != nil {
 		o := balance.ConnectFailure

@@ -66,8 +66,16 @@ func Start(cl *Cleanups, name, bin string, args ...string) (*Proc, error) {
 // nil), for a harness that keeps whole logs: Output holds only the tail.
 // One goroutine at a time writes to tee (stdout and stderr share a pipe).
 func StartTee(cl *Cleanups, name string, tee io.Writer, bin string, args ...string) (*Proc, error) {
+	return startEnv(cl, name, tee, nil, bin, args...)
+}
+
+// startEnv is StartTee with env added to the harness's environment.
+func startEnv(cl *Cleanups, name string, tee io.Writer, env []string, bin string, args ...string) (*Proc, error) {
 	p := &Proc{name: name, out: &logbuf.Buffer{Max: 1 << 20}}
 	p.cmd = exec.Command(bin, args...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	var w io.Writer = p.out
 	if tee != nil {
 		w = io.MultiWriter(p.out, tee)
@@ -200,4 +208,14 @@ func Poll(ctx context.Context, d time.Duration, what string, cond func() error) 
 		case <-tick.C:
 		}
 	}
+}
+
+// HAProxyVersion is the first line of `haproxy -v`.
+func HAProxyVersion(bin string) string {
+	out, err := exec.Command(bin, "-v").Output()
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(line)
 }

@@ -18,6 +18,12 @@ import (
 // it: the mutual-TLS link of the architecture). It returns their data
 // directories.
 func WeftPair(ctx context.Context, cl *Cleanups, bin string) (a, b string, procs []*Proc, err error) {
+	return WeftPairEnv(ctx, cl, bin, nil)
+}
+
+// WeftPairEnv is WeftPair with env(name) added to site name's environment
+// (env may be nil).
+func WeftPairEnv(ctx context.Context, cl *Cleanups, bin string, env func(name string) []string) (a, b string, procs []*Proc, err error) {
 	tmp, err := os.MkdirTemp("", "weft-bench-")
 	if err != nil {
 		return "", "", nil, err
@@ -26,7 +32,11 @@ func WeftPair(ctx context.Context, cl *Cleanups, bin string) (a, b string, procs
 	dirs := map[string]string{}
 	for _, name := range []string{"a", "b"} {
 		dir := filepath.Join(tmp, name)
-		p, err := StartWeftSite(ctx, cl, bin, name, dir, nil)
+		var e []string
+		if env != nil {
+			e = env(name)
+		}
+		p, err := startWeftSite(ctx, cl, bin, name, dir, nil, e)
 		if err != nil {
 			return "", "", nil, err
 		}
@@ -67,11 +77,15 @@ var readyClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transp
 // /readyz. Started again on the same DIR after a crash, it is the same site
 // (identity, links, services) on the same link address.
 func StartWeftSite(ctx context.Context, cl *Cleanups, bin, name, dir string, tee io.Writer, extra ...string) (*Proc, error) {
+	return startWeftSite(ctx, cl, bin, name, dir, tee, nil, extra...)
+}
+
+func startWeftSite(ctx context.Context, cl *Cleanups, bin, name, dir string, tee io.Writer, env []string, extra ...string) (*Proc, error) {
 	// A predecessor's admin.addr names a port that is dead or, worse, now
 	// someone else's: readiness must be read from the new one.
 	os.Remove(filepath.Join(dir, "admin.addr"))
 	args := append([]string{"site", "run", "--name", name, "--data", dir}, extra...)
-	p, err := StartTee(cl, "weft site "+name, tee, bin, args...)
+	p, err := startEnv(cl, "weft site "+name, tee, env, bin, args...)
 	if err != nil {
 		return nil, err
 	}
