@@ -36,7 +36,9 @@ func TestCacheCompilesAsCompile(t *testing.T) {
 		}
 	}
 	ci := slices.IndexFunc(all, func(x *model.Intent) bool { return x.Spec.CircuitBreaking != nil })
-	oi := slices.IndexFunc(all, func(x *model.Intent) bool { return x.Spec.CircuitBreaking == nil && x.Spec.Type != model.TypeDNSProvider })
+	oi := slices.IndexFunc(all, func(x *model.Intent) bool {
+		return x.Spec.CircuitBreaking == nil && x.Spec.Type != model.TypeDNSProvider
+	})
 	if len(all) < 5 || ci < 0 || oi < 0 {
 		t.Fatalf("%d golden intents compile together; want one with circuit breaking (the test changes it) and one without", len(all))
 	}

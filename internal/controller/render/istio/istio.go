@@ -52,7 +52,6 @@ func init() { render.Register("istio", Renderer{}) }
 // Renderer renders for clusters whose spec.mesh is istio, into their Kubernetes API.
 type Renderer struct{}
 
-
 func isIstio(c *model.Cluster) bool { return c.Spec.Mesh == model.MeshIstio }
 
 // out collects placements for one intent.
