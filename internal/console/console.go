@@ -86,7 +86,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.Handle("GET /login", headers(http.HandlerFunc(c.loginPage)))
 	mux.Handle("POST /login", headers(cop.Handler(http.HandlerFunc(c.login))))
 	mux.Handle("POST /logout", headers(cop.Handler(http.HandlerFunc(c.logout))))
-	mux.Handle("GET /console/static/", headers(http.StripPrefix("/console/static/", http.FileServerFS(static))))
+	mux.Handle("GET /console/static/{file}", headers(http.HandlerFunc(assets)))
 	mux.Handle("GET /console/api/snapshot", headers(c.authed(c.snapshot)))
 	mux.Handle("GET /console/events", headers(c.authed(c.events)))
 }
@@ -102,6 +102,17 @@ func headers(h http.Handler) http.Handler {
 		hd.Set("Cache-Control", "no-store")
 		h.ServeHTTP(w, r)
 	})
+}
+
+// assets serves the page's scripts and styles; the page templates are not
+// assets.
+func assets(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("file")
+	if !strings.HasSuffix(name, ".js") && !strings.HasSuffix(name, ".css") {
+		http.NotFound(w, r)
+		return
+	}
+	http.ServeFileFS(w, r, static, name)
 }
 
 // session returns the request's live session.

@@ -152,6 +152,22 @@ func TestCrossOriginRefused(t *testing.T) {
 	}
 }
 
+func TestAssets(t *testing.T) {
+	srv, _ := newServer(t)
+	c := client(t)
+	for path, want := range map[string]int{
+		"/console/static/console.js":  http.StatusOK,
+		"/console/static/console.css": http.StatusOK,
+		"/console/static/site.js":     http.StatusOK,
+		"/console/static/page.html":   http.StatusNotFound,
+		"/console/static/":            http.StatusNotFound,
+	} {
+		if resp, _ := get(t, c, srv.URL+path); resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
+
 func TestLoginBodyBounded(t *testing.T) {
 	srv, _ := newServer(t)
 	resp := postForm(t, client(t), srv.URL+"/login", url.Values{"credential": {strings.Repeat("x", maxLoginBody+1)}}, srv.URL)

@@ -235,7 +235,8 @@ func TestConsoleBrowser(t *testing.T) {
 
 	// Transit has the link to west: once west dies, transit shows it down.
 	p.login(transit.adminURL(), adminToken(t, transit), "graph")
-	p.until("see transit's link to west up", `[...document.querySelectorAll("#graph line.edge")].some(e => e.dataset.to === "west" && e.dataset.state === "up")`, 20*time.Second)
+	p.until("see transit's link to west up", `[...document.querySelectorAll("#graph line.edge")].some(e =>
+		[e.dataset.from, e.dataset.to].sort().join("-") === "transit-west" && e.dataset.state === "up")`, 20*time.Second)
 	west.stop(syscall.SIGKILL)
 	p.until("see the link to west go down", `[...document.querySelectorAll("#graph line.edge")].some(e =>
 		[e.dataset.from, e.dataset.to].includes("west") && e.dataset.state !== "up") &&

@@ -58,7 +58,9 @@ const weft = (() => {
   // spark draws the points as a line 120x24, scaled to their maximum.
   function spark(points) {
     const s = svg("svg", {class: "spark", viewBox: "0 0 120 24", preserveAspectRatio: "none"});
-    if (!points || points.length < 2) return s;
+    if (!points || !points.length) return s;
+    // A series seen once rose from nothing since the sample before.
+    if (points.length === 1) points = [{t: 0, v: 0}, points[0]];
     const top = Math.max(...points.map(p => p.v), 1e-9);
     const step = 120 / (points.length - 1);
     s.append(svg("polyline", {points: points.map((p, i) =>
