@@ -320,6 +320,17 @@ func TestObservabilityMetricsExported(t *testing.T) {
 		}
 	}
 
+	// The scrape-time gauges say what the sites hold.
+	if got := a.metric("weft_address_candidates", `address="echo",state="ok"`); got != 1 {
+		t.Errorf(`weft_address_candidates{address="echo",state="ok"} at a = %v, want 1 (b serves it)`, got)
+	}
+	if got := a.metric("weft_bridge_connected", `bridge="br"`); got != 0 {
+		t.Errorf("weft_bridge_connected for a bridge to no broker = %v, want 0", got)
+	}
+	if got := a.metric("weft_certificate_expiry_timestamp_seconds", `certificate="server"`); got < float64(time.Now().Unix()) {
+		t.Errorf("a's server certificate expires at %v, before now", got)
+	}
+
 	uses := dashboardExprs(t)
 	for where, e := range alertExprs(t) {
 		uses[where] = e
