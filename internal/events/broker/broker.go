@@ -288,11 +288,6 @@ func New(cfg Config) (*Broker, error) {
 	if n := len(b.interests); n >= b.cfg.MaxInterests {
 		b.log.Error("the push subscriptions' patterns reach the interest limit: new subscriptions are refused, and past the limit patterns are not announced; raise MaxInterests or delete subscriptions", "patterns", n, "limit", b.cfg.MaxInterests)
 	}
-	if err == nil && cfg.Registry != nil {
-		cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_events_backlog",
-			Help: "Persisted events stored here and not yet acknowledged by every destination; publishers are held back at MaxBacklog."},
-			func() float64 { return float64(b.backlog()) }))
-	}
 	return b, err
 }
 
