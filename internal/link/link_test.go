@@ -29,6 +29,7 @@ type transport struct {
 var transports = []transport{
 	{"pipe", func(testing.TB) (net.Conn, net.Conn) { return net.Pipe() }},
 	{"tcp", tcpPair},
+	{"tls-buffered", bufferedTLSPair},
 }
 
 func tcpPair(t testing.TB) (net.Conn, net.Conn) {
