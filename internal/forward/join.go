@@ -39,9 +39,7 @@ func Join(a, b net.Conn) (aToB, bToA int64) {
 // pipe copies src to dst, then half-closes dst. On an error other than a clean EOF it
 // closes both ends so the other direction stops too.
 func pipe(dst, src net.Conn) int64 {
-	bp := bufPool.Get().(*[]byte)
-	n, err := io.CopyBuffer(dst, src, *bp)
-	bufPool.Put(bp)
+	n, err := copyConn(dst, src)
 	if err != nil && !errors.Is(err, io.EOF) {
 		dst.Close()
 		src.Close()
@@ -54,4 +52,19 @@ func pipe(dst, src net.Conn) int64 {
 	}
 	dst.Close()
 	return n
+}
+
+// copyConn copies src to dst. TCP connections, link streams and sealed
+// streams copy by themselves (WriterTo, ReaderFrom) and never touch a copy
+// buffer, so the pool's is taken only for a pair that does not: otherwise
+// every joined connection would pin 256 KiB per direction for its life.
+func copyConn(dst io.Writer, src io.Reader) (int64, error) {
+	_, wt := src.(io.WriterTo)
+	_, rf := dst.(io.ReaderFrom)
+	if wt || rf {
+		return io.Copy(dst, src)
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	return io.CopyBuffer(dst, src, *bp)
 }

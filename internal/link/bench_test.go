@@ -97,7 +97,7 @@ type connMaker struct {
 	pair func(tb testing.TB) (net.Conn, net.Conn)
 }
 
-var conns = []connMaker{{"tcp", tcpPair}, {"tls", tlsPair}}
+var conns = []connMaker{{"tcp", tcpPair}, {"tls", tlsPair}, {"tls-buffered", bufferedTLSPair}}
 
 var (
 	tlsOnce sync.Once
@@ -106,6 +106,18 @@ var (
 
 // tlsPair is a TLS 1.3 connection over TCP loopback, handshake done.
 func tlsPair(tb testing.TB) (net.Conn, net.Conn) {
+	a, b := tcpPair(tb)
+	return tlsHandshake(tb, a, b)
+}
+
+// bufferedTLSPair is tlsPair over a BufferedConn on each side, as sites
+// make their links.
+func bufferedTLSPair(tb testing.TB) (net.Conn, net.Conn) {
+	a, b := tcpPair(tb)
+	return tlsHandshake(tb, NewBufferedConn(a), NewBufferedConn(b))
+}
+
+func tlsHandshake(tb testing.TB, a, b net.Conn) (net.Conn, net.Conn) {
 	tlsOnce.Do(func() {
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		tmpl := &x509.Certificate{
@@ -118,7 +130,6 @@ func tlsPair(tb testing.TB) (net.Conn, net.Conn) {
 		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 		tlsCert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 	})
-	a, b := tcpPair(tb)
 	cc := tls.Client(a, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
 	sc := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS13})
 	errc := make(chan error, 1)

@@ -31,6 +31,11 @@ var transports = []transport{
 	{"tcp", tcpPair},
 }
 
+// streamTransports add TLS over BufferedConns, as sites make links, for
+// the stream tests. The fake-clock tests (clock_test.go, detector_test.go,
+// stall_test.go) test timing logic that no transport changes.
+var streamTransports = append(transports[:len(transports):len(transports)], transport{"tls-buffered", bufferedTLSPair})
+
 func tcpPair(t testing.TB) (net.Conn, net.Conn) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -129,7 +134,15 @@ func openPair(t testing.TB, c, s *Session, hdr []byte) (*Stream, *Stream) {
 }
 
 func forTransports(t *testing.T, f func(t *testing.T, tr transport)) {
-	for _, tr := range transports {
+	forEach(t, transports, f)
+}
+
+func forStreamTransports(t *testing.T, f func(t *testing.T, tr transport)) {
+	forEach(t, streamTransports, f)
+}
+
+func forEach(t *testing.T, trs []transport, f func(t *testing.T, tr transport)) {
+	for _, tr := range trs {
 		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
 	}
 }
@@ -162,7 +175,7 @@ func recvHash(r io.Reader) ([32]byte, int64, error) {
 }
 
 func TestStreamsBothWays(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr transport) {
+	forStreamTransports(t, func(t *testing.T, tr transport) {
 		c, s := sessions(t, tr, Config{StreamWindow: 64 << 10}, Config{StreamWindow: 64 << 10})
 		const streams, size = 24, 300 << 10
 		var wg sync.WaitGroup
@@ -212,7 +225,7 @@ func TestStreamsBothWays(t *testing.T) {
 }
 
 func TestStalledReaderDoesNotStallOthers(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr transport) {
+	forStreamTransports(t, func(t *testing.T, tr transport) {
 		cfg := Config{StreamWindow: 256 << 10}
 		c, s := sessions(t, tr, cfg, cfg)
 		stalledW, stalledR := openPair(t, c, s, []byte("stalled"))
@@ -250,7 +263,7 @@ func TestStalledReaderDoesNotStallOthers(t *testing.T) {
 }
 
 func TestHalfClose(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr transport) {
+	forStreamTransports(t, func(t *testing.T, tr transport) {
 		c, s := sessions(t, tr, Config{}, Config{})
 		a, b := openPair(t, c, s, nil)
 		// Client finishes its request first, then reads the response.
@@ -278,7 +291,7 @@ func TestHalfClose(t *testing.T) {
 }
 
 func TestReset(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr transport) {
+	forStreamTransports(t, func(t *testing.T, tr transport) {
 		c, s := sessions(t, tr, Config{}, Config{})
 		a, b := openPair(t, c, s, nil)
 		readErr := make(chan error, 1)
@@ -321,7 +334,7 @@ func TestCloseWithUnreadDataResetsPeer(t *testing.T) {
 }
 
 func TestReject(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr transport) {
+	forStreamTransports(t, func(t *testing.T, tr transport) {
 		c, s := sessions(t, tr, Config{}, Config{})
 		go func() {
 			st, err := s.Accept(ctxT(t))
@@ -367,7 +380,7 @@ func TestOpenCanceled(t *testing.T) {
 }
 
 func TestDeadlines(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr transport) {
+	forStreamTransports(t, func(t *testing.T, tr transport) {
 		c, s := sessions(t, tr, Config{StreamWindow: 64 << 10}, Config{StreamWindow: 64 << 10})
 		a, b := openPair(t, c, s, nil)
 		a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
@@ -403,7 +416,7 @@ func TestDeadlines(t *testing.T) {
 }
 
 func TestControlInOrder(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr transport) {
+	forStreamTransports(t, func(t *testing.T, tr transport) {
 		var mu sync.Mutex
 		var got [][]byte
 		c, _ := sessions(t, tr, Config{}, Config{OnControl: func(m []byte) {
@@ -439,7 +452,7 @@ func TestControlInOrder(t *testing.T) {
 }
 
 func TestHeartbeatRTT(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr transport) {
+	forStreamTransports(t, func(t *testing.T, tr transport) {
 		cfg := Config{HeartbeatInterval: 10 * time.Millisecond}
 		c, s := sessions(t, tr, cfg, cfg)
 		eventually(t, 5*time.Second, "RTT measured", func() bool {
@@ -475,7 +488,7 @@ func TestLargeTransfer(t *testing.T) {
 }
 
 func TestSessionClose(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr transport) {
+	forStreamTransports(t, func(t *testing.T, tr transport) {
 		c, s := sessions(t, tr, Config{}, Config{})
 		a, b := openPair(t, c, s, nil)
 		c.Close()
@@ -500,7 +513,7 @@ func TestSessionClose(t *testing.T) {
 
 // Concurrent Opens must reach the peer with increasing IDs.
 func TestConcurrentOpen(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr transport) {
+	forStreamTransports(t, func(t *testing.T, tr transport) {
 		c, s := sessions(t, tr, Config{}, Config{})
 		go func() {
 			for {

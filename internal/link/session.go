@@ -7,7 +7,8 @@
 // stream (every stream buffers up to its window, so a slow reader stalls only
 // itself), a writer that drains a frame queue into a buffered writer and
 // flushes when the queue runs dry (small frames coalesce into one write), and
-// a heartbeat ticker.
+// a heartbeat ticker. Over TLS on a BufferedConn (how sites make links), the
+// TLS records of one such batch leave in one system call (bufconn.go).
 //
 // The session reads time only from Config.Clock (heartbeats, dead-peer
 // detection, RTT, Close's GOAWAY wait, stream deadlines), so tests step a

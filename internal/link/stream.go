@@ -278,8 +278,15 @@ func (st *Stream) consumedLocked(n int) {
 	st.s.enqueue(f, true)
 }
 
+// copyWrite is the largest Write that is copied into a pooled buffer and
+// queued without waiting for the writer goroutine: for a small write the
+// copy costs less than the round trip to the writer and back.
+const copyWrite = 4 << 10
+
 // Write writes p as DATA frames within the peer's credit. It returns once
-// the frames are handed to the connection's buffer.
+// the frames are handed to the connection's buffer, or, for a write of up
+// to copyWrite bytes, once a copy is queued; an error writing that copy
+// closes the session, so later calls see it.
 func (st *Stream) Write(p []byte) (int, error) {
 	st.wlock.Lock()
 	defer st.wlock.Unlock()
@@ -293,6 +300,13 @@ func (st *Stream) Write(p []byte) (int, error) {
 	st.writing = true
 	st.mu.Unlock()
 
+	if len(p) > 0 && len(p) <= copyWrite {
+		b := getBuf(len(p))
+		copy(*b, p)
+		n, err := st.sendOwned(b, len(p))
+		st.endWrite()
+		return n, err
+	}
 	total, outstanding, next := 0, 0, 0
 	var err error
 	for len(p) > 0 {
@@ -406,41 +420,14 @@ func (st *Stream) ReadFrom(r io.Reader) (int64, error) {
 			putBuf(b)
 			b = small
 		}
-		data := (*b)[:n]
-		for len(data) > 0 {
-			k, err := st.takeWindow(len(data))
-			if err != nil {
-				putBuf(b)
-				return total, err
-			}
-			f := &frame{payload: data[:k]}
-			putHeader(&f.hdr, typeData, st.id, k)
-			if k == len(data) {
-				f.owned = b
-			}
-			if k < len(data) {
-				// Split only when credit ran short: the first part must not
-				// free the buffer, so it waits for the writer.
-				f.done = st.wdone
-			}
-			if err := st.s.enqueue(f, false); err != nil {
-				if f.owned == nil {
-					putBuf(b)
-				}
-				return total, err
-			}
-			if f.done != nil {
-				if err := <-st.wdone; err != nil {
-					putBuf(b)
-					return total, err
-				}
-			}
-			st.s.nSent.Add(uint64(k))
-			total += int64(k)
-			data = data[k:]
-		}
 		if n == 0 {
 			putBuf(b)
+		} else {
+			k, err := st.sendOwned(b, n)
+			total += int64(k)
+			if err != nil {
+				return total, err
+			}
 		}
 		if rerr == io.EOF {
 			return total, nil
@@ -449,6 +436,47 @@ func (st *Stream) ReadFrom(r io.Reader) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+// sendOwned queues (*b)[:n] (n > 0) as DATA frames that own b, within the
+// peer's credit, without waiting for the writer; b goes back to the pool
+// once written. Caller holds wlock.
+func (st *Stream) sendOwned(b *[]byte, n int) (int, error) {
+	data := (*b)[:n]
+	sent := 0
+	for len(data) > 0 {
+		k, err := st.takeWindow(len(data))
+		if err != nil {
+			putBuf(b)
+			return sent, err
+		}
+		f := &frame{payload: data[:k]}
+		putHeader(&f.hdr, typeData, st.id, k)
+		if k == len(data) {
+			f.owned = b
+		}
+		if k < len(data) {
+			// Split only when credit ran short: the first part must not
+			// free the buffer, so it waits for the writer.
+			f.done = st.wdone
+		}
+		if err := st.s.enqueue(f, false); err != nil {
+			if f.owned == nil {
+				putBuf(b)
+			}
+			return sent, err
+		}
+		if f.done != nil {
+			if err := <-st.wdone; err != nil {
+				putBuf(b)
+				return sent, err
+			}
+		}
+		st.s.nSent.Add(uint64(k))
+		sent += k
+		data = data[k:]
+	}
+	return sent, nil
 }
 
 // CloseWrite half-closes: the peer reads io.EOF after the data written so

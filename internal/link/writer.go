@@ -3,6 +3,7 @@ package link
 import (
 	"bufio"
 	"fmt"
+	"net"
 )
 
 // frame is one queued outgoing frame. payload is borrowed from the caller
@@ -71,6 +72,7 @@ func (s *Session) queueLen() int {
 func (s *Session) writeLoop() {
 	defer s.wg.Done()
 	bw := bufio.NewWriterSize(s.conn, writeBufSize)
+	w := frameWriter{bw: bw, conn: s.conn, bc: batcher(s.conn)}
 	var spareP, spareN []*frame
 	var err error
 	for err == nil {
@@ -80,6 +82,7 @@ func (s *Session) writeLoop() {
 			select {
 			case <-s.wwake:
 			case <-s.done:
+				w.endBatch()
 				s.drainWriter()
 				return
 			}
@@ -89,8 +92,9 @@ func (s *Session) writeLoop() {
 		s.wprio, s.wnormal = spareP[:0], spareN[:0]
 		s.wmu.Unlock()
 
-		err = s.writeFrames(bw, p, nil)
-		err = s.writeFrames(bw, n, err)
+		w.beginBatch()
+		err = s.writeFrames(&w, p, nil)
+		err = s.writeFrames(&w, n, err)
 		clear(p)
 		clear(n)
 		spareP, spareN = p[:0], n[:0]
@@ -101,21 +105,76 @@ func (s *Session) writeLoop() {
 		empty := len(s.wprio)+len(s.wnormal) == 0
 		s.wmu.Unlock()
 		if empty {
-			err = bw.Flush()
+			err = w.flush()
 		}
 	}
+	w.endBatch()
 	s.closeWithError(fmt.Errorf("%w: write: %w", ErrSessionClosed, err))
 	s.drainWriter()
 }
 
-// writeFrames writes fs to bw and answers each frame; after an error it only
+// frameWriter writes frames to the session's connection: small ones
+// through bw, so that they coalesce; over a BufferedConn, large payloads
+// straight to the connection, since the BufferedConn gathers the records
+// into one system call anyway and bufio's copy would be wasted.
+type frameWriter struct {
+	bw       *bufio.Writer
+	conn     net.Conn
+	bc       *BufferedConn // nil: no batching under the connection
+	batching bool
+}
+
+// directPayload is the payload size from which a frame skips bufio.
+const directPayload = 16 << 10
+
+func (w *frameWriter) write(f *frame) error {
+	if _, err := w.bw.Write(f.hdr[:]); err != nil || len(f.payload) == 0 {
+		return err
+	}
+	if w.bc == nil || len(f.payload) < directPayload {
+		_, err := w.bw.Write(f.payload)
+		return err
+	}
+	if err := w.bw.Flush(); err != nil {
+		return err
+	}
+	_, err := w.conn.Write(f.payload)
+	return err
+}
+
+func (w *frameWriter) beginBatch() {
+	if w.bc != nil && !w.batching {
+		w.bc.beginBatch()
+		w.batching = true
+	}
+}
+
+// flush sends everything written so far and ends the batch.
+func (w *frameWriter) flush() error {
+	err := w.bw.Flush()
+	if w.batching {
+		w.batching = false
+		if berr := w.bc.endBatch(); err == nil {
+			err = berr
+		}
+	}
+	return err
+}
+
+// endBatch lets writes by others (a TLS alert) through again.
+func (w *frameWriter) endBatch() {
+	if w.batching {
+		w.batching = false
+		w.bc.endBatch()
+	}
+}
+
+// writeFrames writes fs and answers each frame; after an error it only
 // answers.
-func (s *Session) writeFrames(bw *bufio.Writer, fs []*frame, err error) error {
+func (s *Session) writeFrames(w *frameWriter, fs []*frame, err error) error {
 	for _, f := range fs {
 		if err == nil {
-			if _, err = bw.Write(f.hdr[:]); err == nil && len(f.payload) > 0 {
-				_, err = bw.Write(f.payload)
-			}
+			err = w.write(f)
 			if frameType(f.hdr[1]) == typePong {
 				s.pongQueued.Store(false)
 			}

@@ -2,10 +2,12 @@ package seal
 
 import (
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sync/atomic"
 	"time"
@@ -66,6 +68,9 @@ type Session struct {
 	// prk is HKDF-Extract(salt = Noise's handshake hash, Noise's two
 	// split keys): what stream keys are expanded from.
 	prk [sha256.Size]byte
+	// expander is HMAC keyed with prk, its pads already hashed: each
+	// stream clones it instead of keying HMAC anew (streamKeys).
+	expander hash.Hash
 	// streams is the initiator's last stream counter; the handshake's own
 	// stream is 0.
 	streams atomic.Uint64
@@ -81,22 +86,35 @@ type streamKeys struct {
 const streamLabel = "weft seal v1 stream"
 
 // streamKeys derives the keys of stream counter, bound to its header:
-// HKDF's expand step on the session's extracted key, so a new stream costs
-// two HMACs.
+// HKDF's expand step (RFC 5869) on the session's extracted key, two HMACs
+// from the session's keyed HMAC, so a new stream costs no key setup.
 func (s *Session) streamKeys(counter uint64, bind []byte) streamKeys {
-	info := make([]byte, 0, len(streamLabel)+8+len(bind))
-	info = append(info, streamLabel...)
-	info = binary.BigEndian.AppendUint64(info, counter)
-	info = append(info, bind...)
-	out, err := hkdf.Expand(sha256.New, s.prk[:], string(info), 2*recordKeyLen+checkLen)
+	var info [len(streamLabel) + 8]byte
+	copy(info[:], streamLabel)
+	binary.BigEndian.PutUint64(info[len(streamLabel):], counter)
+	c, err := s.expander.(hash.Cloner).Clone()
 	if err != nil {
-		panic(err) // only for an output longer than 255 hashes
+		panic(err) // crypto/hmac over SHA-256 clones
+	}
+	mac := c.(hash.Hash)
+	// T(1) = HMAC(prk, info | 1), T(2) = HMAC(prk, T(1) | info | 2).
+	var out [2 * sha256.Size]byte
+	t := out[:0]
+	for i := byte(1); i <= 2; i++ {
+		if i > 1 {
+			mac.Reset()
+			mac.Write(t)
+		}
+		mac.Write(info[:])
+		mac.Write(bind)
+		mac.Write([]byte{i})
+		t = mac.Sum(out[:sha256.Size*(i-1)])[sha256.Size*(i-1):]
 	}
 	var k streamKeys
-	copy(k.i2r[:], out)
+	copy(k.i2r[:], out[:])
 	copy(k.r2i[:], out[recordKeyLen:])
 	copy(k.check[:], out[2*recordKeyLen:])
-	clear(out)
+	clear(out[:])
 	return k
 }
 
@@ -110,6 +128,8 @@ func newSession(hs *noise.HandshakeState, cs1, cs2 *noise.CipherState, peer site
 		panic(err) // HMAC-SHA256 takes any key
 	}
 	copy(s.prk[:], prk)
+	s.expander = hmac.New(sha256.New, s.prk[:])
+	s.expander.Reset() // hashes the pads once, for every clone
 	clear(secret)
 	clear(prk)
 	return s

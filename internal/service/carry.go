@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
@@ -41,7 +40,7 @@ func (m *Manager) carry(client net.Conn, a *address) {
 		}
 		m.countOverflow(a, a.view.Load().tcp, c, balance.Policy{})
 		start := m.cfg.Clock.Now()
-		far, err := m.connect(c, a)
+		far, release, err := m.connect(c, a)
 		took := m.cfg.Clock.Since(start)
 		if err != nil {
 			// A saturated connector site is full, not failing: no sample
@@ -61,6 +60,7 @@ func (m *Manager) carry(client net.Conn, a *address) {
 		a.connected(m.cfg.Clock.Now(), k, took)
 		met.StreamsActive.WithLabelValues(a.name).Inc()
 		out, in := m.join(client, far)
+		release()
 		met.StreamsActive.WithLabelValues(a.name).Dec()
 		met.AddressBytes.WithLabelValues(a.name, "out").Add(float64(out))
 		met.AddressBytes.WithLabelValues(a.name, "in").Add(float64(in))
@@ -89,15 +89,17 @@ func (m *Manager) join(a, b net.Conn) (aToB, bToA int64) {
 }
 
 // connect reaches candidate c: the local target when c is this site, else a
-// stream along c's path.
-func (m *Manager) connect(c routing.Candidate, a *address) (net.Conn, error) {
+// stream along c's path. release, once the connection is closed, gives
+// back a local connector's slot.
+func (m *Manager) connect(c routing.Candidate, a *address) (conn net.Conn, release func(), err error) {
 	ctx, cancel := context.WithTimeout(m.life.ctx, m.cfg.ConnectTimeout)
 	defer cancel()
 	if c.Site == m.cfg.Self {
-		conn, _, err := m.dialLocal(ctx, a)
-		return conn, err
+		conn, release, _, err := m.dialLocal(ctx, a)
+		return conn, release, err
 	}
-	return m.cfg.Net.OpenStream(ctx, forward.NewHeader(forward.KindTCP, a.name, m.cfg.Self, c.Path))
+	conn, err = m.cfg.Net.OpenStream(ctx, forward.NewHeader(forward.KindTCP, a.name, m.cfg.Self, c.Path))
+	return conn, func() {}, err
 }
 
 var (
@@ -108,20 +110,23 @@ var (
 )
 
 // dialLocal connects to the target of the least loaded local connector of a
-// that is under its connection limit. Closing the connection gives its slot back.
-// On failure the code says why, for a stream's Reject.
-func (m *Manager) dialLocal(ctx context.Context, a *address) (net.Conn, uint16, error) {
+// that is under its connection limit; release gives the slot back once the
+// connection is closed. The connection is the *net.TCPConn itself, not a
+// wrapper, so that a sealed stream's WriteTo reaches it with writev
+// (net.Buffers) rather than one write per record. On failure the code says
+// why, for a stream's Reject.
+func (m *Manager) dialLocal(ctx context.Context, a *address) (conn net.Conn, release func(), code uint16, err error) {
 	lc, code, err := a.reserveConnector()
 	if err != nil {
-		return nil, code, fmt.Errorf("%q: %w", a.name, err)
+		return nil, nil, code, fmt.Errorf("%q: %w", a.name, err)
 	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", lc.spec.Target)
+	conn, err = d.DialContext(ctx, "tcp", lc.spec.Target)
 	if err != nil {
 		a.releaseConnector(lc.c)
-		return nil, forward.RejectRefused, fmt.Errorf("target %s: %w", lc.spec.Target, err)
+		return nil, nil, forward.RejectRefused, fmt.Errorf("target %s: %w", lc.spec.Target, err)
 	}
-	return &releasingConn{Conn: conn, release: func() { a.releaseConnector(lc.c) }}, 0, nil
+	return conn, func() { a.releaseConnector(lc.c) }, 0, nil
 }
 
 // ServeStream delivers a stream whose last segment is this site to a local
@@ -134,37 +139,17 @@ func (m *Manager) ServeStream(st Stream, h *forward.Header) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(m.life.ctx, m.cfg.ConnectTimeout)
-	conn, code, err := m.dialLocal(ctx, a)
+	conn, release, code, err := m.dialLocal(ctx, a)
 	cancel()
 	if err != nil {
 		st.Reject(code, err.Error())
 		return
 	}
+	defer release()
 	if err := st.Confirm(); err != nil {
 		conn.Close()
 		st.Close()
 		return
 	}
 	m.join(st, conn)
-}
-
-// releasingConn gives back its connector's slot when closed, once: Join may close
-// it from both of its goroutines.
-type releasingConn struct {
-	net.Conn
-	release func()
-	once    sync.Once
-}
-
-func (c *releasingConn) Close() error {
-	c.once.Do(c.release)
-	return c.Conn.Close()
-}
-
-// CloseWrite keeps half-close working through the wrapper.
-func (c *releasingConn) CloseWrite() error {
-	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return hc.CloseWrite()
-	}
-	return c.Conn.Close()
 }

@@ -37,7 +37,7 @@ func (s *Site) acceptLinks() {
 // serveLinkConn serves one connection to the link listener: a token
 // redemption, or a link whose certificate this site's CA signed.
 func (s *Site) serveLinkConn(c net.Conn) {
-	tc := tls.Server(c, s.serverTLS)
+	tc := tls.Server(link.NewBufferedConn(c), s.serverTLS)
 	ctx, cancel := context.WithTimeout(s.ctx, handshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()

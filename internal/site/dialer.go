@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"time"
 
 	"weft.dev/weft/internal/identity"
+	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -162,16 +164,31 @@ func (s *Site) saveRefusal(name, why string) {
 	}
 }
 
+// dialTLS connects to addr and runs the TLS handshake over a
+// link.BufferedConn (the link's transport, as serveLinkConn's).
+func dialTLS(ctx context.Context, addr string, cfg *tls.Config) (*tls.Conn, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := tls.Client(link.NewBufferedConn(raw), cfg)
+	if err := c.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // dialAny tries the issuer's addresses in turn.
 func dialAny(ctx context.Context, addrs []string, cfg *tls.Config) (*tls.Conn, error) {
 	var errs []error
 	for _, a := range addrs {
 		dctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-		d := tls.Dialer{Config: cfg}
-		c, err := d.DialContext(dctx, "tcp", a)
+		c, err := dialTLS(dctx, a, cfg)
 		cancel()
 		if err == nil {
-			return c.(*tls.Conn), nil
+			return c, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", a, err))
 	}

@@ -90,15 +90,21 @@ func (s *Site) runSession(c *tls.Conn, pc *peerConn, cost uint32) *refusal {
 		cancel()
 	})
 	s.goFunc(func() { pc.out.run(ctx, pc.sess, s.metrics.RecordsFlooded.Inc) })
+	var peer siteid.ID
 	for {
 		st, err := pc.sess.Accept(ctx)
 		if err != nil {
 			break
 		}
-		s.mu.Lock()
-		peer := pc.peer // set under mu when the link came up
-		s.mu.Unlock()
-		s.goFunc(func() { s.handleStream(st, peer) })
+		if peer.IsZero() {
+			// Set once, under mu, when the link came up: read until
+			// then, not for every stream.
+			s.mu.Lock()
+			peer = pc.peer
+			s.mu.Unlock()
+		}
+		from := peer
+		s.goFunc(func() { s.handleStream(st, from) })
 	}
 	hsTimer.Stop()
 	pc.sess.Close()
