@@ -54,6 +54,7 @@ var errorTable = []struct {
 	{ErrConsumerBehind, apitype.CodeConsumerBehind, 5},
 	{ErrUnauthenticated, apitype.CodeUnauthorized, 0},
 	{ErrForbidden, apitype.CodeForbidden, 0},
+	{ErrNotWebSocket, apitype.CodeInvalid, 0},
 }
 
 func toAPIError(err error) apiError {
@@ -90,6 +91,12 @@ func (b *Broker) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) { b.servePublish(w, r, events.Queue, true) })
 	mux.HandleFunc("POST /v1/events/{name}", func(w http.ResponseWriter, r *http.Request) {
 		b.servePublish(w, r, b.resolve(r.PathValue("name")), false)
+	})
+	// Publish streams (pubstream.go): WebSockets carrying batches.
+	mux.HandleFunc("GET /v1/topics/{name}/publish", func(w http.ResponseWriter, r *http.Request) { b.servePublishStream(w, r, events.Topic, true) })
+	mux.HandleFunc("GET /v1/queues/{name}/publish", func(w http.ResponseWriter, r *http.Request) { b.servePublishStream(w, r, events.Queue, true) })
+	mux.HandleFunc("GET /v1/events/{name}/publish", func(w http.ResponseWriter, r *http.Request) {
+		b.servePublishStream(w, r, b.resolve(r.PathValue("name")), false)
 	})
 	mux.HandleFunc("GET /v1/topics/{name}/events", func(w http.ResponseWriter, r *http.Request) { b.serveEvents(w, r, events.Topic, true) })
 	mux.HandleFunc("GET /v1/queues/{name}/events", func(w http.ResponseWriter, r *http.Request) { b.serveEvents(w, r, events.Queue, true) })
