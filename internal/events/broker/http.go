@@ -331,6 +331,10 @@ func (b *Broker) stream(ctx context.Context, s *subscriber, last uint64, resume 
 		defer close(pumped)
 		b.pump(pctx, s, pend)
 	}()
+	if s.kind == events.Topic {
+		// From now on deliveries skip ch; the pump moves what came before.
+		s.pend.Store(pend)
+	}
 	defer func() {
 		stop()
 		<-pumped

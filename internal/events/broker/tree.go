@@ -227,7 +227,7 @@ func (b *Broker) deliverLocal(kind events.Kind, d delivery) bool {
 		return b.deliverQueueLocked(d)
 	}
 	for _, s := range b.subs {
-		if s.kind == kind && events.Match(s.pattern, d.Subject) && !b.offer(s.ch, d) && d.Seq != 0 {
+		if s.kind == kind && events.Match(s.pattern, d.Subject) && !b.offerSub(s, d) && d.Seq != 0 {
 			s.miss(d.Seq)
 		}
 	}
@@ -275,6 +275,22 @@ func (b *Broker) deliverQueueLocked(d delivery) bool {
 			return true
 		default:
 		}
+	}
+	return false
+}
+
+// offerSub reports whether subscriber s took d.
+func (b *Broker) offerSub(s *subscriber, d delivery) bool {
+	p := s.pend.Load()
+	if p == nil {
+		return b.offer(s.ch, d)
+	}
+	if p.put(d) {
+		b.m.delivered.WithLabelValues("topic").Inc()
+		return true
+	}
+	if d.Seq == 0 {
+		b.m.dropped.WithLabelValues("slow-consumer").Inc()
 	}
 	return false
 }
