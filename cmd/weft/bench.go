@@ -93,7 +93,9 @@ it). What has not come once nothing came for --idle counts as missing.`,
 			if sc.Config, err = sf.config(args[0]); err != nil {
 				return err
 			}
-			sc.Ready = func() { fmt.Fprintf(g.stderr, "subscribed to %s %d times; waiting for %d events each\n", args[0], sc.Subs, sc.Msgs) }
+			sc.Ready = func() {
+				fmt.Fprintf(g.stderr, "subscribed to %s %d times; waiting for %d events each\n", args[0], sc.Subs, sc.Msgs)
+			}
 			total, per, err := benchclient.Sub(cmd.Context(), sc)
 			printStats("sub", total, per)
 			return err
