@@ -310,6 +310,81 @@ func Unmarshal(b []byte) (Event, error) {
 	return e, nil
 }
 
+// Key returns the source and id attributes of an event that a site
+// decoded, validated and encoded (structured JSON), after the checks of
+// CheckStreamable: all a site that stores and forwards the event needs of
+// it. Decoding the whole event again, as Unmarshal does, cost a transit
+// site more than storing it.
+func Key(b []byte) (source, id string, err error) {
+	if err := CheckStreamable(b); err != nil {
+		return "", "", err
+	}
+	// Only the object's own attributes count, not those of an object in
+	// its data: follow strings and nesting, as splitArray does.
+	depth, key := 0, true
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			end := stringEnd(b, i)
+			if end < 0 {
+				return "", "", fmt.Errorf("%w: unterminated string", ErrMalformed)
+			}
+			if depth == 1 && key {
+				name := string(b[i+1 : end])
+				colon := bytes.IndexByte(b[end+1:], ':')
+				if colon < 0 {
+					return "", "", fmt.Errorf("%w: attribute %q without a value", ErrMalformed, name)
+				}
+				v := end + 1 + colon + 1
+				for v < len(b) && (b[v] == ' ' || b[v] == '\t') {
+					v++
+				}
+				if (name == "id" || name == "source") && v < len(b) && b[v] == '"' {
+					vend := stringEnd(b, v)
+					if vend < 0 {
+						return "", "", fmt.Errorf("%w: unterminated string", ErrMalformed)
+					}
+					s := string(b[v+1 : vend])
+					if bytes.IndexByte(b[v:vend], '\\') >= 0 && json.Unmarshal(b[v:vend+1], &s) != nil {
+						return "", "", fmt.Errorf("%w: attribute %s is not a string", ErrMalformed, name)
+					}
+					if name == "id" {
+						id = s
+					} else {
+						source = s
+					}
+				}
+				key = false
+			}
+			i = end
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		case c == ',' && depth == 1:
+			key = true
+		}
+	}
+	if source == "" || id == "" {
+		return "", "", fmt.Errorf("%w: no source and id strings", ErrMalformed)
+	}
+	return source, id, nil
+}
+
+// stringEnd is the index of the quote that ends the JSON string starting at
+// b[start], or -1.
+func stringEnd(b []byte, start int) int {
+	for i := start + 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return -1
+}
+
 // SeqExtension is the extension attribute that marks an event a site
 // streams from its inbox with the event's seq there, which a client passes
 // back as Last-Event-ID to resume. Publishers may not set it.
