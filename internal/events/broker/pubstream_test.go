@@ -1,14 +1,18 @@
 package broker
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -259,4 +263,73 @@ func TestPublishStreamWaitsForRoom(t *testing.T) {
 	a.b.mu.Lock()
 	delete(a.b.peers, sid(9))
 	a.b.mu.Unlock()
+}
+
+// BenchmarkPublishStream measures publish streams in one process, for
+// profiling both sites at once: 4 streams at a publishing batches of 100
+// events of 256 bytes of data (as `weft bench pub --pubs 4`), the in-memory
+// link to b, and a subscriber at b, volatile and persisted (fsync at both).
+// One op is one event.
+//
+//	go test ./internal/events/broker -run - -bench PublishStream -cpuprofile cpu.out -memprofile mem.out
+func BenchmarkPublishStream(bm *testing.B) {
+	for _, persisted := range []bool{false, true} {
+		bm.Run(map[bool]string{false: "volatile", true: "persisted"}[persisted], func(bm *testing.B) {
+			m := newMesh(bm, []string{"a", "b"}, [][3]int{{1, 2, 1}})
+			a, b := m.site("a"), m.site("b")
+			if persisted {
+				a.persisted(bm, events.Topic, "bench")
+			}
+			// An SSE stream at b writing to nowhere, as in
+			// BenchmarkVolatileTopic.
+			sub := b.subscribe(bm, events.Topic, "bench")
+			defer b.b.unsubscribe(sub)
+			var got atomic.Int64
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				b.b.stream(ctx, sub, 0, false, &sseOut{w: bufio.NewWriterSize(eventCounter{&got}, 32<<10), fl: nopFlusher{}})
+			}()
+			defer func() { cancel(); <-done }()
+			srv := httptest.NewServer(a.b.Handler())
+			defer srv.Close()
+			url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/topics/bench/publish"
+			const pubs, batch = 4, 100
+			evs := make([][]byte, batch)
+			var ids atomic.Int64
+			bm.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for range pubs {
+				p, err := pubclient.Dial(context.Background(), url, pubclient.Options{})
+				if err != nil {
+					bm.Fatal(err)
+				}
+				defer p.Close()
+				evs := slices.Clone(evs)
+				wg.Go(func() {
+					for n := 0; n < bm.N/pubs; n += batch {
+						for i := range evs {
+							evs[i] = fmt.Appendf(evs[i][:0], `{"specversion":"1.0","id":"%d","source":"/bench","type":"bench","datacontenttype":"text/plain","data":"%s"}`, ids.Add(1), strings.Repeat("x", 256))
+						}
+						if _, err := p.Publish(context.Background(), evs); err != nil {
+							bm.Error(err)
+							return
+						}
+					}
+					if err := p.Flush(context.Background()); err != nil {
+						bm.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			sent := ids.Load()
+			lost := func() int64 { return int64(dropped(b, "slow-consumer")) }
+			waitFor(bm, "every event at b or counted as dropped", func() bool { return got.Load()+lost() >= sent })
+			bm.StopTimer()
+			bm.ReportMetric(float64(got.Load())/time.Since(start).Seconds(), "events/s")
+			bm.ReportMetric(float64(lost()), "dropped")
+		})
+	}
 }
