@@ -174,17 +174,27 @@ func (b *Broker) checkKind(name string, kind events.Kind, explicit bool) error {
 		ErrWrongKind, name, is, path, name, name)
 }
 
-func (b *Broker) servePublish(w http.ResponseWriter, r *http.Request, kind events.Kind, explicit bool) {
-	name := r.PathValue("name")
+// publishAllowed checks the name, the credential and the kind of a publish
+// request or stream, and answers a refusal itself.
+func (b *Broker) publishAllowed(w http.ResponseWriter, r *http.Request, kind events.Kind, explicit bool) (name string, ok bool) {
+	name = r.PathValue("name")
 	if err := events.ValidateSubject(name); err != nil {
 		writeError(w, err)
-		return
+		return "", false
 	}
 	if !b.authorize(w, r, Publish, name) {
-		return
+		return "", false
 	}
 	if err := b.checkKind(name, kind, explicit); err != nil {
 		writeError(w, err)
+		return "", false
+	}
+	return name, true
+}
+
+func (b *Broker) servePublish(w http.ResponseWriter, r *http.Request, kind events.Kind, explicit bool) {
+	name, ok := b.publishAllowed(w, r, kind, explicit)
+	if !ok {
 		return
 	}
 	select {

@@ -48,12 +48,8 @@ type pubBatch struct {
 // as for a publish request, before the upgrade, with the same answers; the
 // stream ends when the credential stops being valid.
 func (b *Broker) servePublishStream(w http.ResponseWriter, r *http.Request, kind events.Kind, explicit bool) {
-	name := r.PathValue("name")
-	if err := events.ValidateSubject(name); err != nil {
-		writeError(w, err)
-		return
-	}
-	if !b.authorize(w, r, Publish, name) {
+	name, ok := b.publishAllowed(w, r, kind, explicit)
+	if !ok {
 		return
 	}
 	if !isWebSocket(r) {
@@ -62,10 +58,6 @@ func (b *Broker) servePublishStream(w http.ResponseWriter, r *http.Request, kind
 	}
 	r, release := b.whileValid(r)
 	defer release()
-	if err := b.checkKind(name, kind, explicit); err != nil {
-		writeError(w, err)
-		return
-	}
 	// The kind it goes to, for a client that let the site resolve it: a
 	// name resolves once, for the whole stream.
 	w.Header().Set("Weft-Kind", kindName(kind))

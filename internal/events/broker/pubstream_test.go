@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -280,18 +279,7 @@ func BenchmarkPublishStream(bm *testing.B) {
 			if persisted {
 				a.persisted(bm, events.Topic, "bench")
 			}
-			// An SSE stream at b writing to nowhere, as in
-			// BenchmarkVolatileTopic.
-			sub := b.subscribe(bm, events.Topic, "bench")
-			defer b.b.unsubscribe(sub)
-			var got atomic.Int64
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				b.b.stream(ctx, sub, 0, false, &sseOut{w: bufio.NewWriterSize(eventCounter{&got}, 32<<10), fl: nopFlusher{}})
-			}()
-			defer func() { cancel(); <-done }()
+			got := b.sseToNowhere(bm, "bench")
 			srv := httptest.NewServer(a.b.Handler())
 			defer srv.Close()
 			url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/topics/bench/publish"
