@@ -72,14 +72,15 @@ func (s Stats) Rate() float64 { return float64(s.Msgs) / max(s.Elapsed.Seconds()
 // MiBRate is data MiB per second, as `nats bench` counts payload.
 func (s Stats) MiBRate() float64 { return s.Rate() * float64(s.Size) / (1 << 20) }
 
-// Percentile is the q-quantile (0..1) of the latencies, 0 without any.
+// Percentile is the q-quantile (0..1) of the latencies to the
+// microsecond, 0 without any.
 func (s Stats) Percentile(q float64) time.Duration {
 	if len(s.Latency) == 0 {
 		return 0
 	}
 	l := slices.Clone(s.Latency)
 	slices.Sort(l)
-	return l[min(len(l)-1, int(q*float64(len(l))))]
+	return l[min(len(l)-1, int(q*float64(len(l))))].Round(time.Microsecond)
 }
 
 // Line is the figures as one line of key=value pairs, which `weft bench`

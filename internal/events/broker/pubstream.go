@@ -33,7 +33,7 @@ const pubDecoded = 4
 // publish streams wait for it to drain: they are back-pressured rather than
 // have their events dropped at the queue's limit (peerQueueBytes). An HTTP
 // publisher is not held: a request that waits would hold its handler.
-const peerRoomBytes = 8 << 20
+const peerRoomBytes = 1 << 20
 
 // pubBatch is a batch a publish stream's reader decoded: its events, or why
 // it is refused.
