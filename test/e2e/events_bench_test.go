@@ -1,16 +1,11 @@
 package e2e
 
 import (
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"weft.dev/weft/internal/child"
-	"weft.dev/weft/internal/logbuf"
 )
 
 // benchLine finds the line of `weft bench` output named name ("pub",
@@ -65,17 +60,7 @@ func TestEventsBench(t *testing.T) {
 	const msgs = 3000
 	for _, subject := range []string{"bench.v", "bench.p"} {
 		t.Run(subject, func(t *testing.T) {
-			out := &logbuf.Buffer{}
-			cmd := exec.Command(weftBin, "--site", b.dir, "bench", "sub", subject, "--msgs", strconv.Itoa(msgs), "--subs", "2", "--idle", "10s")
-			cmd.Stdout, cmd.Stderr = out, out
-			p, err := child.Start(cmd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				cmd.Process.Signal(syscall.SIGKILL)
-				<-p.Done()
-			})
+			out, cmd, done := b.startCLI(t, nil, "bench", "sub", subject, "--msgs", strconv.Itoa(msgs), "--subs", "2", "--idle", "10s")
 			waitFor(t, 15*time.Second, "the bench subscriptions", func() bool { return strings.Contains(out.String(), "subscribed to "+subject) })
 			// The bench's subscribers count only its own events: the
 			// probes tell when b's interest has reached a.
@@ -84,7 +69,7 @@ func TestEventsBench(t *testing.T) {
 			wantFigures(t, "pub", benchLine(t, pub, "pub"), msgs)
 			wantFigures(t, "pub[1]", benchLine(t, pub, "pub[1]"), msgs/2)
 			select {
-			case <-p.Done():
+			case <-done:
 			case <-time.After(30 * time.Second):
 				t.Fatalf("weft bench sub did not end:\n%s", out)
 			}
