@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -101,6 +102,14 @@ func runWeft(ctx context.Context, cfg config, rep *report) error {
 			pubs[i] = weftPublisher(url)
 		}
 		if err := measure(ctx, cfg, rep, "weft "+m.mode, s, pubs); err != nil {
+			return err
+		}
+		for i := range pubs {
+			if pubs[i], err = weftStreamPublisher(ctx, cl, "ws"+strings.TrimPrefix(url, "http")+"/publish"); err != nil {
+				return err
+			}
+		}
+		if err := measure(ctx, cfg, rep, "weft "+m.mode+" stream", s, pubs); err != nil {
 			return err
 		}
 	}
@@ -276,19 +285,22 @@ func measure(ctx context.Context, cfg config, rep *report, name string, s *sink,
 func (r *report) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "\n256-byte events, publishers at site/server A, subscriber at B; %d publishers x %d-event batches for %v; latency: one event in flight for %v\n\n",
 		r.cfg.Workers, r.cfg.Batch, r.cfg.Duration, r.cfg.LatDuration)
-	rows := []string{"weft volatile", "nats volatile", "nats volatile async", "weft persisted", "nats persisted", "nats persisted async", "nats-fsync persisted"}
+	rows := []string{"weft volatile", "weft volatile stream", "nats volatile", "nats volatile async",
+		"weft persisted", "weft persisted stream", "nats persisted", "nats persisted async", "nats-fsync persisted"}
 	fmt.Fprintf(w, "%-22s %10s %9s %10s %10s %9s\n", "system, delivery", "msgs/s", "missing", "p50", "p99", "lat lost")
 	for _, k := range rows {
 		x := r.results[k]
 		fmt.Fprintf(w, "%-22s %10.0f %9d %10s %10s %9d\n", k, x.Throughput, x.Lost, x.P50.Round(time.Microsecond), x.P99.Round(time.Microsecond), x.LatLost)
 	}
-	fmt.Fprintf(w, "\n%-42s %8s %8s %8s\n", "ratio", "msgs/s", "p50", "p99")
-	for _, c := range [][2]string{{"weft volatile", "nats volatile"}, {"weft volatile", "nats volatile async"},
-		{"weft persisted", "nats persisted"}, {"weft persisted", "nats persisted async"}, {"weft persisted", "nats-fsync persisted"}} {
+	fmt.Fprintf(w, "\n%-46s %8s %8s %8s\n", "ratio", "msgs/s", "p50", "p99")
+	for _, c := range [][2]string{{"weft volatile", "nats volatile"}, {"weft volatile", "nats volatile async"}, {"weft volatile stream", "nats volatile async"},
+		{"weft persisted", "nats persisted"}, {"weft persisted", "nats persisted async"}, {"weft persisted stream", "nats persisted async"}, {"weft persisted", "nats-fsync persisted"}} {
 		a, b := r.results[c[0]], r.results[c[1]]
-		fmt.Fprintf(w, "%-42s %8.2f %8.2f %8.2f\n", c[0]+" / "+c[1], a.Throughput/b.Throughput, float64(a.P50)/float64(b.P50), float64(a.P99)/float64(b.P99))
+		fmt.Fprintf(w, "%-46s %8.2f %8.2f %8.2f\n", c[0]+" / "+c[1], a.Throughput/b.Throughput, float64(a.P50)/float64(b.P50), float64(a.P99)/float64(b.P99))
 	}
 	fmt.Fprint(w, `
+weft ... stream: publish streams (WebSockets of batches, up to 16 unanswered each), as
+weft bench pub publishes; weft volatile/persisted: one POST per batch, waiting for the 202.
 msgs/s: delivered at B per second, first publish to last receipt (higher is better).
 missing: published minus received at B (negative: duplicates). p50/p99: publish to
 receipt at B, one event in flight (lower is better); lat lost: not received in 2 s.

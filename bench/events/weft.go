@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"weft.dev/weft/bench/internal/benchproc"
+	"weft.dev/weft/internal/events/pubclient"
 )
 
 // weftSites runs sites a and b, linked a to b, and returns their event API
@@ -93,8 +94,7 @@ func weftRequest(ctx context.Context, url string, n int) (*http.Request, error) 
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		// The payload is ASCII digits and 'x': a JSON string as it is.
-		fmt.Fprintf(&b, `{"specversion":"1.0","id":"%d","source":"/bench","type":"bench","datacontenttype":"text/plain","data":"%s"}`, weftIDs.Add(1), payload(now))
+		b.Write(weftEvent(now))
 	}
 	b.WriteByte(']')
 	req, err := http.NewRequestWithContext(ctx, "POST", url, &b)
@@ -103,6 +103,42 @@ func weftRequest(ctx context.Context, url string, n int) (*http.Request, error) 
 	}
 	req.Header.Set("Content-Type", "application/cloudevents-batch+json")
 	return req, nil
+}
+
+// weftEvent is one event in structured JSON, sent at now.
+func weftEvent(now time.Time) []byte {
+	// The payload is ASCII digits and 'x': a JSON string as it is.
+	return fmt.Appendf(nil, `{"specversion":"1.0","id":"%d","source":"/bench","type":"bench","datacontenttype":"text/plain","data":"%s"}`, weftIDs.Add(1), payload(now))
+}
+
+// weftStreamPublisher publishes over a publish stream (ws://.../publish):
+// n events as one batch, returning without waiting for the site's answer,
+// as `weft bench pub` keeps many batches in flight; the stream's window
+// holds it when the site does not keep up. A refused batch fails the next
+// call.
+func weftStreamPublisher(ctx context.Context, cl *benchproc.Cleanups, url string) (publisher, error) {
+	var refused atomic.Pointer[error]
+	p, err := pubclient.Dial(ctx, url, pubclient.Options{OnAnswer: func(_ uint64, err error) {
+		if err != nil {
+			refused.CompareAndSwap(nil, &err)
+		}
+	}})
+	if err != nil {
+		return nil, err
+	}
+	cl.Add(func() { p.Close() })
+	return func(ctx context.Context, n int) error {
+		if err := refused.Load(); err != nil {
+			return *err
+		}
+		now := time.Now()
+		evs := make([][]byte, n)
+		for i := range evs {
+			evs[i] = weftEvent(now)
+		}
+		_, err := p.Publish(ctx, evs)
+		return err
+	}, nil
 }
 
 // weftSubscribe streams url (SSE) into s until ctx ends. It returns once

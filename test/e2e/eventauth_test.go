@@ -17,8 +17,17 @@ import (
 // until the test ends; its output goes to the returned buffer.
 func (s *site) subscribeCLI(t *testing.T, env []string, args ...string) *logbuf.Buffer {
 	t.Helper()
-	out := &logbuf.Buffer{}
-	cmd := exec.Command(weftBin, append([]string{"--site", s.dir, "subscribe"}, args...)...)
+	out, _, _ := s.startCLI(t, env, append([]string{"subscribe"}, args...)...)
+	return out
+}
+
+// startCLI runs the CLI at s with env added until it exits or the test
+// ends (with SIGINT then); its output goes to out, and done is closed once
+// it has exited.
+func (s *site) startCLI(t *testing.T, env []string, args ...string) (out *logbuf.Buffer, cmd *exec.Cmd, done <-chan struct{}) {
+	t.Helper()
+	out = &logbuf.Buffer{}
+	cmd = exec.Command(weftBin, append([]string{"--site", s.dir}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	p, err := child.Start(cmd)
@@ -29,7 +38,7 @@ func (s *site) subscribeCLI(t *testing.T, env []string, args ...string) *logbuf.
 		cmd.Process.Signal(syscall.SIGINT)
 		<-p.Done()
 	})
-	return out
+	return out, cmd, p.Done()
 }
 
 // TestEventCredentialsCLI: a site whose event API listens beyond loopback

@@ -24,16 +24,7 @@ import (
 func BenchmarkVolatileTopic(bm *testing.B) {
 	m := newMesh(bm, []string{"a", "b"}, [][3]int{{1, 2, 1}})
 	a, b := m.site("a"), m.site("b")
-	sub := b.subscribe(bm, events.Topic, "bench.v")
-	defer b.b.unsubscribe(sub)
-	var got atomic.Int64
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		b.b.stream(ctx, sub, 0, false, &sseOut{w: bufio.NewWriterSize(eventCounter{&got}, 32<<10), fl: nopFlusher{}})
-	}()
-	defer func() { cancel(); <-done }()
+	got := b.sseToNowhere(bm, "bench.v")
 
 	const batch = 100
 	var body strings.Builder
@@ -86,6 +77,25 @@ func BenchmarkPersistedQueue(bm *testing.B) {
 	waitFor(bm, "every event at b's consumer", func() bool { return got.count() >= n })
 	bm.StopTimer()
 	bm.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+}
+
+// sseToNowhere runs an SSE stream of topic subscription pattern at s that
+// only counts its events, until the benchmark ends.
+func (s *meshSite) sseToNowhere(bm *testing.B, pattern string) *atomic.Int64 {
+	sub := s.subscribe(bm, events.Topic, pattern)
+	var got atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.b.stream(ctx, sub, 0, false, &sseOut{w: bufio.NewWriterSize(eventCounter{&got}, 32<<10), fl: nopFlusher{}})
+	}()
+	bm.Cleanup(func() {
+		cancel()
+		<-done
+		s.b.unsubscribe(sub)
+	})
+	return &got
 }
 
 // eventCounter counts the SSE events written through it: each ends with an

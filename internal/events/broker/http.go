@@ -54,6 +54,7 @@ var errorTable = []struct {
 	{ErrConsumerBehind, apitype.CodeConsumerBehind, 5},
 	{ErrUnauthenticated, apitype.CodeUnauthorized, 0},
 	{ErrForbidden, apitype.CodeForbidden, 0},
+	{ErrNotWebSocket, apitype.CodeInvalid, 0},
 }
 
 func toAPIError(err error) apiError {
@@ -90,6 +91,12 @@ func (b *Broker) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) { b.servePublish(w, r, events.Queue, true) })
 	mux.HandleFunc("POST /v1/events/{name}", func(w http.ResponseWriter, r *http.Request) {
 		b.servePublish(w, r, b.resolve(r.PathValue("name")), false)
+	})
+	// Publish streams (pubstream.go): WebSockets carrying batches.
+	mux.HandleFunc("GET /v1/topics/{name}/publish", func(w http.ResponseWriter, r *http.Request) { b.servePublishStream(w, r, events.Topic, true) })
+	mux.HandleFunc("GET /v1/queues/{name}/publish", func(w http.ResponseWriter, r *http.Request) { b.servePublishStream(w, r, events.Queue, true) })
+	mux.HandleFunc("GET /v1/events/{name}/publish", func(w http.ResponseWriter, r *http.Request) {
+		b.servePublishStream(w, r, b.resolve(r.PathValue("name")), false)
 	})
 	mux.HandleFunc("GET /v1/topics/{name}/events", func(w http.ResponseWriter, r *http.Request) { b.serveEvents(w, r, events.Topic, true) })
 	mux.HandleFunc("GET /v1/queues/{name}/events", func(w http.ResponseWriter, r *http.Request) { b.serveEvents(w, r, events.Queue, true) })
@@ -167,17 +174,27 @@ func (b *Broker) checkKind(name string, kind events.Kind, explicit bool) error {
 		ErrWrongKind, name, is, path, name, name)
 }
 
-func (b *Broker) servePublish(w http.ResponseWriter, r *http.Request, kind events.Kind, explicit bool) {
-	name := r.PathValue("name")
+// publishAllowed checks the name, the credential and the kind of a publish
+// request or stream, and answers a refusal itself.
+func (b *Broker) publishAllowed(w http.ResponseWriter, r *http.Request, kind events.Kind, explicit bool) (name string, ok bool) {
+	name = r.PathValue("name")
 	if err := events.ValidateSubject(name); err != nil {
 		writeError(w, err)
-		return
+		return "", false
 	}
 	if !b.authorize(w, r, Publish, name) {
-		return
+		return "", false
 	}
 	if err := b.checkKind(name, kind, explicit); err != nil {
 		writeError(w, err)
+		return "", false
+	}
+	return name, true
+}
+
+func (b *Broker) servePublish(w http.ResponseWriter, r *http.Request, kind events.Kind, explicit bool) {
+	name, ok := b.publishAllowed(w, r, kind, explicit)
+	if !ok {
 		return
 	}
 	select {
@@ -324,6 +341,10 @@ func (b *Broker) stream(ctx context.Context, s *subscriber, last uint64, resume 
 		defer close(pumped)
 		b.pump(pctx, s, pend)
 	}()
+	if s.kind == events.Topic {
+		// From now on deliveries skip ch; the pump moves what came before.
+		s.pend.Store(pend)
+	}
 	defer func() {
 		stop()
 		<-pumped

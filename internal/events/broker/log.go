@@ -42,7 +42,9 @@ func (b *Broker) serveLog(c net.Conn, from siteid.ID) {
 			}
 			switch f.Type {
 			case events.FrameData:
-				e, err := cloudevent.Unmarshal(f.Payload)
+				// The publishing site validated the event: the
+				// dedup key is all a hop reads of it.
+				source, id, err := cloudevent.Key(f.Payload)
 				if err != nil {
 					b.log.Warn("malformed persisted event; closing the stream", "err", err)
 					return
@@ -54,7 +56,7 @@ func (b *Broker) serveLog(c net.Conn, from siteid.ID) {
 					// consumer is here and would take it back.
 					dests, local = slices.DeleteFunc(slices.Clone(dests), func(d siteid.ID) bool { return d == local }), siteid.ID{}
 				}
-				batch = append(batch, store.Put{Source: e.Source(), ID: e.ID(), Dests: dests, Local: local,
+				batch = append(batch, store.Put{Source: source, ID: id, Dests: dests, Local: local,
 					Entry: store.Entry{Kind: byte(f.Kind), Subject: f.Subject, Origin: f.Origin, Time: b.clock.Now().UnixNano(), Payload: append([]byte(nil), f.Payload...)}})
 			case events.FrameMark:
 				mark = f.Mark

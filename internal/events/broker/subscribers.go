@@ -36,6 +36,11 @@ type subscriber struct {
 	missed atomic.Uint64
 	// wake tells the stream that missed was set.
 	wake chan struct{}
+	// pend, once a topic's stream runs, is where deliveries go instead of
+	// ch: straight into what the stream writes next, so that a burst is
+	// not dropped while the goroutine moving ch's deliveries waits for a
+	// CPU. A delivery is lost only when the stream itself is behind.
+	pend atomic.Pointer[pending]
 }
 
 // miss records that the stored event seq did not reach s.

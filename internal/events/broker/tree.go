@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,32 @@ import (
 type peerOut struct {
 	ch     chan chunk
 	queued atomic.Int64 // bytes in ch
+
+	// drainMu guards drained: made by a publish stream waiting for room
+	// (waitPeerRoom), closed by the writer when it next takes a chunk.
+	drainMu sync.Mutex
+	drained chan struct{}
+}
+
+// drainedChan is closed once the writer takes a chunk from the queue.
+func (p *peerOut) drainedChan() <-chan struct{} {
+	p.drainMu.Lock()
+	defer p.drainMu.Unlock()
+	if p.drained == nil {
+		p.drained = make(chan struct{})
+	}
+	return p.drained
+}
+
+// wakeWaiters wakes the publish streams waiting for room; the writer calls
+// it for every chunk it takes.
+func (p *peerOut) wakeWaiters() {
+	p.drainMu.Lock()
+	if p.drained != nil {
+		close(p.drained)
+		p.drained = nil
+	}
+	p.drainMu.Unlock()
 }
 
 // chunk is n FrameEvent frames, encoded one after the other.
@@ -106,6 +133,7 @@ func (b *Broker) runPeerOut(peer siteid.ID, p *peerOut) {
 	defer idle.Stop()
 	take := func(c chunk) chunk {
 		p.queued.Add(-int64(len(c.b)))
+		p.wakeWaiters()
 		return c
 	}
 	for {
@@ -199,7 +227,7 @@ func (b *Broker) deliverLocal(kind events.Kind, d delivery) bool {
 		return b.deliverQueueLocked(d)
 	}
 	for _, s := range b.subs {
-		if s.kind == kind && events.Match(s.pattern, d.Subject) && !b.offer(s.ch, d) && d.Seq != 0 {
+		if s.kind == kind && events.Match(s.pattern, d.Subject) && !b.offerSub(s, d) && d.Seq != 0 {
 			s.miss(d.Seq)
 		}
 	}
@@ -247,6 +275,22 @@ func (b *Broker) deliverQueueLocked(d delivery) bool {
 			return true
 		default:
 		}
+	}
+	return false
+}
+
+// offerSub reports whether subscriber s took d.
+func (b *Broker) offerSub(s *subscriber, d delivery) bool {
+	p := s.pend.Load()
+	if p == nil {
+		return b.offer(s.ch, d)
+	}
+	if p.put(d) {
+		b.m.delivered.WithLabelValues("topic").Inc()
+		return true
+	}
+	if d.Seq == 0 {
+		b.m.dropped.WithLabelValues("slow-consumer").Inc()
 	}
 	return false
 }

@@ -75,14 +75,11 @@ func Decode(r *http.Request, maxSize int64) ([]Decoded, error) {
 // drives.
 func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 	ct := strings.ToLower(h.Get("Content-Type"))
-	var evs []Event
-	// A batch's events as the publisher encoded them: kept as the events'
-	// JSON, they spare encoding each event again.
-	var raws [][]byte
-	binaryMode := false
 	if strings.HasPrefix(ct, "application/cloudevents-batch+json") {
-		var err error
-		if raws, err = splitArray(body); err != nil {
+		// A batch's events as the publisher encoded them: kept as the
+		// events' JSON, they spare encoding each event again.
+		raws, err := splitArray(body)
+		if err != nil {
 			return nil, fmt.Errorf("%w: batch: %v", ErrMalformed, err)
 		}
 		if len(raws) == 0 {
@@ -91,34 +88,48 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 		if len(raws) > MaxBatch {
 			return nil, fmt.Errorf("%w: batch of %d events, limit %d", ErrMalformed, len(raws), MaxBatch)
 		}
-		evs = make([]Event, len(raws))
-		for i, r := range raws {
-			if err := evs[i].UnmarshalJSON(r); err != nil {
-				return nil, fmt.Errorf("%w: event %d: %v", ErrMalformed, i, err)
-			}
-		}
-	} else {
-		// The SDK indexes past the end of a header named just "ce-".
-		for k := range h {
-			if strings.EqualFold(k, "ce-") {
-				return nil, fmt.Errorf("%w: a header named %q names no attribute; extension headers are ce- and the attribute's name", ErrMalformed, k)
-			}
-		}
-		msg := cehttp.NewMessage(h, io.NopCloser(strings.NewReader(string(body))))
-		enc := msg.ReadEncoding()
-		if enc == binding.EncodingUnknown && strings.HasPrefix(ct, "application/cloudevents+") {
-			return nil, fmt.Errorf("%w: structured mode as %q; send application/cloudevents+json", ErrUnsupportedFormat, mediaType(ct))
-		}
-		binaryMode = enc == binding.EncodingBinary
-		if enc == binding.EncodingUnknown {
-			return nil, fmt.Errorf("%w: neither binary mode (ce-specversion, ce-id, ce-source, ce-type headers) nor structured mode (Content-Type: application/cloudevents+json)", ErrMalformed)
-		}
-		e, err := binding.ToEvent(context.Background(), msg)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-		evs = []Event{*e}
+		return DecodeEach(raws)
 	}
+	// The SDK indexes past the end of a header named just "ce-".
+	for k := range h {
+		if strings.EqualFold(k, "ce-") {
+			return nil, fmt.Errorf("%w: a header named %q names no attribute; extension headers are ce- and the attribute's name", ErrMalformed, k)
+		}
+	}
+	msg := cehttp.NewMessage(h, io.NopCloser(strings.NewReader(string(body))))
+	enc := msg.ReadEncoding()
+	if enc == binding.EncodingUnknown && strings.HasPrefix(ct, "application/cloudevents+") {
+		return nil, fmt.Errorf("%w: structured mode as %q; send application/cloudevents+json", ErrUnsupportedFormat, mediaType(ct))
+	}
+	if enc == binding.EncodingUnknown {
+		return nil, fmt.Errorf("%w: neither binary mode (ce-specversion, ce-id, ce-source, ce-type headers) nor structured mode (Content-Type: application/cloudevents+json)", ErrMalformed)
+	}
+	e, err := binding.ToEvent(context.Background(), msg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return check([]Event{*e}, nil, enc == binding.EncodingBinary)
+}
+
+// DecodeEach decodes events each in structured-mode JSON, as a publish
+// stream carries them (at most MaxBatch), and validates them as
+// DecodeBytes does a batch.
+func DecodeEach(raws [][]byte) ([]Decoded, error) {
+	if len(raws) == 0 || len(raws) > MaxBatch {
+		return nil, fmt.Errorf("%w: batch of %d events; send 1 to %d", ErrMalformed, len(raws), MaxBatch)
+	}
+	evs := make([]Event, len(raws))
+	for i, r := range raws {
+		if err := evs[i].UnmarshalJSON(r); err != nil {
+			return nil, fmt.Errorf("%w: event %d: %v", ErrMalformed, i, err)
+		}
+	}
+	return check(evs, raws, false)
+}
+
+// check validates decoded events and finds each one's JSON: raws[i], the
+// publisher's own encoding, when there is one and it needed no change.
+func check(evs []Event, raws [][]byte, binaryMode bool) ([]Decoded, error) {
 	out := make([]Decoded, len(evs))
 	for i := range evs {
 		// Which event of a batch a refusal is about; formatted only then.
@@ -297,6 +308,81 @@ func Unmarshal(b []byte) (Event, error) {
 		return e, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return e, nil
+}
+
+// Key returns the source and id attributes of an event that a site
+// decoded, validated and encoded (structured JSON), after the checks of
+// CheckStreamable: all a site that stores and forwards the event needs of
+// it. Decoding the whole event again, as Unmarshal does, cost a transit
+// site more than storing it.
+func Key(b []byte) (source, id string, err error) {
+	if err := CheckStreamable(b); err != nil {
+		return "", "", err
+	}
+	// Only the object's own attributes count, not those of an object in
+	// its data: follow strings and nesting, as splitArray does.
+	depth, key := 0, true
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			end := stringEnd(b, i)
+			if end < 0 {
+				return "", "", fmt.Errorf("%w: unterminated string", ErrMalformed)
+			}
+			if depth == 1 && key {
+				name := string(b[i+1 : end])
+				colon := bytes.IndexByte(b[end+1:], ':')
+				if colon < 0 {
+					return "", "", fmt.Errorf("%w: attribute %q without a value", ErrMalformed, name)
+				}
+				v := end + 1 + colon + 1
+				for v < len(b) && (b[v] == ' ' || b[v] == '\t') {
+					v++
+				}
+				if (name == "id" || name == "source") && v < len(b) && b[v] == '"' {
+					vend := stringEnd(b, v)
+					if vend < 0 {
+						return "", "", fmt.Errorf("%w: unterminated string", ErrMalformed)
+					}
+					s := string(b[v+1 : vend])
+					if bytes.IndexByte(b[v:vend], '\\') >= 0 && json.Unmarshal(b[v:vend+1], &s) != nil {
+						return "", "", fmt.Errorf("%w: attribute %s is not a string", ErrMalformed, name)
+					}
+					if name == "id" {
+						id = s
+					} else {
+						source = s
+					}
+				}
+				key = false
+			}
+			i = end
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		case c == ',' && depth == 1:
+			key = true
+		}
+	}
+	if source == "" || id == "" {
+		return "", "", fmt.Errorf("%w: no source and id strings", ErrMalformed)
+	}
+	return source, id, nil
+}
+
+// stringEnd is the index of the quote that ends the JSON string starting at
+// b[start], or -1.
+func stringEnd(b []byte, start int) int {
+	for i := start + 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return -1
 }
 
 // SeqExtension is the extension attribute that marks an event a site

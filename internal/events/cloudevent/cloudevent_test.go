@@ -239,3 +239,62 @@ func FuzzUnmarshal(f *testing.F) {
 		Unmarshal(b)
 	})
 }
+
+// TestKey: Key reads what Unmarshal would of an encoded event's source and
+// id, and refuses what is not an encoded event.
+func TestKey(t *testing.T) {
+	ev := []byte(`{"specversion":"1.0","id":"7","source":"/s","type":"t","data":{"id":"inner"}}`)
+	e, err := Unmarshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src, id, err := Key(ev); err != nil || src != e.Source() || id != e.ID() {
+		t.Errorf("Key = %q %q %v, want %q %q", src, id, err, e.Source(), e.ID())
+	}
+	if _, id, _ := Key([]byte(`{"ID":"no","id":"7","source":"/s"}`)); id != "7" {
+		t.Errorf("Key took an attribute of another case for the id: %q", id)
+	}
+	for _, bad := range []string{``, `[]`, `{"id":"1"}`, `{"id":1,"source":"/s"}`, `{"id":"","source":"/s"}`, "{\"id\":\"1\",\n\"source\":\"/s\"}", `{"id":"1","source":"/s"`} {
+		if _, _, err := Key([]byte(bad)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Key(%q) = %v, want ErrMalformed", bad, err)
+		}
+	}
+}
+
+func BenchmarkKey(b *testing.B) {
+	ev := []byte(`{"specversion":"1.0","id":"123456","source":"/bench","type":"bench","datacontenttype":"text/plain","data":"` + strings.Repeat("x", 256) + `"}`)
+	b.Run("Key", func(b *testing.B) {
+		for b.Loop() {
+			Key(ev)
+		}
+	})
+	b.Run("Unmarshal", func(b *testing.B) {
+		for b.Loop() {
+			Unmarshal(ev)
+		}
+	})
+}
+
+// FuzzKey: Key never panics, and for any encoded event that Unmarshal
+// accepts it reads the same source and id.
+func FuzzKey(f *testing.F) {
+	f.Add([]byte(`{"specversion":"1.0","id":"7","source":"/s","type":"t","data":{"id":"inner","source":"x"}}`))
+	f.Add([]byte(`{"specversion":"1.0","id":"a\"b\\u00e9","source" : "/s","type":"t","data":["id",{"id":"x"}]}`))
+	f.Add([]byte(`{"data":"{\"id\":\"x\"}","id":"1","source":"/s","specversion":"1.0","type":"t"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		src, id, err := Key(b)
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("Key: unexpected error %v", err)
+		}
+		if CheckStreamable(b) != nil {
+			return
+		}
+		e, uerr := Unmarshal(b)
+		if uerr != nil {
+			return
+		}
+		if err != nil || src != e.Source() || id != e.ID() {
+			t.Fatalf("Key(%s) = %q %q %v; Unmarshal read %q %q", b, src, id, err, e.Source(), e.ID())
+		}
+	})
+}
