@@ -190,11 +190,17 @@ func New(identity ed25519.PrivateKey, serial uint64, now time.Time, life time.Du
 	if err != nil {
 		return nil, fmt.Errorf("opkey: new key: %w", err)
 	}
+	return Certify(identity, priv, serial, now, life), nil
+}
+
+// Certify makes the signer of priv, certified by identity from now for
+// life with serial; [New] with a key of the caller's (known-answer tests).
+func Certify(identity, priv ed25519.PrivateKey, serial uint64, now time.Time, life time.Duration) *Signer {
 	c := Cert{Serial: serial, NotBefore: now.Unix(), NotAfter: now.Add(life).Unix()}
 	copy(c.Identity[:], identity.Public().(ed25519.PublicKey))
 	copy(c.Key[:], priv.Public().(ed25519.PublicKey))
 	copy(c.Sig[:], ed25519.Sign(identity, c.body([]byte(signLabel))))
-	return newSigner(priv, c), nil
+	return newSigner(priv, c)
 }
 
 func newSigner(priv ed25519.PrivateKey, c Cert) *Signer {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"sync"
+	"time"
 
 	"weft.dev/weft/internal/routing"
 )
@@ -68,7 +69,7 @@ func (c *recordChecker) check(b []byte) (rec routing.Record, err error, repeated
 	if known {
 		return rec, nil, false
 	}
-	verdict = rec.Verify()
+	verdict = rec.Verify(time.Now())
 	c.mu.Lock()
 	if _, ok := c.verdicts[sum]; !ok {
 		c.verdicts[sum] = verdict

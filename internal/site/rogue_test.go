@@ -160,8 +160,8 @@ func TestRoguePeerCannotForgeAlterOrReplayRecords(t *testing.T) {
 			rogue.sendRaw(victim.ID(), tc.rec)
 			waitFor(t, "the victim to count the refusal", func() bool { return victim.rejected(tc.reason) > before })
 			r, ok := victim.record(honest.ID())
-			if !ok || r.Verify() != nil || !slices.Equal(connectorsOf(r), want) || r.Seq < current.Seq || r.Seq == tc.rec.Seq {
-				t.Fatalf("victim's record of honest changed: ok %v seq %d (was %d) connectors %v verify %v", ok, r.Seq, current.Seq, connectorsOf(r), r.Verify())
+			if !ok || r.Verify(time.Now()) != nil || !slices.Equal(connectorsOf(r), want) || r.Seq < current.Seq || r.Seq == tc.rec.Seq {
+				t.Fatalf("victim's record of honest changed: ok %v seq %d (was %d) connectors %v verify %v", ok, r.Seq, current.Seq, connectorsOf(r), r.Verify(time.Now()))
 			}
 			if len(victim.Table().Candidates("evil")) != 0 {
 				t.Fatal("the victim routes to a forged connector")

@@ -36,7 +36,7 @@ func (s *Site) initSeal() error {
 	s.metrics.Registry.MustRegister(refused)
 	cfg := seal.Config{Self: s.id, Key: key, Logger: s.log, Refused: func(r string) { refused.WithLabelValues(r).Inc() }}
 	s.sealOut, s.sealIn = seal.NewInitiator(cfg), seal.NewResponder(cfg)
-	s.router.SetSealKey(key.Public)
+	s.router.SetSealKey(key.Public, [seal.KeyLen]byte{})
 	return nil
 }
 
