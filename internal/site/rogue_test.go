@@ -136,9 +136,15 @@ func TestRoguePeerCannotForgeAlterOrReplayRecords(t *testing.T) {
 		{"withdrawal signed by the rogue's key", withdrawal, rejectKeyMismatch},
 		{"honest's key, the rogue's signature", func() routing.Record {
 			r := forgedBy(rogueKey, func(r *routing.Record) { r.Connectors = nil })
-			r.Key = current.Key
+			r.Key, r.Cert = current.Key, current.Cert
 			return r
 		}(), rejectBadSignature},
+		{"the rogue's operational key and certificate", func() routing.Record {
+			r := current
+			r.Seq, r.Connectors = current.Seq+1000, nil
+			r.SignOp(rogue.op.Load())
+			return r
+		}(), rejectBadCert},
 		{"connector added", altered(func(r *routing.Record) {
 			r.Connectors = append(slices.Clone(r.Connectors), routing.Connector{Address: "evil", Protocol: "tcp"})
 		}), rejectBadSignature},
