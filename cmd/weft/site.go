@@ -103,8 +103,9 @@ admin API (admin.addr) and event API (events.addr) and the admin credential
 	return group(&cobra.Command{
 		Use:     "site",
 		Short:   "Run a site",
-		Example: `  weft site run --name east --data ~/weft/east`,
-	}, run)
+		Example: `  weft site run --name east --data ~/weft/east
+  weft --site ~/weft/east site rotate-key`,
+	}, run, rotateKeyCmd())
 }
 
 // runKubernetes runs a site in Kubernetes mode: its state comes from and
