@@ -32,9 +32,9 @@ const (
 )
 
 // loadOrNewOpKey reads the operational key, making a new one (with the
-// next serial) when there is none, it is not this site's, or a third of
-// its life or less is left.
-func loadOrNewOpKey(dir string, id *identity.SiteKey, now time.Time, life time.Duration) (*opkey.Signer, error) {
+// next serial) when there is none, a third of its life or less is left,
+// or it is revoked (a key file restored from a backup).
+func loadOrNewOpKey(dir string, id *identity.SiteKey, now time.Time, life time.Duration, revoked func([]byte) bool) (*opkey.Signer, error) {
 	p := filepath.Join(dir, opKeyFile)
 	var serial uint64
 	b, err := os.ReadFile(p)
@@ -45,7 +45,7 @@ func loadOrNewOpKey(dir string, id *identity.SiteKey, now time.Time, life time.D
 			return nil, fmt.Errorf("%s: %w (remove it: the site makes a new one and keeps its ID)", p, err)
 		}
 		c := op.Cert()
-		if !opKeyDue(&c, now) {
+		if !opKeyDue(&c, now) && !revoked(op.Public()) {
 			return op, nil
 		}
 		serial = c.Serial

@@ -2,6 +2,7 @@ package site
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"os"
 	"path/filepath"
 	"testing"
@@ -88,9 +89,20 @@ func TestOperationalKeyMigration(t *testing.T) {
 	}
 	serial := s.op.Load().Cert().Serial
 	s.stop()
-	op, err := loadOrNewOpKey(dir, s.key, time.Now().Add(defaultOpKeyLife), defaultOpKeyLife)
+	none := func([]byte) bool { return false }
+	op, err := loadOrNewOpKey(dir, s.key, time.Now().Add(defaultOpKeyLife), defaultOpKeyLife, none)
 	must(t, err)
 	if op.Cert().Serial != serial+1 {
 		t.Fatalf("a due key was not replaced: serial %d, was %d", op.Cert().Serial, serial)
+	}
+	again, err := loadOrNewOpKey(dir, s.key, time.Now(), defaultOpKeyLife, none)
+	must(t, err)
+	if !again.Public().Equal(op.Public()) {
+		t.Fatal("a good key was replaced")
+	}
+	revoked, err := loadOrNewOpKey(dir, s.key, time.Now(), defaultOpKeyLife, func(k []byte) bool { return op.Public().Equal(ed25519.PublicKey(k)) })
+	must(t, err)
+	if revoked.Public().Equal(op.Public()) || revoked.Cert().Serial != serial+2 {
+		t.Fatal("a revoked key was kept")
 	}
 }

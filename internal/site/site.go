@@ -228,15 +228,15 @@ func New(opts Options) (s *Site, err error) {
 	s.dialers = map[string]*dialer{}
 	s.sessions.Store(new(map[siteid.ID]*link.Session{}))
 	s.router = routing.NewSigned(s.key.Private(), st.Name, uint64(now.UnixMilli())<<16)
-	op, err := loadOrNewOpKey(opts.DataDir, s.key, now, s.opts.OpKeyLife)
+	if err := s.loadRevocations(st); err != nil {
+		return nil, err
+	}
+	op, err := loadOrNewOpKey(opts.DataDir, s.key, now, s.opts.OpKeyLife, s.keyRevoked)
 	if err != nil {
 		return nil, err
 	}
 	s.op.Store(op)
 	if err := s.router.SetSigner(op); err != nil {
-		return nil, err
-	}
-	if err := s.loadRevocations(st); err != nil {
 		return nil, err
 	}
 	s.routerIn = make(chan routerInput, routerQueue)
