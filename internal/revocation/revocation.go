@@ -68,15 +68,15 @@ type Authority func(site siteid.ID, orgKey []byte) error
 
 // Statement revokes Site.
 type Statement struct {
-	Kind   Kind
-	Site   siteid.ID
-	Key    [ed25519.PublicKeySize]byte // the signer's public key
+	Kind Kind
+	Site siteid.ID
+	Key  [ed25519.PublicKeySize]byte // the signer's public key
 	// Revoked is the operational key an [OperationalKey] statement
 	// revokes; zero (and not encoded) for the other kinds.
 	Revoked [ed25519.PublicKeySize]byte
-	Issued int64                       // Unix seconds; informational
-	Reason string
-	Sig    [ed25519.SignatureSize]byte
+	Issued  int64 // Unix seconds; informational
+	Reason  string
+	Sig     [ed25519.SignatureSize]byte
 }
 
 // New makes a statement revoking site, signed by key. For [BySite], key must

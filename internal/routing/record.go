@@ -18,21 +18,21 @@ import (
 // or hostile one, and is kept in memory by every site of the network, so
 // each part is capped before anything is allocated for it.
 const (
-	MaxNameLen       = 253     // bytes of Record.Name (a DNS name fits)
-	MaxAddressLen    = 253     // bytes of Connector.Address
-	MaxProtocolLen   = 16      // bytes of Connector.Protocol
-	MaxInterestLen   = 253     // bytes of each interest pattern
-	MaxLinks         = 1024    // links per record
-	MaxConnectors    = 4096    // connectors per record
-	MaxInterests     = 4096    // interests per record
-	MaxRecordSize    = 1 << 20 // bytes of the encoded record
-	MaxPolicyLen     = 1 << 16 // bytes of Record.Policy
+	MaxNameLen     = 253     // bytes of Record.Name (a DNS name fits)
+	MaxAddressLen  = 253     // bytes of Connector.Address
+	MaxProtocolLen = 16      // bytes of Connector.Protocol
+	MaxInterestLen = 253     // bytes of each interest pattern
+	MaxLinks       = 1024    // links per record
+	MaxConnectors  = 4096    // connectors per record
+	MaxInterests   = 4096    // interests per record
+	MaxRecordSize  = 1 << 20 // bytes of the encoded record
+	MaxPolicyLen   = 1 << 16 // bytes of Record.Policy
 	// MaxExtensions bounds the extensions of a record, known or not.
 	MaxExtensions = 32
 	// MaxExtensionLen bounds the value of one extension.
 	MaxExtensionLen  = 1 << 16
 	recordVersion    = 3
-	minExtensionSize = 2 // type and length
+	minExtensionSize = 2          // type and length
 	minLinkSize      = 16 + 1 + 1 // peer, cost, rtt
 	minConnectorSize = 2 + 1 + 1  // address (>= 1 byte), protocol, capacity
 	minInterestSize  = 2          // length and >= 1 byte

@@ -140,7 +140,7 @@ func TestRecordBounds(t *testing.T) {
 	}
 }
 
-func uv(v uint64) []byte          { return binary.AppendUvarint(nil, v) }
+func uv(v uint64) []byte         { return binary.AppendUvarint(nil, v) }
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 // TestRecordDecodeErrors covers encodings no Record can produce.
