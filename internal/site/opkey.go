@@ -100,6 +100,11 @@ func (s *Site) RotateKey(revokePrevious bool) (apitype.KeyRotation, error) {
 	if err := writeFileAtomic(filepath.Join(s.opts.DataDir, sealKeyFile), sealKey.Private[:], 0o600); err != nil {
 		return apitype.KeyRotation{}, fmt.Errorf("saving the new seal key: %w; the site keeps the old one (its operational key is new)", err)
 	}
+	// Kubernetes mode copies the data directory's files to its Secret on
+	// each saved change: this is one.
+	if err := s.commit(func(*state) error { return nil }); err != nil {
+		s.log.Error("the new keys are saved in the data directory but not copied to the state store; a restart there makes new ones", "err", err)
+	}
 	prevSeal := s.sealKey
 	s.sealKey = sealKey
 	s.op.Store(next)
