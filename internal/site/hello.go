@@ -172,6 +172,16 @@ func (h *handshake) checkProof(p hello) (siteid.ID, error) {
 	return site, nil
 }
 
+// provenHello decodes a hello and checks its proof.
+func (h *handshake) provenHello(b []byte) (hello, siteid.ID, error) {
+	p, err := decodeHello(b)
+	if err != nil {
+		return p, siteid.ID{}, err
+	}
+	site, err := h.checkProof(p)
+	return p, site, err
+}
+
 // hsAction is what the session must do after a step, in this order: send,
 // then bring the link up, then hand the record to the router, or close.
 type hsAction struct {
@@ -210,14 +220,11 @@ func (h *handshake) control(msg []byte) hsAction {
 		if h.phase != awaitHello {
 			return h.fail(errors.New("a second hello"))
 		}
-		p, err := decodeHello(msg[1:])
+		p, site, err := h.provenHello(msg[1:])
 		if err != nil {
 			return h.fail(err)
 		}
-		if h.site, err = h.checkProof(p); err != nil {
-			return h.fail(err)
-		}
-		h.phase = linkUp
+		h.site, h.phase = site, linkUp
 		if !h.inbound {
 			// The cost is the dialer's choice, made in start.
 			h.peer.Name = p.Name
@@ -229,12 +236,8 @@ func (h *handshake) control(msg []byte) hsAction {
 		if h.phase != linkUp {
 			return h.fail(errors.New("a new proof before the hello"))
 		}
-		p, err := decodeHello(msg[1:])
-		if err != nil {
-			return h.fail(err)
-		}
-		// checkProof takes the proof's key as the session's signer.
-		site, err := h.checkProof(p)
+		// provenHello takes the proof's key as the session's signer.
+		_, site, err := h.provenHello(msg[1:])
 		if err == nil && site != h.site {
 			err = fmt.Errorf("hello: a new proof for site %s on the session of site %s", site, h.site)
 		}
