@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ func newCredentialCmd() *cobra.Command {
 		req     apitype.EventCredentialRequest
 		expires time.Duration
 		format  string
+		certDir string
 	)
 	create := &cobra.Command{
 		Use:   "create NAME [--publish PATTERN]... [--subscribe PATTERN]... [--expires DURATION]",
@@ -49,8 +51,15 @@ subjects its --publish patterns cover and to subscribe to (or consume) what its
 --subscribe patterns cover ('*' one token, '>' the rest). The secret goes to
 stdout and is shown only now: the site keeps its hash. Clients pass it with
 'weft publish|subscribe --credential SECRET' (or WEFT_EVENTS_CREDENTIAL), or
-as the header 'Authorization: Bearer SECRET'.`,
+as the header 'Authorization: Bearer SECRET'.
+
+With --cert the credential is a TLS client certificate from the site's CA
+instead: NAME.crt, NAME.key and NAME-ca.crt (the CA the event port's
+certificate chains to) are written to --cert-dir. A client presenting the
+certificate over TLS on the event port (https://, same port) gets the
+credential's permissions; deleting the credential refuses the certificate.`,
 		Example: `  weft --site ~/weft/east credential create shop --publish 'orders.>' > shop.cred
+  weft --site ~/weft/east credential create shop-tls --publish 'orders.>' --cert --cert-dir ./tls
   weft --site ~/weft/east credential create audit --subscribe 'orders.*' --subscribe jobs --expires 720h`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -69,6 +78,9 @@ as the header 'Authorization: Bearer SECRET'.`,
 			if format != formatTable {
 				return output(g.stdout, format, got, nil)
 			}
+			if req.Cert {
+				return writeCredentialCert(certDir, got)
+			}
 			fmt.Fprintln(g.stdout, got.Secret)
 			fmt.Fprintf(g.stderr, "credential/%s created: its secret (above) is shown only now; pass it with --credential or WEFT_EVENTS_CREDENTIAL\n", got.Name)
 			return nil
@@ -78,6 +90,8 @@ as the header 'Authorization: Bearer SECRET'.`,
 	f.StringArrayVar(&req.Publish, "publish", nil, "a topic or queue pattern the credential may publish to (repeatable)")
 	f.StringArrayVar(&req.Subscribe, "subscribe", nil, "a topic pattern or queue the credential may subscribe to (repeatable)")
 	f.DurationVar(&expires, "expires", 0, "how long the credential is valid (default: until deleted)")
+	f.BoolVar(&req.Cert, "cert", false, "make a TLS client certificate and key instead of a bearer secret")
+	f.StringVar(&certDir, "cert-dir", ".", "with --cert: where NAME.crt, NAME.key and NAME-ca.crt are written")
 	create.MarkFlagsOneRequired("publish", "subscribe")
 	addOutputFlag(create, &format, formatTable, formatJSON, formatYAML)
 	return group(&cobra.Command{
@@ -115,4 +129,25 @@ func authorization(credential string) (string, error) {
 		return "", errors.New("--credential: a secret is one word of printable ASCII, as `weft credential create` prints it; check the file or variable it came from")
 	}
 	return "Bearer " + credential, nil
+}
+
+// writeCredentialCert writes a certificate credential's files; the key is
+// readable by its owner only.
+func writeCredentialCert(dir string, got apitype.EventCredentialCreated) error {
+	for _, f := range []struct {
+		name, body string
+		mode       os.FileMode
+	}{
+		{got.Name + ".key", got.KeyPEM, 0o600},
+		{got.Name + ".crt", got.CertPEM, 0o644},
+		{got.Name + "-ca.crt", got.CAPEM, 0o644},
+	} {
+		p := filepath.Join(dir, f.name)
+		if err := os.WriteFile(p, []byte(f.body), f.mode); err != nil {
+			return fmt.Errorf("credential %s was made, but its files were not written (delete it and try again): %w", got.Name, err)
+		}
+		fmt.Fprintln(g.stdout, p)
+	}
+	fmt.Fprintf(g.stderr, "credential/%s created: present %s.crt and %s.key over TLS to the event port; the key is shown only now\n", got.Name, got.Name, got.Name)
+	return nil
 }

@@ -101,10 +101,11 @@ admin API (admin.addr) and event API (events.addr) and the admin credential
 	f.StringVar(&ko.ListenerHost, "listener-host", "0.0.0.0", "Kubernetes mode: address listeners without spec.host listen on")
 	lf.add(run)
 	return group(&cobra.Command{
-		Use:     "site",
-		Short:   "Run a site",
-		Example: `  weft site run --name east --data ~/weft/east`,
-	}, run)
+		Use:   "site",
+		Short: "Run a site",
+		Example: `  weft site run --name east --data ~/weft/east
+  weft --site ~/weft/east site rotate-key`,
+	}, run, rotateKeyCmd())
 }
 
 // runKubernetes runs a site in Kubernetes mode: its state comes from and

@@ -13,6 +13,10 @@ type EventCredentialRequest struct {
 	// Expires is how long the credential is valid, a Go duration; empty
 	// for no expiry.
 	Expires string `json:"expires,omitempty"`
+	// Cert asks for a client certificate and key, issued by the site's CA,
+	// instead of a bearer secret: a client presenting it over TLS on the
+	// event port gets this credential's permissions.
+	Cert bool `json:"cert,omitempty"`
 }
 
 // EventCredentialView is a credential without its secret: GET
@@ -38,5 +42,11 @@ const (
 // shown.
 type EventCredentialCreated struct {
 	EventCredentialView
-	Secret string `json:"secret"`
+	Secret string `json:"secret,omitempty"`
+	// CertPEM, KeyPEM and CAPEM are the client certificate, its private
+	// key and the site CA that the event port's certificate chains to,
+	// for a credential made with Cert; shown only now.
+	CertPEM string `json:"certPEM,omitempty"`
+	KeyPEM  string `json:"keyPEM,omitempty"`
+	CAPEM   string `json:"caPEM,omitempty"`
 }

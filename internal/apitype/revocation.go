@@ -15,8 +15,13 @@ type RevocationRequest struct {
 // /v1/revocations and the items of GET /v1/revocations.
 type Revocation struct {
 	Site string `json:"site"`
-	// Kind is "site" (signed by the site's own key) or "organisation".
-	Kind   string    `json:"kind"`
+	// Kind is "site" (signed by the site's own key), "organisation", or
+	// "operational-key" (one operational key of the site, Key, is revoked;
+	// the site is not).
+	Kind string `json:"kind"`
+	// Key is the revoked operational key (hex), for kind
+	// "operational-key".
+	Key    string    `json:"key,omitempty"`
 	Issued time.Time `json:"issued"`
 	Reason string    `json:"reason,omitempty"`
 	// Statement is the signed statement, base64: hand it to any site

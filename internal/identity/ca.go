@@ -242,6 +242,18 @@ func (c *CA) SignClient(now time.Time, csrDER []byte, peer siteid.ID, peerName s
 	if peer.IsZero() {
 		return nil, "", errors.New("identity: sign client: zero peer site ID")
 	}
+	return c.signClient(now, csrDER, peerName, SiteURI(peer), ttl)
+}
+
+// SignEventClient signs a client certificate for the event API credential
+// name, bound to it by the URI SAN weft://event-credential/<name>; the
+// caller records the serial as the credential's. Link listeners refuse it:
+// its serial is issued to no link.
+func (c *CA) SignEventClient(now time.Time, csrDER []byte, name string, ttl time.Duration) (certPEM []byte, serial string, err error) {
+	return c.signClient(now, csrDER, name, &url.URL{Scheme: uriScheme, Host: "event-credential", Path: "/" + name}, ttl)
+}
+
+func (c *CA) signClient(now time.Time, csrDER []byte, name string, uri *url.URL, ttl time.Duration) (certPEM []byte, serial string, err error) {
 	if ttl <= 0 {
 		return nil, "", fmt.Errorf("identity: sign client: ttl %v must be positive", ttl)
 	}
@@ -255,12 +267,12 @@ func (c *CA) SignClient(now time.Time, csrDER []byte, peer siteid.ID, peerName s
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: peerName, Organization: []string{"weft"}},
+		Subject:      pkix.Name{CommonName: name, Organization: []string{"weft"}},
 		NotBefore:    now.Add(-clockSkew),
 		NotAfter:     c.clampNotAfter(now.Add(ttl)),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		URIs:         []*url.URL{SiteURI(peer)},
+		URIs:         []*url.URL{uri},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, pub, c.key)
 	if err != nil {

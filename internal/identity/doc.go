@@ -1,6 +1,7 @@
 // Package identity holds what a weft site needs to prove who it is and to
 // decide whom it talks to: its identity key ([SiteKey]), whose hash is its
-// [siteid.ID], its own certificate authority ([CA]), the certificates that bind link endpoints to site IDs,
+// [siteid.ID] and which certifies the operational keys (package opkey) that
+// make its proofs ([Prover]), its own certificate authority ([CA]), the certificates that bind link endpoints to site IDs,
 // the access tokens an issuer hands out ([TokenStore]) and the messages of
 // token redemption ([RedeemRequest], [RedeemResponse]).
 //

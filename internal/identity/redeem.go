@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"weft.dev/weft/internal/opkey"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -96,9 +98,12 @@ type RedeemRequest struct {
 	SiteName  string    `json:"siteName"`
 	CSR       []byte    `json:"csr"`
 	Addresses []string  `json:"addresses,omitempty"`
-	// Key is the redeemer's identity public key (SiteID is its hash) and
-	// Proof its signature over this connection and request (see Prove).
+	// Key is the redeemer's identity public key (SiteID is its hash),
+	// Cert the certificate of the operational key that made Proof (none
+	// when the identity key made it), and Proof the signature over this
+	// connection and request (see Prove).
 	Key   []byte `json:"key"`
+	Cert  []byte `json:"cert,omitempty"`
 	Proof []byte `json:"proof"`
 }
 
@@ -123,21 +128,24 @@ func (r *RedeemRequest) proofMessage(binding []byte) []byte {
 	return append(b, r.TokenID...)
 }
 
-// Prove sets the request's site to k's and signs it for the connection
+// Prove sets the request's site to p's and signs it for the connection
 // whose [RedeemBinding] is binding. Call it last, once TokenID and CSR are
 // set.
-func (r *RedeemRequest) Prove(k *SiteKey, binding []byte) {
-	r.SiteID, r.Key = k.ID(), k.Public()
-	r.Proof = k.Sign(r.proofMessage(binding))
+func (r *RedeemRequest) Prove(p Prover, binding []byte) {
+	r.SiteID, r.Key, r.Cert = siteid.FromKey(p.Identity()), p.Identity(), p.CertBytes()
+	r.Proof = p.Sign(r.proofMessage(binding))
 }
 
 // CheckProof is the issuer's check of [RedeemRequest.Prove]: the key is
-// SiteID's and it signed this request on this connection.
-func (r *RedeemRequest) CheckProof(binding []byte) error {
-	if err := VerifySiteSignature(r.SiteID, r.Key, r.proofMessage(binding), r.Proof); err != nil {
-		return fmt.Errorf("%w: %w", ErrNotProven, err)
+// SiteID's (or certified by it, valid at now) and it signed this request
+// on this connection. It returns the key that signed, for the caller's
+// check of revoked operational keys.
+func (r *RedeemRequest) CheckProof(binding []byte, now time.Time) (ed25519.PublicKey, error) {
+	signer, err := opkey.VerifyProof(r.SiteID, r.Key, r.Cert, r.proofMessage(binding), r.Proof, now)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotProven, err)
 	}
-	return nil
+	return signer, nil
 }
 
 // RedeemResponse is the issuer's answer. On success (Code "") CertPEM holds
@@ -167,6 +175,9 @@ func (r *RedeemRequest) Validate() error {
 	}
 	if len(r.CSR) == 0 || len(r.CSR) > maxCSRLen {
 		return fmt.Errorf("csr is %d bytes, want 1..%d", len(r.CSR), maxCSRLen)
+	}
+	if len(r.Cert) > opkey.MaxCertSize {
+		return fmt.Errorf("operational key certificate is %d bytes, limit %d", len(r.Cert), opkey.MaxCertSize)
 	}
 	if len(r.Key) != ed25519.PublicKeySize || len(r.Proof) != ed25519.SignatureSize {
 		return fmt.Errorf("key is %d bytes and proof %d, want %d and %d", len(r.Key), len(r.Proof), ed25519.PublicKeySize, ed25519.SignatureSize)

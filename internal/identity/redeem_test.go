@@ -9,7 +9,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"weft.dev/weft/internal/opkey"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -292,7 +294,7 @@ func TestRedeemProof(t *testing.T) {
 	if req.SiteID != k.ID() {
 		t.Fatal("Prove did not set the site")
 	}
-	if err := req.CheckProof(binding); err != nil {
+	if _, err := req.CheckProof(binding, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := req.Validate(); err != nil {
@@ -307,7 +309,39 @@ func TestRedeemProof(t *testing.T) {
 	} {
 		r, b := *req, binding
 		change(&r, &b)
-		if err := r.CheckProof(b); !errors.Is(err, ErrNotProven) {
+		if _, err := r.CheckProof(b, time.Now()); !errors.Is(err, ErrNotProven) {
+			t.Errorf("%s: %v, want ErrNotProven", name, err)
+		}
+	}
+}
+
+// An operational key proves the site too, with its certificate, while the
+// certificate is valid; it needs its certificate and the right identity.
+func TestRedeemProofOperational(t *testing.T) {
+	k, _ := NewSiteKey()
+	other, _ := NewSiteKey()
+	now := time.Now()
+	op, err := opkey.New(k.Private(), 1, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binding := bytes.Repeat([]byte{7}, 32)
+	req := goodRequest()
+	req.Prove(op, binding)
+	if req.SiteID != k.ID() || len(req.Cert) == 0 || req.Validate() != nil {
+		t.Fatalf("site %s, cert %d bytes, validate %v", req.SiteID, len(req.Cert), req.Validate())
+	}
+	if signer, err := req.CheckProof(binding, now); err != nil || !signer.Equal(op.Public()) {
+		t.Fatalf("signer %x, %v", signer, err)
+	}
+	for name, change := range map[string]func(r *RedeemRequest, now *time.Time){
+		"expired":              func(r *RedeemRequest, now *time.Time) { *now = now.Add(2 * time.Hour) },
+		"certificate dropped":  func(r *RedeemRequest, now *time.Time) { r.Cert = nil },
+		"another site claimed": func(r *RedeemRequest, now *time.Time) { r.SiteID, r.Key = other.ID(), other.Public() },
+	} {
+		r, at := *req, now
+		change(&r, &at)
+		if _, err := r.CheckProof(binding, at); !errors.Is(err, ErrNotProven) {
 			t.Errorf("%s: %v, want ErrNotProven", name, err)
 		}
 	}

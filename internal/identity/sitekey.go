@@ -75,6 +75,21 @@ func (k *SiteKey) Public() ed25519.PublicKey { return k.priv.Public().(ed25519.P
 // let it leave the process.
 func (k *SiteKey) Private() ed25519.PrivateKey { return k.priv }
 
+// Identity is the public key, as a [Prover].
+func (k *SiteKey) Identity() ed25519.PublicKey { return k.Public() }
+
+// CertBytes is empty: the identity key needs no certificate.
+func (k *SiteKey) CertBytes() []byte { return nil }
+
+// Prover proves a site's identity in link hellos and token redemption:
+// the identity key itself ([SiteKey]) or an operational key it certified
+// (opkey.Signer), whose certificate goes with the proof.
+type Prover interface {
+	Identity() ed25519.PublicKey
+	CertBytes() []byte
+	Sign(msg []byte) []byte
+}
+
 // Sign signs msg, which must begin with a label naming what it is (so a
 // signature on one kind of statement is never valid as another).
 func (k *SiteKey) Sign(msg []byte) []byte { return ed25519.Sign(k.priv, msg) }

@@ -254,7 +254,7 @@ func TestRedeemThenLink(t *testing.T) {
 		resp := &RedeemResponse{IssuerID: is.ca.Site(), IssuerName: is.ca.Name()}
 		binding, err := RedeemBinding(c.ConnectionState())
 		if err == nil {
-			err = req.CheckProof(binding)
+			_, err = req.CheckProof(binding, now)
 		}
 		if err == nil {
 			err = store.Redeem(now, req.TokenID, req.Secret, req.SiteID)

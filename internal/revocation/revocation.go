@@ -11,6 +11,12 @@
 // caller checks with an [Authority] (a site: the organisation whose
 // certificate the revoked site announces); without one they are refused.
 //
+// A third kind ([OperationalKey]) revokes one operational key of a site
+// (package opkey), not the site: signed by the site's identity key, it
+// makes every site refuse records and proofs signed by that key, even
+// within its certificate's validity, while the site goes on with the keys
+// it certifies after.
+//
 // The package is pure: no I/O, no clock (the issue time is the caller's).
 package revocation
 
@@ -35,6 +41,9 @@ const (
 	// ByOrganisation: signed by the key of an organisation that certified
 	// the site; checked by an [Authority].
 	ByOrganisation Kind = 2
+	// OperationalKey: signed by the site's identity key, revokes the
+	// operational key Statement.Revoked only.
+	OperationalKey Kind = 3
 )
 
 // Bounds.
@@ -42,7 +51,7 @@ const (
 	MaxReasonLen = 256
 	version      = 1
 	signLabel    = "weft revocation v1\x00"
-	maxSize      = 1 + 1 + 16 + 32 + 10 + 2 + MaxReasonLen + 64
+	maxSize      = 1 + 1 + 16 + 32 + 32 + 10 + 2 + MaxReasonLen + 64
 )
 
 var (
@@ -59,18 +68,38 @@ type Authority func(site siteid.ID, orgKey []byte) error
 
 // Statement revokes Site.
 type Statement struct {
-	Kind   Kind
-	Site   siteid.ID
-	Key    [ed25519.PublicKeySize]byte // the signer's public key
-	Issued int64                       // Unix seconds; informational
-	Reason string
-	Sig    [ed25519.SignatureSize]byte
+	Kind Kind
+	Site siteid.ID
+	Key  [ed25519.PublicKeySize]byte // the signer's public key
+	// Revoked is the operational key an [OperationalKey] statement
+	// revokes; zero (and not encoded) for the other kinds.
+	Revoked [ed25519.PublicKeySize]byte
+	Issued  int64 // Unix seconds; informational
+	Reason  string
+	Sig     [ed25519.SignatureSize]byte
 }
 
 // New makes a statement revoking site, signed by key. For [BySite], key must
-// be the site's own identity key.
+// be the site's own identity key. For [OperationalKey] use [NewKey].
 func New(kind Kind, site siteid.ID, key ed25519.PrivateKey, issued int64, reason string) (Statement, error) {
-	s := Statement{Kind: kind, Site: site, Issued: issued, Reason: reason}
+	if kind == OperationalKey {
+		return Statement{}, fmt.Errorf("%w: an operational key revocation names the key (NewKey)", ErrInvalid)
+	}
+	return newStatement(Statement{Kind: kind, Site: site, Issued: issued, Reason: reason}, key)
+}
+
+// NewKey makes a statement revoking the operational key revoked of the site
+// whose identity key is identity.
+func NewKey(identity ed25519.PrivateKey, revoked ed25519.PublicKey, issued int64, reason string) (Statement, error) {
+	s := Statement{Kind: OperationalKey, Site: siteid.FromKey(identity.Public().(ed25519.PublicKey)), Issued: issued, Reason: reason}
+	if len(revoked) != len(s.Revoked) {
+		return Statement{}, fmt.Errorf("%w: revoked key of %d bytes", ErrInvalid, len(revoked))
+	}
+	copy(s.Revoked[:], revoked)
+	return newStatement(s, identity)
+}
+
+func newStatement(s Statement, key ed25519.PrivateKey) (Statement, error) {
 	copy(s.Key[:], key.Public().(ed25519.PublicKey))
 	if err := s.validate(); err != nil {
 		return Statement{}, err
@@ -81,8 +110,10 @@ func New(kind Kind, site siteid.ID, key ed25519.PrivateKey, issued int64, reason
 
 func (s *Statement) validate() error {
 	switch {
-	case s.Kind != BySite && s.Kind != ByOrganisation:
+	case s.Kind != BySite && s.Kind != ByOrganisation && s.Kind != OperationalKey:
 		return fmt.Errorf("%w: unknown kind %d", ErrInvalid, s.Kind)
+	case (s.Kind == OperationalKey) != (s.Revoked != [ed25519.PublicKeySize]byte{}):
+		return fmt.Errorf("%w: a revoked key goes with kind %d only, and it always has one", ErrInvalid, OperationalKey)
 	case s.Site.IsZero():
 		return fmt.Errorf("%w: zero site ID", ErrInvalid)
 	case len(s.Reason) > MaxReasonLen:
@@ -97,6 +128,9 @@ func (s *Statement) body(b []byte) []byte {
 	b = append(b, version, byte(s.Kind))
 	b = append(b, s.Site[:]...)
 	b = append(b, s.Key[:]...)
+	if s.Kind == OperationalKey {
+		b = append(b, s.Revoked[:]...)
+	}
 	b = binary.AppendVarint(b, s.Issued)
 	b = binary.AppendUvarint(b, uint64(len(s.Reason)))
 	return append(b, s.Reason...)
@@ -104,8 +138,9 @@ func (s *Statement) body(b []byte) []byte {
 
 func (s *Statement) signed() []byte { return s.body([]byte(signLabel)) }
 
-// MarshalBinary encodes the statement: version, kind, site, key, issued
-// (signed varint), reason (varint length, bytes), signature.
+// MarshalBinary encodes the statement: version, kind, site, key, the
+// revoked key (32 bytes, kind 3 only), issued (signed varint), reason
+// (varint length, bytes), signature.
 func (s *Statement) MarshalBinary() ([]byte, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
@@ -130,6 +165,12 @@ func (s *Statement) UnmarshalBinary(b []byte) error {
 	copy(out.Site[:], b[2:])
 	copy(out.Key[:], b[18:])
 	b = b[50:]
+	if out.Kind == OperationalKey {
+		if len(b) < len(out.Revoked) {
+			return fmt.Errorf("%w: truncated", ErrInvalid)
+		}
+		b = b[copy(out.Revoked[:], b):]
+	}
 	issued, n := binary.Varint(b)
 	if n <= 0 {
 		return fmt.Errorf("%w: bad issue time", ErrInvalid)
@@ -160,7 +201,7 @@ func (s *Statement) Verify(org Authority) error {
 		return err
 	}
 	switch s.Kind {
-	case BySite:
+	case BySite, OperationalKey:
 		if siteid.FromKey(s.Key[:]) != s.Site {
 			return fmt.Errorf("%w: the key is not site %s's", ErrUnauthorized, s.Site)
 		}

@@ -76,6 +76,9 @@ func FuzzStatement(f *testing.F) {
 	s, _ := New(BySite, siteOf(k), k, 1700000000, "key leaked")
 	b, _ := s.MarshalBinary()
 	f.Add(b)
+	s, _ = NewKey(k, key(2).Public().(ed25519.PublicKey), 1700000000, "rotated")
+	b, _ = s.MarshalBinary()
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s Statement
 		if err := s.UnmarshalBinary(b); err != nil {
@@ -92,8 +95,45 @@ func FuzzStatement(f *testing.F) {
 		if err := s2.UnmarshalBinary(b2); err != nil || s2 != s {
 			t.Fatalf("re-encoding changed it: %v", err)
 		}
-		if s.Verify(nil) == nil && (s.Kind != BySite || siteid.FromKey(s.Key[:]) != s.Site) {
+		if s.Verify(nil) == nil && (s.Kind == ByOrganisation || siteid.FromKey(s.Key[:]) != s.Site) {
 			t.Fatal("verified a statement not signed by the site")
 		}
 	})
+}
+
+// TestOperationalKey: a statement revoking an operational key round-trips
+// and verifies when the site's identity key signs it, and not when another
+// key does or the revoked key is altered.
+func TestOperationalKey(t *testing.T) {
+	k, op := key(1), key(2).Public().(ed25519.PublicKey)
+	s, err := NewKey(k, op, 1700000000, "rotated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.MarshalBinary()
+	var back Statement
+	if err := back.UnmarshalBinary(b); err != nil || back != s || back.Verify(nil) != nil {
+		t.Fatalf("round trip: %v %+v", err, back)
+	}
+	if string(back.Revoked[:]) != string(op) || back.Site != siteOf(k) {
+		t.Fatal("wrong key or site")
+	}
+	altered := s
+	altered.Revoked[0] ^= 1
+	if err := altered.Verify(nil); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("altered revoked key: %v", err)
+	}
+	forged, _ := NewKey(key(3), op, 1, "")
+	forged.Site = siteOf(k)
+	if err := forged.Verify(nil); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("another site's key: %v", err)
+	}
+	if _, err := New(OperationalKey, siteOf(k), k, 1, ""); !errors.Is(err, ErrInvalid) {
+		t.Errorf("New of kind 3: %v", err)
+	}
+	for i := range b {
+		if err := back.UnmarshalBinary(b[:i]); !errors.Is(err, ErrInvalid) {
+			t.Errorf("prefix %d: %v", i, err)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"weft.dev/weft/internal/opkey"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -16,16 +18,21 @@ import (
 // or hostile one, and is kept in memory by every site of the network, so
 // each part is capped before anything is allocated for it.
 const (
-	MaxNameLen       = 253     // bytes of Record.Name (a DNS name fits)
-	MaxAddressLen    = 253     // bytes of Connector.Address
-	MaxProtocolLen   = 16      // bytes of Connector.Protocol
-	MaxInterestLen   = 253     // bytes of each interest pattern
-	MaxLinks         = 1024    // links per record
-	MaxConnectors    = 4096    // connectors per record
-	MaxInterests     = 4096    // interests per record
-	MaxRecordSize    = 1 << 20 // bytes of the encoded record
-	MaxPolicyLen     = 1 << 16 // bytes of Record.Policy
-	recordVersion    = 2
+	MaxNameLen     = 253     // bytes of Record.Name (a DNS name fits)
+	MaxAddressLen  = 253     // bytes of Connector.Address
+	MaxProtocolLen = 16      // bytes of Connector.Protocol
+	MaxInterestLen = 253     // bytes of each interest pattern
+	MaxLinks       = 1024    // links per record
+	MaxConnectors  = 4096    // connectors per record
+	MaxInterests   = 4096    // interests per record
+	MaxRecordSize  = 1 << 20 // bytes of the encoded record
+	MaxPolicyLen   = 1 << 16 // bytes of Record.Policy
+	// MaxExtensions bounds the extensions of a record, known or not.
+	MaxExtensions = 32
+	// MaxExtensionLen bounds the value of one extension.
+	MaxExtensionLen  = 1 << 16
+	recordVersion    = 3
+	minExtensionSize = 2          // type and length
 	minLinkSize      = 16 + 1 + 1 // peer, cost, rtt
 	minConnectorSize = 2 + 1 + 1  // address (>= 1 byte), protocol, capacity
 	minInterestSize  = 2          // length and >= 1 byte
@@ -46,11 +53,33 @@ var (
 	// ErrBadSignature: the signature does not cover the record as it is
 	// (altered in transit, or forged).
 	ErrBadSignature = errors.New("routing: bad record signature")
+	// ErrBadCert: the record is signed by an operational key whose
+	// certificate does not chain to the site's identity key, or is
+	// expired.
+	ErrBadCert = errors.New("routing: record's operational key certificate does not check")
 )
+
+// Extension types of the record's extension area (spec.md). Types this
+// version does not know are kept in [Record.Extensions] and signed with
+// the rest, so a record made by a newer site verifies here.
+const (
+	ExtSealKey     = 1 // Record.SealKey
+	ExtPolicy      = 2 // Record.Policy
+	ExtCert        = 3 // Record.Cert
+	ExtPrevSealKey = 4 // Record.PrevSealKey
+	maxKnownExt    = ExtPrevSealKey
+)
+
+// Extension is one entry of a record's extension area that this version
+// does not know.
+type Extension struct {
+	Type  uint64
+	Value []byte
+}
 
 // signLabel separates record signatures from every other statement a
 // site's identity key signs.
-const signLabel = "weft site record v2\x00"
+const signLabel = "weft site record v3\x00"
 
 // Link is one link a site advertises.
 type Link struct {
@@ -75,11 +104,13 @@ type Connector struct {
 // Record handed to or returned by this package shares its slices; callers
 // must treat them as read-only.
 //
-// A record is self-certifying: Key is the origin's Ed25519 identity key,
-// Site must be [siteid.FromKey] of it, and Sig signs the canonical encoding
-// of every other field, Seq included, so no one but the origin can make,
-// alter, withdraw or renumber it. Any field added to the record is signed
-// too, as long as it is encoded before the signature (see spec.md).
+// A record is self-certifying: Key is the key that signed it, either the
+// origin's Ed25519 identity key (Site is [siteid.FromKey] of it) or an
+// operational key that Cert, made by the identity key, certifies (package
+// opkey). Sig signs the canonical encoding of every other field, Seq
+// included, so no one but the origin can make, alter, withdraw or renumber
+// it. Fields added later go in the extension area, which is signed too
+// (see spec.md).
 type Record struct {
 	Site siteid.ID
 	Key  [ed25519.PublicKeySize]byte
@@ -95,37 +126,68 @@ type Record struct {
 	// stream encryption (internal/seal); zero when the site has none. The
 	// router only carries it; the signature authenticates it.
 	SealKey [SealKeyLen]byte
+	// PrevSealKey is the seal key SealKey replaced, still accepted from
+	// this site while its handshakes move to the new one; zero when none.
+	PrevSealKey [SealKeyLen]byte
 	// Policy is the site's organisation certificate and address policy,
 	// encoded by package policy; the router only carries it, signed with
-	// the rest. Empty for a site without one, and then not encoded at
-	// all, so such a record is what it was before policies.
+	// the rest. Empty for a site without one.
 	Policy []byte
+	// Cert is the certificate of the operational key Key (opkey.Cert
+	// encoded), empty when the identity key signed the record itself.
+	Cert []byte
+	// Extensions are the extensions this version does not know, in
+	// ascending type order, kept so the signature still covers them.
+	Extensions []Extension
 	// Sig is the origin's signature, made by [Record.Sign].
 	Sig [ed25519.SignatureSize]byte
 }
 
 // Sign sets the record's key and signs it with the origin's identity key,
-// which must be the key of r.Site: sign last, after every other field is
-// set. Ed25519 is deterministic, so the same record always gets the same
-// signature.
+// which must be the key of r.Site, with no certificate: sign last, after
+// every other field is set. Ed25519 is deterministic, so the same record
+// always gets the same signature.
 func (r *Record) Sign(key ed25519.PrivateKey) {
+	r.Cert = nil
 	copy(r.Key[:], key.Public().(ed25519.PublicKey))
 	copy(r.Sig[:], ed25519.Sign(key, r.signedMessage()))
 }
 
+// SignOp signs the record with an operational key of r.Site and carries
+// its certificate.
+func (r *Record) SignOp(op *opkey.Signer) {
+	r.Cert = op.CertBytes()
+	copy(r.Key[:], op.Public())
+	copy(r.Sig[:], op.Sign(r.signedMessage()))
+}
+
 // Verify checks that the record is signed, that its key is the key of the
-// site it names and that the signature covers it as it is. It returns
-// [ErrUnsigned], [ErrKeyMismatch] or [ErrBadSignature] (wrapped) if not.
-// Verification costs an Ed25519 check; callers that see the same record
-// from several neighbours should remember the verdict.
-func (r *Record) Verify() error {
+// site it names (or certified by it, valid at now) and that the signature
+// covers it as it is. It returns [ErrUnsigned], [ErrKeyMismatch],
+// [ErrBadCert] or [ErrBadSignature] (wrapped) if not. Verification costs
+// an Ed25519 check or two; callers that see the same record from several
+// neighbours should remember the verdict.
+func (r *Record) Verify(now time.Time) error {
 	var zk [ed25519.PublicKeySize]byte
 	var zs [ed25519.SignatureSize]byte
 	switch {
 	case r.Key == zk || r.Sig == zs:
 		return fmt.Errorf("%w: site %s", ErrUnsigned, r.Site)
-	case siteid.FromKey(r.Key[:]) != r.Site:
+	case len(r.Cert) == 0 && siteid.FromKey(r.Key[:]) != r.Site:
 		return fmt.Errorf("%w: record names %s, key is of %s", ErrKeyMismatch, r.Site, siteid.FromKey(r.Key[:]))
+	case len(r.Cert) > 0:
+		var c opkey.Cert
+		if err := c.UnmarshalBinary(r.Cert); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadCert, err)
+		}
+		if c.Key != r.Key {
+			return fmt.Errorf("%w: site %s: the certificate is of another key than the one that signed", ErrKeyMismatch, r.Site)
+		}
+		if err := c.Verify(r.Site, now); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadCert, err)
+		}
+	}
+	switch {
 	case !ed25519.Verify(r.Key[:], r.signedMessage(), r.Sig[:]):
 		return fmt.Errorf("%w: site %s, seq %d", ErrBadSignature, r.Site, r.Seq)
 	}
@@ -197,6 +259,28 @@ func (r *Record) Validate() error {
 	if len(r.Policy) > MaxPolicyLen {
 		return invalid("policy is %d bytes, limit %d", len(r.Policy), MaxPolicyLen)
 	}
+	if len(r.Cert) > 0 {
+		var c opkey.Cert
+		if err := c.UnmarshalBinary(r.Cert); err != nil {
+			return invalid("%v", err)
+		}
+	}
+	if r.PrevSealKey != ([SealKeyLen]byte{}) && r.SealKey == ([SealKeyLen]byte{}) {
+		return invalid("a previous seal key without a seal key")
+	}
+	if n := len(r.Extensions) + r.knownExtensions(); n > MaxExtensions {
+		return invalid("%d extensions, limit %d", n, MaxExtensions)
+	}
+	last := uint64(maxKnownExt)
+	for i, e := range r.Extensions {
+		switch {
+		case e.Type <= last:
+			return invalid("extension %d: type %d not above %d (known types and ascending order)", i, e.Type, last)
+		case len(e.Value) > MaxExtensionLen:
+			return invalid("extension %d: %d bytes, limit %d", i, len(e.Value), MaxExtensionLen)
+		}
+		last = e.Type
+	}
 	if n := r.encodedSize(); n > MaxRecordSize {
 		return invalid("encoded size %d bytes, limit %d", n, MaxRecordSize)
 	}
@@ -263,19 +347,44 @@ func (r *Record) encodedSize() int {
 	for _, s := range r.Interests {
 		n += stringLen(s)
 	}
-	if len(r.Policy) > 0 {
-		n += uvarintLen(uint64(len(r.Policy))) + len(r.Policy)
-	}
-	return n + 1 + r.sealKeyLen()
+	n += uvarintLen(uint64(len(r.Extensions) + r.knownExtensions()))
+	r.eachExtension(func(typ uint64, v []byte) {
+		n += uvarintLen(typ) + uvarintLen(uint64(len(v))) + len(v)
+	})
+	return n
 }
 
-// sealKeyLen is how many bytes of the seal key are encoded: none for the
-// zero key, which says the site has none.
-func (r *Record) sealKeyLen() int {
-	if r.SealKey == ([SealKeyLen]byte{}) {
-		return 0
+// knownExtensions counts the extensions the known fields make.
+func (r *Record) knownExtensions() int {
+	n := 0
+	r.eachKnown(func(uint64, []byte) { n++ })
+	return n
+}
+
+// eachKnown calls f with the type and value of each known field that is
+// set, in ascending type order. An empty field has no extension.
+func (r *Record) eachKnown(f func(typ uint64, v []byte)) {
+	if r.SealKey != ([SealKeyLen]byte{}) {
+		f(ExtSealKey, r.SealKey[:])
 	}
-	return SealKeyLen
+	if len(r.Policy) > 0 {
+		f(ExtPolicy, r.Policy)
+	}
+	if len(r.Cert) > 0 {
+		f(ExtCert, r.Cert)
+	}
+	if r.PrevSealKey != ([SealKeyLen]byte{}) {
+		f(ExtPrevSealKey, r.PrevSealKey[:])
+	}
+}
+
+// eachExtension calls f for every extension in encoding order: the known
+// ones, then the others (all of whose types are higher).
+func (r *Record) eachExtension(f func(typ uint64, v []byte)) {
+	r.eachKnown(f)
+	for _, e := range r.Extensions {
+		f(e.Type, e.Value)
+	}
 }
 
 // MarshalBinary encodes r in the format described in spec.md. It refuses a
@@ -317,12 +426,12 @@ func (r *Record) appendBody(b []byte) []byte {
 	for _, s := range r.Interests {
 		b = appendString(b, s)
 	}
-	b = append(b, byte(r.sealKeyLen()))
-	b = append(b, r.SealKey[:r.sealKeyLen()]...)
-	if len(r.Policy) > 0 {
-		b = binary.AppendUvarint(b, uint64(len(r.Policy)))
-		b = append(b, r.Policy...)
-	}
+	b = binary.AppendUvarint(b, uint64(len(r.Extensions)+r.knownExtensions()))
+	r.eachExtension(func(typ uint64, v []byte) {
+		b = binary.AppendUvarint(b, typ)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	})
 	return b
 }
 
@@ -378,27 +487,7 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 		}
 	}
 	d.at("", 0)
-	switch n := d.byte("seal key length"); {
-	case d.err != nil:
-	case n == SealKeyLen:
-		d.fixed(out.SealKey[:], "seal key")
-		if d.err == nil && out.SealKey == ([SealKeyLen]byte{}) {
-			d.fail("seal key is zero; a site without one sends no key")
-		}
-	case n != 0:
-		d.fail("seal key of %d bytes, want 0 or %d", n, SealKeyLen)
-	}
-	// The policy is there when more than the signature is left.
-	if d.err == nil && len(d.b) > len(out.Sig) {
-		n := d.uvarint("policy length", MaxPolicyLen)
-		if d.err == nil && (n == 0 || n > uint64(len(d.b))) {
-			d.err = invalid("policy of %d bytes, %d left", n, len(d.b))
-		}
-		if d.err == nil {
-			out.Policy = d.b[:n:n]
-			d.b, d.off = d.b[n:], d.off+int(n)
-		}
-	}
+	d.extensions(&out)
 	d.fixed(out.Sig[:], "signature")
 	if d.err != nil {
 		return d.err
@@ -411,6 +500,73 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	}
 	*r = out
 	return nil
+}
+
+// extensions decodes the extension area into out: the known types into
+// their fields, the others kept as they are. Types must ascend, so each
+// appears once and the encoding is canonical.
+func (d *decoder) extensions(out *Record) {
+	n := d.count("extensions", MaxExtensions, minExtensionSize)
+	var last uint64
+	for i := range n {
+		d.at("extension", i)
+		typ := d.uvarint("type", math.MaxUint64)
+		v := d.bytes("value", MaxExtensionLen)
+		if d.err != nil {
+			return
+		}
+		if i > 0 && typ <= last {
+			d.fail("type %d after %d: types must ascend", typ, last)
+			return
+		}
+		last = typ
+		switch typ {
+		case ExtSealKey, ExtPrevSealKey:
+			if len(v) != SealKeyLen || bytes.Equal(v, make([]byte, SealKeyLen)) {
+				d.fail("seal key of %d bytes, want %d not all zero", len(v), SealKeyLen)
+				return
+			}
+			if typ == ExtSealKey {
+				copy(out.SealKey[:], v)
+			} else {
+				copy(out.PrevSealKey[:], v)
+			}
+		case ExtPolicy:
+			if len(v) == 0 || len(v) > MaxPolicyLen {
+				d.fail("policy of %d bytes, want 1 to %d", len(v), MaxPolicyLen)
+				return
+			}
+			out.Policy = v
+		case ExtCert:
+			if len(v) == 0 {
+				d.fail("empty operational key certificate")
+				return
+			}
+			out.Cert = v
+		default:
+			if typ <= maxKnownExt {
+				d.fail("extension type %d is reserved", typ)
+				return
+			}
+			out.Extensions = append(out.Extensions, Extension{Type: typ, Value: v})
+		}
+	}
+	d.at("", 0)
+}
+
+// bytes reads a length-prefixed byte string, sharing the input.
+func (d *decoder) bytes(what string, limit int) []byte {
+	n := d.uvarint(what+" length", uint64(limit))
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail("truncated reading %s (%d bytes, %d left)", what, n, len(d.b))
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b, d.off = d.b[n:], d.off+int(n)
+	return v
 }
 
 // decoder reads fields until the first error, which it keeps; later reads

@@ -140,12 +140,13 @@ func TestRecordBounds(t *testing.T) {
 	}
 }
 
+func uv(v uint64) []byte         { return binary.AppendUvarint(nil, v) }
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
 // TestRecordDecodeErrors covers encodings no Record can produce.
 func TestRecordDecodeErrors(t *testing.T) {
 	good := sampleRecord()
 	enc := good.appendTo(nil)
-	uv := func(v uint64) []byte { return binary.AppendUvarint(nil, v) }
-	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	site, peer := id(1), id(2)
 	key := make([]byte, 32)
 	// header is version, site, key, seq 1 and a name length.
@@ -156,15 +157,12 @@ func TestRecordDecodeErrors(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "truncated reading version"},
-		{"bad version", append([]byte{1}, enc[1:]...), "version 1, want 2"},
+		{"bad version", append([]byte{1}, enc[1:]...), "version 1, want 3"},
 		{"truncated key", enc[:30], "truncated reading key"},
 		{"truncated signature", cat(header(0), uv(0), uv(0), uv(0), make([]byte, 63)), "truncated reading signature"},
 		{"truncated site", enc[:10], "truncated reading site ID"},
 		{"truncated everywhere", enc[:len(enc)-1], "truncated"},
-		// More than a signature after the interests is a policy section;
-		// this one's length (the unsigned sample's first signature byte)
-		// is zero.
-		{"trailing bytes", append(bytes.Clone(enc), 0), "policy of 0 bytes"},
+		{"trailing bytes", append(bytes.Clone(enc), 0), "1 trailing bytes after the signature"},
 		{"seq overflows", cat([]byte{recordVersion}, site[:], key, bytes.Repeat([]byte{0xff}, 10), []byte{1}), "seq overflows 64 bits"},
 		{"name length over limit", header(254), "name is 254 bytes, limit 253"},
 		{"name longer than input", append(header(5), "ab"...), "truncated reading name (5 bytes, 2 left)"},
@@ -176,9 +174,15 @@ func TestRecordDecodeErrors(t *testing.T) {
 		{"capacity over 32 bits", cat(header(0), uv(0), uv(1), uv(1), []byte("a"), uv(0), uv(1<<32), uv(0)), "connector 0: capacity is 4294967296, limit 4294967295"},
 		{"protocol length over limit", cat(header(0), uv(0), uv(1), uv(1), []byte("a"), uv(17), make([]byte, 20)), "connector 0: protocol is 17 bytes, limit 16"},
 		{"interest length over limit", cat(header(0), uv(0), uv(0), uv(1), uv(300), make([]byte, 300)), "interest 0: pattern is 300 bytes, limit 253"},
-		{"seal key of odd length", cat(header(0), uv(0), uv(0), uv(0), []byte{5}, make([]byte, 5)), "seal key of 5 bytes, want 0 or 32"},
-		{"zero seal key", cat(header(0), uv(0), uv(0), uv(0), []byte{32}, make([]byte, 32)), "seal key is zero"},
-		{"truncated seal key", cat(header(0), uv(0), uv(0), uv(0), []byte{32}, make([]byte, 5)), "truncated reading seal key"},
+		{"seal key of odd length", cat(header(0), uv(0), uv(0), uv(0), uv(1), uv(ExtSealKey), uv(5), make([]byte, 5+64)), "extension 0: seal key of 5 bytes, want 32"},
+		{"zero seal key", cat(header(0), uv(0), uv(0), uv(0), uv(1), uv(ExtSealKey), uv(32), make([]byte, 32+64)), "seal key of 32 bytes, want 32 not all zero"},
+		{"truncated seal key", cat(header(0), uv(0), uv(0), uv(0), uv(1), uv(ExtSealKey), uv(32), make([]byte, 5)), "truncated reading value (32 bytes, 5 left)"},
+		{"extensions out of order", cat(header(0), uv(0), uv(0), uv(0), uv(2), uv(9), uv(0), uv(8), uv(0), make([]byte, 64)), "type 8 after 9"},
+		{"extension twice", cat(header(0), uv(0), uv(0), uv(0), uv(2), uv(9), uv(0), uv(9), uv(0), make([]byte, 64)), "type 9 after 9"},
+		{"reserved extension type", cat(header(0), uv(0), uv(0), uv(0), uv(1), uv(0), uv(0), make([]byte, 64)), "type 0 is reserved"},
+		{"too many extensions", cat(header(0), uv(0), uv(0), uv(0), uv(MaxExtensions+1), make([]byte, 200)), "33 extensions, limit 32"},
+		{"extension over its limit", cat(header(0), uv(0), uv(0), uv(0), uv(1), uv(9), uv(MaxExtensionLen+1), make([]byte, 64)), "value length is 65537, limit 65536"},
+		{"bad certificate", cat(header(0), uv(0), uv(0), uv(0), uv(1), uv(ExtCert), uv(3), make([]byte, 3+64)), "invalid operational key certificate"},
 		{"over 1 MiB", make([]byte, MaxRecordSize+1), "encoded size 1048577 bytes, limit 1048576"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,6 +210,12 @@ func FuzzRecordUnmarshal(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	ext := sampleRecord()
+	ext.Policy, ext.SealKey, ext.PrevSealKey = []byte{1}, [SealKeyLen]byte{1}, [SealKeyLen]byte{2}
+	ext.Extensions = []Extension{{Type: 9, Value: []byte("x")}, {Type: 300}}
+	ext.SignOp(opSigner())
+	b, _ := ext.MarshalBinary()
+	f.Add(b)
 	f.Add([]byte{1})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 
+	"weft.dev/weft/internal/opkey"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -40,6 +41,7 @@ type Ready struct {
 type Router struct {
 	self  siteid.ID
 	key   ed25519.PrivateKey // signs local; nil: records go unsigned
+	op    *opkey.Signer      // signs local instead of key once set
 	local Record             // our current record, also db[self]
 
 	// db holds the latest record of every site that was reachable at the
@@ -177,11 +179,25 @@ func (r *Router) originateWith(edit func(*Record)) error {
 }
 
 // SetSealKey originates a new record of this site that advertises key, its
-// static key for end-to-end stream encryption (see [Record.SealKey]).
-func (r *Router) SetSealKey(key [SealKeyLen]byte) {
-	r.local.SealKey = key
+// static key for end-to-end stream encryption (see [Record.SealKey]), and
+// prev, the key it replaced and still accepts (zero: none).
+func (r *Router) SetSealKey(key, prev [SealKeyLen]byte) {
+	r.local.SealKey, r.local.PrevSealKey = key, prev
 	r.local.Seq = inc(r.local.Seq)
 	r.originate()
+}
+
+// SetSigner makes op, an operational key of this site, sign the site's
+// records from now on, and originates a record signed by it: the key of a
+// router made by [NewSigned] rotates without changing the site ID.
+func (r *Router) SetSigner(op *opkey.Signer) error {
+	if op.Site() != r.self {
+		return fmt.Errorf("routing: operational key of site %s given to site %s", op.Site(), r.self)
+	}
+	r.op = op
+	r.local.Seq = inc(r.local.Seq)
+	r.originate()
+	return nil
 }
 
 // SetPolicy sets the policy section of the site's record (opaque here;
@@ -205,7 +221,10 @@ func inc(seq uint64) uint64 {
 // originate signs r.local, which is valid, installs it as our record and
 // floods it.
 func (r *Router) originate() {
-	if r.key != nil {
+	switch {
+	case r.op != nil:
+		r.local.SignOp(r.op)
+	case r.key != nil:
 		r.local.Sign(r.key)
 	}
 	rec := r.local
@@ -367,8 +386,11 @@ func (r *Router) changed() {
 func sameRecord(a, b *Record) bool {
 	return a.Site == b.Site && a.Key == b.Key && a.Sig == b.Sig && a.Name == b.Name && a.Seq == b.Seq &&
 		slices.Equal(a.Links, b.Links) && slices.Equal(a.Connectors, b.Connectors) &&
-		slices.Equal(a.Interests, b.Interests) && a.SealKey == b.SealKey &&
-		bytes.Equal(a.Policy, b.Policy)
+		slices.Equal(a.Interests, b.Interests) && a.SealKey == b.SealKey && a.PrevSealKey == b.PrevSealKey &&
+		bytes.Equal(a.Policy, b.Policy) && bytes.Equal(a.Cert, b.Cert) &&
+		slices.EqualFunc(a.Extensions, b.Extensions, func(x, y Extension) bool {
+			return x.Type == y.Type && bytes.Equal(x.Value, y.Value)
+		})
 }
 
 // Ready returns the messages to send and whether the table may have

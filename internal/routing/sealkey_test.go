@@ -7,7 +7,7 @@ import "testing"
 func TestSealKeyTravels(t *testing.T) {
 	a, b := New(id(1), "a", 0), New(id(2), "b", 0)
 	key := [SealKeyLen]byte{0: 1, 31: 2}
-	a.SetSealKey(key)
+	a.SetSealKey(key, [SealKeyLen]byte{})
 	a.SetLocal(links(2), nil, nil)
 	b.SetLocal(links(1), nil, nil)
 	a.NeighborUp(id(2))

@@ -251,10 +251,21 @@ func (t *Table) SealKey(id siteid.ID) ([SealKeyLen]byte, bool) {
 	return t.g.recs[i].SealKey, true
 }
 
+// PrevSealKey returns the seal key that site id's current one replaced
+// and that id still accepts, or false if none.
+func (t *Table) PrevSealKey(id siteid.ID) ([SealKeyLen]byte, bool) {
+	i, ok := t.g.index(id)
+	if !ok || t.g.recs[i].PrevSealKey == ([SealKeyLen]byte{}) {
+		return [SealKeyLen]byte{}, false
+	}
+	return t.g.recs[i].PrevSealKey, true
+}
+
 func cloneRecord(r *Record) Record {
 	c := *r
 	c.Links = slices.Clone(r.Links)
 	c.Connectors = slices.Clone(r.Connectors)
 	c.Interests = slices.Clone(r.Interests)
+	c.Extensions = slices.Clone(r.Extensions)
 	return c
 }

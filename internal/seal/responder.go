@@ -28,7 +28,10 @@ type PeerKeyFunc func(id siteid.ID) ([KeyLen]byte, bool)
 type Responder struct {
 	cfg Config
 
-	mu       sync.Mutex // guards the fields below; never held across I/O
+	mu sync.Mutex // guards the fields below; never held across I/O
+	// prev is the static key cfg.Key replaced (SetKey), still answered
+	// for ingresses that handshake with it; nil if none.
+	prev     *Key
 	sessions map[sessionKey]*served
 	byPeer   map[siteid.ID][]sessionKey // oldest first, at most maxSessionsPerPeer
 	lastTS   map[siteid.ID]uint64       // newest handshake timestamp per ingress
@@ -125,11 +128,17 @@ func (r *Responder) acceptInit(st AcceptedStream, origin siteid.ID, bind, msg1 [
 		return nil, refuse(forward.RejectSeal, "unknown-origin", "origin site %s advertises no seal key here: is it reachable and up to date?", origin)
 	}
 	now := r.cfg.Now()
-	resp, err := respond(r.cfg.Key, origin, bind, msg1, r.cfg.Rand, now)
+	r.mu.Lock()
+	key, prev := r.cfg.Key, r.prev
+	r.mu.Unlock()
+	resp, err := respond(key, origin, bind, msg1, r.cfg.Rand, now)
+	if err != nil && prev != nil {
+		resp, err = respond(*prev, origin, bind, msg1, r.cfg.Rand, now)
+	}
 	if err != nil {
 		return nil, refuse(forward.RejectSeal, "handshake", "%v", err)
 	}
-	if resp.sess.peerKey != want {
+	if resp.sess.peerKey != want && !r.prevPeerKey(origin, resp.sess.peerKey) {
 		return nil, refuse(forward.RejectSeal, "wrong-key", "handshake made with a static key that origin site %s does not advertise", origin)
 	}
 	if ref := r.admit(resp, now); ref != nil {

@@ -30,6 +30,10 @@ type Config struct {
 	Now func() time.Time
 	// Rand makes ephemeral keys; nil means crypto/rand.
 	Rand io.Reader
+	// PrevPeerKey, when set, returns the static key an ingress's current
+	// one replaced and that it may still handshake with (Record
+	// PrevSealKey); the egress accepts either.
+	PrevPeerKey PeerKeyFunc
 	// Refused is told the reason of each refused stream and broken
 	// record (for metrics); may be nil.
 	Refused func(reason string)
@@ -186,8 +190,9 @@ func (in *Initiator) handshake(ctx context.Context, h *forward.Header, bind []by
 	index := in.nextIndex
 	in.lastTS = max(in.lastTS+1, uint64(in.cfg.Now().UnixNano()))
 	ts := in.lastTS
+	key := in.cfg.Key
 	in.mu.Unlock()
-	init, msg1, err := initiate(in.cfg.Key, dst, peerKey, bind, index, ts, in.cfg.Rand)
+	init, msg1, err := initiate(key, dst, peerKey, bind, index, ts, in.cfg.Rand)
 	if err != nil {
 		return nil, err
 	}

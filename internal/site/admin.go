@@ -131,6 +131,7 @@ func (s *Site) adminHandler() http.Handler {
 		"POST /v1/apply":               s.apiApply,
 		"GET /v1/revocations":          func(w http.ResponseWriter, r *http.Request) (any, error) { return list(s.Revocations()), nil },
 		"POST /v1/revocations":         s.apiRevoke,
+		"POST /v1/site/rotate-key":     s.apiRotateKey,
 	}
 	maps.Copy(api, s.eventRoutes())
 	maps.Copy(api, s.bridgeRoutes())

@@ -17,6 +17,7 @@ import (
 	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/broker"
+	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/resource"
 )
 
@@ -296,12 +297,10 @@ func (s *Site) apiCreateEventCredential(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return nil, err
 	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
+	created, err := s.credentialSecret(&c, req.Cert, now)
+	if err != nil {
 		return nil, err
 	}
-	secret := credentialPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
-	c.Hash = hashSecret(secret)
 	err = s.commit(func(st *state) error {
 		if slices.ContainsFunc(st.EventCredentials, func(x eventCredential) bool { return x.Name == c.Name }) {
 			return &apiError{Code: apitype.CodeAlreadyExists, Field: "name",
@@ -318,5 +317,35 @@ func (s *Site) apiCreateEventCredential(w http.ResponseWriter, r *http.Request) 
 		return nil, err
 	}
 	s.log.Info("event credential created", "credential", c.Name, "publish", c.Publish, "subscribe", c.Subscribe)
-	return apitype.EventCredentialCreated{EventCredentialView: c.view(now), Secret: secret}, nil
+	created.EventCredentialView = c.view(now)
+	return created, nil
+}
+
+// credentialSecret makes what proves credential c and sets its hash: a
+// random 256-bit bearer secret, or with cert a client certificate and key
+// from the site CA, whose serial stands for the secret (eventtls.go).
+func (s *Site) credentialSecret(c *eventCredential, cert bool, now time.Time) (apitype.EventCredentialCreated, error) {
+	if !cert {
+		var raw [32]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return apitype.EventCredentialCreated{}, err
+		}
+		secret := credentialPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+		c.Hash = hashSecret(secret)
+		return apitype.EventCredentialCreated{Secret: secret}, nil
+	}
+	keyPEM, csr, err := identity.NewKey()
+	if err != nil {
+		return apitype.EventCredentialCreated{}, err
+	}
+	ttl := clientCertTTL
+	if c.Expires != nil {
+		ttl = c.Expires.Sub(now)
+	}
+	certPEM, serial, err := s.ca.SignEventClient(now, csr, c.Name, ttl)
+	if err != nil {
+		return apitype.EventCredentialCreated{}, err
+	}
+	c.Hash = hashSecret(certCredential(serial))
+	return apitype.EventCredentialCreated{CertPEM: string(certPEM), KeyPEM: string(keyPEM), CAPEM: string(s.ca.CertPEM())}, nil
 }

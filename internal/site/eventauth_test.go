@@ -2,6 +2,8 @@ package site
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +17,8 @@ import (
 	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/broker"
+	"weft.dev/weft/internal/identity"
+	"weft.dev/weft/internal/siteid"
 )
 
 // eventRequest sends a publish (POST) or opens a subscription (GET) at the
@@ -320,5 +324,81 @@ func TestSubscriptionEndsWithItsCredential(t *testing.T) {
 		if strings.HasPrefix(line, "data: ") {
 			break
 		}
+	}
+}
+
+// TestEventCredentialCert: a credential made with Cert is a client
+// certificate from the site CA; a real TLS client presenting it on the
+// event port gets its permissions (202 inside its patterns, 403 outside),
+// on the same port that plain HTTP bearer clients keep using. Without the
+// certificate, or naming its credential in a header, or once the
+// credential is deleted, the answer is 401; a link certificate from the
+// same CA is no credential.
+func TestEventCredentialCert(t *testing.T) {
+	s := startSiteWith(t, Options{Name: "a", DataDir: t.TempDir(), EventsAddr: "0.0.0.0:0"})
+	c := s.createCredential(apitype.EventCredentialRequest{Name: "shop", Publish: []string{"orders.>"}, Cert: true})
+	if c.Secret != "" || c.CertPEM == "" || c.KeyPEM == "" || c.CAPEM == "" {
+		t.Fatalf("created %+v", c)
+	}
+	bearer := s.createCredential(apitype.EventCredentialRequest{Name: "bearer", Publish: []string{"orders.>"}})
+	leaf, err := identity.ParseCertPEM([]byte(c.CertPEM))
+	must(t, err)
+	serial := identity.CertSerial(leaf)
+	cert, err := tls.X509KeyPair([]byte(c.CertPEM), []byte(c.KeyPEM))
+	must(t, err)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(c.CAPEM))
+	_, port, _ := net.SplitHostPort(s.EventsAddr().String())
+	publish := func(client *http.Client, scheme, topic, header string) int {
+		t.Helper()
+		req, err := http.NewRequest("POST", scheme+"://127.0.0.1:"+port+"/v1/topics/"+topic, strings.NewReader("x"))
+		must(t, err)
+		for k, v := range map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/t", "ce-type": "t"} {
+			req.Header.Set(k, v)
+		}
+		if header != "" {
+			req.Header.Set("Authorization", header)
+		}
+		resp, err := client.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tlsClient := func(certs ...tls.Certificate) *http.Client {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr}
+	}
+	withCert := tlsClient(cert)
+	keyPEM, csr, err := identity.NewKey()
+	must(t, err)
+	linkPEM, _, err := s.ca.SignClient(time.Now(), csr, siteid.ID{15: 1}, "b", time.Hour)
+	must(t, err)
+	linkCert, err := tls.X509KeyPair(linkPEM, keyPEM)
+	must(t, err)
+	plain := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(plain.Transport.(*http.Transport).CloseIdleConnections)
+	for _, tc := range []struct {
+		name, scheme, topic, header string
+		client                      *http.Client
+		want                        int
+	}{
+		{"certificate", "https", "orders.created", "", withCert, 202},
+		{"certificate, outside its patterns", "https", "payments.made", "", withCert, 403},
+		{"TLS without a certificate", "https", "orders.created", "", tlsClient(), 401},
+		{"TLS, bearer", "https", "orders.created", "Bearer " + bearer.Secret, tlsClient(), 202},
+		{"plain HTTP, bearer", "http", "orders.created", "Bearer " + bearer.Secret, plain, 202},
+		{"certificate credential named in a header", "http", "orders.created", "Bearer " + certCredential(serial), plain, 401},
+		{"another certificate of the site CA", "https", "orders.created", "", tlsClient(linkCert), 401},
+	} {
+		if got := publish(tc.client, tc.scheme, tc.topic, tc.header); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if code, _ := s.api("DELETE", "/v1/event-credentials/shop", nil, nil); code >= 300 {
+		t.Fatalf("delete: %d", code)
+	}
+	if got := publish(tlsClient(cert), "https", "orders.created", ""); got != 401 {
+		t.Errorf("deleted certificate credential: %d, want 401", got)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"weft.dev/weft/internal/identity"
+	"weft.dev/weft/internal/opkey"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/siteid"
 )
@@ -24,21 +26,30 @@ const (
 	// ctlRevoke carries a revocation statement (package revocation); it
 	// floods like a record.
 	ctlRevoke byte = 5
+	// ctlReprove is a hello's proof again, made by the operational key a
+	// site rotated to, on a link already up: the peer takes it as the
+	// key that proved the site on this session, so revoking the previous
+	// key does not close the link. Its body is a hello (name and cost are
+	// ignored). A peer that predates it skips it.
+	ctlReprove byte = 8
 )
 
 // hello is the first control message each side sends: what the other side needs
 // for its record and that the certificate does not carry. The dialing side
 // chooses the link's cost; the accepting side echoes it back.
 //
-// Key is the sender's identity key and Proof its signature over this TLS
-// session's exported keying material (see helloMessage): the peer's site ID
-// in routing is the hash of a key proven on this very connection, not only
-// the ID its certificate names, so a site that moved from a random ID keeps
-// its links, and no credential lets one site stand in for another.
+// Key is the sender's identity key, Cert the certificate of the
+// operational key that made Proof (package opkey; none when the identity
+// key made it) and Proof the signature over this TLS session's exported
+// keying material (see helloMessage): the peer's site ID in routing is the
+// hash of a key proven on this very connection, not only the ID its
+// certificate names, so a site that moved from a random ID keeps its
+// links, and no credential lets one site stand in for another.
 type hello struct {
 	Name  string `json:"name"`
 	Cost  uint32 `json:"cost"`
 	Key   []byte `json:"key"`
+	Cert  []byte `json:"cert,omitempty"`
 	Proof []byte `json:"proof"`
 }
 
@@ -106,21 +117,38 @@ const (
 // is a protocol violation rather than something to hold.
 type handshake struct {
 	inbound bool
-	self    string            // this site's name, for its hello
-	key     *identity.SiteKey // this site's identity, proven in its hello
-	binding []byte            // the session's TLS exporter value
+	self    string          // this site's name, for its hello
+	key     identity.Prover // this site's identity, proven in its hello
+	binding []byte          // the session's TLS exporter value
+	// now is the time certificates in the peer's hello are checked at;
+	// revoked says whether an operational key is revoked (nil: none is).
+	now     time.Time
+	revoked func(key []byte) bool
 	phase   phase
 	peer    hello     // the peer's hello, once received
 	site    siteid.ID // the peer's site: the hash of its proven key
+	// signer is the key that made the peer's proof: its identity key or
+	// an operational key.
+	signer ed25519.PublicKey
 }
 
 // ourHello is this site's hello with the proof of its key.
-func (h *handshake) ourHello(cost uint32) []byte {
+func (h *handshake) ourHello(cost uint32) []byte { return h.proof(ctlHello, cost) }
+
+// reprove makes key this side's prover and returns the ctlReprove message
+// that proves it on the session.
+func (h *handshake) reprove(key identity.Prover) []byte {
+	h.key = key
+	return h.proof(ctlReprove, h.peer.Cost)
+}
+
+func (h *handshake) proof(typ byte, cost uint32) []byte {
 	role := roleDialer
 	if h.inbound {
 		role = roleAcceptor
 	}
-	return encodeControl(ctlHello, hello{Name: h.self, Cost: cost, Key: h.key.Public(), Proof: h.key.Sign(helloMessage(role, h.binding))})
+	return encodeControl(typ, hello{Name: h.self, Cost: cost, Key: h.key.Identity(), Cert: h.key.CertBytes(),
+		Proof: h.key.Sign(helloMessage(role, h.binding))})
 }
 
 // checkProof verifies the peer's proof of its key and returns its site.
@@ -130,13 +158,28 @@ func (h *handshake) checkProof(p hello) (siteid.ID, error) {
 		role = roleDialer
 	}
 	site := siteid.FromKey(p.Key)
-	if err := identity.VerifySiteSignature(site, p.Key, helloMessage(role, h.binding), p.Proof); err != nil {
+	signer, err := opkey.VerifyProof(site, p.Key, p.Cert, helloMessage(role, h.binding), p.Proof, h.now)
+	if err != nil {
 		return siteid.ID{}, fmt.Errorf("hello: the peer did not prove its identity key on this connection: %w", err)
 	}
-	if site == h.key.ID() {
+	if h.revoked != nil && h.revoked(signer) {
+		return siteid.ID{}, fmt.Errorf("hello: site %s proved itself with an operational key it revoked", site)
+	}
+	h.signer = signer
+	if site == siteid.FromKey(h.key.Identity()) {
 		return siteid.ID{}, errors.New("hello: the peer is this site itself")
 	}
 	return site, nil
+}
+
+// provenHello decodes a hello and checks its proof.
+func (h *handshake) provenHello(b []byte) (hello, siteid.ID, error) {
+	p, err := decodeHello(b)
+	if err != nil {
+		return p, siteid.ID{}, err
+	}
+	site, err := h.checkProof(p)
+	return p, site, err
 }
 
 // hsAction is what the session must do after a step, in this order: send,
@@ -177,14 +220,11 @@ func (h *handshake) control(msg []byte) hsAction {
 		if h.phase != awaitHello {
 			return h.fail(errors.New("a second hello"))
 		}
-		p, err := decodeHello(msg[1:])
+		p, site, err := h.provenHello(msg[1:])
 		if err != nil {
 			return h.fail(err)
 		}
-		if h.site, err = h.checkProof(p); err != nil {
-			return h.fail(err)
-		}
-		h.phase = linkUp
+		h.site, h.phase = site, linkUp
 		if !h.inbound {
 			// The cost is the dialer's choice, made in start.
 			h.peer.Name = p.Name
@@ -192,6 +232,19 @@ func (h *handshake) control(msg []byte) hsAction {
 		}
 		h.peer = hello{Name: p.Name, Cost: max(p.Cost, 1)}
 		return hsAction{send: h.ourHello(h.peer.Cost), up: true}
+	case ctlReprove:
+		if h.phase != linkUp {
+			return h.fail(errors.New("a new proof before the hello"))
+		}
+		// provenHello takes the proof's key as the session's signer.
+		_, site, err := h.provenHello(msg[1:])
+		if err == nil && site != h.site {
+			err = fmt.Errorf("hello: a new proof for site %s on the session of site %s", site, h.site)
+		}
+		if err != nil {
+			return h.fail(err)
+		}
+		return hsAction{}
 	case ctlRecord:
 		if h.phase != linkUp {
 			return h.fail(errors.New("a site record before the hello"))
@@ -280,6 +333,9 @@ func decodeHello(b []byte) (hello, error) {
 	}
 	if err := resource.ValidateName(h.Name); err != nil {
 		return h, fmt.Errorf("hello: %w", err)
+	}
+	if len(h.Cert) > opkey.MaxCertSize {
+		return h, fmt.Errorf("hello: operational key certificate of %d bytes, limit %d", len(h.Cert), opkey.MaxCertSize)
 	}
 	if len(h.Key) != ed25519.PublicKeySize || len(h.Proof) != ed25519.SignatureSize {
 		return h, fmt.Errorf("hello: key of %d bytes and proof of %d, want %d and %d", len(h.Key), len(h.Proof), ed25519.PublicKeySize, ed25519.SignatureSize)

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"weft.dev/weft/internal/identity"
+	"weft.dev/weft/internal/opkey"
 )
 
 // Fixed identities and a fixed TLS exporter value for handshake tests: "a"
@@ -276,6 +278,9 @@ func FuzzHandshake(f *testing.F) {
 	f.Add(true, []byte{ctlHello, '{', '}', 0, ctlRecord, 1})
 	f.Add(false, append(peerHello("b", 3, keyB, roleAcceptor, testBinding), append([]byte{0}, encodeControl(ctlRefuse, refusal{Reason: "revoked"})...)...))
 	f.Add(true, append(peerHello("b", 3, keyB, roleDialer, testBinding), 0, ctlRecord, 1))
+	opB, _ := opkey.New(keyB.Private(), 1, time.Now(), time.Hour)
+	reproof := (&handshake{key: keyB, binding: testBinding}).reprove(opB)
+	f.Add(true, append(append(peerHello("b", 3, keyB, roleDialer, testBinding), 0), reproof...))
 	f.Fuzz(func(t *testing.T, inbound bool, in []byte) {
 		h := &handshake{inbound: inbound, self: "a", key: keyA, binding: testBinding}
 		h.start(1)
@@ -317,4 +322,46 @@ func x509MarshalEd25519(k ed25519.PrivateKey) ([]byte, error) {
 		return nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// A new proof on a live session (ctlReprove) by a certified operational key
+// of the peer's site becomes the session's signer; one before the hello,
+// of another site, or by a revoked key closes the session.
+func TestReprove(t *testing.T) {
+	now := time.Now()
+	opB, err := opkey.New(keyB.Private(), 1, now, time.Hour)
+	must(t, err)
+	opOther, err := opkey.New(keyA.Private(), 1, now, time.Hour)
+	must(t, err)
+	revoked := map[string]bool{}
+	newHS := func() *handshake {
+		return &handshake{inbound: true, self: "a", key: keyA, binding: testBinding, now: now,
+			revoked: func(k []byte) bool { return revoked[string(k)] }}
+	}
+	// b's side of the session, to make its proofs.
+	peer := &handshake{inbound: false, self: "b", key: keyB, binding: testBinding}
+
+	h := newHS()
+	if a := h.control(peer.reprove(opB)); a.close == nil {
+		t.Fatal("a new proof before the hello was taken")
+	}
+	h = newHS()
+	if a := h.control(peerHello("b", 1, keyB, roleDialer, testBinding)); !a.up {
+		t.Fatalf("hello: %v", a.close)
+	}
+	if !h.signer.Equal(keyB.Public()) {
+		t.Fatal("the identity key did not prove the session")
+	}
+	if a := h.control(peer.reprove(opB)); a.close != nil || !h.signer.Equal(opB.Public()) {
+		t.Fatalf("reprove: %v, signer %x", a.close, h.signer)
+	}
+	revoked[string(opB.Public())] = true
+	if a := h.control(peer.reprove(opB)); a.close == nil {
+		t.Fatal("a proof by a revoked key was taken")
+	}
+	h = newHS()
+	h.control(peerHello("b", 1, keyB, roleDialer, testBinding))
+	if a := h.control(peer.reprove(opOther)); a.close == nil {
+		t.Fatal("a proof of another site on b's session was taken")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -58,7 +59,7 @@ func (s *Site) runSession(c *tls.Conn, pc *peerConn, cost uint32) *refusal {
 		s.log.Warn("link refused: no TLS exporter", "link", pc.linkName, "err", err)
 		return nil
 	}
-	pc.hs = handshake{inbound: pc.inbound, self: s.name, key: s.key, binding: binding}
+	pc.hs = handshake{inbound: pc.inbound, self: s.name, key: s.op.Load(), binding: binding, now: time.Now(), revoked: s.keyRevoked}
 	cfg := s.opts.Link
 	cfg.Logger = s.log.With("peer", pc.peerName)
 	// The session reads from its start: its first control message may
@@ -195,6 +196,9 @@ func (s *Site) act(pc *peerConn, a hsAction) {
 // what it forwards. It reports whether the session goes on.
 func (s *Site) takeRecord(pc *peerConn, b []byte) bool {
 	rec, err, repeated := s.records.check(b)
+	if err == nil && s.keyRevoked(rec.Key[:]) {
+		err = fmt.Errorf("%w: site %s, seq %d", errRevokedKey, rec.Site, rec.Seq)
+	}
 	if err == nil {
 		s.feedRouter(routerInput{peer: pc.peer, kind: inputRecord, rec: rec})
 		return true

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"sync"
+	"time"
 
 	"weft.dev/weft/internal/routing"
 )
@@ -16,6 +17,8 @@ const (
 	rejectKeyMismatch  = "key-mismatch"  // the key is not the named site's: forged
 	rejectBadSignature = "bad-signature" // the signature does not cover it: altered or forged
 	rejectStale        = "stale"         // older than the record held: replayed, or a late copy
+	rejectBadCert      = "bad-cert"      // the operational key's certificate does not check or expired
+	rejectRevokedKey   = "revoked-key"   // signed by a revoked operational key
 )
 
 // rejectReason is the label for an error of routing's decoder or Verify.
@@ -27,6 +30,10 @@ func rejectReason(err error) string {
 		return rejectKeyMismatch
 	case errors.Is(err, routing.ErrBadSignature):
 		return rejectBadSignature
+	case errors.Is(err, routing.ErrBadCert):
+		return rejectBadCert
+	case errors.Is(err, errRevokedKey):
+		return rejectRevokedKey
 	}
 	return rejectMalformed
 }
@@ -68,7 +75,7 @@ func (c *recordChecker) check(b []byte) (rec routing.Record, err error, repeated
 	if known {
 		return rec, nil, false
 	}
-	verdict = rec.Verify()
+	verdict = rec.Verify(time.Now())
 	c.mu.Lock()
 	if _, ok := c.verdicts[sum]; !ok {
 		c.verdicts[sum] = verdict
@@ -84,3 +91,7 @@ func (c *recordChecker) check(b []byte) (rec routing.Record, err error, repeated
 	}
 	return rec, nil, false
 }
+
+// errRevokedKey: a record that verifies, signed by an operational key its
+// site revoked.
+var errRevokedKey = errors.New("record signed by a revoked operational key")

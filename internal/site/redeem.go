@@ -2,6 +2,7 @@ package site
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"fmt"
 	"slices"
@@ -28,7 +29,10 @@ func (s *Site) serveRedeem(c *tls.Conn) {
 	}
 	binding, err := identity.RedeemBinding(c.ConnectionState())
 	if err == nil {
-		err = req.CheckProof(binding)
+		var signer ed25519.PublicKey
+		if signer, err = req.CheckProof(binding, time.Now()); err == nil && s.keyRevoked(signer) {
+			err = fmt.Errorf("%w: site %s proved itself with an operational key it revoked", identity.ErrNotProven, req.SiteID)
+		}
 	}
 	if err != nil {
 		s.log.Warn("token redemption refused", "remote", c.RemoteAddr().String(), "claimed", req.SiteID.String(), "err", err)
@@ -125,7 +129,7 @@ func (s *Site) redeemToken(ctx context.Context, tok *resource.AccessToken) (resp
 	req := &identity.RedeemRequest{TokenID: tok.Spec.ID, Secret: tok.Spec.Secret, SiteName: s.name, CSR: csr, Addresses: s.opts.Advertise}
 	binding, err := identity.RedeemBinding(c.ConnectionState())
 	if err == nil {
-		req.Prove(s.key, binding)
+		req.Prove(s.op.Load(), binding)
 		err = identity.WriteMessage(c, req)
 	}
 	if err == nil {

@@ -1,7 +1,9 @@
 package site
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -46,11 +48,15 @@ func checkedBefore(siteid.ID, []byte) error { return nil }
 
 // loadRevocations checks the revocations kept in the state, for New.
 func (s *Site) loadRevocations(st *state) error {
-	s.revoked = map[siteid.ID][]byte{}
+	s.revoked, s.revokedKeys = map[siteid.ID][]byte{}, map[[32]byte][]byte{}
 	for i, text := range st.Revocations {
 		stmt, b, err := decodeRevocation(text, checkedBefore)
 		if err != nil {
 			return fmt.Errorf("%s: revocation %d: %w (the file is damaged; restore it from a backup)", stateFile, i, err)
+		}
+		if stmt.Kind == revocation.OperationalKey {
+			s.revokedKeys[stmt.Revoked] = b
+			continue
 		}
 		s.revoked[stmt.Site] = b
 		s.router.Revoke(stmt.Site)
@@ -88,8 +94,11 @@ func (s *Site) isRevoked(site siteid.ID) bool {
 func (s *Site) revocations() [][]byte {
 	s.revMu.Lock()
 	defer s.revMu.Unlock()
-	out := make([][]byte, 0, len(s.revoked))
+	out := make([][]byte, 0, len(s.revoked)+len(s.revokedKeys))
 	for _, b := range s.revoked {
+		out = append(out, b)
+	}
+	for _, b := range s.revokedKeys {
 		out = append(out, b)
 	}
 	return out
@@ -112,35 +121,50 @@ func (s *Site) takeRevocation(pc *peerConn, b []byte) {
 
 // revoke applies a checked statement: the site is refused from now on, the
 // router drops it from every table, links to it close, every other
-// neighbour gets the statement, and it is saved. A statement already held
-// is ignored, so flooding ends. from is the session it came on, nil if it
-// was made or added here.
+// neighbour gets the statement, and it is saved. A statement of an
+// operational key makes what that key signs refused, and closes the links
+// it still proves (a site that rotated proved its new key on them). A
+// statement already held is ignored, so flooding ends. from is the session
+// it came on, nil if it was made or added here.
 func (s *Site) revoke(stmt revocation.Statement, b []byte, from *peerConn) bool {
+	byKey := stmt.Kind == revocation.OperationalKey
 	s.revMu.Lock()
-	_, known := s.revoked[stmt.Site]
-	if !known {
+	var known bool
+	if byKey {
+		if _, known = s.revokedKeys[stmt.Revoked]; !known {
+			s.revokedKeys[stmt.Revoked] = b
+		}
+	} else if _, known = s.revoked[stmt.Site]; !known {
 		s.revoked[stmt.Site] = b
 	}
 	s.revMu.Unlock()
 	if known {
 		return false
 	}
-	s.log.Warn("site revoked: removed from every table and refused from now on", "revoked", stmt.Site.String(), "reason", stmt.Reason)
-	s.feedRouter(routerInput{peer: stmt.Site, kind: inputRevoke})
-	s.mu.Lock()
-	var all []*peerConn
-	for _, pcs := range s.peers {
-		all = append(all, pcs...)
+	closes := func(pc *peerConn) bool { return pc.peer == stmt.Site && stmt.Site != s.id }
+	if byKey {
+		s.log.Warn("operational key revoked: what it signs is refused from now on", "site", stmt.Site.String(), "key", hex.EncodeToString(stmt.Revoked[:]), "reason", stmt.Reason)
+		closes = func(pc *peerConn) bool { return signedByRevokedKey(pc, stmt.Revoked[:]) }
+		if stmt.Site == s.id && bytes.Equal(s.op.Load().Public(), stmt.Revoked[:]) {
+			s.goFunc(func() {
+				if _, err := s.RotateKey(false); err != nil {
+					s.log.Error("this site's operational key is revoked and it cannot rotate to a new one: its records are refused; restart it", "err", err)
+				}
+			})
+		}
+	} else {
+		s.log.Warn("site revoked: removed from every table and refused from now on", "revoked", stmt.Site.String(), "reason", stmt.Reason)
+		s.feedRouter(routerInput{peer: stmt.Site, kind: inputRevoke})
 	}
-	s.mu.Unlock()
+	all := s.allPeers()
 	msg := append([]byte{ctlRevoke}, b...)
 	// Sending and saving may wait: not on the read loop of the session it
 	// came on.
 	s.goFunc(func() {
 		for _, pc := range all {
 			switch {
-			case pc.peer == stmt.Site && stmt.Site != s.id:
-				pc.sess.CloseWithError(errors.New("the peer site is revoked"))
+			case closes(pc):
+				pc.sess.CloseWithError(errors.New("the peer site, or the operational key that proved it, is revoked"))
 			case pc == from:
 			default:
 				pc.sess.SendControl(msg)
@@ -171,12 +195,15 @@ func (s *Site) Revocations() []apitype.Revocation {
 }
 
 func revocationView(stmt revocation.Statement, b []byte) apitype.Revocation {
-	kind := "site"
-	if stmt.Kind == revocation.ByOrganisation {
-		kind = "organisation"
-	}
-	return apitype.Revocation{Site: stmt.Site.String(), Kind: kind, Issued: time.Unix(stmt.Issued, 0).UTC(), Reason: stmt.Reason,
+	v := apitype.Revocation{Site: stmt.Site.String(), Kind: "site", Issued: time.Unix(stmt.Issued, 0).UTC(), Reason: stmt.Reason,
 		Statement: base64.StdEncoding.EncodeToString(b)}
+	switch stmt.Kind {
+	case revocation.ByOrganisation:
+		v.Kind = "organisation"
+	case revocation.OperationalKey:
+		v.Kind, v.Key = "operational-key", hex.EncodeToString(stmt.Revoked[:])
+	}
+	return v
 }
 
 // Revoke adds a revocation: a statement made elsewhere, or, with an empty
@@ -200,9 +227,9 @@ func (s *Site) Revoke(statement, reason string) (apitype.Revocation, error) {
 		return apitype.Revocation{}, errInvalid(err)
 	}
 	if !s.revoke(stmt, b, nil) {
-		return apitype.Revocation{}, &apiError{Code: apitype.CodeAlreadyExists, Message: fmt.Sprintf("site %s is already revoked: see `weft revocation list`", stmt.Site)}
+		return apitype.Revocation{}, &apiError{Code: apitype.CodeAlreadyExists, Message: fmt.Sprintf("site %s (or this key of it) is already revoked: see `weft revocation list`", stmt.Site)}
 	}
-	if stmt.Site == s.id {
+	if stmt.Site == s.id && stmt.Kind != revocation.OperationalKey {
 		s.log.Error("this site revoked itself: every other site refuses it from now on; make a new site with a new --data directory", "reason", stmt.Reason)
 	}
 	return revocationView(stmt, b), nil

@@ -136,9 +136,15 @@ func TestRoguePeerCannotForgeAlterOrReplayRecords(t *testing.T) {
 		{"withdrawal signed by the rogue's key", withdrawal, rejectKeyMismatch},
 		{"honest's key, the rogue's signature", func() routing.Record {
 			r := forgedBy(rogueKey, func(r *routing.Record) { r.Connectors = nil })
-			r.Key = current.Key
+			r.Key, r.Cert = current.Key, current.Cert
 			return r
 		}(), rejectBadSignature},
+		{"the rogue's operational key and certificate", func() routing.Record {
+			r := current
+			r.Seq, r.Connectors = current.Seq+1000, nil
+			r.SignOp(rogue.op.Load())
+			return r
+		}(), rejectBadCert},
 		{"connector added", altered(func(r *routing.Record) {
 			r.Connectors = append(slices.Clone(r.Connectors), routing.Connector{Address: "evil", Protocol: "tcp"})
 		}), rejectBadSignature},
@@ -160,8 +166,8 @@ func TestRoguePeerCannotForgeAlterOrReplayRecords(t *testing.T) {
 			rogue.sendRaw(victim.ID(), tc.rec)
 			waitFor(t, "the victim to count the refusal", func() bool { return victim.rejected(tc.reason) > before })
 			r, ok := victim.record(honest.ID())
-			if !ok || r.Verify() != nil || !slices.Equal(connectorsOf(r), want) || r.Seq < current.Seq || r.Seq == tc.rec.Seq {
-				t.Fatalf("victim's record of honest changed: ok %v seq %d (was %d) connectors %v verify %v", ok, r.Seq, current.Seq, connectorsOf(r), r.Verify())
+			if !ok || r.Verify(time.Now()) != nil || !slices.Equal(connectorsOf(r), want) || r.Seq < current.Seq || r.Seq == tc.rec.Seq {
+				t.Fatalf("victim's record of honest changed: ok %v seq %d (was %d) connectors %v verify %v", ok, r.Seq, current.Seq, connectorsOf(r), r.Verify(time.Now()))
 			}
 			if len(victim.Table().Candidates("evil")) != 0 {
 				t.Fatal("the victim routes to a forged connector")

@@ -46,11 +46,18 @@ func openStream(t *testing.T, a, b *testSite) (net.Conn, *bufio.Reader) {
 	if code, _ := b.api("PUT", "/v1/connectors/echo", c, nil); code >= 300 {
 		t.Fatalf("connector: %d", code)
 	}
+	waitFor(t, "a to see the echo connector", func() bool { return len(a.Table().Candidates("echo")) == 1 })
+	return dialListener(t, a)
+}
+
+// dialListener connects to a's listener for the echo address, making it
+// the first time.
+func dialListener(t *testing.T, a *testSite) (net.Conn, *bufio.Reader) {
+	t.Helper()
 	l := resource.Listener{Spec: resource.ListenerSpec{Address: "echo"}}
 	l.Name = "echo"
 	addr, err := a.svc.SetListener(l)
 	must(t, err)
-	waitFor(t, "a to see the echo connector", func() bool { return len(a.Table().Candidates("echo")) == 1 })
 	conn, err := net.Dial("tcp", addr.String())
 	must(t, err)
 	t.Cleanup(func() { conn.Close() })

@@ -8,6 +8,7 @@ import (
 
 	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/opkey"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
 )
@@ -23,6 +24,9 @@ type routerInput struct {
 	peer siteid.ID
 	kind inputKind
 	rec  routing.Record
+	// op, seal and prevSeal are the keys of an inputKeys.
+	op             *opkey.Signer
+	seal, prevSeal [routing.SealKeyLen]byte
 }
 
 type inputKind uint8
@@ -32,6 +36,7 @@ const (
 	inputDown
 	inputRecord
 	inputRevoke // peer is the revoked site
+	inputKeys   // op, seal and prevSeal are the site's new keys
 )
 
 // routerLoop drives the router, as raft's node.go drives raft.Raft: it alone
@@ -81,6 +86,12 @@ func (s *Site) routerStep(in routerInput) bool {
 		return true
 	case inputRevoke:
 		s.router.Revoke(in.peer)
+		return false
+	case inputKeys:
+		s.router.SetSealKey(in.seal, in.prevSeal)
+		if err := s.router.SetSigner(in.op); err != nil {
+			s.log.Error("cannot sign with the new operational key", "err", err)
+		}
 		return false
 	default:
 		if s.router.Revoked(in.rec.Site) {

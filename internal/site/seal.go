@@ -34,9 +34,11 @@ func (s *Site) initSeal() error {
 		Help: "Sealed streams refused at this site (as the egress) and sealed records that failed to open, by reason.",
 	}, []string{"reason"})
 	s.metrics.Registry.MustRegister(refused)
-	cfg := seal.Config{Self: s.id, Key: key, Logger: s.log, Refused: func(r string) { refused.WithLabelValues(r).Inc() }}
+	cfg := seal.Config{Self: s.id, Key: key, Logger: s.log, Refused: func(r string) { refused.WithLabelValues(r).Inc() },
+		PrevPeerKey: func(id siteid.ID) ([seal.KeyLen]byte, bool) { return s.Table().PrevSealKey(id) }}
 	s.sealOut, s.sealIn = seal.NewInitiator(cfg), seal.NewResponder(cfg)
-	s.router.SetSealKey(key.Public)
+	s.sealKey = key
+	s.router.SetSealKey(key.Public, [seal.KeyLen]byte{})
 	return nil
 }
 

@@ -44,6 +44,7 @@ import (
 	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/observe"
+	"weft.dev/weft/internal/opkey"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/seal"
 	"weft.dev/weft/internal/service"
@@ -75,6 +76,14 @@ type Options struct {
 	// EventsAuthAuto (the default), EventsAuthOn or EventsAuthOff.
 	EventsAuth string
 
+	// OpKeyLife is the life of each operational key's certificate
+	// (default 30 days); the site rotates it when a third is left.
+	OpKeyLife time.Duration
+	// SealKeySwitch is how long after a key rotation the site's own new
+	// seal handshakes move to the new seal key, so that its peers have the
+	// record that advertises it first (default 10 s).
+	SealKeySwitch time.Duration
+
 	// Persist, when set, is called after each change is saved to DataDir,
 	// under the save lock; an error undoes nothing on disk but is the
 	// change's error. Kubernetes mode copies the state into a Secret here.
@@ -104,6 +113,14 @@ type Site struct {
 	// leaf lock held only for map operations.
 	revMu   sync.Mutex
 	revoked map[siteid.ID][]byte
+	// revokedKeys are the statements of revoked operational keys, by
+	// key; under revMu.
+	revokedKeys map[[32]byte][]byte
+	// op signs the site's records and link proofs (opkey.go); rotMu
+	// serialises rotations and guards sealKey, the current seal key.
+	op      atomic.Pointer[opkey.Signer]
+	rotMu   sync.Mutex
+	sealKey seal.Key
 	name    string
 	svc     *service.Manager
 	lock    *datadir.Lock
@@ -178,6 +195,12 @@ func New(opts Options) (s *Site, err error) {
 	if opts.LinkListen == "" {
 		opts.LinkListen = "127.0.0.1:0"
 	}
+	if opts.OpKeyLife == 0 {
+		opts.OpKeyLife = defaultOpKeyLife
+	}
+	if opts.SealKeySwitch == 0 {
+		opts.SealKeySwitch = defaultSealKeySwitch
+	}
 	if opts.RTTRefresh == 0 {
 		opts.RTTRefresh = 5 * time.Second
 	}
@@ -213,6 +236,14 @@ func New(opts Options) (s *Site, err error) {
 	s.sessions.Store(new(map[siteid.ID]*link.Session{}))
 	s.router = routing.NewSigned(s.key.Private(), st.Name, uint64(now.UnixMilli())<<16)
 	if err := s.loadRevocations(st); err != nil {
+		return nil, err
+	}
+	op, err := loadOrNewOpKey(opts.DataDir, s.key, now, s.opts.OpKeyLife, s.keyRevoked)
+	if err != nil {
+		return nil, err
+	}
+	s.op.Store(op)
+	if err := s.router.SetSigner(op); err != nil {
 		return nil, err
 	}
 	s.routerIn = make(chan routerInput, routerQueue)
@@ -461,6 +492,7 @@ func (s *Site) refreshLoop() {
 			s.log.Error("cannot purge expired tokens", "err", err)
 		}
 		s.rotateDue(time.Now())
+		s.rotateKeyDue(time.Now())
 		if s.serverCertDue(time.Now()) {
 			if err := s.renewServerCerts(time.Now()); err != nil {
 				s.log.Error("cannot renew the link listener's certificate; retrying", "err", err)
