@@ -135,6 +135,7 @@ func (s *Site) adminHandler() http.Handler {
 	maps.Copy(api, s.bridgeRoutes())
 	maps.Copy(api, s.eventCredentialRoutes())
 	maps.Copy(api, s.policyRoutes())
+	maps.Copy(api, s.networkRoutes())
 	for pattern, h := range api {
 		mux.Handle(pattern, s.authed(h))
 	}

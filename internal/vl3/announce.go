@@ -84,3 +84,9 @@ func ParseAnnouncement(site siteid.ID, address, protocol string, capacity uint32
 	}
 	return a, true, nil
 }
+
+// NetworkName is the network a stream's address names.
+func NetworkName(address string) (string, bool) {
+	name, ok := strings.CutPrefix(address, AddressPrefix)
+	return name, ok && CheckName("network", name) == nil
+}
