@@ -119,16 +119,14 @@ func iperf(t *testing.T, srvNS, cliNS string, addr netip.Addr, extra ...string) 
 		srv.Process.Signal(syscall.SIGTERM)
 		<-p.Done()
 	}()
-	var out string
-	waitFor(t, 10*time.Second, "iperf3 server in "+srvNS, func() bool {
-		o, err := tryNS(cliNS, append([]string{"iperf3", "-c", addr.String(), "-t", "2", "-J"}, extra...)...)
-		out = o
-		return err == nil
-	})
+	// iperf3 3.12 exits 0 with -J when the server is not up yet: the
+	// report's error says so.
 	var rep map[string]any
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatalf("iperf3 report: %v\n%s", err, out)
-	}
+	waitFor(t, 10*time.Second, "iperf3 server in "+srvNS, func() bool {
+		out, err := tryNS(cliNS, append([]string{"iperf3", "-c", addr.String(), "-t", "2", "-J"}, extra...)...)
+		rep = nil
+		return err == nil && json.Unmarshal([]byte(out), &rep) == nil && rep["error"] == nil
+	})
 	return rep
 }
 
