@@ -71,8 +71,8 @@ func (m *Manager) route(d *device, bp *[]byte, n int) bool {
 		m.drop(dropSpoofed)
 		return false
 	}
-	if peer := (*m.local.Load())[d.network][dst]; peer != nil {
-		m.packets.WithLabelValues("local").Inc()
+	if peer := (*m.devices.Load())[d.network][dst]; peer != nil {
+		m.local.Inc()
 		peer.f.Write(pkt)
 		return false
 	}
@@ -175,7 +175,7 @@ func (m *Manager) runSender(k senderKey, s *sender) {
 		}
 		err := writeFrame(w, (*p.buf)[:p.n])
 		bufPool.Put(p.buf)
-		m.packets.WithLabelValues("out").Inc()
+		m.sent.Inc()
 		if err == nil && len(s.q) == 0 {
 			err = w.Flush()
 		}
@@ -229,12 +229,12 @@ func (m *Manager) ServeStream(st Stream, network string, origin siteid.ID) {
 			m.drop(dropSpoofed)
 			continue
 		}
-		d := (*m.local.Load())[network][dst]
+		d := (*m.devices.Load())[network][dst]
 		if d == nil {
 			m.drop(dropNoAttachment)
 			continue
 		}
-		m.packets.WithLabelValues("in").Inc()
+		m.received.Inc()
 		d.f.Write(pkt)
 	}
 }

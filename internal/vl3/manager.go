@@ -52,18 +52,20 @@ const (
 // attachments, and the packet streams to other sites.
 //
 // mu guards nets, devs and senders; it is never held across I/O. The data
-// path reads routes and local without it.
+// path reads routes and devices without it.
 type Manager struct {
 	cfg     Config
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	dropped *prometheus.CounterVec
-	packets *prometheus.CounterVec
+	// sent, received and local count the packets carried (the data
+	// path's counters, looked up once).
+	sent, received, local prometheus.Counter
 
 	routes atomic.Pointer[Routes]
-	// local maps network, then address, to the device of a local attachment.
-	local atomic.Pointer[map[string]map[netip.Addr]*device]
+	// devices maps network, then address, to the device of a local attachment.
+	devices atomic.Pointer[map[string]map[netip.Addr]*device]
 
 	mu      sync.Mutex
 	nets    []Network
@@ -87,13 +89,14 @@ func NewManager(cfg Config) (*Manager, error) {
 	m := &Manager{cfg: cfg, nets: nets, devs: map[devKey]*device{}, senders: map[senderKey]*sender{},
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_vl3_dropped_packets_total",
 			Help: "vL3 packets this site dropped, by reason (malformed, spoofed, no-route, no-attachment, unreachable, queue-full)."}, []string{"reason"}),
-		packets: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_vl3_packets_total",
-			Help: "vL3 packets carried: out (from a local attachment to another site), in (from another site to a local attachment), local (between two local attachments)."}, []string{"direction"}),
 	}
-	cfg.Registry.MustRegister(m.dropped, m.packets)
+	packets := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_vl3_packets_total",
+		Help: "vL3 packets carried: out (from a local attachment to another site), in (from another site to a local attachment), local (between two local attachments)."}, []string{"direction"})
+	m.sent, m.received, m.local = packets.WithLabelValues("out"), packets.WithLabelValues("in"), packets.WithLabelValues("local")
+	cfg.Registry.MustRegister(m.dropped, packets)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.routes.Store(BuildRoutes(nil))
-	m.local.Store(&map[string]map[netip.Addr]*device{})
+	m.devices.Store(&map[string]map[netip.Addr]*device{})
 	return m, nil
 }
 
@@ -345,7 +348,7 @@ func (m *Manager) publishLocked() {
 		}
 		local[d.network][d.att.IP] = d
 	}
-	m.local.Store(&local)
+	m.devices.Store(&local)
 }
 
 func (m *Manager) drop(reason string) { m.dropped.WithLabelValues(reason).Inc() }
