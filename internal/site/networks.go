@@ -49,23 +49,26 @@ func (s *Site) deliverPackets(st *link.Stream, h *forward.Header, peer siteid.ID
 	}
 }
 
-// networkAnnouncements are the networks that t's sites announce; one that
-// does not parse is logged (its site signed it) and left out.
-func (s *Site) networkAnnouncements(t *routing.Table) []vl3.Announcement {
-	var out []vl3.Announcement
+// networkAnnouncements are the networks and attachment names that t's
+// sites announce; one that does not parse is logged (its site signed it)
+// and left out.
+func (s *Site) networkAnnouncements(t *routing.Table) (anns []vl3.Announcement, hosts []vl3.Host) {
 	recs := t.Records()
 	for i := range recs {
 		for _, c := range recs[i].Connectors {
-			a, ok, err := vl3.ParseAnnouncement(recs[i].Site, c.Address, c.Protocol, c.Capacity)
+			a, isNet, err := vl3.ParseAnnouncement(recs[i].Site, c.Address, c.Protocol, c.Capacity)
+			h, isHost, herr := vl3.ParseHost(c.Address, c.Protocol)
 			switch {
-			case err != nil:
-				s.log.Warn("a site announces a network that does not parse: ignored", "peer", recs[i].Name, "err", err)
-			case ok:
-				out = append(out, a)
+			case err != nil || herr != nil:
+				s.log.Warn("a site announces a network or attachment that does not parse: ignored", "peer", recs[i].Name, "err", errors.Join(err, herr))
+			case isNet:
+				anns = append(anns, a)
+			case isHost:
+				hosts = append(hosts, h)
 			}
 		}
 	}
-	return out
+	return anns, hosts
 }
 
 // networksChanged gives the vL3 manager the table's networks. routerLoop
@@ -82,6 +85,10 @@ func (s *Site) advertisedNetworks() []routing.Connector {
 	for _, a := range s.vl3.Advertised() {
 		addr, proto, capacity := a.Connector()
 		out = append(out, routing.Connector{Address: addr, Protocol: proto, Capacity: capacity})
+	}
+	for _, h := range s.vl3.AdvertisedHosts() {
+		addr, proto := h.Connector()
+		out = append(out, routing.Connector{Address: addr, Protocol: proto})
 	}
 	return out
 }

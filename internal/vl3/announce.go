@@ -59,7 +59,7 @@ func (a Announcement) Connector() (address, protocol string, capacity uint32) {
 // weft.
 func ParseAnnouncement(site siteid.ID, address, protocol string, capacity uint32) (a Announcement, ok bool, err error) {
 	name, found := strings.CutPrefix(address, AddressPrefix)
-	if !found {
+	if !found || strings.Contains(name, "/") { // a Host
 		return a, false, nil
 	}
 	if err := CheckName("network", name); err != nil {
@@ -89,4 +89,38 @@ func ParseAnnouncement(site siteid.ID, address, protocol string, capacity uint32
 func NetworkName(address string) (string, bool) {
 	name, ok := strings.CutPrefix(address, AddressPrefix)
 	return name, ok && CheckName("network", name) == nil
+}
+
+// Host is an attachment's name as its site announces it, for DNS: a
+// connector of address vl3:<network>/<name> whose protocol field is the
+// attachment's address.
+type Host struct {
+	Network, Name string
+	IP            netip.Addr
+}
+
+// Connector is h's connector address and protocol.
+func (h Host) Connector() (address, protocol string) {
+	return NetworkAddress(h.Network) + "/" + h.Name, h.IP.String()
+}
+
+// ParseHost reads a connector announcing an attachment's name; ok is false
+// for a connector that is not one.
+func ParseHost(address, protocol string) (h Host, ok bool, err error) {
+	rest, found := strings.CutPrefix(address, AddressPrefix)
+	network, name, isHost := strings.Cut(rest, "/")
+	if !found || !isHost {
+		return h, false, nil
+	}
+	if err := CheckName("network", network); err != nil {
+		return h, true, err
+	}
+	if err := CheckName("attachment", name); err != nil {
+		return h, true, err
+	}
+	ip, err := netip.ParseAddr(protocol)
+	if err != nil || !ip.Is4() {
+		return h, true, fmt.Errorf("%w: attachment %s.%s: address %q", ErrInvalid, name, network, protocol)
+	}
+	return Host{Network: network, Name: name, IP: ip}, true, nil
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -31,11 +33,19 @@ const (
 	batchBytes = 64 << 10
 )
 
-// device is a local attachment's TUN.
+// device is a local attachment's TUN, and its DNS server if it has one.
 type device struct {
 	f       *os.File
 	network string
 	att     Attachment
+	dns     *dns.Server
+}
+
+func (d *device) close() {
+	d.f.Close()
+	if d.dns != nil {
+		stopDNS(d.dns, d.att)
+	}
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, MaxPacket); return &b }}

@@ -95,7 +95,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	m.sent, m.received, m.local = packets.WithLabelValues("out"), packets.WithLabelValues("in"), packets.WithLabelValues("local")
 	cfg.Registry.MustRegister(m.dropped, packets)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.routes.Store(BuildRoutes(nil))
+	m.routes.Store(BuildRoutes(nil, nil))
 	m.devices.Store(&map[string]map[netip.Addr]*device{})
 	return m, nil
 }
@@ -121,7 +121,7 @@ func (m *Manager) Close() {
 	m.cancel()
 	m.mu.Lock()
 	for _, d := range m.devs {
-		d.f.Close()
+		d.close()
 	}
 	for _, s := range m.senders {
 		s.close()
@@ -142,10 +142,25 @@ func (m *Manager) Advertised() []Announcement {
 	return out
 }
 
-// TableChanged gives the manager the announcements of every reachable site.
-// It returns the conflicts the table holds, for the site to log.
-func (m *Manager) TableChanged(anns []Announcement) []string {
-	r := BuildRoutes(anns)
+// AdvertisedHosts are the names of this site's attachments with DNS.
+func (m *Manager) AdvertisedHosts() []Host {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Host
+	for _, n := range m.nets {
+		for _, a := range n.Attachments {
+			if a.DNS {
+				out = append(out, Host{Network: n.Name, Name: a.Name, IP: a.IP})
+			}
+		}
+	}
+	return out
+}
+
+// TableChanged gives the manager the networks and names every reachable
+// site announces. It returns the conflicts among them, for the site to log.
+func (m *Manager) TableChanged(anns []Announcement, hosts []Host) []string {
+	r := BuildRoutes(anns, hosts)
 	m.routes.Store(r)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -283,7 +298,7 @@ func (m *Manager) Attach(network string, a Attachment, mtu int) (Attachment, err
 		return a, err
 	}
 	m.publishLocked()
-	if claimed {
+	if claimed || a.DNS {
 		m.cfg.Announce()
 	}
 	return a, nil
@@ -304,6 +319,9 @@ func (m *Manager) Detach(network, netnsName string) error {
 		return fmt.Errorf("%w: namespace %s is not attached to %s", ErrNotFound, netnsName, network)
 	}
 	m.downLocked(network, netnsName)
+	if n.Attachments[j].DNS {
+		m.cfg.Announce()
+	}
 	n.Attachments = slices.Delete(n.Attachments, j, j+1)
 	m.publishLocked()
 	return m.saveLocked()
@@ -322,6 +340,12 @@ func (m *Manager) upLocked(n *Network, a Attachment) error {
 		return err
 	}
 	d := &device{f: f, network: n.Name, att: a}
+	if a.DNS {
+		if d.dns, err = m.startDNS(a); err != nil {
+			f.Close()
+			return err
+		}
+	}
 	m.devs[devKey{n.Name, a.Netns}] = d
 	m.wg.Add(1)
 	go func() {
@@ -334,7 +358,7 @@ func (m *Manager) upLocked(n *Network, a Attachment) error {
 func (m *Manager) downLocked(network, netnsName string) {
 	k := devKey{network, netnsName}
 	if d := m.devs[k]; d != nil {
-		d.f.Close()
+		d.close()
 		delete(m.devs, k)
 	}
 }

@@ -40,7 +40,7 @@ func TestServeStreamDrops(t *testing.T) {
 	m.TableChanged([]Announcement{
 		ann(1, "blue", "100.100.0.0/16", "100.100.1.0/24"),
 		ann(2, "blue", "100.100.0.0/16", "100.100.2.0/24"),
-	})
+	}, nil)
 	a, b := net.Pipe()
 	done := make(chan struct{})
 	go func() {

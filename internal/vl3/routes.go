@@ -13,6 +13,8 @@ import (
 // destination address is in. It is immutable once built.
 type Routes struct {
 	nets map[string]*netRoutes
+	// hosts maps "<attachment>.<network>.weft." to its address.
+	hosts map[string]netip.Addr
 	// Conflicts describe announcements that were ignored: a network with
 	// two CIDRs, or one prefix claimed by two sites.
 	Conflicts []string
@@ -24,13 +26,23 @@ type netRoutes struct {
 	owners []Announcement
 }
 
-// BuildRoutes makes the routing table from anns. Where sites disagree,
-// the announcement of the lower site ID wins, so that every site decides
-// alike: on a network's CIDR, and on a prefix two sites claimed at once.
-func BuildRoutes(anns []Announcement) *Routes {
+// BuildRoutes makes the routing table from anns and the attachments' names
+// in hosts. Where sites disagree, the announcement of the lower site ID
+// wins, so that every site decides alike: on a network's CIDR, and on a
+// prefix two sites claimed at once. Of two hosts of one name, the first
+// wins.
+func BuildRoutes(anns []Announcement, hosts []Host) *Routes {
 	anns = slices.Clone(anns)
 	slices.SortFunc(anns, func(a, b Announcement) int { return a.Site.Compare(b.Site) })
-	r := &Routes{nets: map[string]*netRoutes{}}
+	r := &Routes{nets: map[string]*netRoutes{}, hosts: map[string]netip.Addr{}}
+	for _, h := range hosts {
+		fqdn := h.Name + "." + h.Network + ".weft."
+		if _, dup := r.hosts[fqdn]; dup {
+			r.Conflicts = append(r.Conflicts, fmt.Sprintf("two attachments are named %s: the second, %s, is not in DNS", fqdn, h.IP))
+			continue
+		}
+		r.hosts[fqdn] = h.IP
+	}
 	for _, a := range anns {
 		n := r.nets[a.Network]
 		switch {
@@ -116,4 +128,11 @@ func (r *Routes) Networks() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Host is the address of the attachment whose fully qualified name
+// (<attachment>.<network>.weft.) is fqdn, lower case.
+func (r *Routes) Host(fqdn string) (netip.Addr, bool) {
+	a, ok := r.hosts[fqdn]
+	return a, ok
 }

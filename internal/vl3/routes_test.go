@@ -18,14 +18,14 @@ func TestRoutes(t *testing.T) {
 		ann(1, "blue", "100.100.0.0/16", "100.100.1.0/24"),
 		ann(2, "blue", "100.100.0.0/16", "100.100.9.0/24"),
 		ann(3, "blue", "100.100.0.0/16", ""),
-		ann(2, "red", "100.100.0.0/16", "100.100.1.0/24"), // same CIDR, another network
+		ann(2, "red", "100.100.0.0/16", "100.100.1.0/24"),  // same CIDR, another network
 		ann(4, "blue", "100.101.0.0/16", "100.101.0.0/24"), // disagrees on the CIDR
 		ann(5, "blue", "100.100.0.0/16", "100.100.9.0/24"), // claims site 2's prefix
-	})
+	}, []Host{{Network: "blue", Name: "app", IP: netip.MustParseAddr("100.100.1.7")}, {Network: "blue", Name: "app", IP: netip.MustParseAddr("100.100.9.7")}})
 	for _, c := range []struct {
 		network, dst string
-		site       byte
-		ok         bool
+		site         byte
+		ok           bool
 	}{
 		{"blue", "100.100.1.7", 1, true}, {"blue", "100.100.9.254", 2, true},
 		{"red", "100.100.1.7", 2, true}, {"blue", "100.100.5.1", 0, false},
@@ -37,8 +37,14 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("Owner(%s, %s) = %v %v, want site %d %v", c.network, c.dst, s, ok, c.site, c.ok)
 		}
 	}
-	if len(r.Conflicts) != 2 {
-		t.Errorf("conflicts %q, want 2", r.Conflicts)
+	if len(r.Conflicts) != 3 {
+		t.Errorf("conflicts %q, want 3", r.Conflicts)
+	}
+	if a, ok := r.Host("app.blue.weft."); !ok || a.String() != "100.100.1.7" {
+		t.Errorf("Host(app.blue.weft.) = %v %v, want the first one's address", a, ok)
+	}
+	if _, ok := r.Host("app.red.weft."); ok {
+		t.Errorf("app.red.weft. resolves")
 	}
 	if got := r.Taken("blue", id(1)); len(got) != 1 || got[0].String() != "100.100.9.0/24" {
 		t.Errorf("Taken = %v", got)
@@ -64,6 +70,20 @@ func TestAnnouncementRoundTrip(t *testing.T) {
 		got, ok, err := ParseAnnouncement(a.Site, addr, proto, capacity)
 		if err != nil || !ok || got != a {
 			t.Fatalf("round trip of %+v: %+v %v %v", a, got, ok, err)
+		}
+	}
+	for _, h := range []Host{{"blue", "app-1", netip.MustParseAddr("100.100.1.7")}} {
+		addr, proto := h.Connector()
+		if got, ok, err := ParseHost(addr, proto); !ok || err != nil || got != h {
+			t.Fatalf("host round trip of %+v: %+v %v %v", h, got, ok, err)
+		}
+		if _, ok, _ := ParseAnnouncement(id(1), addr, proto, 0); ok {
+			t.Fatalf("host %s parsed as a network", addr)
+		}
+	}
+	for _, bad := range [][2]string{{"vl3:blue/App", "100.100.1.7"}, {"vl3:blue/app", "fd00::1"}, {"vl3:b_lue/app", "100.100.1.7"}} {
+		if _, ok, err := ParseHost(bad[0], bad[1]); !ok || err == nil {
+			t.Errorf("ParseHost(%q, %q): %v %v, want an error", bad[0], bad[1], ok, err)
 		}
 	}
 	if _, ok, err := ParseAnnouncement(id(1), "orders", "tcp", 3); ok || err != nil {
@@ -97,7 +117,7 @@ func FuzzParseAnnouncement(f *testing.F) {
 			t.Fatalf("%+v re-parsed as %+v, %v", a, b, err)
 		}
 		if a.Prefix.IsValid() {
-			if s, ok := BuildRoutes([]Announcement{a}).Owner(a.Network, a.Prefix.Addr()); !ok || s != id(1) {
+			if s, ok := BuildRoutes([]Announcement{a}, nil).Owner(a.Network, a.Prefix.Addr()); !ok || s != id(1) {
 				t.Fatalf("no route into %+v", a)
 			}
 		}

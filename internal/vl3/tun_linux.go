@@ -46,42 +46,49 @@ func openTUN(nsName, ifname string, addr netip.Addr, cidr netip.Prefix, mtu int)
 	return f, nil
 }
 
-// createIn opens /dev/net/tun and creates the device from an OS thread that
-// entered ns, so the device is born there. A thread that cannot return to
-// the site's namespace is left locked, so the runtime retires it.
-func createIn(ns netns.NsHandle, ifname string) (int, error) {
-	type result struct {
-		fd  int
-		err error
-	}
-	ch := make(chan result, 1)
+// inNamespace runs f on an OS thread that entered ns, so that what f
+// creates (a device, a socket) is born there; it is used from any thread
+// afterwards. A thread that cannot return to the site's namespace is left
+// locked, so the runtime retires it; then the error says so and the caller
+// must close what f made.
+func inNamespace(ns netns.NsHandle, f func() error) error {
+	ch := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := netns.Get()
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{-1, err}
+			ch <- err
 			return
 		}
 		defer orig.Close()
 		if err := netns.Set(ns); err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{-1, err}
+			ch <- err
 			return
 		}
-		fd, err := tunCreate(ifname)
+		ferr := f()
 		if err := netns.Set(orig); err != nil {
-			if fd >= 0 {
-				unix.Close(fd)
-			}
-			ch <- result{-1, fmt.Errorf("returning to the site's namespace: %w", err)}
+			ch <- fmt.Errorf("returning to the site's namespace: %w", err)
 			return // still locked: the thread ends with this goroutine
 		}
 		runtime.UnlockOSThread()
-		ch <- result{fd, err}
+		ch <- ferr
 	}()
-	r := <-ch
-	return r.fd, r.err
+	return <-ch
+}
+
+// createIn creates the TUN device ifname in ns and returns its descriptor.
+func createIn(ns netns.NsHandle, ifname string) (int, error) {
+	fd := -1
+	err := inNamespace(ns, func() (err error) {
+		fd, err = tunCreate(ifname)
+		return err
+	})
+	if err != nil && fd >= 0 {
+		unix.Close(fd)
+	}
+	return fd, err
 }
 
 func tunCreate(ifname string) (int, error) {
