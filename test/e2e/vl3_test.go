@@ -45,7 +45,10 @@ func netns(t *testing.T) string {
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v\n%s", name, err, out)
 	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	t.Cleanup(func() {
+		exec.Command("ip", "netns", "del", name).Run()
+		os.RemoveAll("/etc/netns/" + name) // a resolv.conf a killed site left
+	})
 	inNS(t, name, "ip", "link", "set", "lo", "up")
 	return name
 }
@@ -153,8 +156,8 @@ func TestVL3LineOfThree(t *testing.T) {
 		return len(c.status().servedAt("vl3:blue")) > 0
 	})
 	nsA, nsC := netns(t), netns(t)
-	ipA := attach(t, a, "blue", nsA)
-	ipC := attach(t, c, "blue", nsC, "--ip", "") // the next free address
+	ipA := attach(t, a, "blue", nsA, "--dns")
+	ipC := attach(t, c, "blue", nsC, "--dns", "--name", "web")
 	if !netip.MustParsePrefix("100.100.0.0/16").Contains(ipA) || ipA == ipC {
 		t.Fatalf("addresses %s and %s", ipA, ipC)
 	}
@@ -167,6 +170,15 @@ func TestVL3LineOfThree(t *testing.T) {
 	}
 	waitPing(t, nsA, ipC)
 	waitPing(t, nsC, ipA)
+
+	// DNS: the name of c's attachment resolves in a's namespace.
+	waitFor(t, 15*time.Second, "web.blue.weft resolving in "+nsA, func() bool {
+		out, err := tryNS(nsA, "getent", "hosts", "web.blue.weft")
+		return err == nil && strings.HasPrefix(out, ipC.String()+" ")
+	})
+	if out, err := tryNS(nsA, "getent", "hosts", "nobody.blue.weft"); err == nil {
+		t.Fatalf("an unknown name resolves: %s", out)
+	}
 
 	tcp := iperf(t, nsC, nsA, ipC)
 	if bps := field(tcp, "end", "sum_received", "bits_per_second"); bps <= 0 {
