@@ -470,6 +470,10 @@ func (s *Site) applyOne(ctx context.Context, obj any) (name, result string, err 
 		return o.GetName(), createdOr(old != nil), s.putEventObject(o)
 	case *resource.Bridge:
 		return s.applyBridge(v)
+	case *resource.Network:
+		return s.applyNetwork(v)
+	case *resource.NetworkAttachment:
+		return s.applyNetworkAttachment(v)
 	case *resource.AddressExport, *resource.AddressImport:
 		o := obj.(object)
 		result, err := s.putRule(o)

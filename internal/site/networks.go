@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 
 	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/service"
 	"weft.dev/weft/internal/siteid"
@@ -134,4 +137,38 @@ func (s *Site) networkRoutes() map[string]handlerFunc {
 			return nil, networkError(s.vl3.Detach(r.PathValue("name"), r.PathValue("netns")))
 		},
 	}
+}
+
+// applyNetwork is apply's step for a Network.
+func (s *Site) applyNetwork(n *resource.Network) (name, result string, err error) {
+	cidr, err := netip.ParsePrefix(n.Spec.CIDR)
+	if err != nil {
+		return n.Name, "", errInvalid(err)
+	}
+	i := slices.IndexFunc(s.vl3.List(), func(o vl3.Network) bool { return o.Name == n.Name })
+	if i >= 0 {
+		old := s.vl3.List()[i]
+		if old.CIDR == cidr && old.MTU == n.Spec.MTU {
+			return n.Name, apitype.ApplyUnchanged, nil
+		}
+	}
+	return n.Name, createdOr(i >= 0), networkError(s.vl3.Create(vl3.Network{Name: n.Name, CIDR: cidr, MTU: n.Spec.MTU}))
+}
+
+// applyNetworkAttachment is apply's step for a NetworkAttachment: an
+// attachment of the namespace that exists already is left as it is.
+func (s *Site) applyNetworkAttachment(a *resource.NetworkAttachment) (name, result string, err error) {
+	for _, n := range s.vl3.List() {
+		if n.Name == a.Spec.Network && slices.ContainsFunc(n.Attachments, func(o vl3.Attachment) bool { return o.Netns == a.Spec.Netns }) {
+			return a.Name, apitype.ApplyUnchanged, nil
+		}
+	}
+	var ip netip.Addr
+	if a.Spec.IP != "" {
+		if ip, err = netip.ParseAddr(a.Spec.IP); err != nil {
+			return a.Name, "", errInvalid(err)
+		}
+	}
+	_, err = s.vl3.Attach(a.Spec.Network, vl3.Attachment{Name: a.Name, Netns: a.Spec.Netns, IP: ip, DNS: a.Spec.DNS}, 0)
+	return a.Name, apitype.ApplyCreated, networkError(err)
 }

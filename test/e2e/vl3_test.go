@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -229,7 +230,12 @@ func TestVL3Isolation(t *testing.T) {
 	b.linkTo(a)
 	a.weft("network", "create", "blue", "--cidr", "100.100.0.0/16")
 	a.weft("network", "create", "green", "--cidr", "100.100.0.0/16")
-	a.weft("network", "create", "red", "--cidr", "100.101.0.0/16")
+	// red, and both's device on it, are resources.
+	res := filepath.Join(t.TempDir(), "red.yaml")
+	if err := os.WriteFile(res, []byte("apiVersion: weft.dev/v1alpha1\nkind: Network\nmetadata: {name: red}\nspec: {cidr: 100.101.0.0/16}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.weft("apply", "-f", res)
 	waitFor(t, 15*time.Second, "b learns the networks", func() bool {
 		st := b.status()
 		return len(st.servedAt("vl3:blue")) > 0 && len(st.servedAt("vl3:green")) > 0 && len(st.servedAt("vl3:red")) > 0
@@ -244,7 +250,13 @@ func TestVL3Isolation(t *testing.T) {
 	greenA, both := netns(t), netns(t)
 	attach(t, a, "green", greenA)
 	attach(t, a, "blue", both)
-	attach(t, a, "red", both)
+	if err := os.WriteFile(res, []byte("apiVersion: weft.dev/v1alpha1\nkind: NetworkAttachment\nmetadata: {name: both}\nspec: {network: red, netns: "+both+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.weft("apply", "-f", res)
+	if out := a.weft("apply", "-f", res); !strings.Contains(out, "unchanged") {
+		t.Fatalf("applied again: %s", out)
+	}
 
 	waitPing(t, both, ipBlueB)
 	waitPing(t, both, ipRedB)
