@@ -11,7 +11,7 @@ import (
 )
 
 // AddressPrefix starts every connector address that announces a network.
-const AddressPrefix = "vl3:"
+const AddressPrefix = "vl3/"
 
 // nameRE is what a network's or an attachment's name must match: a DNS
 // label, so that <attachment>.<network>.weft is a name.
@@ -92,7 +92,7 @@ func NetworkName(address string) (string, bool) {
 }
 
 // Host is an attachment's name as its site announces it, for DNS: a
-// connector of address vl3:<network>/<name> whose protocol field is the
+// connector of address vl3/<network>/<name> whose protocol field is the
 // attachment's address.
 type Host struct {
 	Network, Name string

@@ -81,7 +81,7 @@ func TestAnnouncementRoundTrip(t *testing.T) {
 			t.Fatalf("host %s parsed as a network", addr)
 		}
 	}
-	for _, bad := range [][2]string{{"vl3:blue/App", "100.100.1.7"}, {"vl3:blue/app", "fd00::1"}, {"vl3:b_lue/app", "100.100.1.7"}} {
+	for _, bad := range [][2]string{{"vl3/blue/App", "100.100.1.7"}, {"vl3/blue/app", "fd00::1"}, {"vl3/b_lue/app", "100.100.1.7"}} {
 		if _, ok, err := ParseHost(bad[0], bad[1]); !ok || err == nil {
 			t.Errorf("ParseHost(%q, %q): %v %v, want an error", bad[0], bad[1], ok, err)
 		}
@@ -93,9 +93,9 @@ func TestAnnouncementRoundTrip(t *testing.T) {
 		addr, proto string
 		capacity    uint32
 	}{
-		{"vl3:Blue", "100.100.0.0/16", 0}, {"vl3:blue", "tcp", 0},
-		{"vl3:blue", "100.100.0.0/16", 0x64650100}, // 100.101.1.0: outside
-		{"vl3:blue", "100.100.0.0/16", 0x64640101}, // 100.100.1.1: not a prefix start
+		{"vl3/Blue", "100.100.0.0/16", 0}, {"vl3/blue", "tcp", 0},
+		{"vl3/blue", "100.100.0.0/16", 0x64650100}, // 100.101.1.0: outside
+		{"vl3/blue", "100.100.0.0/16", 0x64640101}, // 100.100.1.1: not a prefix start
 	} {
 		if _, ok, err := ParseAnnouncement(id(1), bad.addr, bad.proto, bad.capacity); !ok || err == nil {
 			t.Errorf("ParseAnnouncement(%q, %q, %x) = %v %v, want an error", bad.addr, bad.proto, bad.capacity, ok, err)
@@ -104,8 +104,8 @@ func TestAnnouncementRoundTrip(t *testing.T) {
 }
 
 func FuzzParseAnnouncement(f *testing.F) {
-	f.Add("vl3:blue", "100.100.0.0/16", uint32(0x64640100))
-	f.Add("vl3:x", "10.0.0.0/8", uint32(0))
+	f.Add("vl3/blue", "100.100.0.0/16", uint32(0x64640100))
+	f.Add("vl3/x", "10.0.0.0/8", uint32(0))
 	f.Fuzz(func(t *testing.T, addr, proto string, capacity uint32) {
 		a, ok, err := ParseAnnouncement(id(1), addr, proto, capacity)
 		if !ok || err != nil {

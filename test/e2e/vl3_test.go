@@ -154,7 +154,7 @@ func TestVL3LineOfThree(t *testing.T) {
 	c.linkTo(b)
 	a.weft("network", "create", "blue", "--cidr", "100.100.0.0/16")
 	waitFor(t, 15*time.Second, "c learns network blue", func() bool {
-		return len(c.status().servedAt("vl3:blue")) > 0
+		return len(c.status().servedAt("vl3/blue")) > 0
 	})
 	nsA, nsC := netns(t), netns(t)
 	ipA := attach(t, a, "blue", nsA, "--dns")
@@ -238,7 +238,7 @@ func TestVL3Isolation(t *testing.T) {
 	a.weft("apply", "-f", res)
 	waitFor(t, 15*time.Second, "b learns the networks", func() bool {
 		st := b.status()
-		return len(st.servedAt("vl3:blue")) > 0 && len(st.servedAt("vl3:green")) > 0 && len(st.servedAt("vl3:red")) > 0
+		return len(st.servedAt("vl3/blue")) > 0 && len(st.servedAt("vl3/green")) > 0 && len(st.servedAt("vl3/red")) > 0
 	})
 	blueB, greenB, redB := netns(t), netns(t), netns(t)
 	ipBlueB, ipGreenB, ipRedB := attach(t, b, "blue", blueB), attach(t, b, "green", greenB), attach(t, b, "red", redB)
