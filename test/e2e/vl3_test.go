@@ -270,3 +270,41 @@ func TestVL3Isolation(t *testing.T) {
 		t.Fatalf("green's namespace at b got %d packets, want at least 5", got-greenBefore)
 	}
 }
+
+// TestVL3AcrossOrganisations: a network is an address like any other for
+// the policy between organisations. Y's site does not see X's network until
+// X exports it and Y imports it; packets flow both ways once each side
+// exports and imports it.
+func TestVL3AcrossOrganisations(t *testing.T) {
+	needVL3(t)
+	x, y := startSite(t, "x"), startSite(t, "y")
+	y.linkTo(x)
+	xKey, xID := org(t, x, "xorg")
+	yKey, yID := org(t, y, "yorg")
+	x.join(xKey, xID)
+	y.join(yKey, yID)
+	x.weft("network", "create", "blue", "--cidr", "100.100.0.0/16")
+	nsX, nsY := netns(t), netns(t)
+	ipX := attach(t, x, "blue", nsX)
+	waitFor(t, 15*time.Second, "y to know x", func() bool { return y.status().hasSite("x") })
+	if out, err := y.try("network", "attach", "blue", "--netns", nsY); err == nil {
+		t.Fatalf("y attached to X's network before X exported it: %s", out)
+	}
+
+	x.weft("policy", "export", "vl3/blue", "--to", yID, "--name", "blue")
+	y.weft("policy", "import", "vl3/blue", "--from", xID, "--name", "blue")
+	waitFor(t, 15*time.Second, "y to learn network blue", func() bool {
+		_, err := y.try("network", "attach", "blue", "--netns", nsY)
+		return err == nil
+	})
+	ipY := networks(t, y)[0].Attachments[0].IP
+	// X does not import Y's part of blue yet: its replies have no route.
+	if out, err := tryNS(nsY, "ping", "-c", "2", "-W", "1", ipX.String()); err == nil {
+		t.Fatalf("ping across organisations before both sides agreed:\n%s", out)
+	}
+
+	y.weft("policy", "export", "vl3/blue", "--to", xID, "--name", "blue")
+	x.weft("policy", "import", "vl3/blue", "--from", yID, "--name", "blue")
+	waitPing(t, nsY, ipX)
+	waitPing(t, nsX, ipY)
+}
