@@ -255,16 +255,20 @@ func (m *Manager) Attach(network string, a Attachment, mtu int) (Attachment, err
 	r := m.routes.Load()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// n is changed as a copy and stored only once the device is up and
+	// the state saved, so a failure leaves the site as it was.
+	var n Network
 	i := m.indexLocked(network)
-	if i < 0 {
+	if i >= 0 {
+		n = m.nets[i]
+		n.Attachments = slices.Clone(n.Attachments)
+	} else {
 		cidr, ok := r.CIDR(network)
 		if !ok {
 			return a, fmt.Errorf("%w: no network %s here or at any reachable site: create it with `weft network create %s --cidr CIDR`", ErrNotFound, network, network)
 		}
-		m.nets = append(m.nets, Network{Name: network, CIDR: cidr, MTU: DefaultMTU})
-		i = len(m.nets) - 1
+		n = Network{Name: network, CIDR: cidr, MTU: DefaultMTU}
 	}
-	n := &m.nets[i]
 	if mtu != 0 {
 		n.MTU = mtu
 	}
@@ -288,15 +292,21 @@ func (m *Manager) Attach(network string, a Attachment, mtu int) (Attachment, err
 		return a, err
 	}
 	a.IP = ip
-	if err := m.upLocked(n, a); err != nil {
+	if err := m.upLocked(&n, a); err != nil {
 		return a, err
 	}
 	n.Attachments = append(n.Attachments, a)
-	if err := m.saveLocked(); err != nil {
-		n.Attachments = n.Attachments[:len(n.Attachments)-1]
+	nets := slices.Clone(m.nets)
+	if i >= 0 {
+		nets[i] = n
+	} else {
+		nets = append(nets, n)
+	}
+	if err := saveState(m.cfg.Dir, nets); err != nil {
 		m.downLocked(network, a.Netns)
 		return a, err
 	}
+	m.nets = nets
 	m.publishLocked()
 	if claimed || a.DNS {
 		m.cfg.Announce()

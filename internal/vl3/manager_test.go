@@ -2,6 +2,8 @@ package vl3
 
 import (
 	"context"
+	"errors"
+	"net/netip"
 	"io"
 	"log/slog"
 	"net"
@@ -81,5 +83,26 @@ func TestStateRoundTrip(t *testing.T) {
 	p := got[0].pool()
 	if a, _ := p.Allocate(n.Attachments[0].IP); a.IsValid() {
 		t.Fatalf("%s handed out twice", a)
+	}
+}
+
+// Refused creates and attachments leave the site as it was.
+func TestRefusals(t *testing.T) {
+	m := newTestManager(t, id(1))
+	m.TableChanged([]Announcement{ann(2, "blue", "100.100.0.0/16", "100.100.2.0/24")}, nil)
+	if err := m.Create(Network{Name: "blue", CIDR: netip.MustParsePrefix("100.101.0.0/16")}); !errors.Is(err, ErrConflict) {
+		t.Errorf("create with another site's name and another CIDR: %v", err)
+	}
+	if err := m.Create(Network{Name: "Blue", CIDR: netip.MustParsePrefix("100.101.0.0/16")}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("create with a bad name: %v", err)
+	}
+	if _, err := m.Attach("blue", Attachment{Netns: "weft-no-such-namespace"}, 0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("attach to a missing namespace: %v", err)
+	}
+	if err := m.Detach("blue", "x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("detach from a network not held: %v", err)
+	}
+	if n := m.List(); len(n) != 0 {
+		t.Errorf("after refusals the site holds %+v", n)
 	}
 }
