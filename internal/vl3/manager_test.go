@@ -3,10 +3,10 @@ package vl3
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
