@@ -106,7 +106,14 @@ func TestAnnouncementRoundTrip(t *testing.T) {
 func FuzzParseAnnouncement(f *testing.F) {
 	f.Add("vl3/blue", "100.100.0.0/16", uint32(0x64640100))
 	f.Add("vl3/x", "10.0.0.0/8", uint32(0))
+	f.Add("vl3/blue/app", "100.100.1.7", uint32(0))
 	f.Fuzz(func(t *testing.T, addr, proto string, capacity uint32) {
+		if h, ok, err := ParseHost(addr, proto); ok && err == nil {
+			ad, pr := h.Connector()
+			if g, _, err := ParseHost(ad, pr); err != nil || g != h {
+				t.Fatalf("host %+v re-parsed as %+v, %v", h, g, err)
+			}
+		}
 		a, ok, err := ParseAnnouncement(id(1), addr, proto, capacity)
 		if !ok || err != nil {
 			return
