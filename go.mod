@@ -24,6 +24,8 @@ require (
 	github.com/spf13/pflag v1.0.9
 	github.com/twmb/franz-go v1.22.3
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
+	github.com/vishvananda/netlink v1.3.1
+	github.com/vishvananda/netns v0.0.5
 	github.com/xtaci/smux v1.5.58
 	go.etcd.io/bbolt v1.3.11
 	go.uber.org/goleak v1.3.0

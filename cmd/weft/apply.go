@@ -23,7 +23,8 @@ func newApplyCmd() *cobra.Command {
 		Use:   "apply -f FILE",
 		Short: "Create or update the resources of FILE (several per file, separated by ---)",
 		Long: `Create or update every resource of FILE at the site, in order: kinds Listener,
-Connector, Topic, Queue, Subscription, Bridge, Link (with spec.token) and AccessToken
+Connector, Topic, Queue, Subscription, Bridge, Network, NetworkAttachment, Link
+(with spec.token) and AccessToken
 (redeemed into a link to its issuer). One line per document says what happened:
 created, configured, unchanged or failed. A document that fails does not stop
 the others, and then apply exits non-zero. - reads stdin.`,

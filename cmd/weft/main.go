@@ -72,7 +72,7 @@ directory) or to the controller (--controller URL or DIR).`,
 		newSiteCmd(), newDemoCmd(), newStatusCmd(), newApplyCmd(),
 		newTokenCmd(), newLinkCmd(), newRevocationCmd(), newListenerCmd(), newConnectorCmd(),
 		newTopicCmd(), newQueueCmd(), newSubscriptionCmd(), newPublishCmd(), newSubscribeCmd(), newCredentialCmd(),
-		newBridgeCmd(), newOrgCmd(), newPolicyCmd(), newBenchCmd(),
+		newBridgeCmd(), newOrgCmd(), newPolicyCmd(), newBenchCmd(), newNetworkCmd(),
 		newControllerCmd(), newIntentCmd(), newPlanCmd(),
 	)
 	return root

@@ -15,6 +15,9 @@ const (
 	KindTCP   Kind = 1 // a TCP connection, to a connector (service)
 	KindHTTP  Kind = 2 // a stream of HTTP requests, to an http connector (service)
 	KindEvent Kind = 3 // an event flow, to the broker (events)
+	// KindPacket is a stream of IP packets of a vL3 network, to the site
+	// owning their destinations (internal/vl3).
+	KindPacket Kind = 4
 )
 
 // Header limits.
@@ -48,7 +51,7 @@ var ErrBadHeader = errors.New("bad stream header")
 
 func (h *Header) validate() error {
 	switch {
-	case h.Kind < KindTCP || h.Kind > KindEvent:
+	case h.Kind < KindTCP || h.Kind > KindPacket:
 		return fmt.Errorf("%w: unknown kind %d", ErrBadHeader, h.Kind)
 	case len(h.Address) > MaxAddressLen:
 		return fmt.Errorf("%w: address of %d bytes", ErrBadHeader, len(h.Address))

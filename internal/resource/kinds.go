@@ -31,7 +31,8 @@ var (
 			&Site{}, &SiteList{}, &Link{}, &LinkList{}, &AccessGrant{}, &AccessGrantList{},
 			&AccessToken{}, &AccessTokenList{}, &Listener{}, &ListenerList{}, &Connector{}, &ConnectorList{},
 			&Topic{}, &TopicList{}, &Queue{}, &QueueList{}, &Subscription{}, &SubscriptionList{},
-			&Bridge{}, &BridgeList{}, &AddressExport{}, &AddressExportList{}, &AddressImport{}, &AddressImportList{})
+			&Bridge{}, &BridgeList{}, &AddressExport{}, &AddressExportList{}, &AddressImport{}, &AddressImportList{},
+			&Network{}, &NetworkList{}, &NetworkAttachment{}, &NetworkAttachmentList{})
 		metav1.AddToGroupVersion(s, GroupVersion)
 		return nil
 	})

@@ -533,7 +533,7 @@ func (t *AccessToken) Default() error {
 // +kubebuilder:object:generate=false
 type Decoded struct {
 	Kind   string
-	Object Object // *Listener, *Connector, *Link, *AccessToken, *Topic, *Queue, *Subscription, *Bridge, *AddressExport or *AddressImport
+	Object Object // *Listener, *Connector, *Link, *AccessToken, *Topic, *Queue, *Subscription, *Bridge, *AddressExport, *AddressImport, *Network or *NetworkAttachment
 }
 
 // maxDocument bounds one document so that a huge apply body cannot exhaust memory.
@@ -602,8 +602,12 @@ func decodeOne(doc []byte) (*Decoded, error) {
 		obj = &AddressExport{}
 	case KindAddressImport:
 		obj = &AddressImport{}
+	case KindNetwork:
+		obj = &Network{}
+	case KindNetworkAttachment:
+		obj = &NetworkAttachment{}
 	default:
-		return nil, invalid("kind", "%q is not one of Listener, Connector, Link, AccessToken, Topic, Queue, Subscription, Bridge, AddressExport, AddressImport", tm.Kind)
+		return nil, invalid("kind", "%q is not one of Listener, Connector, Link, AccessToken, Topic, Queue, Subscription, Bridge, AddressExport, AddressImport, Network, NetworkAttachment", tm.Kind)
 	}
 	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)

@@ -137,6 +137,7 @@ func (s *Site) adminHandler() http.Handler {
 	maps.Copy(api, s.bridgeRoutes())
 	maps.Copy(api, s.eventCredentialRoutes())
 	maps.Copy(api, s.policyRoutes())
+	maps.Copy(api, s.networkRoutes())
 	for pattern, h := range api {
 		mux.Handle(pattern, s.authed(h))
 	}
@@ -471,6 +472,10 @@ func (s *Site) applyOne(ctx context.Context, obj any) (name, result string, err 
 		return o.GetName(), createdOr(old != nil), s.putEventObject(o)
 	case *resource.Bridge:
 		return s.applyBridge(v)
+	case *resource.Network:
+		return s.applyNetwork(v)
+	case *resource.NetworkAttachment:
+		return s.applyNetworkAttachment(v)
 	case *resource.AddressExport, *resource.AddressImport:
 		o := obj.(object)
 		result, err := s.putRule(o)

@@ -113,7 +113,7 @@ func (s *Site) setLocal() {
 	if s.events != nil {
 		interests = s.events.Interests()
 	}
-	if err := s.router.SetLocal(s.localLinks(), s.svc.Advertised(), interests); err != nil {
+	if err := s.router.SetLocal(s.localLinks(), append(s.svc.Advertised(), s.advertisedNetworks()...), interests); err != nil {
 		s.metrics.LimitRefusals.WithLabelValues("record").Inc()
 		s.log.Error("site record over the routing limits; the network keeps the previous one: remove connectors or subscriptions", "err", err)
 	}
@@ -131,6 +131,7 @@ func (s *Site) routerReady() {
 		s.table.Store(t)
 		s.metrics.RoutingSites.Set(float64(len(t.Sites())))
 		s.svc.TableChanged()
+		s.networksChanged(t)
 		if s.events != nil {
 			s.events.TableChanged()
 		}
@@ -203,6 +204,8 @@ func (s *Site) deliverStream(st *link.Stream, h *forward.Header, peer siteid.ID)
 		}
 	case forward.KindEvent:
 		s.serveEventStream(st, h, peer)
+	case forward.KindPacket:
+		s.deliverPackets(st, h, peer)
 	default:
 		st.Reject(forward.RejectUnknownKind, fmt.Sprintf("stream kind %d is not served here", h.Kind))
 	}

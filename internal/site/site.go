@@ -49,6 +49,7 @@ import (
 	"weft.dev/weft/internal/seal"
 	"weft.dev/weft/internal/service"
 	"weft.dev/weft/internal/siteid"
+	"weft.dev/weft/internal/vl3"
 )
 
 // Options configure a site.
@@ -173,6 +174,8 @@ type Site struct {
 	// the site's metrics, and the warnings and errors it logged.
 	sampler *console.Sampler
 	recent  *console.Recent
+	// vl3 runs the site's vL3 networks (networks.go).
+	vl3 *vl3.Manager
 
 	ctx    context.Context // the Run context: ends every goroutine
 	cancel context.CancelFunc
@@ -275,6 +278,9 @@ func New(opts Options) (s *Site, err error) {
 		return nil, err
 	}
 	if err := s.initBridges(); err != nil {
+		return nil, err
+	}
+	if err := s.initNetworks(); err != nil {
 		return nil, err
 	}
 	for name, a := range map[string]string{adminAddrFile: s.adminLn.Addr().String(), linkAddrFile: s.linkLn.Addr().String()} {
@@ -393,6 +399,7 @@ func (s *Site) Run(ctx context.Context) error {
 		s.release()
 		return err
 	}
+	s.vl3.Start()
 	admin := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	s.goFunc(func() {
 		if err := admin.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -419,6 +426,7 @@ func (s *Site) Run(ctx context.Context) error {
 	admin.Shutdown(shutdownCtx)
 	s.linkLn.Close()
 	s.svc.Close()
+	s.vl3.Close()
 	s.mu.Lock()
 	for _, pcs := range s.peers {
 		for _, pc := range pcs {

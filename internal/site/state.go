@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"weft.dev/weft/internal/datadir"
 	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/resource"
 )
@@ -355,25 +356,5 @@ func adminToken(dir string) (string, error) {
 // writeFileAtomic replaces a file so that a crash leaves the old or the new
 // contents, never a torn mix.
 func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return datadir.WriteFile(path, b, mode)
 }
