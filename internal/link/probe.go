@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // On-demand probing: the heartbeat detector waits for a silence to outlast
@@ -24,12 +26,13 @@ import (
 // session passes its now(), so tests step it by hand.
 type prober struct {
 	mu     sync.Mutex
-	rtts   samples // the last PING->PONG round trips
-	gen    uint64  // counts probes; names the outstanding one
-	sent   int64   // when the outstanding probe was sent; -1 when none is
-	bound  int64   // how long it may go unanswered while the link is silent
-	due    int64   // when its timer was last armed to fire
-	graced bool    // its one grace for a late timer was given
+	rtts   samples       // the last PING->PONG round trips
+	gen    uint64        // counts probes; names the outstanding one
+	sent   int64         // when the outstanding probe was sent; -1 when none is
+	bound  int64         // how long it may go unanswered while the link is silent
+	due    int64         // when its timer was last armed to fire
+	graced bool          // its one grace for a late timer was given
+	answer chan struct{} // closed when the outstanding probe is answered
 
 	// ack is the write result of the last PROBE answer queued; only the
 	// read loop uses it. At most one answer waits in the send queue, so a
@@ -56,6 +59,7 @@ func (p *prober) pong(sent, sample int64) {
 	p.rtts.add(sample)
 	if p.sent >= 0 && sent >= p.sent {
 		p.sent = -1
+		close(p.answer)
 	}
 }
 
@@ -63,16 +67,18 @@ func (p *prober) pong(sent, sample int64) {
 // (each at least minSigma) + pause of the measured round trips, at most
 // ceiling. It does nothing while a probe is outstanding, or before enough
 // round trips were measured to judge one.
-func (p *prober) start(now, pause, minSigma, ceiling int64) (gen uint64, bound int64, ok bool) {
+// The returned channel is closed when the probe is answered.
+func (p *prober) start(now, pause, minSigma, ceiling int64) (gen uint64, bound int64, answered <-chan struct{}, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.sent >= 0 || p.rtts.n < detectorMinSamples {
-		return 0, 0, false
+		return 0, 0, nil, false
 	}
 	p.gen++
 	p.sent, p.bound, p.graced = now, p.rtts.limit(pause, minSigma, ceiling), false
 	p.due = now + p.bound
-	return p.gen, p.bound, true
+	p.answer = make(chan struct{})
+	return p.gen, p.bound, p.answer, true
 }
 
 // suspect reports whether a probe is outstanding.
@@ -154,7 +160,7 @@ func (s *Session) waitOpen(ctx context.Context, st *Stream) error {
 func (s *Session) suspect() {
 	hb := int64(s.cfg.HeartbeatInterval)
 	now := s.now()
-	gen, bound, ok := s.probe.start(now, hb/4, hb/50, int64(s.cfg.DeadAfter))
+	gen, bound, answered, ok := s.probe.start(now, hb/4, hb/50, int64(s.cfg.DeadAfter))
 	if !ok {
 		return
 	}
@@ -164,23 +170,35 @@ func (s *Session) suspect() {
 		return
 	}
 	s.log.Debug("link suspect: probing the peer", "bound", time.Duration(bound))
-	s.cfg.Clock.AfterFunc(time.Duration(bound), func() { s.judgeProbe(gen) })
+	// The timer starts here, not in the goroutine, so a test stepping a
+	// fake clock cannot step past a timer that does not exist yet.
+	go s.judgeProbe(gen, s.cfg.Clock.NewTimer(time.Duration(bound)), answered)
 }
 
-func (s *Session) judgeProbe(gen uint64) {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	now := s.now()
-	hb := int64(s.cfg.HeartbeatInterval)
-	v, at := s.probe.judge(gen, now, s.lastRecv.Load(), hb/10)
-	switch v {
-	case verdictWait:
-		s.cfg.Clock.AfterFunc(time.Duration(at-now), func() { s.judgeProbe(gen) })
-	case verdictDead:
-		s.closeWithError(fmt.Errorf("%w (probe unanswered, silent for %v; limit from the measured round trips)", ErrPeerDead, time.Duration(at).Round(time.Millisecond)))
+// judgeProbe waits for probe gen's answer, judging it each time t fires,
+// until it is answered or the session closes.
+func (s *Session) judgeProbe(gen uint64, t clock.Timer, answered <-chan struct{}) {
+	defer t.Stop()
+	lateSlack := int64(s.cfg.HeartbeatInterval) / 10
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-answered:
+			return
+		case <-t.C():
+		}
+		now := s.now()
+		v, at := s.probe.judge(gen, now, s.lastRecv.Load(), lateSlack)
+		switch v {
+		case verdictWait:
+			t.Reset(time.Duration(at - now))
+		case verdictDead:
+			s.closeWithError(fmt.Errorf("%w (probe unanswered: nothing received for %v since it was sent, the limit from the measured round trips)", ErrPeerDead, time.Duration(at).Round(time.Millisecond)))
+			return
+		default:
+			return
+		}
 	}
 }
 
