@@ -11,7 +11,6 @@ import (
 	"time"
 )
 
-
 // warmProber has measured detectorMinSamples round trips of rtt each.
 func warmProber(rtt int64) *prober {
 	p := newProber()
