@@ -131,7 +131,13 @@ func warmSession(t *testing.T, fc *fakeClock, s *Session, p *rawPeer, hb time.Du
 		ping := p.waitPing(t, time.Duration(i)*hb)
 		p.send(t, typePong, ping.payload)
 	}
-	eventually(t, 10*time.Second, "round trips measured", func() bool {
+	waitRoundTrips(t, s)
+}
+
+// waitRoundTrips waits until s measured enough round trips to probe.
+func waitRoundTrips(t *testing.T, s *Session) {
+	t.Helper()
+	eventually(t, 30*time.Second, "round trips measured", func() bool {
 		s.probe.mu.Lock()
 		defer s.probe.mu.Unlock()
 		return s.probe.rtts.n >= detectorMinSamples
@@ -265,33 +271,17 @@ func (c *frozenConn) Write(b []byte) (int, error) {
 // reading and writing is found dead by the probe an open sets off, and
 // never before it was frozen.
 func TestProbeFindsFrozenPeer(t *testing.T) {
-	a, b := tcpPair(t)
-	fb := &frozenConn{Conn: b}
+	var fb *frozenConn
+	frozenTCP := transport{"tcp, server frozen", func(t testing.TB) (net.Conn, net.Conn) {
+		a, b := tcpPair(t)
+		fb = &frozenConn{Conn: b}
+		return a, fb
+	}}
 	cfg := Config{HeartbeatInterval: 20 * time.Millisecond, DeadAfter: time.Hour}
-	c, s := Client(a, cfg), Server(fb, cfg)
-	t.Cleanup(func() {
-		fb.thaw()
-		c.Close()
-		s.Close()
-		<-c.Done()
-		<-s.Done()
-		c.wg.Wait()
-		s.wg.Wait()
-	})
-	go func() {
-		for {
-			st, err := s.Accept(context.Background())
-			if err != nil {
-				return
-			}
-			st.Confirm()
-		}
-	}()
-	eventually(t, 30*time.Second, "round trips measured", func() bool {
-		c.probe.mu.Lock()
-		defer c.probe.mu.Unlock()
-		return c.probe.rtts.n >= detectorMinSamples
-	})
+	c, s := sessions(t, frozenTCP, cfg, cfg)
+	t.Cleanup(func() { fb.thaw() }) // runs before the sessions close
+	go confirmAll(s)
+	waitRoundTrips(t, c)
 	if _, err := c.Open(ctxT(t), []byte("before")); err != nil {
 		t.Fatal("open before the freeze:", err)
 	}
@@ -310,11 +300,7 @@ func TestProbeFindsFrozenPeer(t *testing.T) {
 func TestProbeSlowConfirmKeepsLink(t *testing.T) {
 	cfg := Config{HeartbeatInterval: 20 * time.Millisecond, DeadAfter: time.Hour}
 	c, s := sessions(t, transports[1], cfg, cfg)
-	eventually(t, 30*time.Second, "round trips measured", func() bool {
-		c.probe.mu.Lock()
-		defer c.probe.mu.Unlock()
-		return c.probe.rtts.n >= detectorMinSamples
-	})
+	waitRoundTrips(t, c)
 	ctx := ctxT(t)
 	opened := make(chan error, 1)
 	go func() { _, err := c.Open(ctx, []byte("slow")); opened <- err }()
