@@ -20,6 +20,11 @@ type Candidate struct {
 	// Capacity is the relative weight within a tier; 0 means 1.
 	Capacity uint32
 	Limits   Limits
+	// Suspect marks a candidate whose path is under suspicion (its first
+	// link probes a peer slow to answer): it is used only when no other
+	// candidate is usable, before ejected ones. Callers set it from the
+	// link's state at each pick; it is undone as soon as they stop.
+	Suspect bool
 }
 
 // Limits saturate a candidate: at a limit it is skipped and work overflows
@@ -88,6 +93,7 @@ type member struct {
 const (
 	classSkip int8 = iota
 	classUsable
+	classSuspect
 	classEjected
 )
 
@@ -315,12 +321,17 @@ func (p *Picker) sync(cands []Candidate) []*entry {
 func (p *Picker) choose(now time.Time, cands []Candidate, exclude func(Key) bool, taken []bool) int {
 	ents := p.sync(cands)
 	p.class = p.class[:0]
-	var usableCost, ejectedCost uint64 = math.MaxUint64, math.MaxUint64
-	haveUsable, haveEjected := false, false
+	var usableCost, suspectCost, ejectedCost uint64 = math.MaxUint64, math.MaxUint64, math.MaxUint64
+	haveUsable, haveSuspect, haveEjected := false, false, false
 	for i, c := range cands {
 		cl := classSkip
 		switch e := ents[i]; {
 		case taken != nil && taken[i], exclude != nil && exclude(c.Key), e.saturated():
+		case c.Suspect && !e.ejected(now):
+			cl = classSuspect
+			if !haveSuspect || c.Cost < suspectCost {
+				suspectCost, haveSuspect = c.Cost, true
+			}
 		case e.ejected(now):
 			cl = classEjected
 			if !haveEjected || c.Cost < ejectedCost {
@@ -335,11 +346,14 @@ func (p *Picker) choose(now time.Time, cands []Candidate, exclude func(Key) bool
 		p.class = append(p.class, cl)
 	}
 	want, cost := classUsable, usableCost
-	if !haveUsable {
-		if !haveEjected {
-			return -1
-		}
+	switch {
+	case haveUsable:
+	case haveSuspect:
+		want, cost = classSuspect, suspectCost
+	case haveEjected:
 		want, cost = classEjected, ejectedCost
+	default:
+		return -1
 	}
 	oneTier := p.policy.Mode != ByCost
 

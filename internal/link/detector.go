@@ -15,9 +15,8 @@ import (
 // clock, so tests feed it arrivals step by step.
 type detector struct {
 	mu        sync.Mutex
-	intervals [detectorWindow]int64 // ring of the last PING inter-arrival times
-	n, next   int
-	last      int64 // arrival of the last PING; -1 before the first
+	intervals samples // the last PING inter-arrival times
+	last      int64   // arrival of the last PING; -1 before the first
 }
 
 const (
@@ -42,9 +41,7 @@ func (d *detector) ping(now int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.last >= 0 && now > d.last {
-		d.intervals[d.next] = now - d.last
-		d.next = (d.next + 1) % detectorWindow
-		d.n = min(d.n+1, detectorWindow)
+		d.intervals.add(now - d.last)
 	}
 	d.last = now
 }
@@ -57,18 +54,37 @@ func (d *detector) ping(now int64) {
 func (d *detector) timeout(pause, minSigma, ceiling int64) int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.n < detectorMinSamples {
+	return d.intervals.limit(pause, minSigma, ceiling)
+}
+
+// samples is a ring of the last detectorWindow measurements (ns) and the
+// phi-accrual threshold they imply; the caller locks.
+type samples struct {
+	v       [detectorWindow]int64
+	n, next int
+}
+
+func (w *samples) add(v int64) {
+	w.v[w.next] = v
+	w.next = (w.next + 1) % detectorWindow
+	w.n = min(w.n+1, detectorWindow)
+}
+
+// limit is mean + phiSigmas × max(deviation, minSigma) + pause, at most
+// ceiling, and ceiling until detectorMinSamples were measured.
+func (w *samples) limit(pause, minSigma, ceiling int64) int64 {
+	if w.n < detectorMinSamples {
 		return ceiling
 	}
 	var sum float64
-	for _, v := range d.intervals[:d.n] {
+	for _, v := range w.v[:w.n] {
 		sum += float64(v)
 	}
-	mean := sum / float64(d.n)
+	mean := sum / float64(w.n)
 	var sq float64
-	for _, v := range d.intervals[:d.n] {
+	for _, v := range w.v[:w.n] {
 		sq += (float64(v) - mean) * (float64(v) - mean)
 	}
-	sigma := max(math.Sqrt(sq/float64(d.n)), float64(minSigma))
+	sigma := max(math.Sqrt(sq/float64(w.n)), float64(minSigma))
 	return min(int64(mean+phiSigmas*sigma)+pause, ceiling)
 }

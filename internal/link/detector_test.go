@@ -24,8 +24,8 @@ func TestDetectorNeedsSamples(t *testing.T) {
 	}
 	// Out of order or repeated stamps add no interval.
 	d.ping(detectorMinSamples * 500 * ms)
-	if d.n != detectorMinSamples {
-		t.Fatalf("%d intervals after a repeated stamp", d.n)
+	if d.intervals.n != detectorMinSamples {
+		t.Fatalf("%d intervals after a repeated stamp", d.intervals.n)
 	}
 }
 

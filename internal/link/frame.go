@@ -25,10 +25,11 @@ const (
 	typePong
 	typeControl
 	typeGoAway
+	typeProbe
 	numTypes
 )
 
-var typeNames = [numTypes]string{"DATA", "WINDOW", "OPEN", "CONFIRM", "REJECT", "FIN", "RST", "PING", "PONG", "CONTROL", "GOAWAY"}
+var typeNames = [numTypes]string{"DATA", "WINDOW", "OPEN", "CONFIRM", "REJECT", "FIN", "RST", "PING", "PONG", "CONTROL", "GOAWAY", "PROBE"}
 
 func (t frameType) String() string {
 	if t < numTypes {
@@ -71,6 +72,7 @@ var lenBounds = [numTypes]struct {
 	typePong:    {8, 8, false},
 	typeControl: {0, MaxControlLen, false},
 	typeGoAway:  {4, 4, false},
+	typeProbe:   {8, 8, false},
 }
 
 func putHeader(b *[hdrSize]byte, t frameType, id uint32, length int) {

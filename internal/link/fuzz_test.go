@@ -18,6 +18,7 @@ func FuzzSession(f *testing.F) {
 	f.Add(seed(rawFrame(typePing, 0, make([]byte, 8)), rawFrame(typePong, 0, make([]byte, 8)), rawFrame(typeControl, 0, []byte("ctl"))))
 	f.Add(seed(open, rawFrame(typeOpen, 3, be32(1)), rawFrame(typeData, 3, []byte("xy")), rawFrame(typeGoAway, 0, be32(0))))
 	f.Add(seed(rawFrame(typeConfirm, 2, be32(5)), rawFrame(typeReject, 2, []byte{0, 1, 'n'})))
+	f.Add(seed(rawFrame(typeProbe, 0, make([]byte, 8)), rawFrame(typeProbe, 0, make([]byte, 8)), rawFrame(typePong, 0, make([]byte, 8))))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		a, b := net.Pipe()
 		s := Server(a, Config{StreamWindow: 64 << 10, MaxStreams: 64, AcceptBacklog: 8})

@@ -511,20 +511,23 @@ func TestSessionClose(t *testing.T) {
 	})
 }
 
+// confirmAll confirms and closes every stream s accepts until s closes.
+func confirmAll(s *Session) {
+	for {
+		st, err := s.Accept(context.Background())
+		if err != nil {
+			return
+		}
+		st.Confirm()
+		st.Close()
+	}
+}
+
 // Concurrent Opens must reach the peer with increasing IDs.
 func TestConcurrentOpen(t *testing.T) {
 	forStreamTransports(t, func(t *testing.T, tr transport) {
 		c, s := sessions(t, tr, Config{}, Config{})
-		go func() {
-			for {
-				st, err := s.Accept(context.Background())
-				if err != nil {
-					return
-				}
-				st.Confirm()
-				st.Close()
-			}
-		}()
+		go confirmAll(s)
 		var wg sync.WaitGroup
 		for range 64 {
 			wg.Add(1)

@@ -103,7 +103,7 @@ func (s *Session) handleFrame(br *bufio.Reader, t frameType, id, n uint32) error
 		}
 		return st.recvData(br, n)
 
-	case typeWindow, typeConfirm, typeRst, typePing, typePong, typeGoAway:
+	case typeWindow, typeConfirm, typeRst, typePing, typePong, typeGoAway, typeProbe:
 		if _, err := io.ReadFull(br, small[:n]); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -171,6 +171,10 @@ func (s *Session) handleFrame(br *bufio.Reader, t frameType, id, n uint32) error
 
 	case typePong:
 		s.onPong(small[:8])
+		return nil
+
+	case typeProbe:
+		s.answerProbe(small[:8])
 		return nil
 
 	case typeControl:

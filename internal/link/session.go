@@ -146,6 +146,7 @@ type Session struct {
 	pongQueued atomic.Bool
 	lastRecv   atomic.Int64 // now() of the last frame read; 0 (start) before any
 	det        *detector    // the peer's PING rhythm, for an adaptive DeadAfter
+	probe      *prober      // on-demand probes of a peer slow to answer (probe.go)
 	rtt        atomic.Int64
 
 	nOpened, nAccepted, nFailed, nSent, nRecv atomic.Uint64
@@ -170,6 +171,7 @@ func newSession(conn net.Conn, cfg Config, client bool) *Session {
 		streams:  make(map[uint32]*Stream),
 		wwake:    make(chan struct{}, 1),
 		det:      newDetector(),
+		probe:    newProber(),
 	}
 	side := "server"
 	s.nextID = 2
@@ -236,11 +238,9 @@ func (s *Session) Open(ctx context.Context, header []byte) (*Stream, error) {
 	s.streams[id] = st
 	s.nActive.Add(1)
 	s.mu.Unlock()
-	select {
-	case <-st.confirmed:
-	case <-ctx.Done():
+	if err := s.waitOpen(ctx, st); err != nil {
 		st.Reset(CodeCanceled)
-		return nil, ctx.Err()
+		return nil, err
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -510,6 +510,7 @@ func (s *Session) onPong(b []byte) {
 	if sample == 0 {
 		sample = 1
 	}
+	s.probe.pong(sent, sample)
 	old := s.rtt.Load()
 	if old == 0 {
 		s.rtt.Store(sample)

@@ -255,19 +255,19 @@ func closeTransports(ts []*http.Transport) {
 
 // pickConnection chooses a site for a TCP connection among those not in
 // tried, adds it to tried and counts the connection on it.
-func (a *address) pickConnection(now time.Time, tried map[balance.Key]bool) (routing.Candidate, balance.Key, bool) {
+func (a *address) pickConnection(now time.Time, tried map[balance.Key]bool, net Network) (routing.Candidate, balance.Key, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	v := a.view.Load()
 	if a.tcp == nil {
 		a.tcp = balance.NewPicker(balance.DefaultConfig(), a.rng)
 	}
-	return pickStart(a.tcp, now, v.tcp, tried, balance.Connection)
+	return pickStart(a.tcp, now, v.tcp, withSuspects(net, v.tcp), tried, balance.Connection)
 }
 
 // pickRequest is pickConnection for an HTTP request, ranked by the
 // listener's policy.
-func (a *address) pickRequest(now time.Time, tried map[balance.Key]bool, pol balance.Policy) (routing.Candidate, balance.Key, bool) {
+func (a *address) pickRequest(now time.Time, tried map[balance.Key]bool, pol balance.Policy, net Network) (routing.Candidate, balance.Key, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	v := a.view.Load()
@@ -275,13 +275,14 @@ func (a *address) pickRequest(now time.Time, tried map[balance.Key]bool, pol bal
 		a.ingress = balance.NewPicker(a.outlier, a.rng)
 	}
 	a.ingress.SetPolicy(pol)
-	return pickStart(a.ingress, now, v.http, tried, balance.Request)
+	return pickStart(a.ingress, now, v.http, withSuspects(net, v.http), tried, balance.Request)
 }
 
 // pickStart picks and counts under one lock, so that concurrent work sees
 // each other's load and cannot squeeze under a limit together.
-func pickStart(p *balance.Picker, now time.Time, c candidates, tried map[balance.Key]bool, kind balance.Kind) (routing.Candidate, balance.Key, bool) {
-	k, ok := p.Pick(now, c.list, func(k balance.Key) bool { return tried[k] })
+// list is c.list as the caller marked it (withSuspects).
+func pickStart(p *balance.Picker, now time.Time, c candidates, list []balance.Candidate, tried map[balance.Key]bool, kind balance.Kind) (routing.Candidate, balance.Key, bool) {
+	k, ok := p.Pick(now, list, func(k balance.Key) bool { return tried[k] })
 	if !ok {
 		return routing.Candidate{}, "", false
 	}

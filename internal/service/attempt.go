@@ -223,7 +223,7 @@ func (rr *raceRun) launch(n int, backup bool) {
 	if n != len(rr.attempts)+1 {
 		panic(fmt.Sprintf("service: race launched copy %d after %d", n, len(rr.attempts)))
 	}
-	cand, key, ok := in.addr.pickRequest(in.m.cfg.Clock.Now(), rr.tried, in.policy)
+	cand, key, ok := in.addr.pickRequest(in.m.cfg.Clock.Now(), rr.tried, in.policy, in.m.cfg.Net)
 	if !ok {
 		rr.attempts = append(rr.attempts, nil)
 		rr.r.noCandidate(n)

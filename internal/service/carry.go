@@ -34,7 +34,7 @@ func (m *Manager) carry(client net.Conn, a *address) {
 	tried := map[balance.Key]bool{}
 	var lastErr error
 	for {
-		c, k, ok := a.pickConnection(m.cfg.Clock.Now(), tried)
+		c, k, ok := a.pickConnection(m.cfg.Clock.Now(), tried, m.cfg.Net)
 		if !ok {
 			break
 		}

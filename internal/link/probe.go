@@ -1,0 +1,217 @@
+package link
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// On-demand probing: the heartbeat detector waits for a silence to outlast
+// the peer's PING rhythm, but a stream open the peer does not answer is
+// evidence sooner. Such an open makes the link suspect at once and sends a
+// PROBE out of turn, which the peer answers with a PONG at once. The probe
+// is judged against the round trips measured so far (their mean and jitter,
+// phi-accrual style as in detector.go) rather than against the PING
+// interval. While it is outstanding the link is suspect (Session.Suspect):
+// callers route new streams around it, which is cheap and undone by the
+// answer. Only a probe that stays unanswered, on a link from which nothing
+// at all arrived for as long, closes the session with ErrPeerDead. spec.md,
+// "Probes", is the protocol side.
+
+// prober is the state of one session's probing. It reads no clock: the
+// session passes its now(), so tests step it by hand.
+type prober struct {
+	mu     sync.Mutex
+	rtts   samples       // the last PING->PONG round trips
+	gen    uint64        // counts probes; names the outstanding one
+	sent   int64         // when the outstanding probe was sent; -1 when none is
+	bound  int64         // how long it may go unanswered while the link is silent
+	due    int64         // when its timer was last armed to fire
+	graced bool          // its one grace for a late timer was given
+	answer chan struct{} // closed when the outstanding probe is answered
+
+	// ack is the write result of the last PROBE answer queued; only the
+	// read loop uses it. At most one answer waits in the send queue, so a
+	// peer flooding PROBEs cannot grow it.
+	ack chan error
+}
+
+func newProber() *prober { return &prober{sent: -1} }
+
+type verdict int
+
+const (
+	verdictClear verdict = iota // nothing to judge: answered, or another probe's timer
+	verdictWait                 // judge again later
+	verdictDead                 // unanswered and silent past the bound
+)
+
+// pong records a PONG that echoed our stamp sent, sample ns after sending.
+// Any PONG for a PING or PROBE sent at or after the outstanding probe
+// answers it: the peer read the probe.
+func (p *prober) pong(sent, sample int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rtts.add(sample)
+	if p.sent >= 0 && sent >= p.sent {
+		p.sent = -1
+		close(p.answer)
+	}
+}
+
+// start begins a probe at now, with a bound of mean + phiSigmas deviations
+// (each at least minSigma) + pause of the measured round trips, at most
+// ceiling. It does nothing while a probe is outstanding, or before enough
+// round trips were measured to judge one.
+// The returned channel is closed when the probe is answered.
+func (p *prober) start(now, pause, minSigma, ceiling int64) (gen uint64, bound int64, answered <-chan struct{}, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sent >= 0 || p.rtts.n < detectorMinSamples {
+		return 0, 0, nil, false
+	}
+	p.gen++
+	p.sent, p.bound, p.graced = now, p.rtts.limit(pause, minSigma, ceiling), false
+	p.due = now + p.bound
+	p.answer = make(chan struct{})
+	return p.gen, p.bound, p.answer, true
+}
+
+// suspect reports whether a probe is outstanding.
+func (p *prober) suspect() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent >= 0
+}
+
+// judge is probe gen's timer firing at now; lastRecv is when the last frame
+// of any kind was read. The peer is dead when the probe is unanswered and
+// both the probe and the last frame are bound old: frames still arriving
+// (a long queue of data ahead of the PONG) defer the verdict. A timer that
+// fired more than lateSlack after its due time means this process was not
+// running (stopped, starved): the PONG may sit unread in the socket, so the
+// probe gets one more bound from now, once (the heartbeat loop's grace,
+// spec.md). It returns when to judge again for verdictWait, and the
+// silence for verdictDead.
+func (p *prober) judge(gen uint64, now, lastRecv, lateSlack int64) (verdict, int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sent < 0 || gen != p.gen {
+		return verdictClear, 0
+	}
+	if now-p.due > lateSlack && !p.graced {
+		p.graced = true
+		p.due = now + p.bound
+		return verdictWait, p.due
+	}
+	from := max(p.sent, lastRecv)
+	if now < from+p.bound {
+		p.due = from + p.bound
+		return verdictWait, p.due
+	}
+	return verdictDead, now - from
+}
+
+// Suspect reports whether the link is under suspicion: the peer was slow to
+// answer a stream open, and the probe sent then is not answered yet. Route
+// new streams elsewhere while it is, if there is elsewhere: the answer
+// clears it, and a peer that stays silent closes the session with
+// ErrPeerDead.
+func (s *Session) Suspect() bool { return s.probe.suspect() }
+
+// suspectAfter is how long an open may go unanswered before the link is
+// suspect: twice the smoothed RTT plus HeartbeatInterval/20 for the
+// acceptor's own work (25 ms by default).
+func (s *Session) suspectAfter() time.Duration {
+	return 2*time.Duration(s.rtt.Load()) + s.cfg.HeartbeatInterval/20
+}
+
+// waitOpen waits for the peer's answer to the OPEN of st. An OPEN sent into
+// a silence already suspectAfter long, or unanswered for that long, makes
+// the link suspect.
+func (s *Session) waitOpen(ctx context.Context, st *Stream) error {
+	after := s.suspectAfter()
+	if time.Duration(s.now()-s.lastRecv.Load()) > after {
+		s.suspect()
+	}
+	t := s.cfg.Clock.NewTimer(after)
+	defer t.Stop()
+	select {
+	case <-st.confirmed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C():
+	}
+	s.suspect()
+	select {
+	case <-st.confirmed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// suspect sends a PROBE unless one is outstanding, and arms its judgement.
+func (s *Session) suspect() {
+	hb := int64(s.cfg.HeartbeatInterval)
+	now := s.now()
+	gen, bound, answered, ok := s.probe.start(now, hb/4, hb/50, int64(s.cfg.DeadAfter))
+	if !ok {
+		return
+	}
+	f := newCtlFrame(typeProbe, 0, 8)
+	binary.BigEndian.PutUint64(f.payload, uint64(now))
+	if s.enqueue(f, true) != nil {
+		return
+	}
+	s.log.Debug("link suspect: probing the peer", "bound", time.Duration(bound))
+	// The timer starts here, not in the goroutine, so a test stepping a
+	// fake clock cannot step past a timer that does not exist yet.
+	go s.judgeProbe(gen, s.cfg.Clock.NewTimer(time.Duration(bound)), answered)
+}
+
+// judgeProbe waits for probe gen's answer, judging it each time t fires,
+// until it is answered or the session closes.
+func (s *Session) judgeProbe(gen uint64, t clock.Timer, answered <-chan struct{}) {
+	defer t.Stop()
+	lateSlack := int64(s.cfg.HeartbeatInterval) / 10
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-answered:
+			return
+		case <-t.C():
+		}
+		now := s.now()
+		v, at := s.probe.judge(gen, now, s.lastRecv.Load(), lateSlack)
+		switch v {
+		case verdictWait:
+			t.Reset(time.Duration(at - now))
+		case verdictDead:
+			s.closeWithError(fmt.Errorf("%w (probe unanswered: nothing received for %v since it was sent, the limit from the measured round trips)", ErrPeerDead, time.Duration(at).Round(time.Millisecond)))
+			return
+		default:
+			return
+		}
+	}
+}
+
+// answerProbe echoes a PROBE's payload in a PONG at once, ahead of stream
+// frames, unless the previous answer is still queued.
+func (s *Session) answerProbe(b []byte) {
+	if s.probe.ack != nil && len(s.probe.ack) == 0 {
+		return
+	}
+	f := newCtlFrame(typePong, 0, 8)
+	copy(f.payload, b)
+	f.done = make(chan error, 1)
+	if s.enqueue(f, true) == nil {
+		s.probe.ack = f.done
+	}
+}
