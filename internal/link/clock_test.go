@@ -71,18 +71,34 @@ func (c *fakeClock) AfterFunc(d time.Duration, f func()) clock.Timer {
 // Stop and Reset hold mu while they change the fake timer, so a test that
 // saw the new due time steps only after the fake timer has it too. Lock
 // order: fakeClock.mu, then the FakeClock's own lock.
+//
+// Both also drop a firing nobody received, as real timers do since Go
+// 1.23, which the session relies on. k8s's fake keeps it in the timer's
+// one-slot channel, and the next firing then blocks FakeClock.Step while
+// it holds the clock's lock, which the session needs to read the time
+// before it can drain the channel: a deadlock.
 func (t *trackedTimer) Stop() bool {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
 	delete(t.c.due, t)
-	return t.Timer.Stop()
+	active := t.Timer.Stop()
+	t.drain()
+	return active
 }
 
 func (t *trackedTimer) Reset(d time.Duration) bool {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
 	t.c.due[t] = t.c.Now().Add(d)
+	t.drain()
 	return t.Timer.Reset(d)
+}
+
+func (t *trackedTimer) drain() {
+	select {
+	case <-t.C():
+	default:
+	}
 }
 
 // armedAt reports whether a timer is armed to fire at at, still ahead.

@@ -82,6 +82,9 @@ func TestDeadPeerAdaptive(t *testing.T) {
 		for fc.since() < last+limit-time.Millisecond {
 			next := min(fc.since()+hb, last+limit-time.Millisecond)
 			fc.Step(next - fc.since())
+			if fc.since()%hb == 0 {
+				p.waitPing(t, fc.since())
+			}
 			alive(t, s, "at "+fc.since().String())
 		}
 		at = fc.since()

@@ -464,15 +464,13 @@ func (s *Session) heartbeatLoop(tick clock.Ticker, dead clock.Timer) {
 		woke = now
 		last := s.lastRecv.Load()
 		limit := s.det.timeout(hb/4, hb/20, deadAfter)
-		if !fired {
+		if !fired && (last+limit >= due || graced == last) {
 			s.ping()
-			if last+limit >= due || graced == last {
-				continue
-			}
-			// The peer's rhythm, learnt since the timer was armed, puts
-			// the deadline earlier (and this silence is not in its
-			// grace): judge now, or re-arm for it.
+			continue
 		}
+		// A tick on which the peer's rhythm, learnt since the timer was
+		// armed, puts the deadline earlier (and this silence is not in its
+		// grace): judge now, or re-arm for it, then PING.
 		idle := now - last
 		switch {
 		case idle < limit:
@@ -491,6 +489,12 @@ func (s *Session) heartbeatLoop(tick clock.Ticker, dead clock.Timer) {
 			return
 		}
 		dead.Reset(time.Duration(due - now))
+		// The PING goes after the re-arm so that a test on a fake clock,
+		// which waits for each tick's PING before it steps again, never
+		// moves time between reading now and arming the timer from it.
+		if !fired {
+			s.ping()
+		}
 	}
 }
 
