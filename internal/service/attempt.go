@@ -17,6 +17,7 @@ type attempt struct {
 	key    balance.Key
 	cand   routing.Candidate
 	label  string // Weft-Copy, when hedged
+	reason string // why this candidate, for its span
 	ctx    context.Context
 	cancel context.CancelFunc
 	start  time.Time
@@ -61,13 +62,15 @@ func (a *attempt) latency() time.Duration {
 
 // run sends the attempt and classifies what came back.
 func (in *ingress) run(a *attempt, req *http.Request) {
-	out := req.Clone(a.ctx)
+	ctx, span := in.m.startAttempt(a.ctx, in.addr.name, a.cand, a.label, a.reason)
+	out := req.Clone(ctx)
 	if req.GetBody != nil {
 		out.Body, _ = req.GetBody()
 	}
 	if a.label != "" {
 		out.Header.Set(HeaderCopy, a.label)
 	}
+	injectTrace(ctx, out.Header)
 	if a.cand.Site == in.m.cfg.Self {
 		a.resp, a.err = in.m.roundTripLocal(in.addr, out)
 	} else {
@@ -75,6 +78,7 @@ func (in *ingress) run(a *attempt, req *http.Request) {
 	}
 	a.took = in.m.cfg.Clock.Since(a.start)
 	a.v = classify(a.resp, a.err, a.ctx.Err() != nil, in.retryOn)
+	endAttempt(span, a)
 }
 
 // raceRun carries out the race of one request: it sends the copies the
@@ -203,6 +207,7 @@ func (rr *raceRun) do(act raceAction) {
 		closeResponse(a.resp)
 		a.cancel()
 	case actDeliver:
+		markWinner(rr.req.Context(), a)
 		rr.over, rr.resp = true, in.deliver(a)
 	}
 }
@@ -228,7 +233,11 @@ func (rr *raceRun) launch(n int, backup bool) {
 			cand.Path = path
 		}
 	}
-	a := &attempt{n: n, key: key, cand: cand, start: in.m.cfg.Clock.Now()}
+	var prev *attempt
+	if n > 1 {
+		prev = rr.attempts[n-2]
+	}
+	a := &attempt{n: n, key: key, cand: cand, start: in.m.cfg.Clock.Now(), reason: attemptReason(n, backup, prev)}
 	a.ctx, a.cancel = context.WithCancel(rr.req.Context())
 	rr.attempts = append(rr.attempts, a)
 	if !rr.hedged {

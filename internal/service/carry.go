@@ -7,9 +7,13 @@ import (
 	"net"
 	"sync"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/routing"
 )
 
@@ -32,16 +36,26 @@ func (m *Manager) carry(client net.Conn, a *address) {
 		client.Close()
 		return
 	}
+	ctx, span := m.cfg.Tracer.Start(m.life.ctx, "weft.ingress", trace.SpanKindServer,
+		tracing.KeyAddress.String(a.name), tracing.KeyKind.String("tcp"))
+	defer span.End()
 	tried := map[balance.Key]bool{}
 	var lastErr error
-	for {
+	for n := 1; ; n++ {
 		c, k, ok := a.pickConnection(m.cfg.Clock.Now(), tried)
 		if !ok {
 			break
 		}
+		reason := "best"
+		if n > 1 {
+			reason = "retry"
+		}
+		actx, aspan := m.startAttempt(ctx, a.name, c, "", reason)
 		start := m.cfg.Clock.Now()
-		far, err := m.connect(c, a)
+		far, err := m.connect(actx, c, a)
 		took := m.cfg.Clock.Since(start)
+		tracing.Fail(aspan, err)
+		aspan.End()
 		if err != nil {
 			// A saturated connector site is full, not failing: no sample
 			// and no strike towards ejection.
@@ -64,8 +78,12 @@ func (m *Manager) carry(client net.Conn, a *address) {
 		met.AddressBytes.WithLabelValues(a.name, "out").Add(float64(out))
 		met.AddressBytes.WithLabelValues(a.name, "in").Add(float64(in))
 		a.connectionDone(m.cfg.Clock.Now(), k, 0, balance.Cancelled)
+		if span.IsRecording() {
+			span.SetAttributes(tracing.KeyCandidate.String(c.SiteName), attribute.Int64("weft.bytes.out", out), attribute.Int64("weft.bytes.in", in))
+		}
 		return
 	}
+	tracing.Fail(span, lastErr)
 	met.StreamsFailed.WithLabelValues(a.name, "all-candidates-failed").Inc()
 	m.cfg.Logger.Warn("no connector could take the connection", "address", a.name, "tried", len(tried), "err", lastErr)
 	client.Close()
@@ -88,9 +106,9 @@ func (m *Manager) join(a, b net.Conn) (aToB, bToA int64) {
 }
 
 // connect reaches candidate c: the local target when c is this site, else a
-// stream along c's path.
-func (m *Manager) connect(c routing.Candidate, a *address) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(m.life.ctx, m.cfg.ConnectTimeout)
+// stream along c's path. ctx carries the attempt's span, not a deadline.
+func (m *Manager) connect(ctx context.Context, c routing.Candidate, a *address) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.ConnectTimeout)
 	defer cancel()
 	if c.Site == m.cfg.Self {
 		conn, _, err := m.dialLocal(ctx, a)
@@ -132,10 +150,17 @@ func (m *Manager) ServeStream(st Stream, h *forward.Header) {
 		st.Reject(forward.RejectNoConnector, fmt.Sprintf("%q: %v", h.Address, errNoLocalConnector))
 		return
 	}
-	ctx, cancel := context.WithTimeout(m.life.ctx, m.cfg.ConnectTimeout)
+	ctx, span := m.startHop(m.hopContext(h), "weft.egress", trace.SpanKindServer,
+		tracing.KeyAddress.String(h.Address), tracing.KeyKind.String("tcp"))
+	defer span.End()
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.ConnectTimeout)
+	_, tspan := m.startHop(ctx, "weft.target", trace.SpanKindClient, tracing.KeyAddress.String(h.Address))
 	conn, code, err := m.dialLocal(ctx, a)
 	cancel()
+	tracing.Fail(tspan, err)
+	tspan.End()
 	if err != nil {
+		tracing.Fail(span, err)
 		st.Reject(code, err.Error())
 		return
 	}

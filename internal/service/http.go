@@ -75,7 +75,7 @@ func (m *Manager) serveHTTP(l *listener) {
 	protos.SetUnencryptedHTTP2(true)
 	by := prometheus.Labels{"address": l.addr.name}
 	handler := promhttp.InstrumentHandlerDuration(m.cfg.Metrics.HTTPDuration.MustCurryWith(by),
-		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by), fullDuplex(in.proxy())))
+		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by), fullDuplex(in.traceIngress(in.proxy()))))
 	srv := &http.Server{
 		Handler:           handler,
 		Protocols:         &protos,
@@ -110,7 +110,9 @@ func (in *ingress) proxy() *httputil.ReverseProxy {
 			r.Out.URL.Scheme, r.Out.URL.Host = "http", in.addr.name
 			r.SetXForwarded()
 			r.Out.Header.Set(HeaderProto, clientProto(r.In))
-			ensureTraceparent(r.Out.Header)
+			if !in.m.cfg.Tracer.On() {
+				ensureTraceparent(r.Out.Header) // else each attempt's span sets it
+			}
 		},
 		Transport: in,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
