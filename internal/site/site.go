@@ -95,7 +95,7 @@ type Site struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *observe.Metrics
-	tracer  *tracing.Tracer // nil: tracing off
+	tracer  *tracing.Tracer   // nil: tracing off
 	key     *identity.SiteKey // the site ID is its hash
 	ca      *identity.CA
 	// legacyCA is the CA under the random ID the site had before it moved
