@@ -25,6 +25,7 @@ if [[ -x .ci/install-controller-deps.sh ]]; then
 	bash .ci/install-controller-deps.sh
 fi
 bash .ci/install-bridge-deps.sh
+bash .ci/install-jaeger.sh
 nats_dir=$(bash .ci/install-nats-server.sh)
 export PATH=$nats_dir:$PATH
 
