@@ -71,7 +71,7 @@ admin API (admin.addr) and event API (events.addr) and the admin credential
 				return err
 			}
 			o.Logger, o.DataDir = log, g.data
-			if o.Tracing, err = tf.start(cmd.Context(), "weft"); err != nil {
+			if o.Tracing, err = tf.start(cmd.Context(), "weft", log); err != nil {
 				return err
 			}
 			defer tf.stop(o.Tracing, log)
@@ -147,7 +147,7 @@ directory unless --dir is given.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Command = demoCommand()
 			var err error
-			if o.Tracing, err = tf.start(cmd.Context(), "weft"); err != nil {
+			if o.Tracing, err = tf.start(cmd.Context(), "weft", nil); err != nil {
 				return err
 			}
 			defer tf.stop(o.Tracing, nil)

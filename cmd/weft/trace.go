@@ -20,8 +20,8 @@ func (t *traceFlags) add(cmd *cobra.Command) {
 }
 
 // start starts the tracer provider the flags ask for: nil when off.
-func (t *traceFlags) start(ctx context.Context, service string) (*tracing.Provider, error) {
-	return tracing.Start(ctx, t.sample, service)
+func (t *traceFlags) start(ctx context.Context, service string, log *slog.Logger) (*tracing.Provider, error) {
+	return tracing.Start(ctx, t.sample, service, log)
 }
 
 // stopTimeout bounds the export of the last spans at exit, so that an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 
@@ -13,6 +14,7 @@ import (
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/observe"
 	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/routing"
 )
@@ -28,17 +30,19 @@ func (m *Manager) carry(client net.Conn, a *address) {
 		return
 	}
 	defer m.life.release(client)
+	ctx := observe.WithLogAttrs(m.life.ctx, slog.String("address", a.name), slog.String("stream", client.RemoteAddr().String()))
+	ctx, span := m.cfg.Tracer.Start(ctx, "weft.ingress", trace.SpanKindServer,
+		tracing.KeyAddress.String(a.name), tracing.KeyKind.String("tcp"))
+	defer span.End()
 	if len(m.fresh(a).tcp.list) == 0 {
+		tracing.Fail(span, errNoCandidate)
 		met.StreamsFailed.WithLabelValues(a.name, "no-connector").Inc()
 		// Said here, as for all candidates failing below: a client cut off
 		// with no word in the log looks like a broken network.
-		m.cfg.Logger.Warn("no connector for the address is reachable; connection closed", "address", a.name, "client", client.RemoteAddr().String())
+		m.cfg.Logger.WarnContext(ctx, "no connector for the address is reachable; connection closed")
 		client.Close()
 		return
 	}
-	ctx, span := m.cfg.Tracer.Start(m.life.ctx, "weft.ingress", trace.SpanKindServer,
-		tracing.KeyAddress.String(a.name), tracing.KeyKind.String("tcp"))
-	defer span.End()
 	tried := map[balance.Key]bool{}
 	var lastErr error
 	for n := 1; ; n++ {
@@ -65,7 +69,7 @@ func (m *Manager) carry(client net.Conn, a *address) {
 				o, lat = balance.Cancelled, 0
 			}
 			a.connectionDone(m.cfg.Clock.Now(), k, lat, o)
-			m.cfg.Logger.Debug("candidate failed", "address", a.name, "site", c.SiteName, "err", err)
+			m.cfg.Logger.DebugContext(ctx, "candidate failed", "candidate", c.SiteName, "err", err)
 			lastErr = err
 			continue
 		}
@@ -85,7 +89,7 @@ func (m *Manager) carry(client net.Conn, a *address) {
 	}
 	tracing.Fail(span, lastErr)
 	met.StreamsFailed.WithLabelValues(a.name, "all-candidates-failed").Inc()
-	m.cfg.Logger.Warn("no connector could take the connection", "address", a.name, "tried", len(tried), "err", lastErr)
+	m.cfg.Logger.WarnContext(ctx, "no connector could take the connection", "tried", len(tried), "err", lastErr)
 	client.Close()
 }
 

@@ -121,7 +121,7 @@ func (in *ingress) proxy() *httputil.ReverseProxy {
 				code = http.StatusServiceUnavailable
 			}
 			if r.Context().Err() == nil {
-				in.m.cfg.Logger.Debug("http request failed", "address", in.addr.name, "err", err)
+				in.m.cfg.Logger.DebugContext(r.Context(), "http request failed", "address", in.addr.name, "stream", r.RemoteAddr, "err", err)
 			}
 			http.Error(w, err.Error(), code)
 		},

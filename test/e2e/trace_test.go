@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -235,4 +237,45 @@ func TestTraceTCP(t *testing.T) {
 		}
 		return errors.Join(childOf(att, in), childOf(transit, att), childOf(egress, transit), childOf(target, egress))
 	})
+}
+
+// TestLogFields: a traced site with --log-format json writes only JSON
+// lines; every line of the site names it, and a data-path line (a client
+// connection to an address no one serves) names the address, the stream
+// and the connection's trace ID. Spans go to a sink that takes anything.
+func TestLogFields(t *testing.T) {
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	defer sink.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink.URL)
+	a := startSite(t, "a", "--log-format", "json", "--trace-sample", "1")
+	addr := a.listen("nowhere")
+	if _, err := greeting(addr); err == nil {
+		t.Fatal("a connection to an address with no connector was served")
+	}
+	var line map[string]any
+	waitFor(t, 5*time.Second, "the data-path log line", func() bool {
+		for _, l := range strings.Split(strings.TrimSpace(a.log.String()), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("not a JSON log line: %q", l)
+			}
+			if m["msg"] != "weft site starting" && m["site"] != "a" {
+				t.Fatalf("line without site=a: %q", l)
+			}
+			if strings.HasPrefix(fmt.Sprint(m["msg"]), "no connector for the address") {
+				line = m
+			}
+		}
+		return line != nil
+	})
+	if line["address"] != "nowhere" {
+		t.Errorf("address = %v, want nowhere", line["address"])
+	}
+	if s, _ := line["stream"].(string); !strings.HasPrefix(s, "127.0.0.1:") {
+		t.Errorf("stream = %v, want the client's address", line["stream"])
+	}
+	if id, _ := line["trace_id"].(string); len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+		t.Errorf("trace_id = %v, want 32 hex digits", line["trace_id"])
+	}
 }

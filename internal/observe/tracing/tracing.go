@@ -12,9 +12,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -60,13 +62,19 @@ var ErrRatio = errors.New("trace sample ratio must be between 0 and 1")
 // _TRACES_ form) says: "grpc", or "http/protobuf", the default the
 // specification names. Endpoint, headers, TLS and timeout come from the
 // other OTEL_EXPORTER_OTLP_* variables, read by the exporters themselves.
-// A ratio of 0 starts nothing and returns nil: tracing is off.
-func Start(ctx context.Context, ratio float64, service string) (*Provider, error) {
+// A ratio of 0 starts nothing and returns nil: tracing is off. Export
+// errors go to log, when it is not nil.
+func Start(ctx context.Context, ratio float64, service string, log *slog.Logger) (*Provider, error) {
 	if ratio < 0 || ratio > 1 || ratio != ratio {
 		return nil, fmt.Errorf("%w: got %v", ErrRatio, ratio)
 	}
 	if ratio == 0 {
 		return nil, nil
+	}
+	if log != nil {
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn("tracing failed; check OTEL_EXPORTER_OTLP_ENDPOINT and that the collector runs", "err", err)
+		}))
 	}
 	exp, err := newExporter(ctx)
 	if err != nil {
