@@ -80,6 +80,12 @@ func Start(ctx context.Context, ratio float64, service string, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
+	return WithExporter(ctx, exp, ratio, service)
+}
+
+// WithExporter is Start with the exporter given, such as an in-memory one
+// in tests.
+func WithExporter(ctx context.Context, exp sdktrace.SpanExporter, ratio float64, service string) (*Provider, error) {
 	// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override service.
 	res, err := resource.New(ctx, resource.WithAttributes(semconv.ServiceName(service)),
 		resource.WithTelemetrySDK(), resource.WithFromEnv())
