@@ -138,7 +138,8 @@ type Tracer struct {
 	site attribute.KeyValue
 }
 
-var nonRecording = noop.Span{}
+// nonRecording is boxed once, so that returning it allocates nothing.
+var nonRecording trace.Span = noop.Span{}
 
 // Start starts a span named name as a child of the span in ctx (or of the
 // remote span context there), with the site's name and attrs. With
