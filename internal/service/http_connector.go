@@ -156,7 +156,7 @@ func (m *Manager) streamServer() *streamServer {
 			if r.Body != nil && r.Body != http.NoBody {
 				r.Body = &streamBody{ReadCloser: r.Body, c: c}
 			}
-			ctx, span := m.startHop(egressContext(c, r), "weft.egress", trace.SpanKindServer,
+			ctx, span := m.startHop(m.egressContext(c, r), "weft.egress", trace.SpanKindServer,
 				tracing.KeyAddress.String(c.addr.name), attribute.String("http.request.method", r.Method))
 			defer span.End()
 			resp, err := m.roundTripLocal(c.addr, r.WithContext(ctx))
