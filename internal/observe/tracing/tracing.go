@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 
@@ -161,4 +162,23 @@ func Fail(span trace.Span, err error) {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
 	}
+}
+
+// Handler wraps an API's handler in a server span per request, named by
+// the route it matched and continuing the caller's W3C trace context.
+// With tracing off it returns h.
+func Handler(t *Tracer, h http.Handler) http.Handler {
+	if !t.On() {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := t.Start(ctx, r.Method, trace.SpanKindServer, attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path))
+		defer span.End()
+		r = r.WithContext(ctx)
+		h.ServeHTTP(w, r)
+		if r.Pattern != "" { // set by the ServeMux that routed it
+			span.SetName(r.Pattern)
+		}
+	})
 }

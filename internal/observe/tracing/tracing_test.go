@@ -3,6 +3,8 @@ package tracing
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -81,5 +83,31 @@ func TestParentBased(t *testing.T) {
 	}
 	if site != "a" {
 		t.Errorf("span site %q, want a", site)
+	}
+}
+
+// An API call is a server span named by its route, continuing the
+// caller's trace.
+func TestHandler(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	p, err := WithExporter(context.Background(), exp, 1, "weft-controller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(context.Background())
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/projects/{name}", func(http.ResponseWriter, *http.Request) {})
+	req := httptest.NewRequest("GET", "/v1/projects/shop", nil)
+	req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	Handler(p.Tracer("controller"), mux).ServeHTTP(httptest.NewRecorder(), req)
+	if err := p.tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 1 || spans[0].Name != "GET /v1/projects/{name}" || spans[0].Parent.SpanID().String() != "00f067aa0ba902b7" {
+		t.Fatalf("spans %+v", spans)
+	}
+	if h := http.NotFoundHandler(); Handler(nil, h) == nil {
+		t.Fatal("tracing off lost the handler")
 	}
 }
