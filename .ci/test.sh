@@ -28,6 +28,7 @@ bash .ci/install-bridge-deps.sh
 bash .ci/install-observability-deps.sh
 bash .ci/install-browser-deps.sh
 bash .ci/install-vl3-deps.sh
+bash .ci/install-jaeger.sh
 nats_dir=$(bash .ci/install-nats-server.sh)
 export PATH=$nats_dir:$PATH
 

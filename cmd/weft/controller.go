@@ -27,6 +27,7 @@ func newControllerCmd() *cobra.Command {
 		listen, db string
 		maxBackoff time.Duration
 		lf         logFlags
+		tf         traceFlags
 	)
 	run := &cobra.Command{
 		Use:   "run --data DIR [--listen HOST:PORT] [--db sqlite://PATH|postgres://...]",
@@ -47,8 +48,13 @@ DNS). It writes the address it serves on (api.addr) and its admin token
 			if err != nil {
 				return err
 			}
+			tp, err := tf.start(cmd.Context(), "weft-controller", log)
+			if err != nil {
+				return err
+			}
+			defer tf.stop(tp, log)
 			return controller.Run(cmd.Context(), controller.Options{
-				Data: g.data, Listen: listen, DB: db, Logger: log,
+				Data: g.data, Listen: listen, DB: db, Logger: log, Tracing: tp,
 				Engine: reconcile.Options{MaxBackoff: maxBackoff},
 				// With --listen HOST:0 the file is the only way to learn the port.
 				Ready: func(addr string) {
@@ -63,6 +69,7 @@ DNS). It writes the address it serves on (api.addr) and its admin token
 	run.Flags().DurationVar(&maxBackoff, "max-backoff", 0, "cap of the retry delay for an unreachable target (default 5m)")
 	run.Flags().StringVar(&db, "db", "", "database URL (default sqlite://DATA/controller.db)")
 	lf.add(run)
+	tf.add(run)
 
 	status := &cobra.Command{
 		Use:   "status [PROJECT/APP/VERSION/GROUP]",

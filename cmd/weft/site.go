@@ -43,6 +43,7 @@ func newSiteCmd() *cobra.Command {
 	var (
 		o   site.Options
 		lf  logFlags
+		tf  traceFlags
 		ko  kube.Options
 		k8s bool
 	)
@@ -70,6 +71,10 @@ admin API (admin.addr) and event API (events.addr) and the admin credential
 				return err
 			}
 			o.Logger, o.DataDir = log, g.data
+			if o.Tracing, err = tf.start(cmd.Context(), "weft", log); err != nil {
+				return err
+			}
+			defer tf.stop(o.Tracing, log)
 			if k8s {
 				return runKubernetes(cmd.Context(), o, ko)
 			}
@@ -100,6 +105,7 @@ admin API (admin.addr) and event API (events.addr) and the admin credential
 	f.StringVar(&ko.PodLabels, "pod-labels", "app.kubernetes.io/name=weft-site", "Kubernetes mode: labels of the site's pods, which listeners' Services select")
 	f.StringVar(&ko.ListenerHost, "listener-host", "0.0.0.0", "Kubernetes mode: address listeners without spec.host listen on")
 	lf.add(run)
+	tf.add(run)
 	return group(&cobra.Command{
 		Use:   "site",
 		Short: "Run a site",
@@ -125,7 +131,10 @@ func runKubernetes(ctx context.Context, o site.Options, ko kube.Options) error {
 }
 
 func newDemoCmd() *cobra.Command {
-	var o site.DemoOptions
+	var (
+		o  site.DemoOptions
+		tf traceFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run a demo network of three sites on this host, with a service to try",
@@ -138,10 +147,16 @@ directory unless --dir is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Command = demoCommand()
+			var err error
+			if o.Tracing, err = tf.start(cmd.Context(), "weft", nil); err != nil {
+				return err
+			}
+			defer tf.stop(o.Tracing, nil)
 			return site.Demo(cmd.Context(), g.stdout, o)
 		},
 	}
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "keep the sites' data here (default: a temporary directory, removed at exit)")
 	cmd.Flags().IntVar(&o.Port, "port", 0, "port of the demo listener (0 picks a free one)")
+	tf.add(cmd)
 	return cmd
 }

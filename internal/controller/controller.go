@@ -28,6 +28,8 @@ import (
 	_ "weft.dev/weft/internal/controller/render/weft"        // registers the weft renderer
 	"weft.dev/weft/internal/controller/store"
 	"weft.dev/weft/internal/datadir"
+
+	"weft.dev/weft/internal/observe/tracing"
 )
 
 // Options configure Run.
@@ -46,6 +48,8 @@ type Options struct {
 	// Clock times leadership, the generation poll and, unless Engine.Clock
 	// is set, the engine's retries; default the real clock.
 	Clock clock.WithTicker
+	// Tracing is where the spans of API calls and syncs go; nil: none.
+	Tracing *tracing.Provider
 }
 
 // AdminTokenFile is the file in the data directory that holds the admin token.
@@ -85,6 +89,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
+	}
+	if o.Engine.Tracer == nil {
+		o.Engine.Tracer = o.Tracing.Tracer("controller")
 	}
 	if o.Engine.Clock == nil {
 		o.Engine.Clock = o.Clock
@@ -134,7 +141,7 @@ func Run(ctx context.Context, o Options) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	apiHandler := api.New(st, trigger, o.Logger)
 	mux.Handle("/", apiHandler)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: tracing.Handler(o.Tracing.Tracer("controller"), mux), ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return err

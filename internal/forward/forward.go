@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -107,8 +108,12 @@ func (f LinksFunc) Session(peer siteid.ID) *link.Session { return f(peer) }
 // Open opens a stream through the link to h's next segment and returns once
 // the far end confirmed it, or the *link.RejectError with which a site on
 // the path refused it. It is how both the ingress and transit sites move a
-// stream one hop along its path.
+// stream one hop along its path. The trace context in ctx, if any, goes
+// into h, so that the next hop's span is a child of the caller's.
 func Open(ctx context.Context, links Links, h *Header) (*link.Stream, error) {
+	if t, ok := traceOf(ctx); ok {
+		h.Trace = t
+	}
 	b, err := h.MarshalBinary()
 	if err != nil {
 		return nil, err
@@ -125,8 +130,9 @@ func Open(ctx context.Context, links Links, h *Header) (*link.Stream, error) {
 // ends: it refuses a stream not meant for self, hands one whose path ends
 // here to deliver (which must confirm or reject it), and relays the rest to
 // their next segment. A refusal further along the path comes back to the
-// opener with its code and message, so the ingress sees why.
-func Serve(ctx context.Context, self siteid.ID, st *link.Stream, links Links, deliver func(*link.Stream, *Header)) {
+// opener with its code and message, so the ingress sees why. A relayed
+// stream that carries a trace context gets a span of tr (nil: none).
+func Serve(ctx context.Context, self siteid.ID, st *link.Stream, links Links, tr *tracing.Tracer, deliver func(*link.Stream, *Header)) {
 	h, d := Step(self, st.Header())
 	switch d.Action {
 	case Refuse:
@@ -134,11 +140,17 @@ func Serve(ctx context.Context, self siteid.ID, st *link.Stream, links Links, de
 	case Deliver:
 		deliver(st, h)
 	case Relay:
-		relay(ctx, st, h, links)
+		relay(ctx, st, h, links, tr)
 	}
 }
 
-func relay(ctx context.Context, in *link.Stream, h *Header, links Links) {
+// relay opens the next segment and joins the two streams. Its span
+// covers the connection of a TCP stream and only the opening of the
+// others: an HTTP stream is pooled and carries many requests, an event
+// stream many events, so their lifetime is no one request's.
+func relay(ctx context.Context, in *link.Stream, h *Header, links Links, tr *tracing.Tracer) {
+	ctx, span := transitSpan(ctx, tr, h)
+	defer span.End()
 	octx, cancel := context.WithTimeout(ctx, OpenTimeout)
 	out, err := Open(octx, links, h)
 	cancel()
@@ -147,12 +159,17 @@ func relay(ctx context.Context, in *link.Stream, h *Header, links Links) {
 		if !errors.As(err, &rej) {
 			rej = &link.RejectError{Code: RejectNoRoute, Message: fmt.Sprintf("next segment %s: %v", h.Segments[h.Next], err)}
 		}
+		tracing.Fail(span, rej)
 		in.Reject(rej.Code, rej.Message)
 		return
 	}
 	if err := in.Confirm(); err != nil {
+		tracing.Fail(span, err)
 		out.Reset(ResetAborted)
 		return
+	}
+	if h.Kind != KindTCP {
+		span.End()
 	}
 	Join(in, out)
 }

@@ -20,6 +20,19 @@ const (
 	KindPacket Kind = 4
 )
 
+// String names k for logs and spans.
+func (k Kind) String() string {
+	switch k {
+	case KindTCP:
+		return "tcp"
+	case KindHTTP:
+		return "http"
+	case KindEvent:
+		return "event"
+	}
+	return fmt.Sprintf("kind-%d", uint8(k))
+}
+
 // Header limits.
 const (
 	MaxAddressLen = 253
@@ -28,6 +41,9 @@ const (
 	// transit sites carry without reading.
 	MaxSealLen    = 160
 	headerVersion = 2
+	// flagTrace in Flags says a trace context follows the seal.
+	flagTrace = 0x01
+	traceLen  = 16 + 8 + 1
 )
 
 // Header is what an ingress site puts in a stream's OPEN: the service
@@ -43,7 +59,22 @@ type Header struct {
 	// Seal is the ingress's end-to-end preamble for the last segment
 	// (internal/seal): opaque to transit sites, which pass it on unchanged.
 	Seal []byte
+	// Trace is the W3C trace context of the span that opened this hop,
+	// zero when the stream is not traced. Each hop replaces it with its own
+	// span's, so the next hop's span is that span's child.
+	Trace TraceContext
 }
+
+// TraceContext is a W3C trace context (traceparent's fields, version 00)
+// carried with a stream.
+type TraceContext struct {
+	TraceID [16]byte
+	SpanID  [8]byte
+	Flags   uint8
+}
+
+// IsZero reports whether t carries no context.
+func (t TraceContext) IsZero() bool { return t == TraceContext{} }
 
 // ErrBadHeader is returned for a stream header that does not decode or
 // breaks a limit.
@@ -61,6 +92,8 @@ func (h *Header) validate() error {
 		return fmt.Errorf("%w: next %d of %d segments", ErrBadHeader, h.Next, len(h.Segments))
 	case len(h.Seal) > MaxSealLen:
 		return fmt.Errorf("%w: seal preamble of %d bytes", ErrBadHeader, len(h.Seal))
+	case !h.Trace.IsZero() && (h.Trace.TraceID == [16]byte{} || h.Trace.SpanID == [8]byte{}):
+		return fmt.Errorf("%w: trace context with a zero trace or span ID", ErrBadHeader)
 	}
 	return nil
 }
@@ -71,8 +104,12 @@ func (h *Header) MarshalBinary() ([]byte, error) {
 	if err := h.validate(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, 7+len(h.Address)+16+16*len(h.Segments)+len(h.Seal))
-	b = append(b, headerVersion, byte(h.Kind), h.Flags, h.Next, byte(len(h.Address)))
+	flags := h.Flags &^ flagTrace
+	if !h.Trace.IsZero() {
+		flags |= flagTrace
+	}
+	b := make([]byte, 0, 7+len(h.Address)+16+16*len(h.Segments)+len(h.Seal)+traceLen)
+	b = append(b, headerVersion, byte(h.Kind), flags, h.Next, byte(len(h.Address)))
 	b = append(b, h.Address...)
 	b = append(b, h.Origin[:]...)
 	b = append(b, byte(len(h.Segments)))
@@ -80,7 +117,13 @@ func (h *Header) MarshalBinary() ([]byte, error) {
 		b = append(b, h.Segments[i][:]...)
 	}
 	b = append(b, byte(len(h.Seal)))
-	return append(b, h.Seal...), nil
+	b = append(b, h.Seal...)
+	if flags&flagTrace != 0 {
+		b = append(b, h.Trace.TraceID[:]...)
+		b = append(b, h.Trace.SpanID[:]...)
+		b = append(b, h.Trace.Flags)
+	}
+	return b, nil
 }
 
 // UnmarshalBinary decodes b, which must be exactly one encoded header.
@@ -92,7 +135,11 @@ func (h *Header) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("%w: version %d", ErrBadHeader, b[0])
 	}
 	var d Header
-	d.Kind, d.Flags, d.Next = Kind(b[1]), b[2], b[3]
+	d.Kind, d.Flags, d.Next = Kind(b[1]), b[2]&^flagTrace, b[3]
+	tlen := 0
+	if b[2]&flagTrace != 0 {
+		tlen = traceLen
+	}
 	alen := int(b[4])
 	rest := b[5:]
 	if alen > MaxAddressLen || len(rest) < alen+16+1 {
@@ -110,14 +157,20 @@ func (h *Header) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("%w: truncated segments", ErrBadHeader)
 	}
 	slen := int(rest[16*nseg])
-	if len(rest) != 16*nseg+1+slen {
-		return fmt.Errorf("%w: %d bytes after %d segments, want a seal of %d", ErrBadHeader, len(rest), nseg, slen)
+	if len(rest) != 16*nseg+1+slen+tlen {
+		return fmt.Errorf("%w: %d bytes after %d segments, want a seal of %d and a trace context of %d", ErrBadHeader, len(rest), nseg, slen, tlen)
 	}
 	if slen > MaxSealLen {
 		return fmt.Errorf("%w: seal preamble of %d bytes", ErrBadHeader, slen)
 	}
 	if slen > 0 {
-		d.Seal = append([]byte(nil), rest[16*nseg+1:]...)
+		d.Seal = append([]byte(nil), rest[16*nseg+1:16*nseg+1+slen]...)
+	}
+	if tlen > 0 {
+		t := rest[16*nseg+1+slen:]
+		copy(d.Trace.TraceID[:], t)
+		copy(d.Trace.SpanID[:], t[16:])
+		d.Trace.Flags = t[24]
 	}
 	if nseg > 0 {
 		d.Segments = make([]siteid.ID, nseg)

@@ -16,6 +16,9 @@ func FuzzHeader(f *testing.F) {
 	h.Seal = []byte{1, 2, 3}
 	b, _ = h.MarshalBinary()
 	f.Add(b)
+	h.Trace = TraceContext{TraceID: [16]byte{1}, SpanID: [8]byte{2}, Flags: 1}
+	b, _ = h.MarshalBinary()
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var h Header
 		if h.UnmarshalBinary(b) != nil {
@@ -32,7 +35,8 @@ func FuzzHeader(f *testing.F) {
 }
 
 func TestHeaderRoundTrip(t *testing.T) {
-	h := Header{Kind: KindTCP, Address: "db.prod:5432", Origin: siteid.ID{1, 2}, Segments: []siteid.ID{{3}, {4}, {5}}, Next: 1, Flags: 9, Seal: []byte{7, 8}}
+	h := Header{Kind: KindTCP, Address: "db.prod:5432", Origin: siteid.ID{1, 2}, Segments: []siteid.ID{{3}, {4}, {5}}, Next: 1, Flags: 8, Seal: []byte{7, 8},
+		Trace: TraceContext{TraceID: [16]byte{9, 9}, SpanID: [8]byte{1}, Flags: 1}}
 	b, err := h.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +45,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 	if err := d.UnmarshalBinary(b); err != nil {
 		t.Fatal(err)
 	}
-	if d.Address != h.Address || d.Kind != h.Kind || d.Next != 1 || d.Flags != 9 || len(d.Segments) != 3 || d.Segments[2] != h.Segments[2] || d.Origin != h.Origin || string(d.Seal) != string(h.Seal) {
+	if d.Address != h.Address || d.Kind != h.Kind || d.Next != 1 || d.Flags != 8 || d.Trace != h.Trace || len(d.Segments) != 3 || d.Segments[2] != h.Segments[2] || d.Origin != h.Origin || string(d.Seal) != string(h.Seal) {
 		t.Fatalf("round trip %+v", d)
 	}
 	bad := []Header{
@@ -52,6 +56,8 @@ func TestHeaderRoundTrip(t *testing.T) {
 		{Kind: KindTCP, Segments: []siteid.ID{{}}, Next: 1},
 		{Kind: KindTCP},
 		{Kind: KindTCP, Segments: []siteid.ID{{}}, Seal: make([]byte, MaxSealLen+1)},
+		{Kind: KindTCP, Segments: []siteid.ID{{}}, Trace: TraceContext{TraceID: [16]byte{1}}},
+		{Kind: KindTCP, Segments: []siteid.ID{{}}, Trace: TraceContext{SpanID: [8]byte{1}, Flags: 1}},
 	}
 	for i, h := range bad {
 		if _, err := h.MarshalBinary(); !errors.Is(err, ErrBadHeader) {

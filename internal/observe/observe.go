@@ -13,7 +13,8 @@ import (
 )
 
 // NewLogger returns a logger writing text or JSON ("json") records at level
-// ("debug", "info", "warn", "error").
+// ("debug", "info", "warn", "error"). Lines logged with a context carry
+// its WithLogAttrs attributes and its span's trace ID.
 func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -22,9 +23,9 @@ func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch strings.ToLower(format) {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(contextHandler{slog.NewJSONHandler(w, opts)}), nil
 	case "text", "":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(contextHandler{slog.NewTextHandler(w, opts)}), nil
 	}
 	return nil, fmt.Errorf("log format %q: use text or json", format)
 }

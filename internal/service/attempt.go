@@ -17,6 +17,7 @@ type attempt struct {
 	key    balance.Key
 	cand   routing.Candidate
 	label  string // Weft-Copy, when hedged
+	reason string // why this candidate, for its span
 	ctx    context.Context
 	cancel context.CancelFunc
 	start  time.Time
@@ -61,15 +62,17 @@ func (a *attempt) latency() time.Duration {
 
 // run sends the attempt and classifies what came back.
 func (in *ingress) run(a *attempt, req *http.Request) {
+	ctx, span := in.m.startAttempt(a.ctx, in.addr.name, a.cand, a.label, a.reason)
 	local := a.cand.Site == in.m.cfg.Self
 	// A copy of its own (header and URL) only for a copy that changes
-	// them: a hedged one gets its label, and roundTripLocal rewrites
-	// both. A remote attempt's transport only reads them.
+	// them: a hedged one gets its label, a traced one its traceparent, and
+	// roundTripLocal rewrites both. A remote attempt's transport only
+	// reads them.
 	var out *http.Request
-	if a.label != "" || local {
-		out = req.Clone(a.ctx)
+	if a.label != "" || local || span.SpanContext().IsValid() {
+		out = req.Clone(ctx)
 	} else {
-		out = req.WithContext(a.ctx)
+		out = req.WithContext(ctx)
 	}
 	if req.GetBody != nil {
 		out.Body, _ = req.GetBody()
@@ -77,6 +80,7 @@ func (in *ingress) run(a *attempt, req *http.Request) {
 	if a.label != "" {
 		out.Header.Set(HeaderCopy, a.label)
 	}
+	injectTrace(ctx, out.Header)
 	if local {
 		a.resp, a.err = in.m.roundTripLocal(in.addr, out)
 	} else {
@@ -84,6 +88,7 @@ func (in *ingress) run(a *attempt, req *http.Request) {
 	}
 	a.took = in.m.cfg.Clock.Since(a.start)
 	a.v = classify(a.resp, a.err, a.ctx.Err() != nil, in.retryOn)
+	endAttempt(span, a)
 }
 
 // raceRun carries out the race of one request: it sends the copies the
@@ -212,6 +217,7 @@ func (rr *raceRun) do(act raceAction) {
 		closeResponse(a.resp)
 		a.cancel()
 	case actDeliver:
+		markWinner(rr.req.Context(), a)
 		rr.over, rr.resp = true, in.deliver(a)
 	}
 }
@@ -242,7 +248,11 @@ func (rr *raceRun) launch(n int, backup bool) {
 	} else {
 		in.m.countOverflow(in.addr, in.addr.view.Load().http, cand, in.policy)
 	}
-	a := &attempt{n: n, key: key, cand: cand, start: in.m.cfg.Clock.Now()}
+	var prev *attempt
+	if n > 1 {
+		prev = rr.attempts[n-2]
+	}
+	a := &attempt{n: n, key: key, cand: cand, start: in.m.cfg.Clock.Now(), reason: attemptReason(n, backup, prev)}
 	a.ctx, a.cancel = context.WithCancel(rr.req.Context())
 	rr.attempts = append(rr.attempts, a)
 	if !rr.hedged {

@@ -4,11 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/observe"
+	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/routing"
 )
 
@@ -23,25 +29,37 @@ func (m *Manager) carry(client net.Conn, a *address) {
 		return
 	}
 	defer m.life.release(client)
+	ctx := observe.WithLogAttrs(m.life.ctx, slog.String("address", a.name), slog.String("stream", client.RemoteAddr().String()))
+	ctx, span := m.cfg.Tracer.Start(ctx, "weft.ingress", trace.SpanKindServer,
+		tracing.KeyAddress.String(a.name), tracing.KeyKind.String("tcp"))
+	defer span.End()
 	if len(m.fresh(a).tcp.list) == 0 {
+		tracing.Fail(span, errNoCandidate)
 		met.StreamsFailed.WithLabelValues(a.name, "no-connector").Inc()
 		// Said here, as for all candidates failing below: a client cut off
 		// with no word in the log looks like a broken network.
-		m.cfg.Logger.Warn("no connector for the address is reachable; connection closed", "address", a.name, "client", client.RemoteAddr().String())
+		m.cfg.Logger.WarnContext(ctx, "no connector for the address is reachable; connection closed")
 		client.Close()
 		return
 	}
 	tried := map[balance.Key]bool{}
 	var lastErr error
-	for {
+	for n := 1; ; n++ {
 		c, k, ok := a.pickConnection(m.cfg.Clock.Now(), tried, m.cfg.Net)
 		if !ok {
 			break
 		}
 		m.countOverflow(a, a.view.Load().tcp, c, balance.Policy{})
+		reason := "best"
+		if n > 1 {
+			reason = "retry"
+		}
+		actx, aspan := m.startAttempt(ctx, a.name, c, "", reason)
 		start := m.cfg.Clock.Now()
-		far, release, err := m.connect(c, a)
+		far, release, err := m.connect(actx, c, a)
 		took := m.cfg.Clock.Since(start)
+		tracing.Fail(aspan, err)
+		aspan.End()
 		if err != nil {
 			// A saturated connector site is full, not failing: no sample
 			// and no strike towards ejection.
@@ -51,7 +69,7 @@ func (m *Manager) carry(client net.Conn, a *address) {
 				o, lat = balance.Cancelled, 0
 			}
 			a.connectionDone(m.cfg.Clock.Now(), k, lat, o)
-			m.cfg.Logger.Debug("candidate failed", "address", a.name, "site", c.SiteName, "err", err)
+			m.cfg.Logger.DebugContext(ctx, "candidate failed", "candidate", c.SiteName, "err", err)
 			lastErr = err
 			continue
 		}
@@ -65,10 +83,14 @@ func (m *Manager) carry(client net.Conn, a *address) {
 		met.AddressBytes.WithLabelValues(a.name, "out").Add(float64(out))
 		met.AddressBytes.WithLabelValues(a.name, "in").Add(float64(in))
 		a.connectionDone(m.cfg.Clock.Now(), k, 0, balance.Cancelled)
+		if span.IsRecording() {
+			span.SetAttributes(tracing.KeyCandidate.String(c.SiteName), attribute.Int64("weft.bytes.out", out), attribute.Int64("weft.bytes.in", in))
+		}
 		return
 	}
+	tracing.Fail(span, lastErr)
 	met.StreamsFailed.WithLabelValues(a.name, "all-candidates-failed").Inc()
-	m.cfg.Logger.Warn("no connector could take the connection", "address", a.name, "tried", len(tried), "err", lastErr)
+	m.cfg.Logger.WarnContext(ctx, "no connector could take the connection", "tried", len(tried), "err", lastErr)
 	client.Close()
 }
 
@@ -89,10 +111,11 @@ func (m *Manager) join(a, b net.Conn) (aToB, bToA int64) {
 }
 
 // connect reaches candidate c: the local target when c is this site, else a
-// stream along c's path. release, once the connection is closed, gives
-// back a local connector's slot.
-func (m *Manager) connect(c routing.Candidate, a *address) (conn net.Conn, release func(), err error) {
-	ctx, cancel := context.WithTimeout(m.life.ctx, m.cfg.ConnectTimeout)
+// stream along c's path. ctx carries the attempt's span, not a deadline.
+// release, once the connection is closed, gives back a local connector's
+// slot.
+func (m *Manager) connect(ctx context.Context, c routing.Candidate, a *address) (conn net.Conn, release func(), err error) {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.ConnectTimeout)
 	defer cancel()
 	if c.Site == m.cfg.Self {
 		conn, release, _, err := m.dialLocal(ctx, a)
@@ -138,10 +161,17 @@ func (m *Manager) ServeStream(st Stream, h *forward.Header) {
 		st.Reject(forward.RejectNoConnector, fmt.Sprintf("%q: %v", h.Address, errNoLocalConnector))
 		return
 	}
-	ctx, cancel := context.WithTimeout(m.life.ctx, m.cfg.ConnectTimeout)
+	ctx, span := m.startHop(m.hopContext(h), "weft.egress", trace.SpanKindServer,
+		tracing.KeyAddress.String(h.Address), tracing.KeyKind.String("tcp"))
+	defer span.End()
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.ConnectTimeout)
+	_, tspan := m.startHop(ctx, "weft.target", trace.SpanKindClient, tracing.KeyAddress.String(h.Address))
 	conn, release, code, err := m.dialLocal(ctx, a)
 	cancel()
+	tracing.Fail(tspan, err)
+	tspan.End()
 	if err != nil {
+		tracing.Fail(span, err)
 		st.Reject(code, err.Error())
 		return
 	}

@@ -75,7 +75,7 @@ func (m *Manager) serveHTTP(l *listener) {
 	protos.SetUnencryptedHTTP2(true)
 	by := prometheus.Labels{"address": l.addr.name}
 	handler := promhttp.InstrumentHandlerDuration(m.cfg.Metrics.HTTPDuration.MustCurryWith(by),
-		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by), fullDuplex(in.proxy())))
+		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by), fullDuplex(in.traceIngress(in.proxy()))))
 	srv := &http.Server{
 		Handler:           handler,
 		Protocols:         &protos,
@@ -110,7 +110,9 @@ func (in *ingress) proxy() *httputil.ReverseProxy {
 			r.Out.URL.Scheme, r.Out.URL.Host = "http", in.addr.name
 			r.SetXForwarded()
 			r.Out.Header.Set(HeaderProto, clientProto(r.In))
-			ensureTraceparent(r.Out.Header)
+			if !in.m.cfg.Tracer.On() {
+				ensureTraceparent(r.Out.Header) // else each attempt's span sets it
+			}
 		},
 		Transport: in,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -119,7 +121,7 @@ func (in *ingress) proxy() *httputil.ReverseProxy {
 				code = http.StatusServiceUnavailable
 			}
 			if r.Context().Err() == nil {
-				in.m.cfg.Logger.Debug("http request failed", "address", in.addr.name, "err", err)
+				in.m.cfg.Logger.DebugContext(r.Context(), "http request failed", "address", in.addr.name, "stream", r.RemoteAddr, "err", err)
 			}
 			http.Error(w, err.Error(), code)
 		},

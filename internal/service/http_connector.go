@@ -12,8 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
+	"weft.dev/weft/internal/observe/tracing"
 )
 
 // HTTP at the connector site: KindHTTP streams are served by one
@@ -42,7 +46,9 @@ func (m *Manager) ServeHTTPStream(st Stream, h *forward.Header) {
 		st.Close()
 		return
 	}
-	if !ss.ln.push(&addressConn{Conn: st, addr: a}) {
+	c := &addressConn{Conn: st, addr: a}
+	c.trace.Store(&h.Trace)
+	if !ss.ln.push(c) {
 		st.Reset(forward.ResetAborted)
 	}
 }
@@ -54,6 +60,17 @@ type addressConn struct {
 	net.Conn
 	addr      *address
 	abandoned atomic.Bool
+	// trace is the stream header's trace context until the first request
+	// takes it (egressContext).
+	trace atomic.Pointer[forward.TraceContext]
+}
+
+// takeTrace returns the stream's trace context the first time, zero after.
+func (c *addressConn) takeTrace() forward.TraceContext {
+	if t := c.trace.Swap(nil); t != nil {
+		return *t
+	}
+	return forward.TraceContext{}
 }
 
 // longAgo is a deadline that has passed.
@@ -139,7 +156,12 @@ func (m *Manager) streamServer() *streamServer {
 			if r.Body != nil && r.Body != http.NoBody {
 				r.Body = &streamBody{ReadCloser: r.Body, c: c}
 			}
-			return m.roundTripLocal(c.addr, r)
+			ctx, span := m.startHop(m.egressContext(c, r), "weft.egress", trace.SpanKindServer,
+				tracing.KeyAddress.String(c.addr.name), attribute.String("http.request.method", r.Method))
+			defer span.End()
+			resp, err := m.roundTripLocal(c.addr, r.WithContext(ctx))
+			tracing.Fail(span, err)
+			return resp, err
 		}),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			// The ingress reads this header as "no byte of an answer":
@@ -186,11 +208,19 @@ func (m *Manager) roundTripLocal(a *address, req *http.Request) (*http.Response,
 		return localAnswer(req, http.StatusServiceUnavailable, HeaderOverload, "saturated"), nil
 	}
 	k := balance.Key(lc.name)
+	ctx, span := m.startHop(req.Context(), "weft.target", trace.SpanKindClient,
+		tracing.KeyAddress.String(a.name), attribute.String("weft.connector", lc.name), attribute.String("server.address", lc.spec.Target))
+	defer span.End()
 	proto := req.Header.Get(HeaderProto)
 	req.Header.Del(HeaderProto)
+	injectTrace(ctx, req.Header)
 	start := m.cfg.Clock.Now()
-	resp, err := lc.transport.RoundTrip(req, proto)
+	resp, err := lc.transport.RoundTrip(req.WithContext(ctx), proto)
 	took := m.cfg.Clock.Since(start)
+	if resp != nil && span.IsRecording() {
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	}
+	tracing.Fail(span, err)
 	if err != nil {
 		o := balance.ConnectFailure
 		if req.Context().Err() != nil {

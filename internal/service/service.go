@@ -20,6 +20,7 @@ import (
 
 	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/observe"
+	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
@@ -52,6 +53,9 @@ type Config struct {
 	Clock clock.WithTicker
 	// Rand seeds the balancer's choices; nil means a random seed.
 	Rand *rand.Rand
+	// Tracer starts the spans of the requests and connections carried;
+	// nil records none.
+	Tracer *tracing.Tracer
 }
 
 // Manager runs a site's listeners and connectors.

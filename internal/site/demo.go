@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/resource"
 )
 
@@ -24,6 +25,8 @@ type DemoOptions struct {
 	// Command is how the printed commands call weft, such as "weft" or
 	// the binary's path; default "weft".
 	Command string
+	// Tracing is where the sites' spans go; nil records none.
+	Tracing *tracing.Provider
 }
 
 // Demo runs a line of three sites on this host, east - transit - west, with an
@@ -47,7 +50,7 @@ func Demo(ctx context.Context, w io.Writer, o DemoOptions) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	for i, n := range names {
-		s, err := New(Options{Name: n, DataDir: filepath.Join(o.Dir, n), Logger: o.Logger})
+		s, err := New(Options{Name: n, DataDir: filepath.Join(o.Dir, n), Logger: o.Logger, Tracing: o.Tracing})
 		if err != nil {
 			return err
 		}

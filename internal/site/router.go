@@ -187,7 +187,7 @@ func (s *Site) OpenStream(ctx context.Context, h *forward.Header) (*link.Stream,
 // site is its last segment, else relayed to the next segment.
 // peer is the neighbour it came from, as its link hello proved.
 func (s *Site) handleStream(st *link.Stream, peer siteid.ID) {
-	forward.Serve(s.ctx, s.id, st, forward.LinksFunc(s.session), func(st *link.Stream, h *forward.Header) { s.deliverStream(st, h, peer) })
+	forward.Serve(s.ctx, s.id, st, forward.LinksFunc(s.session), s.tracer, func(st *link.Stream, h *forward.Header) { s.deliverStream(st, h, peer) })
 }
 
 // deliverStream hands a stream whose path ends here to the subsystem its

@@ -45,6 +45,7 @@ import (
 	"weft.dev/weft/internal/link"
 	"weft.dev/weft/internal/observe"
 	"weft.dev/weft/internal/opkey"
+	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/seal"
 	"weft.dev/weft/internal/service"
@@ -89,6 +90,8 @@ type Options struct {
 	// under the save lock; an error undoes nothing on disk but is the
 	// change's error. Kubernetes mode copies the state into a Secret here.
 	Persist func() error
+	// Tracing is where the site's spans go; nil records none.
+	Tracing *tracing.Provider
 }
 
 // EventLimits bound what clients of the event API can make a site hold.
@@ -103,6 +106,7 @@ type Site struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *observe.Metrics
+	tracer  *tracing.Tracer   // nil: tracing off
 	key     *identity.SiteKey // the site ID is its hash
 	ca      *identity.CA
 	// legacyCA is the CA under the random ID the site had before it moved
@@ -259,8 +263,9 @@ func New(opts Options) (s *Site, err error) {
 	}
 	s.pol = newSitePolicy(s.metrics.Registry)
 	s.zeroSeries()
+	s.tracer = opts.Tracing.Tracer(st.Name)
 	s.svc = service.NewManager(service.Config{
-		Self: s.id, Net: serviceNet{s}, Metrics: s.metrics, Logger: s.log,
+		Self: s.id, Net: serviceNet{s}, Metrics: s.metrics, Logger: s.log, Tracer: s.tracer,
 	})
 	if s.linkLn, err = listenLink(opts.DataDir, opts.LinkListen); err != nil {
 		return nil, fmt.Errorf("link listener: %w", err)

@@ -15,6 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"weft.dev/weft/internal/observe/tracing"
 )
 
 var (
@@ -34,6 +39,7 @@ type Options struct {
 	Clock      clock.WithTicker
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: metrics are kept but not registered
+	Tracer     *tracing.Tracer       // a span per sync of a target; nil: none
 }
 
 // item is a queue entry: either the refresh that reads the Source, or one
@@ -239,6 +245,11 @@ func (e *Engine) refresh(ctx context.Context) error {
 
 // syncTarget delivers one target's current desired state.
 func (e *Engine) syncTarget(ctx context.Context, name string) (err error) {
+	ctx, span := e.opts.Tracer.Start(ctx, "controller.sync", trace.SpanKindInternal, attribute.String("weft.target", name))
+	defer func() {
+		tracing.Fail(span, err)
+		span.End()
+	}()
 	e.mu.Lock()
 	ts := e.targets[name]
 	if ts == nil {

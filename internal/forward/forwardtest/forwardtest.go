@@ -126,7 +126,7 @@ func (m *Mesh) serve(s *Site, sess *link.Session) {
 			m.wg.Add(1)
 			go func() {
 				defer m.wg.Done()
-				forward.Serve(m.ctx, s.ID, st, s, s.deliverStream)
+				forward.Serve(m.ctx, s.ID, st, s, nil, s.deliverStream)
 			}()
 		}
 	}()
