@@ -1,6 +1,9 @@
 package apitype
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // ObjectRef names an object the controller places at a target.
 type ObjectRef struct {
@@ -22,9 +25,11 @@ type Change struct {
 	Target string    `json:"target,omitempty"`
 	Action string    `json:"action"` // create, update, delete or unchanged
 	Ref    ObjectRef `json:"ref"`
-	// Object is the desired object as JSON; nil for deletes.
-	Object map[string]any `json:"object,omitempty"`
-	Diff   []FieldChange  `json:"diff,omitempty"`
+	// Object is the desired object's JSON; none for deletes. Kept as the
+	// bytes the controller compiled, so that a plan's answer copies them
+	// rather than building and marshalling each object again.
+	Object json.RawMessage `json:"object,omitempty"`
+	Diff   []FieldChange   `json:"diff,omitempty"`
 }
 
 // TargetPlan is the planned changes at one target.

@@ -61,10 +61,7 @@ type (
 func apiChanges(cs []compile.Change) []apitype.Change {
 	out := make([]apitype.Change, len(cs))
 	for i, c := range cs {
-		out[i] = apitype.Change{Target: c.Target, Action: c.Action, Ref: apiRef(c.Ref)}
-		if c.Object != nil {
-			out[i].Object = c.Object.Object
-		}
+		out[i] = apitype.Change{Target: c.Target, Action: c.Action, Ref: apiRef(c.Ref), Object: c.Object}
 		for _, d := range c.Diff {
 			out[i].Diff = append(out[i].Diff, apitype.FieldChange{Path: d.Path, Old: d.Old, New: d.New})
 		}

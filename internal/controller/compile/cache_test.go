@@ -1,6 +1,7 @@
 package compile_test
 
 import (
+	"bytes"
 	"reflect"
 	"slices"
 	"strings"
@@ -65,10 +66,10 @@ func TestCacheCompilesAsCompile(t *testing.T) {
 	same := func(a, b map[string]*compile.State, intent string) (reused, rendered int) {
 		for name, st := range a {
 			for i, o := range st.Objects {
-				if o.Object.GetLabels()[render.IntentLabel] != intent {
+				if !bytes.Contains(o.Raw, []byte(`"`+render.IntentLabel+`":"`+intent+`"`)) {
 					continue
 				}
-				if o.Object == b[name].Objects[i].Object {
+				if &o.Raw[0] == &b[name].Objects[i].Raw[0] {
 					reused++
 				} else {
 					rendered++

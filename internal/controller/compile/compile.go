@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"weft.dev/weft/internal/controller/canonjson"
 	"weft.dev/weft/internal/controller/model"
 	"weft.dev/weft/internal/controller/render"
 )
@@ -52,14 +54,16 @@ func RefOf(u *unstructured.Unstructured) Ref {
 	return Ref{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
 }
 
-// Object is a desired object with the hash of its canonical JSON.
+// Object is an object with the hash of its canonical JSON.
 type Object struct {
 	Ref  Ref
 	Hash string
-	// Object is the body. An applied object read from the store has Raw,
-	// its stored JSON, instead: a plan decodes it only when its hash
-	// differs from the desired object's, so that the steady state, where
-	// every hash matches, holds bytes rather than trees of maps.
+	// The body: either Object or Raw, its JSON. A compiled object has Raw,
+	// its canonical JSON, which Hash is of; an applied object read from the
+	// store has Raw, its stored JSON. A plan decodes them only where hashes
+	// differ, so that the steady state, where every hash matches, builds
+	// and holds bytes rather than trees of maps. Raw is shared between
+	// compiles and targets: never modify it.
 	Object *unstructured.Unstructured
 	Raw    []byte
 }
@@ -74,6 +78,19 @@ func (o Object) Body() (*unstructured.Unstructured, error) {
 		return nil, fmt.Errorf("object %s: %w", o.Ref, err)
 	}
 	return u, nil
+}
+
+// JSON returns the object's JSON: Raw, or Object marshalled (nil if there is
+// neither).
+func (o Object) JSON() json.RawMessage {
+	if o.Raw != nil || o.Object == nil {
+		return o.Raw
+	}
+	data, err := json.Marshal(o.Object.Object)
+	if err != nil {
+		panic("compile: object does not marshal: " + err.Error()) // built from JSON
+	}
+	return data
 }
 
 // State is the desired state of one target.
@@ -140,20 +157,31 @@ func compileWith(in *render.Input, placeAll func(render.Named) ([]placed, error)
 	return states, nil
 }
 
-// place resolves each placement's target, labels its object with the
-// project and hashes it.
+// place resolves each placement's target and writes its object's canonical
+// JSON, labelled with the project, and hashes it: once per object, however
+// many clusters a renderer placed it in.
 func place(in *render.Input, renderer string, ps []render.Placement) ([]placed, error) {
 	out := make([]placed, 0, len(ps))
+	written := make(map[*render.Object]Object, len(ps))
+	w := writers.Get().(*canonjson.Writer)
+	defer writers.Put(w)
 	for _, p := range ps {
 		t, err := target(in, p)
 		if err != nil {
 			return nil, err
 		}
-		// In place: GetLabels and SetLabels copy the map, twice per object.
-		if err := unstructured.SetNestedField(p.Object.Object, in.Project, "metadata", "labels", ProjectLabel); err != nil {
-			return nil, fmt.Errorf("%s renderer: %s: %w", renderer, RefOf(p.Object), err)
+		o, ok := written[p.Object]
+		if !ok {
+			w.Buf = w.Buf[:0]
+			if err := p.Object.AppendJSON(w, ProjectLabel, in.Project); err != nil {
+				return nil, fmt.Errorf("%s renderer: %w", renderer, err)
+			}
+			raw := slices.Clone(w.Buf)
+			ref := Ref{APIVersion: p.Object.APIVersion, Kind: p.Object.Kind, Namespace: p.Object.Namespace, Name: p.Object.Name}
+			o = Object{Ref: ref, Hash: HashJSON(raw), Raw: raw}
+			written[p.Object] = o
 		}
-		out = append(out, placed{target: t, obj: Object{Ref: RefOf(p.Object), Hash: Hash(p.Object), Object: p.Object}})
+		out = append(out, placed{target: t, obj: o})
 	}
 	return out, nil
 }

@@ -1,12 +1,11 @@
 package compile
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
 	"strings"
-
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // Actions of a planned change.
@@ -26,42 +25,49 @@ type FieldChange struct {
 
 // Change is what a plan does to one object of a target.
 type Change struct {
-	Target string                     `json:"target,omitempty"`
-	Action string                     `json:"action"`
-	Ref    Ref                        `json:"ref"`
-	Object *unstructured.Unstructured `json:"object,omitempty"` // the desired object; nil for deletes
-	Diff   []FieldChange              `json:"diff,omitempty"`
+	Target string          `json:"target,omitempty"`
+	Action string          `json:"action"`
+	Ref    Ref             `json:"ref"`
+	Object json.RawMessage `json:"object,omitempty"` // the desired object's JSON; none for deletes
+	Diff   []FieldChange   `json:"diff,omitempty"`
 }
 
 // Plan compares desired objects with the ones last applied to the target.
 // Applied objects not desired are deleted only if owned (the group released
 // them before), so that a plan for one group never removes another's objects.
+//
+// A desired object's JSON is its Raw, or written from its Object; only the
+// objects whose hashes differ from the applied ones are decoded, to diff.
 func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
 	out := make([]Change, 0, len(desired))
 	want := make(map[Ref]bool, len(desired))
 	for _, d := range desired {
 		want[d.Ref] = true
 		old, ok := applied[d.Ref]
+		body := d.JSON()
 		switch {
 		case !ok:
-			out = append(out, Change{Action: ActionCreate, Ref: d.Ref, Object: d.Object})
+			out = append(out, Change{Action: ActionCreate, Ref: d.Ref, Object: body})
 		case old.Hash != "" && old.Hash == d.Hash:
 			// Equal hashes are equal bodies. Most objects of a plan are
 			// unchanged, and walking them field by field dominated planning.
-			out = append(out, Change{Action: ActionUnchanged, Ref: d.Ref, Object: d.Object})
+			out = append(out, Change{Action: ActionUnchanged, Ref: d.Ref, Object: body})
 		default:
 			// A stored body the store checked is a JSON object; one that
 			// still does not decode differs in every field.
-			var was map[string]any
+			var was, want map[string]any
 			if u, err := old.Body(); err == nil && u != nil {
 				was = u.Object
 			}
-			diff := Diff(was, d.Object.Object)
+			if u, err := d.Body(); err == nil && u != nil {
+				want = u.Object
+			}
+			diff := Diff(was, want)
 			action := ActionUpdate
 			if len(diff) == 0 {
 				action = ActionUnchanged
 			}
-			out = append(out, Change{Action: action, Ref: d.Ref, Object: d.Object, Diff: diff})
+			out = append(out, Change{Action: action, Ref: d.Ref, Object: body, Diff: diff})
 		}
 	}
 	for _, r := range owned {

@@ -12,8 +12,8 @@ import (
 	"sync"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"weft.dev/weft/internal/controller/canonjson"
 	"weft.dev/weft/internal/controller/model"
 )
 
@@ -75,7 +75,7 @@ type Placement struct {
 	Cluster string // for TargetKubernetes and TargetWeft
 	DNSKey  string // for TargetRFC2136
 	DNS     *DNSServer
-	Object  *unstructured.Unstructured
+	Object  *Object
 }
 
 // Renderer renders intents for one mesh or delivery kind. Render must be pure:
@@ -142,50 +142,112 @@ func Registered() []Named {
 	return out
 }
 
-// NewObject builds an object from its spec, a typed value (an istio.io/api
-// message, a weft resource spec) in its JSON form: the Istio types'
-// protobuf-aware MarshalJSON gives what the API server accepts, and
-// protoMap builds the same without the JSON. Only
-// the spec is marshalled: metadata is built here, with no zero-valued fields
-// (creationTimestamp: null) to leak into server-side apply, and status is the
-// server's.
-func NewObject(apiVersion, kind, namespace, name string, labels map[string]string, spec any) (*unstructured.Unstructured, error) {
-	s, err := specMap(spec)
-	if err != nil {
-		return nil, fmt.Errorf("render %s %s: %w", kind, name, err)
+// Object is a rendered object, typed: Compile writes its JSON once, straight
+// from the typed spec, and names it by the hash of those bytes. A renderer
+// that places one object in several clusters places the same *Object, which
+// is then written once. Objects must not be modified once placed.
+type Object struct {
+	APIVersion, Kind, Namespace, Name string
+	// Labels are set besides the managed-by label.
+	Labels map[string]string
+	// Spec is an istio.io/api message (written as the Istio types'
+	// protobuf-aware MarshalJSON writes it, which is what the API server
+	// accepts), a map of what json.Unmarshal gives (and int64), or any other
+	// value encoding/json marshals (a weft resource spec). Only the spec is
+	// typed: metadata is built here, with no zero-valued fields
+	// (creationTimestamp: null) to leak into server-side apply, and status
+	// is the server's.
+	Spec any
+}
+
+// label is one metadata label.
+type label struct{ key, value string }
+
+// AppendJSON appends o's canonical JSON (json.Marshal's bytes for the map
+// json.Unmarshal would make of it) to w.Buf, with the label key=value added
+// unless key is "". On an error w.Buf is as it was.
+func (o *Object) AppendJSON(w *canonjson.Writer, key, value string) error {
+	var arr [4]label
+	labels := append(arr[:0], label{ManagedByLabel, ManagedBy})
+	set := func(k, v string) {
+		for i := range labels {
+			if labels[i].key == k {
+				labels[i].value = v
+				return
+			}
+		}
+		labels = append(labels, label{k, v})
 	}
-	// Built directly, as the Set methods would: each of them walks and
-	// copies, per object.
-	meta := map[string]any{"name": name}
-	if namespace != "" {
-		meta["namespace"] = namespace
+	for k, v := range o.Labels {
+		set(k, v)
 	}
-	l := make(map[string]any, len(labels)+1)
-	l[ManagedByLabel] = ManagedBy
-	for k, v := range labels {
-		l[k] = v
+	if key != "" {
+		set(key, value)
 	}
-	meta["labels"] = l
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": apiVersion, "kind": kind, "metadata": meta, "spec": s,
-	}}, nil
+	slices.SortFunc(labels, func(a, b label) int { return strings.Compare(a.key, b.key) })
+
+	start := len(w.Buf)
+	w.Buf = append(w.Buf, `{"apiVersion":`...)
+	w.String(o.APIVersion)
+	w.Buf = append(w.Buf, `,"kind":`...)
+	w.String(o.Kind)
+	w.Buf = append(w.Buf, `,"metadata":{"labels":{`...)
+	for i, l := range labels {
+		if i > 0 {
+			w.Buf = append(w.Buf, ',')
+		}
+		w.String(l.key)
+		w.Buf = append(w.Buf, ':')
+		w.String(l.value)
+	}
+	w.Buf = append(w.Buf, `},"name":`...)
+	w.String(o.Name)
+	if o.Namespace != "" {
+		w.Buf = append(w.Buf, `,"namespace":`...)
+		w.String(o.Namespace)
+	}
+	w.Buf = append(w.Buf, `},"spec":`...)
+	if err := appendSpec(w, o.Spec); err != nil {
+		w.Buf = w.Buf[:start]
+		return fmt.Errorf("render %s %s: %w", o.Kind, o.Name, err)
+	}
+	w.Buf = append(w.Buf, '}')
+	return nil
 }
 
 // protoJSON is an Istio API message: its MarshalJSON is the default
-// jsonpb.Marshaler's, which protoMap reproduces.
+// jsonpb.Marshaler's, which canonjson.Proto reproduces.
 type protoJSON interface {
 	json.Marshaler
 	ProtoReflect() protoreflect.Message
 }
 
-// specMap is spec's JSON form as a map.
-func specMap(spec any) (map[string]any, error) {
-	if m, ok := spec.(protoJSON); ok && m.ProtoReflect().IsValid() {
-		if s, err := protoMap(m.ProtoReflect()); !errors.Is(err, errSlowPath) {
-			return s, err
+// appendSpec writes spec's JSON form: directly where canonjson can, else by
+// the round trip through JSON, which handles everything.
+func appendSpec(w *canonjson.Writer, spec any) error {
+	start := len(w.Buf)
+	switch s := spec.(type) {
+	case protoJSON:
+		if s.ProtoReflect().IsValid() {
+			if err := w.Proto(s.ProtoReflect()); !errors.Is(err, canonjson.ErrUnsupported) {
+				return err
+			}
+			w.Buf = w.Buf[:start]
 		}
+	case map[string]any:
+		if w.Value(s) {
+			return nil
+		}
+		w.Buf = w.Buf[:start]
 	}
-	return jsonMap(spec)
+	m, err := jsonMap(spec)
+	if err != nil {
+		return err
+	}
+	if !w.Value(m) {
+		return fmt.Errorf("spec %T has no JSON form", spec) // NaN or an infinity in a map
+	}
+	return nil
 }
 
 // jsonMap is spec's JSON form as a map, by the round trip through JSON.
@@ -194,8 +256,7 @@ func jsonMap(spec any) (map[string]any, error) {
 	var err error
 	if m, ok := spec.(json.Marshaler); ok {
 		// Directly: encoding/json would validate and compact the output,
-		// which json.Unmarshal below parses anyway. With marshalling only
-		// the spec, this took a quarter off bench/controller's compile.
+		// which json.Unmarshal below parses anyway.
 		data, err = m.MarshalJSON()
 	} else {
 		data, err = json.Marshal(spec)

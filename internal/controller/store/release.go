@@ -43,10 +43,7 @@ func (s *Store) SaveRelease(ctx context.Context, group string, states map[string
 				return err
 			}
 			for _, o := range st.Objects {
-				body, err := json.Marshal(o.Object.Object)
-				if err != nil {
-					return err
-				}
+				body := o.JSON() // as compiled: the bytes o.Hash is of
 				if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO release_objects (grp, target, api_version, kind, namespace, name, hash, body)
 					VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), group, name, o.Ref.APIVersion, o.Ref.Kind, o.Ref.Namespace, o.Ref.Name, o.Hash, string(body)); err != nil {
 					return err

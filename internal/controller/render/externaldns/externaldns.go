@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
 	"weft.dev/weft/internal/controller/model"
 	"weft.dev/weft/internal/controller/render"
 	"weft.dev/weft/internal/controller/render/istio"
@@ -122,7 +120,7 @@ func selected(selector, labels map[string]string) bool {
 
 // endpoint builds a DNSEndpoint without external-dns's Go module, whose
 // dependencies are far larger than this one object.
-func endpoint(it *model.Intent, ns string, r record, labels map[string]string) *unstructured.Unstructured {
+func endpoint(it *model.Intent, ns string, r record, labels map[string]string) *render.Object {
 	targets := slices.Clone(r.targets)
 	slices.Sort(targets)
 	targets = slices.Compact(targets)
@@ -138,21 +136,11 @@ func endpoint(it *model.Intent, ns string, r record, labels map[string]string) *
 	for i, t := range targets {
 		ts[i] = t
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"spec": map[string]any{"endpoints": []any{map[string]any{
+	return &render.Object{
+		APIVersion: APIVersion, Kind: Kind, Namespace: ns, Labels: labels,
+		Name: fmt.Sprintf("%s-%s", it.Metadata.Name, strings.ReplaceAll(r.name, ".", "-")),
+		Spec: map[string]any{"endpoints": []any{map[string]any{
 			"dnsName": r.name, "recordType": recordType, "recordTTL": int64(it.Spec.TTL), "targets": ts,
 		}}},
-	}}
-	u.SetAPIVersion(APIVersion)
-	u.SetKind(Kind)
-	u.SetName(fmt.Sprintf("%s-%s", it.Metadata.Name, strings.ReplaceAll(r.name, ".", "-")))
-	if ns != "" {
-		u.SetNamespace(ns)
 	}
-	l := map[string]string{render.ManagedByLabel: render.ManagedBy}
-	for k, v := range labels {
-		l[k] = v
-	}
-	u.SetLabels(l)
-	return u
 }

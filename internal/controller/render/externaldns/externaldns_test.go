@@ -30,7 +30,7 @@ func TestRFC2136(t *testing.T) {
 	if err != nil || len(ps) != 1 || ps[0].Kind != render.TargetRFC2136 || ps[0].DNS.Zone != "example.com" {
 		t.Fatalf("placements = %+v, %v", ps, err)
 	}
-	ep := ps[0].Object.Object["spec"].(map[string]any)["endpoints"].([]any)[0].(map[string]any)
+	ep := ps[0].Object.Spec.(map[string]any)["endpoints"].([]any)[0].(map[string]any)
 	if ep["dnsName"] != "orders.shop.example.com" || ep["recordType"] != "A" || len(ep["targets"].([]any)) != 2 {
 		t.Errorf("endpoint = %v", ep)
 	}

@@ -56,27 +56,32 @@ func isIstio(c *model.Cluster) bool { return c.Spec.Mesh == model.MeshIstio }
 
 // out collects placements for one intent.
 type out struct {
-	in     *model.Intent
 	labels map[string]string
 	list   []render.Placement
-	err    error
 }
 
-// add places an object with the given spec, an istio.io/api message.
-func (o *out) add(cluster, apiVersion, kind, ns, name string, shared bool, spec any) {
-	if o.err != nil {
-		return
-	}
+// object is an object of the intent with the given spec, an istio.io/api
+// message. A shared object (one that several intents place) has no intent
+// label: it must be identical whichever intent made it.
+func (o *out) object(apiVersion, kind, ns, name string, shared bool, spec any) *render.Object {
 	labels := o.labels
 	if shared {
-		labels = nil // shared objects must be identical whichever intent made them
+		labels = nil
 	}
-	u, err := render.NewObject(apiVersion, kind, ns, name, labels, spec)
-	if err != nil {
-		o.err = err
-		return
+	return &render.Object{APIVersion: apiVersion, Kind: kind, Namespace: ns, Name: name, Labels: labels, Spec: spec}
+}
+
+// place places objects in cluster's Kubernetes API. An object placed in
+// several clusters is written once.
+func (o *out) place(cluster string, objs ...*render.Object) {
+	for _, obj := range objs {
+		o.list = append(o.list, render.Placement{Kind: render.TargetKubernetes, Cluster: cluster, Object: obj})
 	}
-	o.list = append(o.list, render.Placement{Kind: render.TargetKubernetes, Cluster: cluster, Object: u})
+}
+
+// add places a new object in cluster.
+func (o *out) add(cluster, apiVersion, kind, ns, name string, shared bool, spec any) {
+	o.place(cluster, o.object(apiVersion, kind, ns, name, shared, spec))
 }
 
 var _ render.IntentRenderer = Renderer{}
@@ -88,7 +93,7 @@ func (r Renderer) Render(in *render.Input) ([]render.Placement, error) {
 
 // RenderIntent implements render.IntentRenderer.
 func (Renderer) RenderIntent(in *render.Input, it *model.Intent) ([]render.Placement, error) {
-	o := &out{in: it, labels: map[string]string{render.IntentLabel: it.Metadata.Name}}
+	o := &out{labels: map[string]string{render.IntentLabel: it.Metadata.Name}}
 	var err error
 	switch it.Spec.Type {
 	case model.TypeIntercluster:
@@ -99,9 +104,6 @@ func (Renderer) RenderIntent(in *render.Input, it *model.Intent) ([]render.Place
 		err = externalOutbound(in, it, o)
 	case model.TypeExternalInbound:
 		err = externalInbound(in, it, o)
-	}
-	if err == nil {
-		err = o.err
 	}
 	if err != nil {
 		return nil, err
@@ -157,14 +159,20 @@ func intercluster(in *render.Input, it *model.Intent, o *out) error {
 			o.add(name, NetworkingV1, "DestinationRule", ns, it.Metadata.Name, false, &destinationRule(it, host, client, remotes).Spec)
 		}
 	}
+	serverSE := o.object(NetworkingV1, "ServiceEntry", server.Namespace, it.Metadata.Name+"-server", false, &serverServiceEntry(server, host, port, proto).Spec)
+	policies := serverPolicies(o, it, server, port, principals(clients))
+	gateways := map[int]*render.Object{} // by port
 	for _, s := range serverClusters {
 		// A server cluster needs the gateway only if some client runs elsewhere.
 		exported := slices.ContainsFunc(slices.Sorted(maps.Keys(clientNS)), func(c string) bool { return c != s.Metadata.Name })
 		if exported && s.Spec.EastWestGateway != nil {
-			o.add(s.Metadata.Name, NetworkingV1, "Gateway", istioSystem, CrossNetworkGateway, true, &crossNetworkGateway(s.Spec.EastWestGateway.Port).Spec)
-			o.add(s.Metadata.Name, NetworkingV1, "ServiceEntry", server.Namespace, it.Metadata.Name+"-server", false, &serverServiceEntry(server, host, port, proto).Spec)
+			p := s.Spec.EastWestGateway.Port
+			if gateways[p] == nil {
+				gateways[p] = o.object(NetworkingV1, "Gateway", istioSystem, CrossNetworkGateway, true, &crossNetworkGateway(p).Spec)
+			}
+			o.place(s.Metadata.Name, gateways[p], serverSE)
 		}
-		serverPolicies(o, s.Metadata.Name, it, server, port, principals(clients))
+		o.place(s.Metadata.Name, policies...)
 	}
 	return nil
 }
@@ -184,15 +192,16 @@ func intracluster(in *render.Input, it *model.Intent, o *out) error {
 	}
 	port := render.Port(it, server)
 	host := render.ServiceHost(server)
+	// EMCO's design assumed a deny-all installed by hand; weft makes it part
+	// of the desired state, so that the allow rule below is the only way in.
+	objs := []*render.Object{o.object(SecurityV1, "AuthorizationPolicy", server.Namespace, DenyAll, true, &apisec.AuthorizationPolicy{})}
+	objs = append(objs, serverPolicies(o, it, server, port, principals(clients))...)
+	if it.Spec.MutualTLS || it.Spec.CircuitBreaking != nil || it.Spec.LoadBalancing != "" {
+		// Without remotes, the rule is the same in every cluster.
+		objs = append(objs, o.object(NetworkingV1, "DestinationRule", server.Namespace, it.Metadata.Name, false, &destinationRule(it, host, nil, nil).Spec))
+	}
 	for _, s := range serverClusters {
-		name := s.Metadata.Name
-		// EMCO's design assumed a deny-all installed by hand; weft makes it part
-		// of the desired state, so that the allow rule below is the only way in.
-		o.add(name, SecurityV1, "AuthorizationPolicy", server.Namespace, DenyAll, true, &apisec.AuthorizationPolicy{})
-		serverPolicies(o, name, it, server, port, principals(clients))
-		if it.Spec.MutualTLS || it.Spec.CircuitBreaking != nil || it.Spec.LoadBalancing != "" {
-			o.add(name, NetworkingV1, "DestinationRule", server.Namespace, it.Metadata.Name, false, &destinationRule(it, host, s, nil).Spec)
-		}
+		o.place(s.Metadata.Name, objs...)
 	}
 	return nil
 }
@@ -249,12 +258,9 @@ func externalOutbound(in *render.Input, it *model.Intent, o *out) error {
 	case it.Spec.MutualTLS:
 		gwPort, gwProto = 443, "HTTPS"
 	}
-	for _, c := range clusters {
-		name := c.Metadata.Name
-		o.add(name, NetworkingV1, "ServiceEntry", source.Namespace, it.Metadata.Name, false, &se.Spec)
-		if !it.Spec.EgressGateway {
-			continue
-		}
+	// The same objects in every cluster.
+	objs := []*render.Object{o.object(NetworkingV1, "ServiceEntry", source.Namespace, it.Metadata.Name, false, &se.Spec)}
+	if it.Spec.EgressGateway {
 		gw := &netv1.Gateway{}
 		gw.Spec.Selector = map[string]string{"istio": "egressgateway"}
 		srv := &apinet.Server{Port: &apinet.Port{Number: uint32(gwPort), Name: portName(gwProto, gwPort), Protocol: gwProto}, Hosts: hosts}
@@ -265,7 +271,7 @@ func externalOutbound(in *render.Input, it *model.Intent, o *out) error {
 			srv.Tls = &apinet.ServerTLSSettings{Mode: apinet.ServerTLSSettings_ISTIO_MUTUAL}
 		}
 		gw.Spec.Servers = []*apinet.Server{srv}
-		o.add(name, NetworkingV1, "Gateway", source.Namespace, gwName, false, &gw.Spec)
+		objs = append(objs, o.object(NetworkingV1, "Gateway", source.Namespace, gwName, false, &gw.Spec))
 
 		dr := &netv1.DestinationRule{}
 		dr.Spec.Host = egressGatewayHost
@@ -275,7 +281,7 @@ func externalOutbound(in *render.Input, it *model.Intent, o *out) error {
 			sub.TrafficPolicy = &apinet.TrafficPolicy{Tls: &apinet.ClientTLSSettings{Mode: apinet.ClientTLSSettings_ISTIO_MUTUAL, Sni: hosts[0]}}
 		}
 		dr.Spec.Subsets = []*apinet.Subset{sub}
-		o.add(name, NetworkingV1, "DestinationRule", source.Namespace, gwName, false, &dr.Spec)
+		objs = append(objs, o.object(NetworkingV1, "DestinationRule", source.Namespace, gwName, false, &dr.Spec))
 
 		// One VirtualService per host: the route from the gateway to the outside
 		// names a single destination host.
@@ -301,8 +307,11 @@ func externalOutbound(in *render.Input, it *model.Intent, o *out) error {
 						Route: []*apinet.HTTPRouteDestination{{Destination: toExt}}},
 				}
 			}
-			o.add(name, NetworkingV1, "VirtualService", source.Namespace, fmt.Sprintf("%s-egress-%d", it.Metadata.Name, i), false, &vs.Spec)
+			objs = append(objs, o.object(NetworkingV1, "VirtualService", source.Namespace, fmt.Sprintf("%s-egress-%d", it.Metadata.Name, i), false, &vs.Spec))
 		}
+	}
+	for _, c := range clusters {
+		o.place(c.Metadata.Name, objs...)
 	}
 	return nil
 }
@@ -330,11 +339,18 @@ func externalInbound(in *render.Input, it *model.Intent, o *out) error {
 	}
 	port := render.Port(it, server)
 	gwName := it.Metadata.Name + "-ingress"
+	// The ingress gateway is the only caller, and only for the allowed requests.
+	policies := serverPolicies(o, it, server, port, []string{ingressGatewayAccount})
+	byHost := map[string][]*render.Object{} // the same objects in every cluster with the host
 	for _, c := range clusters {
 		name := c.Metadata.Name
 		host, err := ExternalHost(it, c)
 		if err != nil {
 			return err
+		}
+		if objs, ok := byHost[host]; ok {
+			o.place(name, objs...)
+			continue
 		}
 		gw := &netv1.Gateway{}
 		gw.Spec.Selector = map[string]string{"istio": "ingressgateway"}
@@ -348,7 +364,6 @@ func externalInbound(in *render.Input, it *model.Intent, o *out) error {
 			srv.Tls = &apinet.ServerTLSSettings{Mode: mode, CredentialName: t.CredentialName}
 		}
 		gw.Spec.Servers = []*apinet.Server{srv}
-		o.add(name, NetworkingV1, "Gateway", server.Namespace, gwName, false, &gw.Spec)
 
 		vs := &netv1.VirtualService{}
 		vs.Spec.Hosts = []string{host}
@@ -357,15 +372,18 @@ func externalInbound(in *render.Input, it *model.Intent, o *out) error {
 			Match: httpMatches(it.Spec.Access),
 			Route: []*apinet.HTTPRouteDestination{{Destination: &apinet.Destination{Host: render.ServiceHost(server), Port: &apinet.PortSelector{Number: uint32(port)}}}},
 		}}
-		o.add(name, NetworkingV1, "VirtualService", server.Namespace, gwName, false, &vs.Spec)
-		// The ingress gateway is the only caller, and only for the allowed requests.
-		serverPolicies(o, name, it, server, port, []string{ingressGatewayAccount})
+		objs := append([]*render.Object{
+			o.object(NetworkingV1, "Gateway", server.Namespace, gwName, false, &gw.Spec),
+			o.object(NetworkingV1, "VirtualService", server.Namespace, gwName, false, &vs.Spec),
+		}, policies...)
+		byHost[host] = objs
+		o.place(name, objs...)
 	}
 	return nil
 }
 
 // serverPolicies allows principals to call server, and with mutualTLS requires it.
-func serverPolicies(o *out, cluster string, it *model.Intent, server *model.Service, port int, principals []string) {
+func serverPolicies(o *out, it *model.Intent, server *model.Service, port int, principals []string) []*render.Object {
 	ap := &secv1.AuthorizationPolicy{}
 	ap.Spec.Selector = &apitype.WorkloadSelector{MatchLabels: map[string]string{"app": server.Name}}
 	ap.Spec.Action = apisec.AuthorizationPolicy_ALLOW
@@ -374,13 +392,14 @@ func serverPolicies(o *out, cluster string, it *model.Intent, server *model.Serv
 	for _, op := range ops {
 		ap.Spec.Rules = append(ap.Spec.Rules, &apisec.Rule{From: from, To: []*apisec.Rule_To{{Operation: op}}})
 	}
-	o.add(cluster, SecurityV1, "AuthorizationPolicy", server.Namespace, it.Metadata.Name, false, &ap.Spec)
+	objs := []*render.Object{o.object(SecurityV1, "AuthorizationPolicy", server.Namespace, it.Metadata.Name, false, &ap.Spec)}
 	if it.Spec.MutualTLS {
 		pa := &secv1.PeerAuthentication{}
 		pa.Spec.Selector = &apitype.WorkloadSelector{MatchLabels: map[string]string{"app": server.Name}}
 		pa.Spec.Mtls = &apisec.PeerAuthentication_MutualTLS{Mode: apisec.PeerAuthentication_MutualTLS_STRICT}
-		o.add(cluster, SecurityV1, "PeerAuthentication", server.Namespace, it.Metadata.Name, false, &pa.Spec)
+		objs = append(objs, o.object(SecurityV1, "PeerAuthentication", server.Namespace, it.Metadata.Name, false, &pa.Spec))
 	}
+	return objs
 }
 
 // operations returns one operation per access rule (an empty list allows every
@@ -496,7 +515,8 @@ func clientServiceEntry(host string, port int, proto string, remotes []*model.Cl
 }
 
 // destinationRule applies the intent's traffic policy to host as seen from
-// cluster local; remotes, if any, become locality failover targets.
+// cluster local; remotes, if any, become locality failover targets (without
+// remotes, local is not read).
 func destinationRule(it *model.Intent, host string, local *model.Cluster, remotes []*model.Cluster) *netv1.DestinationRule {
 	dr := &netv1.DestinationRule{}
 	dr.Spec.Host = host
@@ -512,10 +532,9 @@ func destinationRule(it *model.Intent, host string, local *model.Cluster, remote
 	if p, ok := apinet.LoadBalancerSettings_SimpleLB_value[it.Spec.LoadBalancing]; ok && it.Spec.LoadBalancing != "" {
 		lb.LbPolicy = &apinet.LoadBalancerSettings_Simple{Simple: apinet.LoadBalancerSettings_SimpleLB(p)}
 	}
-	from := render.Region(local.Spec.Locality)
 	var failover []*apinet.LocalityLoadBalancerSetting_Failover
 	for _, r := range remotes {
-		to := render.Region(r.Spec.Locality)
+		from, to := render.Region(local.Spec.Locality), render.Region(r.Spec.Locality)
 		if from == "" || to == "" || to == from || slices.ContainsFunc(failover, func(f *apinet.LocalityLoadBalancerSetting_Failover) bool { return f.To == to }) {
 			continue
 		}

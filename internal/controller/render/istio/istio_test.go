@@ -25,7 +25,7 @@ func renderIstio(t *testing.T, bodies ...string) []render.Placement {
 		t.Fatal(err)
 	}
 	for _, p := range ps {
-		rendertest.RoundTrip(t, p.Object)
+		rendertest.RoundTrip(t, rendertest.Unstructured(t, p.Object))
 	}
 	return ps
 }
@@ -42,8 +42,8 @@ func TestGolden(t *testing.T) {
 func find(t *testing.T, ps []render.Placement, cluster, kind, name string) *unstructured.Unstructured {
 	t.Helper()
 	for _, p := range ps {
-		if p.Cluster == cluster && p.Object.GetKind() == kind && p.Object.GetName() == name {
-			return p.Object
+		if p.Cluster == cluster && p.Object.Kind == kind && p.Object.Name == name {
+			return rendertest.Unstructured(t, p.Object)
 		}
 	}
 	t.Fatalf("no %s %s in cluster %s", kind, name, cluster)
@@ -51,7 +51,7 @@ func find(t *testing.T, ps []render.Placement, cluster, kind, name string) *unst
 }
 
 func has(ps []render.Placement, cluster, kind string) bool {
-	return slices.ContainsFunc(ps, func(p render.Placement) bool { return p.Cluster == cluster && p.Object.GetKind() == kind })
+	return slices.ContainsFunc(ps, func(p render.Placement) bool { return p.Cluster == cluster && p.Object.Kind == kind })
 }
 
 // TestIntercluster checks the assertions field by field, independently of

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"weft.dev/weft/internal/controller/canonjson"
 	"weft.dev/weft/internal/controller/model"
 	"weft.dev/weft/internal/controller/render"
 )
@@ -84,7 +85,7 @@ func YAML(t testing.TB, ps []render.Placement) []byte {
 		if p.Kind == render.TargetRFC2136 {
 			where = p.DNS.Server + " " + p.DNSKey
 		}
-		data, err := yaml.Marshal(p.Object.Object)
+		data, err := yaml.Marshal(Unstructured(t, p.Object).Object)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,6 +93,20 @@ func YAML(t testing.TB, ps []render.Placement) []byte {
 		buf.Write(data)
 	}
 	return buf.Bytes()
+}
+
+// Unstructured is o as the API server gets it: its JSON, decoded.
+func Unstructured(t testing.TB, o *render.Object) *unstructured.Unstructured {
+	t.Helper()
+	var w canonjson.Writer
+	if err := o.AppendJSON(&w, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := json.Unmarshal(w.Buf, &u.Object); err != nil {
+		t.Fatalf("%s %s: %v", o.Kind, o.Name, err)
+	}
+	return u
 }
 
 // Golden compares got with testdata/name.golden, or rewrites it with -update.

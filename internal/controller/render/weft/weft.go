@@ -92,22 +92,19 @@ func (Renderer) RenderIntent(in *render.Input, it *model.Intent) ([]render.Place
 // place defaults and validates obj as a site would, so that the controller never
 // plans an object the site will refuse. spec is obj's spec, read after
 // defaulting.
-func place(c *model.Cluster, obj interface {
+func place(c *model.Cluster, o interface {
 	Default() error
 	GetName() string
 }, spec any, kind string) (render.Placement, error) {
-	if err := obj.Default(); err != nil {
+	if err := o.Default(); err != nil {
 		return render.Placement{}, fmt.Errorf("weft %s for cluster %s: %w", strings.ToLower(kind), c.Metadata.Name, err)
 	}
-	u, err := render.NewObject(resource.APIVersion, kind, "", obj.GetName(), nil, spec)
-	if err != nil {
-		return render.Placement{}, err
-	}
+	obj := &render.Object{APIVersion: resource.APIVersion, Kind: kind, Name: o.GetName(), Spec: spec}
 	if ns := c.Spec.Weft.Namespace; ns != "" {
 		// A site in Kubernetes mode: the same resource, as a CR in its
 		// namespace (server-side applied by the kubernetes backend).
-		u.SetNamespace(ns)
-		return render.Placement{Kind: render.TargetKubernetes, Cluster: c.Metadata.Name, Object: u}, nil
+		obj.Namespace = ns
+		return render.Placement{Kind: render.TargetKubernetes, Cluster: c.Metadata.Name, Object: obj}, nil
 	}
-	return render.Placement{Kind: render.TargetWeft, Cluster: c.Metadata.Name, Object: u}, nil
+	return render.Placement{Kind: render.TargetWeft, Cluster: c.Metadata.Name, Object: obj}, nil
 }

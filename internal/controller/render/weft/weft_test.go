@@ -20,7 +20,7 @@ func TestGolden(t *testing.T) {
 	// Connectors where orders runs (east, west), a listener where web runs (west).
 	kinds := map[string]int{}
 	for _, p := range ps {
-		kinds[p.Cluster+"/"+p.Object.GetKind()]++
+		kinds[p.Cluster+"/"+p.Object.Kind]++
 	}
 	if kinds["east/"+resource.KindConnector] != 1 || kinds["west/"+resource.KindConnector] != 1 || kinds["west/"+resource.KindListener] != 1 || len(ps) != 3 {
 		t.Errorf("placements = %v", kinds)
@@ -40,12 +40,12 @@ func TestKubernetesSite(t *testing.T) {
 	n := 0
 	for _, p := range ps {
 		switch {
-		case p.Cluster == "west" && (p.Kind != render.TargetKubernetes || p.Object.GetNamespace() != "shop"):
-			t.Errorf("west %s: target %s, namespace %q: want kubernetes, shop", p.Object.GetKind(), p.Kind, p.Object.GetNamespace())
+		case p.Cluster == "west" && (p.Kind != render.TargetKubernetes || p.Object.Namespace != "shop"):
+			t.Errorf("west %s: target %s, namespace %q: want kubernetes, shop", p.Object.Kind, p.Kind, p.Object.Namespace)
 		case p.Cluster == "west":
 			n++
-		case p.Kind != render.TargetWeft || p.Object.GetNamespace() != "":
-			t.Errorf("%s %s: target %s, namespace %q: want weft, none", p.Cluster, p.Object.GetKind(), p.Kind, p.Object.GetNamespace())
+		case p.Kind != render.TargetWeft || p.Object.Namespace != "":
+			t.Errorf("%s %s: target %s, namespace %q: want weft, none", p.Cluster, p.Object.Kind, p.Kind, p.Object.Namespace)
 		}
 	}
 	if n != 2 {

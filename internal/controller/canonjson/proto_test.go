@@ -1,12 +1,14 @@
-package render
+package canonjson
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"math"
-	"reflect"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -14,24 +16,48 @@ import (
 	apisec "istio.io/api/security/v1beta1"
 )
 
-// checkSameMap fails unless protoMap gives what the JSON round trip gives,
-// wherever it does not leave m to that round trip.
-func checkSameMap(t *testing.T, m protoJSON) {
-	t.Helper()
-	want, wantErr := jsonMap(m)
-	got, err := protoMap(m.ProtoReflect())
-	if errors.Is(err, errSlowPath) {
-		return
-	}
-	if err != nil || wantErr != nil {
-		t.Fatalf("protoMap: %v; round trip: %v", err, wantErr)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("protoMap(%T)\n got %#v\nwant %#v", m, got, want)
-	}
+// protoJSON is an Istio API message: its MarshalJSON is the default
+// jsonpb.Marshaler's.
+type protoJSON interface {
+	json.Marshaler
+	ProtoReflect() protoreflect.Message
 }
 
-func TestProtoMapIsTheJSONRoundTrip(t *testing.T) {
+// roundTrip is what Proto replaces: jsonpb's JSON, read by json.Unmarshal
+// and written again by json.Marshal.
+func roundTrip(m protoJSON) ([]byte, error) {
+	data, err := m.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+// checkSame fails unless Proto writes what the JSON round trip gives,
+// wherever it does not leave m to that round trip, and reports whether it
+// wrote m.
+func checkSame(t *testing.T, m protoJSON) bool {
+	t.Helper()
+	want, wantErr := roundTrip(m)
+	var w Writer
+	err := w.Proto(m.ProtoReflect())
+	if errors.Is(err, ErrUnsupported) {
+		return false
+	}
+	if err != nil || wantErr != nil {
+		t.Fatalf("Proto: %v; round trip: %v", err, wantErr)
+	}
+	if !bytes.Equal(w.Buf, want) {
+		t.Fatalf("Proto(%T)\n got %s\nwant %s", m, w.Buf, want)
+	}
+	return true
+}
+
+func TestProtoIsTheJSONRoundTrip(t *testing.T) {
 	value, err := structpb.NewStruct(map[string]any{"s": "x<y", "n": 1.5, "b": true, "null": nil, "list": []any{"a", 2.0, map[string]any{}}})
 	if err != nil {
 		t.Fatal(err)
@@ -65,32 +91,31 @@ func TestProtoMapIsTheJSONRoundTrip(t *testing.T) {
 			To:   []*apisec.Rule_To{{Operation: &apisec.Operation{Ports: []string{"8080"}}}},
 		}}},
 		&apinet.EnvoyFilter{ConfigPatches: []*apinet.EnvoyFilter_EnvoyConfigObjectPatch{{Patch: &apinet.EnvoyFilter_Patch{Value: value}}}},
-		&apinet.ServiceEntry{Hosts: []string{"api.example.net"}, Endpoints: []*apinet.WorkloadEntry{{Address: "10.0.0.1", Ports: map[string]uint32{"http": 80}, Weight: 3, Labels: map[string]string{"a": "b"}}}},
+		&apinet.ServiceEntry{Hosts: []string{"api.example.net"}, Endpoints: []*apinet.WorkloadEntry{{Address: "10.0.0.1", Ports: map[string]uint32{"http": 80, "grpc": 81}, Weight: 3, Labels: map[string]string{"b": "c", "a": "b"}}}},
 	} {
-		checkSameMap(t, m)
+		if !checkSame(t, m) {
+			t.Errorf("%T left to the round trip", m)
+		}
 	}
 	// Left to the round trip: a Value with no kind (jsonpb refuses it), a
-	// float beyond JSON, a duration out of range.
+	// duration out of range.
 	noKind := &apinet.EnvoyFilter{ConfigPatches: []*apinet.EnvoyFilter_EnvoyConfigObjectPatch{{Patch: &apinet.EnvoyFilter_Patch{
 		Value: &structpb.Struct{Fields: map[string]*structpb.Value{"x": {}}}}}}}
-	if _, err := protoMap(noKind.ProtoReflect()); !errors.Is(err, errSlowPath) {
-		t.Errorf("a Value with no kind: %v, want the slow path", err)
-	}
-	if _, err := specMap(noKind); err == nil {
-		t.Error("specMap accepted a Value with no kind, which jsonpb refuses")
+	if err := new(Writer).Proto(noKind.ProtoReflect()); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("a Value with no kind: %v, want ErrUnsupported", err)
 	}
 	badDuration := &apinet.DestinationRule{TrafficPolicy: &apinet.TrafficPolicy{OutlierDetection: &apinet.OutlierDetection{Interval: &durationpb.Duration{Seconds: 1, Nanos: -1}}}}
-	if _, err := protoMap(badDuration.ProtoReflect()); !errors.Is(err, errSlowPath) {
-		t.Errorf("a duration with mixed signs: %v, want the slow path", err)
+	if err := new(Writer).Proto(badDuration.ProtoReflect()); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("a duration with mixed signs: %v, want ErrUnsupported", err)
 	}
 	inf := &apinet.EnvoyFilter{ConfigPatches: []*apinet.EnvoyFilter_EnvoyConfigObjectPatch{{Patch: &apinet.EnvoyFilter_Patch{
 		Value: &structpb.Struct{Fields: map[string]*structpb.Value{"x": structpb.NewNumberValue(math.Inf(1))}}}}}}
-	checkSameMap(t, inf)
+	checkSame(t, inf)
 }
 
-// FuzzProtoMap decodes arbitrary protobuf into Istio messages and compares
-// protoMap with the JSON round trip it replaces.
-func FuzzProtoMap(f *testing.F) {
+// FuzzProto decodes arbitrary protobuf into Istio messages and compares
+// Proto with the JSON round trip it replaces.
+func FuzzProto(f *testing.F) {
 	kinds := []func() protoJSON{
 		func() protoJSON { return &apinet.DestinationRule{} },
 		func() protoJSON { return &apinet.ServiceEntry{} },
@@ -112,6 +137,6 @@ func FuzzProtoMap(f *testing.F) {
 		if proto.Unmarshal(data, m) != nil {
 			return
 		}
-		checkSameMap(t, m)
+		checkSame(t, m)
 	})
 }
