@@ -121,12 +121,12 @@ func BenchmarkCompilePlan10kIntents100Clusters(b *testing.B) {
 			}
 			// As store.Applied returns them: hash and stored JSON.
 			for _, o := range st.Objects {
-				unchanged[name][o.Ref] = stored(b, o.Ref, o.Object)
-				old := o.Object.DeepCopy()
-				if err := unstructured.SetNestedField(old.Object, "older", "metadata", "labels", "bench"); err != nil {
+				u := body(b, o)
+				unchanged[name][o.Ref] = stored(b, o.Ref, u)
+				if err := unstructured.SetNestedField(u.Object, "older", "metadata", "labels", "bench"); err != nil {
 					b.Fatal(err)
 				}
-				changed[name][o.Ref] = stored(b, o.Ref, old)
+				changed[name][o.Ref] = stored(b, o.Ref, u)
 			}
 		}
 	}
@@ -164,6 +164,19 @@ func BenchmarkCompilePlan10kIntents100Clusters(b *testing.B) {
 		fmt.Printf("summary (one intent changed): its group of %d intents -> %d objects (%d changed); %s\n",
 			len(ins[0].Intents), objects, changes, m)
 	})
+}
+
+// body is a compiled object's body, decoded: compiles before the typed
+// renderer kept it decoded (Object), compiles since keep its JSON (Raw).
+func body(b *testing.B, o compile.Object) *unstructured.Unstructured {
+	if o.Object != nil {
+		return o.Object.DeepCopy()
+	}
+	u := &unstructured.Unstructured{}
+	if err := json.Unmarshal(o.Raw, &u.Object); err != nil {
+		b.Fatal(err)
+	}
+	return u
 }
 
 // stored is u as the store keeps it.

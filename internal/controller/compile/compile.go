@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -127,32 +128,38 @@ type placed struct {
 // each registered renderer, in name order.
 func compileWith(in *render.Input, placeAll func(render.Named) ([]placed, error)) (map[string]*State, error) {
 	states := map[string]*State{}
-	seen := map[string]map[Ref]string{} // target -> ref -> hash
 	for _, r := range render.Registered() {
 		ps, err := placeAll(r)
 		if err != nil {
 			return nil, err
 		}
 		for _, p := range ps {
-			t, o := p.target, p.obj
-			st := states[t.Name]
+			st := states[p.target.Name]
 			if st == nil {
-				st = &State{Target: t}
-				states[t.Name] = st
-				seen[t.Name] = map[Ref]string{}
+				st = &State{Target: p.target}
+				states[p.target.Name] = st
 			}
-			if prev, dup := seen[t.Name][o.Ref]; dup {
-				if prev != o.Hash {
-					return nil, fmt.Errorf("%w: %s in %s is rendered twice, differently", ErrConflict, o.Ref, t.Name)
+			st.Objects = append(st.Objects, p.obj)
+		}
+	}
+	// Sorted, two placements of one object are neighbours: the first stays
+	// (the sort is stable), and any other must be the same object. Targets
+	// in name order, so that of several conflicts the same one is reported.
+	for _, name := range slices.Sorted(maps.Keys(states)) {
+		st := states[name]
+		SortObjects(st.Objects)
+		objs := st.Objects[:0]
+		for i, o := range st.Objects {
+			if i > 0 && o.Ref == objs[len(objs)-1].Ref {
+				if o.Hash != objs[len(objs)-1].Hash {
+					return nil, fmt.Errorf("%w: %s in %s is rendered twice, differently", ErrConflict, o.Ref, name)
 				}
 				continue
 			}
-			seen[t.Name][o.Ref] = o.Hash
-			st.Objects = append(st.Objects, o)
+			objs = append(objs, o)
 		}
-	}
-	for _, st := range states {
-		SortObjects(st.Objects)
+		clear(st.Objects[len(objs):]) // no longer referenced from the backing array
+		st.Objects = objs
 	}
 	return states, nil
 }

@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -83,21 +84,40 @@ func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
 }
 
 // sortByRef sorts s stably by the string form of each element's reference,
-// computing each once: Ref.String allocates, and a sort compares n log n
-// times.
+// comparing without building those strings: Ref.String allocates, and a
+// sort compares n log n times.
 func sortByRef[T any](s []T, ref func(*T) Ref) {
-	type keyed struct {
-		key string
-		v   T
+	slices.SortStableFunc(s, func(a, b T) int { return compareRefs(ref(&a), ref(&b)) })
+}
+
+// compareRefs is strings.Compare(a.String(), b.String()).
+func compareRefs(a, b Ref) int {
+	aa, an := a.parts()
+	ba, bn := b.parts()
+	as, bs := aa[:an], ba[:bn]
+	for i := range min(an, bn) {
+		x, y := as[i], bs[i]
+		if x == y {
+			continue
+		}
+		for k := range min(len(x), len(y)) {
+			if x[k] != y[k] {
+				return cmp.Compare(x[k], y[k])
+			}
+		}
+		// One part is a prefix of the other: what follows it decides, a
+		// separator or the end against the longer part's next byte.
+		return strings.Compare(strings.Join(as[i:], "/"), strings.Join(bs[i:], "/"))
 	}
-	ks := make([]keyed, len(s))
-	for i := range s {
-		ks[i] = keyed{ref(&s[i]).String(), s[i]}
+	return cmp.Compare(an, bn)
+}
+
+// parts are the first n of the parts r's string form joins with "/".
+func (r Ref) parts() (parts [4]string, n int) {
+	if r.Namespace == "" {
+		return [4]string{r.APIVersion, r.Kind, r.Name}, 3
 	}
-	slices.SortStableFunc(ks, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
-	for i := range ks {
-		s[i] = ks[i].v
-	}
+	return [4]string{r.APIVersion, r.Kind, r.Namespace, r.Name}, 4
 }
 
 // Diff returns the changed leaves between two JSON-shaped values, in path order.

@@ -2,6 +2,7 @@ package compile
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -87,6 +88,29 @@ func TestPlanStoredBodies(t *testing.T) {
 		got := Plan([]Object{want}, map[Ref]Object{want.Ref: tc.applied}, nil)
 		if len(got) != 1 || got[0].Action != tc.action || !reflect.DeepEqual(got[0].Diff, tc.diff) {
 			t.Errorf("%s: plan = %+v, want %s with diff %v", tc.name, got, tc.action, tc.diff)
+		}
+	}
+}
+
+// TestCompareRefsIsStringOrder: refs sort as their string forms, whatever
+// their parts hold (separators, bytes below '/', prefixes of each other).
+func TestCompareRefsIsStringOrder(t *testing.T) {
+	parts := []string{"", "a", "a-b", "a.b", "a/b", "ab", "b", "v1", "networking.istio.io/v1", "a/"}
+	var refs []Ref
+	for _, v := range parts {
+		for _, k := range parts[:6] {
+			for _, ns := range parts[:5] {
+				for _, n := range parts[1:7] {
+					refs = append(refs, Ref{APIVersion: v, Kind: k, Namespace: ns, Name: n})
+				}
+			}
+		}
+	}
+	for _, a := range refs {
+		for _, b := range refs[:len(refs)/7] {
+			if got, want := compareRefs(a, b), strings.Compare(a.String(), b.String()); got != want {
+				t.Fatalf("compareRefs(%q, %q) = %d, want %d", a, b, got, want)
+			}
 		}
 	}
 }
