@@ -93,7 +93,10 @@ func TestRenderedObjectsAccepted(t *testing.T) {
 				continue // weft sites and DNS servers are not Kubernetes APIs
 			}
 			for _, o := range st.Objects {
-				u := o.Object
+				u, err := o.Body()
+				if err != nil {
+					t.Fatal(err)
+				}
 				switch {
 				case rendertest.IsIstio(u):
 					rendertest.RoundTrip(t, u)
