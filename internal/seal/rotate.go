@@ -25,6 +25,15 @@ func (r *Responder) SetKey(k Key) {
 	r.cfg.Key, r.prev = k, &prev
 }
 
+// DropPrev stops answering handshakes made with the static key that the
+// last SetKey replaced: its grace is over. Sessions made with it are not
+// touched.
+func (r *Responder) DropPrev() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.prev = nil
+}
+
 // prevPeerKey says whether key is the previous static key origin still
 // handshakes with.
 func (r *Responder) prevPeerKey(origin siteid.ID, key [KeyLen]byte) bool {
