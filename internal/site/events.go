@@ -82,7 +82,7 @@ func (s *Site) initEvents() error {
 // the returned function shuts both down (release closes the store).
 func (s *Site) runEvents() func() {
 	s.events.Run(s.ctx)
-	srv := &http.Server{Handler: eventsMTLS(s.events.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.eventsMTLS(s.events.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	s.goFunc(func() {
 		if err := srv.Serve(newSniffTLS(s.eventsLn, s.eventsTLS())); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("event API stopped", "err", err)

@@ -176,6 +176,11 @@ func (s *Site) revoke(stmt revocation.Statement, b []byte, from *peerConn) bool 
 		for _, pc := range all {
 			switch {
 			case closes(pc):
+				// The statement first: a site whose current key is
+				// revoked learns it only so, rotates, and is taken back.
+				if pc != from {
+					pc.sess.SendControl(msg)
+				}
 				pc.sess.CloseWithError(errors.New("the peer site, or the operational key that proved it, is revoked"))
 			case pc == from:
 			default:
