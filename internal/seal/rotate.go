@@ -13,8 +13,8 @@ func (in *Initiator) SetKey(k Key) {
 
 // SetKey makes k the responder's static key; the one it replaces is still
 // answered (an ingress may handshake with it until it has the record that
-// advertises k) until the next SetKey. Sessions made before are not
-// touched.
+// advertises k) until the next SetKey or DropPrev. Sessions made before
+// are not touched.
 func (r *Responder) SetKey(k Key) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
