@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"testing"
 	"time"
@@ -63,4 +64,31 @@ func TestVerifyOrgEventClient(t *testing.T) {
 	if _, _, err := SignOrgEventClient(org, "acme", "Not A Name", now, time.Hour); err == nil {
 		t.Error("a certificate for an invalid credential name was made")
 	}
+}
+
+// A client's certificates come off the network: whatever they hold,
+// VerifyOrgEventClient answers with an error or a valid name, never a
+// panic.
+func FuzzVerifyOrgEventClient(f *testing.F) {
+	_, org, _ := ed25519.GenerateKey(nil)
+	now := time.Now()
+	certPEM, _, err := SignOrgEventClient(org, "acme", "shop", now, time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	leaf, rest := pem.Decode(certPEM)
+	ca, _ := pem.Decode(rest)
+	f.Add(leaf.Bytes, ca.Bytes)
+	f.Add(ca.Bytes, leaf.Bytes)
+	f.Fuzz(func(t *testing.T, leafDER, caDER []byte) {
+		l, err1 := x509.ParseCertificate(leafDER)
+		c, err2 := x509.ParseCertificate(caDER)
+		if err1 != nil || err2 != nil {
+			return
+		}
+		name, err := VerifyOrgEventClient([]*x509.Certificate{l, c}, org.Public().(ed25519.PublicKey), now)
+		if err == nil && name != "shop" {
+			t.Fatalf("a chain the organisation did not sign for %q checks", name)
+		}
+	})
 }
