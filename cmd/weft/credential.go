@@ -57,10 +57,16 @@ With --cert the credential is a TLS client certificate from the site's CA
 instead: NAME.crt, NAME.key and NAME-ca.crt (the CA the event port's
 certificate chains to) are written to --cert-dir. A client presenting the
 certificate over TLS on the event port (https://, same port) gets the
-credential's permissions; deleting the credential refuses the certificate.`,
+credential's permissions; deleting the credential refuses the certificate.
+
+With --organisation the credential stands for the client certificates that the
+site's organisation issues for NAME ('weft org event-cert --credential NAME'):
+one certificate works at every site of the organisation that has a credential
+NAME, with that site's permissions for it.`,
 		Example: `  weft --site ~/weft/east credential create shop --publish 'orders.>' > shop.cred
   weft --site ~/weft/east credential create shop-tls --publish 'orders.>' --cert --cert-dir ./tls
-  weft --site ~/weft/east credential create audit --subscribe 'orders.*' --subscribe jobs --expires 720h`,
+  weft --site ~/weft/east credential create audit --subscribe 'orders.*' --subscribe jobs --expires 720h
+  weft --site ~/weft/east credential create shop-org --publish 'orders.>' --organisation`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := siteClient()
@@ -78,8 +84,12 @@ credential's permissions; deleting the credential refuses the certificate.`,
 			if format != formatTable {
 				return output(g.stdout, format, got, nil)
 			}
-			if req.Cert {
+			switch {
+			case req.Cert:
 				return writeCredentialCert(certDir, got)
+			case req.Organisation:
+				fmt.Fprintf(g.stderr, "credential/%s created: clients present a certificate of organisation %s for it ('weft org event-cert --credential %s')\n", got.Name, got.Organisation, got.Name)
+				return nil
 			}
 			fmt.Fprintln(g.stdout, got.Secret)
 			fmt.Fprintf(g.stderr, "credential/%s created: its secret (above) is shown only now; pass it with --credential or WEFT_EVENTS_CREDENTIAL\n", got.Name)
@@ -92,6 +102,8 @@ credential's permissions; deleting the credential refuses the certificate.`,
 	f.DurationVar(&expires, "expires", 0, "how long the credential is valid (default: until deleted)")
 	f.BoolVar(&req.Cert, "cert", false, "make a TLS client certificate and key instead of a bearer secret")
 	f.StringVar(&certDir, "cert-dir", ".", "with --cert: where NAME.crt, NAME.key and NAME-ca.crt are written")
+	f.BoolVar(&req.Organisation, "organisation", false, "stand for the client certificates that the site's organisation issues for NAME (weft org event-cert)")
+	create.MarkFlagsMutuallyExclusive("cert", "organisation")
 	create.MarkFlagsOneRequired("publish", "subscribe")
 	addOutputFlag(create, &format, formatTable, formatJSON, formatYAML)
 	return group(&cobra.Command{

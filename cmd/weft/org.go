@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -148,7 +149,47 @@ statement to every site linked to it, as for a site's own revocation.`,
 		},
 	}
 	revoke.Flags().StringVar(&reason, "reason", "", "why, for the sites' logs and 'weft revocation list'")
-	for _, c := range []*cobra.Command{id, certify, revoke} {
+	var credential, certDir string
+	var life time.Duration
+	eventCert := &cobra.Command{
+		Use:   "event-cert --org-key FILE --credential NAME [--expires DURATION] [--cert-dir DIR]",
+		Short: "Issue an event API client certificate that every site of the organisation accepts",
+		Long: `Write NAME.crt (the certificate, then the organisation's CA certificate: present
+both) and NAME.key to --cert-dir. A client presenting them over TLS at the event
+port (https://) of any site of the organisation that has a credential NAME made
+with 'weft credential create NAME --organisation' gets that credential's
+permissions there; deleting the credential at a site refuses it there.`,
+		Example: `  weft org event-cert --org-key acme.key --credential shop --expires 720h --cert-dir ./tls
+  weft --site ~/weft/east credential create shop --publish 'orders.>' --organisation`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := readOrgKey(keyFile)
+			if err != nil {
+				return err
+			}
+			certPEM, keyPEM, err := identity.SignOrgEventClient(k.Private(), orgID(k).String(), credential, time.Now(), life)
+			if err != nil {
+				return err
+			}
+			for _, f := range []struct {
+				name string
+				body []byte
+				mode os.FileMode
+			}{{credential + ".key", keyPEM, 0o600}, {credential + ".crt", certPEM, 0o644}} {
+				p := filepath.Join(certDir, f.name)
+				if err := os.WriteFile(p, f.body, f.mode); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.stdout, p)
+			}
+			return nil
+		},
+	}
+	eventCert.Flags().StringVar(&credential, "credential", "", "the name of the event credential the certificate stands for at each site")
+	eventCert.Flags().DurationVar(&life, "expires", 30*24*time.Hour, "how long the certificate is valid")
+	eventCert.Flags().StringVar(&certDir, "cert-dir", ".", "where NAME.crt and NAME.key are written")
+	eventCert.MarkFlagRequired("credential")
+	for _, c := range []*cobra.Command{id, certify, revoke, eventCert} {
 		c.Flags().StringVar(&keyFile, "org-key", "", "the organisation's key file (weft org create)")
 	}
 	for _, c := range []*cobra.Command{certify, revoke} {
@@ -216,7 +257,7 @@ statement to every site linked to it, as for a site's own revocation.`,
 		Example: `  weft org create acme > acme.key
   weft org certify --org-key acme.key --site SITE-ID > east.cert
   weft --site ~/weft/east org install east.cert`,
-	}, create, id, certify, revoke, install, show, leave)
+	}, create, id, certify, revoke, eventCert, install, show, leave)
 }
 
 func newPolicyCmd() *cobra.Command {

@@ -17,6 +17,11 @@ type EventCredentialRequest struct {
 	// instead of a bearer secret: a client presenting it over TLS on the
 	// event port gets this credential's permissions.
 	Cert bool `json:"cert,omitempty"`
+	// Organisation makes the credential stand for the client
+	// certificates that the site's organisation issues for its name
+	// (`weft org event-cert`), at every site of the organisation that has
+	// a credential of the name, instead of a bearer secret.
+	Organisation bool `json:"organisation,omitempty"`
 }
 
 // EventCredentialView is a credential without its secret: GET
@@ -49,4 +54,8 @@ type EventCredentialCreated struct {
 	CertPEM string `json:"certPEM,omitempty"`
 	KeyPEM  string `json:"keyPEM,omitempty"`
 	CAPEM   string `json:"caPEM,omitempty"`
+	// Organisation is the ID of the organisation whose certificates for
+	// this credential's name stand for it, for a credential made with
+	// Organisation.
+	Organisation string `json:"organisation,omitempty"`
 }

@@ -250,7 +250,7 @@ func (c *CA) SignClient(now time.Time, csrDER []byte, peer siteid.ID, peerName s
 // caller records the serial as the credential's. Link listeners refuse it:
 // its serial is issued to no link.
 func (c *CA) SignEventClient(now time.Time, csrDER []byte, name string, ttl time.Duration) (certPEM []byte, serial string, err error) {
-	return c.signClient(now, csrDER, name, &url.URL{Scheme: uriScheme, Host: "event-credential", Path: "/" + name}, ttl)
+	return c.signClient(now, csrDER, name, eventCredentialURI(name), ttl)
 }
 
 func (c *CA) signClient(now time.Time, csrDER []byte, name string, uri *url.URL, ttl time.Duration) (certPEM []byte, serial string, err error) {

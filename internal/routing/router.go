@@ -68,11 +68,14 @@ type Router struct {
 	dirty bool // db changed since table was computed
 	table *Table
 	// revoked sites' records are refused for good (Revoke).
-	revoked  map[siteid.ID]struct{}
-	restores int    // records brought back from lost, for tests
-	dbGen    uint64 // bumped on every change of db
-	readyGen uint64 // dbGen at the last Ready
-	ackedGen uint64 // dbGen at the last Advance
+	revoked map[siteid.ID]struct{}
+	// revokedKeys are operational keys whose records are refused for good
+	// (RevokeKey).
+	revokedKeys map[[ed25519.PublicKeySize]byte]struct{}
+	restores    int    // records brought back from lost, for tests
+	dbGen       uint64 // bumped on every change of db
+	readyGen    uint64 // dbGen at the last Ready
+	ackedGen    uint64 // dbGen at the last Advance
 }
 
 type lostRecord struct {
@@ -295,7 +298,7 @@ func (r *Router) NeighborDown(peer siteid.ID) {
 // of rec's slices: the caller must not change them afterwards. Records that
 // fail [Record.Validate] are dropped.
 func (r *Router) Step(from siteid.ID, rec Record) {
-	if r.Revoked(rec.Site) {
+	if r.Revoked(rec.Site) || r.KeyRevoked(rec.Key) {
 		return
 	}
 	if rec.Site == r.self {
@@ -370,6 +373,44 @@ func (r *Router) Revoke(site siteid.ID) {
 	if inDB || inLost {
 		r.changed()
 	}
+}
+
+// RevokeKey refuses, for good, the records that the operational key key
+// signs: every record it signed leaves the database now, whatever its
+// sequence number, so the next [Router.Table] has no route, candidate or
+// interest from it, and [Router.Step] drops such records from then on. A
+// site whose record goes is unreachable until its origin signs a new one
+// with another key; that record is taken whatever its sequence number, so
+// a stolen key that signed a huge one does not lock its site out. The
+// router's own record stays: the caller re-signs it (SetSigner) if key is
+// its own. The caller checks the revocation statement and keeps it, as for
+// [Router.Revoke].
+func (r *Router) RevokeKey(key [ed25519.PublicKeySize]byte) {
+	if r.KeyRevoked(key) {
+		return
+	}
+	if r.revokedKeys == nil {
+		r.revokedKeys = make(map[[ed25519.PublicKeySize]byte]struct{})
+	}
+	r.revokedKeys[key] = struct{}{}
+	for site, p := range r.db {
+		if p.Key == key && site != r.self {
+			delete(r.db, site)
+			r.changed()
+		}
+	}
+	for site, l := range r.lost {
+		if l.rec.Key == key {
+			delete(r.lost, site)
+			r.changed()
+		}
+	}
+}
+
+// KeyRevoked reports whether the operational key key was revoked.
+func (r *Router) KeyRevoked(key [ed25519.PublicKeySize]byte) bool {
+	_, ok := r.revokedKeys[key]
+	return ok
 }
 
 // Revoked reports whether site was revoked.

@@ -334,3 +334,62 @@ func TestRevoke(t *testing.T) {
 		t.Error("revoking itself broke the router")
 	}
 }
+
+// Revoking an operational key drops at once every record it signed, even
+// one numbered far above anything its site signs next (a stolen key's
+// record), keeps the records of other keys, refuses the key's records
+// after, and takes the site's next record signed by another key whatever
+// its number.
+func TestRevokeKey(t *testing.T) {
+	stolen, next, other := [32]byte{1}, [32]byte{2}, [32]byte{3}
+	r := New(id(1), "a", 0)
+	r.NeighborUp(id(2))
+	r.SetLocal(links(2), nil, nil)
+	b := rec(2, 1, 1, 3)
+	b.Key = other
+	r.Step(id(2), b)
+	c := rec(3, 1<<40, 2)
+	c.Key = stolen
+	c.Connectors = []Connector{{Address: "orders"}}
+	r.Step(id(2), c)
+	r.Ready()
+	r.Advance()
+	if len(r.Table().Candidates("orders")) != 1 {
+		t.Fatal("setup: no candidate")
+	}
+
+	r.RevokeKey(stolen)
+	if !r.Ready().TableChanged {
+		t.Error("revoking a key that signed a record did not change the table")
+	}
+	r.Advance()
+	tb := r.Table()
+	if _, ok := tb.Route(id(3)); ok || len(tb.Candidates("orders")) != 0 {
+		t.Fatalf("a record of the revoked key is still in the table: %v", tb.Records())
+	}
+	if _, ok := tb.Route(id(2)); !ok {
+		t.Fatal("a record of another key went too")
+	}
+	if _, ok := r.Seq(id(3)); ok {
+		t.Error("the revoked key's record is still held")
+	}
+
+	c.Seq++
+	r.Step(id(2), c)
+	if rd := r.Ready(); rd.TableChanged || len(rd.Messages) != 0 {
+		t.Fatalf("a record of the revoked key was taken: %+v", rd)
+	}
+	fresh := rec(3, 5, 2)
+	fresh.Key = next
+	r.Step(id(2), fresh)
+	if got, ok := r.Seq(id(3)); !ok || got != 5 {
+		t.Fatalf("the site's record signed by its next key was not taken: seq %d, %v", got, ok)
+	}
+	if _, ok := r.Table().Route(id(3)); !ok {
+		t.Fatal("the site is not reachable with its record signed by its next key")
+	}
+	r.RevokeKey(r.Local().Key) // its own key: the caller re-signs
+	if _, ok := r.Seq(id(1)); !ok {
+		t.Error("revoking its own key dropped the router's own record")
+	}
+}

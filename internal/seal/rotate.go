@@ -13,8 +13,8 @@ func (in *Initiator) SetKey(k Key) {
 
 // SetKey makes k the responder's static key; the one it replaces is still
 // answered (an ingress may handshake with it until it has the record that
-// advertises k) until the next SetKey. Sessions made before are not
-// touched.
+// advertises k) until the next SetKey or DropPrev. Sessions made before
+// are not touched.
 func (r *Responder) SetKey(k Key) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -23,6 +23,15 @@ func (r *Responder) SetKey(k Key) {
 	}
 	prev := r.cfg.Key
 	r.cfg.Key, r.prev = k, &prev
+}
+
+// DropPrev stops answering handshakes made with the static key that the
+// last SetKey replaced: its grace is over. Sessions made with it are not
+// touched.
+func (r *Responder) DropPrev() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.prev = nil
 }
 
 // prevPeerKey says whether key is the previous static key origin still

@@ -297,7 +297,7 @@ func (s *Site) apiCreateEventCredential(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return nil, err
 	}
-	created, err := s.credentialSecret(&c, req.Cert, now)
+	created, err := s.credentialSecret(&c, req, now)
 	if err != nil {
 		return nil, err
 	}
@@ -322,10 +322,25 @@ func (s *Site) apiCreateEventCredential(w http.ResponseWriter, r *http.Request) 
 }
 
 // credentialSecret makes what proves credential c and sets its hash: a
-// random 256-bit bearer secret, or with cert a client certificate and key
-// from the site CA, whose serial stands for the secret (eventtls.go).
-func (s *Site) credentialSecret(c *eventCredential, cert bool, now time.Time) (apitype.EventCredentialCreated, error) {
-	if !cert {
+// random 256-bit bearer secret, with req.Cert a client certificate and key
+// from the site CA, whose serial stands for the secret, or with
+// req.Organisation the certificates of the site's organisation that name
+// c (eventtls.go).
+func (s *Site) credentialSecret(c *eventCredential, req apitype.EventCredentialRequest, now time.Time) (apitype.EventCredentialCreated, error) {
+	switch {
+	case req.Cert && req.Organisation:
+		return apitype.EventCredentialCreated{}, &apiError{Code: apitype.CodeInvalid, Field: "organisation",
+			Message: "a credential is proved by a certificate of the site CA (cert) or of the organisation (organisation), not both: pick one"}
+	case req.Organisation:
+		org, ok := s.orgCert()
+		if !ok {
+			return apitype.EventCredentialCreated{}, &apiError{Code: apitype.CodeInvalid, Field: "organisation",
+				Message: "this site is in no organisation: install its certificate first (`weft org install SITE.cert`)"}
+		}
+		c.Hash = hashSecret(orgCredential(org.Org(), c.Name))
+		return apitype.EventCredentialCreated{Organisation: org.Org().String()}, nil
+	}
+	if !req.Cert {
 		var raw [32]byte
 		if _, err := rand.Read(raw[:]); err != nil {
 			return apitype.EventCredentialCreated{}, err

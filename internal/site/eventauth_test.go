@@ -402,3 +402,98 @@ func TestEventCredentialCert(t *testing.T) {
 		t.Errorf("deleted certificate credential: %d, want 401", got)
 	}
 }
+
+// publishTLS publishes one event to topic at s's event port over TLS,
+// presenting certs, and returns the status, or the error of a refused
+// handshake.
+func publishTLS(t *testing.T, s *testSite, certs []tls.Certificate, topic string) (int, error) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.ca.CertPEM())
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}
+	defer tr.CloseIdleConnections()
+	_, port, _ := net.SplitHostPort(s.EventsAddr().String())
+	req, err := http.NewRequest("POST", "https://127.0.0.1:"+port+"/v1/topics/"+topic, strings.NewReader("x"))
+	must(t, err)
+	for k, v := range map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/t", "ce-type": "t"} {
+		req.Header.Set(k, v)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// orgClientCert is organisation o's event client certificate for the
+// credential name, with the organisation's CA certificate after it unless
+// leafOnly.
+func orgClientCert(t *testing.T, o testOrg, name string, leafOnly bool) tls.Certificate {
+	certPEM, keyPEM, err := identity.SignOrgEventClient(o.key, "org", name, time.Now(), time.Hour)
+	must(t, err)
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	must(t, err)
+	if leafOnly {
+		c.Certificate = c.Certificate[:1]
+	}
+	return c
+}
+
+// The event port takes client certificates that the site's organisation
+// issued, over real TLS: one certificate works at every site of the
+// organisation that has a credential of its name, with that credential's
+// permissions there; another organisation's certificate, one without the
+// organisation's CA certificate, or one for a name the site has no
+// credential of, is refused; a site that leaves the organisation refuses
+// them all.
+func TestEventCredentialOrgCert(t *testing.T) {
+	x, y := newTestOrg(t), newTestOrg(t)
+	a := startSiteWith(t, Options{Name: "a", DataDir: t.TempDir(), EventsAddr: "0.0.0.0:0"})
+	b := startSiteWith(t, Options{Name: "b", DataDir: t.TempDir(), EventsAddr: "0.0.0.0:0"})
+	req := apitype.EventCredentialRequest{Name: "shop", Publish: []string{"orders.>"}, Organisation: true}
+	if code, errCode := a.api("POST", "/v1/event-credentials", req, nil); code != 400 || errCode != apitype.CodeInvalid {
+		t.Errorf("an organisation credential at a site in no organisation: %d %s", code, errCode)
+	}
+	both := req
+	both.Cert = true
+	a.join(x)
+	b.join(x)
+	if code, errCode := a.api("POST", "/v1/event-credentials", both, nil); code != 400 || errCode != apitype.CodeInvalid {
+		t.Errorf("a credential of both the site CA and the organisation: %d %s", code, errCode)
+	}
+	if c := a.createCredential(req); c.Organisation != x.id() || c.Secret != "" || c.CertPEM != "" {
+		t.Fatalf("created %+v", c)
+	}
+	atB := req
+	atB.Publish = []string{"payments.>"}
+	b.createCredential(atB)
+
+	shop := []tls.Certificate{orgClientCert(t, x, "shop", false)}
+	for _, tc := range []struct {
+		name  string
+		site  *testSite
+		certs []tls.Certificate
+		topic string
+		want  int // 0: the handshake is refused
+	}{
+		{"the organisation's certificate", a, shop, "orders.created", 202},
+		{"outside the credential's patterns", a, shop, "payments.made", 403},
+		{"at another site of the organisation, with its credential's patterns", b, shop, "payments.made", 202},
+		{"there, outside them", b, shop, "orders.created", 403},
+		{"a name with no credential", a, []tls.Certificate{orgClientCert(t, x, "other", false)}, "orders.created", 401},
+		{"another organisation's certificate", a, []tls.Certificate{orgClientCert(t, y, "shop", false)}, "orders.created", 0},
+		{"without the organisation's CA certificate", a, []tls.Certificate{orgClientCert(t, x, "shop", true)}, "orders.created", 0},
+	} {
+		got, err := publishTLS(t, tc.site, tc.certs, tc.topic)
+		if got != tc.want || (tc.want == 0) != (err != nil) {
+			t.Errorf("%s: %d %v, want %d", tc.name, got, err, tc.want)
+		}
+	}
+	if code, _ := a.api("DELETE", "/v1/organisation", nil, nil); code >= 300 {
+		t.Fatalf("leave: %d", code)
+	}
+	if got, err := publishTLS(t, a, shop, "orders.created"); err == nil {
+		t.Errorf("after a left the organisation: %d, want a refused handshake", got)
+	}
+}

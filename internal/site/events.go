@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -82,7 +83,9 @@ func (s *Site) initEvents() error {
 // the returned function shuts both down (release closes the store).
 func (s *Site) runEvents() func() {
 	s.events.Run(s.ctx)
-	srv := &http.Server{Handler: eventsMTLS(s.events.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.eventsMTLS(s.events.Handler()), ReadHeaderTimeout: 10 * time.Second,
+		// Refused client certificates end up here: in the site's log.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.goFunc(func() {
 		if err := srv.Serve(newSniffTLS(s.eventsLn, s.eventsTLS())); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("event API stopped", "err", err)

@@ -3,6 +3,8 @@ package site
 import (
 	"bufio"
 	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"weft.dev/weft/internal/identity"
+	"weft.dev/weft/internal/policy"
 )
 
 // certCredentialPrefix marks the credential a client certificate stands
@@ -20,32 +23,94 @@ const certCredentialPrefix = "weftcert:"
 
 func certCredential(serial string) string { return certCredentialPrefix + serial }
 
-// eventsMTLS puts the credential of a verified client certificate in the
-// request, where the broker looks for one, and refuses a request that
-// names a certificate's credential itself.
-func eventsMTLS(next http.Handler) http.Handler {
+// orgCredential is the credential that a client certificate issued by the
+// organisation org for the credential name stands for (`weft org
+// event-cert`); the organisation's ID keeps it apart from serials, and from
+// the certificates of an organisation the site has left.
+func orgCredential(org policy.OrgID, name string) string {
+	return certCredentialPrefix + "org/" + org.String() + "/" + name
+}
+
+// eventsMTLS puts the credential of a client certificate, which the
+// handshake verified, in the request, where the broker looks for one, and
+// refuses a request that names a certificate's credential itself.
+func (s *Site) eventsMTLS(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.Header.Get("Authorization"), certCredentialPrefix) {
+		unauthorized := func(msg string) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="weft-events"`)
-			http.Error(w, "a certificate credential is presented as a TLS client certificate, not in a header", http.StatusUnauthorized)
+			http.Error(w, msg, http.StatusUnauthorized)
+		}
+		if strings.Contains(r.Header.Get("Authorization"), certCredentialPrefix) {
+			unauthorized("a certificate credential is presented as a TLS client certificate, not in a header")
 			return
 		}
-		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-			r.Header.Set("Authorization", "Bearer "+certCredential(identity.CertSerial(r.TLS.VerifiedChains[0][0])))
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			// Checked again: the site may have left its organisation,
+			// or the certificate expired, since the handshake.
+			cred, err := s.clientCredential(r.TLS.PeerCertificates, time.Now())
+			if err != nil {
+				unauthorized(err.Error())
+				return
+			}
+			r.Header.Set("Authorization", "Bearer "+cred)
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
+// clientCredential checks an event client's certificates (leaf first) and
+// returns the credential they stand for: a certificate of the site CA
+// stands for the credential of its serial, one that this site's
+// organisation issued for the credential of its name.
+func (s *Site) clientCredential(certs []*x509.Certificate, now time.Time) (string, error) {
+	leaf, inter := certs[0], x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: s.ca.Pool(), Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err == nil {
+		return certCredential(identity.CertSerial(leaf)), nil
+	}
+	org, ok := s.orgCert()
+	if !ok {
+		return "", fmt.Errorf("the client certificate is not from this site's CA (%w), and the site is in no organisation", err)
+	}
+	name, err := identity.VerifyOrgEventClient(certs, org.OrgKey[:], now)
+	if err != nil {
+		return "", err
+	}
+	return orgCredential(org.Org(), name), nil
+}
+
+// orgCert is the certificate of the organisation this site is in, if it
+// is in one.
+func (s *Site) orgCert() (*policy.Cert, bool) {
+	p, err := ownPolicy(s.state())
+	if err != nil || p.Cert == nil || p.Cert.Verify(s.id) != nil {
+		return nil, false
+	}
+	return p.Cert, true
+}
+
 // eventsTLS is the event port's TLS: the link listener's certificate, and
-// client certificates verified against the site CA when given (a client
-// without one uses a bearer credential, as over plain HTTP).
+// client certificates from the site CA or the site's organisation when
+// given (a client without one uses a bearer credential, as over plain
+// HTTP).
 func (s *Site) eventsTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS13,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.serverCert.Load(), nil },
-		ClientAuth:     tls.VerifyClientCertIfGiven,
-		ClientCAs:      s.ca.Pool(),
+		// Two roots, one of them the organisation's key, which is no
+		// X.509 pool: VerifyConnection checks.
+		ClientAuth: tls.RequestClientCert,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return nil
+			}
+			_, err := s.clientCredential(cs.PeerCertificates, time.Now())
+			return err
+		},
 	}
 }
 

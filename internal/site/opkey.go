@@ -25,10 +25,12 @@ import (
 // its ID.
 const opKeyFile = "operational.key"
 
-// Defaults of Options.OpKeyLife and Options.SealKeySwitch.
+// Defaults of Options.OpKeyLife, Options.SealKeySwitch and
+// Options.SealKeyGrace.
 const (
 	defaultOpKeyLife     = 30 * 24 * time.Hour
 	defaultSealKeySwitch = 10 * time.Second
+	defaultSealKeyGrace  = time.Hour
 )
 
 // loadOrNewOpKey reads the operational key, making a new one (with the
@@ -77,9 +79,10 @@ func opKeyDue(c *opkey.Cert, now time.Time) bool { return c.Age(now) >= 2.0/3 }
 // old one as previous). The site ID stays. Nothing established is
 // dropped: each live link gets a proof by the new key (ctlReprove), seal
 // sessions made before keep their keys until they rekey, handshakes to the
-// old seal key are still answered, and this site's own new handshakes
-// move to the new seal key after Options.SealKeySwitch, once its peers
-// have the record. With revokePrevious the old operational key is revoked
+// old seal key are still answered for Options.SealKeyGrace, restarts
+// included (sealPrevFile), and this site's own new handshakes move to the
+// new seal key after Options.SealKeySwitch, once its peers have the
+// record. With revokePrevious the old operational key is revoked
 // too (after the links were re-proved, so they stay up).
 func (s *Site) RotateKey(revokePrevious bool) (apitype.KeyRotation, error) {
 	s.rotMu.Lock()
@@ -94,6 +97,11 @@ func (s *Site) RotateKey(revokePrevious bool) (apitype.KeyRotation, error) {
 	if err != nil {
 		return apitype.KeyRotation{}, err
 	}
+	prevSeal := s.sealKey
+	// The previous seal key first: a failure here leaves every key as it was.
+	if err := writeFileAtomic(filepath.Join(s.opts.DataDir, sealPrevFile), prevSeal.Private[:], 0o600); err != nil {
+		return apitype.KeyRotation{}, fmt.Errorf("saving the previous seal key: %w; the site keeps its keys", err)
+	}
 	if err := saveOpKey(s.opts.DataDir, next); err != nil {
 		return apitype.KeyRotation{}, fmt.Errorf("saving the new operational key: %w; the site keeps the old one", err)
 	}
@@ -102,24 +110,20 @@ func (s *Site) RotateKey(revokePrevious bool) (apitype.KeyRotation, error) {
 	}
 	// Kubernetes mode copies the data directory's files to its Secret on
 	// each saved change: this is one.
-	if err := s.commit(func(*state) error { return nil }); err != nil {
-		s.log.Error("the new keys are saved in the data directory but not copied to the state store; a restart there makes new ones", "err", err)
+	err = s.commit(func(st *state) error {
+		rotated := now.UTC()
+		st.SealRotated = &rotated
+		return nil
+	})
+	if err != nil {
+		s.log.Error("the new keys are saved in the data directory but not copied to the state store; a restart there makes new ones, and a restart here forgets the previous seal key", "err", err)
 	}
-	prevSeal := s.sealKey
 	s.sealKey = sealKey
 	s.op.Store(next)
 	s.sealIn.SetKey(sealKey)
 	s.feedRouter(routerInput{kind: inputKeys, op: next, seal: sealKey.Public, prevSeal: prevSeal.Public})
 	s.reproveLinks(next)
-	s.goFunc(func() {
-		t := time.NewTimer(s.opts.SealKeySwitch)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			s.sealOut.SetKey(sealKey)
-		case <-s.ctx.Done():
-		}
-	})
+	s.scheduleSealKeys(sealKey, now)
 	c := next.Cert()
 	out := apitype.KeyRotation{Site: s.id.String(), Serial: c.Serial, Key: hex.EncodeToString(next.Public()),
 		NotAfter: time.Unix(c.NotAfter, 0).UTC(), SealKey: hex.EncodeToString(sealKey.Public[:]), Previous: hex.EncodeToString(old.Public())}

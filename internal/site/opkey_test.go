@@ -1,16 +1,23 @@
 package site
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"weft.dev/weft/internal/apitype"
+	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/seal"
+	"weft.dev/weft/internal/siteid"
 )
 
 // Rotating the keys of the transit and of the egress site of a stream
@@ -104,5 +111,78 @@ func TestOperationalKeyMigration(t *testing.T) {
 	must(t, err)
 	if revoked.Public().Equal(op.Public()) || revoked.Cert().Serial != serial+2 {
 		t.Fatal("a revoked key was kept")
+	}
+}
+
+// openSealed carries one line from a through a stream sealed to c's seal
+// key key, as a peer that holds a record of c advertising key does, to the
+// echo connector at c.
+func openSealed(a, c *testSite, key [seal.KeyLen]byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	in := seal.NewInitiator(seal.Config{Self: a.ID(), Key: a.sealKeyNow(), Logger: a.Site.log})
+	h := forward.NewHeader(forward.KindTCP, "echo", a.ID(), []siteid.ID{c.ID()})
+	conn, err := in.Open(ctx, h, key, func(ctx context.Context, h *forward.Header) (seal.Stream, error) {
+		return a.OpenStream(ctx, h)
+	})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "sealed\n"); err != nil {
+		return err
+	}
+	got, err := bufio.NewReader(conn).ReadString('\n')
+	if err == nil && got != "sealed\n" {
+		err = fmt.Errorf("echo: got %q", got)
+	}
+	return err
+}
+
+// A site that rotated its keys and restarted still answers seal handshakes
+// made with the seal key it replaced, as a peer that holds its record from
+// before the rotation makes them, and still advertises that key as its
+// previous one, until the grace is over: a restart after it refuses them,
+// advertises no previous key and removes the key's file.
+func TestPrevSealKeySurvivesRestart(t *testing.T) {
+	a, c := startSite(t, "a"), startSite(t, "c")
+	linkSites(t, a, c)
+	conn, r := openStream(t, a, c)
+	echo(t, conn, r, "before")
+	old := c.sealKeyNow()
+	if _, err := c.RotateKey(false); err != nil {
+		t.Fatal(err)
+	}
+	restart := func(opts Options) {
+		t.Helper()
+		c.stop()
+		opts.Name, opts.DataDir = "c", c.dir
+		c = startSiteWith(t, opts)
+		waitFor(t, "a and c to hold each other's records after c's restart", func() bool {
+			rec, ok := a.record(c.ID())
+			_, known := c.Table().SealKey(a.ID())
+			return ok && rec.SealKey == c.sealKeyNow().Public && known && len(a.Table().Candidates("echo")) == 1
+		})
+	}
+	restart(Options{})
+	if rec, _ := a.record(c.ID()); rec.PrevSealKey != old.Public {
+		t.Error("after the restart c's record does not advertise its previous seal key")
+	}
+	if err := openSealed(a, c, old.Public); err != nil {
+		t.Fatalf("a stream sealed to c's previous key, after c's restart: %v", err)
+	}
+	if err := openSealed(a, c, c.sealKeyNow().Public); err != nil {
+		t.Fatalf("a stream sealed to c's current key: %v", err)
+	}
+
+	restart(Options{SealKeySwitch: time.Nanosecond, SealKeyGrace: time.Nanosecond})
+	if rec, _ := a.record(c.ID()); rec.PrevSealKey != ([seal.KeyLen]byte{}) {
+		t.Error("after the grace c's record still advertises its previous seal key")
+	}
+	if err := openSealed(a, c, old.Public); err == nil {
+		t.Fatal("after the grace c still answers its previous seal key")
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, sealPrevFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the previous seal key's file is still there after its grace: %v", err)
 	}
 }

@@ -56,6 +56,7 @@ func (s *Site) loadRevocations(st *state) error {
 		}
 		if stmt.Kind == revocation.OperationalKey {
 			s.revokedKeys[stmt.Revoked] = b
+			s.router.RevokeKey(stmt.Revoked)
 			continue
 		}
 		s.revoked[stmt.Site] = b
@@ -145,12 +146,23 @@ func (s *Site) revoke(stmt revocation.Statement, b []byte, from *peerConn) bool 
 	if byKey {
 		s.log.Warn("operational key revoked: what it signs is refused from now on", "site", stmt.Site.String(), "key", hex.EncodeToString(stmt.Revoked[:]), "reason", stmt.Reason)
 		closes = func(pc *peerConn) bool { return signedByRevokedKey(pc, stmt.Revoked[:]) }
-		if stmt.Site == s.id && bytes.Equal(s.op.Load().Public(), stmt.Revoked[:]) {
+		// Every table drops the records the key signed, and with them the
+		// site's links, connectors and interests, until the site signs a
+		// new one with another key.
+		s.feedRouter(routerInput{kind: inputRevokeKey, key: stmt.Revoked})
+		switch {
+		case stmt.Site != s.id:
+		case bytes.Equal(s.op.Load().Public(), stmt.Revoked[:]):
 			s.goFunc(func() {
 				if _, err := s.RotateKey(false); err != nil {
 					s.log.Error("this site's operational key is revoked and it cannot rotate to a new one: its records are refused; restart it", "err", err)
 				}
 			})
+		default:
+			// An older key of this site: tables that held a record it
+			// signed (a copy someone made with the stolen key, say) now
+			// hold none of this site; a new one fills the gap.
+			s.announce()
 		}
 	} else {
 		s.log.Warn("site revoked: removed from every table and refused from now on", "revoked", stmt.Site.String(), "reason", stmt.Reason)
@@ -164,6 +176,11 @@ func (s *Site) revoke(stmt revocation.Statement, b []byte, from *peerConn) bool 
 		for _, pc := range all {
 			switch {
 			case closes(pc):
+				// The statement first: a site whose current key is
+				// revoked learns it only so, rotates, and is taken back.
+				if pc != from {
+					pc.sess.SendControl(msg)
+				}
 				pc.sess.CloseWithError(errors.New("the peer site, or the operational key that proved it, is revoked"))
 			case pc == from:
 			default:

@@ -1,12 +1,15 @@
 package site
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
 
 	"weft.dev/weft/internal/revocation"
+	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -135,4 +138,70 @@ func TestOrganisationRevokesItsSite(t *testing.T) {
 	if got := b.rejected(rejectRevocation); got != 0 {
 		t.Errorf("b refused %v statements", got)
 	}
+}
+
+// keyRevocation is the base64 statement by which s's identity key revokes
+// its operational key op.
+func keyRevocation(t *testing.T, s *testSite, op ed25519.PublicKey) string {
+	stmt, err := revocation.NewKey(s.key.Private(), op, time.Now().Unix(), "stolen")
+	must(t, err)
+	b, err := stmt.MarshalBinary()
+	must(t, err)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// On a line a - b - c, revoking an operational key of c takes what that
+// key signed out of a's table at once, however new its number, and a's
+// table fills again with c's record signed by a key that is not revoked.
+// First an older key, stolen: its holder had a take a record of c that
+// hijacks an address and is numbered far above c's own; then c's current
+// key, which makes c rotate.
+func TestOperationalKeyRevocationEmptiesTables(t *testing.T) {
+	a, b, c := startSite(t, "a"), startSite(t, "b"), startSite(t, "c")
+	linkSites(t, a, b)
+	linkSites(t, c, b)
+	if code, _ := c.putConnector("orders"); code >= 300 {
+		t.Fatalf("connector: %d", code)
+	}
+	signedBy := func(key ed25519.PublicKey) func() bool {
+		return func() bool { rec, ok := a.record(c.ID()); return ok && bytes.Equal(rec.Key[:], key) }
+	}
+	stolen := c.op.Load()
+	waitFor(t, "a to hold c's record", signedBy(stolen.Public()))
+	if _, err := c.RotateKey(false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a to hold c's record signed by its new key", signedBy(c.op.Load().Public()))
+	rec, _ := a.record(c.ID())
+	rec.Seq += 1 << 30
+	rec.Connectors = []routing.Connector{{Address: "hijack", Protocol: "tcp", Capacity: 1}}
+	rec.SignOp(stolen)
+	b.sendRaw(a.ID(), rec)
+	waitFor(t, "a to take the record made with the stolen key", func() bool { return len(a.Table().Candidates("hijack")) == 1 })
+
+	revoke := func(op ed25519.PublicKey) {
+		t.Helper()
+		start := time.Now()
+		if _, err := a.Revoke(keyRevocation(t, c, op), ""); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the revoked key's record to leave a's table", func() bool { return !signedBy(op)() })
+		t.Logf("the record signed by the revoked key left a's table %v after the revocation", time.Since(start))
+	}
+	revoke(stolen.Public())
+	if len(a.Table().Candidates("hijack")) != 0 {
+		t.Fatal("a still routes the hijacked address to c")
+	}
+	waitFor(t, "a to take c's own record again", func() bool {
+		rec, ok := a.record(c.ID())
+		return ok && bytes.Equal(rec.Key[:], c.op.Load().Public()) && len(a.Table().Candidates("orders")) == 1
+	})
+
+	current := c.op.Load()
+	revoke(current.Public())
+	waitFor(t, "a to take c's record signed by the key c rotated to", func() bool {
+		rec, ok := a.record(c.ID())
+		return ok && !bytes.Equal(rec.Key[:], current.Public()) && bytes.Equal(rec.Key[:], c.op.Load().Public()) &&
+			rec.Verify(time.Now()) == nil && len(a.Table().Candidates("orders")) == 1
+	})
 }

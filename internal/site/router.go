@@ -2,6 +2,7 @@ package site
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -27,6 +28,8 @@ type routerInput struct {
 	// op, seal and prevSeal are the keys of an inputKeys.
 	op             *opkey.Signer
 	seal, prevSeal [routing.SealKeyLen]byte
+	// key is the operational key of an inputRevokeKey.
+	key [ed25519.PublicKeySize]byte
 }
 
 type inputKind uint8
@@ -35,8 +38,9 @@ const (
 	inputUp inputKind = iota + 1
 	inputDown
 	inputRecord
-	inputRevoke // peer is the revoked site
-	inputKeys   // op, seal and prevSeal are the site's new keys
+	inputRevoke    // peer is the revoked site
+	inputKeys      // seal and prevSeal are the site's seal keys, op its new operational key if not nil
+	inputRevokeKey // key is a revoked operational key
 )
 
 // routerLoop drives the router, as raft's node.go drives raft.Raft: it alone
@@ -87,8 +91,14 @@ func (s *Site) routerStep(in routerInput) bool {
 	case inputRevoke:
 		s.router.Revoke(in.peer)
 		return false
+	case inputRevokeKey:
+		s.router.RevokeKey(in.key)
+		return false
 	case inputKeys:
 		s.router.SetSealKey(in.seal, in.prevSeal)
+		if in.op == nil {
+			return false
+		}
 		if err := s.router.SetSigner(in.op); err != nil {
 			s.log.Error("cannot sign with the new operational key", "err", err)
 		}
@@ -96,6 +106,9 @@ func (s *Site) routerStep(in routerInput) bool {
 	default:
 		if s.router.Revoked(in.rec.Site) {
 			s.metrics.RecordsRejected.WithLabelValues(rejectRevoked).Inc()
+		} else if s.router.KeyRevoked(in.rec.Key) {
+			// Checked before it was queued, revoked since.
+			s.metrics.RecordsRejected.WithLabelValues(rejectRevokedKey).Inc()
 		} else if seq, ok := s.router.Seq(in.rec.Site); ok && in.rec.Seq < seq {
 			s.metrics.RecordsRejected.WithLabelValues(rejectStale).Inc()
 		}

@@ -2,9 +2,12 @@ package site
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,10 +23,20 @@ import (
 // its CA key.
 const sealKeyFile = "seal.key"
 
-// initSeal loads (or makes) the site's seal key, advertises it in the site
-// record and sets up both ends of sealing: service streams this site opens
-// are sealed to their last segment, and service streams delivered here
-// must be.
+// sealPrevFile keeps the seal key that the last rotation replaced, as
+// sealKeyFile keeps the current one, and state.SealRotated the time of that
+// rotation. Peers that still hold the record from before the rotation
+// handshake with that key, and the ones that hold the record after it take
+// this site's handshakes made with it: so for Options.SealKeyGrace after
+// the rotation the site answers it, advertises it as previous in its
+// record and, for Options.SealKeySwitch, handshakes with it, across
+// restarts as while it runs; then the file goes.
+const sealPrevFile = "seal.prev.key"
+
+// initSeal loads (or makes) the site's seal key, and the previous one while
+// its grace lasts, advertises them in the site record and sets up both
+// ends of sealing: service streams this site opens are sealed to their
+// last segment, and service streams delivered here must be.
 func (s *Site) initSeal() error {
 	key, err := seal.LoadOrCreateKey(filepath.Join(s.opts.DataDir, sealKeyFile))
 	if err != nil {
@@ -36,10 +49,96 @@ func (s *Site) initSeal() error {
 	s.metrics.Registry.MustRegister(refused)
 	cfg := seal.Config{Self: s.id, Key: key, Logger: s.log, Refused: func(r string) { refused.WithLabelValues(r).Inc() },
 		PrevPeerKey: func(id siteid.ID) ([seal.KeyLen]byte, bool) { return s.Table().PrevSealKey(id) }}
-	s.sealOut, s.sealIn = seal.NewInitiator(cfg), seal.NewResponder(cfg)
+	in, out := cfg, cfg
+	var prevPublic [seal.KeyLen]byte
+	now := time.Now()
+	prev, rotated, err := s.loadPrevSeal(key, now)
+	if err != nil {
+		return err
+	}
+	if !rotated.IsZero() {
+		// The responder takes prev as the key key replaced.
+		in.Key, prevPublic = prev, prev.Public
+		if now.Before(rotated.Add(s.opts.SealKeySwitch)) {
+			out.Key = prev
+		}
+	}
+	s.sealOut, s.sealIn = seal.NewInitiator(out), seal.NewResponder(in)
+	s.sealIn.SetKey(key)
 	s.sealKey = key
-	s.router.SetSealKey(key.Public, [seal.KeyLen]byte{})
+	s.router.SetSealKey(key.Public, prevPublic)
 	return nil
+}
+
+// loadPrevSeal returns the previous seal key and the time it was replaced
+// if its grace lasts at now (a zero time if not), and removes its file
+// once it is over.
+func (s *Site) loadPrevSeal(key seal.Key, now time.Time) (seal.Key, time.Time, error) {
+	p := filepath.Join(s.opts.DataDir, sealPrevFile)
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return seal.Key{}, time.Time{}, nil
+	}
+	rotated := s.state().SealRotated
+	if rotated == nil || !now.Before(rotated.Add(s.opts.SealKeyGrace)) {
+		return seal.Key{}, time.Time{}, removePrevSeal(p)
+	}
+	prev, err := seal.LoadOrCreateKey(p)
+	if err != nil || prev == key {
+		return seal.Key{}, time.Time{}, err
+	}
+	return prev, *rotated, nil
+}
+
+func removePrevSeal(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("previous seal key: %w", err)
+	}
+	return nil
+}
+
+// scheduleSealKeys moves this site's own handshakes to key, the seal key
+// a rotation made at rotated, after Options.SealKeySwitch, and ends the
+// grace of the key it replaced after Options.SealKeyGrace; either is
+// skipped if another rotation replaced key by then.
+func (s *Site) scheduleSealKeys(key seal.Key, rotated time.Time) {
+	steps := []struct {
+		at time.Time
+		do func()
+	}{
+		{rotated.Add(s.opts.SealKeySwitch), func() { s.sealOut.SetKey(key) }},
+		{rotated.Add(s.opts.SealKeyGrace), func() { s.expirePrevSeal() }},
+	}
+	s.goFunc(func() {
+		for _, step := range steps {
+			t := time.NewTimer(time.Until(step.at))
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return
+			}
+			s.rotMu.Lock()
+			if s.sealKey == key {
+				step.do()
+			}
+			s.rotMu.Unlock()
+		}
+	})
+}
+
+// expirePrevSeal ends the grace of the previous seal key: handshakes made
+// with it are refused, the record stops advertising it, and its file goes.
+// The caller holds rotMu.
+func (s *Site) expirePrevSeal() {
+	s.sealIn.DropPrev()
+	s.feedRouter(routerInput{kind: inputKeys, seal: s.sealKey.Public})
+	if err := removePrevSeal(filepath.Join(s.opts.DataDir, sealPrevFile)); err != nil {
+		s.log.Error("cannot remove the previous seal key, whose grace is over; it is no longer used", "err", err)
+	}
+	if err := s.commit(func(st *state) error { st.SealRotated = nil; return nil }); err != nil {
+		s.log.Error("cannot save that the previous seal key's grace is over; it is no longer used", "err", err)
+	}
+	s.log.Info("the previous seal key's grace is over: handshakes made with it are refused")
 }
 
 // serviceNet is the site as its services see it: the streams they open

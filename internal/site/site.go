@@ -85,6 +85,12 @@ type Options struct {
 	// seal handshakes move to the new seal key, so that its peers have the
 	// record that advertises it first (default 10 s).
 	SealKeySwitch time.Duration
+	// SealKeyGrace is how long after a key rotation the site still
+	// answers seal handshakes made with the key it replaced, from peers
+	// that hold its record from before, and advertises that key as its
+	// previous one, restarts included (default 1 h; at least
+	// SealKeySwitch).
+	SealKeyGrace time.Duration
 
 	// Persist, when set, is called after each change is saved to DataDir,
 	// under the save lock; an error undoes nothing on disk but is the
@@ -208,6 +214,10 @@ func New(opts Options) (s *Site, err error) {
 	if opts.SealKeySwitch == 0 {
 		opts.SealKeySwitch = defaultSealKeySwitch
 	}
+	if opts.SealKeyGrace == 0 {
+		opts.SealKeyGrace = defaultSealKeyGrace
+	}
+	opts.SealKeyGrace = max(opts.SealKeyGrace, opts.SealKeySwitch)
 	if opts.RTTRefresh == 0 {
 		opts.RTTRefresh = 5 * time.Second
 	}
@@ -458,6 +468,9 @@ func (s *Site) goFunc(f func()) {
 // dial loops of its outbound links.
 func (s *Site) restore() error {
 	st := s.state()
+	if st.SealRotated != nil {
+		s.scheduleSealKeys(s.sealKey, *st.SealRotated)
+	}
 	for _, c := range st.Connectors {
 		s.svc.SetConnector(c)
 	}

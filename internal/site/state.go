@@ -61,6 +61,9 @@ type state struct {
 	OrgCert string                   `json:"orgCert,omitempty"`
 	Exports []resource.AddressExport `json:"exports,omitempty"`
 	Imports []resource.AddressImport `json:"imports,omitempty"`
+	// SealRotated is when the last key rotation replaced the seal key
+	// that sealPrevFile keeps, while its grace lasts.
+	SealRotated *time.Time `json:"sealRotated,omitempty"`
 }
 
 type outboundLink struct {
