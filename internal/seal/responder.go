@@ -98,7 +98,8 @@ func (r *Responder) accept(st AcceptedStream, h *forward.Header, peerKey PeerKey
 	if err != nil {
 		return nil, refuse(forward.RejectSeal, "preamble", "%v", err)
 	}
-	bind := binding(h)
+	var room [bindingRoom]byte
+	bind := binding(room[:0], h)
 	if p.kind == kindInit {
 		return r.acceptInit(st, h.Origin, bind, p.msg1, peerKey)
 	}

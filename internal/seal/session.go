@@ -105,7 +105,8 @@ func (in *Initiator) Open(ctx context.Context, h *forward.Header, peerKey [KeyLe
 		return nil, fmt.Errorf("%w: no segments", forward.ErrBadHeader)
 	}
 	dst := h.Segments[len(h.Segments)-1]
-	bind := binding(h)
+	var room [bindingRoom]byte
+	bind := binding(room[:0], h)
 	for retried := false; ; {
 		sess, wait := in.session(dst, peerKey)
 		switch {
