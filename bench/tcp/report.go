@@ -91,7 +91,11 @@ type Metric struct {
 	// Cores busy in the path's proxy processes (both of them together)
 	// during the measurement: CPU seconds divided by wall seconds.
 	ProxyCores map[string]float64 `json:"proxy_cores"`
-	cores      map[string][]float64
+	// For the rates (connections, requests): CPU microseconds the path's
+	// proxy processes spent per operation, median of the rounds' cores
+	// over rate. Less moved by the machine's load than the rate itself.
+	ProxyCPUPerOp map[string]float64 `json:"proxy_cpu_us_per_op,omitempty"`
+	cores         map[string][]float64
 }
 
 func newReport(cfg config) *Report {
@@ -164,6 +168,17 @@ func (r *Report) finish() {
 		}
 		for p, c := range m.cores {
 			m.ProxyCores[p] = median(c)
+			if m.Key != metricConns && m.Key != metricRate {
+				continue
+			}
+			per := make([]float64, len(c))
+			for i := range c {
+				per[i] = 1e6 * c[i] / m.Rounds[p][i]
+			}
+			if m.ProxyCPUPerOp == nil {
+				m.ProxyCPUPerOp = map[string]float64{}
+			}
+			m.ProxyCPUPerOp[p] = median(per)
 		}
 	}
 }
@@ -235,6 +250,21 @@ func (r *Report) writeTable(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t", name, m.ProxyCores[pathWeft], m.ProxyCores[pathHAProxy])
 		if unsealed {
 			fmt.Fprintf(tw, "%.2f\t", m.ProxyCores[pathUnsealed])
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "CPU µs in the proxy processes (both together) per operation, median of the rounds:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, head)
+	for _, m := range r.Metrics {
+		if m.ProxyCPUPerOp == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t", m.Name, m.ProxyCPUPerOp[pathWeft], m.ProxyCPUPerOp[pathHAProxy])
+		if unsealed {
+			fmt.Fprintf(tw, "%.0f\t", m.ProxyCPUPerOp[pathUnsealed])
 		}
 		fmt.Fprintln(tw)
 	}

@@ -41,9 +41,11 @@ const prologueLabel = "weft seal v1 IK"
 
 // binding is the part of a stream header that the seal authenticates: kind,
 // address, origin and every segment; not next, which transit sites change,
-// nor the seal itself. It is appended to b, which a caller can give room
-// on its stack.
-func binding(b []byte, h *forward.Header) []byte {
+// nor the seal itself. (On the heap: a caller's stack room for it would
+// widen the frames of every new stream's goroutine, and the profile shows
+// the stack copies that costs.)
+func binding(h *forward.Header) []byte {
+	b := make([]byte, 0, 3+len(h.Address)+16+16*len(h.Segments))
 	b = append(b, byte(h.Kind), byte(len(h.Address)))
 	b = append(b, h.Address...)
 	b = append(b, h.Origin[:]...)
@@ -53,10 +55,6 @@ func binding(b []byte, h *forward.Header) []byte {
 	}
 	return b
 }
-
-// bindingRoom is the stack room callers give binding: the longest address
-// and a path of 8 segments; a longer path's binding goes to the heap.
-const bindingRoom = 3 + 255 + 16 + 8*16
 
 func prologue(bind []byte) []byte {
 	return append([]byte(prologueLabel), bind...)

@@ -39,7 +39,7 @@ func TestKnownAnswers(t *testing.T) {
 	ingress, egress := katKey(1), katKey(2)
 	a, b, c := siteid.ID{15: 0xa}, siteid.ID{15: 0xb}, siteid.ID{15: 0xc}
 	h := forward.NewHeader(forward.KindTCP, "orders", a, []siteid.ID{b, c})
-	bind := binding(nil, h)
+	bind := binding(h)
 	now := time.Unix(1_700_000_000, 0)
 	init, msg1, err := initiate(ingress, c, egress.Public, bind, 7, 42, rand.NewChaCha8([32]byte{3}))
 	if err != nil {
@@ -90,7 +90,7 @@ func TestKnownAnswers(t *testing.T) {
 	}
 	// Each stream and each path has its own keys.
 	other := forward.NewHeader(forward.KindTCP, "orders", a, []siteid.ID{c})
-	if sess.streamKeys(6, bind) == k || sess.streamKeys(5, binding(nil, other)) == k {
+	if sess.streamKeys(6, bind) == k || sess.streamKeys(5, binding(other)) == k {
 		t.Fatal("stream keys do not depend on the counter and the path")
 	}
 	// The egress's answer does not open for another ingress's handshake.

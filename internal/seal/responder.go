@@ -98,8 +98,7 @@ func (r *Responder) accept(st AcceptedStream, h *forward.Header, peerKey PeerKey
 	if err != nil {
 		return nil, refuse(forward.RejectSeal, "preamble", "%v", err)
 	}
-	var room [bindingRoom]byte
-	bind := binding(room[:0], h)
+	bind := binding(h)
 	if p.kind == kindInit {
 		return r.acceptInit(st, h.Origin, bind, p.msg1, peerKey)
 	}

@@ -105,8 +105,7 @@ func (in *Initiator) Open(ctx context.Context, h *forward.Header, peerKey [KeyLe
 		return nil, fmt.Errorf("%w: no segments", forward.ErrBadHeader)
 	}
 	dst := h.Segments[len(h.Segments)-1]
-	var room [bindingRoom]byte
-	bind := binding(room[:0], h)
+	bind := binding(h)
 	for retried := false; ; {
 		sess, wait := in.session(dst, peerKey)
 		switch {

@@ -12,7 +12,7 @@ import (
 func BenchmarkStreamSetup(b *testing.B) {
 	ingress, egress := katKey(1), katKey(2)
 	h := forward.NewHeader(forward.KindTCP, "orders", siteid.ID{1}, []siteid.ID{{2}, {3}})
-	bind := binding(nil, h)
+	bind := binding(h)
 	init, msg1, _ := initiate(ingress, siteid.ID{3}, egress.Public, bind, 1, 1, nil)
 	resp, _ := respond(egress, siteid.ID{1}, bind, msg1, nil, testNow)
 	sess, _ := init.finish(resp.msg2, testNow)
@@ -20,11 +20,11 @@ func BenchmarkStreamSetup(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n := sess.streams.Add(1)
-		k := sess.streamKeys(n, binding(nil, h))
+		k := sess.streamKeys(n, binding(h))
 		pre := (&preamble{kind: kindResume, index: 1, counter: n, check: k.check}).marshal()
 		newConn(nil, siteid.ID{}, k.i2r, k.r2i, nil)
 		p, _ := parsePreamble(pre)
-		k2 := resp.sess.streamKeys(p.counter, binding(nil, h))
+		k2 := resp.sess.streamKeys(p.counter, binding(h))
 		w.mark(p.counter)
 		newConn(nil, siteid.ID{}, k2.r2i, k2.i2r, nil)
 	}
