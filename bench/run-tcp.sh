@@ -7,6 +7,9 @@
 #   bench/run-tcp.sh --head          measure weft as committed at HEAD rather
 #                                    than the working tree (others' uncommitted
 #                                    edits would otherwise be in the binary)
+#   bench/run-tcp.sh --unsealed      also measure the same tree built with
+#                                    -tags weft_bench_unsealed (no end-to-end
+#                                    seal): what sealing costs, same run
 #   bench/run-tcp.sh --json FILE     where the JSON results go
 #                                    (default: ${TMPDIR:-/tmp}/weft-bench-tcp.json)
 #   bench/run-tcp.sh -- -rounds 5    anything after -- goes to the harness
@@ -15,15 +18,17 @@ set -euo pipefail
 
 quick=()
 head=0
+unsealed=0
 json="${TMPDIR:-/tmp}/weft-bench-tcp.json"
 extra=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=(-quick) ;;
 	--head) head=1 ;;
+	--unsealed) unsealed=1 ;;
 	--json) json="$2"; shift ;;
 	--json=*) json="${1#*=}" ;;
-	-h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,17p' "$0"; exit 0 ;;
 	--) shift; extra+=("$@"); break ;;
 	*) echo "unknown argument $1 (try --help)" >&2; exit 2 ;;
 	esac
@@ -56,6 +61,10 @@ if [ "$head" -eq 1 ]; then
 fi
 echo "run-tcp: building weft ($rev) and the harness" >&2
 (cd "$src" && go build -o "$work/weft" ./cmd/weft)
+if [ "$unsealed" -eq 1 ]; then
+	(cd "$src" && go build -tags weft_bench_unsealed -o "$work/weft-unsealed" ./cmd/weft)
+	extra=(-weft-unsealed "$work/weft-unsealed" ${extra[@]+"${extra[@]}"})
+fi
 go build -o "$work/bench-tcp" ./bench/tcp
 
 # The harness runs in the background so that a TERM or INT sent to this

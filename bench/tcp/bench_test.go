@@ -20,36 +20,41 @@ import (
 
 var (
 	weftOnce sync.Once
-	weftPath string
+	weftDir  string
 	weftErr  error
 )
 
-// buildWeft builds the weft binary once for all tests of the package.
-func buildWeft(t *testing.T) string {
+// buildWeft builds the weft binary, and the unsealed one the
+// -weft-unsealed path runs, once for all tests of the package.
+func buildWeft(t *testing.T) (weft, unsealed string) {
 	t.Helper()
 	weftOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bench-tcp-weft-")
-		if err != nil {
-			weftErr = err
+		weftDir, weftErr = os.MkdirTemp("", "bench-tcp-weft-")
+		if weftErr != nil {
 			return
 		}
-		weftPath = filepath.Join(dir, "weft")
-		out, err := exec.Command("go", "build", "-o", weftPath, "weft.dev/weft/cmd/weft").CombinedOutput()
-		if err != nil {
-			weftErr = err
-			t.Logf("go build: %s", out)
+		for _, b := range [][]string{
+			{"-o", filepath.Join(weftDir, "weft")},
+			{"-tags", "weft_bench_unsealed", "-o", filepath.Join(weftDir, "weft-unsealed")},
+		} {
+			out, err := exec.Command("go", append(append([]string{"build"}, b...), "weft.dev/weft/cmd/weft")...).CombinedOutput()
+			if err != nil {
+				weftErr = err
+				t.Logf("go build: %s", out)
+				return
+			}
 		}
 	})
 	if weftErr != nil {
 		t.Fatalf("building weft: %v", weftErr)
 	}
-	return weftPath
+	return filepath.Join(weftDir, "weft"), filepath.Join(weftDir, "weft-unsealed")
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if weftPath != "" {
-		os.RemoveAll(filepath.Dir(weftPath))
+	if weftDir != "" {
+		os.RemoveAll(weftDir)
 	}
 	os.Exit(code)
 }
@@ -70,7 +75,9 @@ func TestQuickRun(t *testing.T) {
 		t.Skip("haproxy is not installed, so the harness cannot run its reference path; " +
 			"install it (apt-get install haproxy) or use bench/run-tcp.sh --quick, which does")
 	}
-	cfg := quickConfig(buildWeft(t), hap)
+	weft, unsealed := buildWeft(t)
+	cfg := quickConfig(weft, hap)
+	cfg.WeftUnsealedBin = unsealed
 	cfg.Log = t.Output()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -79,12 +86,12 @@ func TestQuickRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range rep.Metrics {
-		for _, p := range pathNames {
+		for _, p := range cfg.pathNames() {
 			if v := m.Rounds[p]; len(v) != 1 || !(v[0] > 0) {
 				t.Errorf("%s over %s: got %v, want one positive value", m.Key, p, v)
 			}
 		}
-		for _, p := range []string{pathWeft, pathHAProxy} {
+		for _, p := range []string{pathWeft, pathHAProxy, pathUnsealed} {
 			if !(m.ProxyCores[p] > 0) {
 				t.Errorf("%s over %s: proxy CPU %v, want positive (are the proxies' processes tracked?)", m.Key, p, m.ProxyCores[p])
 			}
@@ -108,7 +115,8 @@ func TestQuickRun(t *testing.T) {
 // HAProxy binary is unusable, after the weft sites are already up) stops
 // what it started. It needs no HAProxy.
 func TestFailureStopsChildren(t *testing.T) {
-	cfg := quickConfig(buildWeft(t), "/bin/false")
+	weft, _ := buildWeft(t)
+	cfg := quickConfig(weft, "/bin/false")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := run(ctx, cfg); err == nil || !strings.Contains(err.Error(), "haproxy") {

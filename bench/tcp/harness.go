@@ -18,6 +18,10 @@ import (
 type config struct {
 	WeftBin    string
 	HAProxyBin string
+	// WeftUnsealedBin, if set, is weft built from the same tree with
+	// -tags weft_bench_unsealed: a fourth path, so that what sealing costs
+	// is measured in the same run, against the same build.
+	WeftUnsealedBin string
 	// WeftRevision names the weft source when the binary has no VCS stamp.
 	WeftRevision string
 
@@ -49,12 +53,19 @@ func (c config) validate() error {
 
 // The paths compared, in table order.
 const (
-	pathDirect  = "direct"
-	pathWeft    = "weft"
-	pathHAProxy = "haproxy"
+	pathDirect   = "direct"
+	pathWeft     = "weft"
+	pathHAProxy  = "haproxy"
+	pathUnsealed = "weft-unsealed"
 )
 
-var pathNames = []string{pathDirect, pathWeft, pathHAProxy}
+// pathNames are the paths cfg compares.
+func (c config) pathNames() []string {
+	if c.WeftUnsealedBin != "" {
+		return []string{pathDirect, pathWeft, pathHAProxy, pathUnsealed}
+	}
+	return []string{pathDirect, pathWeft, pathHAProxy}
+}
 
 // path is one way from the client to the servers.
 type path struct {
@@ -114,6 +125,15 @@ func run(ctx context.Context, cfg config) (rep *Report, err error) {
 		return nil, fmt.Errorf("haproxy: %w", err)
 	}
 	paths[pathHAProxy] = &path{name: pathHAProxy, addrs: addrs, procs: procs}
+	if cfg.WeftUnsealedBin != "" {
+		logf("starting unsealed weft sites a and b (%s)", cfg.WeftUnsealedBin)
+		addrs, procs, err = startWeft(ctx, &cl, cfg.WeftUnsealedBin, routes)
+		if err != nil {
+			return nil, fmt.Errorf("unsealed weft: %w", err)
+		}
+		paths[pathUnsealed] = &path{name: pathUnsealed, addrs: addrs, procs: procs}
+	}
+	pathNames := cfg.pathNames()
 
 	// Every path must carry an echo before anything is timed.
 	for _, name := range pathNames {
@@ -150,7 +170,7 @@ func run(ctx context.Context, cfg config) (rep *Report, err error) {
 				for k, v := range vals {
 					rep.add(k, name, v, cores)
 				}
-				logf("  round %d %-8s %s", r+1, name, formatVals(vals))
+				logf("  round %d %-13s %s", r+1, name, formatVals(vals))
 			}
 		}
 		return nil

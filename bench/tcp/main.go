@@ -22,6 +22,7 @@ func main() {
 		jsonPath string
 	)
 	flag.StringVar(&cfg.WeftBin, "weft", "", "path of the weft binary (required)")
+	flag.StringVar(&cfg.WeftUnsealedBin, "weft-unsealed", "", "path of weft built from the same tree with -tags weft_bench_unsealed: adds that path, to measure what sealing costs")
 	flag.StringVar(&cfg.HAProxyBin, "haproxy", "haproxy", "path of haproxy")
 	flag.Int64Var(&cfg.BulkBytes, "bulk-bytes", 1<<30, "bytes sent per bulk transfer")
 	flag.DurationVar(&cfg.ConnDuration, "conn-duration", 4*time.Second, "duration of each new-connection measurement")

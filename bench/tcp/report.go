@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -64,6 +65,7 @@ type Report struct {
 		TLS          string `json:"tls"`
 	} `json:"settings"`
 	Metrics []*Metric `json:"metrics"`
+	paths   []string
 	// Failed attempts in the new-connection test (not counted in its rate).
 	ConnErrors     map[string]int64  `json:"conn_errors"`
 	FirstConnError map[string]string `json:"first_conn_error,omitempty"`
@@ -72,20 +74,28 @@ type Report struct {
 // Metric is one row of the table: the median over rounds per path, the
 // ratios, every round's value, and the CPU the proxy processes used.
 type Metric struct {
-	Key             string               `json:"key"`
-	Name            string               `json:"name"`
-	Unit            string               `json:"unit"`
-	HigherIsBetter  bool                 `json:"higher_is_better"`
-	Direct          float64              `json:"direct"`
-	Weft            float64              `json:"weft"`
-	HAProxy         float64              `json:"haproxy"`
-	WeftOverDirect  float64              `json:"weft_over_direct"`
-	WeftOverHAProxy float64              `json:"weft_over_haproxy"`
-	Rounds          map[string][]float64 `json:"rounds"`
+	Key             string  `json:"key"`
+	Name            string  `json:"name"`
+	Unit            string  `json:"unit"`
+	HigherIsBetter  bool    `json:"higher_is_better"`
+	Direct          float64 `json:"direct"`
+	Weft            float64 `json:"weft"`
+	HAProxy         float64 `json:"haproxy"`
+	WeftOverDirect  float64 `json:"weft_over_direct"`
+	WeftOverHAProxy float64 `json:"weft_over_haproxy"`
+	// With -weft-unsealed: the same build without sealing, and sealed
+	// weft over it (what sealing keeps: 1 is free).
+	WeftUnsealed     float64              `json:"weft_unsealed,omitempty"`
+	WeftOverUnsealed float64              `json:"weft_over_unsealed,omitempty"`
+	Rounds           map[string][]float64 `json:"rounds"`
 	// Cores busy in the path's proxy processes (both of them together)
 	// during the measurement: CPU seconds divided by wall seconds.
 	ProxyCores map[string]float64 `json:"proxy_cores"`
-	cores      map[string][]float64
+	// For the rates (connections, requests): CPU microseconds the path's
+	// proxy processes spent per operation, median of the rounds' cores
+	// over rate. Less moved by the machine's load than the rate itself.
+	ProxyCPUPerOp map[string]float64 `json:"proxy_cpu_us_per_op,omitempty"`
+	cores         map[string][]float64
 }
 
 func newReport(cfg config) *Report {
@@ -96,10 +106,14 @@ func newReport(cfg config) *Report {
 			"weft: client -> weft site a listener -> link (mutual TLS 1.3) -> weft site b connector -> server",
 			"haproxy: client -> haproxy a (mode tcp) -> mutual TLS 1.3 -> haproxy b -> server",
 		},
+		paths:          cfg.pathNames(),
 		GoVersion:      runtime.Version(),
 		HAProxyVersion: benchproc.HAProxyVersion(cfg.HAProxyBin),
 		ConnErrors:     map[string]int64{},
 		FirstConnError: map[string]string{},
+	}
+	if cfg.WeftUnsealedBin != "" {
+		r.Compared = append(r.Compared, "weft-unsealed: as weft, the same source built with -tags weft_bench_unsealed (service streams not sealed end to end)")
 	}
 	r.WeftGoVersion, r.WeftRevision = weftBuild(cfg.WeftBin)
 	if r.WeftRevision == "unknown" && cfg.WeftRevision != "" {
@@ -148,8 +162,23 @@ func (r *Report) finish() {
 		m.HAProxy = median(m.Rounds[pathHAProxy])
 		m.WeftOverDirect = ratio(m.Weft, m.Direct)
 		m.WeftOverHAProxy = ratio(m.Weft, m.HAProxy)
+		if u := m.Rounds[pathUnsealed]; len(u) > 0 {
+			m.WeftUnsealed = median(u)
+			m.WeftOverUnsealed = ratio(m.Weft, m.WeftUnsealed)
+		}
 		for p, c := range m.cores {
 			m.ProxyCores[p] = median(c)
+			if m.Key != metricConns && m.Key != metricRate {
+				continue
+			}
+			per := make([]float64, len(c))
+			for i := range c {
+				per[i] = 1e6 * c[i] / m.Rounds[p][i]
+			}
+			if m.ProxyCPUPerOp == nil {
+				m.ProxyCPUPerOp = map[string]float64{}
+			}
+			m.ProxyCPUPerOp[p] = median(per)
 		}
 	}
 }
@@ -182,21 +211,34 @@ func (r *Report) writeTable(w io.Writer) {
 		s.LatConns, s.ReqSize, s.LatDuration)
 	fmt.Fprintf(w, "          %s; median of %d round(s)%s\n", s.TLS, s.Rounds, map[bool]string{true: " (QUICK MODE: smoke run, figures not meaningful)"}[s.Quick])
 	fmt.Fprintln(w)
+	unsealed := slices.Contains(r.paths, pathUnsealed)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "metric\tunit\tdirect\tweft\thaproxy\tweft/direct\tweft/haproxy\tbetter\t")
+	head := "metric\tunit\tdirect\tweft\thaproxy\tweft/direct\tweft/haproxy\t"
+	if unsealed {
+		head += "unsealed\tweft/unsealed\t"
+	}
+	fmt.Fprintln(tw, head+"better\t")
 	for _, m := range r.Metrics {
 		better := "lower"
 		if m.HigherIsBetter {
 			better = "higher"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%s\t\n", m.Name, m.Unit,
-			num(m.Direct), num(m.Weft), num(m.HAProxy), m.WeftOverDirect, m.WeftOverHAProxy, better)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t", m.Name, m.Unit,
+			num(m.Direct), num(m.Weft), num(m.HAProxy), m.WeftOverDirect, m.WeftOverHAProxy)
+		if unsealed {
+			fmt.Fprintf(tw, "%s\t%.2f\t", num(m.WeftUnsealed), m.WeftOverUnsealed)
+		}
+		fmt.Fprintf(tw, "%s\t\n", better)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "CPU cores busy in the proxy processes (both together) during each measurement:")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "measurement\tweft\thaproxy\t")
+	head = "measurement\tweft\thaproxy\t"
+	if unsealed {
+		head += "unsealed\t"
+	}
+	fmt.Fprintln(tw, head)
 	for _, m := range r.Metrics {
 		if m.Key == metricP99 || m.Key == metricRate { // same measurement as p50
 			continue
@@ -205,11 +247,30 @@ func (r *Report) writeTable(w io.Writer) {
 		if m.Key == metricP50 {
 			name = "1 KiB req/resp, 32 conns"
 		}
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t\n", name, m.ProxyCores[pathWeft], m.ProxyCores[pathHAProxy])
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t", name, m.ProxyCores[pathWeft], m.ProxyCores[pathHAProxy])
+		if unsealed {
+			fmt.Fprintf(tw, "%.2f\t", m.ProxyCores[pathUnsealed])
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "CPU µs in the proxy processes (both together) per operation, median of the rounds:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, head)
+	for _, m := range r.Metrics {
+		if m.ProxyCPUPerOp == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t", m.Name, m.ProxyCPUPerOp[pathWeft], m.ProxyCPUPerOp[pathHAProxy])
+		if unsealed {
+			fmt.Fprintf(tw, "%.0f\t", m.ProxyCPUPerOp[pathUnsealed])
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	var errs []string
-	for _, p := range pathNames {
+	for _, p := range r.paths {
 		if n := r.ConnErrors[p]; n > 0 {
 			errs = append(errs, fmt.Sprintf("%s: %d (first: %s)", p, n, r.FirstConnError[p]))
 		}

@@ -290,6 +290,47 @@ func TestHalfClose(t *testing.T) {
 	})
 }
 
+// TestWriteClose: the data then EOF, on the one-batch path (short data)
+// and the fallback (data past copyWrite); both ends half-closed remove the
+// stream.
+func TestWriteClose(t *testing.T) {
+	forStreamTransports(t, func(t *testing.T, tr transport) {
+		c, s := sessions(t, tr, Config{}, Config{})
+		a, b := openPair(t, c, s, nil)
+		big := bytes.Repeat([]byte("r"), copyWrite+1)
+		if n, err := a.WriteClose([]byte("request")); n != 7 || err != nil {
+			t.Fatalf("WriteClose: %d %v", n, err)
+		}
+		got, err := io.ReadAll(b)
+		if err != nil || string(got) != "request" {
+			t.Fatalf("server read %q %v", got, err)
+		}
+		if _, err := a.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("write after WriteClose: %v", err)
+		}
+		if _, err := a.WriteClose([]byte("x")); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("WriteClose after WriteClose: %v", err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := b.WriteClose(big)
+			done <- err
+		}()
+		got, err = io.ReadAll(a)
+		if err != nil || !bytes.Equal(got, big) {
+			t.Fatalf("client read %d bytes %v, want %d", len(got), err, len(big))
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("WriteClose of %d bytes: %v", len(big), err)
+		}
+		eventually(t, 5*time.Second, "stream removed", func() bool {
+			return c.Stats().StreamsActive == 0 && s.Stats().StreamsActive == 0
+		})
+		a.Close()
+		b.Close()
+	})
+}
+
 func TestReset(t *testing.T) {
 	forStreamTransports(t, func(t *testing.T, tr transport) {
 		c, s := sessions(t, tr, Config{}, Config{})

@@ -479,6 +479,52 @@ func (st *Stream) sendOwned(b *[]byte, n int) (int, error) {
 	return sent, nil
 }
 
+// WriteClose is Write(p) then CloseWrite, but for a p of up to copyWrite
+// bytes within the peer's credit the data and the FIN are queued together,
+// so the writer sends them in one batch (one TLS record, one system call)
+// where Write then CloseWrite may wake it for each: a sealed stream ends
+// every direction with a short record before its FIN.
+func (st *Stream) WriteClose(p []byte) (int, error) {
+	if n, ok, err := st.writeClose(p); ok {
+		return n, err
+	}
+	n, err := st.Write(p)
+	if err != nil {
+		return n, err
+	}
+	return n, st.CloseWrite()
+}
+
+// writeClose is WriteClose's one batch; ok is false when it does not apply
+// (p empty or large, credit short, the stream not yet confirmed or
+// already closed for writing), and nothing was done.
+func (st *Stream) writeClose(p []byte) (n int, ok bool, err error) {
+	if len(p) == 0 || len(p) > copyWrite {
+		return 0, false, nil
+	}
+	st.wlock.Lock()
+	defer st.wlock.Unlock()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.state != stateOpen || st.writeClosed || st.errLocked() != nil || st.sendWindow < uint32(len(p)) {
+		return 0, false, nil
+	}
+	b := getBuf(len(p))
+	copy(*b, p)
+	data := &frame{payload: (*b)[:len(p)], owned: b}
+	putHeader(&data.hdr, typeData, st.id, len(p))
+	st.sendWindow -= uint32(len(p))
+	st.writeClosed, st.finQueued = true, true
+	if err := st.s.enqueueFrames(false, data, newCtlFrame(typeFin, st.id, 0)); err != nil {
+		return 0, true, err
+	}
+	st.s.nSent.Add(uint64(len(p)))
+	if st.finRecv {
+		st.removeLocked()
+	}
+	return len(p), true, nil
+}
+
 // CloseWrite half-closes: the peer reads io.EOF after the data written so
 // far; this side may go on reading.
 func (st *Stream) CloseWrite() error {

@@ -36,20 +36,28 @@ const maxQueued = 1 << 16
 // every other frame keeps its order. wmu is a leaf lock: enqueue may be
 // called with a Stream.mu held.
 func (s *Session) enqueue(f *frame, prio bool) error {
+	return s.enqueueFrames(prio, f)
+}
+
+// enqueueFrames is enqueue of several frames at once, in order: the writer
+// is woken once and takes them in one batch.
+func (s *Session) enqueueFrames(prio bool, fs ...*frame) error {
 	s.wmu.Lock()
 	if s.wclosed {
 		s.wmu.Unlock()
-		if f.owned != nil {
-			putBuf(f.owned)
-			f.owned = nil
+		for _, f := range fs {
+			if f.owned != nil {
+				putBuf(f.owned)
+				f.owned = nil
+			}
 		}
 		return s.closedErr()
 	}
 	wake := len(s.wprio)+len(s.wnormal) == 0
 	if prio {
-		s.wprio = append(s.wprio, f)
+		s.wprio = append(s.wprio, fs...)
 	} else {
-		s.wnormal = append(s.wnormal, f)
+		s.wnormal = append(s.wnormal, fs...)
 	}
 	s.wmu.Unlock()
 	if wake {

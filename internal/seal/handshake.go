@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,7 +41,9 @@ const prologueLabel = "weft seal v1 IK"
 
 // binding is the part of a stream header that the seal authenticates: kind,
 // address, origin and every segment; not next, which transit sites change,
-// nor the seal itself.
+// nor the seal itself. (On the heap: a caller's stack room for it would
+// widen the frames of every new stream's goroutine, and the profile shows
+// the stack copies that costs.)
 func binding(h *forward.Header) []byte {
 	b := make([]byte, 0, 3+len(h.Address)+16+16*len(h.Segments))
 	b = append(b, byte(h.Kind), byte(len(h.Address)))
@@ -68,9 +71,10 @@ type Session struct {
 	// prk is HKDF-Extract(salt = Noise's handshake hash, Noise's two
 	// split keys): what stream keys are expanded from.
 	prk [sha256.Size]byte
-	// expander is HMAC keyed with prk, its pads already hashed: each
-	// stream clones it instead of keying HMAC anew (streamKeys).
-	expander hash.Hash
+	// derivers are clones of HMAC keyed with prk, its pads already
+	// hashed, each with room for one stream's info: streamKeys borrows
+	// one instead of keying (or cloning) HMAC anew.
+	derivers sync.Pool
 	// streams is the initiator's last stream counter; the handshake's own
 	// stream is 0.
 	streams atomic.Uint64
@@ -85,36 +89,40 @@ type streamKeys struct {
 
 const streamLabel = "weft seal v1 stream"
 
+// deriver is one of a session's derivers.
+type deriver struct {
+	mac  hash.Hash
+	info []byte
+	out  [2 * sha256.Size]byte
+}
+
 // streamKeys derives the keys of stream counter, bound to its header:
 // HKDF's expand step (RFC 5869) on the session's extracted key, two HMACs
-// from the session's keyed HMAC, so a new stream costs no key setup.
+// from one of the session's keyed HMACs, so a new stream costs no key
+// setup and no allocation.
 func (s *Session) streamKeys(counter uint64, bind []byte) streamKeys {
-	var info [len(streamLabel) + 8]byte
-	copy(info[:], streamLabel)
-	binary.BigEndian.PutUint64(info[len(streamLabel):], counter)
-	c, err := s.expander.(hash.Cloner).Clone()
-	if err != nil {
-		panic(err) // crypto/hmac over SHA-256 clones
-	}
-	mac := c.(hash.Hash)
+	d := s.derivers.Get().(*deriver)
+	defer s.derivers.Put(d)
 	// T(1) = HMAC(prk, info | 1), T(2) = HMAC(prk, T(1) | info | 2).
-	var out [2 * sha256.Size]byte
-	t := out[:0]
-	for i := byte(1); i <= 2; i++ {
-		if i > 1 {
-			mac.Reset()
-			mac.Write(t)
-		}
-		mac.Write(info[:])
-		mac.Write(bind)
-		mac.Write([]byte{i})
-		t = mac.Sum(out[:sha256.Size*(i-1)])[sha256.Size*(i-1):]
-	}
+	info := append(d.info[:0], streamLabel...)
+	info = binary.BigEndian.AppendUint64(info, counter)
+	info = append(info, bind...)
+	info = append(info, 1)
+	d.info = info
+	mac := d.mac
+	mac.Reset()
+	mac.Write(info)
+	t1 := mac.Sum(d.out[:0])
+	mac.Reset()
+	mac.Write(t1)
+	info[len(info)-1] = 2
+	mac.Write(info)
+	out := mac.Sum(t1)
 	var k streamKeys
-	copy(k.i2r[:], out[:])
+	copy(k.i2r[:], out)
 	copy(k.r2i[:], out[recordKeyLen:])
 	copy(k.check[:], out[2*recordKeyLen:])
-	clear(out[:])
+	clear(d.out[:])
 	return k
 }
 
@@ -128,8 +136,15 @@ func newSession(hs *noise.HandshakeState, cs1, cs2 *noise.CipherState, peer site
 		panic(err) // HMAC-SHA256 takes any key
 	}
 	copy(s.prk[:], prk)
-	s.expander = hmac.New(sha256.New, s.prk[:])
-	s.expander.Reset() // hashes the pads once, for every clone
+	expander := hmac.New(sha256.New, s.prk[:])
+	expander.Reset() // hashes the pads once, for every clone
+	s.derivers.New = func() any {
+		c, err := expander.(hash.Cloner).Clone()
+		if err != nil {
+			panic(err) // crypto/hmac over SHA-256 clones
+		}
+		return &deriver{mac: c.(hash.Hash)}
+	}
 	clear(secret)
 	clear(prk)
 	return s

@@ -146,7 +146,8 @@ type Conn struct {
 
 	wmu    sync.Mutex // guards the write half
 	w      half
-	wbuf   *[]byte // nil until the first write and after the last
+	wbuf   *[]byte       // nil until the first write and after the last
+	sr     sealingReader // ReadFrom's, in the Conn so as not to allocate one
 	werr   error
 	answer []byte // egress: the handshake answer, written on Confirm
 
@@ -159,12 +160,20 @@ type Conn struct {
 	// record, the first one partly returned.
 	plain     [][]byte
 	plainBase [][]byte // c.plain's array, reused for every batch
-	fin       bool     // the end-of-stream record is opened, after plain
-	rerr      error
+	// plainArr is plainBase's first array, enough for a small buffer's
+	// records: a short stream allocates none.
+	plainArr [4][]byte
+	// out is what WriteTo writes: a field, so that handing it to
+	// net.Buffers.WriteTo does not move it to the heap at every batch.
+	out  net.Buffers
+	fin  bool // the end-of-stream record is opened, after plain
+	rerr error
 }
 
 func newConn(st Stream, peer siteid.ID, wkey, rkey [recordKeyLen]byte, onBroken func(string)) *Conn {
-	return &Conn{Stream: st, peer: peer, w: newHalf(wkey), r: newHalf(rkey), onBroken: onBroken}
+	c := &Conn{Stream: st, peer: peer, w: newHalf(wkey), r: newHalf(rkey), onBroken: onBroken}
+	c.plainBase = c.plainArr[:0]
+	return c
 }
 
 // Peer is the site at the other end, as the handshake authenticated it:
@@ -202,15 +211,17 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		return 0, c.werr
 	}
 	if rf, ok := c.Stream.(io.ReaderFrom); ok {
-		sr := sealingReader{c: c, src: r}
-		_, err := rf.ReadFrom(&sr)
-		if sr.stage != nil {
-			putBuf(sr.stage)
+		c.sr = sealingReader{c: c, src: r}
+		_, err := rf.ReadFrom(&c.sr)
+		if c.sr.stage != nil {
+			putBuf(c.sr.stage)
 		}
+		n := c.sr.n
+		c.sr = sealingReader{}
 		if err != nil {
 			c.failWriteLocked(err)
 		}
-		return sr.n, err
+		return n, err
 	}
 	var total int64
 	for {
@@ -287,12 +298,18 @@ func (c *Conn) wbufLocked(want int) ([]byte, error) {
 	return *c.wbuf, nil
 }
 
+// sealLocked seals the n plaintext bytes after buf's header in place and
+// returns the record.
+func (c *Conn) sealLocked(buf []byte, n int) []byte {
+	binary.BigEndian.PutUint16(buf, uint16(n+tagLen))
+	c.w.aead.Seal(buf[recordHdr:recordHdr], c.w.next(), buf[recordHdr:recordHdr+n], buf[:recordHdr])
+	return buf[:recordHdr+n+tagLen]
+}
+
 // sendLocked seals the n plaintext bytes after buf's header in place and
 // writes the record.
 func (c *Conn) sendLocked(buf []byte, n int) error {
-	binary.BigEndian.PutUint16(buf, uint16(n+tagLen))
-	c.w.aead.Seal(buf[recordHdr:recordHdr], c.w.next(), buf[recordHdr:recordHdr+n], buf[:recordHdr])
-	if _, err := c.Stream.Write(buf[:recordHdr+n+tagLen]); err != nil {
+	if _, err := c.Stream.Write(c.sealLocked(buf, n)); err != nil {
 		c.failWriteLocked(err)
 		return err
 	}
@@ -307,6 +324,13 @@ func (c *Conn) failWriteLocked(err error) {
 	}
 }
 
+// writeCloser is a stream that sends its last bytes and its half-close
+// together (link.Stream): the end-of-stream record and the FIN then cross
+// the link in one batch.
+type writeCloser interface {
+	WriteClose(p []byte) (int, error)
+}
+
 // CloseWrite sends the sealed end-of-stream record, then half-closes the
 // stream: the peer reads io.EOF, and knows nothing was cut off.
 func (c *Conn) CloseWrite() error {
@@ -316,12 +340,19 @@ func (c *Conn) CloseWrite() error {
 	if err != nil {
 		return err
 	}
-	err = c.sendLocked(buf, 0)
-	c.failWriteLocked(net.ErrClosed)
-	if err != nil {
-		return err
+	wc, ok := c.Stream.(writeCloser)
+	if !ok {
+		err = c.sendLocked(buf, 0)
+		c.failWriteLocked(net.ErrClosed)
+		if err != nil {
+			return err
+		}
+		return c.Stream.CloseWrite()
 	}
-	return c.Stream.CloseWrite()
+	rec := c.sealLocked(buf, 0)
+	_, err = wc.WriteClose(rec)
+	c.failWriteLocked(net.ErrClosed)
+	return err
 }
 
 // Read returns opened data from the next records.
@@ -349,12 +380,12 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 			}
 			return total, err
 		}
-		// WriteTo consumes bufs, which shares c.plain's array: what it
+		// WriteTo consumes c.out, which shares c.plain's array: what it
 		// leaves is what was not written.
-		bufs := net.Buffers(c.plain)
-		n, err := bufs.WriteTo(w)
+		c.out = c.plain
+		n, err := c.out.WriteTo(w)
 		total += n
-		c.plain = bufs
+		c.plain, c.out = c.out, nil
 		c.consumeLocked(0)
 		if err != nil {
 			return total, err
