@@ -293,6 +293,8 @@ func measure(ctx context.Context, cfg config, rep *report, name string, s *sink,
 	}
 	r.P50, r.P99, r.LatLost = l.P50, l.P99, l.LatLost
 	rep.results[name] = r
+	// As it comes, so that a run that fails later still shows it.
+	fmt.Fprintf(cfg.Log, "%s: %.0f msgs/s, %d missing, p50 %v, p99 %v\n", name, r.Throughput, r.Lost, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond))
 	return nil
 }
 
