@@ -81,7 +81,9 @@ func (s *Store) commit(group []write) {
 			return nil
 		})
 		if failed < 0 {
-			s.dirty.Store(true)
+			if s.db.NoSync {
+				s.dirty.Store(true)
+			}
 			for _, w := range group {
 				w.done <- err
 			}

@@ -116,8 +116,10 @@ type Store struct {
 	writes  chan write
 	closing chan struct{}
 	stopped chan struct{}
-	// syncer is SyncInterval's: dirty says a commit since the last fsync;
-	// synced is closed when the sync loop has made its last fsync.
+	// The sync loop's, SyncInterval's (commit.go): dirty says a commit
+	// since the last fsync; synced is closed when the loop has made its
+	// last fsync; syncErr is the first fsync error, after which writes
+	// are refused.
 	dirty   atomic.Bool
 	synced  chan struct{}
 	syncErr atomic.Pointer[error]
