@@ -39,13 +39,15 @@ func TestQuick(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
-	for _, k := range []string{"weft volatile", "nats volatile", "nats volatile async", "weft persisted", "nats persisted", "nats persisted async", "nats-fsync persisted"} {
+	all := []string{"weft volatile", "nats volatile", "nats volatile async"}
+	persisted := []string{"weft persisted", "weft-interval persisted", "nats persisted", "nats persisted async", "nats-fsync persisted", "nats-fsync persisted async"}
+	for _, k := range append(all, persisted...) {
 		r, ok := rep.results[k]
 		if !ok || r.Throughput <= 0 || r.P50 <= 0 || r.P99 < r.P50 {
 			t.Errorf("%s: missing or empty result %+v", k, r)
 		}
 	}
-	for _, k := range []string{"weft persisted", "nats persisted", "nats persisted async", "nats-fsync persisted"} {
+	for _, k := range persisted {
 		if r := rep.results[k]; r.Lost > 0 {
 			t.Errorf("%s: %d persisted events never arrived", k, r.Lost)
 		}

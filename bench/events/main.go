@@ -64,11 +64,17 @@ func main() {
 }
 
 // run measures weft, stops its sites, then measures NATS, so that the idle
-// processes of one system do not share the CPUs with the other's test.
+// processes of one system do not share the CPUs with the other's test. weft
+// runs twice: with --events-sync always (the default; volatile and
+// persisted), then interval (persisted only); NATS twice too, JetStream with
+// its default sync and with sync_interval: always.
 func run(ctx context.Context, cfg config) (*report, error) {
 	rep := &report{cfg: cfg, results: map[string]result{}}
-	if err := runWeft(ctx, cfg, rep); err != nil {
+	if err := runWeft(ctx, cfg, rep, "always"); err != nil {
 		return nil, fmt.Errorf("weft: %w", err)
+	}
+	if err := runWeft(ctx, cfg, rep, "interval"); err != nil {
+		return nil, fmt.Errorf("weft with --events-sync interval: %w", err)
 	}
 	if err := runNATS(ctx, cfg, rep, false); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
@@ -79,19 +85,27 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	return rep, nil
 }
 
-func runWeft(ctx context.Context, cfg config, rep *report) error {
+// runWeft measures weft with the sites' --events-sync mode sync: volatile
+// and persisted rows for "always", persisted rows named "weft-interval"
+// for "interval".
+func runWeft(ctx context.Context, cfg config, rep *report, sync string) error {
 	cl := &benchproc.Cleanups{}
 	defer cl.Run()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	evA, evB, dirA, _, err := weftSites(ctx, cl, cfg.WeftBin)
+	evA, evB, dirA, _, err := weftSites(ctx, cl, cfg.WeftBin, "--events-sync", sync)
 	if err != nil {
 		return err
 	}
 	if _, err := benchproc.WeftCLI(ctx, cfg.WeftBin, dirA, "topic", "create", "bench.p", "--delivery", "persisted"); err != nil {
 		return err
 	}
-	for _, m := range []struct{ mode, topic string }{{"volatile", "bench.v"}, {"persisted", "bench.p"}} {
+	type mode struct{ name, topic string }
+	modes := []mode{{"weft volatile", "bench.v"}, {"weft persisted", "bench.p"}}
+	if sync != "always" {
+		modes = []mode{{"weft-" + sync + " persisted", "bench.p"}}
+	}
+	for _, m := range modes {
 		s := newSink()
 		if err := weftSubscribe(ctx, evB+"/v1/topics/"+m.topic+"/events", s); err != nil {
 			return err
@@ -101,7 +115,7 @@ func runWeft(ctx context.Context, cfg config, rep *report) error {
 		for i := range pubs {
 			pubs[i] = weftPublisher(url)
 		}
-		if err := measure(ctx, cfg, rep, "weft "+m.mode, s, pubs); err != nil {
+		if err := measure(ctx, cfg, rep, m.name, s, pubs); err != nil {
 			return err
 		}
 		for i := range pubs {
@@ -109,7 +123,7 @@ func runWeft(ctx context.Context, cfg config, rep *report) error {
 				return err
 			}
 		}
-		if err := measure(ctx, cfg, rep, "weft "+m.mode+" stream", s, pubs); err != nil {
+		if err := measure(ctx, cfg, rep, m.name+" stream", s, pubs); err != nil {
 			return err
 		}
 	}
@@ -195,7 +209,7 @@ func runNATS(ctx context.Context, cfg config, rep *report, syncAlways bool) erro
 		}
 		pubs[i] = jsPublisher(js, "bench.p")
 	}
-	if err := measure(ctx, cfg, rep, name, sp, pubs); err != nil || syncAlways {
+	if err := measure(ctx, cfg, rep, name, sp, pubs); err != nil {
 		return err
 	}
 	// As `nats bench js pub --async`: many PubAcks outstanding, no wait
@@ -279,6 +293,8 @@ func measure(ctx context.Context, cfg config, rep *report, name string, s *sink,
 	}
 	r.P50, r.P99, r.LatLost = l.P50, l.P99, l.LatLost
 	rep.results[name] = r
+	// As it comes, so that a run that fails later still shows it.
+	fmt.Fprintf(cfg.Log, "%s: %.0f msgs/s, %d missing, p50 %v, p99 %v\n", name, r.Throughput, r.Lost, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond))
 	return nil
 }
 
@@ -286,17 +302,19 @@ func (r *report) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "\n256-byte events, publishers at site/server A, subscriber at B; %d publishers x %d-event batches for %v; latency: one event in flight for %v\n\n",
 		r.cfg.Workers, r.cfg.Batch, r.cfg.Duration, r.cfg.LatDuration)
 	rows := []string{"weft volatile", "weft volatile stream", "nats volatile", "nats volatile async",
-		"weft persisted", "weft persisted stream", "nats persisted", "nats persisted async", "nats-fsync persisted"}
-	fmt.Fprintf(w, "%-22s %10s %9s %10s %10s %9s\n", "system, delivery", "msgs/s", "missing", "p50", "p99", "lat lost")
+		"weft persisted", "weft persisted stream", "nats-fsync persisted", "nats-fsync persisted async",
+		"weft-interval persisted", "weft-interval persisted stream", "nats persisted", "nats persisted async"}
+	fmt.Fprintf(w, "%-31s %10s %9s %10s %10s %9s\n", "system, delivery", "msgs/s", "missing", "p50", "p99", "lat lost")
 	for _, k := range rows {
 		x := r.results[k]
-		fmt.Fprintf(w, "%-22s %10.0f %9d %10s %10s %9d\n", k, x.Throughput, x.Lost, x.P50.Round(time.Microsecond), x.P99.Round(time.Microsecond), x.LatLost)
+		fmt.Fprintf(w, "%-31s %10.0f %9d %10s %10s %9d\n", k, x.Throughput, x.Lost, x.P50.Round(time.Microsecond), x.P99.Round(time.Microsecond), x.LatLost)
 	}
-	fmt.Fprintf(w, "\n%-46s %8s %8s %8s\n", "ratio", "msgs/s", "p50", "p99")
+	fmt.Fprintf(w, "\n%-58s %8s %8s %8s\n", "ratio", "msgs/s", "p50", "p99")
 	for _, c := range [][2]string{{"weft volatile", "nats volatile"}, {"weft volatile", "nats volatile async"}, {"weft volatile stream", "nats volatile async"},
-		{"weft persisted", "nats persisted"}, {"weft persisted", "nats persisted async"}, {"weft persisted stream", "nats persisted async"}, {"weft persisted", "nats-fsync persisted"}} {
+		{"weft persisted", "nats-fsync persisted"}, {"weft persisted stream", "nats-fsync persisted async"},
+		{"weft-interval persisted", "nats persisted"}, {"weft-interval persisted stream", "nats persisted async"}} {
 		a, b := r.results[c[0]], r.results[c[1]]
-		fmt.Fprintf(w, "%-46s %8.2f %8.2f %8.2f\n", c[0]+" / "+c[1], a.Throughput/b.Throughput, float64(a.P50)/float64(b.P50), float64(a.P99)/float64(b.P99))
+		fmt.Fprintf(w, "%-58s %8.2f %8.2f %8.2f\n", c[0]+" / "+c[1], a.Throughput/b.Throughput, float64(a.P50)/float64(b.P50), float64(a.P99)/float64(b.P99))
 	}
 	fmt.Fprint(w, `
 weft ... stream: publish streams (WebSockets of batches, up to 16 unanswered each), as
@@ -308,7 +326,10 @@ nats volatile: a Flush (server round trip) after each batch; nats volatile async
 as nats bench pub (nats.go flushes in the background). nats persisted = JetStream, file
 store, async publish waiting for each batch's PubAcks, default sync (fsync every 2 min);
 nats persisted async: up to 4000 PubAcks outstanding per publisher, as nats bench js pub --async;
-nats-fsync = the same with sync_interval: always (fsync before every PubAck), as weft's
-persisted topic stores with fsync at A before 202 and at B before acknowledging.
+nats-fsync = the same with sync_interval: always (fsync before every PubAck).
+weft persisted: sites run with --events-sync always (the default): A fsyncs before its
+202, B before acknowledging A and delivering; compared with nats-fsync. weft-interval:
+--events-sync interval (written to the file before acknowledging, fsync every 100 ms);
+compared with JetStream's default sync.
 `)
 }

@@ -18,10 +18,10 @@ import (
 	"weft.dev/weft/internal/events/pubclient"
 )
 
-// weftSites runs sites a and b, linked a to b, and returns their event API
-// URLs and a's data directory.
-func weftSites(ctx context.Context, cl *benchproc.Cleanups, bin string) (evA, evB, dirA string, procs []*benchproc.Proc, err error) {
-	a, b, procs, err := benchproc.WeftPair(ctx, cl, bin)
+// weftSites runs sites a and b, linked a to b, with extra `site run`
+// arguments, and returns their event API URLs and a's data directory.
+func weftSites(ctx context.Context, cl *benchproc.Cleanups, bin string, extra ...string) (evA, evB, dirA string, procs []*benchproc.Proc, err error) {
+	a, b, procs, err := benchproc.WeftPair(ctx, cl, bin, extra...)
 	if err != nil {
 		return "", "", "", nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"weft.dev/weft/internal/buildinfo"
 	"weft.dev/weft/internal/events/broker"
+	"weft.dev/weft/internal/events/store"
 	"weft.dev/weft/internal/kube"
 	"weft.dev/weft/internal/observe"
 	"weft.dev/weft/internal/routing"
@@ -41,11 +42,12 @@ func (l *logFlags) logger(what string) (*slog.Logger, error) {
 
 func newSiteCmd() *cobra.Command {
 	var (
-		o   site.Options
-		lf  logFlags
-		tf  traceFlags
-		ko  kube.Options
-		k8s bool
+		o        site.Options
+		lf       logFlags
+		tf       traceFlags
+		ko       kube.Options
+		k8s      bool
+		syncMode string
 	)
 	run := &cobra.Command{
 		Use:   "run --data DIR [--name NAME]",
@@ -71,6 +73,9 @@ admin API (admin.addr) and event API (events.addr) and the admin credential
 				return err
 			}
 			o.Logger, o.DataDir = log, g.data
+			if o.EventsStore.Sync, err = store.ParseSync(syncMode); err != nil {
+				return fmt.Errorf("--events-sync: %w", err)
+			}
 			if o.Tracing, err = tf.start(cmd.Context(), "weft", log); err != nil {
 				return err
 			}
@@ -91,6 +96,9 @@ admin API (admin.addr) and event API (events.addr) and the admin credential
 	f.StringVar(&o.EventsAddr, "events", "127.0.0.1:0", "event API address: CloudEvents over HTTP (port 0 picks a free port, written to DATA/events.addr)")
 	f.StringVar(&o.EventsAuth, "events-auth", site.EventsAuthAuto, "when the event API requires a credential (see weft credential create): auto (when it listens beyond loopback), on or off")
 	run.RegisterFlagCompletionFunc("events-auth", cobra.FixedCompletions([]string{site.EventsAuthAuto, site.EventsAuthOn, site.EventsAuthOff}, cobra.ShellCompDirectiveNoFileComp))
+	f.StringVar(&syncMode, "events-sync", string(store.SyncAlways), "when a persisted event is durable before the site acknowledges it: always (fsync first; nothing acknowledged is lost, even on a power loss) or interval (written to the file first, so a killed process loses nothing; fsync every --events-sync-interval, so a power loss can lose that much)")
+	run.RegisterFlagCompletionFunc("events-sync", cobra.FixedCompletions([]string{string(store.SyncAlways), string(store.SyncInterval)}, cobra.ShellCompDirectiveNoFileComp))
+	f.DurationVar(&o.EventsStore.Interval, "events-sync-interval", store.DefaultSyncInterval, "with --events-sync interval: how often the event store is fsynced")
 	f.StringVar(&o.LinkListen, "link-listen", "127.0.0.1:0", "address that accepts links from other sites")
 	f.StringSliceVar(&o.Advertise, "advertise", nil, "link addresses put into tokens (default: the link listener's)")
 	f.DurationVar(&o.Link.HeartbeatInterval, "heartbeat", 500*time.Millisecond, "link heartbeat interval")

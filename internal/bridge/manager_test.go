@@ -32,7 +32,7 @@ func (lone) InterestsChanged() {}
 
 func newManager(t *testing.T, dir string) (*bridge.Manager, func()) {
 	t.Helper()
-	st, err := store.Open(filepath.Join(dir, "events.db"))
+	st, err := store.Open(filepath.Join(dir, "events.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

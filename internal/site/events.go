@@ -42,7 +42,7 @@ func (n eventNet) Open(ctx context.Context, path []siteid.ID, tag string) (net.C
 
 // initEvents opens the event store and binds the event API's address.
 func (s *Site) initEvents() error {
-	st, err := store.Open(filepath.Join(s.opts.DataDir, "events.db"))
+	st, err := store.Open(filepath.Join(s.opts.DataDir, "events.db"), s.opts.EventsStore)
 	if err != nil {
 		return err
 	}

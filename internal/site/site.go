@@ -77,6 +77,9 @@ type Options struct {
 	// EventsAuth says when the event API requires a credential:
 	// EventsAuthAuto (the default), EventsAuthOn or EventsAuthOff.
 	EventsAuth string
+	// EventsStore says when a persisted event is durable before the site
+	// acknowledges it (--events-sync); the zero value fsyncs first.
+	EventsStore store.Options
 
 	// OpKeyLife is the life of each operational key's certificate
 	// (default 30 days); the site rotates it when a third is left.

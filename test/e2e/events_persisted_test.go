@@ -145,3 +145,56 @@ func TestEventsPersistedQueue(t *testing.T) {
 	}
 	t.Logf("b took %d, c %d, %d redeliveries", len(sb.got()), len(sc.got()), redelivered)
 }
+
+// TestEventsPersistedKilled: in each --events-sync mode, the publishing site
+// A is SIGKILLed right after it acknowledged a batch (before it can have
+// forwarded much of it), and later B, the subscriber's site, while it
+// receives; both are restarted. Every event A acknowledged reaches B's
+// subscription. The interval is an hour, so in interval mode nothing is
+// fsynced during the test: what the acknowledgement promises through a kill
+// is the write to the file alone.
+func TestEventsPersistedKilled(t *testing.T) {
+	for _, mode := range []string{"always", "interval"} {
+		t.Run(mode, func(t *testing.T) {
+			flags := []string{"--events-sync", mode, "--events-sync-interval", "1h"}
+			a, b := startSite(t, "a", flags...), startSite(t, "b", flags...)
+			a.linkTo(b)
+			a.weft("topic", "create", "k", "--delivery", "persisted")
+			sb := newSink(t, func(string, int) int { return 0 })
+			b.weft("subscription", "create", "s", "--topic", "k", "--sink", sb.url)
+			n := 0
+			waitFor(t, 15*time.Second, "b's interest to reach a", func() bool {
+				n++
+				a.publishBatch("/v1/topics/k", []ce{{ID: fmt.Sprint("probe-", n), Source: "/probe", Type: "probe", Data: json.RawMessage(`{}`)}})
+				return len(sb.got()) > 0
+			})
+
+			const total, per = 1000, 50
+			for i := 0; i < total; i += per {
+				if code, body := a.publishBatch("/v1/topics/k", batch("e", "/pub", i, per)); code != 202 {
+					t.Fatalf("publish %d: %d %s", i, code, body)
+				}
+				switch i + per {
+				case total / 2:
+					a.stop(syscall.SIGKILL)
+					a.start()
+				case total * 3 / 4:
+					b.stop(syscall.SIGKILL)
+					b.start()
+				}
+			}
+			got := map[string]bool{}
+			waitFor(t, 60*time.Second, "every acknowledged event at b's subscription", func() bool {
+				for _, id := range sb.got() {
+					got[id] = true
+				}
+				for i := range total {
+					if !got[fmt.Sprint(i)] {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
+}

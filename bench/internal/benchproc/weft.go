@@ -16,14 +16,14 @@ import (
 // WeftPair runs `weft site run` for sites a and b in a temporary directory,
 // waits until both are ready and links a to b (b issues the token, a redeems
 // it: the mutual-TLS link of the architecture). It returns their data
-// directories.
-func WeftPair(ctx context.Context, cl *Cleanups, bin string) (a, b string, procs []*Proc, err error) {
-	return WeftPairEnv(ctx, cl, bin, nil)
+// directories. extra are added to both sites' `site run` arguments.
+func WeftPair(ctx context.Context, cl *Cleanups, bin string, extra ...string) (a, b string, procs []*Proc, err error) {
+	return WeftPairEnv(ctx, cl, bin, nil, extra...)
 }
 
 // WeftPairEnv is WeftPair with env(name) added to site name's environment
 // (env may be nil).
-func WeftPairEnv(ctx context.Context, cl *Cleanups, bin string, env func(name string) []string) (a, b string, procs []*Proc, err error) {
+func WeftPairEnv(ctx context.Context, cl *Cleanups, bin string, env func(name string) []string, extra ...string) (a, b string, procs []*Proc, err error) {
 	tmp, err := os.MkdirTemp("", "weft-bench-")
 	if err != nil {
 		return "", "", nil, err
@@ -36,7 +36,7 @@ func WeftPairEnv(ctx context.Context, cl *Cleanups, bin string, env func(name st
 		if env != nil {
 			e = env(name)
 		}
-		p, err := startWeftSite(ctx, cl, bin, name, dir, nil, e)
+		p, err := startWeftSite(ctx, cl, bin, name, dir, nil, e, extra...)
 		if err != nil {
 			return "", "", nil, err
 		}

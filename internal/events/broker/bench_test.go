@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"weft.dev/weft/internal/events"
+	"weft.dev/weft/internal/events/cloudevent"
+	"weft.dev/weft/internal/events/store"
 )
 
 // BenchmarkVolatileTopic measures the volatile path of bench/events in one
@@ -110,3 +114,61 @@ func (c eventCounter) Write(p []byte) (int, error) {
 type nopFlusher struct{}
 
 func (nopFlusher) Flush() {}
+
+// BenchmarkPersistedLatency traces one persisted event at a time from a
+// publisher at a to a live subscriber at b, in each store sync mode: ack is
+// Publish's return (stored at a, all a publisher waits for), recv the
+// event's arrival at b (read from a's log, sent, stored at b, delivered);
+// their p50 and p99. One op is one event.
+//
+//	go test ./internal/events/broker -run - -bench PersistedLatency -benchtime 2000x
+func BenchmarkPersistedLatency(bm *testing.B) {
+	for _, mode := range []store.Sync{store.SyncAlways, store.SyncInterval} {
+		bm.Run(string(mode), func(bm *testing.B) {
+			m := newMesh(bm, []string{"a", "b"}, [][3]int{{1, 2, 1}}, func(cfg *Config) {
+				st, err := store.Open(filepath.Join(bm.TempDir(), "e.db"), store.Options{Sync: mode})
+				if err != nil {
+					bm.Fatal(err)
+				}
+				bm.Cleanup(func() { st.Close() }) // after the mesh's, which stops the brokers
+				cfg.Store = st
+			})
+			a := m.site("a")
+			a.persisted(bm, events.Topic, "lat")
+			got := make(chan delivery, 1)
+			m.site("b").consume(bm, events.Topic, "lat", func(d delivery) { got <- d })
+			m.tablesChanged()
+			n := 0
+			waitFor(bm, "b's interest at a", func() bool {
+				n++
+				if err := a.b.Publish(events.Topic, "lat", []cloudevent.Decoded{event(bm, fmt.Sprint("probe-", n))}); err != nil {
+					bm.Fatal(err)
+				}
+				select {
+				case <-got:
+					return true
+				case <-time.After(100 * time.Millisecond):
+					return false
+				}
+			})
+			for len(got) > 0 { // a late probe
+				<-got
+			}
+			var ack, recv []time.Duration
+			for i := 0; bm.Loop(); i++ {
+				start := time.Now()
+				if err := a.b.Publish(events.Topic, "lat", []cloudevent.Decoded{event(bm, fmt.Sprint(i))}); err != nil {
+					bm.Fatal(err)
+				}
+				ack = append(ack, time.Since(start))
+				<-got
+				recv = append(recv, time.Since(start))
+			}
+			for name, ds := range map[string][]time.Duration{"ack": ack, "recv": recv} {
+				slices.Sort(ds)
+				bm.ReportMetric(float64(ds[len(ds)/2].Microseconds()), name+"-p50-µs")
+				bm.ReportMetric(float64(ds[len(ds)*99/100].Microseconds()), name+"-p99-µs")
+			}
+		})
+	}
+}

@@ -411,7 +411,7 @@ func TestLingeringInterestYields(t *testing.T) {
 
 // TestInterestLimitBounded: a limit above what a record carries is refused.
 func TestInterestLimitBounded(t *testing.T) {
-	st, err := store.Open(t.TempDir() + "/s.db")
+	st, err := store.Open(t.TempDir()+"/s.db", store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

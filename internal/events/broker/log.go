@@ -509,7 +509,7 @@ func (b *Broker) hopSession(ctx context.Context, h *hopOut) error {
 			}
 			frame = events.AppendFrame(frame[:0], &events.Frame{Type: events.FrameData, Kind: events.Kind(e.Kind), Subject: e.Subject, Origin: e.Origin, Sites: dests, Payload: e.Payload})
 			_, werr = w.Write(frame)
-			b.m.forwarded.WithLabelValues("persisted").Inc()
+			b.m.forwardedPersisted.Inc()
 			sent.Inc()
 			return werr == nil
 		})

@@ -71,7 +71,7 @@ func newMesh(t testing.TB, names []string, links [][3]int, opts ...func(*Config)
 	var stores []*store.Store
 	for i, name := range names {
 		s := &meshSite{m: m, id: sid(i + 1), name: name, announce: make(chan struct{}, 1)}
-		st, err := store.Open(filepath.Join(t.TempDir(), name+".db"))
+		st, err := store.Open(filepath.Join(t.TempDir(), name+".db"), store.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

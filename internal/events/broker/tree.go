@@ -286,11 +286,11 @@ func (b *Broker) offerSub(s *subscriber, d delivery) bool {
 		return b.offer(s.ch, d)
 	}
 	if p.put(d) {
-		b.m.delivered.WithLabelValues("topic").Inc()
+		b.m.deliveredTopic.Inc()
 		return true
 	}
 	if d.Seq == 0 {
-		b.m.dropped.WithLabelValues("slow-consumer").Inc()
+		b.m.droppedSlow.Inc()
 	}
 	return false
 }
@@ -299,11 +299,11 @@ func (b *Broker) offerSub(s *subscriber, d delivery) bool {
 func (b *Broker) offer(ch chan delivery, d delivery) bool {
 	select {
 	case ch <- d:
-		b.m.delivered.WithLabelValues("topic").Inc()
+		b.m.deliveredTopic.Inc()
 		return true
 	default:
 		if d.Seq == 0 {
-			b.m.dropped.WithLabelValues("slow-consumer").Inc()
+			b.m.droppedSlow.Inc()
 		}
 		return false
 	}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"errors"
+	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -24,6 +26,9 @@ type write struct {
 // once (when another write of its group fails), so it must set its results
 // from scratch on every run.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
+	if err := s.syncErr.Load(); err != nil {
+		return fmt.Errorf("event store: an fsync failed (%w), so writes acknowledged since the one before may be lost; check the disk and restart the site", *err)
+	}
 	w := write{fn: fn, done: make(chan error, 1)}
 	select {
 	case s.writes <- w:
@@ -76,6 +81,9 @@ func (s *Store) commit(group []write) {
 			return nil
 		})
 		if failed < 0 {
+			if s.db.NoSync {
+				s.dirty.Store(true)
+			}
 			for _, w := range group {
 				w.done <- err
 			}
@@ -83,5 +91,36 @@ func (s *Store) commit(group []write) {
 		}
 		group[failed].done <- ferr
 		group = append(group[:failed], group[failed+1:]...)
+	}
+}
+
+// syncLoop is SyncInterval's fsync: every interval, if something was
+// committed since the last one, and a last time once the commit loop has
+// stopped. It runs beside the commit loop, which keeps writing to the page
+// cache meanwhile; fdatasync covers whatever reached the file before it.
+func (s *Store) syncLoop(interval time.Duration) {
+	defer close(s.synced)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.sync()
+		case <-s.stopped:
+			s.sync()
+			return
+		}
+	}
+}
+
+func (s *Store) sync() {
+	if !s.dirty.Swap(false) {
+		return
+	}
+	if err := s.db.Sync(); err != nil {
+		// Writes acknowledged since the last fsync may be gone from the
+		// disk, and a second fsync would not say so (the kernel reports a
+		// writeback error once): stop acknowledging.
+		s.syncErr.CompareAndSwap(nil, &err)
 	}
 }

@@ -12,6 +12,13 @@
 // one commit loop (commit.go) that runs every write waiting for it in one
 // transaction: one fsync for all of them, which is the grouping that keeps
 // durability from costing two orders of magnitude.
+//
+// When a commit is durable is the site's choice (Options.Sync): before the
+// write returns (SyncAlways), or once the commit is in the kernel's page
+// cache, with an fsync every Options.Interval (SyncInterval). Both survive
+// the process being killed; only SyncAlways survives a power loss with
+// nothing acknowledged lost. spec.md in the events package says why
+// SyncAlways is the default.
 package store
 
 import (
@@ -20,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -108,11 +116,63 @@ type Store struct {
 	writes  chan write
 	closing chan struct{}
 	stopped chan struct{}
+	// The sync loop's, SyncInterval's (commit.go): dirty says a commit
+	// since the last fsync; synced is closed when the loop has made its
+	// last fsync; syncErr is the first fsync error, after which writes
+	// are refused.
+	dirty   atomic.Bool
+	synced  chan struct{}
+	syncErr atomic.Pointer[error]
+}
+
+// Sync says when a write is durable.
+type Sync string
+
+const (
+	// SyncAlways: a write returns once its commit is fsynced (the
+	// writes waiting together share it: commit.go). Nothing it
+	// acknowledged is lost even on a power loss.
+	SyncAlways Sync = "always"
+	// SyncInterval: a write returns once its commit is written to the
+	// file (write(2), the kernel's page cache), and the file is fsynced
+	// every Options.Interval. A killed process loses nothing written; a
+	// power loss or kernel crash loses up to an interval of commits, and
+	// can leave the file damaged: bbolt orders its page and meta writes
+	// with the fsyncs this mode leaves out.
+	SyncInterval Sync = "interval"
+)
+
+// DefaultSyncInterval is SyncInterval's fsync period when Options leave it
+// zero.
+const DefaultSyncInterval = 100 * time.Millisecond
+
+// ParseSync reads a --events-sync value.
+func ParseSync(s string) (Sync, error) {
+	switch Sync(s) {
+	case SyncAlways, SyncInterval:
+		return Sync(s), nil
+	}
+	return "", fmt.Errorf("unknown sync mode %q: use %q (fsync before acknowledging) or %q (write before acknowledging, fsync periodically)", s, SyncAlways, SyncInterval)
+}
+
+// Options configure a store; the zero value is SyncAlways.
+type Options struct {
+	Sync     Sync
+	Interval time.Duration // SyncInterval's fsync period; DefaultSyncInterval if zero
 }
 
 // Open opens or creates the store at path.
-func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+func Open(path string, o Options) (*Store, error) {
+	if o.Sync == "" {
+		o.Sync = SyncAlways
+	}
+	if _, err := ParseSync(string(o.Sync)); err != nil {
+		return nil, err
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultSyncInterval
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoSync: o.Sync == SyncInterval})
 	if err != nil {
 		return nil, fmt.Errorf("event store %s: %w", path, err)
 	}
@@ -128,16 +188,22 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, writes: make(chan write), closing: make(chan struct{}), stopped: make(chan struct{})}
+	s := &Store{db: db, writes: make(chan write), closing: make(chan struct{}), stopped: make(chan struct{}), synced: make(chan struct{})}
 	go s.commitLoop()
+	if o.Sync == SyncInterval {
+		go s.syncLoop(o.Interval)
+	} else {
+		close(s.synced)
+	}
 	return s, nil
 }
 
-// Close waits for the writes already accepted, then closes the store; later
-// writes fail with ErrClosed.
+// Close waits for the writes already accepted, makes them durable, then
+// closes the store; later writes fail with ErrClosed.
 func (s *Store) Close() error {
 	close(s.closing)
 	<-s.stopped
+	<-s.synced
 	return s.db.Close()
 }
 

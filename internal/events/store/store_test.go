@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,7 +23,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func open(t *testing.T, path string) *Store {
 	t.Helper()
-	s, err := Open(path)
+	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,11 +426,18 @@ func FuzzDecodeEntry(f *testing.F) {
 	})
 }
 
-// BenchmarkPut: a lone writer pays a commit (an fsync) per event; many
-// writers (16 per CPU) share commits, so each pays a fraction of one.
+// BenchmarkPut: with SyncAlways a lone writer pays a commit (an fsync) per
+// event; many writers (16 per CPU) share commits, so each pays a fraction of
+// one. SyncInterval's commits only write to the page cache.
 func BenchmarkPut(b *testing.B) {
+	for _, mode := range []Sync{SyncAlways, SyncInterval} {
+		b.Run(string(mode), func(b *testing.B) { benchmarkPut(b, mode) })
+	}
+}
+
+func benchmarkPut(b *testing.B, mode Sync) {
 	open := func(b *testing.B) *Store {
-		s, err := Open(filepath.Join(b.TempDir(), "e.db"))
+		s, err := Open(filepath.Join(b.TempDir(), "e.db"), Options{Sync: mode})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -456,4 +464,63 @@ func BenchmarkPut(b *testing.B) {
 			}
 		})
 	})
+}
+
+func TestParseSync(t *testing.T) {
+	for _, in := range []string{"always", "interval"} {
+		if got, err := ParseSync(in); err != nil || string(got) != in {
+			t.Errorf("ParseSync(%q) = %q, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "Always", "never", "100ms"} {
+		if _, err := ParseSync(in); err == nil || !strings.Contains(err.Error(), `"always"`) {
+			t.Errorf("ParseSync(%q): %v, want an error naming the modes", in, err)
+		}
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "e.db"), Options{Sync: "sometimes"}); err == nil {
+		t.Error("Open took an unknown sync mode")
+	}
+}
+
+// TestSyncInterval: a store that fsyncs on an interval answers a write once
+// it is in the file, fsyncs what was committed within an interval, and
+// keeps everything through Close and a reopen.
+func TestSyncInterval(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "e.db")
+	s, err := Open(path, Options{Sync: SyncInterval, Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.db.NoSync {
+		t.Fatal("an interval store fsyncs every commit")
+	}
+	ps := []Put{put("/s", "1", 1, self, c)}
+	if err := s.Put(ps); err != nil {
+		t.Fatal(err)
+	}
+	if !s.dirty.Load() {
+		t.Fatal("a commit did not mark the store for the next fsync")
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.dirty.Load(); {
+		if time.Now().After(deadline) {
+			t.Fatal("no fsync within 10 s of a commit")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Put([]Put{put("/s", "2", 1, self, c)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.dirty.Load() {
+		t.Error("Close left a commit without its fsync")
+	}
+	s = open(t, path)
+	defer s.Close()
+	var ids []string
+	s.ReadIn(0, func(_ uint64, e Entry) bool { ids = append(ids, string(e.Payload)); return true })
+	if !slices.Equal(ids, []string{"1", "2"}) {
+		t.Errorf("after reopening: inbox %v, want [1 2]", ids)
+	}
 }
