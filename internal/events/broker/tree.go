@@ -271,7 +271,7 @@ func (b *Broker) deliverQueueLocked(d delivery) bool {
 		select {
 		case chs[k] <- d:
 			b.rr = k + 1
-			b.m.delivered.WithLabelValues("queue").Inc()
+			b.m.deliver("queue", events.Queue, d.Subject)
 			return true
 		default:
 		}
@@ -286,11 +286,11 @@ func (b *Broker) offerSub(s *subscriber, d delivery) bool {
 		return b.offer(s.ch, d)
 	}
 	if p.put(d) {
-		b.m.delivered.WithLabelValues("topic").Inc()
+		b.m.deliver("topic", events.Topic, d.Subject)
 		return true
 	}
 	if d.Seq == 0 {
-		b.m.dropped.WithLabelValues("slow-consumer").Inc()
+		b.m.drop("slow-consumer", events.Topic, d.Subject)
 	}
 	return false
 }
@@ -299,11 +299,11 @@ func (b *Broker) offerSub(s *subscriber, d delivery) bool {
 func (b *Broker) offer(ch chan delivery, d delivery) bool {
 	select {
 	case ch <- d:
-		b.m.delivered.WithLabelValues("topic").Inc()
+		b.m.deliver("topic", events.Topic, d.Subject)
 		return true
 	default:
 		if d.Seq == 0 {
-			b.m.dropped.WithLabelValues("slow-consumer").Inc()
+			b.m.drop("slow-consumer", events.Topic, d.Subject)
 		}
 		return false
 	}
@@ -359,7 +359,7 @@ func (b *Broker) routeQueue(routes []routing.SiteRoute, subject string, origin s
 		r, ok := events.NextQueueSite(routes, tried)
 		switch {
 		case !ok:
-			b.m.dropped.WithLabelValues("queue-full").Inc()
+			b.m.drop("queue-full", events.Queue, subject)
 			return
 		case r.ID != b.cfg.Self:
 			b.forwardFrame(&events.Frame{Type: events.FrameEvent, Kind: events.Queue, Subject: subject, Origin: origin, Paths: [][]siteid.ID{r.Path}, Sites: tried, Payload: payload})
