@@ -1,0 +1,88 @@
+package broker
+
+import (
+	"maps"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"weft.dev/weft/internal/events"
+	"weft.dev/weft/internal/observe/labelcap"
+	"weft.dev/weft/internal/siteid"
+)
+
+func TestQueueOutCounts(t *testing.T) {
+	q := newQueueOut()
+	jobs, mail := events.QueueSite("jobs"), events.QueueSite("mail")
+	// Appended out of order, as concurrent batches may report them.
+	for _, off := range []uint64{3, 1, 2, 5} {
+		q.appended("jobs", off)
+	}
+	q.appended("jobs", 5) // the same entry again is one entry
+	q.appended("mail", 4)
+	if got, want := q.counts(), map[string]int{"jobs": 4, "mail": 1}; !maps.Equal(got, want) {
+		t.Fatalf("counts = %v, want %v", got, want)
+	}
+	q.acked(jobs, 2)
+	q.acked(siteid.ID{9}, 5) // a site, not a queue: no change
+	if got, want := q.counts(), map[string]int{"jobs": 2, "mail": 1}; !maps.Equal(got, want) {
+		t.Fatalf("after jobs acked to 2: %v, want %v", got, want)
+	}
+	q.acked(jobs, 4) // between entries
+	q.deleted(mail)
+	if got, want := q.counts(), map[string]int{"jobs": 1}; !maps.Equal(got, want) {
+		t.Fatalf("after jobs acked to 4 and mail deleted: %v, want %v", got, want)
+	}
+	q.acked(jobs, 5)
+	if got := q.counts(); len(got) != 0 || len(q.names) != 0 {
+		t.Fatalf("everything acked, still %v (names %v)", got, q.names)
+	}
+}
+
+// TestQueueBacklogWithoutConsumer: a persisted queue's events published
+// while no consumer is reachable are its backlog at the publishing site,
+// until a consumer appears and takes them; the per-address counters count
+// them published there and delivered at the consumer's site.
+func TestQueueBacklogWithoutConsumer(t *testing.T) {
+	m := newMesh(t, []string{"a", "b"}, [][3]int{{1, 2, 1}})
+	a, b := m.site("a"), m.site("b")
+	a.persisted(t, events.Queue, "jobs")
+	const n = 7
+	publish(t, a, events.Queue, "jobs", 0, n)
+	if got := a.b.queueBacklogs()["jobs"]; got != n {
+		t.Fatalf("backlog of jobs at a with no consumer = %d, want %d", got, n)
+	}
+	if got := testutil.ToFloat64(a.b.m.addrPublished.WithLabelValues("queue", "jobs")); got != n {
+		t.Errorf("published{queue,jobs} at a = %v, want %d", got, n)
+	}
+	d := b.drain(t, events.Queue, "jobs")
+	m.tablesChanged()
+	waitFor(t, "b's consumer to take every event", func() bool { return d.count() >= n })
+	waitFor(t, "the backlog to empty at both sites", func() bool {
+		return len(a.b.queueBacklogs()) == 0 && len(b.b.queueBacklogs()) == 0
+	})
+	if got := testutil.ToFloat64(b.b.m.addrDelivered.WithLabelValues("queue", "jobs")); got != n {
+		t.Errorf("delivered{queue,jobs} at b = %v, want %d", got, n)
+	}
+}
+
+// TestAddressNamesFolded: past MaxAddressLabels names, events are counted
+// under (other), and the folding is counted.
+func TestAddressNamesFolded(t *testing.T) {
+	m := newMesh(t, []string{"a"}, nil, func(c *Config) { c.MaxAddressLabels = 2 })
+	a := m.site("a")
+	for i, name := range []string{"t1", "t2", "t3", "t4", "t1"} {
+		publish(t, a, events.Topic, name, i, 1)
+	}
+	if got := testutil.CollectAndCount(a.b.m.addrPublished); got != 3 {
+		t.Errorf("%d published series, want 3 (two names and (other))", got)
+	}
+	for name, want := range map[string]float64{"t1": 2, "t2": 1, labelcap.Other: 2} {
+		if got := testutil.ToFloat64(a.b.m.addrPublished.WithLabelValues("topic", name)); got != want {
+			t.Errorf("published{topic,%s} = %v, want %v", name, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(a.b.m.folded); got != 2 {
+		t.Errorf("folded = %v, want 2", got)
+	}
+}
