@@ -97,18 +97,57 @@
       "No address is reachable: weft connector create ADDRESS --target HOST:PORT where a service runs."));
   }
 
-  function eventsSection(s, snap) {
+  // eventAddresses lists the topics and queues this site knows of: those
+  // configured here and those with counts (volatile ones need no
+  // configuration), by kind and name.
+  function eventAddresses(snap) {
     const ev = snap.events || {};
+    const all = new Map();
+    const add = (kind, name, delivery) => {
+      const k = kind + "/" + name;
+      if (!all.has(k)) all.set(k, {kind, name, delivery: "volatile"});
+      if (delivery) all.get(k).delivery = delivery;
+    };
+    for (const t of ev.topics || []) add("topic", t.metadata.name, t.spec.delivery);
+    for (const q of ev.queues || []) add("queue", q.metadata.name, q.spec.delivery);
+    for (const k of [...Object.keys(snap.rates), ...Object.keys(snap.totals)]) {
+      const [series, kind, ...name] = k.split("/");
+      if (series === "event.backlog") add("queue", [kind, ...name].join("/"));
+      else if (series.startsWith("event.")) add(kind, name.join("/"));
+    }
+    return [...all.values()].sort((a, b) => a.name.localeCompare(b.name) || a.kind.localeCompare(b.kind));
+  }
+
+  function eventsSection(s, snap) {
     const rates = ["published", "delivered", "forwarded", "dropped"].map(k =>
       el("span", {class: "chip", "data-events": k}, `${k} ${rate(last(snap.rates["events." + k]))}`));
+    const folded = snap.totals["events.folded"] || 0;
     s.append(el("p", {}, rates, el("span", {class: "chip", "data-events": "backlog"},
-      `persisted backlog ${snap.totals["events.backlog"] || 0}`)));
-    const topics = (ev.topics || []).map(t => el("tr", {"data-topic": t.metadata.name},
-      el("td", {class: "mono"}, t.metadata.name), el("td", {}, "topic"), el("td", {}, t.spec.delivery || "volatile")));
-    const queues = (ev.queues || []).map(q => el("tr", {"data-queue": q.metadata.name},
-      el("td", {class: "mono"}, q.metadata.name), el("td", {}, "queue"), el("td", {}, q.spec.delivery || "volatile")));
-    s.append(table(["name", "kind", "delivery"], [...topics, ...queues], "No topics or queues at this site."));
-    const subs = (ev.subscriptions || []).map(x => el("tr", {},
+      `persisted backlog ${snap.totals["events.backlog"] || 0}`),
+      folded ? el("span", {class: "chip state-saturated", "data-events": "folded",
+        title: "More topic and queue names than the site keeps series for: these counts are under (other)."},
+        `${folded} under (other)`) : null));
+    const rows = eventAddresses(snap).map(a => {
+      const k = a.kind + "/" + a.name;
+      const pub = snap.rates["event.published/" + k];
+      const cell = (series, cls) => {
+        const v = last(snap.rates[series + "/" + k]);
+        return el("td", {class: "num " + cls, "data-value": v.toFixed(3)}, rate(v));
+      };
+      const backlog = a.kind === "queue" ? (snap.totals["event.backlog/" + a.name] || 0) : null;
+      return el("tr", {["data-" + a.kind]: a.name},
+        el("td", {class: "mono"}, a.name),
+        el("td", {}, a.kind),
+        el("td", {}, a.delivery),
+        cell("event.published", "rate-pub"),
+        cell("event.delivered", "rate-del"),
+        cell("event.dropped", "rate-drop"),
+        el("td", {class: "num backlog" + (backlog ? " warn" : ""), "data-value": backlog ?? ""}, backlog ?? "–"),
+        el("td", {}, spark(pub)));
+    });
+    s.append(table(["name", "kind", "delivery", "published/s", "delivered/s", "dropped/s", "#backlog", "published, last minutes"], rows,
+      "No topics or queues at this site yet: publish to the event port, or weft topic create / weft queue create."));
+    const subs = ((snap.events || {}).subscriptions || []).map(x => el("tr", {},
       el("td", {class: "mono"}, x.metadata.name), el("td", {}, x.spec.topic || x.spec.queue), el("td", {class: "mono"}, x.spec.sink)));
     if (subs.length) s.append(el("h3", {}, "Push subscriptions"), table(["name", "from", "sink"], subs, ""));
   }
@@ -127,7 +166,7 @@
     graph(section("network", "Network", false), snap);
     links(section("links", "Links", false), snap);
     addresses(section("addresses", "Addresses", true), snap);
-    eventsSection(section("events", "Events", false), snap);
+    eventsSection(section("events", "Events: topics and queues", true), snap);
     errors(section("recent-errors", "Recent warnings and errors", false), snap);
   });
 })();
