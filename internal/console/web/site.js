@@ -87,7 +87,7 @@
             `${x.name} · ${st}`);
         })),
         el("td", {class: "num rate-req", "data-value": r.toFixed(3)}, rate(r)),
-        // http listeners count requests, not bytes.
+        // No listener for the address at this site: no bytes here.
         el("td", {class: "num"}, snap.rates["address.bytes/" + a.address] ? bytes(last(snap.rates["address.bytes/" + a.address])) : "–"),
         el("td", {class: "num hedges"}, hedges),
         el("td", {class: "num overflows"}, overflows),
