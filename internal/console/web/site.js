@@ -28,13 +28,21 @@
     const g = snap.graph;
     const pos = layout(g.nodes);
     const names = new Map(g.nodes.map(n => [n.id, n.name]));
+    const self = (g.nodes.find(n => n.self) || {}).id;
+    // This site's own links: their RTT is measured now (a record's is
+    // from when it was sent) and their byte rate is known here.
+    const local = new Map((snap.status.links || []).filter(l => l.status.state === "up" && l.status.peer)
+      .map(l => [l.status.peer, l]));
     const out = svg("svg", {class: "graph", id: "graph", viewBox: `0 0 ${W} ${H}`});
     for (const e of g.edges) {
       const a = pos.get(e.from), b = pos.get(e.to);
       if (!a || !b) continue;
       out.append(svg("line", {class: "edge", x1: a.x, y1: a.y, x2: b.x, y2: b.y,
         "data-from": names.get(e.from), "data-to": names.get(e.to), "data-state": e.state}));
-      const label = [`cost ${e.cost}`, e.rtt, e.state === "up" ? null : e.state].filter(Boolean).join(" · ");
+      const l = (e.from === self || e.to === self) && local.get(e.from === self ? e.to : e.from);
+      const rtt = l ? l.status.rtt : e.rtt;
+      const rate = l ? bytes(last(snap.rates["link.bytes/" + l.metadata.name])) : null;
+      const label = [`cost ${e.cost}`, rtt, rate, e.state === "up" ? null : e.state].filter(Boolean).join(" · ");
       out.append(svg("text", {class: "edge-label", x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 8, "text-anchor": "middle"}, label));
     }
     for (const n of g.nodes) {
