@@ -8,8 +8,8 @@
 // those above it, never the other way round.
 //
 //	mu       config, subscribers, push subscriptions, interests, peers
-//	lmu      the ledger, its streams and the cursors to save; never held
-//	         together with mu
+//	lmu      the ledger, its streams, the cursors to save and the queues'
+//	         outbound counts; never held together with mu
 //	marksMu  the queues' water marks (queuemark); taken under mu
 //	         (interestsLocked) and under lmu (nextHops)
 //	qmu      which queue workers run; held alone
@@ -152,8 +152,8 @@ type Broker struct {
 	inNotify  chan struct{} // closed and replaced when the inbox grows
 	inHead    atomic.Uint64 // the inbox's last seq
 
-	// lmu guards ledger, hops and the cursor changes saveLoop has yet to
-	// write.
+	// lmu guards ledger, hops, qout and the cursor changes saveLoop has
+	// yet to write.
 	lmu      sync.Mutex
 	ledger   *ledger.Ledger
 	hops     map[siteid.ID]*hopOut
