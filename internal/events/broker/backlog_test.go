@@ -1,12 +1,16 @@
 package broker
 
 import (
+	"fmt"
 	"maps"
+	"path/filepath"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"weft.dev/weft/internal/events"
+	"weft.dev/weft/internal/events/ledger"
+	"weft.dev/weft/internal/events/store"
 	"weft.dev/weft/internal/observe/labelcap"
 	"weft.dev/weft/internal/siteid"
 )
@@ -84,5 +88,39 @@ func TestAddressNamesFolded(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(a.b.m.folded); got != 2 {
 		t.Errorf("folded = %v, want 2", got)
+	}
+}
+
+// TestQueueOutRestored: after a restart, a queue's entries in the outbound
+// log past its stored cursor are its backlog again; a topic's are not.
+func TestQueueOutRestored(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	jobs, peer := events.QueueSite("jobs"), siteid.ID{2}
+	var ps []store.Put
+	for i := range 5 {
+		ps = append(ps, store.Put{Entry: store.Entry{Kind: byte(events.Queue), Subject: "jobs", Payload: []byte("{}")},
+			Source: "/t", ID: fmt.Sprint("j", i), Dests: []siteid.ID{jobs}, Publish: true})
+	}
+	ps = append(ps, store.Put{Entry: store.Entry{Kind: byte(events.Topic), Subject: "orders", Payload: []byte("{}")},
+		Source: "/t", ID: "o", Dests: []siteid.ID{peer}, Publish: true})
+	if err := st.Put(ps); err != nil {
+		t.Fatal(err)
+	}
+	head, _, err := st.Heads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next hop toward jobs's consumer stored its first two entries.
+	b := &Broker{st: st, qout: newQueueOut()}
+	dests := map[siteid.ID]ledger.Dest{jobs: {Acked: ps[1].Out}, peer: {}}
+	if err := b.restoreQueueOut(head, dests); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := b.qout.counts(), map[string]int{"jobs": 3}; !maps.Equal(got, want) {
+		t.Fatalf("restored %v, want %v", got, want)
 	}
 }
