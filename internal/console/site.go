@@ -51,6 +51,7 @@ var SiteSeries = []Series{
 	{Key: "event.dropped", Metric: "weft_events_address_dropped_total", By: []string{"kind", "address"}},
 	{Key: "event.backlog", Metric: "weft_events_queue_backlog", By: []string{"queue"}},
 	{Key: "events.folded", Metric: "weft_events_addresses_folded_total"},
+	{Key: "subscription.backlog", Metric: "weft_events_subscription_backlog", By: []string{"subscription"}},
 }
 
 // SiteSnapshots returns the Snapshot function of a site console.

@@ -155,9 +155,14 @@
     });
     s.append(table(["name", "kind", "delivery", "published/s", "delivered/s", "dropped/s", "#backlog", "published, last minutes"], rows,
       "No topics or queues at this site yet: publish to the event port, or weft topic create / weft queue create."));
-    const subs = ((snap.events || {}).subscriptions || []).map(x => el("tr", {},
-      el("td", {class: "mono"}, x.metadata.name), el("td", {}, x.spec.topic || x.spec.queue), el("td", {class: "mono"}, x.spec.sink)));
-    if (subs.length) s.append(el("h3", {}, "Push subscriptions"), table(["name", "from", "sink"], subs, ""));
+    // A queue's push subscription has no backlog of its own: the queue's.
+    const subs = ((snap.events || {}).subscriptions || []).map(x => {
+      const backlog = x.spec.topic ? (snap.totals["subscription.backlog/" + x.metadata.name] || 0) : null;
+      return el("tr", {"data-subscription": x.metadata.name},
+        el("td", {class: "mono"}, x.metadata.name), el("td", {}, x.spec.topic || x.spec.queue), el("td", {class: "mono"}, x.spec.sink),
+        el("td", {class: "num backlog" + (backlog ? " warn" : ""), "data-value": backlog ?? ""}, backlog ?? "–"));
+    });
+    if (subs.length) s.append(el("h3", {}, "Push subscriptions"), table(["name", "from", "sink", "#backlog"], subs, ""));
   }
 
   function errors(s, snap) {

@@ -82,15 +82,43 @@ var descQueueBacklog = prometheus.NewDesc("weft_events_queue_backlog",
 	"Persisted entries of a queue at this site that no consumer took yet: waiting for a local consumer, or in the outbound log until the next hop toward a consumer stores them (all of them while no consumer is reachable). Past MaxAddressLabels names, summed under queue=\"(other)\".",
 	[]string{"queue"}, nil)
 
-// backlogCollector exports the queues' backlogs at scrape time.
+var descSubscriptionBacklog = prometheus.NewDesc("weft_events_subscription_backlog",
+	"Inbox entries past a push subscription's position at this site: at most what it has yet to deliver (the inbox holds every persisted topic's entries, and the subscription takes those matching its pattern). A queue's push subscription counts in weft_events_queue_backlog instead.",
+	[]string{"subscription"}, nil)
+
+// backlogCollector exports the queues' and push subscriptions' backlogs at
+// scrape time. Subscriptions are configuration, bounded by the admin API's
+// limits: their names need no cap.
 type backlogCollector struct{ b *Broker }
 
-func (c backlogCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descQueueBacklog }
+func (c backlogCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descQueueBacklog
+	ch <- descSubscriptionBacklog
+}
 
 func (c backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	for name, n := range c.b.queueBacklogs() {
 		ch <- prometheus.MustNewConstMetric(descQueueBacklog, prometheus.GaugeValue, float64(n), name)
 	}
+	for name, n := range c.b.subscriptionBacklogs() {
+		ch <- prometheus.MustNewConstMetric(descSubscriptionBacklog, prometheus.GaugeValue, float64(n), name)
+	}
+}
+
+// subscriptionBacklogs returns the backlog of each topic's push
+// subscription, as consumerLag reckons it.
+func (b *Broker) subscriptionBacklogs() map[string]uint64 {
+	head := b.inHead.Load()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]uint64{}
+	for name, p := range b.pushes {
+		if p.kind != events.Topic {
+			continue
+		}
+		out[name] = p.lag(head)
+	}
+	return out
 }
 
 var _ prometheus.Collector = backlogCollector{}

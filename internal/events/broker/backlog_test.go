@@ -3,7 +3,10 @@ package broker
 import (
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -11,6 +14,7 @@ import (
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/ledger"
 	"weft.dev/weft/internal/events/store"
+	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/observe/labelcap"
 	"weft.dev/weft/internal/siteid"
 )
@@ -123,4 +127,35 @@ func TestQueueOutRestored(t *testing.T) {
 	if got, want := b.qout.counts(), map[string]int{"jobs": 3}; !maps.Equal(got, want) {
 		t.Fatalf("restored %v, want %v", got, want)
 	}
+}
+
+// TestSubscriptionBacklog: a push subscription whose sink holds the first
+// event has the events published since as its backlog, until the sink lets
+// them through.
+func TestSubscriptionBacklog(t *testing.T) {
+	m := newMesh(t, []string{"a"}, nil)
+	a := m.site("a")
+	a.persisted(t, events.Topic, "t")
+	release := make(chan struct{})
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer sink.Close()
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	defer open()
+	var s resource.Subscription
+	s.Name = "slow"
+	s.Spec = resource.SubscriptionSpec{Topic: "t", Sink: sink.URL}
+	if err := a.b.PutSubscription(s); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the pusher to start", func() bool { return pusherAt(a.b, "slow") != 0 })
+	publish(t, a, events.Topic, "t", 0, 4)
+	if got := a.b.subscriptionBacklogs()["slow"]; got != 4 {
+		t.Fatalf("backlog of slow with its sink holding = %d, want 4", got)
+	}
+	open()
+	waitFor(t, "the backlog to empty", func() bool { return a.b.subscriptionBacklogs()["slow"] == 0 })
 }

@@ -322,9 +322,18 @@ func (b *Broker) consumerLag() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, p := range b.pushes {
-		if at := p.at.Load(); p.kind == events.Topic && at != 0 && head+1-at >= b.cfg.MaxBacklog {
-			return fmt.Errorf("%w: %s has %d events left to deliver to %s", ErrConsumerBehind, p.sub.Name, head+1-at, p.sub.Spec.Sink)
+		if lag := p.lag(head); p.kind == events.Topic && lag >= b.cfg.MaxBacklog {
+			return fmt.Errorf("%w: %s has %d events left to deliver to %s", ErrConsumerBehind, p.sub.Name, lag, p.sub.Spec.Sink)
 		}
 	}
 	return nil
+}
+
+// lag is how many inbox entries up to head are past the subscription's
+// position: at most what it has yet to deliver. 0 before it started.
+func (p *pusher) lag(head uint64) uint64 {
+	if at := p.at.Load(); at != 0 && head+1 > at {
+		return head + 1 - at
+	}
+	return 0
 }
