@@ -14,8 +14,8 @@ import (
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/ledger"
 	"weft.dev/weft/internal/events/store"
-	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/observe/labelcap"
+	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/siteid"
 )
 
