@@ -159,3 +159,28 @@ func TestSubscriptionBacklog(t *testing.T) {
 	open()
 	waitFor(t, "the backlog to empty", func() bool { return a.b.subscriptionBacklogs()["slow"] == 0 })
 }
+
+// TestVolatilePushCountedOnce: a volatile event pushed to a sink is one
+// delivery, counted when the sink takes it, not also when the push
+// subscription's queue does.
+func TestVolatilePushCountedOnce(t *testing.T) {
+	m := newMesh(t, []string{"a"}, nil)
+	a := m.site("a")
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) }))
+	defer sink.Close()
+	var s resource.Subscription
+	s.Name = "fast"
+	s.Spec = resource.SubscriptionSpec{Topic: "v", Sink: sink.URL}
+	if err := a.b.PutSubscription(s); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the pusher to start", func() bool { return pusherAt(a.b, "fast") != 0 })
+	publish(t, a, events.Topic, "v", 0, 1)
+	waitFor(t, "the push counted", func() bool { return testutil.ToFloat64(a.b.m.delivered.WithLabelValues("push")) == 1 })
+	if got := testutil.ToFloat64(a.b.m.addrDelivered.WithLabelValues("topic", "v")); got != 1 {
+		t.Errorf("delivered{topic,v} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(a.b.m.delivered.WithLabelValues("topic")); got != 0 {
+		t.Errorf(`delivered{kind="topic"} = %v, want 0: the only consumer is a push subscription`, got)
+	}
+}

@@ -235,12 +235,12 @@ func (b *Broker) deliverLocal(kind events.Kind, d delivery) bool {
 		// Push subscriptions read persisted events from the inbox.
 		for _, p := range b.pushes {
 			if p.kind == kind && events.Match(p.pattern, d.Subject) {
-				b.offer(p.ch, d)
+				b.offer(p.ch, d, false)
 			}
 		}
 		for t := range b.taps {
 			if t.kind == kind && events.Match(t.pattern, d.Subject) {
-				b.offer(t.ch, d)
+				b.offer(t.ch, d, true)
 			}
 		}
 	}
@@ -283,7 +283,7 @@ func (b *Broker) deliverQueueLocked(d delivery) bool {
 func (b *Broker) offerSub(s *subscriber, d delivery) bool {
 	p := s.pend.Load()
 	if p == nil {
-		return b.offer(s.ch, d)
+		return b.offer(s.ch, d, true)
 	}
 	if p.put(d) {
 		b.m.deliver("topic", events.Topic, d.Subject)
@@ -295,11 +295,15 @@ func (b *Broker) offerSub(s *subscriber, d delivery) bool {
 	return false
 }
 
-// offer reports whether ch took d.
-func (b *Broker) offer(ch chan delivery, d delivery) bool {
+// offer reports whether ch took d; delivers says that taking it is
+// delivery. A push subscription's channel is not: deliverPush counts the
+// event once its sink takes it.
+func (b *Broker) offer(ch chan delivery, d delivery, delivers bool) bool {
 	select {
 	case ch <- d:
-		b.m.deliver("topic", events.Topic, d.Subject)
+		if delivers {
+			b.m.deliver("topic", events.Topic, d.Subject)
+		}
 		return true
 	default:
 		if d.Seq == 0 {
