@@ -145,13 +145,7 @@ func TestSubscriptionBacklog(t *testing.T) {
 	var once sync.Once
 	open := func() { once.Do(func() { close(release) }) }
 	defer open()
-	var s resource.Subscription
-	s.Name = "slow"
-	s.Spec = resource.SubscriptionSpec{Topic: "t", Sink: sink.URL}
-	if err := a.b.PutSubscription(s); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the pusher to start", func() bool { return pusherAt(a.b, "slow") != 0 })
+	pushTo(t, a, "slow", "t", sink.URL)
 	publish(t, a, events.Topic, "t", 0, 4)
 	if got := a.b.subscriptionBacklogs()["slow"]; got != 4 {
 		t.Fatalf("backlog of slow with its sink holding = %d, want 4", got)
@@ -168,13 +162,7 @@ func TestVolatilePushCountedOnce(t *testing.T) {
 	a := m.site("a")
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) }))
 	defer sink.Close()
-	var s resource.Subscription
-	s.Name = "fast"
-	s.Spec = resource.SubscriptionSpec{Topic: "v", Sink: sink.URL}
-	if err := a.b.PutSubscription(s); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the pusher to start", func() bool { return pusherAt(a.b, "fast") != 0 })
+	pushTo(t, a, "fast", "v", sink.URL)
 	publish(t, a, events.Topic, "v", 0, 1)
 	waitFor(t, "the push counted", func() bool { return testutil.ToFloat64(a.b.m.delivered.WithLabelValues("push")) == 1 })
 	if got := testutil.ToFloat64(a.b.m.addrDelivered.WithLabelValues("topic", "v")); got != 1 {
@@ -183,4 +171,17 @@ func TestVolatilePushCountedOnce(t *testing.T) {
 	if got := testutil.ToFloat64(a.b.m.delivered.WithLabelValues("topic")); got != 0 {
 		t.Errorf(`delivered{kind="topic"} = %v, want 0: the only consumer is a push subscription`, got)
 	}
+}
+
+// pushTo creates a push subscription at s from topic to sink and waits for
+// its pusher to start.
+func pushTo(t *testing.T, s *meshSite, name, topic, sink string) {
+	t.Helper()
+	var sub resource.Subscription
+	sub.Name = name
+	sub.Spec = resource.SubscriptionSpec{Topic: topic, Sink: sink}
+	if err := s.b.PutSubscription(sub); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the pusher to start", func() bool { return pusherAt(s.b, name) != 0 })
 }
