@@ -13,12 +13,12 @@ import (
 // Series is one Prometheus counter or gauge the Sampler keeps, summed by
 // one label.
 type Series struct {
-	// Key prefixes the series' keys in snapshots: Key/VALUE-OF-BY.
+	// Key prefixes the series' keys in snapshots: Key/VALUE-OF-BY[0]/...
 	Key    string
 	Metric string
-	// By is the label the values are summed by; empty sums them all (the
-	// key is then Key alone).
-	By string
+	// By are the labels the values are summed by, in key order; none sums
+	// them all (the key is then Key alone).
+	By []string
 }
 
 // Point is one value at one time (Unix milliseconds).
@@ -80,8 +80,8 @@ func (s *Sampler) Sample(now time.Time) {
 		}
 		for _, m := range mf.GetMetric() {
 			key := x.Key
-			if x.By != "" {
-				key += "/" + labelValue(m, x.By)
+			for _, by := range x.By {
+				key += "/" + labelValue(m, by)
 			}
 			v[key] += metricValue(m)
 		}

@@ -13,7 +13,7 @@ func TestSamplerRates(t *testing.T) {
 	backlog := prometheus.NewGauge(prometheus.GaugeOpts{Name: "backlog"})
 	other := prometheus.NewCounter(prometheus.CounterOpts{Name: "other_total"})
 	reg.MustRegister(req, backlog, other)
-	s := NewSampler(reg, 3, Series{Key: "req", Metric: "req_total", By: "address"}, Series{Key: "backlog", Metric: "backlog"})
+	s := NewSampler(reg, 3, Series{Key: "req", Metric: "req_total", By: []string{"address"}}, Series{Key: "backlog", Metric: "backlog"})
 
 	t0 := time.Unix(1000, 0)
 	if got := s.Rates(); len(got) != 0 {
@@ -60,7 +60,7 @@ func TestSamplerNewAndReset(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c_total"}, []string{"l"})
 	reg.MustRegister(c)
-	s := NewSampler(reg, 10, Series{Key: "c", Metric: "c_total", By: "l"})
+	s := NewSampler(reg, 10, Series{Key: "c", Metric: "c_total", By: []string{"l"}})
 	t0 := time.Unix(0, 0)
 	s.Sample(t0)
 	c.WithLabelValues("x").Add(6)
@@ -71,5 +71,20 @@ func TestSamplerNewAndReset(t *testing.T) {
 	got := s.Rates()["c/x"]
 	if len(got) != 2 || got[0].V != 2 || got[1].V != 0 {
 		t.Fatalf("rates %v, want 2 then 0", got)
+	}
+}
+
+// A series summed by two labels keys its values by both, in order.
+func TestSamplerByTwoLabels(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ev_total"}, []string{"kind", "address", "code"})
+	reg.MustRegister(c)
+	s := NewSampler(reg, 2, Series{Key: "ev", Metric: "ev_total", By: []string{"kind", "address"}})
+	c.WithLabelValues("topic", "orders", "a").Add(2)
+	c.WithLabelValues("topic", "orders", "b").Add(3)
+	c.WithLabelValues("queue", "orders", "a").Add(1)
+	s.Sample(time.Unix(0, 0))
+	if l := s.Latest(); len(l) != 2 || l["ev/topic/orders"] != 5 || l["ev/queue/orders"] != 1 {
+		t.Fatalf("latest %v, want ev/topic/orders 5 and ev/queue/orders 1", l)
 	}
 }

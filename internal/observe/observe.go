@@ -74,7 +74,7 @@ func NewMetrics() *Metrics {
 			Name: "weft_streams_failed_total", Help: "Client connections that reached no connector.",
 		}, []string{"address", "reason"}),
 		AddressBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "weft_address_bytes_total", Help: "Bytes carried for an address at this site's listeners.",
+			Name: "weft_address_bytes_total", Help: "Bytes carried for an address at this site's listeners: a TCP connection's, an HTTP request's and answer's bodies; out is client to service.",
 		}, []string{"address", "direction"}),
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_http_requests_total", Help: "Requests answered by http listeners.",

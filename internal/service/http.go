@@ -75,7 +75,8 @@ func (m *Manager) serveHTTP(l *listener) {
 	protos.SetUnencryptedHTTP2(true)
 	by := prometheus.Labels{"address": l.addr.name}
 	handler := promhttp.InstrumentHandlerDuration(m.cfg.Metrics.HTTPDuration.MustCurryWith(by),
-		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by), fullDuplex(in.traceIngress(in.proxy()))))
+		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by),
+			countBytes(m.cfg.Metrics.AddressBytes.MustCurryWith(by), fullDuplex(in.traceIngress(in.proxy())))))
 	srv := &http.Server{
 		Handler:           handler,
 		Protocols:         &protos,

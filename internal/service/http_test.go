@@ -383,3 +383,33 @@ func TestHTTPHedgeTakesADisjointPath(t *testing.T) {
 		t.Errorf("backups reached c by %v, want only u,c (disjoint from t,b)", paths["c"])
 	}
 }
+
+// TestHTTPCountsBodyBytes: an http address's bytes are its requests' and
+// answers' bodies, out and in as for a TCP connection.
+func TestHTTPCountsBodyBytes(t *testing.T) {
+	w := newWorld(t, "a", "b")
+	w.link("a", "b", 1)
+	atB := startBackend(t, "at-b")
+	atB.handle(func(rw http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(rw, "read %d", n)
+	})
+	w.connector("b", httpConnector("web", "web", atB.addr))
+	url := "http://" + w.listener("a", httpListener("web", ""))
+	resp, err := newClient(t).Post(url, "text/plain", strings.NewReader(strings.Repeat("x", 1000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "read 1000" {
+		t.Fatalf("answer %q, want read 1000", body)
+	}
+	bytes := w.site("a").m.cfg.Metrics.AddressBytes
+	// The handler adds its counts once it has written the answer, which
+	// the client may have read already.
+	waitFor(t, "a to count the answer", func() bool { return testutil.ToFloat64(bytes.WithLabelValues("web", "in")) > 0 })
+	if out, in := testutil.ToFloat64(bytes.WithLabelValues("web", "out")), testutil.ToFloat64(bytes.WithLabelValues("web", "in")); out != 1000 || in != float64(len(body)) {
+		t.Errorf("weft_address_bytes_total{address=web}: out %v in %v, want 1000 and %d", out, in, len(body))
+	}
+}

@@ -110,6 +110,7 @@ type linkCollector struct{ s *Site }
 
 var (
 	descLinksUp   = prometheus.NewDesc("weft_links_up", "Link sessions established now.", nil, nil)
+	descLinkUp    = prometheus.NewDesc("weft_link_up", "1 while a link this site holds (created here or accepted) has its session up, 0 while it is down; a deleted link has no series.", []string{"link", "peer"}, nil)
 	descLinkRTT   = prometheus.NewDesc("weft_link_rtt_seconds", "Round-trip time measured by link heartbeats.", []string{"link", "peer"}, nil)
 	descLinkBytes = prometheus.NewDesc("weft_link_bytes_total", "Stream payload bytes carried by a link session.", []string{"link", "peer", "direction"}, nil)
 	descLinkStrm  = prometheus.NewDesc("weft_link_streams_total", "Streams opened over a link session.", []string{"link", "peer", "direction"}, nil)
@@ -118,7 +119,7 @@ var (
 )
 
 func (c linkCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinksUp, descLinkRTT, descLinkBytes, descLinkStrm, descLinkFail, descLinkAct} {
+	for _, d := range []*prometheus.Desc{descLinksUp, descLinkUp, descLinkRTT, descLinkBytes, descLinkStrm, descLinkFail, descLinkAct} {
 		ch <- d
 	}
 }
@@ -131,6 +132,15 @@ func (c linkCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.s.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(descLinksUp, prometheus.GaugeValue, float64(len(pcs)))
+	// Only the links that exist have a series, so that an alert on a link
+	// down ends when the link is deleted on purpose.
+	for _, l := range c.s.Links() {
+		up := 0.0
+		if l.Status.State == "up" {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descLinkUp, prometheus.GaugeValue, up, l.Name, l.Status.PeerName)
+	}
 	for _, pc := range pcs {
 		st := pc.sess.Stats()
 		ln, peer := pc.linkName, pc.peerName

@@ -233,6 +233,26 @@ func TestConsoleBrowser(t *testing.T) {
 	p.shot("04-load")
 	stop()
 
+	// Events: topic orders's rate rises while it is published to, and a
+	// persisted queue with no consumer anywhere keeps what is published
+	// to it as its backlog.
+	east.weft("queue", "create", "jobs", "--delivery", "persisted")
+	p.until("see queue jobs with no backlog", `(document.querySelector('tr[data-queue="jobs"] td.backlog') || {}).textContent === "0" &&
+		document.querySelector('tr[data-topic="orders"]') === null`, 20*time.Second)
+	sub := east.subscribeSSE(t, "/v1/topics/orders")
+	stop = publishLoop(t, east, "/v1/topics/orders")
+	waitFor(t, 15*time.Second, "east's subscriber to get orders", func() bool { return sub.count("order") > 0 })
+	pub := `Number((document.querySelector('tr[data-topic="orders"] td.rate-pub') || {dataset: {}}).dataset.value)`
+	del := `Number((document.querySelector('tr[data-topic="orders"] td.rate-del') || {dataset: {}}).dataset.value)`
+	p.until("see orders's publish and delivery rates rise", pub+` > 5 && `+del+` > 5`, 30*time.Second)
+	const queued = 25
+	if code, body := east.publishBatch("/v1/queues/jobs", batch("job", "/east", 0, queued)); code != http.StatusAccepted {
+		t.Fatalf("publish to jobs: %d %s", code, body)
+	}
+	p.until("see jobs's backlog", fmt.Sprintf(`document.querySelector('tr[data-queue="jobs"] td.backlog').dataset.value === "%d"`, queued), 20*time.Second)
+	p.shot("05-events")
+	stop()
+
 	// Transit has the link to west: once west dies, transit shows it down.
 	p.login(transit.adminURL(), adminToken(t, transit), "graph")
 	p.until("see transit's link to west up", `[...document.querySelectorAll("#graph line.edge")].some(e =>
@@ -242,7 +262,7 @@ func TestConsoleBrowser(t *testing.T) {
 		[e.dataset.from, e.dataset.to].includes("west") && e.dataset.state !== "up") &&
 		document.querySelector('#graph g.node[data-site="west"]').dataset.state === "unreachable" &&
 		document.querySelector('tr[data-link="west"]').dataset.state !== "up"`, 30*time.Second)
-	p.shot("05-west-killed")
+	p.shot("06-west-killed")
 
 	p.do("log out", 20*time.Second, chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("credential")))
 	resp, err := http.Get(transit.adminURL() + "/console/api/snapshot")
@@ -253,6 +273,34 @@ func TestConsoleBrowser(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("snapshot after logout without a cookie: %d", resp.StatusCode)
 	}
+}
+
+// publishLoop publishes a batch of 5 events to path at s every 50 ms
+// until the returned stop is called: a steady 100 events a second.
+func publishLoop(t *testing.T, s *site, path string) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for n := 0; ; n += 5 {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			s.publishBatch(path, batch("order", "/loop", n, 5))
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			close(done)
+			<-finished
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // load sends requests to url from a few goroutines until the returned stop

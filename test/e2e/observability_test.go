@@ -301,6 +301,13 @@ func TestObservabilityMetricsExported(t *testing.T) {
 		return len(sk.got()) > 0
 	})
 
+	// A persisted queue with no consumer anywhere keeps its event as
+	// backlog at a.
+	a.weft("queue", "create", "obsq", "--delivery", "persisted")
+	if code, body := a.publishBatch("/v1/queues/obsq", batch("job", "/a", 0, 1)); code != http.StatusAccepted {
+		t.Fatalf("publish to obsq: %d %s", code, body)
+	}
+
 	a.weft("bridge", "create", "br", "--broker", fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)), "--in", "obs.in=obs")
 
 	exported := map[string]bool{}
@@ -323,6 +330,15 @@ func TestObservabilityMetricsExported(t *testing.T) {
 	// The scrape-time gauges say what the sites hold.
 	if got := a.metric("weft_address_candidates", `address="echo",state="ok"`); got != 1 {
 		t.Errorf(`weft_address_candidates{address="echo",state="ok"} at a = %v, want 1 (b serves it)`, got)
+	}
+	if got := a.metric("weft_events_queue_backlog", `queue="obsq"`); got != 1 {
+		t.Errorf(`weft_events_queue_backlog{queue="obsq"} at a = %v, want 1 (no consumer)`, got)
+	}
+	if got := a.metric("weft_events_address_published_total", `address="obs",kind="topic"`); got < 1 {
+		t.Errorf(`weft_events_address_published_total{address="obs",kind="topic"} at a = %v, want at least 1`, got)
+	}
+	if got := a.metric("weft_link_up", `peer="b"`); got != 1 {
+		t.Errorf(`weft_link_up{peer="b"} at a = %v, want 1 (the link is up)`, got)
 	}
 	if got := a.metric("weft_bridge_connected", `bridge="br"`); got != 0 {
 		t.Errorf("weft_bridge_connected for a bridge to no broker = %v, want 0", got)

@@ -28,13 +28,21 @@
     const g = snap.graph;
     const pos = layout(g.nodes);
     const names = new Map(g.nodes.map(n => [n.id, n.name]));
+    const self = (g.nodes.find(n => n.self) || {}).id;
+    // This site's own links: their RTT is measured now (a record's is
+    // from when it was sent) and their byte rate is known here.
+    const local = new Map((snap.status.links || []).filter(l => l.status.state === "up" && l.status.peer)
+      .map(l => [l.status.peer, l]));
     const out = svg("svg", {class: "graph", id: "graph", viewBox: `0 0 ${W} ${H}`});
     for (const e of g.edges) {
       const a = pos.get(e.from), b = pos.get(e.to);
       if (!a || !b) continue;
       out.append(svg("line", {class: "edge", x1: a.x, y1: a.y, x2: b.x, y2: b.y,
         "data-from": names.get(e.from), "data-to": names.get(e.to), "data-state": e.state}));
-      const label = [`cost ${e.cost}`, e.rtt, e.state === "up" ? null : e.state].filter(Boolean).join(" · ");
+      const l = (e.from === self || e.to === self) && local.get(e.from === self ? e.to : e.from);
+      const rtt = l ? l.status.rtt : e.rtt;
+      const rate = l ? bytes(last(snap.rates["link.bytes/" + l.metadata.name])) : null;
+      const label = [`cost ${e.cost}`, rtt, rate, e.state === "up" ? null : e.state].filter(Boolean).join(" · ");
       out.append(svg("text", {class: "edge-label", x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 8, "text-anchor": "middle"}, label));
     }
     for (const n of g.nodes) {
@@ -87,7 +95,7 @@
             `${x.name} · ${st}`);
         })),
         el("td", {class: "num rate-req", "data-value": r.toFixed(3)}, rate(r)),
-        // http listeners count requests, not bytes.
+        // No listener for the address at this site: no bytes here.
         el("td", {class: "num"}, snap.rates["address.bytes/" + a.address] ? bytes(last(snap.rates["address.bytes/" + a.address])) : "–"),
         el("td", {class: "num hedges"}, hedges),
         el("td", {class: "num overflows"}, overflows),
@@ -97,20 +105,64 @@
       "No address is reachable: weft connector create ADDRESS --target HOST:PORT where a service runs."));
   }
 
-  function eventsSection(s, snap) {
+  // eventAddresses lists the topics and queues this site knows of: those
+  // configured here and those with counts (volatile ones need no
+  // configuration), by kind and name.
+  function eventAddresses(snap) {
     const ev = snap.events || {};
+    const all = new Map();
+    const add = (kind, name, delivery) => {
+      const k = kind + "/" + name;
+      if (!all.has(k)) all.set(k, {kind, name, delivery: "volatile"});
+      if (delivery) all.get(k).delivery = delivery;
+    };
+    for (const t of ev.topics || []) add("topic", t.metadata.name, t.spec.delivery);
+    for (const q of ev.queues || []) add("queue", q.metadata.name, q.spec.delivery);
+    for (const k of [...Object.keys(snap.rates), ...Object.keys(snap.totals)]) {
+      const [series, kind, ...name] = k.split("/");
+      if (series === "event.backlog") add("queue", [kind, ...name].join("/"));
+      else if (series.startsWith("event.")) add(kind, name.join("/"));
+    }
+    return [...all.values()].sort((a, b) => a.name.localeCompare(b.name) || a.kind.localeCompare(b.kind));
+  }
+
+  function eventsSection(s, snap) {
     const rates = ["published", "delivered", "forwarded", "dropped"].map(k =>
       el("span", {class: "chip", "data-events": k}, `${k} ${rate(last(snap.rates["events." + k]))}`));
+    const folded = snap.totals["events.folded"] || 0;
     s.append(el("p", {}, rates, el("span", {class: "chip", "data-events": "backlog"},
-      `persisted backlog ${snap.totals["events.backlog"] || 0}`)));
-    const topics = (ev.topics || []).map(t => el("tr", {"data-topic": t.metadata.name},
-      el("td", {class: "mono"}, t.metadata.name), el("td", {}, "topic"), el("td", {}, t.spec.delivery || "volatile")));
-    const queues = (ev.queues || []).map(q => el("tr", {"data-queue": q.metadata.name},
-      el("td", {class: "mono"}, q.metadata.name), el("td", {}, "queue"), el("td", {}, q.spec.delivery || "volatile")));
-    s.append(table(["name", "kind", "delivery"], [...topics, ...queues], "No topics or queues at this site."));
-    const subs = (ev.subscriptions || []).map(x => el("tr", {},
-      el("td", {class: "mono"}, x.metadata.name), el("td", {}, x.spec.topic || x.spec.queue), el("td", {class: "mono"}, x.spec.sink)));
-    if (subs.length) s.append(el("h3", {}, "Push subscriptions"), table(["name", "from", "sink"], subs, ""));
+      `persisted backlog ${snap.totals["events.backlog"] || 0}`),
+      folded ? el("span", {class: "chip state-saturated", "data-events": "folded",
+        title: "More topic and queue names than the site keeps series for: these counts are under (other)."},
+        `${folded} under (other)`) : null));
+    const rows = eventAddresses(snap).map(a => {
+      const k = a.kind + "/" + a.name;
+      const pub = snap.rates["event.published/" + k];
+      const cell = (series, cls) => {
+        const v = last(snap.rates[series + "/" + k]);
+        return el("td", {class: "num " + cls, "data-value": v.toFixed(3)}, rate(v));
+      };
+      const backlog = a.kind === "queue" ? (snap.totals["event.backlog/" + a.name] || 0) : null;
+      return el("tr", {["data-" + a.kind]: a.name},
+        el("td", {class: "mono"}, a.name),
+        el("td", {}, a.kind),
+        el("td", {}, a.delivery),
+        cell("event.published", "rate-pub"),
+        cell("event.delivered", "rate-del"),
+        cell("event.dropped", "rate-drop"),
+        el("td", {class: "num backlog" + (backlog ? " warn" : ""), "data-value": backlog ?? ""}, backlog ?? "–"),
+        el("td", {}, spark(pub)));
+    });
+    s.append(table(["name", "kind", "delivery", "published/s", "delivered/s", "dropped/s", "#backlog", "published, last minutes"], rows,
+      "No topics or queues at this site yet: publish to the event port, or weft topic create / weft queue create."));
+    // A queue's push subscription has no backlog of its own: the queue's.
+    const subs = ((snap.events || {}).subscriptions || []).map(x => {
+      const backlog = x.spec.topic ? (snap.totals["subscription.backlog/" + x.metadata.name] || 0) : null;
+      return el("tr", {"data-subscription": x.metadata.name},
+        el("td", {class: "mono"}, x.metadata.name), el("td", {}, x.spec.topic || x.spec.queue), el("td", {class: "mono"}, x.spec.sink),
+        el("td", {class: "num backlog" + (backlog ? " warn" : ""), "data-value": backlog ?? ""}, backlog ?? "–"));
+    });
+    if (subs.length) s.append(el("h3", {}, "Push subscriptions"), table(["name", "from", "sink", "#backlog"], subs, ""));
   }
 
   function errors(s, snap) {
@@ -127,7 +179,7 @@
     graph(section("network", "Network", false), snap);
     links(section("links", "Links", false), snap);
     addresses(section("addresses", "Addresses", true), snap);
-    eventsSection(section("events", "Events", false), snap);
+    eventsSection(section("events", "Events: topics and queues", true), snap);
     errors(section("recent-errors", "Recent warnings and errors", false), snap);
   });
 })();

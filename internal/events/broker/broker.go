@@ -8,8 +8,8 @@
 // those above it, never the other way round.
 //
 //	mu       config, subscribers, push subscriptions, interests, peers
-//	lmu      the ledger, its streams and the cursors to save; never held
-//	         together with mu
+//	lmu      the ledger, its streams, the cursors to save and the queues'
+//	         outbound counts; never held together with mu
 //	marksMu  the queues' water marks (queuemark); taken under mu
 //	         (interestsLocked) and under lmu (nextHops)
 //	qmu      which queue workers run; held alone
@@ -41,6 +41,7 @@ import (
 	"weft.dev/weft/internal/events/ledger"
 	"weft.dev/weft/internal/events/queuemark"
 	"weft.dev/weft/internal/events/store"
+	"weft.dev/weft/internal/observe/labelcap"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
@@ -92,6 +93,10 @@ type Config struct {
 	// DefaultMaxSubscriptionsPerClient.
 	MaxSubscriptions          int
 	MaxSubscriptionsPerClient int
+	// MaxAddressLabels caps the topic and queue names that get series of
+	// their own in the per-address metrics; events on names past it are
+	// counted under "(other)". Default DefaultMaxAddressLabels.
+	MaxAddressLabels int
 	// Clock is where the broker reads time and sets timers (expiry,
 	// lingering interest, retries, polling); nil is the real clock.
 	Clock clock.WithTickerAndDelayedExecution
@@ -147,14 +152,15 @@ type Broker struct {
 	inNotify  chan struct{} // closed and replaced when the inbox grows
 	inHead    atomic.Uint64 // the inbox's last seq
 
-	// lmu guards ledger, hops and the cursor changes saveLoop has yet to
-	// write.
+	// lmu guards ledger, hops, qout and the cursor changes saveLoop has
+	// yet to write.
 	lmu      sync.Mutex
 	ledger   *ledger.Ledger
 	hops     map[siteid.ID]*hopOut
 	toSave   map[siteid.ID]store.Dest
 	toDelete map[siteid.ID]bool
 	saveWake chan struct{}
+	qout     *queueOut
 
 	// qmu guards handing: the persisted queues whose queued entries a
 	// worker hands to local consumers.
@@ -181,13 +187,43 @@ type metrics struct {
 	hopFrames *prometheus.CounterVec
 	// authRefused counts requests refused for their credential.
 	authRefused *prometheus.CounterVec
-	// The children counted per event, looked up once: a label lookup
-	// (hashing the values) per event and subscriber was 5% of a site's
-	// CPU under the volatile benchmark.
-	deliveredTopic, droppedSlow, forwardedPersisted prometheus.Counter
+	// forwardedPersisted is looked up once: a label lookup (hashing the
+	// values) per event was measurable under the volatile benchmark.
+	forwardedPersisted prometheus.Counter
+	// names bounds the addresses (topic and queue names) the per-address
+	// series carry; folded counts what went under labelcap.Other.
+	names                                     *labelcap.Set
+	addrPublished, addrDelivered, addrDropped *prometheus.CounterVec
+	folded                                    prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) metrics {
+// publish, deliver and drop count events in the totals by delivery, kind
+// of consumer or reason, and per address.
+func (m *metrics) publish(delivery string, kind events.Kind, subject string, n int) {
+	m.published.WithLabelValues(delivery).Add(float64(n))
+	m.perAddress(m.addrPublished, kind, subject, n)
+}
+
+func (m *metrics) deliver(consumer string, kind events.Kind, subject string) {
+	m.delivered.WithLabelValues(consumer).Inc()
+	m.perAddress(m.addrDelivered, kind, subject, 1)
+}
+
+func (m *metrics) drop(reason string, kind events.Kind, subject string) {
+	m.dropped.WithLabelValues(reason).Inc()
+	m.perAddress(m.addrDropped, kind, subject, 1)
+}
+
+func (m *metrics) perAddress(v *prometheus.CounterVec, kind events.Kind, subject string, n int) {
+	name := m.names.Value(subject)
+	if name == labelcap.Other {
+		m.folded.Add(float64(n))
+	}
+	v.WithLabelValues(kind.String(), name).Add(float64(n))
+}
+
+func newMetrics(reg prometheus.Registerer, maxNames int) metrics {
+	byAddress := []string{"kind", "address"}
 	m := metrics{
 		published:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_published_total", Help: "Events accepted from publishers at this site."}, []string{"delivery"}),
 		delivered:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_delivered_total", Help: "Events handed to local subscribers."}, []string{"kind"}),
@@ -196,15 +232,27 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		hopFrames:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_persisted_frames_total", Help: "Persisted event frames sent to each neighbour (site ID)."}, []string{"neighbour"}),
 		refused:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_refused_total", Help: "Subscriptions and publishes refused at a limit, by limit."}, []string{"limit"}),
 		authRefused: newAuthRefused(),
+		names:       labelcap.New(maxNames),
+		addrPublished: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_address_published_total",
+			Help: "Events accepted from publishers at this site, by topic or queue; past MaxAddressLabels names, under address=\"(other)\"."}, byAddress),
+		addrDelivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_address_delivered_total",
+			Help: "Events handed to local subscribers (a topic's once per subscriber), by topic or queue; past MaxAddressLabels names, under address=\"(other)\"."}, byAddress),
+		addrDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_events_address_dropped_total",
+			Help: "Events dropped at this site's consumers (slow consumer, every queue site full, push failed), by topic or queue; drops on a link are only in weft_events_dropped_total."}, byAddress),
+		folded: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_events_addresses_folded_total",
+			Help: "Per-address event counts put under address=\"(other)\" because MaxAddressLabels names were taken already."}),
 	}
-	m.deliveredTopic = m.delivered.WithLabelValues("topic")
-	m.droppedSlow = m.dropped.WithLabelValues("slow-consumer")
 	m.forwardedPersisted = m.forwarded.WithLabelValues("persisted")
 	if reg != nil {
-		reg.MustRegister(m.published, m.delivered, m.dropped, m.forwarded, m.hopFrames, m.refused, m.authRefused)
+		reg.MustRegister(m.published, m.delivered, m.dropped, m.forwarded, m.hopFrames, m.refused, m.authRefused,
+			m.addrPublished, m.addrDelivered, m.addrDropped, m.folded)
 	}
 	return m
 }
+
+// DefaultMaxAddressLabels is Config.MaxAddressLabels's default: a few
+// hundred series per metric, what a Prometheus server takes in its stride.
+const DefaultMaxAddressLabels = 200
 
 // ledgerWindow bounds the entries in flight to one neighbour.
 const ledgerWindow = 4096
@@ -235,13 +283,16 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.MaxSubscriptionsPerClient <= 0 {
 		cfg.MaxSubscriptionsPerClient = DefaultMaxSubscriptionsPerClient
 	}
+	if cfg.MaxAddressLabels <= 0 {
+		cfg.MaxAddressLabels = DefaultMaxAddressLabels
+	}
 	b := &Broker{
-		cfg: cfg, clock: cfg.Clock, log: cfg.Logger, st: cfg.Store, m: newMetrics(cfg.Registry),
+		cfg: cfg, clock: cfg.Clock, log: cfg.Logger, st: cfg.Store, m: newMetrics(cfg.Registry, cfg.MaxAddressLabels),
 		inflight: make(chan struct{}, 256),
 		topics:   map[string]resource.Topic{}, queues: map[string]resource.Queue{},
 		subs: map[string]*subscriber{}, clients: map[string]int{}, pushes: map[string]*pusher{}, taps: map[*Tap]bool{}, ints: newInterestSet(cfg.MaxInterests),
 		peers: map[siteid.ID]*peerOut{}, hops: map[siteid.ID]*hopOut{},
-		toSave: map[siteid.ID]store.Dest{}, toDelete: map[siteid.ID]bool{}, saveWake: make(chan struct{}, 1),
+		toSave: map[siteid.ID]store.Dest{}, toDelete: map[siteid.ID]bool{}, saveWake: make(chan struct{}, 1), qout: newQueueOut(),
 		handing:  map[string]bool{},
 		marks:    queuemark.New(queueHighWater, queueLowWater),
 		inNotify: make(chan struct{}),
@@ -260,7 +311,11 @@ func New(cfg Config) (*Broker, error) {
 		dests[id] = ledger.Dest{Patterns: d.Patterns, Acked: d.Acked}
 	}
 	b.ledger = ledger.New(outHead, dests, ledgerWindow)
+	if err := b.restoreQueueOut(outHead, dests); err != nil {
+		return nil, err
+	}
 	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(backlogCollector{b})
 		cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_events_backlog",
 			Help: "Persisted events stored here and not yet acknowledged by every destination; publishes wait at MaxBacklog."},
 			func() float64 { return float64(b.backlog()) }))
@@ -405,6 +460,6 @@ func (b *Broker) Publish(kind events.Kind, subject string, evs []cloudevent.Deco
 	if err := b.publishVolatile(kind, subject, evs); err != nil {
 		return err
 	}
-	b.m.published.WithLabelValues("volatile").Add(float64(len(evs)))
+	b.m.publish("volatile", kind, subject, len(evs))
 	return nil
 }

@@ -488,7 +488,7 @@ func (b *Broker) pump(ctx context.Context, s *subscriber, p *pending) {
 			case d.Seq != 0:
 				s.miss(d.Seq)
 			default:
-				b.m.droppedSlow.Inc()
+				b.m.drop("slow-consumer", s.kind, d.Subject)
 			}
 		}
 	}

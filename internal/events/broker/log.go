@@ -140,7 +140,7 @@ func (b *Broker) store(ps []store.Put) error {
 		}
 	}
 	var out []ledger.Entry
-	var queues []string
+	var queues []queued
 	grew := false
 	for _, p := range ps {
 		switch {
@@ -155,8 +155,8 @@ func (b *Broker) store(ps []store.Put) error {
 			continue
 		}
 		out = append(out, ledger.Entry{Off: p.Out, Dests: p.Fwd})
-		if events.Kind(p.Kind) == events.Queue && !slices.Contains(queues, p.Subject) {
-			queues = append(queues, p.Subject)
+		if events.Kind(p.Kind) == events.Queue {
+			queues = append(queues, queued{p.Out, p.Subject})
 		}
 	}
 	if grew {
@@ -166,9 +166,15 @@ func (b *Broker) store(ps []store.Put) error {
 	return nil
 }
 
+// queued is an outbound entry of a queue.
+type queued struct {
+	off   uint64
+	queue string
+}
+
 // appended tells the ledger about entries appended to the outbound log,
 // among them entries of queues.
-func (b *Broker) appended(out []ledger.Entry, queues []string) {
+func (b *Broker) appended(out []ledger.Entry, queues []queued) {
 	if len(out) == 0 {
 		return
 	}
@@ -180,7 +186,8 @@ func (b *Broker) appended(out []ledger.Entry, queues []string) {
 		// A queue's pseudo-site is known by its pattern, and routed as its
 		// nearest consumer is.
 		for _, q := range queues {
-			l.Interest(events.QueueSite(q), []string{events.Interest(events.Queue, q)})
+			b.qout.appended(q.queue, q.off)
+			l.Interest(events.QueueSite(q.queue), []string{events.Interest(events.Queue, q.queue)})
 		}
 		l.Routes(b.nextHops(l))
 	})
@@ -316,6 +323,12 @@ func (b *Broker) ledgerDo(step func(l *ledger.Ledger)) {
 	rd := b.ledger.Ready()
 	b.ledger.Advance()
 	b.queueSavesLocked(rd.Save, rd.Delete)
+	for id, d := range rd.Save {
+		b.qout.acked(id, d.Acked)
+	}
+	for _, id := range rd.Delete {
+		b.qout.deleted(id)
+	}
 	hops := b.ledger.Hops()
 	for id, h := range b.hops {
 		if !slices.Contains(hops, id) {
@@ -591,7 +604,7 @@ func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloude
 			stored++
 		}
 	}
-	b.m.published.WithLabelValues("persisted").Add(float64(stored))
+	b.m.publish("persisted", kind, subject, stored)
 	return nil
 }
 

@@ -81,7 +81,7 @@ func (b *Broker) runPusher(ctx context.Context, p *pusher) {
 		})
 		for i, e := range batch {
 			if events.Kind(e.Kind) == p.kind && events.Match(p.pattern, e.Subject) {
-				if !b.deliverPush(ctx, p, e.Payload) {
+				if !b.deliverPush(ctx, p, e.Subject, e.Payload) {
 					return
 				}
 			}
@@ -99,7 +99,7 @@ func (b *Broker) runPusher(ctx context.Context, p *pusher) {
 			return
 		case <-wake:
 		case d := <-p.ch:
-			if !b.deliverPush(ctx, p, d.JSON) {
+			if !b.deliverPush(ctx, p, d.Subject, d.JSON) {
 				return
 			}
 		}
@@ -108,7 +108,7 @@ func (b *Broker) runPusher(ctx context.Context, p *pusher) {
 
 // deliverPush posts one event with the subscription's retries, then to the
 // dead-letter sink. It reports false only when ctx ended.
-func (b *Broker) deliverPush(ctx context.Context, p *pusher, payload []byte) bool {
+func (b *Broker) deliverPush(ctx context.Context, p *pusher, subject string, payload []byte) bool {
 	e, err := cloudevent.Unmarshal(payload)
 	if err != nil {
 		return true
@@ -118,7 +118,7 @@ func (b *Broker) deliverPush(ctx context.Context, p *pusher, payload []byte) boo
 		status = post(ctx, p.sub.Spec.Sink, e)
 		out := push.Classify(status)
 		if out == push.Delivered {
-			b.m.delivered.WithLabelValues("push").Inc()
+			b.m.deliver("push", p.kind, subject)
 			return true
 		}
 		if out == push.Failed || attempt >= p.policy.Retry {
@@ -130,7 +130,7 @@ func (b *Broker) deliverPush(ctx context.Context, p *pusher, payload []byte) boo
 		case <-b.clock.After(p.policy.Backoff(attempt)):
 		}
 	}
-	b.m.dropped.WithLabelValues("push-failed").Inc()
+	b.m.drop("push-failed", p.kind, subject)
 	if dl := p.sub.Spec.DeadLetter; dl != "" {
 		// Knative marks dead letters with why delivery failed.
 		e.SetExtension("knativeerrordest", p.sub.Spec.Sink)
@@ -322,9 +322,18 @@ func (b *Broker) consumerLag() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, p := range b.pushes {
-		if at := p.at.Load(); p.kind == events.Topic && at != 0 && head+1-at >= b.cfg.MaxBacklog {
-			return fmt.Errorf("%w: %s has %d events left to deliver to %s", ErrConsumerBehind, p.sub.Name, head+1-at, p.sub.Spec.Sink)
+		if lag := p.lag(head); p.kind == events.Topic && lag >= b.cfg.MaxBacklog {
+			return fmt.Errorf("%w: %s has %d events left to deliver to %s", ErrConsumerBehind, p.sub.Name, lag, p.sub.Spec.Sink)
 		}
 	}
 	return nil
+}
+
+// lag is how many inbox entries up to head are past the subscription's
+// position: at most what it has yet to deliver. 0 before it started.
+func (p *pusher) lag(head uint64) uint64 {
+	if at := p.at.Load(); at != 0 && head+1 > at {
+		return head + 1 - at
+	}
+	return 0
 }

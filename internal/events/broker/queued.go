@@ -158,7 +158,7 @@ func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) bo
 				select {
 				case subs[k].ch <- d:
 					*rr = k + 1
-					b.m.delivered.WithLabelValues("queue").Inc()
+					b.m.deliver("queue", events.Queue, d.Subject)
 					return true
 				default:
 					continue
@@ -166,7 +166,7 @@ func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) bo
 			}
 			*rr = k + 1
 			if k < len(subs)+len(pushes) {
-				return b.deliverPush(b.ctx, pushes[k-len(subs)], d.JSON)
+				return b.deliverPush(b.ctx, pushes[k-len(subs)], d.Subject, d.JSON)
 			}
 			// A queue tap that did not send it (its broker is away) is
 			// a busy consumer: try the next.
@@ -175,7 +175,7 @@ func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) bo
 				return false
 			}
 			if taken {
-				b.m.delivered.WithLabelValues("queue").Inc()
+				b.m.deliver("queue", events.Queue, d.Subject)
 				return true
 			}
 		}
@@ -212,6 +212,6 @@ func (b *Broker) passOn(seq uint64, e store.Entry) bool {
 		case <-b.clock.After(time.Second):
 		}
 	}
-	b.appended([]ledger.Entry{{Off: p.Out, Dests: p.Fwd}}, []string{e.Subject})
+	b.appended([]ledger.Entry{{Off: p.Out, Dests: p.Fwd}}, []queued{{p.Out, e.Subject}})
 	return true
 }

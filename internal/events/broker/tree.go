@@ -235,12 +235,12 @@ func (b *Broker) deliverLocal(kind events.Kind, d delivery) bool {
 		// Push subscriptions read persisted events from the inbox.
 		for _, p := range b.pushes {
 			if p.kind == kind && events.Match(p.pattern, d.Subject) {
-				b.offer(p.ch, d)
+				b.offer(p.ch, d, false)
 			}
 		}
 		for t := range b.taps {
 			if t.kind == kind && events.Match(t.pattern, d.Subject) {
-				b.offer(t.ch, d)
+				b.offer(t.ch, d, true)
 			}
 		}
 	}
@@ -271,7 +271,7 @@ func (b *Broker) deliverQueueLocked(d delivery) bool {
 		select {
 		case chs[k] <- d:
 			b.rr = k + 1
-			b.m.delivered.WithLabelValues("queue").Inc()
+			b.m.deliver("queue", events.Queue, d.Subject)
 			return true
 		default:
 		}
@@ -283,27 +283,31 @@ func (b *Broker) deliverQueueLocked(d delivery) bool {
 func (b *Broker) offerSub(s *subscriber, d delivery) bool {
 	p := s.pend.Load()
 	if p == nil {
-		return b.offer(s.ch, d)
+		return b.offer(s.ch, d, true)
 	}
 	if p.put(d) {
-		b.m.deliveredTopic.Inc()
+		b.m.deliver("topic", events.Topic, d.Subject)
 		return true
 	}
 	if d.Seq == 0 {
-		b.m.droppedSlow.Inc()
+		b.m.drop("slow-consumer", events.Topic, d.Subject)
 	}
 	return false
 }
 
-// offer reports whether ch took d.
-func (b *Broker) offer(ch chan delivery, d delivery) bool {
+// offer reports whether ch took d; delivers says that taking it is
+// delivery. A push subscription's channel is not: deliverPush counts the
+// event once its sink takes it.
+func (b *Broker) offer(ch chan delivery, d delivery, delivers bool) bool {
 	select {
 	case ch <- d:
-		b.m.deliveredTopic.Inc()
+		if delivers {
+			b.m.deliver("topic", events.Topic, d.Subject)
+		}
 		return true
 	default:
 		if d.Seq == 0 {
-			b.m.droppedSlow.Inc()
+			b.m.drop("slow-consumer", events.Topic, d.Subject)
 		}
 		return false
 	}
@@ -359,7 +363,7 @@ func (b *Broker) routeQueue(routes []routing.SiteRoute, subject string, origin s
 		r, ok := events.NextQueueSite(routes, tried)
 		switch {
 		case !ok:
-			b.m.dropped.WithLabelValues("queue-full").Inc()
+			b.m.drop("queue-full", events.Queue, subject)
 			return
 		case r.ID != b.cfg.Self:
 			b.forwardFrame(&events.Frame{Type: events.FrameEvent, Kind: events.Queue, Subject: subject, Origin: origin, Paths: [][]siteid.ID{r.Path}, Sites: tried, Payload: payload})
