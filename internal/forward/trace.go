@@ -11,29 +11,11 @@ import (
 
 // traceOf is the trace context Open puts on a header: the span in ctx,
 // or the remote context a hop received when it records no span itself.
-func traceOf(ctx context.Context) (TraceContext, bool) {
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
-		return TraceContext{}, false
-	}
-	return TraceContext{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Flags: byte(sc.TraceFlags())}, true
-}
+var traceOf = tracing.FromSpan
 
 // ContextWithTrace returns ctx carrying t as the remote parent of the
 // spans started from it, ctx itself when t is zero.
-func ContextWithTrace(ctx context.Context, t TraceContext) context.Context {
-	if t.IsZero() {
-		return ctx
-	}
-	return trace.ContextWithRemoteSpanContext(ctx, t.SpanContext())
-}
-
-// SpanContext is t as OpenTelemetry's remote span context.
-func (t TraceContext) SpanContext() trace.SpanContext {
-	return trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID: t.TraceID, SpanID: t.SpanID, TraceFlags: trace.TraceFlags(t.Flags), Remote: true,
-	})
-}
+var ContextWithTrace = tracing.WithRemote
 
 // transitSpan starts the span of a transit hop for h, a child of the span
 // that opened the stream; with no trace context on the stream there is

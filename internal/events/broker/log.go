@@ -10,11 +10,14 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/events/ledger"
 	"weft.dev/weft/internal/events/queuemark"
 	"weft.dev/weft/internal/events/store"
+	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
@@ -33,6 +36,7 @@ func (b *Broker) serveLog(c net.Conn, from siteid.ID) {
 	var buf []byte
 	for {
 		var batch []store.Put
+		var spans []trace.Span
 		var mark uint64
 		for len(batch) < 1024 {
 			f, nb, err := events.ReadFrame(r, buf)
@@ -56,8 +60,17 @@ func (b *Broker) serveLog(c net.Conn, from siteid.ID) {
 					// consumer is here and would take it back.
 					dests, local = slices.DeleteFunc(slices.Clone(dests), func(d siteid.ID) bool { return d == local }), siteid.ID{}
 				}
+				// The stream from this site itself only moves entries
+				// between its buckets: no hop.
+				tc := f.Trace
+				if from != b.cfg.Self {
+					var span trace.Span
+					if span, tc = b.startHop(f.Trace, &f, from); span.IsRecording() {
+						spans = append(spans, span)
+					}
+				}
 				batch = append(batch, store.Put{Source: source, ID: id, Dests: dests, Local: local,
-					Entry: store.Entry{Kind: byte(f.Kind), Subject: f.Subject, Origin: f.Origin, Time: b.clock.Now().UnixNano(), Payload: append([]byte(nil), f.Payload...)}})
+					Entry: store.Entry{Kind: byte(f.Kind), Subject: f.Subject, Origin: f.Origin, Time: b.clock.Now().UnixNano(), Trace: tc, Payload: append([]byte(nil), f.Payload...)}})
 			case events.FrameMark:
 				mark = f.Mark
 			default:
@@ -74,7 +87,9 @@ func (b *Broker) serveLog(c net.Conn, from siteid.ID) {
 		if from != b.cfg.Self && !b.waitBacklog() {
 			return
 		}
-		if err := b.store(batch); err != nil {
+		err := b.store(batch)
+		endSpans(spans, err)
+		if err != nil {
 			b.log.Error("cannot store received events", "err", err)
 			return
 		}
@@ -149,7 +164,7 @@ func (b *Broker) store(ps []store.Put) error {
 			b.startQueue(p.Subject)
 		case p.In != 0:
 			grew = true
-			b.deliverLocal(events.Kind(p.Kind), delivery{Seq: p.In, Subject: p.Subject, JSON: p.Payload})
+			b.deliverLocal(events.Kind(p.Kind), delivery{Seq: p.In, Subject: p.Subject, JSON: p.Payload, Trace: tracePtr(p.Trace)})
 		}
 		if p.Out == 0 {
 			continue
@@ -507,7 +522,7 @@ func (b *Broker) hopSession(ctx context.Context, h *hopOut) error {
 			if len(dests) == 0 {
 				return true
 			}
-			frame = events.AppendFrame(frame[:0], &events.Frame{Type: events.FrameData, Kind: events.Kind(e.Kind), Subject: e.Subject, Origin: e.Origin, Sites: dests, Payload: e.Payload})
+			frame = events.AppendFrame(frame[:0], &events.Frame{Type: events.FrameData, Trace: e.Trace, Kind: events.Kind(e.Kind), Subject: e.Subject, Origin: e.Origin, Sites: dests, Payload: e.Payload})
 			_, werr = w.Write(frame)
 			b.m.forwarded.WithLabelValues("persisted").Inc()
 			sent.Inc()
@@ -557,7 +572,7 @@ func (b *Broker) persisted(kind events.Kind, name string) (bool, time.Duration) 
 	return false, 0
 }
 
-func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloudevent.Decoded) error {
+func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloudevent.Decoded, tcs []tracing.Context) error {
 	// A topic's event is for this site (its inbox, which also tells a
 	// publisher's retry) and every interested one; a queue's for the queue.
 	local := b.local(kind, subject)
@@ -578,7 +593,7 @@ func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloude
 	ps := make([]store.Put, len(evs))
 	for i, e := range evs {
 		ps[i] = store.Put{
-			Entry:  store.Entry{Kind: byte(kind), Subject: subject, Origin: b.cfg.Self, Time: now, Payload: e.JSON},
+			Entry:  store.Entry{Kind: byte(kind), Subject: subject, Origin: b.cfg.Self, Time: now, Trace: traceAt(tcs, i), Payload: e.JSON},
 			Source: e.Event.Source(), ID: e.Event.ID(), Dests: dests, Local: local, Publish: true,
 		}
 	}
