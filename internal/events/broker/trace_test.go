@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"sync"
@@ -96,7 +95,7 @@ func TestEventSpans(t *testing.T) {
 				t.Fatal(err)
 			}
 			sc := pub.SpanContext()
-			want := "00-" + hex.EncodeToString(sc.TraceID()[:]) + "-" + hex.EncodeToString(sc.SpanID()[:]) + "-01"
+			want := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-01"
 			if tp := e.Extensions()[cloudevent.TraceparentAttr]; tp != want {
 				t.Errorf("delivered traceparent %v, want %s", tp, want)
 			}
