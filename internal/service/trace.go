@@ -40,8 +40,9 @@ func (in *ingress) traceIngress(h http.Handler) http.Handler {
 // startAttempt starts the span of one copy of a request, a child of the
 // ingress span in ctx, and returns the context to send the copy with.
 // reason says why this candidate: the balancer's best, a retry after a
-// failure, an overflow past a saturated one, or the hedge's backup.
-func (m *Manager) startAttempt(ctx context.Context, addr string, c routing.Candidate, label, reason string) (context.Context, trace.Span) {
+// failure, an overflow past a saturated one, or the hedge's backup;
+// skipped which candidates the balancer passed over, and why.
+func (m *Manager) startAttempt(ctx context.Context, addr string, c routing.Candidate, label, reason string, skipped []string) (context.Context, trace.Span) {
 	if !m.cfg.Tracer.On() {
 		return ctx, trace.SpanFromContext(ctx)
 	}
@@ -52,6 +53,9 @@ func (m *Manager) startAttempt(ctx context.Context, addr string, c routing.Candi
 	}
 	if label != "" {
 		attrs = append(attrs, tracing.KeyCopy.String(label))
+	}
+	if len(skipped) > 0 {
+		attrs = append(attrs, tracing.KeySkipped.StringSlice(skipped))
 	}
 	return m.cfg.Tracer.Start(ctx, "weft.attempt", trace.SpanKindClient, attrs...)
 }
@@ -75,6 +79,14 @@ func attemptReason(n int, backup bool, prev *attempt) string {
 		return "overflow"
 	}
 	return "retry"
+}
+
+// markSkipped records on the ingress span why the balancer found no
+// candidate left: each one it passed over, and why.
+func markSkipped(ctx context.Context, skipped []string) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() && len(skipped) > 0 {
+		span.SetAttributes(tracing.KeySkipped.StringSlice(skipped))
+	}
 }
 
 // markWinner records on the ingress span which copy's answer the client got.
