@@ -61,7 +61,7 @@ var ErrBadFrame = errors.New("bad event frame")
 
 // Frame is one decoded frame; which fields are set depends on Type.
 type Frame struct {
-	Type    byte
+	Type byte
 	// Trace is the W3C trace context of the span that sent this event
 	// (FrameEvent and FrameData), zero when the event is not traced.
 	Trace   tracing.Context

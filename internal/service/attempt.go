@@ -21,9 +21,9 @@ type attempt struct {
 	// skipped are the candidates the balancer passed over for this one,
 	// and why ("site:reason"), for its span; nil when not traced.
 	skipped []string
-	ctx    context.Context
-	cancel context.CancelFunc
-	start  time.Time
+	ctx     context.Context
+	cancel  context.CancelFunc
+	start   time.Time
 
 	// Set by run, read after the attempt is answered.
 	resp *http.Response

@@ -177,7 +177,7 @@ func (o *blockedOut) got() []string {
 
 func (o *blockedOut) flush() error     { return nil }
 func (o *blockedOut) keepalive() error { return nil }
-func (o *blockedOut) name() string      { return "test" }
+func (o *blockedOut) name() string     { return "test" }
 
 // TestStreamAbsorbsBursts: while a stream's client reads nothing, what
 // comes waits in what the stream holds pending, several times the subscriber's

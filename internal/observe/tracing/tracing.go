@@ -50,11 +50,11 @@ const (
 	KeyEventDelivery = attribute.Key("weft.event.delivery") // volatile or persisted
 	KeyEventID       = attribute.Key("weft.event.id")
 	KeyEventSource   = attribute.Key("weft.event.source")
-	KeyEventOrigin   = attribute.Key("weft.event.origin")   // the site it was published at
-	KeyEventFrom     = attribute.Key("weft.event.from")     // the neighbour it came from
-	KeyEventNext     = attribute.Key("weft.event.next")     // the neighbours it went on to
-	KeyEventSeq      = attribute.Key("weft.event.seq")      // its inbox seq at a persisted delivery
-	KeySubscriber    = attribute.Key("weft.subscriber")     // sse, websocket, push subscription name, tap
+	KeyEventOrigin   = attribute.Key("weft.event.origin") // the site it was published at
+	KeyEventFrom     = attribute.Key("weft.event.from")   // the neighbour it came from
+	KeyEventNext     = attribute.Key("weft.event.next")   // the neighbours it went on to
+	KeyEventSeq      = attribute.Key("weft.event.seq")    // its inbox seq at a persisted delivery
+	KeySubscriber    = attribute.Key("weft.subscriber")   // sse, websocket, push subscription name, tap
 	KeyAttempt       = attribute.Key("weft.delivery.attempt")
 )
 
