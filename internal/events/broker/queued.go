@@ -170,7 +170,7 @@ func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) bo
 			}
 			// A queue tap that did not send it (its broker is away) is
 			// a busy consumer: try the next.
-			taken, stopped := b.handTap(taps[k-len(subs)-len(pushes)], d.JSON)
+			taken, stopped := b.handTap(taps[k-len(subs)-len(pushes)], d)
 			if stopped {
 				return false
 			}
