@@ -34,9 +34,13 @@ import (
 func (b *Broker) serveLog(c net.Conn, from siteid.ID) {
 	r := bufio.NewReaderSize(c, 256<<10)
 	var buf []byte
+	// The hop spans of the batch being read: a stream that ends ends them
+	// unstored.
+	var spans []trace.Span
+	defer func() { endSpans(spans, errNotStored) }()
 	for {
 		var batch []store.Put
-		var spans []trace.Span
+		spans = spans[:0]
 		var mark uint64
 		for len(batch) < 1024 {
 			f, nb, err := events.ReadFrame(r, buf)
@@ -89,6 +93,7 @@ func (b *Broker) serveLog(c net.Conn, from siteid.ID) {
 		}
 		err := b.store(batch)
 		endSpans(spans, err)
+		spans = spans[:0]
 		if err != nil {
 			b.log.Error("cannot store received events", "err", err)
 			return
@@ -101,6 +106,10 @@ func (b *Broker) serveLog(c net.Conn, from siteid.ID) {
 		}
 	}
 }
+
+// errNotStored ends the hop span of an event whose stream ended before it
+// was stored: its sender sends it again.
+var errNotStored = errors.New("the stream ended before the event was stored")
 
 // openLog opens a log stream to a neighbour, or to this site itself for
 // queue entries in its log whose nearest consumer is now here: they take the
