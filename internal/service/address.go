@@ -264,7 +264,11 @@ func (a *address) pickConnection(now time.Time, tried map[balance.Key]bool, net 
 	if a.tcp == nil {
 		a.tcp = balance.NewPicker(balance.DefaultConfig(), a.rng)
 	}
-	return pickStart(a.tcp, now, v.tcp, withSuspects(net, v.tcp), tried, balance.Connection, explain)
+	c, k, skips, ok := pickStart(a.tcp, now, v.tcp, withSuspects(net, v.tcp), tried, balance.Connection, explain)
+	if explain {
+		skips = policySkips(net, a.name, skips)
+	}
+	return c, k, skips, ok
 }
 
 // pickRequest is pickConnection for an HTTP request, ranked by the
@@ -277,7 +281,11 @@ func (a *address) pickRequest(now time.Time, tried map[balance.Key]bool, pol bal
 		a.ingress = balance.NewPicker(a.outlier, a.rng)
 	}
 	a.ingress.SetPolicy(pol)
-	return pickStart(a.ingress, now, v.http, withSuspects(net, v.http), tried, balance.Request, explain)
+	c, k, skips, ok := pickStart(a.ingress, now, v.http, withSuspects(net, v.http), tried, balance.Request, explain)
+	if explain {
+		skips = policySkips(net, a.name, skips)
+	}
+	return c, k, skips, ok
 }
 
 // maxSkips bounds the skipped candidates a span names.

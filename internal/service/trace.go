@@ -81,6 +81,30 @@ func attemptReason(n int, backup bool, prev *attempt) string {
 	return "retry"
 }
 
+// PolicyHider is what a Network may also implement: the names of the
+// sites that serve address but whose connectors the address policy keeps
+// from this site's clients, left out of the route table. A traced
+// request's spans name them as skipped for "policy".
+type PolicyHider interface {
+	PolicyHidden(address string) []string
+}
+
+// policySkips appends to skips, as "site:policy", the sites net's address
+// policy hides for addr, up to maxSkips in all.
+func policySkips(net Network, addr string, skips []string) []string {
+	h, ok := net.(PolicyHider)
+	if !ok {
+		return skips
+	}
+	for _, name := range h.PolicyHidden(addr) {
+		if len(skips) >= maxSkips {
+			break
+		}
+		skips = append(skips, name+":policy")
+	}
+	return skips
+}
+
 // markSkipped records on the ingress span why the balancer found no
 // candidate left: each one it passed over, and why.
 func markSkipped(ctx context.Context, skipped []string) {
