@@ -103,6 +103,44 @@ func TestEventSpans(t *testing.T) {
 	}
 }
 
+// TestEventSpansPassUntracedSite: a site that does not trace passes the
+// context on unchanged, so the next site's hop is the publish span's child.
+func TestEventSpansPassUntracedSite(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	p, err := tracing.WithExporter(context.Background(), exp, 1, "weft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(context.Background())
+	names := []string{"a", "b", "c"}
+	m := newMesh(t, names, [][3]int{{1, 2, 1}, {2, 3, 1}}, func(cfg *Config) {
+		if name := names[cfg.Self[0]-1]; name != "b" {
+			cfg.Tracer = p.Tracer(name)
+		}
+	})
+	c := m.site("c")
+	sub := c.subscribe(t, events.Topic, "t")
+	defer c.b.unsubscribe(sub)
+	out := &recordOut{}
+	c.stream(t, sub, out)
+	publish(t, m.site("a"), events.Topic, "t", 0, 1)
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	waitFor(t, "the three spans", func() bool {
+		p.ForceFlush(context.Background())
+		for _, s := range exp.GetSpans().Snapshots() {
+			byName[s.Name()+"@"+siteOf(s)] = s
+		}
+		return len(byName) == 3
+	})
+	pub, hopC := byName["weft.publish@a"], byName["weft.hop@c"]
+	if pub == nil || hopC == nil || byName["weft.deliver@c"] == nil {
+		t.Fatalf("spans %v", keys(byName))
+	}
+	if hopC.Parent().SpanID() != pub.SpanContext().SpanID() {
+		t.Errorf("c's hop has parent %v, want a's publish %v", hopC.Parent().SpanID(), pub.SpanContext().SpanID())
+	}
+}
+
 // TestEventKeepsItsTraceparent: an event that comes with its own
 // traceparent keeps it, and its publish span continues that trace.
 func TestEventKeepsItsTraceparent(t *testing.T) {
