@@ -9,14 +9,6 @@ import (
 	"weft.dev/weft/internal/siteid"
 )
 
-// traceOf is the trace context Open puts on a header: the span in ctx,
-// or the remote context a hop received when it records no span itself.
-var traceOf = tracing.FromSpan
-
-// ContextWithTrace returns ctx carrying t as the remote parent of the
-// spans started from it, ctx itself when t is zero.
-var ContextWithTrace = tracing.WithRemote
-
 // transitSpan starts the span of a transit hop for h, a child of the span
 // that opened the stream; with no trace context on the stream there is
 // none, so an untraced stream costs a transit site nothing.
@@ -24,7 +16,7 @@ func transitSpan(ctx context.Context, tr *tracing.Tracer, h *Header) (context.Co
 	if h.Trace.IsZero() {
 		return ctx, trace.SpanFromContext(ctx)
 	}
-	ctx = ContextWithTrace(ctx, h.Trace)
+	ctx = tracing.WithRemote(ctx, h.Trace)
 	if !tr.On() {
 		return ctx, trace.SpanFromContext(ctx)
 	}
