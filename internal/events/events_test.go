@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"weft.dev/weft/internal/observe/tracing"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -206,7 +206,7 @@ func FuzzReadFrame(f *testing.F) {
 	})
 }
 
-var testTrace = tracing.Context{TraceID: [16]byte{1, 2}, SpanID: [8]byte{3}, Flags: 1}
+var testTrace = tracectx.Context{TraceID: [16]byte{1, 2}, SpanID: [8]byte{3}, Flags: 1}
 
 // TestTracedFrame: a traced event frame carries its trace context, and
 // an untraced one is byte for byte what it was before the field; a traced
@@ -223,7 +223,7 @@ func TestTracedFrame(t *testing.T) {
 		}
 		f.Trace = testTrace
 		traced := AppendFrame(nil, &f)
-		if len(traced) != len(plain)+tracing.ContextSize || traced[4] != typ|0x80 {
+		if len(traced) != len(plain)+tracectx.ContextSize || traced[4] != typ|0x80 {
 			t.Fatalf("traced frame: %d bytes (untraced %d), type %#x", len(traced), len(plain), traced[4])
 		}
 		got, err := DecodeFrame(traced[4:])

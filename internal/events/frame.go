@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"weft.dev/weft/internal/observe/tracing"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -32,7 +32,7 @@ const (
 	FrameAck byte = 4
 
 	// frameTraced, set in the type byte of a FrameEvent or FrameData, says
-	// that a trace context (tracing.ContextSize bytes) follows the type
+	// that a trace context (tracectx.ContextSize bytes) follows the type
 	// byte: the span of the hop that sent the event. Only traced events
 	// carry it, so an untraced frame is as before.
 	frameTraced byte = 0x80
@@ -64,7 +64,7 @@ type Frame struct {
 	Type byte
 	// Trace is the W3C trace context of the span that sent this event
 	// (FrameEvent and FrameData), zero when the event is not traced.
-	Trace   tracing.Context
+	Trace   tracectx.Context
 	Kind    Kind
 	Subject string
 	Origin  siteid.ID
@@ -280,15 +280,15 @@ func (d *fdec) ids(limit uint64) []siteid.ID {
 	return out
 }
 
-func (d *fdec) trace() tracing.Context {
-	if d.err == nil && len(d.b) < tracing.ContextSize {
+func (d *fdec) trace() tracectx.Context {
+	if d.err == nil && len(d.b) < tracectx.ContextSize {
 		d.fail("truncated trace context")
 	}
 	if d.err != nil {
-		return tracing.Context{}
+		return tracectx.Context{}
 	}
-	c := tracing.ReadContext(d.b)
-	d.b = d.b[tracing.ContextSize:]
+	c := tracectx.ReadContext(d.b)
+	d.b = d.b[tracectx.ContextSize:]
 	return c
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/siteid"
 )
@@ -113,7 +114,7 @@ func (f LinksFunc) Session(peer siteid.ID) *link.Session { return f(peer) }
 func Open(ctx context.Context, links Links, h *Header) (*link.Stream, error) {
 	// The span in ctx, or the remote context a hop received when it
 	// records no span itself.
-	if t, ok := tracing.FromSpan(ctx); ok {
+	if t, ok := tracectx.FromSpan(ctx); ok {
 		h.Trace = t
 	}
 	b, err := h.MarshalBinary()

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"weft.dev/weft/internal/observe/tracing"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -44,7 +44,7 @@ const (
 	headerVersion = 2
 	// flagTrace in Flags says a trace context follows the seal.
 	flagTrace = 0x01
-	traceLen  = tracing.ContextSize
+	traceLen  = tracectx.ContextSize
 )
 
 // Header is what an ingress site puts in a stream's OPEN: the service
@@ -67,7 +67,7 @@ type Header struct {
 }
 
 // TraceContext is a W3C trace context carried with a stream.
-type TraceContext = tracing.Context
+type TraceContext = tracectx.Context
 
 // ErrBadHeader is returned for a stream header that does not decode or
 // breaks a limit.
@@ -158,7 +158,7 @@ func (h *Header) UnmarshalBinary(b []byte) error {
 		d.Seal = append([]byte(nil), rest[16*nseg+1:16*nseg+1+slen]...)
 	}
 	if tlen > 0 {
-		d.Trace = tracing.ReadContext(rest[16*nseg+1+slen:])
+		d.Trace = tracectx.ReadContext(rest[16*nseg+1+slen:])
 	}
 	if nseg > 0 {
 		d.Segments = make([]siteid.ID, nseg)

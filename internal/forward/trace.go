@@ -5,6 +5,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/siteid"
 )
@@ -16,7 +17,7 @@ func transitSpan(ctx context.Context, tr *tracing.Tracer, h *Header) (context.Co
 	if h.Trace.IsZero() {
 		return ctx, trace.SpanFromContext(ctx)
 	}
-	ctx = tracing.WithRemote(ctx, h.Trace)
+	ctx = tracectx.WithRemote(ctx, h.Trace)
 	if !tr.On() {
 		return ctx, trace.SpanFromContext(ctx)
 	}

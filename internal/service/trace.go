@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"weft.dev/weft/internal/forward"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/routing"
 )
@@ -144,7 +145,7 @@ func endAttempt(span trace.Span, a *attempt) {
 // hopContext is the context a stream delivered here continues: its
 // header's trace context, if it carries one.
 func (m *Manager) hopContext(h *forward.Header) context.Context {
-	return tracing.WithRemote(m.life.ctx, h.Trace)
+	return tracectx.WithRemote(m.life.ctx, h.Trace)
 }
 
 // startHop starts a span at the connector site, only for a traced stream
@@ -166,7 +167,7 @@ func (m *Manager) egressContext(c *addressConn, r *http.Request) context.Context
 	}
 	ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	if t := c.takeTrace(); !t.IsZero() && t.TraceID == [16]byte(trace.SpanContextFromContext(ctx).TraceID()) {
-		return tracing.WithRemote(r.Context(), t)
+		return tracectx.WithRemote(r.Context(), t)
 	}
 	return ctx
 }

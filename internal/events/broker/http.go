@@ -18,7 +18,7 @@ import (
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/events/store"
-	"weft.dev/weft/internal/observe/tracing"
+	"weft.dev/weft/internal/observe/tracectx"
 )
 
 // ErrBadLastEventID is returned (wrapped, with the value) for a Last-Event-ID
@@ -357,7 +357,7 @@ func (b *Broker) stream(ctx context.Context, s *subscriber, last uint64, resume 
 	// deliveries come in no strict seq order, so only this range, not
 	// everything below its top, is known to be written.
 	read := seqRange{to: last, set: resume}
-	send := func(seq uint64, subject string, event []byte, t tracing.Context) error {
+	send := func(seq uint64, subject string, event []byte, t tracectx.Context) error {
 		_, span := b.startDeliver(ctx, t, subject, s.kind, out.name(), seq)
 		err := out.send(seq, event)
 		endSpan(span, err)

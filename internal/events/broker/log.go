@@ -17,7 +17,7 @@ import (
 	"weft.dev/weft/internal/events/ledger"
 	"weft.dev/weft/internal/events/queuemark"
 	"weft.dev/weft/internal/events/store"
-	"weft.dev/weft/internal/observe/tracing"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
@@ -581,7 +581,7 @@ func (b *Broker) persisted(kind events.Kind, name string) (bool, time.Duration) 
 	return false, 0
 }
 
-func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloudevent.Decoded, tcs []tracing.Context) error {
+func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloudevent.Decoded, tcs []tracectx.Context) error {
 	// A topic's event is for this site (its inbox, which also tells a
 	// publisher's retry) and every interested one; a queue's for the queue.
 	local := b.local(kind, subject)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"weft.dev/weft/internal/events"
-	"weft.dev/weft/internal/observe/tracing"
+	"weft.dev/weft/internal/observe/tracectx"
 )
 
 // Live subscribers (SSE and WebSocket streams), the interests they and push
@@ -24,7 +24,7 @@ type delivery struct {
 	JSON    []byte // structured CloudEvent
 	// Trace is the context of the span that brought the event here (its
 	// hop or publish), nil when it is not traced.
-	Trace *tracing.Context
+	Trace *tracectx.Context
 }
 
 // subscriber is a live local consumer (an SSE client).

@@ -10,6 +10,7 @@ import (
 
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/siteid"
 )
@@ -43,7 +44,7 @@ func (b *Broker) requestContext(r *http.Request) context.Context {
 // spans, for endSpans, and the context each event's frames and log
 // entry carry (zero for an event not sampled). With tracing off it returns
 // nil, nil.
-func (b *Broker) startPublish(ctx context.Context, kind events.Kind, subject string, evs []cloudevent.Decoded, persisted bool) ([]trace.Span, []tracing.Context) {
+func (b *Broker) startPublish(ctx context.Context, kind events.Kind, subject string, evs []cloudevent.Decoded, persisted bool) ([]trace.Span, []tracectx.Context) {
 	if !b.cfg.Tracer.On() {
 		return nil, nil
 	}
@@ -51,7 +52,7 @@ func (b *Broker) startPublish(ctx context.Context, kind events.Kind, subject str
 	if persisted {
 		delivery = "persisted"
 	}
-	spans, tcs := make([]trace.Span, len(evs)), make([]tracing.Context, len(evs))
+	spans, tcs := make([]trace.Span, len(evs)), make([]tracectx.Context, len(evs))
 	for i := range evs {
 		e := &evs[i]
 		parent := ctx
@@ -67,7 +68,7 @@ func (b *Broker) startPublish(ctx context.Context, kind events.Kind, subject str
 		if !span.SpanContext().IsSampled() {
 			continue
 		}
-		tcs[i], _ = tracing.FromSpan(sctx)
+		tcs[i], _ = tracectx.FromSpan(sctx)
 		if own == nil {
 			c := propagation.MapCarrier{}
 			tracing.Propagator.Inject(sctx, c)
@@ -127,9 +128,9 @@ func attemptFailed(span trace.Span, attempt, status int) {
 }
 
 // traceAt is tcs[i], zero when tcs is nil (tracing off).
-func traceAt(tcs []tracing.Context, i int) tracing.Context {
+func traceAt(tcs []tracectx.Context, i int) tracectx.Context {
 	if tcs == nil {
-		return tracing.Context{}
+		return tracectx.Context{}
 	}
 	return tcs[i]
 }
@@ -141,7 +142,7 @@ var noSpan = trace.SpanFromContext(context.Background())
 // from, a child of parent, the span that sent it. It returns the span and
 // the context the event goes on with: the span's, or parent unchanged when
 // this site does not trace. An untraced event (zero parent) costs nothing.
-func (b *Broker) startHop(parent tracing.Context, f *events.Frame, from siteid.ID) (trace.Span, tracing.Context) {
+func (b *Broker) startHop(parent tracectx.Context, f *events.Frame, from siteid.ID) (trace.Span, tracectx.Context) {
 	if parent.IsZero() || !b.cfg.Tracer.On() {
 		return noSpan, parent
 	}
@@ -149,7 +150,7 @@ func (b *Broker) startHop(parent tracing.Context, f *events.Frame, from siteid.I
 	if f.Type == events.FrameEvent {
 		delivery = "volatile"
 	}
-	ctx, span := b.cfg.Tracer.Start(tracing.WithRemote(context.Background(), parent), "weft.hop", trace.SpanKindConsumer,
+	ctx, span := b.cfg.Tracer.Start(tracectx.WithRemote(context.Background(), parent), "weft.hop", trace.SpanKindConsumer,
 		tracing.KeyAddress.String(f.Subject), tracing.KeyEventKind.String(kindName(f.Kind)),
 		tracing.KeyEventDelivery.String(delivery),
 		tracing.KeyEventFrom.String(b.siteName(from)), tracing.KeyEventOrigin.String(b.siteName(f.Origin)))
@@ -160,7 +161,7 @@ func (b *Broker) startHop(parent tracing.Context, f *events.Frame, from siteid.I
 	if source, id, err := cloudevent.Key(f.Payload); err == nil {
 		span.SetAttributes(tracing.KeyEventID.String(id), tracing.KeyEventSource.String(source))
 	}
-	tc, _ := tracing.FromSpan(ctx)
+	tc, _ := tracectx.FromSpan(ctx)
 	return span, tc
 }
 
@@ -186,7 +187,7 @@ func (b *Broker) siteName(id siteid.ID) string {
 
 // tracePtr is t for a delivery: nil when zero, so that an untraced
 // delivery allocates nothing.
-func tracePtr(t tracing.Context) *tracing.Context {
+func tracePtr(t tracectx.Context) *tracectx.Context {
 	if t.IsZero() {
 		return nil
 	}
@@ -195,9 +196,9 @@ func tracePtr(t tracing.Context) *tracing.Context {
 }
 
 // trace is the context of the span that brought d here, zero for none.
-func (d *delivery) trace() tracing.Context {
+func (d *delivery) trace() tracectx.Context {
 	if d.Trace == nil {
-		return tracing.Context{}
+		return tracectx.Context{}
 	}
 	return *d.Trace
 }
@@ -207,7 +208,7 @@ func (d *delivery) trace() tracing.Context {
 // span of the hop or publish that brought it here. It returns ctx with the
 // span, for a delivery that makes a request of its own. Without t, or with
 // tracing off, there is none.
-func (b *Broker) startDeliver(ctx context.Context, t tracing.Context, subject string, kind events.Kind, subscriber string, seq uint64) (context.Context, trace.Span) {
+func (b *Broker) startDeliver(ctx context.Context, t tracectx.Context, subject string, kind events.Kind, subscriber string, seq uint64) (context.Context, trace.Span) {
 	if t.IsZero() || !b.cfg.Tracer.On() {
 		return ctx, noSpan
 	}
@@ -216,5 +217,5 @@ func (b *Broker) startDeliver(ctx context.Context, t tracing.Context, subject st
 	if seq != 0 {
 		attrs = append(attrs, tracing.KeyEventSeq.Int64(int64(seq)))
 	}
-	return b.cfg.Tracer.Start(tracing.WithRemote(ctx, t), "weft.deliver", trace.SpanKindProducer, attrs...)
+	return b.cfg.Tracer.Start(tracectx.WithRemote(ctx, t), "weft.deliver", trace.SpanKindProducer, attrs...)
 }

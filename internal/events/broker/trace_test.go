@@ -13,6 +13,7 @@ import (
 
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/observe/tracing"
 )
 
@@ -207,9 +208,9 @@ func TestUntracedEventFree(t *testing.T) {
 	defer p.Shutdown(ctx)
 	b.cfg.Tracer = p.Tracer("a")
 	allocs = testing.AllocsPerRun(100, func() {
-		span, _ := b.startHop(tracing.Context{}, f, sid(1))
+		span, _ := b.startHop(tracectx.Context{}, f, sid(1))
 		span.End()
-		_, span = b.startDeliver(ctx, tracing.Context{}, "t", events.Topic, "sse", 0)
+		_, span = b.startDeliver(ctx, tracectx.Context{}, "t", events.Topic, "sse", 0)
 		span.End()
 	})
 	if allocs != 0 {

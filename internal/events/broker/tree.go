@@ -14,7 +14,7 @@ import (
 
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
-	"weft.dev/weft/internal/observe/tracing"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
 )
@@ -328,7 +328,7 @@ func (b *Broker) offer(ch chan delivery, d delivery) bool {
 // publishVolatile sends events published together to one subject: the
 // interested sites and the tree are worked out once for all of them.
 // tcs, nil with tracing off, are the events' trace contexts.
-func (b *Broker) publishVolatile(kind events.Kind, subject string, evs []cloudevent.Decoded, tcs []tracing.Context) error {
+func (b *Broker) publishVolatile(kind events.Kind, subject string, evs []cloudevent.Decoded, tcs []tracectx.Context) error {
 	routes := events.Interested(b.cfg.Net.Table(), kind, subject)
 	if kind == events.Queue {
 		if len(routes) == 0 {
@@ -350,7 +350,7 @@ func (b *Broker) publishVolatile(kind events.Kind, subject string, evs []cloudev
 		// Sized once: every frame is its event and the same header.
 		head := len(events.AppendFrame(nil, &f))
 		if tcs != nil {
-			head += tracing.ContextSize
+			head += tracectx.ContextSize
 		}
 		size := 0
 		for _, e := range evs {
@@ -375,7 +375,7 @@ func (b *Broker) publishVolatile(kind events.Kind, subject string, evs []cloudev
 // dropping; once every candidate, or MaxQueueTries sites, had no room, the
 // event is dropped and counted as "queue-full". tc is the event's trace
 // context.
-func (b *Broker) routeQueue(routes []routing.SiteRoute, subject string, origin siteid.ID, tried []siteid.ID, payload []byte, tc tracing.Context) {
+func (b *Broker) routeQueue(routes []routing.SiteRoute, subject string, origin siteid.ID, tried []siteid.ID, payload []byte, tc tracectx.Context) {
 	for {
 		r, ok := events.NextQueueSite(routes, tried)
 		switch {

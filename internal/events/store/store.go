@@ -25,7 +25,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"weft.dev/weft/internal/events"
-	"weft.dev/weft/internal/observe/tracing"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -47,7 +47,7 @@ type Entry struct {
 	Time    int64     // unix nanos when stored here, for retention
 	// Trace is the context of the span that stored the entry here (the
 	// publish or the hop), zero when the event is not traced.
-	Trace tracing.Context
+	Trace tracectx.Context
 	// Dests are, in the outbound log, the sites the entry is still to be
 	// forwarded to; nil in the inbox.
 	Dests   []siteid.ID
@@ -59,7 +59,7 @@ type Entry struct {
 // time (varint), destination count (uvarint) and IDs, payload (the rest).
 // An untraced entry is laid out as before traces were stored.
 func (e *Entry) encode() []byte {
-	b := make([]byte, 0, 1+tracing.ContextSize+binary.MaxVarintLen64*3+len(e.Subject)+16*(1+len(e.Dests))+len(e.Payload))
+	b := make([]byte, 0, 1+tracectx.ContextSize+binary.MaxVarintLen64*3+len(e.Subject)+16*(1+len(e.Dests))+len(e.Payload))
 	if e.Trace.IsZero() {
 		b = append(b, e.Kind)
 	} else {
@@ -90,10 +90,10 @@ func decodeEntry(b []byte) (Entry, error) {
 	traced := b[0]&entryTraced != 0
 	b = b[1:]
 	if traced {
-		if len(b) < tracing.ContextSize {
+		if len(b) < tracectx.ContextSize {
 			return Entry{}, errCorrupt
 		}
-		e.Trace, b = tracing.ReadContext(b), b[tracing.ContextSize:]
+		e.Trace, b = tracectx.ReadContext(b), b[tracectx.ContextSize:]
 	}
 	n, k := binary.Uvarint(b)
 	if k <= 0 || uint64(len(b)-k) < n {

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"weft.dev/weft/internal/events"
-	"weft.dev/weft/internal/observe/tracing"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -414,7 +414,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	e := Entry{Kind: 't', Subject: "a.b", Origin: self, Time: -5, Dests: []siteid.ID{c, d}, Payload: []byte("p")}
 	f.Add(e.encode())
 	f.Add((&Entry{Kind: 'q'}).encode())
-	e.Trace = tracing.Context{TraceID: [16]byte{1}, SpanID: [8]byte{2}, Flags: 1}
+	e.Trace = tracectx.Context{TraceID: [16]byte{1}, SpanID: [8]byte{2}, Flags: 1}
 	f.Add(e.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := decodeEntry(b)
@@ -469,9 +469,9 @@ func TestTracedEntry(t *testing.T) {
 	if plain[0] != 't' {
 		t.Fatalf("untraced entry starts %#x", plain[0])
 	}
-	e.Trace = tracing.Context{TraceID: [16]byte{9}, SpanID: [8]byte{8}, Flags: 1}
+	e.Trace = tracectx.Context{TraceID: [16]byte{9}, SpanID: [8]byte{8}, Flags: 1}
 	traced := e.encode()
-	if len(traced) != len(plain)+tracing.ContextSize {
+	if len(traced) != len(plain)+tracectx.ContextSize {
 		t.Fatalf("traced entry %d bytes, untraced %d", len(traced), len(plain))
 	}
 	got, err := decodeEntry(traced)

@@ -1,4 +1,9 @@
-package tracing
+// Package tracectx is the W3C trace context as weft's wire formats carry
+// it (a stream header, an event frame, a stored event): 25 bytes, and the
+// conversions to and from OpenTelemetry's span contexts. It depends on
+// OpenTelemetry's API only, so that codecs can use it without the SDK and
+// exporters that package tracing starts.
+package tracectx
 
 import (
 	"context"
