@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,34 +48,7 @@ func (o *recordOut) got() [][]byte {
 func TestEventSpans(t *testing.T) {
 	for _, persisted := range []bool{false, true} {
 		t.Run(fmt.Sprintf("persisted=%v", persisted), func(t *testing.T) {
-			exp := tracetest.NewInMemoryExporter()
-			p, err := tracing.WithExporter(context.Background(), exp, 1, "weft")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Shutdown(context.Background())
-			names := []string{"a", "b", "c"}
-			m := newMesh(t, names, [][3]int{{1, 2, 1}, {2, 3, 1}}, func(cfg *Config) {
-				cfg.Tracer = p.Tracer(names[cfg.Self[0]-1])
-			})
-			if persisted {
-				m.site("a").persisted(t, events.Topic, "t")
-			}
-			c := m.site("c")
-			sub := c.subscribe(t, events.Topic, "t")
-			defer c.b.unsubscribe(sub)
-			out := &recordOut{}
-			c.stream(t, sub, out)
-			publish(t, m.site("a"), events.Topic, "t", 0, 1)
-			waitFor(t, "the event at c", func() bool { return len(out.got()) == 1 })
-			byName := map[string]sdktrace.ReadOnlySpan{}
-			waitFor(t, "the four spans", func() bool {
-				p.ForceFlush(context.Background())
-				for _, s := range exp.GetSpans().Snapshots() {
-					byName[s.Name()+"@"+siteOf(s)] = s
-				}
-				return len(byName) == 4
-			})
+			byName, out := traceLine(t, persisted, 4, "a", "b", "c")
 			pub, hopB, hopC, del := byName["weft.publish@a"], byName["weft.hop@b"], byName["weft.hop@c"], byName["weft.deliver@c"]
 			if pub == nil || hopB == nil || hopC == nil || del == nil {
 				t.Fatalf("spans %v", keys(byName))
@@ -107,32 +81,7 @@ func TestEventSpans(t *testing.T) {
 // TestEventSpansPassUntracedSite: a site that does not trace passes the
 // context on unchanged, so the next site's hop is the publish span's child.
 func TestEventSpansPassUntracedSite(t *testing.T) {
-	exp := tracetest.NewInMemoryExporter()
-	p, err := tracing.WithExporter(context.Background(), exp, 1, "weft")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Shutdown(context.Background())
-	names := []string{"a", "b", "c"}
-	m := newMesh(t, names, [][3]int{{1, 2, 1}, {2, 3, 1}}, func(cfg *Config) {
-		if name := names[cfg.Self[0]-1]; name != "b" {
-			cfg.Tracer = p.Tracer(name)
-		}
-	})
-	c := m.site("c")
-	sub := c.subscribe(t, events.Topic, "t")
-	defer c.b.unsubscribe(sub)
-	out := &recordOut{}
-	c.stream(t, sub, out)
-	publish(t, m.site("a"), events.Topic, "t", 0, 1)
-	byName := map[string]sdktrace.ReadOnlySpan{}
-	waitFor(t, "the three spans", func() bool {
-		p.ForceFlush(context.Background())
-		for _, s := range exp.GetSpans().Snapshots() {
-			byName[s.Name()+"@"+siteOf(s)] = s
-		}
-		return len(byName) == 3
-	})
+	byName, _ := traceLine(t, false, 3, "a", "c")
 	pub, hopC := byName["weft.publish@a"], byName["weft.hop@c"]
 	if pub == nil || hopC == nil || byName["weft.deliver@c"] == nil {
 		t.Fatalf("spans %v", keys(byName))
@@ -216,6 +165,45 @@ func TestUntracedEventFree(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("%v allocations per untraced event at a tracing site", allocs)
 	}
+}
+
+// traceLine runs the line a-b-c, tracing at the sites traced, with a
+// stream subscriber of the topic t at c (persisted published at a when
+// persisted is set), publishes one event at a, and returns the n spans
+// exported, by name@site, and the subscriber's client.
+func traceLine(t *testing.T, persisted bool, n int, traced ...string) (map[string]sdktrace.ReadOnlySpan, *recordOut) {
+	t.Helper()
+	exp := tracetest.NewInMemoryExporter()
+	p, err := tracing.WithExporter(context.Background(), exp, 1, "weft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Shutdown(context.Background()) })
+	names := []string{"a", "b", "c"}
+	m := newMesh(t, names, [][3]int{{1, 2, 1}, {2, 3, 1}}, func(cfg *Config) {
+		if name := names[cfg.Self[0]-1]; slices.Contains(traced, name) {
+			cfg.Tracer = p.Tracer(name)
+		}
+	})
+	if persisted {
+		m.site("a").persisted(t, events.Topic, "t")
+	}
+	c := m.site("c")
+	sub := c.subscribe(t, events.Topic, "t")
+	t.Cleanup(func() { c.b.unsubscribe(sub) })
+	out := &recordOut{}
+	c.stream(t, sub, out)
+	publish(t, m.site("a"), events.Topic, "t", 0, 1)
+	waitFor(t, "the event at c", func() bool { return len(out.got()) == 1 })
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	waitFor(t, fmt.Sprintf("%d spans", n), func() bool {
+		p.ForceFlush(context.Background())
+		for _, s := range exp.GetSpans().Snapshots() {
+			byName[s.Name()+"@"+siteOf(s)] = s
+		}
+		return len(byName) >= n
+	})
+	return byName, out
 }
 
 func siteOf(s sdktrace.ReadOnlySpan) string { return attr(s, tracing.KeySite) }
