@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/cloudevents/sdk-go/v2/extensions"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -79,9 +80,7 @@ func (b *Broker) startPublish(ctx context.Context, kind events.Kind, subject str
 			e.JSON = cloudevent.AppendAttrs(nil, e.JSON, kv...)
 			// The event has them now: a publisher that retries it (a
 			// bridge) must not splice them in twice.
-			for j := 0; j < len(kv); j += 2 {
-				e.Event.SetExtension(kv[j], kv[j+1])
-			}
+			extensions.DistributedTracingExtension{TraceParent: kv[1], TraceState: c[cloudevent.TracestateAttr]}.AddTracingAttributes(&e.Event)
 		}
 	}
 	return spans, tcs
@@ -90,16 +89,11 @@ func (b *Broker) startPublish(ctx context.Context, kind events.Kind, subject str
 // eventTrace is the event's distributed-tracing attributes as a carrier,
 // nil when it has no traceparent.
 func eventTrace(e *cloudevent.Event) propagation.MapCarrier {
-	ext := e.Extensions()
-	tp, ok := ext[cloudevent.TraceparentAttr].(string)
+	d, ok := extensions.GetDistributedTracingExtension(*e)
 	if !ok {
 		return nil
 	}
-	c := propagation.MapCarrier{cloudevent.TraceparentAttr: tp}
-	if ts, ok := ext[cloudevent.TracestateAttr].(string); ok {
-		c[cloudevent.TracestateAttr] = ts
-	}
-	return c
+	return propagation.MapCarrier{cloudevent.TraceparentAttr: d.TraceParent, cloudevent.TracestateAttr: d.TraceState}
 }
 
 // endSpans ends spans with the outcome of what they cover.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/extensions"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 )
 
@@ -403,8 +404,8 @@ func AppendSeq(b, event []byte, seq uint64) []byte {
 
 // Attributes of the CloudEvents distributed-tracing extension.
 const (
-	TraceparentAttr = "traceparent"
-	TracestateAttr  = "tracestate"
+	TraceparentAttr = extensions.TraceParentExtension
+	TracestateAttr  = extensions.TraceStateExtension
 )
 
 // AppendAttrs appends to b the structured JSON event with string
