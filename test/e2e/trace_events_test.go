@@ -19,16 +19,7 @@ import (
 // before, and weft.deliver at c, the child of c's hop; the subscriber's
 // event carries the traceparent of the publish span.
 func TestTraceEvents(t *testing.T) {
-	j := envtest.StartJaeger(t)
-	sample := []string{"--trace-sample", "0.0001"}
-	traceTo(t, j, "grpc")
-	a := startSite(t, "a", sample...)
-	traceTo(t, j, "http/protobuf")
-	b := startSite(t, "b", sample...)
-	traceTo(t, j, "grpc")
-	c := startSite(t, "c", sample...)
-	a.linkTo(b)
-	b.linkTo(c)
+	j, a, _, c := tracedLine(t)
 	a.weft("topic", "create", "stored", "--delivery", "persisted")
 	for i, topic := range []string{"passing", "stored"} {
 		t.Run(topic, func(t *testing.T) {
