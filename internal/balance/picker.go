@@ -439,3 +439,40 @@ func (p *Picker) prior(now time.Time) float64 {
 	}
 	return sum / float64(n)
 }
+
+// Reasons Skipped gives for a candidate passed over.
+const (
+	SkipTried     = "tried"     // excluded by the caller: tried already
+	SkipSaturated = "saturated" // at a limit; the work overflows
+	SkipEjected   = "ejected"   // ejected by outlier detection
+	SkipSuspect   = "suspect"   // its path's first link is under suspicion
+)
+
+// Skipped calls skip with each candidate of cands, other than chosen, that
+// Pick passed over for a reason of its own (a Skip* reason), as of now:
+// those it took for no better than chosen are not reported. Call it under
+// the same lock as the Pick, before Start, with the same exclude; it
+// changes nothing.
+func (p *Picker) Skipped(now time.Time, cands []Candidate, exclude func(Key) bool, chosen Key, skip func(Key, string)) {
+	chosenSuspect := false
+	for _, c := range cands {
+		if c.Key == chosen {
+			chosenSuspect = c.Suspect
+		}
+	}
+	for _, c := range cands {
+		e := p.entries[c.Key]
+		switch {
+		case c.Key == chosen:
+		case exclude != nil && exclude(c.Key):
+			skip(c.Key, SkipTried)
+		case e == nil:
+		case e.saturated():
+			skip(c.Key, SkipSaturated)
+		case e.ejected(now):
+			skip(c.Key, SkipEjected)
+		case c.Suspect && !chosenSuspect:
+			skip(c.Key, SkipSuspect)
+		}
+	}
+}

@@ -223,7 +223,7 @@ func (r *runner) publish(ctx context.Context, kind events.Kind, subject string, 
 	}
 	wait := backoffMin
 	for {
-		err := r.m.mesh.Publish(kind, subject, evs)
+		err := r.m.mesh.Publish(ctx, kind, subject, evs)
 		if err == nil {
 			return nil
 		}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -160,6 +161,8 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(AppendFrame(nil, &Frame{Type: FrameEvent, Kind: Topic, Subject: "a.b", Origin: id(1), Paths: [][]siteid.ID{{id(2)}}, Payload: []byte("p")})[4:])
 	f.Add(AppendFrame(nil, &Frame{Type: FrameData, Kind: Queue, Subject: "q", Sites: []siteid.ID{id(3)}, Payload: []byte("p")})[4:])
 	f.Add(AppendFrame(nil, &Frame{Type: FrameAck, Mark: 5})[4:])
+	f.Add(AppendFrame(nil, &Frame{Type: FrameEvent, Trace: testTrace, Kind: Topic, Subject: "a", Origin: id(1), Paths: [][]siteid.ID{{id(2)}}, Payload: []byte("p")})[4:])
+	f.Add(AppendFrame(nil, &Frame{Type: FrameData, Trace: testTrace, Kind: Topic, Subject: "a", Sites: []siteid.ID{id(3)}, Payload: []byte("p")})[4:])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := DecodeFrame(b)
 		if err != nil {
@@ -178,6 +181,7 @@ func FuzzDecodeFrame(f *testing.F) {
 func FuzzReadFrame(f *testing.F) {
 	data := AppendFrame(nil, &Frame{Type: FrameData, Kind: Topic, Subject: "t", Origin: id(1), Sites: []siteid.ID{id(2)}, Payload: []byte("{}")})
 	f.Add(AppendFrame(data, &Frame{Type: FrameMark, Mark: 1}))
+	f.Add(AppendFrame(nil, &Frame{Type: FrameData, Trace: testTrace, Kind: Topic, Subject: "t", Origin: id(1), Sites: []siteid.ID{id(2)}, Payload: []byte("{}")}))
 	f.Add(AppendFrame(nil, &Frame{Type: FrameEvent, Kind: Queue, Subject: "q", Origin: id(1), Paths: [][]siteid.ID{{id(2), id(3)}}, Sites: []siteid.ID{id(4)}, Payload: []byte("{}")}))
 	f.Add([]byte{0, 0, 0, 0})             // an empty frame
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff}) // over the size limit
@@ -200,4 +204,44 @@ func FuzzReadFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+var testTrace = tracectx.Context{TraceID: [16]byte{1, 2}, SpanID: [8]byte{3}, Flags: 1}
+
+// TestTracedFrame: a traced event frame carries its trace context, and
+// an untraced one is byte for byte what it was before the field; a traced
+// frame with a zero ID, or cut inside the context, is refused.
+func TestTracedFrame(t *testing.T) {
+	for _, typ := range []byte{FrameEvent, FrameData} {
+		f := Frame{Type: typ, Kind: Topic, Subject: "a.b", Origin: id(1), Sites: []siteid.ID{id(2)}, Payload: []byte("{}")}
+		if typ == FrameEvent {
+			f.Paths = [][]siteid.ID{{id(2)}}
+		}
+		plain := AppendFrame(nil, &f)
+		if plain[4] != typ {
+			t.Fatalf("untraced frame's type byte %#x, want %#x", plain[4], typ)
+		}
+		f.Trace = testTrace
+		traced := AppendFrame(nil, &f)
+		if len(traced) != len(plain)+tracectx.ContextSize || traced[4] != typ|0x80 {
+			t.Fatalf("traced frame: %d bytes (untraced %d), type %#x", len(traced), len(plain), traced[4])
+		}
+		got, err := DecodeFrame(traced[4:])
+		if err != nil || got.Type != typ || got.Trace != testTrace || string(got.Payload) != "{}" {
+			t.Fatalf("decoded %+v, %v", got, err)
+		}
+		zero := bytes.Clone(traced)
+		clear(zero[5 : 5+16])
+		if _, err := DecodeFrame(zero[4:]); !errors.Is(err, ErrBadFrame) {
+			t.Errorf("zero trace ID accepted: %v", err)
+		}
+		if _, err := DecodeFrame(traced[4 : 5+10]); !errors.Is(err, ErrBadFrame) {
+			t.Errorf("truncated trace context accepted: %v", err)
+		}
+	}
+	ack := AppendFrame(nil, &Frame{Type: FrameAck, Mark: 1})
+	ack[4] |= 0x80
+	if _, err := DecodeFrame(ack[4:]); !errors.Is(err, ErrBadFrame) {
+		t.Errorf("traced ack accepted: %v", err)
+	}
 }

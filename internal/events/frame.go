@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -29,6 +30,12 @@ const (
 	FrameMark byte = 3
 	// FrameAck acknowledges every mark up to Mark. Fields: mark.
 	FrameAck byte = 4
+
+	// frameTraced, set in the type byte of a FrameEvent or FrameData, says
+	// that a trace context (tracectx.ContextSize bytes) follows the type
+	// byte: the span of the hop that sent the event. Only traced events
+	// carry it, so an untraced frame is as before.
+	frameTraced byte = 0x80
 )
 
 // Bounds of the frame decoder: a frame comes from another site.
@@ -54,7 +61,10 @@ var ErrBadFrame = errors.New("bad event frame")
 
 // Frame is one decoded frame; which fields are set depends on Type.
 type Frame struct {
-	Type    byte
+	Type byte
+	// Trace is the W3C trace context of the span that sent this event
+	// (FrameEvent and FrameData), zero when the event is not traced.
+	Trace   tracectx.Context
 	Kind    Kind
 	Subject string
 	Origin  siteid.ID
@@ -73,6 +83,10 @@ func AppendFrame(b []byte, f *Frame) []byte {
 	b = append(b, 0, 0, 0, 0, f.Type)
 	switch f.Type {
 	case FrameEvent, FrameData:
+		if !f.Trace.IsZero() {
+			b[start+4] |= frameTraced
+			b = f.Trace.Append(b)
+		}
 		b = append(b, byte(f.Kind))
 		b = appendBytes(b, []byte(f.Subject))
 		b = append(b, f.Origin[:]...)
@@ -134,6 +148,12 @@ func ReadFrame(r io.Reader, buf []byte) (Frame, []byte, error) {
 func DecodeFrame(b []byte) (Frame, error) {
 	d := fdec{b: b}
 	f := Frame{Type: d.byte()}
+	if t := f.Type &^ frameTraced; f.Type != t && (t == FrameEvent || t == FrameData) {
+		f.Type = t
+		if f.Trace = d.trace(); d.err == nil && !f.Trace.Valid() {
+			d.fail("trace context with a zero trace or span ID")
+		}
+	}
 	switch f.Type {
 	case FrameEvent, FrameData:
 		f.Kind = Kind(d.byte())
@@ -258,6 +278,18 @@ func (d *fdec) ids(limit uint64) []siteid.ID {
 		out[i] = d.id()
 	}
 	return out
+}
+
+func (d *fdec) trace() tracectx.Context {
+	if d.err == nil && len(d.b) < tracectx.ContextSize {
+		d.fail("truncated trace context")
+	}
+	if d.err != nil {
+		return tracectx.Context{}
+	}
+	c := tracectx.ReadContext(d.b)
+	d.b = d.b[tracectx.ContextSize:]
+	return c
 }
 
 func (d *fdec) id() siteid.ID {

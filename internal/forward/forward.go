@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/siteid"
 )
@@ -111,7 +112,9 @@ func (f LinksFunc) Session(peer siteid.ID) *link.Session { return f(peer) }
 // stream one hop along its path. The trace context in ctx, if any, goes
 // into h, so that the next hop's span is a child of the caller's.
 func Open(ctx context.Context, links Links, h *Header) (*link.Stream, error) {
-	if t, ok := traceOf(ctx); ok {
+	// The span in ctx, or the remote context a hop received when it
+	// records no span itself.
+	if t, ok := tracectx.FromSpan(ctx); ok {
 		h.Trace = t
 	}
 	b, err := h.MarshalBinary()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -43,7 +44,7 @@ const (
 	headerVersion = 2
 	// flagTrace in Flags says a trace context follows the seal.
 	flagTrace = 0x01
-	traceLen  = 16 + 8 + 1
+	traceLen  = tracectx.ContextSize
 )
 
 // Header is what an ingress site puts in a stream's OPEN: the service
@@ -65,16 +66,8 @@ type Header struct {
 	Trace TraceContext
 }
 
-// TraceContext is a W3C trace context (traceparent's fields, version 00)
-// carried with a stream.
-type TraceContext struct {
-	TraceID [16]byte
-	SpanID  [8]byte
-	Flags   uint8
-}
-
-// IsZero reports whether t carries no context.
-func (t TraceContext) IsZero() bool { return t == TraceContext{} }
+// TraceContext is a W3C trace context carried with a stream.
+type TraceContext = tracectx.Context
 
 // ErrBadHeader is returned for a stream header that does not decode or
 // breaks a limit.
@@ -92,7 +85,7 @@ func (h *Header) validate() error {
 		return fmt.Errorf("%w: next %d of %d segments", ErrBadHeader, h.Next, len(h.Segments))
 	case len(h.Seal) > MaxSealLen:
 		return fmt.Errorf("%w: seal preamble of %d bytes", ErrBadHeader, len(h.Seal))
-	case !h.Trace.IsZero() && (h.Trace.TraceID == [16]byte{} || h.Trace.SpanID == [8]byte{}):
+	case !h.Trace.IsZero() && !h.Trace.Valid():
 		return fmt.Errorf("%w: trace context with a zero trace or span ID", ErrBadHeader)
 	}
 	return nil
@@ -119,9 +112,7 @@ func (h *Header) MarshalBinary() ([]byte, error) {
 	b = append(b, byte(len(h.Seal)))
 	b = append(b, h.Seal...)
 	if flags&flagTrace != 0 {
-		b = append(b, h.Trace.TraceID[:]...)
-		b = append(b, h.Trace.SpanID[:]...)
-		b = append(b, h.Trace.Flags)
+		b = h.Trace.Append(b)
 	}
 	return b, nil
 }
@@ -167,10 +158,7 @@ func (h *Header) UnmarshalBinary(b []byte) error {
 		d.Seal = append([]byte(nil), rest[16*nseg+1:16*nseg+1+slen]...)
 	}
 	if tlen > 0 {
-		t := rest[16*nseg+1+slen:]
-		copy(d.Trace.TraceID[:], t)
-		copy(d.Trace.SpanID[:], t[16:])
-		d.Trace.Flags = t[24]
+		d.Trace = tracectx.ReadContext(rest[16*nseg+1+slen:])
 	}
 	if nseg > 0 {
 		d.Segments = make([]siteid.ID, nseg)

@@ -5,35 +5,10 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/siteid"
 )
-
-// traceOf is the trace context Open puts on a header: the span in ctx,
-// or the remote context a hop received when it records no span itself.
-func traceOf(ctx context.Context) (TraceContext, bool) {
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
-		return TraceContext{}, false
-	}
-	return TraceContext{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Flags: byte(sc.TraceFlags())}, true
-}
-
-// ContextWithTrace returns ctx carrying t as the remote parent of the
-// spans started from it, ctx itself when t is zero.
-func ContextWithTrace(ctx context.Context, t TraceContext) context.Context {
-	if t.IsZero() {
-		return ctx
-	}
-	return trace.ContextWithRemoteSpanContext(ctx, t.SpanContext())
-}
-
-// SpanContext is t as OpenTelemetry's remote span context.
-func (t TraceContext) SpanContext() trace.SpanContext {
-	return trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID: t.TraceID, SpanID: t.SpanID, TraceFlags: trace.TraceFlags(t.Flags), Remote: true,
-	})
-}
 
 // transitSpan starts the span of a transit hop for h, a child of the span
 // that opened the stream; with no trace context on the stream there is
@@ -42,7 +17,7 @@ func transitSpan(ctx context.Context, tr *tracing.Tracer, h *Header) (context.Co
 	if h.Trace.IsZero() {
 		return ctx, trace.SpanFromContext(ctx)
 	}
-	ctx = ContextWithTrace(ctx, h.Trace)
+	ctx = tracectx.WithRemote(ctx, h.Trace)
 	if !tr.On() {
 		return ctx, trace.SpanFromContext(ctx)
 	}

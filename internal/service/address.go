@@ -254,20 +254,26 @@ func closeTransports(ts []*http.Transport) {
 // once, around balancer bookkeeping only.
 
 // pickConnection chooses a site for a TCP connection among those not in
-// tried, adds it to tried and counts the connection on it.
-func (a *address) pickConnection(now time.Time, tried map[balance.Key]bool, net Network) (routing.Candidate, balance.Key, bool) {
+// tried, adds it to tried and counts the connection on it. With explain
+// (a traced connection) it also says which candidates it skipped and why
+// (pickStart).
+func (a *address) pickConnection(now time.Time, tried map[balance.Key]bool, net Network, explain bool) (routing.Candidate, balance.Key, []string, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	v := a.view.Load()
 	if a.tcp == nil {
 		a.tcp = balance.NewPicker(balance.DefaultConfig(), a.rng)
 	}
-	return pickStart(a.tcp, now, v.tcp, withSuspects(net, v.tcp), tried, balance.Connection)
+	c, k, skips, ok := pickStart(a.tcp, now, v.tcp, withSuspects(net, v.tcp), tried, balance.Connection, explain)
+	if explain {
+		skips = policySkips(net, a.name, skips)
+	}
+	return c, k, skips, ok
 }
 
 // pickRequest is pickConnection for an HTTP request, ranked by the
 // listener's policy.
-func (a *address) pickRequest(now time.Time, tried map[balance.Key]bool, pol balance.Policy, net Network) (routing.Candidate, balance.Key, bool) {
+func (a *address) pickRequest(now time.Time, tried map[balance.Key]bool, pol balance.Policy, net Network, explain bool) (routing.Candidate, balance.Key, []string, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	v := a.view.Load()
@@ -275,20 +281,39 @@ func (a *address) pickRequest(now time.Time, tried map[balance.Key]bool, pol bal
 		a.ingress = balance.NewPicker(a.outlier, a.rng)
 	}
 	a.ingress.SetPolicy(pol)
-	return pickStart(a.ingress, now, v.http, withSuspects(net, v.http), tried, balance.Request)
+	c, k, skips, ok := pickStart(a.ingress, now, v.http, withSuspects(net, v.http), tried, balance.Request, explain)
+	if explain {
+		skips = policySkips(net, a.name, skips)
+	}
+	return c, k, skips, ok
 }
+
+// maxSkips bounds the skipped candidates a span names.
+const maxSkips = 16
 
 // pickStart picks and counts under one lock, so that concurrent work sees
 // each other's load and cannot squeeze under a limit together.
-// list is c.list as the caller marked it (withSuspects).
-func pickStart(p *balance.Picker, now time.Time, c candidates, list []balance.Candidate, tried map[balance.Key]bool, kind balance.Kind) (routing.Candidate, balance.Key, bool) {
-	k, ok := p.Pick(now, list, func(k balance.Key) bool { return tried[k] })
+// list is c.list as the caller marked it (withSuspects). With explain it
+// returns, as "site:reason", the candidates the balancer passed over for a
+// reason (balance.Picker.Skipped), at most maxSkips; even when none was
+// picked.
+func pickStart(p *balance.Picker, now time.Time, c candidates, list []balance.Candidate, tried map[balance.Key]bool, kind balance.Kind, explain bool) (routing.Candidate, balance.Key, []string, bool) {
+	excluded := func(k balance.Key) bool { return tried[k] }
+	k, ok := p.Pick(now, list, excluded)
+	var skips []string
+	if explain {
+		p.Skipped(now, list, excluded, k, func(s balance.Key, reason string) {
+			if len(skips) < maxSkips {
+				skips = append(skips, c.routes[s].SiteName+":"+reason)
+			}
+		})
+	}
 	if !ok {
-		return routing.Candidate{}, "", false
+		return routing.Candidate{}, "", skips, false
 	}
 	p.Start(k, kind)
 	tried[k] = true
-	return c.routes[k], k, true
+	return c.routes[k], k, skips, true
 }
 
 // connectionDone reports the end of a TCP connection's connect (or of the

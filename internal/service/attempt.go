@@ -18,9 +18,12 @@ type attempt struct {
 	cand   routing.Candidate
 	label  string // Weft-Copy, when hedged
 	reason string // why this candidate, for its span
-	ctx    context.Context
-	cancel context.CancelFunc
-	start  time.Time
+	// skipped are the candidates the balancer passed over for this one,
+	// and why ("site:reason"), for its span; nil when not traced.
+	skipped []string
+	ctx     context.Context
+	cancel  context.CancelFunc
+	start   time.Time
 
 	// Set by run, read after the attempt is answered.
 	resp *http.Response
@@ -62,7 +65,7 @@ func (a *attempt) latency() time.Duration {
 
 // run sends the attempt and classifies what came back.
 func (in *ingress) run(a *attempt, req *http.Request) {
-	ctx, span := in.m.startAttempt(a.ctx, in.addr.name, a.cand, a.label, a.reason)
+	ctx, span := in.m.startAttempt(a.ctx, in.addr.name, a.cand, a.label, a.reason, a.skipped)
 	local := a.cand.Site == in.m.cfg.Self
 	// A copy of its own (header and URL) only for a copy that changes
 	// them: a hedged one gets its label, a traced one its traceparent, and
@@ -229,8 +232,9 @@ func (rr *raceRun) launch(n int, backup bool) {
 	if n != len(rr.attempts)+1 {
 		panic(fmt.Sprintf("service: race launched copy %d after %d", n, len(rr.attempts)))
 	}
-	cand, key, ok := in.addr.pickRequest(in.m.cfg.Clock.Now(), rr.tried, in.policy, in.m.cfg.Net)
+	cand, key, skips, ok := in.addr.pickRequest(in.m.cfg.Clock.Now(), rr.tried, in.policy, in.m.cfg.Net, in.m.cfg.Tracer.On())
 	if !ok {
+		markSkipped(rr.req.Context(), skips)
 		rr.attempts = append(rr.attempts, nil)
 		rr.r.noCandidate(n)
 		return
@@ -252,7 +256,7 @@ func (rr *raceRun) launch(n int, backup bool) {
 	if n > 1 {
 		prev = rr.attempts[n-2]
 	}
-	a := &attempt{n: n, key: key, cand: cand, start: in.m.cfg.Clock.Now(), reason: attemptReason(n, backup, prev)}
+	a := &attempt{n: n, key: key, cand: cand, start: in.m.cfg.Clock.Now(), reason: attemptReason(n, backup, prev), skipped: skips}
 	a.ctx, a.cancel = context.WithCancel(rr.req.Context())
 	rr.attempts = append(rr.attempts, a)
 	if !rr.hedged {

@@ -45,8 +45,9 @@ func (m *Manager) carry(client net.Conn, a *address) {
 	tried := map[balance.Key]bool{}
 	var lastErr error
 	for n := 1; ; n++ {
-		c, k, ok := a.pickConnection(m.cfg.Clock.Now(), tried, m.cfg.Net)
+		c, k, skips, ok := a.pickConnection(m.cfg.Clock.Now(), tried, m.cfg.Net, m.cfg.Tracer.On())
 		if !ok {
+			markSkipped(ctx, skips)
 			break
 		}
 		m.countOverflow(a, a.view.Load().tcp, c, balance.Policy{})
@@ -54,7 +55,7 @@ func (m *Manager) carry(client net.Conn, a *address) {
 		if n > 1 {
 			reason = "retry"
 		}
-		actx, aspan := m.startAttempt(ctx, a.name, c, "", reason)
+		actx, aspan := m.startAttempt(ctx, a.name, c, "", reason, skips)
 		start := m.cfg.Clock.Now()
 		far, release, err := m.connect(actx, c, a)
 		took := m.cfg.Clock.Since(start)

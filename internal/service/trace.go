@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"weft.dev/weft/internal/forward"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/routing"
 )
@@ -40,8 +41,9 @@ func (in *ingress) traceIngress(h http.Handler) http.Handler {
 // startAttempt starts the span of one copy of a request, a child of the
 // ingress span in ctx, and returns the context to send the copy with.
 // reason says why this candidate: the balancer's best, a retry after a
-// failure, an overflow past a saturated one, or the hedge's backup.
-func (m *Manager) startAttempt(ctx context.Context, addr string, c routing.Candidate, label, reason string) (context.Context, trace.Span) {
+// failure, an overflow past a saturated one, or the hedge's backup;
+// skipped which candidates the balancer passed over, and why.
+func (m *Manager) startAttempt(ctx context.Context, addr string, c routing.Candidate, label, reason string, skipped []string) (context.Context, trace.Span) {
 	if !m.cfg.Tracer.On() {
 		return ctx, trace.SpanFromContext(ctx)
 	}
@@ -52,6 +54,9 @@ func (m *Manager) startAttempt(ctx context.Context, addr string, c routing.Candi
 	}
 	if label != "" {
 		attrs = append(attrs, tracing.KeyCopy.String(label))
+	}
+	if len(skipped) > 0 {
+		attrs = append(attrs, tracing.KeySkipped.StringSlice(skipped))
 	}
 	return m.cfg.Tracer.Start(ctx, "weft.attempt", trace.SpanKindClient, attrs...)
 }
@@ -75,6 +80,38 @@ func attemptReason(n int, backup bool, prev *attempt) string {
 		return "overflow"
 	}
 	return "retry"
+}
+
+// PolicyHider is what a Network may also implement: the names of the
+// sites that serve address but whose connectors the address policy keeps
+// from this site's clients, left out of the route table. A traced
+// request's spans name them as skipped for "policy".
+type PolicyHider interface {
+	PolicyHidden(address string) []string
+}
+
+// policySkips appends to skips, as "site:policy", the sites net's address
+// policy hides for addr, up to maxSkips in all.
+func policySkips(net Network, addr string, skips []string) []string {
+	h, ok := net.(PolicyHider)
+	if !ok {
+		return skips
+	}
+	for _, name := range h.PolicyHidden(addr) {
+		if len(skips) >= maxSkips {
+			break
+		}
+		skips = append(skips, name+":policy")
+	}
+	return skips
+}
+
+// markSkipped records on the ingress span why the balancer found no
+// candidate left: each one it passed over, and why.
+func markSkipped(ctx context.Context, skipped []string) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() && len(skipped) > 0 {
+		span.SetAttributes(tracing.KeySkipped.StringSlice(skipped))
+	}
 }
 
 // markWinner records on the ingress span which copy's answer the client got.
@@ -108,7 +145,7 @@ func endAttempt(span trace.Span, a *attempt) {
 // hopContext is the context a stream delivered here continues: its
 // header's trace context, if it carries one.
 func (m *Manager) hopContext(h *forward.Header) context.Context {
-	return forward.ContextWithTrace(m.life.ctx, h.Trace)
+	return tracectx.WithRemote(m.life.ctx, h.Trace)
 }
 
 // startHop starts a span at the connector site, only for a traced stream
@@ -130,7 +167,7 @@ func (m *Manager) egressContext(c *addressConn, r *http.Request) context.Context
 	}
 	ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	if t := c.takeTrace(); !t.IsZero() && t.TraceID == [16]byte(trace.SpanContextFromContext(ctx).TraceID()) {
-		return forward.ContextWithTrace(r.Context(), t)
+		return tracectx.WithRemote(r.Context(), t)
 	}
 	return ctx
 }

@@ -48,7 +48,7 @@ func (s *Site) initEvents() error {
 	}
 	b, err := broker.New(broker.Config{Self: s.id, Net: eventNet{s}, Store: st, Logger: s.log, Registry: s.metrics.Registry,
 		MaxInterests: s.opts.Events.MaxInterests, MaxSubscriptions: s.opts.Events.MaxSubscriptions, MaxSubscriptionsPerClient: s.opts.Events.MaxSubscriptionsPerClient,
-		Authorize: s.authorizeEvents, CredentialDone: s.credentialDone, Admit: s.admitEvent})
+		Authorize: s.authorizeEvents, CredentialDone: s.credentialDone, Admit: s.admitEvent, Tracer: s.tracer})
 	if err != nil {
 		st.Close()
 		return err

@@ -42,6 +42,9 @@ type sitePolicy struct {
 	// hidden is how many connectors of other sites the last table
 	// dropped: what this site's clients may not use.
 	hidden prometheus.Gauge
+	// hiddenBy names, by address, the sites whose connectors the last
+	// table dropped, for the spans of requests to the address.
+	hiddenBy atomic.Pointer[map[string][]string]
 	// logged keeps a refusal of one origin and address from being logged
 	// more than once a table; mu guards it.
 	mu     sync.Mutex
@@ -158,7 +161,11 @@ func (s *Site) restrict(t *routing.Table) *routing.Table {
 	clear(s.pol.logged)
 	s.pol.mu.Unlock()
 	hidden := 0
-	defer func() { s.pol.hidden.Set(float64(hidden)) }()
+	hiddenBy := map[string][]string{}
+	defer func() {
+		s.pol.hidden.Set(float64(hidden))
+		s.pol.hiddenBy.Store(&hiddenBy)
+	}()
 	if !foreign {
 		return t
 	}
@@ -170,6 +177,9 @@ func (s *Site) restrict(t *routing.Table) *routing.Table {
 		v := *r
 		v.Connectors = slices.DeleteFunc(slices.Clone(r.Connectors), func(c routing.Connector) bool {
 			ok, _ := policy.AllowsService(m, me, c.Address)
+			if !ok && !slices.Contains(hiddenBy[c.Address], r.Name) {
+				hiddenBy[c.Address] = append(hiddenBy[c.Address], r.Name)
+			}
 			return !ok
 		})
 		hidden += len(r.Connectors) - len(v.Connectors)

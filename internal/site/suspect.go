@@ -5,7 +5,10 @@ import (
 	"weft.dev/weft/internal/siteid"
 )
 
-var _ service.Suspecter = serviceNet{}
+var (
+	_ service.Suspecter   = serviceNet{}
+	_ service.PolicyHider = serviceNet{}
+)
 
 // Suspect reports whether the link to path's first hop is under suspicion
 // (link.Session.Suspect), so that the balancer routes new streams around
@@ -17,4 +20,13 @@ func (n serviceNet) Suspect(path []siteid.ID) bool {
 	}
 	sess := n.s.session(path[0])
 	return sess != nil && sess.Suspect()
+}
+
+// PolicyHidden names the sites that serve address but whose connectors the
+// address policy keeps from this site's clients (service.PolicyHider).
+func (n serviceNet) PolicyHidden(address string) []string {
+	if m := n.s.pol.hiddenBy.Load(); m != nil {
+		return (*m)[address]
+	}
+	return nil
 }

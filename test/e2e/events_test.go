@@ -30,6 +30,7 @@ func (s *site) eventsURL() string {
 type ce struct {
 	ID, Source, Type string
 	Data             json.RawMessage
+	Traceparent      string // the CloudEvents distributed-tracing attribute
 }
 
 // publishBatch posts events as one structured batch and returns the status.

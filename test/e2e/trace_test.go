@@ -68,6 +68,24 @@ func (s spanSet) String() string {
 	return b.String()
 }
 
+// tracedLine starts Jaeger and the line a - b - c, each site sampling
+// almost nothing itself, so that what is traced is what a client sampled;
+// a and c export over OTLP/gRPC, b over OTLP/HTTP.
+func tracedLine(t *testing.T) (j *envtest.Jaeger, a, b, c *site) {
+	t.Helper()
+	j = envtest.StartJaeger(t)
+	sample := []string{"--trace-sample", "0.0001"}
+	traceTo(t, j, "grpc")
+	a = startSite(t, "a", sample...)
+	traceTo(t, j, "http/protobuf")
+	b = startSite(t, "b", sample...)
+	traceTo(t, j, "grpc")
+	c = startSite(t, "c", sample...)
+	a.linkTo(b)
+	b.linkTo(c)
+	return j, a, b, c
+}
+
 // waitTrace polls Jaeger until check accepts the spans it holds.
 func waitTrace(t *testing.T, get func(context.Context) ([]envtest.Span, error), check func(spanSet) error) {
 	t.Helper()
@@ -96,16 +114,7 @@ func waitTrace(t *testing.T, get func(context.Context) ([]envtest.Span, error), 
 // client's, with spans of all three sites in the shape of the path; a and
 // c export over OTLP/gRPC, b over OTLP/HTTP.
 func TestTraceHTTPHedge(t *testing.T) {
-	j := envtest.StartJaeger(t)
-	sample := []string{"--trace-sample", "0.0001"}
-	traceTo(t, j, "grpc")
-	a := startSite(t, "a", sample...)
-	traceTo(t, j, "http/protobuf")
-	b := startSite(t, "b", sample...)
-	traceTo(t, j, "grpc")
-	c := startSite(t, "c", sample...)
-	a.linkTo(b)
-	b.linkTo(c)
+	j, a, b, c := tracedLine(t)
 	held, fast := startBackend(t, "held"), startBackend(t, "fast")
 	entered := make(chan struct{})
 	held.handle(func(w http.ResponseWriter, r *http.Request) {

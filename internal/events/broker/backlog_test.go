@@ -98,7 +98,7 @@ func TestAddressNamesFolded(t *testing.T) {
 // TestQueueOutRestored: after a restart, a queue's entries in the outbound
 // log past its stored cursor are its backlog again; a topic's are not.
 func TestQueueOutRestored(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "a.db"))
+	st, err := store.Open(filepath.Join(t.TempDir(), "a.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,7 +141,7 @@ func BenchmarkPersistedLatency(bm *testing.B) {
 			n := 0
 			waitFor(bm, "b's interest at a", func() bool {
 				n++
-				if err := a.b.Publish(events.Topic, "lat", []cloudevent.Decoded{event(bm, fmt.Sprint("probe-", n))}); err != nil {
+				if err := a.b.Publish(bm.Context(), events.Topic, "lat", []cloudevent.Decoded{event(bm, fmt.Sprint("probe-", n))}); err != nil {
 					bm.Fatal(err)
 				}
 				select {
@@ -157,7 +157,7 @@ func BenchmarkPersistedLatency(bm *testing.B) {
 			var ack, recv []time.Duration
 			for i := 0; bm.Loop(); i++ {
 				start := time.Now()
-				if err := a.b.Publish(events.Topic, "lat", []cloudevent.Decoded{event(bm, fmt.Sprint(i))}); err != nil {
+				if err := a.b.Publish(bm.Context(), events.Topic, "lat", []cloudevent.Decoded{event(bm, fmt.Sprint(i))}); err != nil {
 					bm.Fatal(err)
 				}
 				ack = append(ack, time.Since(start))

@@ -42,6 +42,7 @@ import (
 	"weft.dev/weft/internal/events/queuemark"
 	"weft.dev/weft/internal/events/store"
 	"weft.dev/weft/internal/observe/labelcap"
+	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
@@ -122,6 +123,9 @@ type Config struct {
 	// this one, so it must be quick and must not call into the broker.
 	// Nil admits every event.
 	Admit func(from, origin siteid.ID, subject string) bool
+	// Tracer starts the spans of events published, forwarded and
+	// delivered here (trace.go); nil: tracing off.
+	Tracer *tracing.Tracer
 }
 
 // Broker is one site's event mesh engine.
@@ -452,14 +456,18 @@ var (
 )
 
 // Publish accepts events published at this site. For a persisted topic it
-// returns only once they are stored.
-func (b *Broker) Publish(kind events.Kind, subject string, evs []cloudevent.Decoded) error {
-	if p, _ := b.persisted(kind, subject); p {
-		return b.publishPersisted(kind, subject, evs)
+// returns only once they are stored. ctx is the publisher's: its trace
+// context is the parent of the events' publish spans, unless an event
+// carries its own (trace.go).
+func (b *Broker) Publish(ctx context.Context, kind events.Kind, subject string, evs []cloudevent.Decoded) error {
+	persisted, _ := b.persisted(kind, subject)
+	spans, tcs := b.startPublish(ctx, kind, subject, evs, persisted)
+	var err error
+	if persisted {
+		err = b.publishPersisted(kind, subject, evs, tcs)
+	} else if err = b.publishVolatile(kind, subject, evs, tcs); err == nil {
+		b.m.publish("volatile", kind, subject, len(evs))
 	}
-	if err := b.publishVolatile(kind, subject, evs); err != nil {
-		return err
-	}
-	b.m.publish("volatile", kind, subject, len(evs))
-	return nil
+	endSpans(spans, err)
+	return err
 }

@@ -18,6 +18,7 @@ import (
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/events/store"
+	"weft.dev/weft/internal/observe/tracectx"
 )
 
 // ErrBadLastEventID is returned (wrapped, with the value) for a Last-Event-ID
@@ -207,7 +208,7 @@ func (b *Broker) servePublish(w http.ResponseWriter, r *http.Request, kind event
 	}
 	evs, err := cloudevent.Decode(r, b.cfg.MaxEventSize)
 	if err == nil {
-		err = b.Publish(kind, name, evs)
+		err = b.Publish(b.requestContext(r), kind, name, evs)
 	}
 	if errors.Is(err, ErrNoConsumer) {
 		err = fmt.Errorf("%w: queue %q: start a consumer first (`weft subscribe %s`, or `weft subscription create NAME --queue %s --sink URL`)", err, name, name, name)
@@ -323,6 +324,8 @@ type streamOut interface {
 	flush() error
 	// keepalive keeps an idle stream open through proxies.
 	keepalive() error
+	// name is the kind of stream, for a delivery's span.
+	name() string
 }
 
 // stream runs subscription s into out until ctx or the broker ends or a
@@ -354,12 +357,18 @@ func (b *Broker) stream(ctx context.Context, s *subscriber, last uint64, resume 
 	// deliveries come in no strict seq order, so only this range, not
 	// everything below its top, is known to be written.
 	read := seqRange{to: last, set: resume}
+	send := func(seq uint64, subject string, event []byte, t tracectx.Context) error {
+		_, span := b.startDeliver(ctx, t, subject, s.kind, out.name(), seq)
+		err := out.send(seq, event)
+		endSpan(span, err)
+		return err
+	}
 	catchUp := func(from uint64) error {
 		from = read.extend(from)
 		var err error
 		rerr := b.st.ReadIn(from, func(seq uint64, e store.Entry) bool {
 			if events.Kind(e.Kind) == s.kind && events.Match(s.pattern, e.Subject) {
-				err = out.send(seq, e.Payload)
+				err = send(seq, e.Subject, e.Payload, e.Trace)
 			}
 			read.to = max(read.to, seq)
 			return err == nil
@@ -393,7 +402,7 @@ func (b *Broker) stream(ctx context.Context, s *subscriber, last uint64, resume 
 			batch = pend.take(batch)
 			for _, d := range batch {
 				if !read.has(d.Seq) {
-					if err = out.send(d.Seq, d.JSON); err != nil {
+					if err = send(d.Seq, d.Subject, d.JSON, d.trace()); err != nil {
 						break
 					}
 				}
@@ -545,6 +554,8 @@ func (o *sseOut) send(seq uint64, event []byte) error {
 	return err
 }
 
+func (o *sseOut) name() string { return "sse" }
+
 func (o *sseOut) flush() error {
 	err := o.w.Flush()
 	o.fl.Flush()
@@ -575,6 +586,8 @@ func (o *wsOut) send(seq uint64, event []byte) error {
 }
 
 func (o *wsOut) flush() error { return nil }
+
+func (o *wsOut) name() string { return "websocket" }
 
 func (o *wsOut) keepalive() error {
 	ctx, cancel := context.WithTimeout(o.ctx, 10*time.Second)

@@ -10,11 +10,14 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/events/ledger"
 	"weft.dev/weft/internal/events/queuemark"
 	"weft.dev/weft/internal/events/store"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
@@ -31,8 +34,13 @@ import (
 func (b *Broker) serveLog(c net.Conn, from siteid.ID) {
 	r := bufio.NewReaderSize(c, 256<<10)
 	var buf []byte
+	// The hop spans of the batch being read: a stream that ends ends them
+	// unstored.
+	var spans []trace.Span
+	defer func() { endSpans(spans, errNotStored) }()
 	for {
 		var batch []store.Put
+		spans = spans[:0]
 		var mark uint64
 		for len(batch) < 1024 {
 			f, nb, err := events.ReadFrame(r, buf)
@@ -56,8 +64,17 @@ func (b *Broker) serveLog(c net.Conn, from siteid.ID) {
 					// consumer is here and would take it back.
 					dests, local = slices.DeleteFunc(slices.Clone(dests), func(d siteid.ID) bool { return d == local }), siteid.ID{}
 				}
+				// The stream from this site itself only moves entries
+				// between its buckets: no hop.
+				tc := f.Trace
+				if from != b.cfg.Self {
+					var span trace.Span
+					if span, tc = b.startHop(f.Trace, &f, from); span.IsRecording() {
+						spans = append(spans, span)
+					}
+				}
 				batch = append(batch, store.Put{Source: source, ID: id, Dests: dests, Local: local,
-					Entry: store.Entry{Kind: byte(f.Kind), Subject: f.Subject, Origin: f.Origin, Time: b.clock.Now().UnixNano(), Payload: append([]byte(nil), f.Payload...)}})
+					Entry: store.Entry{Kind: byte(f.Kind), Subject: f.Subject, Origin: f.Origin, Time: b.clock.Now().UnixNano(), Trace: tc, Payload: append([]byte(nil), f.Payload...)}})
 			case events.FrameMark:
 				mark = f.Mark
 			default:
@@ -74,7 +91,10 @@ func (b *Broker) serveLog(c net.Conn, from siteid.ID) {
 		if from != b.cfg.Self && !b.waitBacklog() {
 			return
 		}
-		if err := b.store(batch); err != nil {
+		err := b.store(batch)
+		endSpans(spans, err)
+		spans = spans[:0]
+		if err != nil {
 			b.log.Error("cannot store received events", "err", err)
 			return
 		}
@@ -86,6 +106,10 @@ func (b *Broker) serveLog(c net.Conn, from siteid.ID) {
 		}
 	}
 }
+
+// errNotStored ends the hop span of an event whose stream ended before it
+// was stored: its sender sends it again.
+var errNotStored = errors.New("the stream ended before the event was stored")
 
 // openLog opens a log stream to a neighbour, or to this site itself for
 // queue entries in its log whose nearest consumer is now here: they take the
@@ -149,7 +173,7 @@ func (b *Broker) store(ps []store.Put) error {
 			b.startQueue(p.Subject)
 		case p.In != 0:
 			grew = true
-			b.deliverLocal(events.Kind(p.Kind), delivery{Seq: p.In, Subject: p.Subject, JSON: p.Payload})
+			b.deliverLocal(events.Kind(p.Kind), delivery{Seq: p.In, Subject: p.Subject, JSON: p.Payload, Trace: tracePtr(p.Trace)})
 		}
 		if p.Out == 0 {
 			continue
@@ -520,7 +544,7 @@ func (b *Broker) hopSession(ctx context.Context, h *hopOut) error {
 			if len(dests) == 0 {
 				return true
 			}
-			frame = events.AppendFrame(frame[:0], &events.Frame{Type: events.FrameData, Kind: events.Kind(e.Kind), Subject: e.Subject, Origin: e.Origin, Sites: dests, Payload: e.Payload})
+			frame = events.AppendFrame(frame[:0], &events.Frame{Type: events.FrameData, Trace: e.Trace, Kind: events.Kind(e.Kind), Subject: e.Subject, Origin: e.Origin, Sites: dests, Payload: e.Payload})
 			_, werr = w.Write(frame)
 			b.m.forwardedPersisted.Inc()
 			sent.Inc()
@@ -570,7 +594,7 @@ func (b *Broker) persisted(kind events.Kind, name string) (bool, time.Duration) 
 	return false, 0
 }
 
-func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloudevent.Decoded) error {
+func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloudevent.Decoded, tcs []tracectx.Context) error {
 	// A topic's event is for this site (its inbox, which also tells a
 	// publisher's retry) and every interested one; a queue's for the queue.
 	local := b.local(kind, subject)
@@ -591,7 +615,7 @@ func (b *Broker) publishPersisted(kind events.Kind, subject string, evs []cloude
 	ps := make([]store.Put, len(evs))
 	for i, e := range evs {
 		ps[i] = store.Put{
-			Entry:  store.Entry{Kind: byte(kind), Subject: subject, Origin: b.cfg.Self, Time: now, Payload: e.JSON},
+			Entry:  store.Entry{Kind: byte(kind), Subject: subject, Origin: b.cfg.Self, Time: now, Trace: traceAt(tcs, i), Payload: e.JSON},
 			Source: e.Event.Source(), ID: e.Event.ID(), Dests: dests, Local: local, Publish: true,
 		}
 	}

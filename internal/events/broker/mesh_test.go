@@ -275,7 +275,7 @@ func event(t testing.TB, id string) cloudevent.Decoded {
 func publish(t *testing.T, s *meshSite, kind events.Kind, subject string, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
-		if err := s.b.Publish(kind, subject, []cloudevent.Decoded{event(t, fmt.Sprint(i))}); err != nil {
+		if err := s.b.Publish(context.Background(), kind, subject, []cloudevent.Decoded{event(t, fmt.Sprint(i))}); err != nil {
 			t.Fatalf("publish %d at %s: %v", i, s.name, err)
 		}
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -57,7 +58,7 @@ func (s *meshSite) publishBatches(t testing.TB, kind events.Kind, subject string
 		for j := range evs {
 			evs[j] = event(t, fmt.Sprint(i+j))
 		}
-		if err := s.b.Publish(kind, subject, evs); err != nil {
+		if err := s.b.Publish(context.Background(), kind, subject, evs); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -171,7 +172,7 @@ func TestSlowSinkRefusesPublishers(t *testing.T) {
 	accepted := 0
 	var err error
 	for ; accepted < 100; accepted++ {
-		if err = a.b.Publish(events.Topic, "t", []cloudevent.Decoded{event(t, fmt.Sprint(accepted))}); err != nil {
+		if err = a.b.Publish(context.Background(), events.Topic, "t", []cloudevent.Decoded{event(t, fmt.Sprint(accepted))}); err != nil {
 			break
 		}
 	}
@@ -188,7 +189,7 @@ func TestSlowSinkRefusesPublishers(t *testing.T) {
 		defer mu.Unlock()
 		return len(got) >= accepted
 	})
-	if err := a.b.Publish(events.Topic, "t", []cloudevent.Decoded{event(t, "after")}); err != nil {
+	if err := a.b.Publish(context.Background(), events.Topic, "t", []cloudevent.Decoded{event(t, "after")}); err != nil {
 		t.Errorf("publish once the sink caught up: %v", err)
 	}
 }

@@ -68,7 +68,9 @@ func (b *Broker) servePublishStream(w http.ResponseWriter, r *http.Request, kind
 	}
 	defer c.CloseNow()
 	c.SetReadLimit(events.MaxPubMessage)
-	ctx, cancel := context.WithCancel(r.Context())
+	// A traceparent on the upgrade is the parent of every event's publish
+	// span that has none of its own.
+	ctx, cancel := context.WithCancel(b.requestContext(r))
 	defer cancel()
 	if err := c.Write(ctx, websocket.MessageBinary, events.AppendPubHello(nil, pubWindow, events.MaxPubMessage)); err != nil {
 		return
@@ -214,7 +216,7 @@ func (b *Broker) publishHeld(ctx context.Context, kind events.Kind, name string,
 			return err
 		}
 	}
-	err := b.Publish(kind, name, evs)
+	err := b.Publish(ctx, kind, name, evs)
 	if errors.Is(err, ErrNoConsumer) {
 		err = fmt.Errorf("%w: queue %q: start a consumer first", err, name)
 	}

@@ -10,10 +10,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
 	"weft.dev/weft/internal/events/push"
 	"weft.dev/weft/internal/events/store"
+	"weft.dev/weft/internal/observe/tracing"
 	"weft.dev/weft/internal/resource"
 )
 
@@ -81,7 +85,7 @@ func (b *Broker) runPusher(ctx context.Context, p *pusher) {
 		})
 		for i, e := range batch {
 			if events.Kind(e.Kind) == p.kind && events.Match(p.pattern, e.Subject) {
-				if !b.deliverPush(ctx, p, e.Subject, e.Payload) {
+				if !b.deliverPush(ctx, p, delivery{Seq: seqs[i], Subject: e.Subject, JSON: e.Payload, Trace: tracePtr(e.Trace)}) {
 					return
 				}
 			}
@@ -99,7 +103,7 @@ func (b *Broker) runPusher(ctx context.Context, p *pusher) {
 			return
 		case <-wake:
 		case d := <-p.ch:
-			if !b.deliverPush(ctx, p, d.Subject, d.JSON) {
+			if !b.deliverPush(ctx, p, d) {
 				return
 			}
 		}
@@ -107,20 +111,26 @@ func (b *Broker) runPusher(ctx context.Context, p *pusher) {
 }
 
 // deliverPush posts one event with the subscription's retries, then to the
-// dead-letter sink. It reports false only when ctx ended.
-func (b *Broker) deliverPush(ctx context.Context, p *pusher, subject string, payload []byte) bool {
-	e, err := cloudevent.Unmarshal(payload)
+// dead-letter sink. It reports false only when ctx ended. The span of a
+// traced delivery covers every attempt, and each request carries it as
+// traceparent.
+func (b *Broker) deliverPush(ctx context.Context, p *pusher, d delivery) bool {
+	e, err := cloudevent.Unmarshal(d.JSON)
 	if err != nil {
 		return true
 	}
+	ctx, span := b.startDeliver(ctx, d.trace(), d.Subject, p.kind, p.sub.Name, d.Seq)
+	defer span.End()
 	var status int
 	for attempt := 0; ; attempt++ {
 		status = post(ctx, p.sub.Spec.Sink, e)
 		out := push.Classify(status)
 		if out == push.Delivered {
-			b.m.deliver("push", p.kind, subject)
+			b.m.deliver("push", p.kind, d.Subject)
+			span.SetAttributes(tracing.KeyAttempt.Int(attempt + 1))
 			return true
 		}
+		attemptFailed(span, attempt, status)
 		if out == push.Failed || attempt >= p.policy.Retry {
 			break
 		}
@@ -130,7 +140,8 @@ func (b *Broker) deliverPush(ctx context.Context, p *pusher, subject string, pay
 		case <-b.clock.After(p.policy.Backoff(attempt)):
 		}
 	}
-	b.m.drop("push-failed", p.kind, subject)
+	b.m.drop("push-failed", p.kind, d.Subject)
+	tracing.Fail(span, fmt.Errorf("delivery to %s failed with status %d", p.sub.Spec.Sink, status))
 	if dl := p.sub.Spec.DeadLetter; dl != "" {
 		// Knative marks dead letters with why delivery failed.
 		e.SetExtension("knativeerrordest", p.sub.Spec.Sink)
@@ -152,6 +163,10 @@ func post(ctx context.Context, url string, e cloudevent.Event) int {
 	req, err := cloudevent.NewRequest(ctx, url, e)
 	if err != nil {
 		return 0
+	}
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		// The delivery's span; the event keeps its own traceparent.
+		tracing.Propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}
 	resp, err := pushClient.Do(req)
 	if err != nil {

@@ -125,7 +125,7 @@ func (b *Broker) runQueue(queue string) {
 // entry on toward the nearest consumer elsewhere, with the cursor saved. It
 // reports false when the broker stops.
 func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) bool {
-	d := delivery{Seq: seq, Subject: e.Subject, JSON: e.Payload}
+	d := delivery{Seq: seq, Subject: e.Subject, JSON: e.Payload, Trace: tracePtr(e.Trace)}
 	for {
 		b.mu.Lock()
 		var subs []*subscriber
@@ -166,11 +166,11 @@ func (b *Broker) handQueued(queue string, seq uint64, e store.Entry, rr *int) bo
 			}
 			*rr = k + 1
 			if k < len(subs)+len(pushes) {
-				return b.deliverPush(b.ctx, pushes[k-len(subs)], d.Subject, d.JSON)
+				return b.deliverPush(b.ctx, pushes[k-len(subs)], d)
 			}
 			// A queue tap that did not send it (its broker is away) is
 			// a busy consumer: try the next.
-			taken, stopped := b.handTap(taps[k-len(subs)-len(pushes)], d.JSON)
+			taken, stopped := b.handTap(taps[k-len(subs)-len(pushes)], d)
 			if stopped {
 				return false
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"weft.dev/weft/internal/events"
+	"weft.dev/weft/internal/observe/tracectx"
 )
 
 // Live subscribers (SSE and WebSocket streams), the interests they and push
@@ -21,6 +22,9 @@ type delivery struct {
 	Seq     uint64 // inbox seq for persisted events, else 0
 	Subject string
 	JSON    []byte // structured CloudEvent
+	// Trace is the context of the span that brought the event here (its
+	// hop or publish), nil when it is not traced.
+	Trace *tracectx.Context
 }
 
 // subscriber is a live local consumer (an SSE client).

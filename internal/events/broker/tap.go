@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/store"
 )
@@ -28,7 +30,7 @@ type Tap struct {
 
 // tapReq is one persisted queue entry handed to a queue tap.
 type tapReq struct {
-	json []byte
+	d    delivery
 	done chan error
 }
 
@@ -125,13 +127,15 @@ func (t *Tap) Run(ctx context.Context, send func(ctx context.Context, evs [][]by
 		return err
 	}
 	var batch [][]byte
+	var spans []trace.Span
 	for ctx.Err() == nil {
 		wake := b.inboxWait()
-		batch = batch[:0]
+		batch, spans = batch[:0], spans[:0]
 		read, last := 0, cursor
 		err := b.st.ReadIn(cursor, func(seq uint64, e store.Entry) bool {
 			if events.Kind(e.Kind) == events.Topic && events.Match(t.pattern, e.Subject) {
 				batch = append(batch, e.Payload)
+				spans = t.startDeliver(ctx, spans, delivery{Seq: seq, Subject: e.Subject, Trace: tracePtr(e.Trace)})
 			}
 			read, last = read+1, seq
 			return len(batch) < tapBatch && read < 4*tapBatch
@@ -141,7 +145,9 @@ func (t *Tap) Run(ctx context.Context, send func(ctx context.Context, evs [][]by
 		}
 		if read > 0 {
 			if len(batch) > 0 {
-				if err := send(ctx, batch); err != nil {
+				err := send(ctx, batch)
+				endSpans(spans, err)
+				if err != nil {
 					return err
 				}
 			}
@@ -155,7 +161,7 @@ func (t *Tap) Run(ctx context.Context, send func(ctx context.Context, evs [][]by
 		case <-ctx.Done():
 		case <-wake:
 		case d := <-t.ch:
-			if err := sendVolatile(ctx, d, t.ch, batch[:0], send); err != nil {
+			if err := t.sendVolatile(ctx, d, batch[:0], spans[:0], send); err != nil {
 				return err
 			}
 		}
@@ -163,19 +169,34 @@ func (t *Tap) Run(ctx context.Context, send func(ctx context.Context, evs [][]by
 	return ctx.Err()
 }
 
-// sendVolatile sends d and what else waits in ch, at most tapBatch events.
-func sendVolatile(ctx context.Context, d delivery, ch <-chan delivery, batch [][]byte, send func(context.Context, [][]byte) error) error {
-	batch = append(batch, d.JSON)
+// startDeliver appends to spans the delivery span of d, when it is traced.
+func (t *Tap) startDeliver(ctx context.Context, spans []trace.Span, d delivery) []trace.Span {
+	name := "tap"
+	if t.name != "" {
+		name = "tap:" + t.name
+	}
+	if _, span := t.b.startDeliver(ctx, d.trace(), d.Subject, t.kind, name, d.Seq); span.IsRecording() {
+		spans = append(spans, span)
+	}
+	return spans
+}
+
+// sendVolatile sends d and what else waits in the tap's channel, at most
+// tapBatch events.
+func (t *Tap) sendVolatile(ctx context.Context, d delivery, batch [][]byte, spans []trace.Span, send func(context.Context, [][]byte) error) error {
+	batch, spans = append(batch, d.JSON), t.startDeliver(ctx, spans, d)
 	for len(batch) < tapBatch {
 		select {
-		case d := <-ch:
-			batch = append(batch, d.JSON)
+		case d := <-t.ch:
+			batch, spans = append(batch, d.JSON), t.startDeliver(ctx, spans, d)
 			continue
 		default:
 		}
 		break
 	}
-	return send(ctx, batch)
+	err := send(ctx, batch)
+	endSpans(spans, err)
+	return err
 }
 
 // runQueue is Run for a queue tap: persisted entries one at a time as the
@@ -186,13 +207,15 @@ func (t *Tap) runQueue(ctx context.Context, send func(ctx context.Context, evs [
 		case <-ctx.Done():
 			return ctx.Err()
 		case r := <-t.req:
-			err := send(ctx, [][]byte{r.json})
+			spans := t.startDeliver(ctx, nil, r.d)
+			err := send(ctx, [][]byte{r.d.JSON})
+			endSpans(spans, err)
 			r.done <- err
 			if err != nil {
 				return err
 			}
 		case d := <-t.ch:
-			if err := sendVolatile(ctx, d, t.ch, nil, send); err != nil {
+			if err := t.sendVolatile(ctx, d, nil, nil, send); err != nil {
 				return err
 			}
 		}
@@ -202,8 +225,8 @@ func (t *Tap) runQueue(ctx context.Context, send func(ctx context.Context, evs [
 // handTap offers a persisted queue entry to a queue tap and reports whether
 // its Run sent it. A tap whose Run does not take it within a moment (its
 // broker is away or busy) has not: the worker tries again.
-func (b *Broker) handTap(t *Tap, payload []byte) (taken, stopped bool) {
-	r := tapReq{json: payload, done: make(chan error, 1)}
+func (b *Broker) handTap(t *Tap, d delivery) (taken, stopped bool) {
+	r := tapReq{d: d, done: make(chan error, 1)}
 	select {
 	case t.req <- r:
 	case <-b.ctx.Done():

@@ -14,6 +14,7 @@ import (
 
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
 )
@@ -108,6 +109,15 @@ func (b *Broker) forward(next siteid.ID, c chunk) {
 	b.m.dropped.WithLabelValues("link-queue-full").Add(float64(c.n))
 }
 
+// branchHeads are the neighbours branches go to.
+func branchHeads(branches []events.Branch) []siteid.ID {
+	next := make([]siteid.ID, len(branches))
+	for i, br := range branches {
+		next[i] = br.Next
+	}
+	return next
+}
+
 // neighbour reports whether this site announces a link to id.
 func (b *Broker) neighbour(id siteid.ID) bool {
 	return slices.ContainsFunc(b.cfg.Net.Table().Links(b.cfg.Self), func(l routing.Link) bool { return l.Peer == id })
@@ -193,26 +203,32 @@ func (b *Broker) serveTree(c net.Conn, from siteid.ID) {
 			return
 		}
 		local, branches := events.Split(b.cfg.Self, f.Paths)
+		span, tc := b.startHop(f.Trace, &f, from)
+		f.Trace = tc
 		if local {
 			// The payload aliases buf, and a delivery outlives this
 			// iteration; forwarding copies it into the next frame anyway.
 			f.Payload = append([]byte(nil), f.Payload...)
 			if err := cloudevent.CheckStreamable(f.Payload); err != nil {
 				b.m.dropped.WithLabelValues("malformed").Inc()
-			} else if admitted := b.admit(from, f.Origin, f.Subject); (admitted && !b.deliverLocal(f.Kind, delivery{Subject: f.Subject, JSON: f.Payload})) ||
+			} else if admitted := b.admit(from, f.Origin, f.Subject); (admitted && !b.deliverLocal(f.Kind, delivery{Subject: f.Subject, JSON: f.Payload, Trace: tracePtr(tc)})) ||
 				(!admitted && f.Kind == events.Queue) {
 				// Only a queue event finds no room, or is refused here
 				// (a topic's refused event is just not delivered). This
 				// site counts as tried even when it no longer has
 				// consumers, so that sites with stale interests cannot
 				// bounce an event between them.
-				b.routeQueue(events.Interested(b.cfg.Net.Table(), events.Queue, f.Subject), f.Subject, f.Origin, append(f.Sites, b.cfg.Self), f.Payload)
+				b.routeQueue(events.Interested(b.cfg.Net.Table(), events.Queue, f.Subject), f.Subject, f.Origin, append(f.Sites, b.cfg.Self), f.Payload, tc)
 			}
 		}
 		for _, br := range branches {
 			f.Paths = br.Paths
 			b.forwardFrame(&f)
 		}
+		if span.IsRecording() {
+			b.setNext(span, branchHeads(branches))
+		}
+		span.End()
 	}
 }
 
@@ -315,34 +331,38 @@ func (b *Broker) offer(ch chan delivery, d delivery, delivers bool) bool {
 
 // publishVolatile sends events published together to one subject: the
 // interested sites and the tree are worked out once for all of them.
-func (b *Broker) publishVolatile(kind events.Kind, subject string, evs []cloudevent.Decoded) error {
+// tcs, nil with tracing off, are the events' trace contexts.
+func (b *Broker) publishVolatile(kind events.Kind, subject string, evs []cloudevent.Decoded, tcs []tracectx.Context) error {
 	routes := events.Interested(b.cfg.Net.Table(), kind, subject)
 	if kind == events.Queue {
 		if len(routes) == 0 {
 			return ErrNoConsumer
 		}
-		for _, e := range evs {
-			b.routeQueue(routes, subject, b.cfg.Self, nil, e.JSON)
+		for i, e := range evs {
+			b.routeQueue(routes, subject, b.cfg.Self, nil, e.JSON, traceAt(tcs, i))
 		}
 		return nil
 	}
 	local, branches := events.Split(b.cfg.Self, events.TreePaths(b.cfg.Self, routes))
 	if local {
-		for _, e := range evs {
-			b.deliverLocal(kind, delivery{Subject: subject, JSON: e.JSON})
+		for i, e := range evs {
+			b.deliverLocal(kind, delivery{Subject: subject, JSON: e.JSON, Trace: tracePtr(traceAt(tcs, i))})
 		}
 	}
 	for _, br := range branches {
 		f := events.Frame{Type: events.FrameEvent, Kind: kind, Subject: subject, Origin: b.cfg.Self, Paths: br.Paths}
 		// Sized once: every frame is its event and the same header.
 		head := len(events.AppendFrame(nil, &f))
+		if tcs != nil {
+			head += tracectx.ContextSize
+		}
 		size := 0
 		for _, e := range evs {
 			size += head + binary.MaxVarintLen32 + len(e.JSON)
 		}
 		c := chunk{b: make([]byte, 0, size)}
-		for _, e := range evs {
-			f.Payload = e.JSON
+		for i, e := range evs {
+			f.Payload, f.Trace = e.JSON, traceAt(tcs, i)
 			c.b = events.AppendFrame(c.b, &f)
 		}
 		c.n = len(evs)
@@ -357,8 +377,9 @@ func (b *Broker) publishVolatile(kind events.Kind, subject string, evs []cloudev
 // event toward the first such site, which does the same with this site
 // added to tried. So a full site spills to the next nearest instead of
 // dropping; once every candidate, or MaxQueueTries sites, had no room, the
-// event is dropped and counted as "queue-full".
-func (b *Broker) routeQueue(routes []routing.SiteRoute, subject string, origin siteid.ID, tried []siteid.ID, payload []byte) {
+// event is dropped and counted as "queue-full". tc is the event's trace
+// context.
+func (b *Broker) routeQueue(routes []routing.SiteRoute, subject string, origin siteid.ID, tried []siteid.ID, payload []byte, tc tracectx.Context) {
 	for {
 		r, ok := events.NextQueueSite(routes, tried)
 		switch {
@@ -366,9 +387,9 @@ func (b *Broker) routeQueue(routes []routing.SiteRoute, subject string, origin s
 			b.m.drop("queue-full", events.Queue, subject)
 			return
 		case r.ID != b.cfg.Self:
-			b.forwardFrame(&events.Frame{Type: events.FrameEvent, Kind: events.Queue, Subject: subject, Origin: origin, Paths: [][]siteid.ID{r.Path}, Sites: tried, Payload: payload})
+			b.forwardFrame(&events.Frame{Type: events.FrameEvent, Trace: tc, Kind: events.Queue, Subject: subject, Origin: origin, Paths: [][]siteid.ID{r.Path}, Sites: tried, Payload: payload})
 			return
-		case b.deliverLocal(events.Queue, delivery{Subject: subject, JSON: payload}):
+		case b.deliverLocal(events.Queue, delivery{Subject: subject, JSON: payload, Trace: tracePtr(tc)}):
 			return
 		}
 		tried = append(tried, b.cfg.Self)

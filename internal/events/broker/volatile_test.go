@@ -47,7 +47,7 @@ func TestMulticastOncePerLink(t *testing.T) {
 func TestQueueAnycast(t *testing.T) {
 	m := newMesh(t, []string{"a", "b", "c"}, [][3]int{{1, 2, 1}, {2, 3, 1}})
 	a := m.site("a")
-	if err := a.b.Publish(events.Queue, "jobs", []cloudevent.Decoded{event(t, "x")}); err != ErrNoConsumer {
+	if err := a.b.Publish(context.Background(), events.Queue, "jobs", []cloudevent.Decoded{event(t, "x")}); err != ErrNoConsumer {
 		t.Fatalf("queue without consumers: %v, want ErrNoConsumer", err)
 	}
 	qb, qc := m.site("b").drain(t, events.Queue, "jobs"), m.site("c").drain(t, events.Queue, "jobs")
@@ -177,6 +177,7 @@ func (o *blockedOut) got() []string {
 
 func (o *blockedOut) flush() error     { return nil }
 func (o *blockedOut) keepalive() error { return nil }
+func (o *blockedOut) name() string     { return "test" }
 
 // TestStreamAbsorbsBursts: while a stream's client reads nothing, what
 // comes waits in what the stream holds pending, several times the subscriber's

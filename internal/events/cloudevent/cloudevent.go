@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/extensions"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 )
 
@@ -394,6 +395,40 @@ const SeqExtension = "weftseq"
 // seq. It splices the attribute in before the object's closing brace rather
 // than decoding and encoding the event again.
 func AppendSeq(b, event []byte, seq uint64) []byte {
+	return splice(b, event, func(b []byte) []byte {
+		b = append(b, `"`+SeqExtension+`":"`...)
+		b = strconv.AppendUint(b, seq, 10)
+		return append(b, '"')
+	})
+}
+
+// Attributes of the CloudEvents distributed-tracing extension.
+const (
+	TraceparentAttr = extensions.TraceParentExtension
+	TracestateAttr  = extensions.TraceStateExtension
+)
+
+// AppendAttrs appends to b the structured JSON event with string
+// attributes added (name, value, name, value, ...), spliced in as
+// AppendSeq does. The caller must not name an attribute the event has.
+func AppendAttrs(b, event []byte, kv ...string) []byte {
+	return splice(b, event, func(b []byte) []byte {
+		for i := 0; i+1 < len(kv); i += 2 {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendQuote(b, kv[i])
+			b = append(b, ':')
+			v, _ := json.Marshal(kv[i+1]) // a string always marshals
+			b = append(b, v...)
+		}
+		return b
+	})
+}
+
+// splice appends event to b with what attr appends inserted as the last
+// members of its object.
+func splice(b, event []byte, attr func([]byte) []byte) []byte {
 	end := bytes.LastIndexByte(event, '}')
 	if end < 0 {
 		return append(b, event...)
@@ -403,9 +438,7 @@ func AppendSeq(b, event []byte, seq uint64) []byte {
 	if len(head) > 0 && head[len(head)-1] != '{' {
 		b = append(b, ',')
 	}
-	b = append(b, `"`+SeqExtension+`":"`...)
-	b = strconv.AppendUint(b, seq, 10)
-	b = append(b, '"')
+	b = attr(b)
 	return append(b, event[end:]...)
 }
 

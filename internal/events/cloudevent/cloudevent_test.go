@@ -106,6 +106,24 @@ func TestAppendSeq(t *testing.T) {
 	}
 }
 
+// TestAppendAttrs: the distributed-tracing attributes are spliced into an
+// event's JSON, which then decodes with them, quoted as JSON wants.
+func TestAppendAttrs(t *testing.T) {
+	js := []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"traceparent":"inner"}}`)
+	const tp, ts = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", `k=v"\\x`
+	out := AppendAttrs(nil, js, TraceparentAttr, tp, TracestateAttr, ts)
+	e, err := Unmarshal(out)
+	if err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	if e.Extensions()[TraceparentAttr] != tp || e.Extensions()[TracestateAttr] != ts {
+		t.Errorf("%s: extensions %v", out, e.Extensions())
+	}
+	if err := CheckStreamable(out); err != nil {
+		t.Error(err)
+	}
+}
+
 // FuzzDecode drives the request decoder with any body under each content
 // mode: it must not panic, and what it accepts must re-encode and decode.
 func FuzzDecode(f *testing.F) {

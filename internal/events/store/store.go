@@ -33,6 +33,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"weft.dev/weft/internal/events"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -52,18 +53,26 @@ type Entry struct {
 	Subject string
 	Origin  siteid.ID // the site it was published at
 	Time    int64     // unix nanos when stored here, for retention
+	// Trace is the context of the span that stored the entry here (the
+	// publish or the hop), zero when the event is not traced.
+	Trace tracectx.Context
 	// Dests are, in the outbound log, the sites the entry is still to be
 	// forwarded to; nil in the inbox.
 	Dests   []siteid.ID
 	Payload []byte
 }
 
-// encode lays an entry out as: kind, subject (uvarint length and bytes),
-// origin (16 bytes), time (varint), destination count (uvarint) and IDs,
-// payload (the rest).
+// encode lays an entry out as: kind, the trace context when the kind has
+// entryTraced set, subject (uvarint length and bytes), origin (16 bytes),
+// time (varint), destination count (uvarint) and IDs, payload (the rest).
+// An untraced entry is laid out as before traces were stored.
 func (e *Entry) encode() []byte {
-	b := make([]byte, 0, 1+binary.MaxVarintLen64*3+len(e.Subject)+16*(1+len(e.Dests))+len(e.Payload))
-	b = append(b, e.Kind)
+	b := make([]byte, 0, 1+tracectx.ContextSize+binary.MaxVarintLen64*3+len(e.Subject)+16*(1+len(e.Dests))+len(e.Payload))
+	if e.Trace.IsZero() {
+		b = append(b, e.Kind)
+	} else {
+		b = e.Trace.Append(append(b, e.Kind|entryTraced))
+	}
 	b = binary.AppendUvarint(b, uint64(len(e.Subject)))
 	b = append(b, e.Subject...)
 	b = append(b, e.Origin[:]...)
@@ -75,14 +84,25 @@ func (e *Entry) encode() []byte {
 	return append(b, e.Payload...)
 }
 
+// entryTraced in the kind byte says a trace context follows it; kinds are
+// 't' and 'q', which leave the bit clear.
+const entryTraced = 0x80
+
 var errCorrupt = errors.New("store: corrupt entry")
 
 func decodeEntry(b []byte) (Entry, error) {
 	if len(b) < 1 {
 		return Entry{}, errCorrupt
 	}
-	e := Entry{Kind: b[0]}
+	e := Entry{Kind: b[0] &^ entryTraced}
+	traced := b[0]&entryTraced != 0
 	b = b[1:]
+	if traced {
+		if len(b) < tracectx.ContextSize {
+			return Entry{}, errCorrupt
+		}
+		e.Trace, b = tracectx.ReadContext(b), b[tracectx.ContextSize:]
+	}
 	n, k := binary.Uvarint(b)
 	if k <= 0 || uint64(len(b)-k) < n {
 		return Entry{}, errCorrupt

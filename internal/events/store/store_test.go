@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"weft.dev/weft/internal/events"
+	"weft.dev/weft/internal/observe/tracectx"
 	"weft.dev/weft/internal/siteid"
 )
 
@@ -414,6 +415,8 @@ func FuzzDecodeEntry(f *testing.F) {
 	e := Entry{Kind: 't', Subject: "a.b", Origin: self, Time: -5, Dests: []siteid.ID{c, d}, Payload: []byte("p")}
 	f.Add(e.encode())
 	f.Add((&Entry{Kind: 'q'}).encode())
+	e.Trace = tracectx.Context{TraceID: [16]byte{1}, SpanID: [8]byte{2}, Flags: 1}
+	f.Add(e.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := decodeEntry(b)
 		if err != nil {
@@ -522,5 +525,27 @@ func TestSyncInterval(t *testing.T) {
 	s.ReadIn(0, func(_ uint64, e Entry) bool { ids = append(ids, string(e.Payload)); return true })
 	if !slices.Equal(ids, []string{"1", "2"}) {
 		t.Errorf("after reopening: inbox %v, want [1 2]", ids)
+	}
+}
+
+// TestTracedEntry: an entry keeps its trace context through the store, and
+// an untraced one is laid out as before traces were stored.
+func TestTracedEntry(t *testing.T) {
+	e := Entry{Kind: 't', Subject: "a.b", Origin: self, Time: 7, Dests: []siteid.ID{c}, Payload: []byte("p")}
+	plain := e.encode()
+	if plain[0] != 't' {
+		t.Fatalf("untraced entry starts %#x", plain[0])
+	}
+	e.Trace = tracectx.Context{TraceID: [16]byte{9}, SpanID: [8]byte{8}, Flags: 1}
+	traced := e.encode()
+	if len(traced) != len(plain)+tracectx.ContextSize {
+		t.Fatalf("traced entry %d bytes, untraced %d", len(traced), len(plain))
+	}
+	got, err := decodeEntry(traced)
+	if err != nil || !reflect.DeepEqual(got, e) {
+		t.Fatalf("decoded %+v, %v; want %+v", got, err, e)
+	}
+	if _, err := decodeEntry(traced[:10]); err == nil {
+		t.Error("an entry cut inside its trace context decoded")
 	}
 }

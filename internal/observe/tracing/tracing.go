@@ -43,6 +43,19 @@ const (
 	KeyOutcome   = attribute.Key("weft.outcome")
 	KeyStream    = attribute.Key("weft.stream")
 	KeyKind      = attribute.Key("weft.stream.kind")
+	KeySkipped   = attribute.Key("weft.candidates.skipped")
+
+	// Events: weft.address is the topic or queue.
+	KeyEventKind     = attribute.Key("weft.event.kind")     // topic or queue
+	KeyEventDelivery = attribute.Key("weft.event.delivery") // volatile or persisted
+	KeyEventID       = attribute.Key("weft.event.id")
+	KeyEventSource   = attribute.Key("weft.event.source")
+	KeyEventOrigin   = attribute.Key("weft.event.origin") // the site it was published at
+	KeyEventFrom     = attribute.Key("weft.event.from")   // the neighbour it came from
+	KeyEventNext     = attribute.Key("weft.event.next")   // the neighbours it went on to
+	KeyEventSeq      = attribute.Key("weft.event.seq")    // its inbox seq at a persisted delivery
+	KeySubscriber    = attribute.Key("weft.subscriber")   // sse, websocket, push subscription name, tap
+	KeyAttempt       = attribute.Key("weft.delivery.attempt")
 )
 
 // Propagator is W3C Trace Context, the only format weft reads and writes,
@@ -181,4 +194,12 @@ func Handler(t *Tracer, h http.Handler) http.Handler {
 			span.SetName(r.Pattern)
 		}
 	})
+}
+
+// ForceFlush exports the spans ended so far, for a test that reads them.
+func (p *Provider) ForceFlush(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	return p.tp.ForceFlush(ctx)
 }
