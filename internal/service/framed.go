@@ -195,7 +195,8 @@ func (t *framedTransport) exchange(fc *framedConn, req *http.Request) (*http.Res
 		err = fc.bw.Flush()
 	} else {
 		ex.written = make(chan error, 1)
-		send := func() { ex.written <- writeBody(fc.bw, req) }
+		body, trailer := req.Body, req.Trailer // a retry may replace req.Body
+		send := func() { ex.written <- writeBody(fc.bw, body, trailer) }
 		if !t.m.life.goroutine(send) {
 			go send() // the manager is closing; the stream is being closed
 		}
@@ -239,20 +240,20 @@ func readResponse(br *bufio.Reader) (*http.Response, error) {
 	return httpframe.DecodeResponse(p)
 }
 
-// writeBody writes req's body and trailers as frames, flushing each piece
-// as it comes (a streamed request must not wait in a buffer), and closes
-// the body.
-func writeBody(bw *bufio.Writer, req *http.Request) error {
-	defer closeBody(req)
+// writeBody writes a request's body and trailers as frames, flushing
+// each piece as it comes (a streamed request must not wait in a buffer),
+// and closes the body.
+func writeBody(bw *bufio.Writer, body io.ReadCloser, trailer http.Header) error {
 	w := httpframe.NewBodyWriter(bw)
-	if req.Body != nil && req.Body != http.NoBody {
+	if body != nil {
+		defer body.Close()
 		buf := proxyBuffers.Get()
 		defer proxyBuffers.Put(buf)
-		if _, err := io.CopyBuffer(flushWriter{w, bw}, onlyReader{req.Body}, buf); err != nil {
+		if _, err := io.CopyBuffer(flushWriter{w, bw}, onlyReader{body}, buf); err != nil {
 			return err
 		}
 	}
-	if err := w.End(0, req.Trailer); err != nil {
+	if err := w.End(0, trailer); err != nil {
 		return err
 	}
 	return bw.Flush()

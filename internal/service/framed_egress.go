@@ -82,6 +82,9 @@ func (s *frameServer) serve() {
 			req.Body = body
 		}
 		req = req.WithContext(ctx)
+		// An upgrade's stream becomes its tunnel, read by the request's
+		// goroutine; so is the stream while the body is being read.
+		tunnel := req.Header.Get("Upgrade") != ""
 		first := s.first
 		s.first = forward.TraceContext{}
 		done := make(chan struct{})
@@ -89,9 +92,6 @@ func (s *frameServer) serve() {
 			cancel()
 			return
 		}
-		// An upgrade's stream becomes its tunnel, read by the request's
-		// goroutine; so is the stream while the body is being read.
-		tunnel := req.Header.Get("Upgrade") != ""
 		if body != nil {
 			<-body.released
 		}
