@@ -195,6 +195,12 @@ func (t *framedTransport) exchange(fc *framedConn, req *http.Request) (*http.Res
 		err = fc.bw.Flush()
 	} else {
 		ex.written = make(chan error, 1)
+		// A body the ingress holds in memory (to replay it) goes out with
+		// the head; any other is awaited after sending the head, so that
+		// the target sees the request before its body comes.
+		if req.GetBody == nil {
+			err = fc.bw.Flush()
+		}
 		body, trailer := req.Body, req.Trailer // a retry may replace req.Body
 		send := func() { ex.written <- writeBody(fc.bw, body, trailer) }
 		if !t.m.life.goroutine(send) {

@@ -22,9 +22,8 @@ import (
 // ServeHTTPFrameStream serves a KindHTTPFrame stream whose last segment is
 // this site, as ServeHTTPStream does a KindHTTP one, until the stream ends.
 func (m *Manager) ServeHTTPFrameStream(st Stream, h *forward.Header) {
-	a := m.lookup(h.Address)
-	if a == nil || len(a.view.Load().instances) == 0 {
-		st.Reject(forward.RejectNoConnector, fmt.Sprintf("no http connector for %q here", h.Address))
+	a := m.httpServed(st, h)
+	if a == nil {
 		return
 	}
 	if !m.life.hold(st) {

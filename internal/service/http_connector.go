@@ -32,9 +32,8 @@ import (
 // ingress moves on at once; saturation is answered per request instead
 // (503 with Weft-Overload), because a stream carries many requests.
 func (m *Manager) ServeHTTPStream(st Stream, h *forward.Header) {
-	a := m.lookup(h.Address)
-	if a == nil || len(a.view.Load().instances) == 0 {
-		st.Reject(forward.RejectNoConnector, fmt.Sprintf("no http connector for %q here", h.Address))
+	a := m.httpServed(st, h)
+	if a == nil {
 		return
 	}
 	ss := m.streamServer()
@@ -51,6 +50,17 @@ func (m *Manager) ServeHTTPStream(st Stream, h *forward.Header) {
 	if !ss.ln.push(c) {
 		st.Reset(forward.ResetAborted)
 	}
+}
+
+// httpServed returns the address an HTTP stream names, or rejects the
+// stream and returns nil when no http connector here serves it.
+func (m *Manager) httpServed(st Stream, h *forward.Header) *address {
+	a := m.lookup(h.Address)
+	if a == nil || len(a.view.Load().instances) == 0 {
+		st.Reject(forward.RejectNoConnector, fmt.Sprintf("no http connector for %q here", h.Address))
+		return nil
+	}
+	return a
 }
 
 type addressKey struct{}
