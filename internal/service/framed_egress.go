@@ -139,7 +139,8 @@ func (s *frameServer) handle(req *http.Request, body *requestBody, first forward
 	if body != nil {
 		body.Close()
 	}
-	keep := body == nil || body.clean.Load()
+	// A refused upgrade too ends the stream: serve no longer reads it.
+	keep := (body == nil || body.clean.Load()) && req.Header.Get("Upgrade") == ""
 	var flags byte
 	if keep {
 		flags = httpframe.FlagKeep
