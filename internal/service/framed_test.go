@@ -2,14 +2,19 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
 	"weft.dev/weft/internal/forward"
 	"weft.dev/weft/internal/link"
+	"weft.dev/weft/internal/observe/tracing"
 )
 
 // streamKinds counts the service streams delivered at a site, by kind.
@@ -150,5 +155,61 @@ func TestFramedAnswerBeforeRequestEnds(t *testing.T) {
 	}
 	if n := kinds.get(forward.KindHTTPFrame); n < 2 {
 		t.Errorf("3 requests answered before their bodies ended shared %d framed streams; a stream must not be reused after that", n)
+	}
+}
+
+// keepSpans is an in-memory exporter that keeps its spans when the
+// provider shuts down (which is how the test flushes them).
+type keepSpans struct{ *tracetest.InMemoryExporter }
+
+func (keepSpans) Shutdown(context.Context) error { return nil }
+
+// Each request's egress span at b is the child of its attempt span at a:
+// through the stream header for the request that opened the stream, and
+// through traceparent for the next one on the same stream.
+func TestFramedTraceChain(t *testing.T) {
+	exp := keepSpans{tracetest.NewInMemoryExporter()}
+	p, err := tracing.WithExporter(context.Background(), exp, 1, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, "a", "b")
+	w.link("a", "b", 1)
+	for _, n := range []string{"a", "b"} {
+		w.site(n).m.cfg.Tracer = p.Tracer(n)
+	}
+	kinds := countStreams(w.site("b"))
+	be := startBackend(t, "at-b")
+	w.connector("b", httpConnector("web", "web", be.addr))
+	url := "http://" + w.listener("a", httpListener("web", ""))
+	client := newClient(t)
+	for i := range 2 {
+		if code, body, err := get(client, url); err != nil || code != 200 || body != "at-b" {
+			t.Fatalf("request %d: %d %q %v", i, code, body, err)
+		}
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := kinds.get(forward.KindHTTPFrame); n != 1 {
+		t.Fatalf("%d framed streams, want 1 for both requests", n)
+	}
+	attempts := map[trace.SpanID]trace.TraceID{}
+	var egress []tracetest.SpanStub
+	for _, s := range exp.GetSpans() {
+		switch s.Name {
+		case "weft.attempt":
+			attempts[s.SpanContext.SpanID()] = s.SpanContext.TraceID()
+		case "weft.egress":
+			egress = append(egress, s)
+		}
+	}
+	if len(egress) != 2 {
+		t.Fatalf("%d egress spans, want 2", len(egress))
+	}
+	for _, s := range egress {
+		if tid, ok := attempts[s.Parent.SpanID()]; !ok || tid != s.SpanContext.TraceID() {
+			t.Errorf("egress span %s has parent %s, not an attempt span of its trace", s.SpanContext.SpanID(), s.Parent.SpanID())
+		}
 	}
 }
