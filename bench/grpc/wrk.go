@@ -127,12 +127,18 @@ var (
 	wrkBad  = regexp.MustCompile(`(Non-2xx or 3xx responses|Socket errors):.*`)
 )
 
+// wrkTimeout is how long wrk waits for an answer before it counts a
+// socket error. wrk's own 2 s counts a stall of a loaded shared machine
+// (HAProxy's as much as weft's) as an error and fails the run; a slow
+// answer belongs in p99 instead.
+const wrkTimeout = 10 * time.Second
+
 // wrkRun runs wrk against addr and reads its summary. Any non-2xx answer
 // or socket error fails the run: a proxy that answers errors fast must not
 // look fast.
 func wrkRun(wrk, addr string, threads, conc int, d time.Duration) (wrkResult, error) {
 	out, err := exec.Command(wrk, fmt.Sprintf("-t%d", threads), fmt.Sprintf("-c%d", conc), fmt.Sprintf("-d%ds", int(d.Seconds())),
-		"--latency", "http://"+addr+"/").CombinedOutput()
+		fmt.Sprintf("--timeout=%ds", int(wrkTimeout.Seconds())), "--latency", "http://"+addr+"/").CombinedOutput()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}

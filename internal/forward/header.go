@@ -19,6 +19,9 @@ const (
 	// KindPacket is a stream of IP packets of a vL3 network, to the site
 	// owning their destinations (internal/vl3).
 	KindPacket Kind = 4
+	// KindHTTPFrame is a stream of HTTP requests in weft's own framing
+	// (internal/service/httpframe), to an http connector (service).
+	KindHTTPFrame Kind = 5
 )
 
 // String names k for logs and spans.
@@ -30,6 +33,8 @@ func (k Kind) String() string {
 		return "http"
 	case KindEvent:
 		return "event"
+	case KindHTTPFrame:
+		return "http-frame"
 	}
 	return fmt.Sprintf("kind-%d", uint8(k))
 }
@@ -75,7 +80,7 @@ var ErrBadHeader = errors.New("bad stream header")
 
 func (h *Header) validate() error {
 	switch {
-	case h.Kind < KindTCP || h.Kind > KindPacket:
+	case h.Kind < KindTCP || h.Kind > KindHTTPFrame:
 		return fmt.Errorf("%w: unknown kind %d", ErrBadHeader, h.Kind)
 	case len(h.Address) > MaxAddressLen:
 		return fmt.Errorf("%w: address of %d bytes", ErrBadHeader, len(h.Address))

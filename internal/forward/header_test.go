@@ -50,7 +50,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 	}
 	bad := []Header{
 		{Kind: 0, Segments: []siteid.ID{{}}},
-		{Kind: KindPacket + 1, Segments: []siteid.ID{{}}},
+		{Kind: KindHTTPFrame + 1, Segments: []siteid.ID{{}}},
 		{Kind: KindTCP, Address: string(make([]byte, 254)), Segments: []siteid.ID{{}}},
 		{Kind: KindTCP, Segments: make([]siteid.ID, 33)},
 		{Kind: KindTCP, Segments: []siteid.ID{{}}, Next: 1},

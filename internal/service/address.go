@@ -2,7 +2,6 @@ package service
 
 import (
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +36,7 @@ type address struct {
 // keep-alive link streams.
 type remote struct {
 	path      []siteid.ID
-	transport *http.Transport
+	transport *framedTransport
 }
 
 // addressView is an immutable snapshot of where an address is served, as
@@ -205,7 +204,7 @@ func (v *addressView) reaches(path []siteid.ID) bool {
 // towards the ejection cap and start afresh if they return; a Picker
 // whose configuration changed starts afresh. It returns the transports
 // of paths v no longer reaches, for the caller to close.
-func (a *address) adopt(v *addressView) []*http.Transport {
+func (a *address) adopt(v *addressView) []idleCloser {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.tcp != nil {
@@ -222,7 +221,7 @@ func (a *address) adopt(v *addressView) []*http.Transport {
 	if a.instances != nil {
 		a.instances.Forget(v.hasInstance)
 	}
-	var stale []*http.Transport
+	var stale []idleCloser
 	for key, r := range a.remotes {
 		if !v.reaches(r.path) {
 			delete(a.remotes, key)
@@ -242,9 +241,13 @@ func (a *address) remake(p *balance.Picker) *balance.Picker {
 	return balance.NewPicker(a.outlier, a.rng)
 }
 
+// idleCloser is a pooled transport: an http.Transport to a target, or a
+// framedTransport along a path.
+type idleCloser interface{ CloseIdleConnections() }
+
 // closeTransports closes the idle connections of transports no one will
 // use again; connections in use close when their requests end.
-func closeTransports(ts []*http.Transport) {
+func closeTransports(ts []idleCloser) {
 	for _, t := range ts {
 		t.CloseIdleConnections()
 	}
@@ -413,7 +416,7 @@ func (a *address) releaseConnector(c *connector) {
 
 // remote returns the pooled transport along path, made by make on first
 // use.
-func (a *address) remote(path []siteid.ID, make func() *http.Transport) *http.Transport {
+func (a *address) remote(path []siteid.ID, make func() *framedTransport) *framedTransport {
 	key := pathKey(path)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -462,10 +465,10 @@ func (a *address) instanceStates(now time.Time) []balance.State {
 }
 
 // allRemotes returns every pooled transport, for Close.
-func (a *address) allRemotes() []*http.Transport {
+func (a *address) allRemotes() []idleCloser {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var ts []*http.Transport
+	var ts []idleCloser
 	for _, r := range a.remotes {
 		ts = append(ts, r.transport)
 	}

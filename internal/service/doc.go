@@ -26,6 +26,7 @@
 // # Goroutines
 //
 // Every goroutine the Manager starts (accept loops, carried connections,
-// hedged copies, the stream server) ends by [Manager.Close], which also
+// hedged copies, the stream server, framed streams' requests and request
+// bodies) ends by [Manager.Close], which also
 // closes every connection it carries and waits for them.
 package service

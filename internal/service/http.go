@@ -32,9 +32,11 @@ import (
 // what a proxy must (hop-by-hop headers, upgrades such as WebSocket by
 // hijacking, trailers, flushing of streamed answers).
 //
-// Between sites each request travels as HTTP/1.1 on a link stream of kind
-// KindHTTP, and those streams are pooled and reused (keep-alive) by one
-// http.Transport per path. HTTP/1.1 rather than h2 on the stream, because
+// Between sites each request travels in weft's own framing on a link
+// stream of kind KindHTTPFrame (framed.go, httpframe/spec.md), and those
+// streams are pooled and reused (keep-alive) per path; a path with a site
+// that does not know the framing gets HTTP/1.1 on KindHTTP streams, pooled
+// by an http.Transport. A stream, not h2, per request in flight, because
 // the link already multiplexes streams with per-stream flow control: h2
 // inside it would add a second, nested flow-control window (the
 // head-of-line and window-tuning trouble of TCP-over-TCP, one level up) to
@@ -188,20 +190,20 @@ func balancePolicy(s string) balance.Policy {
 
 // remoteTransport returns the pooled transport to a along path.
 func (m *Manager) remoteTransport(a *address, path []siteid.ID) http.RoundTripper {
-	return a.remote(path, func() *http.Transport {
-		return &http.Transport{
+	return a.remote(path, func() *framedTransport {
+		return &framedTransport{m: m, addr: a.name, path: path, legacy: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 				ctx, cancel := context.WithTimeout(ctx, m.cfg.ConnectTimeout)
 				defer cancel()
 				return m.cfg.Net.OpenStream(ctx, forward.NewHeader(forward.KindHTTP, a.name, m.cfg.Self, path))
 			},
-			MaxIdleConnsPerHost: 64,
+			MaxIdleConnsPerHost: maxIdleStreams,
 			// Shorter than the connector site's idle timeout, so that the
 			// ingress closes an idle stream before the far end may, and never
 			// sends a request into a stream being closed.
-			IdleConnTimeout:    30 * time.Second,
+			IdleConnTimeout:    framedIdleTimeout,
 			DisableCompression: true,
-		}
+		}}
 	})
 }
 

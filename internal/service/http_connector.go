@@ -32,9 +32,8 @@ import (
 // ingress moves on at once; saturation is answered per request instead
 // (503 with Weft-Overload), because a stream carries many requests.
 func (m *Manager) ServeHTTPStream(st Stream, h *forward.Header) {
-	a := m.lookup(h.Address)
-	if a == nil || len(a.view.Load().instances) == 0 {
-		st.Reject(forward.RejectNoConnector, fmt.Sprintf("no http connector for %q here", h.Address))
+	a := m.httpServed(st, h)
+	if a == nil {
 		return
 	}
 	ss := m.streamServer()
@@ -51,6 +50,17 @@ func (m *Manager) ServeHTTPStream(st Stream, h *forward.Header) {
 	if !ss.ln.push(c) {
 		st.Reset(forward.ResetAborted)
 	}
+}
+
+// httpServed returns the address an HTTP stream names, or rejects the
+// stream and returns nil when no http connector here serves it.
+func (m *Manager) httpServed(st Stream, h *forward.Header) *address {
+	a := m.lookup(h.Address)
+	if a == nil || len(a.view.Load().instances) == 0 {
+		st.Reject(forward.RejectNoConnector, fmt.Sprintf("no http connector for %q here", h.Address))
+		return nil
+	}
+	return a
 }
 
 type addressKey struct{}
@@ -156,12 +166,7 @@ func (m *Manager) streamServer() *streamServer {
 			if r.Body != nil && r.Body != http.NoBody {
 				r.Body = &streamBody{ReadCloser: r.Body, c: c}
 			}
-			ctx, span := m.startHop(m.egressContext(c, r), "weft.egress", trace.SpanKindServer,
-				tracing.KeyAddress.String(c.addr.name), attribute.String("http.request.method", r.Method))
-			defer span.End()
-			resp, err := m.roundTripLocal(c.addr, r.WithContext(ctx))
-			tracing.Fail(span, err)
-			return resp, err
+			return m.egress(c.addr, c.takeTrace(), r)
 		}),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			// The ingress reads this header as "no byte of an answer":
@@ -188,6 +193,18 @@ func (m *Manager) streamServer() *streamServer {
 	}
 	m.streams = &streamServer{srv: srv, ln: sl}
 	return m.streams
+}
+
+// egress sends r, a request that came on a stream, to one of this site's
+// connectors for a, in the request's egress span. first is the stream
+// header's trace context for the stream's first request.
+func (m *Manager) egress(a *address, first forward.TraceContext, r *http.Request) (*http.Response, error) {
+	ctx, span := m.startHop(m.egressContext(first, r), "weft.egress", trace.SpanKindServer,
+		tracing.KeyAddress.String(a.name), attribute.String("http.request.method", r.Method))
+	defer span.End()
+	resp, err := m.roundTripLocal(a, r.WithContext(ctx))
+	tracing.Fail(span, err)
+	return resp, err
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)

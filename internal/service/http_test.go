@@ -359,7 +359,7 @@ func TestHTTPHedgeTakesADisjointPath(t *testing.T) {
 			mu.Lock()
 			paths[name][strings.Join(segs, ",")] = true
 			mu.Unlock()
-			s.m.ServeHTTPStream(st, h)
+			s.serve(st, h)
 		})
 	}
 	atB, atC := startBackend(t, "at-b"), startBackend(t, "at-c")

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"reflect"
 	"slices"
 	"sort"
@@ -195,7 +194,7 @@ func (m *Manager) SetConnector(c resource.Connector) {
 		fresh = m.newTargetTransport(c.Spec)
 	}
 	m.mu.Lock()
-	var stale []*http.Transport
+	var stale []idleCloser
 	cur := m.connectors[c.Name]
 	if cur != nil && cur.spec.Spec.Address != c.Spec.Address {
 		// Moved: its connections counted against another address.
@@ -226,7 +225,7 @@ func (m *Manager) SetConnector(c resource.Connector) {
 func (m *Manager) DeleteConnector(name string) bool {
 	m.mu.Lock()
 	c := m.connectors[name]
-	var stale []*http.Transport
+	var stale []idleCloser
 	if c != nil {
 		stale = m.removeConnectorLocked(c)
 	}
@@ -236,7 +235,7 @@ func (m *Manager) DeleteConnector(name string) bool {
 }
 
 // removeConnectorLocked drops c and returns the transports no longer used.
-func (m *Manager) removeConnectorLocked(c *connector) []*http.Transport {
+func (m *Manager) removeConnectorLocked(c *connector) []idleCloser {
 	delete(m.connectors, c.spec.Name)
 	stale := m.refreshLocked(c.addr, m.localConnectorsLocked(c.addr))
 	return append(stale, c.transport.transports()...)
@@ -281,7 +280,7 @@ func (m *Manager) lookup(name string) *address {
 // connectors, and returns the transports of paths no longer reached.
 // Reading the table under mu keeps views from going back to an older table
 // when two goroutines refresh at once.
-func (m *Manager) refreshLocked(a *address, local []localConnector) []*http.Transport {
+func (m *Manager) refreshLocked(a *address, local []localConnector) []idleCloser {
 	return a.adopt(newAddressView(m.cfg.Self, a.name, m.cfg.Net.Table(), local))
 }
 
@@ -292,7 +291,7 @@ func (m *Manager) fresh(a *address) *addressView {
 		return v
 	}
 	m.mu.Lock()
-	var stale []*http.Transport
+	var stale []idleCloser
 	if v = a.view.Load(); v.table != m.cfg.Net.Table() {
 		stale = m.refreshLocked(a, v.local)
 	}
@@ -309,7 +308,7 @@ func (m *Manager) fresh(a *address) *addressView {
 // HTTP streams, whose idle ones are closed.
 func (m *Manager) TableChanged() {
 	m.mu.Lock()
-	var stale []*http.Transport
+	var stale []idleCloser
 	t := m.cfg.Net.Table()
 	for _, a := range m.addrs {
 		if v := a.view.Load(); v.table != t {
@@ -373,7 +372,7 @@ func (m *Manager) Close() {
 	m.life.close()
 	// Last, so that no request returns a connection to a pool afterwards.
 	m.mu.Lock()
-	var ts []*http.Transport
+	var ts []idleCloser
 	for _, c := range m.connectors {
 		ts = append(ts, c.transport.transports()...)
 	}

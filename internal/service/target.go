@@ -126,14 +126,14 @@ func targetTLSConfig(s resource.ConnectorSpec) (*tls.Config, error) {
 }
 
 // transports returns every pool, for closing idle connections.
-func (t *targetTransport) transports() []*http.Transport {
+func (t *targetTransport) transports() []idleCloser {
 	switch {
 	case t == nil || t.h1 == nil:
 		return nil
 	case t.h1 == t.h2:
-		return []*http.Transport{t.h1}
+		return []idleCloser{t.h1}
 	}
-	return []*http.Transport{t.h1, t.h2}
+	return []idleCloser{t.h1, t.h2}
 }
 
 // RoundTrip sends req to the target in the version the client used

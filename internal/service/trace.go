@@ -161,12 +161,14 @@ func (m *Manager) startHop(ctx context.Context, name string, kind trace.SpanKind
 // hop (the transit span before it) for the request that opened the
 // stream, else the request's own traceparent, since a pooled stream
 // carries requests of other traces too.
-func (m *Manager) egressContext(c *addressConn, r *http.Request) context.Context {
+// first is the stream header's trace context for the stream's first
+// request, zero for the others.
+func (m *Manager) egressContext(first forward.TraceContext, r *http.Request) context.Context {
 	if !m.cfg.Tracer.On() {
 		return r.Context()
 	}
 	ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	if t := c.takeTrace(); !t.IsZero() && t.TraceID == [16]byte(trace.SpanContextFromContext(ctx).TraceID()) {
+	if t := first; !t.IsZero() && t.TraceID == [16]byte(trace.SpanContextFromContext(ctx).TraceID()) {
 		return tracectx.WithRemote(r.Context(), t)
 	}
 	return ctx

@@ -51,6 +51,7 @@ type testSite struct {
 	fs    *forwardtest.Site
 	m     *Manager
 	table atomic.Pointer[routing.Table]
+	old   atomic.Bool // serves no framed HTTP streams
 }
 
 func (s *testSite) Table() *routing.Table { return s.table.Load() }
@@ -60,6 +61,22 @@ func (s *testSite) OpenStream(ctx context.Context, h *forward.Header) (net.Conn,
 }
 
 var _ Network = (*testSite)(nil)
+
+// serve delivers a service stream to the site's Manager, as internal/site
+// does. A site marked old serves no framed HTTP streams, as a site from
+// before them.
+func (s *testSite) serve(st *link.Stream, h *forward.Header) {
+	switch {
+	case h.Kind == forward.KindTCP:
+		s.m.ServeStream(st, h)
+	case h.Kind == forward.KindHTTP:
+		s.m.ServeHTTPStream(st, h)
+	case h.Kind == forward.KindHTTPFrame && !s.old.Load():
+		s.m.ServeHTTPFrameStream(st, h)
+	default:
+		st.Reject(forward.RejectUnknownKind, "not a service stream")
+	}
+}
 
 // newWorld returns a world of sites with the given names and no links.
 // Every Manager is closed when the test ends, before the mesh.
@@ -77,16 +94,7 @@ func newWorld(t *testing.T, names ...string) *world {
 			Rand:           rand.New(rand.NewPCG(uint64(i), 1)),
 			ConnectTimeout: 5 * time.Second,
 		})
-		s.fs.SetDeliver(func(st *link.Stream, h *forward.Header) {
-			switch h.Kind {
-			case forward.KindTCP:
-				s.m.ServeStream(st, h)
-			case forward.KindHTTP:
-				s.m.ServeHTTPStream(st, h)
-			default:
-				st.Reject(forward.RejectUnknownKind, "not a service stream")
-			}
-		})
+		s.fs.SetDeliver(s.serve)
 		w.sites = append(w.sites, s)
 	}
 	w.route()

@@ -215,6 +215,10 @@ func (s *Site) deliverStream(st *link.Stream, h *forward.Header, peer siteid.ID)
 		if s.admitStream(st, h, peer) {
 			s.deliverSealed(st, h, s.svc.ServeHTTPStream)
 		}
+	case forward.KindHTTPFrame:
+		if s.admitStream(st, h, peer) {
+			s.deliverSealed(st, h, s.svc.ServeHTTPFrameStream)
+		}
 	case forward.KindEvent:
 		s.serveEventStream(st, h, peer)
 	case forward.KindPacket:
