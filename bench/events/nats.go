@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -127,10 +128,20 @@ func jsAsyncPublisher(js jetstream.JetStream, subj string) publisher {
 	return func(ctx context.Context, n int) error {
 		now := time.Now()
 		for range n {
-			// Wait for room as long as a batch may take: the default 200
-			// ms gives up on a loaded machine.
-			if _, err := js.PublishAsync(subj, payload(now), jetstream.WithStallWait(10*time.Second)); err != nil {
-				return err
+			// Wait for room as long as the run lasts: a server that fsyncs
+			// every message (sync_interval: always) can take longer than
+			// any fixed stall wait to ack 4,000, more so on a loaded machine.
+			for {
+				_, err := js.PublishAsync(subj, payload(now), jetstream.WithStallWait(time.Second))
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+					return err
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 			}
 		}
 		return nil
