@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,7 +22,26 @@ import (
 // and the server ignores a route to itself. With syncAlways JetStream
 // fsyncs every write before acknowledging it; by default it acknowledges
 // once the write is in the OS's cache and fsyncs every 2 minutes.
+//
+// The ports are found free before the servers bind them, so another
+// process can take one in between (on a busy machine an outgoing
+// connection's ephemeral port does): a pair that fails on that is stopped
+// and started again on new ports.
 func natsServers(ctx context.Context, cl *benchproc.Cleanups, bin string, syncAlways bool) (urlA, urlB string, procs []*benchproc.Proc, err error) {
+	for range 3 {
+		urlA, urlB, procs, err = natsPair(ctx, cl, bin, syncAlways)
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return urlA, urlB, procs, err
+		}
+		for _, p := range procs {
+			p.Stop()
+		}
+	}
+	return urlA, urlB, procs, err
+}
+
+// natsPair is one try of natsServers.
+func natsPair(ctx context.Context, cl *benchproc.Cleanups, bin string, syncAlways bool) (urlA, urlB string, procs []*benchproc.Proc, err error) {
 	tmp, err := os.MkdirTemp("", "nats-bench-events-")
 	if err != nil {
 		return "", "", nil, err
