@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command of README.md: installs what the tests need on a fresh Debian
 # machine, then runs every test with the race detector. Real components only:
-# haproxy and nats-server (benchmark harnesses), etcd, kube-apiserver,
+# haproxy, wrk and nats-server (benchmark harnesses), etcd, kube-apiserver,
 # PostgreSQL and BIND (controller) are installed here and started by the tests
 # themselves.
 set -euo pipefail
@@ -16,6 +16,7 @@ fi
 
 need=()
 command -v haproxy >/dev/null || need+=(haproxy)
+command -v wrk >/dev/null || need+=(wrk)
 if ((${#need[@]})); then
 	log "installing ${need[*]}"
 	apt-get update -qq
