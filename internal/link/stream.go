@@ -351,6 +351,12 @@ func (st *Stream) takeWindow(want int) (int, error) {
 		if err := st.errLocked(); err != nil {
 			return 0, err
 		}
+		// A Close racing the reader's own close may return before this
+		// stream hears of it (sessionClosed runs after the session is
+		// marked closed); a write after Close must still fail, not queue.
+		if p := st.s.cerrP.Load(); p != nil {
+			return 0, *p
+		}
 		if st.writeClosed {
 			return 0, net.ErrClosed
 		}

@@ -116,6 +116,8 @@ func TestPolicyAcrossOrganisations(t *testing.T) {
 	a.join(y)
 	b.rule("exports", "orders", y.id())
 	waitFor(t, "b's export to reach a", func() bool { return len(a.policyOf(b.id).Exports) == 1 })
+	// b judges a by the record of a it holds: wait for a's certificate.
+	waitFor(t, "a's certificate to reach b", func() bool { return b.policyOf(a.id).Cert != nil })
 	if slices.Contains(candidateSites(a, "orders"), b.id) {
 		t.Errorf("a uses b's connector without importing it")
 	}
