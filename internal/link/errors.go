@@ -15,6 +15,12 @@ var (
 	// PINGs (the error's text then names it).
 	ErrPeerDead = errors.New("link: peer dead: no frame received within DeadAfter")
 
+	// ErrConnLost matches (errors.Is) the session error when the
+	// connection under the session failed or ended without a GOAWAY from
+	// the peer: a read or write error, or EOF. A peer that was killed or cut
+	// off ends its links this way; Close on either side does not.
+	ErrConnLost = errors.New("link: connection lost")
+
 	// ErrProtocol is the session error (wrapped with the reason) when the
 	// peer broke the wire protocol; the session is closed at once.
 	ErrProtocol = errors.New("link: protocol violation")
@@ -86,3 +92,10 @@ const (
 func protoErr(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrProtocol}, args...)...)
 }
+
+// connLost is a session error that also matches ErrConnLost, keeping the
+// wrapped error's text.
+type connLost struct{ error }
+
+func (e connLost) Unwrap() error        { return e.error }
+func (e connLost) Is(target error) bool { return target == ErrConnLost }

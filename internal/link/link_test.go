@@ -552,6 +552,33 @@ func TestSessionClose(t *testing.T) {
 	})
 }
 
+// A close by either side is not a lost connection; a connection that
+// breaks under a session (the peer killed: its socket closes without a
+// GOAWAY) is, so that sites can tell a vanished peer from a deliberate close.
+// Not over net.Pipe: there a write after the peer's close fails at once, so
+// the writer may end the session before the reader has taken the GOAWAY; a
+// socket takes that write and fails only a later one.
+func TestConnLost(t *testing.T) {
+	forEach(t, streamTransports[1:], func(t *testing.T, tr transport) {
+		c, s := sessions(t, tr, Config{}, Config{})
+		c.Close()
+		<-s.Done()
+		if errors.Is(c.Err(), ErrConnLost) || errors.Is(s.Err(), ErrConnLost) {
+			t.Fatalf("closed with GOAWAY, yet lost: %v / %v", c.Err(), s.Err())
+		}
+
+		a, b := tr.pair(t)
+		c, s = Client(a, patient(Config{})), Server(b, patient(Config{}))
+		defer c.Close()
+		defer s.Close()
+		a.Close()
+		<-s.Done()
+		if !errors.Is(s.Err(), ErrConnLost) || !errors.Is(s.Err(), ErrSessionClosed) {
+			t.Fatalf("peer's connection closed under it: %v, want ErrConnLost and ErrSessionClosed", s.Err())
+		}
+	})
+}
+
 // confirmAll confirms and closes every stream s accepts until s closes.
 func confirmAll(s *Session) {
 	for {

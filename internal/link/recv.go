@@ -36,11 +36,11 @@ func (s *Session) readLoop() {
 	case errors.Is(err, ErrProtocol):
 		s.failProtocol(err)
 	case err == io.EOF:
-		s.closeWithError(fmt.Errorf("%w: connection closed by peer", ErrSessionClosed))
+		s.closeWithError(connLost{fmt.Errorf("%w: connection closed by peer", ErrSessionClosed)})
 	case err == io.ErrUnexpectedEOF:
 		s.failProtocol(protoErr("truncated frame"))
 	default:
-		s.closeWithError(fmt.Errorf("%w: read: %w", ErrSessionClosed, err))
+		s.closeWithError(connLost{fmt.Errorf("%w: read: %w", ErrSessionClosed, err)})
 	}
 }
 

@@ -142,7 +142,11 @@ type Session struct {
 	wclosed bool
 	wwake   chan struct{}
 
-	cerrP      atomic.Pointer[error] // cerr, readable without mu
+	cerrP atomic.Pointer[error] // cerr, readable without mu
+	// goingAway is the error of a GOAWAY this side sent: the peer may
+	// close the connection before goAway closes the session, and the
+	// session must then end with this error, not a lost connection.
+	goingAway  atomic.Pointer[error]
 	pongQueued atomic.Bool
 	lastRecv   atomic.Int64 // now() of the last frame read; 0 (start) before any
 	det        *detector    // the peer's PING rhythm, for an adaptive DeadAfter
@@ -329,9 +333,11 @@ func (s *Session) CloseWithError(err error) error {
 
 // goAway sends GOAWAY, waits briefly for it to be written, then closes.
 func (s *Session) goAway(code uint32, err error) error {
+	s.goingAway.CompareAndSwap(nil, &err)
 	f := newCtlFrame(typeGoAway, 0, 4)
 	binary.BigEndian.PutUint32(f.payload, code)
 	f.done = make(chan error, 1)
+	f.flush = true
 	if s.enqueue(f, false) == nil {
 		t := s.cfg.Clock.NewTimer(goAwayWait)
 		select {
@@ -368,6 +374,9 @@ func (s *Session) closeWithError(err error) {
 		return
 	}
 	s.closed = true
+	if p := s.goingAway.Load(); p != nil && errors.Is(err, ErrConnLost) {
+		err = *p
+	}
 	s.err = err
 	if errors.Is(err, ErrSessionClosed) {
 		s.cerr = err

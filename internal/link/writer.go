@@ -14,6 +14,10 @@ type frame struct {
 	payload []byte
 	owned   *[]byte
 	done    chan error // receives the write result when non-nil; cap >= 1
+	// flush sends the frame out of the process before done is answered:
+	// its sender closes the connection next (GOAWAY), which would drop a
+	// frame still in bufio or a BufferedConn's batch.
+	flush bool
 }
 
 func newCtlFrame(t frameType, id uint32, n int) *frame {
@@ -117,7 +121,7 @@ func (s *Session) writeLoop() {
 		}
 	}
 	w.endBatch()
-	s.closeWithError(fmt.Errorf("%w: write: %w", ErrSessionClosed, err))
+	s.closeWithError(connLost{fmt.Errorf("%w: write: %w", ErrSessionClosed, err)})
 	s.drainWriter()
 }
 
@@ -185,6 +189,9 @@ func (s *Session) writeFrames(w *frameWriter, fs []*frame, err error) error {
 			err = w.write(f)
 			if frameType(f.hdr[1]) == typePong {
 				s.pongQueued.Store(false)
+			}
+			if err == nil && f.flush {
+				err = w.flush()
 			}
 		}
 		if f.owned != nil {

@@ -110,11 +110,25 @@ func (s *Site) runSession(c *tls.Conn, pc *peerConn, cost uint32) *refusal {
 	hsTimer.Stop()
 	pc.sess.Close()
 	if s.removePeer(pc) {
-		s.log.Info("link down", "link", pc.linkName, "peer", pc.peerName, "err", pc.sess.Err())
+		s.logLinkDown(pc)
 	}
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	return pc.refused
+}
+
+// logLinkDown says a link went down: at Info when either side closed it,
+// at Warn, with what to check, when the connection was lost (the peer killed
+// or cut off, silent past the dead-peer timeout, or breaking the protocol),
+// so that the console's recent errors show a site that vanished.
+func (s *Site) logLinkDown(pc *peerConn) {
+	err := pc.sess.Err()
+	if errors.Is(err, link.ErrConnLost) || errors.Is(err, link.ErrPeerDead) || errors.Is(err, link.ErrProtocol) {
+		s.log.Warn("link down", "link", pc.linkName, "peer", pc.peerName, "err", err,
+			"hint", "the connection to the peer site was lost: check that it runs and is reachable; a dialled link reconnects on its own")
+		return
+	}
+	s.log.Info("link down", "link", pc.linkName, "peer", pc.peerName, "err", err)
 }
 
 // onControl steps the session's handshake with a control message; it runs on

@@ -262,6 +262,9 @@ func TestConsoleBrowser(t *testing.T) {
 		[e.dataset.from, e.dataset.to].includes("west") && e.dataset.state !== "up") &&
 		document.querySelector('#graph g.node[data-site="west"]').dataset.state === "unreachable" &&
 		document.querySelector('tr[data-link="west"]').dataset.state !== "up"`, 30*time.Second)
+	// A peer that vanished is a warning, so it is among the recent errors.
+	p.until("see the lost link among the recent warnings", `[...document.querySelectorAll("#errors li.level-WARN")].some(li =>
+		li.textContent.includes("link down") && li.textContent.includes("peer=west"))`, 30*time.Second)
 	p.shot("06-west-killed")
 
 	p.do("log out", 20*time.Second, chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("credential")))
