@@ -308,6 +308,16 @@ func TestObservabilityMetricsExported(t *testing.T) {
 		t.Fatalf("publish to obsq: %d %s", code, body)
 	}
 
+	// A sink that refuses every event (400: not worth a retry) makes a
+	// count of it as dropped, per topic.
+	a.weft("topic", "create", "obsdrop")
+	refuser := newSink(t, func(string, int) int { return http.StatusBadRequest })
+	a.weft("subscription", "create", "refused", "--topic", "obsdrop", "--sink", refuser.url)
+	waitFor(t, 15*time.Second, "a to drop an event its sink refused", func() bool {
+		a.publishBatch("/v1/topics/obsdrop", batch("drop", "/a", 0, 1))
+		return a.metric("weft_events_address_dropped_total", `address="obsdrop",kind="topic"`) >= 1
+	})
+
 	a.weft("bridge", "create", "br", "--broker", fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)), "--in", "obs.in=obs")
 
 	exported := map[string]bool{}
