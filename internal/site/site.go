@@ -418,6 +418,9 @@ func (s *Site) Run(ctx context.Context) error {
 		return err
 	}
 	s.vl3.Start()
+	// The broker runs before anything that calls it: the router loop
+	// (TableChanged) and the admin API.
+	stopEvents := s.runEvents()
 	admin := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	s.goFunc(func() {
 		if err := admin.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -425,7 +428,6 @@ func (s *Site) Run(ctx context.Context) error {
 		}
 	})
 	s.goFunc(s.routerLoop)
-	stopEvents := s.runEvents()
 	s.bridges.Run(s.ctx)
 	s.goFunc(s.acceptLinks)
 	s.goFunc(s.refreshLoop)
