@@ -657,3 +657,69 @@ func TestSpliceThroughTransit(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestOnStream: with Config.OnStream every stream the peer opens goes to
+// the callback, none waits for Accept, and the accept backlog does not
+// apply (a backlog of 1 would refuse three of four unaccepted streams).
+func TestOnStream(t *testing.T) {
+	forStreamTransports(t, func(t *testing.T, tr transport) {
+		const n = 4
+		got := make(chan *Stream, n)
+		c, s := sessions(t, tr, Config{}, Config{AcceptBacklog: 1, OnStream: func(st *Stream) { got <- st }})
+		ctx := ctxT(t)
+		opened := make(chan *Stream, n)
+		errc := make(chan error, n)
+		for i := range n {
+			go func() {
+				st, err := c.Open(ctx, []byte{byte(i)})
+				if err != nil {
+					errc <- err
+					return
+				}
+				opened <- st
+			}()
+		}
+		// Unconfirmed until all four arrived: none was queued for Accept.
+		var acc []*Stream
+		for range n {
+			select {
+			case st := <-got:
+				acc = append(acc, st)
+			case err := <-errc:
+				t.Fatal("open:", err)
+			case <-ctx.Done():
+				t.Fatal("OnStream not called for every stream")
+			}
+		}
+		for _, st := range acc {
+			if err := st.Confirm(); err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				io.Copy(st, st)
+				st.CloseWrite()
+			}()
+		}
+		for range n {
+			var st *Stream
+			select {
+			case st = <-opened:
+			case err := <-errc:
+				t.Fatal("open:", err)
+			}
+			msg := []byte{st.Header()[0], 7}
+			if _, err := st.WriteClose(msg); err != nil {
+				t.Fatal(err)
+			}
+			echo, err := io.ReadAll(st)
+			if err != nil || !bytes.Equal(echo, msg) {
+				t.Fatalf("echo %q, %v; want %q", echo, err, msg)
+			}
+			st.Close()
+		}
+		s.Close()
+		if _, err := s.Accept(ctx); !errors.Is(err, ErrSessionClosed) {
+			t.Fatalf("Accept after close with OnStream: %v", err)
+		}
+	})
+}

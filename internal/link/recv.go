@@ -232,6 +232,14 @@ func (s *Session) recvOpen(br *bufio.Reader, id, n uint32) error {
 	}
 	st := newStream(s, id, stateAccepted, b[openPrefix:])
 	st.sendWindow = window
+	if s.cfg.OnStream != nil {
+		s.streams[id] = st
+		s.nActive.Add(1)
+		s.nAccepted.Add(1)
+		s.mu.Unlock()
+		s.cfg.OnStream(st)
+		return nil
+	}
 	select {
 	case s.acceptCh <- st:
 	default:

@@ -62,6 +62,11 @@ type Config struct {
 	// OnControl receives control-channel messages in order, on the read
 	// loop: it must not block long, and msg is the callee's to keep.
 	OnControl func(msg []byte)
+	// OnStream, if set, receives every stream the peer opens, on the read
+	// loop, instead of Accept: it must not block (start a goroutine). It
+	// saves the hand-off to a goroutine waiting in Accept per stream;
+	// AcceptBacklog then does not apply, MaxStreams still does.
+	OnStream func(st *Stream)
 	// Logger gets session-level events (protocol violations, dead peer).
 	Logger *slog.Logger
 	// Clock is what the session reads time from: the PING ticker, the
@@ -263,7 +268,8 @@ func (s *Session) Open(ctx context.Context, header []byte) (*Stream, error) {
 
 // Accept returns the next stream opened by the peer, not yet confirmed: the
 // caller must Confirm or Reject it. After the session closed it returns an
-// error wrapping ErrSessionClosed.
+// error wrapping ErrSessionClosed. With Config.OnStream set it returns no
+// stream, only that error once the session closed (or ctx's).
 func (s *Session) Accept(ctx context.Context) (*Stream, error) {
 	select {
 	case <-s.done:
@@ -297,6 +303,10 @@ func (s *Session) SendControl(msg []byte) error {
 
 // RTT is the smoothed PING->PONG round-trip time, 0 before the first PONG.
 func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) }
+
+// Wait returns once the session's goroutines have ended, after it closed:
+// no callback of its Config runs any more.
+func (s *Session) Wait() { s.wg.Wait() }
 
 // Done is closed when the session is closed.
 func (s *Session) Done() <-chan struct{} { return s.done }

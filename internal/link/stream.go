@@ -33,7 +33,10 @@ type Stream struct {
 	readCh  chan struct{} // cap 1: something changed for readers
 	writeCh chan struct{} // cap 1: something changed for writers
 	wlock   sync.Mutex    // serializes writers, so frames of one Write stay together
-	wdone   chan error    // cap 2: writer acks for this stream's data frames
+	// wdone, cap 2, takes the writer's acks for data frames borrowed from
+	// a Write; made by the first Write that needs it (wacks), as most
+	// streams never write that way.
+	wdone   chan error
 	wframes [2]frame
 
 	// mu guards the fields below it.
@@ -73,7 +76,6 @@ func newStream(s *Session, id uint32, state streamState, header []byte) *Stream 
 		recvWindow: s.cfg.StreamWindow,
 		readCh:     make(chan struct{}, 1),
 		writeCh:    make(chan struct{}, 1),
-		wdone:      make(chan error, 2),
 	}
 	if state == stateOpening {
 		st.confirmed = make(chan struct{})
@@ -325,7 +327,7 @@ func (st *Stream) Write(p []byte) (int, error) {
 		next = (next + 1) % len(st.wframes)
 		putHeader(&f.hdr, typeData, st.id, n)
 		f.payload = p[:n]
-		f.done = st.wdone
+		f.done = st.wacks()
 		if err = st.s.enqueue(f, false); err != nil {
 			break
 		}
@@ -341,6 +343,14 @@ func (st *Stream) Write(p []byte) (int, error) {
 	}
 	st.endWrite()
 	return total, err
+}
+
+// wacks is wdone, made on first use. Caller holds wlock.
+func (st *Stream) wacks() chan error {
+	if st.wdone == nil {
+		st.wdone = make(chan error, 2)
+	}
+	return st.wdone
 }
 
 // takeWindow waits for credit and takes up to want bytes of it.
@@ -464,7 +474,7 @@ func (st *Stream) sendOwned(b *[]byte, n int) (int, error) {
 		if k < len(data) {
 			// Split only when credit ran short: the first part must not
 			// free the buffer, so it waits for the writer.
-			f.done = st.wdone
+			f.done = st.wacks()
 		}
 		if err := st.s.enqueue(f, false); err != nil {
 			if f.owned == nil {

@@ -69,6 +69,22 @@ func (s *Site) runSession(c *tls.Conn, pc *peerConn, cost uint32) *refusal {
 		<-started
 		s.onControl(pc, msg)
 	}
+	// Streams go from the read loop straight to a goroutine of their own,
+	// not through one that waits in Accept: a hand-off less per stream.
+	// peer is only touched here, on the read loop.
+	var peer siteid.ID
+	cfg.OnStream = func(st *link.Stream) {
+		<-started
+		if peer.IsZero() {
+			// Set once, under mu, when the link came up: read until
+			// then, not for every stream.
+			s.mu.Lock()
+			peer = pc.peer
+			s.mu.Unlock()
+		}
+		from := peer
+		s.goFunc(func() { s.handleStream(st, from) })
+	}
 	if pc.inbound {
 		pc.sess = link.Server(c, cfg)
 	} else {
@@ -91,24 +107,15 @@ func (s *Site) runSession(c *tls.Conn, pc *peerConn, cost uint32) *refusal {
 		cancel()
 	})
 	s.goFunc(func() { pc.out.run(ctx, pc.sess, s.metrics.RecordsFlooded.Inc) })
-	var peer siteid.ID
-	for {
-		st, err := pc.sess.Accept(ctx)
-		if err != nil {
-			break
-		}
-		if peer.IsZero() {
-			// Set once, under mu, when the link came up: read until
-			// then, not for every stream.
-			s.mu.Lock()
-			peer = pc.peer
-			s.mu.Unlock()
-		}
-		from := peer
-		s.goFunc(func() { s.handleStream(st, from) })
+	select {
+	case <-pc.sess.Done():
+	case <-ctx.Done():
 	}
 	hsTimer.Stop()
 	pc.sess.Close()
+	// OnStream starts goroutines of the site: none may start once this
+	// one, which the site waits for, has returned.
+	pc.sess.Wait()
 	if s.removePeer(pc) {
 		s.logLinkDown(pc)
 	}
