@@ -156,17 +156,21 @@ func (s *frameServer) handle(req *http.Request, body *requestBody, first forward
 
 // copyBody writes the answer's body as data frames, flushing each piece
 // as the target gives it (a streamed answer must not wait in a buffer);
-// false if the target's answer or the stream broke.
+// false if the target's answer or the stream broke. The last piece of a
+// body of known length is not flushed: its end frame follows at once, and
+// head, body and end go to the link as one write.
 func (s *frameServer) copyBody(resp *http.Response) bool {
 	buf := proxyBuffers.Get()
 	defer proxyBuffers.Put(buf)
 	w := httpframe.NewBodyWriter(s.bw)
+	var written int64
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return false
 			}
+			written += int64(n)
 		}
 		if err == io.EOF {
 			return true
@@ -175,7 +179,7 @@ func (s *frameServer) copyBody(resp *http.Response) bool {
 			s.m.cfg.Logger.Debug("framed stream: the target's answer broke", "address", s.a.name, "err", err)
 			return false
 		}
-		if s.bw.Flush() != nil {
+		if written != resp.ContentLength && s.bw.Flush() != nil {
 			return false
 		}
 	}
