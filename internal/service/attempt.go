@@ -74,6 +74,9 @@ func (in *ingress) run(a *attempt, req *http.Request) {
 	var out *http.Request
 	if a.label != "" || local || span.SpanContext().IsValid() {
 		out = req.Clone(ctx)
+		// The trailer's values come in once the body has been read:
+		// the copy must see them, not the names-only map of now.
+		out.Trailer = req.Trailer
 	} else {
 		out = req.WithContext(ctx)
 	}
