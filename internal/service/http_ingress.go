@@ -277,9 +277,10 @@ func streamed(resp *http.Response) bool {
 	if resp.ContentLength == -1 {
 		return true
 	}
+	const sse = "text/event-stream"
 	ct := resp.Header.Get("Content-Type")
-	if ct == "" {
-		return false
+	if len(ct) < len(sse) || !strings.EqualFold(ct[:len(sse)], sse) {
+		return false // not worth parsing (a map per answer)
 	}
 	base, _, _ := mime.ParseMediaType(ct)
 	return base == "text/event-stream"
