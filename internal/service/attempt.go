@@ -78,10 +78,8 @@ func (in *ingress) run(a *attempt, req *http.Request) {
 		// The trailer's values come in once the body has been read:
 		// the copy must see them, not the names-only map of now.
 		out.Trailer = req.Trailer
-	case ctx == req.Context(): // one copy at a time, untraced
-		out = req
 	default:
-		out = req.WithContext(ctx)
+		out = withContext(req, ctx) // req itself for a copy sent alone
 	}
 	if req.GetBody != nil {
 		out.Body, _ = req.GetBody()
