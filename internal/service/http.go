@@ -109,10 +109,10 @@ type ingress struct {
 	errorLog *log.Logger
 }
 
-// proxyBuffers are the copy buffers of both sites' reverse proxies.
-// Without a pool ReverseProxy allocates 32 KiB per answer: three
-// quarters of all bytes a site allocated per request in bench/run-http.sh
-// --wrk, and most of its garbage collection.
+// proxyBuffers are the copy buffers of bodies at both sites (and of
+// their reverse proxies). Without a pool ReverseProxy allocated 32 KiB
+// per answer: three quarters of all bytes a site allocated per request in
+// bench/run-http.sh --wrk, and most of its garbage collection.
 var proxyBuffers httputil.BufferPool = &bufferPool{}
 
 type bufferPool struct{ p sync.Pool }
