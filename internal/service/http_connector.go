@@ -199,8 +199,9 @@ func (m *Manager) streamServer() *streamServer {
 // connectors for a, in the request's egress span. first is the stream
 // header's trace context for the stream's first request.
 func (m *Manager) egress(a *address, first forward.TraceContext, r *http.Request) (*http.Response, error) {
-	ctx, span := m.startHop(m.egressContext(first, r), "weft.egress", trace.SpanKindServer,
-		tracing.KeyAddress.String(a.name), attribute.String("http.request.method", r.Method))
+	ctx, span := m.startHop(m.egressContext(first, r), "weft.egress", trace.SpanKindServer, func() []attribute.KeyValue {
+		return []attribute.KeyValue{tracing.KeyAddress.String(a.name), attribute.String("http.request.method", r.Method)}
+	})
 	defer span.End()
 	resp, err := m.roundTripLocal(a, withContext(r, ctx))
 	tracing.Fail(span, err)
@@ -235,8 +236,9 @@ func (m *Manager) roundTripLocal(a *address, req *http.Request) (*http.Response,
 		return localAnswer(req, http.StatusServiceUnavailable, HeaderOverload, "saturated"), nil
 	}
 	k := balance.Key(lc.name)
-	ctx, span := m.startHop(req.Context(), "weft.target", trace.SpanKindClient,
-		tracing.KeyAddress.String(a.name), attribute.String("weft.connector", lc.name), attribute.String("server.address", lc.spec.Target))
+	ctx, span := m.startHop(req.Context(), "weft.target", trace.SpanKindClient, func() []attribute.KeyValue {
+		return []attribute.KeyValue{tracing.KeyAddress.String(a.name), attribute.String("weft.connector", lc.name), attribute.String("server.address", lc.spec.Target)}
+	})
 	defer span.End()
 	proto := req.Header.Get(HeaderProto)
 	req.Header.Del(HeaderProto)

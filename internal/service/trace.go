@@ -148,11 +148,13 @@ func (m *Manager) hopContext(h *forward.Header) context.Context {
 
 // startHop starts a span at the connector site, only for a traced stream
 // or request: a site never starts a trace for work another site began.
-func (m *Manager) startHop(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+// attrs are asked for only then: built per request, they were a heap
+// allocation of every untraced one.
+func (m *Manager) startHop(ctx context.Context, name string, kind trace.SpanKind, attrs func() []attribute.KeyValue) (context.Context, trace.Span) {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return ctx, trace.SpanFromContext(ctx)
 	}
-	return m.cfg.Tracer.Start(ctx, name, kind, attrs...)
+	return m.cfg.Tracer.Start(ctx, name, kind, attrs()...)
 }
 
 // egressContext is the parent of a request's egress span: the stream's
