@@ -72,10 +72,14 @@ func (in *ingress) run(a *attempt, req *http.Request) {
 	// roundTripLocal rewrites both. A remote attempt's transport only
 	// reads them.
 	var out *http.Request
-	if a.label != "" || local || span.SpanContext().IsValid() {
+	switch {
+	case a.label != "" || local || span.SpanContext().IsValid():
 		out = req.Clone(ctx)
-	} else {
-		out = req.WithContext(ctx)
+		// The trailer's values come in once the body has been read:
+		// the copy must see them, not the names-only map of now.
+		out.Trailer = req.Trailer
+	default:
+		out = withContext(req, ctx) // req itself for a copy sent alone
 	}
 	if req.GetBody != nil {
 		out.Body, _ = req.GetBody()
@@ -257,7 +261,15 @@ func (rr *raceRun) launch(n int, backup bool) {
 		prev = rr.attempts[n-2]
 	}
 	a := &attempt{n: n, key: key, cand: cand, start: in.m.cfg.Clock.Now(), reason: attemptReason(n, backup, prev), skipped: skips}
-	a.ctx, a.cancel = context.WithCancel(rr.req.Context())
+	if rr.hedged {
+		a.ctx, a.cancel = context.WithCancel(rr.req.Context())
+	} else {
+		// Copies go one at a time, each over before the next: the only
+		// one ever cancelled while it runs is cancelled with the request,
+		// so it may share the request's context (a child context costs
+		// the request's context a map of children).
+		a.ctx, a.cancel = rr.req.Context(), func() {}
+	}
 	rr.attempts = append(rr.attempts, a)
 	if !rr.hedged {
 		in.run(a, rr.req)

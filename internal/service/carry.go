@@ -162,11 +162,14 @@ func (m *Manager) ServeStream(st Stream, h *forward.Header) {
 		st.Reject(forward.RejectNoConnector, fmt.Sprintf("%q: %v", h.Address, errNoLocalConnector))
 		return
 	}
-	ctx, span := m.startHop(m.hopContext(h), "weft.egress", trace.SpanKindServer,
-		tracing.KeyAddress.String(h.Address), tracing.KeyKind.String("tcp"))
+	ctx, span := m.startHop(m.hopContext(h), "weft.egress", trace.SpanKindServer, func() []attribute.KeyValue {
+		return []attribute.KeyValue{tracing.KeyAddress.String(h.Address), tracing.KeyKind.String("tcp")}
+	})
 	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.ConnectTimeout)
-	_, tspan := m.startHop(ctx, "weft.target", trace.SpanKindClient, tracing.KeyAddress.String(h.Address))
+	_, tspan := m.startHop(ctx, "weft.target", trace.SpanKindClient, func() []attribute.KeyValue {
+		return []attribute.KeyValue{tracing.KeyAddress.String(h.Address)}
+	})
 	conn, release, code, err := m.dialLocal(ctx, a)
 	cancel()
 	tracing.Fail(tspan, err)

@@ -6,15 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
@@ -26,11 +24,12 @@ import (
 //
 // A listener with protocol http is an http.Server speaking HTTP/1.1 and h2c
 // with prior knowledge (net/http's own HTTP/2, the bundled x/net/http2, so
-// no h2c wrapper is needed) in front of an httputil.ReverseProxy, whose
-// Transport is the ingress: it balances each request through the address's
-// balance.Picker, retries, hedges and overflows. ReverseProxy already does
-// what a proxy must (hop-by-hop headers, upgrades such as WebSocket by
-// hijacking, trailers, flushing of streamed answers).
+// no h2c wrapper is needed) whose handler is the ingress (http_ingress.go):
+// it balances each request through the address's balance.Picker, retries,
+// hedges and overflows in the handler's goroutine, and writes the answer
+// straight back, doing what a proxy must (hop-by-hop headers, trailers,
+// flushing of streamed answers); upgrades such as WebSocket go through an
+// httputil.ReverseProxy, which hijacks the connection for the tunnel.
 //
 // Between sites each request travels in weft's own framing on a link
 // stream of kind KindHTTPFrame (framed.go, httpframe/spec.md), and those
@@ -75,15 +74,14 @@ func (m *Manager) serveHTTP(l *listener) {
 	protos.SetHTTP1(true)
 	protos.SetHTTP2(true) // over TLS, by ALPN
 	protos.SetUnencryptedHTTP2(true)
-	by := prometheus.Labels{"address": l.addr.name}
-	handler := promhttp.InstrumentHandlerDuration(m.cfg.Metrics.HTTPDuration.MustCurryWith(by),
-		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by),
-			countBytes(m.cfg.Metrics.AddressBytes.MustCurryWith(by), fullDuplex(in.traceIngress(in.proxy())))))
+	in.errorLog = slog.NewLogLogger(m.cfg.Logger.Handler(), slog.LevelDebug)
+	in.upgrades = in.upgradeProxy()
+	in.metrics = newListenerMetrics(m.cfg.Metrics, l.addr.name)
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           in,
 		Protocols:         &protos,
 		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(m.cfg.Logger.Handler(), slog.LevelDebug),
+		ErrorLog:          in.errorLog,
 		BaseContext:       func(net.Listener) context.Context { return m.life.ctx },
 	}
 	if err := srv.Serve(l.ln); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -97,46 +95,24 @@ func (m *Manager) serveHTTP(l *listener) {
 	}
 }
 
-// ingress is the http.RoundTripper of one HTTP listener.
+// ingress is the handler of one HTTP listener, and the http.RoundTripper
+// its requests go through.
 type ingress struct {
-	m       *Manager
-	addr    *address
-	hedge   hedgePolicy
-	retries int
-	retryOn grpcCodes // gRPC codes that are failures, retried when safe
-	policy  balance.Policy
+	m        *Manager
+	addr     *address
+	hedge    hedgePolicy
+	retries  int
+	retryOn  grpcCodes // gRPC codes that are failures, retried when safe
+	policy   balance.Policy
+	metrics  *listenerMetrics
+	upgrades *httputil.ReverseProxy // for upgrade requests (WebSocket)
+	errorLog *log.Logger
 }
 
-func (in *ingress) proxy() *httputil.ReverseProxy {
-	return &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.Out.URL.Scheme, r.Out.URL.Host = "http", in.addr.name
-			r.SetXForwarded()
-			r.Out.Header.Set(HeaderProto, clientProto(r.In))
-			if !in.m.cfg.Tracer.On() {
-				ensureTraceparent(r.Out.Header) // else each attempt's span sets it
-			}
-		},
-		Transport: in,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			code := http.StatusBadGateway
-			if errors.Is(err, errNoCandidate) {
-				code = http.StatusServiceUnavailable
-			}
-			if r.Context().Err() == nil {
-				in.m.cfg.Logger.DebugContext(r.Context(), "http request failed", "address", in.addr.name, "stream", r.RemoteAddr, "err", err)
-			}
-			http.Error(w, err.Error(), code)
-		},
-		ErrorLog:   slog.NewLogLogger(in.m.cfg.Logger.Handler(), slog.LevelDebug),
-		BufferPool: proxyBuffers,
-	}
-}
-
-// proxyBuffers are the copy buffers of both sites' reverse proxies.
-// Without a pool ReverseProxy allocates 32 KiB per answer: three
-// quarters of all bytes a site allocated per request in bench/run-http.sh
-// --wrk, and most of its garbage collection.
+// proxyBuffers are the copy buffers of bodies at both sites (and of
+// their reverse proxies). Without a pool ReverseProxy allocated 32 KiB
+// per answer: three quarters of all bytes a site allocated per request in
+// bench/run-http.sh --wrk, and most of its garbage collection.
 var proxyBuffers httputil.BufferPool = &bufferPool{}
 
 type bufferPool struct{ p sync.Pool }
@@ -244,15 +220,21 @@ type readCloser struct {
 }
 
 // fullDuplex lets h read an HTTP/1.1 request's body while it writes the
-// answer, as bidirectional streams (gRPC's among them) need; HTTP/2 always
-// allows it.
+// answer (enableFullDuplex).
 func fullDuplex(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 1 {
-			http.NewResponseController(w).EnableFullDuplex()
-		}
+		enableFullDuplex(w, r)
 		h.ServeHTTP(w, r)
 	})
+}
+
+// enableFullDuplex lets the handler of r read an HTTP/1.1 request's body
+// while it writes the answer, as bidirectional streams (gRPC's among
+// them) need; HTTP/2 always allows it.
+func enableFullDuplex(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		http.NewResponseController(w).EnableFullDuplex()
+	}
 }
 
 func closeResponse(r *http.Response) {

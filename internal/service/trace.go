@@ -21,21 +21,19 @@ import (
 // site records "weft.egress" and the call to the target, "weft.target".
 // Every span is a no-op when the site does not trace.
 
-// traceIngress wraps an HTTP listener's handler in the request's ingress
-// span, continuing the client's W3C trace context when it sent one.
-func (in *ingress) traceIngress(h http.Handler) http.Handler {
+// startIngress starts the request's ingress span, continuing the
+// client's W3C trace context when it sent one, and returns r in it; the
+// span is nil when the site does not trace.
+func (in *ingress) startIngress(r *http.Request) (*http.Request, trace.Span) {
 	tr := in.m.cfg.Tracer
 	if !tr.On() {
-		return h
+		return r, nil
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := tr.Start(ctx, "weft.ingress", trace.SpanKindServer,
-			tracing.KeyAddress.String(in.addr.name), tracing.KeyKind.String("http"),
-			attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path))
-		defer span.End()
-		h.ServeHTTP(w, r.WithContext(ctx))
-	})
+	ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, span := tr.Start(ctx, "weft.ingress", trace.SpanKindServer,
+		tracing.KeyAddress.String(in.addr.name), tracing.KeyKind.String("http"),
+		attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path))
+	return r.WithContext(ctx), span
 }
 
 // startAttempt starts the span of one copy of a request, a child of the
@@ -150,11 +148,13 @@ func (m *Manager) hopContext(h *forward.Header) context.Context {
 
 // startHop starts a span at the connector site, only for a traced stream
 // or request: a site never starts a trace for work another site began.
-func (m *Manager) startHop(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+// attrs are asked for only then: built per request, they were a heap
+// allocation of every untraced one.
+func (m *Manager) startHop(ctx context.Context, name string, kind trace.SpanKind, attrs func() []attribute.KeyValue) (context.Context, trace.Span) {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return ctx, trace.SpanFromContext(ctx)
 	}
-	return m.cfg.Tracer.Start(ctx, name, kind, attrs...)
+	return m.cfg.Tracer.Start(ctx, name, kind, attrs()...)
 }
 
 // egressContext is the parent of a request's egress span: the stream's
