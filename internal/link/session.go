@@ -26,6 +26,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -122,6 +123,7 @@ type Stats struct {
 // concurrent use.
 type Session struct {
 	conn   net.Conn
+	sock   syscall.RawConn // the socket under conn, for inputQueued; nil over a pipe
 	cfg    Config
 	log    *slog.Logger
 	client bool
@@ -172,6 +174,7 @@ func newSession(conn net.Conn, cfg Config, client bool) *Session {
 	cfg = cfg.withDefaults()
 	s := &Session{
 		conn:     conn,
+		sock:     socketOf(conn),
 		cfg:      cfg,
 		client:   client,
 		start:    cfg.Clock.Now(),
@@ -494,9 +497,11 @@ func (s *Session) heartbeatLoop(tick clock.Ticker, dead clock.Timer) {
 		switch {
 		case idle < limit:
 			due = last + limit
-		case resumed > due && graced != last:
-			// Stopped across the due time: let the read loop catch up
-			// and the peer send, once per silence.
+		case (resumed > due || inputQueued(s.sock)) && graced != last:
+			// Stopped across the due time, or the read loop starved
+			// while this loop ran (the socket holds unread frames, so
+			// the peer was not silent): let the read loop catch up and
+			// the peer send, once per silence.
 			graced = last
 			due = now + hb
 		default:
