@@ -253,6 +253,43 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
+// CopyClose copies the stream to dst until the peer's FIN, then
+// half-closes dst: WriteTo then dst.CloseWrite, except that the last data,
+// when the FIN is in by the time it is taken, leaves with dst's FIN in one
+// batch (WriteClose): a transit site relays a sealed stream's
+// end-of-stream record and its FIN in one link write.
+func (st *Stream) CopyClose(dst *Stream) (int64, error) {
+	var total int64
+	for {
+		b, data, more, err := st.ReadBuffer()
+		if err == io.EOF {
+			return total, dst.CloseWrite()
+		}
+		if err != nil {
+			return total, err
+		}
+		last := !more && st.drained()
+		var n int
+		if last {
+			n, err = dst.WriteClose(data)
+		} else {
+			n, err = dst.Write(data)
+		}
+		putBuf(b)
+		total += int64(n)
+		if err != nil || last {
+			return total, err
+		}
+	}
+}
+
+// drained reports that the peer's FIN is in and everything before it read.
+func (st *Stream) drained() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.finRecv && st.rq.n == 0
+}
+
 // consumedLocked returns credit to the peer once half the window is read
 // (yamux's rule: fewer WINDOW frames, and the sender never stalls while
 // the reader keeps up).
