@@ -1,18 +1,10 @@
 package seal_test
 
 import (
-	"context"
 	"io"
-	"net"
 	"syscall"
 	"testing"
 	"time"
-
-	"weft.dev/weft/internal/forward"
-	"weft.dev/weft/internal/forward/forwardtest"
-	"weft.dev/weft/internal/link"
-	"weft.dev/weft/internal/seal"
-	"weft.dev/weft/internal/siteid"
 )
 
 // source is a client connection that has n bytes to send: each read
@@ -39,33 +31,11 @@ func (s *source) Read(p []byte) (int, error) {
 // (cpu-ns/B), which the machine's load moves less than the wall time.
 func BenchmarkStreamBulk(b *testing.B) {
 	const size = 64 << 20
-	m := forwardtest.New(b)
-	a, c := m.Site("a"), m.Site("c")
-	m.Link(a, c)
-	keyA, _ := seal.GenerateKey(nil)
-	keyC, _ := seal.GenerateKey(nil)
-	in := seal.NewInitiator(seal.Config{Self: a.ID, Key: keyA})
-	resp := seal.NewResponder(seal.Config{Self: c.ID, Key: keyC})
-	peerKey := func(siteid.ID) ([seal.KeyLen]byte, bool) { return keyA.Public, true }
-	c.SetDeliver(func(st *link.Stream, h *forward.Header) {
-		var conn interface {
-			net.Conn
-			CloseWrite() error
-		} = st
-		if h.Address == "sealed" {
-			sc, err := resp.Accept(st, h, peerKey)
-			if err != nil || sc.Confirm() != nil {
-				return
-			}
-			conn = sc
-		} else if st.Confirm() != nil {
-			return
-		}
+	open := benchSites(b, func(conn benchConn) {
 		io.Copy(io.Discard, conn)
 		conn.CloseWrite()
 		conn.Close()
 	})
-	open := func(ctx context.Context, h *forward.Header) (seal.Stream, error) { return forward.Open(ctx, a, h) }
 	block := make([]byte, 256<<10)
 	for _, mode := range []string{"plain", "sealed"} {
 		b.Run(mode, func(b *testing.B) {
@@ -73,24 +43,12 @@ func BenchmarkStreamBulk(b *testing.B) {
 			var ru0 syscall.Rusage
 			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 			for b.Loop() {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				h := forward.NewHeader(forward.KindTCP, mode, a.ID, []siteid.ID{c.ID})
-				var conn interface {
-					net.Conn
-					io.ReaderFrom
-					CloseWrite() error
-				}
-				var err error
-				if mode == "sealed" {
-					conn, err = in.Open(ctx, h, keyC.Public, open)
-				} else {
-					conn, err = forward.Open(ctx, a, h)
-				}
-				cancel()
+				conn, err := open(mode)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if n, err := conn.ReadFrom(&source{block: block, n: size}); n != size || err != nil {
+				// io.Copy: ReadFrom, as forward.Join at the ingress.
+				if n, err := io.Copy(conn, &source{block: block, n: size}); n != size || err != nil {
 					b.Fatalf("sent %d: %v", n, err)
 				}
 				conn.CloseWrite()
