@@ -174,8 +174,9 @@ type Conn struct {
 	more    bool
 	held    []*[]byte
 	heldArr [maxBatch]*[]byte
-	// plain is opened data not yet returned, in rbuf: one slice per
-	// record, the first one partly returned.
+	// plain is opened data not yet returned, in rbuf or in the buffers
+	// of a buffer stream: one slice per record, the first one partly
+	// returned.
 	plain     [][]byte
 	plainBase [][]byte // c.plain's array, reused for every batch
 	// plainArr is plainBase's first array, enough for a small buffer's
