@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"sync"
+
+	"weft.dev/weft/internal/link"
 )
 
 // halfCloser is a connection whose write side can be closed on its own, so that a
@@ -54,11 +56,18 @@ func pipe(dst, src net.Conn) int64 {
 	return n
 }
 
-// copyConn copies src to dst. TCP connections, link streams and sealed
+// copyConn copies src to dst (and half-closes dst if both are link
+// streams). TCP connections, link streams and sealed
 // streams copy by themselves (WriterTo, ReaderFrom) and never touch a copy
 // buffer, so the pool's is taken only for a pair that does not: otherwise
 // every joined connection would pin 256 KiB per direction for its life.
 func copyConn(dst io.Writer, src io.Reader) (int64, error) {
+	// A transit site: the stream's last data and its FIN go on together.
+	if s, ok := src.(*link.Stream); ok {
+		if d, ok := dst.(*link.Stream); ok {
+			return s.CopyClose(d)
+		}
+	}
 	_, wt := src.(io.WriterTo)
 	_, rf := dst.(io.ReaderFrom)
 	if wt || rf {

@@ -55,6 +55,10 @@ const (
 	defaultHeartbeat = 500 * 1e6 // ns
 )
 
+// MaxData is the largest payload of one DATA frame: ReadFrom hands its
+// reader buffers of this size, each becoming one frame when credit allows.
+const MaxData = maxPayload
+
 // lenBounds gives the allowed payload length range per frame type, and
 // whether the frame belongs to a stream (ID != 0) or the session (ID == 0).
 var lenBounds = [numTypes]struct {

@@ -331,6 +331,61 @@ func TestWriteClose(t *testing.T) {
 	})
 }
 
+// CopyClose relays a stream and its FIN: with the last data when the FIN
+// is in by then (one WriteClose), after it otherwise.
+func TestCopyClose(t *testing.T) {
+	forStreamTransports(t, func(t *testing.T, tr transport) {
+		c, s := sessions(t, tr, Config{}, Config{})
+		for _, finFirst := range []bool{true, false} {
+			a, b := openPair(t, c, s, nil) // b relays to x
+			x, y := openPair(t, c, s, nil)
+			if _, err := a.Write([]byte("data")); err != nil {
+				t.Fatal(err)
+			}
+			type res struct {
+				n   int64
+				err error
+			}
+			done := make(chan res, 1)
+			if finFirst {
+				a.WriteClose([]byte("end"))
+				eventually(t, 5*time.Second, "FIN at the relay", func() bool {
+					b.mu.Lock()
+					defer b.mu.Unlock()
+					return b.finRecv
+				})
+			}
+			go func() {
+				n, err := b.CopyClose(x)
+				done <- res{n, err}
+			}()
+			if !finFirst {
+				got := make([]byte, 4)
+				if _, err := io.ReadFull(y, got); err != nil || string(got) != "data" {
+					t.Fatalf("relayed %q %v before the FIN", got, err)
+				}
+				a.WriteClose([]byte("end"))
+			}
+			got, err := io.ReadAll(y)
+			if want := map[bool]string{true: "dataend", false: "end"}[finFirst]; err != nil || string(got) != want {
+				t.Fatalf("FIN first %v: relayed %q %v, want %q", finFirst, got, err, want)
+			}
+			if r := <-done; r.err != nil || r.n != 7 {
+				t.Fatalf("FIN first %v: CopyClose %d %v", finFirst, r.n, r.err)
+			}
+			x.mu.Lock()
+			closed := x.writeClosed && x.finQueued
+			x.mu.Unlock()
+			if !closed {
+				t.Fatal("relay not half-closed")
+			}
+			for _, st := range []*Stream{a, b, x, y} {
+				st.Close()
+			}
+		}
+	})
+}
+
 func TestReset(t *testing.T) {
 	forStreamTransports(t, func(t *testing.T, tr transport) {
 		c, s := sessions(t, tr, Config{}, Config{})

@@ -172,44 +172,23 @@ func (st *Stream) removeLocked() {
 	}
 }
 
-// Read reads stream data; io.EOF after the peer's FIN.
-func (st *Stream) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	st.mu.Lock()
+// waitReadLocked waits, with st.mu held, until data is queued (nil) or
+// reading is over: io.EOF after the peer's FIN, or what ended it.
+func (st *Stream) waitReadLocked() error {
 	for {
-		if st.readClosed {
-			st.mu.Unlock()
-			return 0, net.ErrClosed
-		}
-		if st.resetErr != nil {
-			err := st.resetErr
-			st.mu.Unlock()
-			return 0, err
-		}
-		if st.rq.n > 0 {
-			n := st.rq.read(p)
-			more := st.rq.n > 0
-			st.consumedLocked(n)
-			st.mu.Unlock()
-			if more {
-				notify(st.readCh) // for a concurrent reader
-			}
-			return n, nil
-		}
-		if st.finRecv {
-			st.mu.Unlock()
-			return 0, io.EOF
-		}
-		if st.sessErr != nil {
-			err := st.sessErr
-			st.mu.Unlock()
-			return 0, err
-		}
-		if st.s.pastDeadline(st.rdeadline) {
-			st.mu.Unlock()
-			return 0, os.ErrDeadlineExceeded
+		switch {
+		case st.readClosed:
+			return net.ErrClosed
+		case st.resetErr != nil:
+			return st.resetErr
+		case st.rq.n > 0:
+			return nil
+		case st.finRecv:
+			return io.EOF
+		case st.sessErr != nil:
+			return st.sessErr
+		case st.s.pastDeadline(st.rdeadline):
+			return os.ErrDeadlineExceeded
 		}
 		st.mu.Unlock()
 		<-st.readCh
@@ -217,51 +196,100 @@ func (st *Stream) Read(p []byte) (int, error) {
 	}
 }
 
+// Read reads stream data; io.EOF after the peer's FIN.
+func (st *Stream) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	st.mu.Lock()
+	if err := st.waitReadLocked(); err != nil {
+		st.mu.Unlock()
+		return 0, err
+	}
+	n := st.rq.read(p)
+	more := st.rq.n > 0
+	st.consumedLocked(n)
+	st.mu.Unlock()
+	if more {
+		notify(st.readCh) // for a concurrent reader
+	}
+	return n, nil
+}
+
+// ReadBuffer hands over the next received buffer whole, with no copy:
+// data is what it holds, and the caller gives b back with ReleaseBuffer
+// once done with data. more reports that more data is queued already.
+// Errors are Read's: io.EOF after the peer's FIN.
+func (st *Stream) ReadBuffer() (b *[]byte, data []byte, more bool, err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := st.waitReadLocked(); err != nil {
+		return nil, nil, false, err
+	}
+	b, data = st.rq.pop()
+	st.consumedLocked(len(data))
+	return b, data, st.rq.n > 0, nil
+}
+
+// ReleaseBuffer gives back a buffer from ReadBuffer.
+func (st *Stream) ReleaseBuffer(b *[]byte) { putBuf(b) }
+
 // WriteTo hands received buffers straight to w, saving a copy and the
 // 32 KiB steps of io.Copy.
 func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 	var total int64
-	st.mu.Lock()
 	for {
-		if st.readClosed {
-			st.mu.Unlock()
-			return total, net.ErrClosed
-		}
-		if st.resetErr != nil {
-			err := st.resetErr
-			st.mu.Unlock()
-			return total, err
-		}
-		if st.rq.n > 0 {
-			b, data := st.rq.pop()
-			st.consumedLocked(len(data))
-			st.mu.Unlock()
-			n, err := w.Write(data)
-			putBuf(b)
-			total += int64(n)
-			if err != nil {
-				return total, err
-			}
-			st.mu.Lock()
-			continue
-		}
-		if st.finRecv {
-			st.mu.Unlock()
+		b, data, _, err := st.ReadBuffer()
+		if err == io.EOF {
 			return total, nil
 		}
-		if st.sessErr != nil {
-			err := st.sessErr
-			st.mu.Unlock()
+		if err != nil {
 			return total, err
 		}
-		if st.s.pastDeadline(st.rdeadline) {
-			st.mu.Unlock()
-			return total, os.ErrDeadlineExceeded
+		n, err := w.Write(data)
+		putBuf(b)
+		total += int64(n)
+		if err != nil {
+			return total, err
 		}
-		st.mu.Unlock()
-		<-st.readCh
-		st.mu.Lock()
 	}
+}
+
+// CopyClose copies the stream to dst until the peer's FIN, then
+// half-closes dst: WriteTo then dst.CloseWrite, except that the last data,
+// when the FIN is in by the time it is taken, leaves with dst's FIN in one
+// batch (WriteClose): a transit site relays a sealed stream's
+// end-of-stream record and its FIN in one link write.
+func (st *Stream) CopyClose(dst *Stream) (int64, error) {
+	var total int64
+	for {
+		b, data, more, err := st.ReadBuffer()
+		if err == io.EOF {
+			return total, dst.CloseWrite()
+		}
+		if err != nil {
+			return total, err
+		}
+		last := !more && st.drained()
+		var n int
+		if last {
+			n, err = dst.WriteClose(data)
+		} else {
+			n, err = dst.Write(data)
+		}
+		putBuf(b)
+		total += int64(n)
+		if err != nil || last {
+			return total, err
+		}
+	}
+}
+
+// drained reports that the peer's FIN is in and everything before it read.
+func (st *Stream) drained() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.finRecv && st.rq.n == 0
 }
 
 // consumedLocked returns credit to the peer once half the window is read

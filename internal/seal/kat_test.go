@@ -24,6 +24,7 @@ var kat = map[string]string{
 	"r2i":       "d1ccc2fcecc55572499007c3bf9e39eb",
 	"check":     "40700e813e79cece694fc0a1fdbbb31b",
 	"record":    "cf46d9831f2b205cc248568027e44c112557f6050e2d1c6e90f9e5bfe605351e",
+	"bigRecord": "52bcd466ee0c3f81de7e00f25b6bb8caf6039b20e851691246edf020c85aa04d",
 	"streamKey": "67eda68807a5c13d15f1339e3f1e5f47",
 }
 
@@ -68,6 +69,14 @@ func TestKnownAnswers(t *testing.T) {
 	conn.Write([]byte("weft"))
 	conn.CloseWrite()
 	sum := sha256.Sum256(tp.out.Bytes())
+	// Records of the largest size and one past it, R's way.
+	tp = &tape{}
+	conn = newConn(tp, a, k.r2i, k.i2r, nil)
+	big := make([]byte, 2*MaxRecord+1)
+	rand.NewChaCha8([32]byte{6}).Read(big)
+	conn.Write(big)
+	conn.CloseWrite()
+	bigSum := sha256.Sum256(tp.out.Bytes())
 	got := map[string]string{
 		"msg1":      hex.EncodeToString(msg1),
 		"msg2":      hex.EncodeToString(resp.msg2),
@@ -75,10 +84,11 @@ func TestKnownAnswers(t *testing.T) {
 		"r2i":       hex.EncodeToString(k.r2i[:]),
 		"check":     hex.EncodeToString(k.check[:]),
 		"record":    hex.EncodeToString(sum[:]),
+		"bigRecord": hex.EncodeToString(bigSum[:]),
 		"streamKey": hex.EncodeToString(func() []byte { k0 := sess.streamKeys(0, bind); return k0.i2r[:] }()),
 	}
 	if os.Getenv("WEFT_SEAL_KAT") == "print" {
-		for _, name := range []string{"msg1", "msg2", "i2r", "r2i", "check", "record", "streamKey"} {
+		for _, name := range []string{"msg1", "msg2", "i2r", "r2i", "check", "record", "bigRecord", "streamKey"} {
 			t.Logf("%q: %q,", name, got[name])
 		}
 		return

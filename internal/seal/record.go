@@ -23,19 +23,24 @@ const (
 	// data path pays for AES twice per site, and 128-bit keys cost 10
 	// rounds instead of 14.
 	recordKeyLen = 16
-	// MaxRecord is the largest plaintext of one record: large, so that a
-	// bulk transfer pays the per-record cost rarely; the length prefix is
-	// 2 bytes.
-	MaxRecord   = 16 << 10
-	maxSealed   = MaxRecord + tagLen
-	recordHdr   = 2
-	readBufSize = 4 * (recordHdr + maxSealed)
+	// MaxRecord is the largest plaintext of one record: a full record
+	// with its header is one link DATA frame (link.MaxData, 64 KiB), so
+	// the ingress seals it in the buffer the link sends and the egress
+	// opens it in the buffer the link received, and a bulk transfer pays
+	// the per-record cost once per frame. The 2-byte length prefix holds
+	// it too.
+	MaxRecord = maxRecordLen - recordHdr - tagLen
+	maxSealed = MaxRecord + tagLen
+	recordHdr = 2
+	// maxRecordLen: a record's bytes on the wire, at most.
+	maxRecordLen = 64 << 10
 )
 
 // ratchetEvery is how many records a direction's key seals before it is
-// replaced by a key derived from it (TLS 1.3's bound for AES-GCM is
-// 2^24.5 full records per key). A variable so tests can shorten it.
-var ratchetEvery uint64 = 1 << 24
+// replaced by a key derived from it: 2^22 full records, 256 GiB, as TLS
+// 1.3's bound for AES-GCM (2^24.5 records of 16 KiB) allows. A variable
+// so tests can shorten it.
+var ratchetEvery uint64 = 1 << 22
 
 // Errors of the record layer. A Conn that fails with one of them has reset
 // its stream with forward.ResetSeal.
@@ -109,7 +114,7 @@ const smallBuf = 4 << 10
 
 var (
 	smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
-	largeBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+	largeBufs = sync.Pool{New: func() any { b := make([]byte, maxRecordLen); return &b }}
 )
 
 func getBuf(large bool) *[]byte {
@@ -151,13 +156,27 @@ type Conn struct {
 	werr   error
 	answer []byte // egress: the handshake answer, written on Confirm
 
-	rmu  sync.Mutex // guards the read half
-	r    half
+	rmu sync.Mutex // guards the read half
+	r   half
+	bs  bufferStream // the Stream, if it hands over its buffers
+	// rbuf holds received bytes until their record is whole: every byte
+	// over a plain stream, over a buffer stream only a record split
+	// between two of its buffers.
 	rbuf *[]byte
 	roff int // start of unread bytes in rbuf
 	rend int // end of read bytes in rbuf
-	// plain is opened data not yet returned, in rbuf: one slice per
-	// record, the first one partly returned.
+	// Over a buffer stream: cur is the buffer being opened, curData its
+	// bytes not yet opened, more whether the stream has more queued;
+	// held are done buffers that c.plain's records may be in, given back
+	// once c.plain is returned.
+	cur     *[]byte
+	curData []byte
+	more    bool
+	held    []*[]byte
+	heldArr [maxBatch]*[]byte
+	// plain is opened data not yet returned, in rbuf or in the buffers
+	// of a buffer stream: one slice per record, the first one partly
+	// returned.
 	plain     [][]byte
 	plainBase [][]byte // c.plain's array, reused for every batch
 	// plainArr is plainBase's first array, enough for a small buffer's
@@ -172,7 +191,9 @@ type Conn struct {
 
 func newConn(st Stream, peer siteid.ID, wkey, rkey [recordKeyLen]byte, onBroken func(string)) *Conn {
 	c := &Conn{Stream: st, peer: peer, w: newHalf(wkey), r: newHalf(rkey), onBroken: onBroken}
+	c.bs, _ = st.(bufferStream)
 	c.plainBase = c.plainArr[:0]
+	c.held = c.heldArr[:0]
 	return c
 }
 
@@ -213,9 +234,6 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := c.Stream.(io.ReaderFrom); ok {
 		c.sr = sealingReader{c: c, src: r}
 		_, err := rf.ReadFrom(&c.sr)
-		if c.sr.stage != nil {
-			putBuf(c.sr.stage)
-		}
 		n := c.sr.n
 		c.sr = sealingReader{}
 		if err != nil {
@@ -248,38 +266,25 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 // sealingReader reads plaintext from src and returns it as sealed records
 // of c's write half: what a link stream's ReadFrom queues.
 type sealingReader struct {
-	c     *Conn
-	src   io.Reader
-	stage *[]byte // plaintext read from src, sealed into the caller's buffer
-	n     int64   // plaintext bytes read
+	c   *Conn
+	src io.Reader
+	n   int64 // plaintext bytes read
 }
 
+// Read makes one record of what one read of src returns, read and sealed
+// in p itself: the link sends p as one DATA frame, and the egress opens
+// the record in the buffer that frame arrives in.
 func (s *sealingReader) Read(p []byte) (int, error) {
-	// Plaintext that fits in p as records: full records, then what is
-	// left after one more record's overhead.
-	full := len(p) / (recordHdr + maxSealed)
-	room := full*MaxRecord + max(0, len(p)-full*(recordHdr+maxSealed)-recordHdr-tagLen)
-	if room == 0 {
+	room := min(len(p)-recordHdr-tagLen, MaxRecord)
+	if room <= 0 {
 		return 0, io.ErrShortBuffer
 	}
-	if s.stage == nil {
-		s.stage = getBuf(false)
-	}
-	stage := *s.stage
-	m, err := s.src.Read(stage[:min(room, len(stage))])
+	m, err := s.src.Read(p[recordHdr : recordHdr+room])
 	s.n += int64(m)
-	if m == smallBuf {
-		// Bulk: read in large steps from now on.
-		defer func() { s.stage = grow(s.stage, 0) }()
+	if m == 0 {
+		return 0, err
 	}
-	out := 0
-	for off := 0; off < m; off += MaxRecord {
-		chunk := stage[off:min(off+MaxRecord, m)]
-		binary.BigEndian.PutUint16(p[out:], uint16(len(chunk)+tagLen))
-		s.c.w.aead.Seal(p[out+recordHdr:out+recordHdr], s.c.w.next(), chunk, p[out:out+recordHdr])
-		out += recordHdr + len(chunk) + tagLen
-	}
-	return out, err
+	return len(s.c.sealLocked(p, m)), err
 }
 
 // wbufLocked returns the write buffer, large enough for a record of want
@@ -428,74 +433,176 @@ func (c *Conn) fillLocked() error {
 	return nil
 }
 
-// nextLocked reads until at least one record is whole, then opens every
-// whole record in the buffer into c.plain; or it sets c.rerr.
+// bufferStream is a stream that hands over the buffers it received
+// whole (link.Stream): records are opened where they arrived.
+type bufferStream interface {
+	ReadBuffer() (b *[]byte, data []byte, more bool, err error)
+	ReleaseBuffer(b *[]byte)
+}
+
+// maxBatch is how many of a buffer stream's buffers one nextLocked opens
+// at most when they are queued already: WriteTo writes them in one writev.
+const maxBatch = 4
+
+// nextLocked opens at least one record into c.plain, reading as needed;
+// or it sets c.rerr, or returns a passed deadline.
 func (c *Conn) nextLocked() error {
-	if c.rbuf == nil {
-		c.rbuf = getBuf(false)
-		c.roff, c.rend = 0, 0
-	}
-	buf := *c.rbuf
+	c.releaseLocked()
 	c.plain = c.plainBase[:0]
 	defer func() { c.plainBase = c.plain[:0:cap(c.plain)] }()
 	for {
-		opened := false
-		for !c.fin {
-			avail := c.rend - c.roff
-			if avail < recordHdr {
-				break
-			}
-			n := int(binary.BigEndian.Uint16(buf[c.roff:]))
-			if n < tagLen || n > maxSealed {
-				c.broken(fmt.Errorf("%w: record of %d bytes", ErrRecord, n), "record-size")
+		if c.rend > c.roff {
+			n, ok := c.openLocked((*c.rbuf)[c.roff:c.rend])
+			if !ok {
 				return nil
 			}
-			if avail < recordHdr+n {
-				break
-			}
-			hdr := buf[c.roff : c.roff+recordHdr]
-			sealed := buf[c.roff+recordHdr : c.roff+recordHdr+n]
-			c.roff += recordHdr + n
-			plain, err := c.r.aead.Open(sealed[:0], c.r.next(), sealed, hdr)
-			switch {
-			case err != nil:
-				c.broken(ErrRecord, "record")
-				return nil
-			case len(plain) == 0:
-				c.fin = true
-			default:
-				c.plain = append(c.plain, plain)
-			}
-			opened = true
+			c.roff += n
 		}
-		if opened {
+		if c.roff == c.rend && len(c.curData) > 0 {
+			n, ok := c.openLocked(c.curData)
+			if !ok {
+				return nil
+			}
+			c.curData = c.curData[n:]
+		}
+		// Open more only from buffers queued already, and not into rbuf
+		// while c.plain may be in it.
+		if c.fin || len(c.plain) > 0 && (!c.more || len(c.curData) > 0 || len(c.held) == maxBatch) {
 			if len(c.plain) == 0 { // only the end-of-stream record
 				c.endReadLocked(io.EOF)
 			}
 			return nil
 		}
-		if c.roff > 0 && len(buf)-c.roff < recordHdr+maxSealed {
-			c.rend = copy(buf, buf[c.roff:c.rend])
-			c.roff = 0
+		var err error
+		if c.bs != nil {
+			err = c.takeLocked()
+		} else {
+			err = c.readLocked()
 		}
-		if c.rend == len(buf) && len(buf) == smallBuf {
-			// A small buffer is full: a large record, or bulk.
-			c.rbuf = grow(c.rbuf, c.rend)
-			buf = *c.rbuf
-		}
-		m, err := c.Stream.Read(buf[c.rend:])
-		c.rend += m
 		switch {
-		case m > 0:
+		case err == nil:
+		case len(c.plain) > 0:
+			return nil // the error comes back at the next read
 		case errors.Is(err, io.EOF):
 			c.broken(ErrTruncated, "truncated")
 			return nil
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return err
-		case err != nil:
+		default:
 			c.endReadLocked(err)
 			return nil
 		}
+	}
+}
+
+// openLocked opens the whole records at the start of b in place into
+// c.plain, up to the end-of-stream record, and returns the bytes they
+// took; false if one failed (the stream is then broken).
+func (c *Conn) openLocked(b []byte) (int, bool) {
+	off := 0
+	for !c.fin && len(b)-off >= recordHdr {
+		n := int(binary.BigEndian.Uint16(b[off:]))
+		if n < tagLen || n > maxSealed {
+			c.broken(fmt.Errorf("%w: record of %d bytes", ErrRecord, n), "record-size")
+			return 0, false
+		}
+		if len(b)-off < recordHdr+n {
+			break
+		}
+		hdr := b[off : off+recordHdr]
+		sealed := b[off+recordHdr : off+recordHdr+n]
+		off += recordHdr + n
+		plain, err := c.r.aead.Open(sealed[:0], c.r.next(), sealed, hdr)
+		switch {
+		case err != nil:
+			c.broken(ErrRecord, "record")
+			return 0, false
+		case len(plain) == 0:
+			c.fin = true
+		default:
+			c.plain = append(c.plain, plain)
+		}
+	}
+	return off, true
+}
+
+// readLocked reads more of a plain stream into rbuf; c.plain is empty.
+func (c *Conn) readLocked() error {
+	c.roomLocked(recordHdr + maxSealed)
+	buf := *c.rbuf
+	if c.rend == len(buf) {
+		// A small buffer is full: a large record, or bulk.
+		c.rbuf = grow(c.rbuf, c.rend)
+		buf = *c.rbuf
+	}
+	m, err := c.Stream.Read(buf[c.rend:])
+	c.rend += m
+	if m > 0 {
+		return nil
+	}
+	return err
+}
+
+// takeLocked goes on over a buffer stream: the bytes left in the current
+// buffer begin a record that ends in a later one, and go to rbuf up to
+// that record's end, so what follows it opens in place again; or, with
+// none left, the next buffer becomes current. c.plain is empty if bytes
+// are left.
+func (c *Conn) takeLocked() error {
+	if len(c.curData) == 0 {
+		switch {
+		case c.cur == nil:
+		case len(c.plain) == 0: // nothing opened is in it
+			c.bs.ReleaseBuffer(c.cur)
+		default:
+			c.held = append(c.held, c.cur)
+		}
+		c.cur = nil
+		b, data, more, err := c.bs.ReadBuffer()
+		if err != nil {
+			return err
+		}
+		c.cur, c.curData, c.more = b, data, more
+		return nil
+	}
+	avail := c.rend - c.roff
+	need := recordHdr - avail
+	if avail >= recordHdr { // a length openLocked checked
+		need = recordHdr + int(binary.BigEndian.Uint16((*c.rbuf)[c.roff:])) - avail
+	}
+	k := min(need, len(c.curData))
+	c.roomLocked(avail + k)
+	if c.rend+k > len(*c.rbuf) {
+		c.rbuf = grow(c.rbuf, c.rend)
+	}
+	c.rend += copy((*c.rbuf)[c.rend:], c.curData[:k])
+	c.curData = c.curData[k:]
+	return nil
+}
+
+// roomLocked makes rbuf, moving its unread bytes to the front when fewer
+// than want bytes would fit after them; c.plain is not in it.
+func (c *Conn) roomLocked(want int) {
+	if c.rbuf == nil {
+		c.rbuf = getBuf(false)
+		c.roff, c.rend = 0, 0
+	}
+	if c.roff > 0 && len(*c.rbuf)-c.roff < want {
+		c.rend = copy(*c.rbuf, (*c.rbuf)[c.roff:c.rend])
+		c.roff = 0
+	}
+}
+
+// releaseLocked gives back the buffers c.plain was in, now returned.
+func (c *Conn) releaseLocked() {
+	for i, b := range c.held {
+		c.bs.ReleaseBuffer(b)
+		c.held[i] = nil
+	}
+	c.held = c.held[:0]
+	if c.cur != nil && len(c.curData) == 0 {
+		c.bs.ReleaseBuffer(c.cur)
+		c.cur = nil
 	}
 }
 
@@ -516,4 +623,6 @@ func (c *Conn) endReadLocked(err error) {
 		putBuf(c.rbuf)
 		c.rbuf = nil
 	}
+	c.curData = nil
+	c.releaseLocked()
 }
