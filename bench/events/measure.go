@@ -38,11 +38,14 @@ func sentAt(p []byte) (int64, bool) {
 type sink struct {
 	count atomic.Int64
 	last  atomic.Int64 // UnixNano of the last receipt
-	lat   chan int64   // send times, only while a latency test waits
+	// lat takes publish-to-receipt times, only while a latency test
+	// waits: taken at the receipt, since an event can arrive before its
+	// publisher has the acknowledgement.
+	lat   chan time.Duration
 	wantL atomic.Bool
 }
 
-func newSink() *sink { return &sink{lat: make(chan int64, 1)} }
+func newSink() *sink { return &sink{lat: make(chan time.Duration, 1)} }
 
 func (s *sink) got(p []byte) {
 	now := time.Now().UnixNano()
@@ -51,7 +54,7 @@ func (s *sink) got(p []byte) {
 	if s.wantL.Load() {
 		if t, ok := sentAt(p); ok {
 			select {
-			case s.lat <- t:
+			case s.lat <- time.Duration(now - t):
 			default:
 			}
 		}
@@ -157,8 +160,8 @@ func latency(ctx context.Context, s *sink, p publisher, d time.Duration) (result
 			return result{}, err
 		}
 		select {
-		case t := <-s.lat:
-			lats = append(lats, time.Duration(time.Now().UnixNano()-t))
+		case l := <-s.lat:
+			lats = append(lats, l)
 		case <-time.After(2 * time.Second):
 			lost++
 		case <-ctx.Done():
