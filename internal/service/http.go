@@ -78,7 +78,7 @@ func (m *Manager) serveHTTP(l *listener) {
 	by := prometheus.Labels{"address": l.addr.name}
 	handler := promhttp.InstrumentHandlerDuration(m.cfg.Metrics.HTTPDuration.MustCurryWith(by),
 		promhttp.InstrumentHandlerCounter(m.cfg.Metrics.HTTPRequests.MustCurryWith(by),
-			countBytes(m.cfg.Metrics.AddressBytes.MustCurryWith(by), fullDuplex(in.traceIngress(in.proxy())))))
+			countBytes(m.cfg.Metrics.AddressBytes.MustCurryWith(by), fullDuplex(grpcDeadline(in.traceIngress(in.proxy()))))))
 	srv := &http.Server{
 		Handler:           handler,
 		Protocols:         &protos,
@@ -125,6 +125,10 @@ func (in *ingress) proxy() *httputil.ReverseProxy {
 			}
 			if r.Context().Err() == nil {
 				in.m.cfg.Logger.DebugContext(r.Context(), "http request failed", "address", in.addr.name, "stream", r.RemoteAddr, "err", err)
+			}
+			if isGRPC(r.Header) {
+				grpcError(w, r, err)
+				return
 			}
 			http.Error(w, err.Error(), code)
 		},
