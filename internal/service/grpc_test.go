@@ -414,6 +414,12 @@ func TestGRPCUnavailableEjects(t *testing.T) {
 		}
 	}
 	waitFor(t, "b ejected", func() bool { return w.states("a", "echo")["b"].Status == balance.StatusEjected })
+	// b counts an answer when its stream is done with it, which may be
+	// after a has the answer and ejected b: wait for b's own view.
+	waitFor(t, "b's connector to count the errors", func() bool {
+		st := w.site("b").m.InstanceStates("echo")
+		return len(st) == 1 && st[0].ConsecutiveErrors >= 5
+	})
 	if st := w.site("b").m.InstanceStates("echo"); len(st) != 1 || st[0].ConsecutiveErrors != 5 {
 		t.Errorf("b's connector: %+v, want 5 errors", st)
 	}
