@@ -221,12 +221,12 @@ func TestGRPCCancellationAndDeadline(t *testing.T) {
 }
 
 // A target that does not stop at its deadline gets its stream reset by
-// grpc-go, which a connector site reports as an unreachable target. The
-// client must still get DEADLINE_EXCEEDED from weft, not an HTTP 502: on a
-// loaded machine the reset can reach a grpc-go client before its own timer
-// runs (TestGRPCCancellationAndDeadline failed so). The client here is raw
-// h2c with no timer of its own, so the target's deadline always comes
-// first.
+// grpc-go, which a connector site reports as an unreachable target (502).
+// The client must still get DEADLINE_EXCEEDED from weft: on a loaded
+// machine the answer can reach a grpc-go client before its own timer runs
+// (TestGRPCCancellationAndDeadline/two-hops failed so). The client here is
+// raw h2c with no timer of its own, so that weft's answer is what it gets,
+// whichever of the ingress's deadline and the target's reset comes first.
 func TestGRPCDeadlineAtTheTarget(t *testing.T) {
 	grpcWorlds(t, func(t *testing.T, _ testpb.TestServiceClient, cc *grpc.ClientConn, srv *grpctest.Server) {
 		ended, release := make(chan error, 1), make(chan struct{})
