@@ -1,10 +1,12 @@
 package service
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/resource"
@@ -119,4 +121,75 @@ func retriableGRPC(resp *http.Response, retryOn grpcCodes) bool {
 	}
 	code, ok := grpcStatus(resp.Header)
 	return ok && retryOn.has(code)
+}
+
+// grpcTimeout reads a request's grpc-timeout: at most 8 digits and a unit
+// (gRPC's PROTOCOL-HTTP2), false when absent or malformed.
+func grpcTimeout(h http.Header) (time.Duration, bool) {
+	v := h.Get("Grpc-Timeout")
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false
+	}
+	i := strings.IndexByte("HMSmun", v[len(v)-1])
+	if i < 0 {
+		return 0, false
+	}
+	unit := [...]time.Duration{time.Hour, time.Minute, time.Second, time.Millisecond, time.Microsecond, time.Nanosecond}[i]
+	var n int64
+	for _, c := range v[:len(v)-1] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	// 8 digits of hours overflow a Duration: such a deadline is none.
+	if n > int64(1<<63-1)/int64(unit) {
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
+}
+
+// withGRPCDeadline gives a gRPC request the deadline its grpc-timeout
+// sets, so that the ingress stops waiting when the client does and, when
+// the request fails, knows whether the deadline is why (grpcError).
+func withGRPCDeadline(r *http.Request) (*http.Request, context.CancelFunc) {
+	if d, ok := grpcTimeout(r.Header); ok && isGRPC(r.Header) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		return r.WithContext(ctx), cancel
+	}
+	return r, func() {}
+}
+
+// grpcError answers a gRPC request the ingress could not serve with a
+// trailers-only gRPC status, as a gRPC client expects rather than an HTTP
+// error. Once the request's deadline passed the status is
+// DEADLINE_EXCEEDED, whichever failure the deadline caused on the way (the
+// target resets a stream whose grpc-timeout passed, and a connector site
+// reports that as an unreachable target); it is judged by the clock, not
+// by the context, whose timer may not have run yet. Any other failure is
+// UNAVAILABLE, what gRPC makes of a 502 or 503.
+func grpcError(w http.ResponseWriter, r *http.Request, err error) {
+	code := grpcUnavailable
+	if dl, ok := r.Context().Deadline(); ok && !time.Now().Before(dl) {
+		code = grpcDeadlineExceeded
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/grpc")
+	h.Set("Grpc-Status", strconv.Itoa(code))
+	h.Set("Grpc-Message", grpcMessage(err.Error()))
+	w.WriteHeader(http.StatusOK)
+}
+
+// grpcMessage percent-encodes s as a grpc-message: every byte outside
+// printable ASCII, and '%'.
+func grpcMessage(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }

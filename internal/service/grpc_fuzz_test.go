@@ -2,6 +2,7 @@ package service
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"weft.dev/weft/internal/balance"
@@ -41,6 +42,27 @@ func FuzzProbeAnswer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if probeH2C.answer(b) && probeHTTP1.answer(b) {
 			t.Fatalf("%q taken for both versions", b)
+		}
+	})
+}
+
+// FuzzGRPCTimeout: a client's grpc-timeout, whatever it holds, is read
+// without a panic, never as a negative duration, and only in its one form.
+func FuzzGRPCTimeout(f *testing.F) {
+	for _, s := range []string{"200m", "99999999H", "0n", "1S", "12345678u", "-1m", "1x", "m", "123456789n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := grpcTimeout(http.Header{"Grpc-Timeout": {s}})
+		if !ok {
+			return
+		}
+		if d < 0 {
+			t.Fatalf("%q read as %v", s, d)
+		}
+		digits := s[:len(s)-1]
+		if len(digits) < 1 || len(digits) > 8 || strings.Trim(digits, "0123456789") != "" || !strings.Contains("HMSmun", s[len(s)-1:]) {
+			t.Fatalf("%q read as %v: not 1 to 8 digits and a unit", s, d)
 		}
 	})
 }

@@ -1,9 +1,15 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,10 +214,127 @@ func TestGRPCCancellationAndDeadline(t *testing.T) {
 		if status.Code(err) != codes.DeadlineExceeded {
 			t.Errorf("deadline: %v", err)
 		}
-		if err := waitEnded(t, srv); err == nil {
-			t.Error("server work did not end")
+		waitCallsEnded(t, srv, srv.Ended, 1)
+	})
+}
+
+// waitCallsEnded waits until every call srv started has reported its end
+// on ended, endedBefore of them already taken from it. A call with a
+// deadline may never reach the server: on a loaded machine the deadline
+// can pass on the way, and weft cancels the call before it gets there.
+// What must not happen is a call that got there and goes on.
+func waitCallsEnded(t *testing.T, srv *grpctest.Server, ended <-chan error, endedBefore int) {
+	t.Helper()
+	n := int64(endedBefore)
+	waitFor(t, "every call the server started to end", func() bool {
+		for {
+			select {
+			case <-ended:
+				n++
+				continue
+			default:
+			}
+			return srv.Calls.Load() == n
 		}
 	})
+}
+
+// A target that does not stop at its deadline gets its stream reset by
+// grpc-go, which a connector site reports as an unreachable target (502).
+// The client must still get DEADLINE_EXCEEDED from weft: on a loaded
+// machine the answer can reach a grpc-go client before its own timer runs
+// (TestGRPCCancellationAndDeadline/two-hops failed so). The client here is
+// raw h2c with no timer of its own, so that weft's answer is what it gets,
+// whichever of the ingress's deadline and the target's reset comes first.
+func TestGRPCDeadlineAtTheTarget(t *testing.T) {
+	grpcWorlds(t, func(t *testing.T, _ testpb.TestServiceClient, cc *grpc.ClientConn, srv *grpctest.Server) {
+		ended, release := make(chan error, 1), make(chan struct{})
+		t.Cleanup(func() { close(release) }) // before the server stops
+		gate := func(ctx context.Context) {
+			<-ctx.Done()
+			ended <- ctx.Err()
+			<-release
+		}
+		srv.Gate.Store(&gate)
+		code, st, _ := rawGRPC(t, cc.Target(), "200m")
+		if code != http.StatusOK || st != strconv.Itoa(int(codes.DeadlineExceeded)) {
+			t.Errorf("answer %d, grpc-status %q, want 200 and DEADLINE_EXCEEDED", code, st)
+		}
+		// By its deadline or by weft's cancel, whichever ran first.
+		waitCallsEnded(t, srv, ended, 0)
+	})
+}
+
+// A failure that the deadline caused is DEADLINE_EXCEEDED even when the
+// request's context timer has not run yet: the failure can come first.
+func TestGRPCErrorJudgesTheDeadlineByTheClock(t *testing.T) {
+	for _, c := range []struct {
+		deadline time.Time
+		want     int
+	}{
+		{time.Now().Add(-time.Millisecond), grpcDeadlineExceeded},
+		{time.Now().Add(time.Hour), grpcUnavailable},
+		{time.Time{}, grpcUnavailable}, // no deadline
+	} {
+		r := httptest.NewRequestWithContext(timerNotRun{context.Background(), c.deadline}, http.MethodPost, "/", nil)
+		rec := httptest.NewRecorder()
+		grpcError(rec, r, errors.New("site b: target unreachable 100%"))
+		h := rec.Result().Header
+		if rec.Code != http.StatusOK || h.Get("Grpc-Status") != strconv.Itoa(c.want) || h.Get("Grpc-Message") != "site b: target unreachable 100%25" {
+			t.Errorf("deadline %v: %d %v, want grpc-status %d", c.deadline, rec.Code, h, c.want)
+		}
+	}
+}
+
+// timerNotRun is a context whose deadline may have passed while nothing
+// cancelled it yet.
+type timerNotRun struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c timerNotRun) Deadline() (time.Time, bool) { return c.deadline, !c.deadline.IsZero() }
+
+// A gRPC request weft cannot serve gets a gRPC status with weft's reason,
+// not an HTTP error page.
+func TestGRPCNoConnectorIsUnavailable(t *testing.T) {
+	w := newWorld(t, "a")
+	addr := w.listener("a", httpListener("echo", ""))
+	code, st, msg := rawGRPC(t, addr, "")
+	if code != http.StatusOK || st != strconv.Itoa(int(codes.Unavailable)) || !strings.Contains(msg, errNoCandidate.Error()) {
+		t.Errorf("answer %d, grpc-status %q %q, want 200 and UNAVAILABLE with weft's reason", code, st, msg)
+	}
+}
+
+// rawGRPC sends one empty unary call to target (a gRPC dial target) over
+// h2c without a gRPC client, so that no timer of a client ends it, and
+// returns the HTTP status and the grpc-status and grpc-message of the
+// headers or trailers.
+func rawGRPC(t *testing.T, target, timeout string) (code int, grpcStatus, grpcMessage string) {
+	t.Helper()
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &protos}
+	defer tr.CloseIdleConnections()
+	u := "http://" + strings.TrimPrefix(target, "passthrough:///") + "/grpc.testing.TestService/UnaryCall"
+	req, err := http.NewRequestWithContext(grpcContext(t), http.MethodPost, u, bytes.NewReader(make([]byte, 5))) // one empty message
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	if timeout != "" {
+		req.Header.Set("Grpc-Timeout", timeout)
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	get := func(k string) string { return resp.Header.Get(k) + resp.Trailer.Get(k) }
+	msg, _ := url.PathUnescape(get("Grpc-Message"))
+	return resp.StatusCode, get("Grpc-Status"), msg
 }
 
 func waitEnded(t *testing.T, srv *grpctest.Server) error {
@@ -307,6 +430,12 @@ func TestGRPCUnavailableEjects(t *testing.T) {
 		}
 	}
 	waitFor(t, "b ejected", func() bool { return w.states("a", "echo")["b"].Status == balance.StatusEjected })
+	// b counts an answer when its stream is done with it, which may be
+	// after a has the answer and ejected b: wait for b's own view.
+	waitFor(t, "b's connector to count the errors", func() bool {
+		st := w.site("b").m.InstanceStates("echo")
+		return len(st) == 1 && st[0].ConsecutiveErrors >= 5
+	})
 	if st := w.site("b").m.InstanceStates("echo"); len(st) != 1 || st[0].ConsecutiveErrors != 5 {
 		t.Errorf("b's connector: %+v, want 5 errors", st)
 	}

@@ -80,6 +80,8 @@ func (in *ingress) forward(w *answerWriter, r *http.Request) {
 		in.upgrades.ServeHTTP(w, r)
 		return
 	}
+	r, cancel := withGRPCDeadline(r)
+	defer cancel()
 	in.prepare(r)
 	stop := func() {}
 	if in.hasLocal() {
@@ -206,7 +208,7 @@ func isHex(c byte) bool {
 }
 
 // fail answers a request no candidate answered: 503 when none could take
-// it, else 502.
+// it, else 502; a gRPC request gets a gRPC status (grpcError).
 func (in *ingress) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := http.StatusBadGateway
 	if errors.Is(err, errNoCandidate) {
@@ -214,6 +216,10 @@ func (in *ingress) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if r.Context().Err() == nil {
 		in.m.cfg.Logger.DebugContext(r.Context(), "http request failed", "address", in.addr.name, "stream", r.RemoteAddr, "err", err)
+	}
+	if isGRPC(r.Header) {
+		grpcError(w, r, err)
+		return
 	}
 	http.Error(w, err.Error(), code)
 }
