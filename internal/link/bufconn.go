@@ -129,15 +129,23 @@ func (c *BufferedConn) flushLocked() error {
 
 // batcher finds the BufferedConn under conn, if any.
 func batcher(conn net.Conn) *BufferedConn {
+	bc, _ := under[*BufferedConn](conn)
+	return bc
+}
+
+// under finds the first connection of type T in the chain from conn down
+// through NetConn (TLS over BufferedConn over TCP, as sites make links).
+func under[T any](conn net.Conn) (T, bool) {
 	for conn != nil {
-		if bc, ok := conn.(*BufferedConn); ok {
-			return bc
+		if t, ok := conn.(T); ok {
+			return t, true
 		}
 		nc, ok := conn.(interface{ NetConn() net.Conn })
 		if !ok {
-			return nil
+			break
 		}
 		conn = nc.NetConn()
 	}
-	return nil
+	var zero T
+	return zero, false
 }

@@ -10,21 +10,15 @@ import (
 // socketOf is the socket under conn (through TLS and BufferedConn), for
 // inputQueued; nil when there is none, as over net.Pipe.
 func socketOf(conn net.Conn) syscall.RawConn {
-	for conn != nil {
-		if sc, ok := conn.(syscall.Conn); ok {
-			raw, err := sc.SyscallConn()
-			if err != nil {
-				return nil
-			}
-			return raw
-		}
-		nc, ok := conn.(interface{ NetConn() net.Conn })
-		if !ok {
-			return nil
-		}
-		conn = nc.NetConn()
+	sc, ok := under[syscall.Conn](conn)
+	if !ok {
+		return nil
 	}
-	return nil
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
 }
 
 // inputQueued reports whether the kernel holds bytes that arrived on raw
