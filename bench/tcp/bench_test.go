@@ -78,6 +78,7 @@ func TestQuickRun(t *testing.T) {
 	weft, unsealed := buildWeft(t)
 	cfg := quickConfig(weft, hap)
 	cfg.WeftUnsealedBin = unsealed
+	cfg.HAProxyPlain = true
 	cfg.Log = t.Output()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -91,7 +92,7 @@ func TestQuickRun(t *testing.T) {
 				t.Errorf("%s over %s: got %v, want one positive value", m.Key, p, v)
 			}
 		}
-		for _, p := range []string{pathWeft, pathHAProxy, pathUnsealed} {
+		for _, p := range []string{pathWeft, pathHAProxy, pathUnsealed, pathPlain} {
 			if !(m.ProxyCores[p] > 0) {
 				t.Errorf("%s over %s: proxy CPU %v, want positive (are the proxies' processes tracked?)", m.Key, p, m.ProxyCores[p])
 			}

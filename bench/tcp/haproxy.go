@@ -23,7 +23,8 @@ const tlsCiphersuite = "TLS_AES_128_GCM_SHA256"
 // haproxyConfig is the configuration of one HAProxy. A has a plain TCP
 // frontend per route and a backend that connects to B over mutual TLS 1.3;
 // B terminates that TLS (requiring a client certificate from the bench CA)
-// and connects to the in-process server. Certificates are ECDSA P-256 like
+// and connects to the in-process server. Without TLS (the floor path), A
+// and B are joined by plain TCP. Certificates are ECDSA P-256 like
 // weft's. maxconn is far above what the tests hold open (32 connections, or
 // the dialers' few in flight plus TIME_WAIT-free closes) yet low enough that
 // HAProxy's file-descriptor need fits a container's usual limit. Timeouts are
@@ -43,11 +44,11 @@ defaults
     timeout server 60s
 {{range .Routes}}
 frontend fe_{{.Name}}
-    bind 127.0.0.1:{{.Port}}{{if $.Terminate}} ssl crt {{$.Dir}}/b.pem ca-file {{$.Dir}}/ca.pem verify required{{end}}
+    bind 127.0.0.1:{{.Port}}{{if and $.TLS $.Terminate}} ssl crt {{$.Dir}}/b.pem ca-file {{$.Dir}}/ca.pem verify required{{end}}
     default_backend be_{{.Name}}
 
 backend be_{{.Name}}
-    server next {{.Next}}{{if not $.Terminate}} ssl verify required ca-file {{$.Dir}}/ca.pem crt {{$.Dir}}/a.pem sni str(haproxy-b) verifyhost haproxy-b{{end}}
+    server next {{.Next}}{{if and $.TLS (not $.Terminate)}} ssl verify required ca-file {{$.Dir}}/ca.pem crt {{$.Dir}}/a.pem sni str(haproxy-b) verifyhost haproxy-b{{end}}
 {{end}}`))
 
 type haproxyRoute struct {
@@ -56,9 +57,10 @@ type haproxyRoute struct {
 	Next string
 }
 
-// startHAProxy runs the two HAProxy instances of the reference path and
-// returns A's frontend addresses by route name.
-func startHAProxy(ctx context.Context, cl *benchproc.Cleanups, bin string, routes []route) (map[string]string, []*benchproc.Proc, error) {
+// startHAProxy runs the two HAProxy instances of a reference path, joined
+// by mutual TLS or, without tls, by plain TCP, and returns A's frontend
+// addresses by route name.
+func startHAProxy(ctx context.Context, cl *benchproc.Cleanups, bin string, routes []route, tls bool) (map[string]string, []*benchproc.Proc, error) {
 	dir, err := os.MkdirTemp("", "haproxy-bench-")
 	if err != nil {
 		return nil, nil, err
@@ -91,7 +93,7 @@ func startHAProxy(ctx context.Context, cl *benchproc.Cleanups, bin string, route
 	}{{"b", rb, true}, {"a", ra, false}} {
 		var cfg bytes.Buffer
 		err := haproxyConfig.Execute(&cfg, map[string]any{
-			"Suite": tlsCiphersuite, "Routes": inst.routes, "Terminate": inst.terminate, "Dir": dir,
+			"Suite": tlsCiphersuite, "Routes": inst.routes, "Terminate": inst.terminate, "TLS": tls, "Dir": dir,
 		})
 		if err != nil {
 			return nil, nil, err

@@ -24,6 +24,10 @@ type config struct {
 	WeftUnsealedBin string
 	// WeftRevision names the weft source when the binary has no VCS stamp.
 	WeftRevision string
+	// HAProxyPlain adds two HAProxy instances joined by plain TCP: what a
+	// two-process relay costs with no cryptography at all, a floor for
+	// the proxied paths.
+	HAProxyPlain bool
 
 	BulkBytes    int64         // bytes per bulk transfer
 	ConnDuration time.Duration // per new-connection measurement
@@ -57,14 +61,35 @@ const (
 	pathWeft     = "weft"
 	pathHAProxy  = "haproxy"
 	pathUnsealed = "weft-unsealed"
+	pathPlain    = "haproxy-plain"
 )
 
 // pathNames are the paths cfg compares.
 func (c config) pathNames() []string {
-	if c.WeftUnsealedBin != "" {
-		return []string{pathDirect, pathWeft, pathHAProxy, pathUnsealed}
+	names := []string{pathDirect, pathWeft, pathHAProxy}
+	for _, o := range c.optionalPaths() {
+		names = append(names, o.path)
 	}
-	return []string{pathDirect, pathWeft, pathHAProxy}
+	return names
+}
+
+// optionalPath is a path measured only when asked for; the table shows it
+// in a column of its own, with weft's figure over it.
+type optionalPath struct {
+	path, column, compared string
+}
+
+func (c config) optionalPaths() []optionalPath {
+	var o []optionalPath
+	if c.WeftUnsealedBin != "" {
+		o = append(o, optionalPath{pathUnsealed, "unsealed",
+			"weft-unsealed: as weft, the same source built with -tags weft_bench_unsealed (service streams not sealed end to end)"})
+	}
+	if c.HAProxyPlain {
+		o = append(o, optionalPath{pathPlain, "plain",
+			"haproxy-plain: as haproxy, with plain TCP between a and b (no TLS): the floor of a two-process relay"})
+	}
+	return o
 }
 
 // path is one way from the client to the servers.
@@ -120,11 +145,19 @@ func run(ctx context.Context, cfg config) (rep *Report, err error) {
 	}
 	paths[pathWeft] = &path{name: pathWeft, addrs: addrs, procs: procs}
 	logf("starting haproxy a and b (%s)", cfg.HAProxyBin)
-	addrs, procs, err = startHAProxy(ctx, &cl, cfg.HAProxyBin, routes)
+	addrs, procs, err = startHAProxy(ctx, &cl, cfg.HAProxyBin, routes, true)
 	if err != nil {
 		return nil, fmt.Errorf("haproxy: %w", err)
 	}
 	paths[pathHAProxy] = &path{name: pathHAProxy, addrs: addrs, procs: procs}
+	if cfg.HAProxyPlain {
+		logf("starting haproxy a and b joined by plain TCP")
+		addrs, procs, err = startHAProxy(ctx, &cl, cfg.HAProxyBin, routes, false)
+		if err != nil {
+			return nil, fmt.Errorf("plain haproxy: %w", err)
+		}
+		paths[pathPlain] = &path{name: pathPlain, addrs: addrs, procs: procs}
+	}
 	if cfg.WeftUnsealedBin != "" {
 		logf("starting unsealed weft sites a and b (%s)", cfg.WeftUnsealedBin)
 		addrs, procs, err = startWeft(ctx, &cl, cfg.WeftUnsealedBin, routes)

@@ -24,6 +24,7 @@ func main() {
 	flag.StringVar(&cfg.WeftBin, "weft", "", "path of the weft binary (required)")
 	flag.StringVar(&cfg.WeftUnsealedBin, "weft-unsealed", "", "path of weft built from the same tree with -tags weft_bench_unsealed: adds that path, to measure what sealing costs")
 	flag.StringVar(&cfg.HAProxyBin, "haproxy", "haproxy", "path of haproxy")
+	flag.BoolVar(&cfg.HAProxyPlain, "haproxy-plain", false, "also measure two HAProxy instances joined by plain TCP (no TLS): the floor of a two-process relay")
 	flag.Int64Var(&cfg.BulkBytes, "bulk-bytes", 1<<30, "bytes sent per bulk transfer")
 	flag.DurationVar(&cfg.ConnDuration, "conn-duration", 4*time.Second, "duration of each new-connection measurement")
 	flag.IntVar(&cfg.Dialers, "dialers", 8, "concurrent dialers in the new-connection test")

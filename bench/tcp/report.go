@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -66,6 +65,7 @@ type Report struct {
 	} `json:"settings"`
 	Metrics []*Metric `json:"metrics"`
 	paths   []string
+	others  []optionalPath
 	// Failed attempts in the new-connection test (not counted in its rate).
 	ConnErrors     map[string]int64  `json:"conn_errors"`
 	FirstConnError map[string]string `json:"first_conn_error,omitempty"`
@@ -83,11 +83,12 @@ type Metric struct {
 	HAProxy         float64 `json:"haproxy"`
 	WeftOverDirect  float64 `json:"weft_over_direct"`
 	WeftOverHAProxy float64 `json:"weft_over_haproxy"`
-	// With -weft-unsealed: the same build without sealing, and sealed
-	// weft over it (what sealing keeps: 1 is free).
-	WeftUnsealed     float64              `json:"weft_unsealed,omitempty"`
-	WeftOverUnsealed float64              `json:"weft_over_unsealed,omitempty"`
-	Rounds           map[string][]float64 `json:"rounds"`
+	// The optional paths' medians by path name, and weft over each: with
+	// -weft-unsealed, what sealing keeps (1 is free); with
+	// -haproxy-plain, weft against a relay with no cryptography.
+	Others   map[string]float64   `json:"others,omitempty"`
+	WeftOver map[string]float64   `json:"weft_over_others,omitempty"`
+	Rounds   map[string][]float64 `json:"rounds"`
 	// Cores busy in the path's proxy processes (both of them together)
 	// during the measurement: CPU seconds divided by wall seconds.
 	ProxyCores map[string]float64 `json:"proxy_cores"`
@@ -107,13 +108,14 @@ func newReport(cfg config) *Report {
 			"haproxy: client -> haproxy a (mode tcp) -> mutual TLS 1.3 -> haproxy b -> server",
 		},
 		paths:          cfg.pathNames(),
+		others:         cfg.optionalPaths(),
 		GoVersion:      runtime.Version(),
 		HAProxyVersion: benchproc.HAProxyVersion(cfg.HAProxyBin),
 		ConnErrors:     map[string]int64{},
 		FirstConnError: map[string]string{},
 	}
-	if cfg.WeftUnsealedBin != "" {
-		r.Compared = append(r.Compared, "weft-unsealed: as weft, the same source built with -tags weft_bench_unsealed (service streams not sealed end to end)")
+	for _, o := range r.others {
+		r.Compared = append(r.Compared, o.compared)
 	}
 	r.WeftGoVersion, r.WeftRevision = weftBuild(cfg.WeftBin)
 	if r.WeftRevision == "unknown" && cfg.WeftRevision != "" {
@@ -162,9 +164,12 @@ func (r *Report) finish() {
 		m.HAProxy = median(m.Rounds[pathHAProxy])
 		m.WeftOverDirect = ratio(m.Weft, m.Direct)
 		m.WeftOverHAProxy = ratio(m.Weft, m.HAProxy)
-		if u := m.Rounds[pathUnsealed]; len(u) > 0 {
-			m.WeftUnsealed = median(u)
-			m.WeftOverUnsealed = ratio(m.Weft, m.WeftUnsealed)
+		for _, o := range r.others {
+			if m.Others == nil {
+				m.Others, m.WeftOver = map[string]float64{}, map[string]float64{}
+			}
+			m.Others[o.path] = median(m.Rounds[o.path])
+			m.WeftOver[o.path] = ratio(m.Weft, m.Others[o.path])
 		}
 		for p, c := range m.cores {
 			m.ProxyCores[p] = median(c)
@@ -211,11 +216,10 @@ func (r *Report) writeTable(w io.Writer) {
 		s.LatConns, s.ReqSize, s.LatDuration)
 	fmt.Fprintf(w, "          %s; median of %d round(s)%s\n", s.TLS, s.Rounds, map[bool]string{true: " (QUICK MODE: smoke run, figures not meaningful)"}[s.Quick])
 	fmt.Fprintln(w)
-	unsealed := slices.Contains(r.paths, pathUnsealed)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := "metric\tunit\tdirect\tweft\thaproxy\tweft/direct\tweft/haproxy\t"
-	if unsealed {
-		head += "unsealed\tweft/unsealed\t"
+	for _, o := range r.others {
+		head += o.column + "\tweft/" + o.column + "\t"
 	}
 	fmt.Fprintln(tw, head+"better\t")
 	for _, m := range r.Metrics {
@@ -225,8 +229,8 @@ func (r *Report) writeTable(w io.Writer) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t", m.Name, m.Unit,
 			num(m.Direct), num(m.Weft), num(m.HAProxy), m.WeftOverDirect, m.WeftOverHAProxy)
-		if unsealed {
-			fmt.Fprintf(tw, "%s\t%.2f\t", num(m.WeftUnsealed), m.WeftOverUnsealed)
+		for _, o := range r.others {
+			fmt.Fprintf(tw, "%s\t%.2f\t", num(m.Others[o.path]), m.WeftOver[o.path])
 		}
 		fmt.Fprintf(tw, "%s\t\n", better)
 	}
@@ -235,8 +239,8 @@ func (r *Report) writeTable(w io.Writer) {
 	fmt.Fprintln(w, "CPU cores busy in the proxy processes (both together) during each measurement:")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head = "measurement\tweft\thaproxy\t"
-	if unsealed {
-		head += "unsealed\t"
+	for _, o := range r.others {
+		head += o.column + "\t"
 	}
 	fmt.Fprintln(tw, head)
 	for _, m := range r.Metrics {
@@ -248,8 +252,8 @@ func (r *Report) writeTable(w io.Writer) {
 			name = "1 KiB req/resp, 32 conns"
 		}
 		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t", name, m.ProxyCores[pathWeft], m.ProxyCores[pathHAProxy])
-		if unsealed {
-			fmt.Fprintf(tw, "%.2f\t", m.ProxyCores[pathUnsealed])
+		for _, o := range r.others {
+			fmt.Fprintf(tw, "%.2f\t", m.ProxyCores[o.path])
 		}
 		fmt.Fprintln(tw)
 	}
@@ -263,8 +267,8 @@ func (r *Report) writeTable(w io.Writer) {
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t", m.Name, m.ProxyCPUPerOp[pathWeft], m.ProxyCPUPerOp[pathHAProxy])
-		if unsealed {
-			fmt.Fprintf(tw, "%.0f\t", m.ProxyCPUPerOp[pathUnsealed])
+		for _, o := range r.others {
+			fmt.Fprintf(tw, "%.0f\t", m.ProxyCPUPerOp[o.path])
 		}
 		fmt.Fprintln(tw)
 	}
