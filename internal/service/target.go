@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -51,8 +52,21 @@ type targetTransport struct {
 
 	err error // why the target cannot be used (its TLS configuration)
 
+	now          func() time.Time
+	probeTimeout time.Duration
+
 	mu     sync.Mutex
-	speaks struct{ h1, h2 speaks } // what probes found
+	probed struct{ h1, h2 probed } // what probes found
+}
+
+// probed is what probes found of one HTTP version.
+type probed struct {
+	speaks speaks
+	// A probe the target accepted but did not answer in time says nothing
+	// of its version (it may be busy starting): none is tried again
+	// before this, so that a target that never answers one does not hold
+	// every request up for a probe.
+	retryAt time.Time
 }
 
 // newTargetTransport returns the pools to an http connector's target. A
@@ -60,7 +74,8 @@ type targetTransport struct {
 // fails every request with the reason.
 func (m *Manager) newTargetTransport(s resource.ConnectorSpec) *targetTransport {
 	d := &net.Dialer{Timeout: m.cfg.ConnectTimeout}
-	t := &targetTransport{target: s.Target, mode: s.TargetProtocol, scheme: "http", dial: d.DialContext, tls: s.TargetTLS}
+	t := &targetTransport{target: s.Target, mode: s.TargetProtocol, scheme: "http", dial: d.DialContext, tls: s.TargetTLS,
+		now: m.cfg.Clock.Now, probeTimeout: probeTimeout}
 	var tc *tls.Config
 	if s.TargetTLS {
 		var err error
@@ -166,27 +181,34 @@ func (t *targetTransport) RoundTrip(req *http.Request, proto string) (*http.Resp
 // speak it. Only the client's version is probed, once and remembered, so
 // an HTTP/1.1-only target sees an OPTIONS * and no HTTP/2 preface while
 // its clients speak HTTP/1.1. A probe that could not connect is tried
-// again with the next request.
+// again with the next request, one that got no answer in time after
+// probeRetry; meanwhile requests keep the client's version.
 func (t *targetTransport) choose(ctx context.Context, h2 bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	v, p := &t.speaks.h1, probeHTTP1
+	v, p := &t.probed.h1, probeHTTP1
 	if h2 {
-		v, p = &t.speaks.h2, probeH2C
+		v, p = &t.probed.h2, probeH2C
 	}
-	if *v == speaksUnknown {
+	if v.speaks == speaksUnknown {
+		if t.now().Before(v.retryAt) {
+			return h2
+		}
 		// Under the lock, so that the requests that arrive meanwhile wait
 		// for the one probe instead of racing their own.
-		ok, err := probe(ctx, t.dial, t.target, p)
+		ok, err := probe(ctx, t.dial, t.target, p, t.probeTimeout)
+		if errors.Is(err, errNoAnswer) {
+			v.retryAt = t.now().Add(probeRetry)
+		}
 		if err != nil {
 			return h2
 		}
-		*v = speaksNo
+		v.speaks = speaksNo
 		if ok {
-			*v = speaksYes
+			v.speaks = speaksYes
 		}
 	}
-	if *v == speaksNo {
+	if v.speaks == speaksNo {
 		return !h2
 	}
 	return h2
@@ -222,14 +244,24 @@ type probeSpec struct {
 	answer func(first []byte) bool
 }
 
-// probeTimeout bounds one probe's wait for the target's first bytes.
-const probeTimeout = 2 * time.Second
+const (
+	// probeTimeout bounds one probe's wait for the target's first bytes.
+	probeTimeout = 2 * time.Second
+	// probeRetry is how long a target that did not answer a probe in time
+	// goes unprobed.
+	probeRetry = 30 * time.Second
+)
+
+// errNoAnswer is a probe's error when the target took the connection but
+// did not answer within the probe's time.
+var errNoAnswer = errors.New("the target did not answer the probe in time")
 
 // probe reports whether target answers p in p's version. An error means
-// the target could not be reached, which says nothing about its version;
-// a target that closes or answers otherwise does not speak it.
-func probe(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), target string, p probeSpec) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+// the target could not be reached or did not answer in time (errNoAnswer),
+// which says nothing about its version; a target that closes or answers
+// otherwise does not speak it.
+func probe(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), target string, p probeSpec, timeout time.Duration) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c, err := dial(ctx, "tcp", target)
 	if err != nil {
@@ -242,8 +274,11 @@ func probe(ctx context.Context, dial func(context.Context, string, string) (net.
 		return false, nil
 	}
 	first := make([]byte, 9)
-	n, _ := io.ReadFull(c, first)
-	return p.answer(first[:n]), nil
+	n, err := io.ReadFull(c, first)
+	if ok := p.answer(first[:n]); ok || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return ok, nil
+	}
+	return false, errNoAnswer
 }
 
 // listenerTLS is the TLS configuration of an HTTPS listener, nil for a

@@ -1,10 +1,14 @@
 package service
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"weft.dev/weft/internal/resource"
 )
@@ -64,5 +68,64 @@ func TestHTTPKeepsVersion(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProbeWithoutAnswer checks that a target which takes the probe's
+// connection but answers nothing in time is not taken to lack the version:
+// requests keep the client's version, no probe is made again until
+// probeRetry has passed, and the next probe's answer is remembered.
+func TestProbeWithoutAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var answer atomic.Bool // whether the target answers probes yet
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if answer.Load() {
+					io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+				}
+				io.Copy(io.Discard, c) // until the probe closes
+			}()
+		}
+	}()
+	now := time.Unix(1000, 0)
+	probes := 0
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		probes++ // choose probes under its lock: no race
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	tr := &targetTransport{target: ln.Addr().String(), dial: dial,
+		now: func() time.Time { return now }, probeTimeout: 50 * time.Millisecond}
+
+	if h2 := tr.choose(t.Context(), false); h2 {
+		t.Fatal("after an unanswered probe: HTTP/2 chosen, want the client's HTTP/1.1")
+	}
+	if tr.probed.h1.speaks != speaksUnknown {
+		t.Fatalf("after an unanswered probe: remembered %v, want unknown", tr.probed.h1.speaks)
+	}
+	if probes != 1 {
+		t.Fatalf("%d probes, want 1", probes)
+	}
+	answer.Store(true)
+	now = now.Add(probeRetry - time.Second)
+	tr.choose(t.Context(), false)
+	if probes != 1 {
+		t.Fatalf("%d probes before probeRetry passed, want still 1", probes)
+	}
+	now = now.Add(time.Second)
+	if h2 := tr.choose(t.Context(), false); h2 || tr.probed.h1.speaks != speaksYes {
+		t.Fatalf("after probeRetry: h2 %v, remembered %v; want HTTP/1.1 and yes", h2, tr.probed.h1.speaks)
+	}
+	if probes != 2 {
+		t.Fatalf("%d probes, want 2", probes)
 	}
 }
