@@ -28,13 +28,8 @@ type lifecycle struct {
 
 func newLifecycle() *lifecycle {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &lifecycle{ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, workers: workers.New(idleWorkers)}
+	return &lifecycle{ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, workers: workers.New(workers.MaxIdle)}
 }
-
-// idleWorkers is how many goroutines wait for the next connection: enough
-// for a burst of short connections, each idle one holding a grown stack
-// (tens of KiB).
-const idleWorkers = 64
 
 // goroutine runs f in a goroutine that close waits for. Once closing it
 // returns false and does not run f.

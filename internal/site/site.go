@@ -198,11 +198,6 @@ type Site struct {
 	streamWorkers *workers.Pool
 }
 
-// streamWorkersIdle is how many stream handler goroutines wait for the
-// next stream: enough for a burst of short connections, each idle one
-// holding a grown stack (tens of KiB).
-const streamWorkersIdle = 64
-
 // New loads or creates the site in opts.DataDir, locks the directory against
 // a second process and binds its admin and link addresses, writing them under
 // the data directory. Run serves them.
@@ -236,7 +231,7 @@ func New(opts Options) (s *Site, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &Site{opts: opts, lock: lock, streamWorkers: workers.New(streamWorkersIdle)}
+	s = &Site{opts: opts, lock: lock, streamWorkers: workers.New(workers.MaxIdle)}
 	// A failing New returns a nil *Site; release the one made here.
 	made := s
 	defer func() {

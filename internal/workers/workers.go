@@ -27,6 +27,10 @@ type Pool struct {
 	closed  sync.Once
 }
 
+// MaxIdle suits a pool of connection handlers: enough idle workers for a
+// burst of short connections, each holding a grown stack (tens of KiB).
+const MaxIdle = 64
+
 // New returns a pool that keeps at most maxIdle workers waiting for tasks;
 // a worker that finds that many waiting ends instead.
 func New(maxIdle int) *Pool {
