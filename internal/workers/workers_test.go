@@ -22,16 +22,30 @@ func goid() uint64 {
 	return id
 }
 
-// waitIdle waits until n workers wait for a task.
+// waitIdle waits until n workers wait for a task, parked in their select
+// (not only counted idle): only then does Go's send find one.
 func waitIdle(t *testing.T, p *Pool, n int32) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for p.idle.Load() != n {
+	buf := make([]byte, 1<<20)
+	for p.idle.Load() != n || parked(buf) != int(n) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d idle workers, want %d", p.idle.Load(), n)
+			t.Fatalf("%d idle workers, %d parked, want %d", p.idle.Load(), parked(buf), n)
 		}
 		runtime.Gosched()
 	}
+}
+
+// parked counts the workers blocked in run's select, from every
+// goroutine's stack.
+func parked(buf []byte) int {
+	n := 0
+	for _, g := range bytes.Split(buf[:runtime.Stack(buf, true)], []byte("\n\n")) {
+		if bytes.Contains(g, []byte(" [select")) && bytes.Contains(g, []byte("workers.(*Pool).run(")) {
+			n++
+		}
+	}
+	return n
 }
 
 // run gives p a task and returns the ID of the goroutine that ran it.
