@@ -6,8 +6,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/forward"
+	"weft.dev/weft/internal/observe"
 	"weft.dev/weft/internal/resource"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
@@ -20,6 +23,7 @@ import (
 // and takes only this address's lock, never the Manager's.
 type address struct {
 	name string
+	met  atomic.Pointer[tcpMetrics]  // see metrics
 	view atomic.Pointer[addressView] // stored under Manager.mu and mu
 
 	mu        sync.Mutex      // guards all following fields and connector.open; taken after Manager.mu; never held across I/O
@@ -80,6 +84,32 @@ func (lc localConnector) limits() balance.Limits {
 
 func newAddress(name string, rng *rand.Rand) *address {
 	return &address{name: name, rng: rng, outlier: balance.DefaultConfig(), remotes: map[string]remote{}}
+}
+
+// tcpMetrics are an address's series of the metrics carry counts every
+// connection in, looked up once: a lookup by label hashes the address
+// and takes the vector's lock, five times a connection.
+type tcpMetrics struct {
+	opened, out, in prometheus.Counter
+	active          prometheus.Gauge
+}
+
+// metrics returns a's series in m, made by its first connection (so that
+// an address no client connected to has none, as before they were kept).
+func (a *address) metrics(m *observe.Metrics) *tcpMetrics {
+	if t := a.met.Load(); t != nil {
+		return t
+	}
+	// Two first connections at once make equal values: a vector returns
+	// the same series for the same labels.
+	t := &tcpMetrics{
+		opened: m.StreamsOpened.WithLabelValues(a.name),
+		active: m.StreamsActive.WithLabelValues(a.name),
+		out:    m.AddressBytes.WithLabelValues(a.name, "out"),
+		in:     m.AddressBytes.WithLabelValues(a.name, "in"),
+	}
+	a.met.Store(t)
+	return t
 }
 
 // newAddressView computes the view of address from table t (which may be

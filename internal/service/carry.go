@@ -24,7 +24,8 @@ import (
 // once rather than left hanging.
 func (m *Manager) carry(client net.Conn, a *address) {
 	met := m.cfg.Metrics
-	met.StreamsOpened.WithLabelValues(a.name).Inc()
+	tm := a.metrics(met)
+	tm.opened.Inc()
 	if !m.life.hold(client) {
 		return
 	}
@@ -77,12 +78,12 @@ func (m *Manager) carry(client net.Conn, a *address) {
 		// The connect time is the latency sample; the connection's lifetime
 		// says nothing about the candidate's health.
 		a.connected(m.cfg.Clock.Now(), k, took)
-		met.StreamsActive.WithLabelValues(a.name).Inc()
+		tm.active.Inc()
 		out, in := m.join(client, far)
 		release()
-		met.StreamsActive.WithLabelValues(a.name).Dec()
-		met.AddressBytes.WithLabelValues(a.name, "out").Add(float64(out))
-		met.AddressBytes.WithLabelValues(a.name, "in").Add(float64(in))
+		tm.active.Dec()
+		tm.out.Add(float64(out))
+		tm.in.Add(float64(in))
 		a.connectionDone(m.cfg.Clock.Now(), k, 0, balance.Cancelled)
 		if span.IsRecording() {
 			span.SetAttributes(tracing.KeyCandidate.String(c.SiteName), attribute.Int64("weft.bytes.out", out), attribute.Int64("weft.bytes.in", in))

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"weft.dev/weft/internal/forward"
 )
 
@@ -51,6 +53,17 @@ func TestCarryToRemoteConnector(t *testing.T) {
 	waitFor(t, "the connections to end at a", func() bool {
 		return w.states("a", "echo")["c"].Connections == 0
 	})
+	// Each connection counts once in every series of its address, which
+	// carry keeps rather than looking them up by label each time.
+	met := w.site("a").m.cfg.Metrics
+	waitFor(t, "a to count the third connection's bytes", func() bool {
+		return testutil.ToFloat64(met.AddressBytes.WithLabelValues("echo", "in")) == float64(3*len("got hello 0"))
+	})
+	if opened, active, out := testutil.ToFloat64(met.StreamsOpened.WithLabelValues("echo")),
+		testutil.ToFloat64(met.StreamsActive.WithLabelValues("echo")),
+		testutil.ToFloat64(met.AddressBytes.WithLabelValues("echo", "out")); opened != 3 || active != 0 || out != float64(3*len("hello 0")) {
+		t.Errorf("address echo: %v opened, %v active, %v bytes out; want 3, 0, %d", opened, active, out, 3*len("hello 0"))
+	}
 }
 
 func TestCarryNextCandidateWhenTargetRefuses(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"sync"
+
+	"weft.dev/weft/internal/workers"
 )
 
 // lifecycle is what Manager.Close ends: the context that requests and
@@ -14,6 +16,10 @@ type lifecycle struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// workers run what goroutine is given: mostly each client
+	// connection's carry, which calls deep (balancer, link, seal) and so
+	// would grow a new goroutine's stack by copying (package workers).
+	workers *workers.Pool
 
 	mu      sync.Mutex // guards the fields below
 	closing bool
@@ -22,7 +28,7 @@ type lifecycle struct {
 
 func newLifecycle() *lifecycle {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &lifecycle{ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+	return &lifecycle{ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, workers: workers.New(workers.MaxIdle)}
 }
 
 // goroutine runs f in a goroutine that close waits for. Once closing it
@@ -36,10 +42,10 @@ func (l *lifecycle) goroutine(f func()) bool {
 	// Added under mu, before close can set closing and Wait: no Add
 	// races the Wait.
 	l.wg.Add(1)
-	go func() {
+	l.workers.Go(func() {
 		defer l.wg.Done()
 		f()
-	}()
+	})
 	return true
 }
 
@@ -76,4 +82,5 @@ func (l *lifecycle) close() {
 		c.Close()
 	}
 	l.wg.Wait()
+	l.workers.Close()
 }

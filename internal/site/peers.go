@@ -83,7 +83,7 @@ func (s *Site) runSession(c *tls.Conn, pc *peerConn, cost uint32) *refusal {
 			s.mu.Unlock()
 		}
 		from := peer
-		s.goFunc(func() { s.handleStream(st, from) })
+		s.goStream(func() { s.handleStream(st, from) })
 	}
 	if pc.inbound {
 		pc.sess = link.Server(c, cfg)

@@ -51,6 +51,7 @@ import (
 	"weft.dev/weft/internal/service"
 	"weft.dev/weft/internal/siteid"
 	"weft.dev/weft/internal/vl3"
+	"weft.dev/weft/internal/workers"
 )
 
 // Options configure a site.
@@ -193,6 +194,8 @@ type Site struct {
 	ctx    context.Context // the Run context: ends every goroutine
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// streamWorkers run the handlers of streams peers open (goStream).
+	streamWorkers *workers.Pool
 }
 
 // New loads or creates the site in opts.DataDir, locks the directory against
@@ -228,7 +231,7 @@ func New(opts Options) (s *Site, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &Site{opts: opts, lock: lock}
+	s = &Site{opts: opts, lock: lock, streamWorkers: workers.New(workers.MaxIdle)}
 	// A failing New returns a nil *Site; release the one made here.
 	made := s
 	defer func() {
@@ -457,16 +460,28 @@ func (s *Site) Run(ctx context.Context) error {
 	s.bridges.Wait()
 	stopEvents()
 	s.wg.Wait()
+	s.streamWorkers.Close()
 	s.release()
 	return nil
 }
 
+// goFunc runs f in a goroutine that Run waits for before it returns.
 func (s *Site) goFunc(f func()) {
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
+	go s.run(f)
+}
+
+// goStream runs f as goFunc does, on one of the workers kept for stream
+// handlers: a handler calls deep (service, seal, net), and a worker's stack
+// has already grown where a new goroutine's would grow by copying.
+func (s *Site) goStream(f func()) {
+	s.wg.Add(1)
+	s.streamWorkers.Go(func() { s.run(f) })
+}
+
+func (s *Site) run(f func()) {
+	defer s.wg.Done()
+	f()
 }
 
 // restore brings back what the site had before a restart: its services and the
