@@ -65,6 +65,13 @@ const (
 	h1BufSize = 4 << 10
 )
 
+// badAnswerError is a failure in what the target answered, as opposed to
+// one to reach it.
+type badAnswerError struct{ err error }
+
+func (e *badAnswerError) Error() string { return "bad answer from the target: " + e.err.Error() }
+func (e *badAnswerError) Unwrap() error { return e.err }
+
 // errHeadTooLong is the error when a target's answer's head exceeds
 // h1MaxHead.
 var errHeadTooLong = fmt.Errorf("the answer's head is longer than %d bytes", h1MaxHead)
@@ -337,13 +344,15 @@ func (cl *h1Client) exchange(pc *h1Conn, req *http.Request) (_ *http.Response, a
 		}()
 	}
 	resp, answered, err := pc.readResponse(req)
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		err = errors.New("101 to a request that asked for no upgrade")
+	}
 	if err != nil {
 		x.release(false)
+		if answered {
+			err = &badAnswerError{err}
+		}
 		return nil, answered, cl.failed(ctx, err)
-	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		x.release(false)
-		return nil, true, fmt.Errorf("target %s answered 101 to a request that asked for no upgrade", cl.target)
 	}
 	keep := !resp.Close && !req.Close
 	if resp.Body == http.NoBody {
