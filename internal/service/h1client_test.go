@@ -218,24 +218,29 @@ func TestHTTPMalformedTargetAnswerIs502(t *testing.T) {
 }
 
 // A connection the target closed while it was idle is not used again: a
-// request that may not be sent twice still succeeds.
+// request that may not be sent twice is not sent on it (it is checked),
+// and one that may is sent again.
 func TestH1ClientSkipsClosedIdleConnection(t *testing.T) {
-	target := startScripted(t, func(*http.Request) (string, bool) {
-		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true
-	})
-	cl := newH1Client(t, target.addr, 0)
-	for i := range 2 {
-		r := h1Request(t, context.Background(), http.MethodPost, target.addr, nil)
-		if i == 1 {
-			// The target's close reaches the idle connection.
-			waitFor(t, "the idle connection closed", func() bool { return !idleAlive(cl) })
-		}
-		if _, body, err := fetch(cl, r); err != nil || body != "ok" {
-			t.Fatalf("request %d: %q, %v", i, body, err)
-		}
-	}
-	if n := target.conns.Load(); n != 2 {
-		t.Fatalf("%d connections, want 2", n)
+	for _, method := range []string{http.MethodPost, http.MethodGet} {
+		t.Run(method, func(t *testing.T) {
+			target := startScripted(t, func(*http.Request) (string, bool) {
+				return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true
+			})
+			cl := newH1Client(t, target.addr, 0)
+			for i := range 2 {
+				r := h1Request(t, context.Background(), method, target.addr, nil)
+				if i == 1 {
+					// The target's close reaches the idle connection.
+					waitFor(t, "the idle connection closed", func() bool { return !idleAlive(cl) })
+				}
+				if _, body, err := fetch(cl, r); err != nil || body != "ok" {
+					t.Fatalf("request %d: %q, %v", i, body, err)
+				}
+			}
+			if n := target.conns.Load(); n != 2 {
+				t.Fatalf("%d connections, want 2", n)
+			}
+		})
 	}
 }
 
