@@ -328,7 +328,10 @@ func (cl *h1Client) exchange(pc *h1Conn, req *http.Request) (_ *http.Response, a
 		x.stop = context.AfterFunc(ctx, func() { pc.Close() })
 	}
 	if req.Body == nil || req.Body == http.NoBody || req.GetBody != nil {
-		err := req.Write(pc.bw)
+		var err error
+		if !writeHead(pc.bw, req) {
+			err = req.Write(pc.bw)
+		}
 		if err == nil {
 			err = pc.bw.Flush()
 		}
@@ -364,6 +367,74 @@ func (cl *h1Client) exchange(pc *h1Conn, req *http.Request) (_ *http.Response, a
 	}
 	resp.Body = &h1Body{x: x, keep: keep, body: resp.Body}
 	return resp, true, nil
+}
+
+// writeHead writes the head of a request without a body as Request.Write
+// would, and reports whether it did; false for what it leaves to
+// Request.Write: a body, trailers, a host to be cleaned, a target with
+// control bytes (an error there), a trace of what is written. Request.Write
+// (fmt, a transfer writer, a sorted copy of the header) was 8% of the
+// connector site's CPU.
+func writeHead(bw *bufio.Writer, req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody || req.ContentLength != 0 || len(req.Trailer) > 0 || len(req.TransferEncoding) > 0 {
+		return false
+	}
+	if tr := httptrace.ContextClientTrace(req.Context()); tr != nil && (tr.WroteHeaderField != nil || tr.WroteHeaders != nil || tr.WroteRequest != nil) {
+		return false
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	uri := req.URL.RequestURI()
+	if !plainASCII(host) || strings.IndexByte(host, '%') >= 0 || !httpguts.ValidHostHeader(host) || !plainASCII(uri) {
+		return false
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	b := bw.AvailableBuffer()
+	b = append(append(append(b, method...), ' '), uri...)
+	b = append(append(append(b, " HTTP/1.1\r\nHost: "...), host...), "\r\n"...)
+	ua := "Go-http-client/1.1" // as Request.Write, unless the header has one, maybe empty
+	if vv, ok := req.Header["User-Agent"]; ok {
+		ua = ""
+		if len(vv) > 0 {
+			ua = textproto.TrimString(vv[0])
+		}
+	}
+	if ua != "" {
+		b = append(append(append(b, "User-Agent: "...), ua...), "\r\n"...)
+	}
+	if req.Close && !httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close") {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch: // many servers want a length
+		b = append(b, "Content-Length: 0\r\n"...)
+	}
+	for k, vv := range req.Header {
+		switch k {
+		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		}
+		for _, v := range vv { // validRequest checked them
+			b = append(append(append(append(b, k...), ": "...), textproto.TrimString(v)...), "\r\n"...)
+		}
+	}
+	bw.Write(append(b, "\r\n"...))
+	return true
+}
+
+// plainASCII reports whether s has only printable ASCII.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // failed is the error of an exchange that failed: the request's own end,

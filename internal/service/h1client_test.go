@@ -2,6 +2,7 @@ package service
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -508,4 +510,62 @@ func FuzzH1ClientAnswer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// writeHead writes what Request.Write would, as a server reads it.
+func TestWriteHeadAsRequestWrite(t *testing.T) {
+	mk := func(method, url string, edit func(r *http.Request)) *http.Request {
+		r, err := http.NewRequest(method, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set("X-Two", "one")
+		r.Header.Add("X-Two", "  two ")
+		if edit != nil {
+			edit(r)
+		}
+		return r
+	}
+	for _, r := range []*http.Request{
+		mk(http.MethodGet, "http://t/a/b?c=d&e", nil),
+		mk(http.MethodHead, "http://t/", func(r *http.Request) { r.Header["User-Agent"] = []string{""} }),
+		mk(http.MethodPost, "http://t/p", func(r *http.Request) { r.Header.Set("User-Agent", "ua/1") }),
+		mk(http.MethodDelete, "http://t/p", func(r *http.Request) { r.Close = true }),
+		mk(http.MethodOptions, "http://t/p", func(r *http.Request) { r.Close = true; r.Header.Set("Connection", "close") }),
+		mk("PURGE", "http://t/%20x", func(r *http.Request) { r.Host = "other.example:8080" }),
+		mk(http.MethodGet, "http://t/p", func(r *http.Request) { r.Header.Set("Content-Length", "5"); r.Header.Set("Trailer", "X") }),
+	} {
+		var lean, std bytes.Buffer
+		bw := bufio.NewWriter(&lean)
+		if !writeHead(bw, r) {
+			t.Fatalf("%s %s: not written", r.Method, r.URL)
+		}
+		bw.Flush()
+		if err := r.Write(&std); err != nil {
+			t.Fatal(err)
+		}
+		leanText, stdText := lean.String(), std.String()
+		got, err := http.ReadRequest(bufio.NewReader(&lean))
+		if err != nil {
+			t.Fatalf("%s %s: %v in %q", r.Method, r.URL, err, leanText)
+		}
+		want, err := http.ReadRequest(bufio.NewReader(&std))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Method != want.Method || got.RequestURI != want.RequestURI || got.Host != want.Host ||
+			got.ContentLength != want.ContentLength || got.Close != want.Close || !reflect.DeepEqual(got.Header, want.Header) {
+			t.Fatalf("%s %s:\n%q\nwant\n%q", r.Method, r.URL, leanText, stdText)
+		}
+	}
+	for _, r := range []*http.Request{
+		mk(http.MethodPost, "http://t/", func(r *http.Request) { r.Body, r.ContentLength = io.NopCloser(strings.NewReader("x")), 1 }),
+		mk(http.MethodGet, "http://t/", func(r *http.Request) { r.Trailer = http.Header{"X": nil} }),
+		mk(http.MethodGet, "http://t/", func(r *http.Request) { r.Host = "bücher.example" }),
+		mk(http.MethodGet, "http://[fe80::1%25eth0]:80/", nil),
+	} {
+		if writeHead(bufio.NewWriter(io.Discard), r) {
+			t.Errorf("%s %s (host %q): written, want it left to Request.Write", r.Method, r.URL, r.Host)
+		}
+	}
 }
