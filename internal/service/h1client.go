@@ -323,7 +323,7 @@ func (cl *h1Client) CloseIdleConnections() {
 // bidirectional stream go on) before the request ends.
 func (cl *h1Client) exchange(pc *h1Conn, req *http.Request) (_ *http.Response, answered bool, _ error) {
 	ctx := req.Context()
-	x := &h1Exchange{cl: cl, pc: pc, stop: func() bool { return true }}
+	x := &lease[*h1Conn]{pool: cl, c: pc, stop: func() bool { return true }}
 	if ctx.Done() != nil {
 		x.stop = context.AfterFunc(ctx, func() { pc.Close() })
 	}
@@ -479,41 +479,10 @@ func (pc *h1Conn) readResponse(req *http.Request) (_ *http.Response, answered bo
 	}
 }
 
-// h1Exchange is one request on a connection, until its answer is read or
-// abandoned: then the connection goes back to the pool or is closed.
-type h1Exchange struct {
-	cl      *h1Client
-	pc      *h1Conn
-	stop    func() bool // stops closing the connection when the request ends
-	written chan error  // the request's writer's result; nil when written in the caller
-	once    sync.Once
-}
-
-// release ends the exchange. The connection is reused only when keep is
-// set, the whole request was written and the request did not end
-// meanwhile (which closes the connection).
-func (x *h1Exchange) release(keep bool) {
-	x.once.Do(func() {
-		if keep && x.written != nil {
-			select {
-			case err := <-x.written:
-				keep = err == nil
-			default:
-				keep = false // the body is still being written
-			}
-		}
-		if x.stop() && keep {
-			x.cl.put(x.pc)
-			return
-		}
-		x.cl.discard(x.pc)
-	})
-}
-
 // h1Body is an answer's body read from its connection. Closed before its
 // end, it closes the connection rather than reading the rest.
 type h1Body struct {
-	x    *h1Exchange
+	x    *lease[*h1Conn]
 	keep bool
 	body io.ReadCloser // net/http's: it reads the trailers in at the end
 }

@@ -18,64 +18,24 @@ import (
 	"time"
 )
 
-// scripted is a target that answers each request on a connection with
-// what answer returns, written as it is; close ends the connection after
-// it. It counts the connections it accepted.
-type scripted struct {
-	addr  string
-	conns atomic.Int64
-}
-
-func startScripted(t *testing.T, answer func(r *http.Request) (raw string, close bool)) *scripted {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &scripted{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	open := map[net.Conn]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+// startScripted starts a target that answers each request on a
+// connection with what answer returns, written as it is; close ends the
+// connection after it.
+func startScripted(t *testing.T, answer func(r *http.Request) (raw string, close bool)) *tcpServer {
+	return startTCP(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			r, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			s.conns.Add(1)
-			mu.Lock()
-			open[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					r, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, r.Body)
-					raw, end := answer(r)
-					if _, err := io.WriteString(c, raw); err != nil || end {
-						return
-					}
-				}
-			}()
+			io.Copy(io.Discard, r.Body)
+			raw, end := answer(r)
+			if _, err := io.WriteString(c, raw); err != nil || end {
+				return
+			}
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
 	})
-	return s
 }
 
 func newH1Client(t *testing.T, target string, max int) *h1Client {
