@@ -327,6 +327,16 @@ func (l *lease[C]) release(keep bool) {
 	})
 }
 
+// settle ends the lease once a read of the answer's body returned err: at
+// the body's end with keep, on an error without.
+func (l *lease[C]) settle(err error, keep bool) {
+	if err == io.EOF {
+		l.release(keep)
+	} else if err != nil {
+		l.release(false)
+	}
+}
+
 // discard closes a stream that will not be reused.
 func (t *framedTransport) discard(fc *framedConn) { fc.c.Close() }
 
@@ -341,10 +351,8 @@ func (b *framedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if err == io.EOF {
 		b.resp.Trailer = b.r.Trailer
-		b.ex.release(b.r.Flags&httpframe.FlagKeep != 0)
-	} else if err != nil {
-		b.ex.release(false)
 	}
+	b.ex.settle(err, b.r.Flags&httpframe.FlagKeep != 0)
 	return n, err
 }
 

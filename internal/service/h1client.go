@@ -489,11 +489,7 @@ type h1Body struct {
 
 func (b *h1Body) Read(p []byte) (int, error) {
 	n, err := b.body.Read(p)
-	if err == io.EOF {
-		b.x.release(b.keep)
-	} else if err != nil {
-		b.x.release(false)
-	}
+	b.x.settle(err, b.keep)
 	return n, err
 }
 
