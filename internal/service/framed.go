@@ -190,7 +190,7 @@ func (t *framedTransport) exchange(fc *framedConn, req *http.Request) (*http.Res
 	}
 	fc.bw.Write(head)
 	stop := context.AfterFunc(ctx, func() { fc.c.Close() })
-	ex := &exchange{t: t, fc: fc, stop: stop}
+	ex := &lease[*framedConn]{pool: t, c: fc, stop: stop}
 	if noBody {
 		err = fc.bw.Flush()
 	} else {
@@ -289,40 +289,60 @@ func (f flushWriter) Write(p []byte) (int, error) {
 // through flushWriter with the pooled buffer.
 type onlyReader struct{ io.Reader }
 
-// exchange is one request on a stream, until its answer is read or
-// abandoned: then the stream goes back to the pool or is closed.
-type exchange struct {
-	t       *framedTransport
-	fc      *framedConn
-	stop    func() bool // stops closing the stream when the request is cancelled
-	written chan error  // the request body's writer's result; nil without a body
+// lease is one request on a pooled connection (a framed stream, or a
+// connection to a target), until its answer is read or abandoned: then
+// the connection goes back to its pool or is closed.
+type lease[C any] struct {
+	pool    connPool[C]
+	c       C
+	stop    func() bool // stops closing the connection when the request ends
+	written chan error  // the request body's writer's result; nil when the caller wrote it
 	once    sync.Once
 }
 
-// release ends the exchange. The stream is reused only when the answer
-// said keep, the whole request was written, and the request was not
-// cancelled meanwhile (which closes the stream).
-func (ex *exchange) release(keep bool) {
-	ex.once.Do(func() {
-		if keep && ex.written != nil {
+// connPool is where a lease's connection goes when the lease ends.
+type connPool[C any] interface {
+	put(C)     // for another request
+	discard(C) // closed
+}
+
+// release ends the lease. The connection is reused only when keep is set
+// (the answer allowed it), the whole request was written, and the request
+// did not end meanwhile (which closes the connection).
+func (l *lease[C]) release(keep bool) {
+	l.once.Do(func() {
+		if keep && l.written != nil {
 			select {
-			case err := <-ex.written:
+			case err := <-l.written:
 				keep = err == nil
 			default:
 				keep = false // the body is still being written
 			}
 		}
-		if ex.stop() && keep {
-			ex.t.put(ex.fc)
+		if l.stop() && keep {
+			l.pool.put(l.c)
 			return
 		}
-		ex.fc.c.Close()
+		l.pool.discard(l.c)
 	})
 }
 
+// settle ends the lease once a read of the answer's body returned err: at
+// the body's end with keep, on an error without.
+func (l *lease[C]) settle(err error, keep bool) {
+	if err == io.EOF {
+		l.release(keep)
+	} else if err != nil {
+		l.release(false)
+	}
+}
+
+// discard closes a stream that will not be reused.
+func (t *framedTransport) discard(fc *framedConn) { fc.c.Close() }
+
 // framedBody is an answer's body read from its stream.
 type framedBody struct {
-	ex   *exchange
+	ex   *lease[*framedConn]
 	resp *http.Response
 	r    *httpframe.BodyReader
 }
@@ -331,10 +351,8 @@ func (b *framedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if err == io.EOF {
 		b.resp.Trailer = b.r.Trailer
-		b.ex.release(b.r.Flags&httpframe.FlagKeep != 0)
-	} else if err != nil {
-		b.ex.release(false)
 	}
+	b.ex.settle(err, b.r.Flags&httpframe.FlagKeep != 0)
 	return n, err
 }
 
@@ -346,13 +364,18 @@ func (b *framedBody) Close() error {
 // tunnelBody is the stream of an upgraded request, after its 101 answer:
 // what ReverseProxy copies both ways.
 type tunnelBody struct {
-	ex *exchange
+	ex *lease[*framedConn]
 	io.Reader
 }
 
-func (b *tunnelBody) Write(p []byte) (int, error) { return b.ex.fc.c.Write(p) }
+func (b *tunnelBody) Write(p []byte) (int, error) { return b.ex.c.c.Write(p) }
 
 func (b *tunnelBody) Close() error {
 	b.ex.release(false)
 	return nil
 }
+
+var (
+	_ connPool[*framedConn] = (*framedTransport)(nil)
+	_ connPool[*h1Conn]     = (*h1Client)(nil)
+)

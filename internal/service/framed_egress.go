@@ -3,6 +3,7 @@ package service
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -234,16 +235,39 @@ func (s *frameServer) tunnel(rwc io.ReadWriteCloser) {
 	<-up
 }
 
-// unreachable is the answer when no target could be reached: 502 with
-// Weft-Error, which the ingress reads as "no byte of an answer exists".
+// unreachable is the answer when no target could be reached, or its
+// answer could not be read: 502 with Weft-Error, which the ingress reads
+// as "no answer to pass on".
 func unreachable(req *http.Request, err error) *http.Response {
-	resp := localAnswer(req, http.StatusBadGateway, HeaderError, "target unreachable")
+	resp := localAnswer(req, http.StatusBadGateway, HeaderError, unreachableReason(err))
 	msg := err.Error() + "\n"
 	resp.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	resp.Header.Set("Content-Length", fmt.Sprint(len(msg)))
 	resp.ContentLength = int64(len(msg))
 	resp.Body = io.NopCloser(strings.NewReader(msg))
 	return resp
+}
+
+// unreachableReason is the Weft-Error value for err, which the ingress
+// names in its own 502.
+func unreachableReason(err error) string {
+	var bad *badAnswerError
+	if !errors.As(err, &bad) {
+		return "target unreachable"
+	}
+	// Not the target's address, which the client need not learn; but the
+	// error quotes the target's bytes, and a line may be long.
+	const most = 200
+	msg := []rune(bad.Error())
+	if len(msg) > most {
+		msg = append(msg[:most], '…')
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, string(msg))
 }
 
 // requestBody is a request's body read from its stream. released is

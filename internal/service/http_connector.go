@@ -171,7 +171,7 @@ func (m *Manager) streamServer() *streamServer {
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			// The ingress reads this header as "no byte of an answer":
 			// an idempotent request may go elsewhere.
-			w.Header().Set(HeaderError, "target unreachable")
+			w.Header().Set(HeaderError, unreachableReason(err))
 			http.Error(w, err.Error(), http.StatusBadGateway)
 		},
 		ErrorLog:   slog.NewLogLogger(m.cfg.Logger.Handler(), slog.LevelDebug),

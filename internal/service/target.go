@@ -47,6 +47,7 @@ type targetTransport struct {
 	mode   string // resource.TargetProtocol*
 	scheme string // http or https
 	h1, h2 *http.Transport
+	lean   *h1Client // HTTP/1.1 without upgrades to a plain-text target
 	tls    bool
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 
@@ -113,6 +114,9 @@ func (m *Manager) newTargetTransport(s resource.ConnectorSpec) *targetTransport 
 	default:
 		t.h1 = mk(func(p *http.Protocols) { p.SetHTTP1(true) })
 		t.h2 = mk(func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) })
+		// Its connections count apart from h1's, which now carries only
+		// upgraded ones (WebSocket), as h2's always did.
+		t.lean = &h1Client{target: s.Target, dial: d.DialContext, now: m.cfg.Clock.Now, max: int(s.MaxConnections)}
 	}
 	return t
 }
@@ -147,6 +151,8 @@ func (t *targetTransport) transports() []idleCloser {
 		return nil
 	case t.h1 == t.h2:
 		return []idleCloser{t.h1}
+	case t.lean != nil:
+		return []idleCloser{t.h1, t.h2, t.lean}
 	}
 	return []idleCloser{t.h1, t.h2}
 }
@@ -172,6 +178,9 @@ func (t *targetTransport) RoundTrip(req *http.Request, proto string) (*http.Resp
 	}
 	if h2 {
 		return t.h2.RoundTrip(req)
+	}
+	if _, up := req.Header["Upgrade"]; !up && t.lean != nil {
+		return t.lean.RoundTrip(req)
 	}
 	return t.h1.RoundTrip(req)
 }

@@ -233,19 +233,19 @@ func refusedAddr(t *testing.T) string {
 	return addr
 }
 
-// echoServer is a TCP target that reads until the client half-closes, then
-// answers "got " and what it read, and closes. It counts connections.
-type echoServer struct {
+// tcpServer is a TCP target whose connections handle serves; it counts
+// them. The test's end closes them and waits for handle to return.
+type tcpServer struct {
 	addr  string
 	conns atomic.Int64
 }
 
-func startEcho(t *testing.T) *echoServer {
+func startTCP(t *testing.T, handle func(net.Conn)) *tcpServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &echoServer{addr: ln.Addr().String()}
+	s := &tcpServer{addr: ln.Addr().String()}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	open := map[net.Conn]bool{}
@@ -257,7 +257,7 @@ func startEcho(t *testing.T) *echoServer {
 			if err != nil {
 				return
 			}
-			e.conns.Add(1)
+			s.conns.Add(1)
 			mu.Lock()
 			open[c] = true
 			mu.Unlock()
@@ -265,10 +265,7 @@ func startEcho(t *testing.T) *echoServer {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				b, err := io.ReadAll(c)
-				if err == nil {
-					c.Write(append([]byte("got "), b...))
-				}
+				handle(c)
 			}()
 		}
 	}()
@@ -281,7 +278,18 @@ func startEcho(t *testing.T) *echoServer {
 		mu.Unlock()
 		wg.Wait()
 	})
-	return e
+	return s
+}
+
+// startEcho starts a TCP target that reads until the client half-closes,
+// then answers "got " and what it read, and closes.
+func startEcho(t *testing.T) *tcpServer {
+	return startTCP(t, func(c net.Conn) {
+		b, err := io.ReadAll(c)
+		if err == nil {
+			c.Write(append([]byte("got "), b...))
+		}
+	})
 }
 
 // backend is an HTTP target that names itself in its answers unless a

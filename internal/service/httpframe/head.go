@@ -218,6 +218,9 @@ func (d *decoder) fields() http.Header {
 		return nil
 	}
 	h := make(http.Header, n)
+	// One array holds the first value of every name, as in textproto,
+	// instead of an allocation per name.
+	firsts := make([]string, n)
 	for range n {
 		k, v := d.bytes("field name"), d.bytes("field value")
 		if d.err != nil {
@@ -228,7 +231,12 @@ func (d *decoder) fields() http.Header {
 			return nil
 		}
 		name := canonical(k)
-		h[name] = append(h[name], string(v))
+		if vv, ok := h[name]; ok {
+			h[name] = append(vv, string(v))
+			continue
+		}
+		firsts[0] = string(v)
+		h[name], firsts = firsts[:1:1], firsts[1:]
 	}
 	return h
 }
