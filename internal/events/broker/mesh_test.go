@@ -259,12 +259,20 @@ func (m *mesh) framesOn(from, to string) int {
 }
 
 // event makes a CloudEvent as the HTTP API would have accepted it.
-func event(t testing.TB, id string) cloudevent.Decoded {
+func event(t testing.TB, id string) cloudevent.Decoded { return eventData(t, id, nil) }
+
+// eventData is event with data, as text, when not nil.
+func eventData(t testing.TB, id string, data []byte) cloudevent.Decoded {
 	var e cloudevent.Event
 	e.SetSpecVersion("1.0") // first: it makes the context the others set
 	e.SetID(id)
 	e.SetSource("/test")
 	e.SetType("t")
+	if data != nil {
+		if err := e.SetData("text/plain", data); err != nil {
+			t.Fatal(err)
+		}
+	}
 	b, err := cloudevent.Marshal(&e)
 	if err != nil {
 		t.Fatal(err)

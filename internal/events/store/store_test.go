@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -451,6 +452,33 @@ func benchmarkPut(b *testing.B, mode Sync) {
 		s := open(b)
 		for i := 0; b.Loop(); i++ {
 			if err := s.Put([]Put{put("/b", fmt.Sprint(i), 1, self, c)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// A site's store after a burst, as the events benchmark's latency
+	// test finds it (bench/README.md): each commit then walks and writes
+	// trees of several levels, not the single page of a fresh store.
+	b.Run("serial-after-burst", func(b *testing.B) {
+		s := open(b)
+		payload := bytes.Repeat([]byte("x"), 300)
+		id := 0
+		for range 300 {
+			ps := make([]Put, 100)
+			for i := range ps {
+				id++
+				ps[i] = put("/b", fmt.Sprint(id), 1, self, c)
+				ps[i].Payload = payload
+			}
+			if err := s.Put(ps); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for b.Loop() {
+			id++
+			p := put("/b", fmt.Sprint(id), 1, self, c)
+			p.Payload = payload
+			if err := s.Put([]Put{p}); err != nil {
 				b.Fatal(err)
 			}
 		}
