@@ -73,13 +73,18 @@ type attempt struct {
 	site       string // greeting; "" if it failed
 }
 
-// recorder keeps every attempt and every link torn down for silence.
+// recorder keeps every attempt, every link torn down for silence (deaths)
+// and every link a site marked suspect for silence (suspicions: weft's
+// link layer routes new streams around it, and closes it only after
+// DeadAfter).
 type recorder struct {
-	mu       sync.Mutex
-	attempts []attempt
-	deaths   []death
+	mu         sync.Mutex
+	attempts   []attempt
+	deaths     []death
+	suspicions []death
 }
 
+// death is a log event of one site about its link to peer.
 type death struct {
 	at         time.Time
 	site, peer string
@@ -155,7 +160,8 @@ func run(ctx context.Context, cl *benchproc.Cleanups, c config) error {
 	case <-time.After(c.soak):
 	}
 	falseDeaths := rec.deathsIn(soakStart, time.Now(), "")
-	fmt.Printf("failover: soak %v with no freeze: %d links torn down for silence (false failovers)\n", c.soak, len(falseDeaths))
+	fmt.Printf("failover: soak %v with no freeze: %d links torn down for silence (false failovers), %d marked suspect\n",
+		c.soak, len(falseDeaths), len(rec.suspectIn(soakStart, time.Now(), "")))
 
 	var fails []time.Duration
 	for i := range c.trials {
@@ -173,15 +179,18 @@ func run(ctx context.Context, cl *benchproc.Cleanups, c config) error {
 		if err := procs[victim].Signal(syscall.SIGCONT); err != nil {
 			return err
 		}
-		detect := "not detected while frozen"
+		detect, suspect := "not detected while frozen", "never"
 		if d := rec.deathsIn(t0, end, victim); len(d) > 0 {
 			detect = d[0].at.Sub(t0).Round(time.Millisecond).String()
+		}
+		if d := rec.suspectIn(t0, end, victim); len(d) > 0 {
+			suspect = d[0].at.Sub(t0).Round(time.Millisecond).String()
 		}
 		others := len(rec.deathsIn(t0, end, "")) - len(rec.deathsIn(t0, end, victim))
 		falseDeaths = append(falseDeaths, make([]death, others)...)
 		last, failed, held, prompt := rec.heldUp(t0, end, c.slow)
-		fmt.Printf("failover: trial %d, %s frozen %v: a saw it dead after %s; of the connections begun meanwhile %d went through within %v, %d were held up (%d of them failed), the last until %v after the freeze; load %s\n",
-			i+1, victim, c.frozen, detect, prompt, c.slow, held, failed, last.Round(time.Millisecond), loadavg())
+		fmt.Printf("failover: trial %d, %s frozen %v: a logged it suspect after %s, dead after %s; of the connections begun meanwhile %d went through within %v, %d were held up (%d of them failed), the last until %v after the freeze; load %s\n",
+			i+1, victim, c.frozen, suspect, detect, prompt, c.slow, held, failed, last.Round(time.Millisecond), loadavg())
 		fails = append(fails, last)
 		if err := bothServe(ctx, rec, l.Listen, c.settle); err != nil {
 			return err
@@ -275,10 +284,19 @@ func (r *recorder) heldUp(t0, end time.Time, slow time.Duration) (last time.Dura
 // deathsIn returns the links torn down for silence in [from, to), only
 // those whose peer is peer unless peer is "".
 func (r *recorder) deathsIn(from, to time.Time, peer string) []death {
+	return r.eventsIn(&r.deaths, from, to, peer)
+}
+
+// suspectIn is deathsIn for the links marked suspect.
+func (r *recorder) suspectIn(from, to time.Time, peer string) []death {
+	return r.eventsIn(&r.suspicions, from, to, peer)
+}
+
+func (r *recorder) eventsIn(events *[]death, from, to time.Time, peer string) []death {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []death
-	for _, d := range r.deaths {
+	for _, d := range *events {
 		if !d.at.Before(from) && d.at.Before(to) && (peer == "" || d.peer == peer) {
 			out = append(out, d)
 		}
@@ -287,7 +305,8 @@ func (r *recorder) deathsIn(from, to time.Time, peer string) []death {
 }
 
 // logWatch reads a site's text log for links torn down because the peer
-// fell silent: level=INFO msg="link down" ... peer=b ... err="link: peer dead ...".
+// fell silent: level=INFO msg="link down" ... peer=b ... err="link: peer dead ...",
+// and for links marked suspect: level=INFO msg="link suspect" ... peer=b ....
 type logWatch struct {
 	site    string
 	rec     *recorder
@@ -303,7 +322,12 @@ func (w *logWatch) Write(p []byte) (int, error) {
 		}
 		l := string(w.partial[:i])
 		w.partial = w.partial[i+1:]
-		if !strings.Contains(l, `msg="link down"`) || !strings.Contains(l, "peer dead") {
+		events := &w.rec.deaths
+		switch {
+		case strings.Contains(l, `msg="link down"`) && strings.Contains(l, "peer dead"):
+		case strings.Contains(l, `msg="link suspect"`):
+			events = &w.rec.suspicions
+		default:
 			continue
 		}
 		peer := ""
@@ -313,7 +337,7 @@ func (w *logWatch) Write(p []byte) (int, error) {
 		// The time of reading, not the log's: the harness's own clock,
 		// within the pipe's delay of the log line.
 		w.rec.mu.Lock()
-		w.rec.deaths = append(w.rec.deaths, death{at: time.Now(), site: w.site, peer: peer})
+		*events = append(*events, death{at: time.Now(), site: w.site, peer: peer})
 		w.rec.mu.Unlock()
 	}
 	if len(w.partial) > 64<<10 {
