@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -42,6 +43,8 @@ type config struct {
 	workers int
 	slow    time.Duration
 	extra   string
+	logs    string
+	verbose bool
 }
 
 func main() {
@@ -55,6 +58,8 @@ func main() {
 	flag.IntVar(&c.workers, "workers", 4, "client loops at a")
 	flag.DurationVar(&c.slow, "slow", 250*time.Millisecond, "a connection that takes longer was held up by the freeze")
 	flag.StringVar(&c.extra, "site-args", "", "extra `weft site run` arguments, space separated")
+	flag.StringVar(&c.logs, "logs", "", "also write each site's log to `dir`/<site>.log")
+	flag.BoolVar(&c.verbose, "v", false, "list each trial's held-up connections")
 	flag.Parse()
 	cl := &benchproc.Cleanups{}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -102,7 +107,16 @@ func run(ctx context.Context, cl *benchproc.Cleanups, c config) error {
 	for _, n := range []string{"a", "b", "c"} {
 		dirs[n] = filepath.Join(tmp, n)
 		args := strings.Fields(c.extra)
-		p, err := benchproc.StartWeftSite(ctx, cl, c.weft, n, dirs[n], &logWatch{site: n, rec: rec}, args...)
+		var tee io.Writer = &logWatch{site: n, rec: rec}
+		if c.logs != "" {
+			f, err := os.Create(filepath.Join(c.logs, n+".log"))
+			if err != nil {
+				return err
+			}
+			cl.Add(func() { f.Close() })
+			tee = io.MultiWriter(tee, f)
+		}
+		p, err := benchproc.StartWeftSite(ctx, cl, c.weft, n, dirs[n], tee, args...)
 		if err != nil {
 			return err
 		}
@@ -192,6 +206,9 @@ func run(ctx context.Context, cl *benchproc.Cleanups, c config) error {
 		fmt.Printf("failover: trial %d, %s frozen %v: a logged it suspect after %s, dead after %s; of the connections begun meanwhile %d went through within %v, %d were held up (%d of them failed), the last until %v after the freeze; load %s\n",
 			i+1, victim, c.frozen, suspect, detect, prompt, c.slow, held, failed, last.Round(time.Millisecond), loadavg())
 		fails = append(fails, last)
+		if c.verbose {
+			rec.listHeldUp(t0, end, c.slow)
+		}
 		if err := bothServe(ctx, rec, l.Listen, c.settle); err != nil {
 			return err
 		}
@@ -279,6 +296,20 @@ func (r *recorder) heldUp(t0, end time.Time, slow time.Duration) (last time.Dura
 		last = max(last, a.end.Sub(t0))
 	}
 	return last, failed, held, prompt
+}
+
+// listHeldUp prints the connections that began in [t0, end) and were held
+// up: when each began and ended after t0, and where it went.
+func (r *recorder) listHeldUp(t0, end time.Time, slow time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range r.attempts {
+		if a.start.Before(t0) || !a.start.Before(end) || a.site != "" && a.end.Sub(a.start) <= slow {
+			continue
+		}
+		fmt.Printf("failover:   held up: began %v, ended %v after the freeze, at %q\n",
+			a.start.Sub(t0).Round(time.Millisecond), a.end.Sub(t0).Round(time.Millisecond), a.site)
+	}
 }
 
 // deathsIn returns the links torn down for silence in [from, to), only
