@@ -1,6 +1,8 @@
 package link
 
 import (
+	"context"
+	"errors"
 	"net"
 	"runtime"
 	"testing"
@@ -175,4 +177,35 @@ func TestQueuedInputIsNotSilence(t *testing.T) {
 	fs.thaw()
 	eventually(t, 10*time.Second, "the queued PINGs read", func() bool { return s.lastRecv.Load() > int64(last) })
 	alive(t, s, "after the thaw")
+}
+
+// An open waiting for its answer when the peer's silence outlasts its
+// PING rhythm fails with ErrPeerUnresponsive, so that the caller takes it
+// elsewhere, as it did when the session was closed then; the session stays
+// open. The peer never answers the session's PINGs here, so no probe can
+// be sent: only the learnt limit decides.
+func TestOpenFailsAtLearntLimit(t *testing.T) {
+	const hb, deadAfter = 500 * time.Millisecond, 2 * time.Second
+	fc := newFakeClock()
+	s, p := fakePeer(t, transports[0], Config{Clock: fc, HeartbeatInterval: hb, DeadAfter: deadAfter})
+	limit := warmDetector(t, fc, s, p, hb, deadAfter)
+	last := fc.since()
+	opened := make(chan error, 1)
+	go func() { _, err := s.Open(context.Background(), []byte("h")); opened <- err }()
+	open := p.next(t, typeOpen)
+	stepSilent(t, fc, s, p, hb, last+limit-time.Millisecond)
+	select {
+	case err := <-opened:
+		t.Fatalf("open ended before the learnt limit: %v", err)
+	default:
+	}
+	fc.waitArmedAt(t, epoch.Add(last+limit))
+	fc.Step(time.Millisecond)
+	if err := waitErr(t, opened); !errors.Is(err, ErrPeerUnresponsive) {
+		t.Fatalf("open: %v, want ErrPeerUnresponsive", err)
+	}
+	if rst := p.next(t, typeRst); rst.id != open.id {
+		t.Fatalf("RST for stream %d, want %d", rst.id, open.id)
+	}
+	alive(t, s, "after the open failed")
 }

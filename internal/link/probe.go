@@ -147,11 +147,14 @@ func (s *Session) Suspect() bool {
 }
 
 // quietSince marks the silence that began with the frame read at last as
-// suspect (Suspect), until a frame is read after it. why is for the log.
+// suspect (Suspect), until a frame is read after it, and fails the opens
+// waiting for an answer meanwhile. why is for the log.
 func (s *Session) quietSince(last int64, why string) {
-	if s.quiet.Swap(last) != last {
-		s.log.Info("link suspect", "silent", time.Duration(s.now()-last).Round(time.Millisecond), "why", why)
+	if s.quiet.Swap(last) == last {
+		return
 	}
+	close(*s.silenced.Swap(new(make(chan struct{}))))
+	s.log.Info("link suspect", "silent", time.Duration(s.now()-last).Round(time.Millisecond), "why", why)
 }
 
 // suspectAfter is how long an open may go unanswered before the link is
@@ -163,31 +166,35 @@ func (s *Session) suspectAfter() time.Duration {
 
 // waitOpen waits for the peer's answer to the OPEN of st. An OPEN sent into
 // a silence already suspectAfter long, or unanswered for that long, makes
-// the link suspect; if the probe sent then (or already outstanding) goes
-// unanswered, the open fails with ErrPeerUnresponsive, so that the caller
-// can take it elsewhere while the session lives on.
+// the link suspect and sends a probe. The open fails with
+// ErrPeerUnresponsive if that probe goes unanswered, or if the peer's
+// silence outlasts its PING rhythm meanwhile: that is when the session used
+// to be closed, which took the open elsewhere; now the caller does, and the
+// session, with its established streams, lives on until DeadAfter.
 func (s *Session) waitOpen(ctx context.Context, st *Stream) error {
+	silenced := *s.silenced.Load()
+	var lost <-chan struct{} // the probe's verdict; nil until one is sent
 	after := s.suspectAfter()
 	if time.Duration(s.now()-s.lastRecv.Load()) > after {
 		s.suspect()
+		lost = s.probe.pending()
 	}
 	t := s.cfg.Clock.NewTimer(after)
 	defer t.Stop()
-	select {
-	case <-st.confirmed:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C():
-	}
-	s.suspect()
-	select {
-	case <-st.confirmed:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.probe.pending():
-		return fmt.Errorf("%w: open unanswered, and the probe sent after it too", ErrPeerUnresponsive)
+	for {
+		select {
+		case <-st.confirmed:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C():
+			s.suspect()
+			lost = s.probe.pending()
+		case <-lost:
+			return fmt.Errorf("%w: open unanswered, and the probe sent after it too", ErrPeerUnresponsive)
+		case <-silenced:
+			return fmt.Errorf("%w: open unanswered, and the peer silent for longer than its PING rhythm allows", ErrPeerUnresponsive)
+		}
 	}
 }
 

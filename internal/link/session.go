@@ -156,10 +156,11 @@ type Session struct {
 	// session must then end with this error, not a lost connection.
 	goingAway  atomic.Pointer[error]
 	pongQueued atomic.Bool
-	lastRecv   atomic.Int64 // now() of the last frame read; 0 (start) before any
-	det        *detector    // the peer's PING rhythm, whose limit makes the link suspect
-	quiet      atomic.Int64 // lastRecv of the silence judged suspect; -1 before any
-	probe      *prober      // on-demand probes of a peer slow to answer (probe.go)
+	lastRecv   atomic.Int64                  // now() of the last frame read; 0 (start) before any
+	det        *detector                     // the peer's PING rhythm, whose limit makes the link suspect
+	quiet      atomic.Int64                  // lastRecv of the silence judged suspect; -1 before any
+	silenced   atomic.Pointer[chan struct{}] // closed, and replaced, when quiet changes
+	probe      *prober                       // on-demand probes of a peer slow to answer (probe.go)
 	rtt        atomic.Int64
 
 	nOpened, nAccepted, nFailed, nSent, nRecv atomic.Uint64
@@ -188,6 +189,7 @@ func newSession(conn net.Conn, cfg Config, client bool) *Session {
 		probe:    newProber(),
 	}
 	s.quiet.Store(-1)
+	s.silenced.Store(new(make(chan struct{})))
 	side := "server"
 	s.nextID = 2
 	if client {
