@@ -85,8 +85,8 @@ func (p *prober) start(now, pause, minSigma, ceiling int64) (gen uint64, bound i
 	return p.gen, p.bound, p.answer, true
 }
 
-// pending is closed when the outstanding probe is judged unanswered; nil
-// when no probe is outstanding.
+// pending returns a channel closed when the outstanding probe is judged
+// unanswered; nil when no probe is outstanding.
 func (p *prober) pending() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
