@@ -2,7 +2,6 @@ package link
 
 import (
 	"context"
-	"errors"
 	"net"
 	"runtime"
 	"testing"
@@ -201,11 +200,5 @@ func TestOpenFailsAtLearntLimit(t *testing.T) {
 	}
 	fc.waitArmedAt(t, epoch.Add(last+limit))
 	fc.Step(time.Millisecond)
-	if err := waitErr(t, opened); !errors.Is(err, ErrPeerUnresponsive) {
-		t.Fatalf("open: %v, want ErrPeerUnresponsive", err)
-	}
-	if rst := p.next(t, typeRst); rst.id != open.id {
-		t.Fatalf("RST for stream %d, want %d", rst.id, open.id)
-	}
-	alive(t, s, "after the open failed")
+	waitUnresponsive(t, s, p, opened, open.id)
 }

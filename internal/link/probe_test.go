@@ -209,13 +209,7 @@ func TestProbeUnansweredOpen(t *testing.T) {
 	default:
 	}
 	fc.Step(time.Millisecond)
-	if err := waitErr(t, opened); !errors.Is(err, ErrPeerUnresponsive) {
-		t.Fatalf("open: %v, want ErrPeerUnresponsive", err)
-	}
-	if rst := p.next(t, typeRst); rst.id != open.id {
-		t.Fatalf("RST for stream %d, want %d", rst.id, open.id)
-	}
-	alive(t, s, "after the unanswered probe")
+	waitUnresponsive(t, s, p, opened, open.id)
 	if !s.Suspect() {
 		t.Fatal("not suspect after the unanswered probe")
 	}
@@ -224,6 +218,19 @@ func TestProbeUnansweredOpen(t *testing.T) {
 	if s.Suspect() {
 		t.Fatal("still suspect after the peer spoke")
 	}
+}
+
+// waitUnresponsive waits for the open of stream id to fail with
+// ErrPeerUnresponsive and be reset, with the session still open.
+func waitUnresponsive(t *testing.T, s *Session, p *rawPeer, opened <-chan error, id uint32) {
+	t.Helper()
+	if err := waitErr(t, opened); !errors.Is(err, ErrPeerUnresponsive) {
+		t.Fatalf("open: %v, want ErrPeerUnresponsive", err)
+	}
+	if rst := p.next(t, typeRst); rst.id != id {
+		t.Fatalf("RST for stream %d, want %d", rst.id, id)
+	}
+	alive(t, s, "after the open failed")
 }
 
 // A peer that answers the probe, however late within the bound, clears the
