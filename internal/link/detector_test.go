@@ -57,14 +57,17 @@ func TestDetectorJitterWidensTimeout(t *testing.T) {
 }
 
 // warmDetector has the raw peer PING every hb, the session's ticker ticking
-// with it, each PING read before time moves on, until the session has
-// learnt the peer's rhythm. It returns the limit learnt.
+// with it, until the session has learnt the peer's rhythm. Time moves on
+// only once the session has sent its PING for the tick (it re-arms its
+// timer before, from the time it read) and read the peer's. It returns the
+// limit learnt.
 func warmDetector(t *testing.T, fc *fakeClock, s *Session, p *rawPeer, hb, deadAfter time.Duration) time.Duration {
 	t.Helper()
 	for i := range detectorMinSamples + 1 {
 		if i > 0 {
 			fc.Step(hb)
 		}
+		p.waitPing(t, fc.since())
 		p.pingPong(t, uint64(i))
 	}
 	limit := time.Duration(s.det.timeout(int64(hb/4), int64(hb/20), int64(deadAfter)))

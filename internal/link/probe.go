@@ -112,7 +112,7 @@ func (p *prober) suspect() bool {
 // behind: either way the PONG may sit unread, so the probe gets one more
 // bound from now, once (the heartbeat loop's grace, spec.md). It returns
 // when to judge again for verdictWait, and the silence for
-// verdictUnanswered, which ends the probe and fails the opens waiting on it.
+// verdictUnanswered, after which the caller ends the probe (fail).
 func (p *prober) judge(gen uint64, now, lastRecv, lateSlack int64, queued bool) (verdict, int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -130,9 +130,18 @@ func (p *prober) judge(gen uint64, now, lastRecv, lateSlack int64, queued bool) 
 		p.due = from + p.bound
 		return verdictWait, p.due
 	}
-	p.sent = -1
-	close(p.lost)
 	return verdictUnanswered, now - from
+}
+
+// fail ends probe gen, judged unanswered, and tells the opens waiting on it;
+// nothing if an answer came meanwhile.
+func (p *prober) fail(gen uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sent >= 0 && gen == p.gen {
+		p.sent = -1
+		close(p.lost)
+	}
 }
 
 // Suspect reports whether the link is under suspicion: the peer was slow to
@@ -171,8 +180,9 @@ func (s *Session) suspectAfter() time.Duration {
 // silence outlasts its PING rhythm meanwhile: that is when the session used
 // to be closed, which took the open elsewhere; now the caller does, and the
 // session, with its established streams, lives on until DeadAfter.
-func (s *Session) waitOpen(ctx context.Context, st *Stream) error {
-	silenced := *s.silenced.Load()
+// silenced is the session's silenced channel from before the OPEN was
+// queued.
+func (s *Session) waitOpen(ctx context.Context, st *Stream, silenced <-chan struct{}) error {
 	var lost <-chan struct{} // the probe's verdict; nil until one is sent
 	after := s.suspectAfter()
 	if time.Duration(s.now()-s.lastRecv.Load()) > after {
@@ -236,7 +246,10 @@ func (s *Session) judgeProbe(gen uint64, t clock.Timer, answered <-chan struct{}
 		case verdictWait:
 			t.Reset(time.Duration(at - now))
 		case verdictUnanswered:
+			// Suspect before the probe ends, so that the link never looks
+			// clear in between, nor to an open that failed.
 			s.quietSince(last, fmt.Sprintf("probe unanswered: nothing received for %v since it was sent, the limit from the measured round trips", time.Duration(at).Round(time.Millisecond)))
+			s.probe.fail(gen)
 			return
 		default:
 			return

@@ -67,8 +67,9 @@ func TestProberStateMachine(t *testing.T) {
 	if v, silent := p.judge(gen, 1100*ms+bound, 1100*ms, slack, false); v != verdictUnanswered || silent != bound {
 		t.Fatalf("unanswered and silent for the bound: %v, %v", v, silent)
 	}
-	// The verdict ends the probe and tells the opens waiting on it; the
-	// next open may send another.
+	// Ending it tells the opens waiting on it; the next open may send
+	// another.
+	p.fail(gen)
 	select {
 	case <-lost:
 	default:

@@ -247,6 +247,8 @@ func (s *Session) Open(ctx context.Context, header []byte) (*Stream, error) {
 	f := newCtlFrame(typeOpen, id, openPrefix+len(header))
 	binary.BigEndian.PutUint32(f.payload, s.cfg.StreamWindow)
 	copy(f.payload[openPrefix:], header)
+	// A silence judged suspect once the OPEN is out fails it (waitOpen).
+	silenced := *s.silenced.Load()
 	// Queued under mu: the peer requires OPEN IDs to increase.
 	if err := s.enqueue(f, false); err != nil {
 		s.mu.Unlock()
@@ -255,7 +257,7 @@ func (s *Session) Open(ctx context.Context, header []byte) (*Stream, error) {
 	s.streams[id] = st
 	s.nActive.Add(1)
 	s.mu.Unlock()
-	if err := s.waitOpen(ctx, st); err != nil {
+	if err := s.waitOpen(ctx, st, silenced); err != nil {
 		st.Reset(CodeCanceled)
 		return nil, err
 	}
