@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -42,6 +43,8 @@ type config struct {
 	workers int
 	slow    time.Duration
 	extra   string
+	logs    string
+	verbose bool
 }
 
 func main() {
@@ -55,6 +58,8 @@ func main() {
 	flag.IntVar(&c.workers, "workers", 4, "client loops at a")
 	flag.DurationVar(&c.slow, "slow", 250*time.Millisecond, "a connection that takes longer was held up by the freeze")
 	flag.StringVar(&c.extra, "site-args", "", "extra `weft site run` arguments, space separated")
+	flag.StringVar(&c.logs, "logs", "", "also write each site's log to `dir`/<site>.log")
+	flag.BoolVar(&c.verbose, "v", false, "list each trial's held-up connections")
 	flag.Parse()
 	cl := &benchproc.Cleanups{}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -71,15 +76,29 @@ func main() {
 type attempt struct {
 	start, end time.Time
 	site       string // greeting; "" if it failed
+	local      string // the client's address, which a's log calls the stream
 }
 
-// recorder keeps every attempt and every link torn down for silence.
+// recorder keeps every attempt, every link torn down for silence (deaths)
+// and every link a site marked suspect for silence (suspicions: weft's
+// link layer routes new streams around it, and closes it only after
+// DeadAfter).
 type recorder struct {
-	mu       sync.Mutex
-	attempts []attempt
-	deaths   []death
+	mu         sync.Mutex
+	attempts   []attempt
+	deaths     []death
+	suspicions []death
+	detours    []detour
 }
 
+// detour is a candidate that a connection tried and left for another (a's
+// debug log: msg="candidate failed" ... candidate=b ... stream=<client>).
+type detour struct {
+	at                time.Time
+	stream, candidate string
+}
+
+// death is a log event of one site about its link to peer.
 type death struct {
 	at         time.Time
 	site, peer string
@@ -96,8 +115,18 @@ func run(ctx context.Context, cl *benchproc.Cleanups, c config) error {
 	procs := map[string]*benchproc.Proc{}
 	for _, n := range []string{"a", "b", "c"} {
 		dirs[n] = filepath.Join(tmp, n)
-		args := strings.Fields(c.extra)
-		p, err := benchproc.StartWeftSite(ctx, cl, c.weft, n, dirs[n], &logWatch{site: n, rec: rec}, args...)
+		// Debug for a's "candidate failed" lines, a few per freeze.
+		args := append([]string{"--log-level", "debug"}, strings.Fields(c.extra)...)
+		var tee io.Writer = &logWatch{site: n, rec: rec}
+		if c.logs != "" {
+			f, err := os.Create(filepath.Join(c.logs, n+".log"))
+			if err != nil {
+				return err
+			}
+			cl.Add(func() { f.Close() })
+			tee = io.MultiWriter(tee, f)
+		}
+		p, err := benchproc.StartWeftSite(ctx, cl, c.weft, n, dirs[n], tee, args...)
 		if err != nil {
 			return err
 		}
@@ -155,9 +184,10 @@ func run(ctx context.Context, cl *benchproc.Cleanups, c config) error {
 	case <-time.After(c.soak):
 	}
 	falseDeaths := rec.deathsIn(soakStart, time.Now(), "")
-	fmt.Printf("failover: soak %v with no freeze: %d links torn down for silence (false failovers)\n", c.soak, len(falseDeaths))
+	fmt.Printf("failover: soak %v with no freeze: %d links torn down for silence (false failovers), %d marked suspect\n",
+		c.soak, len(falseDeaths), len(rec.suspectIn(soakStart, time.Now(), "")))
 
-	var fails []time.Duration
+	var fails, slowest []time.Duration
 	for i := range c.trials {
 		victim := []string{"b", "c"}[i%2]
 		t0 := time.Now()
@@ -173,24 +203,38 @@ func run(ctx context.Context, cl *benchproc.Cleanups, c config) error {
 		if err := procs[victim].Signal(syscall.SIGCONT); err != nil {
 			return err
 		}
-		detect := "not detected while frozen"
+		detect, suspect := "not detected while frozen", "never"
 		if d := rec.deathsIn(t0, end, victim); len(d) > 0 {
 			detect = d[0].at.Sub(t0).Round(time.Millisecond).String()
 		}
+		if d := rec.suspectIn(t0, end, victim); len(d) > 0 {
+			suspect = d[0].at.Sub(t0).Round(time.Millisecond).String()
+		}
 		others := len(rec.deathsIn(t0, end, "")) - len(rec.deathsIn(t0, end, victim))
 		falseDeaths = append(falseDeaths, make([]death, others)...)
-		last, failed, held, prompt := rec.heldUp(t0, end, c.slow)
-		fmt.Printf("failover: trial %d, %s frozen %v: a saw it dead after %s; of the connections begun meanwhile %d went through within %v, %d were held up (%d of them failed), the last until %v after the freeze; load %s\n",
-			i+1, victim, c.frozen, detect, prompt, c.slow, held, failed, last.Round(time.Millisecond), loadavg())
-		fails = append(fails, last)
+		h := rec.heldUp(t0, end, victim, c.slow)
+		fmt.Printf("failover: trial %d, %s frozen %v: a logged it suspect after %s, dead after %s; of the connections begun meanwhile %d went through within %v, %d were held up, the last until %v after the freeze; %d of those had waited on %s (%d failed), the last until %v; load %s\n",
+			i+1, victim, c.frozen, suspect, detect, h.prompt, c.slow, h.held, h.last.Round(time.Millisecond),
+			h.via, victim, h.failed, h.lastVia.Round(time.Millisecond), loadavg())
+		fails = append(fails, h.lastVia)
+		slowest = append(slowest, h.last)
+		if c.verbose {
+			rec.listHeldUp(t0, end, victim, c.slow)
+		}
 		if err := bothServe(ctx, rec, l.Listen, c.settle); err != nil {
 			return err
 		}
 	}
-	slices.Sort(fails)
-	fmt.Printf("failover: SUMMARY failover (last held-up connection done, after the freeze) min %v median %v max %v over %d trials; false failovers %d\n",
-		fails[0].Round(time.Millisecond), fails[len(fails)/2].Round(time.Millisecond), fails[len(fails)-1].Round(time.Millisecond), len(fails), len(falseDeaths))
+	fmt.Printf("failover: SUMMARY failover (last connection held up by the frozen site done, after the freeze) %s over %d trials; last held-up connection of any kind %s; false failovers %d\n",
+		spread(fails), len(fails), spread(slowest), len(falseDeaths))
 	return nil
+}
+
+// spread is the min, median and max of ds, which it sorts.
+func spread(ds []time.Duration) string {
+	slices.Sort(ds)
+	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	return fmt.Sprintf("min %v median %v max %v", r(ds[0]), r(ds[len(ds)/2]), r(ds[len(ds)-1]))
 }
 
 // bothServe waits until connections through a reach b and c, then settle
@@ -198,7 +242,7 @@ func run(ctx context.Context, cl *benchproc.Cleanups, c config) error {
 func bothServe(ctx context.Context, rec *recorder, listen string, settle time.Duration) error {
 	seen := map[string]bool{}
 	err := benchproc.Poll(ctx, 60*time.Second, "echo to be served at b and c", func() error {
-		if s := connect(listen, time.Second); s != "" {
+		if s, _ := connect(listen, time.Second); s != "" {
 			seen[s] = true
 		}
 		if !seen["b"] || !seen["c"] {
@@ -221,9 +265,9 @@ func bothServe(ctx context.Context, rec *recorder, listen string, settle time.Du
 func clientLoop(ctx context.Context, rec *recorder, listen string) {
 	for ctx.Err() == nil {
 		start := time.Now()
-		s := connect(listen, 10*time.Second)
+		s, local := connect(listen, 10*time.Second)
 		rec.mu.Lock()
-		rec.attempts = append(rec.attempts, attempt{start: start, end: time.Now(), site: s})
+		rec.attempts = append(rec.attempts, attempt{start: start, end: time.Now(), site: s, local: local})
 		rec.mu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -232,53 +276,108 @@ func clientLoop(ctx context.Context, rec *recorder, listen string) {
 	}
 }
 
-// connect dials listen and returns the greeting's site, or "" on failure.
-func connect(listen string, timeout time.Duration) string {
+// connect dials listen and returns the greeting's site, or "" on failure,
+// and the connection's local address.
+func connect(listen string, timeout time.Duration) (site, local string) {
 	conn, err := net.DialTimeout("tcp", listen, timeout)
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	defer conn.Close()
+	local = conn.LocalAddr().String()
 	conn.SetDeadline(time.Now().Add(timeout))
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil {
-		return ""
+		return "", local
 	}
-	return strings.TrimSpace(line)
+	return strings.TrimSpace(line), local
 }
 
-// heldUp describes the connections that began in [t0, end): how many
-// failed, how many were held up (took over slow, or failed) and how many
-// went through promptly, and how long after t0 the last held-up one ended:
-// until then a new connection could hang on the frozen site, which is the
-// failover time a client sees.
-func (r *recorder) heldUp(t0, end time.Time, slow time.Duration) (last time.Duration, failed, held, prompt int) {
+// heldUp describes the connections that began in [t0, end) while victim
+// was frozen: how many went through promptly (within slow), how many were
+// held up (took longer, or failed) and how many failed, and how long after
+// t0 the last held-up one ended. Of the held-up ones, via are those that
+// waited on the frozen site (a's log has them leave it for another
+// candidate) or failed, and lastVia when the last of them ended: the
+// failover time a client sees. The others were slow on the live site, as
+// connections are on a machine this loaded without any freeze.
+type heldUp struct {
+	prompt, held, failed, via int
+	last, lastVia             time.Duration
+}
+
+func (r *recorder) heldUp(t0, end time.Time, victim string, slow time.Duration) heldUp {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var h heldUp
 	for _, a := range r.attempts {
 		if a.start.Before(t0) || !a.start.Before(end) {
 			continue
 		}
-		if a.site == "" {
-			failed++
-		}
 		if a.site != "" && a.end.Sub(a.start) <= slow {
-			prompt++
+			h.prompt++
 			continue
 		}
-		held++
-		last = max(last, a.end.Sub(t0))
+		h.held++
+		h.last = max(h.last, a.end.Sub(t0))
+		if a.site == "" {
+			h.failed++
+		}
+		if a.site == "" || r.detoured(a, victim) {
+			h.via++
+			h.lastVia = max(h.lastVia, a.end.Sub(t0))
+		}
 	}
-	return last, failed, held, prompt
+	return h
+}
+
+// detoured reports whether a's log has a leave candidate for another while
+// it connected; the caller holds mu. A second of slack covers the pipe
+// from a's log.
+func (r *recorder) detoured(a attempt, candidate string) bool {
+	for _, d := range r.detours {
+		if d.stream == a.local && d.candidate == candidate && !d.at.Before(a.start) && d.at.Before(a.end.Add(time.Second)) {
+			return true
+		}
+	}
+	return false
+}
+
+// listHeldUp prints the connections that began in [t0, end) and were held
+// up: when each began and ended after t0, where it went, and whether it had
+// waited on victim.
+func (r *recorder) listHeldUp(t0, end time.Time, victim string, slow time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range r.attempts {
+		if a.start.Before(t0) || !a.start.Before(end) || a.site != "" && a.end.Sub(a.start) <= slow {
+			continue
+		}
+		via := ""
+		if r.detoured(a, victim) {
+			via = ", had waited on " + victim
+		}
+		fmt.Printf("failover:   held up: began %v, ended %v after the freeze, at %q%s\n",
+			a.start.Sub(t0).Round(time.Millisecond), a.end.Sub(t0).Round(time.Millisecond), a.site, via)
+	}
 }
 
 // deathsIn returns the links torn down for silence in [from, to), only
 // those whose peer is peer unless peer is "".
 func (r *recorder) deathsIn(from, to time.Time, peer string) []death {
+	return r.eventsIn(&r.deaths, from, to, peer)
+}
+
+// suspectIn is deathsIn for the links marked suspect.
+func (r *recorder) suspectIn(from, to time.Time, peer string) []death {
+	return r.eventsIn(&r.suspicions, from, to, peer)
+}
+
+func (r *recorder) eventsIn(events *[]death, from, to time.Time, peer string) []death {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []death
-	for _, d := range r.deaths {
+	for _, d := range *events {
 		if !d.at.Before(from) && d.at.Before(to) && (peer == "" || d.peer == peer) {
 			out = append(out, d)
 		}
@@ -287,7 +386,10 @@ func (r *recorder) deathsIn(from, to time.Time, peer string) []death {
 }
 
 // logWatch reads a site's text log for links torn down because the peer
-// fell silent: level=INFO msg="link down" ... peer=b ... err="link: peer dead ...".
+// fell silent: level=INFO msg="link down" ... peer=b ... err="link: peer dead ...",
+// for links marked suspect: level=INFO msg="link suspect" ... peer=b ...,
+// and for candidates a connection left: level=DEBUG msg="candidate failed"
+// ... candidate=b ... stream=127.0.0.1:41234.
 type logWatch struct {
 	site    string
 	rec     *recorder
@@ -303,23 +405,40 @@ func (w *logWatch) Write(p []byte) (int, error) {
 		}
 		l := string(w.partial[:i])
 		w.partial = w.partial[i+1:]
-		if !strings.Contains(l, `msg="link down"`) || !strings.Contains(l, "peer dead") {
-			continue
-		}
-		peer := ""
-		if _, p, ok := strings.Cut(l, " peer="); ok {
-			peer, _, _ = strings.Cut(p, " ")
-		}
 		// The time of reading, not the log's: the harness's own clock,
 		// within the pipe's delay of the log line.
+		now := time.Now()
+		events := &w.rec.deaths
+		switch {
+		case strings.Contains(l, `msg="link down"`) && strings.Contains(l, "peer dead"):
+		case strings.Contains(l, `msg="link suspect"`):
+			events = &w.rec.suspicions
+		case strings.Contains(l, `msg="candidate failed"`):
+			w.rec.mu.Lock()
+			w.rec.detours = append(w.rec.detours, detour{at: now, stream: attr(l, "stream"), candidate: attr(l, "candidate")})
+			w.rec.mu.Unlock()
+			continue
+		default:
+			continue
+		}
 		w.rec.mu.Lock()
-		w.rec.deaths = append(w.rec.deaths, death{at: time.Now(), site: w.site, peer: peer})
+		*events = append(*events, death{at: now, site: w.site, peer: attr(l, "peer")})
 		w.rec.mu.Unlock()
 	}
 	if len(w.partial) > 64<<10 {
 		w.partial = w.partial[:0]
 	}
 	return len(p), nil
+}
+
+// attr is the value of key in a text log line, "" if it has none.
+func attr(line, key string) string {
+	_, v, ok := strings.Cut(line, " "+key+"=")
+	if !ok {
+		return ""
+	}
+	v, _, _ = strings.Cut(v, " ")
+	return v
 }
 
 func loadavg() string {

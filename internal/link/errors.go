@@ -11,9 +11,16 @@ var (
 	ErrSessionClosed = errors.New("link: session closed")
 
 	// ErrPeerDead is the session error when no frame arrived for
-	// Config.DeadAfter, or for the shorter limit learnt from the peer's
-	// PINGs (the error's text then names it).
+	// Config.DeadAfter. Shorter silences, judged against the limits learnt
+	// from the peer's PINGs and round trips, only make the session suspect
+	// (Session.Suspect).
 	ErrPeerDead = errors.New("link: peer dead: no frame received within DeadAfter")
+
+	// ErrPeerUnresponsive is returned by Open when the peer answered
+	// neither the OPEN nor the probe it set off, and nothing else arrived
+	// meanwhile: the session lives on (its established streams may outlast
+	// the peer's stall), but the caller should take the stream elsewhere.
+	ErrPeerUnresponsive = errors.New("link: peer unresponsive")
 
 	// ErrConnLost matches (errors.Is) the session error when the
 	// connection under the session failed or ended without a GOAWAY from

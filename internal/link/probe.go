@@ -18,9 +18,12 @@ import (
 // phi-accrual style as in detector.go) rather than against the PING
 // interval. While it is outstanding the link is suspect (Session.Suspect):
 // callers route new streams around it, which is cheap and undone by the
-// answer. Only a probe that stays unanswered, on a link from which nothing
-// at all arrived for as long, closes the session with ErrPeerDead. spec.md,
-// "Probes", is the protocol side.
+// answer. A probe that stays unanswered, on a link from which nothing at all
+// arrived for as long, keeps the link suspect until the peer speaks again
+// and fails the opens waiting on it (ErrPeerUnresponsive), so that their
+// callers take them elsewhere; it does not close the session, whose
+// established streams may outlive a peer's stall: only DeadAfter of silence
+// does (session.go). spec.md, "Probes", is the protocol side.
 
 // prober is the state of one session's probing. It reads no clock: the
 // session passes its now(), so tests step it by hand.
@@ -33,6 +36,7 @@ type prober struct {
 	due    int64         // when its timer was last armed to fire
 	graced bool          // its one grace for a late timer was given
 	answer chan struct{} // closed when the outstanding probe is answered
+	lost   chan struct{} // closed when it is judged unanswered
 
 	// ack is the write result of the last PROBE answer queued; only the
 	// read loop uses it. At most one answer waits in the send queue, so a
@@ -45,9 +49,9 @@ func newProber() *prober { return &prober{sent: -1} }
 type verdict int
 
 const (
-	verdictClear verdict = iota // nothing to judge: answered, or another probe's timer
-	verdictWait                 // judge again later
-	verdictDead                 // unanswered and silent past the bound
+	verdictClear      verdict = iota // nothing to judge: answered, or another probe's timer
+	verdictWait                      // judge again later
+	verdictUnanswered                // unanswered and silent past the bound: the probe ended
 )
 
 // pong records a PONG that echoed our stamp sent, sample ns after sending.
@@ -77,8 +81,19 @@ func (p *prober) start(now, pause, minSigma, ceiling int64) (gen uint64, bound i
 	p.gen++
 	p.sent, p.bound, p.graced = now, p.rtts.limit(pause, minSigma, ceiling), false
 	p.due = now + p.bound
-	p.answer = make(chan struct{})
+	p.answer, p.lost = make(chan struct{}), make(chan struct{})
 	return p.gen, p.bound, p.answer, true
+}
+
+// pending returns a channel closed when the outstanding probe is judged
+// unanswered; nil when no probe is outstanding.
+func (p *prober) pending() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sent < 0 {
+		return nil
+	}
+	return p.lost
 }
 
 // suspect reports whether a probe is outstanding.
@@ -89,39 +104,67 @@ func (p *prober) suspect() bool {
 }
 
 // judge is probe gen's timer firing at now; lastRecv is when the last frame
-// of any kind was read. The peer is dead when the probe is unanswered and
-// both the probe and the last frame are bound old: frames still arriving
-// (a long queue of data ahead of the PONG) defer the verdict. A timer that
-// fired more than lateSlack after its due time means this process was not
-// running (stopped, starved): the PONG may sit unread in the socket, so the
-// probe gets one more bound from now, once (the heartbeat loop's grace,
-// spec.md). It returns when to judge again for verdictWait, and the
-// silence for verdictDead.
-func (p *prober) judge(gen uint64, now, lastRecv, lateSlack int64) (verdict, int64) {
+// of any kind was read. The probe is unanswered when both it and the last
+// frame are bound old: frames still arriving (a long queue of data ahead of
+// the PONG) defer the verdict. A timer that fired more than lateSlack after
+// its due time means this process was not running (stopped, starved), and
+// queued (the socket holds bytes not read yet) that its read loop is
+// behind: either way the PONG may sit unread, so the probe gets one more
+// bound from now, once (the heartbeat loop's grace, spec.md). It returns
+// when to judge again for verdictWait, and the silence for
+// verdictUnanswered, after which the caller ends the probe (fail).
+func (p *prober) judge(gen uint64, now, lastRecv, lateSlack int64, queued bool) (verdict, int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.sent < 0 || gen != p.gen {
 		return verdictClear, 0
 	}
-	if now-p.due > lateSlack && !p.graced {
+	from := max(p.sent, lastRecv)
+	silent := now >= from+p.bound
+	if (now-p.due > lateSlack || silent && queued) && !p.graced {
 		p.graced = true
 		p.due = now + p.bound
 		return verdictWait, p.due
 	}
-	from := max(p.sent, lastRecv)
-	if now < from+p.bound {
+	if !silent {
 		p.due = from + p.bound
 		return verdictWait, p.due
 	}
-	return verdictDead, now - from
+	return verdictUnanswered, now - from
+}
+
+// fail ends probe gen, judged unanswered, and tells the opens waiting on it;
+// nothing if an answer came meanwhile.
+func (p *prober) fail(gen uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sent >= 0 && gen == p.gen {
+		p.sent = -1
+		close(p.lost)
+	}
 }
 
 // Suspect reports whether the link is under suspicion: the peer was slow to
-// answer a stream open, and the probe sent then is not answered yet. Route
-// new streams elsewhere while it is, if there is elsewhere: the answer
-// clears it, and a peer that stays silent closes the session with
-// ErrPeerDead.
-func (s *Session) Suspect() bool { return s.probe.suspect() }
+// answer a stream open and the probe sent then is not answered yet, or it
+// has been silent for longer than its PING rhythm or a probe allows (the
+// limits learnt by detector.go and the prober) and has not spoken since.
+// Route new streams elsewhere while it is, if there is elsewhere: an answer,
+// or any frame after such a silence, clears it. Suspicion never closes the
+// session; DeadAfter of silence does.
+func (s *Session) Suspect() bool {
+	return s.probe.suspect() || s.quiet.Load() == s.lastRecv.Load()
+}
+
+// quietSince marks the silence that began with the frame read at last as
+// suspect (Suspect), until a frame is read after it, and fails the opens
+// waiting for an answer meanwhile. why is for the log.
+func (s *Session) quietSince(last int64, why string) {
+	if s.quiet.Swap(last) == last {
+		return
+	}
+	close(*s.silenced.Swap(new(make(chan struct{}))))
+	s.log.Info("link suspect", "silent", time.Duration(s.now()-last).Round(time.Millisecond), "why", why)
+}
 
 // suspectAfter is how long an open may go unanswered before the link is
 // suspect: twice the smoothed RTT plus HeartbeatInterval/20 for the
@@ -132,27 +175,36 @@ func (s *Session) suspectAfter() time.Duration {
 
 // waitOpen waits for the peer's answer to the OPEN of st. An OPEN sent into
 // a silence already suspectAfter long, or unanswered for that long, makes
-// the link suspect.
-func (s *Session) waitOpen(ctx context.Context, st *Stream) error {
+// the link suspect and sends a probe. The open fails with
+// ErrPeerUnresponsive if that probe goes unanswered, or if the peer's
+// silence outlasts its PING rhythm meanwhile: that is when the session used
+// to be closed, which took the open elsewhere; now the caller does, and the
+// session, with its established streams, lives on until DeadAfter.
+// silenced is the session's silenced channel from before the OPEN was
+// queued.
+func (s *Session) waitOpen(ctx context.Context, st *Stream, silenced <-chan struct{}) error {
+	var lost <-chan struct{} // the probe's verdict; nil until one is sent
 	after := s.suspectAfter()
 	if time.Duration(s.now()-s.lastRecv.Load()) > after {
 		s.suspect()
+		lost = s.probe.pending()
 	}
 	t := s.cfg.Clock.NewTimer(after)
 	defer t.Stop()
-	select {
-	case <-st.confirmed:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C():
-	}
-	s.suspect()
-	select {
-	case <-st.confirmed:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		select {
+		case <-st.confirmed:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C():
+			s.suspect()
+			lost = s.probe.pending()
+		case <-lost:
+			return fmt.Errorf("%w: open unanswered, and the probe sent after it too", ErrPeerUnresponsive)
+		case <-silenced:
+			return fmt.Errorf("%w: open unanswered, and the peer silent for longer than its PING rhythm allows", ErrPeerUnresponsive)
+		}
 	}
 }
 
@@ -176,7 +228,7 @@ func (s *Session) suspect() {
 }
 
 // judgeProbe waits for probe gen's answer, judging it each time t fires,
-// until it is answered or the session closes.
+// until it is answered, judged unanswered, or the session closes.
 func (s *Session) judgeProbe(gen uint64, t clock.Timer, answered <-chan struct{}) {
 	defer t.Stop()
 	lateSlack := int64(s.cfg.HeartbeatInterval) / 10
@@ -188,13 +240,16 @@ func (s *Session) judgeProbe(gen uint64, t clock.Timer, answered <-chan struct{}
 			return
 		case <-t.C():
 		}
-		now := s.now()
-		v, at := s.probe.judge(gen, now, s.lastRecv.Load(), lateSlack)
+		now, last := s.now(), s.lastRecv.Load()
+		v, at := s.probe.judge(gen, now, last, lateSlack, inputQueued(s.sock))
 		switch v {
 		case verdictWait:
 			t.Reset(time.Duration(at - now))
-		case verdictDead:
-			s.closeWithError(fmt.Errorf("%w (probe unanswered: nothing received for %v since it was sent, the limit from the measured round trips)", ErrPeerDead, time.Duration(at).Round(time.Millisecond)))
+		case verdictUnanswered:
+			// Suspect before the probe ends, so that the link never looks
+			// clear in between, nor to an open that failed.
+			s.quietSince(last, fmt.Sprintf("probe unanswered: nothing received for %v since it was sent, the limit from the measured round trips", time.Duration(at).Round(time.Millisecond)))
+			s.probe.fail(gen)
 			return
 		default:
 			return

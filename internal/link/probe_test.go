@@ -1,11 +1,12 @@
 package link
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func warmProber(rtt int64) *prober {
 
 // The probe state machine, step by step: no probe before round trips were
 // measured, one probe at a time, answered only by a PONG for it or a later
-// stamp, judged dead only when unanswered and silent for the bound.
+// stamp, judged unanswered only when silent for the bound, which ends it.
 func TestProberStateMachine(t *testing.T) {
 	const pause, minSigma, ceiling, slack = 125 * ms, 10 * ms, 2000 * ms, 50 * ms
 	p := newProber()
@@ -31,6 +32,7 @@ func TestProberStateMachine(t *testing.T) {
 	}
 	p = warmProber(ms)
 	gen, bound, _, ok := p.start(1000*ms, pause, minSigma, ceiling)
+	lost := p.pending()
 	if want := ms + int64(phiSigmas*float64(minSigma)) + pause; !ok || bound != want {
 		t.Fatalf("start: ok %v bound %v, want %v", ok, time.Duration(bound), time.Duration(want))
 	}
@@ -46,19 +48,38 @@ func TestProberStateMachine(t *testing.T) {
 		t.Fatal("an older PONG cleared the suspicion")
 	}
 	// Silent since before the probe: wait until probe+bound, dead at it.
-	if v, at := p.judge(gen, 1000*ms+bound-1, 900*ms, slack); v != verdictWait || at != 1000*ms+bound {
+	if v, at := p.judge(gen, 1000*ms+bound-1, 900*ms, slack, false); v != verdictWait || at != 1000*ms+bound {
 		t.Fatalf("1ns early: %v, %v", v, at)
 	}
-	if v, _ := p.judge(gen+1, 1000*ms+bound, 900*ms, slack); v != verdictClear {
+	if v, _ := p.judge(gen+1, 1000*ms+bound, 900*ms, slack, false); v != verdictClear {
 		t.Fatalf("another probe's timer judged this one: %v", v)
 	}
 	// A frame read after the probe (data queued ahead of the PONG) defers
 	// the verdict to bound after it.
-	if v, at := p.judge(gen, 1000*ms+bound, 1100*ms, slack); v != verdictWait || at != 1100*ms+bound {
+	if v, at := p.judge(gen, 1000*ms+bound, 1100*ms, slack, false); v != verdictWait || at != 1100*ms+bound {
 		t.Fatalf("frame after the probe: %v, %v", v, at)
 	}
-	if v, silent := p.judge(gen, 1100*ms+bound, 1100*ms, slack); v != verdictDead || silent != bound {
+	select {
+	case <-lost:
+		t.Fatal("opens told of an unanswered probe before its verdict")
+	default:
+	}
+	if v, silent := p.judge(gen, 1100*ms+bound, 1100*ms, slack, false); v != verdictUnanswered || silent != bound {
 		t.Fatalf("unanswered and silent for the bound: %v, %v", v, silent)
+	}
+	// Ending it tells the opens waiting on it; the next open may send
+	// another.
+	p.fail(gen)
+	select {
+	case <-lost:
+	default:
+		t.Fatal("opens waiting on the unanswered probe not told")
+	}
+	if p.suspect() || p.pending() != nil {
+		t.Fatal("the unanswered probe is still outstanding")
+	}
+	if _, _, _, ok := p.start(1200*ms, pause, minSigma, ceiling); !ok {
+		t.Fatal("no probe after an unanswered one")
 	}
 }
 
@@ -68,14 +89,14 @@ func TestProberLateAnswerClears(t *testing.T) {
 	const pause, minSigma, ceiling, slack = 125 * ms, 10 * ms, 2000 * ms, 50 * ms
 	p := warmProber(ms)
 	gen, bound, _, _ := p.start(0, pause, minSigma, ceiling)
-	if v, _ := p.judge(gen, bound-1, 0, slack); v != verdictWait {
+	if v, _ := p.judge(gen, bound-1, 0, slack, false); v != verdictWait {
 		t.Fatalf("early judgement %v", v)
 	}
 	p.pong(0, bound-1)
 	if p.suspect() {
 		t.Fatal("still suspect after the answer")
 	}
-	if v, _ := p.judge(gen, bound, 0, slack); v != verdictClear {
+	if v, _ := p.judge(gen, bound, 0, slack, false); v != verdictClear {
 		t.Fatalf("answered probe judged %v", v)
 	}
 	// The slow answer was measured: the next probe allows for it.
@@ -92,12 +113,26 @@ func TestProberGraceForLateTimer(t *testing.T) {
 	p := warmProber(ms)
 	gen, bound, _, _ := p.start(0, pause, minSigma, ceiling)
 	late := bound + slack + 1
-	if v, at := p.judge(gen, late, 0, slack); v != verdictWait || at != late+bound {
+	if v, at := p.judge(gen, late, 0, slack, false); v != verdictWait || at != late+bound {
 		t.Fatalf("late timer: %v, %v; want a grace to %v", v, at, late+bound)
 	}
 	// Late again: no second grace.
-	if v, _ := p.judge(gen, late+bound+slack+1, 0, slack); v != verdictDead {
+	if v, _ := p.judge(gen, late+bound+slack+1, 0, slack, false); v != verdictUnanswered {
 		t.Fatalf("after the grace: %v", v)
+	}
+}
+
+// A socket holding unread bytes at the verdict means the read loop is
+// behind, not that the peer was silent: one more bound, once.
+func TestProberGraceForQueuedInput(t *testing.T) {
+	const pause, minSigma, ceiling, slack = 125 * ms, 10 * ms, 2000 * ms, 50 * ms
+	p := warmProber(ms)
+	gen, bound, _, _ := p.start(0, pause, minSigma, ceiling)
+	if v, at := p.judge(gen, bound, 0, slack, true); v != verdictWait || at != 2*bound {
+		t.Fatalf("input queued: %v, %v; want a grace to %v", v, at, 2*bound)
+	}
+	if v, _ := p.judge(gen, 2*bound, 0, slack, true); v != verdictUnanswered {
+		t.Fatalf("input still queued after the grace: %v", v)
 	}
 }
 
@@ -146,7 +181,9 @@ func waitRoundTrips(t *testing.T, s *Session) {
 
 // An open the peer does not answer makes the link suspect after
 // suspectAfter and sends a PROBE; unanswered and silent for the bound, the
-// session is dead long before DeadAfter, 1ms earlier it is alive.
+// open fails with ErrPeerUnresponsive (1ms earlier it still waits), the
+// stream is reset, and the session stays open and suspect, long before
+// DeadAfter, until the peer speaks again.
 func TestProbeUnansweredOpen(t *testing.T) {
 	const hb, deadAfter = 500 * time.Millisecond, time.Hour
 	fc := newFakeClock()
@@ -154,7 +191,7 @@ func TestProbeUnansweredOpen(t *testing.T) {
 	warmSession(t, fc, s, p, hb)
 	opened := make(chan error, 1)
 	go func() { _, err := s.Open(context.Background(), []byte("h")); opened <- err }()
-	p.next(t, typeOpen)
+	open := p.next(t, typeOpen)
 	after := s.suspectAfter()
 	fc.waitArmedAt(t, fc.Now().Add(after))
 	fc.Step(after)
@@ -167,15 +204,34 @@ func TestProbeUnansweredOpen(t *testing.T) {
 	s.probe.mu.Unlock()
 	fc.waitArmedAt(t, fc.Now().Add(bound))
 	fc.Step(bound - time.Millisecond)
-	alive(t, s, "1ms before the probe's bound")
+	select {
+	case err := <-opened:
+		t.Fatalf("open ended 1ms before the probe's bound: %v", err)
+	default:
+	}
 	fc.Step(time.Millisecond)
-	waitDone(t, s)
-	if !errors.Is(s.Err(), ErrPeerDead) || !strings.Contains(s.Err().Error(), "probe unanswered: nothing received for "+bound.Round(time.Millisecond).String()) {
-		t.Fatalf("err %v", s.Err())
+	waitUnresponsive(t, s, p, opened, open.id)
+	if !s.Suspect() {
+		t.Fatal("not suspect after the unanswered probe")
 	}
-	if err := <-opened; !errors.Is(err, ErrSessionClosed) {
-		t.Fatalf("open: %v", err)
+	// Any frame, here a PING, is the peer speaking again.
+	p.pingPong(t, 1)
+	if s.Suspect() {
+		t.Fatal("still suspect after the peer spoke")
 	}
+}
+
+// waitUnresponsive waits for the open of stream id to fail with
+// ErrPeerUnresponsive and be reset, with the session still open.
+func waitUnresponsive(t *testing.T, s *Session, p *rawPeer, opened <-chan error, id uint32) {
+	t.Helper()
+	if err := waitErr(t, opened); !errors.Is(err, ErrPeerUnresponsive) {
+		t.Fatalf("open: %v, want ErrPeerUnresponsive", err)
+	}
+	if rst := p.next(t, typeRst); rst.id != id {
+		t.Fatalf("RST for stream %d, want %d", rst.id, id)
+	}
+	alive(t, s, "after the open failed")
 }
 
 // A peer that answers the probe, however late within the bound, clears the
@@ -230,11 +286,13 @@ type frozenConn struct {
 	net.Conn
 	mu     sync.Mutex
 	frozen chan struct{} // closed to thaw; nil when not frozen
+	held   chan struct{} // signalled when a Read holds what it read
 }
 
 func (c *frozenConn) freeze() {
 	c.mu.Lock()
 	c.frozen = make(chan struct{})
+	c.held = make(chan struct{}, 1)
 	c.mu.Unlock()
 }
 
@@ -247,51 +305,86 @@ func (c *frozenConn) thaw() {
 	c.mu.Unlock()
 }
 
-func (c *frozenConn) wait() {
+// wait blocks while the conn is frozen; reading says the caller holds
+// what it read.
+func (c *frozenConn) wait(reading bool) {
 	c.mu.Lock()
-	ch := c.frozen
+	ch, held := c.frozen, c.held
 	c.mu.Unlock()
-	if ch != nil {
-		<-ch
+	if ch == nil {
+		return
 	}
+	if reading {
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+	}
+	<-ch
 }
 
 func (c *frozenConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	c.wait()
+	c.wait(true)
 	return n, err
 }
 
 func (c *frozenConn) Write(b []byte) (int, error) {
-	c.wait()
+	c.wait(false)
 	return c.Conn.Write(b)
 }
 
+// NetConn lets socketOf find the socket under a frozenConn.
+func (c *frozenConn) NetConn() net.Conn { return c.Conn }
+
+// frozenServerTCP is loopback TCP whose server end is a frozenConn, which
+// it stores in *fb.
+func frozenServerTCP(fb **frozenConn) transport {
+	return transport{"tcp, server frozen", func(t testing.TB) (net.Conn, net.Conn) {
+		a, b := tcpPair(t)
+		*fb = &frozenConn{Conn: b}
+		return a, *fb
+	}}
+}
+
 // Over real loopback TCP, with DeadAfter an hour: a peer that stops
-// reading and writing is found dead by the probe an open sets off, and
-// never before it was frozen.
+// reading and writing is found unresponsive by the probe an open sets off;
+// that open fails, the link stays up and suspect, and once the peer runs
+// again the suspicion clears and a stream opened before the freeze carries
+// data both ways.
 func TestProbeFindsFrozenPeer(t *testing.T) {
 	var fb *frozenConn
-	frozenTCP := transport{"tcp, server frozen", func(t testing.TB) (net.Conn, net.Conn) {
-		a, b := tcpPair(t)
-		fb = &frozenConn{Conn: b}
-		return a, fb
-	}}
 	cfg := Config{HeartbeatInterval: 20 * time.Millisecond, DeadAfter: time.Hour}
-	c, s := sessions(t, frozenTCP, cfg, cfg)
+	c, s := sessions(t, frozenServerTCP(&fb), cfg, cfg)
 	t.Cleanup(func() { fb.thaw() }) // runs before the sessions close
-	go confirmAll(s)
 	waitRoundTrips(t, c)
-	if _, err := c.Open(ctxT(t), []byte("before")); err != nil {
-		t.Fatal("open before the freeze:", err)
-	}
-	alive(t, c, "before the freeze")
+	ca, sa := openPair(t, c, s, []byte("before"))
+	go confirmAll(s)
 	fb.freeze()
-	if _, err := c.Open(ctxT(t), []byte("frozen")); !errors.Is(err, ErrSessionClosed) {
+	if _, err := c.Open(ctxT(t), []byte("frozen")); !errors.Is(err, ErrPeerUnresponsive) {
 		t.Fatalf("open to the frozen peer: %v", err)
 	}
-	if !errors.Is(c.Err(), ErrPeerDead) || !strings.Contains(c.Err().Error(), "probe unanswered") {
-		t.Fatalf("err %v, want the probe's ErrPeerDead", c.Err())
+	alive(t, c, "after the probe went unanswered")
+	if !c.Suspect() {
+		t.Fatal("not suspect after the probe went unanswered")
+	}
+	fb.thaw()
+	eventually(t, 30*time.Second, "suspicion cleared", func() bool { return !c.Suspect() })
+	streamCarries(t, ca, sa)
+	streamCarries(t, sa, ca)
+	alive(t, c, "after the thaw")
+}
+
+// streamCarries writes a few bytes on w and reads them from r.
+func streamCarries(t testing.TB, w, r *Stream) {
+	t.Helper()
+	msg := []byte("still here")
+	if _, err := w.Write(msg); err != nil {
+		t.Fatal("write:", err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(r, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("read %q, %v", got, err)
 	}
 }
 

@@ -46,9 +46,10 @@ type Config struct {
 	// DeadAfter closes the session with ErrPeerDead when no frame at all
 	// arrived for this long. Default 2s. Keep it at least twice the peer's
 	// HeartbeatInterval. Once the peer's PINGs have been measured, a
-	// silence well past their usual rhythm closes it sooner (phi accrual,
-	// spec.md). When this process was stopped across the deadline, the
-	// peer gets one more HeartbeatInterval (spec.md).
+	// silence well past their usual rhythm makes it suspect sooner (phi
+	// accrual, spec.md), which routes new streams around it but closes
+	// nothing. When this process was stopped across the deadline, the peer
+	// gets one more HeartbeatInterval (spec.md).
 	DeadAfter time.Duration
 	// StreamWindow is each stream's receive window in bytes, which is also
 	// the most a slow reader buffers. Default 4 MiB; clamped to
@@ -155,9 +156,11 @@ type Session struct {
 	// session must then end with this error, not a lost connection.
 	goingAway  atomic.Pointer[error]
 	pongQueued atomic.Bool
-	lastRecv   atomic.Int64 // now() of the last frame read; 0 (start) before any
-	det        *detector    // the peer's PING rhythm, for an adaptive DeadAfter
-	probe      *prober      // on-demand probes of a peer slow to answer (probe.go)
+	lastRecv   atomic.Int64                  // now() of the last frame read; 0 (start) before any
+	det        *detector                     // the peer's PING rhythm, whose limit makes the link suspect
+	quiet      atomic.Int64                  // lastRecv of the silence judged suspect; -1 before any
+	silenced   atomic.Pointer[chan struct{}] // closed, and replaced, when quiet changes
+	probe      *prober                       // on-demand probes of a peer slow to answer (probe.go)
 	rtt        atomic.Int64
 
 	nOpened, nAccepted, nFailed, nSent, nRecv atomic.Uint64
@@ -185,6 +188,8 @@ func newSession(conn net.Conn, cfg Config, client bool) *Session {
 		det:      newDetector(),
 		probe:    newProber(),
 	}
+	s.quiet.Store(-1)
+	s.silenced.Store(new(make(chan struct{})))
 	side := "server"
 	s.nextID = 2
 	if client {
@@ -242,6 +247,8 @@ func (s *Session) Open(ctx context.Context, header []byte) (*Stream, error) {
 	f := newCtlFrame(typeOpen, id, openPrefix+len(header))
 	binary.BigEndian.PutUint32(f.payload, s.cfg.StreamWindow)
 	copy(f.payload[openPrefix:], header)
+	// A silence judged suspect once the OPEN is out fails it (waitOpen).
+	silenced := *s.silenced.Load()
 	// Queued under mu: the peer requires OPEN IDs to increase.
 	if err := s.enqueue(f, false); err != nil {
 		s.mu.Unlock()
@@ -250,7 +257,7 @@ func (s *Session) Open(ctx context.Context, header []byte) (*Stream, error) {
 	s.streams[id] = st
 	s.nActive.Add(1)
 	s.mu.Unlock()
-	if err := s.waitOpen(ctx, st); err != nil {
+	if err := s.waitOpen(ctx, st, silenced); err != nil {
 		st.Reset(CodeCanceled)
 		return nil, err
 	}
@@ -432,18 +439,27 @@ func (s *Session) removeStream(st *Stream) {
 
 // heartbeatLoop owns tick and dead, which newSession started.
 //
-// The dead-peer judgement runs here, on another goroutine than the read
-// loop that stamps lastRecv. When this process was stopped (SIGSTOP, a VM
-// pause, starved of CPU), the timer comes due while nothing runs; on resume
-// the runtime may run this loop before the read loop has taken the frames
-// the peer sent meanwhile from the socket, and a peer stopped with us (same
+// It judges the peer's silence against two limits: the one learnt from the
+// peer's PING rhythm (detector.go) makes the link suspect (Suspect), which
+// routes new streams around it and costs nothing else; only DeadAfter
+// closes the session, with every stream on it. A peer that stalls for
+// longer than its rhythm allows (GC, CPU starvation) but less than
+// DeadAfter thus keeps its established streams.
+//
+// Both judgements run here, on another goroutine than the read loop that
+// stamps lastRecv. When this process was stopped (SIGSTOP, a VM pause,
+// starved of CPU), the timer comes due while nothing runs; on resume the
+// runtime may run this loop before the read loop has taken the frames the
+// peer sent meanwhile from the socket, and a peer stopped with us (same
 // machine) has not had a chance to send its next PING. So a silence is only
-// judged at once when this loop was running when it came due; otherwise it
-// gets one grace of HeartbeatInterval, as spec.md says. "Not running" is
-// read from this loop's own wake-ups, on the session's clock: the timer
-// fired more than lateSlack after its due time, or the loop slept through a
-// PING tick by more than lateSlack (which catches a stop that ended just
-// after the due time, whose timer looks punctual).
+// judged at once when this loop was running when it came due; otherwise
+// DeadAfter gives it one grace of HeartbeatInterval, and suspicion waits
+// for the next wake-up, as spec.md says. "Not running" is read from this
+// loop's own wake-ups, on the session's clock: the timer fired more than
+// lateSlack after its due time, or the loop slept through a PING tick by
+// more than lateSlack (which catches a stop that ended just after the due
+// time, whose timer looks punctual). A socket holding bytes not read yet
+// (SIOCINQ) shows the same of the read loop alone: the peer was not silent.
 //
 // Comparing the silence with the time the read loop last ran instead would
 // not do: a read loop blocked in Read runs only when a frame comes, so its
@@ -462,8 +478,8 @@ func (s *Session) heartbeatLoop(tick clock.Ticker, dead clock.Timer) {
 		lateSlack = hb / 10
 		due       = deadAfter      // when dead fires, on now()'s time line
 		woke      int64            // now() at the previous wake-up
-		resumed   int64            // now() at the last wake-up that came late
 		graced    int64       = -1 // lastRecv when the last grace was given
+		graceEnd  int64            // when that grace ends
 	)
 	s.ping()
 	for {
@@ -480,39 +496,40 @@ func (s *Session) heartbeatLoop(tick clock.Ticker, dead clock.Timer) {
 		// timer came late, or if this loop, which the ticker wakes every
 		// hb, slept through a tick. A fake clock stepped exactly onto the
 		// due time is punctual: the process was running then.
-		if now > due && (now-due > lateSlack || now-woke > hb+lateSlack) {
-			resumed = now
-		}
+		stopped := now > due && (now-due > lateSlack || now-woke > hb+lateSlack)
 		woke = now
 		last := s.lastRecv.Load()
-		limit := s.det.timeout(hb/4, hb/20, deadAfter)
-		if !fired && (last+limit >= due || graced == last) {
-			s.ping()
-			continue
+		deadAt := last + deadAfter
+		if graced == last {
+			deadAt = graceEnd
 		}
-		// A tick on which the peer's rhythm, learnt since the timer was
-		// armed, puts the deadline earlier (and this silence is not in its
-		// grace): judge now, or re-arm for it, then PING.
-		idle := now - last
-		switch {
-		case idle < limit:
-			due = last + limit
-		case (resumed > due || inputQueued(s.sock)) && graced != last:
-			// Stopped across the due time, or the read loop starved
-			// while this loop ran (the socket holds unread frames, so
-			// the peer was not silent): let the read loop catch up and
-			// the peer send, once per silence.
-			graced = last
-			due = now + hb
-		default:
-			learnt := ""
-			if limit < deadAfter {
-				learnt = fmt.Sprintf("; limit %v from the peer's PING rhythm, at most DeadAfter", time.Duration(limit).Round(time.Millisecond))
+		if now >= deadAt {
+			if graced == last || !stopped && !inputQueued(s.sock) {
+				s.closeWithError(fmt.Errorf("%w (silent for %v)", ErrPeerDead, time.Duration(now-last).Round(time.Millisecond)))
+				return
 			}
-			s.closeWithError(fmt.Errorf("%w (silent for %v%s)", ErrPeerDead, time.Duration(idle).Round(time.Millisecond), learnt))
-			return
+			// Stopped across the due time, or the read loop starved while
+			// this loop ran (the socket holds unread frames, so the peer
+			// was not silent): let the read loop catch up and the peer
+			// send, once per silence.
+			graced, graceEnd = last, now+hb
+			deadAt = graceEnd
 		}
-		dead.Reset(time.Duration(due - now))
+		next := deadAt
+		if limit := s.det.timeout(hb/4, hb/20, deadAfter); limit < deadAfter && s.quiet.Load() != last {
+			switch {
+			case now < last+limit:
+				next = min(next, last+limit)
+			case !stopped && !inputQueued(s.sock):
+				s.quietSince(last, fmt.Sprintf("no frame for longer than the peer's PING rhythm allows (%v)", time.Duration(limit).Round(time.Millisecond)))
+			}
+			// Otherwise judged again at the next wake-up, a tick at most
+			// hb away, once the read loop has had its turn.
+		}
+		if fired || next != due {
+			due = next
+			dead.Reset(time.Duration(due - now))
+		}
 		// The PING goes after the re-arm so that a test on a fake clock,
 		// which waits for each tick's PING before it steps again, never
 		// moves time between reading now and arming the timer from it.

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // Stops of this process (SIGSTOP, a VM pause, CPU starvation) are played by
@@ -118,4 +120,59 @@ func waitDead(t testing.TB, s *Session, silent string) {
 	if err := s.Err(); !errors.Is(err, ErrPeerDead) || !strings.Contains(err.Error(), silent) {
 		t.Fatalf("err %v, want ErrPeerDead %s", err, silent)
 	}
+}
+
+// A peer that stalls for longer than its PING rhythm allows but less than
+// DeadAfter (GC, CPU starvation: played by a conn that neither hands on
+// what it read nor writes) makes the link suspect, not dead: the stream
+// open across the stall survives and carries data both ways once the peer
+// runs again, which also clears the suspicion.
+func TestStalledPeerKeepsStreams(t *testing.T) {
+	const hb, deadAfter = stallHB, stallDeadAfter
+	var fb *frozenConn
+	base := clocktesting.NewFakeClock(epoch)
+	cc, sc := onFakeClock(base), onFakeClock(base)
+	c, s := sessions(t, frozenServerTCP(&fb),
+		Config{Clock: cc, HeartbeatInterval: hb, DeadAfter: deadAfter},
+		Config{Clock: sc, HeartbeatInterval: hb, DeadAfter: deadAfter})
+	t.Cleanup(func() { fb.thaw() }) // runs before the sessions close
+	a, b := openPair(t, c, s, []byte("across the stall"))
+	// Each side heard from the other at this instant, and its dead-peer
+	// timer is armed ahead.
+	settled := func() {
+		eventually(t, 10*time.Second, "both sides settled at "+cc.since().String(), func() bool {
+			now := int64(cc.since())
+			return c.lastRecv.Load() == now && s.lastRecv.Load() == now && cc.armed() && sc.armed()
+		})
+	}
+	for range detectorMinSamples + 1 {
+		settled()
+		base.Step(hb)
+	}
+	settled()
+	last := cc.since()
+	limit := time.Duration(c.det.timeout(int64(hb/4), int64(hb/20), int64(deadAfter)))
+	if limit >= deadAfter {
+		t.Fatalf("learnt limit %v, not below DeadAfter %v", limit, deadAfter)
+	}
+
+	fb.freeze()
+	base.Step(hb) // the tick re-arms the client's timer for the limit
+	cc.waitArmedAt(t, epoch.Add(last+limit))
+	base.Step(limit - hb)
+	cc.waitArmedAt(t, epoch.Add(last+deadAfter))
+	alive(t, c, "at the learnt limit")
+	if !c.Suspect() {
+		t.Fatal("not suspect at the learnt limit")
+	}
+	base.Step(deadAfter - limit - time.Millisecond)
+	alive(t, c, "1ms before DeadAfter")
+	alive(t, s, "the stalled side, 1ms before DeadAfter")
+
+	fb.thaw()
+	eventually(t, 10*time.Second, "suspicion cleared by the peer's frames", func() bool { return !c.Suspect() })
+	streamCarries(t, a, b)
+	streamCarries(t, b, a)
+	alive(t, c, "after the stall")
+	alive(t, s, "the stalled side, after the stall")
 }
