@@ -26,18 +26,17 @@ const maxDiffDepth = 1000
 // strictly increasing order (not json.Marshal's output; repeated keys, which
 // json.Unmarshal resolves to the last) is decoded where it is met.
 func diffJSON(old, new []byte) (out []FieldChange, ok bool) {
-	a, b := bytes.TrimLeft(old, jsonSpace), bytes.TrimLeft(new, jsonSpace)
+	a, b := bytes.Trim(old, jsonSpace), bytes.Trim(new, jsonSpace)
 	if len(a) == 0 || len(b) == 0 || a[0] != '{' || b[0] != '{' {
 		return nil, false
 	}
-	// Validated before the walk, which skips values only once it has
-	// found where they end.
-	for _, v := range [][]byte{a, b} {
-		if end := valueEnd(v, 0, 0); end < 0 || skipSpace(v, end) != len(v) {
-			return nil, false
-		}
+	// The walk validates what it passes over, and compares a value's
+	// bytes only once it has found where the value ends; equal bodies are
+	// compared before anything is.
+	if bytes.Equal(a, b) {
+		return nil, valueEnd(a, 0, 0) == len(a)
 	}
-	if !diffRaw("", a, b, 0, &out) {
+	if !diffObjects("", a, b, 0, &out) {
 		return nil, false
 	}
 	if len(out) == 0 {
@@ -50,7 +49,6 @@ const jsonSpace = " \t\r\n"
 
 // diffRaw appends the changes between the valid JSON values a and b (no
 // surrounding space) under path, as diff would between their decodings.
-// It is false if a leaf does not decode.
 func diffRaw(path string, a, b []byte, depth int, out *[]FieldChange) bool {
 	switch {
 	case bytes.Equal(a, b):
@@ -64,10 +62,10 @@ func diffRaw(path string, a, b []byte, depth int, out *[]FieldChange) bool {
 }
 
 // diffObjects merges the members of two objects by key, in the order diff
-// visits them.
+// visits them. It is false if a or b is not exactly one valid object.
 func diffObjects(path string, a, b []byte, depth int, out *[]FieldChange) bool {
 	mark := len(*out)
-	ai, bi := elements{b: a, depth: depth}, elements{b: b, depth: depth}
+	ai, bi := newElements(a, depth), newElements(b, depth)
 	ak, av, aok := ai.next()
 	bk, bv, bok := bi.next()
 	sorted := true
@@ -111,17 +109,17 @@ func diffObjects(path string, a, b []byte, depth int, out *[]FieldChange) bool {
 		*out = (*out)[:mark]
 		return diffDecoded(path, a, b, out)
 	}
-	return true
+	return ai.whole() && bi.whole()
 }
 
 // diffArrays compares two arrays element by element, as diff does.
 func diffArrays(path string, a, b []byte, depth int, out *[]FieldChange) bool {
-	ai, bi := elements{b: a, depth: depth}, elements{b: b, depth: depth}
+	ai, bi := newElements(a, depth), newElements(b, depth)
 	for i := 0; ; i++ {
 		_, av, aok := ai.next()
 		_, bv, bok := bi.next()
 		if !aok && !bok {
-			return true
+			return ai.whole() && bi.whole()
 		}
 		if aok && bok && bytes.Equal(av, bv) {
 			continue
@@ -159,38 +157,76 @@ func diffDecoded(path string, a, b []byte, out *[]FieldChange) bool {
 	return true
 }
 
-// elements iterates over the members of a valid JSON object or the
-// elements of a valid array, b.
+// elements iterates over the members of a JSON object or the elements of
+// an array, b, validating them.
 type elements struct {
-	b     []byte
-	i     int
-	depth int
-	done  bool // the closing bracket was reached
+	b         []byte
+	i         int // the opening bracket or the last comma
+	depth     int
+	close     byte
+	started   bool
+	done, bad bool
+	end       int // past the closing bracket, once done
+}
+
+func newElements(b []byte, depth int) *elements {
+	e := &elements{b: b, depth: depth, close: ']'}
+	if b[0] == '{' {
+		e.close = '}'
+	}
+	return e
 }
 
 // next returns the next member's decoded key (nil for an array) and its
-// value, without surrounding space; ok is false at the end.
+// value, without surrounding space; ok is false at the end, or where b is
+// not valid (bad).
 func (e *elements) next() (key, value []byte, ok bool) {
-	if e.done {
+	if e.done || e.bad {
 		return nil, nil, false
 	}
-	i := skipSpace(e.b, e.i+1) // past the opening bracket or the last comma
-	if e.b[i] == '}' || e.b[i] == ']' {
-		e.done = true
+	b := e.b
+	i := skipSpace(b, e.i+1)
+	if !e.started {
+		e.started = true
+		if i < len(b) && b[i] == e.close {
+			e.done, e.end = true, i+1
+			return nil, nil, false
+		}
+	}
+	if e.close == '}' {
+		end := -1
+		if i < len(b) && b[i] == '"' {
+			end = stringEnd(b, i)
+		}
+		if end < 0 {
+			e.bad = true
+			return nil, nil, false
+		}
+		key = decodedKey(b[i:end])
+		if i = skipSpace(b, end); i >= len(b) || b[i] != ':' {
+			e.bad = true
+			return nil, nil, false
+		}
+		i = skipSpace(b, i+1)
+	}
+	end := valueEnd(b, i, e.depth+1)
+	if end < 0 {
+		e.bad = true
 		return nil, nil, false
 	}
-	if e.b[0] == '{' {
-		end := stringEnd(e.b, i)
-		key = decodedKey(e.b[i:end])
-		i = skipSpace(e.b, skipSpace(e.b, end)+1) // past the colon
-	}
-	end := valueEnd(e.b, i, e.depth+1)
-	value, e.i = e.b[i:end], skipSpace(e.b, end)
-	if e.b[e.i] != ',' {
-		e.done = true
+	value, e.i = b[i:end], skipSpace(b, end)
+	switch {
+	case e.i >= len(b) || b[e.i] != ',' && b[e.i] != e.close:
+		e.bad = true
+		return nil, nil, false
+	case b[e.i] == e.close:
+		e.done, e.end = true, e.i+1
 	}
 	return key, value, true
 }
+
+// whole reports whether the elements were valid and ended with b.
+func (e *elements) whole() bool { return e.done && !e.bad && e.end == len(e.b) }
 
 // decodedKey is the string the quoted key q decodes to: q's bytes, unless
 // it has escapes or bytes json.Unmarshal replaces (invalid UTF-8).
@@ -239,41 +275,13 @@ func containerEnd(b []byte, i, depth int) int {
 	if depth >= maxDiffDepth {
 		return -1
 	}
-	obj := b[i] == '{'
-	close := byte(']')
-	if obj {
-		close = '}'
+	e := newElements(b[i:], depth)
+	for _, _, ok := e.next(); ok; _, _, ok = e.next() {
 	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == close {
-		return i + 1
+	if e.bad {
+		return -1
 	}
-	for {
-		if obj {
-			if i >= len(b) || b[i] != '"' {
-				return -1
-			}
-			if i = stringEnd(b, i); i < 0 {
-				return -1
-			}
-			if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
-				return -1
-			}
-			i = skipSpace(b, i+1)
-		}
-		if i = valueEnd(b, i, depth+1); i < 0 {
-			return -1
-		}
-		switch i = skipSpace(b, i); {
-		case i >= len(b):
-			return -1
-		case b[i] == close:
-			return i + 1
-		case b[i] != ',':
-			return -1
-		}
-		i = skipSpace(b, i+1)
-	}
+	return i + e.end
 }
 
 // stringEnd returns where the string starting at b[i] (a quote) ends, or -1.

@@ -50,6 +50,7 @@ func TestDiffJSONIsDecodedDiff(t *testing.T) {
 		{"top-level null", `null`, `{"a":1}`, false},
 		{"top-level array", `[]`, `{"a":1}`, false},
 		{"not JSON", `not json`, `{"a":1}`, false},
+		{"equal, not JSON", `{"a":}`, `{"a":}`, false},
 		{"trailing bytes", `{"a":1} x`, `{"a":2}`, false},
 		{"truncated", `{"a":[1,2`, `{"a":[1]}`, false},
 		{"bad escape", `{"a":"\x","b":1}`, `{"a":"\x","b":2}`, false},
