@@ -169,8 +169,8 @@ type elements struct {
 	end       int // past the closing bracket, once done
 }
 
-func newElements(b []byte, depth int) *elements {
-	e := &elements{b: b, depth: depth, close: ']'}
+func newElements(b []byte, depth int) elements {
+	e := elements{b: b, depth: depth, close: ']'}
 	if b[0] == '{' {
 		e.close = '}'
 	}

@@ -111,3 +111,24 @@ func FuzzDiffJSON(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDiffJSON diffs the benchmark's changed object (a label added)
+// by walking its bytes and by decoding both.
+func BenchmarkDiffJSON(b *testing.B) {
+	old := []byte(`{"apiVersion":"networking.istio.io/v1","kind":"DestinationRule","metadata":{"labels":{"app.kubernetes.io/managed-by":"weft","bench":"older","weft.dev/intent":"i00001","weft.dev/project":"p"},"name":"s0001-mtls","namespace":"ns1"},"spec":{"host":"s0001.ns1.svc.cluster.local","trafficPolicy":{"connectionPool":{"tcp":{"maxConnections":10}},"outlierDetection":{"baseEjectionTime":"30s","consecutive5xxErrors":5,"interval":"10s","maxEjectionPercent":50},"tls":{"mode":"ISTIO_MUTUAL"}}}}`)
+	new := []byte(`{"apiVersion":"networking.istio.io/v1","kind":"DestinationRule","metadata":{"labels":{"app.kubernetes.io/managed-by":"weft","weft.dev/intent":"i00001","weft.dev/project":"p"},"name":"s0001-mtls","namespace":"ns1"},"spec":{"host":"s0001.ns1.svc.cluster.local","trafficPolicy":{"connectionPool":{"tcp":{"maxConnections":10}},"outlierDetection":{"baseEjectionTime":"30s","consecutive5xxErrors":5,"interval":"10s","maxEjectionPercent":50},"tls":{"mode":"ISTIO_MUTUAL"}}}}`)
+	b.Run("walk", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := diffJSON(old, new); !ok {
+				b.Fatal("not walked")
+			}
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			decodedDiff(old, new)
+		}
+	})
+}
