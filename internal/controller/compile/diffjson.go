@@ -65,9 +65,9 @@ func diffRaw(path string, a, b []byte, depth int, out *[]FieldChange) bool {
 // visits them. It is false if a or b is not exactly one valid object.
 func diffObjects(path string, a, b []byte, depth int, out *[]FieldChange) bool {
 	mark := len(*out)
-	ai, bi := newElements(a, depth), newElements(b, depth)
-	ak, av, aok := ai.next()
-	bk, bv, bok := bi.next()
+	ai, bi := newElements(a, depth, true), newElements(b, depth, true)
+	ak, av, aok := ai.next(nil, nil)
+	bk, bv, bok := bi.next(ak, av)
 	sorted := true
 	for sorted && (aok || bok) {
 		var c int
@@ -95,12 +95,12 @@ func diffObjects(path string, a, b []byte, depth int, out *[]FieldChange) bool {
 		}
 		if c <= 0 {
 			prev := ak
-			ak, av, aok = ai.next()
+			ak, av, aok = ai.next(nil, nil)
 			sorted = !aok || bytes.Compare(prev, ak) < 0
 		}
 		if c >= 0 && sorted {
 			prev := bk
-			bk, bv, bok = bi.next()
+			bk, bv, bok = bi.next(ak, av)
 			sorted = !bok || bytes.Compare(prev, bk) < 0
 		}
 	}
@@ -114,10 +114,10 @@ func diffObjects(path string, a, b []byte, depth int, out *[]FieldChange) bool {
 
 // diffArrays compares two arrays element by element, as diff does.
 func diffArrays(path string, a, b []byte, depth int, out *[]FieldChange) bool {
-	ai, bi := newElements(a, depth), newElements(b, depth)
+	ai, bi := newElements(a, depth, true), newElements(b, depth, true)
 	for i := 0; ; i++ {
-		_, av, aok := ai.next()
-		_, bv, bok := bi.next()
+		_, av, aok := ai.next(nil, nil)
+		_, bv, bok := bi.next(nil, av)
 		if !aok && !bok {
 			return ai.whole() && bi.whole()
 		}
@@ -166,11 +166,12 @@ type elements struct {
 	close     byte
 	started   bool
 	done, bad bool
-	end       int // past the closing bracket, once done
+	end       int  // past the closing bracket, once done
+	keys      bool // decode keys that are not plain; else next returns nil for them
 }
 
-func newElements(b []byte, depth int) elements {
-	e := elements{b: b, depth: depth, close: ']'}
+func newElements(b []byte, depth int, keys bool) elements {
+	e := elements{b: b, depth: depth, close: ']', keys: keys}
 	if b[0] == '{' {
 		e.close = '}'
 	}
@@ -180,7 +181,14 @@ func newElements(b []byte, depth int) elements {
 // next returns the next member's decoded key (nil for an array) and its
 // value, without surrounding space; ok is false at the end, or where b is
 // not valid (bad).
-func (e *elements) next() (key, value []byte, ok bool) {
+//
+// likeKey and likeValue are the member the other side's walk holds (a
+// value valid at this depth, or nil): if the next member has that key and
+// its value begins with likeValue's bytes, an object, array or string,
+// which end where their bytes say, those bytes are its value, valid
+// without scanning them again. Most members of a changed body are
+// unchanged.
+func (e *elements) next(likeKey, likeValue []byte) (key, value []byte, ok bool) {
 	if e.done || e.bad {
 		return nil, nil, false
 	}
@@ -194,22 +202,33 @@ func (e *elements) next() (key, value []byte, ok bool) {
 		}
 	}
 	if e.close == '}' {
-		end := -1
+		end, plain := -1, false
 		if i < len(b) && b[i] == '"' {
-			end = stringEnd(b, i)
+			end, plain = stringEnd(b, i)
 		}
 		if end < 0 {
 			e.bad = true
 			return nil, nil, false
 		}
-		key = decodedKey(b[i:end])
+		switch {
+		case plain:
+			key = b[i+1 : end-1]
+		case e.keys:
+			key = decodedKey(b[i:end])
+		}
 		if i = skipSpace(b, end); i >= len(b) || b[i] != ':' {
 			e.bad = true
 			return nil, nil, false
 		}
 		i = skipSpace(b, i+1)
 	}
-	end := valueEnd(b, i, e.depth+1)
+	var end int
+	if len(likeValue) > 0 && (likeValue[0] == '{' || likeValue[0] == '[' || likeValue[0] == '"') &&
+		bytes.Equal(key, likeKey) && bytes.HasPrefix(b[i:], likeValue) {
+		end = i + len(likeValue)
+	} else {
+		end = valueEnd(b, i, e.depth+1)
+	}
 	if end < 0 {
 		e.bad = true
 		return nil, nil, false
@@ -231,8 +250,7 @@ func (e *elements) whole() bool { return e.done && !e.bad && e.end == len(e.b) }
 // decodedKey is the string the quoted key q decodes to: q's bytes, unless
 // it has escapes or bytes json.Unmarshal replaces (invalid UTF-8).
 func decodedKey(q []byte) []byte {
-	s := q[1 : len(q)-1]
-	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+	if s := q[1 : len(q)-1]; bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
 		return s
 	}
 	var k string
@@ -260,7 +278,8 @@ func valueEnd(b []byte, i, depth int) int {
 	case '{', '[':
 		return containerEnd(b, i, depth)
 	case '"':
-		return stringEnd(b, i)
+		end, _ := stringEnd(b, i)
+		return end
 	case 't':
 		return literalEnd(b, i, "true")
 	case 'f':
@@ -275,8 +294,8 @@ func containerEnd(b []byte, i, depth int) int {
 	if depth >= maxDiffDepth {
 		return -1
 	}
-	e := newElements(b[i:], depth)
-	for _, _, ok := e.next(); ok; _, _, ok = e.next() {
+	e := newElements(b[i:], depth, false)
+	for _, _, ok := e.next(nil, nil); ok; _, _, ok = e.next(nil, nil) {
 	}
 	if e.bad {
 		return -1
@@ -284,38 +303,57 @@ func containerEnd(b []byte, i, depth int) int {
 	return i + e.end
 }
 
-// stringEnd returns where the string starting at b[i] (a quote) ends, or -1.
-// Invalid UTF-8 is valid here, as for json.Unmarshal, which replaces it.
-func stringEnd(b []byte, i int) int {
+// stringEnd returns where the string starting at b[i] (a quote) ends, or -1,
+// and whether it is plain: ASCII without escapes, its bytes between the
+// quotes what it decodes to. Invalid UTF-8 is valid here, as for
+// json.Unmarshal, which replaces it.
+func stringEnd(b []byte, i int) (end int, plain bool) {
+	plain = true
 	for i++; i < len(b); i++ {
-		switch c := b[i]; {
+		c := b[i]
+		if !stringSpecial[c] {
+			continue
+		}
+		switch {
 		case c == '"':
-			return i + 1
+			return i + 1, plain
 		case c < 0x20:
-			return -1
-		case c == '\\':
+			return -1, false
+		case c >= utf8.RuneSelf:
+			plain = false
+		default: // a backslash
+			plain = false
 			if i++; i >= len(b) {
-				return -1
+				return -1, false
 			}
 			switch b[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
 				if i+4 >= len(b) {
-					return -1
+					return -1, false
 				}
 				for _, h := range b[i+1 : i+5] {
 					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
-						return -1
+						return -1, false
 					}
 				}
 				i += 4
 			default:
-				return -1
+				return -1, false
 			}
 		}
 	}
-	return -1
+	return -1, false
 }
+
+// stringSpecial marks the bytes stringEnd looks at: all others are
+// themselves inside a string.
+var stringSpecial = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf
+	}
+	return t
+}()
 
 func literalEnd(b []byte, i int, lit string) int {
 	if !bytes.HasPrefix(b[i:], []byte(lit)) {
