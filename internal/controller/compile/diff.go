@@ -42,7 +42,6 @@ type Change struct {
 func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
 	out := make([]Change, 0, len(desired))
 	want := make(map[Ref]bool, len(desired))
-	var diffs []pendingDiff
 	for _, d := range desired {
 		want[d.Ref] = true
 		old, ok := applied[d.Ref]
@@ -55,19 +54,14 @@ func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
 			// unchanged, and walking them field by field dominated planning.
 			out = append(out, Change{Action: ActionUnchanged, Ref: d.Ref, Object: body})
 		default:
-			diffs = append(diffs, pendingDiff{len(out), old, d})
-			out = append(out, Change{Action: ActionUpdate, Ref: d.Ref, Object: body})
+			diff := bodyDiff(old, d)
+			action := ActionUpdate
+			if len(diff) == 0 {
+				action = ActionUnchanged
+			}
+			out = append(out, Change{Action: action, Ref: d.Ref, Object: body, Diff: diff})
 		}
 	}
-	// Each diff is independent of the others, and where objects changed
-	// they are most of a plan's work.
-	parallel(len(diffs), func(k int) {
-		p := diffs[k]
-		c := &out[p.change]
-		if c.Diff = bodyDiff(p.old, p.new); len(c.Diff) == 0 {
-			c.Action = ActionUnchanged
-		}
-	})
 	for _, r := range owned {
 		if want[r] {
 			continue
@@ -78,12 +72,6 @@ func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
 	}
 	sortByRef(out, func(c *Change) Ref { return c.Ref })
 	return out
-}
-
-// pendingDiff is a change of a plan whose bodies are still to be diffed.
-type pendingDiff struct {
-	change   int // index in the plan
-	old, new Object
 }
 
 // bodyDiff is Diff of the bodies of old and new. Bodies that are both JSON

@@ -1,9 +1,7 @@
 package compile
 
 import (
-	"fmt"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -113,42 +111,6 @@ func TestCompareRefsIsStringOrder(t *testing.T) {
 			if got, want := compareRefs(a, b), strings.Compare(a.String(), b.String()); got != want {
 				t.Fatalf("compareRefs(%q, %q) = %d, want %d", a, b, got, want)
 			}
-		}
-	}
-}
-
-// TestPlanDiffsInParallel: a plan diffing many objects on several
-// goroutines gives each change its own diff and action, in reference order.
-func TestPlanDiffsInParallel(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
-	var desired []Object
-	applied := map[Ref]Object{}
-	for i := range 300 {
-		d := obj(fmt.Sprintf("o%03d", i), map[string]any{"k": "new", "i": float64(i)})
-		d = Object{Ref: d.Ref, Hash: d.Hash, Raw: d.JSON()}
-		old := map[string]any{"k": "old", "i": float64(i)}
-		if i%3 == 0 {
-			old["k"] = "new" // another hash, the same body
-		}
-		desired = append(desired, d)
-		if i%5 == 4 {
-			continue // created: no diff, and later diffs' changes move up
-		}
-		o := obj(d.Ref.Name, old)
-		o.Hash += "-stale"
-		applied[d.Ref] = Object{Ref: o.Ref, Hash: o.Hash, Raw: o.JSON()}
-	}
-	got := Plan(desired, applied, nil)
-	for i, c := range got {
-		want, wantDiff := ActionUpdate, []FieldChange{{Path: "data.k", Old: "old", New: "new"}}
-		switch {
-		case i%5 == 4:
-			want, wantDiff = ActionCreate, nil
-		case i%3 == 0:
-			want, wantDiff = ActionUnchanged, nil
-		}
-		if c.Ref != desired[i].Ref || c.Action != want || !reflect.DeepEqual(c.Diff, wantDiff) {
-			t.Fatalf("change %d = %+v, want %s of %s with diff %v", i, c, want, desired[i].Ref, wantDiff)
 		}
 	}
 }
