@@ -73,38 +73,25 @@ func (c *Cache) Compile(in *render.Input) (map[string]*State, error) {
 	states, err := compileWith(in, func(r render.Named) ([]placed, error) {
 		ir, ok := r.Renderer.(render.IntentRenderer)
 		if !ok {
-			ps, err := r.Renderer.Render(in)
-			if err != nil {
-				return nil, fmt.Errorf("%s renderer: %w", r.Name, err)
-			}
-			return place(in, r.Name, ps)
+			return renderAll(in, r)
 		}
-		// Render first, then place, as Compile does: a render error of a
-		// later intent comes before a placement error of an earlier one.
-		rendered := make([][]render.Placement, len(in.Intents))
+		var changed []int
 		for i, it := range in.Intents {
-			if e, ok := prev.intents[intentKey{r.Name, it.Metadata.Name}]; ok && e.spec == specs[i] {
-				continue
+			if e, ok := prev.intents[intentKey{r.Name, it.Metadata.Name}]; !ok || e.spec != specs[i] {
+				changed = append(changed, i)
 			}
-			ps, err := ir.RenderIntent(in, it)
-			if err != nil {
-				return nil, fmt.Errorf("%s renderer: %w", r.Name, err)
-			}
-			if ps == nil {
-				ps = []render.Placement{} // rendered, to nothing
-			}
-			rendered[i] = ps
+		}
+		rendered, err := renderIntents(in, r.Name, ir, changed)
+		if err != nil {
+			return nil, err
 		}
 		var all []placed
 		for i, it := range in.Intents {
 			k := intentKey{r.Name, it.Metadata.Name}
 			e := prev.intents[k]
-			if rendered[i] != nil {
-				ps, err := place(in, r.Name, rendered[i])
-				if err != nil {
-					return nil, err
-				}
-				e = intentEntry{spec: specs[i], placed: ps}
+			if len(changed) > 0 && changed[0] == i {
+				e = intentEntry{spec: specs[i], placed: rendered[0]}
+				changed, rendered = changed[1:], rendered[1:]
 			}
 			g.intents[k] = e
 			all = append(all, e.placed...)

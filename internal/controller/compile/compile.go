@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -109,13 +112,77 @@ func GroupKey(project, app, version, group string) string {
 // of each target, keyed by target name. Two placements of one object in one
 // target must be equal (shared objects such as the cross-network Gateway are).
 func Compile(in *render.Input) (map[string]*State, error) {
+	all := make([]int, len(in.Intents))
+	for i := range all {
+		all[i] = i
+	}
 	return compileWith(in, func(r render.Named) ([]placed, error) {
-		ps, err := r.Renderer.Render(in)
-		if err != nil {
-			return nil, fmt.Errorf("%s renderer: %w", r.Name, err)
+		ir, ok := r.Renderer.(render.IntentRenderer)
+		if !ok {
+			return renderAll(in, r)
 		}
-		return place(in, r.Name, ps)
+		per, err := renderIntents(in, r.Name, ir, all)
+		return slices.Concat(per...), err
 	})
+}
+
+// renderAll renders in with r, which renders all intents at once, and
+// places what it rendered.
+func renderAll(in *render.Input, r render.Named) ([]placed, error) {
+	ps, err := r.Renderer.Render(in)
+	if err != nil {
+		return nil, fmt.Errorf("%s renderer: %w", r.Name, err)
+	}
+	return place(in, r.Name, ps)
+}
+
+// renderIntents renders the intents of in at the indexes idx with ir (whose
+// Render is RenderEach) and places each intent's objects. Intents render
+// independently, so they are spread over GOMAXPROCS goroutines; what is
+// returned is what rendering them in order and then placing them would
+// return: their placements in the order of idx, or the first render error
+// in that order if any intent fails to render, else the first placement
+// error.
+func renderIntents(in *render.Input, name string, ir render.IntentRenderer, idx []int) ([][]placed, error) {
+	out := make([][]placed, len(idx))
+	renderErrs, placeErrs := make([]error, len(idx)), make([]error, len(idx))
+	parallel(len(idx), func(k int) {
+		ps, err := ir.RenderIntent(in, in.Intents[idx[k]])
+		if err != nil {
+			renderErrs[k] = fmt.Errorf("%s renderer: %w", name, err)
+			return
+		}
+		out[k], placeErrs[k] = place(in, name, ps)
+	})
+	for _, errs := range [][]error{renderErrs, placeErrs} {
+		for _, err := range errs {
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// parallel calls f with 0 to n-1, on up to GOMAXPROCS goroutines.
+func parallel(n int, f func(int)) {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // placed is a rendered object in its target, labelled and hashed.

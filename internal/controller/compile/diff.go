@@ -38,7 +38,7 @@ type Change struct {
 // them before), so that a plan for one group never removes another's objects.
 //
 // A desired object's JSON is its Raw, or written from its Object; only the
-// objects whose hashes differ from the applied ones are decoded, to diff.
+// objects whose hashes differ from the applied ones are diffed.
 func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
 	out := make([]Change, 0, len(desired))
 	want := make(map[Ref]bool, len(desired))
@@ -54,16 +54,7 @@ func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
 			// unchanged, and walking them field by field dominated planning.
 			out = append(out, Change{Action: ActionUnchanged, Ref: d.Ref, Object: body})
 		default:
-			// A stored body the store checked is a JSON object; one that
-			// still does not decode differs in every field.
-			var was, want map[string]any
-			if u, err := old.Body(); err == nil && u != nil {
-				was = u.Object
-			}
-			if u, err := d.Body(); err == nil && u != nil {
-				want = u.Object
-			}
-			diff := Diff(was, want)
+			diff := bodyDiff(old, d)
 			action := ActionUpdate
 			if len(diff) == 0 {
 				action = ActionUnchanged
@@ -81,6 +72,27 @@ func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
 	}
 	sortByRef(out, func(c *Change) Ref { return c.Ref })
 	return out
+}
+
+// bodyDiff is Diff of the bodies of old and new. Bodies that are both JSON
+// are diffed without decoding them (diffJSON), wherever that finds what
+// decoding them would.
+func bodyDiff(old, new Object) []FieldChange {
+	if old.Object == nil && new.Object == nil {
+		if diff, ok := diffJSON(old.Raw, new.Raw); ok {
+			return diff
+		}
+	}
+	// A stored body the store checked is a JSON object; one that still
+	// does not decode differs in every field.
+	var was, want map[string]any
+	if u, err := old.Body(); err == nil && u != nil {
+		was = u.Object
+	}
+	if u, err := new.Body(); err == nil && u != nil {
+		want = u.Object
+	}
+	return Diff(was, want)
 }
 
 // sortByRef sorts s stably by the string form of each element's reference,
