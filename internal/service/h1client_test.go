@@ -206,6 +206,45 @@ func TestH1ClientSkipsClosedIdleConnection(t *testing.T) {
 	}
 }
 
+// An answer the target sends unasked on an idle connection (a 408 at its
+// idle timeout) is never taken for a later request's, even a resendable
+// one's, once the connection sat idle for h1CheckAfter.
+func TestH1ClientUnaskedAnswer(t *testing.T) {
+	unasked := make(chan struct{})
+	var answered atomic.Bool
+	target := startTCP(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, r.Body)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			if !answered.Swap(true) {
+				<-unasked
+				io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+			}
+		}
+	})
+	var skew atomic.Int64
+	cl := newH1Client(t, target.addr, 0)
+	cl.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	if _, body, err := fetch(cl, h1Request(t, context.Background(), http.MethodGet, target.addr, nil)); err != nil || body != "ok" {
+		t.Fatalf("first request: %q, %v", body, err)
+	}
+	close(unasked)
+	waitFor(t, "the unasked answer at the idle connection", func() bool { return !idleAlive(cl) })
+	skew.Store(int64(h1CheckAfter))
+	resp, body, err := fetch(cl, h1Request(t, context.Background(), http.MethodGet, target.addr, nil))
+	if err != nil || resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("second request: %v %q, %v; want 200 ok on a new connection", resp, body, err)
+	}
+	if n := target.conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
 func idleAlive(cl *h1Client) bool {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
