@@ -361,7 +361,19 @@ func (s *Session) goAway(code uint32, err error) error {
 	if s.enqueue(f, false) == nil {
 		t := s.cfg.Clock.NewTimer(goAwayWait)
 		select {
-		case <-f.done:
+		case werr := <-f.done:
+			// The GOAWAY is out. Closing now would answer whatever the
+			// peer still sends with a reset, which can reach it before its
+			// reader has taken the GOAWAY: it would see a lost connection
+			// where there was a close. So half-close, and let the peer,
+			// once it has read the GOAWAY, close first; our reader's EOF
+			// then ends the session.
+			if cw, ok := under[interface{ CloseWrite() error }](s.conn); ok && werr == nil && cw.CloseWrite() == nil {
+				select {
+				case <-s.done:
+				case <-t.C():
+				}
+			}
 		case <-t.C():
 		case <-s.done:
 		}
@@ -371,7 +383,8 @@ func (s *Session) goAway(code uint32, err error) error {
 	return nil
 }
 
-// goAwayWait bounds how long Close waits for GOAWAY to reach a slow conn.
+// goAwayWait bounds how long Close waits for GOAWAY to reach a slow conn
+// and for the peer to close its side.
 const goAwayWait = 250 * time.Millisecond
 
 // Stats returns the session's counters.
