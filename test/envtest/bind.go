@@ -3,6 +3,7 @@ package envtest
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,15 +22,16 @@ func StartBIND(t testing.TB, zone, tsigName, tsigSecret string) (addr string) {
 	named := need(t, "named (Debian package bind9)", "/usr/sbin/named", "named")
 	zone, tsigName = dns.Fqdn(zone), dns.Fqdn(tsigName)
 	dir := tempDir(t, "bind")
-	port := freePort(t)
-	addr = loopback(port)
+	onFreePorts(t, func() bool {
+		port := freePort(t)
+		addr = loopback(port)
 
-	writeFile(t, dir, "zone.db", fmt.Sprintf(`$TTL 60
+		writeFile(t, dir, "zone.db", fmt.Sprintf(`$TTL 60
 @	IN SOA ns.%[1]s hostmaster.%[1]s 1 3600 600 86400 60
 @	IN NS ns.%[1]s
 ns	IN A 127.0.0.1
 `, zone))
-	conf := writeFile(t, dir, "named.conf", fmt.Sprintf(`options {
+		conf := writeFile(t, dir, "named.conf", fmt.Sprintf(`options {
 	directory "%[1]s";
 	pid-file none;
 	session-keyfile "%[1]s/session.key";
@@ -55,20 +57,22 @@ zone "%[5]s" {
 };
 `, dir, port, strings.TrimSuffix(tsigName, "."), tsigSecret, zone))
 
-	// -g: foreground, logging to stderr; -n 1: one worker thread is plenty.
-	p := start(t, "named", filepath.Join(dir, "named.log"), nil, named, "-g", "-4", "-n", "1", "-c", conf)
-	t.Cleanup(p.stop)
-	p.waitReady(t, 30*time.Second, func(ctx context.Context) error {
-		m := new(dns.Msg)
-		m.SetQuestion(zone, dns.TypeSOA)
-		r, _, err := new(dns.Client).ExchangeContext(ctx, m, addr)
-		if err != nil {
-			return err
-		}
-		if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
-			return fmt.Errorf("SOA query: %s", dns.RcodeToString[r.Rcode])
-		}
-		return nil
+		// -g: foreground, logging to stderr; -n 1: one worker thread is plenty.
+		os.Remove(filepath.Join(dir, "named.log")) // an earlier try's
+		p := start(t, "named", filepath.Join(dir, "named.log"), nil, named, "-g", "-4", "-n", "1", "-c", conf)
+		t.Cleanup(p.stop)
+		return p.waitReady(t, 30*time.Second, func(ctx context.Context) error {
+			m := new(dns.Msg)
+			m.SetQuestion(zone, dns.TypeSOA)
+			r, _, err := new(dns.Client).ExchangeContext(ctx, m, addr)
+			if err != nil {
+				return err
+			}
+			if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+				return fmt.Errorf("SOA query: %s", dns.RcodeToString[r.Rcode])
+			}
+			return nil
+		})
 	})
 	return addr
 }

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -66,6 +67,20 @@ func freePort(t testing.TB) int {
 	}
 	t.Fatal("envtest: no port free for both TCP and UDP")
 	return 0
+}
+
+// onFreePorts runs up, which chooses its server's ports with freePort,
+// starts it and waits for it, until the server keeps its ports: freePort
+// leaves a moment in which another process (a test package running in
+// parallel) can take one.
+func onFreePorts(t testing.TB, up func() (ready bool)) {
+	t.Helper()
+	for range 5 {
+		if up() {
+			return
+		}
+	}
+	t.Fatal("envtest: five servers in a row lost a port to another process")
 }
 
 // process is a server started by a test. Its output goes to a log file that
@@ -135,8 +150,11 @@ func (p *process) logTail() string {
 }
 
 // waitReady polls ready until it succeeds, the process exits, or timeout
-// passes; it fails the test with the server's log in the last two cases.
-func (p *process) waitReady(t testing.TB, timeout time.Duration, ready func(ctx context.Context) error) {
+// passes; it fails the test with the server's log in the last two cases,
+// except when the server exited because a port freePort chose was taken
+// by another process before the server bound it: then it returns false,
+// for the caller to start the server again on new ports (onFreePorts).
+func (p *process) waitReady(t testing.TB, timeout time.Duration, ready func(ctx context.Context) error) bool {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last error
@@ -145,10 +163,14 @@ func (p *process) waitReady(t testing.TB, timeout time.Duration, ready func(ctx 
 		last = ready(ctx)
 		cancel()
 		if last == nil {
-			return
+			return true
 		}
 		select {
 		case <-p.done:
+			if log := strings.ToLower(p.logTail()); strings.Contains(log, "address already in use") || strings.Contains(log, "address in use") {
+				t.Logf("envtest: %s lost its port to another process; starting it again on new ports", p.name)
+				return false
+			}
 			t.Fatalf("envtest: %s exited (%v) before it was ready (%v); log:\n%s", p.name, p.err, last, p.logTail())
 		case <-time.After(100 * time.Millisecond):
 		}

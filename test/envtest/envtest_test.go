@@ -2,6 +2,9 @@ package envtest
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +113,33 @@ func TestBIND(t *testing.T) {
 	u.Insert([]dns.RR{rr})
 	if r, _, err := c.Exchange(u, addr); err != nil || r.Rcode != dns.RcodeRefused {
 		t.Fatalf("unsigned update: want REFUSED, got %v %v", r, err)
+	}
+}
+
+// A server that lost its port to another process between freePort and its
+// bind is started again on new ports; one that failed otherwise is not
+// taken for that.
+func TestPortTakenIsRetried(t *testing.T) {
+	dir := t.TempDir()
+	tries := 0
+	onFreePorts(t, func() bool {
+		tries++
+		// The first two lose the port, as etcd says it; the third binds.
+		script := `echo "listen tcp 127.0.0.1:1: bind: address already in use" >&2; exit 1`
+		if tries == 3 {
+			script = `exec sleep 60`
+		}
+		os.Remove(filepath.Join(dir, "server.log")) // an earlier try's
+		p := start(t, "server", filepath.Join(dir, "server.log"), nil, "/bin/sh", "-c", script)
+		t.Cleanup(p.stop)
+		return p.waitReady(t, 10*time.Second, func(context.Context) error {
+			if tries < 3 {
+				return errors.New("not listening")
+			}
+			return nil
+		})
+	})
+	if tries != 3 {
+		t.Fatalf("%d tries, want 3", tries)
 	}
 }

@@ -87,25 +87,31 @@ func StartJaeger(t testing.TB) *Jaeger {
 	t.Helper()
 	bin := need(t, "jaeger "+JaegerVersion+" (run .ci/install-jaeger.sh)", JaegerPath())
 	dir := tempDir(t, "jaeger")
-	query, queryGRPC, otlpGRPC, otlpHTTP := loopback(freePort(t)), loopback(freePort(t)), loopback(freePort(t)), loopback(freePort(t))
-	cfg := writeFile(t, dir, "config.yaml", fmt.Sprintf(jaegerConfig, query, queryGRPC, otlpGRPC, otlpHTTP))
-	p := start(t, "jaeger", filepath.Join(dir, "jaeger.log"), nil, bin, "--config", cfg)
-	t.Cleanup(p.stop)
-	j := &Jaeger{OTLPGRPC: otlpGRPC, OTLPHTTP: "http://" + otlpHTTP, QueryURL: "http://" + query}
+	var j *Jaeger
 	hc := &http.Client{}
-	p.waitReady(t, 60*time.Second, func(ctx context.Context) error {
-		return httpOK(ctx, hc, j.QueryURL+"/api/services")
-	})
-	// The OTLP receiver starts with the pipeline, not with the query API.
-	p.waitReady(t, 30*time.Second, func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, "POST", j.OTLPHTTP+"/v1/traces", nil)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
+	onFreePorts(t, func() bool {
+		query, queryGRPC, otlpGRPC, otlpHTTP := loopback(freePort(t)), loopback(freePort(t)), loopback(freePort(t)), loopback(freePort(t))
+		cfg := writeFile(t, dir, "config.yaml", fmt.Sprintf(jaegerConfig, query, queryGRPC, otlpGRPC, otlpHTTP))
+		os.Remove(filepath.Join(dir, "jaeger.log")) // an earlier try's
+		p := start(t, "jaeger", filepath.Join(dir, "jaeger.log"), nil, bin, "--config", cfg)
+		t.Cleanup(p.stop)
+		j = &Jaeger{OTLPGRPC: otlpGRPC, OTLPHTTP: "http://" + otlpHTTP, QueryURL: "http://" + query}
+		if !p.waitReady(t, 60*time.Second, func(ctx context.Context) error {
+			return httpOK(ctx, hc, j.QueryURL+"/api/services")
+		}) {
+			return false
 		}
-		resp.Body.Close()
-		return nil
+		// The OTLP receiver starts with the pipeline, not with the query API.
+		return p.waitReady(t, 30*time.Second, func(ctx context.Context) error {
+			req, _ := http.NewRequestWithContext(ctx, "POST", j.OTLPHTTP+"/v1/traces", nil)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := hc.Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			return nil
+		})
 	})
 	return j
 }

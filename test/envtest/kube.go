@@ -78,57 +78,66 @@ func startKubeAPIServer(t testing.TB, authz string) *KubeAPI {
 	etcdBin := need(t, "etcd (Debian package etcd-server)", "etcd", "/usr/bin/etcd")
 	dir := tempDir(t, "kube")
 
-	clientPort, peerPort := freePort(t), freePort(t)
-	etcdURL := "http://" + loopback(clientPort)
-	etcd := start(t, "etcd", filepath.Join(dir, "etcd.log"), nil, etcdBin,
-		"--name=envtest", "--data-dir="+filepath.Join(dir, "etcd"),
-		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
-		"--listen-peer-urls=http://"+loopback(peerPort), "--initial-advertise-peer-urls=http://"+loopback(peerPort),
-		"--initial-cluster=envtest=http://"+loopback(peerPort),
-		"--log-level=warn")
-	t.Cleanup(etcd.stop)
-	etcd.waitReady(t, 30*time.Second, func(ctx context.Context) error {
-		return httpOK(ctx, http.DefaultClient, etcdURL+"/health")
+	var etcdURL string
+	onFreePorts(t, func() bool {
+		clientPort, peerPort := freePort(t), freePort(t)
+		etcdURL = "http://" + loopback(clientPort)
+		os.RemoveAll(filepath.Join(dir, "etcd")) // an earlier try's
+		os.Remove(filepath.Join(dir, "etcd.log"))
+		etcd := start(t, "etcd", filepath.Join(dir, "etcd.log"), nil, etcdBin,
+			"--name=envtest", "--data-dir="+filepath.Join(dir, "etcd"),
+			"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
+			"--listen-peer-urls=http://"+loopback(peerPort), "--initial-advertise-peer-urls=http://"+loopback(peerPort),
+			"--initial-cluster=envtest=http://"+loopback(peerPort),
+			"--log-level=warn")
+		t.Cleanup(etcd.stop)
+		return etcd.waitReady(t, 30*time.Second, func(ctx context.Context) error {
+			return httpOK(ctx, http.DefaultClient, etcdURL+"/health")
+		})
 	})
 
 	caPEM, certPEM, keyPEM := servingCert(t)
 	saKey := rsaKeyPEM(t)
 	token := randomHex(t, 16)
-	port := freePort(t)
-	k := &KubeAPI{t: t, URL: "https://" + loopback(port), log: filepath.Join(dir, "kube-apiserver.log")}
-	k.argv = []string{apiserver,
-		"--etcd-servers=" + etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
-		"--tls-cert-file=" + writeFile(t, dir, "serving.crt", string(certPEM)),
-		"--tls-private-key-file=" + writeFile(t, dir, "serving.key", string(keyPEM)),
-		"--token-auth-file=" + writeFile(t, dir, "tokens.csv", token+",envtest-admin,envtest-admin,system:masters\n"),
-		"--authorization-mode=" + authz,
-		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file=" + writeFile(t, dir, "sa.key", string(saKey)),
-		"--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
-		"--service-cluster-ip-range=10.0.0.0/24",
-		// Nothing here runs nodes or an aggregation layer; leaving out the
-		// machinery for them keeps a 2-core machine responsive.
-		"--endpoint-reconciler-type=none",
-		"--enable-priority-and-fairness=false",
-		"--profiling=false",
-		"--v=0",
-	}
-
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["envtest"] = &clientcmdapi.Cluster{Server: k.URL, CertificateAuthorityData: caPEM}
-	cfg.AuthInfos["envtest"] = &clientcmdapi.AuthInfo{Token: token}
-	cfg.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "envtest"}
-	cfg.CurrentContext = "envtest"
-	var err error
-	if k.Kubeconfig, err = clientcmd.Write(*cfg); err != nil {
-		t.Fatal(err)
-	}
-	if k.Config, err = clientcmd.RESTConfigFromKubeConfig(k.Kubeconfig); err != nil {
-		t.Fatal(err)
-	}
-	k.Start()
+	k := &KubeAPI{t: t, log: filepath.Join(dir, "kube-apiserver.log")}
 	t.Cleanup(k.Stop)
+	onFreePorts(t, func() bool {
+		port := freePort(t)
+		k.URL = "https://" + loopback(port)
+		k.argv = []string{apiserver,
+			"--etcd-servers=" + etcdURL,
+			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
+			"--tls-cert-file=" + writeFile(t, dir, "serving.crt", string(certPEM)),
+			"--tls-private-key-file=" + writeFile(t, dir, "serving.key", string(keyPEM)),
+			"--token-auth-file=" + writeFile(t, dir, "tokens.csv", token+",envtest-admin,envtest-admin,system:masters\n"),
+			"--authorization-mode=" + authz,
+			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+			"--service-account-key-file=" + writeFile(t, dir, "sa.key", string(saKey)),
+			"--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
+			"--service-cluster-ip-range=10.0.0.0/24",
+			// Nothing here runs nodes or an aggregation layer; leaving out the
+			// machinery for them keeps a 2-core machine responsive.
+			"--endpoint-reconciler-type=none",
+			"--enable-priority-and-fairness=false",
+			"--profiling=false",
+			"--v=0",
+		}
+
+		cfg := clientcmdapi.NewConfig()
+		cfg.Clusters["envtest"] = &clientcmdapi.Cluster{Server: k.URL, CertificateAuthorityData: caPEM}
+		cfg.AuthInfos["envtest"] = &clientcmdapi.AuthInfo{Token: token}
+		cfg.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "envtest"}
+		cfg.CurrentContext = "envtest"
+		var err error
+		if k.Kubeconfig, err = clientcmd.Write(*cfg); err != nil {
+			t.Fatal(err)
+		}
+		if k.Config, err = clientcmd.RESTConfigFromKubeConfig(k.Kubeconfig); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(k.log) // an earlier try's
+		return k.start()
+	})
 	return k
 }
 
@@ -161,12 +170,20 @@ func (k *KubeAPI) Stop() {
 // the same credentials and waits until it is ready.
 func (k *KubeAPI) Start() {
 	k.t.Helper()
+	if !k.start() {
+		k.t.Fatalf("envtest: kube-apiserver cannot have its address %s again: another process took it", k.URL)
+	}
+}
+
+// start is Start, reporting false when another process took the port.
+func (k *KubeAPI) start() bool {
+	k.t.Helper()
 	k.proc = start(k.t, "kube-apiserver", k.log, nil, k.argv...)
 	hc, err := rest.HTTPClientFor(k.Config)
 	if err != nil {
 		k.t.Fatal(err)
 	}
-	k.proc.waitReady(k.t, 90*time.Second, func(ctx context.Context) error {
+	return k.proc.waitReady(k.t, 90*time.Second, func(ctx context.Context) error {
 		return httpOK(ctx, hc, k.URL+"/readyz")
 	})
 }

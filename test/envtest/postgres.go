@@ -52,18 +52,22 @@ func StartPostgres(t testing.TB) (dsn string) {
 		t.Fatalf("envtest: initdb: %v; log:\n%s", p.err, p.logTail())
 	}
 
-	port := freePort(t)
-	srv := start(t, "postgres", filepath.Join(dir, "postgres.log"), cred, postgres,
-		"-D", data, "-p", strconv.Itoa(port), "-k", dir,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=50", "-c", "shared_buffers=16MB")
-	t.Cleanup(srv.stop)
-	srv.waitReady(t, 30*time.Second, func(ctx context.Context) error {
-		out, err := exec.CommandContext(ctx, isReady, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("pg_isready: %v: %s", err, out)
-		}
-		return nil
+	var port int
+	onFreePorts(t, func() bool {
+		port = freePort(t)
+		os.Remove(filepath.Join(dir, "postgres.log")) // an earlier try's
+		srv := start(t, "postgres", filepath.Join(dir, "postgres.log"), cred, postgres,
+			"-D", data, "-p", strconv.Itoa(port), "-k", dir,
+			"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+			"-c", "full_page_writes=off", "-c", "max_connections=50", "-c", "shared_buffers=16MB")
+		t.Cleanup(srv.stop)
+		return srv.waitReady(t, 30*time.Second, func(ctx context.Context) error {
+			out, err := exec.CommandContext(ctx, isReady, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres").CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("pg_isready: %v: %s", err, out)
+			}
+			return nil
+		})
 	})
 	return fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", loopback(port))
 }

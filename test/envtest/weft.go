@@ -31,7 +31,7 @@ func StartWeftSite(t testing.TB, name string) (adminURL, token string) {
 	p := start(t, "weft site "+name, filepath.Join(dir, "site.log"), nil, bin,
 		"site", "run", "--name", name, "--data", data, "--admin", "127.0.0.1:0")
 	t.Cleanup(p.stop)
-	p.waitReady(t, 30*time.Second, func(ctx context.Context) error {
+	ready := p.waitReady(t, 30*time.Second, func(ctx context.Context) error {
 		// The site writes its address and token once it listens.
 		a, err1 := os.ReadFile(filepath.Join(data, "admin.addr"))
 		tok, err2 := os.ReadFile(filepath.Join(data, "admin.token"))
@@ -44,5 +44,8 @@ func StartWeftSite(t testing.TB, name string) (adminURL, token string) {
 		}
 		return httpOK(ctx, http.DefaultClient, adminURL+"/readyz")
 	})
+	if !ready { // it binds port 0: no other process can take it
+		t.Fatalf("envtest: weft site %s: address in use; log:\n%s", name, p.logTail())
+	}
 	return adminURL, token
 }
