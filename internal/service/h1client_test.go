@@ -212,20 +212,22 @@ func TestH1ClientSkipsClosedIdleConnection(t *testing.T) {
 func TestH1ClientUnaskedAnswer(t *testing.T) {
 	unasked := make(chan struct{})
 	var answered atomic.Bool
+	// Each connection serves one request; the first then speaks unasked.
 	target := startTCP(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			r, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			io.Copy(io.Discard, r.Body)
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			if !answered.Swap(true) {
-				<-unasked
+		r, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		if !answered.Swap(true) {
+			select {
+			case <-unasked:
 				io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+			case <-t.Context().Done():
 			}
 		}
+		io.Copy(io.Discard, c) // until the client closes
 	})
 	var skew atomic.Int64
 	cl := newH1Client(t, target.addr, 0)
