@@ -99,7 +99,7 @@ func (s *Site) dialLoop(ctx context.Context, ol outboundLink, d *dialer) {
 			start := time.Now()
 			if r := s.runSession(c, pc, ol.Cost); r != nil {
 				s.log.Warn("link refused by its issuer for good; not dialing again", "link", ol.Name, "peer", ol.IssuerName, "reason", r.Reason, "detail", r.Message)
-				s.saveRefusal(ol.Name, r.Message)
+				s.saveRefusal(ol, r.Message)
 				d.set(linkRevoked, r.Message)
 				return
 			}
@@ -148,19 +148,22 @@ func linkTLS(ol outboundLink) (siteid.ID, *tls.Config, error) {
 	return issuer, identity.ClientTLSConfig(pool, issuer, &cert, identity.ALPNLink), nil
 }
 
-// saveRefusal records that the issuer refused a link for good, so that a
-// restarted site does not dial it again.
-func (s *Site) saveRefusal(name, why string) {
+// saveRefusal records that the issuer refused a link's credential for
+// good, so that a restarted site does not dial with it again. Only the
+// refused credential is marked: a link re-created under the same name
+// (link create replaces the old link first, then stops its dialer, whose
+// last session may be this refusal) is not.
+func (s *Site) saveRefusal(ol outboundLink, why string) {
 	err := s.commit(func(st *state) error {
 		for i := range st.Outbound {
-			if st.Outbound[i].Name == name {
+			if st.Outbound[i].Name == ol.Name && st.Outbound[i].CertPEM == ol.CertPEM {
 				st.Outbound[i].Refused = why
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		s.log.Error("cannot save a link's refusal; it is dialed again after a restart", "link", name, "err", err)
+		s.log.Error("cannot save a link's refusal; it is dialed again after a restart", "link", ol.Name, "err", err)
 	}
 }
 

@@ -362,3 +362,27 @@ func TestManySubscriptionsDoNotTakeTheSiteDown(t *testing.T) {
 		t.Fatalf("status: %d", code)
 	}
 }
+
+// A refusal that arrives for a link's old credential after the link was
+// re-created under the same name (the old dialer's last session) does not
+// mark the new link refused, which would keep a restarted site from
+// dialing it.
+func TestRefusalOfReplacedCredential(t *testing.T) {
+	s := startSite(t, "a")
+	old := outboundLink{Name: "b", IssuerID: "x", CertPEM: "old cert"}
+	recreated := outboundLink{Name: "b", IssuerID: "x", CertPEM: "new cert"}
+	if err := s.commit(func(st *state) error {
+		st.Outbound = append(st.Outbound, recreated)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.saveRefusal(old, "revoked")
+	if got := s.outbound("b"); got == nil || got.Refused != "" {
+		t.Fatalf("re-created link after the old credential's refusal: %+v, want not refused", got)
+	}
+	s.saveRefusal(recreated, "revoked")
+	if got := s.outbound("b"); got == nil || got.Refused != "revoked" {
+		t.Fatalf("link after its own credential's refusal: %+v, want refused", got)
+	}
+}
