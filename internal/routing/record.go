@@ -67,7 +67,18 @@ const (
 	ExtPolicy      = 2 // Record.Policy
 	ExtCert        = 3 // Record.Cert
 	ExtPrevSealKey = 4 // Record.PrevSealKey
-	maxKnownExt    = ExtPrevSealKey
+	ExtFeatures    = 5 // Record.Features
+	maxKnownExt    = ExtFeatures
+)
+
+// Feature bits of [Record.Features]: what a site's software does that a
+// site built before it does not, so that its peers use it only when the
+// site says so.
+const (
+	// FeatureDirectStreams: the site accepts a service stream with no
+	// end-to-end seal from a link peer that is the stream's origin
+	// (internal/seal/spec.md, "Direct streams").
+	FeatureDirectStreams uint64 = 1 << 0
 )
 
 // Extension is one entry of a record's extension area that this version
@@ -129,6 +140,9 @@ type Record struct {
 	// PrevSealKey is the seal key SealKey replaced, still accepted from
 	// this site while its handshakes move to the new one; zero when none.
 	PrevSealKey [SealKeyLen]byte
+	// Features are the Feature bits the site sets, unknown ones included
+	// (kept, as they are signed); zero for a site built before them.
+	Features uint64
 	// Policy is the site's organisation certificate and address policy,
 	// encoded by package policy; the router only carries it, signed with
 	// the rest. Empty for a site without one.
@@ -376,6 +390,10 @@ func (r *Record) eachKnown(f func(typ uint64, v []byte)) {
 	if r.PrevSealKey != ([SealKeyLen]byte{}) {
 		f(ExtPrevSealKey, r.PrevSealKey[:])
 	}
+	if r.Features != 0 {
+		var b [binary.MaxVarintLen64]byte
+		f(ExtFeatures, b[:binary.PutUvarint(b[:], r.Features)])
+	}
 }
 
 // eachExtension calls f for every extension in encoding order: the known
@@ -543,6 +561,15 @@ func (d *decoder) extensions(out *Record) {
 				return
 			}
 			out.Cert = v
+		case ExtFeatures:
+			// Canonical and whole, so that re-encoding gives the bytes
+			// the origin signed.
+			f, n := binary.Uvarint(v)
+			if n != len(v) || f == 0 || n != uvarintLen(f) {
+				d.fail("features of %d bytes are not one canonical non-zero varint", len(v))
+				return
+			}
+			out.Features = f
 		default:
 			if typ <= maxKnownExt {
 				d.fail("extension type %d is reserved", typ)

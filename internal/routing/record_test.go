@@ -28,6 +28,7 @@ func sampleRecord() Record {
 		},
 		Interests: []string{"orders.*", "audit"},
 		SealKey:   [SealKeyLen]byte{0: 7, 31: 9},
+		Features:  FeatureDirectStreams,
 	}
 }
 
@@ -182,6 +183,10 @@ func TestRecordDecodeErrors(t *testing.T) {
 		{"reserved extension type", cat(header(0), uv(0), uv(0), uv(0), uv(1), uv(0), uv(0), make([]byte, 64)), "type 0 is reserved"},
 		{"too many extensions", cat(header(0), uv(0), uv(0), uv(0), uv(MaxExtensions+1), make([]byte, 200)), "33 extensions, limit 32"},
 		{"extension over its limit", cat(header(0), uv(0), uv(0), uv(0), uv(1), uv(9), uv(MaxExtensionLen+1), make([]byte, 64)), "value length is 65537, limit 65536"},
+		{"zero features", cat(header(0), uv(0), uv(0), uv(0), uv(1), uv(ExtFeatures), uv(1), []byte{0}, make([]byte, 64)), "features of 1 bytes are not one canonical non-zero varint"},
+		{"padded features", cat(header(0), uv(0), uv(0), uv(0), uv(1), uv(ExtFeatures), uv(2), []byte{0x81, 0}, make([]byte, 64)), "features of 2 bytes"},
+		{"features with trailing bytes", cat(header(0), uv(0), uv(0), uv(0), uv(1), uv(ExtFeatures), uv(2), []byte{1, 1}, make([]byte, 64)), "features of 2 bytes"},
+		{"empty features", cat(header(0), uv(0), uv(0), uv(0), uv(1), uv(ExtFeatures), uv(0), make([]byte, 64)), "features of 0 bytes"},
 		{"bad certificate", cat(header(0), uv(0), uv(0), uv(0), uv(1), uv(ExtCert), uv(3), make([]byte, 3+64)), "invalid operational key certificate"},
 		{"over 1 MiB", make([]byte, MaxRecordSize+1), "encoded size 1048577 bytes, limit 1048576"},
 	} {
@@ -212,6 +217,7 @@ func FuzzRecordUnmarshal(f *testing.F) {
 	}
 	ext := sampleRecord()
 	ext.Policy, ext.SealKey, ext.PrevSealKey = []byte{1}, [SealKeyLen]byte{1}, [SealKeyLen]byte{2}
+	ext.Features = FeatureDirectStreams | 1<<40
 	ext.Extensions = []Extension{{Type: 9, Value: []byte("x")}, {Type: 300}}
 	ext.SignOp(opSigner())
 	b, _ := ext.MarshalBinary()

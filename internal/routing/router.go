@@ -190,6 +190,17 @@ func (r *Router) SetSealKey(key, prev [SealKeyLen]byte) {
 	r.originate()
 }
 
+// SetFeatures originates a new record of this site that advertises the
+// Feature bits f, unless it already does.
+func (r *Router) SetFeatures(f uint64) {
+	if f == r.local.Features {
+		return
+	}
+	r.local.Features = f
+	r.local.Seq = inc(r.local.Seq)
+	r.originate()
+}
+
 // SetSigner makes op, an operational key of this site, sign the site's
 // records from now on, and originates a record signed by it: the key of a
 // router made by [NewSigned] rotates without changing the site ID.
@@ -427,7 +438,7 @@ func (r *Router) changed() {
 func sameRecord(a, b *Record) bool {
 	return a.Site == b.Site && a.Key == b.Key && a.Sig == b.Sig && a.Name == b.Name && a.Seq == b.Seq &&
 		slices.Equal(a.Links, b.Links) && slices.Equal(a.Connectors, b.Connectors) &&
-		slices.Equal(a.Interests, b.Interests) && a.SealKey == b.SealKey && a.PrevSealKey == b.PrevSealKey &&
+		slices.Equal(a.Interests, b.Interests) && a.SealKey == b.SealKey && a.PrevSealKey == b.PrevSealKey && a.Features == b.Features &&
 		bytes.Equal(a.Policy, b.Policy) && bytes.Equal(a.Cert, b.Cert) &&
 		slices.EqualFunc(a.Extensions, b.Extensions, func(x, y Extension) bool {
 			return x.Type == y.Type && bytes.Equal(x.Value, y.Value)

@@ -27,3 +27,33 @@ func TestSealKeyTravels(t *testing.T) {
 		t.Error("seal key of an unknown site")
 	}
 }
+
+// A site's feature bits travel in its signed record, unknown ones
+// included, and a site built before them (no extension) has none.
+func TestFeaturesTravel(t *testing.T) {
+	a, b := New(id(1), "a", 0), New(id(2), "b", 0)
+	const later = 1 << 40 // a bit this version does not know
+	a.SetFeatures(FeatureDirectStreams | later)
+	a.SetLocal(links(2), nil, nil)
+	b.SetLocal(links(1), nil, nil)
+	a.NeighborUp(id(2))
+	b.NeighborUp(id(1))
+	for _, m := range a.Ready().Messages {
+		b.Step(id(1), m.Record)
+	}
+	a.Advance()
+	if !b.Table().HasFeature(id(1), FeatureDirectStreams) || !b.Table().HasFeature(id(1), later) {
+		t.Fatal("b does not see a's feature bits")
+	}
+	if a.Table().HasFeature(id(2), FeatureDirectStreams) {
+		t.Error("a sees a feature of b, which sets none")
+	}
+	if b.Table().HasFeature(id(9), FeatureDirectStreams) {
+		t.Error("a feature of an unknown site")
+	}
+	seq := a.Local().Seq
+	a.SetFeatures(FeatureDirectStreams | later)
+	if a.Local().Seq != seq {
+		t.Error("setting the same features again originated a new record")
+	}
+}

@@ -261,6 +261,13 @@ func (t *Table) PrevSealKey(id siteid.ID) ([SealKeyLen]byte, bool) {
 	return t.g.recs[i].PrevSealKey, true
 }
 
+// HasFeature reports whether site id is reachable and sets the Feature
+// bit f in its record.
+func (t *Table) HasFeature(id siteid.ID, f uint64) bool {
+	i, ok := t.g.index(id)
+	return ok && t.g.recs[i].Features&f != 0
+}
+
 func cloneRecord(r *Record) Record {
 	c := *r
 	c.Links = slices.Clone(r.Links)

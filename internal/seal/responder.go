@@ -85,12 +85,38 @@ func refuse(code uint16, reason, format string, args ...any) *Refusal {
 func (r *Responder) Accept(st AcceptedStream, h *forward.Header, peerKey PeerKeyFunc) (*Conn, error) {
 	c, ref := r.accept(st, h, peerKey)
 	if ref != nil {
-		st.Reject(ref.Code, ref.Message)
-		r.cfg.Refused(ref.Reason)
-		r.cfg.Logger.Warn("sealed stream refused", "origin", h.Origin.String(), "address", h.Address, "reason", ref.Reason, "err", ref.Message)
-		return nil, ref
+		return nil, r.refuse(st, h, ref)
 	}
 	return c, nil
+}
+
+// AcceptDirect authenticates st, a stream whose path ends here and whose
+// header carries no seal, by the link it arrived on, whose peer the link's
+// mutual TLS and hello proved to be site linkPeer (zero while not yet
+// proven). That link is end to end only when its peer is the stream's
+// origin: then the origin is authenticated and the stream is served as
+// it is. Any other unsealed stream came through a transit site, which
+// could have made it up or stripped its seal: AcceptDirect refuses it
+// (rejects st, and returns a *Refusal) as Accept refuses a forged one.
+// The caller must Confirm or Reject st when it returns nil.
+func (r *Responder) AcceptDirect(st AcceptedStream, h *forward.Header, linkPeer siteid.ID) error {
+	switch {
+	case linkPeer.IsZero():
+		return r.refuse(st, h, refuse(forward.RejectSeal, "unsealed-not-peer",
+			"stream of site %s arrived unsealed on a link whose peer is not proven yet: only a site's own link may carry its streams unsealed", h.Origin))
+	case linkPeer != h.Origin:
+		return r.refuse(st, h, refuse(forward.RejectSeal, "unsealed-not-peer",
+			"stream of site %s arrived unsealed from site %s: only a site's own link may carry its streams unsealed; through a transit site a stream must be sealed end to end", h.Origin, linkPeer))
+	}
+	return nil
+}
+
+// refuse rejects st with ref, counts and logs it, and returns ref.
+func (r *Responder) refuse(st AcceptedStream, h *forward.Header, ref *Refusal) error {
+	st.Reject(ref.Code, ref.Message)
+	r.cfg.Refused(ref.Reason)
+	r.cfg.Logger.Warn("sealed stream refused", "origin", h.Origin.String(), "address", h.Address, "reason", ref.Reason, "err", ref.Message)
+	return ref
 }
 
 func (r *Responder) accept(st AcceptedStream, h *forward.Header, peerKey PeerKeyFunc) (*Conn, *Refusal) {

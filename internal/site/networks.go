@@ -29,7 +29,7 @@ func (s *Site) initNetworks() error {
 }
 
 // openPacketStream opens a packet stream of network to dst along the
-// table's path, sealed end to end like a service stream.
+// table's path, sealed end to end (unless direct) like a service stream.
 func (s *Site) openPacketStream(ctx context.Context, network string, dst siteid.ID) (net.Conn, error) {
 	r, ok := s.Table().Route(dst)
 	if !ok || len(r.Path) == 0 {
@@ -40,7 +40,8 @@ func (s *Site) openPacketStream(ctx context.Context, network string, dst siteid.
 }
 
 // deliverPackets serves a packet stream whose path ends here, once the
-// address policy admits the network and the seal authenticates its origin.
+// address policy admits the network and the seal (or, on a direct stream,
+// the link) authenticates its origin.
 func (s *Site) deliverPackets(st *link.Stream, h *forward.Header, peer siteid.ID) {
 	network, ok := vl3.NetworkName(h.Address)
 	if !ok {
@@ -48,7 +49,7 @@ func (s *Site) deliverPackets(st *link.Stream, h *forward.Header, peer siteid.ID
 		return
 	}
 	if s.admitStream(st, h, peer) {
-		s.deliverSealed(st, h, func(c service.Stream, h *forward.Header) { s.vl3.ServeStream(c, network, h.Origin) })
+		s.deliverSealed(st, h, peer, func(c service.Stream, h *forward.Header) { s.vl3.ServeStream(c, network, h.Origin) })
 	}
 }
 

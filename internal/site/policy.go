@@ -213,9 +213,9 @@ func (s *Site) memberOf(r *routing.Record) policy.Member {
 
 // admitStream checks, at the egress, that the stream's ingress may use the
 // address here, and refuses it with the reason if not. The ingress is the
-// header's origin: authenticated when it is the link's peer (proven in the
-// link hello); through transit sites, only as far as the header is honest,
-// until end-to-end sealing authenticates it.
+// header's origin: a stream is served only if its seal proves it, or, with
+// no seal, if it is the link's peer (proven in the link hello), so a header
+// naming another origin gains nothing (deliverSealed).
 func (s *Site) admitStream(st *link.Stream, h *forward.Header, peer siteid.ID) bool {
 	members := *s.pol.members.Load()
 	me := members[s.id]
@@ -228,9 +228,11 @@ func (s *Site) admitStream(st *link.Stream, h *forward.Header, peer siteid.ID) b
 	msg := fmt.Sprintf("address policy: site %s may not use %q at site %s (%s): the serving site must export it to the client site's organisation (`weft policy export`) and the client site import it (`weft policy import`)",
 		h.Origin, h.Address, s.name, reason)
 	if s.pol.firstRefusal("stream/" + h.Origin.String() + "/" + h.Address) {
-		s.log.Warn("stream refused by the address policy", "origin", h.Origin.String(), "originOrg", orgString(origin.Org), "address", h.Address, "reason", reason, "originAuthenticatedBy", "end-to-end seal")
-		// The stream is served only if the seal handshake that follows
-		// proves the origin, so a header naming another origin gains nothing.
+		by := "end-to-end seal"
+		if len(h.Seal) == 0 {
+			by = authenticatedBy(h.Origin, peer)
+		}
+		s.log.Warn("stream refused by the address policy", "origin", h.Origin.String(), "originOrg", orgString(origin.Org), "address", h.Address, "reason", reason, "originAuthenticatedBy", by)
 	}
 	st.Reject(RejectPolicy, msg)
 	return false

@@ -127,7 +127,7 @@ func TestPolicyAcrossOrganisations(t *testing.T) {
 	if got := testutil.ToFloat64(b.pol.refused.WithLabelValues(policy.NotExported)) + testutil.ToFloat64(b.pol.refused.WithLabelValues(policy.NotImported)); got != 2 {
 		t.Errorf("refusals counted: %v, want 2", got)
 	}
-	if l := b.log.String(); !strings.Contains(l, "stream refused by the address policy") || !strings.Contains(l, `originAuthenticatedBy="end-to-end seal"`) || !strings.Contains(l, "reason=not-imported") {
+	if l := b.log.String(); !strings.Contains(l, "stream refused by the address policy") || !strings.Contains(l, `originAuthenticatedBy=link`) || !strings.Contains(l, "reason=not-imported") {
 		t.Errorf("b's log does not say why it refused:\n%s", l)
 	}
 

@@ -209,15 +209,15 @@ func (s *Site) deliverStream(st *link.Stream, h *forward.Header, peer siteid.ID)
 	switch h.Kind {
 	case forward.KindTCP:
 		if s.admitStream(st, h, peer) {
-			s.deliverSealed(st, h, s.svc.ServeStream)
+			s.deliverSealed(st, h, peer, s.svc.ServeStream)
 		}
 	case forward.KindHTTP:
 		if s.admitStream(st, h, peer) {
-			s.deliverSealed(st, h, s.svc.ServeHTTPStream)
+			s.deliverSealed(st, h, peer, s.svc.ServeHTTPStream)
 		}
 	case forward.KindHTTPFrame:
 		if s.admitStream(st, h, peer) {
-			s.deliverSealed(st, h, s.svc.ServeHTTPFrameStream)
+			s.deliverSealed(st, h, peer, s.svc.ServeHTTPFrameStream)
 		}
 	case forward.KindEvent:
 		s.serveEventStream(st, h, peer)

@@ -33,10 +33,18 @@ const sealKeyFile = "seal.key"
 // restarts as while it runs; then the file goes.
 const sealPrevFile = "seal.prev.key"
 
+// sealCounters count service streams by end and protection
+// (weft_seal_streams_total).
+type sealCounters struct {
+	openedSealed, openedDirect, servedSealed, servedDirect prometheus.Counter
+}
+
 // initSeal loads (or makes) the site's seal key, and the previous one while
-// its grace lasts, advertises them in the site record and sets up both
-// ends of sealing: service streams this site opens are sealed to their
-// last segment, and service streams delivered here must be.
+// its grace lasts, advertises them in the site record with the feature of
+// direct streams, and sets up both ends of sealing: service streams this
+// site opens are sealed to their last segment unless it is the first
+// (serviceNet.OpenStream), and service streams delivered here must be
+// sealed or come from their origin's own link (deliverSealed).
 func (s *Site) initSeal() error {
 	key, err := seal.LoadOrCreateKey(filepath.Join(s.opts.DataDir, sealKeyFile))
 	if err != nil {
@@ -44,9 +52,17 @@ func (s *Site) initSeal() error {
 	}
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "weft_seal_refusals_total",
-		Help: "Sealed streams refused at this site (as the egress) and sealed records that failed to open, by reason.",
+		Help: "Sealed streams refused at this site (as the egress), unsealed ones that did not come from their origin's own link, and sealed records that failed to open, by reason.",
 	}, []string{"reason"})
-	s.metrics.Registry.MustRegister(refused)
+	streams := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weft_seal_streams_total",
+		Help: "Service streams this site opened (side=ingress) and served (side=egress), by protection: sealed end to end, or direct (on the link between the two sites, whose mutual TLS is end to end, with no seal).",
+	}, []string{"side", "protection"})
+	s.metrics.Registry.MustRegister(refused, streams)
+	s.sealCount = sealCounters{
+		openedSealed: streams.WithLabelValues("ingress", "sealed"), openedDirect: streams.WithLabelValues("ingress", "direct"),
+		servedSealed: streams.WithLabelValues("egress", "sealed"), servedDirect: streams.WithLabelValues("egress", "direct"),
+	}
 	cfg := seal.Config{Self: s.id, Key: key, Logger: s.log, Refused: func(r string) { refused.WithLabelValues(r).Inc() },
 		PrevPeerKey: func(id siteid.ID) ([seal.KeyLen]byte, bool) { return s.Table().PrevSealKey(id) }}
 	in, out := cfg, cfg
@@ -67,6 +83,7 @@ func (s *Site) initSeal() error {
 	s.sealIn.SetKey(key)
 	s.sealKey = key
 	s.router.SetSealKey(key.Public, prevPublic)
+	s.router.SetFeatures(routing.FeatureDirectStreams)
 	return nil
 }
 
@@ -142,49 +159,70 @@ func (s *Site) expirePrevSeal() {
 }
 
 // serviceNet is the site as its services see it: the streams they open
-// are sealed end to end.
+// are sealed end to end, but for direct ones.
 type serviceNet struct{ s *Site }
 
 var _ service.Network = serviceNet{}
 
 func (n serviceNet) Table() *routing.Table { return n.s.Table() }
 
+// OpenStream opens a stream along h's path, sealed to its last segment
+// unless the stream is direct: its path is that one site, the peer of the
+// link it goes on, whose mutual TLS (and hello) authenticates both sites
+// to each other, so the link is already end to end; then only if that
+// site's record says it takes direct streams, as no site built before
+// them does.
 func (n serviceNet) OpenStream(ctx context.Context, h *forward.Header) (net.Conn, error) {
-	if !sealStreams {
+	dst := h.Segments[len(h.Segments)-1]
+	t := n.s.Table()
+	if !sealStreams || len(h.Segments) == 1 && t.HasFeature(dst, routing.FeatureDirectStreams) {
 		st, err := n.s.OpenStream(ctx, h)
 		if err != nil {
 			return nil, err
 		}
+		if sealStreams {
+			n.s.sealCount.openedDirect.Inc()
+		}
 		return st, nil
 	}
-	dst := h.Segments[len(h.Segments)-1]
-	key, ok := n.s.Table().SealKey(dst)
+	key, ok := t.SealKey(dst)
 	if !ok {
 		return nil, &link.RejectError{Code: forward.RejectSeal, Message: fmt.Sprintf(
 			"site %s advertises no seal key, so no stream to it can be sealed: it runs an older weft; upgrade it", dst)}
 	}
-	return n.s.sealOut.Open(ctx, h, key, func(ctx context.Context, h *forward.Header) (seal.Stream, error) {
+	c, err := n.s.sealOut.Open(ctx, h, key, func(ctx context.Context, h *forward.Header) (seal.Stream, error) {
 		st, err := n.s.OpenStream(ctx, h)
 		if err != nil {
 			return nil, err
 		}
 		return st, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	n.s.sealCount.openedSealed.Inc()
+	return c, nil
 }
 
-// deliverSealed hands a service stream whose path ends here to serve once
-// its seal authenticates it; a stream that fails is rejected, counted and
-// logged by the seal.
-func (s *Site) deliverSealed(st *link.Stream, h *forward.Header, serve func(service.Stream, *forward.Header)) {
-	if !sealStreams {
+// deliverSealed hands a service stream whose path ends here, which came on
+// the link whose proven peer is peer, to serve once its origin is
+// authenticated: by its seal, or, with no seal, by being that peer. A
+// stream that fails is rejected, counted and logged by the seal.
+func (s *Site) deliverSealed(st *link.Stream, h *forward.Header, peer siteid.ID, serve func(service.Stream, *forward.Header)) {
+	switch {
+	case !sealStreams:
 		serve(st, h)
-		return
+	case len(h.Seal) == 0:
+		if s.sealIn.AcceptDirect(st, h, peer) == nil {
+			s.sealCount.servedDirect.Inc()
+			serve(st, h)
+		}
+	default:
+		if c, err := s.sealIn.Accept(st, h, s.sealKeyOf); err == nil {
+			s.sealCount.servedSealed.Inc()
+			serve(c, h)
+		}
 	}
-	c, err := s.sealIn.Accept(st, h, s.sealKeyOf)
-	if err != nil {
-		return
-	}
-	serve(c, h)
 }
 
 // sealKeyOf is the seal key site id advertises in its record.

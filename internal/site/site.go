@@ -165,9 +165,11 @@ type Site struct {
 	localDue chan struct{} // announce's wake-up, one pending at most
 	table    atomic.Pointer[routing.Table]
 
-	// sealOut and sealIn seal service streams end to end (seal.go).
-	sealOut *seal.Initiator
-	sealIn  *seal.Responder
+	// sealOut and sealIn seal service streams end to end (seal.go);
+	// sealCount counts the streams by how they are protected.
+	sealOut   *seal.Initiator
+	sealIn    *seal.Responder
+	sealCount sealCounters
 
 	// events is the event mesh; eventStore and eventsLn are its store and
 	// API listener (events*.go).
