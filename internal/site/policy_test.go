@@ -65,9 +65,16 @@ func (s *testSite) rule(kind, address string, orgs ...string) {
 // open opens a TCP service stream for address from s straight to dst,
 // past s's own route table, as a site that ignored the policy would.
 func (s *testSite) open(address string, dst siteid.ID) error {
+	return s.openAs(s.id, address, dst)
+}
+
+// openAs opens an unsealed TCP service stream for address from s along
+// path, in the name of origin: as a site that ignores the policy, or, for
+// another origin, forges streams, would.
+func (s *testSite) openAs(origin siteid.ID, address string, path ...siteid.ID) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := s.OpenStream(ctx, forward.NewHeader(forward.KindTCP, address, s.id, []siteid.ID{dst}))
+	st, err := s.OpenStream(ctx, forward.NewHeader(forward.KindTCP, address, origin, path))
 	if err == nil {
 		st.Close()
 	}
