@@ -115,7 +115,7 @@ func (r *Responder) AcceptDirect(st AcceptedStream, h *forward.Header, linkPeer 
 func (r *Responder) refuse(st AcceptedStream, h *forward.Header, ref *Refusal) error {
 	st.Reject(ref.Code, ref.Message)
 	r.cfg.Refused(ref.Reason)
-	r.cfg.Logger.Warn("sealed stream refused", "origin", h.Origin.String(), "address", h.Address, "reason", ref.Reason, "err", ref.Message)
+	r.cfg.Logger.Warn("service stream refused by the seal check", "origin", h.Origin.String(), "address", h.Address, "reason", ref.Reason, "err", ref.Message)
 	return ref
 }
 

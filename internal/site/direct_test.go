@@ -91,7 +91,7 @@ func TestUnsealedStreamThroughTransitRefused(t *testing.T) {
 	if got := c.sealRefusals("unsealed-not-peer"); got != 2 {
 		t.Errorf("weft_seal_refusals_total{reason=unsealed-not-peer} at c: %v, want 2", got)
 	}
-	if l := c.log.String(); !strings.Contains(l, "sealed stream refused") || !strings.Contains(l, "reason=unsealed-not-peer") {
+	if l := c.log.String(); !strings.Contains(l, "service stream refused by the seal check") || !strings.Contains(l, "reason=unsealed-not-peer") {
 		t.Errorf("c's log does not say why it refused:\n%s", l)
 	}
 	if got := c.sealCounts(); got[3] != 0 {

@@ -42,9 +42,9 @@ type sealCounters struct {
 // initSeal loads (or makes) the site's seal key, and the previous one while
 // its grace lasts, advertises them in the site record with the feature of
 // direct streams, and sets up both ends of sealing: service streams this
-// site opens are sealed to their last segment unless it is the first
-// (serviceNet.OpenStream), and service streams delivered here must be
-// sealed or come from their origin's own link (deliverSealed).
+// site opens are sealed to their last segment unless it is also their
+// first (serviceNet.OpenStream), and service streams delivered here must
+// be sealed or come on their origin's own link (deliverSealed).
 func (s *Site) initSeal() error {
 	key, err := seal.LoadOrCreateKey(filepath.Join(s.opts.DataDir, sealKeyFile))
 	if err != nil {
