@@ -41,14 +41,20 @@ func (s *testSite) sealRefusals(reason string) float64 {
 	return 0
 }
 
+// startLine starts the sites a, b and c, linked in the line a - b - c.
+func startLine(t *testing.T) (a, b, c *testSite) {
+	a, b, c = startSite(t, "a"), startSite(t, "b"), startSite(t, "c")
+	linkSites(t, a, b)
+	linkSites(t, b, c)
+	return a, b, c
+}
+
 // On a - b - c with the echo connector at c, a's stream through b is
 // sealed end to end and b's, whose path is c alone, is direct: unsealed,
 // on the link whose TLS already joins b and c. The transit b opens and
 // serves nothing of a's.
 func TestDirectStreamsAreUnsealed(t *testing.T) {
-	a, b, c := startSite(t, "a"), startSite(t, "b"), startSite(t, "c")
-	linkSites(t, a, b)
-	linkSites(t, b, c)
+	a, b, c := startLine(t)
 	conn, r := openStream(t, a, c)
 	echo(t, conn, r, "through b")
 	if got, want := a.sealCounts(), [4]float64{1, 0, 0, 0}; got != want {
@@ -71,9 +77,7 @@ func TestDirectStreamsAreUnsealed(t *testing.T) {
 // the transit b makes up in a's name, and one a sends unsealed through b,
 // are refused at c with RejectSeal saying why, counted and logged.
 func TestUnsealedStreamThroughTransitRefused(t *testing.T) {
-	a, b, c := startSite(t, "a"), startSite(t, "b"), startSite(t, "c")
-	linkSites(t, a, b)
-	linkSites(t, b, c)
+	a, b, c := startLine(t)
 	openStream(t, a, c)
 	for _, tc := range []struct {
 		name string
@@ -106,9 +110,7 @@ func TestUnsealedStreamThroughTransitRefused(t *testing.T) {
 // sealed, passes both.
 func TestPolicyDirectOrigin(t *testing.T) {
 	x, y := newTestOrg(t), newTestOrg(t)
-	a, b, c := startSite(t, "a"), startSite(t, "b"), startSite(t, "c")
-	linkSites(t, a, b)
-	linkSites(t, b, c)
+	a, b, c := startLine(t)
 	c.putConnector("orders")
 	c.join(x)
 	a.join(y)

@@ -27,9 +27,7 @@ import (
 // seal key; and once the old operational keys are revoked, a record signed
 // by one (as by someone who stole it) is refused and counted.
 func TestKeyRotationKeepsStreams(t *testing.T) {
-	a, b, c := startSite(t, "a"), startSite(t, "b"), startSite(t, "c")
-	linkSites(t, a, b)
-	linkSites(t, b, c)
+	a, b, c := startLine(t)
 	conn, r := openStream(t, a, c)
 	echo(t, conn, r, "before")
 	sessAB, sessBC := a.liveOutbound("b"), b.liveOutbound("c")
