@@ -14,5 +14,8 @@
 //
 // [Initiator.Open] is the ingress side, [Responder.Accept] the egress side;
 // both return a [Conn], the record layer (length-prefixed AES-128-GCM
-// records with implicit counters). The wire format is in spec.md.
+// records with implicit counters). A direct stream, whose only hop is the
+// link between the two sites, is not sealed: the link's mutual TLS is end
+// to end already, and [Responder.AcceptDirect] admits one at the egress
+// only from its origin's own link. The wire format is in spec.md.
 package seal
