@@ -36,12 +36,14 @@ import (
 // What it does not serve is handed, with the bytes already read, to the
 // listener's http.Server through a listener of handed-over connections,
 // and served there as before for the rest of the connection: h2c with
-// prior knowledge, upgrades (WebSocket), CONNECT, any version but
-// HTTP/1.x, a head longer than h1sBufSize, and every request net/http
-// would refuse (malformed, missing or bad Host, bad header fields, an
-// Expect other than 100-continue on a body), so that those get
-// net/http's own 400, 417, 431 or 505. TLS listeners are served by the
-// http.Server alone (ALPN h2).
+// prior knowledge, upgrades (WebSocket), CONNECT, a target in absolute
+// form, any version but HTTP/1.x, a head longer than h1sBufSize, and
+// requests that parse but that net/http's server refuses (missing or bad
+// Host, bad header fields, an Expect other than 100-continue on a body),
+// so that those get net/http's own 400, 417, 431 or 505. A head
+// http.ReadRequest cannot parse gets the 400 (or 501) net/http writes
+// for it, here. TLS listeners are served by the http.Server alone (ALPN
+// h2).
 //
 // It keeps the http.Server's behaviour where a client can see it: the
 // answer's framing (Content-Length when the handler ends having written
@@ -87,6 +89,7 @@ type h1Server struct {
 	mu       sync.Mutex // guards conns and the draining transition
 	conns    map[*h1sConn]struct{}
 	draining atomic.Bool // the listener was deleted: serve no new request
+	served   atomic.Int64 // requests served here, not handed over (for tests)
 }
 
 func newH1Server(in *ingress, life *lifecycle, handover *handoverListener) *h1Server {
@@ -200,6 +203,7 @@ func (c *h1sConn) serve() (handed bool) {
 			deadline = false
 		}
 		c.post = req.Method == "POST"
+		c.s.served.Add(1)
 		w := c.newResponse(req)
 		if !c.dispatch(w) {
 			return false
@@ -228,8 +232,8 @@ func (c *h1sConn) serve() (handed bool) {
 			}
 			_, err = c.br.Peek(1)
 			c.peeking.Store(false)
-			if err != nil {
-				w.cancel()
+			if err != nil && !c.s.draining.Load() {
+				w.cancel() // the client went away; not drain's deadline
 			}
 			answered = <-c.done
 			if err != nil {
@@ -302,7 +306,10 @@ func (c *h1sConn) readRequest(deadline *bool) (*http.Request, error) {
 	c.head = append(c.head[:0], head...)
 	buffered := c.br.Buffered()
 	req, err := http.ReadRequest(c.br)
-	if err != nil || !leanRequest(req) {
+	if err != nil {
+		return nil, c.reject(err)
+	}
+	if !leanRequest(req, hasHost(c.head)) {
 		// net/http parses it again and answers it (400, 417, 505) or
 		// serves it (upgrades, CONNECT): the head from c.head, what
 		// follows it from c.br.
@@ -312,6 +319,21 @@ func (c *h1sConn) readRequest(deadline *bool) (*http.Request, error) {
 		return nil, errHandover
 	}
 	return req, nil
+}
+
+// reject answers a request head http.ReadRequest refused as net/http's
+// server does, and returns an error that ends the connection. It is not
+// handed over: net/http would first wait for the 14 bytes of an h2c
+// preface, which a short malformed request may never send.
+func (c *h1sConn) reject(err error) error {
+	const headers = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+	if strings.HasPrefix(err.Error(), "unsupported transfer encoding") {
+		c.bw.WriteString("HTTP/1.1 501 Not Implemented" + headers + "Unsupported transfer encoding")
+	} else {
+		c.bw.WriteString("HTTP/1.1 400 Bad Request" + headers + "400 Bad Request")
+	}
+	c.bw.Flush()
+	return fmt.Errorf("malformed request: %w", err)
 }
 
 // headLen is the length of the request head buffered in br: its first
@@ -335,6 +357,19 @@ func headLen(br *bufio.Reader) int {
 	}
 }
 
+// hasHost reports whether a request head has a Host field, which
+// http.ReadRequest takes out of the header.
+func hasHost(head []byte) bool {
+	i := bytes.IndexByte(head, '\n') + 1
+	for i > 0 && i < len(head) {
+		if len(head)-i >= 5 && bytes.EqualFold(head[i:i+5], []byte("host:")) {
+			return true
+		}
+		i += bytes.IndexByte(head[i:], '\n') + 1
+	}
+	return false
+}
+
 func leadingCRLF(p []byte) int {
 	n := 0
 	for n < len(p) && (p[n] == '\r' || p[n] == '\n') {
@@ -343,19 +378,19 @@ func leadingCRLF(p []byte) int {
 	return n
 }
 
-// leanRequest reports whether the lean server serves req: an HTTP/1.x
-// request that net/http's server would take (its checks after parsing)
-// and that asks for no upgrade.
-func leanRequest(req *http.Request) bool {
-	if req.ProtoMajor != 1 || req.Method == "CONNECT" || req.Method == "PRI" {
+// leanRequest reports whether the lean server serves req, whose head has
+// a Host field or not: an HTTP/1.x request in origin form that net/http's
+// server would take (its checks after parsing) and that asks for no
+// upgrade.
+func leanRequest(req *http.Request, host bool) bool {
+	if req.ProtoMajor != 1 || req.Method == "CONNECT" || req.Method == "PRI" || req.URL.Host != "" {
 		return false
 	}
 	h := req.Header
 	if _, up := h["Upgrade"]; up {
 		return false
 	}
-	hosts := h["Host"]
-	if req.ProtoMinor >= 1 && len(hosts) == 0 || len(hosts) == 1 && !httpguts.ValidHostHeader(hosts[0]) {
+	if req.ProtoMinor >= 1 && !host || !httpguts.ValidHostHeader(req.Host) {
 		return false
 	}
 	for k, vv := range h {
@@ -556,8 +591,9 @@ func (w *h1sResponse) noContinue() {
 	}
 }
 
-// excludeOnHead are the handler's fields written later, or not at all.
-var excludeOnHead = map[string]bool{"Transfer-Encoding": true, "Connection": true, "Content-Length": true}
+// excludeOnHead are the handler's fields written later (Connection), or
+// not at all (Transfer-Encoding: the server frames the body itself).
+var excludeOnHead = map[string]bool{"Transfer-Encoding": true, "Connection": true}
 
 func (w *h1sResponse) WriteHeader(code int) {
 	if w.wroteHeader {
@@ -585,16 +621,24 @@ func (w *h1sResponse) WriteHeader(code int) {
 	w.status = code
 	h := w.header
 	exclude, own := excludeOnHead, false
-	if cl := h["Content-Length"]; len(cl) > 0 {
-		v, err := strconv.ParseInt(cl[0], 10, 64)
-		if err == nil && v >= 0 {
-			w.contentLength = v
-		} else {
-			w.c.s.in.errorLog.Printf("http: invalid Content-Length of %q", cl[0])
-		}
-	}
 	te := h.Get("Transfer-Encoding")
 	w.hasTE, w.identity = te != "", te == "identity"
+	cl := h["Content-Length"]
+	if len(cl) > 0 {
+		v, err := strconv.ParseInt(cl[0], 10, 64)
+		switch {
+		case err != nil || v < 0:
+			w.c.s.in.errorLog.Printf("http: invalid Content-Length of %q", cl[0])
+		case w.hasTE && !w.identity:
+			w.c.s.in.errorLog.Printf("http: WriteHeader called with both Transfer-Encoding of %q and a Content-Length of %d", te, v)
+		default:
+			w.contentLength = v
+		}
+	}
+	if len(cl) > 0 && (w.contentLength == -1 || !bodyAllowed(code)) {
+		exclude, own = maps.Clone(excludeOnHead), true
+		exclude["Content-Length"] = true
+	}
 	_, w.hasType = h["Content-Type"]
 	w.hasEncoding = h.Get("Content-Encoding") != ""
 	_, w.hasDate = h["Date"]
@@ -627,20 +671,11 @@ var excludedNoBody = map[string]bool{"Content-Length": true, "Transfer-Encoding"
 // says the handler returned, so that p is all of the body.
 func (w *h1sResponse) commit(p []byte, done bool) {
 	w.committed = true
-	bw := w.c.bw
 	allowed := bodyAllowed(w.status)
 	hasCL := w.contentLength != -1
-	if hasCL && w.hasTE && !w.identity {
-		w.c.s.in.errorLog.Printf("http: WriteHeader called with both Transfer-Encoding and a Content-Length of %d", w.contentLength)
-		w.contentLength, hasCL = -1, false
-	}
-	if done && !w.anyTrailer && !w.hasTE && allowed && !hasCL && (!w.isHEAD || len(p) > 0) {
+	autoCL := done && !w.anyTrailer && !w.hasTE && allowed && !hasCL && (!w.isHEAD || len(p) > 0)
+	if autoCL {
 		w.contentLength, hasCL = int64(len(p)), true
-	}
-	if hasCL && allowed {
-		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), w.contentLength, 10))
-		bw.WriteString("\r\n")
 	}
 	keepAlive10 := false
 	if w.wants10KeepAlive && (w.isHEAD || hasCL || !allowed) {
@@ -655,25 +690,31 @@ func (w *h1sResponse) commit(p []byte, done bool) {
 		// Whether the body follows is unknown: close, as net/http does.
 		w.closeConn = true
 	}
-	if allowed && !w.hasType && !w.hasEncoding && !w.hasTE && len(p) > 0 {
-		bw.WriteString("Content-Type: ")
-		bw.WriteString(http.DetectContentType(p))
-		bw.WriteString("\r\n")
+	switch {
+	case w.isHEAD || !allowed || hasCL:
+	case w.is11 && w.identity:
+		w.closeConn = true
+	case w.is11:
+		w.chunking = true
+	default:
+		w.closeConn = true
 	}
+	// The fields the server adds, in net/http's order.
+	bw := w.c.bw
 	if !w.hasDate {
 		bw.WriteString("Date: ")
 		bw.Write(time.Now().UTC().AppendFormat(bw.AvailableBuffer(), http.TimeFormat))
 		bw.WriteString("\r\n")
 	}
-	switch {
-	case w.isHEAD || !allowed, hasCL:
-	case w.is11 && w.identity:
-		w.closeConn = true
-	case w.is11:
-		w.chunking = true
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
-	default:
-		w.closeConn = true
+	if autoCL {
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), w.contentLength, 10))
+		bw.WriteString("\r\n")
+	}
+	if allowed && !w.hasType && !w.hasEncoding && !w.hasTE && len(p) > 0 {
+		bw.WriteString("Content-Type: ")
+		bw.WriteString(http.DetectContentType(p))
+		bw.WriteString("\r\n")
 	}
 	switch {
 	case w.closeConn && !httpguts.HeaderValuesContainsToken(w.connection, "close"):
@@ -688,6 +729,9 @@ func (w *h1sResponse) commit(p []byte, done bool) {
 			bw.WriteString(headerValue(v))
 			bw.WriteString("\r\n")
 		}
+	}
+	if w.chunking {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	bw.WriteString("\r\n")
 	w.writeBody(p)

@@ -87,10 +87,10 @@ func (m *Manager) serveHTTP(l *listener) {
 		ErrorLog:          in.errorLog,
 		BaseContext:       func(net.Listener) context.Context { return m.life.ctx },
 	}
-	if l.spec.Spec.TLSCert != "" {
-		err = srv.Serve(l.ln) // h2 by ALPN: net/http serves it all
-	} else {
+	if l.lean {
 		err = m.serveLean(l, in, srv)
+	} else {
+		err = srv.Serve(l.ln) // TLS (h2 by ALPN): net/http serves it all
 	}
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		m.cfg.Logger.Error("listener stopped", "listener", l.spec.Name, "err", err)
@@ -103,12 +103,17 @@ func (m *Manager) serveHTTP(l *listener) {
 	}
 }
 
+// leanHTTP1 is whether plain-text HTTP listeners have the lean server;
+// false only in tests that compare it with net/http's.
+var leanHTTP1 = true
+
 // serveLean serves a plain-text HTTP listener's connections with the lean
 // HTTP/1.1 server (h1server.go), which hands srv what it does not serve,
 // until the listener is closed.
 func (m *Manager) serveLean(l *listener, in *ingress, srv *http.Server) error {
 	handover := newHandoverListener(l.ln.Addr())
 	lean := newH1Server(in, m.life, handover)
+	l.h1.Store(lean)
 	defer lean.drain()
 	defer handover.Close()
 	if !m.life.goroutine(func() { srv.Serve(handover) }) {
