@@ -37,7 +37,10 @@ func leanServed(w *world) int64 {
 	m := w.site("a").m
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.listeners["web"].h1.Load().served.Load()
+	if s := m.listeners["web"].h1.Load(); s != nil {
+		return s.served.Load()
+	}
+	return 0 // not serving yet
 }
 
 // scriptedAnswers answers by path, with a fixed Date so that whole
