@@ -88,7 +88,7 @@ type h1Server struct {
 
 	mu       sync.Mutex // guards conns and the draining transition
 	conns    map[*h1sConn]struct{}
-	draining atomic.Bool // the listener was deleted: serve no new request
+	draining atomic.Bool  // the listener was deleted: serve no new request
 	served   atomic.Int64 // requests served here, not handed over (for tests)
 }
 
