@@ -84,7 +84,7 @@ var errHandover = errors.New("handed to net/http")
 type h1Server struct {
 	in       *ingress
 	life     *lifecycle
-	handover *handoverListener
+	handover *connListener
 
 	mu       sync.Mutex // guards conns and the draining transition
 	conns    map[*h1sConn]struct{}
@@ -92,7 +92,7 @@ type h1Server struct {
 	served   atomic.Int64 // requests served here, not handed over (for tests)
 }
 
-func newH1Server(in *ingress, life *lifecycle, handover *handoverListener) *h1Server {
+func newH1Server(in *ingress, life *lifecycle, handover *connListener) *h1Server {
 	return &h1Server{in: in, life: life, handover: handover, conns: map[*h1sConn]struct{}{}}
 }
 
@@ -182,7 +182,7 @@ type h1sConn struct {
 // and reports whether it was handed to net/http.
 func (c *h1sConn) serve() (handed bool) {
 	// The first request's head has h1sHeaderTimeout from the connection's
-	// start, as net/http's; later ones from their first byte (readHead).
+	// start, as net/http's; later ones from their first byte (readRequest).
 	c.rwc.SetReadDeadline(time.Now().Add(h1sHeaderTimeout))
 	deadline := true
 	for {
@@ -193,7 +193,8 @@ func (c *h1sConn) serve() (handed bool) {
 		}
 		req, err := c.readRequest(&deadline)
 		if errors.Is(err, errHandover) {
-			return c.handOver()
+			c.handOver()
+			return true
 		}
 		if err != nil {
 			return false // EOF, reset, the head's timeout: closed silently, as net/http does
@@ -410,8 +411,8 @@ func leanRequest(req *http.Request, host bool) bool {
 }
 
 // handOver gives the connection, with the bytes read of it, to the
-// http.Server.
-func (c *h1sConn) handOver() bool {
+// http.Server, or closes it once that is gone.
+func (c *h1sConn) handOver() {
 	rest, _ := c.br.Peek(c.br.Buffered())
 	prefix := make([]byte, 0, len(c.head)+len(rest))
 	prefix = append(append(prefix, c.head...), rest...)
@@ -420,7 +421,9 @@ func (c *h1sConn) handOver() bool {
 		conn = &prefixConn{Conn: c.rwc, prefix: prefix}
 	}
 	c.rwc.SetReadDeadline(time.Time{})
-	return c.s.handover.give(conn)
+	if !c.s.handover.push(conn) {
+		conn.Close()
+	}
 }
 
 // newResponse prepares the request as the http.Server would and returns
@@ -561,10 +564,6 @@ func (w *h1sResponse) Header() http.Header { return w.header }
 // EnableFullDuplex is what http.ResponseController calls: the lean server
 // always lets a handler read the body while it answers.
 func (w *h1sResponse) EnableFullDuplex() error { return nil }
-
-// SetReadDeadline and SetWriteDeadline are http.ResponseController's.
-func (w *h1sResponse) SetReadDeadline(t time.Time) error  { return w.c.rwc.SetReadDeadline(t) }
-func (w *h1sResponse) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
 
 // writeContinue sends 100 Continue before the body's first read, unless
 // an answer was begun.
@@ -882,47 +881,6 @@ func foreachElement(v string, fn func(string)) {
 		}
 	}
 }
-
-// handoverListener is the http.Server's listener of connections the lean
-// server handed over.
-type handoverListener struct {
-	addr  net.Addr
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newHandoverListener(addr net.Addr) *handoverListener {
-	return &handoverListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-// give hands c to the http.Server, or closes it once the listener is
-// closed, and reports whether it was handed over.
-func (l *handoverListener) give(c net.Conn) bool {
-	select {
-	case l.conns <- c:
-		return true
-	case <-l.done:
-		c.Close()
-		return true // closed, and not to be closed again by the caller
-	}
-}
-
-func (l *handoverListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *handoverListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *handoverListener) Addr() net.Addr { return l.addr }
 
 // prefixConn is a connection whose first bytes were read already.
 type prefixConn struct {

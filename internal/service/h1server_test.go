@@ -89,16 +89,23 @@ func scriptedAnswers(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// exchange sends raw on a new connection to addr, closes it for writing
-// when half is set, and returns all the server sent until it closed the
-// connection.
-func exchange(t testing.TB, addr, raw string, half bool) string {
+// dial connects to addr, with a deadline for all the test does on it.
+func dial(t testing.TB, addr string) net.Conn {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c
+}
+
+// exchange sends raw on a new connection to addr, closes it for writing
+// when half is set, and returns all the server sent until it closed the
+// connection.
+func exchange(t testing.TB, addr, raw string, half bool) string {
+	c := dial(t, addr)
+	defer c.Close()
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
@@ -214,12 +221,7 @@ func TestLeanServerStreamsPieces(t *testing.T) {
 		}
 		io.WriteString(w, "second")
 	})
-	c, err := net.Dial("tcp", lean)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c := dial(t, lean)
 	io.WriteString(c, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
@@ -254,10 +256,7 @@ func TestLeanServerClientGoneCancels(t *testing.T) {
 		<-r.Context().Done()
 		close(cancelled)
 	})
-	c, err := net.Dial("tcp", lean)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dial(t, lean)
 	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
 	waitClosed(t, "request at the target", arrived)
 	c.Close()
@@ -336,11 +335,7 @@ func TestLeanServerLongHeadHandedOver(t *testing.T) {
 // the connection's first bytes are checked not to block other clients.
 func TestLeanServerSlowHeadBlocksNoOne(t *testing.T) {
 	lean, _, _, _ := leanPair(t)
-	slow, err := net.Dial("tcp", lean)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
+	slow := dial(t, lean)
 	io.WriteString(slow, "GET /plain HTTP/1.1\r\nHost: x\r\n") // and no end
 	if code, body, err := get(newClient(t), "http://"+lean+"/plain"); err != nil || code != http.StatusOK || body != "hello" {
 		t.Fatalf("%d %q %v", code, body, err)
@@ -359,12 +354,7 @@ func TestLeanServerDrain(t *testing.T) {
 		}
 		io.WriteString(rw, "done")
 	})
-	idle, err := net.Dial("tcp", lean)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
-	idle.SetDeadline(time.Now().Add(20 * time.Second))
+	idle := dial(t, lean)
 	io.WriteString(idle, "GET /plain HTTP/1.1\r\nHost: x\r\n\r\n")
 	ibr := bufio.NewReader(idle)
 	if resp, err := http.ReadResponse(ibr, nil); err != nil {
@@ -372,12 +362,7 @@ func TestLeanServerDrain(t *testing.T) {
 	} else {
 		io.Copy(io.Discard, resp.Body)
 	}
-	busy, err := net.Dial("tcp", lean)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	busy.SetDeadline(time.Now().Add(20 * time.Second))
+	busy := dial(t, lean)
 	io.WriteString(busy, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
 	waitClosed(t, "request at the target", arrived)
 

@@ -111,7 +111,7 @@ var leanHTTP1 = true
 // HTTP/1.1 server (h1server.go), which hands srv what it does not serve,
 // until the listener is closed.
 func (m *Manager) serveLean(l *listener, in *ingress, srv *http.Server) error {
-	handover := newHandoverListener(l.ln.Addr())
+	handover := newConnListener(l.ln.Addr())
 	lean := newH1Server(in, m.life, handover)
 	l.h1.Store(lean)
 	defer lean.drain()
