@@ -409,3 +409,24 @@ func FuzzLeanServer(f *testing.F) {
 		}
 	})
 }
+
+// The ingress's own answers (no connector: 503) have no Content-Length
+// of the target's: the server counts it, as net/http does.
+func TestLeanServerOwnAnswer(t *testing.T) {
+	_, _, _, w := leanPair(t)
+	lean := w.listener("a", httpListener("nowhere", ""))
+	leanHTTP1 = false
+	l := httpListener("nowhere", "")
+	l.Name = "nowhere-std"
+	std := w.listener("a", l)
+	leanHTTP1 = true
+	raw := "GET /x HTTP/1.1\r\nHost: x\r\n\r\nHEAD /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	got := dateField.ReplaceAllString(exchange(t, lean, raw, false), "")
+	was := dateField.ReplaceAllString(exchange(t, std, raw, false), "")
+	if got != was {
+		t.Errorf("lean server %q\nnet/http    %q", got, was)
+	}
+	if !strings.HasPrefix(got, "HTTP/1.1 503 Service Unavailable\r\n") || !strings.Contains(got, "Content-Length: ") {
+		t.Errorf("answer %q", got)
+	}
+}
