@@ -202,7 +202,15 @@ func (t *framedTransport) exchange(fc *framedConn, req *http.Request) (*http.Res
 			err = fc.bw.Flush()
 		}
 		body, trailer := req.Body, req.Trailer // a retry may replace req.Body
-		send := func() { ex.written <- writeBody(fc.bw, body, trailer) }
+		send := func() {
+			err := writeBody(fc.bw, body, trailer)
+			if err != nil {
+				// The far end would wait for the rest of a body that broke:
+				// end the request (its answer's read fails) instead.
+				fc.c.Close()
+			}
+			ex.written <- err
+		}
 		if !t.m.life.goroutine(send) {
 			go send() // the manager is closing; the stream is being closed
 		}

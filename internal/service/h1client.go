@@ -355,6 +355,12 @@ func (cl *h1Client) exchange(pc *h1Conn, req *http.Request) (_ *http.Response, a
 			if err == nil {
 				err = pc.bw.Flush()
 			}
+			if err != nil {
+				// A body that broke (a client's bad chunk) leaves the
+				// target waiting for the rest: end the request, as
+				// http.Transport does, rather than wait for an answer.
+				pc.Close()
+			}
 			x.written <- err
 		}()
 	}

@@ -24,7 +24,10 @@ import (
 //
 // A listener with protocol http is an http.Server speaking HTTP/1.1 and h2c
 // with prior knowledge (net/http's own HTTP/2, the bundled x/net/http2, so
-// no h2c wrapper is needed) whose handler is the ingress (http_ingress.go):
+// no h2c wrapper is needed), in front of which a plain-text listener has
+// a lean HTTP/1.1 server (h1server.go) that serves what it can itself and
+// hands the rest to the http.Server; the handler of both is the ingress
+// (http_ingress.go):
 // it balances each request through the address's balance.Picker, retries,
 // hedges and overflows in the handler's goroutine, and writes the answer
 // straight back, doing what a proxy must (hop-by-hop headers, trailers,
@@ -84,7 +87,12 @@ func (m *Manager) serveHTTP(l *listener) {
 		ErrorLog:          in.errorLog,
 		BaseContext:       func(net.Listener) context.Context { return m.life.ctx },
 	}
-	if err := srv.Serve(l.ln); err != nil && !errors.Is(err, net.ErrClosed) {
+	if l.lean {
+		err = m.serveLean(l, in, srv)
+	} else {
+		err = srv.Serve(l.ln) // TLS (h2 by ALPN): net/http serves it all
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
 		m.cfg.Logger.Error("listener stopped", "listener", l.spec.Name, "err", err)
 	}
 	close(l.done)
@@ -92,6 +100,34 @@ func (m *Manager) serveHTTP(l *listener) {
 	// is left.
 	if srv.Shutdown(m.life.ctx) != nil {
 		srv.Close()
+	}
+}
+
+// leanHTTP1 is whether plain-text HTTP listeners have the lean server;
+// false only in tests that compare it with net/http's.
+var leanHTTP1 = true
+
+// serveLean serves a plain-text HTTP listener's connections with the lean
+// HTTP/1.1 server (h1server.go), which hands srv what it does not serve,
+// until the listener is closed.
+func (m *Manager) serveLean(l *listener, in *ingress, srv *http.Server) error {
+	handover := newConnListener(l.ln.Addr())
+	lean := newH1Server(in, m.life, handover)
+	l.h1.Store(lean)
+	defer lean.drain()
+	defer handover.Close()
+	if !m.life.goroutine(func() { srv.Serve(handover) }) {
+		l.ln.Close()
+		return net.ErrClosed
+	}
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			return err
+		}
+		if !m.life.goroutine(func() { lean.serve(c) }) {
+			c.Close()
+		}
 	}
 }
 

@@ -142,7 +142,7 @@ func (b *streamBody) Close() error {
 // the stream's address.
 type streamServer struct {
 	srv *http.Server
-	ln  *streamListener
+	ln  *connListener
 }
 
 // streamServer returns the stream server, started on first use; nil once
@@ -153,7 +153,7 @@ func (m *Manager) streamServer() *streamServer {
 	if m.streams != nil {
 		return m.streams
 	}
-	sl := &streamListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+	sl := newConnListener(streamAddr{})
 	proxy := &httputil.ReverseProxy{
 		// Director rather than Rewrite: Rewrite drops the X-Forwarded-*
 		// headers the ingress set for the client.
@@ -276,16 +276,22 @@ func localAnswer(req *http.Request, code int, header, value string) *http.Respon
 	}
 }
 
-// streamListener hands served streams to the stream server as a
-// net.Listener.
-type streamListener struct {
+// connListener hands connections to an http.Server as a net.Listener:
+// served streams to the stream server, and the connections the lean
+// server does not serve (h1server.go) to a listener's http.Server.
+type connListener struct {
+	addr   net.Addr
 	conns  chan net.Conn
 	closed chan struct{}
 	once   sync.Once
 }
 
+func newConnListener(addr net.Addr) *connListener {
+	return &connListener{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
 // push gives c to the server; false once the listener is closed.
-func (l *streamListener) push(c net.Conn) bool {
+func (l *connListener) push(c net.Conn) bool {
 	select {
 	case l.conns <- c:
 		return true
@@ -294,7 +300,7 @@ func (l *streamListener) push(c net.Conn) bool {
 	}
 }
 
-func (l *streamListener) Accept() (net.Conn, error) {
+func (l *connListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
 		return c, nil
@@ -303,16 +309,16 @@ func (l *streamListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *streamListener) Close() error {
+func (l *connListener) Close() error {
 	l.once.Do(func() { close(l.closed) })
 	return nil
 }
 
-func (l *streamListener) Addr() net.Addr { return streamAddr{} }
+func (l *connListener) Addr() net.Addr { return l.addr }
 
 type streamAddr struct{}
 
 func (streamAddr) Network() string { return "weft" }
 func (streamAddr) String() string  { return "weft-streams" }
 
-var _ net.Listener = (*streamListener)(nil)
+var _ net.Listener = (*connListener)(nil)

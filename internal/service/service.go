@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -73,6 +74,8 @@ type listener struct {
 	spec resource.Listener
 	addr *address
 	ln   net.Listener
+	lean bool // an HTTP listener's connections go to the lean server first (h1server.go)
+	h1   atomic.Pointer[h1Server]
 	done chan struct{} // closed when it stopped accepting
 }
 
@@ -143,7 +146,7 @@ func (m *Manager) SetListener(l resource.Listener) (net.Addr, error) {
 		ln = tls.NewListener(ln, tc)
 	}
 	m.mu.Lock()
-	nl := &listener{spec: l, addr: m.addressLocked(l.Spec.Address), ln: ln, done: make(chan struct{})}
+	nl := &listener{spec: l, addr: m.addressLocked(l.Spec.Address), ln: ln, lean: leanHTTP1 && tc == nil, done: make(chan struct{})}
 	m.listeners[l.Name] = nl
 	m.mu.Unlock()
 	serve := m.serve

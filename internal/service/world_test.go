@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 // computed by a routing.Router from every site's record, as a real site's
 // is once flooding settled. Time is one fake clock for all sites.
 type world struct {
-	t     *testing.T
+	t     testing.TB
 	mesh  *forwardtest.Mesh
 	clock *clocktesting.FakeClock
 
@@ -80,7 +80,7 @@ func (s *testSite) serve(st *link.Stream, h *forward.Header) {
 
 // newWorld returns a world of sites with the given names and no links.
 // Every Manager is closed when the test ends, before the mesh.
-func newWorld(t *testing.T, names ...string) *world {
+func newWorld(t testing.TB, names ...string) *world {
 	w := &world{
 		t:     t,
 		mesh:  forwardtest.New(t),
@@ -304,7 +304,7 @@ type backend struct {
 	stop    chan struct{}
 }
 
-func startBackend(t *testing.T, name string) *backend {
+func startBackend(t testing.TB, name string) *backend {
 	b := &backend{name: name, stop: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.hits.Add(1)
