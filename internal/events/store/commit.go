@@ -209,10 +209,17 @@ func (s *Store) fail(err error) {
 	s.syncErr.CompareAndSwap(nil, &err)
 }
 
+// applyDelay is how long applyLoop lets groups gather before it applies
+// them, unless someone waits for them: a tree commit costs about the same
+// for one event as for many, so events arriving one by one would otherwise
+// cost a commit each, CPU taken from the events still on their way.
+const applyDelay = 5 * time.Millisecond
+
 // applyLoop puts the logged groups into the tree, all those pending in one
 // transaction, until the commit loop has stopped and nothing is pending.
 func (s *Store) applyLoop() {
 	defer close(s.applyDone)
+	delay := time.NewTimer(applyDelay)
 	for {
 		s.mu.Lock()
 		gs := s.pending
@@ -220,6 +227,12 @@ func (s *Store) applyLoop() {
 		if len(gs) == 0 {
 			select {
 			case <-s.applyWake:
+				delay.Reset(applyDelay)
+				select {
+				case <-delay.C:
+				case <-s.applyNow:
+				case <-s.stopped:
+				}
 				continue
 			case <-s.stopped:
 				s.mu.Lock()
@@ -264,10 +277,17 @@ func (s *Store) applyLoop() {
 	}
 }
 
-// waitApplied waits until the groups up to id are in the tree.
+// waitApplied waits until the groups up to id are in the tree, waking
+// applyLoop from its applyDelay if they are not.
 func (s *Store) waitApplied(id uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.applied < id {
+		select {
+		case s.applyNow <- struct{}{}:
+		default:
+		}
+	}
 	for s.applied < id && s.applyErr == nil {
 		s.cond.Wait()
 	}

@@ -170,6 +170,7 @@ type Store struct {
 	applied   uint64
 	applyErr  error
 	applyWake chan struct{}
+	applyNow  chan struct{} // a reader or writer waits for applyLoop
 	applyDone chan struct{}
 }
 
@@ -238,7 +239,7 @@ func Open(path string, o Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, writes: make(chan write), closing: make(chan struct{}), stopped: make(chan struct{}), synced: make(chan struct{}),
-		pendKeys: map[string]struct{}{}, applyWake: make(chan struct{}, 1), applyDone: make(chan struct{})}
+		pendKeys: map[string]struct{}{}, applyWake: make(chan struct{}, 1), applyNow: make(chan struct{}, 1), applyDone: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.openWAL(path + "-wal"); err != nil {
 		if s.wal != nil {

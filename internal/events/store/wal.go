@@ -96,8 +96,8 @@ func decodeGroup(body []byte) (group, error) {
 		if o.k, b, err = field(b[1:]); err != nil || len(o.k) == 0 || len(o.k) > bolt.MaxKeySize {
 			return group{}, errBadGroup
 		}
-		if o.v, b, err = field(b); err != nil {
-			return group{}, err
+		if o.v, b, err = field(b); err != nil || len(o.v) > bolt.MaxValueSize {
+			return group{}, errBadGroup
 		}
 		if (o.b == iOut || o.b == iIn || o.b == iQueued) && len(o.k) != 8 {
 			return group{}, errBadGroup
