@@ -134,7 +134,9 @@ type Broker struct {
 	clock clock.WithTickerAndDelayedExecution
 	log   *slog.Logger
 	st    *store.Store
-	m     metrics
+	// recent hands hops the outbound entries just committed.
+	recent *recentOut
+	m      metrics
 	// inflight bounds concurrent publish requests: beyond it, 429.
 	inflight chan struct{}
 
@@ -296,7 +298,7 @@ func New(cfg Config) (*Broker, error) {
 		topics:   map[string]resource.Topic{}, queues: map[string]resource.Queue{},
 		subs: map[string]*subscriber{}, clients: map[string]int{}, pushes: map[string]*pusher{}, taps: map[*Tap]bool{}, ints: newInterestSet(cfg.MaxInterests),
 		peers: map[siteid.ID]*peerOut{}, hops: map[siteid.ID]*hopOut{},
-		toSave: map[siteid.ID]store.Dest{}, toDelete: map[siteid.ID]bool{}, saveWake: make(chan struct{}, 1), qout: newQueueOut(),
+		toSave: map[siteid.ID]store.Dest{}, toDelete: map[siteid.ID]bool{}, saveWake: make(chan struct{}, 1), qout: newQueueOut(), recent: &recentOut{},
 		handing:  map[string]bool{},
 		marks:    queuemark.New(queueHighWater, queueLowWater),
 		inNotify: make(chan struct{}),

@@ -178,6 +178,7 @@ func (b *Broker) store(ps []store.Put) error {
 		if p.Out == 0 {
 			continue
 		}
+		b.recent.add(p.Out, outEntry(p))
 		out = append(out, ledger.Entry{Off: p.Out, Dests: p.Fwd})
 		if events.Kind(p.Kind) == events.Queue {
 			queues = append(queues, queued{p.Out, p.Subject})
@@ -188,6 +189,13 @@ func (b *Broker) store(ps []store.Put) error {
 	}
 	b.appended(out, queues)
 	return nil
+}
+
+// outEntry is the outbound entry that the store made of p.
+func outEntry(p store.Put) store.Entry {
+	e := p.Entry
+	e.Dests = p.Fwd
+	return e
 }
 
 // queued is an outbound entry of a queue.
@@ -522,6 +530,9 @@ func (b *Broker) hopSession(ctx context.Context, h *hopOut) error {
 	}()
 	w := bufio.NewWriterSize(c, 256<<10)
 	sent := b.m.hopFrames.WithLabelValues(h.next.String())
+	var frame []byte
+	var dests []siteid.ID
+	var recent []recentEntry
 	for {
 		var s ledger.Send
 		select {
@@ -537,10 +548,16 @@ func (b *Broker) hopSession(ctx context.Context, h *hopOut) error {
 		if s.Stream != stream {
 			continue
 		}
-		var frame []byte
 		var werr error
-		err := b.st.ReadOut(s.From, s.To, func(_ uint64, e store.Entry) bool {
-			dests := slices.DeleteFunc(e.Dests, func(id siteid.ID) bool { return !slices.Contains(s.Dests, id) })
+		send := func(_ uint64, e store.Entry) bool {
+			// The entry may be recentOut's, shared with other hops:
+			// filtered into a buffer of this hop's own.
+			dests = dests[:0]
+			for _, id := range e.Dests {
+				if slices.Contains(s.Dests, id) {
+					dests = append(dests, id)
+				}
+			}
 			if len(dests) == 0 {
 				return true
 			}
@@ -549,7 +566,18 @@ func (b *Broker) hopSession(ctx context.Context, h *hopOut) error {
 			b.m.forwardedPersisted.Inc()
 			sent.Inc()
 			return werr == nil
-		})
+		}
+		var err error
+		var ok bool
+		if recent, ok = b.recent.get(s.From, s.To, recent); ok {
+			for _, r := range recent {
+				if !send(r.off, r.e) {
+					break
+				}
+			}
+		} else {
+			err = b.st.ReadOut(s.From, s.To, send)
+		}
 		if err == nil {
 			err = werr
 		}

@@ -212,6 +212,7 @@ func (b *Broker) passOn(seq uint64, e store.Entry) bool {
 		case <-b.clock.After(time.Second):
 		}
 	}
+	b.recent.add(p.Out, outEntry(p))
 	b.appended([]ledger.Entry{{Off: p.Out, Dests: p.Fwd}}, []queued{{p.Out, e.Subject}})
 	return true
 }

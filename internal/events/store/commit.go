@@ -12,12 +12,19 @@ import (
 var ErrClosed = errors.New("event store is closed")
 
 // maxGroup bounds the writes committed together, so that one transaction's
-// dirty pages stay small and a long queue still gets answers in steps.
-const maxGroup = 1024
+// dirty pages stay small and a long queue still gets answers in steps;
+// maxGroupBytes the payloads of a group's Puts, which keeps a log record
+// far below its length field's 4 GiB.
+const (
+	maxGroup      = 1024
+	maxGroupBytes = 64 << 20
+)
 
-// write is one caller's part of a group commit.
+// write is one caller's part of a group commit: a Put's events (ps), or a
+// transaction on the tree (fn).
 type write struct {
 	fn   func(*bolt.Tx) error
+	ps   []Put
 	done chan error
 }
 
@@ -25,11 +32,22 @@ type write struct {
 // waiting, and returns once that transaction is durable. fn may run more than
 // once (when another write of its group fails), so it must set its results
 // from scratch on every run.
-func (s *Store) update(fn func(*bolt.Tx) error) error {
-	if err := s.syncErr.Load(); err != nil {
-		return fmt.Errorf("event store: an fsync failed (%w), so writes acknowledged since the one before may be lost; check the disk and restart the site", *err)
+// size is what a write adds to a log record, roughly: its payloads.
+func (w write) size() int {
+	n := 0
+	for _, p := range w.ps {
+		n += len(p.Payload)
 	}
-	w := write{fn: fn, done: make(chan error, 1)}
+	return n
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) error { return s.write(write{fn: fn}) }
+
+func (s *Store) write(w write) error {
+	if err := s.syncErr.Load(); err != nil {
+		return fmt.Errorf("event store: a write to disk failed (%w), so writes acknowledged since the last fsync may be lost; check the disk and restart the site", *err)
+	}
+	w.done = make(chan error, 1)
 	select {
 	case s.writes <- w:
 	case <-s.closing:
@@ -51,23 +69,44 @@ func (s *Store) commitLoop() {
 		case <-s.closing:
 			return
 		}
+		size := group[0].size()
 	gather:
-		for len(group) < maxGroup {
+		for len(group) < maxGroup && size < maxGroupBytes {
 			select {
 			case w := <-s.writes:
-				group = append(group, w)
+				group, size = append(group, w), size+w.size()
 			default:
 				break gather
 			}
 		}
-		s.commit(group)
+		var puts, txs []write
+		for _, w := range group {
+			if w.fn != nil {
+				txs = append(txs, w)
+			} else {
+				puts = append(puts, w)
+			}
+		}
+		if len(txs) > 0 {
+			s.commitTx(txs)
+		}
+		if len(puts) > 0 {
+			s.logPuts(puts)
+		}
 	}
 }
 
-// commit runs a group in one transaction. A write that fails would leave its
-// partial changes in the shared transaction, so the transaction is rolled
-// back, the failed write answered with its error, and the others run again.
-func (s *Store) commit(group []write) {
+// commitTx runs a group of transactions in one, on the tree with every
+// group logged before applied. A write that fails would leave its partial
+// changes in the shared transaction, so the transaction is rolled back, the
+// failed write answered with its error, and the others run again.
+func (s *Store) commitTx(group []write) {
+	if err := s.waitApplied(s.walID); err != nil {
+		for _, w := range group {
+			w.done <- err
+		}
+		return
+	}
 	for len(group) > 0 {
 		failed := -1
 		var ferr error
@@ -84,6 +123,9 @@ func (s *Store) commit(group []write) {
 			if s.db.NoSync {
 				s.dirty.Store(true)
 			}
+			// A write may have appended to the outbound log
+			// (PassOn): the next Put numbers on from there.
+			s.loadHeads()
 			for _, w := range group {
 				w.done <- err
 			}
@@ -92,6 +134,176 @@ func (s *Store) commit(group []write) {
 		group[failed].done <- ferr
 		group = append(group[:failed], group[failed+1:]...)
 	}
+}
+
+// logPuts decides a group of Puts, appends it to the log and answers them;
+// applyLoop puts it into the tree.
+func (s *Store) logPuts(puts []write) {
+	answer := func(err error) {
+		for _, w := range puts {
+			w.done <- err
+		}
+	}
+	if s.walSize > walLimit {
+		if err := s.waitApplied(s.walID); err != nil {
+			answer(err)
+			return
+		}
+		if err := s.emptyWAL(); err != nil {
+			s.fail(err)
+			answer(err)
+			return
+		}
+	}
+	g := &group{id: s.walID + 1}
+	s.mu.Lock()
+	tx, err := s.db.Begin(false)
+	if err == nil {
+		kv := pendKV{s, tx, g}
+		for _, w := range puts {
+			for i := range w.ps {
+				// pendKV's writes cannot fail: Put checked the key sizes.
+				decide(kv, &w.ps[i])
+			}
+		}
+		tx.Rollback()
+	}
+	s.mu.Unlock()
+	if err != nil {
+		answer(err)
+		return
+	}
+	if len(g.ops) == 0 {
+		answer(nil)
+		return
+	}
+	s.buf = g.append(s.buf[:0])
+	if _, err := s.wal.WriteAt(s.buf, s.walSize); err != nil {
+		s.fail(err)
+		answer(err)
+		return
+	}
+	s.walSize += int64(len(s.buf))
+	if s.db.NoSync {
+		s.dirty.Store(true)
+	} else if err := s.wal.Sync(); err != nil {
+		s.fail(err)
+		answer(err)
+		return
+	}
+	s.walID = g.id
+	s.mu.Lock()
+	s.pending = append(s.pending, g)
+	s.mu.Unlock()
+	select {
+	case s.applyWake <- struct{}{}:
+	default:
+	}
+	answer(nil)
+}
+
+// fail refuses every write from now on: what was logged may not be on the
+// disk, and the group decided last may not be in the log (the pending state
+// has it), so nothing can be answered truthfully any more.
+func (s *Store) fail(err error) {
+	s.syncErr.CompareAndSwap(nil, &err)
+}
+
+// applyDelay is how long applyLoop lets groups gather before it applies
+// them, unless someone waits for them: a tree commit costs about the same
+// for one event as for many, so events arriving one by one would otherwise
+// cost a commit each, CPU taken from the events still on their way.
+const applyDelay = 5 * time.Millisecond
+
+// applyLoop puts the logged groups into the tree, all those pending in one
+// transaction, until the commit loop has stopped and nothing is pending.
+func (s *Store) applyLoop() {
+	defer close(s.applyDone)
+	delay := time.NewTimer(applyDelay)
+	for {
+		s.mu.Lock()
+		gs := s.pending
+		s.mu.Unlock()
+		if len(gs) == 0 {
+			select {
+			case <-s.applyWake:
+				delay.Reset(applyDelay)
+				select {
+				case <-delay.C:
+				case <-s.applyNow:
+				case <-s.stopped:
+				}
+				continue
+			case <-s.stopped:
+				s.mu.Lock()
+				n := len(s.pending)
+				s.mu.Unlock()
+				if n == 0 {
+					return
+				}
+				continue
+			}
+		}
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for _, g := range gs {
+				if err := apply(tx, g); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil && s.db.NoSync {
+			s.dirty.Store(true)
+		}
+		s.mu.Lock()
+		if err != nil {
+			s.fail(err)
+			s.applyErr = err
+			s.cond.Broadcast()
+			s.mu.Unlock()
+			return
+		}
+		for _, g := range gs {
+			for _, o := range g.ops {
+				if o.b != iOut && o.b != iIn && o.b != iQueued {
+					delete(s.pendKeys, pendKey(o.b, o.k))
+				}
+			}
+		}
+		s.pending = s.pending[len(gs):]
+		s.applied = gs[len(gs)-1].id
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+// waitApplied waits until the groups up to id are in the tree, waking
+// applyLoop from its applyDelay if they are not.
+func (s *Store) waitApplied(id uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.applied < id {
+		select {
+		case s.applyNow <- struct{}{}:
+		default:
+		}
+	}
+	for s.applied < id && s.applyErr == nil {
+		s.cond.Wait()
+	}
+	return s.applyErr
+}
+
+// readable waits until the tree has every group logged before the call: a
+// read sees what was answered before it.
+func (s *Store) readable() error {
+	s.mu.Lock()
+	var id uint64
+	if len(s.pending) > 0 {
+		id = s.pending[len(s.pending)-1].id
+	}
+	s.mu.Unlock()
+	return s.waitApplied(id)
 }
 
 // syncLoop is SyncInterval's fsync: every interval, if something was
@@ -106,7 +318,7 @@ func (s *Store) syncLoop(interval time.Duration) {
 		select {
 		case <-t.C:
 			s.sync()
-		case <-s.stopped:
+		case <-s.applyDone:
 			s.sync()
 			return
 		}
@@ -117,7 +329,11 @@ func (s *Store) sync() {
 	if !s.dirty.Swap(false) {
 		return
 	}
-	if err := s.db.Sync(); err != nil {
+	err := s.wal.Sync()
+	if err == nil {
+		err = s.db.Sync()
+	}
+	if err != nil {
 		// Writes acknowledged since the last fsync may be gone from the
 		// disk, and a second fsync would not say so (the kernel reports a
 		// writeback error once): stop acknowledging.

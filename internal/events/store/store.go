@@ -10,8 +10,12 @@
 // second recovery-sensitive index for. Its copy-on-write B+tree costs write
 // amplification, and every commit is an fsync. Writes therefore go through
 // one commit loop (commit.go) that runs every write waiting for it in one
-// transaction: one fsync for all of them, which is the grouping that keeps
-// durability from costing two orders of magnitude.
+// group: one fsync for all of them, which is the grouping that keeps
+// durability from costing two orders of magnitude. A group of Puts, the
+// write on every persisted event's way, is not committed to the tree before
+// its answer but appended to a write-ahead log beside it (wal.go), which a
+// second goroutine applies to the tree: one write instead of a tree commit
+// whose cost grows with the store.
 //
 // When a commit is durable is the site's choice (Options.Sync): before the
 // write returns (SyncAlways), or once the commit is in the kernel's page
@@ -27,6 +31,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -143,6 +149,29 @@ type Store struct {
 	dirty   atomic.Bool
 	synced  chan struct{}
 	syncErr atomic.Pointer[error]
+
+	// The write-ahead log's (wal.go). The commit loop's own: wal's size
+	// and the number of the last group written, the buffer it encodes
+	// into, the heads of the outbound log, inbox and queued bucket with
+	// the pending groups (iOut, iIn, iQueued).
+	wal     *os.File
+	walSize int64
+	walID   uint64
+	buf     []byte
+	heads   [3]uint64
+	// mu guards the rest, shared with applyLoop: the groups logged and
+	// not yet in the tree, the dedup, destination and cursor keys they
+	// put, the last group applied, and the error that stopped applyLoop.
+	// cond is signalled when applied or applyErr changes.
+	mu        sync.Mutex
+	cond      *sync.Cond
+	pending   []*group
+	pendKeys  map[string]struct{}
+	applied   uint64
+	applyErr  error
+	applyWake chan struct{}
+	applyNow  chan struct{} // a reader or writer waits for applyLoop
+	applyDone chan struct{}
 }
 
 // Sync says when a write is durable.
@@ -181,7 +210,8 @@ type Options struct {
 	Interval time.Duration // SyncInterval's fsync period; DefaultSyncInterval if zero
 }
 
-// Open opens or creates the store at path.
+// Open opens or creates the store at path, with its write-ahead log at path
+// + "-wal". A store written before the log existed opens as it is.
 func Open(path string, o Options) (*Store, error) {
 	if o.Sync == "" {
 		o.Sync = SyncAlways
@@ -197,7 +227,7 @@ func Open(path string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("event store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bOut, bIn, bQueued, bDests, bDedup, bCursors, bConfig} {
+		for _, b := range [][]byte{bOut, bIn, bQueued, bDests, bDedup, bCursors, bConfig, bWAL} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -208,8 +238,19 @@ func Open(path string, o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, writes: make(chan write), closing: make(chan struct{}), stopped: make(chan struct{}), synced: make(chan struct{})}
+	s := &Store{db: db, writes: make(chan write), closing: make(chan struct{}), stopped: make(chan struct{}), synced: make(chan struct{}),
+		pendKeys: map[string]struct{}{}, applyWake: make(chan struct{}, 1), applyNow: make(chan struct{}, 1), applyDone: make(chan struct{})}
+	s.cond = sync.NewCond(&s.mu)
+	if err := s.openWAL(path + "-wal"); err != nil {
+		if s.wal != nil {
+			s.wal.Close()
+		}
+		db.Close()
+		return nil, fmt.Errorf("event store %s: write-ahead log: %w", path, err)
+	}
+	s.applied = s.walID
 	go s.commitLoop()
+	go s.applyLoop()
 	if o.Sync == SyncInterval {
 		go s.syncLoop(o.Interval)
 	} else {
@@ -223,8 +264,9 @@ func Open(path string, o Options) (*Store, error) {
 func (s *Store) Close() error {
 	close(s.closing)
 	<-s.stopped
+	<-s.applyDone
 	<-s.synced
-	return s.db.Close()
+	return errors.Join(s.wal.Close(), s.db.Close())
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
@@ -253,6 +295,9 @@ func nextKey(b *bolt.Bucket) (uint64, error) {
 
 // Heads returns the last offsets of the outbound log and of the inbox.
 func (s *Store) Heads() (out, in uint64, err error) {
+	if err := s.readable(); err != nil {
+		return 0, 0, err
+	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		out, in = highKey(tx.Bucket(bOut)), highKey(tx.Bucket(bIn))
 		return nil
@@ -288,64 +333,67 @@ type Put struct {
 	Fwd     []siteid.ID
 }
 
-// Put durably stores events in one transaction shared with concurrent
-// writers. Only a destination that is this site deduplicates: a transit site
+// Put durably stores events, with the writes waiting beside it, in one group
+// of the write-ahead log (wal.go): decided against the tree and the groups
+// logged before it, then applied to the tree after the callers have their
+// answer. Only a destination that is this site deduplicates: a transit site
 // that dropped an event it had forwarded before could lose it, when routes
 // disagree for a moment and the event comes back around a loop after this
 // site's cursor passed it. A destination of the outbound log without a cursor
 // gets one just before its entry, and a queue without a queued cursor one just
-// before its first entry, in the same transaction, so that no entry is ever
+// before its first entry, in the same group, so that no entry is ever
 // orphaned by a crash.
 func (s *Store) Put(ps []Put) error {
-	return s.update(func(tx *bolt.Tx) error {
-		dd, cur := tx.Bucket(bDedup), tx.Bucket(bCursors)
-		for i := range ps {
-			p := &ps[i]
-			p.In, p.Out, p.Fwd = 0, 0, nil
-			if p.Publish && !p.Local.IsZero() && dd.Get(dedupKey(p.Source, p.ID, p.Local)) != nil {
-				continue
-			}
-			for _, d := range p.Dests {
-				if d != p.Local || p.Local.IsZero() {
-					p.Fwd = append(p.Fwd, d)
-					continue
-				}
-				key := dedupKey(p.Source, p.ID, d)
-				if dd.Get(key) != nil {
-					continue
-				}
-				if p.Overflow {
-					p.Fwd = append(p.Fwd, d)
-					continue
-				}
-				if err := dd.Put(key, u64(uint64(p.Time))); err != nil {
-					return err
-				}
-				e := p.Entry
-				e.Dests = nil
-				bucket := appendOnly(tx, bIn)
-				if p.Kind == byte(events.Queue) {
-					bucket = appendOnly(tx, bQueued)
-				}
-				var err error
-				if p.In, err = nextKey(bucket); err != nil {
-					return err
-				}
-				if err := bucket.Put(u64(p.In), e.encode()); err != nil {
-					return err
-				}
-				if qc := []byte(QueueCursor(p.Subject)); p.Kind == byte(events.Queue) && cur.Get(qc) == nil {
-					if err := cur.Put(qc, u64(p.In-1)); err != nil {
-						return err
-					}
-				}
-			}
-			if err := appendOut(tx, p); err != nil {
+	for i := range ps {
+		if k := len(ps[i].Source) + len(ps[i].ID) + 18; k > bolt.MaxKeySize {
+			return fmt.Errorf("event store: source and id of %d bytes, over %d", k, bolt.MaxKeySize)
+		}
+	}
+	return s.write(write{ps: ps})
+}
+
+// decide decides one Put against kv: the tree and what is pending before it.
+func decide(kv kv, p *Put) error {
+	p.In, p.Out, p.Fwd = 0, 0, nil
+	if p.Publish && !p.Local.IsZero() && kv.has(iDedup, dedupKey(p.Source, p.ID, p.Local)) {
+		return nil
+	}
+	for _, d := range p.Dests {
+		if d != p.Local || p.Local.IsZero() {
+			p.Fwd = append(p.Fwd, d)
+			continue
+		}
+		key := dedupKey(p.Source, p.ID, d)
+		if kv.has(iDedup, key) {
+			continue
+		}
+		if p.Overflow {
+			p.Fwd = append(p.Fwd, d)
+			continue
+		}
+		if err := kv.put(iDedup, key, u64(uint64(p.Time))); err != nil {
+			return err
+		}
+		e := p.Entry
+		e.Dests = nil
+		bucket := iIn
+		if p.Kind == byte(events.Queue) {
+			bucket = iQueued
+		}
+		var err error
+		if p.In, err = kv.next(bucket); err != nil {
+			return err
+		}
+		if err := kv.put(bucket, u64(p.In), e.encode()); err != nil {
+			return err
+		}
+		if qc := []byte(QueueCursor(p.Subject)); p.Kind == byte(events.Queue) && !kv.has(iCursors, qc) {
+			if err := kv.put(iCursors, qc, u64(p.In-1)); err != nil {
 				return err
 			}
 		}
-		return nil
-	})
+	}
+	return appendOut(kv, p)
 }
 
 // appendOnly returns a bucket whose keys only grow (nextKey), with its pages
@@ -358,22 +406,21 @@ func appendOnly(tx *bolt.Tx, name []byte) *bolt.Bucket {
 }
 
 // appendOut appends p to the outbound log for p.Fwd, if any, and sets p.Out.
-func appendOut(tx *bolt.Tx, p *Put) error {
+func appendOut(kv kv, p *Put) error {
 	if len(p.Fwd) == 0 {
 		return nil
 	}
-	out, dests := appendOnly(tx, bOut), tx.Bucket(bDests)
 	e := p.Entry
 	e.Dests = p.Fwd
 	var err error
-	if p.Out, err = nextKey(out); err != nil {
+	if p.Out, err = kv.next(iOut); err != nil {
 		return err
 	}
-	if err := out.Put(u64(p.Out), e.encode()); err != nil {
+	if err := kv.put(iOut, u64(p.Out), e.encode()); err != nil {
 		return err
 	}
 	for _, d := range p.Fwd {
-		if dests.Get(d[:]) != nil {
+		if kv.has(iDests, d[:]) {
 			continue
 		}
 		nd := Dest{Acked: p.Out - 1}
@@ -383,7 +430,7 @@ func appendOut(tx *bolt.Tx, p *Put) error {
 			nd.Patterns = []string{events.Interest(events.Queue, p.Subject)}
 		}
 		v, _ := json.Marshal(nd)
-		if err := dests.Put(d[:], v); err != nil {
+		if err := kv.put(iDests, d[:], v); err != nil {
 			return err
 		}
 	}
@@ -405,7 +452,7 @@ func (s *Store) PassOn(p *Put, seq uint64) error {
 		if err := tx.Bucket(bCursors).Put([]byte(QueueCursor(p.Subject)), u64(seq)); err != nil {
 			return err
 		}
-		return appendOut(tx, p)
+		return appendOut(txKV{tx}, p)
 	})
 }
 
@@ -439,6 +486,9 @@ func QueueCursor(queue string) string { return "queue/" + queue }
 
 // QueueCursors returns the queues that have queued cursors here.
 func (s *Store) QueueCursors() ([]string, error) {
+	if err := s.readable(); err != nil {
+		return nil, err
+	}
 	var out []string
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bCursors).Cursor()
@@ -452,6 +502,9 @@ func (s *Store) QueueCursors() ([]string, error) {
 }
 
 func (s *Store) read(bucket []byte, from, to uint64, fn func(uint64, Entry) bool) error {
+	if err := s.readable(); err != nil {
+		return err
+	}
 	return s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucket).Cursor()
 		for k, v := c.Seek(u64(from + 1)); k != nil; k, v = c.Next() {
@@ -480,6 +533,9 @@ type Dest struct {
 
 // Dests returns the stored destinations.
 func (s *Store) Dests() (map[siteid.ID]Dest, error) {
+	if err := s.readable(); err != nil {
+		return nil, err
+	}
 	out := map[siteid.ID]Dest{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bDests).ForEach(func(k, v []byte) error {
@@ -518,6 +574,9 @@ func (s *Store) SaveDests(save map[siteid.ID]Dest, del []siteid.ID) error {
 
 // Cursor returns a subscription's stored inbox position.
 func (s *Store) Cursor(name string) (uint64, bool, error) {
+	if err := s.readable(); err != nil {
+		return 0, false, err
+	}
 	var v uint64
 	var ok bool
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -591,6 +650,9 @@ func (s *Store) DeleteConfig(key string) (bool, error) {
 
 // Config calls fn for every configuration object.
 func (s *Store) Config(fn func(key string, v []byte) error) error {
+	if err := s.readable(); err != nil {
+		return err
+	}
 	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bConfig).ForEach(func(k, v []byte) error { return fn(string(k), v) })
 	})
