@@ -14,7 +14,7 @@ import (
 
 // warmProber has measured detectorMinSamples round trips of rtt each.
 func warmProber(rtt int64) *prober {
-	p := newProber()
+	p := newProber(0, 0)
 	for range detectorMinSamples {
 		p.pong(-1, rtt)
 	}
@@ -26,7 +26,7 @@ func warmProber(rtt int64) *prober {
 // stamp, judged unanswered only when silent for the bound, which ends it.
 func TestProberStateMachine(t *testing.T) {
 	const pause, minSigma, ceiling, slack = 125 * ms, 10 * ms, 2000 * ms, 50 * ms
-	p := newProber()
+	p := newProber(0, 0)
 	if _, _, _, ok := p.start(0, pause, minSigma, ceiling); ok {
 		t.Fatal("probe started without measured round trips")
 	}
@@ -141,7 +141,7 @@ func TestProberBoundFromJitter(t *testing.T) {
 	const pause, minSigma, ceiling = 125 * ms, 10 * ms, 2000 * ms
 	steady := warmProber(ms)
 	_, b1, _, _ := steady.start(0, pause, minSigma, ceiling)
-	jittery := newProber()
+	jittery := newProber(0, 0)
 	for i := range detectorMinSamples {
 		jittery.pong(-1, ms+int64(i%2)*200*ms)
 	}
