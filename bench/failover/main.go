@@ -366,22 +366,21 @@ func (r *recorder) listHeldUp(t0, end time.Time, victim string, slow time.Durati
 func (r *recorder) detoursIn(from, to time.Time) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := 0
-	for _, d := range r.detours {
-		if !d.at.Before(from) && d.at.Before(to) {
-			n++
-		}
-	}
-	return n
+	return countIn(r.detours, func(d detour) time.Time { return d.at }, from, to)
 }
 
 // attemptsIn counts the connections begun in [from, to).
 func (r *recorder) attemptsIn(from, to time.Time) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return countIn(r.attempts, func(a attempt) time.Time { return a.start }, from, to)
+}
+
+// countIn counts the xs whose time at is in [from, to).
+func countIn[T any](xs []T, at func(T) time.Time, from, to time.Time) int {
 	n := 0
-	for _, a := range r.attempts {
-		if !a.start.Before(from) && a.start.Before(to) {
+	for _, x := range xs {
+		if t := at(x); !t.Before(from) && t.Before(to) {
 			n++
 		}
 	}

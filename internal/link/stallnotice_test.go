@@ -99,14 +99,10 @@ func TestStallNoticeAtBound(t *testing.T) {
 // notice of an open while the open still waits; the probe's verdict then
 // fails it as before.
 func TestStallNoticeFindsFrozenPeer(t *testing.T) {
-	var fb *frozenConn
 	// The heartbeat keeps the stall bound (HeartbeatInterval/10 + the
 	// round trips' 90th percentile) well apart from the probe's bound
 	// (HeartbeatInterval/4 + ...), so that the notice comes first.
-	cfg := Config{HeartbeatInterval: 100 * time.Millisecond, DeadAfter: time.Hour}
-	c, s := sessions(t, frozenServerTCP(&fb), cfg, cfg)
-	t.Cleanup(func() { fb.thaw() }) // runs before the sessions close
-	waitRoundTrips(t, c)
+	c, s, fb := frozenSessions(t, Config{HeartbeatInterval: 100 * time.Millisecond, DeadAfter: time.Hour})
 	go confirmAll(s)
 	fb.freeze()
 	noticed, resume := make(chan struct{}), make(chan struct{})
