@@ -23,7 +23,10 @@ import (
 // and fails the opens waiting on it (ErrPeerUnresponsive), so that their
 // callers take them elsewhere; it does not close the session, whose
 // established streams may outlive a peer's stall: only DeadAfter of silence
-// does (session.go). spec.md, "Probes", is the protocol side.
+// does (session.go). Well before that verdict, an open that asked for it
+// (OnStall) is told when the probe has gone unanswered for a much tighter
+// bound, so that its caller can try elsewhere while the open goes on.
+// spec.md, "Probes", is the protocol side.
 
 // prober is the state of one session's probing. It reads no clock: the
 // session passes its now(), so tests step it by hand.
