@@ -179,6 +179,22 @@ func (s *Session) Suspect() bool {
 	return s.probe.suspect() || s.quiet.Load() == s.lastRecv.Load()
 }
 
+// Stalled reports whether the peer looks stalled, not merely slow: the
+// outstanding probe has gone unanswered, with nothing else heard, for its
+// stall bound (OnStall), or a silence was judged suspect and the peer has
+// not spoken since. Stalled implies Suspect. Route new streams to a link
+// that is only Suspect before one that is Stalled: on a loaded machine
+// live peers are often probed, and a frozen one should not share their
+// rank.
+func (s *Session) Stalled() bool {
+	last := s.lastRecv.Load()
+	if s.quiet.Load() == last {
+		return true
+	}
+	at, ok := s.probe.stallAt(last)
+	return ok && s.now() >= at
+}
+
 // quietSince marks the silence that began with the frame read at last as
 // suspect (Suspect), until a frame is read after it, and fails the opens
 // waiting for an answer meanwhile. why is for the log.
@@ -241,6 +257,13 @@ func (s *Session) waitOpen(ctx context.Context, st *Stream, silenced <-chan stru
 		}
 		stallC = stall.C()
 	}
+	// A verdict is a stall too: this goroutine, starved, may take it
+	// before the stall bound's timer.
+	stalledAtLast := func() {
+		if stalled != nil && !notified {
+			stalled()
+		}
+	}
 	probe := func() {
 		s.suspect()
 		lost = s.probe.pending()
@@ -270,8 +293,10 @@ func (s *Session) waitOpen(ctx context.Context, st *Stream, silenced <-chan stru
 		case <-stallC:
 			judgeStall()
 		case <-lost:
+			stalledAtLast()
 			return fmt.Errorf("%w: open unanswered, and the probe sent after it too", ErrPeerUnresponsive)
 		case <-silenced:
+			stalledAtLast()
 			return fmt.Errorf("%w: open unanswered, and the peer silent for longer than its PING rhythm allows", ErrPeerUnresponsive)
 		}
 	}
@@ -285,9 +310,10 @@ type stallKey struct{}
 // has been unanswered, with nothing else heard from the peer, for its stall
 // bound, the 90th percentile of the measured round trips +
 // HeartbeatInterval/10, at most HeartbeatInterval/2; far sooner than the
-// probe's verdict on a loaded machine, whose round trips vary. The open
-// goes on waiting: the caller may try elsewhere meanwhile and cancel it
-// (ctx) if that wins. A wrong notice thus costs a second attempt, where a
+// probe's verdict on a loaded machine, whose round trips vary, and at the
+// latest just before Open fails with ErrPeerUnresponsive. The open goes on
+// waiting: the caller may try elsewhere meanwhile and cancel it (ctx) if
+// that wins. A wrong notice thus costs a second attempt, where a
 // wrong verdict would fail the open. stalled must not block.
 func OnStall(ctx context.Context, stalled func()) context.Context {
 	return context.WithValue(ctx, stallKey{}, stalled)

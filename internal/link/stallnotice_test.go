@@ -51,8 +51,9 @@ func TestProberStallBound(t *testing.T) {
 
 // An open the peer does not answer, nor the probe it set off, tells its
 // OnStall callback once the stall bound passes with nothing heard (1ms
-// earlier it has not), well before the probe's verdict; the open goes on
-// waiting, and the peer's late CONFIRM still opens the stream.
+// earlier it has not), well before the probe's verdict, and the session is
+// Stalled from then on; the open goes on waiting, and the peer's late
+// CONFIRM still opens the stream and ends the stall.
 func TestStallNoticeAtBound(t *testing.T) {
 	const hb, deadAfter = 500 * time.Millisecond, time.Hour
 	fc := newFakeClock()
@@ -70,16 +71,19 @@ func TestStallNoticeAtBound(t *testing.T) {
 	s.probe.mu.Lock()
 	stall, bound := time.Duration(s.probe.stall), time.Duration(s.probe.bound)
 	s.probe.mu.Unlock()
-	if stall != hb/10+1 || stall >= bound {
-		t.Fatalf("stall bound %v (probe's bound %v), want %v: the 90th percentile of round trips of 1ns + HeartbeatInterval/10", stall, bound, hb/10+1)
+	if stall < hb/10 || stall > hb/2 || stall >= bound {
+		t.Fatalf("stall bound %v, want within [HeartbeatInterval/10, /2] and under the probe's bound %v", stall, bound)
 	}
 	fc.waitArmedAt(t, fc.Now().Add(stall))
 	fc.Step(stall - time.Millisecond)
-	if n := notices.Load(); n != 0 {
-		t.Fatalf("%d stall notices 1ms before the stall bound", n)
+	if n := notices.Load(); n != 0 || s.Stalled() || !s.Suspect() {
+		t.Fatalf("1ms before the stall bound: %d stall notices, stalled %v, suspect %v", n, s.Stalled(), s.Suspect())
 	}
 	fc.Step(time.Millisecond)
 	eventually(t, 10*time.Second, "the stall notice", func() bool { return notices.Load() == 1 })
+	if !s.Stalled() {
+		t.Fatal("not stalled at the stall bound")
+	}
 	select {
 	case err := <-opened:
 		t.Fatalf("the open ended at the stall notice: %v", err)
@@ -89,19 +93,17 @@ func TestStallNoticeAtBound(t *testing.T) {
 	if err := waitErr(t, opened); err != nil {
 		t.Fatalf("open confirmed after the stall notice: %v", err)
 	}
-	if n := notices.Load(); n != 1 {
-		t.Fatalf("%d stall notices, want 1", n)
+	if n := notices.Load(); n != 1 || s.Stalled() {
+		t.Fatalf("after the CONFIRM: %d stall notices (want 1), stalled %v", n, s.Stalled())
 	}
 }
 
 // Over real loopback TCP, with DeadAfter an hour: a peer that stops
 // reading and writing (SIGSTOP as the link sees it) sets off the stall
-// notice of an open while the open still waits; the probe's verdict then
-// fails it as before.
+// notice of an open while the open still waits (at the stall bound, or at
+// the latest with the verdict if this process was starved past both); the
+// verdict then fails it as before.
 func TestStallNoticeFindsFrozenPeer(t *testing.T) {
-	// The heartbeat keeps the stall bound (HeartbeatInterval/10 + the
-	// round trips' 90th percentile) well apart from the probe's bound
-	// (HeartbeatInterval/4 + ...), so that the notice comes first.
 	c, s, fb := frozenSessions(t, Config{HeartbeatInterval: 100 * time.Millisecond, DeadAfter: time.Hour})
 	go confirmAll(s)
 	fb.freeze()
