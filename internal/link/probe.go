@@ -222,8 +222,9 @@ func (s *Session) suspectAfter() time.Duration {
 // session, with its established streams, lives on until DeadAfter.
 // Well before either, the probe's stall bound may pass with nothing heard:
 // then ctx's OnStall callback, if any, tells the caller, and the open goes
-// on waiting. silenced is the session's silenced channel from before the
-// OPEN was queued.
+// on waiting; such an open is not failed by the verdicts either (OnStall).
+// silenced is the session's silenced channel from before the OPEN was
+// queued.
 func (s *Session) waitOpen(ctx context.Context, st *Stream, silenced <-chan struct{}) error {
 	var (
 		lost     <-chan struct{} // the probe's verdict; nil until one is sent
@@ -259,8 +260,9 @@ func (s *Session) waitOpen(ctx context.Context, st *Stream, silenced <-chan stru
 	}
 	// A verdict is a stall too: this goroutine, starved, may take it
 	// before the stall bound's timer.
-	stalledAtLast := func() {
-		if stalled != nil && !notified {
+	verdict := func() {
+		if !notified {
+			stallC, notified = nil, true
 			stalled()
 		}
 	}
@@ -293,11 +295,17 @@ func (s *Session) waitOpen(ctx context.Context, st *Stream, silenced <-chan stru
 		case <-stallC:
 			judgeStall()
 		case <-lost:
-			stalledAtLast()
-			return fmt.Errorf("%w: open unanswered, and the probe sent after it too", ErrPeerUnresponsive)
+			if stalled == nil {
+				return fmt.Errorf("%w: open unanswered, and the probe sent after it too", ErrPeerUnresponsive)
+			}
+			lost = nil
+			verdict()
 		case <-silenced:
-			stalledAtLast()
-			return fmt.Errorf("%w: open unanswered, and the peer silent for longer than its PING rhythm allows", ErrPeerUnresponsive)
+			if stalled == nil {
+				return fmt.Errorf("%w: open unanswered, and the peer silent for longer than its PING rhythm allows", ErrPeerUnresponsive)
+			}
+			silenced = nil
+			verdict()
 		}
 	}
 }
@@ -311,9 +319,12 @@ type stallKey struct{}
 // bound, the 90th percentile of the measured round trips +
 // HeartbeatInterval/10, at most HeartbeatInterval/2; far sooner than the
 // probe's verdict on a loaded machine, whose round trips vary, and at the
-// latest just before Open fails with ErrPeerUnresponsive. The open goes on
-// waiting: the caller may try elsewhere meanwhile and cancel it (ctx) if
-// that wins. A wrong notice thus costs a second attempt, where a
+// latest with that verdict or the PING rhythm's. The open goes on waiting,
+// and is not failed by those verdicts (ErrPeerUnresponsive) either: the
+// caller, told, may try elsewhere meanwhile and cancel it (ctx) if that
+// wins, and where there is no elsewhere a peer merely stalled by load
+// still gets to answer. It ends with its answer, ctx, or the session
+// (DeadAfter). A wrong notice thus costs a second attempt, where a
 // wrong verdict would fail the open. stalled must not block.
 func OnStall(ctx context.Context, stalled func()) context.Context {
 	return context.WithValue(ctx, stallKey{}, stalled)

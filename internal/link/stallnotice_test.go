@@ -2,7 +2,6 @@ package link
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,17 +100,15 @@ func TestStallNoticeAtBound(t *testing.T) {
 // Over real loopback TCP, with DeadAfter an hour: a peer that stops
 // reading and writing (SIGSTOP as the link sees it) sets off the stall
 // notice of an open while the open still waits (at the stall bound, or at
-// the latest with the verdict if this process was starved past both); the
-// verdict then fails it as before.
+// the latest with a verdict if this process was starved past both). The
+// verdicts do not fail that open: once the peer runs again, it confirms
+// it.
 func TestStallNoticeFindsFrozenPeer(t *testing.T) {
 	c, s, fb := frozenSessions(t, Config{HeartbeatInterval: 100 * time.Millisecond, DeadAfter: time.Hour})
 	go confirmAll(s)
 	fb.freeze()
-	noticed, resume := make(chan struct{}), make(chan struct{})
-	ctx := OnStall(ctxT(t), func() {
-		close(noticed)
-		<-resume
-	})
+	noticed := make(chan struct{})
+	ctx := OnStall(ctxT(t), func() { close(noticed) })
 	opened := make(chan error, 1)
 	go func() { _, err := c.Open(ctx, []byte("frozen")); opened <- err }()
 	select {
@@ -119,9 +116,16 @@ func TestStallNoticeFindsFrozenPeer(t *testing.T) {
 	case err := <-opened:
 		t.Fatalf("open to the frozen peer ended without a stall notice: %v", err)
 	}
-	close(resume)
-	if err := waitErr(t, opened); !errors.Is(err, ErrPeerUnresponsive) {
-		t.Fatalf("open to the frozen peer: %v, want ErrPeerUnresponsive", err)
+	// Past the probe's verdict: still waiting.
+	eventually(t, 30*time.Second, "the probe judged unanswered", func() bool { return c.Stalled() && !c.probe.suspect() })
+	select {
+	case err := <-opened:
+		t.Fatalf("open to the frozen peer ended at the verdict: %v", err)
+	default:
 	}
-	alive(t, c, "after the open failed")
+	fb.thaw()
+	if err := waitErr(t, opened); err != nil {
+		t.Fatalf("open confirmed after the thaw: %v", err)
+	}
+	alive(t, c, "after the thaw")
 }
