@@ -197,7 +197,8 @@ func (s *Session) Stalled() bool {
 
 // quietSince marks the silence that began with the frame read at last as
 // suspect (Suspect), until a frame is read after it, and fails the opens
-// waiting for an answer meanwhile. why is for the log.
+// waiting for an answer meanwhile, but for those told of stalls instead
+// (OnStall). why is for the log.
 func (s *Session) quietSince(last int64, why string) {
 	if s.quiet.Swap(last) == last {
 		return
