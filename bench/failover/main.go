@@ -184,8 +184,8 @@ func run(ctx context.Context, cl *benchproc.Cleanups, c config) error {
 	case <-time.After(c.soak):
 	}
 	falseDeaths := rec.deathsIn(soakStart, time.Now(), "")
-	fmt.Printf("failover: soak %v with no freeze: %d links torn down for silence (false failovers), %d marked suspect\n",
-		c.soak, len(falseDeaths), len(rec.suspectIn(soakStart, time.Now(), "")))
+	fmt.Printf("failover: soak %v with no freeze: %d links torn down for silence (false failovers), %d marked suspect, %d candidates left or raced (failed or stalled) of %d connections\n",
+		c.soak, len(falseDeaths), len(rec.suspectIn(soakStart, time.Now(), "")), rec.detoursIn(soakStart, time.Now()), rec.attemptsIn(soakStart, time.Now()))
 
 	var fails, slowest []time.Duration
 	for i := range c.trials {
@@ -362,6 +362,31 @@ func (r *recorder) listHeldUp(t0, end time.Time, victim string, slow time.Durati
 	}
 }
 
+// detoursIn counts the candidates connections left or raced in [from, to).
+func (r *recorder) detoursIn(from, to time.Time) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return countIn(r.detours, func(d detour) time.Time { return d.at }, from, to)
+}
+
+// attemptsIn counts the connections begun in [from, to).
+func (r *recorder) attemptsIn(from, to time.Time) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return countIn(r.attempts, func(a attempt) time.Time { return a.start }, from, to)
+}
+
+// countIn counts the xs whose time at is in [from, to).
+func countIn[T any](xs []T, at func(T) time.Time, from, to time.Time) int {
+	n := 0
+	for _, x := range xs {
+		if t := at(x); !t.Before(from) && t.Before(to) {
+			n++
+		}
+	}
+	return n
+}
+
 // deathsIn returns the links torn down for silence in [from, to), only
 // those whose peer is peer unless peer is "".
 func (r *recorder) deathsIn(from, to time.Time, peer string) []death {
@@ -389,7 +414,8 @@ func (r *recorder) eventsIn(events *[]death, from, to time.Time, peer string) []
 // fell silent: level=INFO msg="link down" ... peer=b ... err="link: peer dead ...",
 // for links marked suspect: level=INFO msg="link suspect" ... peer=b ...,
 // and for candidates a connection left: level=DEBUG msg="candidate failed"
-// ... candidate=b ... stream=127.0.0.1:41234.
+// ... candidate=b ... stream=127.0.0.1:41234, or tried another beside
+// because the first stalled: msg="candidate stalled; ...".
 type logWatch struct {
 	site    string
 	rec     *recorder
@@ -413,7 +439,7 @@ func (w *logWatch) Write(p []byte) (int, error) {
 		case strings.Contains(l, `msg="link down"`) && strings.Contains(l, "peer dead"):
 		case strings.Contains(l, `msg="link suspect"`):
 			events = &w.rec.suspicions
-		case strings.Contains(l, `msg="candidate failed"`):
+		case strings.Contains(l, `msg="candidate failed"`), strings.Contains(l, `msg="candidate stalled`):
 			w.rec.mu.Lock()
 			w.rec.detours = append(w.rec.detours, detour{at: now, stream: attr(l, "stream"), candidate: attr(l, "candidate")})
 			w.rec.mu.Unlock()

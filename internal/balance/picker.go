@@ -25,6 +25,11 @@ type Candidate struct {
 	// candidate is usable, before ejected ones. Callers set it from the
 	// link's state at each pick; it is undone as soon as they stop.
 	Suspect bool
+	// Stalled marks a suspect candidate whose first link looks stalled
+	// rather than slow (its peer has not answered the probe for long, or
+	// was judged silent): it is used after those only Suspect, before
+	// ejected ones. It implies Suspect.
+	Stalled bool
 }
 
 // Limits saturate a candidate: at a limit it is skipped and work overflows
@@ -94,6 +99,7 @@ const (
 	classSkip int8 = iota
 	classUsable
 	classSuspect
+	classStalled
 	classEjected
 )
 
@@ -321,40 +327,40 @@ func (p *Picker) sync(cands []Candidate) []*entry {
 func (p *Picker) choose(now time.Time, cands []Candidate, exclude func(Key) bool, taken []bool) int {
 	ents := p.sync(cands)
 	p.class = p.class[:0]
-	var usableCost, suspectCost, ejectedCost uint64 = math.MaxUint64, math.MaxUint64, math.MaxUint64
-	haveUsable, haveSuspect, haveEjected := false, false, false
+	// The cheapest cost of each class present.
+	var (
+		have  [classEjected + 1]bool
+		costs [classEjected + 1]uint64
+	)
 	for i, c := range cands {
 		cl := classSkip
 		switch e := ents[i]; {
 		case taken != nil && taken[i], exclude != nil && exclude(c.Key), e.saturated():
-		case c.Suspect && !e.ejected(now):
-			cl = classSuspect
-			if !haveSuspect || c.Cost < suspectCost {
-				suspectCost, haveSuspect = c.Cost, true
-			}
 		case e.ejected(now):
 			cl = classEjected
-			if !haveEjected || c.Cost < ejectedCost {
-				ejectedCost, haveEjected = c.Cost, true
-			}
+		case c.Stalled:
+			cl = classStalled
+		case c.Suspect:
+			cl = classSuspect
 		default:
 			cl = classUsable
-			if !haveUsable || c.Cost < usableCost {
-				usableCost, haveUsable = c.Cost, true
-			}
+		}
+		if cl != classSkip && (!have[cl] || c.Cost < costs[cl]) {
+			have[cl], costs[cl] = true, c.Cost
 		}
 		p.class = append(p.class, cl)
 	}
-	want, cost := classUsable, usableCost
-	switch {
-	case haveUsable:
-	case haveSuspect:
-		want, cost = classSuspect, suspectCost
-	case haveEjected:
-		want, cost = classEjected, ejectedCost
-	default:
+	want := classSkip
+	for cl := classUsable; cl <= classEjected; cl++ {
+		if have[cl] {
+			want = cl
+			break
+		}
+	}
+	if want == classSkip {
 		return -1
 	}
+	cost := costs[want]
 	oneTier := p.policy.Mode != ByCost
 
 	p.tier = p.tier[:0]
@@ -446,6 +452,7 @@ const (
 	SkipSaturated = "saturated" // at a limit; the work overflows
 	SkipEjected   = "ejected"   // ejected by outlier detection
 	SkipSuspect   = "suspect"   // its path's first link is under suspicion
+	SkipStalled   = "stalled"   // ... and looks stalled, the chosen one not
 )
 
 // Skipped calls skip with each candidate of cands, other than chosen, that
@@ -454,10 +461,10 @@ const (
 // the same lock as the Pick, before Start, with the same exclude; it
 // changes nothing.
 func (p *Picker) Skipped(now time.Time, cands []Candidate, exclude func(Key) bool, chosen Key, skip func(Key, string)) {
-	chosenSuspect := false
+	chosenSuspect, chosenStalled := false, false
 	for _, c := range cands {
 		if c.Key == chosen {
-			chosenSuspect = c.Suspect
+			chosenSuspect, chosenStalled = c.Suspect, c.Stalled
 		}
 	}
 	for _, c := range cands {
@@ -473,6 +480,8 @@ func (p *Picker) Skipped(now time.Time, cands []Candidate, exclude func(Key) boo
 			skip(c.Key, SkipEjected)
 		case c.Suspect && !chosenSuspect:
 			skip(c.Key, SkipSuspect)
+		case c.Stalled && !chosenStalled:
+			skip(c.Key, SkipStalled)
 		}
 	}
 }

@@ -48,3 +48,34 @@ func TestSuspectAvoided(t *testing.T) {
 		t.Fatalf("order %v, want %v", got, want)
 	}
 }
+
+// A stalled candidate (its peer has not answered a probe for long, or was
+// judged silent) ranks after a merely suspect one, even a costlier one,
+// and before an ejected one; the skip reason says which.
+func TestStalledAfterSuspect(t *testing.T) {
+	p := newPicker(Config{}, 1)
+	cands := []Candidate{{Key: "b", Cost: 1}, {Key: "c", Cost: 1}, {Key: "far", Cost: 20}}
+	mark := func(stalled Key, suspect ...Key) []Candidate {
+		out := slices.Clone(cands)
+		for i := range out {
+			out[i].Stalled = out[i].Key == stalled
+			out[i].Suspect = out[i].Stalled || slices.Contains(suspect, out[i].Key)
+		}
+		return out
+	}
+	// b stalled, c and far suspect: c, the cheaper suspect.
+	if got := picks(p, t0, mark("b", "c", "far"), nil, 100); got["c"] != 100 {
+		t.Fatalf("b stalled, c and far suspect: picks %v, want all to c", got)
+	}
+	var skipped []string
+	p.Skipped(t0, mark("b", "c", "far"), nil, "c", func(k Key, why string) { skipped = append(skipped, string(k)+":"+why) })
+	if want := []string{"b:stalled"}; !slices.Equal(skipped, want) {
+		t.Fatalf("skipped %v, want %v", skipped, want)
+	}
+	// Every other candidate ejected or excluded: the stalled one still
+	// serves before the ejected.
+	fail(p, t0, "c", 5)
+	if k, ok := p.Pick(t0, mark("b"), func(k Key) bool { return k == "far" }); !ok || k != "b" {
+		t.Fatalf("b stalled, c ejected: picked %q %v, want b", k, ok)
+	}
+}

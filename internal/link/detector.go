@@ -2,6 +2,7 @@ package link
 
 import (
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -32,6 +33,11 @@ const (
 	// once in 10^8 intervals if jitter were normal (it has longer tails,
 	// hence the floors below).
 	phiSigmas = 5.6
+	// stallQuantile is the share of measured round trips shorter than a
+	// probe's stall bound before its margin (probe.go): a stall notice
+	// costs the opener a second attempt elsewhere, not the link, so it
+	// may be wrong now and then, unlike the verdicts.
+	stallQuantile = 0.9
 )
 
 func newDetector() *detector { return &detector{last: -1} }
@@ -68,6 +74,17 @@ func (w *samples) add(v int64) {
 	w.v[w.next] = v
 	w.next = (w.next + 1) % detectorWindow
 	w.n = min(w.n+1, detectorWindow)
+}
+
+// quantile is the q-quantile (0 < q < 1) of the measurements: the
+// smallest that at least q of them do not exceed.
+func (w *samples) quantile(q float64) int64 {
+	s := slices.Clone(w.v[:w.n])
+	if len(s) == 0 {
+		return 0
+	}
+	slices.Sort(s)
+	return s[min(int(math.Ceil(q*float64(len(s))))-1, len(s)-1)]
 }
 
 // limit is mean + phiSigmas × max(deviation, minSigma) + pause, at most

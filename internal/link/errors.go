@@ -20,6 +20,7 @@ var (
 	// neither the OPEN nor the probe it set off, and nothing else arrived
 	// meanwhile: the session lives on (its established streams may outlast
 	// the peer's stall), but the caller should take the stream elsewhere.
+	// An Open under OnStall is not failed so; its caller is told instead.
 	ErrPeerUnresponsive = errors.New("link: peer unresponsive")
 
 	// ErrConnLost matches (errors.Is) the session error when the

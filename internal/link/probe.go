@@ -23,7 +23,10 @@ import (
 // and fails the opens waiting on it (ErrPeerUnresponsive), so that their
 // callers take them elsewhere; it does not close the session, whose
 // established streams may outlive a peer's stall: only DeadAfter of silence
-// does (session.go). spec.md, "Probes", is the protocol side.
+// does (session.go). Well before that verdict, an open that asked for it
+// (OnStall) is told when the probe has gone unanswered for a much tighter
+// bound, so that its caller can try elsewhere while the open goes on.
+// spec.md, "Probes", is the protocol side.
 
 // prober is the state of one session's probing. It reads no clock: the
 // session passes its now(), so tests step it by hand.
@@ -33,6 +36,7 @@ type prober struct {
 	gen    uint64        // counts probes; names the outstanding one
 	sent   int64         // when the outstanding probe was sent; -1 when none is
 	bound  int64         // how long it may go unanswered while the link is silent
+	stall  int64         // how long unanswered and silent shows a stall (stallAt)
 	due    int64         // when its timer was last armed to fire
 	graced bool          // its one grace for a late timer was given
 	answer chan struct{} // closed when the outstanding probe is answered
@@ -42,9 +46,14 @@ type prober struct {
 	// read loop uses it. At most one answer waits in the send queue, so a
 	// peer flooding PROBEs cannot grow it.
 	ack chan error
+
+	// The stall bound's margin and ceiling, fixed at creation.
+	stallPause, stallCeiling int64
 }
 
-func newProber() *prober { return &prober{sent: -1} }
+func newProber(stallPause, stallCeiling int64) *prober {
+	return &prober{sent: -1, stallPause: stallPause, stallCeiling: stallCeiling}
+}
 
 type verdict int
 
@@ -69,8 +78,9 @@ func (p *prober) pong(sent, sample int64) {
 
 // start begins a probe at now, with a bound of mean + phiSigmas deviations
 // (each at least minSigma) + pause of the measured round trips, at most
-// ceiling. It does nothing while a probe is outstanding, or before enough
-// round trips were measured to judge one.
+// ceiling, and a stall bound of their stallQuantile + stallPause, at most
+// stallCeiling and the bound. It does nothing while a probe is
+// outstanding, or before enough round trips were measured to judge one.
 // The returned channel is closed when the probe is answered.
 func (p *prober) start(now, pause, minSigma, ceiling int64) (gen uint64, bound int64, answered <-chan struct{}, ok bool) {
 	p.mu.Lock()
@@ -80,6 +90,7 @@ func (p *prober) start(now, pause, minSigma, ceiling int64) (gen uint64, bound i
 	}
 	p.gen++
 	p.sent, p.bound, p.graced = now, p.rtts.limit(pause, minSigma, ceiling), false
+	p.stall = min(p.rtts.quantile(stallQuantile)+p.stallPause, p.stallCeiling, p.bound)
 	p.due = now + p.bound
 	p.answer, p.lost = make(chan struct{}), make(chan struct{})
 	return p.gen, p.bound, p.answer, true
@@ -94,6 +105,19 @@ func (p *prober) pending() <-chan struct{} {
 		return nil
 	}
 	return p.lost
+}
+
+// stallAt is when the outstanding probe shows the peer stalled if neither
+// its answer nor any other frame arrives before: its stall bound after it
+// was sent or after lastRecv, whichever is later; false when no probe is
+// outstanding.
+func (p *prober) stallAt(lastRecv int64) (int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sent < 0 {
+		return 0, false
+	}
+	return max(p.sent, lastRecv) + p.stall, true
 }
 
 // suspect reports whether a probe is outstanding.
@@ -155,9 +179,26 @@ func (s *Session) Suspect() bool {
 	return s.probe.suspect() || s.quiet.Load() == s.lastRecv.Load()
 }
 
+// Stalled reports whether the peer looks stalled, not merely slow: the
+// outstanding probe has gone unanswered, with nothing else heard, for its
+// stall bound (OnStall), or a silence was judged suspect and the peer has
+// not spoken since. Stalled implies Suspect. Route new streams to a link
+// that is only Suspect before one that is Stalled: on a loaded machine
+// live peers are often probed, and a frozen one should not share their
+// rank.
+func (s *Session) Stalled() bool {
+	last := s.lastRecv.Load()
+	if s.quiet.Load() == last {
+		return true
+	}
+	at, ok := s.probe.stallAt(last)
+	return ok && s.now() >= at
+}
+
 // quietSince marks the silence that began with the frame read at last as
 // suspect (Suspect), until a frame is read after it, and fails the opens
-// waiting for an answer meanwhile. why is for the log.
+// waiting for an answer meanwhile, but for those told of stalls instead
+// (OnStall). why is for the log.
 func (s *Session) quietSince(last int64, why string) {
 	if s.quiet.Swap(last) == last {
 		return
@@ -180,14 +221,67 @@ func (s *Session) suspectAfter() time.Duration {
 // silence outlasts its PING rhythm meanwhile: that is when the session used
 // to be closed, which took the open elsewhere; now the caller does, and the
 // session, with its established streams, lives on until DeadAfter.
+// Well before either, the probe's stall bound may pass with nothing heard:
+// then ctx's OnStall callback, if any, tells the caller, and the open goes
+// on waiting; such an open is not failed by the verdicts either (OnStall).
 // silenced is the session's silenced channel from before the OPEN was
 // queued.
 func (s *Session) waitOpen(ctx context.Context, st *Stream, silenced <-chan struct{}) error {
-	var lost <-chan struct{} // the probe's verdict; nil until one is sent
-	after := s.suspectAfter()
-	if time.Duration(s.now()-s.lastRecv.Load()) > after {
+	var (
+		lost     <-chan struct{} // the probe's verdict; nil until one is sent
+		stall    clock.Timer     // when to judge a stall again; nil until needed
+		stallC   <-chan time.Time
+		notified bool // stalled was called
+	)
+	stalled, _ := ctx.Value(stallKey{}).(func())
+	// judgeStall tells stalled once the probe shows a stall, else arms
+	// stall for when it might, until the probe is answered. A frame since
+	// the probe, or one waiting in the socket for the read loop, is the
+	// peer running.
+	judgeStall := func() {
+		now := s.now()
+		at, ok := s.probe.stallAt(s.lastRecv.Load())
+		switch {
+		case !ok:
+			stallC = nil
+			return
+		case now >= at && !inputQueued(s.sock):
+			stallC, notified = nil, true
+			stalled()
+			return
+		case now >= at:
+			at = now + int64(s.cfg.HeartbeatInterval)/10 // the read loop's turn
+		}
+		if stall == nil {
+			stall = s.cfg.Clock.NewTimer(time.Duration(at - now))
+		} else {
+			stall.Reset(time.Duration(at - now))
+		}
+		stallC = stall.C()
+	}
+	// A verdict is a stall too: this goroutine, starved, may take it
+	// before the stall bound's timer.
+	verdict := func() {
+		if !notified {
+			stallC, notified = nil, true
+			stalled()
+		}
+	}
+	probe := func() {
 		s.suspect()
 		lost = s.probe.pending()
+		if stalled != nil && !notified {
+			judgeStall()
+		}
+	}
+	defer func() {
+		if stall != nil {
+			stall.Stop()
+		}
+	}()
+	after := s.suspectAfter()
+	if time.Duration(s.now()-s.lastRecv.Load()) > after {
+		probe()
 	}
 	t := s.cfg.Clock.NewTimer(after)
 	defer t.Stop()
@@ -198,14 +292,43 @@ func (s *Session) waitOpen(ctx context.Context, st *Stream, silenced <-chan stru
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C():
-			s.suspect()
-			lost = s.probe.pending()
+			probe()
+		case <-stallC:
+			judgeStall()
 		case <-lost:
-			return fmt.Errorf("%w: open unanswered, and the probe sent after it too", ErrPeerUnresponsive)
+			if stalled == nil {
+				return fmt.Errorf("%w: open unanswered, and the probe sent after it too", ErrPeerUnresponsive)
+			}
+			lost = nil
+			verdict()
 		case <-silenced:
-			return fmt.Errorf("%w: open unanswered, and the peer silent for longer than its PING rhythm allows", ErrPeerUnresponsive)
+			if stalled == nil {
+				return fmt.Errorf("%w: open unanswered, and the peer silent for longer than its PING rhythm allows", ErrPeerUnresponsive)
+			}
+			silenced = nil
+			verdict()
 		}
 	}
+}
+
+type stallKey struct{}
+
+// OnStall returns a context under which Open calls stalled, at most once
+// and from its own goroutine, when the peer looks stalled while the open
+// waits for its answer: the probe the open set off (or found outstanding)
+// has been unanswered, with nothing else heard from the peer, for its stall
+// bound, the 90th percentile of the measured round trips +
+// HeartbeatInterval/10, at most HeartbeatInterval/2; far sooner than the
+// probe's verdict on a loaded machine, whose round trips vary, and at the
+// latest with that verdict or the PING rhythm's. The open goes on waiting,
+// and is not failed by those verdicts (ErrPeerUnresponsive) either: the
+// caller, told, may try elsewhere meanwhile and cancel it (ctx) if that
+// wins, and where there is no elsewhere a peer merely stalled by load
+// still gets to answer. It ends with its answer, ctx, or the session
+// (DeadAfter). A wrong notice thus costs a second attempt, where a
+// wrong verdict would fail the open. stalled must not block.
+func OnStall(ctx context.Context, stalled func()) context.Context {
+	return context.WithValue(ctx, stallKey{}, stalled)
 }
 
 // suspect sends a PROBE unless one is outstanding, and arms its judgement.

@@ -14,7 +14,7 @@ import (
 
 // warmProber has measured detectorMinSamples round trips of rtt each.
 func warmProber(rtt int64) *prober {
-	p := newProber()
+	p := newProber(0, 0)
 	for range detectorMinSamples {
 		p.pong(-1, rtt)
 	}
@@ -26,7 +26,7 @@ func warmProber(rtt int64) *prober {
 // stamp, judged unanswered only when silent for the bound, which ends it.
 func TestProberStateMachine(t *testing.T) {
 	const pause, minSigma, ceiling, slack = 125 * ms, 10 * ms, 2000 * ms, 50 * ms
-	p := newProber()
+	p := newProber(0, 0)
 	if _, _, _, ok := p.start(0, pause, minSigma, ceiling); ok {
 		t.Fatal("probe started without measured round trips")
 	}
@@ -141,7 +141,7 @@ func TestProberBoundFromJitter(t *testing.T) {
 	const pause, minSigma, ceiling = 125 * ms, 10 * ms, 2000 * ms
 	steady := warmProber(ms)
 	_, b1, _, _ := steady.start(0, pause, minSigma, ceiling)
-	jittery := newProber()
+	jittery := newProber(0, 0)
 	for i := range detectorMinSamples {
 		jittery.pong(-1, ms+int64(i%2)*200*ms)
 	}
@@ -347,17 +347,23 @@ func frozenServerTCP(fb **frozenConn) transport {
 	}}
 }
 
+// frozenSessions starts a client and a server session with cfg over
+// loopback TCP whose server end fb can be frozen (thawed before the
+// sessions close), once the client measured enough round trips to probe.
+func frozenSessions(t *testing.T, cfg Config) (c, s *Session, fb *frozenConn) {
+	c, s = sessions(t, frozenServerTCP(&fb), cfg, cfg)
+	t.Cleanup(func() { fb.thaw() })
+	waitRoundTrips(t, c)
+	return c, s, fb
+}
+
 // Over real loopback TCP, with DeadAfter an hour: a peer that stops
 // reading and writing is found unresponsive by the probe an open sets off;
 // that open fails, the link stays up and suspect, and once the peer runs
 // again the suspicion clears and a stream opened before the freeze carries
 // data both ways.
 func TestProbeFindsFrozenPeer(t *testing.T) {
-	var fb *frozenConn
-	cfg := Config{HeartbeatInterval: 20 * time.Millisecond, DeadAfter: time.Hour}
-	c, s := sessions(t, frozenServerTCP(&fb), cfg, cfg)
-	t.Cleanup(func() { fb.thaw() }) // runs before the sessions close
-	waitRoundTrips(t, c)
+	c, s, fb := frozenSessions(t, Config{HeartbeatInterval: 20 * time.Millisecond, DeadAfter: time.Hour})
 	ca, sa := openPair(t, c, s, []byte("before"))
 	go confirmAll(s)
 	fb.freeze()

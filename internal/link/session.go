@@ -186,7 +186,7 @@ func newSession(conn net.Conn, cfg Config, client bool) *Session {
 		streams:  make(map[uint32]*Stream),
 		wwake:    make(chan struct{}, 1),
 		det:      newDetector(),
-		probe:    newProber(),
+		probe:    newProber(int64(cfg.HeartbeatInterval)/10, int64(cfg.HeartbeatInterval)/2),
 	}
 	s.quiet.Store(-1)
 	s.silenced.Store(new(make(chan struct{})))

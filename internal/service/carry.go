@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -22,6 +23,14 @@ import (
 // candidates in the balancer's order, the next one whenever a target refuses or a
 // path breaks while connecting. With no candidate left the client is closed at
 // once rather than left hanging.
+//
+// A candidate whose first link looks stalled while it connects (the peer
+// answers neither the stream's OPEN nor the probe it set off:
+// link.OnStall) is not waited out: the next candidate is tried meanwhile,
+// and the first to connect takes the connection. The stalled attempt goes
+// on until then, so a peer that was only slow loses nothing but the race;
+// the link's own verdict, which fails the attempt, comes much later on a
+// loaded machine, whose round trips vary.
 func (m *Manager) carry(client net.Conn, a *address) {
 	met := m.cfg.Metrics
 	tm := a.metrics(met)
@@ -34,7 +43,8 @@ func (m *Manager) carry(client net.Conn, a *address) {
 	ctx, span := m.cfg.Tracer.Start(ctx, "weft.ingress", trace.SpanKindServer,
 		tracing.KeyAddress.String(a.name), tracing.KeyKind.String("tcp"))
 	defer span.End()
-	if len(m.fresh(a).tcp.list) == 0 {
+	n := len(m.fresh(a).tcp.list)
+	if n == 0 {
 		tracing.Fail(span, errNoCandidate)
 		met.StreamsFailed.WithLabelValues(a.name, "no-connector").Inc()
 		// Said here, as for all candidates failing below: a client cut off
@@ -43,57 +53,168 @@ func (m *Manager) carry(client net.Conn, a *address) {
 		client.Close()
 		return
 	}
-	tried := map[balance.Key]bool{}
-	var lastErr error
-	for n := 1; ; n++ {
-		c, k, skips, ok := a.pickConnection(m.cfg.Clock.Now(), tried, m.cfg.Net, m.cfg.Tracer.On())
-		if !ok {
-			markSkipped(ctx, skips)
-			break
-		}
-		m.countOverflow(a, a.view.Load().tcp, c, balance.Policy{})
-		reason := "best"
-		if n > 1 {
-			reason = "retry"
-		}
-		actx, aspan := m.startAttempt(ctx, a.name, c, "", reason, skips)
-		start := m.cfg.Clock.Now()
-		far, release, err := m.connect(actx, c, a)
-		took := m.cfg.Clock.Since(start)
-		tracing.Fail(aspan, err)
-		aspan.End()
-		if err != nil {
-			// A saturated connector site is full, not failing: no sample
-			// and no strike towards ejection.
-			o, lat := balance.ConnectFailure, took
-			var rej *link.RejectError
-			if errors.Is(err, errSaturated) || errors.As(err, &rej) && rej.Code == forward.RejectSaturated {
-				o, lat = balance.Cancelled, 0
-			}
-			a.connectionDone(m.cfg.Clock.Now(), k, lat, o)
-			m.cfg.Logger.DebugContext(ctx, "candidate failed", "candidate", c.SiteName, "err", err)
-			lastErr = err
-			continue
-		}
-		// The connect time is the latency sample; the connection's lifetime
-		// says nothing about the candidate's health.
-		a.connected(m.cfg.Clock.Now(), k, took)
-		tm.active.Inc()
-		out, in := m.join(client, far)
-		release()
-		tm.active.Dec()
-		tm.out.Add(float64(out))
-		tm.in.Add(float64(in))
-		a.connectionDone(m.cfg.Clock.Now(), k, 0, balance.Cancelled)
-		if span.IsRecording() {
-			span.SetAttributes(tracing.KeyCandidate.String(c.SiteName), attribute.Int64("weft.bytes.out", out), attribute.Int64("weft.bytes.in", in))
-		}
+	r := &connectRace{m: m, a: a, ctx: ctx, tried: map[balance.Key]bool{},
+		results: make(chan *connectAttempt),
+		// One notice per attempt at most; a notice dropped for a
+		// candidate that appeared meanwhile costs only its hedge.
+		stalls: make(chan *connectAttempt, n)}
+	w := r.run()
+	if w == nil {
+		tracing.Fail(span, r.lastErr)
+		met.StreamsFailed.WithLabelValues(a.name, "all-candidates-failed").Inc()
+		m.cfg.Logger.WarnContext(ctx, "no connector could take the connection", "tried", len(r.tried), "err", r.lastErr)
+		client.Close()
 		return
 	}
-	tracing.Fail(span, lastErr)
-	met.StreamsFailed.WithLabelValues(a.name, "all-candidates-failed").Inc()
-	m.cfg.Logger.WarnContext(ctx, "no connector could take the connection", "tried", len(tried), "err", lastErr)
-	client.Close()
+	// The connect time is the latency sample; the connection's lifetime
+	// says nothing about the candidate's health.
+	a.connected(m.cfg.Clock.Now(), w.k, w.took)
+	tm.active.Inc()
+	out, in := m.join(client, w.far)
+	w.release()
+	tm.active.Dec()
+	tm.out.Add(float64(out))
+	tm.in.Add(float64(in))
+	a.connectionDone(m.cfg.Clock.Now(), w.k, 0, balance.Cancelled)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.KeyCandidate.String(w.c.SiteName), attribute.Int64("weft.bytes.out", out), attribute.Int64("weft.bytes.in", in))
+	}
+}
+
+// withStallNotice is link.OnStall; tests replace it to stall an attempt
+// on cue.
+var withStallNotice = link.OnStall
+
+// connectRace connects one client connection of carry: to one candidate at
+// a time, plus one more for each that stalls.
+type connectRace struct {
+	m       *Manager
+	a       *address
+	ctx     context.Context
+	tried   map[balance.Key]bool
+	results chan *connectAttempt // every attempt ends here
+	stalls  chan *connectAttempt // attempts whose link looks stalled
+	running []*connectAttempt
+	lastErr error
+}
+
+// connectAttempt is one candidate a connection is being connected to.
+type connectAttempt struct {
+	c       routing.Candidate
+	k       balance.Key
+	cancel  context.CancelFunc
+	far     net.Conn
+	release func()
+	err     error
+	took    time.Duration
+	ended   bool // its result was taken
+	hedged  bool // its stall started another attempt
+}
+
+// run returns the attempt that connected first, the others cancelled, or
+// nil when every candidate failed (lastErr says why).
+func (r *connectRace) run() *connectAttempt {
+	r.launch("best")
+	for out := len(r.running); out > 0; {
+		select {
+		case at := <-r.results:
+			out--
+			at.ended = true
+			if at.err == nil {
+				r.abandon(out, at)
+				return at
+			}
+			r.failed(at)
+			if out == 0 && r.launch("retry") {
+				out++
+			}
+		case at := <-r.stalls:
+			if at.ended || at.hedged {
+				continue
+			}
+			at.hedged = true
+			r.m.cfg.Logger.DebugContext(r.ctx, "candidate stalled; trying another meanwhile", "candidate", at.c.SiteName)
+			if r.launch("hedge") {
+				out++
+			}
+		}
+	}
+	return nil
+}
+
+// launch starts an attempt on the best candidate not tried yet; false if
+// there is none.
+func (r *connectRace) launch(reason string) bool {
+	m, a := r.m, r.a
+	c, k, skips, ok := a.pickConnection(m.cfg.Clock.Now(), r.tried, m.cfg.Net, m.cfg.Tracer.On())
+	if !ok {
+		markSkipped(r.ctx, skips)
+		return false
+	}
+	m.countOverflow(a, a.view.Load().tcp, c, balance.Policy{})
+	actx, aspan := m.startAttempt(r.ctx, a.name, c, "", reason, skips)
+	actx, cancel := context.WithCancel(actx)
+	at := &connectAttempt{c: c, k: k, cancel: cancel}
+	actx = withStallNotice(actx, func() {
+		select {
+		case r.stalls <- at:
+		default:
+		}
+	})
+	r.running = append(r.running, at)
+	start := m.cfg.Clock.Now()
+	go func() {
+		at.far, at.release, at.err = m.connect(actx, c, a)
+		at.took = m.cfg.Clock.Since(start)
+		tracing.Fail(aspan, at.err)
+		aspan.End()
+		r.results <- at
+	}()
+	return true
+}
+
+// failed accounts for an attempt that failed to connect.
+func (r *connectRace) failed(at *connectAttempt) {
+	// A saturated connector site is full, not failing: no sample and no
+	// strike towards ejection.
+	o, lat := balance.ConnectFailure, at.took
+	var rej *link.RejectError
+	if errors.Is(at.err, errSaturated) || errors.As(at.err, &rej) && rej.Code == forward.RejectSaturated {
+		o, lat = balance.Cancelled, 0
+	}
+	r.a.connectionDone(r.m.cfg.Clock.Now(), at.k, lat, o)
+	r.m.cfg.Logger.DebugContext(r.ctx, "candidate failed", "candidate", at.c.SiteName, "err", at.err)
+	r.lastErr = at.err
+	at.cancel()
+}
+
+// abandon cancels the attempts other than won, out of them still running,
+// and ends them as they return: a loser that connected all the same is
+// closed. A loser counts as cancelled, not failed: it may only have been
+// slower.
+func (r *connectRace) abandon(out int, won *connectAttempt) {
+	won.cancel()
+	for _, at := range r.running {
+		if !at.ended {
+			at.cancel()
+		}
+	}
+	if out == 0 {
+		return
+	}
+	drain := func() {
+		for range out {
+			at := <-r.results
+			if at.err == nil {
+				at.far.Close()
+				at.release()
+			}
+			r.a.connectionDone(r.m.cfg.Clock.Now(), at.k, 0, balance.Cancelled)
+		}
+	}
+	if !r.m.life.goroutine(drain) {
+		drain() // the manager is closing: the losers are ending
+	}
 }
 
 // join joins a and b as forward.Join does, and closes both if the manager

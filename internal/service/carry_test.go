@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"weft.dev/weft/internal/forward"
+	"weft.dev/weft/internal/link"
 )
 
 // dialEcho sends msg through the listener at addr, half-closes, and
@@ -82,6 +83,68 @@ func TestCarryNextCandidateWhenTargetRefuses(t *testing.T) {
 	st := w.states("a", "echo")
 	if st["b"].Errors != 1 || st["c"].Errors != 0 {
 		t.Errorf("strikes after b refused: %+v", st)
+	}
+}
+
+// A candidate whose link stalls while the connection waits for it is not
+// waited out: the next candidate is tried meanwhile and takes the
+// connection, and the stalled attempt is then cancelled, counted as
+// neither a failure nor a connection. Site b plays a stalled peer by
+// holding the stream unanswered; the stall notice (link.OnStall) is given
+// on cue. ConnectTimeout is longer than the client waits, so only the
+// hedge can answer in time.
+func TestCarryHedgesStalledCandidate(t *testing.T) {
+	stalls := make(chan func(), 4)
+	prev := withStallNotice
+	withStallNotice = func(ctx context.Context, f func()) context.Context {
+		stalls <- f
+		return ctx
+	}
+	t.Cleanup(func() { withStallNotice = prev })
+	w := newWorld(t, "a", "b", "c")
+	w.link("a", "b", 1)
+	w.link("a", "c", 5) // costlier: tried only after b
+	echo := startEcho(t)
+	w.connector("b", tcpConnector("echo", "echo", echo.addr))
+	w.connector("c", tcpConnector("echo", "echo", echo.addr))
+	held, cancelled := make(chan struct{}), make(chan struct{})
+	w.site("b").fs.SetDeliver(func(st *link.Stream, _ *forward.Header) {
+		close(held)
+		io.Copy(io.Discard, st) // until a resets it
+		close(cancelled)
+	})
+	w.site("a").m.cfg.ConnectTimeout = time.Hour
+	addr := w.listener("a", tcpListener("echo"))
+
+	type answer struct {
+		got string
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		got, err := dialEcho(t, addr, "x")
+		answered <- answer{got, err}
+	}()
+	select {
+	case <-held:
+	case a := <-answered:
+		t.Fatalf("answered %q %v before b held the stream", a.got, a.err)
+	}
+	(<-stalls)() // b's attempt, the first
+	if a := <-answered; a.err != nil || a.got != "got x" {
+		t.Fatalf("got %q %v, want the answer through c", a.got, a.err)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("b's stalled attempt was not cancelled")
+	}
+	waitFor(t, "the attempts to end at a", func() bool {
+		st := w.states("a", "echo")
+		return st["b"].Connections == 0 && st["c"].Connections == 0
+	})
+	if st := w.states("a", "echo"); st["b"].Errors != 0 {
+		t.Errorf("the stalled attempt counted as a failure: %+v", st)
 	}
 }
 

@@ -8,13 +8,18 @@ import (
 	"weft.dev/weft/internal/siteid"
 )
 
-// suspectNet says the link to its one suspect neighbour is under suspicion.
+// suspectNet says the link to its one suspect neighbour is under
+// suspicion, and stalled too if stalled.
 type suspectNet struct {
 	Network
 	suspect siteid.ID
+	stalled bool
 }
 
-func (n suspectNet) Suspect(path []siteid.ID) bool { return len(path) > 0 && path[0] == n.suspect }
+func (n suspectNet) Suspect(path []siteid.ID) (bool, bool) {
+	s := len(path) > 0 && path[0] == n.suspect
+	return s, s && n.stalled
+}
 
 // The suspicion of a candidate's first link is fed to the balancer as
 // data, at each pick, without touching the shared candidate list.
@@ -26,14 +31,16 @@ func TestWithSuspects(t *testing.T) {
 		{Site: d, Path: []siteid.ID{b, d}}, // through b
 		{Site: c, Path: []siteid.ID{c}},
 	}, "", balance.Limits{})
-	got := withSuspects(suspectNet{suspect: b}, cands)
-	for i, bc := range got {
-		want := bc.Key == balance.Key(b.String()) || bc.Key == balance.Key(d.String())
-		if bc.Suspect != want {
-			t.Errorf("candidate %d (%s): suspect %v, want %v", i, bc.Key, bc.Suspect, want)
-		}
-		if cands.list[i].Suspect {
-			t.Errorf("shared list changed at %d", i)
+	for _, stalled := range []bool{false, true} {
+		got := withSuspects(suspectNet{suspect: b, stalled: stalled}, cands)
+		for i, bc := range got {
+			want := bc.Key == balance.Key(b.String()) || bc.Key == balance.Key(d.String())
+			if bc.Suspect != want || bc.Stalled != (want && stalled) {
+				t.Errorf("candidate %d (%s): suspect %v stalled %v, want %v %v", i, bc.Key, bc.Suspect, bc.Stalled, want, want && stalled)
+			}
+			if cands.list[i].Suspect || cands.list[i].Stalled {
+				t.Errorf("shared list changed at %d", i)
+			}
 		}
 	}
 	if got := withSuspects(suspectNet{suspect: siteid.ID{9}}, cands); &got[0] != &cands.list[0] {

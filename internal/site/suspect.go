@@ -12,14 +12,18 @@ var (
 
 // Suspect reports whether the link to path's first hop is under suspicion
 // (link.Session.Suspect), so that the balancer routes new streams around
-// it while its probe is outstanding. The site's own candidate (no path)
-// never is.
-func (n serviceNet) Suspect(path []siteid.ID) bool {
+// it while its probe is outstanding, and whether it looks stalled
+// (link.Session.Stalled), so that it comes after links merely slow. The
+// site's own candidate (no path) never is.
+func (n serviceNet) Suspect(path []siteid.ID) (suspect, stalled bool) {
 	if len(path) == 0 {
-		return false
+		return false, false
 	}
 	sess := n.s.session(path[0])
-	return sess != nil && sess.Suspect()
+	if sess == nil || !sess.Suspect() {
+		return false, false
+	}
+	return true, sess.Stalled()
 }
 
 // PolicyHidden names the sites that serve address but whose connectors the
