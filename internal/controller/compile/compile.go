@@ -261,7 +261,7 @@ func place(in *render.Input, renderer string, ps []render.Placement) ([]placed, 
 }
 
 // SortObjects orders objects by reference.
-func SortObjects(objs []Object) { sortByRef(objs, func(o *Object) Ref { return o.Ref }) }
+func SortObjects(objs []Object) { sortByRef(objs, func(o Object) Ref { return o.Ref }) }
 
 func target(in *render.Input, p render.Placement) (Target, error) {
 	switch p.Kind {
