@@ -41,9 +41,7 @@ type Change struct {
 // objects whose hashes differ from the applied ones are diffed.
 func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
 	out := make([]Change, 0, len(desired))
-	want := make(map[Ref]bool, len(desired))
 	for _, d := range desired {
-		want[d.Ref] = true
 		old, ok := applied[d.Ref]
 		body := d.JSON()
 		switch {
@@ -62,12 +60,19 @@ func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
 			out = append(out, Change{Action: action, Ref: d.Ref, Object: body, Diff: diff})
 		}
 	}
-	for _, r := range owned {
-		if want[r] {
-			continue
+	if len(owned) > 0 {
+		// Only a plan that may delete needs the desired references by key.
+		want := make(map[Ref]bool, len(desired))
+		for _, d := range desired {
+			want[d.Ref] = true
 		}
-		if _, ok := applied[r]; ok {
-			out = append(out, Change{Action: ActionDelete, Ref: r})
+		for _, r := range owned {
+			if want[r] {
+				continue
+			}
+			if _, ok := applied[r]; ok {
+				out = append(out, Change{Action: ActionDelete, Ref: r})
+			}
 		}
 	}
 	// Desired objects come sorted (State.Objects is), and a plan without
