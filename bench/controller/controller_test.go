@@ -5,6 +5,7 @@ package controller
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"syscall"
@@ -80,7 +81,9 @@ func inputs() []*render.Input {
 	return out
 }
 
-// compileAndPlan compiles every group with compileFn and plans it against applied.
+// compileAndPlan compiles every group with compileFn and plans its targets
+// against applied, as the API's plan does: targets in name order, planned
+// together.
 func compileAndPlan(b *testing.B, compileFn func(*render.Input) (map[string]*compile.State, error), ins []*render.Input,
 	applied map[string]map[compile.Ref]compile.Object) (objects, changes int) {
 	for _, in := range ins {
@@ -88,9 +91,16 @@ func compileAndPlan(b *testing.B, compileFn func(*render.Input) (map[string]*com
 		if err != nil {
 			b.Fatal(err)
 		}
-		for name, st := range states {
-			objects += len(st.Objects)
-			for _, ch := range compile.Plan(st.Objects, applied[name], nil) {
+		names := slices.Sorted(maps.Keys(states))
+		plans, err := compile.PlanTargets(len(names), func(i int) (compile.PlanInput, error) {
+			return compile.PlanInput{Desired: states[names[i]].Objects, Applied: applied[names[i]]}, nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, plan := range plans {
+			objects += len(states[names[i]].Objects)
+			for _, ch := range plan {
 				if ch.Action != compile.ActionUnchanged {
 					changes++
 				}

@@ -98,24 +98,27 @@ func plan(ctx context.Context, st *store.Store, cache *compile.Cache, in *render
 			targets[n] = s.Target
 		}
 	}
-	p := &Plan{Clusters: map[string]*TargetPlan{}}
-	for _, name := range slices.Sorted(maps.Keys(targets)) {
-		t := targets[name]
-		applied, err := st.Applied(ctx, name)
-		if err != nil {
-			return nil, nil, err
+	names := slices.Sorted(maps.Keys(targets))
+	plans, err := compile.PlanTargets(len(names), func(i int) (compile.PlanInput, error) {
+		in := compile.PlanInput{}
+		if s := states[names[i]]; s != nil {
+			in.Desired = s.Objects
 		}
-		var desired []compile.Object
-		if s := states[name]; s != nil {
-			desired = s.Objects
-		}
-		var owned []compile.Ref
-		if s := prev[name]; s != nil {
+		if s := prev[names[i]]; s != nil {
 			for _, o := range s.Objects {
-				owned = append(owned, o.Ref)
+				in.Owned = append(in.Owned, o.Ref)
 			}
 		}
-		changes := compile.Plan(desired, applied, owned)
+		var err error
+		in.Applied, err = st.Applied(ctx, names[i])
+		return in, err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &Plan{Clusters: map[string]*TargetPlan{}}
+	for n, name := range names {
+		t, changes := targets[name], plans[n]
 		for i := range changes {
 			changes[i].Target = name
 		}

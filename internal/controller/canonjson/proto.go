@@ -35,48 +35,87 @@ func (w *Writer) Proto(m protoreflect.Message) error {
 	return w.fields(m)
 }
 
-// fieldOrders caches each message type's fields sorted by JSON name, the
-// order json.Marshal writes a map's keys in.
-var fieldOrders sync.Map // protoreflect.MessageDescriptor -> []protoreflect.FieldDescriptor
+// fieldRanks caches, for each message type, each field's place (by its
+// index in the message's fields) in the order of their JSON names: the order
+// json.Marshal writes a map's keys in.
+var fieldRanks sync.Map // protoreflect.MessageDescriptor -> []int
 
-func sortedFields(md protoreflect.MessageDescriptor) []protoreflect.FieldDescriptor {
-	if v, ok := fieldOrders.Load(md); ok {
-		return v.([]protoreflect.FieldDescriptor)
+func ranks(md protoreflect.MessageDescriptor) []int {
+	if v, ok := fieldRanks.Load(md); ok {
+		return v.([]int)
 	}
 	fds := md.Fields()
-	out := make([]protoreflect.FieldDescriptor, fds.Len())
-	for i := range out {
-		out[i] = fds.Get(i)
+	order := make([]int, fds.Len())
+	for i := range order {
+		order[i] = i
 	}
-	slices.SortFunc(out, func(a, b protoreflect.FieldDescriptor) int { return strings.Compare(a.JSONName(), b.JSONName()) })
-	fieldOrders.Store(md, out)
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(fds.Get(a).JSONName(), fds.Get(b).JSONName()) })
+	out := make([]int, len(order))
+	for rank, i := range order {
+		out[i] = rank
+	}
+	fieldRanks.Store(md, out)
 	return out
 }
 
-// fields writes m's populated fields as an object.
+// setField is a populated field of a message being written.
+type setField struct {
+	rank int
+	fd   protoreflect.FieldDescriptor
+	v    protoreflect.Value
+}
+
+// fields writes m's populated fields as an object. Range visits them
+// (the fields Has reports, which jsonpb writes) without a look-up per
+// declared field; they are then put in JSON-name order.
 func (w *Writer) fields(m protoreflect.Message) error {
 	md := m.Descriptor()
 	if md.ExtensionRanges().Len() > 0 {
 		return ErrUnsupported // extensions are not among md.Fields()
 	}
-	w.Buf = append(w.Buf, '{')
-	first := true
-	for _, fd := range sortedFields(md) {
-		if !m.Has(fd) {
-			continue // what Range skips, and jsonpb with it
+	if w.collect == nil {
+		// Once per Writer: a closure made per message would be allocated
+		// per message, as Range's argument escapes.
+		w.collect = func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			w.set = append(w.set, setField{w.ranks[fd.Index()], fd, v})
+			return true
 		}
-		if !first {
+	}
+	base := len(w.set)
+	w.ranks = ranks(md)
+	m.Range(w.collect)
+	// Nested messages append their fields after these and cut them off
+	// again, so these stay where they are (by index: w.set may move).
+	set := w.set[base:]
+	for i := 1; i < len(set); i++ { // a message sets a few fields
+		for j := i; j > 0 && set[j].rank < set[j-1].rank; j-- {
+			set[j], set[j-1] = set[j-1], set[j]
+		}
+	}
+	end := len(w.set)
+	w.Buf = append(w.Buf, '{')
+	for i := base; i < end; i++ {
+		if i > base {
 			w.Buf = append(w.Buf, ',')
 		}
-		first = false
-		w.String(fd.JSONName())
+		f := w.set[i]
+		w.String(f.fd.JSONName())
 		w.Buf = append(w.Buf, ':')
-		if err := w.field(fd, m.Get(fd)); err != nil {
+		if err := w.field(f.fd, f.v); err != nil {
+			w.dropFields(base, end)
 			return err
 		}
 	}
 	w.Buf = append(w.Buf, '}')
+	w.dropFields(base, end)
 	return nil
+}
+
+// dropFields cuts w.set back to base, clearing what it held up to end so
+// that a pooled Writer keeps no message alive.
+func (w *Writer) dropFields(base, end int) {
+	clear(w.set[base:end])
+	w.set = w.set[:base]
 }
 
 // field writes a field's value: a list, a map or a single value.

@@ -15,13 +15,22 @@ import (
 	"math"
 	"slices"
 	"strconv"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Writer appends canonical JSON to Buf. Its zero value is ready; reuse one to
-// keep its scratch space.
+// keep its scratch space, and do not copy one that has written a message
+// (its scratch refers to it).
 type Writer struct {
 	Buf  []byte
 	keys []string // of the maps being written, sorted
+
+	// Proto's scratch: the populated fields of the messages being written,
+	// outermost first, and what collects them.
+	set     []setField
+	ranks   []int // of the message whose fields collect is collecting
+	collect func(protoreflect.FieldDescriptor, protoreflect.Value) bool
 }
 
 // Value writes v as json.Marshal would, or reports false, having written

@@ -185,9 +185,10 @@ func parallel(n int, f func(int)) {
 	wg.Wait()
 }
 
-// placed is a rendered object in its target, labelled and hashed.
+// placed is a rendered object in its target, labelled and hashed. Its
+// target is shared with the other placements in it that place resolved.
 type placed struct {
-	target Target
+	target *Target
 	obj    Object
 }
 
@@ -203,7 +204,7 @@ func compileWith(in *render.Input, placeAll func(render.Named) ([]placed, error)
 		for _, p := range ps {
 			st := states[p.target.Name]
 			if st == nil {
-				st = &State{Target: p.target}
+				st = &State{Target: *p.target}
 				states[p.target.Name] = st
 			}
 			st.Objects = append(st.Objects, p.obj)
@@ -237,12 +238,20 @@ func compileWith(in *render.Input, placeAll func(render.Named) ([]placed, error)
 func place(in *render.Input, renderer string, ps []render.Placement) ([]placed, error) {
 	out := make([]placed, 0, len(ps))
 	written := make(map[*render.Object]Object, len(ps))
+	// An intent's objects go to a few targets, each resolved once.
+	targets := map[targetKey]*Target{}
 	w := writers.Get().(*canonjson.Writer)
 	defer writers.Put(w)
 	for _, p := range ps {
-		t, err := target(in, p)
-		if err != nil {
-			return nil, err
+		k := targetKey{p.Kind, p.Cluster, p.DNSKey, p.DNS}
+		t := targets[k]
+		if t == nil {
+			resolved, err := target(in, p)
+			if err != nil {
+				return nil, err
+			}
+			t = &resolved
+			targets[k] = t
 		}
 		o, ok := written[p.Object]
 		if !ok {
@@ -261,7 +270,13 @@ func place(in *render.Input, renderer string, ps []render.Placement) ([]placed, 
 }
 
 // SortObjects orders objects by reference.
-func SortObjects(objs []Object) { sortByRef(objs, func(o *Object) Ref { return o.Ref }) }
+func SortObjects(objs []Object) { sortByRef(objs, func(o Object) Ref { return o.Ref }) }
+
+// targetKey is what target reads of a placement.
+type targetKey struct {
+	kind, cluster, dnsKey string
+	dns                   *render.DNSServer
+}
 
 func target(in *render.Input, p render.Placement) (Target, error) {
 	switch p.Kind {

@@ -41,9 +41,7 @@ type Change struct {
 // objects whose hashes differ from the applied ones are diffed.
 func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
 	out := make([]Change, 0, len(desired))
-	want := make(map[Ref]bool, len(desired))
 	for _, d := range desired {
-		want[d.Ref] = true
 		old, ok := applied[d.Ref]
 		body := d.JSON()
 		switch {
@@ -62,16 +60,59 @@ func Plan(desired []Object, applied map[Ref]Object, owned []Ref) []Change {
 			out = append(out, Change{Action: action, Ref: d.Ref, Object: body, Diff: diff})
 		}
 	}
-	for _, r := range owned {
-		if want[r] {
-			continue
+	if len(owned) > 0 {
+		// Only a plan that may delete needs the desired references by key.
+		want := make(map[Ref]bool, len(desired))
+		for _, d := range desired {
+			want[d.Ref] = true
 		}
-		if _, ok := applied[r]; ok {
-			out = append(out, Change{Action: ActionDelete, Ref: r})
+		for _, r := range owned {
+			if want[r] {
+				continue
+			}
+			if _, ok := applied[r]; ok {
+				out = append(out, Change{Action: ActionDelete, Ref: r})
+			}
 		}
 	}
-	sortByRef(out, func(c *Change) Ref { return c.Ref })
+	// Desired objects come sorted (State.Objects is), and a plan without
+	// deletes then is too: checking costs a comparison per change, where
+	// the sort costs several.
+	if !slices.IsSortedFunc(out, func(a, b Change) int { return compareRefs(a.Ref, b.Ref) }) {
+		sortByRef(out, func(c Change) Ref { return c.Ref })
+	}
 	return out
+}
+
+// PlanInput is what Plan compares for one target.
+type PlanInput struct {
+	Desired []Object
+	Applied map[Ref]Object
+	Owned   []Ref
+}
+
+// PlanTargets plans n targets, the i-th against what load(i) returns, on up
+// to GOMAXPROCS goroutines (load is called concurrently, once per target),
+// and returns each target's Plan in index order, or the error load returned
+// for the lowest index. A traffic group's targets are independent, and each
+// holds only a few of the group's objects: planned one after another, a
+// group's plan ran on one core.
+func PlanTargets(n int, load func(i int) (PlanInput, error)) ([][]Change, error) {
+	out, errs := make([][]Change, n), make([]error, n)
+	parallel(n, func(i int) {
+		in, err := load(i)
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		out[i] = Plan(in.Desired, in.Applied, in.Owned)
+	})
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // bodyDiff is Diff of the bodies of old and new. Bodies that are both JSON
@@ -97,9 +138,11 @@ func bodyDiff(old, new Object) []FieldChange {
 
 // sortByRef sorts s stably by the string form of each element's reference,
 // comparing without building those strings: Ref.String allocates, and a
-// sort compares n log n times.
-func sortByRef[T any](s []T, ref func(*T) Ref) {
-	slices.SortStableFunc(s, func(a, b T) int { return compareRefs(ref(&a), ref(&b)) })
+// sort compares n log n times. ref takes its element by value: a pointer to
+// the comparison's arguments would move them to the heap, an allocation per
+// comparison.
+func sortByRef[T any](s []T, ref func(T) Ref) {
+	slices.SortStableFunc(s, func(a, b T) int { return compareRefs(ref(a), ref(b)) })
 }
 
 // compareRefs is strings.Compare(a.String(), b.String()).

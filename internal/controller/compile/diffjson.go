@@ -36,35 +36,44 @@ func diffJSON(old, new []byte) (out []FieldChange, ok bool) {
 	if bytes.Equal(a, b) {
 		return nil, valueEnd(a, 0, 0) == len(a)
 	}
-	if !diffObjects("", a, b, 0, &out) {
+	d := differ{path: make([]byte, 0, 64)}
+	if !d.objects(a, b, 0) {
 		return nil, false
 	}
-	if len(out) == 0 {
+	if len(d.out) == 0 {
 		return nil, true
 	}
-	return out, true
+	return d.out, true
 }
 
 const jsonSpace = " \t\r\n"
 
-// diffRaw appends the changes between the valid JSON values a and b (no
-// surrounding space) under path, as diff would between their decodings.
-func diffRaw(path string, a, b []byte, depth int, out *[]FieldChange) bool {
+// differ walks two bodies: path is where the walk is, as diff spells paths,
+// built in place and made a string only for a change (most members a walk
+// enters hold one change, deeper down).
+type differ struct {
+	path []byte
+	out  []FieldChange
+}
+
+// raw appends the changes between the valid JSON values a and b (no
+// surrounding space) at d.path, as diff would between their decodings.
+func (d *differ) raw(a, b []byte, depth int) bool {
 	switch {
 	case bytes.Equal(a, b):
 		return true
 	case a[0] == '{' && b[0] == '{':
-		return diffObjects(path, a, b, depth, out)
+		return d.objects(a, b, depth)
 	case a[0] == '[' && b[0] == '[':
-		return diffArrays(path, a, b, depth, out)
+		return d.arrays(a, b, depth)
 	}
-	return diffDecoded(path, a, b, out)
+	return d.decoded(a, b)
 }
 
-// diffObjects merges the members of two objects by key, in the order diff
+// objects merges the members of two objects by key, in the order diff
 // visits them. It is false if a or b is not exactly one valid object.
-func diffObjects(path string, a, b []byte, depth int, out *[]FieldChange) bool {
-	mark := len(*out)
+func (d *differ) objects(a, b []byte, depth int) bool {
+	mark, at := len(d.out), len(d.path)
 	ai, bi := newElements(a, depth, true), newElements(b, depth, true)
 	ak, av, aok := ai.next(nil, nil)
 	bk, bv, bok := bi.next(ak, av)
@@ -82,14 +91,18 @@ func diffObjects(path string, a, b []byte, depth int, out *[]FieldChange) bool {
 		var ok bool
 		switch {
 		case c < 0:
-			ok = diffDecoded(memberPath(path, ak), av, nil, out)
+			d.member(at, ak)
+			ok = d.decoded(av, nil)
 		case c > 0:
-			ok = diffDecoded(memberPath(path, bk), nil, bv, out)
+			d.member(at, bk)
+			ok = d.decoded(nil, bv)
 		case bytes.Equal(av, bv):
 			ok = true
 		default:
-			ok = diffRaw(memberPath(path, ak), av, bv, depth+1, out)
+			d.member(at, ak)
+			ok = d.raw(av, bv, depth+1)
 		}
+		d.path = d.path[:at]
 		if !ok {
 			return false
 		}
@@ -106,14 +119,15 @@ func diffObjects(path string, a, b []byte, depth int, out *[]FieldChange) bool {
 	}
 	if !sorted {
 		// Keys out of order or repeated: a map decides which is which.
-		*out = (*out)[:mark]
-		return diffDecoded(path, a, b, out)
+		d.out = d.out[:mark]
+		return d.decoded(a, b)
 	}
 	return ai.whole() && bi.whole()
 }
 
-// diffArrays compares two arrays element by element, as diff does.
-func diffArrays(path string, a, b []byte, depth int, out *[]FieldChange) bool {
+// arrays compares two arrays element by element, as diff does.
+func (d *differ) arrays(a, b []byte, depth int) bool {
+	at := len(d.path)
 	ai, bi := newElements(a, depth, true), newElements(b, depth, true)
 	for i := 0; ; i++ {
 		_, av, aok := ai.next(nil, nil)
@@ -124,37 +138,79 @@ func diffArrays(path string, a, b []byte, depth int, out *[]FieldChange) bool {
 		if aok && bok && bytes.Equal(av, bv) {
 			continue
 		}
-		p := path + "[" + strconv.Itoa(i) + "]"
+		d.path = append(strconv.AppendInt(append(d.path, '['), int64(i), 10), ']')
 		var ok bool
 		if aok && bok {
-			ok = diffRaw(p, av, bv, depth+1, out)
+			ok = d.raw(av, bv, depth+1)
 		} else {
-			ok = diffDecoded(p, av, bv, out)
+			ok = d.decoded(av, bv)
 		}
+		d.path = d.path[:at]
 		if !ok {
 			return false
 		}
 	}
 }
 
-func memberPath(path string, key []byte) string {
-	if path == "" {
-		return string(key)
+// member makes d.path, cut back to at, the path of the member key.
+func (d *differ) member(at int, key []byte) {
+	if d.path = d.path[:at]; at > 0 {
+		d.path = append(d.path, '.')
 	}
-	return path + "." + string(key)
+	d.path = append(d.path, key...)
 }
 
-// diffDecoded is diff of the decodings of a and b, nil for an absent value.
-func diffDecoded(path string, a, b []byte, out *[]FieldChange) bool {
-	var av, bv any
-	if a != nil && json.Unmarshal(a, &av) != nil {
+// decoded is diff at d.path of the decodings of a and b, nil for an absent
+// value.
+func (d *differ) decoded(a, b []byte) bool {
+	av, ok := decodeValue(a)
+	if !ok {
 		return false
 	}
-	if b != nil && json.Unmarshal(b, &bv) != nil {
+	bv, ok := decodeValue(b)
+	if !ok {
 		return false
 	}
-	diff(path, av, bv, out)
+	diff(string(d.path), av, bv, &d.out)
 	return true
+}
+
+// decodeValue is what json.Unmarshal decodes the value v into an
+// interface{} as, nil for nil. The scalars a walk has validated are decoded
+// as it would, without its decoder (and its allocations): a plain string's
+// bytes are what it decodes to, a number is its float64, and the literals
+// are what they say.
+func decodeValue(v []byte) (any, bool) {
+	if v == nil {
+		return nil, true
+	}
+	switch v[0] {
+	case '"':
+		if end, plain := stringEnd(v, 0); plain && end == len(v) {
+			return string(v[1 : end-1]), true
+		}
+	case 't', 'f', 'n':
+		switch string(v) {
+		case "true":
+			return true, true
+		case "false":
+			return false, true
+		case "null":
+			return nil, true
+		}
+	case '{', '[':
+	default:
+		if numberEnd(v, 0) == len(v) {
+			if f, err := strconv.ParseFloat(string(v), 64); err == nil {
+				return f, true
+			}
+		}
+	}
+	var x any
+	if json.Unmarshal(v, &x) != nil {
+		return nil, false
+	}
+	return x, true
 }
 
 // elements iterates over the members of a JSON object or the elements of
