@@ -163,13 +163,15 @@ func (r *connectRace) launch(reason string) bool {
 	})
 	r.running = append(r.running, at)
 	start := m.cfg.Clock.Now()
-	go func() {
+	// On a pooled worker: connecting grows a new goroutine's stack (see
+	// package workers), and this is once per client connection.
+	m.life.workers.Go(func() {
 		at.far, at.release, at.err = m.connect(actx, c, a)
 		at.took = m.cfg.Clock.Since(start)
 		tracing.Fail(aspan, at.err)
 		aspan.End()
 		r.results <- at
-	}()
+	})
 	return true
 }
 
