@@ -445,6 +445,23 @@ func (st *Stream) takeWindow(want int) (int, error) {
 	return n, nil
 }
 
+// moreWindow takes up to min(want, maxPayload) bytes of credit if there
+// is any and the stream may still write, without waiting: 0 otherwise
+// (takeWindow then waits, or reports why not).
+func (st *Stream) moreWindow(want int) int {
+	if want == 0 {
+		return 0
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.errLocked() != nil || st.writeClosed || st.s.cerrP.Load() != nil {
+		return 0
+	}
+	n := min(want, int(st.sendWindow), maxPayload)
+	st.sendWindow -= uint32(n)
+	return n
+}
+
 // endWrite sends the FIN that a CloseWrite during this Write deferred, so
 // it follows the Write's data.
 func (st *Stream) endWrite() {
@@ -467,9 +484,11 @@ func (st *Stream) queueFinLocked() {
 	}
 }
 
-// ReadFrom reads r into pooled buffers of up to maxPayload bytes and
-// queues them without waiting for the writer, so reading r overlaps
-// writing the connection.
+// ReadFrom reads r into pooled buffers and queues them without waiting
+// for the writer, so reading r overlaps writing the connection. A read
+// that fills its buffer makes the next one larger (up to maxRead, split
+// into frames of at most maxPayload): a bulk sender then costs a read
+// and a wake-up of the writer per 256 KiB rather than per frame.
 func (st *Stream) ReadFrom(r io.Reader) (int64, error) {
 	st.wlock.Lock()
 	defer st.wlock.Unlock()
@@ -485,16 +504,23 @@ func (st *Stream) ReadFrom(r io.Reader) (int64, error) {
 	defer st.endWrite()
 
 	var total int64
+	size := maxPayload
 	for {
-		b := getBuf(maxPayload)
+		b := getBuf(size)
 		n, rerr := r.Read(*b)
-		if n > 0 && n < maxPayload/2 {
+		if n > 0 && (n < maxPayload/2 || n < size/4) {
 			// Queued frames own their buffers: a short read must not pin a
-			// full-size one.
+			// much larger one.
 			small := getBuf(n)
 			copy(*small, (*b)[:n])
 			putBuf(b)
 			b = small
+		}
+		switch {
+		case n == size:
+			size = maxRead
+		case n < size/2:
+			size = maxPayload
 		}
 		if n == 0 {
 			putBuf(b)
@@ -514,43 +540,51 @@ func (st *Stream) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// sendOwned queues (*b)[:n] (n > 0) as DATA frames that own b, within the
-// peer's credit, without waiting for the writer; b goes back to the pool
-// once written. Caller holds wlock.
+// maxRead is the largest read ReadFrom makes.
+const maxRead = 4 * maxPayload
+
+// sendOwned queues (*b)[:n] (n > 0) as DATA frames within the peer's
+// credit, without waiting for the writer; the last frame owns b and gives
+// it back to the pool once written, the writer taking frames in order.
+// The frames that credit allows at once are queued together. Caller holds
+// wlock.
 func (st *Stream) sendOwned(b *[]byte, n int) (int, error) {
 	data := (*b)[:n]
 	sent := 0
+	var batch [maxRead / maxPayload]*frame
 	for len(data) > 0 {
 		k, err := st.takeWindow(len(data))
 		if err != nil {
-			putBuf(b)
+			if sent == 0 {
+				putBuf(b)
+			} // else queued frames may still read b: left to the collector
 			return sent, err
 		}
-		f := &frame{payload: data[:k]}
-		putHeader(&f.hdr, typeData, st.id, k)
-		if k == len(data) {
-			f.owned = b
+		fs, size := batch[:0], 0
+		for k > 0 {
+			f := &frame{payload: data[:k]}
+			putHeader(&f.hdr, typeData, st.id, k)
+			data = data[k:]
+			size += k
+			if len(data) == 0 {
+				f.owned = b
+			}
+			fs = append(fs, f)
+			if len(fs) == len(batch) {
+				break
+			}
+			k = st.moreWindow(len(data))
 		}
-		if k < len(data) {
-			// Split only when credit ran short: the first part must not
-			// free the buffer, so it waits for the writer.
-			f.done = st.wacks()
-		}
-		if err := st.s.enqueue(f, false); err != nil {
-			if f.owned == nil {
+		if err := st.s.enqueueFrames(false, fs...); err != nil {
+			// The writer is gone (enqueueFrames freed b if the last frame
+			// owned it): nothing queued will be written any more.
+			if len(data) > 0 && sent == 0 {
 				putBuf(b)
 			}
 			return sent, err
 		}
-		if f.done != nil {
-			if err := <-st.wdone; err != nil {
-				putBuf(b)
-				return sent, err
-			}
-		}
-		st.s.nSent.Add(uint64(k))
-		sent += k
-		data = data[k:]
+		st.s.nSent.Add(uint64(size))
+		sent += size
 	}
 	return sent, nil
 }
