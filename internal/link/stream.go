@@ -815,7 +815,7 @@ func (st *Stream) recvData(br *bufio.Reader, n uint32) error {
 	st.mu.Unlock()
 
 	b := getBuf(int(n))
-	if err := st.s.readData(br, *b); err != nil {
+	if err := readData(br, st.s.conn, *b); err != nil {
 		putBuf(b)
 		return err
 	}
