@@ -243,6 +243,7 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 		total int64
 		owned [maxGather]*[]byte
 		bufs  [maxGather][]byte
+		g     *gathered // made by the first write of several buffers
 	)
 	for {
 		n, err := st.readBuffers(owned[:], bufs[:])
@@ -252,8 +253,18 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 		if err != nil {
 			return total, err
 		}
-		v := net.Buffers(bufs[:n])
-		k, err := v.WriteTo(w)
+		var k int64
+		if n == 1 {
+			var k1 int
+			k1, err = w.Write(bufs[0])
+			k = int64(k1)
+		} else {
+			if g == nil {
+				g = &gathered{all: make(net.Buffers, maxGather)}
+			}
+			g.v = append(g.all[:0], bufs[:n]...)
+			k, err = g.v.WriteTo(w)
+		}
 		for i := range n {
 			putBuf(owned[i])
 			owned[i], bufs[i] = nil, nil
@@ -264,6 +275,11 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 }
+
+// gathered is WriteTo's net.Buffers, on the heap as net.Buffers.WriteTo
+// needs it, made once per WriteTo and only if it gathers: v is consumed by
+// each write, all keeps the backing array.
+type gathered struct{ all, v net.Buffers }
 
 // maxGather bounds the buffers WriteTo hands to one write: 16 frames of
 // up to 64 KiB, a megabyte.
