@@ -235,18 +235,18 @@ func (st *Stream) ReadBuffer() (b *[]byte, data []byte, more bool, err error) {
 func (st *Stream) ReleaseBuffer(b *[]byte) { putBuf(b) }
 
 // WriteTo hands received buffers straight to w, saving a copy and the
-// 32 KiB steps of io.Copy. What is queued already goes in one call: to a
-// TCP connection one writev, as net.Buffers does, rather than a write per
-// frame.
+// 32 KiB steps of io.Copy. When more is queued, it all goes in one call:
+// to a TCP connection one writev, as net.Buffers does, rather than a
+// write per frame. The gathering state lives on the heap, made on first
+// use: WriteTo often runs on a fresh goroutine (forward.Join's second
+// direction), whose small stack a larger frame would make the runtime copy.
 func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 	var (
 		total int64
-		owned [maxGather]*[]byte
-		bufs  [maxGather][]byte
-		g     *gathered // made by the first write of several buffers
+		g     *gathered
 	)
 	for {
-		n, err := st.readBuffers(owned[:], bufs[:])
+		b, data, more, err := st.ReadBuffer()
 		if err == io.EOF {
 			return total, nil
 		}
@@ -254,20 +254,16 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 			return total, err
 		}
 		var k int64
-		if n == 1 {
+		if !more {
 			var k1 int
-			k1, err = w.Write(bufs[0])
+			k1, err = w.Write(data)
+			putBuf(b)
 			k = int64(k1)
 		} else {
 			if g == nil {
-				g = &gathered{all: make(net.Buffers, maxGather)}
+				g = &gathered{all: make(net.Buffers, 0, maxGather)}
 			}
-			g.v = append(g.all[:0], bufs[:n]...)
-			k, err = g.v.WriteTo(w)
-		}
-		for i := range n {
-			putBuf(owned[i])
-			owned[i], bufs[i] = nil, nil
+			k, err = g.write(st, w, b, data)
 		}
 		total += k
 		if err != nil {
@@ -276,31 +272,38 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
-// gathered is WriteTo's net.Buffers, on the heap as net.Buffers.WriteTo
-// needs it, made once per WriteTo and only if it gathers: v is consumed by
-// each write, all keeps the backing array.
-type gathered struct{ all, v net.Buffers }
-
 // maxGather bounds the buffers WriteTo hands to one write: 16 frames of
 // up to 64 KiB, a megabyte.
 const maxGather = 16
 
-// readBuffers waits as ReadBuffer does, then takes up to len(owned) queued
-// buffers at once; the caller releases each owned[i] once done with data[i].
-func (st *Stream) readBuffers(owned []*[]byte, data [][]byte) (int, error) {
+// gathered is WriteTo's state for writing several buffers at once: v is
+// consumed by each write, all keeps the backing array.
+type gathered struct {
+	owned [maxGather]*[]byte
+	all   net.Buffers
+	v     net.Buffers
+}
+
+// write writes data (from b) and whatever else st has queued, up to
+// maxGather buffers, in one call, and releases them.
+func (g *gathered) write(st *Stream, w io.Writer, b *[]byte, data []byte) (int64, error) {
+	g.owned[0], g.all = b, append(g.all[:0], data)
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	if err := st.waitReadLocked(); err != nil {
-		return 0, err
-	}
-	n, size := 0, 0
-	for n < len(owned) && st.rq.n > 0 {
-		owned[n], data[n] = st.rq.pop()
-		size += len(data[n])
-		n++
+	size := 0
+	for len(g.all) < maxGather && st.rq.n > 0 {
+		b, data := st.rq.pop()
+		g.owned[len(g.all)], g.all = b, append(g.all, data)
+		size += len(data)
 	}
 	st.consumedLocked(size)
-	return n, nil
+	st.mu.Unlock()
+	g.v = g.all
+	k, err := g.v.WriteTo(w)
+	for i := range g.all {
+		putBuf(g.owned[i])
+		g.owned[i], g.all[i] = nil, nil
+	}
+	return k, err
 }
 
 // CopyClose copies the stream to dst until the peer's FIN, then
