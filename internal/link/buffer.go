@@ -6,12 +6,12 @@ import (
 )
 
 // Received DATA lands in pooled buffers of power-of-two size classes from
-// 1 KiB to maxPayload, so the steady state allocates nothing and a buffer
+// 1 KiB to maxRead, so the steady state allocates nothing and a buffer
 // never holds less than half its capacity unless it is the tail of a queue
 // that small frames are still filling.
 const (
 	minClassShift = 10
-	numClasses    = 19 - minClassShift // up to 256 KiB = maxPayload
+	numClasses    = 19 - minClassShift // up to 256 KiB = maxRead
 )
 
 var bufPools [numClasses]sync.Pool
@@ -23,7 +23,7 @@ func sizeClass(n int) int {
 	return bits.Len(uint(n-1)) - minClassShift
 }
 
-// getBuf returns a buffer of length n (n <= maxPayload).
+// getBuf returns a buffer of length n (n <= maxRead).
 func getBuf(n int) *[]byte {
 	c := sizeClass(n)
 	if p, _ := bufPools[c].Get().(*[]byte); p != nil {

@@ -66,6 +66,32 @@ func readPayload(br *bufio.Reader, n uint32) ([]byte, error) {
 	return b, err
 }
 
+// directRead is the size from which the rest of a DATA payload is read
+// from the connection itself rather than through the read loop's bufio.
+const directRead = 4 << 10
+
+// readData fills p with a DATA payload: first what br holds, then, when
+// much is left, straight from conn (br's source) into p. Over TLS each Read
+// returns at most one record, which bufio would copy once more on its way
+// to p: a bulk stream's every byte. br is empty then, so nothing is read
+// out of order.
+func readData(br *bufio.Reader, conn io.Reader, p []byte) error {
+	var n int
+	if k := min(len(p), br.Buffered()); k > 0 {
+		n, _ = br.Read(p[:k])
+	}
+	var err error
+	if rest := p[n:]; len(rest) >= directRead {
+		_, err = io.ReadFull(conn, rest)
+	} else if len(rest) > 0 {
+		_, err = io.ReadFull(br, rest)
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
 func discard(br *bufio.Reader, n uint32) error {
 	k, err := br.Discard(int(n))
 	if k < int(n) && (err == nil || err == io.EOF) {

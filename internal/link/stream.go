@@ -235,24 +235,75 @@ func (st *Stream) ReadBuffer() (b *[]byte, data []byte, more bool, err error) {
 func (st *Stream) ReleaseBuffer(b *[]byte) { putBuf(b) }
 
 // WriteTo hands received buffers straight to w, saving a copy and the
-// 32 KiB steps of io.Copy.
+// 32 KiB steps of io.Copy. When more is queued, it all goes in one call:
+// to a TCP connection one writev, as net.Buffers does, rather than a
+// write per frame. The gathering state lives on the heap, made on first
+// use: WriteTo often runs on a fresh goroutine (forward.Join's second
+// direction), whose small stack a larger frame would make the runtime copy.
 func (st *Stream) WriteTo(w io.Writer) (int64, error) {
-	var total int64
+	var (
+		total int64
+		g     *gathered
+	)
 	for {
-		b, data, _, err := st.ReadBuffer()
+		b, data, more, err := st.ReadBuffer()
 		if err == io.EOF {
 			return total, nil
 		}
 		if err != nil {
 			return total, err
 		}
-		n, err := w.Write(data)
-		putBuf(b)
-		total += int64(n)
+		var k int64
+		if !more {
+			var k1 int
+			k1, err = w.Write(data)
+			putBuf(b)
+			k = int64(k1)
+		} else {
+			if g == nil {
+				g = &gathered{all: make(net.Buffers, 0, maxGather)}
+			}
+			k, err = g.write(st, w, b, data)
+		}
+		total += k
 		if err != nil {
 			return total, err
 		}
 	}
+}
+
+// maxGather bounds the buffers WriteTo hands to one write: 16 frames of
+// up to 64 KiB, a megabyte.
+const maxGather = 16
+
+// gathered is WriteTo's state for writing several buffers at once: v is
+// consumed by each write, all keeps the backing array.
+type gathered struct {
+	owned [maxGather]*[]byte
+	all   net.Buffers
+	v     net.Buffers
+}
+
+// write writes data (from b) and whatever else st has queued, up to
+// maxGather buffers, in one call, and releases them.
+func (g *gathered) write(st *Stream, w io.Writer, b *[]byte, data []byte) (int64, error) {
+	g.owned[0], g.all = b, append(g.all[:0], data)
+	st.mu.Lock()
+	size := 0
+	for len(g.all) < maxGather && st.rq.n > 0 {
+		b, data := st.rq.pop()
+		g.owned[len(g.all)], g.all = b, append(g.all, data)
+		size += len(data)
+	}
+	st.consumedLocked(size)
+	st.mu.Unlock()
+	g.v = g.all
+	k, err := g.v.WriteTo(w)
+	for i := range g.all {
+		putBuf(g.owned[i])
+		g.owned[i], g.all[i] = nil, nil
+	}
+	return k, err
 }
 
 // CopyClose copies the stream to dst until the peer's FIN, then
@@ -413,6 +464,23 @@ func (st *Stream) takeWindow(want int) (int, error) {
 	return n, nil
 }
 
+// moreWindow takes up to min(want, maxPayload) bytes of credit if there
+// is any and the stream may still write, without waiting: 0 otherwise
+// (takeWindow then waits, or reports why not).
+func (st *Stream) moreWindow(want int) int {
+	if want == 0 {
+		return 0
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.errLocked() != nil || st.writeClosed || st.s.cerrP.Load() != nil {
+		return 0
+	}
+	n := min(want, int(st.sendWindow), maxPayload)
+	st.sendWindow -= uint32(n)
+	return n
+}
+
 // endWrite sends the FIN that a CloseWrite during this Write deferred, so
 // it follows the Write's data.
 func (st *Stream) endWrite() {
@@ -435,9 +503,11 @@ func (st *Stream) queueFinLocked() {
 	}
 }
 
-// ReadFrom reads r into pooled buffers of up to maxPayload bytes and
-// queues them without waiting for the writer, so reading r overlaps
-// writing the connection.
+// ReadFrom reads r into pooled buffers and queues them without waiting
+// for the writer, so reading r overlaps writing the connection. A read
+// that fills its buffer makes the next one larger (up to maxRead, split
+// into frames of at most maxPayload): a bulk sender then costs a read
+// and a wake-up of the writer per 256 KiB rather than per frame.
 func (st *Stream) ReadFrom(r io.Reader) (int64, error) {
 	st.wlock.Lock()
 	defer st.wlock.Unlock()
@@ -453,16 +523,23 @@ func (st *Stream) ReadFrom(r io.Reader) (int64, error) {
 	defer st.endWrite()
 
 	var total int64
+	size := maxPayload
 	for {
-		b := getBuf(maxPayload)
+		b := getBuf(size)
 		n, rerr := r.Read(*b)
-		if n > 0 && n < maxPayload/2 {
+		if n > 0 && (n < maxPayload/2 || n < size/4) {
 			// Queued frames own their buffers: a short read must not pin a
-			// full-size one.
+			// much larger one.
 			small := getBuf(n)
 			copy(*small, (*b)[:n])
 			putBuf(b)
 			b = small
+		}
+		switch {
+		case n == size:
+			size = maxRead
+		case n < size/2:
+			size = maxPayload
 		}
 		if n == 0 {
 			putBuf(b)
@@ -482,43 +559,51 @@ func (st *Stream) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// sendOwned queues (*b)[:n] (n > 0) as DATA frames that own b, within the
-// peer's credit, without waiting for the writer; b goes back to the pool
-// once written. Caller holds wlock.
+// maxRead is the largest read ReadFrom makes.
+const maxRead = 4 * maxPayload
+
+// sendOwned queues (*b)[:n] (n > 0) as DATA frames within the peer's
+// credit, without waiting for the writer; the last frame owns b and gives
+// it back to the pool once written, the writer taking frames in order.
+// The frames that credit allows at once are queued together. Caller holds
+// wlock.
 func (st *Stream) sendOwned(b *[]byte, n int) (int, error) {
 	data := (*b)[:n]
 	sent := 0
+	var batch [maxRead / maxPayload]*frame
 	for len(data) > 0 {
 		k, err := st.takeWindow(len(data))
 		if err != nil {
-			putBuf(b)
+			if sent == 0 {
+				putBuf(b)
+			} // else queued frames may still read b: left to the collector
 			return sent, err
 		}
-		f := &frame{payload: data[:k]}
-		putHeader(&f.hdr, typeData, st.id, k)
-		if k == len(data) {
-			f.owned = b
+		fs, size := batch[:0], 0
+		for k > 0 {
+			f := &frame{payload: data[:k]}
+			putHeader(&f.hdr, typeData, st.id, k)
+			data = data[k:]
+			size += k
+			if len(data) == 0 {
+				f.owned = b
+			}
+			fs = append(fs, f)
+			if len(fs) == len(batch) {
+				break
+			}
+			k = st.moreWindow(len(data))
 		}
-		if k < len(data) {
-			// Split only when credit ran short: the first part must not
-			// free the buffer, so it waits for the writer.
-			f.done = st.wacks()
-		}
-		if err := st.s.enqueue(f, false); err != nil {
-			if f.owned == nil {
+		if err := st.s.enqueueFrames(false, fs...); err != nil {
+			// The writer is gone (enqueueFrames freed b if the last frame
+			// owned it): nothing queued will be written any more.
+			if len(data) > 0 && sent == 0 {
 				putBuf(b)
 			}
 			return sent, err
 		}
-		if f.done != nil {
-			if err := <-st.wdone; err != nil {
-				putBuf(b)
-				return sent, err
-			}
-		}
-		st.s.nSent.Add(uint64(k))
-		sent += k
-		data = data[k:]
+		st.s.nSent.Add(uint64(size))
+		sent += size
 	}
 	return sent, nil
 }
@@ -749,11 +834,8 @@ func (st *Stream) recvData(br *bufio.Reader, n uint32) error {
 	st.mu.Unlock()
 
 	b := getBuf(int(n))
-	if _, err := io.ReadFull(br, *b); err != nil {
+	if err := readData(br, st.s.conn, *b); err != nil {
 		putBuf(b)
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
 		return err
 	}
 	st.s.nRecv.Add(uint64(n))
