@@ -736,9 +736,13 @@ func (w *h1sResponse) commit(p []byte, done bool) {
 	w.writeBody(p)
 }
 
+// headerNewlines is http.Header.Write's own replacer, made once rather
+// than per value written.
+var headerNewlines = strings.NewReplacer("\n", " ", "\r", " ")
+
 // headerValue is v as http.Header.Write writes a value.
 func headerValue(v string) string {
-	return strings.TrimSpace(strings.NewReplacer("\n", " ", "\r", " ").Replace(v))
+	return strings.TrimSpace(headerNewlines.Replace(v))
 }
 
 func (w *h1sResponse) writeBody(p []byte) error {
