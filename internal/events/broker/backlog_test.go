@@ -173,15 +173,23 @@ func TestVolatilePushCountedOnce(t *testing.T) {
 	}
 }
 
-// pushTo creates a push subscription at s from topic to sink and waits for
-// its pusher to start.
+// pushTo creates a push subscription at s from topic to sink; see putPush.
 func pushTo(t *testing.T, s *meshSite, name, topic, sink string) {
 	t.Helper()
 	var sub resource.Subscription
 	sub.Name = name
 	sub.Spec = resource.SubscriptionSpec{Topic: topic, Sink: sink}
+	s.putPush(t, sub)
+}
+
+// putPush creates the push subscription sub at s and waits for its pusher
+// to start and its interest to be announced: until then a volatile event
+// published at s has no route here and is not delivered.
+func (s *meshSite) putPush(t *testing.T, sub resource.Subscription) {
+	t.Helper()
 	if err := s.b.PutSubscription(sub); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the pusher to start", func() bool { return pusherAt(s.b, name) != 0 })
+	waitFor(t, "the pusher to start", func() bool { return pusherAt(s.b, sub.Name) != 0 })
+	s.announcedWait(t, events.Interest(events.Topic, sub.Spec.Topic))
 }

@@ -183,12 +183,7 @@ func (s *meshSite) subscribe(t testing.TB, kind events.Kind, pattern string) *su
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := events.Interest(kind, pattern)
-	waitFor(t, "the interest "+want+" to be announced", func() bool {
-		s.m.mu.Lock()
-		defer s.m.mu.Unlock()
-		return slices.Contains(s.interests, want)
-	})
+	s.announcedWait(t, events.Interest(kind, pattern))
 	return sub
 }
 

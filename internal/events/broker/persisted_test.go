@@ -165,10 +165,7 @@ func TestSlowSinkRefusesPublishers(t *testing.T) {
 	defer unhold() // before Close, which waits for the held requests
 	var s resource.Subscription
 	s.Name, s.Spec = "slow", resource.SubscriptionSpec{Topic: "t", Sink: sink.URL}
-	if err := a.b.PutSubscription(s); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the pusher to start", func() bool { return a.b.pushes["slow"].at.Load() != 0 })
+	a.putPush(t, s)
 	accepted := 0
 	var err error
 	for ; accepted < 100; accepted++ {
@@ -341,10 +338,7 @@ func TestPushRetriesThenDeadLetter(t *testing.T) {
 	var s resource.Subscription
 	s.Name = "retrying"
 	s.Spec = resource.SubscriptionSpec{Topic: "t", Sink: sink.URL, DeadLetter: dead.URL, Retry: 2, Backoff: "exponential", BackoffDelay: "1s"}
-	if err := a.b.PutSubscription(s); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the pusher to start", func() bool { return pusherAt(a.b, "retrying") != 0 })
+	a.putPush(t, s)
 
 	// x: 503, 503 (after 1 s and 2 s of backoff), then taken.
 	publish(t, a, events.Topic, "t", 0, 1)

@@ -112,7 +112,7 @@ func testTapVolatile(t *testing.T, kind events.Kind, open func(b *Broker, patter
 }
 
 // announcedWait waits until s announces the interest want.
-func (s *meshSite) announcedWait(t *testing.T, want string) {
+func (s *meshSite) announcedWait(t testing.TB, want string) {
 	t.Helper()
 	waitFor(t, "the interest "+want+" to be announced", func() bool {
 		s.m.mu.Lock()
