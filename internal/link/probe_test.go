@@ -214,6 +214,10 @@ func TestProbeUnansweredOpen(t *testing.T) {
 	if !s.Suspect() {
 		t.Fatal("not suspect after the unanswered probe")
 	}
+	// The open fails as soon as the silence is marked, a moment before the
+	// probe's judge ends the probe; until then the outstanding probe alone
+	// keeps the link suspect, whoever speaks.
+	eventually(t, 30*time.Second, "the probe judged unanswered", func() bool { return !s.probe.suspect() })
 	// Any frame, here a PING, is the peer speaking again.
 	p.pingPong(t, 1)
 	if s.Suspect() {
