@@ -120,6 +120,17 @@ func probe(t *testing.T, pub *site, path string, cs ...*collector) {
 	})
 }
 
+// probeQueue publishes a probe event to the queue at path at pub until pub
+// takes it: a consumer's interest has then reached pub. Until then a
+// volatile queue event published there is refused, as there is no consumer.
+func probeQueue(t *testing.T, pub *site, path string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "a consumer of "+path+" to be reachable from "+pub.name, func() bool {
+		code, _ := pub.publishBatch(path, []ce{{ID: "probe", Source: "/probe", Type: "probe", Data: json.RawMessage(`{}`)}})
+		return code == 202
+	})
+}
+
 func batch(typ, source string, from, n int) []ce {
 	out := make([]ce, n)
 	for i := range out {
@@ -168,10 +179,7 @@ func TestEventsLine(t *testing.T) {
 
 	t.Run("queue", func(t *testing.T) {
 		qb, qc := b.subscribeSSE(t, "/v1/queues/jobs"), c.subscribeSSE(t, "/v1/queues/jobs")
-		waitFor(t, 10*time.Second, "a queue consumer to be reachable", func() bool {
-			code, _ := a.publishBatch("/v1/queues/jobs", []ce{{ID: "probe", Source: "/probe", Type: "probe", Data: json.RawMessage(`{}`)}})
-			return code == 202
-		})
+		probeQueue(t, a, "/v1/queues/jobs")
 		for i := 0; i < 5; i++ {
 			if code, body := a.publishBatch("/v1/queues/jobs", batch("job", "/a", i*100, 100)); code != 202 {
 				t.Fatalf("publish: %d %s", code, body)

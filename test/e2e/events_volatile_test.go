@@ -205,7 +205,9 @@ func TestEventsWebSocket(t *testing.T) {
 	t.Run("volatile", func(t *testing.T) {
 		ws, _ := b.subscribeWS(t, "/v1/topics/orders", "", nil)
 		queue, _ := b.subscribeWS(t, "/v1/queues/jobs", "", nil)
+		// Each interest may reach a in a record of its own.
 		probe(t, a, "/v1/topics/orders", &ws.collector)
+		probeQueue(t, a, "/v1/queues/jobs")
 		if code, body := a.publishBatch("/v1/topics/orders", batch("order", "/a", 0, 100)); code != 202 {
 			t.Fatalf("publish: %d %s", code, body)
 		}

@@ -228,10 +228,12 @@ func (s *site) instances(address string) []instanceState {
 	return nil
 }
 
-// TestHTTPHedge: b's instance answers after 300 ms, c's at once. With
-// --hedge always each request goes to both, on disjoint paths; the fast
-// answer is returned and the slow copy is cancelled, which the slow server
-// sees as its request context ending.
+// TestHTTPHedge: b's instance holds each request until it is cancelled,
+// c's answers at once. With --hedge always each request goes to both, on
+// disjoint paths; the fast answer is returned and the slow copy is
+// cancelled, which the slow server sees as its request context ending.
+// The slow one never answers, rather than answering after a while: on a
+// loaded machine c may be stalled for longer than any such while.
 func TestHTTPHedge(t *testing.T) {
 	a, b, c := startSite(t, "a"), startSite(t, "b"), startSite(t, "c")
 	a.linkTo(b)
@@ -241,12 +243,8 @@ func TestHTTPHedge(t *testing.T) {
 	var copies sync.Map
 	slow.handle(func(w http.ResponseWriter, r *http.Request) {
 		copies.Store("slow:"+r.Header.Get("Weft-Copy"), true)
-		select {
-		case <-time.After(300 * time.Millisecond):
-			fmt.Fprint(w, "slow")
-		case <-r.Context().Done():
-			cancelled.Add(1)
-		}
+		<-r.Context().Done() // the fast copy won, or the server closes
+		cancelled.Add(1)
 	})
 	fast.handle(func(w http.ResponseWriter, r *http.Request) {
 		copies.Store("fast:"+r.Header.Get("Weft-Copy"), true)
@@ -270,7 +268,7 @@ func TestHTTPHedge(t *testing.T) {
 	}
 	t.Logf("hedged latencies: %v", lat)
 	// A slow copy may be cancelled before it reaches b at all; every one
-	// that did must see its request context end, long before 300 ms.
+	// that did must see its request context end.
 	waitFor(t, 5*time.Second, "every slow copy to be cancelled", func() bool {
 		return slow.hits.Load() > 0 && cancelled.Load() == slow.hits.Load()
 	})
