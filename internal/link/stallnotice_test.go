@@ -2,6 +2,8 @@ package link
 
 import (
 	"context"
+	"net"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,4 +130,60 @@ func TestStallNoticeFindsFrozenPeer(t *testing.T) {
 		t.Fatalf("open confirmed after the thaw: %v", err)
 	}
 	alive(t, c, "after the thaw")
+}
+
+// Past its stall bound a link is Stalled, and Silent counts from the last
+// frame read; but not Stalled while the peer's frames wait in the socket
+// for this side's read loop: then this process is behind, not the peer,
+// as on a loaded machine where the balancer would otherwise rank a live
+// peer with a frozen one.
+func TestStalledNotWhileInputQueued(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("SIOCINQ is Linux's")
+	}
+	const hb, deadAfter = 500 * time.Millisecond, time.Hour
+	var fs *frozenConn
+	tr := transport{"tcp, session frozen", func(t testing.TB) (net.Conn, net.Conn) {
+		a, b := tcpPair(t)
+		fs = &frozenConn{Conn: a}
+		return fs, b
+	}}
+	fc := newFakeClock()
+	s, p := fakePeer(t, tr, Config{Clock: fc, HeartbeatInterval: hb, DeadAfter: deadAfter})
+	t.Cleanup(func() { fs.thaw() }) // before fakePeer's cleanup waits for the read loop
+	warmSession(t, fc, s, p, hb)
+	last := fc.since() // the last PONG was read at this instant
+	go s.Open(ctxT(t), []byte("h"))
+	p.next(t, typeOpen)
+	after := s.suspectAfter()
+	fc.waitArmedAt(t, fc.Now().Add(after))
+	fc.Step(after)
+	p.next(t, typeProbe)
+	s.probe.mu.Lock()
+	stall := time.Duration(s.probe.stall)
+	s.probe.mu.Unlock()
+	fc.Step(stall)
+	if !s.Stalled() {
+		t.Fatal("not stalled at the stall bound")
+	}
+	if got, want := s.Silent(), fc.since()-last; got != want {
+		t.Fatalf("silent for %v, want %v", got, want)
+	}
+	fs.freeze()
+	var b [8]byte
+	p.send(t, typePing, b[:]) // read and held
+	select {
+	case <-fs.held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read loop read nothing")
+	}
+	p.send(t, typePing, b[:]) // left in the socket
+	sock := socketOf(fs)
+	eventually(t, 10*time.Second, "a PING queued in the socket", func() bool { return inputQueued(sock) })
+	if s.Stalled() || !s.Suspect() {
+		t.Fatalf("with the peer's PING in the socket: stalled %v (want false), suspect %v (want true)", s.Stalled(), s.Suspect())
+	}
+	if got, want := s.Silent(), fc.since()-last; got != want {
+		t.Fatalf("silent for %v before the read loop took the PING, want %v", got, want)
+	}
 }
