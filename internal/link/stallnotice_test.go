@@ -2,7 +2,6 @@ package link
 
 import (
 	"context"
-	"net"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -143,13 +142,8 @@ func TestStalledNotWhileInputQueued(t *testing.T) {
 	}
 	const hb, deadAfter = 500 * time.Millisecond, time.Hour
 	var fs *frozenConn
-	tr := transport{"tcp, session frozen", func(t testing.TB) (net.Conn, net.Conn) {
-		a, b := tcpPair(t)
-		fs = &frozenConn{Conn: a}
-		return fs, b
-	}}
 	fc := newFakeClock()
-	s, p := fakePeer(t, tr, Config{Clock: fc, HeartbeatInterval: hb, DeadAfter: deadAfter})
+	s, p := fakePeer(t, frozenSessionTCP(&fs), Config{Clock: fc, HeartbeatInterval: hb, DeadAfter: deadAfter})
 	t.Cleanup(func() { fs.thaw() }) // before fakePeer's cleanup waits for the read loop
 	warmSession(t, fc, s, p, hb)
 	last := fc.since() // the last PONG was read at this instant
@@ -169,17 +163,7 @@ func TestStalledNotWhileInputQueued(t *testing.T) {
 	if got, want := s.Silent(), fc.since()-last; got != want {
 		t.Fatalf("silent for %v, want %v", got, want)
 	}
-	fs.freeze()
-	var b [8]byte
-	p.send(t, typePing, b[:]) // read and held
-	select {
-	case <-fs.held:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the read loop read nothing")
-	}
-	p.send(t, typePing, b[:]) // left in the socket
-	sock := socketOf(fs)
-	eventually(t, 10*time.Second, "a PING queued in the socket", func() bool { return inputQueued(sock) })
+	queueInput(t, fs, p)
 	if s.Stalled() || !s.Suspect() {
 		t.Fatalf("with the peer's PING in the socket: stalled %v (want false), suspect %v (want true)", s.Stalled(), s.Suspect())
 	}
