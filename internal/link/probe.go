@@ -198,6 +198,18 @@ func (s *Session) Stalled() bool {
 	return !inputQueued(s.sock)
 }
 
+// Overdue reports whether the peer has missed its PING: nothing read from
+// it for HeartbeatInterval and half again (a live peer sends a PING every
+// HeartbeatInterval and answers this side's at once), and no bytes
+// waiting in the socket. It judges nothing and sends nothing: the PING
+// rhythm's limit, which a loaded machine's jitter widens to seconds,
+// decides Suspect, and a probe waits for a stream opened into the
+// silence. A caller with somewhere else to go may count it as suspect
+// before either.
+func (s *Session) Overdue() bool {
+	return s.Silent() > s.cfg.HeartbeatInterval*3/2 && !inputQueued(s.sock)
+}
+
 // Silent is how long nothing has been read from the peer. Of two links
 // both Suspect, or both Stalled, the one silent for less is the likelier
 // to answer: a live peer, however slow, sends a PING every

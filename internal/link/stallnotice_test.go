@@ -171,3 +171,32 @@ func TestStalledNotWhileInputQueued(t *testing.T) {
 		t.Fatalf("silent for %v before the read loop took the PING, want %v", got, want)
 	}
 }
+
+// A peer silent for HeartbeatInterval and half again is Overdue (1ms
+// earlier it is not), with no probe sent and no verdict; not while its
+// frames wait in the socket for this side's read loop.
+func TestOverdue(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("SIOCINQ is Linux's")
+	}
+	const hb, deadAfter = 500 * time.Millisecond, time.Hour
+	var fs *frozenConn
+	fc := newFakeClock()
+	s, p := fakePeer(t, frozenSessionTCP(&fs), Config{Clock: fc, HeartbeatInterval: hb, DeadAfter: deadAfter})
+	t.Cleanup(func() { fs.thaw() })
+	p.waitPing(t, 0)
+	fc.Step(hb)
+	p.waitPing(t, hb)
+	fc.Step(hb/2 - time.Millisecond)
+	if s.Overdue() {
+		t.Fatalf("overdue after %v of silence", s.Silent())
+	}
+	fc.Step(2 * time.Millisecond)
+	if !s.Overdue() || s.Suspect() {
+		t.Fatalf("after %v of silence: overdue %v (want true), suspect %v (want false: nothing judged)", s.Silent(), s.Overdue(), s.Suspect())
+	}
+	queueInput(t, fs, p)
+	if s.Overdue() {
+		t.Fatal("overdue while the peer's PING waits in the socket")
+	}
+}

@@ -13,8 +13,9 @@ var (
 )
 
 // Suspect reports whether the link to path's first hop is under suspicion
-// (link.Session.Suspect), so that the balancer routes new streams around
-// it while its probe is outstanding, whether it looks stalled
+// (link.Session.Suspect) or its peer has missed a PING
+// (link.Session.Overdue), so that the balancer routes new streams around
+// it, whether it looks stalled
 // (link.Session.Stalled), so that it comes after links merely slow, and
 // for how long it has been silent (link.Session.Silent). A first hop with
 // no link at all, closed while the route through it is not withdrawn yet,
@@ -28,7 +29,7 @@ func (n serviceNet) Suspect(path []siteid.ID) service.Suspicion {
 	if sess == nil {
 		return service.Suspicion{Suspect: true, Stalled: true, Silent: math.MaxInt64}
 	}
-	if !sess.Suspect() {
+	if !sess.Suspect() && !sess.Overdue() {
 		return service.Suspicion{}
 	}
 	return service.Suspicion{Suspect: true, Stalled: sess.Stalled(), Silent: sess.Silent()}
