@@ -137,14 +137,8 @@ func TestStallNoticeFindsFrozenPeer(t *testing.T) {
 // as on a loaded machine where the balancer would otherwise rank a live
 // peer with a frozen one.
 func TestStalledNotWhileInputQueued(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("SIOCINQ is Linux's")
-	}
-	const hb, deadAfter = 500 * time.Millisecond, time.Hour
-	var fs *frozenConn
-	fc := newFakeClock()
-	s, p := fakePeer(t, frozenSessionTCP(&fs), Config{Clock: fc, HeartbeatInterval: hb, DeadAfter: deadAfter})
-	t.Cleanup(func() { fs.thaw() }) // before fakePeer's cleanup waits for the read loop
+	const hb = 500 * time.Millisecond
+	s, p, fs, fc := queueableSession(t, hb)
 	warmSession(t, fc, s, p, hb)
 	last := fc.since() // the last PONG was read at this instant
 	go s.Open(ctxT(t), []byte("h"))
@@ -176,14 +170,8 @@ func TestStalledNotWhileInputQueued(t *testing.T) {
 // earlier it is not), with no probe sent and no verdict; not while its
 // frames wait in the socket for this side's read loop.
 func TestOverdue(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("SIOCINQ is Linux's")
-	}
-	const hb, deadAfter = 500 * time.Millisecond, time.Hour
-	var fs *frozenConn
-	fc := newFakeClock()
-	s, p := fakePeer(t, frozenSessionTCP(&fs), Config{Clock: fc, HeartbeatInterval: hb, DeadAfter: deadAfter})
-	t.Cleanup(func() { fs.thaw() })
+	const hb = 500 * time.Millisecond
+	s, p, fs, fc := queueableSession(t, hb)
 	p.waitPing(t, 0)
 	fc.Step(hb)
 	p.waitPing(t, hb)
@@ -199,4 +187,19 @@ func TestOverdue(t *testing.T) {
 	if s.Overdue() {
 		t.Fatal("overdue while the peer's PING waits in the socket")
 	}
+}
+
+// queueableSession is fakePeer on a fake clock over loopback TCP whose
+// session end fs can hold its reads (queueInput), with DeadAfter an hour;
+// it skips the test where SIOCINQ is missing.
+func queueableSession(t *testing.T, hb time.Duration) (*Session, *rawPeer, *frozenConn, *fakeClock) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("SIOCINQ is Linux's")
+	}
+	var fs *frozenConn
+	fc := newFakeClock()
+	s, p := fakePeer(t, frozenSessionTCP(&fs), Config{Clock: fc, HeartbeatInterval: hb, DeadAfter: time.Hour})
+	t.Cleanup(func() { fs.thaw() }) // before fakePeer's cleanup waits for the read loop
+	return s, p, fs, fc
 }
