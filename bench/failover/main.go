@@ -219,6 +219,8 @@ func run(ctx context.Context, cl *benchproc.Cleanups, c config) error {
 		fails = append(fails, h.lastVia)
 		slowest = append(slowest, h.last)
 		if c.verbose {
+			// On the wall clock, to find the freeze in the sites' logs.
+			fmt.Printf("failover:   froze %s at %s\n", victim, t0.UTC().Format("15:04:05.000"))
 			rec.listHeldUp(t0, end, victim, c.slow)
 		}
 		if err := bothServe(ctx, rec, l.Listen, c.settle); err != nil {

@@ -21,6 +21,13 @@
 // That is the default Policy, ByCost; ByLatency and ByCostLatency (see
 // Policy) put every usable candidate in one tier instead.
 //
+// A candidate whose path is under suspicion (Candidate.Suspect) is used
+// only when no usable one is left, one that looks stalled
+// (Candidate.Stalled) after those, and ejected ones last. Within the tier
+// of such a class, silence ranks first (Candidate.Silent): only the
+// candidates heard from last compete below, because latency and load
+// would favour a frozen site, idle and fast until it stopped.
+//
 // Within a tier the Picker uses power of two choices (Mitzenmacher; the
 // shape of Finagle's and Linkerd's P2C-PeakEWMA): draw two distinct usable
 // candidates at random, weighted by Capacity, and keep the one with the

@@ -30,6 +30,15 @@ type Candidate struct {
 	// was judged silent): it is used after those only Suspect, before
 	// ejected ones. It implies Suspect.
 	Stalled bool
+	// Silent is how long the first link of a Suspect candidate has heard
+	// nothing from its peer, as of the pick; ignored unless Suspect. Of
+	// the suspect candidates of a tier, or the stalled ones, only the one
+	// heard from last takes part (with any heard from as recently): a
+	// frozen peer's silence grows from the moment it stopped, while a live
+	// one, however slow, speaks at every PING, and on a loaded machine both
+	// links are often suspect or stalled at once, where latency and load,
+	// which favour the idle frozen one, would send it half the work.
+	Silent time.Duration
 }
 
 // Limits saturate a candidate: at a limit it is skipped and work overflows
@@ -362,11 +371,21 @@ func (p *Picker) choose(now time.Time, cands []Candidate, exclude func(Key) bool
 	}
 	cost := costs[want]
 	oneTier := p.policy.Mode != ByCost
+	inTier := func(i int) bool { return p.class[i] == want && (cands[i].Cost == cost || oneTier) }
+	silentFor := time.Duration(math.MaxInt64)
+	heard := want == classSuspect || want == classStalled
+	if heard {
+		for i, c := range cands {
+			if inTier(i) {
+				silentFor = min(silentFor, c.Silent)
+			}
+		}
+	}
 
 	p.tier = p.tier[:0]
 	var total uint64
 	for i, c := range cands {
-		if p.class[i] != want || (c.Cost != cost && !oneTier) {
+		if !inTier(i) || heard && c.Silent > silentFor {
 			continue
 		}
 		w := uint64(c.Capacity)
@@ -453,6 +472,7 @@ const (
 	SkipEjected   = "ejected"   // ejected by outlier detection
 	SkipSuspect   = "suspect"   // its path's first link is under suspicion
 	SkipStalled   = "stalled"   // ... and looks stalled, the chosen one not
+	SkipSilent    = "silent"    // as suspect as the chosen one, silent for longer
 )
 
 // Skipped calls skip with each candidate of cands, other than chosen, that
@@ -461,10 +481,10 @@ const (
 // the same lock as the Pick, before Start, with the same exclude; it
 // changes nothing.
 func (p *Picker) Skipped(now time.Time, cands []Candidate, exclude func(Key) bool, chosen Key, skip func(Key, string)) {
-	chosenSuspect, chosenStalled := false, false
+	var ch Candidate
 	for _, c := range cands {
 		if c.Key == chosen {
-			chosenSuspect, chosenStalled = c.Suspect, c.Stalled
+			ch = c
 		}
 	}
 	for _, c := range cands {
@@ -478,10 +498,12 @@ func (p *Picker) Skipped(now time.Time, cands []Candidate, exclude func(Key) boo
 			skip(c.Key, SkipSaturated)
 		case e.ejected(now):
 			skip(c.Key, SkipEjected)
-		case c.Suspect && !chosenSuspect:
+		case c.Suspect && !ch.Suspect:
 			skip(c.Key, SkipSuspect)
-		case c.Stalled && !chosenStalled:
+		case c.Stalled && !ch.Stalled:
 			skip(c.Key, SkipStalled)
+		case c.Suspect && c.Stalled == ch.Stalled && c.Silent > ch.Silent && (c.Cost == ch.Cost || p.policy.Mode != ByCost):
+			skip(c.Key, SkipSilent)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package link
 
 import (
 	"context"
-	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -147,27 +146,12 @@ func TestQueuedInputIsNotSilence(t *testing.T) {
 	}
 	const hb, deadAfter = 500 * time.Millisecond, 2 * time.Second
 	var fs *frozenConn
-	tr := transport{"tcp, session frozen", func(t testing.TB) (net.Conn, net.Conn) {
-		a, b := tcpPair(t)
-		fs = &frozenConn{Conn: a}
-		return fs, b
-	}}
 	fc := newFakeClock()
-	s, p := fakePeer(t, tr, Config{Clock: fc, HeartbeatInterval: hb, DeadAfter: deadAfter})
+	s, p := fakePeer(t, frozenSessionTCP(&fs), Config{Clock: fc, HeartbeatInterval: hb, DeadAfter: deadAfter})
 	t.Cleanup(func() { fs.thaw() }) // before fakePeer's cleanup waits for the read loop
 	limit := warmDetector(t, fc, s, p, hb, deadAfter)
 	last := fc.since()
-	fs.freeze()
-	var b [8]byte
-	p.send(t, typePing, b[:]) // read and held
-	select {
-	case <-fs.held:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the read loop read nothing")
-	}
-	p.send(t, typePing, b[:]) // left in the socket
-	sock := socketOf(fs)
-	eventually(t, 10*time.Second, "a PING queued in the socket", func() bool { return inputQueued(sock) })
+	queueInput(t, fs, p)
 	// The session's own PINGs are held too: wait for its timers instead.
 	fc.Step(hb)
 	fc.waitArmedAt(t, epoch.Add(last+limit))

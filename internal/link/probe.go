@@ -182,17 +182,40 @@ func (s *Session) Suspect() bool {
 // Stalled reports whether the peer looks stalled, not merely slow: the
 // outstanding probe has gone unanswered, with nothing else heard, for its
 // stall bound (OnStall), or a silence was judged suspect and the peer has
-// not spoken since. Stalled implies Suspect. Route new streams to a link
-// that is only Suspect before one that is Stalled: on a loaded machine
-// live peers are often probed, and a frozen one should not share their
-// rank.
+// not spoken since. Bytes waiting in the socket for the read loop, which
+// this process's load may hold up, are the peer speaking: not stalled.
+// Stalled implies Suspect. Route new streams to a link that is only
+// Suspect before one that is Stalled: on a loaded machine live peers are
+// often probed, and a frozen one should not share their rank.
 func (s *Session) Stalled() bool {
 	last := s.lastRecv.Load()
-	if s.quiet.Load() == last {
-		return true
+	if s.quiet.Load() != last {
+		at, ok := s.probe.stallAt(last)
+		if !ok || s.now() < at {
+			return false
+		}
 	}
-	at, ok := s.probe.stallAt(last)
-	return ok && s.now() >= at
+	return !inputQueued(s.sock)
+}
+
+// Overdue reports whether the peer has missed its PING: nothing read from
+// it for HeartbeatInterval and half again (a live peer sends a PING every
+// HeartbeatInterval and answers this side's at once), and no bytes
+// waiting in the socket. It judges nothing and sends nothing: the PING
+// rhythm's limit, which a loaded machine's jitter widens to seconds,
+// decides Suspect, and a probe waits for a stream opened into the
+// silence. A caller with somewhere else to go may count it as suspect
+// before either.
+func (s *Session) Overdue() bool {
+	return s.Silent() > s.cfg.HeartbeatInterval*3/2 && !inputQueued(s.sock)
+}
+
+// Silent is how long nothing has been read from the peer. Of two links
+// both Suspect, or both Stalled, the one silent for less is the likelier
+// to answer: a live peer, however slow, sends a PING every
+// HeartbeatInterval, and a frozen one's silence only grows.
+func (s *Session) Silent() time.Duration {
+	return time.Duration(s.now() - s.lastRecv.Load())
 }
 
 // quietSince marks the silence that began with the frame read at last as

@@ -351,6 +351,33 @@ func frozenServerTCP(fb **frozenConn) transport {
 	}}
 }
 
+// frozenSessionTCP is loopback TCP whose session end (the one fakePeer
+// gives the session) is a frozenConn, which it stores in *fs.
+func frozenSessionTCP(fs **frozenConn) transport {
+	return transport{"tcp, session frozen", func(t testing.TB) (net.Conn, net.Conn) {
+		a, b := tcpPair(t)
+		*fs = &frozenConn{Conn: a}
+		return *fs, b
+	}}
+}
+
+// queueInput freezes the session's end fs and has p send two PINGs: the
+// read loop holds the first, the second waits in the socket.
+func queueInput(t *testing.T, fs *frozenConn, p *rawPeer) {
+	t.Helper()
+	fs.freeze()
+	var b [8]byte
+	p.send(t, typePing, b[:])
+	select {
+	case <-fs.held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read loop read nothing")
+	}
+	p.send(t, typePing, b[:])
+	sock := socketOf(fs)
+	eventually(t, 10*time.Second, "a PING queued in the socket", func() bool { return inputQueued(sock) })
+}
+
 // frozenSessions starts a client and a server session with cfg over
 // loopback TCP whose server end fb can be frozen (thawed before the
 // sessions close), once the client measured enough round trips to probe.

@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,4 +129,77 @@ func TestStallNoticeFindsFrozenPeer(t *testing.T) {
 		t.Fatalf("open confirmed after the thaw: %v", err)
 	}
 	alive(t, c, "after the thaw")
+}
+
+// Past its stall bound a link is Stalled, and Silent counts from the last
+// frame read; but not Stalled while the peer's frames wait in the socket
+// for this side's read loop: then this process is behind, not the peer,
+// as on a loaded machine where the balancer would otherwise rank a live
+// peer with a frozen one.
+func TestStalledNotWhileInputQueued(t *testing.T) {
+	const hb = 500 * time.Millisecond
+	s, p, fs, fc := queueableSession(t, hb)
+	warmSession(t, fc, s, p, hb)
+	last := fc.since() // the last PONG was read at this instant
+	go s.Open(ctxT(t), []byte("h"))
+	p.next(t, typeOpen)
+	after := s.suspectAfter()
+	fc.waitArmedAt(t, fc.Now().Add(after))
+	fc.Step(after)
+	p.next(t, typeProbe)
+	s.probe.mu.Lock()
+	stall := time.Duration(s.probe.stall)
+	s.probe.mu.Unlock()
+	fc.Step(stall)
+	if !s.Stalled() {
+		t.Fatal("not stalled at the stall bound")
+	}
+	if got, want := s.Silent(), fc.since()-last; got != want {
+		t.Fatalf("silent for %v, want %v", got, want)
+	}
+	queueInput(t, fs, p)
+	if s.Stalled() || !s.Suspect() {
+		t.Fatalf("with the peer's PING in the socket: stalled %v (want false), suspect %v (want true)", s.Stalled(), s.Suspect())
+	}
+	if got, want := s.Silent(), fc.since()-last; got != want {
+		t.Fatalf("silent for %v before the read loop took the PING, want %v", got, want)
+	}
+}
+
+// A peer silent for HeartbeatInterval and half again is Overdue (1ms
+// earlier it is not), with no probe sent and no verdict; not while its
+// frames wait in the socket for this side's read loop.
+func TestOverdue(t *testing.T) {
+	const hb = 500 * time.Millisecond
+	s, p, fs, fc := queueableSession(t, hb)
+	p.waitPing(t, 0)
+	fc.Step(hb)
+	p.waitPing(t, hb)
+	fc.Step(hb/2 - time.Millisecond)
+	if s.Overdue() {
+		t.Fatalf("overdue after %v of silence", s.Silent())
+	}
+	fc.Step(2 * time.Millisecond)
+	if !s.Overdue() || s.Suspect() {
+		t.Fatalf("after %v of silence: overdue %v (want true), suspect %v (want false: nothing judged)", s.Silent(), s.Overdue(), s.Suspect())
+	}
+	queueInput(t, fs, p)
+	if s.Overdue() {
+		t.Fatal("overdue while the peer's PING waits in the socket")
+	}
+}
+
+// queueableSession is fakePeer on a fake clock over loopback TCP whose
+// session end fs can hold its reads (queueInput), with DeadAfter an hour;
+// it skips the test where SIOCINQ is missing.
+func queueableSession(t *testing.T, hb time.Duration) (*Session, *rawPeer, *frozenConn, *fakeClock) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("SIOCINQ is Linux's")
+	}
+	var fs *frozenConn
+	fc := newFakeClock()
+	s, p := fakePeer(t, frozenSessionTCP(&fs), Config{Clock: fc, HeartbeatInterval: hb, DeadAfter: time.Hour})
+	t.Cleanup(func() { fs.thaw() }) // before fakePeer's cleanup waits for the read loop
+	return s, p, fs, fc
 }

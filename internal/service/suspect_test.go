@@ -2,6 +2,7 @@ package service
 
 import (
 	"testing"
+	"time"
 
 	"weft.dev/weft/internal/balance"
 	"weft.dev/weft/internal/routing"
@@ -9,16 +10,21 @@ import (
 )
 
 // suspectNet says the link to its one suspect neighbour is under
-// suspicion, and stalled too if stalled.
+// suspicion, and stalled too if stalled, silent for silent.
 type suspectNet struct {
 	Network
 	suspect siteid.ID
 	stalled bool
+	silent  time.Duration
 }
 
-func (n suspectNet) Suspect(path []siteid.ID) (bool, bool) {
-	s := len(path) > 0 && path[0] == n.suspect
-	return s, s && n.stalled
+var _ Suspecter = suspectNet{}
+
+func (n suspectNet) Suspect(path []siteid.ID) Suspicion {
+	if len(path) == 0 || path[0] != n.suspect {
+		return Suspicion{}
+	}
+	return Suspicion{Suspect: true, Stalled: n.stalled, Silent: n.silent}
 }
 
 // The suspicion of a candidate's first link is fed to the balancer as
@@ -32,13 +38,17 @@ func TestWithSuspects(t *testing.T) {
 		{Site: c, Path: []siteid.ID{c}},
 	}, "", balance.Limits{})
 	for _, stalled := range []bool{false, true} {
-		got := withSuspects(suspectNet{suspect: b, stalled: stalled}, cands)
+		got := withSuspects(suspectNet{suspect: b, stalled: stalled, silent: time.Second}, cands)
 		for i, bc := range got {
 			want := bc.Key == balance.Key(b.String()) || bc.Key == balance.Key(d.String())
-			if bc.Suspect != want || bc.Stalled != (want && stalled) {
-				t.Errorf("candidate %d (%s): suspect %v stalled %v, want %v %v", i, bc.Key, bc.Suspect, bc.Stalled, want, want && stalled)
+			silent := time.Duration(0)
+			if want {
+				silent = time.Second
 			}
-			if cands.list[i].Suspect || cands.list[i].Stalled {
+			if bc.Suspect != want || bc.Stalled != (want && stalled) || bc.Silent != silent {
+				t.Errorf("candidate %d (%s): suspect %v stalled %v silent %v, want %v %v %v", i, bc.Key, bc.Suspect, bc.Stalled, bc.Silent, want, want && stalled, silent)
+			}
+			if cands.list[i].Suspect || cands.list[i].Stalled || cands.list[i].Silent != 0 {
 				t.Errorf("shared list changed at %d", i)
 			}
 		}

@@ -1,6 +1,8 @@
 package site
 
 import (
+	"math"
+
 	"weft.dev/weft/internal/service"
 	"weft.dev/weft/internal/siteid"
 )
@@ -11,19 +13,26 @@ var (
 )
 
 // Suspect reports whether the link to path's first hop is under suspicion
-// (link.Session.Suspect), so that the balancer routes new streams around
-// it while its probe is outstanding, and whether it looks stalled
-// (link.Session.Stalled), so that it comes after links merely slow. The
-// site's own candidate (no path) never is.
-func (n serviceNet) Suspect(path []siteid.ID) (suspect, stalled bool) {
+// (link.Session.Suspect) or its peer has missed a PING
+// (link.Session.Overdue), so that the balancer routes new streams around
+// it, whether it looks stalled
+// (link.Session.Stalled), so that it comes after links merely slow, and
+// for how long it has been silent (link.Session.Silent). A first hop with
+// no link at all, closed while the route through it is not withdrawn yet,
+// is stalled and silent for ever: a stream opened there fails at once. The
+// site's own candidate (no path) is never suspect.
+func (n serviceNet) Suspect(path []siteid.ID) service.Suspicion {
 	if len(path) == 0 {
-		return false, false
+		return service.Suspicion{}
 	}
 	sess := n.s.session(path[0])
-	if sess == nil || !sess.Suspect() {
-		return false, false
+	if sess == nil {
+		return service.Suspicion{Suspect: true, Stalled: true, Silent: math.MaxInt64}
 	}
-	return true, sess.Stalled()
+	if !sess.Suspect() && !sess.Overdue() {
+		return service.Suspicion{}
+	}
+	return service.Suspicion{Suspect: true, Stalled: sess.Stalled(), Silent: sess.Silent()}
 }
 
 // PolicyHidden names the sites that serve address but whose connectors the
