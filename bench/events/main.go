@@ -331,14 +331,21 @@ func (r *report) writeTable(w io.Writer) {
 		"weft-interval persisted", "weft-interval persisted stream", "nats persisted", "nats persisted async"}
 	fmt.Fprintf(w, "%-31s %10s %9s %10s %10s %9s\n", "system, delivery", "msgs/s", "missing", "p50", "p99", "lat lost")
 	for _, k := range rows {
-		x := r.results[k]
+		x, ok := r.results[k]
+		if !ok {
+			continue // its run was left out (-runs)
+		}
 		fmt.Fprintf(w, "%-31s %10.0f %9d %10s %10s %9d\n", k, x.Throughput, x.Lost, x.P50.Round(time.Microsecond), x.P99.Round(time.Microsecond), x.LatLost)
 	}
 	fmt.Fprintf(w, "\n%-58s %8s %8s %8s\n", "ratio", "msgs/s", "p50", "p99")
 	for _, c := range [][2]string{{"weft volatile", "nats volatile"}, {"weft volatile", "nats volatile async"}, {"weft volatile stream", "nats volatile async"},
 		{"weft persisted", "nats-fsync persisted"}, {"weft persisted stream", "nats-fsync persisted async"},
 		{"weft-interval persisted", "nats persisted"}, {"weft-interval persisted stream", "nats persisted async"}} {
-		a, b := r.results[c[0]], r.results[c[1]]
+		a, okA := r.results[c[0]]
+		b, okB := r.results[c[1]]
+		if !okA || !okB {
+			continue
+		}
 		fmt.Fprintf(w, "%-58s %8.2f %8.2f %8.2f\n", c[0]+" / "+c[1], a.Throughput/b.Throughput, float64(a.P50)/float64(b.P50), float64(a.P99)/float64(b.P99))
 	}
 	fmt.Fprint(w, `
