@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -29,8 +30,15 @@ type config struct {
 	Duration         time.Duration // of each throughput measurement
 	LatDuration      time.Duration // of each latency measurement
 	Workers, Batch   int
-	Log              io.Writer
+	// Runs are the runs to make, of weft (its --events-sync always and
+	// interval) and of NATS (JetStream's default sync and "fsync");
+	// empty: all four.
+	Runs []string
+	Log  io.Writer
 }
+
+// allRuns are config.Runs's values, in the order they run.
+var allRuns = []string{"always", "interval", "nats", "nats-fsync"}
 
 // report holds one result per system and mode.
 type report struct {
@@ -48,7 +56,15 @@ func main() {
 	flag.IntVar(&cfg.Workers, "workers", 4, "concurrent publishers (each its own connection)")
 	flag.IntVar(&cfg.Batch, "batch", 100, "events per publish request (weft batch; NATS publishes then waits for Flush or PubAcks)")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 1 s per measurement")
+	runs := flag.String("runs", strings.Join(allRuns, ","), "the runs to make, comma-separated: weft's --events-sync always and interval, NATS with JetStream's default sync and with fsync (rows of runs left out are empty)")
 	flag.Parse()
+	for r := range strings.SplitSeq(*runs, ",") {
+		if !slices.Contains(allRuns, r) {
+			fmt.Fprintf(os.Stderr, "bench/events: unknown run %q in -runs; the runs are %s\n", r, strings.Join(allRuns, ","))
+			os.Exit(2)
+		}
+		cfg.Runs = append(cfg.Runs, r)
+	}
 	if quick {
 		cfg.Duration, cfg.LatDuration = time.Second, time.Second
 	}
@@ -70,17 +86,26 @@ func main() {
 // its default sync and with sync_interval: always.
 func run(ctx context.Context, cfg config) (*report, error) {
 	rep := &report{cfg: cfg, results: map[string]result{}}
-	if err := runWeft(ctx, cfg, rep, "always"); err != nil {
-		return nil, fmt.Errorf("weft: %w", err)
+	do := func(r string) bool { return len(cfg.Runs) == 0 || slices.Contains(cfg.Runs, r) }
+	if do("always") {
+		if err := runWeft(ctx, cfg, rep, "always"); err != nil {
+			return nil, fmt.Errorf("weft: %w", err)
+		}
 	}
-	if err := runWeft(ctx, cfg, rep, "interval"); err != nil {
-		return nil, fmt.Errorf("weft with --events-sync interval: %w", err)
+	if do("interval") {
+		if err := runWeft(ctx, cfg, rep, "interval"); err != nil {
+			return nil, fmt.Errorf("weft with --events-sync interval: %w", err)
+		}
 	}
-	if err := runNATS(ctx, cfg, rep, false); err != nil {
-		return nil, fmt.Errorf("nats: %w", err)
+	if do("nats") {
+		if err := runNATS(ctx, cfg, rep, false); err != nil {
+			return nil, fmt.Errorf("nats: %w", err)
+		}
 	}
-	if err := runNATS(ctx, cfg, rep, true); err != nil {
-		return nil, fmt.Errorf("nats with sync_interval always: %w", err)
+	if do("nats-fsync") {
+		if err := runNATS(ctx, cfg, rep, true); err != nil {
+			return nil, fmt.Errorf("nats with sync_interval always: %w", err)
+		}
 	}
 	return rep, nil
 }
@@ -306,14 +331,21 @@ func (r *report) writeTable(w io.Writer) {
 		"weft-interval persisted", "weft-interval persisted stream", "nats persisted", "nats persisted async"}
 	fmt.Fprintf(w, "%-31s %10s %9s %10s %10s %9s\n", "system, delivery", "msgs/s", "missing", "p50", "p99", "lat lost")
 	for _, k := range rows {
-		x := r.results[k]
+		x, ok := r.results[k]
+		if !ok {
+			continue // its run was left out (-runs)
+		}
 		fmt.Fprintf(w, "%-31s %10.0f %9d %10s %10s %9d\n", k, x.Throughput, x.Lost, x.P50.Round(time.Microsecond), x.P99.Round(time.Microsecond), x.LatLost)
 	}
 	fmt.Fprintf(w, "\n%-58s %8s %8s %8s\n", "ratio", "msgs/s", "p50", "p99")
 	for _, c := range [][2]string{{"weft volatile", "nats volatile"}, {"weft volatile", "nats volatile async"}, {"weft volatile stream", "nats volatile async"},
 		{"weft persisted", "nats-fsync persisted"}, {"weft persisted stream", "nats-fsync persisted async"},
 		{"weft-interval persisted", "nats persisted"}, {"weft-interval persisted stream", "nats persisted async"}} {
-		a, b := r.results[c[0]], r.results[c[1]]
+		a, okA := r.results[c[0]]
+		b, okB := r.results[c[1]]
+		if !okA || !okB {
+			continue
+		}
 		fmt.Fprintf(w, "%-58s %8.2f %8.2f %8.2f\n", c[0]+" / "+c[1], a.Throughput/b.Throughput, float64(a.P50)/float64(b.P50), float64(a.P99)/float64(b.P99))
 	}
 	fmt.Fprint(w, `

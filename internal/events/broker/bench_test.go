@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/events/cloudevent"
+	"weft.dev/weft/internal/events/pubclient"
 	"weft.dev/weft/internal/events/store"
 )
 
@@ -124,17 +126,28 @@ func (nopFlusher) Flush() {}
 //	go test ./internal/events/broker -run - -bench PersistedLatency -benchtime 2000x
 func BenchmarkPersistedLatency(bm *testing.B) {
 	for _, mode := range []store.Sync{store.SyncAlways, store.SyncInterval} {
-		bm.Run(string(mode), func(bm *testing.B) { benchmarkPersistedLatency(bm, mode, 0) })
+		bm.Run(string(mode), func(bm *testing.B) { benchmarkPersistedLatency(bm, mode, 0, pubDirect) })
 	}
 	// The stores as bench/events's latency test finds them, after its
 	// throughput test: every commit walks and writes trees of several
 	// levels, where a fresh store has one page per bucket.
-	bm.Run("interval-after-burst", func(bm *testing.B) { benchmarkPersistedLatency(bm, store.SyncInterval, 300) })
+	bm.Run("interval-after-burst", func(bm *testing.B) { benchmarkPersistedLatency(bm, store.SyncInterval, 300, pubDirect) })
+	// As bench/events publishes its probes: one binary-mode POST per event
+	// over loopback TCP, or one batch on a publish stream.
+	bm.Run("interval-post", func(bm *testing.B) { benchmarkPersistedLatency(bm, store.SyncInterval, 0, pubPOST) })
+	bm.Run("interval-stream", func(bm *testing.B) { benchmarkPersistedLatency(bm, store.SyncInterval, 0, pubStream) })
 }
+
+// How benchmarkPersistedLatency publishes its events.
+const (
+	pubDirect = iota // Broker.Publish
+	pubPOST          // POST /v1/topics/lat, binary mode, with net/http's client
+	pubStream        // a publish stream
+)
 
 // benchmarkPersistedLatency first publishes bursts batches of 100 events of
 // 256 bytes of data, when not 0.
-func benchmarkPersistedLatency(bm *testing.B, mode store.Sync, bursts int) {
+func benchmarkPersistedLatency(bm *testing.B, mode store.Sync, bursts int, how int) {
 	m := newMesh(bm, []string{"a", "b"}, [][3]int{{1, 2, 1}}, func(cfg *Config) {
 		st, err := store.Open(filepath.Join(bm.TempDir(), "e.db"), store.Options{Sync: mode})
 		if err != nil {
@@ -186,12 +199,20 @@ func benchmarkPersistedLatency(bm *testing.B, mode store.Sync, bursts int) {
 		}
 		probe("the burst at b")
 	}
+	publish := func(id string) {
+		if err := a.b.Publish(bm.Context(), events.Topic, "lat", []cloudevent.Decoded{event(bm, id)}); err != nil {
+			bm.Fatal(err)
+		}
+	}
+	if how != pubDirect {
+		srv := httptest.NewServer(a.b.Handler())
+		bm.Cleanup(srv.Close)
+		publish = latencyPublisher(bm, srv.URL+"/v1/topics/lat", how)
+	}
 	var ack, recv []time.Duration
 	for i := 0; bm.Loop(); i++ {
 		start := time.Now()
-		if err := a.b.Publish(bm.Context(), events.Topic, "lat", []cloudevent.Decoded{event(bm, fmt.Sprint(i))}); err != nil {
-			bm.Fatal(err)
-		}
+		publish(fmt.Sprint(i))
 		ack = append(ack, time.Since(start))
 		<-got
 		recv = append(recv, time.Since(start))
@@ -200,5 +221,49 @@ func benchmarkPersistedLatency(bm *testing.B, mode store.Sync, bursts int) {
 		slices.Sort(ds)
 		bm.ReportMetric(float64(ds[len(ds)/2].Microseconds()), name+"-p50-µs")
 		bm.ReportMetric(float64(ds[len(ds)*99/100].Microseconds()), name+"-p99-µs")
+	}
+}
+
+// latencyPublisher publishes one event to url, as bench/events does, and
+// returns once the site has answered.
+func latencyPublisher(bm *testing.B, url string, how int) func(id string) {
+	data := strings.Repeat("x", 256)
+	if how == pubStream {
+		p, err := pubclient.Dial(bm.Context(), "ws"+strings.TrimPrefix(url, "http")+"/publish", pubclient.Options{})
+		if err != nil {
+			bm.Fatal(err)
+		}
+		bm.Cleanup(func() { p.Close() })
+		return func(id string) {
+			ev := fmt.Appendf(nil, `{"specversion":"1.0","id":"%s","source":"/bench","type":"bench","datacontenttype":"text/plain","data":"%s"}`, id, data)
+			if _, err := p.Publish(bm.Context(), [][]byte{ev}); err != nil {
+				bm.Fatal(err)
+			}
+			if err := p.Flush(bm.Context()); err != nil {
+				bm.Fatal(err)
+			}
+		}
+	}
+	cl := &http.Client{Transport: &http.Transport{}}
+	bm.Cleanup(cl.CloseIdleConnections)
+	return func(id string) {
+		req, err := http.NewRequestWithContext(bm.Context(), "POST", url, strings.NewReader(data))
+		if err != nil {
+			bm.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("ce-specversion", "1.0")
+		req.Header.Set("ce-id", id)
+		req.Header.Set("ce-source", "/bench")
+		req.Header.Set("ce-type", "bench")
+		resp, err := cl.Do(req)
+		if err != nil {
+			bm.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			bm.Fatalf("publish: %s", resp.Status)
+		}
 	}
 }

@@ -9,7 +9,7 @@
 // "stored" and "origin offset" advance atomically, which a bare log needs a
 // second recovery-sensitive index for. Its copy-on-write B+tree costs write
 // amplification, and every commit is an fsync. Writes therefore go through
-// one commit loop (commit.go) that runs every write waiting for it in one
+// one writer at a time (commit.go) that commits every write waiting in one
 // group: one fsync for all of them, which is the grouping that keeps
 // durability from costing two orders of magnitude. A group of Puts, the
 // write on every persisted event's way, is not committed to the tree before
@@ -138,9 +138,16 @@ func decodeEntry(b []byte) (Entry, error) {
 
 // Store is an open store. Its methods are safe for concurrent use.
 type Store struct {
-	db      *bolt.DB
-	writes  chan write
-	closing chan struct{}
+	db *bolt.DB
+	// The writers' (commit.go): wmu guards the writes queued, whether a
+	// caller leads (commits them), and whether the store refuses writes;
+	// idle is signalled when the lead ends. stopped is closed once writes
+	// are refused and none is left.
+	wmu     sync.Mutex
+	idle    *sync.Cond
+	queue   []write
+	leading bool
+	closed  bool
 	stopped chan struct{}
 	// The sync loop's, SyncInterval's (commit.go): dirty says a commit
 	// since the last fsync; synced is closed when the loop has made its
@@ -150,7 +157,7 @@ type Store struct {
 	synced  chan struct{}
 	syncErr atomic.Pointer[error]
 
-	// The write-ahead log's (wal.go). The commit loop's own: wal's size
+	// The write-ahead log's (wal.go). The leader's own: wal's size
 	// and the number of the last group written, the buffer it encodes
 	// into, the heads of the outbound log, inbox and queued bucket with
 	// the pending groups (iOut, iIn, iQueued).
@@ -163,15 +170,17 @@ type Store struct {
 	// not yet in the tree, the dedup, destination and cursor keys they
 	// put, the last group applied, and the error that stopped applyLoop.
 	// cond is signalled when applied or applyErr changes.
-	mu        sync.Mutex
-	cond      *sync.Cond
-	pending   []*group
-	pendKeys  map[string]struct{}
-	applied   uint64
-	applyErr  error
-	applyWake chan struct{}
-	applyNow  chan struct{} // a reader or writer waits for applyLoop
-	applyDone chan struct{}
+	mu       sync.Mutex
+	cond     *sync.Cond
+	pending  []*group
+	pendKeys map[string]struct{}
+	applied  uint64
+	applyErr error
+	// applyTimer wakes applyLoop applyDelay after a group was logged
+	// with none pending; applyNow when a reader or writer waits for it.
+	applyTimer *time.Timer
+	applyNow   chan struct{}
+	applyDone  chan struct{}
 }
 
 // Sync says when a write is durable.
@@ -238,9 +247,10 @@ func Open(path string, o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, writes: make(chan write), closing: make(chan struct{}), stopped: make(chan struct{}), synced: make(chan struct{}),
-		pendKeys: map[string]struct{}{}, applyWake: make(chan struct{}, 1), applyNow: make(chan struct{}, 1), applyDone: make(chan struct{})}
+	s := &Store{db: db, stopped: make(chan struct{}), synced: make(chan struct{}),
+		pendKeys: map[string]struct{}{}, applyTimer: stoppedTimer(), applyNow: make(chan struct{}, 1), applyDone: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
+	s.idle = sync.NewCond(&s.wmu)
 	if err := s.openWAL(path + "-wal"); err != nil {
 		if s.wal != nil {
 			s.wal.Close()
@@ -249,7 +259,6 @@ func Open(path string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("event store %s: write-ahead log: %w", path, err)
 	}
 	s.applied = s.walID
-	go s.commitLoop()
 	go s.applyLoop()
 	if o.Sync == SyncInterval {
 		go s.syncLoop(o.Interval)
@@ -262,11 +271,16 @@ func Open(path string, o Options) (*Store, error) {
 // Close waits for the writes already accepted, makes them durable, then
 // closes the store; later writes fail with ErrClosed.
 func (s *Store) Close() error {
-	close(s.closing)
-	<-s.stopped
+	s.stopWrites()
 	<-s.applyDone
 	<-s.synced
 	return errors.Join(s.wal.Close(), s.db.Close())
+}
+
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -305,7 +306,7 @@ func TestRestart(t *testing.T) {
 	}
 }
 
-// holdCommits occupies the commit loop until the returned function is
+// holdCommits holds the lead (commit.go) until the returned function is
 // called, so that writes issued meanwhile queue up for one group.
 func holdCommits(t *testing.T, s *Store) (release func()) {
 	t.Helper()
@@ -328,7 +329,7 @@ func holdCommits(t *testing.T, s *Store) (release func()) {
 }
 
 // queue starts n writers and waits until each is about to write; whoever
-// is still between that point and the loop's channel once the loop gathers
+// is still between that point and the queue once the leader gathers
 // only lands in a later group, so the test asserts a bound, not one group.
 func queue(n int, w func(i int)) (wait func()) {
 	var started, wg sync.WaitGroup
@@ -373,6 +374,97 @@ func TestConcurrentAppendsShareCommits(t *testing.T) {
 	}
 	if out, _, _ := s.Heads(); out != n {
 		t.Errorf("out head %d, want %d", out, n)
+	}
+}
+
+// TestIdleWriteCommitsInCaller: a write to an idle store is committed in
+// its caller's goroutine, not handed to another and answered back (two
+// goroutine switches on every persisted event's way, commit.go).
+func TestIdleWriteCommitsInCaller(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "e.db"))
+	defer s.Close()
+	var in string
+	if err := s.update(func(*bolt.Tx) error { in = goroutine(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if me := goroutine(); in != me {
+		t.Errorf("the write ran in %s, its caller is %s", in, me)
+	}
+}
+
+// goroutine is the calling goroutine's "goroutine N" from its stack trace.
+func goroutine() string {
+	b := make([]byte, 64)
+	b = b[:runtime.Stack(b, false)]
+	id, _, _ := strings.Cut(string(b), " [")
+	return id
+}
+
+// TestAppliedWithoutReaders: groups logged are applied to the tree after
+// applyDelay with nobody waiting for them.
+func TestAppliedWithoutReaders(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "e.db"))
+	defer s.Close()
+	for i := range 3 {
+		puts(t, s, put("/a", fmt.Sprint(i), 1, self))
+		s.mu.Lock()
+		want := s.pending[len(s.pending)-1].id
+		s.mu.Unlock()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			s.mu.Lock()
+			applied := s.applied
+			s.mu.Unlock()
+			if applied >= want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("put %d: group %d logged, %d applied after 10 s", i, want, applied)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// TestCloseAnswersQueued: writes racing Close either fail with ErrClosed
+// or are answered and in the store after a reopen; Close waits for those
+// queued before it.
+func TestCloseAnswersQueued(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "e.db")
+	s := open(t, path)
+	release := holdCommits(t, s)
+	var mu sync.Mutex
+	var ok []string
+	wait := queue(20, func(i int) {
+		err := s.Put([]Put{put("/a", fmt.Sprint(i), 1, self)})
+		switch {
+		case err == nil:
+			mu.Lock()
+			ok = append(ok, fmt.Sprint(i))
+			mu.Unlock()
+		case !errors.Is(err, ErrClosed):
+			t.Error(err)
+		}
+	})
+	closed := make(chan error)
+	go func() { closed <- s.Close() }()
+	release()
+	wait()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put([]Put{put("/a", "late", 1, self)}); !errors.Is(err, ErrClosed) {
+		t.Errorf("a Put after Close: %v, want ErrClosed", err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	var got []string
+	if err := s.ReadIn(0, func(_ uint64, e Entry) bool { got = append(got, string(e.Payload)); return true }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(ok)
+	slices.Sort(got)
+	if !slices.Equal(got, ok) {
+		t.Errorf("in the store after Close: %v; answered: %v", got, ok)
 	}
 }
 

@@ -262,7 +262,7 @@ func (t txKV) next(b byte) (uint64, error) { return nextKey(t.tx.Bucket(walBucke
 
 // pendKV decides a group to log: tx reads the tree, the store's pending
 // keys and heads hold what the groups logged before and not yet applied
-// add to it. The commit loop uses it under s.mu.
+// add to it. The leader uses it under s.mu.
 type pendKV struct {
 	s  *Store
 	tx *bolt.Tx
