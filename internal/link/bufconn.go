@@ -23,14 +23,18 @@ const connBufSize = 256 << 10
 type BufferedConn struct {
 	net.Conn
 
-	rbuf  []byte // rbuf[roff:rend] is read and not yet returned
-	roff  int
-	rend  int
-	rerr  error
-	wmu   sync.Mutex // guards the fields below
-	batch bool
-	wbuf  []byte
-	werr  error
+	rbuf []byte // rbuf[roff:rend] is read and not yet returned
+	roff int
+	rend int
+	rerr error
+	// beforeRead, set before the first Read, runs on the reader's
+	// goroutine each time Read is about to read the socket: the session's
+	// read loop hands what it gathered to its sinks there (sink.go).
+	beforeRead func()
+	wmu        sync.Mutex // guards the fields below
+	batch      bool
+	wbuf       []byte
+	werr       error
 }
 
 // NewBufferedConn wraps c, typically a TCP connection about to carry TLS.
@@ -46,6 +50,9 @@ func (c *BufferedConn) Read(p []byte) (int, error) {
 	if c.roff == c.rend {
 		if c.rerr != nil {
 			return 0, c.rerr
+		}
+		if c.beforeRead != nil {
+			c.beforeRead()
 		}
 		if len(p) >= connBufSize {
 			return c.Conn.Read(p)

@@ -163,6 +163,11 @@ type Session struct {
 	probe      *prober                       // on-demand probes of a peer slow to answer (probe.go)
 	rtt        atomic.Int64
 
+	// sinks: the read loop writes to streams' direct sinks (sink.go);
+	// pending, the read loop's own, lists the streams it holds data for.
+	sinks   bool
+	pending []*Stream
+
 	nOpened, nAccepted, nFailed, nSent, nRecv atomic.Uint64
 	nActive                                   atomic.Int64
 }
@@ -190,6 +195,10 @@ func newSession(conn net.Conn, cfg Config, client bool) *Session {
 	}
 	s.quiet.Store(-1)
 	s.silenced.Store(new(make(chan struct{})))
+	if bc := batcher(conn); bc != nil && directSinks {
+		s.sinks = true
+		bc.beforeRead = s.flushSinks
+	}
 	side := "server"
 	s.nextID = 2
 	if client {
