@@ -1,9 +1,12 @@
 package link
 
 import (
+	"bytes"
 	"io"
 	"math/rand/v2"
 	"net"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -108,5 +111,76 @@ func TestWriteToDirectSinkFull(t *testing.T) {
 	t.Logf("read loop wrote %d of %d bytes", direct, size)
 	if direct == size {
 		t.Fatal("the read loop wrote everything to a sink that did not read: its writes waited")
+	}
+}
+
+// writerConn counts the bytes written to it from the goroutine of a
+// Stream.ReadFrom, as opposed to the session's writer goroutine.
+type writerConn struct {
+	net.Conn
+	mu            sync.Mutex
+	all, readFrom int64
+}
+
+func (c *writerConn) Write(p []byte) (int, error) {
+	buf := make([]byte, 16<<10)
+	fromReadFrom := bytes.Contains(buf[:runtime.Stack(buf, false)], []byte("(*Stream).ReadFrom"))
+	c.mu.Lock()
+	c.all += int64(len(p))
+	if fromReadFrom {
+		c.readFrom += int64(len(p))
+	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// A bulk ReadFrom writes its frames to the link itself while the writer
+// goroutine is idle, instead of waking it for every read; what it sends
+// arrives whole, with small writes on other streams in between.
+func TestReadFromWritesLink(t *testing.T) {
+	a, b := tcpPair(t)
+	wc := &writerConn{Conn: a}
+	ca, cb := tlsHandshake(t, NewBufferedConn(wc), NewBufferedConn(b))
+	c, s := Client(ca, patient(Config{})), Server(cb, patient(Config{}))
+	t.Cleanup(func() {
+		c.Close()
+		s.Close()
+		c.wg.Wait()
+		s.wg.Wait()
+	})
+	bulk, bulkPeer := openPair(t, c, s, nil)
+	small, smallPeer := openPair(t, c, s, nil)
+	const size, smallWrites = 32 << 20, 200
+	errc := make(chan error, 2)
+	go func() {
+		_, err := bulk.ReadFrom(io.LimitReader(rand.NewChaCha8([32]byte{9}), size))
+		bulk.CloseWrite()
+		errc <- err
+	}()
+	go func() { // frames for the writer goroutine meanwhile
+		var err error
+		for i := 0; i < smallWrites && err == nil; i++ {
+			_, err = small.Write([]byte("ping"))
+		}
+		small.CloseWrite()
+		errc <- err
+	}()
+	want, _, _ := recvHash(io.LimitReader(rand.NewChaCha8([32]byte{9}), size))
+	if got, n, err := recvHash(bulkPeer); err != nil || n != size || got != want {
+		t.Fatalf("bulk stream: %d bytes, %v, checksum ok %v", n, err, got == want)
+	}
+	if got, err := io.ReadAll(smallPeer); err != nil || len(got) != 4*smallWrites {
+		t.Fatalf("small stream: %d bytes, %v", len(got), err)
+	}
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	wc.mu.Lock()
+	defer wc.mu.Unlock()
+	t.Logf("ReadFrom wrote %d of %d bytes to the link", wc.readFrom, wc.all)
+	if wc.readFrom < wc.all/4 {
+		t.Fatalf("ReadFrom's goroutine wrote %d of %d bytes to the link: the writer goroutine did the rest", wc.readFrom, wc.all)
 	}
 }

@@ -400,7 +400,7 @@ func (st *Stream) Write(p []byte) (int, error) {
 	if len(p) > 0 && len(p) <= copyWrite {
 		b := getBuf(len(p))
 		copy(*b, p)
-		n, err := st.sendOwned(b, len(p))
+		n, err := st.sendOwned(b, len(p), false)
 		st.endWrite()
 		return n, err
 	}
@@ -560,7 +560,7 @@ func (st *Stream) ReadFrom(r io.Reader) (int64, error) {
 		if n == 0 {
 			putBuf(b)
 		} else {
-			k, err := st.sendOwned(b, n)
+			k, err := st.sendOwned(b, n, n >= maxPayload)
 			total += int64(k)
 			if err != nil {
 				return total, err
@@ -581,9 +581,10 @@ const maxRead = 4 * maxPayload
 // sendOwned queues (*b)[:n] (n > 0) as DATA frames within the peer's
 // credit, without waiting for the writer; the last frame owns b and gives
 // it back to the pool once written, the writer taking frames in order.
-// The frames that credit allows at once are queued together. Caller holds
-// wlock.
-func (st *Stream) sendOwned(b *[]byte, n int) (int, error) {
+// The frames that credit allows at once are queued together; with now,
+// written on this goroutine if the link's writer is idle
+// (Session.writeFramesNow). Caller holds wlock.
+func (st *Stream) sendOwned(b *[]byte, n int, now bool) (int, error) {
 	data := (*b)[:n]
 	sent := 0
 	var batch [maxRead / maxPayload]*frame
@@ -610,7 +611,12 @@ func (st *Stream) sendOwned(b *[]byte, n int) (int, error) {
 			}
 			k = st.moreWindow(len(data))
 		}
-		if err := st.s.enqueueFrames(false, fs...); err != nil {
+		if now {
+			err = st.s.writeFramesNow(fs...)
+		} else {
+			err = st.s.enqueueFrames(false, fs...)
+		}
+		if err != nil {
 			// The writer is gone (enqueueFrames freed b if the last frame
 			// owned it): nothing queued will be written any more.
 			if len(data) > 0 && sent == 0 {
