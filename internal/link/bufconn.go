@@ -10,6 +10,12 @@ import (
 // one call per 64 KiB rather than one per TLS record (16 KiB).
 const connBufSize = 256 << 10
 
+// batchSlack is room beyond connBufSize in a batch, for the TLS records'
+// and the frames' headers: a ReadFrom's 256 KiB read becomes four 64 KiB
+// frames, 256 KiB and some 500 bytes of records, which should leave in one
+// write, not two.
+const batchSlack = 4 << 10
+
 // BufferedConn is the transport under a link's TLS: it reads the socket in
 // large steps, and while the session's writer drains a batch of frames it
 // gathers the TLS records they become into one write. crypto/tls writes
@@ -91,7 +97,7 @@ func (c *BufferedConn) Write(p []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
-	if len(c.wbuf)+len(p) > connBufSize {
+	if len(c.wbuf)+len(p) > connBufSize+batchSlack || len(p) >= connBufSize {
 		if err := c.flushLocked(); err != nil {
 			return 0, err
 		}
@@ -102,7 +108,7 @@ func (c *BufferedConn) Write(p []byte) (int, error) {
 		return n, err
 	}
 	if c.wbuf == nil {
-		c.wbuf = make([]byte, 0, connBufSize)
+		c.wbuf = make([]byte, 0, connBufSize+batchSlack)
 	}
 	c.wbuf = append(c.wbuf, p...)
 	return len(p), nil
