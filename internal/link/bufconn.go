@@ -10,6 +10,12 @@ import (
 // one call per 64 KiB rather than one per TLS record (16 KiB).
 const connBufSize = 256 << 10
 
+// batchSlack is room beyond connBufSize in a batch, for the TLS records'
+// and the frames' headers: a ReadFrom's 256 KiB read becomes four 64 KiB
+// frames, 256 KiB and some 500 bytes of records, which should leave in one
+// write, not two.
+const batchSlack = 4 << 10
+
 // BufferedConn is the transport under a link's TLS: it reads the socket in
 // large steps, and while the session's writer drains a batch of frames it
 // gathers the TLS records they become into one write. crypto/tls writes
@@ -23,14 +29,18 @@ const connBufSize = 256 << 10
 type BufferedConn struct {
 	net.Conn
 
-	rbuf  []byte // rbuf[roff:rend] is read and not yet returned
-	roff  int
-	rend  int
-	rerr  error
-	wmu   sync.Mutex // guards the fields below
-	batch bool
-	wbuf  []byte
-	werr  error
+	rbuf []byte // rbuf[roff:rend] is read and not yet returned
+	roff int
+	rend int
+	rerr error
+	// beforeRead, set before the first Read, runs on the reader's
+	// goroutine each time Read is about to read the socket: the session's
+	// read loop hands what it gathered to its sinks there (sink.go).
+	beforeRead func()
+	wmu        sync.Mutex // guards the fields below
+	batch      bool
+	wbuf       []byte
+	werr       error
 }
 
 // NewBufferedConn wraps c, typically a TCP connection about to carry TLS.
@@ -46,6 +56,9 @@ func (c *BufferedConn) Read(p []byte) (int, error) {
 	if c.roff == c.rend {
 		if c.rerr != nil {
 			return 0, c.rerr
+		}
+		if c.beforeRead != nil {
+			c.beforeRead()
 		}
 		if len(p) >= connBufSize {
 			return c.Conn.Read(p)
@@ -84,7 +97,7 @@ func (c *BufferedConn) Write(p []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
-	if len(c.wbuf)+len(p) > connBufSize {
+	if len(c.wbuf)+len(p) > connBufSize+batchSlack || len(p) >= connBufSize {
 		if err := c.flushLocked(); err != nil {
 			return 0, err
 		}
@@ -95,7 +108,7 @@ func (c *BufferedConn) Write(p []byte) (int, error) {
 		return n, err
 	}
 	if c.wbuf == nil {
-		c.wbuf = make([]byte, 0, connBufSize)
+		c.wbuf = make([]byte, 0, connBufSize+batchSlack)
 	}
 	c.wbuf = append(c.wbuf, p...)
 	return len(p), nil

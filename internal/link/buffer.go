@@ -78,20 +78,11 @@ func (rq *recvQueue) push(b *[]byte) {
 // read copies into p and releases consumed buffers.
 func (rq *recvQueue) read(p []byte) int {
 	total := 0
-	for len(p) > 0 && rq.head < len(rq.q) {
-		c := &rq.q[rq.head]
-		n := copy(p, (*c.b)[c.r:])
-		c.r += n
-		p = p[n:]
-		total += n
-		if c.r == len(*c.b) {
-			putBuf(c.b)
-			*c = chunk{}
-			rq.head++
-		}
+	for i := rq.head; i < len(rq.q) && total < len(p); i++ {
+		c := rq.q[i]
+		total += copy(p[total:], (*c.b)[c.r:])
 	}
-	rq.n -= total
-	rq.compact()
+	rq.discard(total)
 	return total
 }
 
@@ -107,6 +98,34 @@ func (rq *recvQueue) pop() (b *[]byte, data []byte) {
 	rq.n -= len(data)
 	rq.compact()
 	return c.b, data
+}
+
+// peek appends the queued chunks' data to v, as many as v has room for,
+// without consuming them.
+func (rq *recvQueue) peek(v [][]byte) [][]byte {
+	for i := rq.head; i < len(rq.q) && len(v) < cap(v); i++ {
+		c := rq.q[i]
+		v = append(v, (*c.b)[c.r:])
+	}
+	return v
+}
+
+// discard consumes the first n queued bytes (n <= rq.n), releasing the
+// buffers it empties.
+func (rq *recvQueue) discard(n int) {
+	rq.n -= n
+	for n > 0 {
+		c := &rq.q[rq.head]
+		k := min(n, len(*c.b)-c.r)
+		c.r += k
+		n -= k
+		if c.r == len(*c.b) {
+			putBuf(c.b)
+			*c = chunk{}
+			rq.head++
+		}
+	}
+	rq.compact()
 }
 
 func (rq *recvQueue) compact() {

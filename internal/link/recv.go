@@ -14,6 +14,7 @@ var errGoAway = errors.New("goaway")
 
 func (s *Session) readLoop() {
 	defer s.wg.Done()
+	defer s.flushSinks()
 	br := bufio.NewReaderSize(s.conn, readBufSize)
 	var hdr [hdrSize]byte
 	var err error

@@ -18,6 +18,7 @@
 package link
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -149,6 +150,12 @@ type Session struct {
 	wnormal []*frame
 	wclosed bool
 	wwake   chan struct{}
+	// spareP and spareN are the queues' spare backing arrays, and fw the
+	// connection's frame writer: all three belong to whoever holds wrole,
+	// the writer role (cap 1), the writer goroutine or a writeFramesNow.
+	spareP, spareN []*frame
+	fw             frameWriter
+	wrole          chan struct{}
 
 	cerrP atomic.Pointer[error] // cerr, readable without mu
 	// goingAway is the error of a GOAWAY this side sent: the peer may
@@ -162,6 +169,11 @@ type Session struct {
 	silenced   atomic.Pointer[chan struct{}] // closed, and replaced, when quiet changes
 	probe      *prober                       // on-demand probes of a peer slow to answer (probe.go)
 	rtt        atomic.Int64
+
+	// sinks: the read loop writes to streams' direct sinks (sink.go);
+	// pending, the read loop's own, lists the streams it holds data for.
+	sinks   bool
+	pending []*Stream
 
 	nOpened, nAccepted, nFailed, nSent, nRecv atomic.Uint64
 	nActive                                   atomic.Int64
@@ -185,11 +197,17 @@ func newSession(conn net.Conn, cfg Config, client bool) *Session {
 		acceptCh: make(chan *Stream, cfg.AcceptBacklog),
 		streams:  make(map[uint32]*Stream),
 		wwake:    make(chan struct{}, 1),
+		wrole:    make(chan struct{}, 1),
 		det:      newDetector(),
 		probe:    newProber(int64(cfg.HeartbeatInterval)/10, int64(cfg.HeartbeatInterval)/2),
 	}
+	s.fw = frameWriter{bw: bufio.NewWriterSize(conn, writeBufSize), conn: conn, bc: batcher(conn)}
 	s.quiet.Store(-1)
 	s.silenced.Store(new(make(chan struct{})))
+	if s.fw.bc != nil && directSinks {
+		s.sinks = true
+		s.fw.bc.beforeRead = s.flushSinks
+	}
 	side := "server"
 	s.nextID = 2
 	if client {

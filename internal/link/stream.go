@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -63,6 +64,14 @@ type Stream struct {
 	wdeadline time.Time
 	rtimer    clock.Timer
 	wtimer    clock.Timer
+	// The direct sink of WriteTo (sink.go): sink is set while WriteTo
+	// copies to a socket, sinkIdle while it is not writing itself,
+	// sinkPending while the read loop holds queued data back for
+	// flushSinks; sinkWrote counts what the read loop wrote.
+	sink        syscall.RawConn
+	sinkIdle    bool
+	sinkPending bool
+	sinkWrote   int64
 }
 
 var _ net.Conn = (*Stream)(nil)
@@ -182,7 +191,10 @@ func (st *Stream) waitReadLocked() error {
 		case st.resetErr != nil:
 			return st.resetErr
 		case st.rq.n > 0:
-			return nil
+			if !st.sinkPending {
+				return nil
+			}
+			// The read loop writes it to the sink, or wakes us.
 		case st.finRecv:
 			return io.EOF
 		case st.sessErr != nil:
@@ -223,7 +235,12 @@ func (st *Stream) Read(p []byte) (int, error) {
 func (st *Stream) ReadBuffer() (b *[]byte, data []byte, more bool, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := st.waitReadLocked(); err != nil {
+	// WriteTo is not writing while in here: the read loop may write to
+	// its sink meanwhile.
+	st.sinkIdle = st.sink != nil
+	err = st.waitReadLocked()
+	st.sinkIdle = false
+	if err != nil {
 		return nil, nil, false, err
 	}
 	b, data = st.rq.pop()
@@ -240,11 +257,10 @@ func (st *Stream) ReleaseBuffer(b *[]byte) { putBuf(b) }
 // write per frame. The gathering state lives on the heap, made on first
 // use: WriteTo often runs on a fresh goroutine (forward.Join's second
 // direction), whose small stack a larger frame would make the runtime copy.
-func (st *Stream) WriteTo(w io.Writer) (int64, error) {
-	var (
-		total int64
-		g     *gathered
-	)
+func (st *Stream) WriteTo(w io.Writer) (total int64, err error) {
+	st.setSink(sinkOf(w))
+	defer func() { total += st.clearSink() }()
+	var g *gathered
 	for {
 		b, data, more, err := st.ReadBuffer()
 		if err == io.EOF {
@@ -384,7 +400,7 @@ func (st *Stream) Write(p []byte) (int, error) {
 	if len(p) > 0 && len(p) <= copyWrite {
 		b := getBuf(len(p))
 		copy(*b, p)
-		n, err := st.sendOwned(b, len(p))
+		n, err := st.sendOwned(b, len(p), false)
 		st.endWrite()
 		return n, err
 	}
@@ -544,7 +560,7 @@ func (st *Stream) ReadFrom(r io.Reader) (int64, error) {
 		if n == 0 {
 			putBuf(b)
 		} else {
-			k, err := st.sendOwned(b, n)
+			k, err := st.sendOwned(b, n, n >= maxPayload)
 			total += int64(k)
 			if err != nil {
 				return total, err
@@ -565,9 +581,10 @@ const maxRead = 4 * maxPayload
 // sendOwned queues (*b)[:n] (n > 0) as DATA frames within the peer's
 // credit, without waiting for the writer; the last frame owns b and gives
 // it back to the pool once written, the writer taking frames in order.
-// The frames that credit allows at once are queued together. Caller holds
-// wlock.
-func (st *Stream) sendOwned(b *[]byte, n int) (int, error) {
+// The frames that credit allows at once are queued together; with now,
+// written on this goroutine if the link's writer is idle
+// (Session.writeFramesNow). Caller holds wlock.
+func (st *Stream) sendOwned(b *[]byte, n int, now bool) (int, error) {
 	data := (*b)[:n]
 	sent := 0
 	var batch [maxRead / maxPayload]*frame
@@ -594,7 +611,12 @@ func (st *Stream) sendOwned(b *[]byte, n int) (int, error) {
 			}
 			k = st.moreWindow(len(data))
 		}
-		if err := st.s.enqueueFrames(false, fs...); err != nil {
+		if now {
+			err = st.s.writeFramesNow(fs...)
+		} else {
+			err = st.s.enqueueFrames(false, fs...)
+		}
+		if err != nil {
 			// The writer is gone (enqueueFrames freed b if the last frame
 			// owned it): nothing queued will be written any more.
 			if len(data) > 0 && sent == 0 {
@@ -840,13 +862,17 @@ func (st *Stream) recvData(br *bufio.Reader, n uint32) error {
 	}
 	st.s.nRecv.Add(uint64(n))
 	st.mu.Lock()
+	deferred := false
 	if st.readClosed || st.errLocked() != nil {
 		putBuf(b)
 	} else {
 		st.rq.push(b)
+		deferred = st.deferWakeLocked()
 	}
 	st.mu.Unlock()
-	notify(st.readCh)
+	if !deferred {
+		notify(st.readCh)
+	}
 	return nil
 }
 

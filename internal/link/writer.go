@@ -46,6 +46,16 @@ func (s *Session) enqueue(f *frame, prio bool) error {
 // enqueueFrames is enqueue of several frames at once, in order: the writer
 // is woken once and takes them in one batch.
 func (s *Session) enqueueFrames(prio bool, fs ...*frame) error {
+	wake, err := s.queue(prio, fs)
+	if wake {
+		s.wakeWriter()
+	}
+	return err
+}
+
+// queue appends fs to the write queue; wake reports that it was empty, so
+// that no one may be about to take it.
+func (s *Session) queue(prio bool, fs []*frame) (wake bool, err error) {
 	s.wmu.Lock()
 	if s.wclosed {
 		s.wmu.Unlock()
@@ -55,22 +65,16 @@ func (s *Session) enqueueFrames(prio bool, fs ...*frame) error {
 				f.owned = nil
 			}
 		}
-		return s.closedErr()
+		return false, s.closedErr()
 	}
-	wake := len(s.wprio)+len(s.wnormal) == 0
+	wake = len(s.wprio)+len(s.wnormal) == 0
 	if prio {
 		s.wprio = append(s.wprio, fs...)
 	} else {
 		s.wnormal = append(s.wnormal, fs...)
 	}
 	s.wmu.Unlock()
-	if wake {
-		select {
-		case s.wwake <- struct{}{}:
-		default:
-		}
-	}
-	return nil
+	return wake, nil
 }
 
 // queueLen is used by the read loop to refuse to pile up replies.
@@ -81,11 +85,46 @@ func (s *Session) queueLen() int {
 	return n
 }
 
+func (s *Session) wakeWriter() {
+	select {
+	case s.wwake <- struct{}{}:
+	default:
+	}
+}
+
+// writeFramesNow queues fs and, when no one holds the writer role, writes
+// the queue on the caller's goroutine instead of waking the writer: a bulk
+// stream's ReadFrom then reads its source and writes the link on one
+// goroutine, with no hand-off per read (bench/README.md, "One goroutine per
+// direction"). Only for large frames: small ones wait for the writer,
+// which gathers several streams' frames into one record and one write.
+// Never on the read loop, which must not block on the connection.
+func (s *Session) writeFramesNow(fs ...*frame) error {
+	wake, err := s.queue(false, fs)
+	if err != nil {
+		return err
+	}
+	select {
+	case s.wrole <- struct{}{}:
+	default:
+		// The holder may have looked at the queue for the last time.
+		if wake {
+			s.wakeWriter()
+		}
+		return nil
+	}
+	err = s.writeQueued()
+	<-s.wrole
+	if err != nil {
+		s.writeFailed(err)
+	}
+	return nil
+}
+
+// writeLoop writes what others queue, whenever no caller of writeFramesNow
+// holds the writer role.
 func (s *Session) writeLoop() {
 	defer s.wg.Done()
-	bw := bufio.NewWriterSize(s.conn, writeBufSize)
-	w := frameWriter{bw: bw, conn: s.conn, bc: batcher(s.conn)}
-	var spareP, spareN []*frame
 	var err error
 	for err == nil {
 		s.wmu.Lock()
@@ -94,34 +133,61 @@ func (s *Session) writeLoop() {
 			select {
 			case <-s.wwake:
 			case <-s.done:
-				w.endBatch()
-				s.drainWriter()
+				s.endWriter()
 				return
 			}
 			s.wmu.Lock()
 		}
+		s.wmu.Unlock()
+		select {
+		case s.wrole <- struct{}{}:
+		case <-s.done:
+			s.endWriter()
+			return
+		}
+		err = s.writeQueued()
+		<-s.wrole
+	}
+	s.writeFailed(err)
+	s.endWriter()
+}
+
+// writeQueued writes the queue, in batches, until it finds it empty, then
+// flushes. The caller holds the writer role (wrole), which owns s.fw.
+func (s *Session) writeQueued() error {
+	w := &s.fw
+	w.beginBatch()
+	for {
+		s.wmu.Lock()
 		p, n := s.wprio, s.wnormal
-		s.wprio, s.wnormal = spareP[:0], spareN[:0]
+		if len(p)+len(n) == 0 {
+			s.wmu.Unlock()
+			return w.flush()
+		}
+		s.wprio, s.wnormal = s.spareP[:0], s.spareN[:0]
 		s.wmu.Unlock()
 
-		w.beginBatch()
-		err = s.writeFrames(&w, p, nil)
-		err = s.writeFrames(&w, n, err)
+		err := s.writeFrames(w, p, nil)
+		err = s.writeFrames(w, n, err)
 		clear(p)
 		clear(n)
-		spareP, spareN = p[:0], n[:0]
+		s.spareP, s.spareN = p[:0], n[:0]
 		if err != nil {
-			break
-		}
-		s.wmu.Lock()
-		empty := len(s.wprio)+len(s.wnormal) == 0
-		s.wmu.Unlock()
-		if empty {
-			err = w.flush()
+			w.endBatch()
+			return err
 		}
 	}
-	w.endBatch()
+}
+
+func (s *Session) writeFailed(err error) {
 	s.closeWithError(connLost{fmt.Errorf("%w: write: %w", ErrSessionClosed, err)})
+}
+
+// endWriter waits for the writer role, so that no writeFramesNow is
+// still writing, ends the batch and fails what is left in the queue.
+func (s *Session) endWriter() {
+	s.wrole <- struct{}{}
+	s.fw.endBatch()
 	s.drainWriter()
 }
 

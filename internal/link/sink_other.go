@@ -1,0 +1,11 @@
+//go:build !linux
+
+package link
+
+import "syscall"
+
+// directSinks is off where writevNow has no non-blocking writev.
+const directSinks = false
+
+// writevNow is never called off Linux.
+func writevNow(syscall.RawConn, [][]byte) (int, error) { return 0, syscall.EAGAIN }
