@@ -13,7 +13,7 @@ import (
 func Interested(t *routing.Table, k Kind, subject string) []routing.SiteRoute {
 	var out []routing.SiteRoute
 	for _, rec := range t.Records() {
-		if !matchesAny(rec.Interests, k, subject) {
+		if !MatchesAny(rec.Interests, k, subject) {
 			continue
 		}
 		if r, ok := t.Route(rec.Site); ok {
@@ -32,9 +32,9 @@ func Interested(t *routing.Table, k Kind, subject string) []routing.SiteRoute {
 	return out
 }
 
-// matchesAny reports whether one of a site's advertised interests of kind k
+// MatchesAny reports whether one of a site's advertised interests of kind k
 // matches subject.
-func matchesAny(interests []string, k Kind, subject string) bool {
+func MatchesAny(interests []string, k Kind, subject string) bool {
 	for _, s := range interests {
 		if ik, p, ok := ParseInterest(s); ok && ik == k && Match(p, subject) {
 			return true

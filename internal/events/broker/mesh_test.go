@@ -51,6 +51,8 @@ type meshSite struct {
 	interests []string
 	// announce wakes the site's router goroutine (route).
 	announce chan struct{}
+	// held, while locked, keeps the router goroutine from announcing.
+	held sync.Mutex
 	// most is the largest number of interests announced; under m.mu.
 	most int
 
@@ -206,6 +208,8 @@ func (s *meshSite) route(ctx context.Context) {
 			return
 		case <-s.announce:
 		}
+		s.held.Lock()
+		s.held.Unlock()
 		in := s.b.Interests()
 		s.m.mu.Lock()
 		s.interests = in

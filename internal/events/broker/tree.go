@@ -333,7 +333,7 @@ func (b *Broker) offer(ch chan delivery, d delivery, delivers bool) bool {
 // interested sites and the tree are worked out once for all of them.
 // tcs, nil with tracing off, are the events' trace contexts.
 func (b *Broker) publishVolatile(kind events.Kind, subject string, evs []cloudevent.Decoded, tcs []tracectx.Context) error {
-	routes := events.Interested(b.cfg.Net.Table(), kind, subject)
+	routes := b.interested(kind, subject)
 	if kind == events.Queue {
 		if len(routes) == 0 {
 			return ErrNoConsumer
@@ -369,6 +369,25 @@ func (b *Broker) publishVolatile(kind events.Kind, subject string, evs []cloudev
 		b.forward(br.Next, c)
 	}
 	return nil
+}
+
+// interested is events.Interested from this site's table, with this site
+// first when one of its own consumers matches but the table does not have
+// its interest yet: the site's router adds the broker's interests to the
+// table some time after they change, and until then a client that
+// subscribed (and was told so) would miss what is published here.
+func (b *Broker) interested(kind events.Kind, subject string) []routing.SiteRoute {
+	routes := events.Interested(b.cfg.Net.Table(), kind, subject)
+	if slices.ContainsFunc(routes, func(r routing.SiteRoute) bool { return r.ID == b.cfg.Self }) {
+		return routes
+	}
+	b.mu.Lock()
+	mine := events.MatchesAny(b.interests, kind, subject)
+	b.mu.Unlock()
+	if !mine {
+		return routes
+	}
+	return slices.Insert(routes, 0, routing.SiteRoute{ID: b.cfg.Self})
 }
 
 // routeQueue gives a volatile queue event to one consumer: here when this
