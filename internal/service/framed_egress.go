@@ -191,8 +191,9 @@ func (s *frameServer) handle(req *http.Request, body *requestBody, first forward
 // body of known length is not flushed: its end frame follows at once, and
 // head, body and end go to the link as one write.
 func (s *frameServer) copyBody(resp *http.Response) bool {
-	buf := proxyBuffers.Get()
-	defer proxyBuffers.Put(buf)
+	pb := proxyBuffers.get()
+	defer proxyBuffers.put(pb)
+	buf := *pb
 	w := httpframe.NewBodyWriter(s.bw)
 	var written int64
 	for {
