@@ -31,7 +31,11 @@ import (
 // away (EOF or reset), which cancels the request's context as net/http's
 // background read does, without net/http's per-request goroutine, read
 // deadlines and response machinery (bench/README.md, "A lean HTTP/1.1
-// server at the listener").
+// server at the listener"). A request without body, with nothing sent
+// after it, is answered by the reading goroutine itself, without the
+// hand-off to the worker and back (most requests: bench/README.md, "Less
+// CPU per request"); if it is still running after h1sWatchAfter, a
+// goroutine begins the read ahead for it.
 //
 // What it does not serve is handed, with the bytes already read, to the
 // listener's http.Server through a listener of handed-over connections,
@@ -75,6 +79,10 @@ const (
 	// connection was closed for writing with its request body unread, as
 	// net/http's rstAvoidanceDelay.
 	h1sLingerTimeout = 500 * time.Millisecond
+	// h1sWatchAfter is how long a request answered by the reading
+	// goroutine runs before a client going away is watched for: a
+	// shorter one takes less than a goroutine's start would cost.
+	h1sWatchAfter = 20 * time.Millisecond
 )
 
 // errHandover is why a connection goes to the http.Server.
@@ -90,6 +98,7 @@ type h1Server struct {
 	conns    map[*h1sConn]struct{}
 	draining atomic.Bool  // the listener was deleted: serve no new request
 	served   atomic.Int64 // requests served here, not handed over (for tests)
+	workers  atomic.Int64 // workers started (for tests)
 }
 
 func newH1Server(in *ingress, life *lifecycle, handover *connListener) *h1Server {
@@ -176,6 +185,11 @@ type h1sConn struct {
 	pend    []byte            // the body held before the head is written
 	post    bool              // the last request was a POST
 	last    *h1sResponse      // the last request dispatched
+
+	// Of requests answered by the reading goroutine (answerInline):
+	inflight atomic.Pointer[h1sResponse] // the request being answered
+	watch    *time.Timer                 // starts watching for the client going away
+	watched  chan error                  // the watch's read ahead ended, with its error
 }
 
 // serve reads and dispatches requests in order until the connection ends,
@@ -206,6 +220,12 @@ func (c *h1sConn) serve() (handed bool) {
 		c.post = req.Method == "POST"
 		c.s.served.Add(1)
 		w := c.newResponse(req)
+		if w.body == nil && c.br.Buffered() == 0 {
+			if !c.answerInline(w) {
+				return false
+			}
+			continue
+		}
 		if !c.dispatch(w) {
 			return false
 		}
@@ -247,11 +267,63 @@ func (c *h1sConn) serve() (handed bool) {
 	}
 }
 
+// answerInline answers w, a request without body after which the client
+// sent nothing yet, on the reading goroutine, and reports whether the
+// connection may serve another request. Nobody reads ahead meanwhile, so
+// a client going away would go unnoticed: when the answer takes longer
+// than h1sWatchAfter, a goroutine reads ahead as the reading goroutine
+// does while the worker answers.
+func (c *h1sConn) answerInline(w *h1sResponse) bool {
+	c.last = w
+	c.inflight.Store(w)
+	if c.watch == nil {
+		c.watched = make(chan error, 1)
+		c.watch = time.AfterFunc(h1sWatchAfter, c.startWatch)
+	} else {
+		c.watch.Reset(h1sWatchAfter)
+	}
+	c.answer(w)
+	if !c.watch.Stop() {
+		// The watch began: its read ahead ends at the next request's
+		// first bytes, the client going away, or drain.
+		if err := <-c.watched; err != nil {
+			return false
+		}
+	}
+	return !w.closeConn && !c.s.draining.Load()
+}
+
+// startWatch reads ahead for the request being answered inline, in a
+// goroutine of its own.
+func (c *h1sConn) startWatch() {
+	w := c.inflight.Load()
+	if !c.s.life.goroutine(func() { c.readAhead(w) }) {
+		w.cancel() // the manager is closing
+		c.watched <- net.ErrClosed
+	}
+}
+
+// readAhead waits for the next request's first bytes while w is answered
+// and cancels w if the client goes away first.
+func (c *h1sConn) readAhead(w *h1sResponse) {
+	c.peeking.Store(true)
+	err := error(net.ErrClosed)
+	if !c.s.draining.Load() {
+		_, err = c.br.Peek(1)
+	}
+	c.peeking.Store(false)
+	if err != nil && !c.s.draining.Load() {
+		w.cancel() // the client went away; not drain's deadline
+	}
+	c.watched <- err
+}
+
 // dispatch hands w to the worker, starting it for the first request.
 func (c *h1sConn) dispatch(w *h1sResponse) bool {
 	if c.work == nil {
 		c.work = make(chan *h1sResponse, 1)
 		work := c.work
+		c.s.workers.Add(1)
 		if !c.s.life.goroutine(func() {
 			for w := range work {
 				c.answer(w)
