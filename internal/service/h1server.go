@@ -188,8 +188,7 @@ type h1sConn struct {
 
 	// Of requests answered by the reading goroutine (answerInline):
 	inflight atomic.Pointer[h1sResponse] // the request being answered
-	watch    *time.Timer                 // starts watching for the client going away
-	watched  chan error                  // the watch's read ahead ended, with its error
+	watch    inlineWatch
 }
 
 // serve reads and dispatches requests in order until the connection ends,
@@ -276,36 +275,21 @@ func (c *h1sConn) serve() (handed bool) {
 func (c *h1sConn) answerInline(w *h1sResponse) bool {
 	c.last = w
 	c.inflight.Store(w)
-	if c.watch == nil {
-		c.watched = make(chan error, 1)
-		c.watch = time.AfterFunc(h1sWatchAfter, c.startWatch)
-	} else {
-		c.watch.Reset(h1sWatchAfter)
+	if c.watch.readAhead == nil {
+		c.watch = inlineWatch{life: c.s.life, readAhead: c.readAhead}
 	}
-	c.answer(w)
-	if !c.watch.Stop() {
-		// The watch began: its read ahead ends at the next request's
-		// first bytes, the client going away, or drain.
-		if err := <-c.watched; err != nil {
-			return false
-		}
+	// A read ahead ends at the next request's first bytes, the client
+	// going away, or drain.
+	if c.watch.run(func() { c.answer(w) }) != nil {
+		return false
 	}
 	return !w.closeConn && !c.s.draining.Load()
 }
 
-// startWatch reads ahead for the request being answered inline, in a
-// goroutine of its own.
-func (c *h1sConn) startWatch() {
+// readAhead waits for the next request's first bytes while the request
+// answered inline runs, and cancels it if the client goes away first.
+func (c *h1sConn) readAhead() error {
 	w := c.inflight.Load()
-	if !c.s.life.goroutine(func() { c.readAhead(w) }) {
-		w.cancel() // the manager is closing
-		c.watched <- net.ErrClosed
-	}
-}
-
-// readAhead waits for the next request's first bytes while w is answered
-// and cancels w if the client goes away first.
-func (c *h1sConn) readAhead(w *h1sResponse) {
 	c.peeking.Store(true)
 	err := error(net.ErrClosed)
 	if !c.s.draining.Load() {
@@ -315,7 +299,42 @@ func (c *h1sConn) readAhead(w *h1sResponse) {
 	if err != nil && !c.s.draining.Load() {
 		w.cancel() // the client went away; not drain's deadline
 	}
-	c.watched <- err
+	return err
+}
+
+// inlineWatch runs a request's answer on the goroutine that reads the
+// connection (or stream), saving the hand-off to a worker and back. Nobody
+// reads ahead meanwhile, which is how the end of the connection is noticed
+// and the request cancelled: when the answer takes longer than
+// h1sWatchAfter, readAhead runs in a goroutine of its own.
+type inlineWatch struct {
+	life      *lifecycle
+	readAhead func() error
+	timer     *time.Timer
+	done      chan error // readAhead's result, once it ran
+}
+
+// run runs answer and returns readAhead's error if readAhead ran, after
+// it ended.
+func (iw *inlineWatch) run(answer func()) error {
+	if iw.timer == nil {
+		iw.done = make(chan error, 1)
+		iw.timer = time.AfterFunc(h1sWatchAfter, iw.start)
+	} else {
+		iw.timer.Reset(h1sWatchAfter)
+	}
+	answer()
+	if iw.timer.Stop() {
+		return nil
+	}
+	return <-iw.done
+}
+
+func (iw *inlineWatch) start() {
+	read := func() { iw.done <- iw.readAhead() }
+	if !iw.life.goroutine(read) {
+		read() // the manager is closing, and so the connection: the read ends
+	}
 }
 
 // dispatch hands w to the worker, starting it for the first request.

@@ -53,7 +53,8 @@ func leanWorkers(w *world) int64 {
 }
 
 // A request without body, with nothing sent after it, is answered by the
-// reading goroutine, without a worker; one with a body starts the worker.
+// reading goroutine, without a worker, at the listener's site and at the
+// connector's (its framed stream); one with a body starts the worker.
 func TestLeanServerAnswersInline(t *testing.T) {
 	lean, _, _, w := leanPair(t)
 	c := dial(t, lean)
@@ -76,12 +77,12 @@ func TestLeanServerAnswersInline(t *testing.T) {
 		ask("GET /plain HTTP/1.1\r\nHost: x\r\n\r\n", "hello")
 		ask("HEAD /plain HTTP/1.1\r\nHost: x\r\n\r\n", "")
 	}
-	if n := leanWorkers(w); n != 0 {
-		t.Fatalf("%d workers started for requests without body, want 0", n)
+	if n, m := leanWorkers(w), w.site("b").m.frameWorkers.Load(); n != 0 || m != 0 {
+		t.Fatalf("%d workers started at a, %d at b, for requests without body; want none", n, m)
 	}
 	ask("POST /plain HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", "hello")
-	if n := leanWorkers(w); n != 1 {
-		t.Fatalf("%d workers started after a request with a body, want 1", n)
+	if n, m := leanWorkers(w), w.site("b").m.frameWorkers.Load(); n != 1 || m != 1 {
+		t.Fatalf("%d workers started at a, %d at b, after a request with a body; want 1 each", n, m)
 	}
 	ask("GET /plain HTTP/1.1\r\nHost: x\r\n\r\n", "hello")
 }
