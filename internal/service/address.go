@@ -447,24 +447,24 @@ func (a *address) releaseConnector(c *connector) {
 // remote returns the pooled transport along path, made by make on first
 // use.
 func (a *address) remote(path []siteid.ID, make func() *framedTransport) *framedTransport {
-	key := pathKey(path)
+	var buf [4 * len(siteid.ID{})]byte
+	key := appendPathKey(buf[:0], path)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	r, ok := a.remotes[key]
+	r, ok := a.remotes[string(key)] // no string made to look it up
 	if !ok {
 		r = remote{path: path, transport: make()}
-		a.remotes[key] = r
+		a.remotes[string(key)] = r
 	}
 	return r.transport
 }
 
-// pathKey is path's raw IDs: cheap to build on every request.
-func pathKey(path []siteid.ID) string {
-	b := make([]byte, 0, len(path)*len(siteid.ID{}))
+// appendPathKey appends path's raw IDs: the key of its remote.
+func appendPathKey(b []byte, path []siteid.ID) []byte {
 	for _, s := range path {
 		b = append(b, s[:]...)
 	}
-	return string(b)
+	return b
 }
 
 // candidateStates is the balancing state of the sites serving the

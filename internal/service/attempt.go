@@ -117,6 +117,12 @@ type raceRun struct {
 	over bool
 	resp *http.Response
 	err  error
+
+	// Backing for r, attempts and answers' queue of a race of one or two
+	// copies, the usual ones: not an allocation each per request.
+	race        race
+	attemptsBuf [2]*attempt
+	answersBuf  [2]*attempt
 }
 
 // runRace sends req as the race decides: hedged after delay (at once when
@@ -124,10 +130,11 @@ type raceRun struct {
 func (in *ingress) runRace(req *http.Request, hedged bool, delay time.Duration, retries int) (*http.Response, error) {
 	rr := &raceRun{
 		in: in, req: req, hedged: hedged,
-		r:       newRace(hedged, retries),
+		race:    race{hedge: hedged, retries: retries},
 		tried:   map[balance.Key]bool{},
 		answers: answerQueue{ready: make(chan struct{}, 1)},
 	}
+	rr.r, rr.attempts, rr.answers.q = &rr.race, rr.attemptsBuf[:0], rr.answersBuf[:0]
 	rr.r.start()
 	var fire <-chan time.Time
 	if hedged {

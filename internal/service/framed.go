@@ -64,6 +64,7 @@ type framedConn struct {
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	since time.Time // when it went idle
+	abort func()    // closes c: what a cancelled request does, made once per stream
 }
 
 // RoundTrip sends req, which the ingress owns, on a pooled stream; a
@@ -139,7 +140,9 @@ func (t *framedTransport) get(ctx context.Context) (fc *framedConn, reused bool,
 	if err != nil {
 		return nil, false, err
 	}
-	return &framedConn{c: c, br: bufio.NewReaderSize(c, framedBufSize), bw: bufio.NewWriterSize(c, framedBufSize)}, false, nil
+	fc = &framedConn{c: c, br: bufio.NewReaderSize(c, framedBufSize), bw: bufio.NewWriterSize(c, framedBufSize)}
+	fc.abort = func() { c.Close() }
+	return fc, false, nil
 }
 
 // put returns a stream whose exchange is over to the pool.
@@ -189,8 +192,9 @@ func (t *framedTransport) exchange(fc *framedConn, req *http.Request) (*http.Res
 		return nil, err
 	}
 	fc.bw.Write(head)
-	stop := context.AfterFunc(ctx, func() { fc.c.Close() })
-	ex := &lease[*framedConn]{pool: t, c: fc, stop: stop}
+	// The answer's body and the lease are one allocation.
+	fb := &framedBody{ex: lease[*framedConn]{pool: t, c: fc, stop: context.AfterFunc(ctx, fc.abort)}}
+	ex := &fb.ex
 	if noBody {
 		err = fc.bw.Flush()
 	} else {
@@ -231,7 +235,8 @@ func (t *framedTransport) exchange(fc *framedConn, req *http.Request) (*http.Res
 		resp.Body = &tunnelBody{ex: ex, Reader: fc.br}
 		return resp, nil
 	}
-	resp.Body = &framedBody{ex: ex, resp: resp, r: httpframe.NewBodyReader(fc.br, resp.Trailer)}
+	fb.resp, fb.r = resp, httpframe.NewBodyReader(fc.br, resp.Trailer)
+	resp.Body = fb
 	return resp, nil
 }
 
@@ -261,9 +266,9 @@ func writeBody(bw *bufio.Writer, body io.ReadCloser, trailer http.Header) error 
 	w := httpframe.NewBodyWriter(bw)
 	if body != nil {
 		defer body.Close()
-		buf := proxyBuffers.Get()
-		defer proxyBuffers.Put(buf)
-		if _, err := io.CopyBuffer(flushWriter{w, bw}, onlyReader{body}, buf); err != nil {
+		buf := proxyBuffers.get()
+		defer proxyBuffers.put(buf)
+		if _, err := io.CopyBuffer(flushWriter{w, bw}, onlyReader{body}, *buf); err != nil {
 			return err
 		}
 	}
@@ -350,7 +355,7 @@ func (t *framedTransport) discard(fc *framedConn) { fc.c.Close() }
 
 // framedBody is an answer's body read from its stream.
 type framedBody struct {
-	ex   *lease[*framedConn]
+	ex   lease[*framedConn]
 	resp *http.Response
 	r    *httpframe.BodyReader
 }

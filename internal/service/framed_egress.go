@@ -82,6 +82,17 @@ func (s *frameServer) serve() {
 			done <- struct{}{}
 		}
 	}
+	// A request without body, with nothing after it on the stream, is
+	// served on this goroutine, without the hand-off to the worker and
+	// back; the read ahead that notices the stream closing (and cancels
+	// the request) starts only if it runs long.
+	watch := inlineWatch{life: s.m.life, readAhead: func() error {
+		_, err := s.br.Peek(1)
+		if err != nil {
+			cancel()
+		}
+		return err
+	}}
 	var buf []byte
 	for {
 		typ, n, err := httpframe.ReadFrameHeader(s.br)
@@ -114,8 +125,15 @@ func (s *frameServer) serve() {
 		tunnel := req.Header.Get("Upgrade") != ""
 		first := s.first
 		s.first = forward.TraceContext{}
+		if noBody && !tunnel && s.br.Buffered() == 0 {
+			if watch.run(func() { s.handle(req, nil, first) }) != nil || !s.keep {
+				return
+			}
+			continue
+		}
 		if jobs == nil {
 			jobs = make(chan frameJob)
+			s.m.frameWorkers.Add(1)
 			if !s.m.life.goroutine(work) {
 				jobs = nil
 				return
@@ -191,8 +209,9 @@ func (s *frameServer) handle(req *http.Request, body *requestBody, first forward
 // body of known length is not flushed: its end frame follows at once, and
 // head, body and end go to the link as one write.
 func (s *frameServer) copyBody(resp *http.Response) bool {
-	buf := proxyBuffers.Get()
-	defer proxyBuffers.Put(buf)
+	pb := proxyBuffers.get()
+	defer proxyBuffers.put(pb)
+	buf := *pb
 	w := httpframe.NewBodyWriter(s.bw)
 	var written int64
 	for {

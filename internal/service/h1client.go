@@ -92,6 +92,7 @@ type h1Conn struct {
 	bw    *bufio.Writer
 	limit int64     // bytes still allowed to be read while a head is read; -1 when unbounded
 	since time.Time // when it went idle
+	abort func()    // closes the connection: what a cancelled request does, made once per connection
 }
 
 // Read is the buffer's source: it stops at limit while a head is read.
@@ -224,6 +225,7 @@ func (cl *h1Client) dialConn(ctx context.Context) (*h1Conn, error) {
 		return nil, err
 	}
 	pc := &h1Conn{Conn: c, limit: -1}
+	pc.abort = func() { c.Close() }
 	pc.br = bufio.NewReaderSize(pc, h1BufSize)
 	pc.bw = bufio.NewWriterSize(c, h1BufSize)
 	return pc, nil
@@ -332,9 +334,11 @@ func (cl *h1Client) CloseIdleConnections() {
 // bidirectional stream go on) before the request ends.
 func (cl *h1Client) exchange(pc *h1Conn, req *http.Request) (_ *http.Response, answered bool, _ error) {
 	ctx := req.Context()
-	x := &lease[*h1Conn]{pool: cl, c: pc, stop: func() bool { return true }}
+	// The answer's body and the lease are one allocation.
+	hb := &h1Body{x: lease[*h1Conn]{pool: cl, c: pc, stop: func() bool { return true }}}
+	x := &hb.x
 	if ctx.Done() != nil {
-		x.stop = context.AfterFunc(ctx, func() { pc.Close() })
+		x.stop = context.AfterFunc(ctx, pc.abort)
 	}
 	if req.Body == nil || req.Body == http.NoBody || req.GetBody != nil {
 		var err error
@@ -380,7 +384,8 @@ func (cl *h1Client) exchange(pc *h1Conn, req *http.Request) (_ *http.Response, a
 		x.release(keep)
 		return resp, true, nil
 	}
-	resp.Body = &h1Body{x: x, keep: keep, body: resp.Body}
+	hb.keep, hb.body = keep, resp.Body
+	resp.Body = hb
 	return resp, true, nil
 }
 
@@ -497,7 +502,7 @@ func (pc *h1Conn) readResponse(req *http.Request) (_ *http.Response, answered bo
 // h1Body is an answer's body read from its connection. Closed before its
 // end, it closes the connection rather than reading the rest.
 type h1Body struct {
-	x    *lease[*h1Conn]
+	x    lease[*h1Conn]
 	keep bool
 	body io.ReadCloser // net/http's: it reads the trailers in at the end
 }

@@ -31,7 +31,11 @@ import (
 // away (EOF or reset), which cancels the request's context as net/http's
 // background read does, without net/http's per-request goroutine, read
 // deadlines and response machinery (bench/README.md, "A lean HTTP/1.1
-// server at the listener").
+// server at the listener"). A request without body, with nothing sent
+// after it, is answered by the reading goroutine itself, without the
+// hand-off to the worker and back (most requests: bench/README.md, "Less
+// CPU per request"); if it is still running after h1sWatchAfter, a
+// goroutine begins the read ahead for it.
 //
 // What it does not serve is handed, with the bytes already read, to the
 // listener's http.Server through a listener of handed-over connections,
@@ -75,6 +79,10 @@ const (
 	// connection was closed for writing with its request body unread, as
 	// net/http's rstAvoidanceDelay.
 	h1sLingerTimeout = 500 * time.Millisecond
+	// h1sWatchAfter is how long a request answered by the reading
+	// goroutine runs before a client going away is watched for: a
+	// shorter one takes less than a goroutine's start would cost.
+	h1sWatchAfter = 20 * time.Millisecond
 )
 
 // errHandover is why a connection goes to the http.Server.
@@ -90,6 +98,7 @@ type h1Server struct {
 	conns    map[*h1sConn]struct{}
 	draining atomic.Bool  // the listener was deleted: serve no new request
 	served   atomic.Int64 // requests served here, not handed over (for tests)
+	workers  atomic.Int64 // workers started (for tests)
 }
 
 func newH1Server(in *ingress, life *lifecycle, handover *connListener) *h1Server {
@@ -176,6 +185,10 @@ type h1sConn struct {
 	pend    []byte            // the body held before the head is written
 	post    bool              // the last request was a POST
 	last    *h1sResponse      // the last request dispatched
+
+	// Of requests answered by the reading goroutine (answerInline):
+	inflight atomic.Pointer[h1sResponse] // the request being answered
+	watch    inlineWatch
 }
 
 // serve reads and dispatches requests in order until the connection ends,
@@ -206,6 +219,12 @@ func (c *h1sConn) serve() (handed bool) {
 		c.post = req.Method == "POST"
 		c.s.served.Add(1)
 		w := c.newResponse(req)
+		if w.body == nil && c.br.Buffered() == 0 {
+			if !c.answerInline(w) {
+				return false
+			}
+			continue
+		}
 		if !c.dispatch(w) {
 			return false
 		}
@@ -247,11 +266,83 @@ func (c *h1sConn) serve() (handed bool) {
 	}
 }
 
+// answerInline answers w, a request without body after which the client
+// sent nothing yet, on the reading goroutine, and reports whether the
+// connection may serve another request. Nobody reads ahead meanwhile, so
+// a client going away would go unnoticed: when the answer takes longer
+// than h1sWatchAfter, a goroutine reads ahead as the reading goroutine
+// does while the worker answers.
+func (c *h1sConn) answerInline(w *h1sResponse) bool {
+	c.last = w
+	c.inflight.Store(w)
+	if c.watch.readAhead == nil {
+		c.watch = inlineWatch{life: c.s.life, readAhead: c.readAhead}
+	}
+	// A read ahead ends at the next request's first bytes, the client
+	// going away, or drain.
+	if c.watch.run(func() { c.answer(w) }) != nil {
+		return false
+	}
+	return !w.closeConn && !c.s.draining.Load()
+}
+
+// readAhead waits for the next request's first bytes while the request
+// answered inline runs, and cancels it if the client goes away first.
+func (c *h1sConn) readAhead() error {
+	w := c.inflight.Load()
+	c.peeking.Store(true)
+	err := error(net.ErrClosed)
+	if !c.s.draining.Load() {
+		_, err = c.br.Peek(1)
+	}
+	c.peeking.Store(false)
+	if err != nil && !c.s.draining.Load() {
+		w.cancel() // the client went away; not drain's deadline
+	}
+	return err
+}
+
+// inlineWatch runs a request's answer on the goroutine that reads the
+// connection (or stream), saving the hand-off to a worker and back. Nobody
+// reads ahead meanwhile, which is how the end of the connection is noticed
+// and the request cancelled: when the answer takes longer than
+// h1sWatchAfter, readAhead runs in a goroutine of its own.
+type inlineWatch struct {
+	life      *lifecycle
+	readAhead func() error
+	timer     *time.Timer
+	done      chan error // readAhead's result, once it ran
+}
+
+// run runs answer and returns readAhead's error if readAhead ran, after
+// it ended.
+func (iw *inlineWatch) run(answer func()) error {
+	if iw.timer == nil {
+		iw.done = make(chan error, 1)
+		iw.timer = time.AfterFunc(h1sWatchAfter, iw.start)
+	} else {
+		iw.timer.Reset(h1sWatchAfter)
+	}
+	answer()
+	if iw.timer.Stop() {
+		return nil
+	}
+	return <-iw.done
+}
+
+func (iw *inlineWatch) start() {
+	read := func() { iw.done <- iw.readAhead() }
+	if !iw.life.goroutine(read) {
+		read() // the manager is closing, and so the connection: the read ends
+	}
+}
+
 // dispatch hands w to the worker, starting it for the first request.
 func (c *h1sConn) dispatch(w *h1sResponse) bool {
 	if c.work == nil {
 		c.work = make(chan *h1sResponse, 1)
 		work := c.work
+		c.s.workers.Add(1)
 		if !c.s.life.goroutine(func() {
 			for w := range work {
 				c.answer(w)

@@ -43,6 +43,50 @@ func leanServed(w *world) int64 {
 	return 0 // not serving yet
 }
 
+// leanWorkers is how many worker goroutines the lean server of site a's
+// listener "web" started.
+func leanWorkers(w *world) int64 {
+	m := w.site("a").m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.listeners["web"].h1.Load().workers.Load()
+}
+
+// A request without body, with nothing sent after it, is answered by the
+// reading goroutine, without a worker, at the listener's site and at the
+// connector's (its framed stream); one with a body starts the worker.
+func TestLeanServerAnswersInline(t *testing.T) {
+	lean, _, _, w := leanPair(t)
+	c := dial(t, lean)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	ask := func(raw, want string) {
+		t.Helper()
+		io.WriteString(c, raw)
+		method, _, _ := strings.Cut(raw, " ")
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || string(body) != want {
+			t.Fatalf("%q: answer %q, %v; want %q", raw, body, err, want)
+		}
+	}
+	for range 3 {
+		ask("GET /plain HTTP/1.1\r\nHost: x\r\n\r\n", "hello")
+		ask("HEAD /plain HTTP/1.1\r\nHost: x\r\n\r\n", "")
+	}
+	if n, m := leanWorkers(w), w.site("b").m.frameWorkers.Load(); n != 0 || m != 0 {
+		t.Fatalf("%d workers started at a, %d at b, for requests without body; want none", n, m)
+	}
+	ask("POST /plain HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", "hello")
+	if n, m := leanWorkers(w), w.site("b").m.frameWorkers.Load(); n != 1 || m != 1 {
+		t.Fatalf("%d workers started at a, %d at b, after a request with a body; want 1 each", n, m)
+	}
+	ask("GET /plain HTTP/1.1\r\nHost: x\r\n\r\n", "hello")
+}
+
 // scriptedAnswers answers by path, with a fixed Date so that whole
 // answers can be compared.
 func scriptedAnswers(w http.ResponseWriter, r *http.Request) {

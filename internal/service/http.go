@@ -149,18 +149,27 @@ type ingress struct {
 // their reverse proxies). Without a pool ReverseProxy allocated 32 KiB
 // per answer: three quarters of all bytes a site allocated per request in
 // bench/run-http.sh --wrk, and most of its garbage collection.
-var proxyBuffers httputil.BufferPool = &bufferPool{}
+var proxyBuffers = &bufferPool{}
 
+var _ httputil.BufferPool = proxyBuffers
+
+// bufferPool holds *[]byte: its own copies use get and put, which keep the
+// pointer; Put of httputil.BufferPool allocates one per buffer returned.
 type bufferPool struct{ p sync.Pool }
 
-func (b *bufferPool) Get() []byte {
+func (b *bufferPool) get() *[]byte {
 	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+		return v
 	}
-	return make([]byte, 32<<10)
+	buf := make([]byte, 32<<10)
+	return &buf
 }
 
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+func (b *bufferPool) put(buf *[]byte) { b.p.Put(buf) }
+
+func (b *bufferPool) Get() []byte { return *b.get() }
+
+func (b *bufferPool) Put(buf []byte) { b.put(&buf) }
 
 // RoundTrip sends one request to a candidate, with retries, overflow and,
 // when the listener asks for it, a hedge copy.

@@ -166,16 +166,20 @@ func (in *ingress) prepare(r *http.Request) {
 func (in *ingress) rewrite(out, r *http.Request) {
 	out.URL.Scheme, out.URL.Host = "http", in.addr.name
 	h := out.Header
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		h["X-Forwarded-For"] = []string{ip}
-	}
-	h["X-Forwarded-Host"] = []string{r.Host}
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
 	}
-	h["X-Forwarded-Proto"] = []string{proto}
-	h[HeaderProto] = []string{clientProto(r)}
+	// The four fields' values share one array (capacity 1 each, so that
+	// adding to one does not write over the next).
+	vs := []string{"", r.Host, proto, clientProto(r)}
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		vs[0] = ip
+		h["X-Forwarded-For"] = vs[0:1:1]
+	}
+	h["X-Forwarded-Host"] = vs[1:2:2]
+	h["X-Forwarded-Proto"] = vs[2:3:3]
+	h[HeaderProto] = vs[3:4:4]
 	if !in.m.cfg.Tracer.On() {
 		ensureTraceparent(h)
 	}
@@ -295,8 +299,9 @@ func streamed(resp *http.Response) bool {
 // copyAnswer copies an answer's body to w, flushing after each piece when
 // flush is set.
 func copyAnswer(w *answerWriter, body io.Reader, flush bool) error {
-	buf := proxyBuffers.Get()
-	defer proxyBuffers.Put(buf)
+	pb := proxyBuffers.get()
+	defer proxyBuffers.put(pb)
+	buf := *pb
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {

@@ -68,6 +68,8 @@ type Manager struct {
 	connectors map[string]*connector // by name
 	addrs      map[string]*address   // every address with a listener or connector here, ever
 	streams    *streamServer         // serves KindHTTP streams; nil until the first
+
+	frameWorkers atomic.Int64 // framed streams' workers started (for tests)
 }
 
 type listener struct {

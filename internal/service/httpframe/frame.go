@@ -95,11 +95,17 @@ func ReadPayload(r *bufio.Reader, n int, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// decoder reads a payload's fields, recording the first error.
+// decoder reads a payload's fields, recording the first error. The
+// strings it returns share one copy of the payload (made on the first
+// one), not one allocation each.
 type decoder struct {
-	b   []byte
+	b   []byte // what is left to read
+	p   []byte // the whole payload
+	s   string // p as a string, once a string was read
 	err error
 }
+
+func newDecoder(p []byte) decoder { return decoder{b: p, p: p} }
 
 func (d *decoder) fail(what string) {
 	if d.err == nil {
@@ -144,11 +150,18 @@ func (d *decoder) varint(what string) int64 {
 }
 
 // bytes returns a length-prefixed string's bytes, aliasing the payload.
+// what is joined to its error text only on failure: a concatenation per
+// field was 2% of the connector site's CPU.
 func (d *decoder) bytes(what string) []byte {
-	n := d.uvarint(what + " length")
 	if d.err != nil {
 		return nil
 	}
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 {
+		d.fail("bad " + what + " length")
+		return nil
+	}
+	d.b = d.b[k:]
 	if n > uint64(len(d.b)) {
 		d.fail("truncated " + what)
 		return nil
@@ -156,6 +169,19 @@ func (d *decoder) bytes(what string) []byte {
 	v := d.b[:n]
 	d.b = d.b[n:]
 	return v
+}
+
+// str returns b, bytes that bytes returned, as a string sharing the
+// payload's one string copy.
+func (d *decoder) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if d.s == "" {
+		d.s = string(d.p)
+	}
+	off := cap(d.p) - cap(b) // b is d.p[off : off+len(b)]
+	return d.s[off : off+len(b)]
 }
 
 func (d *decoder) end() error {

@@ -158,3 +158,39 @@ func TestHeadTooLarge(t *testing.T) {
 		t.Fatalf("a head over the limit: %v", err)
 	}
 }
+
+// TestParseTargetAsParseRequestURI checks the request target's short path
+// against url.ParseRequestURI, whose URL it must equal.
+func TestParseTargetAsParseRequestURI(t *testing.T) {
+	for _, target := range []string{
+		"/", "/a/b", "/a/b?", "/a/b??", "/a?b?", "/?x=1&y=%20", "/a%20b", "/a b", "/a#f", "/a?q#f", "*",
+		"//host/x", "/a:b", "/~user/$&+,;=@", "/a!b", "/a'b(c)*", "/a[b]", "/%zz", "/a?%zz", "/\u00e9", "/a;b?c;d",
+	} {
+		want, werr := url.ParseRequestURI(target)
+		got, gerr := parseTarget(target)
+		if (werr == nil) != (gerr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: got %#v, %v; ParseRequestURI %#v, %v", target, got, gerr, want, werr)
+		}
+	}
+}
+
+// TestDecodeAllocations bounds what decoding a typical request and answer
+// head allocates: the strings of a head share one copy of it.
+func TestDecodeAllocations(t *testing.T) {
+	h := http.Header{"X-Forwarded-For": {"127.0.0.1"}, "X-Forwarded-Host": {"127.0.0.1:8080"},
+		"X-Forwarded-Proto": {"http"}, "Weft-Proto": {"HTTP/1.1"}, "User-Agent": {""},
+		"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
+	req, _ := AppendRequest(nil, &http.Request{Method: "GET", URL: mustURL(t, "/a/b?c=d"), Host: "web", Header: h}, true)
+	resp, _ := AppendResponse(nil, &http.Response{StatusCode: 200, ContentLength: 3,
+		Header: http.Header{"Content-Length": {"3"}, "Content-Type": {"text/plain"}, "Date": {"Thu, 03 Dec 2026 12:00:00 GMT"}}})
+	// Request, URL, header map (two), the array of first values, one
+	// string; 14 with a string per value and url.ParseRequestURI.
+	if n := testing.AllocsPerRun(100, func() { DecodeRequest(req[FrameHeaderLen:]) }); n > 6 {
+		t.Errorf("DecodeRequest: %v allocations, want at most 6", n)
+	}
+	// Response, header map (two), the array of first values, one string;
+	// 8 with a string per value and a status line made per answer.
+	if n := testing.AllocsPerRun(100, func() { DecodeResponse(resp[FrameHeaderLen:]) }); n > 5 {
+		t.Errorf("DecodeResponse: %v allocations, want at most 5", n)
+	}
+}

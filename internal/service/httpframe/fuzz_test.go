@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"testing"
 )
 
-// FuzzDecode feeds arbitrary bytes to every decoder: none may panic, and
-// a head that decodes must encode back to one that decodes the same.
+// FuzzDecode feeds arbitrary bytes to every decoder: none may panic, a
+// head that decodes must encode back to one that decodes the same, and a
+// request target must parse as url.ParseRequestURI parses it.
 func FuzzDecode(f *testing.F) {
 	req, _ := AppendRequest(nil, &http.Request{Method: "POST", URL: mustURL(f, "/x?y=1"), Host: "h",
 		Header: http.Header{"Content-Type": {"text/plain"}}, Trailer: http.Header{"T": nil}, ContentLength: -1}, false)
@@ -20,6 +22,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(resp[FrameHeaderLen:])
 	f.Add(end[FrameHeaderLen:])
 	f.Add(append(append(AppendFrameHeader(nil, TypeData, 2), 'h', 'i'), end...))
+	f.Add([]byte("/a/b?c=d"))
+	f.Add([]byte("/a%20b?"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if r, noBody, err := DecodeRequest(b); err == nil {
 			again, err := AppendRequest(nil, r, noBody)
@@ -39,6 +43,12 @@ func FuzzDecode(f *testing.F) {
 			}
 			if r2, err := DecodeResponse(again[FrameHeaderLen:]); err != nil || r2.StatusCode != r.StatusCode || !reflect.DeepEqual(r2.Header, r.Header) {
 				t.Fatalf("answer changed in a round trip: %+v, %v", r2, err)
+			}
+		}
+		if validTarget(b) {
+			want, werr := url.ParseRequestURI(string(b))
+			if got, gerr := parseTarget(string(b)); (werr == nil) != (gerr == nil) || !reflect.DeepEqual(got, want) {
+				t.Fatalf("target %q: %#v, %v; url.ParseRequestURI %#v, %v", b, got, gerr, want, werr)
 			}
 		}
 		DecodeEnd(b, nil)

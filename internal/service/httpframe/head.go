@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -107,7 +108,7 @@ func appendNames(b []byte, h http.Header) []byte {
 // for url scheme and host to fill in. Body, context and Trailer values
 // are the caller's.
 func DecodeRequest(p []byte) (req *http.Request, noBody bool, err error) {
-	d := decoder{b: p}
+	d := newDecoder(p)
 	flags := d.byte("flags")
 	method := d.bytes("method")
 	target := d.bytes("target")
@@ -126,12 +127,15 @@ func DecodeRequest(p []byte) (req *http.Request, noBody bool, err error) {
 	case cl < -1:
 		return nil, false, fmt.Errorf("%w: content length %d", ErrFrame, cl)
 	}
-	u, uerr := url.ParseRequestURI(string(target))
-	if uerr != nil || !validTarget(target) {
+	if !validTarget(target) {
+		return nil, false, fmt.Errorf("%w: request target %q", ErrFrame, target)
+	}
+	u, uerr := parseTarget(d.str(target))
+	if uerr != nil {
 		return nil, false, fmt.Errorf("%w: request target %q", ErrFrame, target)
 	}
 	req = &http.Request{
-		Method: string(method), URL: u, Host: string(host),
+		Method: d.str(method), URL: u, Host: d.str(host),
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		ContentLength: cl,
 	}
@@ -150,7 +154,7 @@ func DecodeRequest(p []byte) (req *http.Request, noBody bool, err error) {
 // DecodeResponse decodes an answer head's payload. Body, Request and
 // Trailer values are the caller's.
 func DecodeResponse(p []byte) (*http.Response, error) {
-	d := decoder{b: p}
+	d := newDecoder(p)
 	flags := d.byte("flags")
 	code := d.uvarint("status")
 	cl := d.varint("content length")
@@ -182,7 +186,7 @@ func DecodeResponse(p []byte) (*http.Response, error) {
 // DecodeEnd decodes an end frame's payload, adding its fields to trailer
 // (which may be nil when none are expected: fields then make a new one).
 func DecodeEnd(p []byte, trailer http.Header) (flags byte, _ http.Header, err error) {
-	d := decoder{b: p}
+	d := newDecoder(p)
 	flags = d.byte("flags")
 	if d.err == nil && flags&^FlagKeep != 0 {
 		return 0, nil, fmt.Errorf("%w: unknown end flags %#x", ErrFrame, flags)
@@ -200,7 +204,22 @@ func DecodeEnd(p []byte, trailer http.Header) (flags byte, _ http.Header, err er
 	return flags, trailer, nil
 }
 
+// statusLines are the Status of the answers with a known reason phrase,
+// made once rather than per answer.
+var statusLines = func() map[int]string {
+	m := map[int]string{}
+	for code := 100; code <= 999; code++ {
+		if t := http.StatusText(code); t != "" {
+			m[code] = strconv.Itoa(code) + " " + t
+		}
+	}
+	return m
+}()
+
 func statusLine(code int) string {
+	if s, ok := statusLines[code]; ok {
+		return s
+	}
 	if t := http.StatusText(code); t != "" {
 		return strconv.Itoa(code) + " " + t
 	}
@@ -226,16 +245,17 @@ func (d *decoder) fields() http.Header {
 		if d.err != nil {
 			return nil
 		}
-		if !validToken(k) || !httpguts.ValidHeaderFieldValue(string(v)) {
+		value := d.str(v)
+		if !validToken(k) || !httpguts.ValidHeaderFieldValue(value) {
 			d.fail(fmt.Sprintf("field %q: %q", k, v))
 			return nil
 		}
 		name := canonical(k)
 		if vv, ok := h[name]; ok {
-			h[name] = append(vv, string(v))
+			h[name] = append(vv, value)
 			continue
 		}
-		firsts[0] = string(v)
+		firsts[0] = value
 		h[name], firsts = firsts[:1:1], firsts[1:]
 	}
 	return h
@@ -268,6 +288,29 @@ func (d *decoder) names() http.Header {
 		h[canonical(k)] = nil
 	}
 	return h
+}
+
+// parseTarget is url.ParseRequestURI(target) for a target validTarget
+// took. A path of only the bytes url.URL.EscapedPath leaves as they are
+// (no escapes) and a query are what ParseRequestURI would make of them,
+// without its copies of both; any other target goes to ParseRequestURI.
+func parseTarget(target string) (*url.URL, error) {
+	path, query, hasQuery := strings.Cut(target, "?")
+	for i := 0; i < len(path); i++ {
+		if !plainPathByte(path[i]) {
+			return url.ParseRequestURI(target)
+		}
+	}
+	return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}, nil
+}
+
+// plainPathByte reports whether url.URL.EscapedPath writes c as it is.
+func plainPathByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~/$&+,:;=@", c) >= 0
 }
 
 // canonical is k's canonical header key; the names most requests and
