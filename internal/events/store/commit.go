@@ -29,10 +29,6 @@ type write struct {
 	done chan error
 }
 
-// update runs fn in a write transaction shared with whatever other writes are
-// waiting, and returns once that transaction is durable. fn may run more than
-// once (when another write of its group fails), so it must set its results
-// from scratch on every run.
 // size is what a write adds to a log record, roughly: its payloads.
 func (w write) size() int {
 	n := 0
@@ -42,6 +38,10 @@ func (w write) size() int {
 	return n
 }
 
+// update runs fn in a write transaction shared with whatever other writes are
+// waiting, and returns once that transaction is durable. fn may run more than
+// once (when another write of its group fails), so it must set its results
+// from scratch on every run.
 func (s *Store) update(fn func(*bolt.Tx) error) error { return s.write(write{fn: fn}) }
 
 // The store has one writer at a time, the leader: the caller of the write
