@@ -174,6 +174,7 @@ type Session struct {
 	// pending, the read loop's own, lists the streams it holds data for.
 	sinks   bool
 	pending []*Stream
+	sinkW   sinkWriter
 
 	nOpened, nAccepted, nFailed, nSent, nRecv atomic.Uint64
 	nActive                                   atomic.Int64

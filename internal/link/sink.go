@@ -76,6 +76,21 @@ func (st *Stream) deferWakeLocked() bool {
 	return true
 }
 
+// sinkWriter is the read loop's writev to a sink, kept in the session so
+// that a flush allocates nothing: a gather array on the stack and a
+// callback for RawConn.Write both escape to the heap, and under
+// request/response traffic, one flush per message, they were most of what
+// the link allocated, and so most of what made the garbage collector run
+// (bench/README.md, "p99 of 1 KiB request/response"). Only the read loop
+// uses it.
+type sinkWriter struct {
+	bufs [maxGather][]byte
+	v    [][]byte
+	n    int
+	err  error
+	fn   func(fd uintptr) bool // w.write, bound once
+}
+
 // flushSinks writes what the read loop queued for pending sinks. It runs
 // on the read loop only (BufferedConn.beforeRead, and once more as the
 // read loop ends).
@@ -95,9 +110,9 @@ func (st *Stream) flushSink() {
 	st.mu.Lock()
 	st.sinkPending = false
 	if st.sink != nil && st.sinkIdle && !st.readClosed && st.errLocked() == nil && st.rq.n > 0 {
-		var bufs [maxGather][]byte
-		v := st.rq.peek(bufs[:0])
-		n, err := writevNow(st.sink, v)
+		w := &st.s.sinkW
+		n, err := w.writev(st.sink, st.rq.peek(w.bufs[:0]))
+		clear(w.bufs[:]) // the queue may release the buffers: keep none alive
 		if n > 0 {
 			st.rq.discard(n)
 			st.sinkWrote += int64(n)

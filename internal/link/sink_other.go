@@ -7,5 +7,5 @@ import "syscall"
 // directSinks is off where writevNow has no non-blocking writev.
 const directSinks = false
 
-// writevNow is never called off Linux.
-func writevNow(syscall.RawConn, [][]byte) (int, error) { return 0, syscall.EAGAIN }
+// writev is never called off Linux.
+func (*sinkWriter) writev(syscall.RawConn, [][]byte) (int, error) { return 0, syscall.EAGAIN }

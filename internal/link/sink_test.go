@@ -184,3 +184,54 @@ func TestReadFromWritesLink(t *testing.T) {
 		t.Fatalf("ReadFrom's goroutine wrote %d of %d bytes to the link: the writer goroutine did the rest", wc.readFrom, wc.all)
 	}
 }
+
+// Under request/response traffic the read loop flushes a sink once per
+// message, so a flush that allocated would make the garbage collector run
+// in step with the message rate (bench/README.md, "p99 of 1 KiB
+// request/response").
+func TestFlushSinkDoesNotAllocate(t *testing.T) {
+	c, s := sessions(t, streamTransports[2], Config{}, Config{})
+	_, b := openPair(t, c, s, nil)
+	egress, sink := tcpPair(t)
+	t.Cleanup(func() { egress.Close(); sink.Close() })
+	b.setSink(sinkOf(egress))
+	b.mu.Lock()
+	direct := b.sink != nil
+	b.mu.Unlock()
+	if !direct {
+		t.Fatal("no direct sink over a BufferedConn")
+	}
+	const flushes = 100
+	msg := bytes.Repeat([]byte("weft"), 256)
+	got := make([]byte, len(msg))
+	var ms runtime.MemStats
+	var allocs uint64
+	for range flushes {
+		b.mu.Lock()
+		p := getBuf(len(msg))
+		copy(*p, msg)
+		b.rq.push(p)
+		b.sinkIdle = true // as while WriteTo waits in ReadBuffer
+		b.mu.Unlock()
+		runtime.ReadMemStats(&ms)
+		before := ms.Mallocs
+		b.flushSink()
+		runtime.ReadMemStats(&ms)
+		allocs += ms.Mallocs - before
+		b.mu.Lock()
+		b.sinkIdle = false
+		left := b.rq.n
+		b.mu.Unlock()
+		if left != 0 {
+			t.Fatalf("%d bytes still queued after a flush to a reading sink", left)
+		}
+		if _, err := io.ReadFull(sink, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("sink read %q, %v; want the message", got, err)
+		}
+	}
+	// Other goroutines (the sessions' loops) may allocate meanwhile; a
+	// flush that allocates does so every time.
+	if per := float64(allocs) / flushes; per >= 0.5 {
+		t.Fatalf("a sink flush allocates %.2f times", per)
+	}
+}
