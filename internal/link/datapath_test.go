@@ -176,3 +176,30 @@ func (w *writesRecorder) Write(p []byte) (int, error) {
 	}
 	return w.buf.Write(p)
 }
+
+// A message's way through the link, Write at one end to Read at the other,
+// allocates nothing in the link: under request/response traffic anything
+// it allocated would be made once per message, and the garbage collector
+// would run in step with the message rate (bench/README.md, "p99 of 1 KiB
+// request/response"). Over plain TCP, so that only the link is counted.
+func TestMessageDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop buffers and frames")
+	}
+	c, s := sessions(t, transports[1], Config{}, Config{})
+	a, b := openPair(t, c, s, nil)
+	msg := bytes.Repeat([]byte("weft"), 256)
+	got := make([]byte, len(msg))
+	// Other goroutines (heartbeats) may allocate meanwhile; an allocation
+	// on the message's path is made every time.
+	if n := testing.AllocsPerRun(500, func() {
+		if _, err := a.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(b, got); err != nil {
+			t.Fatal(err)
+		}
+	}); n >= 0.5 {
+		t.Fatalf("a 1 KiB message through the link allocates %.2f times", n)
+	}
+}

@@ -118,9 +118,7 @@ func (s *Session) lookup(t frameType, id uint32) (*Stream, error) {
 }
 
 func (s *Session) handleFrame(br *bufio.Reader, t frameType, id, n uint32) error {
-	var small [8]byte
-	switch t {
-	case typeData:
+	if t == typeData {
 		st, err := s.lookup(t, id)
 		if st == nil {
 			if err == nil {
@@ -129,7 +127,11 @@ func (s *Session) handleFrame(br *bufio.Reader, t frameType, id, n uint32) error
 			return err
 		}
 		return st.recvData(br, n)
-
+	}
+	// small escapes to the heap (io.ReadFull): declared past DATA, the
+	// frame of every message, so that only control frames pay for it.
+	var small [8]byte
+	switch t {
 	case typeWindow, typeConfirm, typeRst, typePing, typePong, typeGoAway, typeProbe:
 		if _, err := io.ReadFull(br, small[:n]); err != nil {
 			if err == io.EOF {

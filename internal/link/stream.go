@@ -598,14 +598,13 @@ func (st *Stream) sendOwned(b *[]byte, n int, now bool) (int, error) {
 		}
 		fs, size := batch[:0], 0
 		for k > 0 {
-			f := &frame{payload: data[:k]}
-			putHeader(&f.hdr, typeData, st.id, k)
+			var owned *[]byte
+			if len(data) == k {
+				owned = b
+			}
+			fs = append(fs, newDataFrame(st.id, data[:k], owned))
 			data = data[k:]
 			size += k
-			if len(data) == 0 {
-				f.owned = b
-			}
-			fs = append(fs, f)
 			if len(fs) == len(batch) {
 				break
 			}
@@ -662,8 +661,7 @@ func (st *Stream) writeClose(p []byte) (n int, ok bool, err error) {
 	}
 	b := getBuf(len(p))
 	copy(*b, p)
-	data := &frame{payload: (*b)[:len(p)], owned: b}
-	putHeader(&data.hdr, typeData, st.id, len(p))
+	data := newDataFrame(st.id, (*b)[:len(p)], b)
 	st.sendWindow -= uint32(len(p))
 	st.writeClosed, st.finQueued = true, true
 	if err := st.s.enqueueFrames(false, data, newCtlFrame(typeFin, st.id, 0)); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"sync"
 )
 
 // frame is one queued outgoing frame. payload is borrowed from the caller
@@ -18,6 +19,23 @@ type frame struct {
 	// its sender closes the connection next (GOAWAY), which would drop a
 	// frame still in bufio or a BufferedConn's batch.
 	flush bool
+	// pooled: from newDataFrame, given back to dataFrames once written.
+	pooled bool
+}
+
+// dataFrames recycles the frames of owned DATA (sendOwned, writeClose):
+// one per message under request/response traffic, they were the link's
+// largest allocation once sink flushes stopped allocating (bench/README.md,
+// "p99 of 1 KiB request/response"). No one waits on such a frame (done is
+// nil) or touches it once queued, so the writer is its last user.
+var dataFrames = sync.Pool{New: func() any { return new(frame) }}
+
+// newDataFrame is a DATA frame of stream id carrying payload, owning b.
+func newDataFrame(id uint32, payload []byte, b *[]byte) *frame {
+	f := dataFrames.Get().(*frame)
+	putHeader(&f.hdr, typeData, id, len(payload))
+	f.payload, f.owned, f.pooled = payload, b, true
+	return f
 }
 
 func newCtlFrame(t frameType, id uint32, n int) *frame {
@@ -267,6 +285,10 @@ func (s *Session) writeFrames(w *frameWriter, fs []*frame, err error) error {
 		f.payload = nil
 		if f.done != nil {
 			f.done <- err
+		}
+		if f.pooled {
+			*f = frame{}
+			dataFrames.Put(f)
 		}
 	}
 	return err
