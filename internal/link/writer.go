@@ -30,7 +30,8 @@ type frame struct {
 // nil) or touches it once queued, so the writer is its last user.
 var dataFrames = sync.Pool{New: func() any { return new(frame) }}
 
-// newDataFrame is a DATA frame of stream id carrying payload, owning b.
+// newDataFrame is a DATA frame of stream id carrying payload; it owns b
+// unless b is nil (a buffer split over several frames is the last one's).
 func newDataFrame(id uint32, payload []byte, b *[]byte) *frame {
 	f := dataFrames.Get().(*frame)
 	putHeader(&f.hdr, typeData, id, len(payload))
