@@ -166,6 +166,15 @@ func encodeV1(e *Event) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// plain are the bytes appendString copies as they are, but for the bytes
+// of non-ASCII characters, which it looks at for U+2028 and U+2029.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = !strings.ContainsRune(`"\\<>&`, rune(c))
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string as json.Marshal writes one from
 // the SDK's encoder: that encoder escapes '"', '\\' and control characters
 // (\n, \r, \t, else \u00XX) and copies other bytes, even invalid UTF-8 (which
@@ -206,7 +215,8 @@ func appendString(b []byte, s string) []byte {
 			start = i
 			continue
 		default:
-			i++
+			for i++; i < len(s) && plain[s[i]]; i++ {
+			}
 			continue
 		}
 		b = append(b, s[start:i]...)

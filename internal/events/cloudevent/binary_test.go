@@ -149,3 +149,24 @@ func FuzzBinaryMatchesSDK(f *testing.F) {
 		sameAsSDK(t, h, body, false)
 	})
 }
+
+// BenchmarkDecodeBinary decodes the event harness's probe (bench/events: a
+// 256-byte text/plain body in binary mode) with decodeBinaryV1 and through
+// the SDK's binding and json.Marshal, as DecodeBytes did before.
+func BenchmarkDecodeBinary(b *testing.B) {
+	h := binaryHeader("Content-Type", "text/plain", "ce-id", "12345", "ce-source", "/bench", "ce-type", "bench")
+	body := []byte(strings.Repeat("x", 256))
+	for _, d := range []struct {
+		name   string
+		decode func(http.Header, []byte) ([]Decoded, error)
+	}{{"own", DecodeBytes}, {"sdk", viaSDK}} {
+		b.Run(d.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := d.decode(h, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -195,7 +195,7 @@ func check(evs []Event, raws [][]byte, binaryMode bool, encode func(*Event) ([]b
 		if raws != nil && !changed {
 			b = oneLine(raws[i])
 		}
-		if CheckStreamable(b) != nil {
+		if b == nil || CheckStreamable(b) != nil {
 			b, err = encode(&evs[i])
 		}
 		if err != nil {
