@@ -19,13 +19,13 @@ import (
 )
 
 // decodeBinaryV1 decodes an event in binary mode of spec version 1.0, the
-// form of a single event from most publishers (bench/README.md, "A
-// binary-mode decoder of weft's own"). It sets the attributes with the
-// SDK's own setters, as its binding does, but without the binding's
-// message, accessors and interface values, and encodes the event with
-// encodeV1 rather than the SDK's encoder under json.Marshal, which
-// compacts and checks all of it again. ok is false for anything else
-// (another spec version, structured mode), which the SDK decodes.
+// form of a single event from most publishers (bench/README.md,
+// "Persisted latency: a binary-mode decoder of weft's own"). It sets the
+// attributes with the SDK's own setters, as its binding does, but without
+// the binding's message, accessors and interface values, and encodes the
+// event with encodeV1 rather than the SDK's encoder under json.Marshal,
+// which compacts and checks all of it again. ok is false for anything
+// else (another spec version, structured mode), which the SDK decodes.
 func decodeBinaryV1(h http.Header, body []byte) (out []Decoded, ok bool, err error) {
 	// As the SDK's binding: structured mode if the content type is an
 	// event format, else binary mode if ce-specversion names a version.
