@@ -39,7 +39,7 @@ func decodeBinaryV1(h http.Header, body []byte) (out []Decoded, ok bool, err err
 	// are, canonical as net/http makes them, as the binding matches them.
 	for k, v := range h {
 		if len(v) == 0 {
-			continue
+			continue // the binding would index past it; net/http makes none
 		}
 		switch k {
 		case "Ce-Specversion":
@@ -81,7 +81,8 @@ func decodeBinaryV1(h http.Header, body []byte) (out []Decoded, ok bool, err err
 
 // extensionName is the attribute a "Ce-" header names, as the SDK's binding
 // derives it: the first letter in lower case, the rest as net/http
-// canonicalised it (SetExtension lowers it all).
+// canonicalised it (SetExtension lowers it all). k is longer than "Ce-":
+// DecodeBytes refuses a header named just that.
 func extensionName(k string) string {
 	var b strings.Builder
 	b.Grow(len(k) - 3)
