@@ -34,7 +34,10 @@ type config struct {
 	// interval) and of NATS (JetStream's default sync and "fsync");
 	// empty: all four.
 	Runs []string
-	Log  io.Writer
+	// PostClient is the HTTP client of the POST rows: "lean" (leanPoster)
+	// or "net/http".
+	PostClient string
+	Log        io.Writer
 }
 
 // allRuns are config.Runs's values, in the order they run.
@@ -55,6 +58,7 @@ func main() {
 	flag.DurationVar(&cfg.LatDuration, "latency-duration", 3*time.Second, "duration of each latency measurement")
 	flag.IntVar(&cfg.Workers, "workers", 4, "concurrent publishers (each its own connection)")
 	flag.IntVar(&cfg.Batch, "batch", 100, "events per publish request (weft batch; NATS publishes then waits for Flush or PubAcks)")
+	flag.StringVar(&cfg.PostClient, "post-client", "lean", "HTTP client of weft's POST rows: lean (one keep-alive connection per publisher, written and read in its goroutine, as wrk) or net/http")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 1 s per measurement")
 	runs := flag.String("runs", strings.Join(allRuns, ","), "the runs to make, comma-separated: weft's --events-sync always and interval, NATS with JetStream's default sync and with fsync (rows of runs left out are empty)")
 	flag.Parse()
@@ -138,7 +142,9 @@ func runWeft(ctx context.Context, cfg config, rep *report, sync string) error {
 		url := evA + "/v1/topics/" + m.topic
 		pubs := make([]publisher, cfg.Workers)
 		for i := range pubs {
-			pubs[i] = weftPublisher(url)
+			if pubs[i], err = weftPublisher(cl, url, cfg.PostClient); err != nil {
+				return err
+			}
 		}
 		if err := measure(ctx, cfg, rep, m.name, s, pubs); err != nil {
 			return err

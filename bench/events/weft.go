@@ -36,29 +36,54 @@ func weftSites(ctx context.Context, cl *benchproc.Cleanups, bin string, extra ..
 	return urls["a"], urls["b"], a, procs, nil
 }
 
-// weftClient is shared by every publisher so that connections are kept
-// alive and reused; one idle connection per worker is enough.
+// weftClient is shared by every publisher of -post-client net/http so
+// that connections are kept alive and reused; one idle connection per
+// worker is enough.
 var weftClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
 
 var weftIDs atomic.Int64
 
 // weftPublisher posts to url: one event in binary mode, several as one
-// application/cloudevents-batch+json request. A 429 or 503 (back-pressure)
-// is waited out and retried, counting in the measured time.
-func weftPublisher(url string) publisher {
+// application/cloudevents-batch+json request, with the client -post-client
+// names. A 429 or 503 (back-pressure) is waited out and retried, counting
+// in the measured time.
+func weftPublisher(cl *benchproc.Cleanups, url, client string) (publisher, error) {
+	post := func(ctx context.Context, kv []string, body []byte) (int, []byte, error) {
+		req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+		if err != nil {
+			return 0, nil, err
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			req.Header.Set(kv[i], kv[i+1])
+		}
+		resp, err := weftClient.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, answer, nil
+	}
+	switch client {
+	case "net/http":
+	case "lean", "": // the default
+		lp, err := newLeanPoster(url)
+		if err != nil {
+			return nil, err
+		}
+		cl.Add(lp.close)
+		post = lp.post
+	default:
+		return nil, fmt.Errorf("-post-client %q: lean or net/http", client)
+	}
 	return func(ctx context.Context, n int) error {
 		for {
-			req, err := weftRequest(ctx, url, n)
+			kv, body := weftRequest(n)
+			status, answer, err := post(ctx, kv, body)
 			if err != nil {
 				return err
 			}
-			resp, err := weftClient.Do(req)
-			if err != nil {
-				return err
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			switch resp.StatusCode {
+			switch status {
 			case http.StatusAccepted:
 				return nil
 			case http.StatusTooManyRequests, http.StatusServiceUnavailable:
@@ -68,25 +93,19 @@ func weftPublisher(url string) publisher {
 				case <-time.After(5 * time.Millisecond):
 				}
 			default:
-				return fmt.Errorf("publish to %s: %s: %s", url, resp.Status, body)
+				return fmt.Errorf("publish to %s: %d %s: %s", url, status, http.StatusText(status), answer)
 			}
 		}
-	}
+	}, nil
 }
 
-func weftRequest(ctx context.Context, url string, n int) (*http.Request, error) {
+// weftRequest is the header fields (name, value, ...) and body of a
+// publish of n events sent now.
+func weftRequest(n int) (kv []string, body []byte) {
 	now := time.Now()
 	if n == 1 {
-		req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(payload(now)))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "text/plain")
-		req.Header.Set("ce-specversion", "1.0")
-		req.Header.Set("ce-id", strconv.FormatInt(weftIDs.Add(1), 10))
-		req.Header.Set("ce-source", "/bench")
-		req.Header.Set("ce-type", "bench")
-		return req, nil
+		return []string{"Content-Type", "text/plain", "ce-specversion", "1.0", "ce-id", strconv.FormatInt(weftIDs.Add(1), 10),
+			"ce-source", "/bench", "ce-type", "bench"}, payload(now)
 	}
 	var b bytes.Buffer
 	b.WriteByte('[')
@@ -97,12 +116,7 @@ func weftRequest(ctx context.Context, url string, n int) (*http.Request, error) 
 		b.Write(weftEvent(now))
 	}
 	b.WriteByte(']')
-	req, err := http.NewRequestWithContext(ctx, "POST", url, &b)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/cloudevents-batch+json")
-	return req, nil
+	return []string{"Content-Type", "application/cloudevents-batch+json"}, b.Bytes()
 }
 
 // weftEvent is one event in structured JSON, sent at now.

@@ -97,6 +97,16 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 			return nil, fmt.Errorf("%w: a header named %q names no attribute; extension headers are ce- and the attribute's name", ErrMalformed, k)
 		}
 	}
+	if out, ok, err := decodeBinaryV1(h, body); ok {
+		return out, err
+	}
+	return decodeSDK(h, body, ct)
+}
+
+// decodeSDK decodes an event in binary or structured mode through the
+// SDK's binding; decodeBinaryV1 takes binary mode 1.0 off it, and its tests
+// hold the two to the same answers.
+func decodeSDK(h http.Header, body []byte, ct string) ([]Decoded, error) {
 	msg := cehttp.NewMessage(h, io.NopCloser(strings.NewReader(string(body))))
 	enc := msg.ReadEncoding()
 	if enc == binding.EncodingUnknown && strings.HasPrefix(ct, "application/cloudevents+") {
@@ -109,7 +119,7 @@ func DecodeBytes(h http.Header, body []byte) ([]Decoded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	return check([]Event{*e}, nil, enc == binding.EncodingBinary)
+	return check([]Event{*e}, nil, enc == binding.EncodingBinary, Marshal)
 }
 
 // DecodeEach decodes events each in structured-mode JSON, as a publish
@@ -125,12 +135,13 @@ func DecodeEach(raws [][]byte) ([]Decoded, error) {
 			return nil, fmt.Errorf("%w: event %d: %v", ErrMalformed, i, err)
 		}
 	}
-	return check(evs, raws, false)
+	return check(evs, raws, false, Marshal)
 }
 
 // check validates decoded events and finds each one's JSON: raws[i], the
-// publisher's own encoding, when there is one and it needed no change.
-func check(evs []Event, raws [][]byte, binaryMode bool) ([]Decoded, error) {
+// publisher's own encoding, when there is one and it needed no change, else
+// what encode writes.
+func check(evs []Event, raws [][]byte, binaryMode bool, encode func(*Event) ([]byte, error)) ([]Decoded, error) {
 	out := make([]Decoded, len(evs))
 	for i := range evs {
 		// Which event of a batch a refusal is about; formatted only then.
@@ -184,8 +195,8 @@ func check(evs []Event, raws [][]byte, binaryMode bool) ([]Decoded, error) {
 		if raws != nil && !changed {
 			b = oneLine(raws[i])
 		}
-		if CheckStreamable(b) != nil {
-			b, err = Marshal(&evs[i])
+		if b == nil || CheckStreamable(b) != nil {
+			b, err = encode(&evs[i])
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s%v", ErrMalformed, where(), err)
