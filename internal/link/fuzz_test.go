@@ -42,15 +42,7 @@ func FuzzSession(f *testing.F) {
 				}()
 			}
 		}()
-		b.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		b.Write(in)
-		b.Close()
-		select {
-		case <-s.Done():
-		case <-time.After(5 * time.Second):
-			t.Fatal("session did not end after its peer closed")
-		}
-		s.wg.Wait()
+		feedAndEnd(t, s, b, in)
 		wg.Wait()
 	})
 }
@@ -100,15 +92,21 @@ func FuzzClientSession(f *testing.F) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("the client did not send its OPENs")
 		}
-		b.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		b.Write(in)
-		b.Close()
-		select {
-		case <-s.Done():
-		case <-time.After(5 * time.Second):
-			t.Fatal("session did not end after its peer closed")
-		}
-		s.wg.Wait()
+		feedAndEnd(t, s, b, in)
 		wg.Wait()
 	})
+}
+
+// feedAndEnd writes in to the session s from its peer's end b, closes b,
+// and waits until s has ended.
+func feedAndEnd(t *testing.T, s *Session, b net.Conn, in []byte) {
+	b.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	b.Write(in)
+	b.Close()
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("session did not end after its peer closed")
+	}
+	s.wg.Wait()
 }
