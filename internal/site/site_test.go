@@ -277,6 +277,8 @@ func TestAdminAPIRefusesBadBodies(t *testing.T) {
 		"unknown field":  `{"spec":{"address":"x","target":"127.0.0.1:9","bogus":1}}`,
 		"wrong type":     `{"spec":{"address":7}}`,
 		"trailing":       good + `{}`,
+		"stray bracket":  good + `]`,
+		"stray brace":    good + `}`,
 		"garbage":        "\x00\xff",
 		"empty":          "",
 		"name mismatch":  `{"metadata":{"name":"other"},"spec":{"address":"x","target":"127.0.0.1:9"}}`,
