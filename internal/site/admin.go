@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"reflect"
@@ -190,13 +191,21 @@ func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
-	if err == nil && dec.More() {
+	if err == nil && !atEnd(dec) {
 		err = errors.New("trailing data after the JSON value")
 	}
 	if err != nil {
 		return errInvalid(fmt.Errorf("request body: %w", err))
 	}
 	return nil
+}
+
+// atEnd reports whether dec has nothing but white space left after the
+// value it decoded. Not dec.More, which takes a stray ']' or '}' for the
+// end of a list and so lets it pass.
+func atEnd(dec *json.Decoder) bool {
+	_, err := dec.Token()
+	return err == io.EOF
 }
 
 // object is a resource that a PUT to /v1/KIND/{name} creates or replaces.

@@ -43,6 +43,9 @@ func FuzzDecodeObject(f *testing.F) {
 		if decodeObject(r, obj) != nil {
 			return
 		}
+		if !json.Valid(body) {
+			t.Fatalf("accepted %q, which is not one JSON value", body)
+		}
 		if obj.GetName() != "x" {
 			t.Fatalf("accepted the name %q for the path's x", obj.GetName())
 		}

@@ -316,7 +316,7 @@ func decodeStrict(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("malformed: %w", err)
 	}
-	if dec.More() {
+	if !atEnd(dec) {
 		return errors.New("malformed: trailing data")
 	}
 	return nil

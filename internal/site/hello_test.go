@@ -72,8 +72,8 @@ func FuzzDecodeHello(f *testing.F) {
 	f.Add([]byte(`{"name":"a","cost":0}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := decodeHello(b)
-		if err == nil && (h.Cost > maxLinkCost || h.Name == "") {
-			t.Fatalf("accepted invalid hello %+v", h)
+		if err == nil && (h.Cost > maxLinkCost || h.Name == "" || !json.Valid(b)) {
+			t.Fatalf("accepted invalid hello %+v from %q", h, b)
 		}
 	})
 }

@@ -48,7 +48,7 @@ func readState(t *testing.T, dir string) *state {
 	return st
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package site
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -145,8 +146,8 @@ func FuzzRotateMessages(f *testing.F) {
 			identity.CheckCSR(req.CSR)
 		}
 		var a rotateAnswer
-		if decodeStrict(b, &a) == nil && len(b) > maxHello {
-			t.Fatal("accepted an oversized answer")
+		if decodeStrict(b, &a) == nil && (len(b) > maxHello || !json.Valid(b)) {
+			t.Fatalf("accepted %q as an answer", b)
 		}
 	})
 }

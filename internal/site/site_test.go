@@ -33,7 +33,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // directory; it stops when the test ends.
 type testSite struct {
 	*Site
-	t   *testing.T
+	t   testing.TB
 	dir string
 	log *logbuf.Buffer
 	// stop ends the site and waits until it is down; it may be called
@@ -52,7 +52,7 @@ func startSiteIn(t *testing.T, name, dir string) *testSite {
 }
 
 // startSiteWith starts a site with opts, logging to a buffer.
-func startSiteWith(t *testing.T, opts Options) *testSite {
+func startSiteWith(t testing.TB, opts Options) *testSite {
 	t.Helper()
 	log := &logbuf.Buffer{}
 	name, dir := opts.Name, opts.DataDir
@@ -138,7 +138,7 @@ func (s *testSite) announces(address string) bool {
 	return false
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -277,6 +277,8 @@ func TestAdminAPIRefusesBadBodies(t *testing.T) {
 		"unknown field":  `{"spec":{"address":"x","target":"127.0.0.1:9","bogus":1}}`,
 		"wrong type":     `{"spec":{"address":7}}`,
 		"trailing":       good + `{}`,
+		"stray bracket":  good + `]`,
+		"stray brace":    good + `}`,
 		"garbage":        "\x00\xff",
 		"empty":          "",
 		"name mismatch":  `{"metadata":{"name":"other"},"spec":{"address":"x","target":"127.0.0.1:9"}}`,

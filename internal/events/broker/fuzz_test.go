@@ -11,8 +11,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"weft.dev/weft/internal/events"
 	"weft.dev/weft/internal/siteid"
@@ -181,6 +185,130 @@ func FuzzServeStream(f *testing.F) {
 			if id != a.id && id != c.id {
 				t.Fatalf("a writer to %v, not a neighbour", id)
 			}
+		}
+	})
+}
+
+// pubMessages splits a fuzz input into publish stream messages: each is a
+// byte whose low bit makes it a text message, a 2-byte length and that
+// many bytes (what is left, when fewer).
+func pubMessages(in []byte) (msgs [][]byte, text []bool) {
+	for len(in) >= 3 {
+		n := min(int(in[1])<<8|int(in[2]), len(in)-3)
+		msgs, text = append(msgs, in[3:3+n]), append(text, in[0]&1 != 0)
+		in = in[3+n:]
+	}
+	return msgs, text
+}
+
+// pubInput is the fuzz input of the messages msgs, all binary.
+func pubInput(msgs ...[]byte) []byte {
+	var b []byte
+	for _, m := range msgs {
+		b = append(append(b, 0, byte(len(m)>>8), byte(len(m))), m...)
+	}
+	return b
+}
+
+// FuzzPublishStream drives a publish stream (a WebSocket at the event API)
+// with any messages, to a volatile topic, a persisted topic and a queue
+// without consumers: the site's handler must not panic and must end once
+// the client has gone, its first message is a hello, and every other one an
+// acknowledgement or a refusal, in order, of a batch the client sent.
+func FuzzPublishStream(f *testing.F) {
+	m := newMesh(f, []string{"a"}, nil)
+	a := m.site("a")
+	a.persisted(f, events.Topic, "p")
+	h := a.b.Handler()
+	var panicked atomic.Value
+	var handlers sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		defer func() {
+			if v := recover(); v != nil {
+				panicked.Store(fmt.Sprint(v))
+				panic(v)
+			}
+		}()
+		h.ServeHTTP(w, r)
+	}))
+	f.Cleanup(srv.Close)
+	base := "ws" + strings.TrimPrefix(srv.URL, "http")
+	ev := func(id string) []byte {
+		return []byte(`{"specversion":"1.0","id":"` + id + `","source":"/s","type":"t"}`)
+	}
+	f.Add(uint8(0), pubInput(events.AppendPubBatch(nil, 1, [][]byte{ev("1"), ev("2")}), events.AppendPubBatch(nil, 2, [][]byte{ev("3")})))
+	f.Add(uint8(1), pubInput(events.AppendPubBatch(nil, 1, [][]byte{ev("1")}), events.AppendPubBatch(nil, 2, [][]byte{[]byte(`{"id":"x"}`)}), events.AppendPubBatch(nil, 3, [][]byte{ev("3")})))
+	f.Add(uint8(2), pubInput(events.AppendPubBatch(nil, 1, [][]byte{ev("1")})))
+	f.Add(uint8(0), pubInput(events.AppendPubBatch(nil, 2, [][]byte{ev("1")})))
+	f.Add(uint8(0), append([]byte{1, 0, 2}, "{}"...))
+	f.Add(uint8(1), pubInput([]byte{events.PubBatch, 1, 0}))
+	f.Fuzz(func(t *testing.T, to uint8, in []byte) {
+		path := []string{"/v1/topics/t/publish", "/v1/topics/p/publish", "/v1/queues/q/publish"}[int(to)%3]
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		msgs, text := pubMessages(in)
+		var sent atomic.Uint64 // the highest batch number sent
+		read := make(chan error, 1)
+		go func() {
+			var done uint64
+			for i := 0; ; i++ {
+				_, msg, err := c.Read(ctx)
+				if err != nil {
+					if s := websocket.CloseStatus(err); s != -1 && s != websocket.StatusNormalClosure && s != websocket.StatusPolicyViolation {
+						read <- fmt.Errorf("stream closed with %v", err)
+						return
+					}
+					read <- nil
+					return
+				}
+				r, err := events.DecodePubReply(msg)
+				switch {
+				case err != nil:
+					err = fmt.Errorf("message %d: %v", i, err)
+				case (i == 0) != (r.Type == events.PubHello):
+					err = fmt.Errorf("message %d is of type %d", i, r.Type)
+				case i > 0 && (r.Seq <= done || r.Seq > sent.Load()):
+					err = fmt.Errorf("answer for batch %d after %d, with %d sent", r.Seq, done, sent.Load())
+				}
+				if err != nil {
+					read <- err
+					return
+				}
+				done = r.Seq
+			}
+		}()
+		for i, msg := range msgs {
+			typ := websocket.MessageBinary
+			if text[i] {
+				typ = websocket.MessageText
+			}
+			if seq, _, err := events.DecodePubBatch(msg, 1<<30); err == nil && !text[i] {
+				sent.Store(max(sent.Load(), seq))
+			}
+			if c.Write(ctx, typ, msg) != nil {
+				break // the site closed the stream
+			}
+		}
+		c.Close(websocket.StatusNormalClosure, "")
+		if err := <-read; err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan struct{})
+		go func() { handlers.Wait(); close(served) }()
+		select {
+		case <-served:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the publish stream's handler did not end after its client left")
+		}
+		if v := panicked.Load(); v != nil {
+			t.Fatalf("the handler panicked: %v", v)
 		}
 	})
 }
