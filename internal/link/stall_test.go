@@ -138,18 +138,22 @@ func TestStalledPeerKeepsStreams(t *testing.T) {
 	t.Cleanup(func() { fb.thaw() }) // runs before the sessions close
 	a, b := openPair(t, c, s, []byte("across the stall"))
 	// Each side heard from the other at this instant, and its dead-peer
-	// timer is armed ahead.
-	settled := func() {
+	// timer is armed ahead. After a step, each side's detector also took
+	// the peer's PING of this instant: the PONG to its own PING may come
+	// first, and a PING read only after the next step would teach the
+	// detector an interval of two heartbeats.
+	settled := func(pinged bool) {
 		eventually(t, 10*time.Second, "both sides settled at "+cc.since().String(), func() bool {
 			now := int64(cc.since())
-			return c.lastRecv.Load() == now && s.lastRecv.Load() == now && cc.armed() && sc.armed()
+			heard := !pinged || c.det.lastPing() == now && s.det.lastPing() == now
+			return heard && c.lastRecv.Load() == now && s.lastRecv.Load() == now && cc.armed() && sc.armed()
 		})
 	}
+	settled(false)
 	for range detectorMinSamples + 1 {
-		settled()
 		base.Step(hb)
+		settled(true)
 	}
-	settled()
 	last := cc.since()
 	limit := time.Duration(c.det.timeout(int64(hb/4), int64(hb/20), int64(deadAfter)))
 	if limit >= deadAfter {
@@ -175,4 +179,11 @@ func TestStalledPeerKeepsStreams(t *testing.T) {
 	streamCarries(t, b, a)
 	alive(t, c, "after the stall")
 	alive(t, s, "the stalled side, after the stall")
+}
+
+// lastPing is when the detector took the peer's last PING.
+func (d *detector) lastPing() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last
 }
