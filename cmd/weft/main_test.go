@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
@@ -206,5 +207,28 @@ func TestWantsController(t *testing.T) {
 				t.Errorf("wantsController = %v, want %v", got, tc.wantCtl)
 			}
 		})
+	}
+}
+
+// An empty statement file is refused before the site is asked: an empty
+// statement once meant "revoke this very site", for good.
+func TestRevocationAddRefusesEmptyFile(t *testing.T) {
+	for content, refused := range map[string]bool{
+		"": true, "\n": true, "site: x\nkind: site\n": true,
+		"AAECAwQF\n": false, "statement: AAECAwQF\n": false, // bare, and as create wrote it
+	} {
+		path := t.TempDir() + "/statement.yaml"
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		root := newRootCmd(&out, &out)
+		// No site runs in this directory: a statement found goes on to
+		// fail there, after the file was taken.
+		root.SetArgs([]string{"--site", t.TempDir(), "revocation", "add", path})
+		err := root.Execute()
+		if got := err != nil && strings.Contains(err.Error(), "holds no revocation statement"); got != refused || err == nil {
+			t.Errorf("revocation add of %q: %v", content, err)
+		}
 	}
 }

@@ -63,7 +63,7 @@ statement, which 'weft revocation add' hands to sites not linked to this one.`,
   weft --site ~/weft/east revocation create -o yaml > east-revoked.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return post(cmd, apitype.RevocationRequest{Reason: reason})
+			return post(cmd, apitype.RevocationRequest{Self: true, Reason: reason})
 		},
 	}
 	create.Flags().StringVar(&reason, "reason", "", "why, for operators reading it (at most 256 bytes)")
@@ -86,8 +86,11 @@ bare base64 statement; - reads stdin.`,
 			}
 			stmt := strings.TrimSpace(string(b))
 			var doc apitype.Revocation
-			if err := yaml.Unmarshal(b, &doc); err == nil && doc.Statement != "" {
-				stmt = doc.Statement
+			if err := yaml.Unmarshal(b, &doc); err == nil {
+				stmt = doc.Statement // a document (or nothing): its statement only
+			}
+			if stmt == "" {
+				return fmt.Errorf("%s holds no revocation statement: give the file 'weft revocation create -o yaml' or 'weft org revoke' wrote", args[0])
 			}
 			format = addFormat
 			return post(cmd, apitype.RevocationRequest{Statement: stmt})

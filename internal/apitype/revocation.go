@@ -4,10 +4,12 @@ import "time"
 
 // RevocationRequest is the body of POST /v1/revocations: either Statement,
 // a revocation made elsewhere (base64 of its binary form), for this site to
-// check, keep and pass on; or, without it, a revocation of this site itself
-// by its own identity key, for Reason.
+// check, keep and pass on; or Self, a revocation of this site itself by its
+// own identity key, for Reason. Self must be said: a site's revocation of
+// itself cannot be undone, so an empty body is refused, not taken for it.
 type RevocationRequest struct {
 	Statement string `json:"statement,omitempty"`
+	Self      bool   `json:"self,omitempty"`
 	Reason    string `json:"reason,omitempty"`
 }
 

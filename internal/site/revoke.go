@@ -257,5 +257,11 @@ func (s *Site) apiRevoke(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
 	}
+	switch {
+	case req.Statement == "" && !req.Self:
+		return nil, errInvalid(errors.New(`no statement: give "statement" (from 'weft revocation create -o yaml' at the revoked site) to add it, or "self": true to revoke this very site, for good`))
+	case req.Statement != "" && req.Self:
+		return nil, errInvalid(errors.New(`both "statement" and "self": give one, a statement to add or self to revoke this site`))
+	}
 	return s.Revoke(req.Statement, req.Reason)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"weft.dev/weft/internal/apitype"
 	"weft.dev/weft/internal/revocation"
 	"weft.dev/weft/internal/routing"
 	"weft.dev/weft/internal/siteid"
@@ -72,6 +73,29 @@ func TestRevocationFloodsAndHolds(t *testing.T) {
 	}
 	if !d.isRevoked(c.ID()) {
 		t.Fatal("d did not take the statement")
+	}
+}
+
+// A site revokes itself only when told so in words: an empty body, which a
+// script's mistake or an empty statement file sends, is refused and
+// revokes nothing, and so is a body with both a statement and self.
+func TestSelfRevocationMustBeSaid(t *testing.T) {
+	a := startSite(t, "a")
+	for _, body := range []any{map[string]any{}, map[string]any{"reason": "retired"},
+		map[string]any{"self": true, "statement": "AAEC"}} {
+		if code, errCode := a.api("POST", "/v1/revocations", body, nil); code != 400 || errCode != "Invalid" {
+			t.Errorf("POST %v: %d %s, want 400 Invalid", body, code, errCode)
+		}
+	}
+	if a.isRevoked(a.ID()) {
+		t.Fatal("an unsaid self-revocation revoked the site")
+	}
+	var view apitype.Revocation
+	if code, _ := a.api("POST", "/v1/revocations", map[string]any{"self": true, "reason": "retired"}, &view); code != 200 || view.Site != a.ID().String() {
+		t.Fatalf("self: %d %+v", code, view)
+	}
+	if !a.isRevoked(a.ID()) {
+		t.Fatal("self: true did not revoke the site")
 	}
 }
 
