@@ -111,14 +111,14 @@ func (st *Stream) flushSink() {
 	st.sinkPending = false
 	if st.sink != nil && st.sinkIdle && !st.readClosed && st.errLocked() == nil && st.rq.n > 0 {
 		w := &st.s.sinkW
-		n, err := w.writev(st.sink, st.rq.peek(w.bufs[:0]))
+		// An error is left to WriteTo's own write, which meets it again.
+		n, _ := w.writev(st.sink, st.rq.peek(w.bufs[:0]))
 		clear(w.bufs[:]) // the queue may release the buffers: keep none alive
 		if n > 0 {
 			st.rq.discard(n)
 			st.sinkWrote += int64(n)
 			st.consumedLocked(n)
 		}
-		_ = err // left to WriteTo's own write, which meets it again
 	}
 	wake := st.rq.n > 0 || st.finRecv || st.readClosed || st.errLocked() != nil
 	st.mu.Unlock()
